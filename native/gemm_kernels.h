@@ -1,0 +1,40 @@
+/*
+ * GEMM micro-kernels (internal to gemm.c).
+ *
+ * A micro-kernel computes one MR x NR block of C from packed panels:
+ *   a: kc steps of MR values of op(A) (column p of the MR-row panel, contiguous)
+ *   b: kc steps of NR values of op(B) (row p of the NR-column panel, contiguous)
+ *   C[i*ldc + j] = (load_c ? C[i*ldc + j] : 0) + sum_p a[p*MR + i] * b[p*NR + j]
+ * Packed panels are 64-byte aligned and zero-padded to full MR / NR.
+ *
+ * mc / kc / nc are the cache blocks the driver uses with that kernel:
+ * an mc x kc block of A stays in L2, kc x nc of B in L3, kc x NR in L1.
+ */
+#ifndef MOEKIT_GEMM_KERNELS_H
+#define MOEKIT_GEMM_KERNELS_H
+
+#include <stdint.h>
+
+#include "cpu.h"
+
+typedef void (*mk_ukr_f32)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                           int load_c);
+typedef void (*mk_ukr_f64)(int64_t kc, const double *a, const double *b, double *c,
+                           int64_t ldc, int load_c);
+
+typedef struct {
+  int mr, nr, mc, kc, nc;
+  mk_ukr_f32 fn;
+  const char *name;
+} mk_kernel_f32;
+
+typedef struct {
+  int mr, nr, mc, kc, nc;
+  mk_ukr_f64 fn;
+  const char *name;
+} mk_kernel_f64;
+
+const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa);
+const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa);
+
+#endif

@@ -1,0 +1,43 @@
+// Dtypes and storage shared by every backend.
+
+/** Element types a tensor can hold. f64 exists for gradient checks and exact references. */
+export type DType = 'f32' | 'f64' | 'i32';
+export type FloatDType = 'f32' | 'f64';
+
+export type TypedArray = Float32Array | Float64Array | Int32Array;
+
+/**
+ * What a backend keeps a tensor's elements in. The CPU backends use typed arrays in JS
+ * memory (the native addon reads and writes them in place, zero copy). A device backend
+ * (WebGPU) will add its own buffer type to this union; code above the backend never looks
+ * inside a Storage except through `Backend.readSync` / `Backend.read`.
+ */
+export type Storage = TypedArray;
+
+export function isFloatDType(d: DType): d is FloatDType {
+  return d === 'f32' || d === 'f64';
+}
+
+export function typedArrayFor(dtype: DType, n: number): TypedArray {
+  switch (dtype) {
+    case 'f32':
+      return new Float32Array(n);
+    case 'f64':
+      return new Float64Array(n);
+    case 'i32':
+      return new Int32Array(n);
+  }
+}
+
+export function dtypeOfArray(a: TypedArray): DType {
+  if (a instanceof Float32Array) return 'f32';
+  if (a instanceof Float64Array) return 'f64';
+  return 'i32';
+}
+
+/** Result dtype of a binary op: f64 beats f32 beats i32 (PyTorch-like promotion). */
+export function promoteDTypes(a: DType, b: DType): DType {
+  if (a === 'f64' || b === 'f64') return 'f64';
+  if (a === 'f32' || b === 'f32') return 'f32';
+  return 'i32';
+}

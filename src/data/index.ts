@@ -1,0 +1,46 @@
+export {
+  CORPUS_SOURCES,
+  DOMAINS,
+  loadDomainCorpus,
+  packageDir,
+  splitTrainVal,
+  validationCount,
+  type CorpusSource,
+  type Domain,
+  type DomainCorpus,
+  type TrainValSplit,
+} from './corpora.js';
+export {
+  BpeTokenizer,
+  DEFAULT_VOCAB,
+  GPT2_MAX_VOCAB,
+  MIN_VOCAB,
+  TOKENIZER_IMPL_VERSION,
+  gpt2TruncatedRanks,
+  validateVocabSize,
+} from './tokenizer.js';
+export {
+  DEFAULT_CHUNK_CHARS,
+  DOC_SEPARATOR,
+  defaultCacheDir,
+  domainTokenKey,
+  encodeDocuments,
+  loadDomainTokens,
+  readTokenCache,
+  tokenCachePath,
+  writeTokenCache,
+  type DomainTokenOptions,
+  type EncodeOptions,
+  type Split,
+  type TokenCacheKey,
+} from './token-cache.js';
+export {
+  BatchLoader,
+  TokenWindows,
+  evalBatches,
+  makeBatch,
+  type Batch,
+  type BatchLoaderOptions,
+  type EvalBatchOptions,
+  type LoaderState,
+} from './batches.js';

@@ -1,0 +1,34 @@
+// Public file I/O API: atomic writes, safetensors, and half-precision conversions.
+export { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic, writeJsonAtomicSync } from './atomic.js';
+export {
+  bf16ArrayToF32,
+  bf16BitsToF32,
+  f16ArrayToF32,
+  f16BitsToF32,
+  f32ArrayToBf16,
+  f32ArrayToF16,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from './half.js';
+export {
+  SAFETENSORS_DTYPES,
+  SAFETENSORS_MAX_HEADER_LENGTH,
+  SafetensorsError,
+  parseSafetensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  readSafetensorsHeaderSync,
+  readSafetensorsSync,
+  serializeSafetensors,
+  writeSafetensors,
+  writeSafetensorsSync,
+} from './safetensors.js';
+export type {
+  SafetensorsContents,
+  SafetensorsData,
+  SafetensorsDType,
+  SafetensorsEntry,
+  SafetensorsHeader,
+  SafetensorsTensor,
+  SafetensorsTensorInfo,
+} from './safetensors.js';

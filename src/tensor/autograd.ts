@@ -1,0 +1,111 @@
+// Reverse-mode autograd: grad mode, graph nodes, and the backward pass.
+import type { Tensor } from './tensor.js';
+
+/** One recorded op: its differentiable inputs and how to map the output grad to theirs. */
+export interface GradNode {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /** Grads w.r.t. each input (null where an input needs none). Runs under noGrad. */
+  backward(gradOutput: Tensor): readonly (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run fn without recording a graph (PyTorch's torch.no_grad()). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Run fn with graph recording switched on or off. */
+export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Tensors reachable from root through grad nodes, inputs before outputs. */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // iterative post-order DFS: deep graphs (long training unrolls) must not overflow the stack
+  const stack: { t: Tensor; next: number }[] = [{ t: root, next: 0 }];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const inputs = top.t.gradFn?.inputs ?? [];
+    if (top.next < inputs.length) {
+      const child = inputs[top.next++]!;
+      if (child.requiresGrad && !visited.has(child)) {
+        visited.add(child);
+        stack.push({ t: child, next: 0 });
+      }
+    } else {
+      order.push(top.t);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph so backward can run through it again (default false). */
+  retainGraph?: boolean;
+}
+
+/**
+ * Accumulate d(root)/d(leaf) into every leaf's `.grad`, seeding with `seed` (same shape as root).
+ * `add` is injected by the tensor module to avoid an import cycle with the ops.
+ */
+export function runBackward(
+  root: Tensor,
+  seed: Tensor,
+  add: (a: Tensor, b: Tensor) => Tensor,
+  options: BackwardOptions = {},
+): void {
+  const order = topologicalOrder(root);
+  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (t.retainsGrad || !t.gradFn) {
+        t.grad = t.grad ? add(t.grad, g) : g;
+      }
+      const node = t.gradFn;
+      if (!node) continue;
+      const inputGrads = node.backward(g);
+      node.inputs.forEach((input, j) => {
+        const gi = inputGrads[j];
+        if (!gi || !input.requiresGrad) return;
+        if (gi.shape.length !== input.shape.length || gi.shape.some((d, k) => d !== input.shape[k])) {
+          throw new Error(
+            `autograd: ${node.name} produced a gradient of shape [${gi.shape.join(', ')}] for an input of shape [${input.shape.join(', ')}]`,
+          );
+        }
+        const acc = grads.get(input);
+        grads.set(input, acc ? add(acc, gi) : gi);
+      });
+      if (!options.retainGraph) t.releaseGraph();
+    }
+  } finally {
+    gradEnabled = prev;
+  }
+}

@@ -1,0 +1,149 @@
+// The Tensor: a dtype, a shape, contiguous storage on a backend, and autograd state.
+// Most methods (add, matmul, sum, ...) are installed by src/ops/methods.ts.
+import type { Backend } from '../backend/backend.js';
+import { getBackend } from '../backend/registry.js';
+import { type DType, type Storage, type TypedArray, isFloatDType } from '../backend/types.js';
+import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
+import { numel, shapeToString } from './shape.js';
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly backend: Backend;
+  /** Contiguous row-major elements. Replaced (not mutated) by ops; mutated by optimisers. */
+  storage: Storage;
+  /** The op that produced this tensor, when it was recorded for autograd. */
+  gradFn: GradNode | null;
+  requiresGrad: boolean;
+  grad: Tensor | null = null;
+  /** Non-leaf tensors keep their grad only when asked (retainGrad). */
+  retainsGrad = false;
+  name: string | undefined;
+
+  constructor(storage: Storage, shape: readonly number[], backend: Backend = getBackend(), gradFn: GradNode | null = null) {
+    const n = backend.length(storage);
+    if (n !== numel(shape)) {
+      throw new RangeError(`Tensor: storage holds ${n} elements but shape ${shapeToString(shape)} needs ${numel(shape)}`);
+    }
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = backend.dtypeOf(storage);
+    this.backend = backend;
+    this.gradFn = gradFn;
+    this.requiresGrad = gradFn !== null;
+  }
+
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** A leaf is a tensor no recorded op produced (parameters, inputs). */
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+
+  /** Synchronous read of the elements (CPU backends). Treat the result as read-only. */
+  dataSync(): TypedArray {
+    return this.backend.readSync(this.storage);
+  }
+
+  /** Read the elements; every backend offers this (a GPU backend waits for its queue). */
+  data(): Promise<TypedArray> {
+    return this.backend.read(this.storage);
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`item: tensor of shape ${shapeToString(this.shape)} has ${this.size} elements, expected 1`);
+    return this.dataSync()[0]!;
+  }
+
+  /** As nested JS arrays (for printing and tests). */
+  toArray(): unknown {
+    const data = this.dataSync();
+    const build = (axis: number, offset: number): unknown => {
+      if (axis === this.shape.length) return data[offset];
+      const stride = numel(this.shape.slice(axis + 1));
+      return Array.from({ length: this.shape[axis]! }, (_, i) => build(axis + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  /** Mark a leaf as requiring gradients (in place; returns this). */
+  requiresGrad_(flag = true): this {
+    if (flag && !isFloatDType(this.dtype)) {
+      throw new TypeError(`requiresGrad_: only floating tensors can require gradients (dtype is ${this.dtype}; expected f32 or f64)`);
+    }
+    if (!flag && this.gradFn) throw new Error('requiresGrad_(false): only leaf tensors can stop requiring grad; use detach()');
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** Keep .grad on this non-leaf tensor after backward. */
+  retainGrad(): this {
+    this.retainsGrad = true;
+    return this;
+  }
+
+  /** The same storage, cut from the graph. */
+  detach(): Tensor {
+    return new Tensor(this.storage, this.shape, this.backend);
+  }
+
+  zeroGrad(): void {
+    this.grad = null;
+  }
+
+  /** Backpropagate from this tensor; a non-scalar needs an explicit `gradient` of the same shape. */
+  backward(gradient?: Tensor, options?: BackwardOptions): void {
+    if (!this.requiresGrad) throw new Error('backward: this tensor does not require grad (no parameter or input with requiresGrad reaches it)');
+    let seed = gradient;
+    if (!seed) {
+      if (this.size !== 1) {
+        throw new Error(`backward: gradient can be implied only for a one-element tensor (shape ${shapeToString(this.shape)})`);
+      }
+      seed = new Tensor(this.backend.full(this.dtype, 1, 1), this.shape, this.backend);
+    }
+    runBackward(this, seed, (a, b) => addForGrad(a, b), options);
+  }
+
+  /** Drop references to the graph behind this tensor (after backward). */
+  releaseGraph(): void {
+    if (this.gradFn) this.gradFn = null;
+  }
+
+  toString(): string {
+    const preview = this.size <= 64 ? JSON.stringify(this.toArray()) : `${this.size} elements`;
+    return `Tensor(${shapeToString(this.shape)}, ${this.dtype}, ${preview})`;
+  }
+}
+
+/** Gradient accumulation: elementwise add of same-shape tensors (no graph). */
+function addForGrad(a: Tensor, b: Tensor): Tensor {
+  const rank = a.shape.length;
+  const strides = new Array<number>(rank);
+  let acc = 1;
+  for (let i = rank - 1; i >= 0; i--) {
+    strides[i] = acc;
+    acc *= a.shape[i]!;
+  }
+  return new Tensor(a.backend.binary('add', a.storage, strides, b.storage, strides, a.shape, a.dtype), a.shape, a.backend);
+}
+
+/** Build an op's output, recording the node when grad mode is on and an input needs grad. */
+export function makeOutput(
+  backend: Backend,
+  storage: Storage,
+  shape: readonly number[],
+  node: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] },
+): Tensor {
+  const record = isGradEnabled() && node.inputs.some((t) => t.requiresGrad);
+  return new Tensor(storage, shape, backend, record ? node : null);
+}
