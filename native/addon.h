@@ -13,7 +13,7 @@
  *   2. add `{"foo", mk_register_foo},` to k_modules in addon.c;
  *   3. add the new functions to the NativeAddon interface in
  *      src/backend/native/addon.ts.
- * binding.gyp compiles every native/*.c, so no build change is needed.
+ * binding.gyp compiles every .c file in native/, so no build change is needed.
  */
 #ifndef MOEKIT_ADDON_H
 #define MOEKIT_ADDON_H

@@ -77,9 +77,11 @@ static napi_value matmul(napi_env env, napi_callback_info info) {
                           out.length, (long long)need_out, (long long)batch, (long long)m,
                           (long long)n);
   size_t elem = a.type == napi_float32_array ? 4 : 8;
-  mk_typed out_used = out;
+  mk_typed a_used = a, b_used = b, out_used = out; /* only the ranges the GEMM touches */
+  a_used.length = (size_t)need_a;
+  b_used.length = (size_t)need_b;
   out_used.length = (size_t)need_out;
-  if (overlaps(&out_used, &a, elem) || overlaps(&out_used, &b, elem))
+  if (overlaps(&out_used, &a_used, elem) || overlaps(&out_used, &b_used, elem))
     return mk_throw_range(env, "matmul: out must not share memory with a or b");
   if (need_out == 0) return mk_napi_undefined(env);
 

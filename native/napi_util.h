@@ -17,7 +17,9 @@
 #ifndef MOEKIT_NAPI_UTIL_H
 #define MOEKIT_NAPI_UTIL_H
 
+#ifndef NAPI_VERSION
 #define NAPI_VERSION 8
+#endif
 #include <node_api.h>
 #include <stddef.h>
 #include <stdint.h>

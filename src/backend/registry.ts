@@ -21,7 +21,8 @@ function loadNative(): ReturnType<typeof createNativeBackend> {
 }
 
 function envChoice(): string | undefined {
-  return typeof process !== 'undefined' ? process.env['MOEKIT_BACKEND'] : undefined;
+  const v = typeof process !== 'undefined' ? process.env['MOEKIT_BACKEND'] : undefined;
+  return v === '' ? undefined : v; // an empty variable counts as unset
 }
 
 function choose(): { backend: Backend; info: BackendInfo } {

@@ -1,6 +1,6 @@
 // Finite-difference gradient checks in float64, and a loop over the available backends.
 import assert from 'node:assert/strict';
-import { describe } from 'node:test';
+import { before, describe } from 'node:test';
 import { availableBackends, setBackend, type BackendName } from '../../src/backend/index.js';
 import { Generator, Tensor, noGrad } from '../../src/index.js';
 import { fromArray } from '../../src/ops/index.js';
@@ -9,7 +9,8 @@ import { fromArray } from '../../src/ops/index.js';
 export function forEachBackend(title: string, body: (name: BackendName) => void): void {
   for (const name of availableBackends()) {
     describe(`${title} [${name}]`, () => {
-      setBackend(name);
+      // describe bodies run at registration; the backend must switch when the tests run
+      before(() => setBackend(name));
       body(name);
     });
   }

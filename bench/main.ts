@@ -1,0 +1,11 @@
+// Benchmarks: `npm run bench -- <name> [options]`. Each benchmark is a module
+// bench/<name>.ts exporting register(program) that adds its subcommand; list it below.
+import { Command } from 'commander';
+
+import { register as registerGemm } from './gemm.js';
+
+const benches: Array<(program: Command) => void> = [registerGemm];
+
+const program = new Command('bench').description('moekit benchmarks');
+for (const register of benches) register(program);
+program.parse(process.argv);

@@ -1,0 +1,53 @@
+// Shared helpers for bench/<name>.ts modules.
+import { InvalidArgumentError, type Command } from 'commander';
+
+export interface CommonOptions {
+  json?: boolean;
+  threads?: number;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** --json (one JSON line per result) and --threads N, for every benchmark. */
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print one JSON object per line instead of a table')
+    .option('--threads <n>', 'threads for native kernels (default: all cores)', positiveInt);
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Time fn: `warmup` untimed calls, then at least `minRuns` timed calls and more
+ * until `minSeconds` have passed (capped at maxRuns). Returns seconds per call.
+ */
+export function timeRuns(fn: () => void, opts: { warmup?: number; minRuns?: number; maxRuns?: number; minSeconds?: number } = {}): number[] {
+  const { warmup = 2, minRuns = 5, maxRuns = 50, minSeconds = 0.5 } = opts;
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  const start = process.hrtime.bigint();
+  while (times.length < maxRuns) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    const t1 = process.hrtime.bigint();
+    times.push(Number(t1 - t0) / 1e9);
+    if (times.length >= minRuns && Number(t1 - start) / 1e9 >= minSeconds) break;
+  }
+  return times;
+}
+
+/** Render rows as an aligned text table. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "moekit_native",
+      "sources": [
+        "<!@(node -p \"require('fs').readdirSync('native').filter(f=>f.endsWith('.c')).sort().map(f=>'native/'+f).join(' ')\")"
+      ],
+      "include_dirs": ["native"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags!": ["-O2", "-O3", "-Os", "-ffast-math"],
+      "cflags_c": ["-std=c11", "-O3", "-fno-math-errno", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread"],
+      "libraries": ["-lm"],
+      "xcode_settings": {
+        "GCC_C_LANGUAGE_STANDARD": "c11",
+        "GCC_OPTIMIZATION_LEVEL": "3",
+        "OTHER_CFLAGS": ["-fno-math-errno"]
+      }
+    }
+  ]
+}
