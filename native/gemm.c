@@ -69,8 +69,10 @@ typedef struct {
  * rough ratios measured on Zen 4). Small tiles balance better but repack
  * operands; this picks e.g. 1x2 for 128x512x2048 and 2x1 for 1024^3. */
 static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr, int nr,
-                         int threads, mk_grid *out) {
-  const double pack_cost = 24.0, task_cost = 2e5;
+                         int transA, int transB, int threads, mk_grid *out) {
+  /* Packing with contiguous reads and writes (A^T, B) is ~3x cheaper than the
+   * transposing packs (A, B^T), so prefer tiles that repack the cheap one. */
+  const double pack_a = transA ? 12.0 : 36.0, pack_b = transB ? 36.0 : 12.0, task_cost = 2e5;
   const int64_t max_gm = (M + mr - 1) / mr, max_gn = (N + nr - 1) / nr;
   const int64_t max_tiles = 4 * (int64_t)threads;
   double best = -1;
@@ -86,7 +88,7 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
       if (rgn != gn) continue;
       int64_t tasks = batch * gm * gn;
       int64_t rounds = (tasks + threads - 1) / threads;
-      double per = 2.0 * tm * tn * K + pack_cost * (double)(tm + tn) * K + task_cost;
+      double per = 2.0 * tm * tn * K + (pack_a * tm + pack_b * tn) * K + task_cost;
       double cost = rounds * per;
       if (best < 0 || cost < best * 0.999) {
         best = cost;
@@ -101,19 +103,23 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
 #define T float
 #define SFX s
 #define KERNEL_T mk_kernel_f32
+#define UKR_T mk_ukr_f32
 #define GET_KERNEL mk_gemm_kernel_f32
 #include "gemm_impl.inc"
 #undef T
 #undef SFX
 #undef KERNEL_T
+#undef UKR_T
 #undef GET_KERNEL
 
 #define T double
 #define SFX d
 #define KERNEL_T mk_kernel_f64
+#define UKR_T mk_ukr_f64
 #define GET_KERNEL mk_gemm_kernel_f64
 #include "gemm_impl.inc"
 #undef T
 #undef SFX
 #undef KERNEL_T
+#undef UKR_T
 #undef GET_KERNEL

@@ -22,16 +22,23 @@ typedef void (*mk_ukr_f32)(int64_t kc, const float *a, const float *b, float *c,
 typedef void (*mk_ukr_f64)(int64_t kc, const double *a, const double *b, double *c,
                            int64_t ldc, int load_c);
 
+/* Row-edge variants: `rows` < MR rows computed from a panel packed for MR
+ * (so a panel with few valid rows does not pay for the zero padding).
+ * Listed by increasing rows; rows == 0 ends the list. */
+#define MK_MAX_EDGES 3
+
 typedef struct {
   int mr, nr, mc, kc, nc;
   mk_ukr_f32 fn;
   const char *name;
+  struct { int rows; mk_ukr_f32 fn; } edge[MK_MAX_EDGES];
 } mk_kernel_f32;
 
 typedef struct {
   int mr, nr, mc, kc, nc;
   mk_ukr_f64 fn;
   const char *name;
+  struct { int rows; mk_ukr_f64 fn; } edge[MK_MAX_EDGES];
 } mk_kernel_f64;
 
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa);

@@ -2,3 +2,5 @@
 export * from './backend/index.js';
 export * from './tensor/index.js';
 export * from './ops/index.js';
+export * from './nn/index.js';
+export * from './optim/index.js';

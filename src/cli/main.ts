@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// The `moekit` command.
+import { Command } from 'commander';
+import { backendInfo } from '../backend/registry.js';
+import { registerDemoCommand } from './demo.js';
+
+const program = new Command();
+program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError();
+
+program
+  .command('info')
+  .description('print which backend runs and why')
+  .action(() => {
+    console.log(backendInfo().reason);
+  });
+
+registerDemoCommand(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,65 @@
+// The contracts between router, dispatcher and experts (after Diffulex's RouterMetadata,
+// DispatchMetadata and ExpertExecutionMetadata), so dispatchers can be swapped freely.
+import type { Tensor } from '../tensor/tensor.js';
+
+/** What a router hands on. T tokens, E experts, K slots per token; slot s = t·K + k. */
+export interface RouterOutput {
+  /** [T, E] router logits (fp32 or wider, differentiable); z-loss reads these. */
+  logits: Tensor;
+  /** [T, E] score function of the logits (softmax | sigmoid), differentiable; LB loss reads these. */
+  scores: Tensor;
+  /** [T, K] i32 chosen experts, per token in descending order of selection score. */
+  topkIds: Tensor;
+  /** [T, K] combine weights (never include a selection bias), differentiable. */
+  topkWeights: Tensor;
+  /** [E] i32 number of slots routed to each expert (before any capacity drop). */
+  counts: Tensor;
+}
+
+/** How dispatch laid the slots out; combine and the metrics read it. S = kept slots. */
+export interface DispatchMetadata {
+  numTokens: number;
+  topK: number;
+  numExperts: number;
+  /** [S] i32 slot ids (t·K + k) in expert-contiguous order (a stable sort by expert id). */
+  sortedSlots: Tensor;
+  /** [S] i32 token of each dispatched row. */
+  rowTokens: Tensor;
+  /** [S] i32 expert of each dispatched row. */
+  rowExperts: Tensor;
+  /** [S] combine weight of each row (differentiable; taken from topkWeights). */
+  rowWeights: Tensor;
+  /** Slots dropped by capacity, ascending (empty when dropless). */
+  droppedSlots: Int32Array;
+  /** Per-expert capacity, or null when dropless. */
+  capacity: number | null;
+  /** Whether rows were scaled by their weight at dispatch (Llama-4) instead of at combine. */
+  weightsOn: 'output' | 'input';
+}
+
+/** What an expert bank needs to run its rows: one contiguous segment per expert. */
+export interface ExpertExecutionMetadata {
+  numExperts: number;
+  numRows: number;
+  /** E+1 row offsets: expert e owns rows [segOffsets[e], segOffsets[e+1]). */
+  segOffsets: Int32Array;
+  /** [E] rows per expert (after drops). */
+  rowsPerExpert: Int32Array;
+  /** [S] i32 expert of each row (for per-expert biases). */
+  rowExperts: Tensor;
+}
+
+export interface DispatchResult {
+  /** [S, H] the inputs of the kept slots, expert-contiguous. */
+  rows: Tensor;
+  meta: DispatchMetadata;
+  exec: ExpertExecutionMetadata;
+}
+
+/** Local, capacity-limited and (later) expert-parallel dispatchers implement this. */
+export interface Dispatcher {
+  /** x [T, H] and the router's choice -> expert-contiguous rows. */
+  dispatch(x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>): DispatchResult;
+  /** Expert outputs [S, H'] back to tokens [T, H'] (weighted unless weights went on the input). */
+  combine(rowOutputs: Tensor, meta: DispatchMetadata): Tensor;
+}

@@ -1,0 +1,121 @@
+// Expert banks: E stacked FFNs run over expert-contiguous rows with grouped GEMMs.
+// SwiGLU (gate/up separate, fused halves or interleaved), GELU MLP (CT-MoE), and GPT-OSS's
+// clamped SwiGLU with biases.
+import type { FloatDType } from '../backend/types.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { zeros } from '../ops/creation.js';
+import { add, clamp, gelu, mul, sigmoid, silu } from '../ops/elementwise.js';
+import { indexSelect } from '../ops/indexing.js';
+import { narrow, reshape } from '../ops/shape.js';
+import { Module, Parameter } from '../nn/module.js';
+import { uniform_ } from '../nn/init.js';
+import type { ExpertConfig } from './config.js';
+import type { ExpertExecutionMetadata } from './contracts.js';
+import { groupedMatmul } from './grouped-gemm.js';
+
+/** The weights an expert bank runs with; which are present depends on kind and layout. */
+export interface ExpertWeights {
+  /** separate layout: [E, I, H] ('out-in') or [E, H, I] ('in-out'); GELU uses upProj only. */
+  gateProj?: Tensor | null;
+  upProj?: Tensor | null;
+  /** fused / interleaved: [E, 2I, H] or [E, H, 2I]. */
+  gateUpProj?: Tensor | null;
+  /** [E, H, I] or [E, I, H]. */
+  downProj: Tensor;
+  /** Biases [E, out] (GPT-OSS): of gateUpProj (or upProj), and of downProj. */
+  gateUpBias?: Tensor | null;
+  downBias?: Tensor | null;
+}
+
+/** Run every row through its expert: rows [S, H] -> [S, H]. */
+export function runExperts(rows: Tensor, exec: ExpertExecutionMetadata, w: ExpertWeights, cfg: ExpertConfig): Tensor {
+  const transB = cfg.orientation === 'out-in';
+  const lin = (x: Tensor, weight: Tensor, bias: Tensor | null | undefined): Tensor => {
+    const y = groupedMatmul(x, weight, exec.segOffsets, { transB });
+    return bias ? add(y, indexSelect(bias, 0, exec.rowExperts)) : y;
+  };
+  const need = (t: Tensor | null | undefined, name: string): Tensor => {
+    if (!t) throw new Error(`runExperts: a '${cfg.kind}' bank with layout '${cfg.layout}' needs ${name}`);
+    return t;
+  };
+  const S = rows.shape[0]!;
+  const I = cfg.intermediateSize;
+  let h: Tensor;
+  if (cfg.kind === 'gelu') {
+    h = gelu(lin(rows, need(w.upProj, 'upProj'), w.gateUpBias));
+  } else {
+    let gate: Tensor;
+    let up: Tensor;
+    if (cfg.layout === 'separate') {
+      gate = lin(rows, need(w.gateProj, 'gateProj'), null);
+      up = lin(rows, need(w.upProj, 'upProj'), null);
+    } else {
+      const gu = lin(rows, need(w.gateUpProj, 'gateUpProj'), w.gateUpBias);
+      if (cfg.layout === 'fused') {
+        gate = narrow(gu, 1, 0, I);
+        up = narrow(gu, 1, I, I);
+      } else {
+        const pairs = reshape(gu, [S, I, 2]); // column 2i is gate i, 2i+1 is up i
+        gate = reshape(narrow(pairs, 2, 0, 1), [S, I]);
+        up = reshape(narrow(pairs, 2, 1, 1), [S, I]);
+      }
+    }
+    h = cfg.kind === 'swiglu' ? mul(silu(gate), up) : clampedSwiglu(gate, up, cfg.swigluLimit, cfg.swigluAlpha);
+  }
+  return lin(h, w.downProj, w.downBias);
+}
+
+/** GPT-OSS: gate = min(gate, L); up = clamp(up, -L, L); out = (up + 1) · gate · σ(α·gate). */
+export function clampedSwiglu(gate: Tensor, up: Tensor, limit: number, alpha: number): Tensor {
+  const g = clamp(gate, -Infinity, limit);
+  const u = clamp(up, -limit, limit);
+  return mul(add(u, 1), mul(g, sigmoid(mul(g, alpha))));
+}
+
+export interface ExpertBankOptions {
+  dtype?: FloatDType;
+  generator?: Generator;
+}
+
+/** E experts as stacked Parameters; init U(±1/sqrt(fan_in)) per expert (PyTorch Linear's default). */
+export class ExpertBank extends Module {
+  readonly gateProj: Parameter | null;
+  readonly upProj: Parameter | null;
+  readonly gateUpProj: Parameter | null;
+  readonly downProj: Parameter;
+  readonly gateUpBias: Parameter | null;
+  readonly downBias: Parameter | null;
+
+  constructor(
+    readonly numExperts: number,
+    readonly hiddenSize: number,
+    readonly cfg: ExpertConfig,
+    options: ExpertBankOptions = {},
+  ) {
+    super();
+    const gen = options.generator ?? defaultGenerator;
+    const dtype = options.dtype ?? 'f32';
+    const E = numExperts;
+    const H = hiddenSize;
+    const I = cfg.intermediateSize;
+    const mat = (out: number, inp: number): Parameter => {
+      const shape = cfg.orientation === 'out-in' ? [E, out, inp] : [E, inp, out];
+      return uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen);
+    };
+    const vec = (n: number, fan: number): Parameter => uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen);
+    const separate = cfg.kind === 'gelu' || cfg.layout === 'separate';
+    const firstOut = cfg.kind === 'gelu' ? I : 2 * I;
+    this.gateProj = separate && cfg.kind !== 'gelu' ? mat(I, H) : null;
+    this.upProj = separate ? mat(I, H) : null;
+    this.gateUpProj = separate ? null : mat(2 * I, H);
+    this.downProj = mat(H, I);
+    // a bias on the first projection is supported for fused layouts and GELU (upProj)
+    this.gateUpBias = cfg.bias && (!separate || cfg.kind === 'gelu') ? vec(firstOut, H) : null;
+    this.downBias = cfg.bias ? vec(H, I) : null;
+  }
+
+  forward(rows: Tensor, exec: ExpertExecutionMetadata): Tensor {
+    return runExperts(rows, exec, this, this.cfg);
+  }
+}

@@ -1,0 +1,113 @@
+// Token-choice routing: logits -> scores -> (biased, group-limited) top-k -> weights.
+// One composable function covers Mixtral, Qwen, OLMoE, DeepSeek-V2/V3, GPT-OSS, Granite, Llama-4.
+import { noGrad } from '../tensor/autograd.js';
+import { type Generator, defaultGenerator } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
+import { rand, zeros, ones } from '../ops/creation.js';
+import { add, div, mul, pow, sigmoid, abs, where } from '../ops/elementwise.js';
+import { gather, scatterAdd } from '../ops/indexing.js';
+import { matmul } from '../ops/linalg.js';
+import { max, sum } from '../ops/reduce.js';
+import { broadcastTo } from '../ops/broadcast.js';
+import { reshape } from '../ops/shape.js';
+import { softmax } from '../ops/softmax.js';
+import { topk } from '../ops/sort.js';
+import { shapeToString } from '../tensor/shape.js';
+import type { GroupLimitConfig, RouterConfig } from './config.js';
+import type { RouterOutput } from './contracts.js';
+
+export interface RouteOptions {
+  /** Jitter applies only in training (default false). */
+  training?: boolean;
+  /** Random source for the jitter (default: the global generator). */
+  generator?: Generator;
+  /** [E] aux-loss-free balancing bias, added to the scores for SELECTION only. */
+  selectionBias?: Tensor | null;
+}
+
+/** The router GEMM (logits = x·Wᵀ [+ b]) followed by routeLogits. x [T, H], weight [E, H], bias [E]. */
+export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
+  if (x.ndim !== 2 || weight.ndim !== 2 || weight.shape[1] !== x.shape[1] || weight.shape[0] !== cfg.numExperts) {
+    throw new RangeError(`route: x ${shapeToString(x.shape)} and weight ${shapeToString(weight.shape)} must be [T, H] and [E=${cfg.numExperts}, H]`);
+  }
+  let input = x;
+  if (opts.training && cfg.jitterEps > 0) {
+    const eps = cfg.jitterEps;
+    const u = rand([...x.shape], { dtype: x.dtype === 'f64' ? 'f64' : 'f32', generator: opts.generator ?? defaultGenerator });
+    input = mul(x, noGrad(() => add(mul(u, 2 * eps), 1 - eps)));
+  }
+  let logits = matmul(input, weight, { transB: true });
+  if (cfg.routerBias) {
+    if (!bias) throw new Error('route: router.routerBias is true but no bias tensor was given');
+    logits = add(logits, bias);
+  }
+  return routeLogits(logits, cfg, opts);
+}
+
+/** Everything after the router GEMM. logits [T, E]. */
+export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
+  const E = cfg.numExperts;
+  const K = cfg.topK;
+  if (logits.ndim !== 2 || logits.shape[1] !== E) {
+    throw new RangeError(`routeLogits: logits must be [T, ${E}] (got ${shapeToString(logits.shape)})`);
+  }
+  const T = logits.shape[0]!;
+  if (opts.selectionBias && !cfg.selectionBias) {
+    throw new Error('routeLogits: a selectionBias tensor was given but router.selectionBias is null (set it to enable aux-loss-free balancing)');
+  }
+  const scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
+
+  const topkIds = noGrad(() => {
+    if (cfg.uniformAssignment) {
+      const ids = new Int32Array(T * K);
+      for (let i = 0; i < ids.length; i++) ids[i] = i % E;
+      return new Tensor(logits.backend.fromArray(ids), [T, K], logits.backend);
+    }
+    if (cfg.selectOn === 'logits') return topk(logits, K, -1).indices;
+    let sel = scores;
+    if (opts.selectionBias) sel = add(sel, opts.selectionBias.to(sel.dtype));
+    if (cfg.groupLimit) sel = maskGroups(sel, cfg.groupLimit);
+    return topk(sel, K, -1).indices;
+  });
+
+  // weights come from the unbiased scores (or the score function over the chosen logits)
+  let w: Tensor;
+  if (cfg.selectOn === 'logits') {
+    const chosen = gather(logits, 1, topkIds);
+    w = cfg.scoreFunc === 'softmax' ? softmax(chosen, -1) : sigmoid(chosen);
+  } else {
+    w = gather(scores, 1, topkIds);
+  }
+  if (cfg.renormalize === 'sum') w = div(w, add(sum(w, -1, true), 1e-20));
+  else if (cfg.renormalize === 'pnorm') w = div(w, pow(sum(pow(abs(w), cfg.renormP), -1, true), 1 / cfg.renormP));
+  if (cfg.scalingFactor !== 1) w = mul(w, cfg.scalingFactor);
+
+  return { logits, scores, topkIds, topkWeights: w, counts: expertCounts(topkIds, E) };
+}
+
+/**
+ * Keep the topkGroups best groups of experts per token, set the others to 0 or -inf.
+ * Group score: sum of the top-2 (fewer if a group is smaller) or the max of the selection scores.
+ */
+export function maskGroups(sel: Tensor, g: GroupLimitConfig): Tensor {
+  const [T, E] = sel.shape as [number, number];
+  const n = E / g.numGroups;
+  const grouped = reshape(sel, [T, g.numGroups, n]);
+  const groupScores = g.groupScore === 'max' ? max(grouped, -1) : sum(topk(grouped, Math.min(2, n), -1).values, -1);
+  const keep = topk(groupScores, g.topkGroups, -1).indices;
+  const groupMask = scatterAdd(zeros([T, g.numGroups], { dtype: sel.dtype }), 1, keep, ones([T, g.topkGroups], { dtype: sel.dtype }));
+  const mask = reshape(broadcastTo(reshape(groupMask, [T, g.numGroups, 1]), [T, g.numGroups, n]), [T, E]);
+  return where(mask, sel, g.maskValue === 'zero' ? 0 : -Infinity);
+}
+
+/** Histogram of expert ids: [E] i32. */
+export function expertCounts(ids: Tensor, numExperts: number): Tensor {
+  const src = ids.dataSync();
+  const c = new Int32Array(numExperts);
+  for (let i = 0; i < src.length; i++) {
+    const e = src[i]!;
+    if (e < 0 || e >= numExperts) throw new RangeError(`expertCounts: expert id ${e} is outside [0, ${numExperts})`);
+    c[e]!++;
+  }
+  return new Tensor(ids.backend.fromArray(c), [numExperts], ids.backend);
+}
