@@ -65,7 +65,7 @@ forEachBackend('GPT', () => {
     const ids = randomIds(4, 12, 64, 1);
     const logits = model.forward(ids);
     assert.deepEqual(logits.shape, [4, 12, 64]);
-    const w = model.blocks[0]!.attn.qkv.weight.dataSync();
+    const w = Array.from(model.blocks[0]!.attn.qkv.weight.dataSync());
     const std = Math.sqrt(w.reduce((p, v) => p + v * v, 0) / w.length);
     assert.ok(Math.abs(std - 0.02) < 0.002, `qkv weight std ${std}`);
     assert.ok(model.blocks[0]!.attn.qkv.bias!.dataSync().every((v) => v === 0));

@@ -2,12 +2,13 @@
 // gather into expert-contiguous rows, and a weighted scatter-add back (combine).
 // Dropless by default; with a capacity factor each expert keeps its first `capacity` slots in
 // sorted (= slot) order and drops the rest (OLMo-core), whatever their weights.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
 import { mul } from '../ops/elementwise.js';
 import { indexAdd, indexSelect } from '../ops/indexing.js';
 import { reshape } from '../ops/shape.js';
 import type { DispatchConfig } from './config.js';
+import { arrayLike, fullLike } from './tensors.js';
 import type { DispatchMetadata, DispatchResult, Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contracts.js';
 
 /** OLMo-core's capacity: multiple·ceil(int(cf·K·T/E) / multiple). */
@@ -77,8 +78,7 @@ export class LocalDispatcher implements Dispatcher {
         exp[r] = e;
       }
     }
-    const b = x.backend;
-    const i32 = (a: Int32Array) => new Tensor(b.fromArray(a), [a.length], b);
+    const i32 = (a: Int32Array) => arrayLike(x, a);
     const sortedSlots = i32(plan.sortedSlots);
     const rowTokens = i32(tok);
     const rowExperts = i32(exp);
@@ -116,8 +116,6 @@ export class LocalDispatcher implements Dispatcher {
     }
     const H = rowOutputs.shape[1]!;
     const contrib = meta.weightsOn === 'output' ? mul(rowOutputs, reshape(meta.rowWeights.to(rowOutputs.dtype), [S, 1])) : rowOutputs;
-    const b = rowOutputs.backend;
-    const target = new Tensor(b.full(rowOutputs.dtype, meta.numTokens * H, 0), [meta.numTokens, H], b);
-    return indexAdd(target, 0, meta.rowTokens, contrib);
+    return indexAdd(fullLike(rowOutputs, [meta.numTokens, H], 0), 0, meta.rowTokens, contrib);
   }
 }

@@ -1,10 +1,11 @@
 // Router auxiliary losses: load balancing (both conventions, three granularities) and z-loss.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
 import { div, mul, square } from '../ops/elementwise.js';
 import { logsumexp, sum } from '../ops/reduce.js';
 import { reshape } from '../ops/shape.js';
 import type { LbConvention, LossConfig } from './config.js';
+import { arrayLike } from './tensors.js';
 
 export interface LoadBalancingOptions {
   /** 'top-k': E·Σ f_e·P_e (= K at balance, HF); 'one': the same / K (= 1 at balance, OLMo-core). */
@@ -129,6 +130,5 @@ function maskArray(mask: Tensor | null, T: number): Float64Array {
 }
 
 function constant(values: Float64Array, shape: number[], like: Tensor): Tensor {
-  const data = like.dtype === 'f64' ? values : Float32Array.from(values);
-  return new Tensor(like.backend.fromArray(data), shape, like.backend);
+  return arrayLike(like, like.dtype === 'f64' ? values : Float32Array.from(values), shape);
 }

@@ -2,8 +2,7 @@
 // One composable function covers Mixtral, Qwen, OLMoE, DeepSeek-V2/V3, GPT-OSS, Granite, Llama-4.
 import { noGrad } from '../tensor/autograd.js';
 import { type Generator, defaultGenerator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import { rand, zeros, ones } from '../ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { add, div, mul, pow, sigmoid, abs, where } from '../ops/elementwise.js';
 import { gather, scatterAdd } from '../ops/indexing.js';
 import { matmul } from '../ops/linalg.js';
@@ -15,6 +14,7 @@ import { topk } from '../ops/sort.js';
 import { shapeToString } from '../tensor/shape.js';
 import type { GroupLimitConfig, RouterConfig } from './config.js';
 import type { RouterOutput } from './contracts.js';
+import { arrayLike, fullLike } from './tensors.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -33,8 +33,10 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
   let input = x;
   if (opts.training && cfg.jitterEps > 0) {
     const eps = cfg.jitterEps;
-    const u = rand([...x.shape], { dtype: x.dtype === 'f64' ? 'f64' : 'f32', generator: opts.generator ?? defaultGenerator });
-    input = mul(x, noGrad(() => add(mul(u, 2 * eps), 1 - eps)));
+    const g = opts.generator ?? defaultGenerator;
+    const noise = x.dtype === 'f64' ? new Float64Array(x.size) : new Float32Array(x.size);
+    for (let i = 0; i < noise.length; i++) noise[i] = 1 - eps + 2 * eps * g.uniform();
+    input = mul(x, arrayLike(x, noise, x.shape));
   }
   let logits = matmul(input, weight, { transB: true });
   if (cfg.routerBias) {
@@ -61,7 +63,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
     if (cfg.uniformAssignment) {
       const ids = new Int32Array(T * K);
       for (let i = 0; i < ids.length; i++) ids[i] = i % E;
-      return new Tensor(logits.backend.fromArray(ids), [T, K], logits.backend);
+      return arrayLike(logits, ids, [T, K]);
     }
     if (cfg.selectOn === 'logits') return topk(logits, K, -1).indices;
     let sel = scores;
@@ -95,7 +97,7 @@ export function maskGroups(sel: Tensor, g: GroupLimitConfig): Tensor {
   const grouped = reshape(sel, [T, g.numGroups, n]);
   const groupScores = g.groupScore === 'max' ? max(grouped, -1) : sum(topk(grouped, Math.min(2, n), -1).values, -1);
   const keep = topk(groupScores, g.topkGroups, -1).indices;
-  const groupMask = scatterAdd(zeros([T, g.numGroups], { dtype: sel.dtype }), 1, keep, ones([T, g.topkGroups], { dtype: sel.dtype }));
+  const groupMask = scatterAdd(fullLike(sel, [T, g.numGroups], 0), 1, keep, fullLike(sel, [T, g.topkGroups], 1));
   const mask = reshape(broadcastTo(reshape(groupMask, [T, g.numGroups, 1]), [T, g.numGroups, n]), [T, E]);
   return where(mask, sel, g.maskValue === 'zero' ? 0 : -Infinity);
 }
@@ -109,5 +111,5 @@ export function expertCounts(ids: Tensor, numExperts: number): Tensor {
     if (e < 0 || e >= numExperts) throw new RangeError(`expertCounts: expert id ${e} is outside [0, ${numExperts})`);
     c[e]!++;
   }
-  return new Tensor(ids.backend.fromArray(c), [numExperts], ids.backend);
+  return arrayLike(ids, c);
 }

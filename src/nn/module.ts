@@ -14,6 +14,8 @@ import { isFloatDType } from '../backend/types.js';
 import { noGrad } from '../tensor/autograd.js';
 import { sameShape, shapeToString } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+// Modules use the tensor method API (x.matmul(w).add(b)); make sure it is installed.
+import '../ops/methods.js';
 
 /** A trainable leaf tensor. Shares the storage of the tensor it wraps (no copy). */
 export class Parameter extends Tensor {
@@ -50,15 +52,18 @@ function isModuleArray(v: unknown): v is Module[] {
   return Array.isArray(v) && v.length > 0 && v.every((m) => m instanceof Module);
 }
 
+const BUFFERS = new WeakMap<Module, Map<string, Tensor>>();
+
 /** Base class: subclasses hold Parameters / Modules as properties and define a typed `forward`. */
 export class Module {
   /** Training mode (dropout on). Set through train() / eval(). */
   training = true;
-  // non-enumerable so the discovery walk never sees it
-  declare private readonly buffers: Map<string, Tensor>;
 
-  constructor() {
-    Object.defineProperty(this, 'buffers', { value: new Map<string, Tensor>(), enumerable: false });
+  // registered buffers live outside the object so the discovery walk never sees them
+  private get buffers(): Map<string, Tensor> {
+    let m = BUFFERS.get(this);
+    if (!m) BUFFERS.set(this, (m = new Map()));
+    return m;
   }
 
   /** Register a persistent non-trainable tensor (saved in stateDict under its name). */
