@@ -1,0 +1,166 @@
+// The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics.
+import type { FloatDType } from '../backend/types.js';
+import { isGradEnabled } from '../tensor/autograd.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { shapeToString } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { zeros } from '../ops/creation.js';
+import { add, mul, sigmoid } from '../ops/elementwise.js';
+import { matmul } from '../ops/linalg.js';
+import { reshape } from '../ops/shape.js';
+import { Module, Parameter } from '../nn/module.js';
+import { truncNormal_, uniform_ } from '../nn/init.js';
+import { attachAuxLoss } from './aux-loss.js';
+import { SelectionBias } from './balancing.js';
+import type { MoEConfig } from './config.js';
+import type { Dispatcher, ExpertExecutionMetadata } from './contracts.js';
+import { LocalDispatcher } from './dispatch.js';
+import { ExpertBank } from './experts.js';
+import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
+import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
+import { route } from './router.js';
+import { arrayLike, fullLike } from './tensors.js';
+
+export interface MoELayerOptions {
+  dtype?: FloatDType;
+  generator?: Generator;
+  /** MoE layers in the model (losses are divided by it when losses.scaleByNumLayers). */
+  numLayers?: number;
+  /** Swap in another dispatcher (capacity, expert-parallel); default LocalDispatcher. */
+  dispatcher?: Dispatcher;
+}
+
+export interface MoEForwardOptions {
+  /** [T] (or x's leading shape) 1 for real tokens, 0 for padding; used by the aux losses. */
+  mask?: Tensor | null;
+  /** Sequences in the batch, for 'instance' LB granularity (default: x.shape[0] when x is 3-D). */
+  batchSize?: number;
+}
+
+export class MoELayer extends Module {
+  readonly routerWeight: Parameter;
+  readonly routerBias: Parameter | null;
+  readonly experts: ExpertBank;
+  readonly sharedExpert: ExpertBank | null;
+  readonly sharedGate: Parameter | null;
+  readonly selectionBias: SelectionBias | null;
+  readonly dispatcher: Dispatcher;
+  readonly lbAccumulator: LoadBalanceAccumulator | null;
+  /** Metrics of the latest forward. */
+  lastMetrics: MoEMetrics | null = null;
+  private readonly numLayers: number;
+  private readonly generator: Generator;
+
+  constructor(
+    readonly cfg: MoEConfig,
+    options: MoELayerOptions = {},
+  ) {
+    super();
+    const gen = options.generator ?? defaultGenerator;
+    const dtype = options.dtype ?? 'f32';
+    const H = cfg.hiddenSize;
+    const E = cfg.router.numExperts;
+    // OLMo-core router init: trunc_normal(std 0.02, [-0.06, 0.06])
+    this.routerWeight = truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
+    this.routerBias = cfg.router.routerBias ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
+    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen });
+    const sh = cfg.shared;
+    this.sharedExpert = sh
+      ? new ExpertBank(1, H, { ...cfg.experts, kind: 'swiglu', layout: 'separate', orientation: 'out-in', bias: false, intermediateSize: sh.intermediateSize }, { dtype, generator: gen })
+      : null;
+    this.sharedGate = sh?.gate === 'sigmoid' ? uniform_(new Parameter(zeros([1, H], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
+    this.selectionBias = cfg.router.selectionBias ? new SelectionBias(E, cfg.router.selectionBias) : null;
+    if (this.selectionBias) this.registerBuffer('scoreBias', this.selectionBias.bias);
+    this.dispatcher = options.dispatcher ?? new LocalDispatcher(E, cfg.dispatch);
+    this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
+    this.numLayers = options.numLayers ?? 1;
+    this.generator = gen;
+  }
+
+  /** x [..., H] -> [..., H]. In training with grad, the scaled aux losses ride on the output. */
+  forward(x: Tensor, opts: MoEForwardOptions = {}): Tensor {
+    const H = this.cfg.hiddenSize;
+    if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
+    const x2 = reshape(x, [-1, H]);
+    const T = x2.shape[0]!;
+    const rc = this.cfg.router;
+    const r = route(x2, this.routerWeight, this.routerBias, rc, {
+      training: this.training,
+      generator: this.generator,
+      selectionBias: this.selectionBias?.bias ?? null,
+    });
+    const d = this.dispatcher.dispatch(x2, r);
+    let y = this.dispatcher.combine(this.experts.forward(d.rows, d.exec), d.meta);
+    y = this.addShared(x2, y, T);
+
+    const mask = opts.mask ? reshape(opts.mask, [T]) : null;
+    const losses = this.training && isGradEnabled() ? this.auxLosses(r.scores, r.topkIds, r.logits, mask, opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1)) : null;
+    if (losses?.total) y = attachAuxLoss(y, losses.total);
+    if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
+
+    const counts = r.counts.dataSync() as Int32Array;
+    this.lastMetrics = {
+      tokensPerExpert: Int32Array.from(counts),
+      ...countMetrics(counts),
+      routerEntropy: meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
+      droppedFraction: T > 0 ? d.meta.droppedSlots.length / (T * rc.topK) : 0,
+      lbLoss: losses?.lb ?? null,
+      lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
+      zLoss: losses?.z ?? null,
+      zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
+    };
+    return reshape(y, x.shape);
+  }
+
+  /** After each optimiser step: update the selection bias from the counts since the last one, reset global-batch LB. */
+  postBatch(): void {
+    this.selectionBias?.update();
+    this.lbAccumulator?.reset();
+  }
+
+  private addShared(x2: Tensor, y: Tensor, T: number): Tensor {
+    const sh = this.cfg.shared;
+    if (!sh || !this.sharedExpert) return y;
+    const exec: ExpertExecutionMetadata = {
+      numExperts: 1,
+      numRows: T,
+      segOffsets: Int32Array.of(0, T),
+      rowsPerExpert: Int32Array.of(T),
+      rowExperts: fullLike(x2, [T], 0, 'i32'),
+    };
+    let s = this.sharedExpert.forward(x2, exec);
+    if (this.sharedGate) s = mul(s, sigmoid(matmul(x2, this.sharedGate, { transB: true })));
+    if (sh.mix === 'add') return add(y, s);
+    const K = this.cfg.router.topK;
+    return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
+  }
+
+  private auxLosses(scores: Tensor, ids: Tensor, logits: Tensor, mask: Tensor | null, batchSize: number) {
+    const lc = this.cfg.losses;
+    const weights = auxLossWeights(lc, this.numLayers);
+    let total: Tensor | null = null;
+    let lb: number | null = null;
+    let z: number | null = null;
+    if (weights.lb > 0) {
+      this.lbAccumulator?.add(ids, mask);
+      const l = loadBalancingLoss(scores, ids, {
+        convention: lc.lbConvention,
+        granularity: lc.lbGranularity === 'instance' ? 'instance' : 'local-batch',
+        batchSize,
+        mask,
+        frequencies: this.lbAccumulator?.frequencies() ?? null,
+        normalizeScores: this.cfg.router.scoreFunc === 'sigmoid',
+      });
+      lb = l.item();
+      total = mul(l, weights.lb);
+    }
+    if (weights.z > 0) {
+      const l = zLoss(logits, mask);
+      z = l.item();
+      total = total ? add(total, mul(l, weights.z)) : mul(l, weights.z);
+    }
+    return { total, lb, z, weights };
+  }
+}
+
+export { arrayLike };
