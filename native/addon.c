@@ -16,6 +16,14 @@ static const struct {
 } k_modules[] = {
     {"core", mk_register_core},
     {"gemm", mk_register_gemm},
+    {"elementwise", mk_register_elementwise},
+    {"reduce", mk_register_reduce},
+    {"rowwise", mk_register_rowwise},
+    {"layout", mk_register_layout},
+    {"indexing", mk_register_indexing},
+    {"sort", mk_register_sort},
+    {"attention", mk_register_attention},
+    {"optim", mk_register_optim},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

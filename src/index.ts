@@ -4,3 +4,4 @@ export * from './tensor/index.js';
 export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
+export * from './moe/index.js';

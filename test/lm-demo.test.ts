@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TINY_LM_DEFAULTS, trainTinyLm, unigramEntropy } from '../src/experiments/tiny-lm.js';
 
-const config = { ...TINY_LM_DEFAULTS, vocabSize: 512, dModel: 32, nHead: 2, nLayer: 1, seqLen: 32, batchSize: 8, steps: 250, warmup: 20, lr: 1e-2, evalBatches: 10 };
+const config = { ...TINY_LM_DEFAULTS, vocabSize: 512, dModel: 64, nHead: 4, nLayer: 2, seqLen: 32, batchSize: 16, steps: 300, warmup: 20, lr: 1e-2, evalBatches: 10 };
 
 test('unigramEntropy is the Shannon entropy of token frequencies', () => {
   // p = [1/2, 1/4, 1/4] -> H = 1.5 ln 2

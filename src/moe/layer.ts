@@ -19,7 +19,7 @@ import { ExpertBank } from './experts.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
-import { arrayLike, fullLike } from './tensors.js';
+import { fullLike } from './tensors.js';
 
 export interface MoELayerOptions {
   dtype?: FloatDType;
@@ -162,5 +162,3 @@ export class MoELayer extends Module {
     return { total, lb, z, weights };
   }
 }
-
-export { arrayLike };

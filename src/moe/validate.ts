@@ -14,6 +14,7 @@ export class ConfigError extends RangeError {
 function show(v: unknown): string {
   if (typeof v === 'string') return `'${v}'`;
   if (v === undefined) return 'undefined';
+  if (typeof v === 'number') return String(v);
   try {
     return JSON.stringify(v) ?? String(v);
   } catch {

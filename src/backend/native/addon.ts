@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NativeKernels } from './kernels.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -26,7 +27,7 @@ export interface NativeCpuInfo {
  * Functions exported by moekit_native. Kernel files add their exports here
  * (see native/addon.h for the C side).
  */
-export interface NativeAddon {
+export interface NativeAddon extends NativeKernels {
   /**
    * out[b] = (accumulate ? out[b] : 0) + op(A_b) · op(B_b) for b < batch, where
    * A_b starts at a[b * aBatchStride] and is stored [m,k] (or [k,m] if transA),

@@ -1,25 +1,288 @@
 // The native backend: kernels from the C addon where it has them, the reference kernels
-// for the rest (each native kernel is held to its reference twin by the op test suite).
+// for the rest (each native kernel is held to its reference twin by
+// test/backend-native-agreement.test.ts and the op test suite).
+//
+// Each wrapper allocates the output, then calls the addon, which writes into it. Inputs
+// the addon does not take (int32 where only floats are ported, mixed array kinds, more
+// than 16 dims, negative strides) go to the reference kernel, so semantics never depend
+// on which path ran.
 import type { Backend } from '../backend.js';
-import { referenceBackend } from '../reference/index.js';
-import type { Storage } from '../types.js';
+import { referenceBackend as ref } from '../reference/index.js';
+import { type Storage, typedArrayFor } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 
-function floatOut(like: Storage, n: number): Float32Array | Float64Array {
-  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+type FloatArray = Float32Array | Float64Array;
+
+const MAX_RANK = 16;
+
+function isFloat(s: Storage | null | undefined): s is FloatArray {
+  return s instanceof Float32Array || s instanceof Float64Array;
 }
 
+/** All arrays are of x's kind (nulls are skipped). */
+function sameKind(x: Storage, ...rest: (Storage | null)[]): boolean {
+  return rest.every((s) => s === null || s.constructor === x.constructor);
+}
+
+/** All float, all of one kind. */
+function floats(x: Storage, ...rest: (Storage | null)[]): x is FloatArray {
+  return isFloat(x) && sameKind(x, ...rest);
+}
+
+function floatLike(x: FloatArray, n: number): FloatArray {
+  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+function like(x: Storage, n: number): Storage {
+  return new (x.constructor as new (n: number) => Storage)(n);
+}
+
+function dimsOk(...arrays: (readonly number[])[]): boolean {
+  return arrays.every((a) => a.length <= MAX_RANK && a.every((v) => Number.isInteger(v) && v >= 0));
+}
+
+const prod = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+
 function nativeKernels(addon: NativeAddon): Partial<Backend> {
-  return {
-    matmul(a, b, batch, m, k, n, transA, transB, aBatchStride, bBatchStride) {
-      if (a instanceof Int32Array || b instanceof Int32Array) {
-        return referenceBackend.matmul(a, b, batch, m, k, n, transA, transB, aBatchStride, bBatchStride);
-      }
-      const out = floatOut(a, batch * m * n);
-      addon.matmul(a, b, out, batch, m, k, n, transA, transB, aBatchStride, bBatchStride, false);
+  const k: Partial<Backend> = {
+    matmul(a, b, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride) {
+      if (!floats(a, b)) return ref.matmul(a, b, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride);
+      const out = floatLike(a, batch * m * n);
+      addon.matmul(a, b as FloatArray, out, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride, false);
       return out;
     },
   };
+  if (typeof addon.unary !== 'function') return k; // an addon built before the kernels landed
+
+  // ---- elementwise ----
+  Object.assign(k, {
+    unary(op, x) {
+      if (!isFloat(x)) return ref.unary(op, x);
+      const out = floatLike(x, x.length);
+      addon.unary(op, x, out);
+      return out;
+    },
+    unaryBackward(op, x, dy) {
+      if (!floats(x, dy) || dy.length < x.length) return ref.unaryBackward(op, x, dy);
+      const out = floatLike(x, x.length);
+      addon.unaryBackward(op, x, dy as FloatArray, out);
+      return out;
+    },
+    binary(op, a, aStrides, b, bStrides, outShape, outDtype) {
+      const intSlow = a instanceof Int32Array && (op === 'mul' || op === 'div' || op === 'pow');
+      const out = typedArrayFor(outDtype, prod(outShape));
+      if (intSlow || !sameKind(a, b, out) || !dimsOk(aStrides, bStrides, outShape)) {
+        return ref.binary(op, a, aStrides, b, bStrides, outShape, outDtype);
+      }
+      addon.binary(op, a, aStrides, b, bStrides, outShape, out);
+      return out;
+    },
+    where(cond, condStrides, a, aStrides, b, bStrides, outShape) {
+      if (!sameKind(a, b) || !dimsOk(condStrides, aStrides, bStrides, outShape)) {
+        return ref.where(cond, condStrides, a, aStrides, b, bStrides, outShape);
+      }
+      const out = like(a, prod(outShape));
+      addon.where(cond, condStrides, a, aStrides, b, bStrides, outShape, out);
+      return out;
+    },
+    clamp(x, lo, hi) {
+      if (!isFloat(x)) return ref.clamp(x, lo, hi);
+      const out = floatLike(x, x.length);
+      addon.clamp(x, lo, hi, out);
+      return out;
+    },
+    cast(s, dtype) {
+      const out = typedArrayFor(dtype, s.length);
+      addon.cast(s, out);
+      return out;
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- reductions ----
+  Object.assign(k, {
+    reduce(op, x, outer, n, inner) {
+      if (!isFloat(x)) return ref.reduce(op, x, outer, n, inner);
+      const out = floatLike(x, outer * inner);
+      addon.reduce(op, x, outer, n, inner, out);
+      return out;
+    },
+    argReduce(op, x, outer, n, inner) {
+      if (!isFloat(x)) return ref.argReduce(op, x, outer, n, inner);
+      const out = new Int32Array(outer * inner);
+      addon.argReduce(op, x, outer, n, inner, out);
+      return out;
+    },
+    cumsum(x, outer, n, inner, reverse) {
+      if (!isFloat(x)) return ref.cumsum(x, outer, n, inner, reverse);
+      const out = floatLike(x, x.length);
+      addon.cumsum(x, outer, n, inner, reverse, out);
+      return out;
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- row-wise ----
+  Object.assign(k, {
+    softmax(x, rows, n, log) {
+      if (!isFloat(x)) return ref.softmax(x, rows, n, log);
+      const out = floatLike(x, rows * n);
+      addon.softmax(x, rows, n, log, out);
+      return out;
+    },
+    softmaxBackward(y, dy, rows, n, log) {
+      if (!floats(y, dy)) return ref.softmaxBackward(y, dy, rows, n, log);
+      const dx = floatLike(y, rows * n);
+      addon.softmaxBackward(y, dy as FloatArray, rows, n, log, dx);
+      return dx;
+    },
+    layerNorm(x, weight, bias, rows, n, eps) {
+      if (!floats(x, weight, bias)) return ref.layerNorm(x, weight, bias, rows, n, eps);
+      const y = floatLike(x, rows * n);
+      const mean = floatLike(x, rows);
+      const rstd = floatLike(x, rows);
+      addon.layerNorm(x, weight as FloatArray | null, bias as FloatArray | null, rows, n, eps, y, mean, rstd);
+      return { y, mean, rstd };
+    },
+    layerNormBackward(dy, x, weight, mean, rstd, rows, n, withBias) {
+      if (!floats(x, dy, weight, mean, rstd)) {
+        return ref.layerNormBackward(dy, x, weight, mean, rstd, rows, n, withBias);
+      }
+      const dx = floatLike(x, rows * n);
+      const dw = weight ? floatLike(x, n) : null;
+      const db = withBias ? floatLike(x, n) : null;
+      addon.layerNormBackward(dy as FloatArray, x, weight as FloatArray | null, mean as FloatArray, rstd as FloatArray, rows, n, dx, dw, db);
+      return { dx, dw, db };
+    },
+    rmsNorm(x, weight, rows, n, eps) {
+      if (!floats(x, weight)) return ref.rmsNorm(x, weight, rows, n, eps);
+      const y = floatLike(x, rows * n);
+      const rstd = floatLike(x, rows);
+      addon.rmsNorm(x, weight as FloatArray | null, rows, n, eps, y, rstd);
+      return { y, mean: floatLike(x, 0), rstd };
+    },
+    rmsNormBackward(dy, x, weight, rstd, rows, n) {
+      if (!floats(x, dy, weight, rstd)) return ref.rmsNormBackward(dy, x, weight, rstd, rows, n);
+      const dx = floatLike(x, rows * n);
+      const dw = weight ? floatLike(x, n) : null;
+      addon.rmsNormBackward(dy as FloatArray, x, weight as FloatArray | null, rstd as FloatArray, rows, n, dx, dw);
+      return { dx, dw, db: null };
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- layout ----
+  Object.assign(k, {
+    permute(x, shape, perm) {
+      if (!dimsOk(shape, perm)) return ref.permute(x, shape, perm);
+      const out = like(x, x.length);
+      addon.permute(x, shape, perm, out);
+      return out;
+    },
+    sliceCopy(x, shape, starts, sizes) {
+      if (!dimsOk(shape, starts, sizes)) return ref.sliceCopy(x, shape, starts, sizes);
+      const out = like(x, prod(sizes));
+      addon.sliceCopy(x, shape, starts, sizes, out);
+      return out;
+    },
+    sliceAddInPlace(target, shape, starts, src, srcShape) {
+      if (!sameKind(target, src) || !dimsOk(shape, starts, srcShape)) {
+        ref.sliceAddInPlace(target, shape, starts, src, srcShape);
+        return;
+      }
+      addon.sliceAddInPlace(target, shape, starts, src, srcShape);
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- indexing ----
+  Object.assign(k, {
+    indexSelect(x, outer, n, inner, idx) {
+      if (!(idx instanceof Int32Array)) return ref.indexSelect(x, outer, n, inner, idx);
+      const out = like(x, outer * idx.length * inner);
+      addon.indexSelect(x, outer, n, inner, idx, out);
+      return out;
+    },
+    indexAddInPlace(target, outer, n, inner, idx, src) {
+      if (!(idx instanceof Int32Array) || !sameKind(target, src)) {
+        ref.indexAddInPlace(target, outer, n, inner, idx, src);
+        return;
+      }
+      addon.indexAddInPlace(target, outer, n, inner, idx, src);
+    },
+    gather(x, outer, n, inner, idx, m) {
+      if (!(idx instanceof Int32Array)) return ref.gather(x, outer, n, inner, idx, m);
+      const out = like(x, outer * m * inner);
+      addon.gather(x, outer, n, inner, idx, m, out);
+      return out;
+    },
+    scatterAddInPlace(target, outer, n, inner, idx, src, m) {
+      if (!(idx instanceof Int32Array) || !sameKind(target, src)) {
+        ref.scatterAddInPlace(target, outer, n, inner, idx, src, m);
+        return;
+      }
+      addon.scatterAddInPlace(target, outer, n, inner, idx, src, m);
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- selection / sorting ----
+  Object.assign(k, {
+    topk(x, rows, n, kk, largest) {
+      if (kk > n) return ref.topk(x, rows, n, kk, largest);
+      const values = like(x, rows * kk);
+      const indices = new Int32Array(rows * kk);
+      addon.topk(x, rows, n, kk, largest, values, indices);
+      return { values, indices };
+    },
+    argsort(x, rows, n, descending) {
+      const out = new Int32Array(rows * n);
+      addon.argsort(x, rows, n, descending, out);
+      return out;
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- attention ----
+  Object.assign(k, {
+    attention(q, kk, v, bh, tq, tk, d, scale, causal) {
+      if (!floats(q, kk, v)) return ref.attention(q, kk, v, bh, tq, tk, d, scale, causal);
+      const out = floatLike(q, bh * tq * d);
+      const lse = floatLike(q, bh * tq);
+      addon.attention(q, kk as FloatArray, v as FloatArray, bh, tq, tk, d, scale, causal, out, lse);
+      return { out, lse };
+    },
+    attentionBackward(q, kk, v, out, lse, dout, bh, tq, tk, d, scale, causal) {
+      if (!floats(q, kk, v, out, lse, dout)) {
+        return ref.attentionBackward(q, kk, v, out, lse, dout, bh, tq, tk, d, scale, causal);
+      }
+      const dq = floatLike(q, q.length);
+      const dk = floatLike(q, kk.length);
+      const dv = floatLike(q, v.length);
+      const f = (s: Storage) => s as FloatArray;
+      addon.attentionBackward(q, f(kk), f(v), f(out), f(lse), f(dout), bh, tq, tk, d, scale, causal, dq, dk, dv);
+      return { dq, dk, dv };
+    },
+  } satisfies Partial<Backend>);
+
+  // ---- optimiser ----
+  Object.assign(k, {
+    adamwInPlace(param, grad, m, v, h) {
+      if (!floats(param, grad, m, v) || grad.length < param.length || m.length < param.length || v.length < param.length) {
+        ref.adamwInPlace(param, grad, m, v, h);
+        return;
+      }
+      const f = (s: Storage) => s as FloatArray;
+      addon.adamw(param, f(grad), f(m), f(v), h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.biasCorrection1, h.biasCorrection2);
+    },
+    axpyInPlace(y, x, alpha) {
+      if (!floats(y, x) || x.length < y.length) {
+        ref.axpyInPlace(y, x, alpha);
+        return;
+      }
+      addon.axpy(y, x as FloatArray, alpha);
+    },
+  } satisfies Partial<Backend>);
+  return k;
+}
+
+/** The native backend over a loaded addon (tests use this to compare kernels). */
+export function nativeBackendFrom(addon: NativeAddon): Backend {
+  return { ...ref, ...nativeKernels(addon), name: 'native' };
 }
 
 export function createNativeBackend():
@@ -29,6 +292,5 @@ export function createNativeBackend():
   if (!loaded.addon) return { backend: null, reason: loaded.reason };
   const addon = loaded.addon;
   const info = addon.cpuInfo();
-  const backend: Backend = { ...referenceBackend, ...nativeKernels(addon), name: 'native' };
-  return { backend, description: `${info.isa}, ${info.threads} threads`, addon };
+  return { backend: nativeBackendFrom(addon), description: `${info.isa}, ${info.threads} threads`, addon };
 }

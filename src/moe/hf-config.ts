@@ -1,0 +1,38 @@
+// Reading plain Hugging Face config.json objects (Diffulex's helpers: first non-null key wins).
+import { ConfigError } from './validate.js';
+
+export type HfConfig = Record<string, unknown>;
+
+function first(cfg: HfConfig, keys: readonly string[]): unknown {
+  for (const k of keys) if (cfg[k] !== undefined && cfg[k] !== null) return cfg[k];
+  return undefined;
+}
+
+function intAt(cfg: HfConfig, keys: readonly string[], dflt: number | undefined, min: number): number {
+  const v = first(cfg, keys);
+  if (v === undefined) {
+    if (dflt === undefined) throw new ConfigError(keys.join(' | '), v, `one of these keys set to an integer >= ${min}`);
+    return dflt;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigError(keys.find((k) => cfg[k] === v)!, v, `an integer >= ${min}`);
+  return v;
+}
+
+export const getNumExperts = (c: HfConfig): number => intAt(c, ['num_experts', 'n_routed_experts', 'num_local_experts'], 0, 0);
+export const getNumExpertsPerTok = (c: HfConfig): number => intAt(c, ['num_experts_per_tok', 'moe_top_k', 'top_k', 'experts_per_token'], 2, 1);
+export const getMoeIntermediateSize = (c: HfConfig): number => intAt(c, ['moe_intermediate_size', 'expert_intermediate_size', 'intermediate_size'], undefined, 1);
+export const getNormTopkProb = (c: HfConfig): boolean => (first(c, ['norm_topk_prob']) ?? true) === true;
+export const getMlpOnlyLayers = (c: HfConfig): number[] => (first(c, ['mlp_only_layers']) as number[] | undefined) ?? [];
+export const getFirstKDenseReplace = (c: HfConfig): number | null => (first(c, ['first_k_dense_replace']) as number | undefined) ?? null;
+export const getDecoderSparseStep = (c: HfConfig): number => intAt(c, ['decoder_sparse_step'], 1, 0);
+
+/** Diffulex's is_moe_layer: which decoder layers hold an MoE block. */
+export function isMoeLayer(c: HfConfig, layer: number): boolean {
+  if (getNumExperts(c) <= 0) return false;
+  if (getMlpOnlyLayers(c).includes(layer)) return false;
+  const k = getFirstKDenseReplace(c);
+  if (k !== null) return layer >= k;
+  const step = getDecoderSparseStep(c);
+  if (step <= 0) return false;
+  return (layer + 1) % step === 0;
+}
