@@ -3,8 +3,9 @@
 import { Command } from 'commander';
 
 import { register as registerGemm } from './gemm.js';
+import { register as registerMoe } from './moe.js';
 
-const benches: Array<(program: Command) => void> = [registerGemm];
+const benches: Array<(program: Command) => void> = [registerGemm, registerMoe];
 
 const program = new Command('bench').description('moekit benchmarks');
 for (const register of benches) register(program);

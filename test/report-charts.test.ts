@@ -25,7 +25,7 @@ test('renderSvg keeps the title and axis titles in the bundled font', async () =
   assert.match(svg, /DejaVu Sans/);
 });
 
-test('svgToPng gives a PNG whose pixels are not all background', async () => {
+test('svgToPng gives a PNG of the chart size', async () => {
   const png = svgToPng(await renderSvg(spec), 1);
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   // IHDR width/height (big-endian) match the SVG's size at scale 1

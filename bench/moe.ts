@@ -1,0 +1,186 @@
+// `npm run bench -- moe [--json] [--configs ...]`: one MoE layer (router + SwiGLU experts +
+// weighted combine + load-balancing loss), forward and forward+backward, on four configs;
+// with Debian's python3-torch + libopenblas0-openmp, the PyTorch peer runs in the same command
+// and each line gets the ratio moekit / PyTorch.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { backendInfo } from '../src/backend/index.js';
+import { MoELayer, moeConfig } from '../src/moe/index.js';
+import { manualSeed, noGrad, randn } from '../src/index.js';
+
+interface MoeBenchConfig {
+  dModel: number;
+  dFf: number;
+  experts: number;
+  topK: number;
+  tokens: number;
+  /** The peer script's name for this config. */
+  peer: string;
+}
+
+export const MOE_CONFIGS: Record<string, MoeBenchConfig> = {
+  small: { dModel: 128, dFf: 256, experts: 8, topK: 2, tokens: 2048, peer: 'small' },
+  'ct-moe': { dModel: 512, dFf: 2048, experts: 16, topK: 2, tokens: 4096, peer: 'ct-moe-paper' },
+  'olmoe-like': { dModel: 2048, dFf: 1024, experts: 64, topK: 8, tokens: 512, peer: 'olmoe-like' },
+  'mixtral-like': { dModel: 1024, dFf: 3584, experts: 8, topK: 2, tokens: 1024, peer: 'mixtral-like' },
+};
+
+type Mode = 'fwd' | 'fwd+bwd';
+
+interface Row {
+  bench: 'moe';
+  config: string;
+  mode: Mode;
+  tokens_per_s: number;
+  gflops: number;
+  peak_rss_mb: number;
+  backend: string;
+  peer_tokens_per_s?: number;
+  ratio?: number;
+}
+
+/** Expert-MLP FLOPs: 2·3·d·f·T·k forward, 3x that for forward+backward (as the peer counts). */
+function expertFlops(c: MoeBenchConfig, mode: Mode): number {
+  const f = 2 * 3 * c.dModel * c.dFf * c.tokens * c.topK;
+  return mode === 'fwd' ? f : 3 * f;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Runs in a child process so each row's peak RSS is its own. */
+function measure(name: string, mode: Mode): Row {
+  const c = MOE_CONFIGS[name]!;
+  manualSeed(1234);
+  const layer = new MoELayer(
+    moeConfig({
+      hiddenSize: c.dModel,
+      router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
+      experts: { kind: 'swiglu', intermediateSize: c.dFf },
+      losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
+    }),
+  );
+  const x = randn([c.tokens, c.dModel]);
+  const dy = randn([c.tokens, c.dModel]);
+  const run = mode === 'fwd'
+    ? () => noGrad(() => layer.forward(x)).dataSync()
+    : () => {
+        layer.zeroGrad();
+        const xi = x.detach().requiresGrad_();
+        layer.forward(xi).backward(dy);
+      };
+  let t0 = performance.now();
+  run();
+  let last = performance.now() - t0;
+  if (last < 500) {
+    for (let i = 0; i < 2; i++) {
+      t0 = performance.now();
+      run();
+      last = performance.now() - t0;
+    }
+  }
+  const runs = Math.min(50, Math.max(5, Math.ceil(3000 / last)));
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    t0 = performance.now();
+    run();
+    times.push((performance.now() - t0) / 1000);
+  }
+  const s = median(times);
+  return {
+    bench: 'moe',
+    config: name,
+    mode,
+    tokens_per_s: Math.round(c.tokens / s),
+    gflops: +(expertFlops(c, mode) / s / 1e9).toFixed(1),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    backend: backendInfo().name,
+  };
+}
+
+const PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
+const PY = '/usr/bin/python3';
+const OPENBLAS_OPENMP = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+
+function peerAvailable(): string | null {
+  if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR}`;
+  if (!existsSync(OPENBLAS_OPENMP)) return 'libopenblas0-openmp is not installed';
+  const r = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.status !== 0) return "Debian's python3-torch is not installed";
+  return null;
+}
+
+/** Best of the peer's two dispatch styles, per (config, mode): tokens/s. */
+function runPeer(names: string[]): Map<string, number> {
+  const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
+  const out = join(dir, 'results.json');
+  execFileSync(
+    PY,
+    ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', ...names.map((n) => MOE_CONFIGS[n]!.peer), '--out', out, '--md', join(dir, 'results.md')],
+    { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { config: string; mode: string; tokens_per_s: number }[] }[] }).summary;
+  const best = new Map<string, number>();
+  for (const row of summary[0]!.moe) {
+    const key = `${row.config}|${row.mode}`;
+    best.set(key, Math.max(best.get(key) ?? 0, row.tokens_per_s));
+  }
+  return best;
+}
+
+export function register(program: Command): void {
+  program
+    .command('moe')
+    .description('one MoE layer, forward and forward+backward, against the PyTorch peer when installed')
+    .option('--json', 'one JSON line per row')
+    .option('--configs <names...>', `subset of ${Object.keys(MOE_CONFIGS).join(', ')}`, Object.keys(MOE_CONFIGS))
+    .option('--no-peer', 'skip the PyTorch peer')
+    .option('--child <spec>', 'internal: measure one config:mode in this process')
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; child?: string }) => {
+      if (opts.child) {
+        const [name, mode] = opts.child.split(':') as [string, Mode];
+        process.stdout.write(JSON.stringify(measure(name, mode)) + '\n');
+        return;
+      }
+      for (const n of opts.configs) {
+        if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
+      }
+      if (!opts.json) console.log(backendInfo().reason);
+      const rows: Row[] = [];
+      for (const name of opts.configs) {
+        for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
+          const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', `${name}:${mode}`], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+        }
+      }
+      const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
+      if (missing === null) {
+        const peer = runPeer(opts.configs);
+        for (const r of rows) {
+          const p = peer.get(`${MOE_CONFIGS[r.config]!.peer}|${r.mode}`);
+          if (p) {
+            r.peer_tokens_per_s = Math.round(p);
+            r.ratio = +(r.tokens_per_s / p).toFixed(3);
+          }
+        }
+      } else if (!opts.json) {
+        console.log(
+          `PyTorch peer not run: ${missing}. To compare: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
+        );
+      }
+      if (opts.json) {
+        for (const r of rows) console.log(JSON.stringify(r));
+      } else {
+        console.table(rows.map((r) => ({ config: r.config, mode: r.mode, 'tok/s': r.tokens_per_s, GFLOP_s: r.gflops, 'peak MB': r.peak_rss_mb, 'torch tok/s': r.peer_tokens_per_s ?? '-', ratio: r.ratio ?? '-' })));
+      }
+    });
+}
