@@ -45,8 +45,8 @@ function close(actual: Storage | null, expected: Storage | null, what: string, t
   assert.equal(actual.length, expected.length, `${what}: length`);
   const tol = (expected instanceof Float32Array ? 2e-5 : expected instanceof Float64Array ? 1e-12 : 0) * tolScale;
   for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
+    const a: number = actual[i]!;
+    const e: number = expected[i]!;
     if (Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)) || a === e) continue;
     if (!(Math.abs(a - e) <= tol * (1 + Math.abs(e)))) assert.fail(`${what}[${i}]: native ${a}, reference ${e}`);
   }
