@@ -1,0 +1,5 @@
+// CT-MoE: a learned static expert-collaboration topology S per MoE layer (pingBenM/CT-MoE).
+export * from './config.js';
+export * from './topology.js';
+export * from './layer.js';
+export * from './diagnostics.js';
