@@ -5,3 +5,4 @@ export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './moe/index.js';
+export * from './moe/hierarchy/index.js';

@@ -85,7 +85,7 @@ export const TINY_PRESET: CtMoeExperimentConfig = {
   ...PAPER_PRESET,
   vocabSize: 2048,
   seqLen: 64,
-  dModel: 64,
+  dModel: 128,
   nHead: 4,
   nLayer: 2,
   numExperts: 8,
@@ -93,12 +93,12 @@ export const TINY_PRESET: CtMoeExperimentConfig = {
   dropout: 0.1,
   batchSize: 16,
   lr: 2e-3,
-  steps: 300,
-  warmup: 30,
+  steps: 500,
+  warmup: 50,
   logEvery: 25,
-  evalBatches: 12,
+  evalBatches: 16,
   freqBatches: 8,
-  checkpointEvery: 50,
+  checkpointEvery: 100,
 };
 
 export const PRESETS = { paper: PAPER_PRESET, tiny: TINY_PRESET } as const;

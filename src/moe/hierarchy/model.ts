@@ -128,7 +128,6 @@ export class HierarchicalMoE extends Module {
     const routing = options.routing ?? {};
     checkRoutingKeys(this.config, routing);
     const state = options.state ?? {};
-    const allRows = Int32Array.from({ length: B }, (_, i) => i);
 
     const levels: LevelOutput[] = [];
     let x = hidden;
@@ -156,7 +155,7 @@ export class HierarchicalMoE extends Module {
             levelName: lc.name,
             levelIndex: li,
             expertName: ec.name,
-            sampleIndices: whole ? allRows : g.indices,
+            sampleIndices: g.indices,
             batchSize: B,
             user: options.context as C,
           },

@@ -1,0 +1,97 @@
+// End-of-training evaluation: domain PPL, routing frequencies per domain, specialisation per
+// expert, final S per layer and the seed's eigenspectrum of the last layer's S.
+import type { Batch } from '../../data/batches.js';
+import type { Domain } from '../../data/corpora.js';
+import { fromArray } from '../../ops/creation.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { eigenspectrum, sMaxOffDiagonal, sRowEntropy } from '../../moe/topology/diagnostics.js';
+import type { CtMoeGPT } from './model.js';
+
+export function batchTensors(b: Batch) {
+  return { input: fromArray(b.input, [b.batch, b.seqLen]), target: fromArray(b.target, [b.batch, b.seqLen]) };
+}
+
+/** exp(mean over batches of the batch CE), in eval mode (dropout off), no grad. Restores the mode. */
+export function evalPpl(model: CtMoeGPT, batches: Iterable<Batch>): number {
+  const was = model.training;
+  model.eval();
+  let total = 0;
+  let n = 0;
+  try {
+    noGrad(() => {
+      for (const b of batches) {
+        const { input, target } = batchTensors(b);
+        total += model.gpt.loss(input, target).item();
+        n++;
+      }
+    });
+  } finally {
+    model.train(was);
+  }
+  if (n === 0) throw new Error('evalPpl: no evaluation batches (validation set smaller than one batch?)');
+  return Math.exp(total / n);
+}
+
+/**
+ * The seed's routing frequency on one domain: in TRAIN mode (dropout on, usage counting on),
+ * no grad, the usage counters summed over all layers and normalised. Resets the counters.
+ */
+export function routingFrequency(model: CtMoeGPT, batches: Iterable<Batch>): number[] {
+  const was = model.training;
+  model.train();
+  const layers = model.moeLayers;
+  for (const l of layers) l.usage.fill(0);
+  try {
+    noGrad(() => {
+      for (const b of batches) model.gpt.hidden(batchTensors(b).input);
+    });
+  } finally {
+    model.train(was);
+  }
+  const N = layers[0]!.cfg.numExperts;
+  const total = new Float64Array(N);
+  for (const l of layers) for (let e = 0; e < N; e++) total[e]! += l.usage[e]!;
+  for (const l of layers) l.usage.fill(0);
+  const sum = total.reduce((a, v) => a + v, 0);
+  return [...total].map((v) => (sum > 0 ? v / sum : 0));
+}
+
+/** s_e = (f_code,e - f_prose,e) / (f_code,e + f_prose,e + 1e-9): +1 code-only, -1 prose-only. */
+export function specialisation(freq: Record<Domain, readonly number[]>): number[] {
+  return freq.code.map((c, e) => (c - freq.prose[e]!) / (c + freq.prose[e]! + 1e-9));
+}
+
+/** S of every layer as row-major nested arrays (null without topology). */
+export function finalS(model: CtMoeGPT): number[][][] | null {
+  const layers = model.moeLayers;
+  if (!layers[0]!.topology) return null;
+  return layers.map((l) => {
+    const N = l.cfg.numExperts;
+    const s = noGrad(() => l.s()!).dataSync();
+    return Array.from({ length: N }, (_, i) => Array.from(s.subarray(i * N, (i + 1) * N)));
+  });
+}
+
+/** Per-layer S entropy and S max (nulls without topology). */
+export function sDiagnostics(model: CtMoeGPT): { sEntropy: number[]; sMax: number[] } | null {
+  const layers = model.moeLayers;
+  if (!layers[0]!.topology) return null;
+  const sEntropy: number[] = [];
+  const sMax: number[] = [];
+  for (const l of layers) {
+    const N = l.cfg.numExperts;
+    const s = noGrad(() => l.s()!).dataSync();
+    sEntropy.push(sRowEntropy(s, N));
+    sMax.push(sMaxOffDiagonal(s, N));
+  }
+  return { sEntropy, sMax };
+}
+
+/** eigvalsh(last layer's S) (lower-triangle semantics, see eigvalshLower), descending, |λ| normalised. */
+export function lastLayerEigenspectrum(model: CtMoeGPT) {
+  const layers = model.moeLayers;
+  const last = layers[layers.length - 1]!;
+  if (!last.topology) return null;
+  const N = last.cfg.numExperts;
+  return { ...eigenspectrum(noGrad(() => last.s()!).dataSync(), N), semantics: 'torch.linalg.eigvalsh: lower triangle of S mirrored (S is not symmetric)' };
+}

@@ -1,0 +1,267 @@
+// Training and evaluation of one CT-MoE ablation variant, resumable from its checkpoints.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backendInfo } from '../../backend/registry.js';
+import { BatchLoader, TokenWindows } from '../../data/batches.js';
+import { writeJsonAtomicSync } from '../../io/atomic.js';
+import { AdamW } from '../../optim/adamw.js';
+import { clipGradNorm } from '../../optim/clip.js';
+import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
+import { Generator, defaultGenerator, manualSeed } from '../../tensor/random.js';
+import type { CtMoeExperimentConfig, VariantFlags, VariantSpec } from './config.js';
+import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
+import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { CtMoeGPT } from './model.js';
+
+export const RESULT_JSON = 'result.json';
+
+/** One logged point (every logEvery steps and at the last step). */
+export interface CtMoeLogEntry {
+  step: number;
+  /** Mean total loss (CE + scaled LB) over the steps since the previous log. */
+  loss: number;
+  /** Mean CE over the same steps. */
+  ce: number;
+  /** Mixed-validation perplexity (evalBatches batches). */
+  valPpl: number;
+  /** Routing entropy of the usage since the previous log: mean over layers, and per layer. */
+  routingEntropy: number;
+  routingEntropyPerLayer: number[];
+  /** S row entropy / S max: mean over layers, and per layer (null: Standard MoE). */
+  sEntropy: number | null;
+  sEntropyPerLayer: number[] | null;
+  sMax: number | null;
+  sMaxPerLayer: number[] | null;
+  /** lr of the main group, and of S_raw's group, after this step's scheduler step. */
+  lr: number;
+  sLr: number;
+  /** Training seconds so far (across resumes). */
+  elapsedSec: number;
+}
+
+export interface CtMoeVariantResult {
+  key: string;
+  label: string;
+  color: string;
+  flags: VariantFlags;
+  config: CtMoeExperimentConfig;
+  nParams: number;
+  /** S_raw scalars (numLayers x N²). */
+  nTopologyParams: number;
+  steps: number;
+  /** Per step: total loss and CE. */
+  trainLoss: number[];
+  trainCe: number[];
+  logs: CtMoeLogEntry[];
+  domainPpl: { code: number; prose: number; mixed: number };
+  routingFreq: { code: number[]; prose: number[] };
+  specialisation: number[];
+  /** Final S per layer [layer][i][j] (null: Standard MoE). */
+  finalS: number[][][] | null;
+  eigenspectrum: { eigenvalues: number[]; normalizedAbs: number[]; reference: number; semantics: string } | null;
+  timing: { trainSec: number; evalSec: number; secPerStep: number; resumedFromStep: number | null };
+  backend: string;
+}
+
+export type CtMoeProgress =
+  | { variant: string; phase: 'skip' }
+  | { variant: string; phase: 'start' | 'resume'; step: number; steps: number }
+  | { variant: string; phase: 'log'; step: number; steps: number; log: CtMoeLogEntry }
+  | { variant: string; phase: 'checkpoint'; step: number; steps: number }
+  | { variant: string; phase: 'eval'; steps: number }
+  | { variant: string; phase: 'done'; result: CtMoeVariantResult }
+  | { variant: string; phase: 'interrupted'; step: number; steps: number };
+
+export interface RunVariantOptions {
+  /** The variant's directory (checkpoints and result.json). */
+  dir: string;
+  onProgress?: (p: CtMoeProgress) => void;
+  /** Stop after this step without a checkpoint, as if the process were killed (tests). */
+  stopAfterStep?: number;
+}
+
+interface Progress {
+  trainLoss: number[];
+  trainCe: number[];
+  logs: CtMoeLogEntry[];
+  trainSec: number;
+  resumedFromStep: number | null;
+}
+
+/** Steps of a run: cfg.steps, or epochs x full batches per epoch. */
+export function totalSteps(cfg: CtMoeExperimentConfig, data: CtMoeData): number {
+  if (cfg.steps !== null) return cfg.steps;
+  return cfg.epochs * Math.floor(new TokenWindows(data.train, cfg.seqLen).length / cfg.batchSize);
+}
+
+const mean = (a: readonly number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+
+/** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. */
+export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, data: CtMoeData, opts: RunVariantOptions): CtMoeVariantResult | null {
+  const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
+  const emit = opts.onProgress ?? (() => {});
+  mkdirSync(opts.dir, { recursive: true });
+  const resultFile = join(opts.dir, RESULT_JSON);
+  const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
+  if (existsSync(resultFile)) {
+    const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CtMoeVariantResult;
+    if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
+      emit({ variant: variant.key, phase: 'skip' });
+      return done;
+    }
+    throw new Error(`${resultFile} holds a finished run with another config or variant flags; move it away or use another outDir`);
+  }
+  if (data.vocabSize !== cfg.vocabSize) throw new RangeError(`runVariant: data was tokenised with vocab ${data.vocabSize}, config.vocabSize is ${cfg.vocabSize}`);
+
+  const steps = totalSteps(cfg, data);
+  manualSeed(cfg.seed);
+  const model = new CtMoeGPT(cfg, variant.flags);
+  const layers = model.moeLayers;
+  const optimizer = new AdamW(
+    [
+      { params: model.otherParameters(), lr: cfg.lr, weightDecay: cfg.weightDecay },
+      { params: model.topologyParameters(), lr: cfg.lr * cfg.sLrScale, weightDecay: 0 },
+    ],
+    { lr: cfg.lr, betas: cfg.betas, eps: 1e-8 },
+  );
+  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmup: cfg.warmup, total: steps, floor: cfg.lrFloor }));
+  const dataRng = new Generator(cfg.seed + 1);
+  const loader = new BatchLoader(new TokenWindows(data.train, cfg.seqLen), { batchSize: cfg.batchSize, random: () => dataRng.uniform() });
+
+  let step = 0;
+  let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
+  const ckpt = readCheckpoint<Progress>(opts.dir);
+  if (ckpt) {
+    if (ckpt.meta.fingerprint !== fingerprint) {
+      throw new Error(`${join(opts.dir, 'checkpoint.json')} was written for another config or variant flags; move it away or use another outDir`);
+    }
+    model.loadStateDict(ckpt.model);
+    optimizer.loadStateDict(ckpt.optimizer);
+    scheduler.loadState(ckpt.meta.scheduler);
+    defaultGenerator.setState(ckpt.meta.rng.default);
+    dataRng.setState(ckpt.meta.rng.data);
+    loader.restore(ckpt.meta.loader);
+    ckpt.meta.usage.forEach((u, i) => layers[i]!.usage.set(u));
+    step = ckpt.meta.step;
+    progress = { ...ckpt.meta.progress, resumedFromStep: step };
+    emit({ variant: variant.key, phase: 'resume', step, steps });
+  } else {
+    emit({ variant: variant.key, phase: 'start', step: 0, steps });
+  }
+
+  const save = () =>
+    writeCheckpoint<Progress>(
+      opts.dir,
+      {
+        step,
+        fingerprint,
+        scheduler: scheduler.state,
+        rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
+        loader: loader.state(),
+        usage: layers.map((l) => [...l.usage]),
+        progress,
+      },
+      model.stateDict(),
+      optimizer.stateDict(),
+    );
+
+  const params = model.parameters();
+  model.train();
+  let sessionStart = performance.now();
+  let sinceLog = { loss: [] as number[], ce: [] as number[] };
+  // losses since the previous log point (also after a resume)
+  const lastLogStep = progress.logs.length > 0 ? progress.logs[progress.logs.length - 1]!.step : 0;
+  sinceLog = { loss: progress.trainLoss.slice(lastLogStep), ce: progress.trainCe.slice(lastLogStep) };
+
+  while (step < steps) {
+    const { input, target } = batchTensors(loader.next());
+    model.zeroGrad();
+    const { total, ce } = model.loss(input, target);
+    total.backward();
+    clipGradNorm(params, cfg.gradClip);
+    optimizer.step();
+    scheduler.step();
+    step++;
+    const lv = total.item();
+    const cv = ce.item();
+    progress.trainLoss.push(lv);
+    progress.trainCe.push(cv);
+    sinceLog.loss.push(lv);
+    sinceLog.ce.push(cv);
+    for (const l of layers) l.lastAux = null; // drop the graph
+
+    if (step % cfg.logEvery === 0 || step === steps) {
+      const now = performance.now();
+      progress.trainSec += (now - sessionStart) / 1000;
+      sessionStart = now;
+      const re = layers.map((l) => l.takeRoutingEntropy());
+      const sd = sDiagnostics(model);
+      const log: CtMoeLogEntry = {
+        step,
+        loss: mean(sinceLog.loss),
+        ce: mean(sinceLog.ce),
+        valPpl: evalPpl(model, mixedBatches(data.val, cfg.seqLen, cfg.batchSize, cfg.evalBatches)),
+        routingEntropy: mean(re),
+        routingEntropyPerLayer: re,
+        sEntropy: sd ? mean(sd.sEntropy) : null,
+        sEntropyPerLayer: sd?.sEntropy ?? null,
+        sMax: sd ? mean(sd.sMax) : null,
+        sMaxPerLayer: sd?.sMax ?? null,
+        lr: optimizer.paramGroups[0]!.lr,
+        sLr: optimizer.paramGroups[1]!.lr,
+        elapsedSec: progress.trainSec,
+      };
+      progress.logs.push(log);
+      sinceLog = { loss: [], ce: [] };
+      sessionStart = performance.now(); // validation time is not training time
+      emit({ variant: variant.key, phase: 'log', step, steps, log });
+    }
+    if (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep && step < steps) {
+      emit({ variant: variant.key, phase: 'interrupted', step, steps });
+      return null;
+    }
+    if (step % cfg.checkpointEvery === 0 || step === steps) {
+      progress.trainSec += (performance.now() - sessionStart) / 1000;
+      sessionStart = performance.now();
+      save();
+      emit({ variant: variant.key, phase: 'checkpoint', step, steps });
+    }
+  }
+
+  emit({ variant: variant.key, phase: 'eval', steps });
+  const t0 = performance.now();
+  const B = cfg.batchSize;
+  const domainPpl = {
+    code: evalPpl(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.evalBatches)),
+    prose: evalPpl(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.evalBatches)),
+    mixed: evalPpl(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
+  };
+  const routingFreq = {
+    code: routingFrequency(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
+    prose: routingFrequency(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.freqBatches)),
+  };
+  const result: CtMoeVariantResult = {
+    key: variant.key,
+    label: variant.label,
+    color: variant.color,
+    flags: variant.flags,
+    config: cfg,
+    nParams: model.numParameters(),
+    nTopologyParams: model.topologyParameters().reduce((n, p) => n + p.size, 0),
+    steps,
+    trainLoss: progress.trainLoss,
+    trainCe: progress.trainCe,
+    logs: progress.logs,
+    domainPpl,
+    routingFreq,
+    specialisation: specialisation(routingFreq),
+    finalS: finalS(model),
+    eigenspectrum: lastLayerEigenspectrum(model),
+    timing: { trainSec: progress.trainSec, evalSec: (performance.now() - t0) / 1000, secPerStep: progress.trainSec / steps, resumedFromStep: progress.resumedFromStep },
+    backend: backendInfo().reason,
+  };
+  writeJsonAtomicSync(resultFile, result);
+  emit({ variant: variant.key, phase: 'done', result });
+  return result;
+}
