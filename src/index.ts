@@ -6,3 +6,4 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './moe/index.js';
 export * from './moe/hierarchy/index.js';
+export * from './moe/topology/index.js';

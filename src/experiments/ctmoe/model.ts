@@ -1,8 +1,9 @@
 // The seed's model: a pre-LN GPT (learned absolute positions, dropout after the embeddings,
-// causal attention with no qkv/proj biases, a CT-MoE layer as the FFN of every block, final
+// causal attention with no qkv/proj biases and dropout only on the attention weights, a CT-MoE layer as the FFN of every block, final
 // LayerNorm, head tied to the embedding, N(0, 0.02) init), and its loss:
 //   total = CE + (sum over layers of lb_weight * lb) / n_layers      (PPL from CE only)
 import { GPT } from '../../nn/gpt.js';
+import { Dropout } from '../../nn/layers.js';
 import { Module, type Parameter } from '../../nn/module.js';
 import { add } from '../../ops/elementwise.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -47,10 +48,12 @@ export class CtMoeGPT extends Module {
           expertCompute: cfg.expertCompute,
         }),
     });
-    // the seed's attention: qkv = Linear(D, 3D, bias=False), proj = Linear(D, D, bias=False)
+    // the seed's attention: qkv = Linear(D, 3D, bias=False), proj = Linear(D, D, bias=False),
+    // dropout only inside SDPA (no residual dropout after proj; none after the MoE either)
     for (const b of this.gpt.blocks) {
       (b.attn.qkv as { bias: Parameter | null }).bias = null;
       (b.attn.proj as { bias: Parameter | null }).bias = null;
+      (b.attn as { residDropout: Dropout }).residDropout = new Dropout(0);
     }
   }
 
