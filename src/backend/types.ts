@@ -41,3 +41,24 @@ export function promoteDTypes(a: DType, b: DType): DType {
   if (a === 'f32' || b === 'f32') return 'f32';
   return 'i32';
 }
+
+/** A zeroed array of the same element type as `like`. */
+export function arrayLike(like: TypedArray, n: number): TypedArray {
+  return typedArrayFor(dtypeOfArray(like), n);
+}
+
+/** A zeroed float array: f64 when `like` is f64, else f32. */
+export function floatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
+  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+/** Row-major strides (in elements) of a contiguous tensor of `shape`. */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}

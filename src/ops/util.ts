@@ -6,15 +6,6 @@ import { shapeToString } from '../tensor/shape.js';
 
 export type TensorLike = Tensor | number;
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
 
 /** A number becomes a 0-d tensor of `like`'s dtype on `like`'s backend. */
 export function asTensor(x: TensorLike, like: Tensor): Tensor {

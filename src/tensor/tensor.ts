@@ -2,7 +2,7 @@
 // Most methods (add, matmul, sum, ...) are installed by src/ops/methods.ts.
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
-import { type DType, type Storage, type TypedArray, isFloatDType } from '../backend/types.js';
+import { type DType, type Storage, type TypedArray, contiguousStrides, isFloatDType } from '../backend/types.js';
 import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
 import { numel, shapeToString } from './shape.js';
 
@@ -127,13 +127,7 @@ export class Tensor {
 
 /** Gradient accumulation: elementwise add of same-shape tensors (no graph). */
 function addForGrad(a: Tensor, b: Tensor): Tensor {
-  const rank = a.shape.length;
-  const strides = new Array<number>(rank);
-  let acc = 1;
-  for (let i = rank - 1; i >= 0; i--) {
-    strides[i] = acc;
-    acc *= a.shape[i]!;
-  }
+  const strides = contiguousStrides(a.shape);
   return new Tensor(a.backend.binary('add', a.storage, strides, b.storage, strides, a.shape, a.dtype), a.shape, a.backend);
 }
 

@@ -1,10 +1,6 @@
 // Reference scaled-dot-product attention for q [bh, tq, d], k/v [bh, tk, d].
 // Causal masking aligns the last query with the last key (query i sees keys j <= i + tk - tq).
-import { type Storage } from '../types.js';
-
-function floatLike(x: Storage, n: number): Float32Array | Float64Array {
-  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-}
+import { type Storage, floatArrayLike as floatLike } from '../types.js';
 
 function visible(i: number, j: number, tq: number, tk: number, causal: boolean): boolean {
   return !causal || j <= i + tk - tq;

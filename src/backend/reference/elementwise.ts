@@ -1,16 +1,16 @@
 // Reference elementwise kernels: unary ops, broadcasting binary ops, where, clamp, cast.
 import type { BinaryOp, UnaryOp } from '../backend.js';
-import { type DType, type Storage, typedArrayFor } from '../types.js';
+import { type DType, type Storage, arrayLike, floatArrayLike, typedArrayFor } from '../types.js';
 import { binaryScalar, unaryDerivative, unaryForward } from './math.js';
 
 export function unary(op: UnaryOp, x: Storage): Storage {
-  const out = typedArrayFor(x instanceof Float64Array ? 'f64' : x instanceof Float32Array ? 'f32' : 'i32', x.length);
+  const out = arrayLike(x, x.length);
   for (let i = 0; i < x.length; i++) out[i] = unaryForward(op, x[i]!);
   return out;
 }
 
 export function unaryBackward(op: UnaryOp, x: Storage, dy: Storage): Storage {
-  const out = x instanceof Float64Array ? new Float64Array(x.length) : new Float32Array(x.length);
+  const out = floatArrayLike(x, x.length);
   for (let i = 0; i < x.length; i++) out[i] = dy[i]! * unaryDerivative(op, x[i]!);
   return out;
 }
@@ -67,8 +67,7 @@ export function where(
   bStrides: readonly number[],
   outShape: readonly number[],
 ): Storage {
-  const dtype: DType = a instanceof Float64Array ? 'f64' : a instanceof Float32Array ? 'f32' : 'i32';
-  const out = typedArrayFor(dtype, outShape.reduce((p, d) => p * d, 1));
+  const out = arrayLike(a, outShape.reduce((p, d) => p * d, 1));
   forEachBroadcast(outShape, [condStrides, aStrides, bStrides], (i, [ic, ia, ib]) => {
     out[i] = cond[ic!] !== 0 ? a[ia!]! : b[ib!]!;
   });

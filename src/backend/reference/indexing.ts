@@ -1,18 +1,14 @@
 // Reference index kernels along the middle axis of [outer, n, inner].
-import { type Storage, typedArrayFor } from '../types.js';
+import { type Storage, arrayLike } from '../types.js';
 
 function checkIndex(v: number, n: number, op: string): number {
   if (!(v >= 0 && v < n)) throw new RangeError(`${op}: index ${v} is out of range for an axis of size ${n}`);
   return v;
 }
 
-function kindOf(x: Storage) {
-  return x instanceof Float64Array ? 'f64' : x instanceof Float32Array ? 'f32' : 'i32';
-}
-
 export function indexSelect(x: Storage, outer: number, n: number, inner: number, idx: Storage): Storage {
   const m = idx.length;
-  const out = typedArrayFor(kindOf(x), outer * m * inner);
+  const out = arrayLike(x, outer * m * inner);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < m; j++) {
       const src = (o * n + checkIndex(idx[j]!, n, 'indexSelect')) * inner;
@@ -35,7 +31,7 @@ export function indexAddInPlace(target: Storage, outer: number, n: number, inner
 }
 
 export function gather(x: Storage, outer: number, n: number, inner: number, idx: Storage, m: number): Storage {
-  const out = typedArrayFor(kindOf(x), outer * m * inner);
+  const out = arrayLike(x, outer * m * inner);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < m; j++) {
       for (let i = 0; i < inner; i++) {

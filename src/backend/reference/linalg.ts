@@ -1,5 +1,5 @@
 // Reference batched matmul: plain loops, accumulating in float64.
-import { type Storage } from '../types.js';
+import { type Storage, floatArrayLike } from '../types.js';
 
 export function matmul(
   a: Storage,
@@ -13,7 +13,7 @@ export function matmul(
   aBatchStride: number,
   bBatchStride: number,
 ): Storage {
-  const out = a instanceof Float64Array ? new Float64Array(batch * m * n) : new Float32Array(batch * m * n);
+  const out = floatArrayLike(a, batch * m * n);
   const row = new Float64Array(n);
   for (let bt = 0; bt < batch; bt++) {
     const ao = bt * aBatchStride;

@@ -1,10 +1,6 @@
 // Reference reductions and scans along the middle axis of [outer, n, inner].
 import type { ReduceOp } from '../backend.js';
-import { type Storage, typedArrayFor } from '../types.js';
-
-function sameKind(x: Storage, n: number): Storage {
-  return typedArrayFor(x instanceof Float64Array ? 'f64' : x instanceof Float32Array ? 'f32' : 'i32', n);
-}
+import { type Storage, arrayLike as sameKind } from '../types.js';
 
 export function reduce(op: ReduceOp, x: Storage, outer: number, n: number, inner: number): Storage {
   const out = sameKind(x, outer * inner);

@@ -1,10 +1,6 @@
 // Reference row-wise fused ops over [rows, n]: softmax / log-softmax, LayerNorm, RMSNorm.
 import type { NormGrads, NormResult } from '../backend.js';
-import { type Storage } from '../types.js';
-
-function floatLike(x: Storage, n: number): Float32Array | Float64Array {
-  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-}
+import { type Storage, floatArrayLike as floatLike } from '../types.js';
 
 export function softmax(x: Storage, rows: number, n: number, log: boolean): Storage {
   const out = floatLike(x, rows * n);

@@ -1,5 +1,5 @@
 // Reference top-k and stable argsort over rows.
-import { type Storage, typedArrayFor } from '../types.js';
+import { type Storage, arrayLike } from '../types.js';
 
 /** Stable order of one row: by value (NaN counts as the largest), ties by index. */
 function rowOrder(x: Storage, off: number, n: number, descending: boolean): number[] {
@@ -22,7 +22,7 @@ export function argsort(x: Storage, rows: number, n: number, descending: boolean
 }
 
 export function topk(x: Storage, rows: number, n: number, k: number, largest: boolean): { values: Storage; indices: Storage } {
-  const values = typedArrayFor(x instanceof Float64Array ? 'f64' : x instanceof Float32Array ? 'f32' : 'i32', rows * k);
+  const values = arrayLike(x, rows * k);
   const indices = new Int32Array(rows * k);
   for (let r = 0; r < rows; r++) {
     const order = rowOrder(x, r * n, n, largest);
