@@ -3,7 +3,34 @@
 import type { Command } from 'commander';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { addCommonOptions, median, table, timeRuns, type CommonOptions } from './util.js';
+import { execFileSync } from 'node:child_process';
+import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, addCommonOptions, median, table, timeRuns, torchPeerMissing, type CommonOptions } from './util.js';
+
+// torch.mm with OpenBLAS-openmp on the same shapes and threads: the GFLOP/s a PyTorch user gets.
+const PEER_SCRIPT = `
+import json, sys, time, statistics, torch
+threads, shapes = int(sys.argv[1]), json.loads(sys.argv[2])
+torch.set_num_threads(threads)
+out = []
+for m, k, n in shapes:
+    a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+    for _ in range(3): torch.mm(a, b, out=c)
+    ts = []
+    t_end = time.perf_counter() + 1.0
+    while len(ts) < 7 or time.perf_counter() < t_end:
+        t0 = time.perf_counter(); torch.mm(a, b, out=c); ts.append(time.perf_counter() - t0)
+        if len(ts) >= 50: break
+    out.append(2 * m * k * n / statistics.median(ts) / 1e9)
+print(json.dumps(out))
+`;
+
+function peerGflops(shapes: Array<[number, number, number]>, threads: number): number[] {
+  const out = execFileSync(PEER_PYTHON, ['-c', PEER_SCRIPT, String(threads), JSON.stringify(shapes)], {
+    encoding: 'utf8',
+    env: { ...process.env, LD_LIBRARY_PATH: OPENBLAS_OPENMP_DIR },
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as number[];
+}
 
 /** (m, k, n) */
 export const DEFAULT_SHAPES: Array<[number, number, number]> = [
@@ -22,6 +49,9 @@ export interface GemmResult {
   backend: 'native';
   isa: string;
   threads: number;
+  /** torch.mm (OpenBLAS-openmp) on the same shape and threads, when installed */
+  peer_gflops?: number;
+  ratio?: number;
 }
 
 function parseShapes(s: string): Array<[number, number, number]> {
@@ -34,7 +64,7 @@ function parseShapes(s: string): Array<[number, number, number]> {
   });
 }
 
-export function runGemm(opts: CommonOptions & { shapes?: string }): void {
+export function runGemm(opts: CommonOptions & { shapes?: string; peer?: boolean }): void {
   const loaded = loadNativeAddon();
   if (!loaded.addon) {
     console.error(`gemm bench: native addon unavailable: ${loaded.reason}`);
@@ -58,16 +88,33 @@ export function runGemm(opts: CommonOptions & { shapes?: string }): void {
     const gflops = (2 * m * k * n) / median(times) / 1e9;
     const r: GemmResult = { bench: 'gemm', m, k, n, gflops: Math.round(gflops * 10) / 10, backend: 'native', isa, threads };
     results.push(r);
-    if (opts.json) console.log(JSON.stringify(r));
   }
-  if (!opts.json) {
+  const missing = opts.peer === false ? 'skipped (--no-peer)' : torchPeerMissing();
+  if (missing === null) {
+    const peer = peerGflops(shapes, threads);
+    results.forEach((r, i) => {
+      r.peer_gflops = Math.round(peer[i]! * 10) / 10;
+      r.ratio = Math.round((r.gflops / peer[i]!) * 1000) / 1000;
+    });
+  } else if (!opts.json) {
+    console.log(`PyTorch/OpenBLAS peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT}`);
+  }
+  if (opts.json) {
+    for (const r of results) console.log(JSON.stringify(r));
+  } else {
     console.log(`native GEMM, float32, ${isa}, ${threads} threads (median of >= 7 runs)`);
-    console.log(table(['m', 'k', 'n', 'GFLOP/s'], results.map((r) => [String(r.m), String(r.k), String(r.n), r.gflops.toFixed(1)])));
+    console.log(
+      table(
+        ['m', 'k', 'n', 'GFLOP/s', 'torch GFLOP/s', 'ratio'],
+        results.map((r) => [String(r.m), String(r.k), String(r.n), r.gflops.toFixed(1), r.peer_gflops?.toFixed(1) ?? '-', r.ratio?.toFixed(3) ?? '-']),
+      ),
+    );
   }
 }
 
 export function register(program: Command): void {
   addCommonOptions(program.command('gemm').description('float32 GEMM throughput of the native addon'))
     .option('--shapes <list>', 'comma-separated MxKxN shapes (default: the 4 reference shapes)')
-    .action((opts: CommonOptions & { shapes?: string }) => runGemm(opts));
+    .option('--no-peer', 'skip the torch.mm (OpenBLAS) peer')
+    .action((opts: CommonOptions & { shapes?: string; peer?: boolean }) => runGemm(opts));
 }

@@ -2,7 +2,7 @@
 // weighted combine + load-balancing loss), forward and forward+backward, on four configs;
 // with Debian's python3-torch + libopenblas0-openmp, the PyTorch peer runs in the same command
 // and each line gets the ratio moekit / PyTorch.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { manualSeed, noGrad, randn } from '../src/index.js';
+import { PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing } from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -46,12 +47,6 @@ interface Row {
 function expertFlops(c: MoeBenchConfig, mode: Mode): number {
   const f = 2 * 3 * c.dModel * c.dFf * c.tokens * c.topK;
   return mode === 'fwd' ? f : 3 * f;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Runs in a child process so each row's peak RSS is its own. */
@@ -105,15 +100,10 @@ function measure(name: string, mode: Mode): Row {
 }
 
 const PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
-const PY = '/usr/bin/python3';
-const OPENBLAS_OPENMP = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
 
 function peerAvailable(): string | null {
   if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR}`;
-  if (!existsSync(OPENBLAS_OPENMP)) return 'libopenblas0-openmp is not installed';
-  const r = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.status !== 0) return "Debian's python3-torch is not installed";
-  return null;
+  return torchPeerMissing();
 }
 
 /** Best of the peer's two dispatch styles, per (config, mode): tokens/s. */
@@ -121,7 +111,7 @@ function runPeer(names: string[]): Map<string, number> {
   const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
   const out = join(dir, 'results.json');
   execFileSync(
-    PY,
+    PEER_PYTHON,
     ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', ...names.map((n) => MOE_CONFIGS[n]!.peer), '--out', out, '--md', join(dir, 'results.md')],
     { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -174,7 +164,7 @@ export function register(program: Command): void {
         }
       } else if (!opts.json) {
         console.log(
-          `PyTorch peer not run: ${missing}. To compare: apt-get install -y python3-torch python3-numpy libopenblas0-openmp (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
+          `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
         );
       }
       if (opts.json) {

@@ -1,4 +1,6 @@
 // Shared helpers for bench/<name>.ts modules.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 
 export interface CommonOptions {
@@ -51,3 +53,17 @@ export function table(headers: string[], rows: string[][]): string {
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
+
+/** Debian's python with torch, and OpenBLAS-openmp: the PyTorch peer's environment. */
+export const PEER_PYTHON = '/usr/bin/python3';
+export const OPENBLAS_OPENMP_DIR = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+
+/** null when the PyTorch peer can run here, else why not. */
+export function torchPeerMissing(): string | null {
+  if (!existsSync(OPENBLAS_OPENMP_DIR)) return 'libopenblas0-openmp is not installed';
+  const r = spawnSync(PEER_PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.status !== 0) return "Debian's python3-torch is not installed";
+  return null;
+}
+
+export const PEER_INSTALL_HINT = 'apt-get install -y python3-torch python3-numpy libopenblas0-openmp';
