@@ -10,6 +10,11 @@ import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { manualSeed, noGrad, randn } from '../src/index.js';
+import { BatchLoader, TokenWindows } from '../src/data/batches.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { clipGradNorm } from '../src/optim/clip.js';
+import { Generator } from '../src/tensor/random.js';
+import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
 import { PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing } from './util.js';
 
 interface MoeBenchConfig {
@@ -99,6 +104,57 @@ function measure(name: string, mode: Mode): Row {
   };
 }
 
+/**
+ * Training throughput of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
+ * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
+ * 3 warm-up steps, then the median of 20 timed steps.
+ */
+function measureCtmoeTrain(): Record<string, unknown> {
+  const variant = resolveVariant('CT-MoE-Full');
+  const cfg = { ...experimentConfig('tiny'), ...variant.overrides };
+  const data = loadCtMoeData(cfg.vocabSize);
+  manualSeed(cfg.seed);
+  const model = new CtMoeGPT(cfg, variant.flags);
+  const optimizer = new AdamW(
+    [
+      { params: model.otherParameters(), lr: cfg.lr, weightDecay: cfg.weightDecay },
+      { params: model.topologyParameters(), lr: cfg.lr * cfg.sLrScale, weightDecay: 0 },
+    ],
+    { lr: cfg.lr, betas: cfg.betas, eps: 1e-8 },
+  );
+  const rng = new Generator(cfg.seed + 1);
+  const loader = new BatchLoader(new TokenWindows(data.train, cfg.seqLen), { batchSize: cfg.batchSize, random: () => rng.uniform() });
+  const params = model.parameters();
+  model.train();
+  const step = () => {
+    const { input, target } = batchTensors(loader.next());
+    model.zeroGrad();
+    const { total } = model.loss(input, target);
+    total.backward();
+    clipGradNorm(params, cfg.gradClip);
+    optimizer.step();
+    total.item();
+    for (const l of model.moeLayers) l.lastAux = null;
+  };
+  for (let i = 0; i < 3; i++) step();
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    step();
+    times.push((performance.now() - t0) / 1000);
+  }
+  const s = median(times);
+  return {
+    bench: 'moe',
+    config: 'ctmoe-tiny-train',
+    mode: 'train-step',
+    tokens_per_s: Math.round((cfg.batchSize * cfg.seqLen) / s),
+    step_ms: +(s * 1000).toFixed(1),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    backend: backendInfo().name,
+  };
+}
+
 const PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
 
 function peerAvailable(): string | null {
@@ -131,8 +187,13 @@ export function register(program: Command): void {
     .option('--json', 'one JSON line per row')
     .option('--configs <names...>', `subset of ${Object.keys(MOE_CONFIGS).join(', ')}`, Object.keys(MOE_CONFIGS))
     .option('--no-peer', 'skip the PyTorch peer')
+    .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; child?: string }) => {
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; ctmoeTrain: boolean; child?: string }) => {
+      if (opts.child === 'ctmoe-tiny-train') {
+        process.stdout.write(JSON.stringify(measureCtmoeTrain()) + '\n');
+        return;
+      }
       if (opts.child) {
         const [name, mode] = opts.child.split(':') as [string, Mode];
         process.stdout.write(JSON.stringify(measure(name, mode)) + '\n');
@@ -167,10 +228,20 @@ export function register(program: Command): void {
           `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
         );
       }
+      let train: Record<string, unknown> | null = null;
+      if (opts.ctmoeTrain) {
+        const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', 'ctmoe-tiny-train'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        train = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+      }
       if (opts.json) {
         for (const r of rows) console.log(JSON.stringify(r));
+        if (train) console.log(JSON.stringify(train));
       } else {
         console.table(rows.map((r) => ({ config: r.config, mode: r.mode, 'tok/s': r.tokens_per_s, GFLOP_s: r.gflops, 'peak MB': r.peak_rss_mb, 'torch tok/s': r.peer_tokens_per_s ?? '-', ratio: r.ratio ?? '-' })));
+        if (train) console.log(`ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`);
       }
     });
 }

@@ -24,6 +24,7 @@ static const struct {
     {"sort", mk_register_sort},
     {"attention", mk_register_attention},
     {"optim", mk_register_optim},
+    {"moe", mk_register_moe},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

@@ -2,6 +2,7 @@
 // The `moekit` command.
 import { Command } from 'commander';
 import { backendInfo } from '../backend/registry.js';
+import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
 
 const program = new Command();
@@ -15,5 +16,6 @@ program
   });
 
 registerDemoCommand(program);
+registerAblateCommand(program);
 
 await program.parseAsync(process.argv);

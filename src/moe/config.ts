@@ -11,6 +11,12 @@ export type ScoreFunc = 'softmax' | 'sigmoid';
  */
 export type SelectOn = 'scores' | 'logits';
 export type Renormalize = 'none' | 'sum' | 'pnorm';
+/**
+ * 'token-choice': each token picks its top-k experts (every preset).
+ * 'expert-choice' (Zhou et al. 2022): each expert picks its top-c tokens by score, with
+ * c = round(capacityFactor · T · topK / E) clamped to [1, T]; a token gets 0..E experts.
+ */
+export type RouterKind = 'token-choice' | 'expert-choice';
 
 /** Group-limited top-k (DeepSeek-V2 'group_limited_greedy': max; V3 'noaux_tc': top2-sum). */
 export interface GroupLimitConfig {
@@ -30,8 +36,13 @@ export interface SelectionBiasConfig {
 }
 
 export interface RouterConfig {
+  /** 'token-choice' (default) or 'expert-choice'. */
+  kind: RouterKind;
   numExperts: number;
+  /** Token choice: experts per token. Expert choice: the mean experts per token k in c = T·k/E. */
   topK: number;
+  /** Expert choice only: multiplies the per-expert capacity c = round(cf·T·topK/E) (default 1). */
+  capacityFactor: number;
   scoreFunc: ScoreFunc;
   selectOn: SelectOn;
   /** A learned bias on the logits (GPT-OSS). */
@@ -50,7 +61,7 @@ export interface RouterConfig {
 }
 
 const ROUTER_KEYS = [
-  'numExperts', 'topK', 'scoreFunc', 'selectOn', 'routerBias', 'renormalize', 'renormP',
+  'kind', 'capacityFactor', 'numExperts', 'topK', 'scoreFunc', 'selectOn', 'routerBias', 'renormalize', 'renormP',
   'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit',
 ] as const;
 
@@ -65,17 +76,32 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
   if (selectOn === 'logits' && (selectionBias || groupLimit)) {
     throw new ConfigError(f('selectOn'), selectOn, "'scores' when selectionBias or groupLimit is set (they act on scores)");
   }
+  const kind = oneOf(f('kind'), or(r['kind'], 'token-choice'), ['token-choice', 'expert-choice'] as const);
+  const capacityFactor = num(f('capacityFactor'), or(r['capacityFactor'], 1), { min: 0, minOpen: true });
+  const renormalize = oneOf(f('renormalize'), or(r['renormalize'], 'none'), ['none', 'sum', 'pnorm'] as const);
+  const uniformAssignment = bool(f('uniformAssignment'), or(r['uniformAssignment'], false));
+  if (kind === 'expert-choice') {
+    // experts choose tokens by score: the token-choice selection options have no meaning there
+    const why = "unset for kind 'expert-choice' (experts pick their top-c tokens by score)";
+    if (selectOn !== 'scores') throw new ConfigError(f('selectOn'), selectOn, `'scores' for kind 'expert-choice'`);
+    if (selectionBias) throw new ConfigError(f('selectionBias'), r['selectionBias'], `null: ${why}`);
+    if (groupLimit) throw new ConfigError(f('groupLimit'), r['groupLimit'], `null: ${why}`);
+    if (uniformAssignment) throw new ConfigError(f('uniformAssignment'), true, `false: ${why}`);
+    if (renormalize !== 'none') throw new ConfigError(f('renormalize'), renormalize, `'none' for kind 'expert-choice' (a token may get 0 experts; its weights are its scores)`);
+  }
   return {
+    kind,
     numExperts,
     topK,
+    capacityFactor,
     scoreFunc: oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const),
     selectOn,
     routerBias: bool(f('routerBias'), or(r['routerBias'], false)),
-    renormalize: oneOf(f('renormalize'), or(r['renormalize'], 'none'), ['none', 'sum', 'pnorm'] as const),
+    renormalize,
     renormP: num(f('renormP'), or(r['renormP'], 1), { min: 0, minOpen: true }),
     scalingFactor: num(f('scalingFactor'), or(r['scalingFactor'], 1), { min: 0, minOpen: true }),
     jitterEps: num(f('jitterEps'), or(r['jitterEps'], 0), { min: 0, max: 1, maxOpen: true }),
-    uniformAssignment: bool(f('uniformAssignment'), or(r['uniformAssignment'], false)),
+    uniformAssignment,
     selectionBias,
     groupLimit,
   };
@@ -221,7 +247,7 @@ export interface MoEConfig {
 
 export function parseMoEConfig(input: unknown, field = 'moe'): MoEConfig {
   const r = record(field, input, ['hiddenSize', 'router', 'experts', 'shared', 'dispatch', 'losses']);
-  return {
+  const cfg: MoEConfig = {
     hiddenSize: int(`${field}.hiddenSize`, r['hiddenSize'], 1),
     router: parseRouterConfig(r['router'], `${field}.router`),
     experts: parseExpertConfig(r['experts'], `${field}.experts`),
@@ -229,6 +255,15 @@ export function parseMoEConfig(input: unknown, field = 'moe'): MoEConfig {
     dispatch: parseDispatchConfig(r['dispatch'], `${field}.dispatch`),
     losses: parseLossConfig(r['losses'], `${field}.losses`),
   };
+  if (cfg.router.kind === 'expert-choice') {
+    if (cfg.dispatch.capacityFactor !== null) {
+      throw new ConfigError(`${field}.dispatch.capacityFactor`, cfg.dispatch.capacityFactor, "null for router.kind 'expert-choice' (set router.capacityFactor instead)");
+    }
+    if (cfg.losses.lbWeight !== 0) {
+      throw new ConfigError(`${field}.losses.lbWeight`, cfg.losses.lbWeight, "0 for router.kind 'expert-choice' (every expert takes exactly c tokens: balanced by construction)");
+    }
+  }
+  return cfg;
 }
 
 /** Deep-partial input accepted by parseMoEConfig (handy for presets and tests). */

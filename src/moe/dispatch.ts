@@ -59,6 +59,17 @@ export class LocalDispatcher implements Dispatcher {
     readonly cfg: DispatchConfig,
   ) {}
 
+  /** Per-expert capacity for T tokens with K slots each (null when dropless). */
+  capacity(T: number, K: number): number | null {
+    return this.cfg.capacityFactor === null ? null : expertCapacity(this.cfg.capacityFactor, K, T, this.numExperts, this.cfg.capacityMultiple);
+  }
+
+  /** The slot layout dispatch uses for these [T, K] expert ids (the fused kernels share it). */
+  plan(topkIds: Tensor): SlotPlan {
+    const [T, K] = topkIds.shape as [number, number];
+    return planSlots(topkIds.dataSync(), this.numExperts, this.capacity(T, K));
+  }
+
   dispatch(x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>): DispatchResult {
     const { topkIds, topkWeights } = routing;
     if (x.ndim !== 2 || topkIds.ndim !== 2 || topkIds.shape[0] !== x.shape[0] || topkWeights.shape.join() !== topkIds.shape.join()) {
@@ -66,8 +77,8 @@ export class LocalDispatcher implements Dispatcher {
     }
     const [T, K] = topkIds.shape as [number, number];
     const E = this.numExperts;
-    const capacity = this.cfg.capacityFactor === null ? null : expertCapacity(this.cfg.capacityFactor, K, T, E, this.cfg.capacityMultiple);
-    const plan = planSlots(topkIds.dataSync(), E, capacity);
+    const capacity = this.capacity(T, K);
+    const plan = this.plan(topkIds);
 
     const S = plan.sortedSlots.length;
     const tok = new Int32Array(S);

@@ -13,6 +13,7 @@ import { uniform_ } from '../nn/init.js';
 import type { ExpertConfig } from './config.js';
 import type { ExpertExecutionMetadata } from './contracts.js';
 import { groupedMatmul } from './grouped-gemm.js';
+import { fusedKernelsFor, fusedSwigluExperts } from './fused/fused-experts.js';
 
 /** The weights an expert bank runs with; which are present depends on kind and layout. */
 export interface ExpertWeights {
@@ -116,6 +117,10 @@ export class ExpertBank extends Module {
   }
 
   forward(rows: Tensor, exec: ExpertExecutionMetadata): Tensor {
+    // native fused kernels when they apply (MOEKIT_MOE_FUSED=0 forces the reference ops)
+    const fits = rows.ndim === 2 && rows.shape[1] === this.hiddenSize && exec.segOffsets.length === this.numExperts + 1 && exec.segOffsets[this.numExperts] === rows.shape[0];
+    const k = fits ? fusedKernelsFor(rows, this, this.cfg) : null;
+    if (k) return fusedSwigluExperts(k, rows, exec.segOffsets, null, this, this.cfg);
     return runExperts(rows, exec, this, this.cfg);
   }
 }

@@ -7,6 +7,7 @@ import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { concat, narrow, reshape } from '../ops/shape.js';
+import { type FloatArray, fusedMoeEnabled, moeKernels } from './fused/native-moe.js';
 
 export interface GroupedMatmulOptions {
   /** w[e] is [out, in] (PyTorch Linear / HF layout) when true, [in, out] when false. */
@@ -25,6 +26,38 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
   if (x.dtype !== w.dtype) throw new TypeError(`groupedMatmul: x (${x.dtype}) and w (${w.dtype}) must share a dtype`);
   const S = x.shape[0]!;
   const b = x.backend;
+  const k = fusedMoeEnabled() && b.name === 'native' && w.backend === b && (x.storage instanceof Float32Array || x.storage instanceof Float64Array) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
+  if (k) {
+    // native grouped GEMM: all experts' tiles in one pool run; dW written directly per expert
+    const xs = x.storage as FloatArray;
+    const ws = w.storage as FloatArray;
+    const like = (n: number): FloatArray => (xs instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
+    const ldb = w.shape[2]!;
+    const wes = w.shape[1]! * ldb;
+    const out = like(S * outW);
+    k.moeGemmRows(xs, null, null, inW, ws, opts.transB, wes, ldb, segOffsets, out, outW, outW, inW, false);
+    return makeOutput(b, out, [S, outW], {
+      name: 'groupedMatmul',
+      inputs: [x, w],
+      backward: (g) => {
+        const gs = g.storage as FloatArray;
+        let dx: Tensor | null = null;
+        if (x.requiresGrad) {
+          const d = like(S * inW);
+          k.moeGemmRows(gs, null, null, outW, ws, !opts.transB, wes, ldb, segOffsets, d, inW, inW, outW, false);
+          dx = new Tensor(d, [S, inW], b);
+        }
+        let dw: Tensor | null = null;
+        if (w.requiresGrad) {
+          const d = like(E * wes);
+          if (opts.transB) k.moeGemmWgrad(gs, null, null, outW, xs, null, inW, segOffsets, d, outW, inW, false);
+          else k.moeGemmWgrad(xs, null, null, inW, gs, null, outW, segOffsets, d, inW, outW, false);
+          dw = new Tensor(d, w.shape, b);
+        }
+        return [dx, dw];
+      },
+    });
+  }
   const expertW = (e: number) => reshape(narrow(w, 0, e, 1), w.shape.slice(1));
   const has = (e: number) => segOffsets[e + 1]! > segOffsets[e]!;
   const segments = (): number[] => [...Array(E).keys()].filter(has);

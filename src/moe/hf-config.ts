@@ -25,13 +25,23 @@ export const getNormTopkProb = (c: HfConfig): boolean => (first(c, ['norm_topk_p
 export const getMlpOnlyLayers = (c: HfConfig): number[] => (first(c, ['mlp_only_layers']) as number[] | undefined) ?? [];
 export const getFirstKDenseReplace = (c: HfConfig): number | null => (first(c, ['first_k_dense_replace']) as number | undefined) ?? null;
 export const getDecoderSparseStep = (c: HfConfig): number => intAt(c, ['decoder_sparse_step'], 1, 0);
+/** DeepSeek (vLLM): an MoE layer every moe_layer_freq layers from first_k_dense_replace on. */
+export const getMoeLayerFreq = (c: HfConfig): number => intAt(c, ['moe_layer_freq'], 1, 1);
 
-/** Diffulex's is_moe_layer: which decoder layers hold an MoE block. */
+/**
+ * Diffulex's is_moe_layer: which decoder layers hold an MoE block; plus vLLM's moe_layer_freq
+ * for DeepSeek (i >= first_k_dense_replace and i % moe_layer_freq == 0) and Llama-4's
+ * moe_layers list / interleave_moe_layer_step ((i+1) % step == 0) from transformers.
+ */
 export function isMoeLayer(c: HfConfig, layer: number): boolean {
   if (getNumExperts(c) <= 0) return false;
   if (getMlpOnlyLayers(c).includes(layer)) return false;
+  const moeLayers = c['moe_layers'];
+  if (Array.isArray(moeLayers)) return moeLayers.includes(layer);
   const k = getFirstKDenseReplace(c);
-  if (k !== null) return layer >= k;
+  if (k !== null || c['moe_layer_freq'] != null) return layer >= (k ?? 0) && layer % getMoeLayerFreq(c) === 0;
+  const interleave = c['interleave_moe_layer_step'];
+  if (typeof interleave === 'number') return interleave > 0 && (layer + 1) % interleave === 0;
   const step = getDecoderSparseStep(c);
   if (step <= 0) return false;
   return (layer + 1) % step === 0;

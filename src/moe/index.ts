@@ -12,3 +12,5 @@ export * from './metrics.js';
 export * from './layer.js';
 export * from './hf-config.js';
 export * from './presets.js';
+export * from './expert-choice.js';
+export * from './hf/index.js';

@@ -15,7 +15,9 @@ import { SelectionBias } from './balancing.js';
 import type { MoEConfig } from './config.js';
 import type { Dispatcher, ExpertExecutionMetadata } from './contracts.js';
 import { LocalDispatcher } from './dispatch.js';
+import { ExpertChoiceDispatcher } from './expert-choice.js';
 import { ExpertBank } from './experts.js';
+import { tryFusedMoE } from './fused/index.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
@@ -26,7 +28,7 @@ export interface MoELayerOptions {
   generator?: Generator;
   /** MoE layers in the model (losses are divided by it when losses.scaleByNumLayers). */
   numLayers?: number;
-  /** Swap in another dispatcher (capacity, expert-parallel); default LocalDispatcher. */
+  /** Swap in another dispatcher (capacity, expert-parallel); default LocalDispatcher (ExpertChoiceDispatcher for router.kind 'expert-choice'). */
   dispatcher?: Dispatcher;
 }
 
@@ -71,7 +73,7 @@ export class MoELayer extends Module {
     this.sharedGate = sh?.gate === 'sigmoid' ? uniform_(new Parameter(zeros([1, H], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
     this.selectionBias = cfg.router.selectionBias ? new SelectionBias(E, cfg.router.selectionBias) : null;
     if (this.selectionBias) this.registerBuffer('scoreBias', this.selectionBias.bias);
-    this.dispatcher = options.dispatcher ?? new LocalDispatcher(E, cfg.dispatch);
+    this.dispatcher = options.dispatcher ?? (cfg.router.kind === 'expert-choice' ? new ExpertChoiceDispatcher(E, cfg.dispatch) : new LocalDispatcher(E, cfg.dispatch));
     this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
@@ -89,8 +91,18 @@ export class MoELayer extends Module {
       generator: this.generator,
       selectionBias: this.selectionBias?.bias ?? null,
     });
-    const d = this.dispatcher.dispatch(x2, r);
-    let y = this.dispatcher.combine(this.experts.forward(d.rows, d.exec), d.meta);
+    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused)
+    const fused = tryFusedMoE(x2, r, this.dispatcher, this.experts);
+    let y: Tensor;
+    let droppedSlots: number;
+    if (fused) {
+      y = fused.y;
+      droppedSlots = fused.droppedSlots.length;
+    } else {
+      const d = this.dispatcher.dispatch(x2, r);
+      y = this.dispatcher.combine(this.experts.forward(d.rows, d.exec), d.meta);
+      droppedSlots = d.meta.droppedSlots.length;
+    }
     y = this.addShared(x2, y, T);
 
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;
@@ -103,7 +115,7 @@ export class MoELayer extends Module {
       tokensPerExpert: Int32Array.from(counts),
       ...countMetrics(counts),
       routerEntropy: meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
-      droppedFraction: T > 0 ? d.meta.droppedSlots.length / (T * rc.topK) : 0,
+      droppedFraction: T > 0 ? droppedSlots / (T * rc.topK) : 0,
       lbLoss: losses?.lb ?? null,
       lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
       zLoss: losses?.z ?? null,

@@ -79,10 +79,78 @@ export function presetFromHf(name: PresetName, c: HfConfig): MoEConfig {
   return moeConfig(input);
 }
 
-/** Picks the preset from `model_type` (the text part of `architectures` is not consulted). */
-export function moeConfigFromHf(c: HfConfig): MoEConfig {
+/** The preset of an HF config's `model_type` ('llama4_text' and 'llama4' -> 'llama4'). */
+export function presetNameFromHf(c: HfConfig): PresetName {
   const t = c['model_type'];
   const name = t === 'llama4_text' ? 'llama4' : t;
   if (!PRESETS.includes(name as PresetName)) throw new ConfigError('model_type', t, `one of ${PRESETS.join(', ')}`);
-  return presetFromHf(name as PresetName, c);
+  return name as PresetName;
+}
+
+/** Picks the preset from `model_type` (the text part of `architectures` is not consulted). */
+export function moeConfigFromHf(c: HfConfig): MoEConfig {
+  return presetFromHf(presetNameFromHf(c), c);
+}
+
+// ---------------------------------------------------------------- OLMo-core native presets
+
+export const OLMO_CORE_PRESETS = ['smallmoe', 'olmoe_1B_7B'] as const;
+export type OlmoCorePresetName = (typeof OLMO_CORE_PRESETS)[number];
+
+/**
+ * OLMo-core's MoE blocks (olmo_core.nn.moe, TransformerConfig presets), for model width d:
+ * - smallmoe: 32 experts top-4, expert hidden 0.5·d, shared MLP 2·d (mixed OLMo-style:
+ *   shared/(K+1) + routed·K/(K+1)), lb 0.01, z 0.001, capacity factor 1.2 (OLMo-core's MoE default;
+ *   capacity rounded to a multiple of 8).
+ * - olmoe_1B_7B: dropless, 64 experts top-8, expert hidden 1024 (d = 2048), lb 0.01, z 0.001.
+ * Both: softmax router, no renormalisation, OLMo LB convention (= 1 at balance), losses scaled
+ * by the number of MoE layers. `d` defaults to the preset's own width (768 and 2048).
+ */
+export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig {
+  const losses = { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' as const, lbGranularity: 'local-batch' as const, scaleByNumLayers: true };
+  switch (name) {
+    case 'smallmoe': {
+      const dm = d ?? 768;
+      return moeConfig({
+        hiddenSize: dm,
+        router: { numExperts: 32, topK: 4 },
+        experts: { intermediateSize: Math.trunc(0.5 * dm) },
+        shared: { intermediateSize: 2 * dm, mix: 'olmo' },
+        dispatch: { capacityFactor: 1.2 },
+        losses,
+      });
+    }
+    case 'olmoe_1B_7B': {
+      const dm = d ?? 2048;
+      return moeConfig({
+        hiddenSize: dm,
+        router: { numExperts: 64, topK: 8 },
+        experts: { intermediateSize: Math.trunc(dm / 2) },
+        dispatch: { capacityFactor: null },
+        losses,
+      });
+    }
+  }
+}
+
+export interface MoEParamCounts {
+  /** Router weight (+ bias) + all experts + the shared expert (+ its gate). */
+  total: number;
+  /** As total, with top_k experts instead of all of them (OLMo-core num_active_params). */
+  active: number;
+}
+
+/**
+ * Parameter counts as OLMo-core: router + 3·d·h·E + shared (a gated expert is 3·d·h, a GELU
+ * MLP 2·d·h, plus biases where the bank has them); active counts top_k experts.
+ */
+export function moeParamCounts(cfg: MoEConfig): MoEParamCounts {
+  const d = cfg.hiddenSize;
+  const E = cfg.router.numExperts;
+  const h = cfg.experts.intermediateSize;
+  const router = E * d + (cfg.router.routerBias ? E : 0);
+  const perExpert = (cfg.experts.kind === 'gelu' ? 2 : 3) * d * h + (cfg.experts.bias ? (cfg.experts.kind === 'gelu' ? h : 2 * h) + d : 0);
+  const shared = cfg.shared ? 3 * d * cfg.shared.intermediateSize + (cfg.shared.gate === 'sigmoid' ? d : 0) : 0;
+  const k = cfg.router.topK;
+  return { total: router + perExpert * E + shared, active: router + perExpert * k + shared };
 }

@@ -15,6 +15,7 @@ import { shapeToString } from '../tensor/shape.js';
 import type { GroupLimitConfig, RouterConfig } from './config.js';
 import type { RouterOutput } from './contracts.js';
 import { arrayLike, fullLike } from './tensors.js';
+import { routeExpertChoice } from './expert-choice.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -46,8 +47,15 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
   return routeLogits(logits, cfg, opts);
 }
 
-/** Everything after the router GEMM. logits [T, E]. */
+/**
+ * Everything after the router GEMM. logits [T, E]. For router.kind 'expert-choice' this is
+ * routeExpertChoice (the output then lives on a [T, E] slot grid with -1 for empty slots).
+ */
 export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
+  if (cfg.kind === 'expert-choice') {
+    if (opts.selectionBias) throw new Error("routeLogits: a selectionBias tensor has no meaning for router.kind 'expert-choice'");
+    return routeExpertChoice(logits, cfg);
+  }
   const E = cfg.numExperts;
   const K = cfg.topK;
   if (logits.ndim !== 2 || logits.shape[1] !== E) {

@@ -127,3 +127,41 @@ export function eachBackend(title: string, body: () => void): void {
     });
   }
 }
+
+/** Central-difference gradient of a scalar function of `data` (perturbed in place, restored). */
+export function numericGrad(f: () => number, data: Float64Array, eps = 1e-6): Float64Array {
+  const g = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    data[i] = v + eps;
+    const up = f();
+    data[i] = v - eps;
+    const down = f();
+    data[i] = v;
+    g[i] = (up - down) / (2 * eps);
+  }
+  return g;
+}
+
+/**
+ * Expert-choice routing (Zhou et al. 2022) from the paper: S = softmax(logits) per token,
+ * each expert takes its top-c tokens by S[:, e] (ties: lowest token), c = min(T, max(1, round(cf·T·k/E))).
+ */
+export function refExpertChoice(logits: Mat, E: number, k: number, cf = 1): { c: number; chosen: number[][]; perToken: number[]; w: Mat; scores: Mat } {
+  const T = logits.length;
+  const c = T === 0 ? 0 : Math.min(T, Math.max(1, Math.round((cf * T * k) / E)));
+  const scores = logits.map((l) => softmaxRow(l));
+  const chosen: number[][] = [];
+  const w: Mat = scores.map(() => new Float64Array(E));
+  const perToken = new Array<number>(T).fill(0);
+  for (let e = 0; e < E; e++) {
+    const col = scores.map((s) => s[e]!);
+    const toks = topkIdx(col, c);
+    chosen.push(toks);
+    for (const t of toks) {
+      w[t]![e] = scores[t]![e]!;
+      perToken[t]!++;
+    }
+  }
+  return { c, chosen, perToken, w, scores };
+}

@@ -1,0 +1,52 @@
+// Stage profile of one MoE layer (fwd+bwd): time spent in each fused native kernel vs the rest.
+// node --import tsx bench/moe-profile.ts <config> [iters]
+import { MoELayer, moeConfig } from '../src/moe/index.js';
+import { moeKernels } from '../src/moe/fused/native-moe.js';
+import { manualSeed, randn } from '../src/index.js';
+import { MOE_CONFIGS } from './moe.js';
+
+const name = process.argv[2] ?? 'small';
+const iters = Number(process.argv[3] ?? 5);
+const c = MOE_CONFIGS[name]!;
+const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
+const acc = new Map<string, number>();
+if (k) {
+  for (const fn of ['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']) {
+    const orig = k[fn]!.bind(k);
+    k[fn] = (...a: unknown[]) => {
+      const t0 = performance.now();
+      orig(...a);
+      const key = fn === 'moeGemmRows' ? `${fn}(k=${a[12]},n=${a[11]})` : fn === 'moeGemmWgrad' ? `${fn}(m=${a[9]},n=${a[10]})` : fn;
+      acc.set(key, (acc.get(key) ?? 0) + performance.now() - t0);
+    };
+  }
+}
+manualSeed(1234);
+const layer = new MoELayer(moeConfig({ hiddenSize: c.dModel, router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' }, experts: { kind: 'swiglu', intermediateSize: c.dFf }, losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' } }));
+const x = randn([c.tokens, c.dModel]);
+const dy = randn([c.tokens, c.dModel]);
+const step = () => {
+  layer.zeroGrad();
+  const xi = x.detach().requiresGrad_();
+  const t0 = performance.now();
+  const y = layer.forward(xi);
+  const t1 = performance.now();
+  y.backward(dy);
+  return [t1 - t0, performance.now() - t1] as const;
+};
+step();
+acc.clear();
+let f = 0, b = 0;
+for (let i = 0; i < iters; i++) {
+  const [a, bb] = step();
+  f += a;
+  b += bb;
+}
+const tot = f + b;
+console.log(`${name}: fwd ${(f / iters).toFixed(1)} ms, bwd ${(b / iters).toFixed(1)} ms per step`);
+let kern = 0;
+for (const [key, v] of [...acc].sort((p, q) => q[1] - p[1])) {
+  kern += v;
+  console.log(`  ${key.padEnd(40)} ${(v / iters).toFixed(1)} ms  ${((100 * v) / tot).toFixed(1)}%`);
+}
+console.log(`  ${'(outside fused kernels)'.padEnd(40)} ${((tot - kern) / iters).toFixed(1)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);

@@ -1,0 +1,506 @@
+/*
+ * Fused Mixture-of-Experts kernels (src/moe/fused/ drives them). JS exports:
+ *
+ *   moeGemmRows(a, aIdx, scale, lda, b, bTrans, bExpertStride, ldb, seg, c, ldc, n, k, accumulate)
+ *     For every expert e and row r in [seg[e], seg[e+1]):
+ *       c[r*ldc + j] (+)= sum_p scale[r] * a[row(r)*lda + p] * op(B_e)[p, j]   (j < n, p < k)
+ *     row(r) = aIdx ? aIdx[r] : r; scale may be null (1); B_e = b + e*bExpertStride, op(B_e)
+ *     is B_e [k, n] (ldb) or, with bTrans, B_e stored [n, k] (ldb).
+ *   moeGemmWgrad(a, aIdx, scale, lda, b, bIdx, ldb, seg, c, m, n, accumulate)
+ *     For every expert e (C_e = c + e*m*n, [m, n] row-major):
+ *       C_e[i, j] (+)= sum_{r in seg e} scale[r] * a[arow(r)*lda + i] * b[brow(r)*ldb + j]
+ *     i.e. the weight gradient X_eᵀ·G_e with the rows gathered on the fly; written directly
+ *     (an empty expert gets zeros unless accumulating).
+ *   moeSwigluForward(gu, ld, gateOff, upOff, colStride, s, i, h)
+ *     h[r, q] = silu(g) * u, g = gu[r*ld + gateOff + q*colStride], u likewise with upOff.
+ *   moeSwigluBackward(gu, ld, gateOff, upOff, colStride, s, i, dy, w, dgu, hout, dw)
+ *     with dh = w[r] * dy[r, q] (w may be null): dgu gets dg / du in gu's layout (dgu may be
+ *     gu), hout (may be dy, or null) the recomputed h, dw (or null) [s] = <dy_r, h_r>.
+ *   moeCombine(y, ldy, row, w, t, k, h, out)
+ *     out[t, :] = sum_k w[t*k + k'] * y[row[t*k + k'] * ldy, :]; row < 0 = dropped slot,
+ *     w may be null (1). Threads over tokens, so no two tasks write one row.
+ * Float arguments are all Float32Array or all Float64Array; indices Int32Array.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addon.h"
+#include "cpu.h"
+#include "gemm_kernels.h"
+#include "kernel_util.h"
+
+#define MK_MOE_ROWS 0
+#define MK_MOE_WGRAD 1
+#define MK_MOE_MAX_MR 16
+#define MK_MOE_MAX_NR 64
+#define MAX_DIM ((int64_t)1 << 40)
+
+typedef struct {
+  int64_t e, m0, m1, n0, n1;
+  double cost;
+} mk_moe_task;
+
+static int task_cmp(const void *x, const void *y) {
+  const mk_moe_task *a = (const mk_moe_task *)x, *b = (const mk_moe_task *)y;
+  if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
+  if (a->e != b->e) return a->e < b->e ? -1 : 1;
+  if (a->m0 != b->m0) return a->m0 < b->m0 ? -1 : 1;
+  return a->n0 < b->n0 ? -1 : a->n0 > b->n0;
+}
+
+/* Block size <= blk, a multiple of unit, splitting n evenly. */
+static int64_t even_block(int64_t n, int64_t blk, int64_t unit) {
+  if (n <= blk) return n;
+  int64_t nb = (n + blk - 1) / blk;
+  int64_t b = (n + nb - 1) / nb;
+  return (b + unit - 1) / unit * unit;
+}
+
+static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N,
+                           int64_t mb, int64_t nb, int mr, int nr) {
+  int64_t total = 0, ncols = (N + even_block(N, nb, nr) - 1) / even_block(N, nb, nr);
+  for (int64_t e = 0; e < E; e++) {
+    int64_t rows = mode == MK_MOE_ROWS ? seg[e + 1] - seg[e] : M;
+    if (rows <= 0) continue;
+    int64_t b = even_block(rows, mb, mr);
+    total += (rows + b - 1) / b * ncols;
+  }
+  return total;
+}
+
+/* The task list: (expert, row block, column block), biggest first. Returns the count. */
+static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N,
+                           int64_t K, int mr, int nr, int mc, int threads, mk_moe_task **out) {
+  *out = NULL;
+  if (N <= 0) return 0;
+  int64_t mb = 2 * (int64_t)mc, nb = 512;
+  nb = nb / nr * nr;
+  if (nb < nr) nb = nr;
+  int64_t want = 4 * (int64_t)threads;
+  while (threads > 1 && count_tasks(mode, E, seg, M, N, mb, nb, mr, nr) < want) {
+    if (nb > 4 * nr && nb >= 128) nb = (nb / 2 + nr - 1) / nr * nr;
+    else if (mb > 2 * mr) mb = (mb / 2 + mr - 1) / mr * mr;
+    else break;
+  }
+  int64_t nt = count_tasks(mode, E, seg, M, N, mb, nb, mr, nr);
+  if (nt == 0) return 0;
+  mk_moe_task *t = (mk_moe_task *)malloc(sizeof *t * (size_t)nt);
+  if (!t) return -1;
+  const int64_t nbs = even_block(N, nb, nr);
+  int64_t k = 0;
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t seglen = seg[e + 1] - seg[e];
+    const int64_t rows = mode == MK_MOE_ROWS ? seglen : M;
+    if (rows <= 0) continue;
+    const int64_t kk = mode == MK_MOE_ROWS ? K : seglen;
+    const int64_t mbs = even_block(rows, mb, mr);
+    for (int64_t m0 = 0; m0 < rows; m0 += mbs)
+      for (int64_t n0 = 0; n0 < N; n0 += nbs) {
+        int64_t m1 = m0 + mbs < rows ? m0 + mbs : rows, n1 = n0 + nbs < N ? n0 + nbs : N;
+        t[k++] = (mk_moe_task){e, m0, m1, n0, n1, (double)(m1 - m0) * (n1 - n0) * (kk + 8)};
+      }
+  }
+  qsort(t, (size_t)nt, sizeof *t, task_cmp);
+  *out = t;
+  return nt;
+}
+
+#define T float
+#define SFX f32
+#define KERNEL_T mk_kernel_f32
+#define UKR_T mk_ukr_f32
+#define GET_KERNEL mk_gemm_kernel_f32
+#include "moe_impl.inc"
+#undef T
+#undef SFX
+#undef KERNEL_T
+#undef UKR_T
+#undef GET_KERNEL
+
+#define T double
+#define SFX f64
+#define KERNEL_T mk_kernel_f64
+#define UKR_T mk_ukr_f64
+#define GET_KERNEL mk_gemm_kernel_f64
+#include "moe_impl.inc"
+#undef T
+#undef SFX
+#undef KERNEL_T
+#undef UKR_T
+#undef GET_KERNEL
+
+
+/* ---- AVX-512 SwiGLU rows for f32 with contiguous gate / up columns ---------------- */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
+ * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. */
+static A512 inline __m512 sigmoid16(__m512 x) {
+  __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
+  y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
+  __m512 e = _mm512_scalef_ps(p, n);
+  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 gv = _mm512_loadu_ps(g + i);
+    _mm512_storeu_ps(h + i, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i)));
+  }
+  if (i < n) {
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
+/* one row of the SwiGLU backward (see moeSwigluBackward); returns <dy, h> */
+static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr,
+                                      float *dg, float *du, float *ho, int64_t n) {
+  __m512 dot = _mm512_setzero_ps();
+  const __m512 one = _mm512_set1_ps(1.0f), w = _mm512_set1_ps(wr);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+    __m512 dyv = _mm512_maskz_loadu_ps(m, dy + i);
+    __m512 sg = sigmoid16(gv);
+    __m512 s = _mm512_mul_ps(gv, sg);
+    __m512 hv = _mm512_mul_ps(s, uv);
+    dot = _mm512_fmadd_ps(dyv, hv, dot);
+    __m512 dh = _mm512_mul_ps(w, dyv);
+    /* silu'(g) = sg * (1 + g * (1 - sg)) */
+    __m512 ds = _mm512_mul_ps(sg, _mm512_fmadd_ps(gv, _mm512_sub_ps(one, sg), one));
+    _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dh, uv), ds));
+    _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(dh, s));
+    if (ho) _mm512_mask_storeu_ps(ho + i, m, hv);
+  }
+  return (double)_mm512_reduce_add_ps(dot);
+}
+
+static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
+  for (int64_t r = b; r < e; r++)
+    swiglu_fwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff, a->h + r * a->I, a->I);
+}
+
+static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
+  for (int64_t r = b; r < e; r++) {
+    double d = swiglu_bwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff,
+                                  a->dy + r * a->I, a->w ? a->w[r] : 1.0f,
+                                  a->dgu + r * a->ld + a->goff, a->dgu + r * a->ld + a->uoff,
+                                  a->hout ? a->hout + r * a->I : NULL, a->I);
+    if (a->dw) a->dw[r] = (float)d;
+  }
+}
+#endif
+
+/* the f32 SwiGLU row functions to use for this layout */
+static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
+#if defined(__x86_64__)
+  if (cs == 1 && mk_cpu_isa() == MK_ISA_AVX512)
+    return backward ? swiglu_bwd_rows_f32_avx512 : swiglu_fwd_rows_f32_avx512;
+#endif
+  (void)cs;
+  return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
+}
+
+/* ---- N-API ---------------------------------------------------------------- */
+
+static int arg_float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
+                          int nullable, mk_typed *out) {
+  if (nullable) {
+    if (!mk_arg_float_or_null(env, v, what, out)) return 0;
+    if (!out->data) return 1;
+  } else if (!mk_napi_float_array(env, v, what, out)) {
+    return 0;
+  }
+  if (like && out->type != like->type) {
+    mk_throw_type(env, "%s must be a %s like the other float arguments, got %s", what,
+                  mk_napi_typed_name(like->type), mk_napi_typed_name(out->type));
+    return 0;
+  }
+  return 1;
+}
+
+static int arg_i32_or_null(napi_env env, napi_value v, const char *what, mk_typed *out) {
+  napi_valuetype vt;
+  napi_typeof(env, v, &vt);
+  if (vt == napi_null || vt == napi_undefined) {
+    out->data = NULL;
+    out->length = 0;
+    out->type = napi_int32_array;
+    return 1;
+  }
+  return mk_arg_i32(env, v, what, out);
+}
+
+static int need(napi_env env, const mk_typed *t, int64_t n, const char *what) {
+  if (n > 0 && (int64_t)t->length < n) {
+    mk_throw_range(env, "%s has %zu elements, needs %lld", what, t->length, (long long)n);
+    return 0;
+  }
+  return 1;
+}
+
+/* seg: E+1 non-decreasing offsets from 0; returns E (or -1 after throwing). */
+static int64_t check_seg(napi_env env, const mk_typed *seg, const char *fn) {
+  const int32_t *s = (const int32_t *)seg->data;
+  if (seg->length < 1 || s[0] != 0) {
+    mk_throw_range(env, "%s: seg must start at 0 and hold E+1 offsets", fn);
+    return -1;
+  }
+  for (size_t e = 1; e < seg->length; e++)
+    if (s[e] < s[e - 1]) {
+      mk_throw_range(env, "%s: seg must be non-decreasing (seg[%zu] = %d < %d)", fn, e, s[e],
+                     s[e - 1]);
+      return -1;
+    }
+  return (int64_t)seg->length - 1;
+}
+
+/* Max of idx[0..n) (checked >= 0), or n-1 without idx; -2 after throwing. */
+static int64_t max_row(napi_env env, const mk_typed *idx, int64_t n, const char *what) {
+  if (!idx->data) return n - 1;
+  if (!need(env, idx, n, what)) return -2;
+  const int32_t *p = (const int32_t *)idx->data;
+  int64_t m = -1;
+  for (int64_t i = 0; i < n; i++) {
+    if (p[i] < 0) {
+      mk_throw_range(env, "%s[%lld] = %d is negative", what, (long long)i, p[i]);
+      return -2;
+    }
+    if (p[i] > m) m = p[i];
+  }
+  return m;
+}
+
+static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[14];
+  mk_typed a, aidx, scale, b, seg, c;
+  int64_t lda, bes, ldb, ldc, n, k;
+  int btrans, acc;
+  if (!mk_napi_args(env, info, 14, argv, "moeGemmRows") ||
+      !arg_float_like(env, argv[0], "moeGemmRows: a", NULL, 0, &a) ||
+      !arg_i32_or_null(env, argv[1], "moeGemmRows: aIdx", &aidx) ||
+      !arg_float_like(env, argv[2], "moeGemmRows: scale", &a, 1, &scale) ||
+      !mk_napi_i64(env, argv[3], "moeGemmRows: lda", 0, MAX_DIM, &lda) ||
+      !arg_float_like(env, argv[4], "moeGemmRows: b", &a, 0, &b) ||
+      !mk_napi_bool(env, argv[5], "moeGemmRows: bTrans", &btrans) ||
+      !mk_napi_i64(env, argv[6], "moeGemmRows: bExpertStride", 0, MAX_DIM, &bes) ||
+      !mk_napi_i64(env, argv[7], "moeGemmRows: ldb", 0, MAX_DIM, &ldb) ||
+      !mk_arg_i32(env, argv[8], "moeGemmRows: seg", &seg) ||
+      !arg_float_like(env, argv[9], "moeGemmRows: c", &a, 0, &c) ||
+      !mk_napi_i64(env, argv[10], "moeGemmRows: ldc", 0, MAX_DIM, &ldc) ||
+      !mk_napi_i64(env, argv[11], "moeGemmRows: n", 0, MAX_DIM, &n) ||
+      !mk_napi_i64(env, argv[12], "moeGemmRows: k", 0, MAX_DIM, &k) ||
+      !mk_napi_bool(env, argv[13], "moeGemmRows: accumulate", &acc))
+    return NULL;
+  int64_t E = check_seg(env, &seg, "moeGemmRows");
+  if (E < 0) return NULL;
+  const int64_t S = ((const int32_t *)seg.data)[E];
+  if (S == 0 || n == 0) return mk_napi_undefined(env);
+  if (ldc < n || lda < k || ldb < (btrans ? k : n))
+    return mk_throw_range(env, "moeGemmRows: leading dimensions too small");
+  int64_t mr = max_row(env, &aidx, S, "moeGemmRows: aIdx");
+  if (mr == -2) return NULL;
+  if (!need(env, &a, k ? mr * lda + k : 0, "moeGemmRows: a") ||
+      (scale.data && !need(env, &scale, S, "moeGemmRows: scale")) ||
+      !need(env, &b, E > 0 && k ? (E - 1) * bes + (btrans ? (n - 1) * ldb + k : (k - 1) * ldb + n) : 0,
+            "moeGemmRows: b") ||
+      !need(env, &c, (S - 1) * ldc + n, "moeGemmRows: c"))
+    return NULL;
+  if (a.type == napi_float32_array) {
+    mk_moe_f32_job j = {MK_MOE_ROWS, mk_gemm_kernel_f32(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, NULL, ldb, bes, btrans, c.data, ldc, 0, acc,
+                        seg.data, 0, n, k, NULL};
+    mk_moe_f32_run(&j, E);
+  } else {
+    mk_moe_f64_job j = {MK_MOE_ROWS, mk_gemm_kernel_f64(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, NULL, ldb, bes, btrans, c.data, ldc, 0, acc,
+                        seg.data, 0, n, k, NULL};
+    mk_moe_f64_run(&j, E);
+  }
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  mk_typed a, aidx, scale, b, bidx, seg, c;
+  int64_t lda, ldb, m, n;
+  int acc;
+  if (!mk_napi_args(env, info, 12, argv, "moeGemmWgrad") ||
+      !arg_float_like(env, argv[0], "moeGemmWgrad: a", NULL, 0, &a) ||
+      !arg_i32_or_null(env, argv[1], "moeGemmWgrad: aIdx", &aidx) ||
+      !arg_float_like(env, argv[2], "moeGemmWgrad: scale", &a, 1, &scale) ||
+      !mk_napi_i64(env, argv[3], "moeGemmWgrad: lda", 0, MAX_DIM, &lda) ||
+      !arg_float_like(env, argv[4], "moeGemmWgrad: b", &a, 0, &b) ||
+      !arg_i32_or_null(env, argv[5], "moeGemmWgrad: bIdx", &bidx) ||
+      !mk_napi_i64(env, argv[6], "moeGemmWgrad: ldb", 0, MAX_DIM, &ldb) ||
+      !mk_arg_i32(env, argv[7], "moeGemmWgrad: seg", &seg) ||
+      !arg_float_like(env, argv[8], "moeGemmWgrad: c", &a, 0, &c) ||
+      !mk_napi_i64(env, argv[9], "moeGemmWgrad: m", 0, MAX_DIM, &m) ||
+      !mk_napi_i64(env, argv[10], "moeGemmWgrad: n", 0, MAX_DIM, &n) ||
+      !mk_napi_bool(env, argv[11], "moeGemmWgrad: accumulate", &acc))
+    return NULL;
+  int64_t E = check_seg(env, &seg, "moeGemmWgrad");
+  if (E < 0) return NULL;
+  const int64_t S = ((const int32_t *)seg.data)[E];
+  if (m == 0 || n == 0 || E == 0) return mk_napi_undefined(env);
+  if (lda < m || ldb < n) return mk_throw_range(env, "moeGemmWgrad: leading dimensions too small");
+  int64_t ma = max_row(env, &aidx, S, "moeGemmWgrad: aIdx");
+  if (ma == -2) return NULL;
+  int64_t mb = max_row(env, &bidx, S, "moeGemmWgrad: bIdx");
+  if (mb == -2) return NULL;
+  if ((S > 0 && !need(env, &a, ma * lda + m, "moeGemmWgrad: a")) ||
+      (S > 0 && !need(env, &b, mb * ldb + n, "moeGemmWgrad: b")) ||
+      (scale.data && !need(env, &scale, S, "moeGemmWgrad: scale")) ||
+      !need(env, &c, E * m * n, "moeGemmWgrad: c"))
+    return NULL;
+  if (a.type == napi_float32_array) {
+    mk_moe_f32_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f32(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, bidx.data, ldb, 0, 0, c.data, n, m * n, acc,
+                        seg.data, m, n, 0, NULL};
+    mk_moe_f32_run(&j, E);
+  } else {
+    mk_moe_f64_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f64(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, bidx.data, ldb, 0, 0, c.data, n, m * n, acc,
+                        seg.data, m, n, 0, NULL};
+    mk_moe_f64_run(&j, E);
+  }
+  return mk_napi_undefined(env);
+}
+
+/* gu layout arguments shared by the SwiGLU exports; checks gu's span. */
+static int act_layout(napi_env env, napi_value *argv, const mk_typed *gu, const char *fn,
+                      int64_t *ld, int64_t *goff, int64_t *uoff, int64_t *cs, int64_t *s,
+                      int64_t *i) {
+  char w[64];
+#define ARG(ix, name, out)                                  \
+  (snprintf(w, sizeof w, "%s: %s", fn, name),               \
+   mk_napi_i64(env, argv[ix], w, 0, MAX_DIM, out))
+  if (!ARG(1, "ld", ld) || !ARG(2, "gateOff", goff) || !ARG(3, "upOff", uoff) ||
+      !ARG(4, "colStride", cs) || !ARG(5, "s", s) || !ARG(6, "i", i))
+    return 0;
+#undef ARG
+  if (*s > 0 && *i > 0) {
+    int64_t last = (*goff > *uoff ? *goff : *uoff) + (*i - 1) * *cs;
+    if (last >= *ld) {
+      mk_throw_range(env, "%s: gate/up columns run past ld", fn);
+      return 0;
+    }
+    snprintf(w, sizeof w, "%s: gu", fn);
+    return need(env, gu, (*s - 1) * *ld + last + 1, w);
+  }
+  return 1;
+}
+
+static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  mk_typed gu, h;
+  int64_t ld, goff, uoff, cs, s, i;
+  if (!mk_napi_args(env, info, 8, argv, "moeSwigluForward") ||
+      !arg_float_like(env, argv[0], "moeSwigluForward: gu", NULL, 0, &gu) ||
+      !act_layout(env, argv, &gu, "moeSwigluForward", &ld, &goff, &uoff, &cs, &s, &i) ||
+      !arg_float_like(env, argv[7], "moeSwigluForward: h", &gu, 0, &h) ||
+      !need(env, &h, s * i, "moeSwigluForward: h"))
+    return NULL;
+  if (gu.type == napi_float32_array) {
+    mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
+    mk_par_range(s, 8 * i, swiglu_f32_fn(0, cs), &a);
+  } else {
+    mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
+    mk_par_range(s, 8 * i, mk_moe_f64_swiglu_fwd_rows, &a);
+  }
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  mk_typed gu, dy, w, dgu, hout, dw;
+  int64_t ld, goff, uoff, cs, s, i;
+  if (!mk_napi_args(env, info, 12, argv, "moeSwigluBackward") ||
+      !arg_float_like(env, argv[0], "moeSwigluBackward: gu", NULL, 0, &gu) ||
+      !act_layout(env, argv, &gu, "moeSwigluBackward", &ld, &goff, &uoff, &cs, &s, &i) ||
+      !arg_float_like(env, argv[7], "moeSwigluBackward: dy", &gu, 0, &dy) ||
+      !arg_float_like(env, argv[8], "moeSwigluBackward: w", &gu, 1, &w) ||
+      !arg_float_like(env, argv[9], "moeSwigluBackward: dgu", &gu, 0, &dgu) ||
+      !arg_float_like(env, argv[10], "moeSwigluBackward: hout", &gu, 1, &hout) ||
+      !arg_float_like(env, argv[11], "moeSwigluBackward: dw", &gu, 1, &dw) ||
+      !need(env, &dy, s * i, "moeSwigluBackward: dy") ||
+      (w.data && !need(env, &w, s, "moeSwigluBackward: w")) ||
+      (s > 0 && i > 0 && !need(env, &dgu, (s - 1) * ld + (goff > uoff ? goff : uoff) + (i - 1) * cs + 1, "moeSwigluBackward: dgu")) ||
+      (hout.data && !need(env, &hout, s * i, "moeSwigluBackward: hout")) ||
+      (dw.data && !need(env, &dw, s, "moeSwigluBackward: dw")))
+    return NULL;
+  if (gu.type == napi_float32_array) {
+    mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
+    mk_par_range(s, 16 * i, swiglu_f32_fn(1, cs), &a);
+  } else {
+    mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
+    mk_par_range(s, 16 * i, mk_moe_f64_swiglu_bwd_rows, &a);
+  }
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_combine(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  mk_typed y, row, w, out;
+  int64_t ldy, t, k, h;
+  if (!mk_napi_args(env, info, 8, argv, "moeCombine") ||
+      !arg_float_like(env, argv[0], "moeCombine: y", NULL, 0, &y) ||
+      !mk_napi_i64(env, argv[1], "moeCombine: ldy", 0, MAX_DIM, &ldy) ||
+      !mk_arg_i32(env, argv[2], "moeCombine: row", &row) ||
+      !arg_float_like(env, argv[3], "moeCombine: w", &y, 1, &w) ||
+      !mk_napi_i64(env, argv[4], "moeCombine: t", 0, MAX_DIM, &t) ||
+      !mk_napi_i64(env, argv[5], "moeCombine: k", 0, MAX_DIM, &k) ||
+      !mk_napi_i64(env, argv[6], "moeCombine: h", 0, MAX_DIM, &h) ||
+      !arg_float_like(env, argv[7], "moeCombine: out", &y, 0, &out) ||
+      !need(env, &row, t * k, "moeCombine: row") ||
+      (w.data && !need(env, &w, t * k, "moeCombine: w")) || !need(env, &out, t * h, "moeCombine: out"))
+    return NULL;
+  if (ldy < h) return mk_throw_range(env, "moeCombine: ldy < h");
+  const int32_t *rp = (const int32_t *)row.data;
+  int64_t rows = ldy > 0 ? ((int64_t)y.length - h) / ldy + 1 : 0;
+  if (y.length < (size_t)h) rows = 0;
+  for (int64_t q = 0; q < t * k; q++)
+    if (rp[q] >= rows) return mk_throw_range(env, "moeCombine: row[%lld] = %d is past y", (long long)q, rp[q]);
+  if (y.type == napi_float32_array) {
+    mk_moe_f32_comb c = {y.data, ldy, k, h, rp, w.data, out.data};
+    mk_par_range(t, k * h + 1, mk_moe_f32_combine_rows, &c);
+  } else {
+    mk_moe_f64_comb c = {y.data, ldy, k, h, rp, w.data, out.data};
+    mk_par_range(t, k * h + 1, mk_moe_f64_combine_rows, &c);
+  }
+  return mk_napi_undefined(env);
+}
+
+napi_status mk_register_moe(napi_env env, napi_value exports) {
+  napi_status st;
+  if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeGemmWgrad", moe_gemm_wgrad)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeSwigluForward", moe_swiglu_forward)) != napi_ok)
+    return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeSwigluBackward", moe_swiglu_backward)) != napi_ok)
+    return st;
+  return mk_napi_export_fn(env, exports, "moeCombine", moe_combine);
+}

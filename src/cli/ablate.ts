@@ -1,0 +1,185 @@
+// `moekit ablate`: the CT-MoE ablation (pingBenM/CT-MoE's four variants) end to end: train and
+// evaluate every variant with a progress bar each (resuming unfinished ones, skipping finished
+// ones), then write DIR/figures/*.svg|png and DIR/report.html and print the table.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { backendInfo } from '../backend/registry.js';
+import { type CtMoeAblationResults, RESULTS_JSON, runAblation } from '../experiments/ctmoe/ablation.js';
+import { type CtMoeExperimentConfig, PAPER_PRESET, PRESETS, type PresetName, VARIANTS, type VariantName, experimentConfig } from '../experiments/ctmoe/config.js';
+import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index.js';
+import { tableText, writeReport } from '../experiments/ctmoe/report.js';
+import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
+import { parsePositiveInt } from './args.js';
+
+/** Short names accepted by --variants besides the keys (case-insensitive). */
+const VARIANT_ALIASES: Record<string, VariantName> = {
+  full: 'CT-MoE-Full',
+  standard: 'StandardMoE',
+  nocollab: 'CT-MoE-NoCollab',
+  norouting: 'CT-MoE-NoRouting',
+};
+
+/** '--variants a,b': keys or aliases, comma-separated, no repeats. */
+export function parseVariants(value: string): VariantName[] {
+  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new InvalidArgumentError(`--variants must name at least one variant (got '${value}')`);
+  const out: VariantName[] = [];
+  for (const n of names) {
+    const key = VARIANTS.find((v) => v.key.toLowerCase() === n.toLowerCase())?.key ?? VARIANT_ALIASES[n.toLowerCase()];
+    if (!key) {
+      throw new InvalidArgumentError(
+        `--variants: unknown variant '${n}'; allowed: ${VARIANTS.map((v) => v.key).join(', ')} (or ${Object.keys(VARIANT_ALIASES).join(', ')}), comma-separated`,
+      );
+    }
+    if (out.includes(key as VariantName)) throw new InvalidArgumentError(`--variants: '${key}' is named twice (got '${value}')`);
+    out.push(key as VariantName);
+  }
+  return out;
+}
+
+const CONFIG_KEYS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
+
+/** '--set key=value' (repeatable): a config field and a JSON value (bare words are strings). */
+export function parseSet(value: string, previous: Partial<CtMoeExperimentConfig> = {}): Partial<CtMoeExperimentConfig> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`--set expects key=value (got '${value}')`);
+  const key = value.slice(0, eq).trim();
+  const raw = value.slice(eq + 1).trim();
+  if (!(CONFIG_KEYS as string[]).includes(key)) throw new InvalidArgumentError(`--set: unknown config field '${key}'; allowed: ${CONFIG_KEYS.join(', ')}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = raw;
+  }
+  return { ...previous, [key]: parsed };
+}
+
+interface AblateOptions {
+  preset: PresetName;
+  out?: string;
+  variants?: VariantName[];
+  steps?: number;
+  set?: Partial<CtMoeExperimentConfig>;
+  figuresOnly?: boolean;
+}
+
+/** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
+function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) => void; stop: () => void } {
+  const tty = Boolean(process.stderr.isTTY);
+  let bar: cliProgress.SingleBar | null = null;
+  const stopBar = () => {
+    bar?.stop();
+    bar = null;
+  };
+  const onProgress = (p: CtMoeProgress) => {
+    switch (p.phase) {
+      case 'skip':
+        console.log(`${p.variant}: finished in an earlier run, skipped (result.json kept)`);
+        break;
+      case 'start':
+      case 'resume':
+        if (p.phase === 'resume') console.log(`${p.variant}: resuming from its checkpoint at step ${p.step}/${p.steps}`);
+        else console.log(`${p.variant}: training ${p.steps} steps`);
+        if (tty) {
+          bar = new cliProgress.SingleBar(
+            {
+              format: `${p.variant.padEnd(16)} |{bar}| {value}/{total} steps | loss {loss} | val PPL {ppl} | {tps} tok/s | ETA {eta_formatted} {phase}`,
+              hideCursor: true,
+              etaBuffer: 4,
+            },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(p.steps, p.step, { loss: '-', ppl: '-', tps: '-', phase: '' });
+        }
+        break;
+      case 'log': {
+        const tps = p.log.elapsedSec > 0 ? Math.round((p.step * batchTokens) / p.log.elapsedSec) : 0;
+        if (bar) bar.update(p.step, { loss: p.log.loss.toFixed(3), ppl: p.log.valPpl.toFixed(1), tps });
+        else console.log(`  ${p.variant} step ${p.step}/${p.steps}  loss ${p.log.loss.toFixed(4)}  val PPL ${p.log.valPpl.toFixed(2)}  ${tps} tok/s`);
+        break;
+      }
+      case 'checkpoint':
+        bar?.update(p.step);
+        break;
+      case 'eval':
+        if (bar) bar.update(p.steps, { phase: '(evaluating)' });
+        else console.log(`  ${p.variant}: evaluating`);
+        break;
+      case 'done':
+        bar?.update({ phase: '' });
+        stopBar();
+        console.log(
+          `${p.variant}: done — PPL code ${p.result.domainPpl.code.toFixed(2)}, prose ${p.result.domainPpl.prose.toFixed(2)}, mixed ${p.result.domainPpl.mixed.toFixed(2)}; ` +
+            `${p.result.timing.trainSec.toFixed(1)} s training, ${p.result.timing.evalSec.toFixed(1)} s evaluation`,
+        );
+        break;
+      case 'interrupted':
+        stopBar();
+        console.log(`${p.variant}: stopped at step ${p.step}/${p.steps}; rerun the same command to resume`);
+        break;
+    }
+  };
+  return { onProgress, stop: stopBar };
+}
+
+async function writeOutputs(results: CtMoeAblationResults, out: string): Promise<void> {
+  console.log('rendering figures and report…');
+  const figures = await writeAllFigures(results, out);
+  const report = await writeReport(results, out, { figures });
+  console.log('');
+  console.log(tableText(results));
+  console.log('');
+  console.log(`results:  ${join(out, RESULTS_JSON)}`);
+  console.log(`figures:  ${join(out, FIGURES_DIR)}/ (${figures.length} figures, .svg and .png)`);
+  console.log(`report:   ${report}`);
+}
+
+export function registerAblateCommand(program: Command): void {
+  program
+    .command('ablate')
+    .description('run the CT-MoE ablation (Full, Standard, NoCollab, NoRouting), then write figures and report.html; rerun to resume')
+    .addOption(new Option('--preset <name>', 'config preset').choices(Object.keys(PRESETS)).default('tiny'))
+    .option('--out <dir>', 'output directory: results.json, <variant>/ checkpoints, figures/, report.html (default: runs/<preset>)')
+    .option('--variants <list>', `comma-separated variants (default: all four): ${VARIANTS.map((v) => v.key).join(', ')} or ${Object.keys(VARIANT_ALIASES).join(', ')}`, parseVariants)
+    .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps'))
+    .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
+    .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
+    .action(async (opts: AblateOptions, cmd: Command) => {
+      const out = resolve(opts.out ?? join('runs', opts.preset));
+      if (opts.figuresOnly) {
+        const file = join(out, RESULTS_JSON);
+        if (!existsSync(file)) cmd.error(`error: --figures-only: ${file} does not exist (run the ablation into --out ${out} first)`);
+        await writeOutputs(JSON.parse(readFileSync(file, 'utf8')) as CtMoeAblationResults, out);
+        return;
+      }
+      const overrides: Partial<CtMoeExperimentConfig> = { ...(opts.set ?? {}), ...(opts.steps !== undefined ? { steps: opts.steps } : {}) };
+      let cfg: CtMoeExperimentConfig;
+      try {
+        cfg = experimentConfig(opts.preset, overrides);
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
+      console.log(backendInfo().reason);
+      console.log(
+        `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
+          `${cfg.nLayer} layers, d_model ${cfg.dModel}, ${cfg.numExperts} experts, top-${cfg.topK}, seq ${cfg.seqLen}, batch ${cfg.batchSize}, ` +
+          `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}`,
+      );
+      console.log(`output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`);
+      const progress = progressPrinter(cfg.batchSize * cfg.seqLen);
+      let results: CtMoeAblationResults;
+      try {
+        console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
+        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress });
+      } catch (e) {
+        progress.stop();
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      progress.stop();
+      await writeOutputs(results, out);
+    });
+}

@@ -1,0 +1,204 @@
+// Fused SwiGLU expert bank on the native backend: forward and backward as a handful of native
+// kernel calls (grouped GEMMs with cross-expert tiling, gather / weighted combine folded into
+// the GEMM packing, SwiGLU and its gradient in one pass each), recorded as ONE autograd node.
+//
+// Two forms:
+//  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
+//             (dispatch gather, experts, weighted combine; grads for x, the top-k weights
+//             and every expert weight);
+//  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
+// Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
+// outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
+// test/moe-fused.test.ts holds the two together.
+import type { ExpertConfig } from '../config.js';
+import type { ExpertWeights } from '../experts.js';
+import { Tensor, makeOutput } from '../../tensor/tensor.js';
+import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
+
+/** How the slots of a routed call are laid out (from planSlots). */
+export interface FusedRouting {
+  numTokens: number;
+  topK: number;
+  /** E+1 offsets of the sorted rows. */
+  segOffsets: Int32Array;
+  /** [S] slot (t·K + k) of each sorted row. */
+  sortedSlots: Int32Array;
+  /** [T, K] combine weights (differentiable), of x's dtype. */
+  topkWeights: Tensor;
+}
+
+type Layout = 'separate' | 'fused' | 'interleaved';
+
+function newLike(x: FloatArray, n: number): FloatArray {
+  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+function isFloatStorage(s: unknown): s is FloatArray {
+  return s instanceof Float32Array || s instanceof Float64Array;
+}
+
+/** The kernels when the fused path can run this bank on x (else null: use the reference). */
+export function fusedKernelsFor(x: Tensor, w: ExpertWeights, cfg: ExpertConfig, extra: (Tensor | null)[] = []): MoeNativeKernels | null {
+  if (!fusedMoeEnabled() || x.backend.name !== 'native') return null;
+  if (cfg.kind !== 'swiglu' || w.gateUpBias || w.downBias) return null;
+  const k = moeKernels();
+  if (!k) return null;
+  const first = cfg.layout === 'separate' ? [w.gateProj, w.upProj] : [w.gateUpProj];
+  const all = [x, ...first, w.downProj, ...extra];
+  if (!isFloatStorage(x.storage)) return null;
+  for (const t of all) {
+    if (!t || t.backend !== x.backend || t.storage.constructor !== x.storage.constructor) return null;
+  }
+  return k;
+}
+
+interface Geometry {
+  E: number;
+  H: number;
+  I: number;
+  layout: Layout;
+  /** Weights stored [E, out, in] (PyTorch Linear) when true. */
+  outIn: boolean;
+}
+
+/**
+ * The fused node. `routing` null: x is [S, H] expert-contiguous rows (segOffsets given);
+ * otherwise x is [T, H] and the output is the weighted combine [T, H].
+ */
+export function fusedSwigluExperts(
+  k: MoeNativeKernels,
+  x: Tensor,
+  segOffsets: Int32Array,
+  routing: FusedRouting | null,
+  w: ExpertWeights,
+  cfg: ExpertConfig,
+): Tensor {
+  const E = segOffsets.length - 1;
+  const H = x.shape[1]!;
+  const I = cfg.intermediateSize;
+  const g: Geometry = { E, H, I, layout: cfg.layout, outIn: cfg.orientation === 'out-in' };
+  const S = segOffsets[E]!;
+  const xs = x.storage as FloatArray;
+  const wList = g.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+  const wDown = w.downProj;
+  const first = wList.map((t) => t.storage as FloatArray);
+  const down = wDown.storage as FloatArray;
+  const I2 = 2 * I;
+
+  // routed: the token of each row, the row of each slot (-1 dropped), the weight of each row
+  let rowTok: Int32Array | null = null;
+  let slotRow: Int32Array | null = null;
+  let rowW: FloatArray | null = null;
+  let tw: FloatArray | null = null;
+  if (routing) {
+    const K = routing.topK;
+    tw = routing.topkWeights.storage as FloatArray;
+    rowTok = new Int32Array(S);
+    slotRow = new Int32Array(routing.numTokens * K).fill(-1);
+    rowW = newLike(xs, S);
+    const ss = routing.sortedSlots;
+    for (let r = 0; r < S; r++) {
+      const s = ss[r]!;
+      rowTok[r] = (s / K) | 0;
+      slotRow[s] = r;
+      rowW[r] = tw[s]!;
+    }
+  }
+
+  // ---- forward ----
+  // first GEMM -> gu [S, 2I]: separate weights write the two column halves
+  const gu = newLike(xs, S * I2);
+  const firstTrans = g.outIn; // out-in: op(W) = Wᵀ
+  if (g.layout === 'separate') {
+    const ldb = g.outIn ? H : I;
+    k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I * H, ldb, segOffsets, gu, I2, I, H, false);
+    k.moeGemmRows(xs, rowTok, null, H, first[1]!, firstTrans, I * H, ldb, segOffsets, gu.subarray(I), I2, I, H, false);
+  } else {
+    const ldb = g.outIn ? H : I2;
+    k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I2 * H, ldb, segOffsets, gu, I2, I2, H, false);
+  }
+  const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
+  const h = newLike(xs, S * I);
+  k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
+  const y = newLike(xs, S * H);
+  const downLdb = g.outIn ? I : H;
+  k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
+  let out: FloatArray;
+  let outShape: number[];
+  if (routing) {
+    const T = routing.numTokens;
+    out = newLike(xs, T * H);
+    k.moeCombine(y, H, slotRow!, tw, T, routing.topK, H, out);
+    outShape = [T, H];
+  } else {
+    out = y;
+    outShape = [S, H];
+  }
+
+  const inputs: Tensor[] = [x, ...(routing ? [routing.topkWeights] : []), ...wList, wDown];
+  return makeOutput(x.backend, out, outShape, {
+    name: routing ? 'fusedMoE' : 'fusedExperts',
+    inputs,
+    backward: (gradOut) => {
+      const gs = gradOut.storage as FloatArray;
+      const needX = x.requiresGrad;
+      const needTw = routing !== null && routing.topkWeights.requiresGrad;
+      // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
+      const dyh = newLike(xs, S * I);
+      k.moeGemmRows(gs, rowTok, null, H, down, !g.outIn, H * I, downLdb, segOffsets, dyh, I, I, H, false);
+      // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
+      const dgu = newLike(xs, S * I2);
+      const dw = needTw ? newLike(xs, S) : null;
+      k.moeSwigluBackward(gu, I2, goff, uoff, cs, S, I, dyh, rowW, dgu, dyh, dw);
+      const hh = dyh;
+      const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
+      // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
+      let dDown: Tensor | null = null;
+      if (wDown.requiresGrad) {
+        const d = newLike(xs, E * H * I);
+        if (g.outIn) k.moeGemmWgrad(gs, rowTok, rowW, H, hh, null, I, segOffsets, d, H, I, false);
+        else k.moeGemmWgrad(hh, null, rowW, I, gs, rowTok, H, segOffsets, d, I, H, false);
+        dDown = mk(wDown, d);
+      }
+      // dW_first: columns of dgu <-> rows (out-in) / columns (in-out) of the first weight(s)
+      const dFirst: (Tensor | null)[] = wList.map((wt, idx) => {
+        if (!wt.requiresGrad) return null;
+        const m = g.layout === 'separate' ? I : I2;
+        const a = g.layout === 'separate' && idx === 1 ? dgu.subarray(I) : dgu;
+        const d = newLike(xs, E * m * H);
+        if (g.outIn) k.moeGemmWgrad(a, null, null, I2, xs, rowTok, H, segOffsets, d, m, H, false);
+        else k.moeGemmWgrad(xs, rowTok, null, H, a, null, I2, segOffsets, d, H, m, false);
+        return mk(wt, d);
+      });
+      // dX rows = dgu · op(W_first_e)ᵀ, then summed over each token's slots
+      let dx: Tensor | null = null;
+      if (needX) {
+        const da = newLike(xs, S * H);
+        if (g.layout === 'separate') {
+          const ldb = g.outIn ? H : I;
+          k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, false);
+          k.moeGemmRows(dgu.subarray(I), null, null, I2, first[1]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, true);
+        } else {
+          const ldb = g.outIn ? H : I2;
+          k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);
+        }
+        if (routing) {
+          const dxs = newLike(xs, routing.numTokens * H);
+          k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
+          dx = mk(x, dxs);
+        } else {
+          dx = mk(x, da);
+        }
+      }
+      let dTw: Tensor | null = null;
+      if (needTw) {
+        const d = newLike(xs, routing!.numTokens * routing!.topK);
+        const ss = routing!.sortedSlots;
+        for (let r = 0; r < S; r++) d[ss[r]!] = dw![r]!;
+        dTw = mk(routing!.topkWeights, d);
+      }
+      return [dx, ...(routing ? [dTw] : []), ...dFirst, dDown];
+    },
+  });
+}

@@ -1,0 +1,76 @@
+// The fused MoE kernels of the native addon (native/moe.c) and when the fused path may run.
+import { loadNativeAddon } from '../../backend/native/addon.js';
+
+export type FloatArray = Float32Array | Float64Array;
+
+/** native/moe.c; see its header comment for the exact semantics. All synchronous. */
+export interface MoeNativeKernels {
+  /** c[r, :n] (+)= scale[r] · a[aIdx[r] | r, :k] · op(B_e) for r in expert e's segment. */
+  moeGemmRows(
+    a: FloatArray,
+    aIdx: Int32Array | null,
+    scale: FloatArray | null,
+    lda: number,
+    b: FloatArray,
+    bTrans: boolean,
+    bExpertStride: number,
+    ldb: number,
+    seg: Int32Array,
+    c: FloatArray,
+    ldc: number,
+    n: number,
+    k: number,
+    accumulate: boolean,
+  ): void;
+  /** C_e [m, n] (+)= Σ_{r in seg e} scale[r] · a[arow(r), :m]ᵀ · b[brow(r), :n]. */
+  moeGemmWgrad(
+    a: FloatArray,
+    aIdx: Int32Array | null,
+    scale: FloatArray | null,
+    lda: number,
+    b: FloatArray,
+    bIdx: Int32Array | null,
+    ldb: number,
+    seg: Int32Array,
+    c: FloatArray,
+    m: number,
+    n: number,
+    accumulate: boolean,
+  ): void;
+  moeSwigluForward(gu: FloatArray, ld: number, gateOff: number, upOff: number, colStride: number, s: number, i: number, h: FloatArray): void;
+  moeSwigluBackward(
+    gu: FloatArray,
+    ld: number,
+    gateOff: number,
+    upOff: number,
+    colStride: number,
+    s: number,
+    i: number,
+    dy: FloatArray,
+    w: FloatArray | null,
+    dgu: FloatArray,
+    hout: FloatArray | null,
+    dw: FloatArray | null,
+  ): void;
+  /** out[t] = Σ_k w[t·K+k] · y[row[t·K+k]] (row < 0: dropped; w null: 1). */
+  moeCombine(y: FloatArray, ldy: number, row: Int32Array, w: FloatArray | null, t: number, k: number, h: number, out: FloatArray): void;
+}
+
+let cached: MoeNativeKernels | null | undefined;
+
+/** The kernels, or null when the addon is missing or predates them. */
+export function moeKernels(): MoeNativeKernels | null {
+  if (cached !== undefined) return cached;
+  const { addon } = loadNativeAddon();
+  const k = addon as unknown as Partial<MoeNativeKernels> | null;
+  cached = k && typeof k.moeGemmRows === 'function' && typeof k.moeCombine === 'function' ? (k as MoeNativeKernels) : null;
+  return cached;
+}
+
+/**
+ * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped
+ * matmuls, activation, combine) even where the fused native kernels could run.
+ */
+export function fusedMoeEnabled(): boolean {
+  return process.env.MOEKIT_MOE_FUSED !== '0';
+}

@@ -1,0 +1,208 @@
+// The fused native MoE path (src/moe/fused) against the reference composition of simple ops
+// (LocalDispatcher.dispatch -> runExperts' grouped matmuls -> combine): outputs and gradients
+// w.r.t. x, the top-k weights and every expert weight, f32 and f64, on edge cases (empty
+// experts, one expert taking every slot, K = 1, odd sizes, capacity drops, all layouts).
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { availableBackends, setBackend } from '../src/backend/index.js';
+import type { FloatDType } from '../src/backend/types.js';
+import { moeConfig, parseDispatchConfig, parseExpertConfig, type MoEConfigInput } from '../src/moe/config.js';
+import { LocalDispatcher } from '../src/moe/dispatch.js';
+import { ExpertBank, runExperts } from '../src/moe/experts.js';
+import { tryFusedMoE, fusedKernelsFor } from '../src/moe/fused/index.js';
+import { groupedMatmul } from '../src/moe/grouped-gemm.js';
+import { MoELayer } from '../src/moe/layer.js';
+import { fromArray } from '../src/ops/creation.js';
+import { mul, sum } from '../src/ops/index.js';
+import { Generator } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { assertClose } from './helpers/gradcheck.js';
+
+const hasNative = availableBackends().includes('native');
+
+function rand(shape: number[], dtype: FloatDType, gen: Generator, lo = -1, hi = 1): Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const a = dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * gen.uniform();
+  return fromArray(a, shape);
+}
+
+function withFused<T>(on: boolean, fn: () => T): T {
+  const prev = process.env.MOEKIT_MOE_FUSED;
+  process.env.MOEKIT_MOE_FUSED = on ? '1' : '0';
+  try {
+    return fn();
+  } finally {
+    if (prev === undefined) delete process.env.MOEKIT_MOE_FUSED;
+    else process.env.MOEKIT_MOE_FUSED = prev;
+  }
+}
+
+interface Case {
+  name: string;
+  T: number;
+  H: number;
+  I: number;
+  E: number;
+  K: number;
+  /** expert id of slot s, given T, K, E */
+  ids: (t: number, k: number) => number;
+  layout?: 'separate' | 'fused' | 'interleaved';
+  orientation?: 'out-in' | 'in-out';
+  capacityFactor?: number | null;
+}
+
+const CASES: Case[] = [
+  { name: 'basic', T: 12, H: 8, I: 6, E: 4, K: 2, ids: (t, k) => (t * 3 + k * 5) % 4 },
+  { name: 'empty experts', T: 9, H: 5, I: 7, E: 6, K: 2, ids: (t, k) => (k === 0 ? 1 : 4 - (t % 2)) },
+  { name: 'one expert takes all', T: 7, H: 6, I: 5, E: 3, K: 1, ids: () => 2 },
+  { name: 'K=1 odd sizes', T: 37, H: 19, I: 23, E: 5, K: 1, ids: (t) => (t * 7) % 5 },
+  { name: 'large rows (several tiles)', T: 200, H: 70, I: 45, E: 3, K: 2, ids: (t, k) => (t + k) % 3 },
+  { name: 'fused layout', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t + 2 * k) % 3, layout: 'fused' },
+  { name: 'interleaved in-out', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t * k + k) % 3, layout: 'interleaved', orientation: 'in-out' },
+  { name: 'separate in-out', T: 21, H: 10, I: 6, E: 4, K: 3, ids: (t, k) => (t + k) % 4, orientation: 'in-out' },
+  { name: 'capacity drops', T: 24, H: 8, I: 6, E: 4, K: 2, ids: (t, k) => (t % 5 === 0 ? 3 : (t + k) % 2), capacityFactor: 1 },
+];
+
+function runCase(c: Case, dtype: FloatDType, fused: boolean) {
+  const gen = new Generator(42);
+  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I, layout: c.layout ?? 'separate', orientation: c.orientation ?? 'out-in' });
+  const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
+  const x = rand([c.T, c.H], dtype, gen).requiresGrad_();
+  const ids = new Int32Array(c.T * c.K);
+  for (let t = 0; t < c.T; t++) for (let k = 0; k < c.K; k++) ids[t * c.K + k] = c.ids(t, k);
+  const topkIds = fromArray(ids, [c.T, c.K]);
+  const topkWeights = rand([c.T, c.K], dtype, gen, 0.1, 1).requiresGrad_();
+  const dy = rand([c.T, c.H], dtype, gen);
+  const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: c.capacityFactor ?? null, capacityMultiple: 1 }));
+  let y: Tensor;
+  if (fused) {
+    const f = withFused(true, () => tryFusedMoE(x, { topkIds, topkWeights }, disp, bank));
+    assert.ok(f, 'fused path must apply');
+    y = f.y;
+  } else {
+    y = withFused(false, () => {
+      const d = disp.dispatch(x, { topkIds, topkWeights });
+      return disp.combine(runExperts(d.rows, d.exec, bank, cfg), d.meta);
+    });
+  }
+  sum(mul(y, dy)).backward();
+  const params = bank.namedParameters().map(([n, p]) => [n, p.grad!.dataSync()] as const);
+  return { y: y.dataSync(), dx: x.grad!.dataSync(), dw: topkWeights.grad!.dataSync(), params };
+}
+
+describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'native addon not built' }, () => {
+  after(() => setBackend(availableBackends()[0]!));
+  for (const dtype of ['f64', 'f32'] as FloatDType[]) {
+    for (const c of CASES) {
+      test(`${c.name} (${dtype})`, () => {
+        setBackend('native');
+        const ref = runCase(c, dtype, false);
+        const got = runCase(c, dtype, true);
+        const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
+        assertClose(got.y, ref.y, atol, rtol, 'y');
+        assertClose(got.dx, ref.dx, atol, rtol, 'dx');
+        assertClose(got.dw, ref.dw, atol, rtol, 'dTopkWeights');
+        assert.equal(got.params.length, ref.params.length);
+        for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]}`);
+      });
+    }
+  }
+
+  test('ExpertBank.forward on sorted rows uses the fused node and matches', () => {
+    setBackend('native');
+    for (const dtype of ['f64', 'f32'] as FloatDType[]) {
+      const gen = new Generator(7);
+      const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: 9 });
+      const bank = new ExpertBank(3, 11, cfg, { dtype, generator: gen });
+      const rows = rand([17, 11], dtype, gen).requiresGrad_();
+      const seg = Int32Array.of(0, 5, 5, 17);
+      const exec = { numExperts: 3, numRows: 17, segOffsets: seg, rowsPerExpert: Int32Array.of(5, 0, 12), rowExperts: fromArray(Int32Array.of(...Array(5).fill(0), ...Array(12).fill(2)), [17]) };
+      const dy = rand([17, 11], dtype, gen);
+      const run = (on: boolean) =>
+        withFused(on, () => {
+          bank.zeroGrad();
+          rows.grad = null;
+          const y = bank.forward(rows, exec);
+          assert.equal(y.gradFn?.name === 'fusedExperts', on);
+          sum(mul(y, dy)).backward();
+          return [y.dataSync(), rows.grad!.dataSync(), ...bank.parameters().map((p) => p.grad!.dataSync())];
+        });
+      const a = run(false);
+      const b = run(true);
+      const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
+      a.forEach((v, i) => assertClose(b[i]!, v, atol, rtol, `output ${i}`));
+    }
+  });
+
+  test('MoELayer: fused and reference agree end to end (router grads through the top-k weights)', () => {
+    setBackend('native');
+    const input: MoEConfigInput = {
+      hiddenSize: 16,
+      router: { numExperts: 5, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 12 },
+      shared: { intermediateSize: 8, gate: 'sigmoid' },
+      losses: { lbWeight: 0.1, zLossWeight: 0.01 },
+    };
+    const run = (on: boolean) =>
+      withFused(on, () => {
+        const layer = new MoELayer(moeConfig(input), { dtype: 'f64', generator: new Generator(3) });
+        const gen = new Generator(9);
+        const x = rand([2, 10, 16], 'f64', gen).requiresGrad_();
+        const dy = rand([2, 10, 16], 'f64', gen);
+        const y = layer.forward(x);
+        y.backward(dy);
+        return [y.dataSync(), x.grad!.dataSync(), ...layer.parameters().map((p) => p.grad!.dataSync())];
+      });
+    const a = run(false);
+    const b = run(true);
+    a.forEach((v, i) => assertClose(b[i]!, v, 1e-12, 1e-10, `tensor ${i}`));
+  });
+
+  test('groupedMatmul: native grouped GEMM matches the per-segment matmuls (both orientations, empty segments)', () => {
+    setBackend('native');
+    for (const dtype of ['f64', 'f32'] as FloatDType[]) {
+      for (const transB of [true, false]) {
+        const gen = new Generator(5);
+        const seg = Int32Array.of(0, 0, 9, 9, 40, 41);
+        const x = rand([41, 13], dtype, gen).requiresGrad_();
+        const w = rand(transB ? [5, 7, 13] : [5, 13, 7], dtype, gen).requiresGrad_();
+        const dy = rand([41, 7], dtype, gen);
+        const run = (on: boolean) =>
+          withFused(on, () => {
+            x.grad = null;
+            w.grad = null;
+            const y = groupedMatmul(x, w, seg, { transB });
+            sum(mul(y, dy)).backward();
+            return [y.dataSync(), x.grad!.dataSync(), w.grad!.dataSync()];
+          });
+        const a = run(false);
+        const b = run(true);
+        const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
+        a.forEach((v, i) => assertClose(b[i]!, v, atol, rtol, `${dtype} transB=${transB} tensor ${i}`));
+      }
+    }
+  });
+
+  test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {
+    setBackend('native');
+    const gen = new Generator(1);
+    const x = rand([4, 6], 'f32', gen);
+    const swi = new ExpertBank(2, 6, parseExpertConfig({ kind: 'swiglu', intermediateSize: 4 }), { generator: gen });
+    const gelu = new ExpertBank(2, 6, parseExpertConfig({ kind: 'gelu', intermediateSize: 4 }), { generator: gen });
+    assert.ok(withFused(true, () => fusedKernelsFor(x, swi, swi.cfg)));
+    assert.equal(withFused(false, () => fusedKernelsFor(x, swi, swi.cfg)), null);
+    assert.equal(withFused(true, () => fusedKernelsFor(x, gelu, gelu.cfg)), null);
+  });
+});
+
+describe('fused MoE on the reference backend', () => {
+  test('never applies', () => {
+    setBackend('reference');
+    const gen = new Generator(1);
+    const x = rand([4, 6], 'f32', gen);
+    const swi = new ExpertBank(2, 6, parseExpertConfig({ kind: 'swiglu', intermediateSize: 4 }), { generator: gen });
+    assert.equal(fusedKernelsFor(x, swi, swi.cfg), null);
+    setBackend(availableBackends()[0]!);
+  });
+});
