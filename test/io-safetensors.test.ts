@@ -149,7 +149,7 @@ test('layout: descending dtype alignment then name (bytewise), every tensor alig
   assert.deepEqual(order, ['i64', 'f64', '10', '2', 'f32', 'i32', 'bf', 'a16', 'z16']);
   const info = readHeaderFromBytes(bytes);
   for (const [name, { dtype, dataOffsets }] of info) {
-    const size = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8 }[dtype];
+    const size = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 }[dtype];
     assert.equal((8 + n + dataOffsets[0]) % size, 0, `${name} aligned`);
   }
 });
@@ -232,8 +232,8 @@ test('malformed: tensor entry not an object', () => {
 });
 
 test('malformed: unknown dtype lists the allowed ones', () => {
-  rejects(buildFile(header({ w: { dtype: 'U8', shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)),
-    'tensor "w"', '"dtype"', '"U8"', 'F32, F16, BF16, I32, I64, F64');
+  rejects(buildFile(header({ w: { dtype: 'BOOL', shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)),
+    'tensor "w"', '"dtype"', '"BOOL"', 'F32, F16, BF16, I32, I64, F64, U8, I8');
   rejects(buildFile(header({ w: { shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)), 'tensor "w"', '"dtype"', 'missing');
 });
 
@@ -322,7 +322,7 @@ test('serializer rejects bad input with clear errors and writes nothing', async 
     [{ w: { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) } }, 'shape [2,2] has 4 elements but data has 3'],
     [{ w: { dtype: 'I32', shape: [2], data: new Float32Array([1, 1.5]) } }, 'data[1] is 1.5'],
     [{ w: { dtype: 'I32', shape: [1], data: new Float64Array([2 ** 31]) } }, 'data[0] is 2147483648'],
-    [{ w: { dtype: 'U8' as 'F32', shape: [1], data: new Float32Array(1) } }, 'dtype "U8"'],
+    [{ w: { dtype: 'BOOL' as 'F32', shape: [1], data: new Float32Array(1) } }, 'dtype "BOOL"'],
     [{ w: { dtype: 'F32', shape: [-1], data: new Float32Array(1) } }, 'shape must be'],
     [{ __metadata__: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }, 'reserved'],
   ];
@@ -339,4 +339,17 @@ test('I64 written from floats accepts safe integers beyond int32, which then fai
   const bytes = serializeSafetensors({ big: { dtype: 'I64', shape: [2], data: new Float64Array([2 ** 40, -3]) } });
   assert.equal(new DataView(bytes.buffer).getBigInt64(bytes.length - 16, true), 2n ** 40n);
   assert.throws(() => parseSafetensors(bytes), /tensor "big": I64 value 1099511627776 at index 0/);
+});
+
+test('U8 and I8 tensors round-trip as raw bytes (MXFP4 blocks and scales)', () => {
+  const bytes = serializeSafetensors({
+    blocks: { dtype: 'U8', shape: [2, 3], data: new Uint8Array([0, 1, 127, 128, 200, 255]) },
+    signed: { dtype: 'I8', shape: [3], data: new Int8Array([-128, 0, 127]) },
+  });
+  const back = parseSafetensors(bytes).tensors;
+  assert.ok(back.get('blocks')!.data instanceof Uint8Array);
+  assert.deepEqual([...back.get('blocks')!.data], [0, 1, 127, 128, 200, 255]);
+  assert.ok(back.get('signed')!.data instanceof Int8Array);
+  assert.deepEqual([...back.get('signed')!.data], [-128, 0, 127]);
+  assert.throws(() => serializeSafetensors({ b: { dtype: 'U8', shape: [1], data: new Int32Array([256]) } }), /dtype U8 needs integers in \[0, 255\], but data\[0\] is 256/);
 });

@@ -15,8 +15,9 @@ import * as fsp from 'node:fs/promises';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from './half.js';
 
-export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64';
-export type SafetensorsData = Float32Array | Float64Array | Int32Array;
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'U8' | 'I8';
+/** U8 / I8 stay bytes (e.g. GPT-OSS MXFP4 blocks and scales); they are not tensor dtypes. */
+export type SafetensorsData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array;
 
 /** A loaded tensor. F16/BF16 are widened to Float32Array, I64 narrowed to Int32Array. */
 export interface SafetensorsEntry {
@@ -55,13 +56,13 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64'];
+export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8'];
 export const SAFETENSORS_MAX_HEADER_LENGTH = 100_000_000;
 
-const DTYPE_SIZE: Record<SafetensorsDType, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8 };
+const DTYPE_SIZE: Record<SafetensorsDType, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
 // Position in the Rust crate's Dtype enum (increasing alignment). The reference
 // writer orders tensors by this, descending, then by name, so data stays aligned.
-const DTYPE_RANK: Record<SafetensorsDType, number> = { F16: 0, BF16: 1, I32: 2, F32: 3, F64: 4, I64: 5 };
+const DTYPE_RANK: Record<SafetensorsDType, number> = { U8: 0, I8: 1, F16: 2, BF16: 3, I32: 4, F32: 5, F64: 6, I64: 7 };
 const METADATA_KEY = '__metadata__';
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -221,6 +222,8 @@ function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, 
     case 'F32': return readLE(bytes, Float32Array);
     case 'F64': return readLE(bytes, Float64Array);
     case 'I32': return readLE(bytes, Int32Array);
+    case 'U8': return new Uint8Array(bytes);
+    case 'I8': return new Int8Array(new Uint8Array(bytes).buffer);
     case 'F16': return f16ArrayToF32(readLE(bytes, Uint16Array));
     case 'BF16': return bf16ArrayToF32(readLE(bytes, Uint16Array));
     case 'I64': {
@@ -297,14 +300,14 @@ export function readSafetensorsHeaderSync(path: string): SafetensorsHeader {
 
 // ------------------------------------------------------------------ encoding
 
-function leBytes(view: Float32Array | Float64Array | Int32Array | Uint16Array): Uint8Array {
+function leBytes(view: Float32Array | Float64Array | Int32Array | Uint16Array | Uint8Array | Int8Array): Uint8Array {
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
   if (!LITTLE_ENDIAN_HOST) swapBytes(bytes, view.BYTES_PER_ELEMENT);
   return bytes;
 }
 
 function integerData(name: string, data: SafetensorsData, dtype: SafetensorsDType, min: number, max: number): SafetensorsData {
-  if (data instanceof Int32Array) return data;
+  if (data instanceof Int32Array && min <= -(2 ** 31) && max >= 2 ** 31 - 1) return data; // every int32 fits
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (!Number.isInteger(v) || v < min || v > max) {
@@ -322,6 +325,8 @@ function encodeTensor(name: string, { dtype, data }: SafetensorsTensor): Uint8Ar
     case 'F16': return leBytes(f32ArrayToF16(data));
     case 'BF16': return leBytes(f32ArrayToBf16(data));
     case 'I32': return leBytes(Int32Array.from(integerData(name, data, dtype, -(2 ** 31), 2 ** 31 - 1)));
+    case 'U8': return Uint8Array.from(integerData(name, data, dtype, 0, 255));
+    case 'I8': return leBytes(Int8Array.from(integerData(name, data, dtype, -128, 127)));
     case 'I64': {
       const values = integerData(name, data, dtype, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
       const words = new BigInt64Array(values.length);

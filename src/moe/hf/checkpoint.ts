@@ -22,7 +22,7 @@
 // under the same module as the per-expert keys (e.g. block_sparse_moe for Mixtral). For GPT-OSS,
 // Granite and Llama-4 the native checkpoint form is the fused one (no per-expert form exists).
 import type { FloatDType } from '../../backend/types.js';
-import { SafetensorsError, readSafetensorsSync, type SafetensorsTensor } from '../../io/safetensors.js';
+import { readSafetensorsSync, type SafetensorsTensor } from '../../io/safetensors.js';
 import { fromArray } from '../../ops/creation.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Generator } from '../../tensor/random.js';
@@ -31,7 +31,6 @@ import { type HfConfig, isMoeLayer } from '../hf-config.js';
 import { MoELayer } from '../layer.js';
 import { type PresetName, presetFromHf, presetNameFromHf } from '../presets.js';
 import { dequantizeMxfp4 } from './mxfp4.js';
-import { readSafetensorsWithBytesSync } from './safetensors-u8.js';
 
 export type HfExpertFormat = 'per-expert' | 'fused';
 
@@ -223,13 +222,7 @@ export interface LoadMoEBlockOptions {
 
 function asMap(src: HfTensorSource): Map<string, HfTensorLike> {
   if (typeof src === 'string') {
-    try {
-      return readSafetensorsSync(src).tensors;
-    } catch (e) {
-      // U8 (MXFP4 blocks/scales) is outside src/io's dtypes: fall back to the byte-capable reader
-      if (e instanceof SafetensorsError && /"dtype"/.test(e.message)) return readSafetensorsWithBytesSync(src);
-      throw e;
-    }
+    return readSafetensorsSync(src).tensors;
   }
   return src instanceof Map ? src : new Map(Object.entries(src));
 }

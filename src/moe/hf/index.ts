@@ -1,4 +1,3 @@
 // Hugging Face checkpoints: load an MoE block from a model's own safetensors naming, export back.
 export * from './checkpoint.js';
 export * from './mxfp4.js';
-export { readSafetensorsWithBytesSync, type HfTensor } from './safetensors-u8.js';
