@@ -164,10 +164,11 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     for (const dtype of ['f64', 'f32'] as FloatDType[]) {
       for (const transB of [true, false]) {
         const gen = new Generator(5);
-        const seg = Int32Array.of(0, 0, 9, 9, 40, 41);
-        const x = rand([41, 13], dtype, gen).requiresGrad_();
-        const w = rand(transB ? [5, 7, 13] : [5, 13, 7], dtype, gen).requiresGrad_();
-        const dy = rand([41, 7], dtype, gen);
+        // big enough (S·in·out >= 32^3) for the native grouped GEMM to take it
+        const seg = Int32Array.of(0, 0, 30, 30, 140, 141);
+        const x = rand([141, 37], dtype, gen).requiresGrad_();
+        const w = rand(transB ? [5, 29, 37] : [5, 37, 29], dtype, gen).requiresGrad_();
+        const dy = rand([141, 29], dtype, gen);
         const run = (on: boolean) =>
           withFused(on, () => {
             x.grad = null;

@@ -26,7 +26,9 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
   if (x.dtype !== w.dtype) throw new TypeError(`groupedMatmul: x (${x.dtype}) and w (${w.dtype}) must share a dtype`);
   const S = x.shape[0]!;
   const b = x.backend;
-  const k = fusedMoeEnabled() && b.name === 'native' && w.backend === b && (x.storage instanceof Float32Array || x.storage instanceof Float64Array) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
+  // tiny problems (below ~32^3 multiply-adds) stay on the per-segment matmuls: nothing to gain,
+  // and their results stay bit-identical to a plain matmul's (which loops naively there)
+  const k = S * inW * outW >= 32768 && fusedMoeEnabled() && b.name === 'native' && w.backend === b && (x.storage instanceof Float32Array || x.storage instanceof Float64Array) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
   if (k) {
     // native grouped GEMM: all experts' tiles in one pool run; dW written directly per expert
     const xs = x.storage as FloatArray;
