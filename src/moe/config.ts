@@ -236,6 +236,39 @@ export function parseLossConfig(input: unknown, field = 'losses'): LossConfig {
   };
 }
 
+/**
+ * CT-MoE's learned expert-collaboration topology (spec/seed-systems.md section 2) on any
+ * token-choice router and expert bank: S = softmax(mask_diag((S_raw + S_rawᵀ)/2) / sTemp)
+ * row-wise, [E, E]. routingBias: routingScale · (column sums of S) are added to the router
+ * logits (before the score function; selection, weights and the aux losses all see them).
+ * collaboration: each token's k selected expert outputs exchange messages before the
+ * weighted combine, out'_k = out_k + collabScale · Σ_j S_sub[k,j] out_j, with S_sub the k×k
+ * sub-matrix of S over the selected experts, rows renormalised (+1e-9).
+ */
+export interface MoETopologyConfig {
+  routingBias: boolean;
+  collaboration: boolean;
+  routingScale: number;
+  collabScale: number;
+  sTemp: number;
+}
+
+export function parseMoETopologyConfig(input: unknown, field = 'topology'): MoETopologyConfig | null {
+  if (input === null || input === undefined) return null;
+  const r = record(field, input, ['routingBias', 'collaboration', 'routingScale', 'collabScale', 'sTemp']);
+  const cfg: MoETopologyConfig = {
+    routingBias: bool(`${field}.routingBias`, or(r['routingBias'], true)),
+    collaboration: bool(`${field}.collaboration`, or(r['collaboration'], true)),
+    routingScale: num(`${field}.routingScale`, or(r['routingScale'], 1.5)),
+    collabScale: num(`${field}.collabScale`, or(r['collabScale'], 1)),
+    sTemp: num(`${field}.sTemp`, or(r['sTemp'], 1), { min: 0, minOpen: true }),
+  };
+  if (!cfg.routingBias && !cfg.collaboration) {
+    throw new ConfigError(`${field}.collaboration`, false, `true when ${field}.routingBias is false (a topology with neither path is no topology: use ${field} = null)`);
+  }
+  return cfg;
+}
+
 export interface MoEConfig {
   hiddenSize: number;
   router: RouterConfig;
@@ -243,10 +276,12 @@ export interface MoEConfig {
   shared: SharedExpertConfig | null;
   dispatch: DispatchConfig;
   losses: LossConfig;
+  /** CT-MoE collaboration topology, or null (none). Token-choice routers only. */
+  topology: MoETopologyConfig | null;
 }
 
 export function parseMoEConfig(input: unknown, field = 'moe'): MoEConfig {
-  const r = record(field, input, ['hiddenSize', 'router', 'experts', 'shared', 'dispatch', 'losses']);
+  const r = record(field, input, ['hiddenSize', 'router', 'experts', 'shared', 'dispatch', 'losses', 'topology']);
   const cfg: MoEConfig = {
     hiddenSize: int(`${field}.hiddenSize`, r['hiddenSize'], 1),
     router: parseRouterConfig(r['router'], `${field}.router`),
@@ -254,7 +289,17 @@ export function parseMoEConfig(input: unknown, field = 'moe'): MoEConfig {
     shared: parseSharedExpertConfig(r['shared'], `${field}.shared`),
     dispatch: parseDispatchConfig(r['dispatch'], `${field}.dispatch`),
     losses: parseLossConfig(r['losses'], `${field}.losses`),
+    topology: parseMoETopologyConfig(r['topology'], `${field}.topology`),
   };
+  if (cfg.topology) {
+    if (cfg.router.kind === 'expert-choice') {
+      // message passing is over each token's k selected experts; under expert choice a token has 0..E
+      throw new ConfigError(`${field}.topology`, r['topology'], "null for router.kind 'expert-choice' (a token does not have exactly topK experts to pass messages between)");
+    }
+    if (cfg.router.numExperts < 2) {
+      throw new ConfigError(`${field}.router.numExperts`, cfg.router.numExperts, 'an integer >= 2 when topology is set (S has a zero diagonal)');
+    }
+  }
   if (cfg.router.kind === 'expert-choice') {
     if (cfg.dispatch.capacityFactor !== null) {
       throw new ConfigError(`${field}.dispatch.capacityFactor`, cfg.dispatch.capacityFactor, "null for router.kind 'expert-choice' (set router.capacityFactor instead)");
@@ -274,6 +319,7 @@ export type MoEConfigInput = {
   shared?: (Partial<SharedExpertConfig> & Pick<SharedExpertConfig, 'intermediateSize'>) | null;
   dispatch?: Partial<DispatchConfig>;
   losses?: Partial<LossConfig>;
+  topology?: Partial<MoETopologyConfig> | null;
 };
 
 export function moeConfig(input: MoEConfigInput): MoEConfig {

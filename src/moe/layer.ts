@@ -1,4 +1,5 @@
-// The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics.
+// The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics,
+// optionally with CT-MoE's collaboration topology (cfg.topology; src/moe/topology/collaboration.ts).
 import type { FloatDType } from '../backend/types.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -6,6 +7,7 @@ import { shapeToString } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../ops/creation.js';
 import { add, mul, sigmoid } from '../ops/elementwise.js';
+import { indexSelect } from '../ops/indexing.js';
 import { matmul } from '../ops/linalg.js';
 import { reshape } from '../ops/shape.js';
 import { Module, Parameter } from '../nn/module.js';
@@ -22,6 +24,8 @@ import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
 import { fullLike } from './tensors.js';
+import { Topology } from './topology/topology.js';
+import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
 
 export interface MoELayerOptions {
   dtype?: FloatDType;
@@ -48,6 +52,8 @@ export class MoELayer extends Module {
   readonly selectionBias: SelectionBias | null;
   readonly dispatcher: Dispatcher;
   readonly lbAccumulator: LoadBalanceAccumulator | null;
+  /** CT-MoE topology (S_raw), or null when cfg.topology is null. */
+  readonly topology: Topology | null;
   /** Metrics of the latest forward. */
   lastMetrics: MoEMetrics | null = null;
   private readonly numLayers: number;
@@ -75,8 +81,14 @@ export class MoELayer extends Module {
     if (this.selectionBias) this.registerBuffer('scoreBias', this.selectionBias.bias);
     this.dispatcher = options.dispatcher ?? (cfg.router.kind === 'expert-choice' ? new ExpertChoiceDispatcher(E, cfg.dispatch) : new LocalDispatcher(E, cfg.dispatch));
     this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
+    this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
+  }
+
+  /** [S_raw] when the topology is on (optimise it in its own group: CT-MoE uses lr × 100, no weight decay), else []. */
+  topologyParameters(): Parameter[] {
+    return this.topology ? [this.topology.sRaw] : [];
   }
 
   /** x [..., H] -> [..., H]. In training with grad, the scaled aux losses ride on the output. */
@@ -86,21 +98,37 @@ export class MoELayer extends Module {
     const x2 = reshape(x, [-1, H]);
     const T = x2.shape[0]!;
     const rc = this.cfg.router;
+    const tc = this.cfg.topology;
+    const S = this.topology ? this.topology.forward() : null;
     const r = route(x2, this.routerWeight, this.routerBias, rc, {
       training: this.training,
       generator: this.generator,
       selectionBias: this.selectionBias?.bias ?? null,
+      logitBias: S && tc?.routingBias ? topologyRoutingBias(S, tc.routingScale) : null,
     });
-    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused)
-    const fused = tryFusedMoE(x2, r, this.dispatcher, this.experts);
+    // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
+    // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
+    // input -> each row's output is scaled by b = 1 + c·1ᵀS_sub before an unweighted combine.
+    let routing: Pick<typeof r, 'topkIds' | 'topkWeights'> = r;
+    let slotScale: Tensor | null = null;
+    if (S && tc?.collaboration) {
+      const sSub = topologySubmatrices(S, r.topkIds);
+      if (this.cfg.dispatch.weightsOn === 'output') routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
+      else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
+    }
+    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused);
+    // with a topology always the reference composition (dispatcher + ExpertBank)
+    const fused = this.topology ? null : tryFusedMoE(x2, r, this.dispatcher, this.experts);
     let y: Tensor;
     let droppedSlots: number;
     if (fused) {
       y = fused.y;
       droppedSlots = fused.droppedSlots.length;
     } else {
-      const d = this.dispatcher.dispatch(x2, r);
-      y = this.dispatcher.combine(this.experts.forward(d.rows, d.exec), d.meta);
+      const d = this.dispatcher.dispatch(x2, routing);
+      let out = this.experts.forward(d.rows, d.exec);
+      if (slotScale) out = mul(out, reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]));
+      y = this.dispatcher.combine(out, d.meta);
       droppedSlots = d.meta.droppedSlots.length;
     }
     y = this.addShared(x2, y, T);

@@ -24,6 +24,8 @@ export interface RouteOptions {
   generator?: Generator;
   /** [E] aux-loss-free balancing bias, added to the scores for SELECTION only. */
   selectionBias?: Tensor | null;
+  /** [E] added to the logits after the router GEMM (and router bias), before everything else; differentiable (CT-MoE routing bias). */
+  logitBias?: Tensor | null;
 }
 
 /** The router GEMM (logits = x·Wᵀ [+ b]) followed by routeLogits. x [T, H], weight [E, H], bias [E]. */
@@ -44,6 +46,7 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
     if (!bias) throw new Error('route: router.routerBias is true but no bias tensor was given');
     logits = add(logits, bias);
   }
+  if (opts.logitBias) logits = add(logits, opts.logitBias);
   return routeLogits(logits, cfg, opts);
 }
 

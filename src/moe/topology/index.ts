@@ -3,3 +3,5 @@ export * from './config.js';
 export * from './topology.js';
 export * from './layer.js';
 export * from './diagnostics.js';
+export * from './collaboration.js';
+export * from './preset.js';
