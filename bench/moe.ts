@@ -1,7 +1,8 @@
 // `npm run bench -- moe [--json] [--configs ...]`: one MoE layer (router + SwiGLU experts +
 // weighted combine + load-balancing loss), forward and forward+backward, on four configs;
 // with Debian's python3-torch + libopenblas0-openmp, the PyTorch peer runs in the same command
-// and each line gets the ratio moekit / PyTorch.
+// and each line gets the ratio moekit / PyTorch, plus the peer's peak RSS (bench/peer_rss.py) next
+// to ours (rss_ratio <= 1: no more memory than PyTorch).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
-import { PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing } from './util.js';
+import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing } from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -46,6 +47,10 @@ interface Row {
   backend: string;
   peer_tokens_per_s?: number;
   ratio?: number;
+  /** The peer's peak RSS for this (config, mode): the lower of its two dispatch styles. */
+  peer_peak_rss_mb?: number;
+  /** peak_rss_mb / peer_peak_rss_mb (<= 1: moekit needs no more memory than PyTorch). */
+  rss_ratio?: number;
 }
 
 /** Expert-MLP FLOPs: 2·3·d·f·T·k forward, 3x that for forward+backward (as the peer counts). */
@@ -180,6 +185,30 @@ function runPeer(names: string[]): Map<string, number> {
   return best;
 }
 
+/**
+ * The peer's peak RSS (MB) per (config, mode): bench/peer_rss.py builds the peer's layer as
+ * bench.py does (imports its moe_ref, read-only) and runs a few calls of the mode in a fresh
+ * process per style (so each peak is its own, like our per-row child processes); the lower of
+ * the two styles is kept.
+ */
+function runPeerRss(names: string[]): Map<string, number> {
+  const script = new URL('./peer_rss.py', import.meta.url).pathname;
+  const env = { ...process.env, LD_LIBRARY_PATH: OPENBLAS_OPENMP_DIR + (process.env.LD_LIBRARY_PATH ? `:${process.env.LD_LIBRARY_PATH}` : '') };
+  const best = new Map<string, number>();
+  for (const n of names) {
+    const peer = MOE_CONFIGS[n]!.peer;
+    for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
+      for (const style of ['naive', 'sorted']) {
+        const out = execFileSync(PEER_PYTHON, [script, PEER_DIR, peer, mode, style, '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        const mb = (JSON.parse(out.trim().split('\n').pop()!) as { peak_rss_mb: number }).peak_rss_mb;
+        const key = `${peer}|${mode}`;
+        best.set(key, Math.min(best.get(key) ?? Infinity, mb));
+      }
+    }
+  }
+  return best;
+}
+
 export function register(program: Command): void {
   program
     .command('moe')
@@ -187,9 +216,11 @@ export function register(program: Command): void {
     .option('--json', 'one JSON line per row')
     .option('--configs <names...>', `subset of ${Object.keys(MOE_CONFIGS).join(', ')}`, Object.keys(MOE_CONFIGS))
     .option('--no-peer', 'skip the PyTorch peer')
+    .option('--no-peer-speed', "skip the peer's throughput run (keep its peak-RSS probe)")
+    .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
     .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; ctmoeTrain: boolean; child?: string }) => {
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; child?: string }) => {
       if (opts.child === 'ctmoe-tiny-train') {
         process.stdout.write(JSON.stringify(measureCtmoeTrain()) + '\n');
         return;
@@ -215,12 +246,19 @@ export function register(program: Command): void {
       }
       const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
       if (missing === null) {
-        const peer = runPeer(opts.configs);
+        const peer = opts.peerSpeed ? runPeer(opts.configs) : new Map<string, number>();
+        const rss = opts.peerRss ? runPeerRss(opts.configs) : new Map<string, number>();
         for (const r of rows) {
-          const p = peer.get(`${MOE_CONFIGS[r.config]!.peer}|${r.mode}`);
+          const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
+          const p = peer.get(key);
           if (p) {
             r.peer_tokens_per_s = Math.round(p);
             r.ratio = +(r.tokens_per_s / p).toFixed(3);
+          }
+          const m = rss.get(key);
+          if (m) {
+            r.peer_peak_rss_mb = m;
+            r.rss_ratio = +(r.peak_rss_mb / m).toFixed(3);
           }
         }
       } else if (!opts.json) {
@@ -240,7 +278,7 @@ export function register(program: Command): void {
         for (const r of rows) console.log(JSON.stringify(r));
         if (train) console.log(JSON.stringify(train));
       } else {
-        console.table(rows.map((r) => ({ config: r.config, mode: r.mode, 'tok/s': r.tokens_per_s, GFLOP_s: r.gflops, 'peak MB': r.peak_rss_mb, 'torch tok/s': r.peer_tokens_per_s ?? '-', ratio: r.ratio ?? '-' })));
+        console.table(rows.map((r) => ({ config: r.config, mode: r.mode, 'tok/s': r.tokens_per_s, GFLOP_s: r.gflops, 'peak MB': r.peak_rss_mb, 'torch tok/s': r.peer_tokens_per_s ?? '-', ratio: r.ratio ?? '-', 'torch peak MB': r.peer_peak_rss_mb ?? '-', 'MB ratio': r.rss_ratio ?? '-' })));
         if (train) console.log(`ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`);
       }
     });

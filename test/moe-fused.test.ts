@@ -14,6 +14,7 @@ import { groupedMatmul } from '../src/moe/grouped-gemm.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { fromArray } from '../src/ops/creation.js';
 import { mul, sum } from '../src/ops/index.js';
+import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { assertClose } from './helpers/gradcheck.js';
@@ -91,6 +92,19 @@ function runCase(c: Case, dtype: FloatDType, fused: boolean) {
   return { y: y.dataSync(), dx: x.grad!.dataSync(), dw: topkWeights.grad!.dataSync(), params };
 }
 
+/** The fused forward of a case under no grad (exercises the scratch pool's no-graph release). */
+function runCaseForward(c: Case, dtype: FloatDType): Float32Array | Float64Array {
+  const gen = new Generator(5);
+  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I });
+  const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
+  const x = rand([c.T, c.H], dtype, gen);
+  const ids = new Int32Array(c.T * c.K);
+  for (let t = 0; t < c.T; t++) for (let k = 0; k < c.K; k++) ids[t * c.K + k] = c.ids(t, k);
+  const f = tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights: rand([c.T, c.K], dtype, gen, 0.1, 1) }, new LocalDispatcher(c.E, parseDispatchConfig({})), bank);
+  assert.ok(f && f.y.gradFn === null);
+  return f.y.dataSync() as Float32Array | Float64Array;
+}
+
 describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'native addon not built' }, () => {
   after(() => setBackend(availableBackends()[0]!));
   for (const dtype of ['f64', 'f32'] as FloatDType[]) {
@@ -108,6 +122,52 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       });
     }
   }
+
+  test('backward twice through a retained graph (the saved gate/up buffer is reused in place)', () => {
+    setBackend('native');
+    for (const dtype of ['f64', 'f32'] as FloatDType[]) {
+      const c = CASES[4]!;
+      const once = runCase(c, dtype, true);
+      const gen = new Generator(42);
+      const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I, layout: 'separate', orientation: 'out-in' });
+      const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
+      const x = rand([c.T, c.H], dtype, gen).requiresGrad_();
+      const ids = new Int32Array(c.T * c.K);
+      for (let t = 0; t < c.T; t++) for (let k = 0; k < c.K; k++) ids[t * c.K + k] = c.ids(t, k);
+      const topkWeights = rand([c.T, c.K], dtype, gen, 0.1, 1).requiresGrad_();
+      const dy = rand([c.T, c.H], dtype, gen);
+      const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: null, capacityMultiple: 1 }));
+      const f = withFused(true, () => tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights }, disp, bank))!;
+      const loss = sum(mul(f.y, dy));
+      loss.backward(undefined, { retainGraph: true });
+      loss.backward();
+      const twice = (a: ArrayLike<number>) => Array.from(a, (v) => 2 * v);
+      const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
+      assertClose(x.grad!.dataSync(), twice(once.dx), atol, rtol, 'dx');
+      assertClose(topkWeights.grad!.dataSync(), twice(once.dw), atol, rtol, 'dTopkWeights');
+      const params = bank.namedParameters();
+      for (let i = 0; i < params.length; i++) assertClose(params[i]![1].grad!.dataSync(), twice(once.params[i]![1]), atol, rtol, `grad ${params[i]![0]}`);
+    }
+  });
+
+  test('buffers large enough for the scratch pool: repeated fwd+bwd, no-grad forwards in between, retained graph', () => {
+    setBackend('native');
+    // gu is [S, 2I] = 512 x 1024 and h [S, I]: >= 1 MiB, so they go through scratch.ts
+    const c: Case = { name: 'pooled', T: 256, H: 40, I: 512, E: 4, K: 2, ids: (t, k) => (t * 3 + k) % 4 };
+    for (const dtype of ['f32', 'f64'] as FloatDType[]) {
+      const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [5e-5, 5e-4];
+      const ref = runCase(c, dtype, false);
+      for (let rep = 0; rep < 3; rep++) {
+        const got = runCase(c, dtype, true);
+        assertClose(got.y, ref.y, atol, rtol, `y (rep ${rep})`);
+        assertClose(got.dx, ref.dx, atol, rtol, `dx (rep ${rep})`);
+        assertClose(got.dw, ref.dw, atol, rtol, `dTopkWeights (rep ${rep})`);
+        for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]} (rep ${rep})`);
+        // a no-grad forward returns its buffers to the pool right away
+        withFused(true, () => noGrad(() => runCaseForward(c, dtype)));
+      }
+    }
+  });
 
   test('ExpertBank.forward on sorted rows uses the fused node and matches', () => {
     setBackend('native');

@@ -7,14 +7,16 @@
 //             (dispatch gather, experts, weighted combine; grads for x, the top-k weights
 //             and every expert weight);
 //  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
-// Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
-// outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// Saved for backward: the [S, 2I] gate/up pre-activations only (the backward turns them into
+// their gradient in place); h is recomputed, the expert outputs y_r are never kept
+// (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-fused.test.ts holds the two together.
 import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
+import { acquireScratch, collectBeforeLargeOutputs, releaseScratch } from './scratch.js';
 
 /** How the slots of a routed call are laid out (from planSlots). */
 export interface FusedRouting {
@@ -108,28 +110,36 @@ export function fusedSwigluExperts(
 
   // ---- forward ----
   // first GEMM -> gu [S, 2I]: separate weights write the two column halves
-  const gu = newLike(xs, S * I2);
+  // internal buffers come from / go back to the scratch pool (scratch.ts); outputs are fresh
+  let gu: FloatArray | null = acquireScratch(xs, S * I2);
   const firstTrans = g.outIn; // out-in: op(W) = Wᵀ
-  if (g.layout === 'separate') {
-    const ldb = g.outIn ? H : I;
-    k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I * H, ldb, segOffsets, gu, I2, I, H, false);
-    k.moeGemmRows(xs, rowTok, null, H, first[1]!, firstTrans, I * H, ldb, segOffsets, gu.subarray(I), I2, I, H, false);
-  } else {
-    const ldb = g.outIn ? H : I2;
-    k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I2 * H, ldb, segOffsets, gu, I2, I2, H, false);
-  }
+  const firstGemm = (dst: FloatArray) => {
+    if (g.layout === 'separate') {
+      const ldb = g.outIn ? H : I;
+      k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I * H, ldb, segOffsets, dst, I2, I, H, false);
+      k.moeGemmRows(xs, rowTok, null, H, first[1]!, firstTrans, I * H, ldb, segOffsets, dst.subarray(I), I2, I, H, false);
+    } else {
+      const ldb = g.outIn ? H : I2;
+      k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I2 * H, ldb, segOffsets, dst, I2, I2, H, false);
+    }
+  };
+  firstGemm(gu);
+  // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
+  // to the pool; a second backward through a retained graph recomputes it first.
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
-  const h = newLike(xs, S * I);
+  const h = acquireScratch(xs, S * I);
   k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
-  const y = newLike(xs, S * H);
+  const y = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
   k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
+  releaseScratch(h);
   let out: FloatArray;
   let outShape: number[];
   if (routing) {
     const T = routing.numTokens;
     out = newLike(xs, T * H);
     k.moeCombine(y, H, slotRow!, tw, T, routing.topK, H, out);
+    releaseScratch(y);
     outShape = [T, H];
   } else {
     out = y;
@@ -137,7 +147,7 @@ export function fusedSwigluExperts(
   }
 
   const inputs: Tensor[] = [x, ...(routing ? [routing.topkWeights] : []), ...wList, wDown];
-  return makeOutput(x.backend, out, outShape, {
+  const result = makeOutput(x.backend, out, outShape, {
     name: routing ? 'fusedMoE' : 'fusedExperts',
     inputs,
     backward: (gradOut) => {
@@ -145,14 +155,20 @@ export function fusedSwigluExperts(
       const needX = x.requiresGrad;
       const needTw = routing !== null && routing.topkWeights.requiresGrad;
       // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
-      const dyh = newLike(xs, S * I);
+      const dyh = acquireScratch(xs, S * I);
       k.moeGemmRows(gs, rowTok, null, H, down, !g.outIn, H * I, downLdb, segOffsets, dyh, I, I, H, false);
       // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
-      const dgu = newLike(xs, S * I2);
+      if (!gu) {
+        gu = acquireScratch(xs, S * I2);
+        firstGemm(gu);
+      }
+      const dgu = gu; // in place: each element's gate/up are read before their grads are written
       const dw = needTw ? newLike(xs, S) : null;
       k.moeSwigluBackward(gu, I2, goff, uoff, cs, S, I, dyh, rowW, dgu, dyh, dw);
       const hh = dyh;
       const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
+      const gradBytes = [...wList, wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
+      collectBeforeLargeOutputs(gradBytes);
       // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
       let dDown: Tensor | null = null;
       if (wDown.requiresGrad) {
@@ -174,7 +190,7 @@ export function fusedSwigluExperts(
       // dX rows = dgu · op(W_first_e)ᵀ, then summed over each token's slots
       let dx: Tensor | null = null;
       if (needX) {
-        const da = newLike(xs, S * H);
+        const da = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
         if (g.layout === 'separate') {
           const ldb = g.outIn ? H : I;
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, false);
@@ -186,11 +202,15 @@ export function fusedSwigluExperts(
         if (routing) {
           const dxs = newLike(xs, routing.numTokens * H);
           k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
+          releaseScratch(da);
           dx = mk(x, dxs);
         } else {
           dx = mk(x, da);
         }
       }
+      releaseScratch(dyh);
+      releaseScratch(dgu);
+      gu = null;
       let dTw: Tensor | null = null;
       if (needTw) {
         const d = newLike(xs, routing!.numTokens * routing!.topK);
@@ -201,4 +221,10 @@ export function fusedSwigluExperts(
       return [dx, ...(routing ? [dTw] : []), ...dFirst, dDown];
     },
   });
+  if (!result.gradFn) {
+    // no graph (no grad needed): nothing will read the pre-activations again
+    releaseScratch(gu);
+    gu = null;
+  }
+  return result;
 }

@@ -1,0 +1,40 @@
+// Micro-benchmark of the fused MoE grouped GEMMs on the bench configs' shapes (A/B work on
+// native/moe*.c): node --import tsx bench/moe-kernels.ts <config> [iters]
+// Prints ms per call and GFLOP/s of: first GEMM (gathered x · W_gateᵀ), down GEMM, dyh GEMM
+// (dY · W_down), dx GEMM (dgu · W_gate), and the two weight-gradient GEMMs.
+import { moeKernels } from '../src/moe/fused/native-moe.js';
+import { MOE_CONFIGS } from './moe.js';
+import { median } from './util.js';
+
+const name = process.argv[2] ?? 'ct-moe';
+const iters = Number(process.argv[3] ?? 5);
+const c = MOE_CONFIGS[name]!;
+const k = moeKernels()!;
+const { dModel: H, dFf: I, experts: E, topK: K, tokens: T } = c;
+const S = T * K;
+const seg = new Int32Array(E + 1);
+for (let e = 0; e <= E; e++) seg[e] = Math.round((S * e) / E);
+const rowTok = new Int32Array(S);
+for (let r = 0; r < S; r++) rowTok[r] = (r * 7919) % T;
+const rnd = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
+const x = rnd(T * H), wg = rnd(E * I * H), wd = rnd(E * H * I), gu = rnd(S * 2 * I), h = rnd(S * I), y = new Float32Array(S * H), gy = rnd(T * H);
+const dW = new Float32Array(E * I * H);
+const cases: [string, number, () => void][] = [
+  ['first x·Wgᵀ', 2 * S * H * I, () => k.moeGemmRows(x, rowTok, null, H, wg, true, I * H, H, seg, gu, 2 * I, I, H, false)],
+  ['down h·Wdᵀ', 2 * S * H * I, () => k.moeGemmRows(h, null, null, I, wd, true, H * I, I, seg, y, H, H, I, false)],
+  ['dyh dY·Wd', 2 * S * H * I, () => k.moeGemmRows(gy, rowTok, null, H, wd, false, H * I, I, seg, h, I, I, H, false)],
+  ['dx dgu·Wg', 2 * S * H * I, () => k.moeGemmRows(gu, null, null, 2 * I, wg, false, I * H, H, seg, y, H, H, I, false)],
+  ['wgrad dWd', 2 * S * H * I, () => k.moeGemmWgrad(gy, rowTok, null, H, h, null, I, seg, dW, H, I, false)],
+  ['wgrad dWg', 2 * S * H * I, () => k.moeGemmWgrad(gu, null, null, 2 * I, x, rowTok, H, seg, dW, I, H, false)],
+];
+for (const [label, fl, fn] of cases) {
+  fn();
+  const ts: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  const m = median(ts);
+  console.log(`${name} ${label.padEnd(14)} ${m.toFixed(1).padStart(7)} ms  ${(fl / m / 1e6).toFixed(1).padStart(6)} GFLOP/s`);
+}
