@@ -8,7 +8,8 @@ import { parseDispatchConfig, parseExpertConfig, type ExpertConfig } from '../sr
 import { LocalDispatcher, expertCapacity, planSlots } from '../src/moe/dispatch.js';
 import { runExperts, type ExpertWeights } from '../src/moe/experts.js';
 import { assertClose, randF64 } from './helpers/gradcheck.js';
-import { eachBackend, gelu, sigmoid, silu } from './helpers/moe-reference.js';
+import { gelu, sigmoid, silu } from './helpers/moe-reference.js';
+import { forEachBackend } from './helpers/gradcheck.js';
 
 const T = 5;
 const H = 4;
@@ -127,7 +128,7 @@ function runCase(cfg: ExpertConfig, weightsOn: 'output' | 'input', capacityFacto
   }
 }
 
-eachBackend('moe dispatch + experts', () => {
+forEachBackend('moe dispatch + experts', () => {
   test('OLMo-core capacity: multiple·ceil(int(cf·K·T/E)/multiple)', () => {
     assert.equal(expertCapacity(1, 2, 10, 4), 8); // int(5) = 5 -> 8
     assert.equal(expertCapacity(1.25, 1, 20, 2), 16); // int(12.5) = 12 -> 16

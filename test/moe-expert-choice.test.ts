@@ -11,7 +11,8 @@ import { MoELayer } from '../src/moe/layer.js';
 import { routeLogits } from '../src/moe/router.js';
 import { Generator } from '../src/tensor/random.js';
 import { assertClose, randF64 } from './helpers/gradcheck.js';
-import { eachBackend, numericGrad, refExpertChoice, rows, sigmoid, silu, type Mat } from './helpers/moe-reference.js';
+import { numericGrad, refExpertChoice, rows, sigmoid, silu, type Mat } from './helpers/moe-reference.js';
+import { forEachBackend } from './helpers/gradcheck.js';
 
 const H = 4;
 const I = 3;
@@ -88,7 +89,7 @@ test('capacity c = min(T, max(1, round(cf·T·k/E)))', () => {
   assert.equal(expertChoiceCapacity(0, 4, 1), 0);
 });
 
-eachBackend('moe expert choice', () => {
+forEachBackend('moe expert choice', () => {
   test('assignments, per-token expert counts, weights = scores of the choosing experts', () => {
     for (const [k, cf] of [[1, 1], [2, 1], [1, 2.5], [3, 1]] as const) {
       const logits = randF64([T, E], 11 + k, -2, 2);

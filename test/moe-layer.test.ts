@@ -7,7 +7,8 @@ import { moeConfig, type MoEConfigInput } from '../src/moe/config.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { Generator } from '../src/tensor/random.js';
 import { assertClose, randF64 } from './helpers/gradcheck.js';
-import { eachBackend, refRoute, rows, sigmoid, silu, softmaxRow } from './helpers/moe-reference.js';
+import { refRoute, rows, sigmoid, silu, softmaxRow } from './helpers/moe-reference.js';
+import { forEachBackend } from './helpers/gradcheck.js';
 
 const H = 4;
 const I = 3;
@@ -38,7 +39,7 @@ const base: MoEConfigInput = {
   losses: { lbWeight: 0.1, zLossWeight: 0.01, scaleByNumLayers: true },
 };
 
-eachBackend('moe layer', () => {
+forEachBackend('moe layer', () => {
   test('forward = dense reference (routed + sigmoid-gated shared expert)', () => {
     const layer = new MoELayer(moeConfig(base), { dtype: 'f64', generator: new Generator(3) }).eval();
     const x = randF64([2, 3, H], 5);

@@ -9,7 +9,8 @@ import { parseLossConfig, routerConfig } from '../src/moe/config.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from '../src/moe/losses.js';
 import { routeLogits } from '../src/moe/router.js';
 import { assertClose, gradcheck, randF64 } from './helpers/gradcheck.js';
-import { eachBackend, refRoute, rows, softmaxRow } from './helpers/moe-reference.js';
+import { refRoute, rows, softmaxRow } from './helpers/moe-reference.js';
+import { forEachBackend } from './helpers/gradcheck.js';
 
 const E = 6;
 const K = 2;
@@ -35,7 +36,7 @@ function refLb(scores: Float64Array[], ids: number[][], mask: number[] | null, o
 
 const ids2d = (t: Tensor, k: number) => rows(t.dataSync(), t.size / k, k).map((r) => Array.from(r));
 
-eachBackend('moe losses', () => {
+forEachBackend('moe losses', () => {
   test('LB at perfect balance: exactly top_k (HF) and exactly 1 (OLMo)', () => {
     const T = 12;
     const out = routeLogits(fromArray(new Float64Array(T * E), [T, E]), routerConfig({ numExperts: E, topK: K, uniformAssignment: true }));

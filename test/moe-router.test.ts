@@ -5,7 +5,8 @@ import { Generator, fromArray, type Tensor } from '../src/index.js';
 import { routerConfig, type RouterConfig } from '../src/moe/config.js';
 import { route, routeLogits } from '../src/moe/router.js';
 import { assertClose, gradcheck, randF64 } from './helpers/gradcheck.js';
-import { eachBackend, refRoute, rows, type RefRouter } from './helpers/moe-reference.js';
+import { refRoute, rows, type RefRouter } from './helpers/moe-reference.js';
+import { forEachBackend } from './helpers/gradcheck.js';
 
 const T = 7;
 
@@ -20,7 +21,7 @@ function check(logits: Tensor, cfg: RouterConfig, ref: RefRouter, bias?: number[
   assertClose(out.scores.dataSync(), r.scores.flatMap((s) => Array.from(s)), 1e-12, 1e-12, 'scores');
 }
 
-eachBackend('moe router', () => {
+forEachBackend('moe router', () => {
   const logits8 = randF64([T, 8], 1, -2, 2);
 
   test('Mixtral / Qwen / OLMoE: softmax -> top-k -> renorm none | sum | p-norm', () => {

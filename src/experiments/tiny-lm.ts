@@ -1,11 +1,11 @@
 // The demo job: a tiny GPT trained on real text (code + prose from npm packages), showing the
 // loss fall below the unigram entropy of the text. Deterministic for a given seed.
-import { BatchLoader, TokenWindows, evalBatches, type Batch } from '../data/batches.js';
+import { BatchLoader, TokenWindows, evalBatches } from '../data/batches.js';
+import { batchTensors } from './batch-tensors.js';
 import { BpeTokenizer } from '../data/tokenizer.js';
 import { loadDomainTokens } from '../data/token-cache.js';
 import type { Domain } from '../data/corpora.js';
 import { GPT } from '../nn/gpt.js';
-import { fromArray } from '../ops/creation.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { LRScheduler, warmupCosine } from '../optim/schedule.js';
@@ -84,12 +84,6 @@ function concatTokens(parts: Int32Array[]): Int32Array {
   return out;
 }
 
-function batchTensors(b: Batch) {
-  return {
-    input: fromArray(b.input, [b.batch, b.seqLen]),
-    target: fromArray(b.target, [b.batch, b.seqLen]),
-  };
-}
 
 export function trainTinyLm(config: TinyLmConfig, onStep?: (s: TinyLmStep) => void): TinyLmResult {
   const t0 = performance.now();

@@ -1,6 +1,6 @@
 // Finite-difference gradient checks in float64, and a loop over the available backends.
 import assert from 'node:assert/strict';
-import { before, describe } from 'node:test';
+import { beforeEach, describe } from 'node:test';
 import { availableBackends, setBackend, type BackendName } from '../../src/backend/index.js';
 import { Generator, Tensor, noGrad } from '../../src/index.js';
 import { fromArray } from '../../src/ops/index.js';
@@ -9,8 +9,10 @@ import { fromArray } from '../../src/ops/index.js';
 export function forEachBackend(title: string, body: (name: BackendName) => void): void {
   for (const name of availableBackends()) {
     describe(`${title} [${name}]`, () => {
-      // describe bodies run at registration; the backend must switch when the tests run
-      before(() => setBackend(name));
+      // describe bodies run at registration, tests later: switch at both times, so tensors made
+      // in the body and in the tests land on this backend
+      setBackend(name);
+      beforeEach(() => void setBackend(name));
       body(name);
     });
   }

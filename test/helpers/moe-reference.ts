@@ -1,6 +1,4 @@
 // Independent step-by-step MoE references in plain JS over Float64Array, written from the
-import { beforeEach, describe } from "node:test";
-import { availableBackends, setBackend } from "../../src/backend/index.js";
 // spec (spec/hf-moe.md, spec/seed-systems.md). They never call moekit's MoE code.
 
 export type Mat = Float64Array[];
@@ -112,20 +110,6 @@ export function erf(x: number): number {
   for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
-}
-
-/**
- * Like forEachBackend, but also switches the backend before each test: node:test runs the
- * tests after every describe body has run, so a backend set only while collecting would leak.
- */
-export function eachBackend(title: string, body: () => void): void {
-  for (const name of availableBackends()) {
-    describe(`${title} [${name}]`, () => {
-      setBackend(name);
-      beforeEach(() => void setBackend(name));
-      body();
-    });
-  }
 }
 
 /** Central-difference gradient of a scalar function of `data` (perturbed in place, restored). */

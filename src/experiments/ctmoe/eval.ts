@@ -2,14 +2,12 @@
 // expert, final S per layer and the seed's eigenspectrum of the last layer's S.
 import type { Batch } from '../../data/batches.js';
 import type { Domain } from '../../data/corpora.js';
-import { fromArray } from '../../ops/creation.js';
+import { batchTensors } from '../batch-tensors.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { eigenspectrum, sMaxOffDiagonal, sRowEntropy } from '../../moe/topology/diagnostics.js';
 import type { CtMoeGPT } from './model.js';
 
-export function batchTensors(b: Batch) {
-  return { input: fromArray(b.input, [b.batch, b.seqLen]), target: fromArray(b.target, [b.batch, b.seqLen]) };
-}
+export { batchTensors };
 
 /** exp(mean over batches of the batch CE), in eval mode (dropout off), no grad. Restores the mode. */
 export function evalPpl(model: CtMoeGPT, batches: Iterable<Batch>): number {

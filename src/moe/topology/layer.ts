@@ -17,7 +17,7 @@ import { defaultGenerator, type Generator } from '../../tensor/random.js';
 import { shapeToString } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { randn } from '../../ops/creation.js';
-import { add, div, gelu, mul } from '../../ops/elementwise.js';
+import { add, gelu, mul } from '../../ops/elementwise.js';
 import { indexSelect } from '../../ops/indexing.js';
 import { matmul } from '../../ops/linalg.js';
 import { mean, sum } from '../../ops/reduce.js';
@@ -33,6 +33,7 @@ import { arrayLike } from '../tensors.js';
 import { type CtMoeLayerConfig, ctMoeLayerConfig } from './config.js';
 import { routingEntropy } from './diagnostics.js';
 import { Topology } from './topology.js';
+import { topologySubmatrices } from './collaboration.js';
 
 export interface CtMoeLayerOptions {
   dtype?: FloatDType;
@@ -121,16 +122,7 @@ export class CtMoeLayer extends Module {
     let sSub: Tensor | null = null;
     let mixedOut = expertOut;
     if (S && this.cfg.useGraphCollab) {
-      // S_sub[t, i, j] = S[idx_i, idx_j], a gather from S flattened to [N*N]
-      const flat = new Int32Array(T * K * K);
-      for (let t = 0; t < T; t++) {
-        for (let i = 0; i < K; i++) {
-          const row = ids[t * K + i]! * N;
-          for (let j = 0; j < K; j++) flat[(t * K + i) * K + j] = row + ids[t * K + j]!;
-        }
-      }
-      const raw = reshape(indexSelect(reshape(S, [N * N]), 0, arrayLike(x2, flat)), [T, K, K]);
-      sSub = div(raw, add(sum(raw, -1, true), 1e-9));
+      sSub = topologySubmatrices(S, topkIds);
       mixedOut = add(expertOut, mul(matmul(sSub, expertOut), this.cfg.collabScale));
     }
     const y = reshape(matmul(reshape(topkWeights, [T, 1, K]), mixedOut), [T, D]);
