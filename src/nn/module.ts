@@ -155,7 +155,7 @@ export class Module {
   }
 
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) p.zeroGrad();
   }
 
   /** Call fn on every descendant (post-order: children first) and then on this module, as PyTorch. */

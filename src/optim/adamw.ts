@@ -129,7 +129,7 @@ export class AdamW {
 
   /** Drop every parameter's gradient. */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
   }
 
   /** A snapshot (moment tensors are copies, later steps do not change it). */

@@ -4,6 +4,7 @@ import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
 import { type DType, type Storage, type TypedArray, contiguousStrides, isFloatDType } from '../backend/types.js';
 import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
+import { noteDroppedGradient } from './gc.js';
 import { numel, shapeToString } from './shape.js';
 
 let nextId = 1;
@@ -97,7 +98,9 @@ export class Tensor {
     return new Tensor(this.storage, this.shape, this.backend);
   }
 
+  /** Drops the gradient (PyTorch's set_to_none); its memory is freed at the next collection (tensor/gc.ts). */
   zeroGrad(): void {
+    if (this.grad) noteDroppedGradient(this.grad.size * (this.grad.dtype === 'f64' ? 8 : 4));
     this.grad = null;
   }
 

@@ -16,7 +16,8 @@ import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
-import { acquireScratch, collectBeforeLargeOutputs, releaseScratch } from './scratch.js';
+import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
+import { acquireScratch, releaseScratch } from './scratch.js';
 
 /** How the slots of a routed call are laid out (from planSlots). */
 export interface FusedRouting {

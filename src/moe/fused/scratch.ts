@@ -6,8 +6,6 @@
 // write than a reused one, single GEMM at ~190 GFLOP/s), and glibc hands anything above its
 // mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never leave
 // fused-experts.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { FloatArray } from './native-moe.js';
 
 /** Below this, malloc's own reuse is fine. */
@@ -54,46 +52,4 @@ export function releaseScratch(a: FloatArray): void {
 export function clearScratch(): void {
   idle.clear();
   idleBytes = 0;
-}
-
-// ---- big fresh outputs: collect the previous step's garbage first ----------------------
-//
-// Weight gradients are fresh arrays that escape (param.grad). After zeroGrad() the previous
-// step's gradients are garbage, but V8 only frees an ArrayBuffer after a mark-compact of the
-// heap that owns it; with the scratch pool the forward allocates little, so no GC runs before
-// the backward allocates the new gradients and both sets are resident at once (olmoe-like:
-// +450 MB peak RSS). PyTorch frees them at once (refcounting). Before allocating at least
-// GC_MIN_BYTES of gradients, run a full GC (~5 ms with a small JS heap; up to ~120 ms when it
-// unmaps 1.6 GB of old gradients, work that is due anyway). Rate-limited for a very large JS
-// heap: the next one waits 10x the last one's duration, at most 1 s. (A layer with >= 128 MB
-// of weight gradients spends far longer than that in its backward GEMMs.) A no-op where gc
-// cannot be reached; MOEKIT_MOE_GC=0 turns it off.
-const GC_MIN_BYTES = 128 << 20;
-let gcFn: (() => void) | null | undefined;
-let nextGcAt = 0;
-
-function gcFunction(): (() => void) | null {
-  if (gcFn !== undefined) return gcFn;
-  try {
-    const g = (globalThis as { gc?: () => void }).gc;
-    if (typeof g === 'function') return (gcFn = g);
-    setFlagsFromString('--expose-gc');
-    const f = runInNewContext('gc') as unknown;
-    gcFn = typeof f === 'function' ? (f as () => void) : null;
-  } catch {
-    gcFn = null;
-  }
-  return gcFn;
-}
-
-/** Call before allocating `bytes` of fresh output arrays (see above). */
-export function collectBeforeLargeOutputs(bytes: number): void {
-  if (bytes < GC_MIN_BYTES || process.env.MOEKIT_MOE_GC === '0') return;
-  if (performance.now() < nextGcAt) return;
-  const gc = gcFunction();
-  if (!gc) return;
-  const t0 = performance.now();
-  gc();
-  const t1 = performance.now();
-  nextGcAt = t1 + Math.min(10 * (t1 - t0), 1000);
 }
