@@ -25,6 +25,7 @@ static const struct {
     {"attention", mk_register_attention},
     {"optim", mk_register_optim},
     {"moe", mk_register_moe},
+    {"router", mk_register_router},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

@@ -31,5 +31,6 @@ napi_status mk_register_sort(napi_env env, napi_value exports); /* sort.c */
 napi_status mk_register_attention(napi_env env, napi_value exports); /* attention.c */
 napi_status mk_register_optim(napi_env env, napi_value exports); /* optim.c */
 napi_status mk_register_moe(napi_env env, napi_value exports); /* moe.c */
+napi_status mk_register_router(napi_env env, napi_value exports); /* router.c */
 
 #endif

@@ -52,6 +52,21 @@ export function floatArrayLike(like: TypedArray, n: number): Float32Array | Floa
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 
+/**
+ * A float array like `like` whose contents are ARBITRARY (not zeroed): only for outputs a
+ * kernel overwrites entirely. Skips the zero fill of `new Float32Array(n)`, which costs a
+ * full extra pass over large outputs (olmoe-like weight gradients: 1.6 GB per step).
+ * MOEKIT_POISON_UNINITIALIZED=1 fills them with NaN instead (tests: a kernel that misses an
+ * element then shows up).
+ */
+export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
+  const f64 = like instanceof Float64Array;
+  const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
+  const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
+  if (process.env.MOEKIT_POISON_UNINITIALIZED === '1') a.fill(NaN);
+  return a;
+}
+
 /** Row-major strides (in elements) of a contiguous tensor of `shape`. */
 export function contiguousStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);

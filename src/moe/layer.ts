@@ -15,11 +15,13 @@ import { truncNormal_, uniform_ } from '../nn/init.js';
 import { attachAuxLoss } from './aux-loss.js';
 import { SelectionBias } from './balancing.js';
 import type { MoEConfig } from './config.js';
-import type { Dispatcher, ExpertExecutionMetadata } from './contracts.js';
+import type { Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contracts.js';
 import { LocalDispatcher } from './dispatch.js';
 import { ExpertChoiceDispatcher } from './expert-choice.js';
 import { ExpertBank } from './experts.js';
 import { tryFusedMoE } from './fused/index.js';
+import { fusedRouterState } from './fused/router.js';
+import { fusedRouterAuxLoss } from './fused/router-aux-loss.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
@@ -134,7 +136,7 @@ export class MoELayer extends Module {
     y = this.addShared(x2, y, T);
 
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;
-    const losses = this.training && isGradEnabled() ? this.auxLosses(r.scores, r.topkIds, r.logits, mask, opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1)) : null;
+    const losses = this.training && isGradEnabled() ? this.auxLosses(r, mask, opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1)) : null;
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
@@ -142,7 +144,7 @@ export class MoELayer extends Module {
     this.lastMetrics = {
       tokensPerExpert: Int32Array.from(counts),
       ...countMetrics(counts),
-      routerEntropy: meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
+      routerEntropy: fusedRouterState(r)?.entropy ?? meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
       droppedFraction: T > 0 ? droppedSlots / (T * rc.topK) : 0,
       lbLoss: losses?.lb ?? null,
       lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
@@ -175,9 +177,16 @@ export class MoELayer extends Module {
     return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
   }
 
-  private auxLosses(scores: Tensor, ids: Tensor, logits: Tensor, mask: Tensor | null, batchSize: number) {
+  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number) {
     const lc = this.cfg.losses;
     const weights = auxLossWeights(lc, this.numLayers);
+    const fused = mask || lc.lbGranularity === 'instance' ? null : fusedRouterState(r);
+    if (fused) {
+      if (weights.lb > 0) this.lbAccumulator?.addCounts(fused.counts, fused.numTokens);
+      const frequencies = this.lbAccumulator?.frequencies() ?? null;
+      return { ...fusedRouterAuxLoss(fused, { weights, convention: lc.lbConvention, frequencies }), weights };
+    }
+    const { scores, topkIds: ids, logits } = r;
     let total: Tensor | null = null;
     let lb: number | null = null;
     let z: number | null = null;

@@ -112,6 +112,12 @@ export class LoadBalanceAccumulator {
     }
   }
 
+  /** Add one unmasked micro-batch given as its [E] slot counts and its token count. */
+  addCounts(counts: ArrayLike<number>, tokens: number): void {
+    for (let e = 0; e < this.numExperts; e++) this.counts[e]! += counts[e]!;
+    this.tokens += tokens;
+  }
+
   /** f_e = accumulated slots of e / accumulated tokens. */
   frequencies(): Float64Array {
     return this.counts.map((c) => (this.tokens > 0 ? c / this.tokens : 0));

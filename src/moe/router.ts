@@ -16,6 +16,7 @@ import type { GroupLimitConfig, RouterConfig } from './config.js';
 import type { RouterOutput } from './contracts.js';
 import { arrayLike, fullLike } from './tensors.js';
 import { routeExpertChoice } from './expert-choice.js';
+import { fusedRouteLogits } from './fused/router.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -53,6 +54,8 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
 /**
  * Everything after the router GEMM. logits [T, E]. For router.kind 'expert-choice' this is
  * routeExpertChoice (the output then lives on a [T, E] slot grid with -1 for empty slots).
+ * Softmax routers without selection bias / group limit run fused on the native backend
+ * (fused/router.ts); the composition below is the spec for that path.
  */
 export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
   if (cfg.kind === 'expert-choice') {
@@ -68,6 +71,8 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   if (opts.selectionBias && !cfg.selectionBias) {
     throw new Error('routeLogits: a selectionBias tensor was given but router.selectionBias is null (set it to enable aux-loss-free balancing)');
   }
+  const fused = fusedRouteLogits(logits, cfg, opts.selectionBias ?? null);
+  if (fused) return fused;
   const scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
 
   const topkIds = noGrad(() => {

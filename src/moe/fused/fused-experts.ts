@@ -1,6 +1,7 @@
 // Fused SwiGLU expert bank on the native backend: forward and backward as a handful of native
 // kernel calls (grouped GEMMs with cross-expert tiling, gather / weighted combine folded into
-// the GEMM packing, SwiGLU and its gradient in one pass each), recorded as ONE autograd node.
+// the GEMM packing, the SwiGLU activation computed while the down GEMM packs its rows, its
+// gradient in one pass), recorded as ONE autograd node.
 //
 // Two forms:
 //  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
@@ -14,6 +15,7 @@
 // test/moe-fused.test.ts holds the two together.
 import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
+import { floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
@@ -33,9 +35,8 @@ export interface FusedRouting {
 
 type Layout = 'separate' | 'fused' | 'interleaved';
 
-function newLike(x: FloatArray, n: number): FloatArray {
-  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
-}
+/** Every output below is overwritten entirely by its kernel, so it skips the zero fill. */
+const newLike = uninitializedFloatArrayLike;
 
 function isFloatStorage(s: unknown): s is FloatArray {
   return s instanceof Float32Array || s instanceof Float64Array;
@@ -128,12 +129,10 @@ export function fusedSwigluExperts(
   // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
-  const h = acquireScratch(xs, S * I);
-  k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
+  // y = SwiGLU(gu) · W_down_e, the activation computed while the down GEMM packs its rows
   const y = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
-  k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
-  releaseScratch(h);
+  k.moeGemmRowsSwiglu(gu, I2, goff, uoff, cs, S, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H);
   let out: FloatArray;
   let outShape: number[];
   if (routing) {
@@ -214,7 +213,7 @@ export function fusedSwigluExperts(
       gu = null;
       let dTw: Tensor | null = null;
       if (needTw) {
-        const d = newLike(xs, routing!.numTokens * routing!.topK);
+        const d = floatArrayLike(xs, routing!.numTokens * routing!.topK); // zeroed: dropped slots get 0
         const ss = routing!.sortedSlots;
         for (let r = 0; r < S; r++) d[ss[r]!] = dw![r]!;
         dTw = mk(routing!.topkWeights, d);

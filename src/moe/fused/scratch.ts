@@ -6,6 +6,7 @@
 // write than a reused one, single GEMM at ~190 GFLOP/s), and glibc hands anything above its
 // mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never leave
 // fused-experts.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
+import { uninitializedFloatArrayLike } from '../../backend/types.js';
 import type { FloatArray } from './native-moe.js';
 
 /** Below this, malloc's own reuse is fine. */
@@ -33,7 +34,7 @@ export function acquireScratch(like: FloatArray, n: number): FloatArray {
       return a;
     }
   }
-  return f64 ? new Float64Array(n) : new Float32Array(n);
+  return uninitializedFloatArrayLike(like, n);
 }
 
 /** Give back an array from acquireScratch that nothing references any more. */

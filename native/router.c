@@ -1,0 +1,188 @@
+/*
+ * Fused softmax top-k router (src/moe/fused/router.ts drives it). JS exports:
+ *
+ *   routerForward(logits, t, e, k, renorm, scale, scores, ids, weights, lse, counts, sums)
+ *     Per row of logits [t, e]: scores = softmax (max-subtracted, as the softmax op),
+ *     ids [t, k] = the k largest scores in topk's order (ties: lower index first; NaN
+ *     largest), weights [t, k] = the chosen scores, divided by (their sum + 1e-20) when
+ *     renorm, times scale; lse [t] = logsumexp of the row. counts [e] (Int32Array) = slots
+ *     per expert; sums (Float64Array, e + 2) = per-expert sums of scores, then the sum over
+ *     rows of the entropy of the (normalised) scores, then the sum over rows of lse².
+ *   routerBackward(scores, lse, ids, dweights, t, e, k, renorm, scale, lbCoef, zCoef, dlogits)
+ *     dlogits [t, e] = d/dlogits of  <dweights, weights> + Σ_{t,e} lbCoef[e]·scores[t,e]
+ *                                     + zCoef · Σ_t lse_t²
+ *     with weights as routerForward made them; dweights (same type as scores) and lbCoef
+ *     (Float64Array [e]) may be null (0).
+ * Float arguments other than sums / lbCoef are all Float32Array or all Float64Array.
+ * Rows run in parallel; per-task partial sums are combined in task order, so results do not
+ * change from run to run.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "addon.h"
+#include "kernel_util.h"
+
+#define MAX_DIM ((int64_t)1 << 40)
+#define MK_ROUTER_BLOCK 32 /* rows per block of the forward */
+
+typedef struct {
+  const void *logits, *dweights;
+  void *scores, *weights, *lse, *dlogits;
+  int32_t *ids;
+  int64_t E, K;
+  int renorm;
+  double scale, z_coef;
+  const double *lb_coef;
+  int64_t tasks;
+  double *partial;         /* per task: [e] score sums, entropy, lse²; then per task [k] scratch */
+  int64_t *partial_counts; /* per task: [e] */
+} mk_router_ctx;
+
+#define T float
+#define SFX f32
+#define MK_EXP expf
+#include "router_impl.inc"
+#undef T
+#undef SFX
+#undef MK_EXP
+#define T double
+#define SFX f64
+#define MK_EXP exp
+#include "router_impl.inc"
+#undef T
+#undef SFX
+#undef MK_EXP
+
+static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
+                      int nullable, int64_t need, mk_typed *out) {
+  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out))
+    return 0;
+  if (!out->data) return 1;
+  return mk_arg_same_type(env, out, like, what, "the scores") && mk_arg_len(env, out, need, what);
+}
+
+/* Float64Array of at least `need` elements (or null when nullable). */
+static int f64_array(napi_env env, napi_value v, const char *what, int nullable, int64_t need,
+                     mk_typed *out) {
+  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out))
+    return 0;
+  if (!out->data) return 1;
+  if (out->type != napi_float64_array) {
+    mk_throw_type(env, "%s must be a Float64Array, got %s", what, mk_napi_typed_name(out->type));
+    return 0;
+  }
+  return mk_arg_len(env, out, need, what);
+}
+
+static int read_shape(napi_env env, napi_value *argv, const char *fn, int64_t *t, int64_t *e,
+                      int64_t *k) {
+  char w[3][40];
+  snprintf(w[0], sizeof w[0], "%s: t", fn);
+  snprintf(w[1], sizeof w[1], "%s: e", fn);
+  snprintf(w[2], sizeof w[2], "%s: k", fn);
+  if (!mk_napi_i64(env, argv[0], w[0], 0, MAX_DIM, t) ||
+      !mk_napi_i64(env, argv[1], w[1], 1, INT32_MAX, e) ||
+      !mk_napi_i64(env, argv[2], w[2], 1, INT32_MAX, k))
+    return 0;
+  if (*k > *e) {
+    mk_throw_range(env, "%s: k = %lld exceeds e = %lld", fn, (long long)*k, (long long)*e);
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value router_forward(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  mk_typed logits, scores, ids, weights, lse, counts, sums;
+  int64_t t, e, k;
+  int renorm;
+  double scale;
+  if (!mk_napi_args(env, info, 12, argv, "routerForward") ||
+      !mk_napi_float_array(env, argv[0], "routerForward: logits", &logits) ||
+      !read_shape(env, argv + 1, "routerForward", &t, &e, &k) ||
+      !mk_napi_bool(env, argv[4], "routerForward: renorm", &renorm) ||
+      !mk_napi_f64(env, argv[5], "routerForward: scale", &scale) ||
+      !mk_arg_len(env, &logits, t * e, "routerForward: logits") ||
+      !float_like(env, argv[6], "routerForward: scores", &logits, 0, t * e, &scores) ||
+      !mk_arg_i32(env, argv[7], "routerForward: ids", &ids) ||
+      !mk_arg_len(env, &ids, t * k, "routerForward: ids") ||
+      !float_like(env, argv[8], "routerForward: weights", &logits, 0, t * k, &weights) ||
+      !float_like(env, argv[9], "routerForward: lse", &logits, 0, t, &lse) ||
+      !mk_arg_i32(env, argv[10], "routerForward: counts", &counts) ||
+      !mk_arg_len(env, &counts, e, "routerForward: counts") ||
+      !f64_array(env, argv[11], "routerForward: sums", 0, e + 2, &sums))
+    return NULL;
+  const int64_t tasks = mk_par_tasks(t, 16 * e);
+  double *partial = (double *)calloc((size_t)(tasks * (e + 2 + k)), sizeof(double));
+  int64_t *pcounts = (int64_t *)calloc((size_t)(tasks * e), sizeof(int64_t));
+  if (!partial || !pcounts) {
+    free(partial);
+    free(pcounts);
+    return mk_throw_error(env, "routerForward: out of memory");
+  }
+  mk_router_ctx c = {.logits = logits.data, .scores = scores.data, .weights = weights.data,
+                     .lse = lse.data, .ids = (int32_t *)ids.data, .E = e, .K = k,
+                     .renorm = renorm, .scale = scale, .tasks = tasks, .partial = partial,
+                     .partial_counts = pcounts};
+  mk_par_range(t, 16 * e,
+               logits.type == napi_float64_array ? router_forward_chunk_f64 : router_forward_chunk_f32,
+               &c);
+  double *out = (double *)sums.data;
+  int32_t *cnt = (int32_t *)counts.data;
+  for (int64_t j = 0; j < e + 2; j++) {
+    double s = 0;
+    for (int64_t q = 0; q < tasks; q++) s += partial[q * (e + 2) + j];
+    out[j] = s;
+  }
+  for (int64_t j = 0; j < e; j++) {
+    int64_t s = 0;
+    for (int64_t q = 0; q < tasks; q++) s += pcounts[q * e + j];
+    cnt[j] = (int32_t)s;
+  }
+  free(partial);
+  free(pcounts);
+  return mk_napi_undefined(env);
+}
+
+static napi_value router_backward(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  mk_typed scores, lse, ids, dweights, lbc, dlogits;
+  int64_t t, e, k;
+  int renorm;
+  double scale, zc;
+  if (!mk_napi_args(env, info, 12, argv, "routerBackward") ||
+      !mk_napi_float_array(env, argv[0], "routerBackward: scores", &scores) ||
+      !read_shape(env, argv + 4, "routerBackward", &t, &e, &k) ||
+      !mk_arg_len(env, &scores, t * e, "routerBackward: scores") ||
+      !float_like(env, argv[1], "routerBackward: lse", &scores, 0, t, &lse) ||
+      !mk_arg_i32(env, argv[2], "routerBackward: ids", &ids) ||
+      !mk_arg_len(env, &ids, t * k, "routerBackward: ids") ||
+      !float_like(env, argv[3], "routerBackward: dweights", &scores, 1, t * k, &dweights) ||
+      !mk_napi_bool(env, argv[7], "routerBackward: renorm", &renorm) ||
+      !mk_napi_f64(env, argv[8], "routerBackward: scale", &scale) ||
+      !f64_array(env, argv[9], "routerBackward: lbCoef", 1, e, &lbc) ||
+      !mk_napi_f64(env, argv[10], "routerBackward: zCoef", &zc) ||
+      !float_like(env, argv[11], "routerBackward: dlogits", &scores, 0, t * e, &dlogits))
+    return NULL;
+  const int32_t *ip = (const int32_t *)ids.data;
+  for (int64_t q = 0; q < t * k; q++)
+    if (ip[q] < 0 || ip[q] >= e)
+      return mk_throw_range(env, "routerBackward: ids[%lld] = %d is outside [0, %lld)", (long long)q,
+                            ip[q], (long long)e);
+  mk_router_ctx c = {.scores = (void *)scores.data, .lse = lse.data, .ids = (int32_t *)ids.data,
+                     .dweights = dweights.data, .dlogits = dlogits.data, .E = e, .K = k,
+                     .renorm = renorm, .scale = scale, .z_coef = zc,
+                     .lb_coef = (const double *)lbc.data};
+  mk_par_range(t, e,
+               scores.type == napi_float64_array ? router_backward_chunk_f64 : router_backward_chunk_f32,
+               &c);
+  return mk_napi_undefined(env);
+}
+
+napi_status mk_register_router(napi_env env, napi_value exports) {
+  napi_status st;
+  if ((st = mk_napi_export_fn(env, exports, "routerForward", router_forward)) != napi_ok) return st;
+  return mk_napi_export_fn(env, exports, "routerBackward", router_backward);
+}

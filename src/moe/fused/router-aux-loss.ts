@@ -1,0 +1,55 @@
+// The router aux losses on the fused router path: wlb·LB + wz·Z as ONE scalar autograd node on
+// the logits. Values come from the fused forward's sums (no pass over the scores); the backward
+// is one native pass. Covers the unmasked LB with f_e from this batch (local-batch) or given
+// (global-batch); losses.ts (loadBalancingLoss, zLoss) stays the spec.
+import type { LbConvention } from '../config.js';
+import { Tensor, makeOutput } from '../../tensor/tensor.js';
+import type { FusedRouterState } from './router.js';
+import type { FloatArray } from './native-moe.js';
+
+export interface FusedAuxLossOptions {
+  weights: { lb: number; z: number };
+  convention: LbConvention;
+  /** Global-batch f_e (slots per token, Σ f = K); null: f_e = this batch's counts / T. */
+  frequencies: Float64Array | null;
+}
+
+export interface FusedAuxLosses {
+  /** wlb·LB + wz·Z (terms with weight 0 left out), or null when both weights are 0. */
+  total: Tensor | null;
+  lb: number | null;
+  z: number | null;
+}
+
+export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions): FusedAuxLosses {
+  const { numTokens: T, numExperts: E, topK: K, logits } = s;
+  const wlb = o.weights.lb;
+  const wz = o.weights.z;
+  if (!(wlb > 0) && !(wz > 0)) return { total: null, lb: null, z: null };
+  // LB = Σ_e coef_e · Σ_t scores[t, e],  coef_e = c·f_e / T  (losses.ts)
+  const c = (o.convention === 'one' ? 1 / K : 1) * E;
+  const coef = new Float64Array(E);
+  let lb = 0;
+  for (let e = 0; e < E && T > 0; e++) {
+    const f = o.frequencies ? o.frequencies[e]! : s.counts[e]! / T;
+    coef[e] = (c * f) / T;
+    lb += coef[e]! * s.scoreSums[e]!;
+  }
+  const value = (wlb > 0 ? wlb * lb : 0) + (wz > 0 ? wz * s.zLoss : 0);
+  const b = logits.backend;
+  const like = (n: number): FloatArray => (logits.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n));
+  const out = like(1);
+  out[0] = value;
+  const total = makeOutput(b, out, [], {
+    name: 'fusedRouterAuxLoss',
+    inputs: [logits],
+    backward: (g) => {
+      const gs = g.item();
+      const lbCoef = wlb > 0 ? coef.map((v) => v * wlb * gs) : null;
+      const dlogits = like(T * E);
+      s.kernels.routerBackward(s.scores, s.lse, s.ids, null, T, E, K, false, 1, lbCoef, wz > 0 ? (wz * gs) / Math.max(T, 1) : 0, dlogits);
+      return [new Tensor(dlogits, logits.shape, b)];
+    },
+  });
+  return { total, lb: wlb > 0 ? lb : null, z: wz > 0 ? s.zLoss : null };
+}
