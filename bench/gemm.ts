@@ -32,12 +32,15 @@ function peerGflops(shapes: Array<[number, number, number]>, threads: number): n
   return JSON.parse(out.trim().split('\n').pop()!) as number[];
 }
 
-/** (m, k, n) */
+/** (m, k, n); the last three are MoE-router-like skinny shapes: small N, small K, small M */
 export const DEFAULT_SHAPES: Array<[number, number, number]> = [
   [1024, 1024, 1024],
   [4096, 512, 2048],
   [512, 512, 2048],
   [128, 512, 2048],
+  [2048, 128, 8],
+  [2048, 8, 128],
+  [8, 2048, 128],
 ];
 
 export interface GemmResult {
@@ -114,7 +117,7 @@ export function runGemm(opts: CommonOptions & { shapes?: string; peer?: boolean 
 
 export function register(program: Command): void {
   addCommonOptions(program.command('gemm').description('float32 GEMM throughput of the native addon'))
-    .option('--shapes <list>', 'comma-separated MxKxN shapes (default: the 4 reference shapes)')
+    .option('--shapes <list>', 'comma-separated MxKxN shapes (default: 4 reference shapes and 3 skinny ones)')
     .option('--no-peer', 'skip the torch.mm (OpenBLAS) peer')
     .action((opts: CommonOptions & { shapes?: string; peer?: boolean }) => runGemm(opts));
 }

@@ -14,7 +14,10 @@
  * C blocks of different batch entries must not overlap.
  *
  * Work is spread over the mk_parallel_for pool (threadpool.h); the kernels
- * are picked at run time from mk_cpu_isa() (cpu.h). K == 0 gives C = 0 (or
+ * are picked at run time from mk_cpu_isa() (cpu.h). Skinny products (M or N
+ * up to 32: MoE router logits and their gradients) take a direct path that
+ * does not pack A. Summation order depends on the shape only, never on the
+ * thread count, so results are bitwise reproducible. K == 0 gives C = 0 (or
  * leaves C unchanged when accumulating). NaN/Inf propagate as in a naive loop,
  * except that summation order differs.
  */

@@ -60,6 +60,36 @@
     }                                                                                          \
   }
 
+/* The direct kernel (gemm_kernels.h): the same loop with A read in place.
+ * With a run-time row stride GCC keeps the row offsets in spare registers
+ * (for 16 rows some in xmm registers or on the stack: one extra move per two
+ * rows); each FMA takes its A value as an embedded broadcast from memory. */
+#define MK_DEF_DKR(NAME, ATTR, T, VEC, W, LOADU, STOREU, FMADD, SET1, ZERO, ADD, MR, NV)        \
+  static ATTR void NAME(int64_t kc, const T *restrict a, int64_t ars, int64_t acs,              \
+                        const T *restrict b, int64_t ldb, T *restrict c, int64_t ldc,           \
+                        int load_c) {                                                           \
+    VEC acc[MR][NV];                                                                            \
+    MK_UNROLL(16) for (int i = 0; i < MR; i++) {                                                \
+      MK_UNROLL(8) for (int v = 0; v < NV; v++) acc[i][v] = ZERO();                             \
+    }                                                                                           \
+    MK_UNROLL(2) for (int64_t p = 0; p < kc; p++) {                                             \
+      VEC bv[NV];                                                                               \
+      MK_UNROLL(8) for (int v = 0; v < NV; v++) bv[v] = LOADU(b + v * W);                       \
+      MK_UNROLL(16) for (int i = 0; i < MR; i++) {                                              \
+        VEC ai = SET1(a[i * ars]);                                                              \
+        MK_UNROLL(8) for (int v = 0; v < NV; v++) acc[i][v] = FMADD(ai, bv[v], acc[i][v]);      \
+      }                                                                                         \
+      a += acs;                                                                                 \
+      b += ldb;                                                                                 \
+    }                                                                                           \
+    MK_UNROLL(16) for (int i = 0; i < MR; i++) {                                                \
+      MK_UNROLL(8) for (int v = 0; v < NV; v++) {                                               \
+        T *cp = c + i * ldc + v * W;                                                            \
+        STOREU(cp, load_c ? ADD(LOADU(cp), acc[i][v]) : acc[i][v]);                             \
+      }                                                                                         \
+    }                                                                                           \
+  }
+
 /* ---- portable C: plain arrays; the compiler vectorises what it can ---- */
 #define SC_ZERO() 0
 #define SC_LOAD(p) (*(p))
@@ -113,6 +143,58 @@ UKR256S(ukr_f32_avx2_6x16, 6, 2, 6)
 UKR256S(ukr_f32_avx2_3x16_of6, 3, 2, 6)
 UKR256D(ukr_f64_avx2_6x8, 6, 2, 6)
 UKR256D(ukr_f64_avx2_3x8_of6, 3, 2, 6)
+
+/* Direct kernels, in families by panel width: one vector of columns with 12-16
+ * rows, two vectors with 6-12 rows (N > one vector, or small M). AVX-512 adds
+ * a one-ymm family for N <= 8 f32 / 4 f64: Zen 4 issues two 256-bit FMAs per
+ * cycle but one 512-bit, so there a half-empty zmm would halve the rate. */
+#define DKR512S(NAME, MR, NV)                                                                  \
+  MK_DEF_DKR(NAME, A512, float, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, \
+             _mm512_set1_ps, _mm512_setzero_ps, _mm512_add_ps, MR, NV)
+#define DKR512D(NAME, MR, NV)                                                                     \
+  MK_DEF_DKR(NAME, A512, double, __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_fmadd_pd, \
+             _mm512_set1_pd, _mm512_setzero_pd, _mm512_add_pd, MR, NV)
+#define DKR256S(NAME, MR, NV)                                                                  \
+  MK_DEF_DKR(NAME, A256, float, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, \
+             _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, MR, NV)
+#define DKR256D(NAME, MR, NV)                                                                     \
+  MK_DEF_DKR(NAME, A256, double, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, \
+             _mm256_set1_pd, _mm256_setzero_pd, _mm256_add_pd, MR, NV)
+/* 256-bit vectors with the AVX-512 register file (32 ymm) */
+#define DKR512Y(NAME, MR, NV)                                                                  \
+  MK_DEF_DKR(NAME, A512, float, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, \
+             _mm256_set1_ps, _mm256_setzero_ps, _mm256_add_ps, MR, NV)
+#define DKR512YD(NAME, MR, NV)                                                                    \
+  MK_DEF_DKR(NAME, A512, double, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_fmadd_pd, \
+             _mm256_set1_pd, _mm256_setzero_pd, _mm256_add_pd, MR, NV)
+/* row counts of a family: MR, then 8 (or 4), 4, 2, 1 */
+#define DKR_FAMILY(DEF, PFX, MR, M2, NV) \
+  DEF(PFX##_r0, MR, NV) DEF(PFX##_r1, M2, NV) DEF(PFX##_r2, 4, NV) DEF(PFX##_r3, 2, NV) \
+  DEF(PFX##_r4, 1, NV)
+#define DKR_TABLE(PFX, NR, MR, M2) \
+  {NR, {{MR, PFX##_r0}, {M2, PFX##_r1}, {4, PFX##_r2}, {2, PFX##_r3}, {1, PFX##_r4}}}
+
+DKR_FAMILY(DKR512Y, dkr_f32_avx512_y1, 16, 8, 1)
+DKR_FAMILY(DKR512S, dkr_f32_avx512_v1, 16, 8, 1)
+DKR_FAMILY(DKR512S, dkr_f32_avx512_v2, 12, 8, 2)
+DKR_FAMILY(DKR512YD, dkr_f64_avx512_y1, 16, 8, 1)
+DKR_FAMILY(DKR512D, dkr_f64_avx512_v1, 16, 8, 1)
+DKR_FAMILY(DKR512D, dkr_f64_avx512_v2, 12, 8, 2)
+DKR_FAMILY(DKR256S, dkr_f32_avx2_v1, 12, 8, 1)
+DKR_FAMILY(DKR256S, dkr_f32_avx2_v2, 6, 4, 2)
+DKR_FAMILY(DKR256D, dkr_f64_avx2_v1, 12, 8, 1)
+DKR_FAMILY(DKR256D, dkr_f64_avx2_v2, 6, 4, 2)
+
+static const mk_direct_f32 d_f32_avx512[3] = {DKR_TABLE(dkr_f32_avx512_y1, 8, 16, 8),
+                                              DKR_TABLE(dkr_f32_avx512_v1, 16, 16, 8),
+                                              DKR_TABLE(dkr_f32_avx512_v2, 32, 12, 8)};
+static const mk_direct_f64 d_f64_avx512[3] = {DKR_TABLE(dkr_f64_avx512_y1, 4, 16, 8),
+                                              DKR_TABLE(dkr_f64_avx512_v1, 8, 16, 8),
+                                              DKR_TABLE(dkr_f64_avx512_v2, 16, 12, 8)};
+static const mk_direct_f32 d_f32_avx2[2] = {DKR_TABLE(dkr_f32_avx2_v1, 8, 12, 8),
+                                            DKR_TABLE(dkr_f32_avx2_v2, 16, 6, 4)};
+static const mk_direct_f64 d_f64_avx2[2] = {DKR_TABLE(dkr_f64_avx2_v1, 4, 12, 8),
+                                            DKR_TABLE(dkr_f64_avx2_v2, 8, 6, 4)};
 
 #define EDGES(...) {__VA_ARGS__}
 static mk_kernel_f32 k_f32_avx512[] = {
@@ -173,4 +255,33 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
 #endif
   (void)isa;
   return &k_f64_scalar;
+}
+
+/* The narrowest family whose panel holds n columns, else the widest. */
+#define PICK_DIRECT(fams, n)                                                  \
+  do {                                                                        \
+    int i_ = 0;                                                               \
+    while (i_ + 1 < (int)(sizeof fams / sizeof fams[0]) && fams[i_].nr < (n)) \
+      i_++;                                                                   \
+    return &fams[i_];                                                         \
+  } while (0)
+
+const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
+#if defined(__x86_64__)
+  if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f32_avx512, n);
+  if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f32_avx2, n);
+#endif
+  (void)isa;
+  (void)n;
+  return NULL;
+}
+
+const mk_direct_f64 *mk_gemm_direct_f64(mk_isa isa, int64_t n) {
+#if defined(__x86_64__)
+  if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f64_avx512, n);
+  if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f64_avx2, n);
+#endif
+  (void)isa;
+  (void)n;
+  return NULL;
 }

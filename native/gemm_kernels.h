@@ -44,4 +44,35 @@ typedef struct {
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa);
 const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa);
 
+/*
+ * Direct micro-kernels, for skinny GEMMs (small M or N) where packing an
+ * operand costs as much as the product: A is read in place through two strides,
+ *   C[i*ldc + j] = (load_c ? C[i*ldc + j] : 0) + sum_p a[i*ars + p*acs] * b[p*ldb + j]
+ * for i < rows, j < nr, p < k; every row of b holds nr readable values
+ * (in place, or a zero-padded packed panel). A family has one nr and kernels
+ * for several row counts, by decreasing rows, the last one for 1 row, so any
+ * row count is covered exactly by a few calls.
+ */
+#define MK_DIRECT_VARIANTS 5
+
+typedef void (*mk_dkr_f32)(int64_t k, const float *a, int64_t ars, int64_t acs, const float *b,
+                           int64_t ldb, float *c, int64_t ldc, int load_c);
+typedef void (*mk_dkr_f64)(int64_t k, const double *a, int64_t ars, int64_t acs,
+                           const double *b, int64_t ldb, double *c, int64_t ldc, int load_c);
+
+typedef struct {
+  int nr;
+  struct { int rows; mk_dkr_f32 fn; } by_rows[MK_DIRECT_VARIANTS];
+} mk_direct_f32;
+
+typedef struct {
+  int nr;
+  struct { int rows; mk_dkr_f64 fn; } by_rows[MK_DIRECT_VARIANTS];
+} mk_direct_f64;
+
+/* The family for n columns: the narrowest whose panel holds n, else the
+ * widest. NULL where the ISA has none (scalar): use the packed path. */
+const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n);
+const mk_direct_f64 *mk_gemm_direct_f64(mk_isa isa, int64_t n);
+
 #endif

@@ -1,6 +1,7 @@
 // The native GEMM against a naive float64 triple loop: every ISA the CPU has,
 // all transpose combinations, edge shapes around the micro-kernel tiles and cache
-// blocks, batches with broadcast and gapped strides, accumulate, and bad arguments.
+// blocks, skinny shapes (the direct path), batches with broadcast and gapped strides,
+// accumulate, determinism across thread counts, and bad arguments.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -117,6 +118,74 @@ test('matmul matches a float64 naive loop: all ISAs, shapes, transposes', { skip
     }
   } finally {
     addon.setIsa(isas[0]!);
+  }
+});
+
+// Skinny shapes (M or N <= 32) take the direct path (A read in place): N around the
+// one- and two-vector column panels (4, 8, 16, 32) and the cut-off (32, 33), small M
+// (one row group up to 32 rows), row counts that need several row kernels, partial
+// panels, K = 1, rows of A 4 KiB apart (copied aside: K = 1024 f32, 512 f64), K longer
+// than the 256 chunk, and K split over tasks (small M and C, K >= 1024). The last three
+// (small K only) stay on the packed path.
+const SKINNY: Array<[number, number, number]> = [
+  [37, 13, 1], [300, 130, 7], [45, 64, 8], [33, 40, 9], [130, 31, 16], [29, 70, 17], [5, 1, 8],
+  [1, 100, 9], [70, 1, 3], [41, 1024, 8], [19, 512, 5], [250, 600, 4], [90, 50, 32], [60, 40, 33],
+  [1, 300, 100], [7, 200, 70], [8, 700, 33], [9, 90, 130], [16, 300, 48], [17, 260, 31],
+  [32, 100, 90], [33, 50, 60], [20, 1024, 70], [20, 512, 40],
+  [3, 2100, 5], [13, 3000, 20], [1, 1500, 1],
+  [300, 8, 500], [200, 1, 70], [150, 16, 40],
+];
+
+test('matmul skinny shapes (direct path) match a float64 naive loop: all ISAs, transposes', { skip }, () => {
+  const isas = isasToTest();
+  try {
+    for (const isa of isas) {
+      addon.setIsa(isa);
+      for (const Arr of [Float32Array, Float64Array] as Ctor[]) {
+        for (const [m, k, n] of SKINNY) {
+          for (const transA of [false, true]) {
+            for (const transB of [false, true]) {
+              const accumulate = (m + n + Number(transB)) % 2 === 1;
+              check({ batch: 1, m, k, n, transA, transB, sa: m * k, sb: k * n, accumulate }, Arr, isa);
+            }
+          }
+        }
+        // batched, with a broadcast operand, gaps and accumulate, through the K split
+        for (const [m, k, n] of [[5, 2100, 9], [3, 40, 300], [200, 30, 6]] as Array<[number, number, number]>) {
+          for (const transA of [false, true]) {
+            check({ batch: 3, m, k, n, transA, transB: !transA, sa: m * k + 3, sb: 0, accumulate: true }, Arr, isa);
+            check({ batch: 2, m, k, n, transA, transB: transA, sa: 0, sb: k * n, accumulate: false }, Arr, isa);
+          }
+        }
+      }
+    }
+  } finally {
+    addon.setIsa(isas[0]!);
+  }
+});
+
+test('matmul results are bitwise the same run to run and for any thread count', { skip }, () => {
+  const threads = addon.getNumThreads();
+  try {
+    for (const Arr of [Float32Array, Float64Array] as Ctor[]) {
+      // K split (M, N small), small N, small M, and the packed path
+      for (const [m, k, n, transA] of [[6, 5000, 10, true], [2000, 300, 8, false], [12, 3000, 200, true], [200, 300, 150, false]] as Array<[number, number, number, boolean]>) {
+        const a = fill(new Arr(m * k), 3);
+        const b = fill(new Arr(k * n), 5);
+        const run = (t: number): FloatArray => {
+          addon.setNumThreads(t);
+          const out = new Arr(m * n);
+          addon.matmul(a, b, out, 1, m, k, n, transA, false, 0, 0, false);
+          return out;
+        };
+        const first = run(threads);
+        for (const t of [threads, 1, 2, 3]) {
+          assert.deepEqual(run(t), first, `${Arr.name} ${m}x${k}x${n}: ${t} threads differ from ${threads}`);
+        }
+      }
+    }
+  } finally {
+    addon.setNumThreads(threads);
   }
 });
 
