@@ -11,7 +11,7 @@ const c = MOE_CONFIGS[name]!;
 const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
 const acc = new Map<string, number>();
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmRowsSwiglu', 'moeGemmWgrad', 'moeSwigluBackward', 'moeCombine']) {
+  for (const fn of ['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const t0 = performance.now();

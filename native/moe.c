@@ -11,11 +11,8 @@
  *       C_e[i, j] (+)= sum_{r in seg e} scale[r] * a[arow(r)*lda + i] * b[brow(r)*ldb + j]
  *     i.e. the weight gradient X_eᵀ·G_e with the rows gathered on the fly; written directly
  *     (an empty expert gets zeros unless accumulating).
- *   moeGemmRowsSwiglu(gu, ld, gateOff, upOff, colStride, s, i, b, bTrans, bExpertStride, ldb,
- *                     seg, c, ldc, n)
- *     moeGemmRows with op(A)[r, q] = silu(g) * u, g = gu[r*ld + gateOff + q*colStride], u likewise
- *     with upOff (k = i, no gather, no scale, no accumulate): the SwiGLU activation is computed
- *     while packing, never stored.
+ *   moeSwigluForward(gu, ld, gateOff, upOff, colStride, s, i, h)
+ *     h[r, q] = silu(g) * u, g = gu[r*ld + gateOff + q*colStride], u likewise with upOff.
  *   moeSwigluBackward(gu, ld, gateOff, upOff, colStride, s, i, dy, w, dgu, hout, dw)
  *     with dh = w[r] * dy[r, q] (w may be null): dgu gets dg / du in gu's layout (dgu may be
  *     gu), hout (may be dy, or null) the recomputed h, dw (or null) [s] = <dy_r, h_r>.
@@ -145,31 +142,10 @@ static MOE_A512 inline void moe_tr16(__m512 r[16]) {
   for (int q = 0; q < 16; q++) r[q] = t[q];
 }
 
-/* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
- * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. */
-static MOE_A512 inline __m512 sigmoid16(__m512 x) {
-  __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
-  y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-  __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-  __m512 e = _mm512_scalef_ps(p, n);
-  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-/* src[i] (i < h <= 16) rows of kc contiguous floats, times sc[i] (or, with up rows,
- * silu(src[i]) * up[i]); rows >= h are zero. Writes dst[p*ld + i] for i < width (<= 16), p < kc. */
-static MOE_A512 void moe_pack_tr_f32(const float *const *src, const float *sc, const float *const *up,
-                                     int h, int64_t kc, int width, int64_t ld, float *restrict dst) {
+/* src[i] (i < h <= 16) rows of kc contiguous floats, times sc[i]; rows >= h are zero.
+ * Writes dst[p*ld + i] for i < width (<= 16), p < kc. */
+static MOE_A512 void moe_pack_tr_f32(const float *const *src, const float *sc, int h, int64_t kc,
+                                     int width, int64_t ld, float *restrict dst) {
   const __mmask16 wm = (__mmask16)((1u << width) - 1);
   for (int64_t p0 = 0; p0 < kc; p0 += 16) {
     const int64_t left = kc - p0;
@@ -179,7 +155,6 @@ static MOE_A512 void moe_pack_tr_f32(const float *const *src, const float *sc, c
       if (i < h) {
         r[i] = _mm512_maskz_loadu_ps(lm, src[i] + p0);
         if (sc) r[i] = _mm512_mul_ps(r[i], _mm512_set1_ps(sc[i]));
-        if (up) r[i] = _mm512_mul_ps(_mm512_mul_ps(r[i], sigmoid16(r[i])), _mm512_maskz_loadu_ps(lm, up[i] + p0));
       } else {
         r[i] = _mm512_setzero_ps();
       }
@@ -203,24 +178,7 @@ static MOE_A512 void moe_pack_a_rows_f32_avx512(const float *a, const int32_t *i
       src[i] = a + (idx ? idx[r] : r) * lda + pc;
       sc[i] = scale ? scale[r] : 1.0f;
     }
-    moe_pack_tr_f32(src, scale ? sc : NULL, NULL, h, kc, mr, mr, dst + i0 * kc);
-  }
-}
-
-/* rows-mode A panel pack of silu(gate) * up, gate / up columns contiguous at goff / uoff. */
-static MOE_A512 void moe_pack_a_swiglu_f32_avx512(const float *a, const int32_t *idx, int64_t lda,
-                                                  int64_t goff, int64_t uoff, int64_t rbase, int64_t mc,
-                                                  int64_t pc, int64_t kc, int mr, float *restrict dst) {
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int h = (int)(mc - i0 < mr ? mc - i0 : mr);
-    const float *g[16], *u[16];
-    for (int i = 0; i < h; i++) {
-      int64_t r = rbase + i0 + i;
-      const float *row = a + (idx ? idx[r] : r) * lda + pc;
-      g[i] = row + goff;
-      u[i] = row + uoff;
-    }
-    moe_pack_tr_f32(g, NULL, u, h, kc, mr, mr, dst + i0 * kc);
+    moe_pack_tr_f32(src, scale ? sc : NULL, h, kc, mr, mr, dst + i0 * kc);
   }
 }
 
@@ -234,7 +192,7 @@ static MOE_A512 void moe_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t
       int h = (int)(w - half < 16 ? w - half : 16);
       if (h < 0) h = 0;
       for (int i = 0; i < h; i++) src[i] = b + (j0 + half + i) * ldb;
-      moe_pack_tr_f32(src, NULL, NULL, h, kc, 16, nr, dst + j0 * kc + half);
+      moe_pack_tr_f32(src, NULL, h, kc, 16, nr, dst + j0 * kc + half);
     }
   }
 }
@@ -275,11 +233,48 @@ static int moe_fast_pack_enabled(void) {
 #undef UKR_T
 #undef GET_KERNEL
 
+
 /* ---- AVX-512 SwiGLU rows for f32 with contiguous gate / up columns ---------------- */
 #if defined(__x86_64__)
+#include <immintrin.h>
+#define A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
+ * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. */
+static A512 inline __m512 sigmoid16(__m512 x) {
+  __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
+  y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
+  __m512 e = _mm512_scalef_ps(p, n);
+  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 gv = _mm512_loadu_ps(g + i);
+    _mm512_storeu_ps(h + i, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i)));
+  }
+  if (i < n) {
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
 
 /* one row of the SwiGLU backward (see moeSwigluBackward); returns <dy, h> */
-static MOE_A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr,
+static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr,
                                       float *dg, float *du, float *ho, int64_t n) {
   __m512 dot = _mm512_setzero_ps();
   const __m512 one = _mm512_set1_ps(1.0f), w = _mm512_set1_ps(wr);
@@ -301,6 +296,13 @@ static MOE_A512 double swiglu_bwd_row_f32(const float *g, const float *u, const 
   return (double)_mm512_reduce_add_ps(dot);
 }
 
+static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
+  for (int64_t r = b; r < e; r++)
+    swiglu_fwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff, a->h + r * a->I, a->I);
+}
+
 static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;
   const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
@@ -314,13 +316,14 @@ static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
 }
 #endif
 
-/* the f32 SwiGLU-backward row function to use for this layout */
-static mk_range_fn swiglu_bwd_f32_fn(int64_t cs) {
+/* the f32 SwiGLU row functions to use for this layout */
+static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
 #if defined(__x86_64__)
-  if (cs == 1 && mk_cpu_isa() == MK_ISA_AVX512) return swiglu_bwd_rows_f32_avx512;
+  if (cs == 1 && mk_cpu_isa() == MK_ISA_AVX512)
+    return backward ? swiglu_bwd_rows_f32_avx512 : swiglu_fwd_rows_f32_avx512;
 #endif
   (void)cs;
-  return mk_moe_f32_swiglu_bwd_rows;
+  return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
 /* ---- N-API ---------------------------------------------------------------- */
@@ -393,44 +396,6 @@ static int64_t max_row(napi_env env, const mk_typed *idx, int64_t n, const char 
   return m;
 }
 
-/* A rows-mode job for f32 / f64 (swiglu: op(A) is silu(gate) * up of a's rows, see the job). */
-static void run_rows(const mk_typed *a, const int32_t *aidx, const void *scale, int64_t lda,
-                     const mk_typed *b, int btrans, int64_t bes, int64_t ldb, const int32_t *seg,
-                     int64_t E, void *c, int64_t ldc, int64_t n, int64_t k, int acc, int swiglu,
-                     int64_t goff, int64_t uoff, int64_t acs) {
-  if (a->type == napi_float32_array) {
-    mk_moe_f32_job j = {MK_MOE_ROWS, mk_gemm_kernel_f32(mk_cpu_isa()), a->data, aidx, scale, lda,
-                        b->data, NULL, ldb, bes, btrans, c, ldc, 0, acc, seg, 0, n, k, NULL, 0,
-                        swiglu, goff, uoff, acs};
-#if defined(__x86_64__)
-    j.fast_pack = moe_fast_pack_enabled() && mk_cpu_isa() == MK_ISA_AVX512 && j.kr->mr <= 16 &&
-                  j.kr->nr == 32;
-#endif
-    mk_moe_f32_run(&j, E);
-  } else {
-    mk_moe_f64_job j = {MK_MOE_ROWS, mk_gemm_kernel_f64(mk_cpu_isa()), a->data, aidx, scale, lda,
-                        b->data, NULL, ldb, bes, btrans, c, ldc, 0, acc, seg, 0, n, k, NULL, 0,
-                        swiglu, goff, uoff, acs};
-    mk_moe_f64_run(&j, E);
-  }
-}
-
-/* b spans E experts of op(B) [k, n] (bTrans: stored [n, k]) and c holds S rows of n. */
-static int check_b_c(napi_env env, const char *fn, const mk_typed *b, int btrans, int64_t bes,
-                     int64_t ldb, int64_t E, const mk_typed *c, int64_t S, int64_t ldc, int64_t n,
-                     int64_t k) {
-  char w[64];
-  if (ldc < n || ldb < (btrans ? k : n)) {
-    mk_throw_range(env, "%s: leading dimensions too small", fn);
-    return 0;
-  }
-  snprintf(w, sizeof w, "%s: b", fn);
-  if (!need(env, b, E > 0 && k ? (E - 1) * bes + (btrans ? (n - 1) * ldb + k : (k - 1) * ldb + n) : 0, w))
-    return 0;
-  snprintf(w, sizeof w, "%s: c", fn);
-  return need(env, c, (S - 1) * ldc + n, w);
-}
-
 static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
   napi_value argv[14];
   mk_typed a, aidx, scale, b, seg, c;
@@ -456,15 +421,31 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
   if (E < 0) return NULL;
   const int64_t S = ((const int32_t *)seg.data)[E];
   if (S == 0 || n == 0) return mk_napi_undefined(env);
-  if (lda < k) return mk_throw_range(env, "moeGemmRows: lda < k");
+  if (ldc < n || lda < k || ldb < (btrans ? k : n))
+    return mk_throw_range(env, "moeGemmRows: leading dimensions too small");
   int64_t mr = max_row(env, &aidx, S, "moeGemmRows: aIdx");
   if (mr == -2) return NULL;
   if (!need(env, &a, k ? mr * lda + k : 0, "moeGemmRows: a") ||
       (scale.data && !need(env, &scale, S, "moeGemmRows: scale")) ||
-      !check_b_c(env, "moeGemmRows", &b, btrans, bes, ldb, E, &c, S, ldc, n, k))
+      !need(env, &b, E > 0 && k ? (E - 1) * bes + (btrans ? (n - 1) * ldb + k : (k - 1) * ldb + n) : 0,
+            "moeGemmRows: b") ||
+      !need(env, &c, (S - 1) * ldc + n, "moeGemmRows: c"))
     return NULL;
-  run_rows(&a, aidx.data, scale.data, lda, &b, btrans, bes, ldb, seg.data, E, c.data, ldc, n, k,
-           acc, 0, 0, 0, 0);
+  if (a.type == napi_float32_array) {
+    mk_moe_f32_job j = {MK_MOE_ROWS, mk_gemm_kernel_f32(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, NULL, ldb, bes, btrans, c.data, ldc, 0, acc,
+                        seg.data, 0, n, k, NULL, 0};
+#if defined(__x86_64__)
+    j.fast_pack = moe_fast_pack_enabled() && mk_cpu_isa() == MK_ISA_AVX512 && j.kr->mr <= 16 &&
+                  j.kr->nr == 32;
+#endif
+    mk_moe_f32_run(&j, E);
+  } else {
+    mk_moe_f64_job j = {MK_MOE_ROWS, mk_gemm_kernel_f64(mk_cpu_isa()), a.data, aidx.data,
+                        scale.data, lda, b.data, NULL, ldb, bes, btrans, c.data, ldc, 0, acc,
+                        seg.data, 0, n, k, NULL, 0};
+    mk_moe_f64_run(&j, E);
+  }
   return mk_napi_undefined(env);
 }
 
@@ -504,12 +485,12 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
   if (a.type == napi_float32_array) {
     mk_moe_f32_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f32(mk_cpu_isa()), a.data, aidx.data,
                         scale.data, lda, b.data, bidx.data, ldb, 0, 0, c.data, n, m * n, acc,
-                        seg.data, m, n, 0, NULL, 0, 0, 0, 0, 0};
+                        seg.data, m, n, 0, NULL, 0};
     mk_moe_f32_run(&j, E);
   } else {
     mk_moe_f64_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f64(mk_cpu_isa()), a.data, aidx.data,
                         scale.data, lda, b.data, bidx.data, ldb, 0, 0, c.data, n, m * n, acc,
-                        seg.data, m, n, 0, NULL, 0, 0, 0, 0, 0};
+                        seg.data, m, n, 0, NULL, 0};
     mk_moe_f64_run(&j, E);
   }
   return mk_napi_undefined(env);
@@ -539,33 +520,23 @@ static int act_layout(napi_env env, napi_value *argv, const mk_typed *gu, const 
   return 1;
 }
 
-static napi_value moe_gemm_rows_swiglu(napi_env env, napi_callback_info info) {
-  napi_value argv[15];
-  mk_typed gu, b, seg, c;
-  int64_t ld, goff, uoff, cs, s, i, bes, ldb, ldc, n;
-  int btrans;
-  const char *fn = "moeGemmRowsSwiglu";
-  if (!mk_napi_args(env, info, 15, argv, fn) ||
-      !arg_float_like(env, argv[0], "moeGemmRowsSwiglu: gu", NULL, 0, &gu) ||
-      !act_layout(env, argv, &gu, fn, &ld, &goff, &uoff, &cs, &s, &i) ||
-      !arg_float_like(env, argv[7], "moeGemmRowsSwiglu: b", &gu, 0, &b) ||
-      !mk_napi_bool(env, argv[8], "moeGemmRowsSwiglu: bTrans", &btrans) ||
-      !mk_napi_i64(env, argv[9], "moeGemmRowsSwiglu: bExpertStride", 0, MAX_DIM, &bes) ||
-      !mk_napi_i64(env, argv[10], "moeGemmRowsSwiglu: ldb", 0, MAX_DIM, &ldb) ||
-      !mk_arg_i32(env, argv[11], "moeGemmRowsSwiglu: seg", &seg) ||
-      !arg_float_like(env, argv[12], "moeGemmRowsSwiglu: c", &gu, 0, &c) ||
-      !mk_napi_i64(env, argv[13], "moeGemmRowsSwiglu: ldc", 0, MAX_DIM, &ldc) ||
-      !mk_napi_i64(env, argv[14], "moeGemmRowsSwiglu: n", 0, MAX_DIM, &n))
+static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  mk_typed gu, h;
+  int64_t ld, goff, uoff, cs, s, i;
+  if (!mk_napi_args(env, info, 8, argv, "moeSwigluForward") ||
+      !arg_float_like(env, argv[0], "moeSwigluForward: gu", NULL, 0, &gu) ||
+      !act_layout(env, argv, &gu, "moeSwigluForward", &ld, &goff, &uoff, &cs, &s, &i) ||
+      !arg_float_like(env, argv[7], "moeSwigluForward: h", &gu, 0, &h) ||
+      !need(env, &h, s * i, "moeSwigluForward: h"))
     return NULL;
-  int64_t E = check_seg(env, &seg, fn);
-  if (E < 0) return NULL;
-  if (((const int32_t *)seg.data)[E] != s)
-    return mk_throw_range(env, "moeGemmRowsSwiglu: s = %lld but seg ends at %d", (long long)s,
-                          ((const int32_t *)seg.data)[E]);
-  if (s == 0 || n == 0) return mk_napi_undefined(env);
-  if (!check_b_c(env, fn, &b, btrans, bes, ldb, E, &c, s, ldc, n, i)) return NULL;
-  run_rows(&gu, NULL, NULL, ld, &b, btrans, bes, ldb, seg.data, E, c.data, ldc, n, i, 0, 1, goff,
-           uoff, cs);
+  if (gu.type == napi_float32_array) {
+    mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
+    mk_par_range(s, 8 * i, swiglu_f32_fn(0, cs), &a);
+  } else {
+    mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
+    mk_par_range(s, 8 * i, mk_moe_f64_swiglu_fwd_rows, &a);
+  }
   return mk_napi_undefined(env);
 }
 
@@ -588,10 +559,10 @@ static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
       (dw.data && !need(env, &dw, s, "moeSwigluBackward: dw")))
     return NULL;
   if (gu.type == napi_float32_array) {
-    mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, dy.data, w.data, dgu.data, hout.data, dw.data};
-    mk_par_range(s, 16 * i, swiglu_bwd_f32_fn(cs), &a);
+    mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
+    mk_par_range(s, 16 * i, swiglu_f32_fn(1, cs), &a);
   } else {
-    mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, dy.data, w.data, dgu.data, hout.data, dw.data};
+    mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
     mk_par_range(s, 16 * i, mk_moe_f64_swiglu_bwd_rows, &a);
   }
   return mk_napi_undefined(env);
@@ -662,7 +633,7 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
   }
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmWgrad", moe_gemm_wgrad)) != napi_ok) return st;
-  if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsSwiglu", moe_gemm_rows_swiglu)) != napi_ok)
+  if ((st = mk_napi_export_fn(env, exports, "moeSwigluForward", moe_swiglu_forward)) != napi_ok)
     return st;
   if ((st = mk_napi_export_fn(env, exports, "moeSwigluBackward", moe_swiglu_backward)) != napi_ok)
     return st;

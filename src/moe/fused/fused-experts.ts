@@ -1,7 +1,6 @@
 // Fused SwiGLU expert bank on the native backend: forward and backward as a handful of native
 // kernel calls (grouped GEMMs with cross-expert tiling, gather / weighted combine folded into
-// the GEMM packing, the SwiGLU activation computed while the down GEMM packs its rows, its
-// gradient in one pass), recorded as ONE autograd node.
+// the GEMM packing, SwiGLU and its gradient in one pass each), recorded as ONE autograd node.
 //
 // Two forms:
 //  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
@@ -129,10 +128,12 @@ export function fusedSwigluExperts(
   // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
-  // y = SwiGLU(gu) · W_down_e, the activation computed while the down GEMM packs its rows
+  const h = acquireScratch(xs, S * I);
+  k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
   const y = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
-  k.moeGemmRowsSwiglu(gu, I2, goff, uoff, cs, S, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H);
+  k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
+  releaseScratch(h);
   let out: FloatArray;
   let outShape: number[];
   if (routing) {

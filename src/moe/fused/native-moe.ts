@@ -37,24 +37,7 @@ export interface MoeNativeKernels {
     n: number,
     accumulate: boolean,
   ): void;
-  /** moeGemmRows with op(A) = silu(gate) · up of gu's rows (k = i): the activation is never stored. */
-  moeGemmRowsSwiglu(
-    gu: FloatArray,
-    ld: number,
-    gateOff: number,
-    upOff: number,
-    colStride: number,
-    s: number,
-    i: number,
-    b: FloatArray,
-    bTrans: boolean,
-    bExpertStride: number,
-    ldb: number,
-    seg: Int32Array,
-    c: FloatArray,
-    ldc: number,
-    n: number,
-  ): void;
+  moeSwigluForward(gu: FloatArray, ld: number, gateOff: number, upOff: number, colStride: number, s: number, i: number, h: FloatArray): void;
   moeSwigluBackward(
     gu: FloatArray,
     ld: number,
@@ -80,7 +63,7 @@ export function moeKernels(): MoeNativeKernels | null {
   if (cached !== undefined) return cached;
   const { addon } = loadNativeAddon();
   const k = addon as unknown as Partial<MoeNativeKernels> | null;
-  cached = k && typeof k.moeGemmRows === 'function' && typeof k.moeGemmRowsSwiglu === 'function' && typeof k.moeCombine === 'function' ? (k as MoeNativeKernels) : null;
+  cached = k && typeof k.moeGemmRows === 'function' && typeof k.moeCombine === 'function' ? (k as MoeNativeKernels) : null;
   return cached;
 }
 
