@@ -8,7 +8,7 @@
 // on which path ran.
 import type { Backend } from '../backend.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type Storage, typedArrayFor } from '../types.js';
+import { type Storage, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 
 type FloatArray = Float32Array | Float64Array;
@@ -47,7 +47,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   const k: Partial<Backend> = {
     matmul(a, b, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride) {
       if (!floats(a, b)) return ref.matmul(a, b, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride);
-      const out = floatLike(a, batch * m * n);
+      const out = uninitializedFloatArrayLike(a, batch * m * n); // the GEMM writes every element
       addon.matmul(a, b as FloatArray, out, batch, m, kk, n, transA, transB, aBatchStride, bBatchStride, false);
       return out;
     },
