@@ -2,7 +2,8 @@
 // weighted combine + load-balancing loss), forward and forward+backward, on four configs;
 // with Debian's python3-torch + libopenblas0-openmp, the PyTorch peer runs in the same command
 // and each line gets the ratio moekit / PyTorch, plus the peer's peak RSS (bench/peer_rss.py) next
-// to ours (rss_ratio <= 1: no more memory than PyTorch).
+// to ours (rss_ratio <= 1: no more memory than PyTorch). Both sides measure each row in
+// --repeats separate processes (default 3, the peer's own default) and report the median.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,6 +110,13 @@ function measure(name: string, mode: Mode): Row {
   };
 }
 
+/** The run with the median throughput (the peer aggregates its process repeats the same way), with the highest peak RSS of all runs. */
+function medianRow(runs: Row[]): Row {
+  const sorted = [...runs].sort((a, b) => a.tokens_per_s - b.tokens_per_s);
+  const mid = sorted[(sorted.length - 1) >> 1]!;
+  return { ...mid, peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)) };
+}
+
 /**
  * Training throughput of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
  * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
@@ -167,13 +175,13 @@ function peerAvailable(): string | null {
   return torchPeerMissing();
 }
 
-/** Best of the peer's two dispatch styles, per (config, mode): tokens/s. */
-function runPeer(names: string[]): Map<string, number> {
+/** Best of the peer's two dispatch styles, per (config, mode): tokens/s (its median over `repeats` processes). */
+function runPeer(names: string[], repeats: number): Map<string, number> {
   const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
   const out = join(dir, 'results.json');
   execFileSync(
     PEER_PYTHON,
-    ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', ...names.map((n) => MOE_CONFIGS[n]!.peer), '--out', out, '--md', join(dir, 'results.md')],
+    ['bench.py', '--backends', 'openblas-openmp', '--repeats', String(repeats), '--wait-idle-s', '30', '--configs', ...names.map((n) => MOE_CONFIGS[n]!.peer), '--out', out, '--md', join(dir, 'results.md')],
     { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { config: string; mode: string; tokens_per_s: number }[] }[] }).summary;
@@ -219,8 +227,9 @@ export function register(program: Command): void {
     .option('--no-peer-speed', "skip the peer's throughput run (keep its peak-RSS probe)")
     .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
     .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
+    .option('--repeats <n>', 'processes per row, on both sides: each row is the median over them (the peer\'s own default is 3)', '3')
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; child?: string }) => {
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; repeats: string; child?: string }) => {
       if (opts.child === 'ctmoe-tiny-train') {
         process.stdout.write(JSON.stringify(measureCtmoeTrain()) + '\n');
         return;
@@ -233,20 +242,26 @@ export function register(program: Command): void {
       for (const n of opts.configs) {
         if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
       }
+      const repeats = Number(opts.repeats);
+      if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
       if (!opts.json) console.log(backendInfo().reason);
       const rows: Row[] = [];
       for (const name of opts.configs) {
         for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
-          const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', `${name}:${mode}`], {
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'inherit'],
-          });
-          rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+          const runs: Row[] = [];
+          for (let i = 0; i < repeats; i++) {
+            const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', `${name}:${mode}`], {
+              encoding: 'utf8',
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            runs.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
+          }
+          rows.push(medianRow(runs));
         }
       }
       const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
       if (missing === null) {
-        const peer = opts.peerSpeed ? runPeer(opts.configs) : new Map<string, number>();
+        const peer = opts.peerSpeed ? runPeer(opts.configs, repeats) : new Map<string, number>();
         const rss = opts.peerRss ? runPeerRss(opts.configs) : new Map<string, number>();
         for (const r of rows) {
           const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
