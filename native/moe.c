@@ -110,7 +110,8 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
 /* ---- AVX-512 f32 packing (16x16 register transposes) ------------------------------------
  * The scalar packs of moe_impl.inc write one float per MR / NR stride; these read 16
  * contiguous floats of 16 source rows, transpose them in registers and write whole panel rows.
- * Used when the job's fast_pack is set (f32, AVX-512 kernels with MR <= 16, NR = 32). */
+ * Used when the job's fast_pack is set (f32, AVX-512 kernels with MR <= 16, NR = 32), as are
+ * the row-copy packs below. */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define MOE_A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
@@ -196,6 +197,53 @@ static MOE_A512 void moe_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t
     }
   }
 }
+/* Row-copy packs (no transpose needed): source row p holds the panel row contiguously.
+ * B: dst panel j0 (NR = 32 columns) gets src(p)[j0 .. j0+32) at dst + j0*kc + p*32, columns past
+ * nc zero. src(p) = b + (idx ? idx[base + p] : base + p) * ldb. Used for op(B) = B_e (rows mode,
+ * not transposed: base = row p of B_e, idx NULL) and for the gathered rows of wgrad mode. */
+static MOE_A512 void moe_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base,
+                                                int64_t ldb, int64_t nc, int64_t kc,
+                                                float *restrict dst) {
+  for (int64_t p = 0; p < kc; p++) {
+    const float *s = b + (idx ? idx[base + p] : base + p) * ldb;
+    if (p + 4 < kc) { /* rows are often a page or more apart: warm row p+4 */
+      const char *pf = (const char *)(b + (idx ? idx[base + p + 4] : base + p + 4) * ldb);
+      for (int64_t off = 0; off < nc * (int64_t)sizeof(float); off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
+    }
+    float *d = dst + p * 32;
+    int64_t j0 = 0;
+    for (; j0 + 32 <= nc; j0 += 32, d += 32 * kc) {
+      _mm512_storeu_ps(d, _mm512_loadu_ps(s + j0));
+      _mm512_storeu_ps(d + 16, _mm512_loadu_ps(s + j0 + 16));
+    }
+    if (j0 < nc) {
+      const int64_t w = nc - j0;
+      const __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+      const __mmask16 m1 = w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, s + j0));
+      _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, s + j0 + 16));
+    }
+  }
+}
+
+/* wgrad-mode A pack: op(A)[i, p] = sc[r] * a[row(r)*lda + m0 + i], r = base + p: for each p,
+ * MR-row panel i0 gets h <= MR contiguous values (zeros up to MR). */
+static MOE_A512 void moe_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float *scale,
+                                                 int64_t lda, int64_t base, int64_t m0, int64_t mc,
+                                                 int64_t kc, int mr, float *restrict dst) {
+  const __mmask16 wm = (__mmask16)((1u << mr) - 1);
+  for (int64_t p = 0; p < kc; p++) {
+    const int64_t r = base + p;
+    const float *s = a + (idx ? idx[r] : r) * lda + m0;
+    const __m512 sc = _mm512_set1_ps(scale ? scale[r] : 1.0f);
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      const int64_t h = mc - i0 < mr ? mc - i0 : mr;
+      const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << h) - 1), s + i0);
+      _mm512_mask_storeu_ps(dst + i0 * kc + p * mr, wm, scale ? _mm512_mul_ps(v, sc) : v);
+    }
+  }
+}
+
 /* development knob: MOEKIT_MOE_FAST_PACK=0 keeps the scalar packs (A/B measurements) */
 static int moe_fast_pack_enabled(void) {
   static int v = -1;
@@ -220,6 +268,16 @@ static int moe_fast_pack_enabled(void) {
 #undef UKR_T
 #undef GET_KERNEL
 #undef MOE_FAST_PACKS
+
+/* the AVX-512 packs above serve f32 jobs whose kernel has MR <= 16, NR = 32 */
+static int fast_packs_apply(const mk_kernel_f32 *kr) {
+#if defined(__x86_64__)
+  return moe_fast_pack_enabled() && mk_cpu_isa() == MK_ISA_AVX512 && kr->mr <= 16 && kr->nr == 32;
+#else
+  (void)kr;
+  return 0;
+#endif
+}
 
 #define T double
 #define SFX f64
@@ -436,8 +494,7 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
                         scale.data, lda, b.data, NULL, ldb, bes, btrans, c.data, ldc, 0, acc,
                         seg.data, 0, n, k, NULL, 0};
 #if defined(__x86_64__)
-    j.fast_pack = moe_fast_pack_enabled() && mk_cpu_isa() == MK_ISA_AVX512 && j.kr->mr <= 16 &&
-                  j.kr->nr == 32;
+    j.fast_pack = fast_packs_apply(j.kr);
 #endif
     mk_moe_f32_run(&j, E);
   } else {
@@ -486,6 +543,7 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
     mk_moe_f32_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f32(mk_cpu_isa()), a.data, aidx.data,
                         scale.data, lda, b.data, bidx.data, ldb, 0, 0, c.data, n, m * n, acc,
                         seg.data, m, n, 0, NULL, 0};
+    j.fast_pack = fast_packs_apply(j.kr);
     mk_moe_f32_run(&j, E);
   } else {
     mk_moe_f64_job j = {MK_MOE_WGRAD, mk_gemm_kernel_f64(mk_cpu_isa()), a.data, aidx.data,
