@@ -1,4 +1,5 @@
-// Stage profile of one MoE layer (fwd+bwd): time spent in each fused native kernel vs the rest.
+// Stage profile of one MoE layer (fwd+bwd): time spent in each fused native kernel (experts and
+// router; both live on the one addon object) vs the rest.
 // node --import tsx bench/moe-profile.ts <config> [iters]
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { moeKernels } from '../src/moe/fused/native-moe.js';
@@ -11,7 +12,7 @@ const c = MOE_CONFIGS[name]!;
 const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
 const acc = new Map<string, number>();
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']) {
+  for (const fn of ['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward']) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const t0 = performance.now();
