@@ -47,10 +47,17 @@ export function arrayLike(like: TypedArray, n: number): TypedArray {
   return typedArrayFor(dtypeOfArray(like), n);
 }
 
+/** A Float32Array or Float64Array (the storages float kernels take). */
+export function isFloatArray(x: unknown): x is Float32Array | Float64Array {
+  return x instanceof Float32Array || x instanceof Float64Array;
+}
+
 /** A zeroed float array: f64 when `like` is f64, else f32. */
 export function floatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
+
+const POISON_UNINITIALIZED = process.env.MOEKIT_POISON_UNINITIALIZED === '1';
 
 /**
  * A float array like `like` whose contents are ARBITRARY (not zeroed): only for outputs a
@@ -63,7 +70,7 @@ export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float3
   const f64 = like instanceof Float64Array;
   const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
   const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
-  if (process.env.MOEKIT_POISON_UNINITIALIZED === '1') a.fill(NaN);
+  if (POISON_UNINITIALIZED) a.fill(NaN);
   return a;
 }
 

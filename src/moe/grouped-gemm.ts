@@ -2,6 +2,7 @@
 // A reference composition of per-segment matmuls recorded as ONE autograd node, so the weight
 // gradient is assembled once ([E, ...] stacked) instead of as E full-size sparse sums.
 // A fused native kernel can replace the body and is tested against this one.
+import { isFloatArray } from '../backend/types.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
@@ -28,7 +29,7 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
   const b = x.backend;
   // tiny problems (below ~32^3 multiply-adds) stay on the per-segment matmuls: nothing to gain,
   // and their results stay bit-identical to a plain matmul's (which loops naively there)
-  const k = S * inW * outW >= 32768 && fusedMoeEnabled() && b.name === 'native' && w.backend === b && (x.storage instanceof Float32Array || x.storage instanceof Float64Array) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
+  const k = S * inW * outW >= 32768 && fusedMoeEnabled() && b.name === 'native' && w.backend === b && isFloatArray(x.storage) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
   if (k) {
     // native grouped GEMM: all experts' tiles in one pool run; dW written directly per expert
     const xs = x.storage as FloatArray;

@@ -80,6 +80,20 @@ let cached: NativeAddonResult | undefined;
  * Works from src/ (tsx) and from dist/ (compiled): the package root is found
  * by walking up from this file.
  */
+/**
+ * A lazily cached accessor for a group of kernels: the addon typed as T when it exports every
+ * function in `names`, else null (no addon, or one built before those kernels landed).
+ */
+export function addonKernels<T>(names: readonly (keyof T & string)[]): () => T | null {
+  let cachedKernels: T | null | undefined;
+  return () => {
+    if (cachedKernels !== undefined) return cachedKernels;
+    const addon = loadNativeAddon().addon as unknown as Record<string, unknown> | null;
+    cachedKernels = addon && names.every((n) => typeof addon[n] === 'function') ? (addon as unknown as T) : null;
+    return cachedKernels;
+  };
+}
+
 export function loadNativeAddon(): NativeAddonResult {
   if (cached) return cached;
   const here = dirname(fileURLToPath(import.meta.url));

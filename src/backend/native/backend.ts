@@ -8,16 +8,13 @@
 // on which path ran.
 import type { Backend } from '../backend.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type Storage, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import { type Storage, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 
 type FloatArray = Float32Array | Float64Array;
 
 const MAX_RANK = 16;
 
-function isFloat(s: Storage | null | undefined): s is FloatArray {
-  return s instanceof Float32Array || s instanceof Float64Array;
-}
 
 /** All arrays are of x's kind (nulls are skipped). */
 function sameKind(x: Storage, ...rest: (Storage | null)[]): boolean {
@@ -26,11 +23,7 @@ function sameKind(x: Storage, ...rest: (Storage | null)[]): boolean {
 
 /** All float, all of one kind. */
 function floats(x: Storage, ...rest: (Storage | null)[]): x is FloatArray {
-  return isFloat(x) && sameKind(x, ...rest);
-}
-
-function floatLike(x: FloatArray, n: number): FloatArray {
-  return x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+  return isFloatArray(x) && sameKind(x, ...rest);
 }
 
 function like(x: Storage, n: number): Storage {
@@ -57,14 +50,14 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   // ---- elementwise ----
   Object.assign(k, {
     unary(op, x) {
-      if (!isFloat(x)) return ref.unary(op, x);
-      const out = floatLike(x, x.length);
+      if (!isFloatArray(x)) return ref.unary(op, x);
+      const out = floatArrayLike(x, x.length);
       addon.unary(op, x, out);
       return out;
     },
     unaryBackward(op, x, dy) {
       if (!floats(x, dy) || dy.length < x.length) return ref.unaryBackward(op, x, dy);
-      const out = floatLike(x, x.length);
+      const out = floatArrayLike(x, x.length);
       addon.unaryBackward(op, x, dy as FloatArray, out);
       return out;
     },
@@ -86,8 +79,8 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       return out;
     },
     clamp(x, lo, hi) {
-      if (!isFloat(x)) return ref.clamp(x, lo, hi);
-      const out = floatLike(x, x.length);
+      if (!isFloatArray(x)) return ref.clamp(x, lo, hi);
+      const out = floatArrayLike(x, x.length);
       addon.clamp(x, lo, hi, out);
       return out;
     },
@@ -101,20 +94,20 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   // ---- reductions ----
   Object.assign(k, {
     reduce(op, x, outer, n, inner) {
-      if (!isFloat(x)) return ref.reduce(op, x, outer, n, inner);
-      const out = floatLike(x, outer * inner);
+      if (!isFloatArray(x)) return ref.reduce(op, x, outer, n, inner);
+      const out = floatArrayLike(x, outer * inner);
       addon.reduce(op, x, outer, n, inner, out);
       return out;
     },
     argReduce(op, x, outer, n, inner) {
-      if (!isFloat(x)) return ref.argReduce(op, x, outer, n, inner);
+      if (!isFloatArray(x)) return ref.argReduce(op, x, outer, n, inner);
       const out = new Int32Array(outer * inner);
       addon.argReduce(op, x, outer, n, inner, out);
       return out;
     },
     cumsum(x, outer, n, inner, reverse) {
-      if (!isFloat(x)) return ref.cumsum(x, outer, n, inner, reverse);
-      const out = floatLike(x, x.length);
+      if (!isFloatArray(x)) return ref.cumsum(x, outer, n, inner, reverse);
+      const out = floatArrayLike(x, x.length);
       addon.cumsum(x, outer, n, inner, reverse, out);
       return out;
     },
@@ -123,22 +116,22 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   // ---- row-wise ----
   Object.assign(k, {
     softmax(x, rows, n, log) {
-      if (!isFloat(x)) return ref.softmax(x, rows, n, log);
-      const out = floatLike(x, rows * n);
+      if (!isFloatArray(x)) return ref.softmax(x, rows, n, log);
+      const out = floatArrayLike(x, rows * n);
       addon.softmax(x, rows, n, log, out);
       return out;
     },
     softmaxBackward(y, dy, rows, n, log) {
       if (!floats(y, dy)) return ref.softmaxBackward(y, dy, rows, n, log);
-      const dx = floatLike(y, rows * n);
+      const dx = floatArrayLike(y, rows * n);
       addon.softmaxBackward(y, dy as FloatArray, rows, n, log, dx);
       return dx;
     },
     layerNorm(x, weight, bias, rows, n, eps) {
       if (!floats(x, weight, bias)) return ref.layerNorm(x, weight, bias, rows, n, eps);
-      const y = floatLike(x, rows * n);
-      const mean = floatLike(x, rows);
-      const rstd = floatLike(x, rows);
+      const y = floatArrayLike(x, rows * n);
+      const mean = floatArrayLike(x, rows);
+      const rstd = floatArrayLike(x, rows);
       addon.layerNorm(x, weight as FloatArray | null, bias as FloatArray | null, rows, n, eps, y, mean, rstd);
       return { y, mean, rstd };
     },
@@ -146,23 +139,23 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       if (!floats(x, dy, weight, mean, rstd)) {
         return ref.layerNormBackward(dy, x, weight, mean, rstd, rows, n, withBias);
       }
-      const dx = floatLike(x, rows * n);
-      const dw = weight ? floatLike(x, n) : null;
-      const db = withBias ? floatLike(x, n) : null;
+      const dx = floatArrayLike(x, rows * n);
+      const dw = weight ? floatArrayLike(x, n) : null;
+      const db = withBias ? floatArrayLike(x, n) : null;
       addon.layerNormBackward(dy as FloatArray, x, weight as FloatArray | null, mean as FloatArray, rstd as FloatArray, rows, n, dx, dw, db);
       return { dx, dw, db };
     },
     rmsNorm(x, weight, rows, n, eps) {
       if (!floats(x, weight)) return ref.rmsNorm(x, weight, rows, n, eps);
-      const y = floatLike(x, rows * n);
-      const rstd = floatLike(x, rows);
+      const y = floatArrayLike(x, rows * n);
+      const rstd = floatArrayLike(x, rows);
       addon.rmsNorm(x, weight as FloatArray | null, rows, n, eps, y, rstd);
-      return { y, mean: floatLike(x, 0), rstd };
+      return { y, mean: floatArrayLike(x, 0), rstd };
     },
     rmsNormBackward(dy, x, weight, rstd, rows, n) {
       if (!floats(x, dy, weight, rstd)) return ref.rmsNormBackward(dy, x, weight, rstd, rows, n);
-      const dx = floatLike(x, rows * n);
-      const dw = weight ? floatLike(x, n) : null;
+      const dx = floatArrayLike(x, rows * n);
+      const dw = weight ? floatArrayLike(x, n) : null;
       addon.rmsNormBackward(dy as FloatArray, x, weight as FloatArray | null, rstd as FloatArray, rows, n, dx, dw);
       return { dx, dw, db: null };
     },
@@ -241,8 +234,8 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   Object.assign(k, {
     attention(q, kk, v, bh, tq, tk, d, scale, causal) {
       if (!floats(q, kk, v)) return ref.attention(q, kk, v, bh, tq, tk, d, scale, causal);
-      const out = floatLike(q, bh * tq * d);
-      const lse = floatLike(q, bh * tq);
+      const out = floatArrayLike(q, bh * tq * d);
+      const lse = floatArrayLike(q, bh * tq);
       addon.attention(q, kk as FloatArray, v as FloatArray, bh, tq, tk, d, scale, causal, out, lse);
       return { out, lse };
     },
@@ -250,9 +243,9 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       if (!floats(q, kk, v, out, lse, dout)) {
         return ref.attentionBackward(q, kk, v, out, lse, dout, bh, tq, tk, d, scale, causal);
       }
-      const dq = floatLike(q, q.length);
-      const dk = floatLike(q, kk.length);
-      const dv = floatLike(q, v.length);
+      const dq = floatArrayLike(q, q.length);
+      const dk = floatArrayLike(q, kk.length);
+      const dv = floatArrayLike(q, v.length);
       const f = (s: Storage) => s as FloatArray;
       addon.attentionBackward(q, f(kk), f(v), f(out), f(lse), f(dout), bh, tq, tk, d, scale, causal, dq, dk, dv);
       return { dq, dk, dv };

@@ -10,11 +10,13 @@
 // Saved for backward: the [S, 2I] gate/up pre-activations only (the backward turns them into
 // their gradient in place); h is recomputed, the expert outputs y_r are never kept
 // (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// Fresh outputs are written entirely by their kernels, so they skip the zero fill
+// (uninitializedFloatArrayLike).
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-fused.test.ts holds the two together.
 import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
-import { floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
+import { floatArrayLike, isFloatArray, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
@@ -34,13 +36,6 @@ export interface FusedRouting {
 
 type Layout = 'separate' | 'fused' | 'interleaved';
 
-/** Every output below is overwritten entirely by its kernel, so it skips the zero fill. */
-const newLike = uninitializedFloatArrayLike;
-
-function isFloatStorage(s: unknown): s is FloatArray {
-  return s instanceof Float32Array || s instanceof Float64Array;
-}
-
 /** The kernels when the fused path can run this bank on x (else null: use the reference). */
 export function fusedKernelsFor(x: Tensor, w: ExpertWeights, cfg: ExpertConfig, extra: (Tensor | null)[] = []): MoeNativeKernels | null {
   if (!fusedMoeEnabled() || x.backend.name !== 'native') return null;
@@ -49,7 +44,7 @@ export function fusedKernelsFor(x: Tensor, w: ExpertWeights, cfg: ExpertConfig, 
   if (!k) return null;
   const first = cfg.layout === 'separate' ? [w.gateProj, w.upProj] : [w.gateUpProj];
   const all = [x, ...first, w.downProj, ...extra];
-  if (!isFloatStorage(x.storage)) return null;
+  if (!isFloatArray(x.storage)) return null;
   for (const t of all) {
     if (!t || t.backend !== x.backend || t.storage.constructor !== x.storage.constructor) return null;
   }
@@ -99,7 +94,7 @@ export function fusedSwigluExperts(
     tw = routing.topkWeights.storage as FloatArray;
     rowTok = new Int32Array(S);
     slotRow = new Int32Array(routing.numTokens * K).fill(-1);
-    rowW = newLike(xs, S);
+    rowW = uninitializedFloatArrayLike(xs, S);
     const ss = routing.sortedSlots;
     for (let r = 0; r < S; r++) {
       const s = ss[r]!;
@@ -130,7 +125,7 @@ export function fusedSwigluExperts(
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
   const h = acquireScratch(xs, S * I);
   k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
-  const y = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
+  const y = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
   k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
   releaseScratch(h);
@@ -138,7 +133,7 @@ export function fusedSwigluExperts(
   let outShape: number[];
   if (routing) {
     const T = routing.numTokens;
-    out = newLike(xs, T * H);
+    out = uninitializedFloatArrayLike(xs, T * H);
     k.moeCombine(y, H, slotRow!, tw, T, routing.topK, H, out);
     releaseScratch(y);
     outShape = [T, H];
@@ -164,7 +159,7 @@ export function fusedSwigluExperts(
         firstGemm(gu);
       }
       const dgu = gu; // in place: each element's gate/up are read before their grads are written
-      const dw = needTw ? newLike(xs, S) : null;
+      const dw = needTw ? uninitializedFloatArrayLike(xs, S) : null;
       k.moeSwigluBackward(gu, I2, goff, uoff, cs, S, I, dyh, rowW, dgu, dyh, dw);
       const hh = dyh;
       const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
@@ -173,7 +168,7 @@ export function fusedSwigluExperts(
       // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
       let dDown: Tensor | null = null;
       if (wDown.requiresGrad) {
-        const d = newLike(xs, E * H * I);
+        const d = uninitializedFloatArrayLike(xs, E * H * I);
         if (g.outIn) k.moeGemmWgrad(gs, rowTok, rowW, H, hh, null, I, segOffsets, d, H, I, false);
         else k.moeGemmWgrad(hh, null, rowW, I, gs, rowTok, H, segOffsets, d, I, H, false);
         dDown = mk(wDown, d);
@@ -183,7 +178,7 @@ export function fusedSwigluExperts(
         if (!wt.requiresGrad) return null;
         const m = g.layout === 'separate' ? I : I2;
         const a = g.layout === 'separate' && idx === 1 ? dgu.subarray(I) : dgu;
-        const d = newLike(xs, E * m * H);
+        const d = uninitializedFloatArrayLike(xs, E * m * H);
         if (g.outIn) k.moeGemmWgrad(a, null, null, I2, xs, rowTok, H, segOffsets, d, m, H, false);
         else k.moeGemmWgrad(xs, rowTok, null, H, a, null, I2, segOffsets, d, H, m, false);
         return mk(wt, d);
@@ -191,7 +186,7 @@ export function fusedSwigluExperts(
       // dX rows = dgu · op(W_first_e)ᵀ, then summed over each token's slots
       let dx: Tensor | null = null;
       if (needX) {
-        const da = routing ? acquireScratch(xs, S * H) : newLike(xs, S * H);
+        const da = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
         if (g.layout === 'separate') {
           const ldb = g.outIn ? H : I;
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, false);
@@ -201,7 +196,7 @@ export function fusedSwigluExperts(
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);
         }
         if (routing) {
-          const dxs = newLike(xs, routing.numTokens * H);
+          const dxs = uninitializedFloatArrayLike(xs, routing.numTokens * H);
           k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
           releaseScratch(da);
           dx = mk(x, dxs);

@@ -1,5 +1,5 @@
 // The fused MoE kernels of the native addon (native/moe.c) and when the fused path may run.
-import { loadNativeAddon } from '../../backend/native/addon.js';
+import { addonKernels } from '../../backend/native/addon.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -56,16 +56,8 @@ export interface MoeNativeKernels {
   moeCombine(y: FloatArray, ldy: number, row: Int32Array, w: FloatArray | null, t: number, k: number, h: number, out: FloatArray): void;
 }
 
-let cached: MoeNativeKernels | null | undefined;
-
 /** The kernels, or null when the addon is missing or predates them. */
-export function moeKernels(): MoeNativeKernels | null {
-  if (cached !== undefined) return cached;
-  const { addon } = loadNativeAddon();
-  const k = addon as unknown as Partial<MoeNativeKernels> | null;
-  cached = k && typeof k.moeGemmRows === 'function' && typeof k.moeCombine === 'function' ? (k as MoeNativeKernels) : null;
-  return cached;
-}
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
 
 /**
  * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped

@@ -1,6 +1,6 @@
 // The fused router kernels of the native addon (native/router.c; its header comment has the
 // exact semantics).
-import { loadNativeAddon } from '../../backend/native/addon.js';
+import { addonKernels } from '../../backend/native/addon.js';
 import type { FloatArray } from './native-moe.js';
 
 export interface RouterNativeKernels {
@@ -36,13 +36,5 @@ export interface RouterNativeKernels {
   ): void;
 }
 
-let cached: RouterNativeKernels | null | undefined;
-
 /** The kernels, or null when the addon is missing or predates them. */
-export function routerKernels(): RouterNativeKernels | null {
-  if (cached !== undefined) return cached;
-  const { addon } = loadNativeAddon();
-  const k = addon as unknown as Partial<RouterNativeKernels> | null;
-  cached = k && typeof k.routerForward === 'function' && typeof k.routerBackward === 'function' ? (k as RouterNativeKernels) : null;
-  return cached;
-}
+export const routerKernels = addonKernels<RouterNativeKernels>(['routerForward', 'routerBackward']);

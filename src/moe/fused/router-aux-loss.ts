@@ -3,6 +3,7 @@
 // is one native pass. Covers the unmasked LB with f_e from this batch (local-batch) or given
 // (global-batch); losses.ts (loadBalancingLoss, zLoss) stays the spec.
 import type { LbConvention } from '../config.js';
+import { floatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import type { FusedRouterState } from './router.js';
 import type { FloatArray } from './native-moe.js';
@@ -37,7 +38,7 @@ export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions):
   }
   const value = (wlb > 0 ? wlb * lb : 0) + (wz > 0 ? wz * s.zLoss : 0);
   const b = logits.backend;
-  const like = (n: number): FloatArray => (logits.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n));
+  const like = (n: number): FloatArray => floatArrayLike(s.scores, n);
   const out = like(1);
   out[0] = value;
   const total = makeOutput(b, out, [], {

@@ -7,6 +7,7 @@
 // test/moe-fused-router.test.ts holds the two together.
 import type { RouterConfig } from '../config.js';
 import type { RouterOutput } from '../contracts.js';
+import { floatArrayLike, isFloatArray } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
 import { cast } from '../../ops/cast.js';
 import { type FloatArray, fusedMoeEnabled } from './native-moe.js';
@@ -43,7 +44,7 @@ export function fusedRouteLogits(logits: Tensor, cfg: RouterConfig, selectionBia
   if (cfg.kind !== 'token-choice' || cfg.scoreFunc !== 'softmax' || cfg.selectOn !== 'scores') return null;
   if (selectionBias || cfg.groupLimit || cfg.uniformAssignment || (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum')) return null;
   const x = logits.storage;
-  if (!(x instanceof Float32Array || x instanceof Float64Array)) return null;
+  if (!isFloatArray(x)) return null;
   const kernels = routerKernels();
   if (!kernels) return null;
 
@@ -51,7 +52,7 @@ export function fusedRouteLogits(logits: Tensor, cfg: RouterConfig, selectionBia
   const K = cfg.topK;
   const renorm = cfg.renormalize === 'sum';
   const scale = cfg.scalingFactor;
-  const like = (n: number): FloatArray => (x instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
+  const like = (n: number): FloatArray => floatArrayLike(x, n);
   const scores = like(T * E);
   const ids = new Int32Array(T * K);
   const weights = like(T * K);
