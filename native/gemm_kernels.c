@@ -34,6 +34,8 @@
                         int64_t ldc, int load_c) {                                             \
     VEC acc[MR][NV];                                                                           \
     MK_UNROLL(16) for (int i = 0; i < MR; i++) {                                               \
+      __builtin_prefetch(c + i * ldc, 1, 3);                                                   \
+      __builtin_prefetch(c + i * ldc + NV * W - 1, 1, 3);                                      \
       MK_UNROLL(8) for (int v = 0; v < NV; v++) acc[i][v] = ZERO();                            \
     }                                                                                          \
     MK_UNROLL(4) for (int64_t p = 0; p < kc; p++) {                                            \

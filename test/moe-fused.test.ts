@@ -10,6 +10,7 @@ import { moeConfig, parseDispatchConfig, parseExpertConfig, type MoEConfigInput 
 import { LocalDispatcher } from '../src/moe/dispatch.js';
 import { ExpertBank, runExperts } from '../src/moe/experts.js';
 import { tryFusedMoE, fusedKernelsFor } from '../src/moe/fused/index.js';
+import { moeKernels } from '../src/moe/fused/native-moe.js';
 import { groupedMatmul } from '../src/moe/grouped-gemm.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { fromArray } from '../src/ops/creation.js';
@@ -62,6 +63,10 @@ const CASES: Case[] = [
   { name: 'fused layout', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t + 2 * k) % 3, layout: 'fused' },
   { name: 'interleaved in-out', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t * k + k) % 3, layout: 'interleaved', orientation: 'in-out' },
   { name: 'separate in-out', T: 21, H: 10, I: 6, E: 4, K: 3, ids: (t, k) => (t + k) % 4, orientation: 'in-out' },
+  { name: 'fused in-out', T: 13, H: 7, I: 9, E: 3, K: 2, ids: (t, k) => (2 * t + k) % 3, layout: 'fused', orientation: 'in-out' },
+  // H past the f32 / f64 K block (several K blocks before the gate is applied), I past one
+  // column block
+  { name: 'deep K, wide I', T: 40, H: 400, I: 600, E: 2, K: 2, ids: (t, k) => (t + k) % 2 },
   { name: 'capacity drops', T: 24, H: 8, I: 6, E: 4, K: 2, ids: (t, k) => (t % 5 === 0 ? 3 : (t + k) % 2), capacityFactor: 1 },
 ];
 
@@ -243,6 +248,20 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         a.forEach((v, i) => assertClose(b[i]!, v, atol, rtol, `${dtype} transB=${transB} tensor ${i}`));
       }
     }
+  });
+
+  test('moeGemmSwiglu rejects bad arguments with the field, the value and what is allowed', () => {
+    const k = moeKernels()!;
+    const f = (n: number) => new Float32Array(n);
+    // 2 rows, one expert, i = 3, k = 2: gate / up stored [3, 2] (bTrans), gu [2, 6], h [2, 3]
+    const call = (o: { upOff?: number; ldgu?: number; h?: Float32Array | Float64Array; bUp?: Float32Array }) =>
+      k.moeGemmSwiglu(f(4), null, 2, f(6), o.bUp ?? f(6), true, 6, 2, Int32Array.of(0, 2), f(12), o.ldgu ?? 6, o.upOff ?? 3, o.h ?? f(6), 3, 2);
+    assert.doesNotThrow(() => call({}));
+    assert.throws(() => call({ upOff: 2 }), { name: 'RangeError', message: /up columns \[upOff, upOff \+ i\) must follow the gate columns.*upOff 2, i 3, ldgu 6/ });
+    assert.throws(() => call({ ldgu: 5 }), { name: 'RangeError', message: /upOff 3, i 3, ldgu 5/ });
+    assert.throws(() => call({ h: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: h has 5 elements, needs 6/ });
+    assert.throws(() => call({ bUp: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: bUp has 5 elements, needs 6/ });
+    assert.throws(() => call({ h: new Float64Array(6) }), { name: 'TypeError', message: /moeGemmSwiglu: h must be a Float32Array/ });
   });
 
   test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {

@@ -119,12 +119,20 @@ export function fusedSwigluExperts(
       k.moeGemmRows(xs, rowTok, null, H, first[0]!, firstTrans, I2 * H, ldb, segOffsets, dst, I2, I2, H, false);
     }
   };
-  firstGemm(gu);
   // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
   const h = acquireScratch(xs, S * I);
-  k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
+  if (g.layout === 'interleaved') {
+    firstGemm(gu);
+    k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
+  } else {
+    // gate and up in one pass, the gate applied to each output tile while it is hot
+    const [gate, up, bes, ldb] = g.layout === 'separate'
+      ? [first[0]!, first[1]!, I * H, g.outIn ? H : I]
+      : [first[0]!, first[0]!.subarray(g.outIn ? I * H : I), I2 * H, g.outIn ? H : I2];
+    k.moeGemmSwiglu(xs, rowTok, H, gate, up, firstTrans, bes, ldb, segOffsets, gu, I2, I, h, I, H);
+  }
   const y = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
   k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);

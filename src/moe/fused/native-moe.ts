@@ -37,6 +37,27 @@ export interface MoeNativeKernels {
     n: number,
     accumulate: boolean,
   ): void;
+  /**
+   * The gated first GEMM in one pass: gu[r, :i] = a_r · op(Gate_e), gu[r, upOff:upOff+i] =
+   * a_r · op(Up_e), h[r, :i] = silu(gate) · up (Gate_e / Up_e laid out as moeGemmRows's B_e).
+   */
+  moeGemmSwiglu(
+    a: FloatArray,
+    aIdx: Int32Array | null,
+    lda: number,
+    bGate: FloatArray,
+    bUp: FloatArray,
+    bTrans: boolean,
+    bExpertStride: number,
+    ldb: number,
+    seg: Int32Array,
+    gu: FloatArray,
+    ldgu: number,
+    upOff: number,
+    h: FloatArray,
+    i: number,
+    k: number,
+  ): void;
   moeSwigluForward(gu: FloatArray, ld: number, gateOff: number, upOff: number, colStride: number, s: number, i: number, h: FloatArray): void;
   moeSwigluBackward(
     gu: FloatArray,
@@ -57,7 +78,7 @@ export interface MoeNativeKernels {
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmWgrad', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
 
 /**
  * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped
