@@ -17,7 +17,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
-import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing } from './util.js';
+import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing, warmUp } from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -81,20 +81,11 @@ function measure(name: string, mode: Mode): Row {
         const xi = x.detach().requiresGrad_();
         layer.forward(xi).backward(dy);
       };
-  let t0 = performance.now();
-  run();
-  let last = performance.now() - t0;
-  if (last < 500) {
-    for (let i = 0; i < 2; i++) {
-      t0 = performance.now();
-      run();
-      last = performance.now() - t0;
-    }
-  }
+  const last = warmUp(run);
   const runs = Math.min(50, Math.max(5, Math.ceil(3000 / last)));
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
-    t0 = performance.now();
+    const t0 = performance.now();
     run();
     times.push((performance.now() - t0) / 1000);
   }
@@ -120,7 +111,7 @@ function medianRow(runs: Row[]): Row {
 /**
  * Training throughput of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
  * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
- * 3 warm-up steps, then the median of 20 timed steps.
+ * warm-up (bench/util.ts warmUp), then the median of 20 timed steps.
  */
 function measureCtmoeTrain(): Record<string, unknown> {
   const variant = resolveVariant('CT-MoE-Full');
@@ -149,7 +140,7 @@ function measureCtmoeTrain(): Record<string, unknown> {
     total.item();
     for (const l of model.moeLayers) l.lastAux = null;
   };
-  for (let i = 0; i < 3; i++) step();
+  warmUp(step);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();
