@@ -2,11 +2,12 @@
 // bench/<name>.ts exporting register(program) that adds its subcommand; list it below.
 import { Command } from 'commander';
 
+import { register as registerAb } from './ab.js';
 import { register as registerGemm } from './gemm.js';
 import { register as registerMoe } from './moe.js';
 
-const benches: Array<(program: Command) => void> = [registerGemm, registerMoe];
+const benches: Array<(program: Command) => void> = [registerGemm, registerMoe, registerAb];
 
 const program = new Command('bench').description('moekit benchmarks');
 for (const register of benches) register(program);
-program.parse(process.argv);
+await program.parseAsync(process.argv);

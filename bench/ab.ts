@@ -1,0 +1,73 @@
+// `npm run bench -- ab <treeA> <treeB>`: paired A/B of one MoE layer's fwd+bwd step between two
+// checkouts of moekit (each with its own built addon, e.g. a `git worktree` of the base commit)
+// in ONE process, alternating A and B step by step. On a shared machine whose speed drifts by
+// 5-10% over seconds, separate runs cannot resolve a 2% change; the median of the per-pair
+// ratios B/A can (an A/A run gives 1.000 +- 0.005).
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { MOE_CONFIGS } from './moe.js';
+import { median, warmUp } from './util.js';
+
+type Step = () => number;
+
+/** A timed fwd+bwd step of config `name`, built from the moekit sources under `root`. */
+async function loadStep(label: string, root: string, name: string): Promise<Step> {
+  const entry = resolve(root, 'src/moe/index.ts');
+  if (!existsSync(entry)) throw new Error(`${label}: no moekit checkout at '${root}' (${entry} is missing)`);
+  const moe = await import(entry);
+  const core = await import(resolve(root, 'src/index.ts'));
+  const backends = await import(resolve(root, 'src/backend/index.ts'));
+  console.log(`${label} (${root}): ${backends.backendInfo().reason}`);
+  const c = MOE_CONFIGS[name]!;
+  core.manualSeed(1234);
+  const layer = new moe.MoELayer(
+    moe.moeConfig({
+      hiddenSize: c.dModel,
+      router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
+      experts: { kind: 'swiglu', intermediateSize: c.dFf },
+      losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
+    }),
+  );
+  const x = core.randn([c.tokens, c.dModel]);
+  const dy = core.randn([c.tokens, c.dModel]);
+  return () => {
+    const t0 = performance.now();
+    layer.zeroGrad();
+    layer.forward(x.detach().requiresGrad_()).backward(dy);
+    return performance.now() - t0;
+  };
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+export function register(program: Command): void {
+  program
+    .command('ab <treeA> <treeB>')
+    .description('paired A/B of the MoE fwd+bwd step between two moekit checkouts, in one process')
+    .option('--config <name>', `one of ${Object.keys(MOE_CONFIGS).join(', ')}`, 'small')
+    .option('--steps <n>', 'timed pairs', '250')
+    .action(async (treeA: string, treeB: string, opts: { config: string; steps: string }) => {
+      if (!MOE_CONFIGS[opts.config]) throw new Error(`--config: unknown config '${opts.config}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
+      const steps = Number(opts.steps);
+      if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: '${opts.steps}' is not a positive integer`);
+      const a = await loadStep('treeA', treeA, opts.config);
+      const b = await loadStep('treeB', treeB, opts.config);
+      warmUp(a);
+      warmUp(b);
+      const ta: number[] = [], tb: number[] = [], ratio: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        // alternate which side goes first, so neither always follows the other
+        const [x, y] = i % 2 === 0 ? [a(), b()] : (([q, p]) => [p, q])([b(), a()]);
+        ta.push(x);
+        tb.push(y);
+        ratio.push(y / x);
+      }
+      const ms = (v: number) => v.toFixed(2);
+      console.log(`${opts.config} fwd+bwd, ${steps} pairs: A ${ms(median(ta))} ms (p10 ${ms(quantile(ta, 0.1))}), B ${ms(median(tb))} ms (p10 ${ms(quantile(tb, 0.1))})`);
+      console.log(`B/A per pair: median ${median(ratio).toFixed(3)} (p25 ${quantile(ratio, 0.25).toFixed(3)}, p75 ${quantile(ratio, 0.75).toFixed(3)})`);
+    });
+}
