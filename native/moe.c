@@ -6,6 +6,10 @@
  *       c[r*ldc + j] (+)= sum_p scale[r] * a[row(r)*lda + p] * op(B_e)[p, j]   (j < n, p < k)
  *     row(r) = aIdx ? aIdx[r] : r; scale may be null (1); B_e = b + e*bExpertStride, op(B_e)
  *     is B_e [k, n] (ldb) or, with bTrans, B_e stored [n, k] (ldb).
+ *   moeGemmRowsStackedK(a, aIdx, scale, lda, b, b2, kSplit, bTrans, bExpertStride, ldb, seg, c, ldc, n, k, accumulate)
+ *     moeGemmRows with op(B_e) stacked along K from two matrices of one layout: its rows
+ *     p < kSplit are op(B_e)'s, the rest op(B2_e)'s rows p - kSplit (e.g. dX = [dG dU]·[Wg; Wu]
+ *     in one pass instead of a second, accumulating one).
  *   moeGemmWgrad(a, aIdx, scale, lda, b, bIdx, ldb, seg, c, m, n, accumulate)
  *     For every expert e (C_e = c + e*m*n, [m, n] row-major):
  *       C_e[i, j] (+)= sum_{r in seg e} scale[r] * a[arow(r)*lda + i] * b[brow(r)*ldb + j]
@@ -463,46 +467,51 @@ static int64_t max_row(napi_env env, const mk_typed *idx, int64_t n, const char 
   return m;
 }
 
-static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
-  napi_value argv[14];
-  mk_typed a, aidx, scale, b, seg, c;
-  int64_t lda, bes, ldb, ldc, n, k;
+/* moeGemmRows, and with `stacked` moeGemmRowsStackedK: b2, kSplit follow b in the arguments */
+static napi_value moe_gemm_rows_common(napi_env env, napi_callback_info info, const char *fn, int stacked) {
+  napi_value argv[16];
+  mk_typed a, aidx, scale, b, b2 = {0}, seg, c;
+  int64_t lda, ks = 0, bes, ldb, ldc, n, k;
   int btrans, acc;
-  if (!mk_napi_args(env, info, 14, argv, "moeGemmRows") ||
-      !arg_float_like(env, argv[0], "moeGemmRows: a", NULL, 0, &a) ||
-      !arg_i32_or_null(env, argv[1], "moeGemmRows: aIdx", &aidx) ||
-      !arg_float_like(env, argv[2], "moeGemmRows: scale", &a, 1, &scale) ||
-      !mk_napi_i64(env, argv[3], "moeGemmRows: lda", 0, MAX_DIM, &lda) ||
-      !arg_float_like(env, argv[4], "moeGemmRows: b", &a, 0, &b) ||
-      !mk_napi_bool(env, argv[5], "moeGemmRows: bTrans", &btrans) ||
-      !mk_napi_i64(env, argv[6], "moeGemmRows: bExpertStride", 0, MAX_DIM, &bes) ||
-      !mk_napi_i64(env, argv[7], "moeGemmRows: ldb", 0, MAX_DIM, &ldb) ||
-      !mk_arg_i32(env, argv[8], "moeGemmRows: seg", &seg) ||
-      !arg_float_like(env, argv[9], "moeGemmRows: c", &a, 0, &c) ||
-      !mk_napi_i64(env, argv[10], "moeGemmRows: ldc", 0, MAX_DIM, &ldc) ||
-      !mk_napi_i64(env, argv[11], "moeGemmRows: n", 0, MAX_DIM, &n) ||
-      !mk_napi_i64(env, argv[12], "moeGemmRows: k", 0, MAX_DIM, &k) ||
-      !mk_napi_bool(env, argv[13], "moeGemmRows: accumulate", &acc))
+  char w[96];
+#define AN(what) (snprintf(w, sizeof w, "%s: %s", fn, what), w)
+  const int o = stacked ? 2 : 0;
+  if (!mk_napi_args(env, info, 14 + o, argv, fn) || !arg_float_like(env, argv[0], AN("a"), NULL, 0, &a) ||
+      !arg_i32_or_null(env, argv[1], AN("aIdx"), &aidx) || !arg_float_like(env, argv[2], AN("scale"), &a, 1, &scale) ||
+      !mk_napi_i64(env, argv[3], AN("lda"), 0, MAX_DIM, &lda) || !arg_float_like(env, argv[4], AN("b"), &a, 0, &b) ||
+      (stacked && (!arg_float_like(env, argv[5], AN("b2"), &a, 0, &b2) ||
+                   !mk_napi_i64(env, argv[6], AN("kSplit"), 0, MAX_DIM, &ks))) ||
+      !mk_napi_bool(env, argv[5 + o], AN("bTrans"), &btrans) ||
+      !mk_napi_i64(env, argv[6 + o], AN("bExpertStride"), 0, MAX_DIM, &bes) ||
+      !mk_napi_i64(env, argv[7 + o], AN("ldb"), 0, MAX_DIM, &ldb) || !mk_arg_i32(env, argv[8 + o], AN("seg"), &seg) ||
+      !arg_float_like(env, argv[9 + o], AN("c"), &a, 0, &c) ||
+      !mk_napi_i64(env, argv[10 + o], AN("ldc"), 0, MAX_DIM, &ldc) ||
+      !mk_napi_i64(env, argv[11 + o], AN("n"), 0, MAX_DIM, &n) || !mk_napi_i64(env, argv[12 + o], AN("k"), 0, MAX_DIM, &k) ||
+      !mk_napi_bool(env, argv[13 + o], AN("accumulate"), &acc))
     return NULL;
-  int64_t E = check_seg(env, &seg, "moeGemmRows");
+  int64_t E = check_seg(env, &seg, fn);
   if (E < 0) return NULL;
   const int64_t S = ((const int32_t *)seg.data)[E];
+  if (stacked && (ks < 1 || ks >= k))
+    return mk_throw_range(env, "%s: kSplit is %lld, must be in [1, k) = [1, %lld)", fn, (long long)ks, (long long)k);
   if (S == 0 || n == 0) return mk_napi_undefined(env);
-  if (ldc < n || lda < k || ldb < (btrans ? k : n))
-    return mk_throw_range(env, "moeGemmRows: leading dimensions too small");
-  int64_t mr = max_row(env, &aidx, S, "moeGemmRows: aIdx");
+  const int64_t kb = stacked ? (ks > k - ks ? ks : k - ks) : k; /* op(B) rows of the longer part */
+  if (ldc < n || lda < k || ldb < (btrans ? kb : n)) return mk_throw_range(env, "%s: leading dimensions too small", fn);
+  int64_t mr = max_row(env, &aidx, S, AN("aIdx"));
   if (mr == -2) return NULL;
-  if (!need(env, &a, k ? mr * lda + k : 0, "moeGemmRows: a") ||
-      (scale.data && !need(env, &scale, S, "moeGemmRows: scale")) ||
-      !need(env, &b, E > 0 && k ? (E - 1) * bes + (btrans ? (n - 1) * ldb + k : (k - 1) * ldb + n) : 0,
-            "moeGemmRows: b") ||
-      !need(env, &c, (S - 1) * ldc + n, "moeGemmRows: c"))
+  /* elements of B_e's layout holding kk rows of op(B_e) */
+#define BSPAN(kk) (E > 0 && (kk) ? (E - 1) * bes + (btrans ? (n - 1) * ldb + (kk) : ((kk) - 1) * ldb + n) : 0)
+  if (!need(env, &a, k ? mr * lda + k : 0, AN("a")) || (scale.data && !need(env, &scale, S, AN("scale"))) ||
+      !need(env, &b, BSPAN(stacked ? ks : k), AN("b")) || (stacked && !need(env, &b2, BSPAN(k - ks), AN("b2"))) ||
+      !need(env, &c, (S - 1) * ldc + n, AN("c")))
     return NULL;
+#undef BSPAN
+#undef AN
   if (a.type == napi_float32_array) {
     mk_moe_f32_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f32(mk_cpu_isa()), .a = a.data,
                         .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
                         .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
-                        .accumulate = acc, .seg = seg.data, .N = n, .K = k};
+                        .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks};
 #if defined(__x86_64__)
     j.fast_pack = fast_packs_apply(j.kr);
 #endif
@@ -511,10 +520,18 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
     mk_moe_f64_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f64(mk_cpu_isa()), .a = a.data,
                         .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
                         .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
-                        .accumulate = acc, .seg = seg.data, .N = n, .K = k};
+                        .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks};
     mk_moe_f64_run(&j, E);
   }
   return mk_napi_undefined(env);
+}
+
+static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
+  return moe_gemm_rows_common(env, info, "moeGemmRows", 0);
+}
+
+static napi_value moe_gemm_rows_stacked_k(napi_env env, napi_callback_info info) {
+  return moe_gemm_rows_common(env, info, "moeGemmRowsStackedK", 1);
 }
 
 static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
@@ -764,6 +781,8 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
     moe_retain_memory();
   }
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsStackedK", moe_gemm_rows_stacked_k)) != napi_ok)
+    return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmWgrad", moe_gemm_wgrad)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmSwiglu", moe_gemm_swiglu)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeSwigluForward", moe_swiglu_forward)) != napi_ok)

@@ -250,7 +250,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     }
   });
 
-  test('moeGemmSwiglu rejects bad arguments with the field, the value and what is allowed', () => {
+  test('moeGemmSwiglu / moeGemmRowsStackedK reject bad arguments with the field, the value and what is allowed', () => {
     const k = moeKernels()!;
     const f = (n: number) => new Float32Array(n);
     // 2 rows, one expert, i = 3, k = 2: gate / up stored [3, 2] (bTrans), gu [2, 6], h [2, 3]
@@ -262,6 +262,13 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     assert.throws(() => call({ h: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: h has 5 elements, needs 6/ });
     assert.throws(() => call({ bUp: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: bUp has 5 elements, needs 6/ });
     assert.throws(() => call({ h: new Float64Array(6) }), { name: 'TypeError', message: /moeGemmSwiglu: h must be a Float32Array/ });
+    // the K-stacked rows GEMM: 2 rows, k = 4 split 2 + 2, n = 3, B parts stored [3, 2] (bTrans)
+    const stacked = (kSplit: number, b2 = f(6)) =>
+      k.moeGemmRowsStackedK(f(8), null, null, 4, f(6), b2, kSplit, true, 6, 2, Int32Array.of(0, 2), f(6), 3, 3, 4, false);
+    assert.doesNotThrow(() => stacked(2));
+    assert.throws(() => stacked(0), { name: 'RangeError', message: /moeGemmRowsStackedK: kSplit is 0, must be in \[1, k\) = \[1, 4\)/ });
+    assert.throws(() => stacked(4), { name: 'RangeError', message: /kSplit is 4/ });
+    assert.throws(() => stacked(2, f(5)), { name: 'RangeError', message: /moeGemmRowsStackedK: b2 has 5 elements, needs 6/ });
   });
 
   test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {

@@ -196,9 +196,9 @@ export function fusedSwigluExperts(
       if (needX) {
         const da = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
         if (g.layout === 'separate') {
+          // [dG dU] · [W_gate; W_up] in one pass (the two weights stacked along K)
           const ldb = g.outIn ? H : I;
-          k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, false);
-          k.moeGemmRows(dgu.subarray(I), null, null, I2, first[1]!, !firstTrans, I * H, ldb, segOffsets, da, H, H, I, true);
+          k.moeGemmRowsStackedK(dgu, null, null, I2, first[0]!, first[1]!, I, !firstTrans, I * H, ldb, segOffsets, da, H, H, I2, false);
         } else {
           const ldb = g.outIn ? H : I2;
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);

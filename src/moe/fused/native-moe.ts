@@ -22,6 +22,25 @@ export interface MoeNativeKernels {
     k: number,
     accumulate: boolean,
   ): void;
+  /** moeGemmRows with op(B_e) stacked along K: rows p < kSplit from b, the rest from b2 (row p - kSplit). */
+  moeGemmRowsStackedK(
+    a: FloatArray,
+    aIdx: Int32Array | null,
+    scale: FloatArray | null,
+    lda: number,
+    b: FloatArray,
+    b2: FloatArray,
+    kSplit: number,
+    bTrans: boolean,
+    bExpertStride: number,
+    ldb: number,
+    seg: Int32Array,
+    c: FloatArray,
+    ldc: number,
+    n: number,
+    k: number,
+    accumulate: boolean,
+  ): void;
   /** C_e [m, n] (+)= Σ_{r in seg e} scale[r] · a[arow(r), :m]ᵀ · b[brow(r), :n]. */
   moeGemmWgrad(
     a: FloatArray,
@@ -78,7 +97,7 @@ export interface MoeNativeKernels {
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
 
 /**
  * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped
