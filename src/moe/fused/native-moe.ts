@@ -3,25 +3,23 @@ import { addonKernels } from '../../backend/native/addon.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
+/** The arguments of the rows GEMMs after their B operand(s). */
+type RowsGemmTail = [
+  bTrans: boolean,
+  bExpertStride: number,
+  ldb: number,
+  seg: Int32Array,
+  c: FloatArray,
+  ldc: number,
+  n: number,
+  k: number,
+  accumulate: boolean,
+];
+
 /** native/moe.c; see its header comment for the exact semantics. All synchronous. */
 export interface MoeNativeKernels {
   /** c[r, :n] (+)= scale[r] · a[aIdx[r] | r, :k] · op(B_e) for r in expert e's segment. */
-  moeGemmRows(
-    a: FloatArray,
-    aIdx: Int32Array | null,
-    scale: FloatArray | null,
-    lda: number,
-    b: FloatArray,
-    bTrans: boolean,
-    bExpertStride: number,
-    ldb: number,
-    seg: Int32Array,
-    c: FloatArray,
-    ldc: number,
-    n: number,
-    k: number,
-    accumulate: boolean,
-  ): void;
+  moeGemmRows(a: FloatArray, aIdx: Int32Array | null, scale: FloatArray | null, lda: number, b: FloatArray, ...rest: RowsGemmTail): void;
   /** moeGemmRows with op(B_e) stacked along K: rows p < kSplit from b, the rest from b2 (row p - kSplit). */
   moeGemmRowsStackedK(
     a: FloatArray,
@@ -31,15 +29,7 @@ export interface MoeNativeKernels {
     b: FloatArray,
     b2: FloatArray,
     kSplit: number,
-    bTrans: boolean,
-    bExpertStride: number,
-    ldb: number,
-    seg: Int32Array,
-    c: FloatArray,
-    ldc: number,
-    n: number,
-    k: number,
-    accumulate: boolean,
+    ...rest: RowsGemmTail
   ): void;
   /** C_e [m, n] (+)= Σ_{r in seg e} scale[r] · a[arow(r), :m]ᵀ · b[brow(r), :n]. */
   moeGemmWgrad(
