@@ -28,7 +28,9 @@
 
 /* NAME: function; ATTR: attributes; T: scalar; VEC: vector type of W lanes;
  * MR x NV*W block; AS: stride of the packed A panel (AS = MR for a full
- * kernel, AS > MR for the row-edge variants that skip the zero-padded rows). */
+ * kernel, AS > MR for the row-edge variants that skip the zero-padded rows).
+ * The C tile is prefetched for writing on entry, so its lines arrive while the
+ * k loop runs (with K ~ 128 the stores' misses were ~5% of a MoE GEMM). */
 #define MK_DEF_UKR(NAME, ATTR, T, VEC, W, LOADU, STOREU, FMADD, SET1, ZERO, ADD, MR, NV, AS)   \
   static ATTR void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,   \
                         int64_t ldc, int load_c) {                                             \
