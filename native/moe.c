@@ -407,12 +407,7 @@ static int arg_float_like(napi_env env, napi_value v, const char *what, const mk
   } else if (!mk_napi_float_array(env, v, what, out)) {
     return 0;
   }
-  if (like && out->type != like->type) {
-    mk_throw_type(env, "%s must be a %s like the other float arguments, got %s", what,
-                  mk_napi_typed_name(like->type), mk_napi_typed_name(out->type));
-    return 0;
-  }
-  return 1;
+  return !like || mk_arg_same_type(env, out, like, what, "the other float arguments");
 }
 
 static int arg_i32_or_null(napi_env env, napi_value v, const char *what, mk_typed *out) {
@@ -427,12 +422,9 @@ static int arg_i32_or_null(napi_env env, napi_value v, const char *what, mk_type
   return mk_arg_i32(env, v, what, out);
 }
 
+/* at least n elements (n <= 0: anything) */
 static int need(napi_env env, const mk_typed *t, int64_t n, const char *what) {
-  if (n > 0 && (int64_t)t->length < n) {
-    mk_throw_range(env, "%s has %zu elements, needs %lld", what, t->length, (long long)n);
-    return 0;
-  }
-  return 1;
+  return n <= 0 || mk_arg_len(env, t, n, what);
 }
 
 /* seg: E+1 non-decreasing offsets from 0; returns E (or -1 after throwing). */
