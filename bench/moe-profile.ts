@@ -12,7 +12,7 @@ const c = MOE_CONFIGS[name]!;
 const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
 const acc = new Map<string, number>();
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward']) {
+  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward']) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const t0 = performance.now();
