@@ -9,7 +9,7 @@
  * previous job has finished, which is why a successful claim may read them.
  * The caller counts finished tasks in g_done and returns when all are done.
  *
- * Sleeping. Workers spin on g_state for SPIN_NS, then sleep on g_cv. The
+ * Sleeping. Workers spin on g_state for g_spin_ns, then sleep on g_cv. The
  * sleeper count and g_state form a Dekker pair (both seq_cst), so the caller
  * either sees a sleeper and broadcasts under the mutex, or the sleeper sees
  * the new generation before it waits: no lost wake-ups.
@@ -42,6 +42,7 @@
  * wake, while the caller ran the first tasks alone: with 0.2 ms the small MoE step lost
  * 0.55 ms of worker time per step to late starts, with 2 ms 0.13 ms. */
 #define SPIN_NS 2000000
+static int64_t g_spin_ns = SPIN_NS; /* MOEKIT_POOL_SPIN_US overrides */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -108,7 +109,7 @@ static void *worker_main(void *arg) {
     unsigned spins = 0;
     while ((atomic_load_explicit(&g_state, memory_order_acquire) >> TASK_BITS) == seen) {
       CPU_RELAX();
-      if ((++spins & 255) == 0 && now_ns() - t0 > SPIN_NS) {
+      if ((++spins & 255) == 0 && now_ns() - t0 > g_spin_ns) {
         pthread_mutex_lock(&g_mu);
         atomic_fetch_add(&g_sleepers, 1);
         while ((atomic_load(&g_state) >> TASK_BITS) == seen) pthread_cond_wait(&g_cv, &g_mu);
@@ -143,6 +144,11 @@ static void spawn_up_to(int n) {
 }
 
 static void init_once(void) {
+  const char *spin = getenv("MOEKIT_POOL_SPIN_US");
+  if (spin && *spin) {
+    long v = strtol(spin, NULL, 10);
+    if (v >= 0) g_spin_ns = (int64_t)v * 1000;
+  }
   pthread_mutex_lock(&g_mu);
   spawn_up_to(mk_default_num_threads());
   pthread_mutex_unlock(&g_mu);
