@@ -249,6 +249,10 @@ static MOE_A512 void moe_pack_a_wgrad_f32_avx512(const float *a, const int32_t *
     const int64_t r = base + p;
     const float *s = a + (idx ? idx[r] : r) * lda + m0;
     const __m512 sc = _mm512_set1_ps(scale ? scale[r] : 1.0f);
+    if (p + 4 < kc) { /* each source row is a new page or two: warm row p+4 (no prefetcher does) */
+      const char *pf = (const char *)(a + (idx ? idx[r + 4] : r + 4) * lda + m0);
+      for (int64_t off = 0; off < mc * (int64_t)sizeof(float); off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
+    }
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
       const int64_t h = mc - i0 < mr ? mc - i0 : mr;
       const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << h) - 1), s + i0);
