@@ -401,6 +401,34 @@ static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
   return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
+/* the f32 SwiGLU epilogue of a gated GEMM tile row */
+static mk_moe_f32_glu_fn swiglu_f32_row(void) {
+#if defined(__x86_64__)
+  if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_row_f32;
+#endif
+  return mk_moe_f32_swiglu_row;
+}
+
+/* Builds and runs one grouped-GEMM job of a's element type from a designated-initialiser list
+ * written once for both types: in it `mk_elt` names the element type and `swiglu_row` that
+ * type's SwiGLU epilogue. f32 jobs take the AVX-512 packs where they apply. */
+#define MK_UNUSED __attribute__((unused))
+#define RUN_MOE_JOB(a, E, ...)                                                        \
+  do {                                                                                \
+    if ((a).type == napi_float32_array) {                                             \
+      typedef float mk_elt MK_UNUSED;                                                 \
+      const mk_moe_f32_glu_fn swiglu_row MK_UNUSED = swiglu_f32_row();               \
+      mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
+      j_.fast_pack = fast_packs_apply(j_.kr);                                         \
+      mk_moe_f32_run(&j_, (E));                                                       \
+    } else {                                                                          \
+      typedef double mk_elt MK_UNUSED;                                                \
+      const mk_moe_f64_glu_fn swiglu_row MK_UNUSED = mk_moe_f64_swiglu_row;          \
+      mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
+      mk_moe_f64_run(&j_, (E));                                                       \
+    }                                                                                 \
+  } while (0)
+
 /* ---- N-API ---------------------------------------------------------------- */
 
 static int arg_float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
@@ -503,22 +531,9 @@ static napi_value moe_gemm_rows_common(napi_env env, napi_callback_info info, co
     return NULL;
 #undef BSPAN
 #undef AN
-  if (a.type == napi_float32_array) {
-    mk_moe_f32_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f32(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
-                        .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
-                        .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks};
-#if defined(__x86_64__)
-    j.fast_pack = fast_packs_apply(j.kr);
-#endif
-    mk_moe_f32_run(&j, E);
-  } else {
-    mk_moe_f64_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f64(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
-                        .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
-                        .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks};
-    mk_moe_f64_run(&j, E);
-  }
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda,
+              .b = b.data, .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
+              .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks);
   return mk_napi_undefined(env);
 }
 
@@ -567,27 +582,10 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
       !need(env, &bu, bspan, "moeGemmSwiglu: bUp") || !need(env, &gu, (S - 1) * ldgu + uoff + n, "moeGemmSwiglu: gu") ||
       !need(env, &h, S * n, "moeGemmSwiglu: h"))
     return NULL;
-  if (a.type == napi_float32_array) {
-    float *g = (float *)gu.data;
-    mk_moe_f32_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f32(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .lda = lda, .b = bg.data, .ldb = ldb, .b_es = bes,
-                        .b_trans = btrans, .c = g, .ldc = ldgu, .seg = seg.data, .N = n, .K = k,
-                        .b2 = bu.data, .c2 = g + uoff, .h = h.data, .ldh = n,
-                        .glu = mk_moe_f32_swiglu_row};
-#if defined(__x86_64__)
-    j.fast_pack = fast_packs_apply(j.kr);
-    if (mk_cpu_isa() == MK_ISA_AVX512) j.glu = swiglu_fwd_row_f32;
-#endif
-    mk_moe_f32_run(&j, E);
-  } else {
-    double *g = (double *)gu.data;
-    mk_moe_f64_job j = {.mode = MK_MOE_ROWS, .kr = mk_gemm_kernel_f64(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .lda = lda, .b = bg.data, .ldb = ldb, .b_es = bes,
-                        .b_trans = btrans, .c = g, .ldc = ldgu, .seg = seg.data, .N = n, .K = k,
-                        .b2 = bu.data, .c2 = g + uoff, .h = h.data, .ldh = n,
-                        .glu = mk_moe_f64_swiglu_row};
-    mk_moe_f64_run(&j, E);
-  }
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .lda = lda, .b = bg.data,
+              .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = gu.data, .ldc = ldgu, .seg = seg.data,
+              .N = n, .K = k, .b2 = bu.data, .c2 = (mk_elt *)gu.data + uoff, .h = h.data, .ldh = n,
+              .glu = swiglu_row);
   return mk_napi_undefined(env);
 }
 
@@ -624,20 +622,9 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
       (scale.data && !need(env, &scale, S, "moeGemmWgrad: scale")) ||
       !need(env, &c, E * m * n, "moeGemmWgrad: c"))
     return NULL;
-  if (a.type == napi_float32_array) {
-    mk_moe_f32_job j = {.mode = MK_MOE_WGRAD, .kr = mk_gemm_kernel_f32(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
-                        .b_idx = bidx.data, .ldb = ldb, .c = c.data, .ldc = n, .c_es = m * n,
-                        .accumulate = acc, .seg = seg.data, .M = m, .N = n};
-    j.fast_pack = fast_packs_apply(j.kr);
-    mk_moe_f32_run(&j, E);
-  } else {
-    mk_moe_f64_job j = {.mode = MK_MOE_WGRAD, .kr = mk_gemm_kernel_f64(mk_cpu_isa()), .a = a.data,
-                        .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
-                        .b_idx = bidx.data, .ldb = ldb, .c = c.data, .ldc = n, .c_es = m * n,
-                        .accumulate = acc, .seg = seg.data, .M = m, .N = n};
-    mk_moe_f64_run(&j, E);
-  }
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_WGRAD, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda,
+              .b = b.data, .b_idx = bidx.data, .ldb = ldb, .c = c.data, .ldc = n, .c_es = m * n,
+              .accumulate = acc, .seg = seg.data, .M = m, .N = n);
   return mk_napi_undefined(env);
 }
 
