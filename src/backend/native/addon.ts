@@ -76,11 +76,6 @@ function findPackageRoot(start: string): string | null {
 let cached: NativeAddonResult | undefined;
 
 /**
- * Load the addon once (later calls return the same result). Never throws.
- * Works from src/ (tsx) and from dist/ (compiled): the package root is found
- * by walking up from this file.
- */
-/**
  * A lazily cached accessor for a group of kernels: the addon typed as T when it exports every
  * function in `names`, else null (no addon, or one built before those kernels landed).
  */
@@ -94,6 +89,11 @@ export function addonKernels<T>(names: readonly (keyof T & string)[]): () => T |
   };
 }
 
+/**
+ * Load the addon once (later calls return the same result). Never throws.
+ * Works from src/ (tsx) and from dist/ (compiled): the package root is found
+ * by walking up from this file.
+ */
 export function loadNativeAddon(): NativeAddonResult {
   if (cached) return cached;
   const here = dirname(fileURLToPath(import.meta.url));

@@ -15,7 +15,6 @@ type FloatArray = Float32Array | Float64Array;
 
 const MAX_RANK = 16;
 
-
 /** All arrays are of x's kind (nulls are skipped). */
 function sameKind(x: Storage, ...rest: (Storage | null)[]): boolean {
   return rest.every((s) => s === null || s.constructor === x.constructor);
