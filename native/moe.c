@@ -29,6 +29,11 @@
  *   moeCombine(y, ldy, row, w, t, k, h, out)
  *     out[t, :] = sum_k w[t*k + k'] * y[row[t*k + k'] * ldy, :]; row < 0 = dropped slot,
  *     w may be null (1). Threads over tokens, so no two tasks write one row.
+ *   moeBatchBegin(), moeBatchRun()
+ *     Between the two, moeGemmRows / moeGemmRowsStackedK / moeGemmWgrad / moeGemmSwiglu only
+ *     queue their work (their arguments must stay alive and unchanged until moeBatchRun);
+ *     moeBatchRun runs all of it in one pass over the thread pool. The queued GEMMs must not
+ *     depend on each other's outputs.
  * Float arguments are all Float32Array or all Float64Array; indices Int32Array.
  */
 #include <math.h>
@@ -118,6 +123,68 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
   qsort(t, (size_t)nt, sizeof *t, task_cmp);
   *out = t;
   return nt;
+}
+
+/* ---- batches: independent grouped GEMMs in one pool run -----------------------------------
+ * Between moeBatchBegin() and moeBatchRun() a grouped-GEMM call only plans its job; the run
+ * takes the tasks of all of them, biggest first, in one mk_parallel_for: one wait for the
+ * slowest thread instead of one per GEMM, and the small tasks of one GEMM fill the other
+ * threads' gaps in another's. Per thread (a Node worker may run kernels of its own). */
+typedef struct {
+  mk_task_fn fn;
+  void *job;
+  int64_t task;
+  double cost;
+} mk_moe_batch_task;
+
+static _Thread_local struct {
+  int open;
+  mk_moe_batch_task *tasks;
+  int64_t n, cap;
+  void **owned; /* job copies and their task lists, freed after the run */
+  int64_t nowned, capowned;
+} tl_batch;
+
+static int mk_moe_batch_open(void) { return tl_batch.open; }
+
+static void batch_own(void *p) {
+  if (tl_batch.nowned == tl_batch.capowned) {
+    tl_batch.capowned = tl_batch.capowned ? 2 * tl_batch.capowned : 16;
+    tl_batch.owned = (void **)realloc(tl_batch.owned, sizeof(void *) * (size_t)tl_batch.capowned);
+    if (!tl_batch.owned) abort();
+  }
+  tl_batch.owned[tl_batch.nowned++] = p;
+}
+
+/* Queues the nt tasks of `job` (a heap copy the batch now owns, as it does `tasks`). */
+static void mk_moe_batch_add(mk_task_fn fn, void *job, mk_moe_task *tasks, int64_t nt) {
+  batch_own(job);
+  if (tasks) batch_own(tasks);
+  if (tl_batch.n + nt > tl_batch.cap) {
+    while (tl_batch.n + nt > tl_batch.cap) tl_batch.cap = tl_batch.cap ? 2 * tl_batch.cap : 256;
+    tl_batch.tasks = (mk_moe_batch_task *)realloc(tl_batch.tasks, sizeof *tl_batch.tasks * (size_t)tl_batch.cap);
+    if (!tl_batch.tasks) abort();
+  }
+  for (int64_t i = 0; i < nt; i++) tl_batch.tasks[tl_batch.n++] = (mk_moe_batch_task){fn, job, i, tasks[i].cost};
+}
+
+static int batch_task_cmp(const void *x, const void *y) {
+  const mk_moe_batch_task *a = (const mk_moe_batch_task *)x, *b = (const mk_moe_batch_task *)y;
+  if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
+  return a < b ? -1 : a > b; /* qsort is not stable: keep the queueing order */
+}
+
+static void batch_task(void *ctx, int64_t t, int tid) {
+  const mk_moe_batch_task *bt = &((const mk_moe_batch_task *)ctx)[t];
+  bt->fn(bt->job, bt->task, tid);
+}
+
+static void mk_moe_batch_run(void) {
+  tl_batch.open = 0;
+  qsort(tl_batch.tasks, (size_t)tl_batch.n, sizeof *tl_batch.tasks, batch_task_cmp);
+  if (tl_batch.n > 0) mk_parallel_for(tl_batch.n, batch_task, tl_batch.tasks);
+  for (int64_t i = 0; i < tl_batch.nowned; i++) free(tl_batch.owned[i]);
+  tl_batch.n = tl_batch.nowned = 0;
 }
 
 /* ---- AVX-512 f32 packing (16x16 register transposes) ------------------------------------
@@ -756,6 +823,20 @@ static void moe_retain_memory(void) {
 static void moe_retain_memory(void) {}
 #endif
 
+static napi_value moe_batch_begin(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (tl_batch.open) return mk_throw_error(env, "moeBatchBegin: a batch is already open (moeBatchRun closes it)");
+  tl_batch.open = 1;
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_batch_run(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!tl_batch.open) return mk_throw_error(env, "moeBatchRun: no batch is open (moeBatchBegin opens one)");
+  mk_moe_batch_run();
+  return mk_napi_undefined(env);
+}
+
 napi_status mk_register_moe(napi_env env, napi_value exports) {
   napi_status st;
   static int retained = 0;
@@ -772,5 +853,7 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
     return st;
   if ((st = mk_napi_export_fn(env, exports, "moeSwigluBackward", moe_swiglu_backward)) != napi_ok)
     return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeBatchBegin", moe_batch_begin)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeBatchRun", moe_batch_run)) != napi_ok) return st;
   return mk_napi_export_fn(env, exports, "moeCombine", moe_combine);
 }

@@ -271,6 +271,33 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     assert.throws(() => stacked(2, f(5)), { name: 'RangeError', message: /moeGemmRowsStackedK: b2 has 5 elements, needs 6/ });
   });
 
+  test('moeBatchBegin / moeBatchRun: queued GEMMs run at moeBatchRun and match the same calls one by one', () => {
+    const k = moeKernels()!;
+    for (const Arr of [Float32Array, Float64Array]) {
+      const gen = new Generator(11);
+      const fill = (n: number) => Arr.from({ length: n }, () => gen.uniform() - 0.5);
+      // 3 experts (one empty) over 150 rows; rows GEMM [S, 40] · B_e [40, 24], wgrad C_e [40, 24]
+      const seg = Int32Array.of(0, 70, 70, 150);
+      const idx = Int32Array.from({ length: 150 }, (_, r) => (r * 7) % 90);
+      const x = fill(90 * 40), b = fill(3 * 40 * 24), g = fill(150 * 24);
+      const rows = () => new Arr(150 * 24), wg = () => new Arr(3 * 40 * 24);
+      const rowsOne = rows(), wgOne = wg();
+      k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsOne, 24, 24, 40, false);
+      k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgOne, 40, 24, false);
+      const rowsB = rows(), wgB = wg();
+      k.moeBatchBegin();
+      k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsB, 24, 24, 40, false);
+      k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgB, 40, 24, false);
+      assert.ok(rowsB.every((v) => v === 0) && wgB.every((v) => v === 0), 'nothing runs before moeBatchRun');
+      assert.throws(() => k.moeBatchBegin(), { message: /moeBatchBegin: a batch is already open/ });
+      k.moeBatchRun();
+      assert.deepEqual(rowsB, rowsOne, `${Arr.name} rows GEMM`);
+      assert.deepEqual(wgB, wgOne, `${Arr.name} wgrad GEMM`);
+      assert.ok(wgOne.some((v) => v !== 0));
+    }
+    assert.throws(() => k.moeBatchRun(), { message: /moeBatchRun: no batch is open/ });
+  });
+
   test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {
     setBackend('native');
     const gen = new Generator(1);

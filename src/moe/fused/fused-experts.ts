@@ -18,7 +18,7 @@ import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
 import { floatArrayLike, isFloatArray, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
-import { type FloatArray, type MoeNativeKernels, fusedMoeEnabled, moeKernels } from './native-moe.js';
+import { type FloatArray, type MoeNativeKernels, batched, fusedMoeEnabled, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
 
@@ -173,28 +173,26 @@ export function fusedSwigluExperts(
       const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
       const gradBytes = [...wList, wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
       collectBeforeLargeOutputs(gradBytes);
-      // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
-      let dDown: Tensor | null = null;
-      if (wDown.requiresGrad) {
-        const d = uninitializedFloatArrayLike(xs, E * H * I);
-        if (g.outIn) k.moeGemmWgrad(gs, rowTok, rowW, H, hh, null, I, segOffsets, d, H, I, false);
-        else k.moeGemmWgrad(hh, null, rowW, I, gs, rowTok, H, segOffsets, d, I, H, false);
-        dDown = mk(wDown, d);
-      }
-      // dW_first: columns of dgu <-> rows (out-in) / columns (in-out) of the first weight(s)
-      const dFirst: (Tensor | null)[] = wList.map((wt, idx) => {
-        if (!wt.requiresGrad) return null;
-        const m = g.layout === 'separate' ? I : I2;
-        const a = g.layout === 'separate' && idx === 1 ? dgu.subarray(I) : dgu;
-        const d = uninitializedFloatArrayLike(xs, E * m * H);
-        if (g.outIn) k.moeGemmWgrad(a, null, null, I2, xs, rowTok, H, segOffsets, d, m, H, false);
-        else k.moeGemmWgrad(xs, rowTok, null, H, a, null, I2, segOffsets, d, H, m, false);
-        return mk(wt, d);
-      });
-      // dX rows = dgu · op(W_first_e)ᵀ, then summed over each token's slots
-      let dx: Tensor | null = null;
-      if (needX) {
-        const da = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
+      // the weight-gradient and dX GEMMs read only dY, h, x and dgu: one pass over the threads
+      const dDownData = wDown.requiresGrad ? uninitializedFloatArrayLike(xs, E * H * I) : null;
+      const firstRows = g.layout === 'separate' ? I : I2;
+      const dFirstData = wList.map((wt) => (wt.requiresGrad ? uninitializedFloatArrayLike(xs, E * firstRows * H) : null));
+      const da = needX ? (routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H)) : null;
+      batched(k, () => {
+        // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
+        if (dDownData) {
+          if (g.outIn) k.moeGemmWgrad(gs, rowTok, rowW, H, hh, null, I, segOffsets, dDownData, H, I, false);
+          else k.moeGemmWgrad(hh, null, rowW, I, gs, rowTok, H, segOffsets, dDownData, I, H, false);
+        }
+        // dW_first: columns of dgu <-> rows (out-in) / columns (in-out) of the first weight(s)
+        dFirstData.forEach((d, idx) => {
+          if (!d) return;
+          const a = g.layout === 'separate' && idx === 1 ? dgu.subarray(I) : dgu;
+          if (g.outIn) k.moeGemmWgrad(a, null, null, I2, xs, rowTok, H, segOffsets, d, firstRows, H, false);
+          else k.moeGemmWgrad(xs, rowTok, null, H, a, null, I2, segOffsets, d, H, firstRows, false);
+        });
+        // dX rows = dgu · op(W_first_e)ᵀ (summed over each token's slots below)
+        if (!da) return;
         if (g.layout === 'separate') {
           // [dG dU] · [W_gate; W_up] in one pass (the two weights stacked along K)
           const ldb = g.outIn ? H : I;
@@ -203,14 +201,17 @@ export function fusedSwigluExperts(
           const ldb = g.outIn ? H : I2;
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);
         }
-        if (routing) {
-          const dxs = uninitializedFloatArrayLike(xs, routing.numTokens * H);
-          k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
-          releaseScratch(da);
-          dx = mk(x, dxs);
-        } else {
-          dx = mk(x, da);
-        }
+      });
+      const dDown = dDownData ? mk(wDown, dDownData) : null;
+      const dFirst = wList.map((wt, idx) => (dFirstData[idx] ? mk(wt, dFirstData[idx]!) : null));
+      let dx: Tensor | null = null;
+      if (da && routing) {
+        const dxs = uninitializedFloatArrayLike(xs, routing.numTokens * H);
+        k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
+        releaseScratch(da);
+        dx = mk(x, dxs);
+      } else if (da) {
+        dx = mk(x, da);
       }
       releaseScratch(dyh);
       releaseScratch(dgu);

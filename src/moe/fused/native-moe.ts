@@ -84,10 +84,24 @@ export interface MoeNativeKernels {
   ): void;
   /** out[t] = Σ_k w[t·K+k] · y[row[t·K+k]] (row < 0: dropped; w null: 1). */
   moeCombine(y: FloatArray, ldy: number, row: Int32Array, w: FloatArray | null, t: number, k: number, h: number, out: FloatArray): void;
+  /** Until moeBatchRun, the grouped GEMMs only queue their work (see batched). */
+  moeBatchBegin(): void;
+  /** Runs the queued GEMMs in one pass over the thread pool. */
+  moeBatchRun(): void;
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun']);
+
+/** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
+export function batched(k: MoeNativeKernels, fn: () => void): void {
+  k.moeBatchBegin();
+  try {
+    fn();
+  } finally {
+    k.moeBatchRun();
+  }
+}
 
 /**
  * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped
