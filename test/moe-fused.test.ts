@@ -275,7 +275,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const k = moeKernels()!;
     for (const Arr of [Float32Array, Float64Array]) {
       const gen = new Generator(11);
-      const fill = (n: number) => Arr.from({ length: n }, () => gen.uniform() - 0.5);
+      const fill = (n: number) => new Arr(n).map(() => gen.uniform() - 0.5);
       // 3 experts (one empty) over 150 rows; rows GEMM [S, 40] · B_e [40, 24], wgrad C_e [40, 24]
       const seg = Int32Array.of(0, 70, 70, 150);
       const idx = Int32Array.from({ length: 150 }, (_, r) => (r * 7) % 90);
