@@ -135,6 +135,7 @@ typedef struct {
   void *job;
   int64_t task;
   double cost;
+  int64_t seq; /* queueing order, the tie-break */
 } mk_moe_batch_task;
 
 static _Thread_local struct {
@@ -165,13 +166,14 @@ static void mk_moe_batch_add(mk_task_fn fn, void *job, mk_moe_task *tasks, int64
     tl_batch.tasks = (mk_moe_batch_task *)realloc(tl_batch.tasks, sizeof *tl_batch.tasks * (size_t)tl_batch.cap);
     if (!tl_batch.tasks) abort();
   }
-  for (int64_t i = 0; i < nt; i++) tl_batch.tasks[tl_batch.n++] = (mk_moe_batch_task){fn, job, i, tasks[i].cost};
+  for (int64_t i = 0; i < nt; i++, tl_batch.n++)
+    tl_batch.tasks[tl_batch.n] = (mk_moe_batch_task){fn, job, i, tasks[i].cost, tl_batch.n};
 }
 
 static int batch_task_cmp(const void *x, const void *y) {
   const mk_moe_batch_task *a = (const mk_moe_batch_task *)x, *b = (const mk_moe_batch_task *)y;
   if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
-  return a < b ? -1 : a > b; /* qsort is not stable: keep the queueing order */
+  return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
 static void batch_task(void *ctx, int64_t t, int tid) {
