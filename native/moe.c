@@ -142,25 +142,13 @@ static _Thread_local struct {
   int open;
   mk_moe_batch_task *tasks;
   int64_t n, cap;
-  void **owned; /* job copies and their task lists, freed after the run */
-  int64_t nowned, capowned;
 } tl_batch;
 
 static int mk_moe_batch_open(void) { return tl_batch.open; }
 
-static void batch_own(void *p) {
-  if (tl_batch.nowned == tl_batch.capowned) {
-    tl_batch.capowned = tl_batch.capowned ? 2 * tl_batch.capowned : 16;
-    tl_batch.owned = (void **)realloc(tl_batch.owned, sizeof(void *) * (size_t)tl_batch.capowned);
-    if (!tl_batch.owned) abort();
-  }
-  tl_batch.owned[tl_batch.nowned++] = p;
-}
-
-/* Queues the nt tasks of `job` (a heap copy the batch now owns, as it does `tasks`). */
-static void mk_moe_batch_add(mk_task_fn fn, void *job, mk_moe_task *tasks, int64_t nt) {
-  batch_own(job);
-  if (tasks) batch_own(tasks);
+/* Queues the nt > 0 tasks of `job`, a malloc'd block the batch now owns (freed after the run
+ * through its task 0). */
+static void mk_moe_batch_add(mk_task_fn fn, void *job, const mk_moe_task *tasks, int64_t nt) {
   if (tl_batch.n + nt > tl_batch.cap) {
     while (tl_batch.n + nt > tl_batch.cap) tl_batch.cap = tl_batch.cap ? 2 * tl_batch.cap : 256;
     tl_batch.tasks = (mk_moe_batch_task *)realloc(tl_batch.tasks, sizeof *tl_batch.tasks * (size_t)tl_batch.cap);
@@ -185,8 +173,9 @@ static void mk_moe_batch_run(void) {
   tl_batch.open = 0;
   qsort(tl_batch.tasks, (size_t)tl_batch.n, sizeof *tl_batch.tasks, batch_task_cmp);
   if (tl_batch.n > 0) mk_parallel_for(tl_batch.n, batch_task, tl_batch.tasks);
-  for (int64_t i = 0; i < tl_batch.nowned; i++) free(tl_batch.owned[i]);
-  tl_batch.n = tl_batch.nowned = 0;
+  for (int64_t i = 0; i < tl_batch.n; i++)
+    if (tl_batch.tasks[i].task == 0) free(tl_batch.tasks[i].job);
+  tl_batch.n = 0;
 }
 
 /* ---- AVX-512 f32 packing (16x16 register transposes) ------------------------------------
