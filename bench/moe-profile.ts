@@ -12,7 +12,7 @@ const c = MOE_CONFIGS[name]!;
 const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
 const acc = new Map<string, number>();
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward']) {
+  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward', 'moeBatchRun']) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const t0 = performance.now();
@@ -48,6 +48,6 @@ console.log(`${name}: fwd ${(f / iters).toFixed(1)} ms, bwd ${(b / iters).toFixe
 let kern = 0;
 for (const [key, v] of [...acc].sort((p, q) => q[1] - p[1])) {
   kern += v;
-  console.log(`  ${key.padEnd(40)} ${(v / iters).toFixed(1)} ms  ${((100 * v) / tot).toFixed(1)}%`);
+  console.log(`  ${key.padEnd(40)} ${(v / iters).toFixed(2)} ms  ${((100 * v) / tot).toFixed(1)}%`);
 }
-console.log(`  ${'(outside fused kernels)'.padEnd(40)} ${((tot - kern) / iters).toFixed(1)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);
+console.log(`  ${'(outside fused kernels)'.padEnd(40)} ${((tot - kern) / iters).toFixed(2)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);
