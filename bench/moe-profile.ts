@@ -1,5 +1,6 @@
 // Stage profile of one MoE layer (fwd+bwd): time spent in each fused native kernel (experts and
-// router; both live on the one addon object) vs the rest.
+// router; both live on the one addon object) vs the rest; a batch (moeBatchBegin .. moeBatchRun)
+// is one line naming the GEMMs it ran.
 // node --import tsx bench/moe-profile.ts <config> [iters]
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { moeKernels } from '../src/moe/fused/native-moe.js';
@@ -11,14 +12,25 @@ const iters = Number(process.argv[3] ?? 5);
 const c = MOE_CONFIGS[name]!;
 const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
 const acc = new Map<string, number>();
+// Between moeBatchBegin and moeBatchRun the GEMM calls only queue: their time is the run's,
+// reported under one key naming them.
+let queued: string[] | null = null;
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward', 'moeBatchRun']) {
+  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward', 'moeBatchBegin', 'moeBatchRun']) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
-      const t0 = performance.now();
-      orig(...a);
       const key = fn === 'moeGemmRows' ? `${fn}(k=${a[12]},n=${a[11]})` : fn === 'moeGemmWgrad' ? `${fn}(m=${a[9]},n=${a[10]})` : fn;
-      acc.set(key, (acc.get(key) ?? 0) + performance.now() - t0);
+      if (fn === 'moeBatchBegin') queued = [];
+      else if (queued && fn !== 'moeBatchRun') queued.push(key);
+      else {
+        const label = fn === 'moeBatchRun' ? `batch: ${queued!.join(' + ')}` : key;
+        const t0 = performance.now();
+        orig(...a);
+        acc.set(label, (acc.get(label) ?? 0) + performance.now() - t0);
+        if (fn === 'moeBatchRun') queued = null;
+        return;
+      }
+      orig(...a);
     };
   }
 }
