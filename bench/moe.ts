@@ -3,9 +3,12 @@
 // with Debian's python3-torch + libopenblas0-openmp, the PyTorch peer runs in the same command
 // and each line gets the ratio moekit / PyTorch, plus the peer's peak RSS (bench/peer_rss.py) next
 // to ours (rss_ratio <= 1: no more memory than PyTorch). Both sides measure each row in
-// --repeats separate processes (default 3, the peer's own default) and report the median.
+// --repeats separate processes (default 3, the peer's own default) and report the median. The
+// two sides take turns config by config (ours then the peer's, the next repeat the other way
+// round), so that a ratio compares runs made minutes apart, not one side's whole run against
+// the other's on a host whose speed drifts.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -166,20 +169,39 @@ function peerAvailable(): string | null {
   return torchPeerMissing();
 }
 
-/** Best of the peer's two dispatch styles, per (config, mode): tokens/s (its median over `repeats` processes). */
-function runPeer(names: string[], repeats: number): Map<string, number> {
+/** One process repeat of the peer on one config: each (style, mode)'s per-process median time (s). */
+function runPeerOnce(name: string): { style: string; mode: Mode; median_s: number; tokens: number }[] {
   const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
   const out = join(dir, 'results.json');
   execFileSync(
     PEER_PYTHON,
-    ['bench.py', '--backends', 'openblas-openmp', '--repeats', String(repeats), '--wait-idle-s', '30', '--configs', ...names.map((n) => MOE_CONFIGS[n]!.peer), '--out', out, '--md', join(dir, 'results.md')],
+    ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', MOE_CONFIGS[name]!.peer, '--out', out, '--md', join(dir, 'results.md')],
     { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { config: string; mode: string; tokens_per_s: number }[] }[] }).summary;
+  const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }).summary;
+  rmSync(dir, { recursive: true, force: true });
+  return summary[0]!.moe;
+}
+
+/**
+ * The peer's tokens/s per (config, mode) as its own summary computes it from process repeats
+ * (median over them of the per-process median time, per style), best of its two styles.
+ */
+function peerThroughput(repeatsByConfig: Map<string, ReturnType<typeof runPeerOnce>[]>): Map<string, number> {
   const best = new Map<string, number>();
-  for (const row of summary[0]!.moe) {
-    const key = `${row.config}|${row.mode}`;
-    best.set(key, Math.max(best.get(key) ?? 0, row.tokens_per_s));
+  for (const [name, reps] of repeatsByConfig) {
+    const times = new Map<string, { tokens: number; s: number[] }>();
+    for (const row of reps.flat()) {
+      const key = `${row.style}|${row.mode}`;
+      const t = times.get(key) ?? { tokens: row.tokens, s: [] };
+      t.s.push(row.median_s);
+      times.set(key, t);
+    }
+    for (const [key, t] of times) {
+      const mode = key.split('|')[1]!;
+      const k = `${MOE_CONFIGS[name]!.peer}|${mode}`;
+      best.set(k, Math.max(best.get(k) ?? 0, t.tokens / median(t.s)));
+    }
   }
   return best;
 }
@@ -206,6 +228,21 @@ function runPeerRss(names: string[]): Map<string, number> {
     }
   }
   return best;
+}
+
+/** Runs `moe --child <spec>` in a fresh process (its own peak RSS) and returns its JSON line. */
+function runChild<T>(spec: string): T {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', spec], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
+}
+
+function append<T>(m: Map<string, T[]>, key: string, v: T): void {
+  const list = m.get(key);
+  if (list) list.push(v);
+  else m.set(key, [v]);
 }
 
 export function register(program: Command): void {
@@ -236,23 +273,21 @@ export function register(program: Command): void {
       const repeats = Number(opts.repeats);
       if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
       if (!opts.json) console.log(backendInfo().reason);
-      const rows: Row[] = [];
-      for (const name of opts.configs) {
-        for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
-          const runs: Row[] = [];
-          for (let i = 0; i < repeats; i++) {
-            const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', `${name}:${mode}`], {
-              encoding: 'utf8',
-              stdio: ['ignore', 'pipe', 'inherit'],
-            });
-            runs.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
-          }
-          rows.push(medianRow(runs));
+      const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
+      const peerSpeed = missing === null && opts.peerSpeed;
+      const ours = new Map<string, Row[]>();
+      const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
+      for (let rep = 0; rep < repeats; rep++) {
+        for (const name of opts.configs) {
+          const turns = [() => (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) => append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`)))];
+          if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name)));
+          if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
+          for (const turn of turns) turn();
         }
       }
-      const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
+      const rows = [...ours.values()].map(medianRow);
       if (missing === null) {
-        const peer = opts.peerSpeed ? runPeer(opts.configs, repeats) : new Map<string, number>();
+        const peer = peerThroughput(peerRuns);
         const rss = opts.peerRss ? runPeerRss(opts.configs) : new Map<string, number>();
         for (const r of rows) {
           const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
@@ -274,11 +309,7 @@ export function register(program: Command): void {
       }
       let train: Record<string, unknown> | null = null;
       if (opts.ctmoeTrain) {
-        const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', 'ctmoe-tiny-train'], {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        train = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+        train = runChild<Record<string, unknown>>('ctmoe-tiny-train');
       }
       if (opts.json) {
         for (const r of rows) console.log(JSON.stringify(r));
