@@ -1,22 +1,23 @@
-// Stage profile of one MoE layer (fwd+bwd): time spent in each fused native kernel (experts and
-// router; both live on the one addon object) vs the rest; a batch (moeBatchBegin .. moeBatchRun)
-// is one line naming the GEMMs it ran.
+// Stage profile of one MoE layer (fwd+bwd): time spent in each native call (the fused expert and
+// router kernels and the engine's own, all on the one addon object) vs JavaScript, which runs
+// alone while the pool's workers wait; a batch (moeBatchBegin .. moeBatchRun) is one line naming
+// the GEMMs it ran.
 // node --import tsx bench/moe-profile.ts <config> [iters]
 import { MoELayer, moeConfig } from '../src/moe/index.js';
-import { moeKernels } from '../src/moe/fused/native-moe.js';
+import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { manualSeed, randn } from '../src/index.js';
 import { MOE_CONFIGS } from './moe.js';
 
 const name = process.argv[2] ?? 'small';
 const iters = Number(process.argv[3] ?? 5);
 const c = MOE_CONFIGS[name]!;
-const k = moeKernels() as unknown as Record<string, (...a: unknown[]) => void> | null;
+const k = loadNativeAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown> | null;
 const acc = new Map<string, number>();
 // Between moeBatchBegin and moeBatchRun the GEMM calls only queue: their time is the run's,
 // reported under one key naming them.
 let queued: string[] | null = null;
 if (k) {
-  for (const fn of ['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'routerForward', 'routerBackward', 'moeBatchBegin', 'moeBatchRun']) {
+  for (const fn of Object.keys(k).filter((name) => typeof k[name] === 'function')) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const key = fn === 'moeGemmRows' ? `${fn}(k=${a[12]},n=${a[11]})` : fn === 'moeGemmWgrad' ? `${fn}(m=${a[9]},n=${a[10]})` : fn;
@@ -25,12 +26,12 @@ if (k) {
       else {
         const label = fn === 'moeBatchRun' ? `batch: ${queued!.join(' + ')}` : key;
         const t0 = performance.now();
-        orig(...a);
+        const result = orig(...a);
         acc.set(label, (acc.get(label) ?? 0) + performance.now() - t0);
         if (fn === 'moeBatchRun') queued = null;
-        return;
+        return result;
       }
-      orig(...a);
+      return orig(...a);
     };
   }
 }
@@ -39,9 +40,9 @@ const layer = new MoELayer(moeConfig({ hiddenSize: c.dModel, router: { numExpert
 const x = randn([c.tokens, c.dModel]);
 const dy = randn([c.tokens, c.dModel]);
 const step = () => {
+  const t0 = performance.now();
   layer.zeroGrad();
   const xi = x.detach().requiresGrad_();
-  const t0 = performance.now();
   const y = layer.forward(xi);
   const t1 = performance.now();
   y.backward(dy);
@@ -62,4 +63,4 @@ for (const [key, v] of [...acc].sort((p, q) => q[1] - p[1])) {
   kern += v;
   console.log(`  ${key.padEnd(40)} ${(v / iters).toFixed(2)} ms  ${((100 * v) / tot).toFixed(1)}%`);
 }
-console.log(`  ${'(outside fused kernels)'.padEnd(40)} ${((tot - kern) / iters).toFixed(2)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);
+console.log(`  ${'(JavaScript: outside native calls)'.padEnd(40)} ${((tot - kern) / iters).toFixed(2)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);
