@@ -5,8 +5,8 @@
 // to ours (rss_ratio <= 1: no more memory than PyTorch). Both sides measure each row in
 // --repeats separate processes (default 3, the peer's own default) and report the median. The
 // two sides take turns config by config (ours then the peer's, the next repeat the other way
-// round), so that a ratio compares runs made minutes apart, not one side's whole run against
-// the other's on a host whose speed drifts.
+// round), so that a ratio compares runs made a minute or so apart, not one side's whole run
+// against the other's on a host whose speed drifts.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,14 +173,17 @@ function peerAvailable(): string | null {
 function runPeerOnce(name: string): { style: string; mode: Mode; median_s: number; tokens: number }[] {
   const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
   const out = join(dir, 'results.json');
-  execFileSync(
-    PEER_PYTHON,
-    ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', MOE_CONFIGS[name]!.peer, '--out', out, '--md', join(dir, 'results.md')],
-    { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }).summary;
-  rmSync(dir, { recursive: true, force: true });
-  return summary[0]!.moe;
+  try {
+    execFileSync(
+      PEER_PYTHON,
+      ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', MOE_CONFIGS[name]!.peer, '--out', out, '--md', join(dir, 'results.md')],
+      { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }).summary;
+    return summary[0]!.moe;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
