@@ -193,17 +193,11 @@ function runPeerOnce(name: string): { style: string; mode: Mode; median_s: numbe
 function peerThroughput(repeatsByConfig: Map<string, ReturnType<typeof runPeerOnce>[]>): Map<string, number> {
   const best = new Map<string, number>();
   for (const [name, reps] of repeatsByConfig) {
-    const times = new Map<string, { tokens: number; s: number[] }>();
-    for (const row of reps.flat()) {
-      const key = `${row.style}|${row.mode}`;
-      const t = times.get(key) ?? { tokens: row.tokens, s: [] };
-      t.s.push(row.median_s);
-      times.set(key, t);
-    }
-    for (const [key, t] of times) {
-      const mode = key.split('|')[1]!;
-      const k = `${MOE_CONFIGS[name]!.peer}|${mode}`;
-      best.set(k, Math.max(best.get(k) ?? 0, t.tokens / median(t.s)));
+    const times = new Map<string, number[]>(); // style|mode -> per-repeat median times
+    for (const row of reps.flat()) append(times, `${row.style}|${row.mode}`, row.median_s);
+    for (const row of reps[0]!) {
+      const key = `${MOE_CONFIGS[name]!.peer}|${row.mode}`;
+      best.set(key, Math.max(best.get(key) ?? 0, row.tokens / median(times.get(`${row.style}|${row.mode}`)!)));
     }
   }
   return best;

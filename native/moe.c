@@ -85,9 +85,13 @@ static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, i
   return total;
 }
 
-/* The task list: (expert, row block, column block), biggest first. Returns the count. */
+/* The task list: (expert, row block, column block), unsorted (the runner sorts it, or a
+ * batch sorts all its jobs' tasks together). It starts `head` bytes into a malloc'd block, the
+ * room for the caller's job (a batch keeps job and list in one block); free the block, not
+ * the list, when head > 0. Returns the count (0: no list). */
 static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N,
-                           int64_t K, int mr, int nr, int mc, int threads, mk_moe_task **out) {
+                           int64_t K, int mr, int nr, int mc, int threads, size_t head,
+                           mk_moe_task **out) {
   *out = NULL;
   if (N <= 0) return 0;
   /* Row blocks start large: every task of an expert packs that expert's B block again, so
@@ -104,8 +108,9 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
   }
   int64_t nt = count_tasks(mode, E, seg, M, N, mb, nb, mr, nr);
   if (nt == 0) return 0;
-  mk_moe_task *t = (mk_moe_task *)malloc(sizeof *t * (size_t)nt);
-  if (!t) return -1;
+  char *block = (char *)malloc(head + sizeof(mk_moe_task) * (size_t)nt);
+  if (!block) return -1;
+  mk_moe_task *t = (mk_moe_task *)(block + head);
   const int64_t nbs = even_block(N, nb, nr);
   int64_t k = 0;
   for (int64_t e = 0; e < E; e++) {
@@ -120,7 +125,6 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
         t[k++] = (mk_moe_task){e, m0, m1, n0, n1, (double)(m1 - m0) * (n1 - n0) * (kk + 8)};
       }
   }
-  qsort(t, (size_t)nt, sizeof *t, task_cmp);
   *out = t;
   return nt;
 }
