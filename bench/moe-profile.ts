@@ -1,7 +1,7 @@
 // Stage profile of one MoE layer (fwd+bwd): time spent in each native call (the fused expert and
 // router kernels and the engine's own, all on the one addon object) vs JavaScript, which runs
-// alone while the pool's workers wait; a batch (moeBatchBegin .. moeBatchRun) is one line naming
-// the GEMMs it ran.
+// alone while the pool's workers wait; a batch (moeBatchBegin .. moeBatchRun) or a row fusion
+// (moeFuseBegin .. moeFuseRun) is one line naming the kernels it ran.
 // node --import tsx bench/moe-profile.ts <config> [iters]
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
@@ -13,22 +13,24 @@ const iters = Number(process.argv[3] ?? 5);
 const c = MOE_CONFIGS[name]!;
 const k = loadNativeAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown> | null;
 const acc = new Map<string, number>();
-// Between moeBatchBegin and moeBatchRun the GEMM calls only queue: their time is the run's,
-// reported under one key naming them.
+// Between moeBatchBegin and moeBatchRun (moeFuseBegin and moeFuseRun) the kernel calls only
+// queue: their time is the run's, reported under one key naming them.
+const runs: Record<string, string> = { moeBatchBegin: 'moeBatchRun', moeFuseBegin: 'moeFuseRun' };
 let queued: string[] | null = null;
 if (k) {
   for (const fn of Object.keys(k).filter((name) => typeof k[name] === 'function')) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
       const key = fn === 'moeGemmRows' ? `${fn}(k=${a[12]},n=${a[11]})` : fn === 'moeGemmWgrad' ? `${fn}(m=${a[9]},n=${a[10]})` : fn;
-      if (fn === 'moeBatchBegin') queued = [];
-      else if (queued && fn !== 'moeBatchRun') queued.push(key);
+      const isRun = Object.values(runs).includes(fn);
+      if (runs[fn]) queued = [];
+      else if (queued && !isRun) queued.push(key);
       else {
-        const label = fn === 'moeBatchRun' ? `batch: ${queued!.join(' + ')}` : key;
+        const label = isRun ? `${fn === 'moeFuseRun' ? 'rows fused' : 'batch'}: ${queued!.join(' + ')}` : key;
         const t0 = performance.now();
         const result = orig(...a);
         acc.set(label, (acc.get(label) ?? 0) + performance.now() - t0);
-        if (fn === 'moeBatchRun') queued = null;
+        if (isRun) queued = null;
         return result;
       }
       return orig(...a);

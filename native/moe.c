@@ -45,6 +45,7 @@
 #include "cpu.h"
 #include "gemm_kernels.h"
 #include "kernel_util.h"
+#include "moe_fuse.h"
 
 #define MK_MOE_ROWS 0
 #define MK_MOE_WGRAD 1
@@ -477,18 +478,22 @@ static mk_moe_f32_glu_fn swiglu_f32_row(void) {
 #define MK_UNUSED __attribute__((unused))
 #define RUN_MOE_JOB(a, E, ...)                                                        \
   do {                                                                                \
+    const char *err_ = NULL;                                                          \
     if ((a).type == napi_float32_array) {                                             \
       typedef float mk_elt MK_UNUSED;                                                 \
       const mk_moe_f32_glu_fn swiglu_row MK_UNUSED = swiglu_f32_row();               \
       mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
       j_.fast_pack = fast_packs_apply(j_.kr);                                         \
-      mk_moe_f32_run(&j_, (E));                                                       \
+      if (mk_fuse_open()) err_ = mk_moe_f32_fuse_add(&j_, (E));                       \
+      else mk_moe_f32_run(&j_, (E));                                                  \
     } else {                                                                          \
       typedef double mk_elt MK_UNUSED;                                                \
       const mk_moe_f64_glu_fn swiglu_row MK_UNUSED = mk_moe_f64_swiglu_row;          \
       mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
-      mk_moe_f64_run(&j_, (E));                                                       \
+      if (mk_fuse_open()) err_ = mk_moe_f64_fuse_add(&j_, (E));                       \
+      else mk_moe_f64_run(&j_, (E));                                                  \
     }                                                                                 \
+    if (err_) return mk_throw_error(env, "%s", err_);                                 \
   } while (0)
 
 /* ---- N-API ---------------------------------------------------------------- */
@@ -724,13 +729,17 @@ static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
       !arg_float_like(env, argv[7], "moeSwigluForward: h", &gu, 0, &h) ||
       !need(env, &h, s * i, "moeSwigluForward: h"))
     return NULL;
+  const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    mk_par_range(s, 8 * i, swiglu_f32_fn(0, cs), &a);
+    if (mk_fuse_open()) err = mk_moe_f32_fuse_add_rows(swiglu_f32_fn(0, cs), &a, sizeof a, s);
+    else mk_par_range(s, 8 * i, swiglu_f32_fn(0, cs), &a);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    mk_par_range(s, 8 * i, mk_moe_f64_swiglu_fwd_rows, &a);
+    if (mk_fuse_open()) err = mk_moe_f64_fuse_add_rows(mk_moe_f64_swiglu_fwd_rows, &a, sizeof a, s);
+    else mk_par_range(s, 8 * i, mk_moe_f64_swiglu_fwd_rows, &a);
   }
+  if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);
 }
 
@@ -752,13 +761,17 @@ static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
       (hout.data && !need(env, &hout, s * i, "moeSwigluBackward: hout")) ||
       (dw.data && !need(env, &dw, s, "moeSwigluBackward: dw")))
     return NULL;
+  const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    mk_par_range(s, 16 * i, swiglu_f32_fn(1, cs), &a);
+    if (mk_fuse_open()) err = mk_moe_f32_fuse_add_rows(swiglu_f32_fn(1, cs), &a, sizeof a, s);
+    else mk_par_range(s, 16 * i, swiglu_f32_fn(1, cs), &a);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    mk_par_range(s, 16 * i, mk_moe_f64_swiglu_bwd_rows, &a);
+    if (mk_fuse_open()) err = mk_moe_f64_fuse_add_rows(mk_moe_f64_swiglu_bwd_rows, &a, sizeof a, s);
+    else mk_par_range(s, 16 * i, mk_moe_f64_swiglu_bwd_rows, &a);
   }
+  if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);
 }
 
@@ -778,6 +791,7 @@ static napi_value moe_combine(napi_env env, napi_callback_info info) {
       !need(env, &row, t * k, "moeCombine: row") ||
       (w.data && !need(env, &w, t * k, "moeCombine: w")) || !need(env, &out, t * h, "moeCombine: out"))
     return NULL;
+  if (mk_fuse_open()) return mk_throw_error(env, "moeCombine: not row-local, cannot run inside a fusion (moeFuseBegin .. moeFuseRun)");
   if (ldy < h) return mk_throw_range(env, "moeCombine: ldy < h");
   const int32_t *rp = (const int32_t *)row.data;
   int64_t rows = ldy > 0 ? ((int64_t)y.length - h) / ldy + 1 : 0;
@@ -821,6 +835,7 @@ static void moe_retain_memory(void) {}
 static napi_value moe_batch_begin(napi_env env, napi_callback_info info) {
   (void)info;
   if (tl_batch.open) return mk_throw_error(env, "moeBatchBegin: a batch is already open (moeBatchRun closes it)");
+  if (mk_fuse_open()) return mk_throw_error(env, "moeBatchBegin: a fusion is open (moeFuseRun closes it)");
   tl_batch.open = 1;
   return mk_napi_undefined(env);
 }
@@ -829,6 +844,21 @@ static napi_value moe_batch_run(napi_env env, napi_callback_info info) {
   (void)info;
   if (!tl_batch.open) return mk_throw_error(env, "moeBatchRun: no batch is open (moeBatchBegin opens one)");
   mk_moe_batch_run();
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_fuse_begin(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (tl_batch.open) return mk_throw_error(env, "moeFuseBegin: a batch is open (moeBatchRun closes it)");
+  if (mk_fuse_begin() < 0) return mk_throw_error(env, "moeFuseBegin: a fusion is already open (moeFuseRun closes it)");
+  return mk_napi_undefined(env);
+}
+
+static napi_value moe_fuse_run(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!mk_fuse_open()) return mk_throw_error(env, "moeFuseRun: no fusion is open (moeFuseBegin opens one)");
+  const char *err = mk_fuse_run();
+  if (err) return mk_throw_error(env, "moeFuseRun: %s", err);
   return mk_napi_undefined(env);
 }
 
@@ -850,5 +880,7 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
     return st;
   if ((st = mk_napi_export_fn(env, exports, "moeBatchBegin", moe_batch_begin)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeBatchRun", moe_batch_run)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeFuseBegin", moe_fuse_begin)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeFuseRun", moe_fuse_run)) != napi_ok) return st;
   return mk_napi_export_fn(env, exports, "moeCombine", moe_combine);
 }

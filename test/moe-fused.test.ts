@@ -10,6 +10,7 @@ import { moeConfig, parseDispatchConfig, parseExpertConfig, type MoEConfigInput 
 import { LocalDispatcher } from '../src/moe/dispatch.js';
 import { ExpertBank, runExperts } from '../src/moe/experts.js';
 import { tryFusedMoE, fusedKernelsFor } from '../src/moe/fused/index.js';
+import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { moeKernels } from '../src/moe/fused/native-moe.js';
 import { groupedMatmul } from '../src/moe/grouped-gemm.js';
 import { MoELayer } from '../src/moe/layer.js';
@@ -110,21 +111,35 @@ function runCaseForward(c: Case, dtype: FloatDType): Float32Array | Float64Array
   return f.y.dataSync() as Float32Array | Float64Array;
 }
 
+/** Runs fn with MOEKIT_MOE_ROW_FUSION set ('0' pass by pass, '1' one row fusion). */
+function withRowFusion<T>(mode: '0' | '1', fn: () => T): T {
+  const prev = process.env.MOEKIT_MOE_ROW_FUSION;
+  process.env.MOEKIT_MOE_ROW_FUSION = mode;
+  try {
+    return fn();
+  } finally {
+    if (prev === undefined) delete process.env.MOEKIT_MOE_ROW_FUSION;
+    else process.env.MOEKIT_MOE_ROW_FUSION = prev;
+  }
+}
+
 describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'native addon not built' }, () => {
   after(() => setBackend(availableBackends()[0]!));
   for (const dtype of ['f64', 'f32'] as FloatDType[]) {
     for (const c of CASES) {
-      test(`${c.name} (${dtype})`, () => {
-        setBackend('native');
-        const ref = runCase(c, dtype, false);
-        const got = runCase(c, dtype, true);
-        const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
-        assertClose(got.y, ref.y, atol, rtol, 'y');
-        assertClose(got.dx, ref.dx, atol, rtol, 'dx');
-        assertClose(got.dw, ref.dw, atol, rtol, 'dTopkWeights');
-        assert.equal(got.params.length, ref.params.length);
-        for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]}`);
-      });
+      for (const rows of ['0', '1'] as const) {
+        test(`${c.name} (${dtype}, ${rows === '1' ? 'row fusion' : 'pass by pass'})`, () => {
+          setBackend('native');
+          const ref = runCase(c, dtype, false);
+          const got = withRowFusion(rows, () => runCase(c, dtype, true));
+          const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
+          assertClose(got.y, ref.y, atol, rtol, 'y');
+          assertClose(got.dx, ref.dx, atol, rtol, 'dx');
+          assertClose(got.dw, ref.dw, atol, rtol, 'dTopkWeights');
+          assert.equal(got.params.length, ref.params.length);
+          for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]}`);
+        });
+      }
     }
   }
 
@@ -296,6 +311,68 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       assert.ok(wgOne.some((v) => v !== 0));
     }
     assert.throws(() => k.moeBatchRun(), { message: /moeBatchRun: no batch is open/ });
+  });
+
+  test('moeFuseBegin / moeFuseRun: stages run block by block at moeFuseRun and match the same calls one by one, for any thread count', () => {
+    const k = moeKernels()!;
+    const addon = loadNativeAddon().addon!;
+    const threads = addon.getNumThreads();
+    after(() => addon.setNumThreads(threads));
+    for (const Arr of [Float32Array, Float64Array]) {
+      const gen = new Generator(13);
+      const fill = (n: number) => new Arr(n).map(() => gen.uniform() - 0.5);
+      // 4 experts (one empty) over 301 rows: thread parts start inside experts, blocks have tails.
+      // Stage 1: r = x[idx] · B_e [40, 24]; stage 2 (row pass): SwiGLU backward of gu [S, 24]
+      // against r; stage 3: C_e = x[idx]ᵀ · dgu (wgrad, [40, 24]); stage 4: out = dgu · B2_e.
+      const seg = Int32Array.of(0, 170, 170, 171, 301);
+      const S = 301;
+      const idx = Int32Array.from({ length: S }, (_, r) => (r * 7) % 90);
+      const x = fill(90 * 40), b = fill(4 * 40 * 24), b2 = fill(4 * 24 * 16), gu0 = fill(S * 24), w = fill(S);
+      const run = (fuse: boolean) => {
+        const r = new Arr(S * 12), gu = gu0.slice(), dw = new Arr(S), c = new Arr(4 * 40 * 24).fill(7), out = new Arr(S * 16);
+        if (fuse) k.moeFuseBegin();
+        k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
+        k.moeSwigluBackward(gu, 24, 0, 12, 1, S, 12, r, w, gu, r, dw);
+        k.moeGemmWgrad(x, idx, null, 40, gu, null, 24, seg, c, 40, 24, false);
+        k.moeGemmRows(gu, null, null, 24, b2, false, 24 * 16, 16, seg, out, 16, 16, 24, false);
+        if (fuse) {
+          assert.ok(out.every((v) => v === 0) && dw.every((v) => v === 0), 'nothing runs before moeFuseRun');
+          assert.throws(() => k.moeFuseBegin(), { message: /moeFuseBegin: a fusion is already open/ });
+          assert.throws(() => k.moeBatchBegin(), { message: /moeBatchBegin: a fusion is open/ });
+          k.moeFuseRun();
+        }
+        return { r, gu, dw, c, out };
+      };
+      const one = run(false);
+      assert.ok(one.c.slice(40 * 24, 2 * 40 * 24).every((v) => v === 0), 'the empty expert gets zeros');
+      for (const n of [1, 2, 3, 7]) {
+        addon.setNumThreads(n);
+        const got = run(true);
+        const tol = Arr === Float32Array ? 1e-5 : 1e-12;
+        for (const key of ['r', 'gu', 'dw', 'c', 'out'] as const) assertClose(got[key], one[key], tol, tol, `${Arr.name} ${n} threads: ${key}`);
+      }
+      addon.setNumThreads(threads);
+    }
+    assert.throws(() => k.moeFuseRun(), { message: /moeFuseRun: no fusion is open/ });
+  });
+
+  test('moeFuseBegin / moeFuseRun reject what cannot run block by block', () => {
+    const k = moeKernels()!;
+    const f = (n: number) => new Float32Array(n);
+    const rows = (seg: Int32Array) => k.moeGemmRows(f(40), null, null, 4, f(2 * 16), false, 16, 4, seg, f(40), 4, 4, 4, false);
+    k.moeFuseBegin();
+    rows(Int32Array.of(0, 4, 10));
+    assert.throws(() => rows(Int32Array.of(0, 5, 10)), { message: /a fused stage's seg must equal the other stages'/ });
+    assert.throws(() => k.moeCombine(f(40), 4, Int32Array.of(0), null, 1, 1, 4, f(4)), { message: /moeCombine: not row-local/ });
+    k.moeSwigluBackward(f(80), 8, 0, 4, 1, 9, 4, f(36), null, f(80), null, null);
+    assert.throws(() => k.moeFuseRun(), { message: /moeFuseRun: a fused row pass must cover the segments' rows/ });
+    assert.throws(() => k.moeFuseRun(), { message: /no fusion is open/ }, 'a failed run closes the fusion');
+    k.moeFuseBegin();
+    k.moeSwigluBackward(f(80), 8, 0, 4, 1, 10, 4, f(40), null, f(80), null, null);
+    assert.throws(() => k.moeFuseRun(), { message: /needs at least one grouped GEMM/ });
+    k.moeBatchBegin();
+    assert.throws(() => k.moeFuseBegin(), { message: /moeFuseBegin: a batch is open/ });
+    k.moeBatchRun();
   });
 
   test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {

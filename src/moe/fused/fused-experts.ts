@@ -18,7 +18,7 @@ import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
 import { floatArrayLike, isFloatArray, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
-import { type FloatArray, type MoeNativeKernels, batched, fusedMoeEnabled, moeKernels } from './native-moe.js';
+import { type FloatArray, type MoeNativeKernels, batched, fusedMoeEnabled, fusedRows, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
 
@@ -58,6 +58,20 @@ interface Geometry {
   layout: Layout;
   /** Weights stored [E, out, in] (PyTorch Linear) when true. */
   outIn: boolean;
+}
+
+/** Above this, one expert's weights and their gradients no longer fit a core's L2 beside a block of rows. */
+const ROW_FUSION_MAX_EXPERT_BYTES = 1 << 20;
+
+/**
+ * Whether the backward runs as one row fusion (fusedRows) rather than pass by pass:
+ * where one expert's weights are small enough that a thread can keep them, their gradients and
+ * a block of rows' intermediates in its L2. MOEKIT_MOE_ROW_FUSION=0 / 1 forces it off / on.
+ */
+function rowFusionApplies(g: Geometry, bytesPerElement: number): boolean {
+  const force = process.env.MOEKIT_MOE_ROW_FUSION;
+  if (force === '0' || force === '1') return force === '1';
+  return 3 * g.H * g.I * bytesPerElement <= ROW_FUSION_MAX_EXPERT_BYTES;
 }
 
 /**
@@ -123,19 +137,24 @@ export function fusedSwigluExperts(
   // to the pool; a second backward through a retained graph recomputes it first.
   const [goff, uoff, cs] = g.layout === 'interleaved' ? [0, 1, 2] : [0, I, 1];
   const h = acquireScratch(xs, S * I);
-  if (g.layout === 'interleaved') {
-    firstGemm(gu);
-    k.moeSwigluForward(gu, I2, goff, uoff, cs, S, I, h);
-  } else {
-    // gate and up in one pass, the gate applied to each output tile while it is hot
-    const [gate, up, bes, ldb] = g.layout === 'separate'
-      ? [first[0]!, first[1]!, I * H, g.outIn ? H : I]
-      : [first[0]!, first[0]!.subarray(g.outIn ? I * H : I), I2 * H, g.outIn ? H : I2];
-    k.moeGemmSwiglu(xs, rowTok, H, gate, up, firstTrans, bes, ldb, segOffsets, gu, I2, I, h, I, H);
-  }
   const y = routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H);
   const downLdb = g.outIn ? I : H;
-  k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
+  const expertsForward = () => {
+    if (g.layout === 'interleaved') {
+      firstGemm(gu!);
+      k.moeSwigluForward(gu!, I2, goff, uoff, cs, S, I, h);
+    } else {
+      // gate and up in one pass, the gate applied to each output tile while it is hot
+      const [gate, up, bes, ldb] = g.layout === 'separate'
+        ? [first[0]!, first[1]!, I * H, g.outIn ? H : I]
+        : [first[0]!, first[0]!.subarray(g.outIn ? I * H : I), I2 * H, g.outIn ? H : I2];
+      k.moeGemmSwiglu(xs, rowTok, H, gate, up, firstTrans, bes, ldb, segOffsets, gu!, I2, I, h, I, H);
+    }
+    k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
+  };
+  // small experts: the second GEMM reads each block of h while it is in cache
+  if (rowFusionApplies(g, xs.BYTES_PER_ELEMENT)) fusedRows(k, expertsForward);
+  else expertsForward();
   releaseScratch(h);
   let out: FloatArray;
   let outShape: number[];
@@ -158,27 +177,27 @@ export function fusedSwigluExperts(
       const gs = gradOut.storage as FloatArray;
       const needX = x.requiresGrad;
       const needTw = routing !== null && routing.topkWeights.requiresGrad;
-      // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
-      const dyh = acquireScratch(xs, S * I);
-      k.moeGemmRows(gs, rowTok, null, H, down, !g.outIn, H * I, downLdb, segOffsets, dyh, I, I, H, false);
-      // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
+      const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
       if (!gu) {
         gu = acquireScratch(xs, S * I2);
         firstGemm(gu);
       }
       const dgu = gu; // in place: each element's gate/up are read before their grads are written
+      const dyh = acquireScratch(xs, S * I);
+      const hh = dyh; // the SwiGLU backward recomputes h into dyh once it has read it
       const dw = needTw ? uninitializedFloatArrayLike(xs, S) : null;
-      k.moeSwigluBackward(gu, I2, goff, uoff, cs, S, I, dyh, rowW, dgu, dyh, dw);
-      const hh = dyh;
-      const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
       const gradBytes = [...wList, wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
       collectBeforeLargeOutputs(gradBytes);
-      // the weight-gradient and dX GEMMs read only dY, h, x and dgu: one pass over the threads
       const dDownData = wDown.requiresGrad ? uninitializedFloatArrayLike(xs, E * H * I) : null;
       const firstRows = g.layout === 'separate' ? I : I2;
       const dFirstData = wList.map((wt) => (wt.requiresGrad ? uninitializedFloatArrayLike(xs, E * firstRows * H) : null));
       const da = needX ? (routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H)) : null;
-      batched(k, () => {
+      // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
+      const dyhGemm = () => k.moeGemmRows(gs, rowTok, null, H, down, !g.outIn, H * I, downLdb, segOffsets, dyh, I, I, H, false);
+      // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
+      const swigluBackward = () => k.moeSwigluBackward(gu!, I2, goff, uoff, cs, S, I, dyh, rowW, dgu, dyh, dw);
+      // the weight-gradient and dX GEMMs read only dY, h, x and dgu
+      const lastGemms = () => {
         // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
         if (dDownData) {
           if (g.outIn) k.moeGemmWgrad(gs, rowTok, rowW, H, hh, null, I, segOffsets, dDownData, H, I, false);
@@ -201,7 +220,19 @@ export function fusedSwigluExperts(
           const ldb = g.outIn ? H : I2;
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);
         }
-      });
+      };
+      if (rowFusionApplies(g, xs.BYTES_PER_ELEMENT)) {
+        // small experts: every pass on a block of rows while the block is in cache
+        fusedRows(k, () => {
+          dyhGemm();
+          swigluBackward();
+          lastGemms();
+        });
+      } else {
+        dyhGemm();
+        swigluBackward();
+        batched(k, lastGemms); // one pass over the threads
+      }
       const dDown = dDownData ? mk(wDown, dDownData) : null;
       const dFirst = wList.map((wt, idx) => (dFirstData[idx] ? mk(wt, dFirstData[idx]!) : null));
       let dx: Tensor | null = null;

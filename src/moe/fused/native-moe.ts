@@ -88,10 +88,14 @@ export interface MoeNativeKernels {
   moeBatchBegin(): void;
   /** Runs the queued GEMMs in one pass over the thread pool. */
   moeBatchRun(): void;
+  /** Until moeFuseRun, the grouped GEMMs and SwiGLU passes queue as stages of a row fusion (see fusedRows). */
+  moeFuseBegin(): void;
+  /** Runs the queued stages block of rows by block of rows (native/moe_fuse.h). */
+  moeFuseRun(): void;
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun']);
 
 /** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
 export function batched(k: MoeNativeKernels, fn: () => void): void {
@@ -100,6 +104,20 @@ export function batched(k: MoeNativeKernels, fn: () => void): void {
     fn();
   } finally {
     k.moeBatchRun();
+  }
+}
+
+/**
+ * Runs fn's grouped GEMMs and SwiGLU passes as one row fusion (native/moe_fuse.h): each thread
+ * takes a share of the sorted rows and runs every stage, in call order, on a block of rows
+ * before the next block, so a stage may read what an earlier one wrote at the same rows only.
+ */
+export function fusedRows(k: MoeNativeKernels, fn: () => void): void {
+  k.moeFuseBegin();
+  try {
+    fn();
+  } finally {
+    k.moeFuseRun();
   }
 }
 

@@ -1,0 +1,167 @@
+/* Row-block fusion of the fused MoE kernels: see moe_fuse.h. */
+#include "moe_fuse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "threadpool.h"
+
+/* Rows per block: a block's intermediates (e.g. the small config's gate/up gradients, 2 KiB a
+ * row) and one expert's packed weights and gradients stay within a core's L2. */
+#define FUSE_BLOCK_ROWS 128
+#define FUSE_MAX_STAGES 16
+
+static _Thread_local struct {
+  int open, n;
+  mk_fuse_stage st[FUSE_MAX_STAGES];
+} tl_fuse;
+
+int mk_fuse_open(void) { return tl_fuse.open; }
+
+int mk_fuse_begin(void) {
+  if (tl_fuse.open) return -1;
+  tl_fuse.open = 1;
+  tl_fuse.n = 0;
+  return 0;
+}
+
+static void drop_stages(void) {
+  for (int i = 0; i < tl_fuse.n; i++) free(tl_fuse.st[i].job);
+  tl_fuse.n = 0;
+  tl_fuse.open = 0;
+}
+
+/* the first GEMM stage (the segments' owner), or NULL */
+static const mk_fuse_stage *seg_stage(void) {
+  for (int i = 0; i < tl_fuse.n; i++)
+    if (tl_fuse.st[i].gemm) return &tl_fuse.st[i];
+  return NULL;
+}
+
+const char *mk_fuse_add(const mk_fuse_stage *stage) {
+  const mk_fuse_stage *first = stage->gemm ? seg_stage() : NULL;
+  if (first && (first->E != stage->E || memcmp(first->seg, stage->seg, sizeof(int32_t) * (size_t)(stage->E + 1)))) {
+    free(stage->job);
+    return "a fused stage's seg must equal the other stages' (moeFuseBegin .. moeFuseRun)";
+  }
+  if (tl_fuse.n == FUSE_MAX_STAGES) {
+    free(stage->job);
+    return "too many stages in one fusion (moeFuseBegin .. moeFuseRun)";
+  }
+  tl_fuse.st[tl_fuse.n++] = *stage;
+  return 0;
+}
+
+typedef struct {
+  const mk_fuse_stage *st;
+  int ns, threads;
+  const int32_t *seg;
+  int64_t E, S;
+  int mr;
+  /* per thread part: the expert its rows start inside (-1: none) and that expert's partial
+   * gradients, one [m, n] buffer per weight-gradient stage */
+  int64_t *shared_e;
+  void **partial;
+  mk_fuse_cache *cache; /* [threads * ns] */
+} fuse_run;
+
+static int64_t part_begin(const fuse_run *f, int64_t t) { return f->S * t / f->threads; }
+
+/* Block size <= FUSE_BLOCK_ROWS splitting n evenly, a multiple of mr where it can be. */
+static int64_t block_rows(int64_t n, int mr) {
+  if (n <= FUSE_BLOCK_ROWS) return n;
+  int64_t nb = (n + FUSE_BLOCK_ROWS - 1) / FUSE_BLOCK_ROWS;
+  int64_t b = (n + nb - 1) / nb;
+  return (b + mr - 1) / mr * mr;
+}
+
+static void fuse_part(void *ctx, int64_t t, int tid) {
+  (void)tid;
+  const fuse_run *f = (const fuse_run *)ctx;
+  const int64_t lo = part_begin(f, t), hi = part_begin(f, t + 1);
+  mk_fuse_cache *cache = &f->cache[t * f->ns];
+  for (int64_t e = 0; e < f->E; e++) {
+    const int64_t a = f->seg[e] > lo ? f->seg[e] : lo, b = f->seg[e + 1] < hi ? f->seg[e + 1] : hi;
+    if (a >= b) continue;
+    const int own = f->seg[e] >= lo;
+    const int64_t blk = block_rows(b - a, f->mr);
+    for (int64_t r0 = a; r0 < b; r0 += blk) {
+      const int64_t r1 = r0 + blk < b ? r0 + blk : b;
+      int w = 0;
+      for (int s = 0; s < f->ns; s++) {
+        const mk_fuse_stage *st = &f->st[s];
+        if (st->range) {
+          st->range(st->job, r0, r1, 0);
+        } else if (!st->wgrad) {
+          st->gemm(st->job, e, r0, r1, NULL, 0, -1, &cache[s]);
+        } else {
+          const int first = r0 == a;
+          if (own) st->gemm(st->job, e, r0, r1, NULL, 0, first ? -1 : 1, &cache[s]);
+          else st->gemm(st->job, e, r0, r1, f->partial[t * f->ns + w], st->n, !first, &cache[s]);
+          w++;
+        }
+      }
+    }
+  }
+}
+
+const char *mk_fuse_run(void) {
+  const mk_fuse_stage *owner = seg_stage();
+  if (!owner) {
+    const int any = tl_fuse.n > 0;
+    drop_stages();
+    return any ? "a fusion needs at least one grouped GEMM (it gives the segments)" : 0;
+  }
+  fuse_run f = {tl_fuse.st, tl_fuse.n, mk_get_num_threads(), owner->seg, owner->E, owner->seg[owner->E], owner->mr, NULL, NULL, NULL};
+  for (int s = 0; s < f.ns; s++)
+    if (f.st[s].range && f.st[s].rows != f.S) {
+      drop_stages();
+      return "a fused row pass must cover the segments' rows (its s is not seg[E])";
+    }
+  if (f.threads > f.S) f.threads = f.S > 0 ? (int)f.S : 1;
+  /* experts with no rows: their gradients are written here (zeros, unless accumulating) */
+  for (int s = 0; s < f.ns; s++)
+    if (f.st[s].wgrad)
+      for (int64_t e = 0; e < f.E; e++)
+        if (f.seg[e] == f.seg[e + 1]) {
+          mk_fuse_cache none = {-1, NULL, 0};
+          f.st[s].gemm(f.st[s].job, e, f.seg[e], f.seg[e], NULL, 0, -1, &none);
+        }
+  f.shared_e = (int64_t *)malloc(sizeof(int64_t) * (size_t)f.threads);
+  f.partial = (void **)calloc((size_t)f.threads * (size_t)f.ns, sizeof(void *));
+  f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * (size_t)f.threads * (size_t)f.ns);
+  if (!f.shared_e || !f.partial || !f.cache) abort();
+  for (int i = 0; i < f.threads * f.ns; i++) f.cache[i] = (mk_fuse_cache){-1, NULL, 0};
+  for (int t = 0; t < f.threads; t++) {
+    const int64_t lo = part_begin(&f, t), hi = part_begin(&f, t + 1);
+    f.shared_e[t] = -1;
+    for (int64_t e = 0; e < f.E && lo < hi; e++)
+      if (f.seg[e] < lo && f.seg[e + 1] > lo) f.shared_e[t] = e;
+    if (f.shared_e[t] < 0) continue;
+    int w = 0;
+    for (int s = 0; s < f.ns; s++)
+      if (f.st[s].wgrad) {
+        void *p = malloc(f.st[s].elt * (size_t)(f.st[s].m * f.st[s].n));
+        if (!p) abort();
+        f.partial[t * f.ns + w++] = p;
+      }
+  }
+  if (f.S > 0) mk_parallel_for(f.threads, fuse_part, &f);
+  /* in part order, so the sums do not depend on timing */
+  for (int t = 0; t < f.threads; t++) {
+    if (f.shared_e[t] < 0) continue;
+    int w = 0;
+    for (int s = 0; s < f.ns; s++)
+      if (f.st[s].wgrad) {
+        void *p = f.partial[t * f.ns + w++];
+        f.st[s].reduce(f.st[s].job, f.shared_e[t], p);
+        free(p);
+      }
+  }
+  for (int i = 0; i < f.threads * f.ns; i++) free(f.cache[i].buf);
+  free(f.cache);
+  free(f.partial);
+  free(f.shared_e);
+  drop_stages();
+  return 0;
+}

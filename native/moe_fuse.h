@@ -1,0 +1,65 @@
+/*
+ * Row-block fusion of the fused MoE kernels (moe.c): between moeFuseBegin() and moeFuseRun()
+ * a grouped GEMM over expert segments, or a row-wise pass, is queued as a stage instead of
+ * run. The run splits the sorted rows [0, S) evenly over the pool's threads; each thread walks
+ * its rows expert by expert in blocks of a few hundred rows and runs every stage, in queueing
+ * order, on one block before the next, so what a stage writes for those rows is still in its
+ * core's L2 when the next stage reads it (a whole backward's intermediates never go to memory
+ * and back), and the threads meet once instead of once per pass.
+ *
+ * So each stage may read what earlier stages wrote only at the same rows. Rows-mode GEMMs and
+ * row passes are row-local by construction; a weight-gradient GEMM sums over rows, so each
+ * block adds into its expert's gradient, and a thread whose rows start inside an expert sums
+ * that expert into a private buffer that is added in after the threads meet.
+ */
+#ifndef MOEKIT_MOE_FUSE_H
+#define MOEKIT_MOE_FUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernel_util.h"
+
+/* What a stage keeps from one block to the next within a thread's part: a rows GEMM, its
+ * expert's packed weights (e: which expert's, -1 none yet). */
+typedef struct {
+  int64_t e;
+  void *buf;
+  size_t bytes;
+} mk_fuse_cache;
+
+/* Rows [r0, r1) of expert e, all of them inside e's segment. A weight-gradient stage writes
+ * e's gradient to c (row stride ldc) when c is non-NULL, else to its own output, and adds to
+ * what is there iff accumulate (-1: as the job says). */
+typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t r1, void *c,
+                                int64_t ldc, int accumulate, mk_fuse_cache *cache);
+/* Adds the [m, n] buffer `partial` into expert e's gradient. */
+typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *partial);
+
+typedef struct {
+  mk_fuse_gemm_fn gemm;     /* GEMM stages */
+  mk_fuse_reduce_fn reduce; /* weight-gradient stages only */
+  mk_range_fn range;        /* row passes: range(job, r0, r1, 0) */
+  void *job;                /* malloc'd; the run frees it */
+  int wgrad;
+  int64_t m, n;             /* weight-gradient stages: one expert's gradient */
+  int64_t rows;             /* row passes: their row count (the segments' total) */
+  size_t elt;               /* element size */
+  /* GEMM stages: the segments (all stages of one run share them) and the kernel's MR */
+  const int32_t *seg;
+  int64_t E;
+  int mr;
+} mk_fuse_stage;
+
+/* Whether a fusion is open on this thread. */
+int mk_fuse_open(void);
+/* Opens one (0), or returns -1 if one is open already. */
+int mk_fuse_begin(void);
+/* Queues a stage (the fusion owns stage->job now). Returns 0, or a message saying why the
+ * stage cannot join (its segments differ from the other stages'); the stage is then dropped. */
+const char *mk_fuse_add(const mk_fuse_stage *stage);
+/* Runs and closes the open fusion. Returns 0, or a message (nothing ran, the stages are
+ * dropped) when a row pass's row count is not the segments' total or no GEMM gave them. */
+const char *mk_fuse_run(void);
+
+#endif
