@@ -11,7 +11,9 @@
 // their gradient in place); h is recomputed, the expert outputs y_r are never kept
 // (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
 // Fresh outputs are written entirely by their kernels, so they skip the zero fill
-// (uninitializedFloatArrayLike).
+// (uninitializedFloatArrayLike). Small experts run the forward's and the backward's kernels each
+// as one row fusion (fusedRows: block of rows by block of rows, so the intermediates stay in L2);
+// bigger ones pass by pass, the backward's last GEMMs batched into one pool pass.
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-fused.test.ts holds the two together.
 import type { ExpertConfig } from '../config.js';
