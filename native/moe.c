@@ -34,6 +34,12 @@
  *     queue their work (their arguments must stay alive and unchanged until moeBatchRun);
  *     moeBatchRun runs all of it in one pass over the thread pool. The queued GEMMs must not
  *     depend on each other's outputs.
+ *   moeFuseBegin(), moeFuseRun()
+ *     Between the two, the grouped GEMMs and moeSwigluForward / moeSwigluBackward queue as stages
+ *     of a row fusion (moe_fuse.h), which moeFuseRun runs block of rows by block of rows: a
+ *     stage may read what an earlier one wrote at the same rows only. All GEMM stages share one
+ *     seg; moeCombine (not row-local) throws inside a fusion. Arguments must stay alive and
+ *     unchanged until moeFuseRun.
  * Float arguments are all Float32Array or all Float64Array; indices Int32Array.
  */
 #include <math.h>
@@ -484,14 +490,12 @@ static mk_moe_f32_glu_fn swiglu_f32_row(void) {
       const mk_moe_f32_glu_fn swiglu_row MK_UNUSED = swiglu_f32_row();               \
       mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
       j_.fast_pack = fast_packs_apply(j_.kr);                                         \
-      if (mk_fuse_open()) err_ = mk_moe_f32_fuse_add(&j_, (E));                       \
-      else mk_moe_f32_run(&j_, (E));                                                  \
+      err_ = mk_moe_f32_run(&j_, (E));                                                \
     } else {                                                                          \
       typedef double mk_elt MK_UNUSED;                                                \
       const mk_moe_f64_glu_fn swiglu_row MK_UNUSED = mk_moe_f64_swiglu_row;          \
       mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
-      if (mk_fuse_open()) err_ = mk_moe_f64_fuse_add(&j_, (E));                       \
-      else mk_moe_f64_run(&j_, (E));                                                  \
+      err_ = mk_moe_f64_run(&j_, (E));                                                \
     }                                                                                 \
     if (err_) return mk_throw_error(env, "%s", err_);                                 \
   } while (0)
@@ -732,12 +736,10 @@ static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
   const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    if (mk_fuse_open()) err = mk_moe_f32_fuse_add_rows(swiglu_f32_fn(0, cs), &a, sizeof a, s);
-    else mk_par_range(s, 8 * i, swiglu_f32_fn(0, cs), &a);
+    err = mk_moe_f32_run_rows(swiglu_f32_fn(0, cs), &a, sizeof a, s, 8 * i);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    if (mk_fuse_open()) err = mk_moe_f64_fuse_add_rows(mk_moe_f64_swiglu_fwd_rows, &a, sizeof a, s);
-    else mk_par_range(s, 8 * i, mk_moe_f64_swiglu_fwd_rows, &a);
+    err = mk_moe_f64_run_rows(mk_moe_f64_swiglu_fwd_rows, &a, sizeof a, s, 8 * i);
   }
   if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);
@@ -764,12 +766,10 @@ static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
   const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    if (mk_fuse_open()) err = mk_moe_f32_fuse_add_rows(swiglu_f32_fn(1, cs), &a, sizeof a, s);
-    else mk_par_range(s, 16 * i, swiglu_f32_fn(1, cs), &a);
+    err = mk_moe_f32_run_rows(swiglu_f32_fn(1, cs), &a, sizeof a, s, 16 * i);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    if (mk_fuse_open()) err = mk_moe_f64_fuse_add_rows(mk_moe_f64_swiglu_bwd_rows, &a, sizeof a, s);
-    else mk_par_range(s, 16 * i, mk_moe_f64_swiglu_bwd_rows, &a);
+    err = mk_moe_f64_run_rows(mk_moe_f64_swiglu_bwd_rows, &a, sizeof a, s, 16 * i);
   }
   if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);

@@ -66,7 +66,7 @@ interface Geometry {
 const ROW_FUSION_MAX_EXPERT_BYTES = 1 << 20;
 
 /**
- * Whether the backward runs as one row fusion (fusedRows) rather than pass by pass:
+ * Whether the forward and the backward each run as one row fusion (fusedRows) rather than pass by pass:
  * where one expert's weights are small enough that a thread can keep them, their gradients and
  * a block of rows' intermediates in its L2. MOEKIT_MOE_ROW_FUSION=0 / 1 forces it off / on.
  */
@@ -155,7 +155,8 @@ export function fusedSwigluExperts(
     k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
   };
   // small experts: the second GEMM reads each block of h while it is in cache
-  if (rowFusionApplies(g, xs.BYTES_PER_ELEMENT)) fusedRows(k, expertsForward);
+  const rowFusion = rowFusionApplies(g, xs.BYTES_PER_ELEMENT);
+  if (rowFusion) fusedRows(k, expertsForward);
   else expertsForward();
   releaseScratch(h);
   let out: FloatArray;
@@ -223,7 +224,7 @@ export function fusedSwigluExperts(
           k.moeGemmRows(dgu, null, null, I2, first[0]!, !firstTrans, I2 * H, ldb, segOffsets, da, H, H, I2, false);
         }
       };
-      if (rowFusionApplies(g, xs.BYTES_PER_ELEMENT)) {
+      if (rowFusion) {
         // small experts: every pass on a block of rows while the block is in cache
         fusedRows(k, () => {
           dyhGemm();
