@@ -384,7 +384,9 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #define A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
 /* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
- * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. */
+ * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. The reciprocal is
+ * rcp14 refined by one Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per
+ * ~5 cycles, and it bounded the SwiGLU passes (a small MoE step ~1% faster without it). */
 static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
@@ -401,7 +403,9 @@ static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 r2 = _mm512_mul_ps(r, r);
   p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
   __m512 e = _mm512_scalef_ps(p, n);
-  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+  const __m512 q = _mm512_rcp14_ps(d);
+  return _mm512_fmadd_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(1.0f)), q);
 }
 
 static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, int64_t n) {
