@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
 import { MoELayer, moeConfig } from '../src/moe/index.js';
-import { manualSeed, noGrad, randn } from '../src/index.js';
+import { manualSeed, noGrad, randn, useThroughputGc } from '../src/index.js';
 import { BatchLoader, TokenWindows } from '../src/data/batches.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
@@ -41,6 +41,13 @@ export const MOE_CONFIGS: Record<string, MoeBenchConfig> = {
 
 type Mode = 'fwd' | 'fwd+bwd';
 
+type GcPolicy = 'throughput' | 'default';
+
+/** In a child: applies the policy the parent asked for and says which one is in effect. */
+function applyGcPolicy(v8DefaultGc: boolean): GcPolicy {
+  return !v8DefaultGc && useThroughputGc() ? 'throughput' : 'default';
+}
+
 interface Row {
   bench: 'moe';
   config: string;
@@ -49,6 +56,8 @@ interface Row {
   gflops: number;
   peak_rss_mb: number;
   backend: string;
+  /** V8's GC policy in moekit's process: 'throughput' (useThroughputGc, as moekit's CLI runs) or 'default'. */
+  v8_gc: GcPolicy;
   peer_tokens_per_s?: number;
   ratio?: number;
   /** The peer's peak RSS for this (config, mode): the lower of its two dispatch styles. */
@@ -64,7 +73,7 @@ function expertFlops(c: MoeBenchConfig, mode: Mode): number {
 }
 
 /** Runs in a child process so each row's peak RSS is its own. */
-function measure(name: string, mode: Mode): Row {
+function measure(name: string, mode: Mode, v8Gc: GcPolicy): Row {
   const c = MOE_CONFIGS[name]!;
   manualSeed(1234);
   const layer = new MoELayer(
@@ -101,6 +110,7 @@ function measure(name: string, mode: Mode): Row {
     gflops: +(expertFlops(c, mode) / s / 1e9).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    v8_gc: v8Gc,
   };
 }
 
@@ -116,7 +126,7 @@ function medianRow(runs: Row[]): Row {
  * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
  * warm-up (bench/util.ts warmUp), then the median of 20 timed steps.
  */
-function measureCtmoeTrain(): Record<string, unknown> {
+function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   const variant = resolveVariant('CT-MoE-Full');
   const cfg = { ...experimentConfig('tiny'), ...variant.overrides };
   const data = loadCtMoeData(cfg.vocabSize);
@@ -159,6 +169,7 @@ function measureCtmoeTrain(): Record<string, unknown> {
     step_ms: +(s * 1000).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    v8_gc: v8Gc,
   };
 }
 
@@ -228,8 +239,9 @@ function runPeerRss(names: string[]): Map<string, number> {
 }
 
 /** Runs `moe --child <spec>` in a fresh process (its own peak RSS) and returns its JSON line. */
-function runChild<T>(spec: string): T {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', spec], {
+function runChild<T>(spec: string, v8DefaultGc: boolean): T {
+  const args = ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', spec, ...(v8DefaultGc ? ['--v8-default-gc'] : [])];
+  const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -253,15 +265,17 @@ export function register(program: Command): void {
     .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
     .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
     .option('--repeats <n>', 'processes per row, on both sides: each row is the median over them (the peer\'s own default is 3)', '3')
+    .option('--v8-default-gc', "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)")
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; repeats: string; child?: string }) => {
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; repeats: string; v8DefaultGc?: boolean; child?: string }) => {
+      const v8DefaultGc = opts.v8DefaultGc === true;
       if (opts.child === 'ctmoe-tiny-train') {
-        process.stdout.write(JSON.stringify(measureCtmoeTrain()) + '\n');
+        process.stdout.write(JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc))) + '\n');
         return;
       }
       if (opts.child) {
         const [name, mode] = opts.child.split(':') as [string, Mode];
-        process.stdout.write(JSON.stringify(measure(name, mode)) + '\n');
+        process.stdout.write(JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc))) + '\n');
         return;
       }
       for (const n of opts.configs) {
@@ -269,14 +283,14 @@ export function register(program: Command): void {
       }
       const repeats = Number(opts.repeats);
       if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
-      if (!opts.json) console.log(backendInfo().reason);
+      if (!opts.json) console.log(`${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`);
       const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
       const peerSpeed = missing === null && opts.peerSpeed;
       const ours = new Map<string, Row[]>();
       const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
       for (let rep = 0; rep < repeats; rep++) {
         for (const name of opts.configs) {
-          const turns = [() => (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) => append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`)))];
+          const turns = [() => (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) => append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)))];
           if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name)));
           if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
           for (const turn of turns) turn();
@@ -306,7 +320,7 @@ export function register(program: Command): void {
       }
       let train: Record<string, unknown> | null = null;
       if (opts.ctmoeTrain) {
-        train = runChild<Record<string, unknown>>('ctmoe-tiny-train');
+        train = runChild<Record<string, unknown>>('ctmoe-tiny-train', v8DefaultGc);
       }
       if (opts.json) {
         for (const r of rows) console.log(JSON.stringify(r));

@@ -4,6 +4,10 @@ import { Command } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
+import { useThroughputGc } from '../tensor/gc-policy.js';
+
+// training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
+useThroughputGc();
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError();
