@@ -17,13 +17,12 @@
 import { setFlagsFromString } from 'node:v8';
 
 const FLAG = 'incremental-marking';
-let applied = false;
 
-/** Whether the process was started with incremental marking on (true) or off (false); null: neither flag. */
-function startupChoice(): boolean | null {
+/** How the process was started for V8 flag `name`: true (--name), false (--no-name), null (neither). */
+export function startupFlag(name: string): boolean | null {
   const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  if (args.includes(`--no-${FLAG}`)) return false;
-  if (args.includes(`--${FLAG}`)) return true;
+  if (args.includes(`--no-${name}`)) return false;
+  if (args.includes(`--${name}`)) return true;
   return null;
 }
 
@@ -32,10 +31,8 @@ function startupChoice(): boolean | null {
  * --incremental-marking or --no-incremental-marking. Returns whether marking is now off.
  */
 export function useThroughputGc(): boolean {
-  if (applied) return true;
-  const choice = startupChoice();
+  const choice = startupFlag(FLAG);
   if (choice !== null) return !choice;
   setFlagsFromString(`--no-${FLAG}`);
-  applied = true;
   return true;
 }

@@ -16,6 +16,7 @@
 // MOEKIT_MOE_GC=0 turns it off.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { startupFlag } from './gc-policy.js';
 
 const GC_MIN_BYTES = 128 << 20;
 const SWEEP_FLAG = 'concurrent-array-buffer-sweeping';
@@ -42,10 +43,6 @@ export function noteDroppedGradient(bytes: number): void {
   droppedBytes += bytes;
 }
 
-function sweepsConcurrently(): boolean {
-  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return !args.includes(`--no-${SWEEP_FLAG}`);
-}
 
 /** Call before allocating `bytes` of fresh output arrays (see above). */
 export function collectBeforeLargeOutputs(bytes: number): void {
@@ -55,7 +52,7 @@ export function collectBeforeLargeOutputs(bytes: number): void {
   const gc = gcFunction();
   if (!gc) return;
   const t0 = performance.now();
-  const restore = sweepsConcurrently();
+  const restore = startupFlag(SWEEP_FLAG) !== false;
   setFlagsFromString(`--no-${SWEEP_FLAG}`);
   try {
     gc();
