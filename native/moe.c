@@ -40,6 +40,11 @@
  *     stage may read what an earlier one wrote at the same rows only. All GEMM stages share one
  *     seg; moeCombine (not row-local) throws inside a fusion. Arguments must stay alive and
  *     unchanged until moeFuseRun.
+ *   moeFuseLocal(a, rowElems)
+ *     Inside a fusion: a (rows of rowElems elements) is block-local, an intermediate no stage
+ *     reads outside the block of rows that wrote it. Each thread keeps one block's rows of it in
+ *     a buffer of its own and a is left unwritten; moeFuseRun throws if a stage reads it other
+ *     than by sorted row (through an index, as a weight) or with another row length.
  * Float arguments are all Float32Array or all Float64Array; indices Int32Array.
  */
 #include <math.h>
@@ -740,10 +745,10 @@ static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
   const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    err = mk_moe_f32_run_rows(swiglu_f32_fn(0, cs), &a, sizeof a, s, 8 * i);
+    err = mk_moe_f32_run_act(swiglu_f32_fn(0, cs), &a, s, 8 * i);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, h.data, NULL, NULL, NULL, NULL, NULL};
-    err = mk_moe_f64_run_rows(mk_moe_f64_swiglu_fwd_rows, &a, sizeof a, s, 8 * i);
+    err = mk_moe_f64_run_act(mk_moe_f64_swiglu_fwd_rows, &a, s, 8 * i);
   }
   if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);
@@ -770,10 +775,10 @@ static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
   const char *err = NULL;
   if (gu.type == napi_float32_array) {
     mk_moe_f32_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    err = mk_moe_f32_run_rows(swiglu_f32_fn(1, cs), &a, sizeof a, s, 16 * i);
+    err = mk_moe_f32_run_act(swiglu_f32_fn(1, cs), &a, s, 16 * i);
   } else {
     mk_moe_f64_act a = {gu.data, ld, goff, uoff, cs, i, NULL, dy.data, w.data, dgu.data, hout.data, dw.data};
-    err = mk_moe_f64_run_rows(mk_moe_f64_swiglu_bwd_rows, &a, sizeof a, s, 16 * i);
+    err = mk_moe_f64_run_act(mk_moe_f64_swiglu_bwd_rows, &a, s, 16 * i);
   }
   if (err) return mk_throw_error(env, "%s", err);
   return mk_napi_undefined(env);
@@ -858,6 +863,21 @@ static napi_value moe_fuse_begin(napi_env env, napi_callback_info info) {
   return mk_napi_undefined(env);
 }
 
+static napi_value moe_fuse_local(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  mk_typed a;
+  int64_t row;
+  if (!mk_napi_args(env, info, 2, argv, "moeFuseLocal") ||
+      !arg_float_like(env, argv[0], "moeFuseLocal: a", NULL, 0, &a) ||
+      !mk_napi_i64(env, argv[1], "moeFuseLocal: rowElems", 1, MAX_DIM, &row))
+    return NULL;
+  if (!mk_fuse_open()) return mk_throw_error(env, "moeFuseLocal: no fusion is open (moeFuseBegin opens one)");
+  const size_t elt = a.type == napi_float32_array ? sizeof(float) : sizeof(double);
+  const char *err = mk_fuse_local(a.data, a.length * elt, (size_t)row * elt);
+  if (err) return mk_throw_error(env, "moeFuseLocal: %s", err);
+  return mk_napi_undefined(env);
+}
+
 static napi_value moe_fuse_run(napi_env env, napi_callback_info info) {
   (void)info;
   if (!mk_fuse_open()) return mk_throw_error(env, "moeFuseRun: no fusion is open (moeFuseBegin opens one)");
@@ -886,5 +906,6 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
   if ((st = mk_napi_export_fn(env, exports, "moeBatchRun", moe_batch_run)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeFuseBegin", moe_fuse_begin)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeFuseRun", moe_fuse_run)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeFuseLocal", moe_fuse_local)) != napi_ok) return st;
   return mk_napi_export_fn(env, exports, "moeCombine", moe_combine);
 }

@@ -1,6 +1,7 @@
 /* Row-block fusion of the fused MoE kernels: see moe_fuse.h. */
 #include "moe_fuse.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,47 @@
  * row) and one expert's packed weights and gradients stay within a core's L2. */
 #define FUSE_BLOCK_ROWS 128
 #define FUSE_MAX_STAGES 16
+#define FUSE_MAX_LOCALS 8
+/* bytes of a stage's job that a block's relocated copy can hold */
+#define FUSE_MAX_JOB 512
+
+typedef struct {
+  uintptr_t base;
+  size_t bytes, row_bytes;
+} fuse_local;
 
 static _Thread_local struct {
-  int open, n;
+  int open, n, nloc;
   mk_fuse_stage st[FUSE_MAX_STAGES];
+  fuse_local loc[FUSE_MAX_LOCALS];
 } tl_fuse;
+
+struct mk_fuse_map {
+  const fuse_local *loc;
+  int n;
+  char *const *buf; /* this thread's buffer of each block-local array */
+  int64_t r0;       /* the block's first row */
+};
+
+void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how,
+                 const char **err) {
+  const uintptr_t a = (uintptr_t)p;
+  for (int i = 0; i < m->n; i++) {
+    const fuse_local *l = &m->loc[i];
+    if (a < l->base || a >= l->base + l->bytes) continue;
+    const char *why = how == MK_FUSE_GATHERED ? "a block-local array cannot be read through a row index"
+                      : how == MK_FUSE_WHOLE  ? "a block-local array must be accessed by sorted row (not a weight or a weight gradient)"
+                      : row_bytes != l->row_bytes ? "a block-local array is accessed with a row length other than the one declared"
+                                                  : NULL;
+    if (why) {
+      if (!*err) *err = why;
+      return (void *)p;
+    }
+    /* row r of the array -> row r - r0 of the buffer (unsigned arithmetic wraps as intended) */
+    return (void *)((uintptr_t)m->buf[i] + (a - l->base) - (uintptr_t)m->r0 * row_bytes);
+  }
+  return (void *)p;
+}
 
 int mk_fuse_open(void) { return tl_fuse.open; }
 
@@ -22,12 +59,14 @@ int mk_fuse_begin(void) {
   if (tl_fuse.open) return -1;
   tl_fuse.open = 1;
   tl_fuse.n = 0;
+  tl_fuse.nloc = 0;
   return 0;
 }
 
 static void drop_stages(void) {
   for (int i = 0; i < tl_fuse.n; i++) free(tl_fuse.st[i].job);
   tl_fuse.n = 0;
+  tl_fuse.nloc = 0;
   tl_fuse.open = 0;
 }
 
@@ -48,6 +87,7 @@ const char *mk_fuse_add(const mk_fuse_stage *stage) {
     free(stage->job);
     return "too many stages in one fusion (moeFuseBegin .. moeFuseRun)";
   }
+  if (stage->job_size > FUSE_MAX_JOB) abort(); /* the kernels' jobs are a few hundred bytes */
   tl_fuse.st[tl_fuse.n++] = *stage;
   return 0;
 }
@@ -63,16 +103,37 @@ typedef struct {
   int64_t *shared_e;
   void **partial;
   mk_fuse_cache *cache; /* [threads * ns] */
+  const fuse_local *loc; /* the block-local arrays */
+  int nloc;
 } fuse_run;
 
 static int64_t part_begin(const fuse_run *f, int64_t t) { return f->S * t / f->threads; }
 
 /* Block size <= FUSE_BLOCK_ROWS splitting n evenly, a multiple of mr where it can be. */
-static int64_t block_rows(int64_t n, int mr) {
+static int64_t block_rows(int64_t n, int mr) { /* so at most FUSE_BLOCK_ROWS + mr - 1 */
   if (n <= FUSE_BLOCK_ROWS) return n;
   int64_t nb = (n + FUSE_BLOCK_ROWS - 1) / FUSE_BLOCK_ROWS;
   int64_t b = (n + nb - 1) / nb;
   return (b + mr - 1) / mr * mr;
+}
+
+/* This thread's buffers of the block-local arrays, each room for a block's rows: one grow-only
+ * arena per thread, so a step's fusions find them at the same (cached) addresses. */
+static void local_buffers(const fuse_run *f, char **buf) {
+  static _Thread_local char *arena = NULL;
+  static _Thread_local size_t cap = 0;
+  size_t need = 0;
+  for (int i = 0; i < f->nloc; i++) need += ((size_t)(FUSE_BLOCK_ROWS + f->mr) * f->loc[i].row_bytes + 63) / 64 * 64;
+  if (need > cap) {
+    free(arena);
+    arena = (char *)aligned_alloc(64, need);
+    if (!arena) abort();
+    cap = need;
+  }
+  for (int i = 0, off = 0; i < f->nloc; i++) {
+    buf[i] = arena + off;
+    off += ((size_t)(FUSE_BLOCK_ROWS + f->mr) * f->loc[i].row_bytes + 63) / 64 * 64;
+  }
 }
 
 static void fuse_part(void *ctx, int64_t t, int tid) {
@@ -80,6 +141,10 @@ static void fuse_part(void *ctx, int64_t t, int tid) {
   const fuse_run *f = (const fuse_run *)ctx;
   const int64_t lo = part_begin(f, t), hi = part_begin(f, t + 1);
   mk_fuse_cache *cache = &f->cache[t * f->ns];
+  char *buf[FUSE_MAX_LOCALS];
+  local_buffers(f, buf);
+  mk_fuse_map map = {f->loc, f->nloc, buf, 0};
+  _Alignas(64) unsigned char copy[FUSE_MAX_JOB];
   for (int64_t e = 0; e < f->E; e++) {
     const int64_t a = f->seg[e] > lo ? f->seg[e] : lo, b = f->seg[e + 1] < hi ? f->seg[e + 1] : hi;
     if (a >= b) continue;
@@ -88,21 +153,57 @@ static void fuse_part(void *ctx, int64_t t, int tid) {
     for (int64_t r0 = a; r0 < b; r0 += blk) {
       const int64_t r1 = r0 + blk < b ? r0 + blk : b;
       int w = 0;
+      map.r0 = r0;
       for (int s = 0; s < f->ns; s++) {
         const mk_fuse_stage *st = &f->st[s];
+        void *job = st->job;
+        if (f->nloc) { /* check_locals passed: relocating cannot fail */
+          memcpy(copy, st->job, st->job_size);
+          (void)st->relocate(copy, &map);
+          job = copy;
+        }
         if (st->range) {
-          st->range(st->job, r0, r1, 0);
+          st->range(job, r0, r1, 0);
         } else if (!st->wgrad) {
-          st->gemm(st->job, e, r0, r1, NULL, 0, -1, &cache[s]);
+          st->gemm(job, e, r0, r1, NULL, 0, -1, &cache[s]);
         } else {
           const int first = r0 == a;
-          if (own) st->gemm(st->job, e, r0, r1, NULL, 0, first ? -1 : 1, &cache[s]);
-          else st->gemm(st->job, e, r0, r1, f->partial[t * f->ns + w], st->n, !first, &cache[s]);
+          if (own) st->gemm(job, e, r0, r1, NULL, 0, first ? -1 : 1, &cache[s]);
+          else st->gemm(job, e, r0, r1, f->partial[t * f->ns + w], st->n, !first, &cache[s]);
           w++;
         }
       }
     }
   }
+}
+
+const char *mk_fuse_local(const void *base, size_t bytes, size_t row_bytes) {
+  if (tl_fuse.nloc == FUSE_MAX_LOCALS) return "too many block-local arrays in one fusion";
+  if (row_bytes == 0 || bytes < row_bytes) return "a block-local array must hold at least one row";
+  const uintptr_t a = (uintptr_t)base;
+  for (int i = 0; i < tl_fuse.nloc; i++) {
+    const fuse_local *l = &tl_fuse.loc[i];
+    if (a < l->base + l->bytes && l->base < a + bytes) return "block-local arrays must not overlap";
+  }
+  tl_fuse.loc[tl_fuse.nloc++] = (fuse_local){a, bytes, row_bytes};
+  return 0;
+}
+
+/* Whether every stage reaches the block-local arrays only by sorted row (an identity map: each
+ * array's buffer is the array itself, so the stages' copies are only checked). */
+static const char *check_locals(void) {
+  char *self[FUSE_MAX_LOCALS];
+  for (int i = 0; i < tl_fuse.nloc; i++) self[i] = (char *)tl_fuse.loc[i].base;
+  const mk_fuse_map m = {tl_fuse.loc, tl_fuse.nloc, self, 0};
+  for (int s = 0; s < tl_fuse.n && tl_fuse.nloc; s++) {
+    const mk_fuse_stage *st = &tl_fuse.st[s];
+    if (!st->relocate) return "a stage of a fusion with block-local arrays cannot relocate its arrays";
+    _Alignas(64) unsigned char copy[FUSE_MAX_JOB];
+    memcpy(copy, st->job, st->job_size);
+    const char *err = st->relocate(copy, &m);
+    if (err) return err;
+  }
+  return 0;
 }
 
 const char *mk_fuse_run(void) {
@@ -112,12 +213,17 @@ const char *mk_fuse_run(void) {
     drop_stages();
     return any ? "a fusion needs at least one grouped GEMM (it gives the segments)" : 0;
   }
-  fuse_run f = {tl_fuse.st, tl_fuse.n, mk_get_num_threads(), owner->seg, owner->E, owner->seg[owner->E], owner->mr, NULL, NULL, NULL};
+  fuse_run f = {tl_fuse.st, tl_fuse.n, mk_get_num_threads(), owner->seg, owner->E, owner->seg[owner->E], owner->mr, NULL, NULL, NULL, tl_fuse.loc, tl_fuse.nloc};
   for (int s = 0; s < f.ns; s++)
     if (f.st[s].range && f.st[s].rows != f.S) {
       drop_stages();
       return "a fused row pass must cover the segments' rows (its s is not seg[E])";
     }
+  const char *bad = check_locals();
+  if (bad) {
+    drop_stages();
+    return bad;
+  }
   if (f.threads > f.S) f.threads = f.S > 0 ? (int)f.S : 1;
   /* experts with no rows: their gradients are written here (zeros, unless accumulating) */
   for (int s = 0; s < f.ns; s++)
@@ -132,6 +238,7 @@ const char *mk_fuse_run(void) {
   f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * (size_t)f.threads * (size_t)f.ns);
   if (!f.shared_e || !f.partial || !f.cache) abort();
   for (int i = 0; i < f.threads * f.ns; i++) f.cache[i] = (mk_fuse_cache){-1, NULL, 0};
+
   for (int t = 0; t < f.threads; t++) {
     const int64_t lo = part_begin(&f, t), hi = part_begin(&f, t + 1);
     f.shared_e[t] = -1;

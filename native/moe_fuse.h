@@ -11,6 +11,12 @@
  * row passes are row-local by construction; a weight-gradient GEMM sums over rows, so each
  * block adds into its expert's gradient, and a thread whose rows start inside an expert sums
  * that expert into a private buffer that is added in after the threads meet.
+ *
+ * Block-local arrays (mk_fuse_local): an intermediate that no stage reads outside the block
+ * that wrote it (the forward's h, the backward's dY·W_downᵀ and gate/up gradients) need not
+ * exist whole. Each thread keeps one block's rows of it in a buffer of its own, which stays in
+ * its L2, and the array itself is never touched: a stage runs on a copy of its job whose
+ * pointers its `relocate` rewrote (mk_fuse_at) to that buffer.
  */
 #ifndef MOEKIT_MOE_FUSE_H
 #define MOEKIT_MOE_FUSE_H
@@ -36,11 +42,29 @@ typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t 
 /* Adds the [m, n] buffer `partial` into expert e's gradient. */
 typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *partial);
 
+/* How a stage reads or writes an array (mk_fuse_at): row r at p + r·row_bytes; at rows named by
+ * an index; or not by sorted row at all (weights, weight gradients). */
+typedef enum { MK_FUSE_ROWS, MK_FUSE_GATHERED, MK_FUSE_WHOLE } mk_fuse_access;
+
+/* The block being run and where this thread keeps its block-local arrays' rows. */
+typedef struct mk_fuse_map mk_fuse_map;
+
+/* Where a stage's array p lives for the current block: p itself, unless p points into a
+ * block-local array, then the matching place in this thread's buffer of it. A block-local array
+ * accessed other than by sorted row with its declared row length sets *err (if not yet set). */
+void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how,
+                 const char **err);
+
+/* Rewrites each array pointer of a copy of a stage's job through mk_fuse_at; returns *err. */
+typedef const char *(*mk_fuse_relocate_fn)(void *job, const mk_fuse_map *m);
+
 typedef struct {
   mk_fuse_gemm_fn gemm;     /* GEMM stages */
   mk_fuse_reduce_fn reduce; /* weight-gradient stages only */
   mk_range_fn range;        /* row passes: range(job, r0, r1, 0) */
   void *job;                /* malloc'd; the run frees it */
+  size_t job_size;
+  mk_fuse_relocate_fn relocate;
   int wgrad;
   int64_t m, n;             /* weight-gradient stages: one expert's gradient */
   int64_t rows;             /* row passes: their row count (the segments' total) */
@@ -58,8 +82,13 @@ int mk_fuse_begin(void);
 /* Queues a stage (the fusion owns stage->job now). Returns 0, or a message saying why the
  * stage cannot join (its segments differ from the other stages'); the stage is then dropped. */
 const char *mk_fuse_add(const mk_fuse_stage *stage);
+/* Declares [base, base + bytes) block-local for the open fusion, its rows row_bytes long:
+ * stages see only the rows of the block they run on, and the array is left unwritten. Returns
+ * 0, or why not (nothing is declared then). */
+const char *mk_fuse_local(const void *base, size_t bytes, size_t row_bytes);
 /* Runs and closes the open fusion. Returns 0, or a message (nothing ran, the stages are
- * dropped) when a row pass's row count is not the segments' total or no GEMM gave them. */
+ * dropped) when a row pass's row count is not the segments' total, no GEMM gave them, or a
+ * stage reads a block-local array other than by sorted row. */
 const char *mk_fuse_run(void);
 
 #endif

@@ -183,8 +183,11 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         assertClose(got.dx, ref.dx, atol, rtol, `dx (rep ${rep})`);
         assertClose(got.dw, ref.dw, atol, rtol, `dTopkWeights (rep ${rep})`);
         for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]} (rep ${rep})`);
-        // a no-grad forward returns its buffers to the pool right away
-        withFused(true, () => noGrad(() => runCaseForward(c, dtype)));
+        // a no-grad forward returns its buffers to the pool right away; in a row fusion its gu
+        // (no backward will read it) is block-local like h
+        const fusedRowsY = withFused(true, () => withRowFusion('1', () => noGrad(() => runCaseForward(c, dtype))));
+        const passesY = withFused(true, () => withRowFusion('0', () => noGrad(() => runCaseForward(c, dtype))));
+        assertClose(fusedRowsY, passesY, atol, rtol, `no-grad y (rep ${rep})`);
       }
     }
   });
@@ -328,9 +331,11 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const S = 301;
       const idx = Int32Array.from({ length: S }, (_, r) => (r * 7) % 90);
       const x = fill(90 * 40), b = fill(4 * 40 * 24), b2 = fill(4 * 24 * 16), gu0 = fill(S * 24), w = fill(S);
-      const run = (fuse: boolean) => {
+      // local: r (written by stage 1, read and rewritten by stage 2) is block-local
+      const run = (fuse: boolean, local = false) => {
         const r = new Arr(S * 12), gu = gu0.slice(), dw = new Arr(S), c = new Arr(4 * 40 * 24).fill(7), out = new Arr(S * 16);
         if (fuse) k.moeFuseBegin();
+        if (local) k.moeFuseLocal(r, 12);
         k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
         k.moeSwigluBackward(gu, 24, 0, 12, 1, S, 12, r, w, gu, r, dw);
         k.moeGemmWgrad(x, idx, null, 40, gu, null, 24, seg, c, 40, 24, false);
@@ -350,6 +355,9 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         const got = run(true);
         const tol = Arr === Float32Array ? 1e-5 : 1e-12;
         for (const key of ['r', 'gu', 'dw', 'c', 'out'] as const) assertClose(got[key], one[key], tol, tol, `${Arr.name} ${n} threads: ${key}`);
+        const local = run(true, true);
+        assert.ok(local.r.every((v) => v === 0), `${Arr.name} ${n} threads: a block-local array is left unwritten`);
+        for (const key of ['gu', 'dw', 'c', 'out'] as const) assert.deepEqual(local[key], got[key], `${Arr.name} ${n} threads, r block-local: ${key}`);
       }
       addon.setNumThreads(threads);
     }
@@ -373,6 +381,34 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     k.moeBatchBegin();
     assert.throws(() => k.moeFuseBegin(), { message: /moeFuseBegin: a batch is open/ });
     k.moeBatchRun();
+  });
+
+  test('moeFuseLocal: a block-local array must be reached by sorted row with its declared row length', () => {
+    const k = moeKernels()!;
+    const f = (n: number) => new Float32Array(n);
+    const seg = Int32Array.of(0, 4, 10);
+    const x = f(40), w = f(2 * 16), c = f(40), idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
+    assert.throws(() => k.moeFuseLocal(c, 4), { message: /moeFuseLocal: no fusion is open/ });
+    // each case: what to declare block-local, then the stage that reaches it
+    const cases: [string, () => void, RegExp][] = [
+      ['read through an index', () => { k.moeFuseLocal(x, 4); k.moeGemmRows(x, idx, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /cannot be read through a row index/],
+      ['another row length', () => { k.moeFuseLocal(c, 2); k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /row length other than the one declared/],
+      ['a weight', () => { k.moeFuseLocal(w, 4); k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /must be accessed by sorted row/],
+      ['a weight gradient', () => { k.moeFuseLocal(w, 4); k.moeGemmWgrad(x, null, null, 4, c, null, 4, seg, w, 4, 4, false); }, /must be accessed by sorted row/],
+    ];
+    for (const [what, stage, message] of cases) {
+      k.moeFuseBegin();
+      stage();
+      assert.throws(() => k.moeFuseRun(), { message }, what);
+      assert.throws(() => k.moeFuseRun(), { message: /no fusion is open/ }, `${what}: a failed run closes the fusion`);
+    }
+    k.moeFuseBegin();
+    k.moeFuseLocal(c, 4);
+    assert.throws(() => k.moeFuseLocal(c.subarray(4), 4), { message: /moeFuseLocal: block-local arrays must not overlap/ });
+    assert.throws(() => k.moeFuseLocal(x, 0), { message: /moeFuseLocal: rowElems/ });
+    assert.throws(() => k.moeFuseLocal(x.subarray(0, 2), 4), { message: /must hold at least one row/ });
+    k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+    k.moeFuseRun();
   });
 
   test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {

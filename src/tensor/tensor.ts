@@ -134,6 +134,11 @@ function addForGrad(a: Tensor, b: Tensor): Tensor {
   return new Tensor(a.backend.binary('add', a.storage, strides, b.storage, strides, a.shape, a.dtype), a.shape, a.backend);
 }
 
+/** Whether makeOutput will record a node for an op of these inputs (grad mode on, an input needs grad). */
+export function recordsGraph(inputs: readonly Tensor[]): boolean {
+  return isGradEnabled() && inputs.some((t) => t.requiresGrad);
+}
+
 /** Build an op's output, recording the node when grad mode is on and an input needs grad. */
 export function makeOutput(
   backend: Backend,
@@ -141,6 +146,5 @@ export function makeOutput(
   shape: readonly number[],
   node: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] },
 ): Tensor {
-  const record = isGradEnabled() && node.inputs.some((t) => t.requiresGrad);
-  return new Tensor(storage, shape, backend, record ? node : null);
+  return new Tensor(storage, shape, backend, recordsGraph(node.inputs) ? node : null);
 }

@@ -7,19 +7,20 @@
 //             (dispatch gather, experts, weighted combine; grads for x, the top-k weights
 //             and every expert weight);
 //  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
-// Saved for backward: the [S, 2I] gate/up pre-activations only (the backward turns them into
-// their gradient in place); h is recomputed, the expert outputs y_r are never kept
-// (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
+// outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
 // Fresh outputs are written entirely by their kernels, so they skip the zero fill
 // (uninitializedFloatArrayLike). Small experts run the forward's and the backward's kernels each
-// as one row fusion (fusedRows: block of rows by block of rows, so the intermediates stay in L2);
-// bigger ones pass by pass, the backward's last GEMMs batched into one pool pass.
+// as one row fusion (fusedRows: block of rows by block of rows), whose intermediates h and
+// dY·W_down exist only a block at a time in each thread's L2 (moeFuseLocal); bigger experts run
+// pass by pass, the backward's last GEMMs batched into one pool pass. Either way the backward
+// turns gu into its gradient in place.
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-fused.test.ts holds the two together.
 import type { ExpertConfig } from '../config.js';
 import type { ExpertWeights } from '../experts.js';
 import { floatArrayLike, isFloatArray, uninitializedFloatArrayLike } from '../../backend/types.js';
-import { Tensor, makeOutput } from '../../tensor/tensor.js';
+import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, batched, fusedMoeEnabled, fusedRows, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
@@ -154,10 +155,19 @@ export function fusedSwigluExperts(
     }
     k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
   };
-  // small experts: the second GEMM reads each block of h while it is in cache
+  const inputs: Tensor[] = [x, ...(routing ? [routing.topkWeights] : []), ...wList, wDown];
+  // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
+  // unless the backward will read it) never exists whole
   const rowFusion = rowFusionApplies(g, xs.BYTES_PER_ELEMENT);
-  if (rowFusion) fusedRows(k, expertsForward);
-  else expertsForward();
+  if (rowFusion) {
+    fusedRows(k, () => {
+      k.moeFuseLocal(h, I);
+      if (!recordsGraph(inputs)) k.moeFuseLocal(gu!, I2);
+      expertsForward();
+    });
+  } else {
+    expertsForward();
+  }
   releaseScratch(h);
   let out: FloatArray;
   let outShape: number[];
@@ -172,7 +182,6 @@ export function fusedSwigluExperts(
     outShape = [S, H];
   }
 
-  const inputs: Tensor[] = [x, ...(routing ? [routing.topkWeights] : []), ...wList, wDown];
   const result = makeOutput(x.backend, out, outShape, {
     name: routing ? 'fusedMoE' : 'fusedExperts',
     inputs,
@@ -227,6 +236,9 @@ export function fusedSwigluExperts(
       if (rowFusion) {
         // small experts: every pass on a block of rows while the block is in cache
         fusedRows(k, () => {
+          // dyh is block-local; a block-local dgu, beside the gu rows it is read from, would
+          // crowd the L2 (measured slower than in place)
+          k.moeFuseLocal(dyh, I);
           dyhGemm();
           swigluBackward();
           lastGemms();

@@ -92,10 +92,16 @@ export interface MoeNativeKernels {
   moeFuseBegin(): void;
   /** Runs the queued stages block of rows by block of rows (native/moe_fuse.h). */
   moeFuseRun(): void;
+  /**
+   * Inside a fusion: `a` (rows of rowElems) is an intermediate no stage reads outside the block
+   * of rows that wrote it, so each thread keeps one block of it in its own cache-sized buffer
+   * and `a` itself is left unwritten.
+   */
+  moeFuseLocal(a: FloatArray, rowElems: number): void;
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
 
 /** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
 export function batched(k: MoeNativeKernels, fn: () => void): void {
