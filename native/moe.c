@@ -426,15 +426,20 @@ static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, in
   }
 }
 
-/* one row of the SwiGLU backward (see moeSwigluBackward); returns <dy, h> */
+/* one row of the SwiGLU backward (see moeSwigluBackward); returns <dy, h>. Warms the gate/up
+ * values pf elements ahead (a later row's): in a training step they were written by the forward
+ * long before and come from L3 or memory, and a row's ~250 cycles of work are less than the
+ * wait (no hardware prefetcher runs that far ahead on two interleaved streams). */
 static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr,
-                                      float *dg, float *du, float *ho, int64_t n) {
+                                      float *dg, float *du, float *ho, int64_t n, int64_t pf) {
   __m512 dot = _mm512_setzero_ps();
   const __m512 one = _mm512_set1_ps(1.0f), w = _mm512_set1_ps(wr);
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
     __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
     __m512 dyv = _mm512_maskz_loadu_ps(m, dy + i);
+    _mm_prefetch((const char *)(g + i + pf), _MM_HINT_T0); /* never faults, even past the end */
+    _mm_prefetch((const char *)(u + i + pf), _MM_HINT_T0);
     __m512 sg = sigmoid16(gv);
     __m512 s = _mm512_mul_ps(gv, sg);
     __m512 hv = _mm512_mul_ps(s, uv);
@@ -456,6 +461,8 @@ static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
     swiglu_fwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff, a->h + r * a->I, a->I);
 }
 
+/* 2, 4, 8 and 16 rows ahead measured alike, within noise (small config: fwd+bwd ~2-3% faster than none) */
+#define SWIGLU_BWD_PREFETCH_ROWS 4
 static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;
   const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
@@ -463,7 +470,7 @@ static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
     double d = swiglu_bwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff,
                                   a->dy + r * a->I, a->w ? a->w[r] : 1.0f,
                                   a->dgu + r * a->ld + a->goff, a->dgu + r * a->ld + a->uoff,
-                                  a->hout ? a->hout + r * a->I : NULL, a->I);
+                                  a->hout ? a->hout + r * a->I : NULL, a->I, SWIGLU_BWD_PREFETCH_ROWS * a->ld);
     if (a->dw) a->dw[r] = (float)d;
   }
 }
