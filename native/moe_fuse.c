@@ -124,22 +124,28 @@ static int64_t block_rows(const fuse_run *f, int64_t n) {
   return (b + mr - 1) / mr * mr;
 }
 
-/* This thread's buffers of the block-local arrays, each room for a block's rows: one grow-only
- * arena per thread, so a step's fusions find them at the same (cached) addresses. */
+/* Room for a block's rows of block-local array i, in whole cache lines. */
+static size_t local_bytes(const fuse_run *f, int i) {
+  return ((size_t)(f->block + f->mr) * f->loc[i].row_bytes + 63) / 64 * 64;
+}
+
+/* This thread's buffers of the block-local arrays: one grow-only arena per thread, so a step's
+ * fusions find them at the same (cached) addresses. */
 static void local_buffers(const fuse_run *f, char **buf) {
   static _Thread_local char *arena = NULL;
   static _Thread_local size_t cap = 0;
   size_t need = 0;
-  for (int i = 0; i < f->nloc; i++) need += ((size_t)(f->block + f->mr) * f->loc[i].row_bytes + 63) / 64 * 64;
+  for (int i = 0; i < f->nloc; i++) need += local_bytes(f, i);
   if (need > cap) {
     free(arena);
     arena = (char *)aligned_alloc(64, need);
     if (!arena) abort();
     cap = need;
   }
-  for (int i = 0, off = 0; i < f->nloc; i++) {
+  size_t off = 0;
+  for (int i = 0; i < f->nloc; i++) {
     buf[i] = arena + off;
-    off += ((size_t)(f->block + f->mr) * f->loc[i].row_bytes + 63) / 64 * 64;
+    off += local_bytes(f, i);
   }
 }
 
@@ -249,7 +255,6 @@ const char *mk_fuse_run(void) {
   f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * (size_t)f.threads * (size_t)f.ns);
   if (!f.shared_e || !f.partial || !f.cache) abort();
   for (int i = 0; i < f.threads * f.ns; i++) f.cache[i] = (mk_fuse_cache){-1, NULL, 0};
-
   for (int t = 0; t < f.threads; t++) {
     const int64_t lo = part_begin(&f, t), hi = part_begin(&f, t + 1);
     f.shared_e[t] = -1;

@@ -13,8 +13,7 @@
  * that expert into a private buffer that is added in after the threads meet.
  *
  * Block-local arrays (mk_fuse_local): an intermediate that no stage reads outside the block
- * that wrote it (the forward's h, the backward's dY·W_downᵀ and gate/up gradients) need not
- * exist whole. Each thread keeps one block's rows of it in a buffer of its own, which stays in
+ * that wrote it (e.g. the fused SwiGLU node's h and dY·W_downᵀ) need not exist whole. Each thread keeps one block's rows of it in a buffer of its own, which stays in
  * its L2, and the array itself is never touched: a stage runs on a copy of its job whose
  * pointers its `relocate` rewrote (mk_fuse_at) to that buffer.
  */
@@ -63,8 +62,8 @@ typedef struct {
   mk_fuse_reduce_fn reduce; /* weight-gradient stages only */
   mk_range_fn range;        /* row passes: range(job, r0, r1, 0) */
   void *job;                /* malloc'd; the run frees it */
-  size_t job_size;
-  mk_fuse_relocate_fn relocate;
+  size_t job_size;              /* bytes of *job (a block's relocated copy is that long) */
+  mk_fuse_relocate_fn relocate; /* NULL: the stage cannot join a fusion with block-local arrays */
   int wgrad;
   int64_t m, n;             /* weight-gradient stages: one expert's gradient */
   int64_t rows;             /* row passes: their row count (the segments' total) */
