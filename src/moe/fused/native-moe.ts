@@ -103,14 +103,19 @@ export interface MoeNativeKernels {
 /** The kernels, or null when the addon is missing or predates them. */
 export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
 
-/** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
-export function batched(k: MoeNativeKernels, fn: () => void): void {
-  k.moeBatchBegin();
+/** Calls fn between open() and run(); run() closes what open() began even when fn throws. */
+function queuedBetween(open: () => void, run: () => void, fn: () => void): void {
+  open();
   try {
     fn();
   } finally {
-    k.moeBatchRun();
+    run();
   }
+}
+
+/** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
+export function batched(k: MoeNativeKernels, fn: () => void): void {
+  queuedBetween(() => k.moeBatchBegin(), () => k.moeBatchRun(), fn);
 }
 
 /**
@@ -119,12 +124,7 @@ export function batched(k: MoeNativeKernels, fn: () => void): void {
  * before the next block, so a stage may read what an earlier one wrote at the same rows only.
  */
 export function fusedRows(k: MoeNativeKernels, fn: () => void): void {
-  k.moeFuseBegin();
-  try {
-    fn();
-  } finally {
-    k.moeFuseRun();
-  }
+  queuedBetween(() => k.moeFuseBegin(), () => k.moeFuseRun(), fn);
 }
 
 /**
