@@ -1,6 +1,7 @@
 /* Row-block fusion of the fused MoE kernels: see moe_fuse.h. */
 #include "moe_fuse.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,9 +97,16 @@ const char *mk_fuse_add(const mk_fuse_stage *stage) {
   return 0;
 }
 
+/* One block of a thread part: rows [r0, r1) of expert e; first: the part's first block of e;
+ * own: e starts inside the part (else its weight-gradient terms go to the part's partial). */
+typedef struct {
+  int64_t e, r0, r1;
+  int first, own;
+} fuse_block;
+
 typedef struct {
   const mk_fuse_stage *st;
-  int ns, threads;
+  int ns, nw, threads;
   const int32_t *seg;
   int64_t E, S;
   int mr;
@@ -110,6 +118,19 @@ typedef struct {
   mk_fuse_cache *cache; /* [threads * ns] */
   const fuse_local *loc; /* the block-local arrays */
   int nloc;
+  /* The parts' blocks, part t's at [first_block[t], first_block[t + 1]). Its owner takes them
+   * from the front; a thread done with its own part takes the last one left of a part whose
+   * owner is still at work (queue[t]: front | back << 32). A taken block's weight-gradient
+   * terms are kept apart (terms[b * nw + w]) and added after the run in block order, which
+   * gives the sums bit for bit that the owner would have made (each block is one pass over K,
+   * and a kernel adds its block's sum to what C holds). */
+  fuse_block *blocks;
+  int64_t *first_block;
+  _Atomic uint64_t *queue;
+  _Atomic int *started;
+  void **terms;
+  int steal;
+  int64_t leave; /* blocks an owner leaves at the end of its part (MOEKIT_FUSE_STEAL) */
 } fuse_run;
 
 static int64_t part_begin(const fuse_run *f, int64_t t) { return f->S * t / f->threads; }
@@ -122,6 +143,20 @@ static int64_t block_rows(const fuse_run *f, int64_t n) {
   int64_t nb = (n + f->block - 1) / f->block;
   int64_t b = (n + nb - 1) / nb;
   return (b + mr - 1) / mr * mr;
+}
+
+/* Part t's blocks, expert by expert, into out (NULL: only count them). */
+static int64_t part_blocks(const fuse_run *f, int64_t t, fuse_block *out) {
+  const int64_t lo = part_begin(f, t), hi = part_begin(f, t + 1);
+  int64_t n = 0;
+  for (int64_t e = 0; e < f->E; e++) {
+    const int64_t a = f->seg[e] > lo ? f->seg[e] : lo, b = f->seg[e + 1] < hi ? f->seg[e + 1] : hi;
+    if (a >= b) continue;
+    const int64_t blk = block_rows(f, b - a);
+    for (int64_t r0 = a; r0 < b; r0 += blk, n++)
+      if (out) out[n] = (fuse_block){e, r0, r0 + blk < b ? r0 + blk : b, r0 == a, f->seg[e] >= lo};
+  }
+  return n;
 }
 
 /* Room for a block's rows of block-local array i, in whole cache lines. */
@@ -149,44 +184,79 @@ static void local_buffers(const fuse_run *f, char **buf) {
   }
 }
 
+/* Runs every stage on block b of part t, with the caches of the thread's own part `self`; a
+ * block taken from another part writes its weight-gradient terms to terms (nw buffers). */
+static void run_block(const fuse_run *f, int64_t self, int64_t t, const fuse_block *b, void **terms,
+                      mk_fuse_map *map) {
+  mk_fuse_cache *cache = &f->cache[self * f->ns];
+  _Alignas(64) unsigned char copy[FUSE_MAX_JOB];
+  int w = 0;
+  map->r0 = b->r0;
+  for (int s = 0; s < f->ns; s++) {
+    const mk_fuse_stage *st = &f->st[s];
+    void *job = st->job;
+    if (f->nloc) { /* check_locals passed: relocating cannot fail */
+      memcpy(copy, st->job, st->job_size);
+      (void)st->relocate(copy, map);
+      job = copy;
+    }
+    if (st->range) {
+      st->range(job, b->r0, b->r1, 0);
+    } else if (!st->wgrad) {
+      st->gemm(job, b->e, b->r0, b->r1, NULL, 0, -1, &cache[s]);
+    } else {
+      if (terms) st->gemm(job, b->e, b->r0, b->r1, terms[w], st->n, 0, &cache[s]);
+      else if (b->own) st->gemm(job, b->e, b->r0, b->r1, NULL, 0, b->first ? -1 : 1, &cache[s]);
+      else st->gemm(job, b->e, b->r0, b->r1, f->partial[t * f->ns + w], st->n, !b->first, &cache[s]);
+      w++;
+    }
+  }
+}
+
+static uint64_t queue_of(uint64_t front, uint64_t back) { return front | back << 32; }
+
+/* Takes the front block of part t's queue (owner: unless only f->leave are left) or its last
+ * one (thief) into *b. */
+static int take_block(const fuse_run *f, int64_t t, int from_back, int64_t *b) {
+  uint64_t q = atomic_load(&f->queue[t]);
+  for (;;) {
+    const uint64_t front = q & 0xFFFFFFFFu, back = q >> 32;
+    if (front + (from_back ? 0 : (uint64_t)f->leave) >= back) return 0;
+    const uint64_t next = from_back ? queue_of(front, back - 1) : queue_of(front + 1, back);
+    if (atomic_compare_exchange_weak(&f->queue[t], &q, next)) {
+      *b = (int64_t)(from_back ? back - 1 : front);
+      return 1;
+    }
+  }
+}
+
+/* The started part (not self, unless owners leave blocks) with the most blocks left, or -1. */
+static int64_t fullest_part(const fuse_run *f, int64_t self) {
+  int64_t best = -1;
+  uint64_t most = 0;
+  for (int64_t t = 0; t < f->threads; t++) {
+    if ((t == self && !f->leave) || !atomic_load(&f->started[t])) continue;
+    const uint64_t q = atomic_load(&f->queue[t]), left = (q >> 32) - (q & 0xFFFFFFFFu);
+    if ((q >> 32) > (q & 0xFFFFFFFFu) && left > most) most = left, best = t;
+  }
+  return best;
+}
+
 static void fuse_part(void *ctx, int64_t t, int tid) {
   (void)tid;
   const fuse_run *f = (const fuse_run *)ctx;
-  const int64_t lo = part_begin(f, t), hi = part_begin(f, t + 1);
-  mk_fuse_cache *cache = &f->cache[t * f->ns];
   char *buf[FUSE_MAX_LOCALS];
   local_buffers(f, buf);
   mk_fuse_map map = {f->loc, f->nloc, buf, 0};
-  _Alignas(64) unsigned char copy[FUSE_MAX_JOB];
-  for (int64_t e = 0; e < f->E; e++) {
-    const int64_t a = f->seg[e] > lo ? f->seg[e] : lo, b = f->seg[e + 1] < hi ? f->seg[e + 1] : hi;
-    if (a >= b) continue;
-    const int own = f->seg[e] >= lo;
-    const int64_t blk = block_rows(f, b - a);
-    for (int64_t r0 = a; r0 < b; r0 += blk) {
-      const int64_t r1 = r0 + blk < b ? r0 + blk : b;
-      int w = 0;
-      map.r0 = r0;
-      for (int s = 0; s < f->ns; s++) {
-        const mk_fuse_stage *st = &f->st[s];
-        void *job = st->job;
-        if (f->nloc) { /* check_locals passed: relocating cannot fail */
-          memcpy(copy, st->job, st->job_size);
-          (void)st->relocate(copy, &map);
-          job = copy;
-        }
-        if (st->range) {
-          st->range(job, r0, r1, 0);
-        } else if (!st->wgrad) {
-          st->gemm(job, e, r0, r1, NULL, 0, -1, &cache[s]);
-        } else {
-          const int first = r0 == a;
-          if (own) st->gemm(job, e, r0, r1, NULL, 0, first ? -1 : 1, &cache[s]);
-          else st->gemm(job, e, r0, r1, f->partial[t * f->ns + w], st->n, !first, &cache[s]);
-          w++;
-        }
-      }
-    }
+  atomic_store(&f->started[t], 1);
+  int64_t b;
+  while (take_block(f, t, 0, &b)) run_block(f, t, t, &f->blocks[b], NULL, &map);
+  for (int64_t v; f->steal && (v = fullest_part(f, t)) >= 0;) {
+    if (!take_block(f, v, 1, &b)) continue;
+    void **terms = f->nw ? &f->terms[b * f->nw] : NULL;
+    for (int s = 0, w = 0; s < f->ns && terms; s++)
+      if (f->st[s].wgrad && !(terms[w++] = malloc(f->st[s].elt * (size_t)(f->st[s].m * f->st[s].n)))) abort();
+    run_block(f, t, v, &f->blocks[b], terms, &map);
   }
 }
 
@@ -219,6 +289,42 @@ static const char *check_locals(void) {
   return 0;
 }
 
+/* After the run, in part order: the terms of the blocks taken from part t (in block order, where
+ * its owner would have added them), then t's partial into its shared expert. So the sums do not
+ * depend on timing. */
+static void reduce_terms(const fuse_run *f) {
+  for (int64_t t = 0; t < f->threads; t++) {
+    const int64_t left = (int64_t)(atomic_load(&f->queue[t]) >> 32);
+    for (int64_t b = left; b < f->first_block[t + 1]; b++) {
+      const fuse_block *bk = &f->blocks[b];
+      for (int s = 0, w = 0; s < f->ns; s++) {
+        if (!f->st[s].wgrad) continue;
+        void *p = f->terms[b * f->nw + w];
+        f->st[s].reduce(f->st[s].job, bk->e, p, bk->own ? NULL : f->partial[t * f->ns + w], bk->first);
+        free(p);
+        w++;
+      }
+    }
+    if (f->shared_e[t] < 0) continue;
+    for (int s = 0, w = 0; s < f->ns; s++)
+      if (f->st[s].wgrad) {
+        void *p = f->partial[t * f->ns + w++];
+        f->st[s].reduce(f->st[s].job, f->shared_e[t], p, NULL, 0);
+        free(p);
+      }
+  }
+}
+
+/* Development knob MOEKIT_FUSE_STEAL: "0" turns taking blocks off (A/B measurements); N > 0
+ * makes each owner leave its part's last N blocks to be taken from the back, by any thread, itself
+ * included (tests: the results must not change, bit for bit). Returns whether to take blocks. */
+static int steal_knob(int64_t *leave) {
+  const char *v = getenv("MOEKIT_FUSE_STEAL");
+  *leave = v && *v ? strtol(v, NULL, 10) : 0;
+  if (*leave < 0) *leave = 0;
+  return !(v && v[0] == '0' && v[1] == 0);
+}
+
 const char *mk_fuse_run(void) {
   const mk_fuse_stage *owner = seg_stage();
   if (!owner) {
@@ -226,11 +332,17 @@ const char *mk_fuse_run(void) {
     drop_stages();
     return any ? "a fusion needs at least one grouped GEMM (it gives the segments)" : 0;
   }
-  int wgrad = 0;
-  for (int s = 0; s < tl_fuse.n; s++) wgrad |= tl_fuse.st[s].wgrad;
-  fuse_run f = {.st = tl_fuse.st, .ns = tl_fuse.n, .threads = mk_get_num_threads(), .seg = owner->seg,
+  int nw = 0, min_kc = INT32_MAX;
+  for (int s = 0; s < tl_fuse.n; s++)
+    if (tl_fuse.st[s].wgrad) {
+      nw++;
+      if (tl_fuse.st[s].kc < min_kc) min_kc = tl_fuse.st[s].kc;
+    }
+  fuse_run f = {.st = tl_fuse.st, .ns = tl_fuse.n, .nw = nw, .threads = mk_get_num_threads(), .seg = owner->seg,
                 .E = owner->E, .S = owner->seg[owner->E], .mr = owner->mr,
-                .block = wgrad ? FUSE_WGRAD_BLOCK_ROWS : FUSE_BLOCK_ROWS, .loc = tl_fuse.loc, .nloc = tl_fuse.nloc};
+                .block = nw ? FUSE_WGRAD_BLOCK_ROWS : FUSE_BLOCK_ROWS, .loc = tl_fuse.loc, .nloc = tl_fuse.nloc};
+  /* a taken block's terms equal the owner's only if the block is one pass over K */
+  f.steal = f.block + f.mr - 1 <= min_kc && steal_knob(&f.leave);
   for (int s = 0; s < f.ns; s++)
     if (f.st[s].range && f.st[s].rows != f.S) {
       drop_stages();
@@ -250,12 +362,25 @@ const char *mk_fuse_run(void) {
           mk_fuse_cache none = {-1, NULL, 0};
           f.st[s].gemm(f.st[s].job, e, f.seg[e], f.seg[e], NULL, 0, -1, &none);
         }
-  f.shared_e = (int64_t *)malloc(sizeof(int64_t) * (size_t)f.threads);
-  f.partial = (void **)calloc((size_t)f.threads * (size_t)f.ns, sizeof(void *));
-  f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * (size_t)f.threads * (size_t)f.ns);
-  if (!f.shared_e || !f.partial || !f.cache) abort();
+  const size_t T = (size_t)f.threads;
+  f.shared_e = (int64_t *)malloc(sizeof(int64_t) * T);
+  f.partial = (void **)calloc(T * (size_t)f.ns, sizeof(void *));
+  f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * T * (size_t)f.ns);
+  f.first_block = (int64_t *)malloc(sizeof(int64_t) * (T + 1));
+  f.queue = (_Atomic uint64_t *)malloc(sizeof(*f.queue) * T);
+  f.started = (_Atomic int *)malloc(sizeof(*f.started) * T);
+  if (!f.shared_e || !f.partial || !f.cache || !f.first_block || !f.queue || !f.started) abort();
+  f.first_block[0] = 0;
+  for (int t = 0; t < f.threads; t++) f.first_block[t + 1] = f.first_block[t] + part_blocks(&f, t, NULL);
+  const int64_t nb = f.first_block[f.threads];
+  f.blocks = (fuse_block *)malloc(sizeof(fuse_block) * (size_t)(nb > 0 ? nb : 1));
+  f.terms = (void **)calloc((size_t)(nb > 0 ? nb : 1) * (size_t)(nw > 0 ? nw : 1), sizeof(void *));
+  if (!f.blocks || !f.terms) abort();
   for (int i = 0; i < f.threads * f.ns; i++) f.cache[i] = (mk_fuse_cache){-1, NULL, 0};
   for (int t = 0; t < f.threads; t++) {
+    (void)part_blocks(&f, t, f.blocks + f.first_block[t]);
+    atomic_init(&f.queue[t], queue_of((uint64_t)f.first_block[t], (uint64_t)f.first_block[t + 1]));
+    atomic_init(&f.started[t], 0);
     const int64_t lo = part_begin(&f, t), hi = part_begin(&f, t + 1);
     f.shared_e[t] = -1;
     for (int64_t e = 0; e < f.E && lo < hi; e++)
@@ -270,18 +395,13 @@ const char *mk_fuse_run(void) {
       }
   }
   if (f.S > 0) mk_parallel_for(f.threads, fuse_part, &f);
-  /* in part order, so the sums do not depend on timing */
-  for (int t = 0; t < f.threads; t++) {
-    if (f.shared_e[t] < 0) continue;
-    int w = 0;
-    for (int s = 0; s < f.ns; s++)
-      if (f.st[s].wgrad) {
-        void *p = f.partial[t * f.ns + w++];
-        f.st[s].reduce(f.st[s].job, f.shared_e[t], p);
-        free(p);
-      }
-  }
+  reduce_terms(&f);
   for (int i = 0; i < f.threads * f.ns; i++) free(f.cache[i].buf);
+  free(f.terms);
+  free(f.blocks);
+  free(f.started);
+  free(f.queue);
+  free(f.first_block);
   free(f.cache);
   free(f.partial);
   free(f.shared_e);

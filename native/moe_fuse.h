@@ -12,6 +12,12 @@
  * block adds into its expert's gradient, and a thread whose rows start inside an expert sums
  * that expert into a private buffer that is added in after the threads meet.
  *
+ * Balancing: the host slows one core or the other at random, so a thread done with its part
+ * takes the last block left of a part still at work (its owner takes blocks from the front).
+ * A taken block's weight-gradient terms are written apart and added after the run, in block
+ * order, where the owner would have added them: the sums are the same bit for bit whoever ran
+ * which block (MOEKIT_FUSE_STEAL, moe_fuse.c, forces or turns it off for tests and A/B).
+ *
  * Block-local arrays (mk_fuse_local): an intermediate that no stage reads outside the block
  * that wrote it (e.g. the fused SwiGLU node's h and dY·W_downᵀ) need not exist whole. Each thread keeps one block's rows of it in a buffer of its own, which stays in
  * its L2, and the array itself is never touched: a stage runs on a copy of its job whose
@@ -38,8 +44,10 @@ typedef struct {
  * what is there iff accumulate (-1: as the job says). */
 typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t r1, void *c,
                                 int64_t ldc, int accumulate, mk_fuse_cache *cache);
-/* Adds the [m, n] buffer `partial` into expert e's gradient. */
-typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *partial);
+/* Adds the [m, n] buffer `terms` into dst ([m, n], contiguous) or, when dst is NULL, into expert
+ * e's gradient. first: the terms are the first to arrive there, so they are written instead of
+ * added (into the gradient: as the job's accumulate says). */
+typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *terms, void *dst, int first);
 
 /* How a stage reads or writes an array (mk_fuse_at): row r at p + r·row_bytes; at rows named by
  * an index; or not by sorted row at all (weights, weight gradients). */
@@ -68,10 +76,11 @@ typedef struct {
   int64_t m, n;             /* weight-gradient stages: one expert's gradient */
   int64_t rows;             /* row passes: their row count (the segments' total) */
   size_t elt;               /* element size */
-  /* GEMM stages: the segments (all stages of one run share them) and the kernel's MR */
+  /* GEMM stages: the segments (all stages of one run share them), the kernel's MR and KC (a
+   * weight-gradient block of at most KC rows is one pass over K) */
   const int32_t *seg;
   int64_t E;
-  int mr;
+  int mr, kc;
 } mk_fuse_stage;
 
 /* Whether a fusion is open on this thread. */

@@ -364,6 +364,53 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     assert.throws(() => k.moeFuseRun(), { message: /moeFuseRun: no fusion is open/ });
   });
 
+  test('moeFuseRun: blocks taken from the back of another part (or left there, MOEKIT_FUSE_STEAL=N) give the same bits as none taken', () => {
+    const k = moeKernels()!;
+    const addon = loadNativeAddon().addon!;
+    const threads = addon.getNumThreads();
+    const knob = process.env.MOEKIT_FUSE_STEAL;
+    after(() => {
+      addon.setNumThreads(threads);
+      if (knob === undefined) delete process.env.MOEKIT_FUSE_STEAL;
+      else process.env.MOEKIT_FUSE_STEAL = knob;
+    });
+    for (const Arr of [Float32Array, Float64Array]) {
+      const gen = new Generator(29);
+      const fill = (n: number) => new Arr(n).map(() => gen.uniform() - 0.5);
+      // 5 experts (one empty) over 743 rows: several 64-row blocks per part, parts that start
+      // inside an expert, an expert of one row. Stages: r = x[idx]·B_e (block-local), SwiGLU
+      // backward of gu against r, two weight-gradient GEMMs (one accumulating into 7s), out = dgu·B2_e.
+      const seg = Int32Array.of(0, 300, 300, 301, 520, 743);
+      const S = 743;
+      const idx = Int32Array.from({ length: S }, (_, r) => (r * 11) % 200);
+      const x = fill(200 * 40), b = fill(5 * 40 * 24), b2 = fill(5 * 24 * 16), gu0 = fill(S * 24), w = fill(S);
+      const run = (steal: string) => {
+        process.env.MOEKIT_FUSE_STEAL = steal;
+        const r = new Arr(S * 12), gu = gu0.slice(), dw = new Arr(S), out = new Arr(S * 16);
+        const c = new Arr(5 * 40 * 24).fill(7), c2 = new Arr(5 * 40 * 24).fill(7);
+        k.moeFuseBegin();
+        k.moeFuseLocal(r, 12);
+        k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
+        k.moeSwigluBackward(gu, 24, 0, 12, 1, S, 12, r, w, gu, r, dw);
+        k.moeGemmWgrad(x, idx, null, 40, gu, null, 24, seg, c, 40, 24, false);
+        k.moeGemmWgrad(x, idx, w, 40, gu, null, 24, seg, c2, 40, 24, true);
+        k.moeGemmRows(gu, null, null, 24, b2, false, 24 * 16, 16, seg, out, 16, 16, 24, false);
+        k.moeFuseRun();
+        return { gu, dw, c, c2, out };
+      };
+      for (const n of [1, 2, 3, 7]) {
+        addon.setNumThreads(n);
+        const none = run('0');
+        assert.ok(none.c2.some((v) => v !== 7) && none.c.some((v) => v !== 0));
+        // '': taken when a thread runs out; N: each part's last N blocks (all of them for 1000)
+        for (const steal of ['', '1', '3', '1000']) {
+          const got = run(steal);
+          for (const key of ['gu', 'dw', 'c', 'c2', 'out'] as const) assert.deepEqual(got[key], none[key], `${Arr.name} ${n} threads, MOEKIT_FUSE_STEAL=${steal}: ${key}`);
+        }
+      }
+    }
+  });
+
   test('moeFuseBegin / moeFuseRun reject what cannot run block by block', () => {
     const k = moeKernels()!;
     const f = (n: number) => new Float32Array(n);
