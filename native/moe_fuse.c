@@ -291,27 +291,28 @@ static const char *check_locals(void) {
 
 /* After the run, in part order: the terms of the blocks taken from part t (in block order, where
  * its owner would have added them), then t's partial into its shared expert. So the sums do not
- * depend on timing. */
-static void reduce_terms(const fuse_run *f) {
+ * depend on timing. Task `slice` of n does rows [m·slice/n, m·(slice+1)/n) of every sum. */
+static void reduce_slice(void *ctx, int64_t slice, int tid) {
+  (void)tid;
+  const fuse_run *f = (const fuse_run *)ctx;
+  const int64_t n = f->threads;
   for (int64_t t = 0; t < f->threads; t++) {
     const int64_t left = (int64_t)(atomic_load(&f->queue[t]) >> 32);
     for (int64_t b = left; b < f->first_block[t + 1]; b++) {
       const fuse_block *bk = &f->blocks[b];
       for (int s = 0, w = 0; s < f->ns; s++) {
-        if (!f->st[s].wgrad) continue;
-        void *p = f->terms[b * f->nw + w];
-        f->st[s].reduce(f->st[s].job, bk->e, p, bk->own ? NULL : f->partial[t * f->ns + w], bk->first);
-        free(p);
+        const mk_fuse_stage *st = &f->st[s];
+        if (!st->wgrad) continue;
+        st->reduce(st->job, bk->e, f->terms[b * f->nw + w], bk->own ? NULL : f->partial[t * f->ns + w], bk->first,
+                   st->m * slice / n, st->m * (slice + 1) / n);
         w++;
       }
     }
     if (f->shared_e[t] < 0) continue;
-    for (int s = 0, w = 0; s < f->ns; s++)
-      if (f->st[s].wgrad) {
-        void *p = f->partial[t * f->ns + w++];
-        f->st[s].reduce(f->st[s].job, f->shared_e[t], p, NULL, 0);
-        free(p);
-      }
+    for (int s = 0, w = 0; s < f->ns; s++) {
+      const mk_fuse_stage *st = &f->st[s];
+      if (st->wgrad) st->reduce(st->job, f->shared_e[t], f->partial[t * f->ns + w++], NULL, 0, st->m * slice / n, st->m * (slice + 1) / n);
+    }
   }
 }
 
@@ -395,7 +396,9 @@ const char *mk_fuse_run(void) {
       }
   }
   if (f.S > 0) mk_parallel_for(f.threads, fuse_part, &f);
-  reduce_terms(&f);
+  if (nw) mk_parallel_for(f.threads, reduce_slice, &f);
+  for (int64_t i = 0; i < f.first_block[f.threads] * nw; i++) free(f.terms[i]);
+  for (int64_t i = 0; i < f.threads * f.ns; i++) free(f.partial[i]);
   for (int i = 0; i < f.threads * f.ns; i++) free(f.cache[i].buf);
   free(f.terms);
   free(f.blocks);

@@ -44,10 +44,11 @@ typedef struct {
  * what is there iff accumulate (-1: as the job says). */
 typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t r1, void *c,
                                 int64_t ldc, int accumulate, mk_fuse_cache *cache);
-/* Adds the [m, n] buffer `terms` into dst ([m, n], contiguous) or, when dst is NULL, into expert
- * e's gradient. first: the terms are the first to arrive there, so they are written instead of
- * added (into the gradient: as the job's accumulate says). */
-typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *terms, void *dst, int first);
+/* Adds rows [i0, i1) of the [m, n] buffer `terms` into dst ([m, n], contiguous) or, when dst is
+ * NULL, into expert e's gradient. first: the terms are the first to arrive there, so they are
+ * written instead of added (into the gradient: as the job's accumulate says). */
+typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *terms, void *dst, int first,
+                                  int64_t i0, int64_t i1);
 
 /* How a stage reads or writes an array (mk_fuse_at): row r at p + r·row_bytes; at rows named by
  * an index; or not by sorted row at all (weights, weight gradients). */
