@@ -8,7 +8,7 @@
 // on which path ran.
 import type { Backend } from '../backend.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type Storage, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import { type Storage, dtypeOfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 
 type FloatArray = Float32Array | Float64Array;
@@ -62,10 +62,12 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     },
     binary(op, a, aStrides, b, bStrides, outShape, outDtype) {
       const intSlow = a instanceof Int32Array && (op === 'mul' || op === 'div' || op === 'pow');
-      const out = typedArrayFor(outDtype, prod(outShape));
-      if (intSlow || !sameKind(a, b, out) || !dimsOk(aStrides, bStrides, outShape)) {
+      if (intSlow || !sameKind(a, b) || dtypeOfArray(a) !== outDtype || !dimsOk(aStrides, bStrides, outShape)) {
         return ref.binary(op, a, aStrides, b, bStrides, outShape, outDtype);
       }
+      // the kernel writes every element: a float output skips the zero fill
+      const n = prod(outShape);
+      const out = isFloatArray(a) ? uninitializedFloatArrayLike(a, n) : typedArrayFor(outDtype, n);
       addon.binary(op, a, aStrides, b, bStrides, outShape, out);
       return out;
     },
