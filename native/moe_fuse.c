@@ -236,8 +236,8 @@ static int64_t fullest_part(const fuse_run *f, int64_t self) {
   uint64_t most = 0;
   for (int64_t t = 0; t < f->threads; t++) {
     if ((t == self && !f->leave) || !atomic_load(&f->started[t])) continue;
-    const uint64_t q = atomic_load(&f->queue[t]), left = (q >> 32) - (q & 0xFFFFFFFFu);
-    if ((q >> 32) > (q & 0xFFFFFFFFu) && left > most) most = left, best = t;
+    const uint64_t q = atomic_load(&f->queue[t]), left = (q >> 32) - (q & 0xFFFFFFFFu); /* back >= front */
+    if (left > most) most = left, best = t;
   }
   return best;
 }
