@@ -111,9 +111,8 @@ typedef struct {
   int64_t E, S;
   int mr;
   int64_t block; /* rows per block (at most; block_rows) */
-  /* per thread part: the expert its rows start inside (-1: none) and that expert's partial
-   * gradients, one [m, n] buffer per weight-gradient stage */
-  int64_t *shared_e;
+  /* per thread part: the partial gradients of the expert its rows start inside (shared_expert),
+   * one [m, n] buffer per weight-gradient stage */
   void **partial;
   mk_fuse_cache *cache; /* [threads * ns] */
   const fuse_local *loc; /* the block-local arrays */
@@ -157,6 +156,18 @@ static int64_t part_blocks(const fuse_run *f, int64_t t, fuse_block *out) {
       if (out) out[n] = (fuse_block){e, r0, r0 + blk < b ? r0 + blk : b, r0 == a, f->seg[e] >= lo};
   }
   return n;
+}
+
+/* The expert part t's rows start inside (its first block is not the expert's own), or -1. */
+static int64_t shared_expert(const fuse_run *f, int64_t t) {
+  const int64_t b = f->first_block[t];
+  return b < f->first_block[t + 1] && !f->blocks[b].own ? f->blocks[b].e : -1;
+}
+
+/* One [m, n] buffer per weight-gradient stage, into out[0 .. nw). */
+static void grad_buffers(const fuse_run *f, void **out) {
+  for (int s = 0, w = 0; s < f->ns; s++)
+    if (f->st[s].wgrad && !(out[w++] = malloc(f->st[s].elt * (size_t)(f->st[s].m * f->st[s].n)))) abort();
 }
 
 /* Room for a block's rows of block-local array i, in whole cache lines. */
@@ -254,8 +265,7 @@ static void fuse_part(void *ctx, int64_t t, int tid) {
   for (int64_t v; f->steal && (v = fullest_part(f, t)) >= 0;) {
     if (!take_block(f, v, 1, &b)) continue;
     void **terms = f->nw ? &f->terms[b * f->nw] : NULL;
-    for (int s = 0, w = 0; s < f->ns && terms; s++)
-      if (f->st[s].wgrad && !(terms[w++] = malloc(f->st[s].elt * (size_t)(f->st[s].m * f->st[s].n)))) abort();
+    if (terms) grad_buffers(f, terms);
     run_block(f, t, v, &f->blocks[b], terms, &map);
   }
 }
@@ -308,10 +318,11 @@ static void reduce_slice(void *ctx, int64_t slice, int tid) {
         w++;
       }
     }
-    if (f->shared_e[t] < 0) continue;
+    const int64_t shared = shared_expert(f, t);
+    if (shared < 0) continue;
     for (int s = 0, w = 0; s < f->ns; s++) {
       const mk_fuse_stage *st = &f->st[s];
-      if (st->wgrad) st->reduce(st->job, f->shared_e[t], f->partial[t * f->ns + w++], NULL, 0, st->m * slice / n, st->m * (slice + 1) / n);
+      if (st->wgrad) st->reduce(st->job, shared, f->partial[t * f->ns + w++], NULL, 0, st->m * slice / n, st->m * (slice + 1) / n);
     }
   }
 }
@@ -364,13 +375,12 @@ const char *mk_fuse_run(void) {
           f.st[s].gemm(f.st[s].job, e, f.seg[e], f.seg[e], NULL, 0, -1, &none);
         }
   const size_t T = (size_t)f.threads;
-  f.shared_e = (int64_t *)malloc(sizeof(int64_t) * T);
   f.partial = (void **)calloc(T * (size_t)f.ns, sizeof(void *));
   f.cache = (mk_fuse_cache *)malloc(sizeof(mk_fuse_cache) * T * (size_t)f.ns);
   f.first_block = (int64_t *)malloc(sizeof(int64_t) * (T + 1));
   f.queue = (_Atomic uint64_t *)malloc(sizeof(*f.queue) * T);
   f.started = (_Atomic int *)malloc(sizeof(*f.started) * T);
-  if (!f.shared_e || !f.partial || !f.cache || !f.first_block || !f.queue || !f.started) abort();
+  if (!f.partial || !f.cache || !f.first_block || !f.queue || !f.started) abort();
   f.first_block[0] = 0;
   for (int t = 0; t < f.threads; t++) f.first_block[t + 1] = f.first_block[t] + part_blocks(&f, t, NULL);
   const int64_t nb = f.first_block[f.threads];
@@ -382,18 +392,7 @@ const char *mk_fuse_run(void) {
     (void)part_blocks(&f, t, f.blocks + f.first_block[t]);
     atomic_init(&f.queue[t], queue_of((uint64_t)f.first_block[t], (uint64_t)f.first_block[t + 1]));
     atomic_init(&f.started[t], 0);
-    const int64_t lo = part_begin(&f, t), hi = part_begin(&f, t + 1);
-    f.shared_e[t] = -1;
-    for (int64_t e = 0; e < f.E && lo < hi; e++)
-      if (f.seg[e] < lo && f.seg[e + 1] > lo) f.shared_e[t] = e;
-    if (f.shared_e[t] < 0) continue;
-    int w = 0;
-    for (int s = 0; s < f.ns; s++)
-      if (f.st[s].wgrad) {
-        void *p = malloc(f.st[s].elt * (size_t)(f.st[s].m * f.st[s].n));
-        if (!p) abort();
-        f.partial[t * f.ns + w++] = p;
-      }
+    if (shared_expert(&f, t) >= 0) grad_buffers(&f, &f.partial[t * f.ns]);
   }
   if (f.S > 0) mk_parallel_for(f.threads, fuse_part, &f);
   if (nw) mk_parallel_for(f.threads, reduce_slice, &f);
@@ -407,7 +406,6 @@ const char *mk_fuse_run(void) {
   free(f.first_block);
   free(f.cache);
   free(f.partial);
-  free(f.shared_e);
   drop_stages();
   return 0;
 }

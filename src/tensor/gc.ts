@@ -43,7 +43,6 @@ export function noteDroppedGradient(bytes: number): void {
   droppedBytes += bytes;
 }
 
-
 /** Call before allocating `bytes` of fresh output arrays (see above). */
 export function collectBeforeLargeOutputs(bytes: number): void {
   if (bytes < GC_MIN_BYTES || process.env.MOEKIT_MOE_GC === '0') return;
