@@ -26,6 +26,7 @@ static const struct {
     {"optim", mk_register_optim},
     {"moe", mk_register_moe},
     {"router", mk_register_router},
+    {"moe_plan", mk_register_moe_plan},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

@@ -13,6 +13,14 @@
  *                                     + zCoef · Σ_t lse_t²
  *     with weights as routerForward made them; dweights (same type as scores) and lbCoef
  *     (Float64Array [e]) may be null (0).
+ *   routerLayerBackward(scores, lse, ids, rowDw, slotRow, t, e, k, renorm, scale, lbCoef, zCoef,
+ *                       x, dwr, wr, rowDx, h, dx)
+ *     The router's part of a fused MoE layer's backward, after the experts': dlogits as
+ *     routerBackward computes it, with dweights[s] = rowDw[slotRow[s]] (0 where slotRow[s] < 0,
+ *     a dropped slot; rowDw null: no weights term), kept internally; then
+ *       dwr [e, h] = dlogitsᵀ · x          (x [t, h]; dwr null: skipped)
+ *       dx [t, h]  = Σ_k rowDx[slotRow[t·k + k']] + dlogits · wr   (wr [e, h]; dx null: skipped)
+ *     i.e. the router GEMM's backward and the combine of the experts' per-row dX in one call.
  * Float arguments other than sums / lbCoef are all Float32Array or all Float64Array.
  * Rows run in parallel; per-task partial sums are combined in task order, so results do not
  * change from run to run.
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 
 #include "addon.h"
+#include "cpu.h"
 #include "kernel_util.h"
 
 #define MAX_DIM ((int64_t)1 << 40)
@@ -38,22 +47,79 @@ typedef struct {
   int64_t tasks;
   double *partial;         /* per task: [e] score sums, entropy, lse²; then per task [k] scratch */
   int64_t *partial_counts; /* per task: [e] */
+  /* routerLayerBackward: dweights (the buffer c->dweights points to) gathered from row_dw
+   * through slot_row; dwr [E, H] = dlogitsᵀ·x; dx [t, H] = Σ_k row_dx[slot row] + dlogits·wr */
+  const int32_t *slot_row;
+  const void *row_dw, *x, *wr, *row_dx;
+  void *dweights_fill, *dwr, *dx;
+  int64_t H, rows;
 } mk_router_ctx;
+
+/* Every lane of the layer backward's loops adds its terms in the same order at any vector
+ * width (no contraction: -std=c11 keeps a*b+c two roundings), so the AVX-512 build of a loop
+ * gives the generic build's bits. */
+#if defined(__x86_64__)
+#define MK_ROUTER_A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#endif
+#define MK_DWR_ROWS 8  /* experts per register tile of dwr */
+#define MK_DWR_COLS 32 /* columns per register tile of dwr (and per block of a dx row) */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* tail_dx_row for f32 with its sums in registers (GCC keeps the generic build's accumulator
+ * block on the stack, a store-to-load chain per term: ~4x slower). Same terms, same order. */
+static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t t) {
+  const int64_t E = c->E, K = c->K, H = c->H;
+  const int32_t *rows = c->slot_row + t * K;
+  const float *dl = (const float *)c->dlogits + t * E;
+  const float *wr = (const float *)c->wr, *rdx = (const float *)c->row_dx;
+  float *o = (float *)c->dx + t * H;
+  int64_t j0 = 0;
+  for (; j0 + 32 <= H; j0 += 32) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+      if (rows[k] < 0) continue;
+      const float *y = rdx + (int64_t)rows[k] * H + j0;
+      a0 = _mm512_add_ps(a0, _mm512_loadu_ps(y));
+      a1 = _mm512_add_ps(a1, _mm512_loadu_ps(y + 16));
+    }
+    for (int64_t e = 0; e < E; e++) {
+      const __m512 g = _mm512_set1_ps(dl[e]);
+      const float *we = wr + e * H + j0;
+      a0 = _mm512_add_ps(a0, _mm512_mul_ps(g, _mm512_loadu_ps(we)));
+      a1 = _mm512_add_ps(a1, _mm512_mul_ps(g, _mm512_loadu_ps(we + 16)));
+    }
+    _mm512_storeu_ps(o + j0, a0);
+    _mm512_storeu_ps(o + j0 + 16, a1);
+  }
+  for (int64_t j = j0; j < H; j++) {
+    float acc = 0;
+    for (int64_t k = 0; k < K; k++)
+      if (rows[k] >= 0) acc += rdx[(int64_t)rows[k] * H + j];
+    for (int64_t e = 0; e < E; e++) acc += dl[e] * wr[e * H + j];
+    o[j] = acc;
+  }
+}
+#endif
 
 #define T float
 #define SFX f32
 #define MK_EXP expf
+#define MK_ROUTER_DX_ROW_A512 tail_dx_row_a512_f32
 #include "router_impl.inc"
 #undef T
 #undef SFX
 #undef MK_EXP
+#undef MK_ROUTER_DX_ROW_A512
 #define T double
 #define SFX f64
 #define MK_EXP exp
+#define MK_ROUTER_DX_ROW_A512 tail_dx_row_generic_f64
 #include "router_impl.inc"
 #undef T
 #undef SFX
 #undef MK_EXP
+#undef MK_ROUTER_DX_ROW_A512
 
 static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
                       int nullable, int64_t need, mk_typed *out) {
@@ -181,8 +247,79 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
   return mk_napi_undefined(env);
 }
 
+static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
+  napi_value argv[18];
+  mk_typed scores, lse, ids, rdw, slot_row, lbc, x, dwr, wr, rdx, dx;
+  int64_t t, e, k, h;
+  int renorm;
+  double scale, zc;
+  const char *fn = "routerLayerBackward";
+  if (!mk_napi_args(env, info, 18, argv, fn) ||
+      !mk_napi_float_array(env, argv[0], "routerLayerBackward: scores", &scores) ||
+      !read_shape(env, argv + 5, fn, &t, &e, &k) ||
+      !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
+      !float_like(env, argv[1], "routerLayerBackward: lse", &scores, 0, t, &lse) ||
+      !mk_arg_i32(env, argv[2], "routerLayerBackward: ids", &ids) ||
+      !mk_arg_len(env, &ids, t * k, "routerLayerBackward: ids") ||
+      !float_like(env, argv[3], "routerLayerBackward: rowDw", &scores, 1, 0, &rdw) ||
+      !mk_arg_i32(env, argv[4], "routerLayerBackward: slotRow", &slot_row) ||
+      !mk_arg_len(env, &slot_row, t * k, "routerLayerBackward: slotRow") ||
+      !mk_napi_bool(env, argv[8], "routerLayerBackward: renorm", &renorm) ||
+      !mk_napi_f64(env, argv[9], "routerLayerBackward: scale", &scale) ||
+      !f64_array(env, argv[10], "routerLayerBackward: lbCoef", 1, e, &lbc) ||
+      !mk_napi_f64(env, argv[11], "routerLayerBackward: zCoef", &zc) ||
+      !mk_napi_i64(env, argv[16], "routerLayerBackward: h", 0, MAX_DIM, &h) ||
+      !float_like(env, argv[13], "routerLayerBackward: dwr", &scores, 1, e * h, &dwr) ||
+      !float_like(env, argv[12], "routerLayerBackward: x", &scores, !dwr.data, t * h, &x) ||
+      !float_like(env, argv[17], "routerLayerBackward: dx", &scores, 1, t * h, &dx) ||
+      !float_like(env, argv[14], "routerLayerBackward: wr", &scores, !dx.data, e * h, &wr) ||
+      !float_like(env, argv[15], "routerLayerBackward: rowDx", &scores, !dx.data, 0, &rdx))
+    return NULL;
+  /* the rows a slot may name: those of every per-row array given */
+  int64_t rows = INT64_MAX;
+  if (rdw.data) rows = (int64_t)rdw.length;
+  if (dx.data && h > 0 && (int64_t)rdx.length / h < rows) rows = (int64_t)rdx.length / h;
+  const int32_t *ip = (const int32_t *)ids.data, *sr = (const int32_t *)slot_row.data;
+  for (int64_t q = 0; q < t * k; q++) {
+    if (ip[q] < 0 || ip[q] >= e)
+      return mk_throw_range(env, "routerLayerBackward: ids[%lld] = %d is outside [0, %lld)", (long long)q,
+                            ip[q], (long long)e);
+    if (sr[q] >= rows)
+      return mk_throw_range(env, "routerLayerBackward: slotRow[%lld] = %d is past the rows of rowDw / rowDx (%lld)",
+                            (long long)q, sr[q], (long long)rows);
+  }
+  const size_t elt = scores.type == napi_float64_array ? sizeof(double) : sizeof(float);
+  void *dlogits = malloc((size_t)(t * e) * elt + 1);
+  void *dweights = rdw.data ? malloc((size_t)(t * k) * elt + 1) : NULL;
+  if (!dlogits || (rdw.data && !dweights)) {
+    free(dlogits);
+    free(dweights);
+    return mk_throw_error(env, "routerLayerBackward: out of memory");
+  }
+  mk_router_ctx c = {.scores = (void *)scores.data, .lse = lse.data, .ids = (int32_t *)ids.data,
+                     .dweights = dweights, .dweights_fill = dweights, .dlogits = dlogits, .E = e,
+                     .K = k, .renorm = renorm, .scale = scale, .z_coef = zc,
+                     .lb_coef = (const double *)lbc.data, .slot_row = sr, .row_dw = rdw.data,
+                     .x = x.data, .wr = wr.data, .row_dx = rdx.data, .dwr = dwr.data, .dx = dx.data,
+                     .H = h, .rows = t};
+  const int f64 = scores.type == napi_float64_array;
+  mk_range_fn rows_fn = f64 ? tail_rows_f64 : tail_rows_f32, dwr_fn = f64 ? tail_dwr_f64 : tail_dwr_f32;
+#if defined(__x86_64__)
+  if (mk_cpu_isa() >= MK_ISA_AVX512) {
+    rows_fn = f64 ? tail_rows_a512_f64 : tail_rows_a512_f32;
+    dwr_fn = f64 ? tail_dwr_a512_f64 : tail_dwr_a512_f32;
+  }
+#endif
+  mk_par_range(t, e * (k + 1) + (dx.data ? h * (k + e) : 0), rows_fn, &c);
+  if (dwr.data) mk_par_range((h + MK_DWR_COLS - 1) / MK_DWR_COLS, t * e * MK_DWR_COLS, dwr_fn, &c);
+  free(dlogits);
+  free(dweights);
+  return mk_napi_undefined(env);
+}
+
 napi_status mk_register_router(napi_env env, napi_value exports) {
   napi_status st;
   if ((st = mk_napi_export_fn(env, exports, "routerForward", router_forward)) != napi_ok) return st;
-  return mk_napi_export_fn(env, exports, "routerBackward", router_backward);
+  if ((st = mk_napi_export_fn(env, exports, "routerBackward", router_backward)) != napi_ok) return st;
+  return mk_napi_export_fn(env, exports, "routerLayerBackward", router_layer_backward);
 }

@@ -21,7 +21,8 @@ import { ExpertChoiceDispatcher } from './expert-choice.js';
 import { ExpertBank } from './experts.js';
 import { tryFusedMoE } from './fused/index.js';
 import { fusedRouterState } from './fused/router.js';
-import { fusedRouterAuxLoss } from './fused/router-aux-loss.js';
+import { type FusedAuxGradient, fusedAuxLossTerms, fusedRouterAuxLoss } from './fused/router-aux-loss.js';
+import { prepareFusedMoELayer } from './fused/layer.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
@@ -43,6 +44,15 @@ export interface MoEForwardOptions {
   mask?: Tensor | null;
   /** Sequences in the batch, for 'instance' LB granularity (default: x.shape[0] when x is 3-D). */
   batchSize?: number;
+}
+
+/** The aux losses of one forward (see MoELayer.auxLosses). */
+interface AuxLosses {
+  total: Tensor | null;
+  lb: number | null;
+  z: number | null;
+  weights: { lb: number; z: number };
+  gradient: FusedAuxGradient | null;
 }
 
 export class MoELayer extends Module {
@@ -100,43 +110,29 @@ export class MoELayer extends Module {
     const x2 = reshape(x, [-1, H]);
     const T = x2.shape[0]!;
     const rc = this.cfg.router;
-    const tc = this.cfg.topology;
-    const S = this.topology ? this.topology.forward() : null;
-    const r = route(x2, this.routerWeight, this.routerBias, rc, {
-      training: this.training,
-      generator: this.generator,
-      selectionBias: this.selectionBias?.bias ?? null,
-      logitBias: S && tc?.routingBias ? topologyRoutingBias(S, tc.routingScale) : null,
-    });
-    // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
-    // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
-    // input -> each row's output is scaled by b = 1 + c·1ᵀS_sub before an unweighted combine.
-    let routing: Pick<typeof r, 'topkIds' | 'topkWeights'> = r;
-    let slotScale: Tensor | null = null;
-    if (S && tc?.collaboration) {
-      const sSub = topologySubmatrices(S, r.topkIds);
-      if (this.cfg.dispatch.weightsOn === 'output') routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
-      else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
-    }
-    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused);
-    // with a topology always the reference composition (dispatcher + ExpertBank)
-    const fused = this.topology ? null : tryFusedMoE(x2, r, this.dispatcher, this.experts);
+    const mask = opts.mask ? reshape(opts.mask, [T]) : null;
+    const wantLosses = this.training && isGradEnabled();
+    const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
+    // the whole block as one fused node where it applies (src/moe/fused/layer.ts), with the aux
+    // losses' gradient inside it; else the chain of router, aux-loss and expert nodes below
+    const whole = this.topology || (wantLosses && !this.fusedAuxCovers(mask))
+      ? null
+      : prepareFusedMoELayer({ x: x2, routerWeight: this.routerWeight, router: rc, training: this.training, dispatcher: this.dispatcher, bank: this.experts });
+    let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
-    if (fused) {
-      y = fused.y;
-      droppedSlots = fused.droppedSlots.length;
+    let losses: AuxLosses | null;
+    if (whole) {
+      r = whole.routed;
+      losses = wantLosses ? this.auxLosses(r, mask, batchSize, true) : null;
+      ({ y, droppedSlots } = whole.experts(losses?.gradient ?? null));
     } else {
-      const d = this.dispatcher.dispatch(x2, routing);
-      let out = this.experts.forward(d.rows, d.exec);
-      if (slotScale) out = mul(out, reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]));
-      y = this.dispatcher.combine(out, d.meta);
-      droppedSlots = d.meta.droppedSlots.length;
+      const S = this.topology ? this.topology.forward() : null;
+      r = this.routeChain(x2, S);
+      ({ y, droppedSlots } = this.expertsChain(x2, r, S));
+      losses = wantLosses ? this.auxLosses(r, mask, batchSize, false) : null;
     }
     y = this.addShared(x2, y, T);
-
-    const mask = opts.mask ? reshape(opts.mask, [T]) : null;
-    const losses = this.training && isGradEnabled() ? this.auxLosses(r, mask, opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1)) : null;
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
@@ -152,6 +148,45 @@ export class MoELayer extends Module {
       zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
     };
     return reshape(y, x.shape);
+  }
+
+  /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given). */
+  private routeChain(x2: Tensor, S: Tensor | null): RouterOutput {
+    const tc = this.cfg.topology;
+    return route(x2, this.routerWeight, this.routerBias, this.cfg.router, {
+      training: this.training,
+      generator: this.generator,
+      selectionBias: this.selectionBias?.bias ?? null,
+      logitBias: S && tc?.routingBias ? topologyRoutingBias(S, tc.routingScale) : null,
+    });
+  }
+
+  /** dispatch -> experts -> combine on routeChain's output: the fused experts node, or the dispatcher and bank (always with a topology). */
+  private expertsChain(x2: Tensor, r: RouterOutput, S: Tensor | null): { y: Tensor; droppedSlots: number } {
+    const tc = this.cfg.topology;
+    // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
+    // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
+    // input -> each row's output is scaled by b = 1 + c·1ᵀS_sub before an unweighted combine.
+    let routing: Pick<typeof r, 'topkIds' | 'topkWeights'> = r;
+    let slotScale: Tensor | null = null;
+    if (S && tc?.collaboration) {
+      const sSub = topologySubmatrices(S, r.topkIds);
+      if (this.cfg.dispatch.weightsOn === 'output') routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
+      else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
+    }
+    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused);
+    // with a topology always the reference composition (dispatcher + ExpertBank)
+    const fused = this.topology ? null : tryFusedMoE(x2, r, this.dispatcher, this.experts);
+    if (fused) return fused;
+    const d = this.dispatcher.dispatch(x2, routing);
+    let out = this.experts.forward(d.rows, d.exec);
+    if (slotScale) out = mul(out, reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]));
+    return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length };
+  }
+
+  /** Whether the fused aux losses cover this forward's (no mask, no per-sequence LB). */
+  private fusedAuxCovers(mask: Tensor | null): boolean {
+    return !mask && this.cfg.losses.lbGranularity !== 'instance';
   }
 
   /** After each optimiser step: update the selection bias from the counts since the last one, reset global-batch LB. */
@@ -177,14 +212,22 @@ export class MoELayer extends Module {
     return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
   }
 
-  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number) {
+  /**
+   * The scaled aux losses: their total as a node to attach to the output, or, with inFusedLayer,
+   * only their values and the gradient the fused layer's node applies itself (total null).
+   */
+  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number, inFusedLayer: boolean): AuxLosses {
     const lc = this.cfg.losses;
     const weights = auxLossWeights(lc, this.numLayers);
-    const fused = mask || lc.lbGranularity === 'instance' ? null : fusedRouterState(r);
+    const fused = this.fusedAuxCovers(mask) ? fusedRouterState(r) : null;
     if (fused) {
       if (weights.lb > 0) this.lbAccumulator?.addCounts(fused.counts, fused.numTokens);
-      const frequencies = this.lbAccumulator?.frequencies() ?? null;
-      return { ...fusedRouterAuxLoss(fused, { weights, convention: lc.lbConvention, frequencies }), weights };
+      const options = { weights, convention: lc.lbConvention, frequencies: this.lbAccumulator?.frequencies() ?? null };
+      if (inFusedLayer) {
+        const terms = fusedAuxLossTerms(fused, options);
+        return { total: null, lb: terms?.lb ?? null, z: terms?.z ?? null, weights, gradient: terms?.gradient(1) ?? null };
+      }
+      return { ...fusedRouterAuxLoss(fused, options), weights, gradient: null };
     }
     const { scores, topkIds: ids, logits } = r;
     let total: Tensor | null = null;
@@ -208,6 +251,6 @@ export class MoELayer extends Module {
       z = l.item();
       total = total ? add(total, mul(l, weights.z)) : mul(l, weights.z);
     }
-    return { total, lb, z, weights };
+    return { total, lb, z, weights, gradient: null };
   }
 }

@@ -24,17 +24,34 @@ import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
 import { type FloatArray, type MoeNativeKernels, batched, fusedMoeEnabled, fusedRows, moeKernels } from './native-moe.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import { acquireScratch, releaseScratch } from './scratch.js';
+import type { RoutePlan } from './route-plan.js';
+import type { FusedRouterState } from './router.js';
+import type { FusedAuxGradient } from './router-aux-loss.js';
 
-/** How the slots of a routed call are laid out (from planSlots). */
+/** How the slots of a routed call are laid out, and where their combine weights come from. */
 export interface FusedRouting {
   numTokens: number;
   topK: number;
-  /** E+1 offsets of the sorted rows. */
-  segOffsets: Int32Array;
-  /** [S] slot (t·K + k) of each sorted row. */
-  sortedSlots: Int32Array;
-  /** [T, K] combine weights (differentiable), of x's dtype. */
+  /** From planRoutes on these weights. */
+  plan: RoutePlan;
+  /** [T, K] combine weights, of x's dtype: a differentiable input of the node unless `router` is given. */
   topkWeights: Tensor;
+  /** The weights came from the fused router on x itself (logits = x·Wᵀ): see FusedRouterGradient. */
+  router?: FusedRouterGradient | null;
+}
+
+/**
+ * The node then takes the router weight as an input in place of the top-k weights, and its
+ * backward runs the router's too (routerLayerBackward): the logits' gradient from the weights'
+ * and from the aux losses', the router weight's gradient, and the router's share of dX summed
+ * with the experts' in one pass.
+ */
+export interface FusedRouterGradient {
+  state: FusedRouterState;
+  /** [E, H] */
+  weight: Tensor;
+  /** The aux losses riding on the output (their gradient seeded with 1, as attachAuxLoss does), or null. */
+  aux: FusedAuxGradient | null;
 }
 
 type Layout = 'separate' | 'fused' | 'interleaved';
@@ -102,24 +119,11 @@ export function fusedSwigluExperts(
   const I2 = 2 * I;
 
   // routed: the token of each row, the row of each slot (-1 dropped), the weight of each row
-  let rowTok: Int32Array | null = null;
-  let slotRow: Int32Array | null = null;
-  let rowW: FloatArray | null = null;
-  let tw: FloatArray | null = null;
-  if (routing) {
-    const K = routing.topK;
-    tw = routing.topkWeights.storage as FloatArray;
-    rowTok = new Int32Array(S);
-    slotRow = new Int32Array(routing.numTokens * K).fill(-1);
-    rowW = uninitializedFloatArrayLike(xs, S);
-    const ss = routing.sortedSlots;
-    for (let r = 0; r < S; r++) {
-      const s = ss[r]!;
-      rowTok[r] = (s / K) | 0;
-      slotRow[s] = r;
-      rowW[r] = tw[s]!;
-    }
-  }
+  const rowTok = routing ? routing.plan.rowTokens : null;
+  const slotRow = routing ? routing.plan.slotRows : null;
+  const rowW = routing ? routing.plan.rowWeights : null;
+  const tw = routing ? (routing.topkWeights.storage as FloatArray) : null;
+  const router = routing?.router ?? null;
 
   // ---- forward ----
   // first GEMM -> gu [S, 2I]: separate weights write the two column halves
@@ -155,7 +159,7 @@ export function fusedSwigluExperts(
     }
     k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
   };
-  const inputs: Tensor[] = [x, ...(routing ? [routing.topkWeights] : []), ...wList, wDown];
+  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, wDown];
   // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
   // unless the backward will read it) never exists whole
   const rowFusion = rowFusionApplies(g, xs.BYTES_PER_ELEMENT);
@@ -188,7 +192,8 @@ export function fusedSwigluExperts(
     backward: (gradOut) => {
       const gs = gradOut.storage as FloatArray;
       const needX = x.requiresGrad;
-      const needTw = routing !== null && routing.topkWeights.requiresGrad;
+      // the rows' weight gradients: for the top-k weights' gradient, or the router's
+      const needTw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
       const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
       if (!gu) {
         gu = acquireScratch(xs, S * I2);
@@ -251,7 +256,22 @@ export function fusedSwigluExperts(
       const dDown = dDownData ? mk(wDown, dDownData) : null;
       const dFirst = wList.map((wt, idx) => (dFirstData[idx] ? mk(wt, dFirstData[idx]!) : null));
       let dx: Tensor | null = null;
-      if (da && routing) {
+      let dRouting: Tensor | null = null; // the top-k weights' gradient, or the router weight's
+      if (router) {
+        const st = router.state;
+        const T = routing!.numTokens;
+        const dxs = needX ? uninitializedFloatArrayLike(xs, T * H) : null;
+        const dwr = router.weight.requiresGrad ? uninitializedFloatArrayLike(xs, st.numExperts * H) : null;
+        const wr = router.weight.storage as FloatArray;
+        if (needTw) {
+          const aux = router.aux;
+          st.kernels.routerLayerBackward(st.scores, st.lse, st.ids, dw, slotRow!, T, st.numExperts, st.topK, st.renorm, st.scale,
+            aux?.lbCoef ?? null, aux?.zCoef ?? 0, dwr ? xs : null, dwr, dxs ? wr : null, dxs ? da : null, H, dxs);
+        }
+        if (da) releaseScratch(da);
+        dx = dxs ? mk(x, dxs) : null;
+        dRouting = dwr ? mk(router.weight, dwr) : null;
+      } else if (da && routing) {
         const dxs = uninitializedFloatArrayLike(xs, routing.numTokens * H);
         k.moeCombine(da, H, slotRow!, null, routing.numTokens, routing.topK, H, dxs);
         releaseScratch(da);
@@ -262,14 +282,13 @@ export function fusedSwigluExperts(
       releaseScratch(dyh);
       releaseScratch(dgu);
       gu = null;
-      let dTw: Tensor | null = null;
-      if (needTw) {
+      if (needTw && !router) {
         const d = floatArrayLike(xs, routing!.numTokens * routing!.topK); // zeroed: dropped slots get 0
-        const ss = routing!.sortedSlots;
+        const ss = routing!.plan.sortedSlots;
         for (let r = 0; r < S; r++) d[ss[r]!] = dw![r]!;
-        dTw = mk(routing!.topkWeights, d);
+        dRouting = mk(routing!.topkWeights, d);
       }
-      return [dx, ...(routing ? [dTw] : []), ...dFirst, dDown];
+      return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
     },
   });
   if (!result.gradFn) {

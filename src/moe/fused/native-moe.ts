@@ -82,6 +82,24 @@ export interface MoeNativeKernels {
     hout: FloatArray | null,
     dw: FloatArray | null,
   ): void;
+  /**
+   * planSlots (dispatch.ts) with the fused kernels' per-row maps: seg [E+1], and for the kept
+   * rows sortedSlots, rowTok (slot / K), rowW (weights[slot]); slotRow [T·K] (-1: dropped).
+   * capacity < 0: dropless. Returns S, the rows kept.
+   */
+  moePlanRoutes(
+    ids: Int32Array,
+    t: number,
+    k: number,
+    e: number,
+    capacity: number,
+    weights: FloatArray,
+    seg: Int32Array,
+    sortedSlots: Int32Array,
+    rowTok: Int32Array,
+    slotRow: Int32Array,
+    rowW: FloatArray,
+  ): number;
   /** out[t] = Σ_k w[t·K+k] · y[row[t·K+k]] (row < 0: dropped; w null: 1). */
   moeCombine(y: FloatArray, ldy: number, row: Int32Array, w: FloatArray | null, t: number, k: number, h: number, out: FloatArray): void;
   /** Until moeBatchRun, the grouped GEMMs only queue their work (see batched). */
@@ -101,7 +119,7 @@ export interface MoeNativeKernels {
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
+export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moePlanRoutes', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
 
 /** Calls fn between open() and run(); run() closes what open() began even when fn throws. */
 function queuedBetween(open: () => void, run: () => void, fn: () => void): void {

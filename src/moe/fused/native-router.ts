@@ -34,7 +34,32 @@ export interface RouterNativeKernels {
     zCoef: number,
     dlogits: FloatArray,
   ): void;
+  /**
+   * The router's part of a fused MoE layer's backward: dlogits (kept internally) as
+   * routerBackward with dweights[s] = rowDw[slotRow[s]] (0 for a dropped slot); then
+   * dwr [e, h] = dlogitsᵀ·x and dx [t, h] = Σ_k rowDx[slotRow[t·K+k]] + dlogits·wr (null: skipped).
+   */
+  routerLayerBackward(
+    scores: FloatArray,
+    lse: FloatArray,
+    ids: Int32Array,
+    rowDw: FloatArray | null,
+    slotRow: Int32Array,
+    t: number,
+    e: number,
+    k: number,
+    renorm: boolean,
+    scale: number,
+    lbCoef: Float64Array | null,
+    zCoef: number,
+    x: FloatArray | null,
+    dwr: FloatArray | null,
+    wr: FloatArray | null,
+    rowDx: FloatArray | null,
+    h: number,
+    dx: FloatArray | null,
+  ): void;
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const routerKernels = addonKernels<RouterNativeKernels>(['routerForward', 'routerBackward']);
+export const routerKernels = addonKernels<RouterNativeKernels>(['routerForward', 'routerBackward', 'routerLayerBackward']);

@@ -22,11 +22,18 @@ export interface FusedAuxLosses {
   z: number | null;
 }
 
-export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions): FusedAuxLosses {
-  const { numTokens: T, numExperts: E, topK: K, logits } = s;
+/** d(wlb·LB + wz·Z)/d(logits) for a seed g, as routerBackward's lbCoef and zCoef. */
+export interface FusedAuxGradient {
+  lbCoef: Float64Array | null;
+  zCoef: number;
+}
+
+/** The two losses' values, their weighted total, and its gradient coefficients for a seed of g. */
+export function fusedAuxLossTerms(s: FusedRouterState, o: FusedAuxLossOptions): { lb: number | null; z: number | null; value: number; gradient: (g: number) => FusedAuxGradient } | null {
+  const { numTokens: T, numExperts: E, topK: K } = s;
   const wlb = o.weights.lb;
   const wz = o.weights.z;
-  if (!(wlb > 0) && !(wz > 0)) return { total: null, lb: null, z: null };
+  if (!(wlb > 0) && !(wz > 0)) return null;
   // LB = Σ_e coef_e · Σ_t scores[t, e],  coef_e = c·f_e / T  (losses.ts)
   const c = (o.convention === 'one' ? 1 / K : 1) * E;
   const coef = new Float64Array(E);
@@ -36,21 +43,31 @@ export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions):
     coef[e] = (c * f) / T;
     lb += coef[e]! * s.scoreSums[e]!;
   }
-  const value = (wlb > 0 ? wlb * lb : 0) + (wz > 0 ? wz * s.zLoss : 0);
+  return {
+    lb: wlb > 0 ? lb : null,
+    z: wz > 0 ? s.zLoss : null,
+    value: (wlb > 0 ? wlb * lb : 0) + (wz > 0 ? wz * s.zLoss : 0),
+    gradient: (g) => ({ lbCoef: wlb > 0 ? coef.map((v) => v * wlb * g) : null, zCoef: wz > 0 ? (wz * g) / Math.max(T, 1) : 0 }),
+  };
+}
+
+export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions): FusedAuxLosses {
+  const terms = fusedAuxLossTerms(s, o);
+  if (!terms) return { total: null, lb: null, z: null };
+  const { numTokens: T, numExperts: E, topK: K, logits } = s;
   const b = logits.backend;
   const like = (n: number): FloatArray => floatArrayLike(s.scores, n);
   const out = like(1);
-  out[0] = value;
+  out[0] = terms.value;
   const total = makeOutput(b, out, [], {
     name: 'fusedRouterAuxLoss',
     inputs: [logits],
     backward: (g) => {
-      const gs = g.item();
-      const lbCoef = wlb > 0 ? coef.map((v) => v * wlb * gs) : null;
+      const { lbCoef, zCoef } = terms.gradient(g.item());
       const dlogits = like(T * E);
-      s.kernels.routerBackward(s.scores, s.lse, s.ids, null, T, E, K, false, 1, lbCoef, wz > 0 ? (wz * gs) / Math.max(T, 1) : 0, dlogits);
+      s.kernels.routerBackward(s.scores, s.lse, s.ids, null, T, E, K, false, 1, lbCoef, zCoef, dlogits);
       return [new Tensor(dlogits, logits.shape, b)];
     },
   });
-  return { total, lb: wlb > 0 ? lb : null, z: wz > 0 ? s.zLoss : null };
+  return { total, lb: terms.lb, z: terms.z };
 }

@@ -19,6 +19,9 @@ export interface FusedRouterState {
   readonly numTokens: number;
   readonly numExperts: number;
   readonly topK: number;
+  /** The weights' 'sum' renormalisation and scaling factor. */
+  readonly renorm: boolean;
+  readonly scale: number;
   readonly scores: FloatArray;
   readonly ids: Int32Array;
   readonly lse: FloatArray;
@@ -38,15 +41,19 @@ export function fusedRouterState(r: RouterOutput): FusedRouterState | null {
   return states.get(r) ?? null;
 }
 
-/** routeLogits on the fused path, or null when the configuration / backend / dtype is not covered. */
-export function fusedRouteLogits(logits: Tensor, cfg: RouterConfig, selectionBias: Tensor | null): RouterOutput | null {
-  if (!fusedMoeEnabled() || logits.backend.name !== 'native') return null;
+/** The kernels when the fused router covers this configuration on t's backend and dtype (t: the logits, or the router's input), else null. */
+export function fusedRouterKernels(t: Tensor, cfg: RouterConfig, selectionBias: Tensor | null): RouterNativeKernels | null {
+  if (!fusedMoeEnabled() || t.backend.name !== 'native' || !isFloatArray(t.storage)) return null;
   if (cfg.kind !== 'token-choice' || cfg.scoreFunc !== 'softmax' || cfg.selectOn !== 'scores') return null;
   if (selectionBias || cfg.groupLimit || cfg.uniformAssignment || (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum')) return null;
-  const x = logits.storage;
-  if (!isFloatArray(x)) return null;
-  const kernels = routerKernels();
+  return routerKernels();
+}
+
+/** routeLogits on the fused path, or null when the configuration / backend / dtype is not covered. */
+export function fusedRouteLogits(logits: Tensor, cfg: RouterConfig, selectionBias: Tensor | null): RouterOutput | null {
+  const kernels = fusedRouterKernels(logits, cfg, selectionBias);
   if (!kernels) return null;
+  const x = logits.storage as FloatArray;
 
   const [T, E] = logits.shape as [number, number];
   const K = cfg.topK;
@@ -89,6 +96,8 @@ export function fusedRouteLogits(logits: Tensor, cfg: RouterConfig, selectionBia
     numTokens: T,
     numExperts: E,
     topK: K,
+    renorm,
+    scale,
     scores,
     ids,
     lse,
