@@ -5,7 +5,8 @@
 // Two forms:
 //  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
 //             (dispatch gather, experts, weighted combine; grads for x, the top-k weights
-//             and every expert weight);
+//             and every expert weight), or, when the routing says the weights came from the
+//             fused router on x (layer.ts), grads for x, the router weight and the experts;
 //  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
 // Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
 // outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
