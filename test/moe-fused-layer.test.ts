@@ -220,6 +220,22 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     }
   }
 
+  test('an empty batch (0 tokens): zero gradients, as the reference', () => {
+    setBackend('native');
+    const input: MoEConfigInput = { hiddenSize: 16, router: { numExperts: 4, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
+    const run = (fused: boolean) =>
+      withFused(fused, () => {
+        const layer = new MoELayer(moeConfig(input), { dtype: 'f32', generator: new Generator(3) });
+        const x = fromArray(new Float32Array(0), [0, 16]).requiresGrad_();
+        const y = layer.forward(x);
+        y.backward(fromArray(new Float32Array(0), [0, 16]));
+        return [y.shape, x.grad!.shape, ...layer.parameters().map((p) => [...p.grad!.dataSync()])];
+      });
+    const { value: got, calls } = counting('routerLayerBackward', () => run(true));
+    assert.equal(calls, 1, 'the fused layer node ran');
+    assert.deepEqual(got, run(false));
+  });
+
   test('float64 finite differences through the node: <y, dy> + aux w.r.t. x and the router weight', () => {
     setBackend('native');
     const input: MoEConfigInput = { hiddenSize: 6, router: { numExperts: 5, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 4 }, losses: { lbWeight: 0.3, zLossWeight: 0.2 } };

@@ -163,7 +163,7 @@ export function fusedSwigluExperts(
   const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, wDown];
   // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
   // unless the backward will read it) never exists whole
-  const rowFusion = rowFusionApplies(g, xs.BYTES_PER_ELEMENT);
+  const rowFusion = S > 0 && rowFusionApplies(g, xs.BYTES_PER_ELEMENT); // no rows: nothing to fuse (and no block-local room)
   if (rowFusion) {
     fusedRows(k, () => {
       k.moeFuseLocal(h, I);
