@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "addon.h"
 #include "cpu.h"
@@ -45,8 +46,8 @@ typedef struct {
   double scale, z_coef;
   const double *lb_coef;
   int64_t tasks;
-  double *partial;         /* per task: [e] score sums, entropy, lse²; then per task [k] scratch */
-  int64_t *partial_counts; /* per task: [e] */
+  double *partial;         /* per task (PARTIAL_STRIDE): [e] score sums, entropy, lse², [k] scratch */
+  int64_t *partial_counts; /* per task (COUNTS_STRIDE): [e] */
   /* routerLayerBackward: dweights (the buffer c->dweights points to) gathered from row_dw
    * through slot_row; dwr [E, H] = dlogitsᵀ·x; dx [t, H] = Σ_k row_dx[slot row] + dlogits·wr */
   const int32_t *slot_row;
@@ -58,6 +59,11 @@ typedef struct {
 /* Every lane of the layer backward's loops adds its terms in the same order at any vector
  * width (no contraction: -std=c11 keeps a*b+c two roundings), so the AVX-512 build of a loop
  * gives the generic build's bits. */
+/* Each task's partials start on a cache line of their own: tasks on two cores updating one
+ * line per row ran routerForward no faster on 2 threads than on 1 (false sharing). */
+#define PARTIAL_STRIDE(E, K) ((((E) + 2 + (K)) + 7) & ~(int64_t)7)
+#define COUNTS_STRIDE(E) (((E) + 7) & ~(int64_t)7)
+
 #if defined(__x86_64__)
 #define MK_ROUTER_A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #endif
@@ -181,13 +187,15 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
       !f64_array(env, argv[11], "routerForward: sums", 0, e + 2, &sums))
     return NULL;
   const int64_t tasks = mk_par_tasks(t, 16 * e);
-  double *partial = (double *)calloc((size_t)(tasks * (e + 2 + k)), sizeof(double));
-  int64_t *pcounts = (int64_t *)calloc((size_t)(tasks * e), sizeof(int64_t));
+  double *partial = (double *)aligned_alloc(64, (size_t)(tasks * PARTIAL_STRIDE(e, k)) * sizeof(double));
+  int64_t *pcounts = (int64_t *)aligned_alloc(64, (size_t)(tasks * COUNTS_STRIDE(e)) * sizeof(int64_t));
   if (!partial || !pcounts) {
     free(partial);
     free(pcounts);
     return mk_throw_error(env, "routerForward: out of memory");
   }
+  memset(partial, 0, (size_t)(tasks * PARTIAL_STRIDE(e, k)) * sizeof(double));
+  memset(pcounts, 0, (size_t)(tasks * COUNTS_STRIDE(e)) * sizeof(int64_t));
   mk_router_ctx c = {.logits = logits.data, .scores = scores.data, .weights = weights.data,
                      .lse = lse.data, .ids = (int32_t *)ids.data, .E = e, .K = k,
                      .renorm = renorm, .scale = scale, .tasks = tasks, .partial = partial,
@@ -199,12 +207,12 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
   int32_t *cnt = (int32_t *)counts.data;
   for (int64_t j = 0; j < e + 2; j++) {
     double s = 0;
-    for (int64_t q = 0; q < tasks; q++) s += partial[q * (e + 2) + j];
+    for (int64_t q = 0; q < tasks; q++) s += partial[q * PARTIAL_STRIDE(e, k) + j];
     out[j] = s;
   }
   for (int64_t j = 0; j < e; j++) {
     int64_t s = 0;
-    for (int64_t q = 0; q < tasks; q++) s += pcounts[q * e + j];
+    for (int64_t q = 0; q < tasks; q++) s += pcounts[q * COUNTS_STRIDE(e) + j];
     cnt[j] = (int32_t)s;
   }
   free(partial);
