@@ -18,20 +18,10 @@ import { fromArray } from '../src/ops/creation.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { withFused } from './helpers/env.js';
 import { assertClose } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
-
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = process.env.MOEKIT_MOE_FUSED;
-  process.env.MOEKIT_MOE_FUSED = on ? '1' : '0';
-  try {
-    return fn();
-  } finally {
-    if (prev === undefined) delete process.env.MOEKIT_MOE_FUSED;
-    else process.env.MOEKIT_MOE_FUSED = prev;
-  }
-}
 
 const floats = (dtype: FloatDType, n: number, gen: Generator, lo = -1, hi = 1) => {
   const a = dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);

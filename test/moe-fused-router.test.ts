@@ -20,20 +20,10 @@ import { fromArray } from '../src/ops/creation.js';
 import { add, mul, sum } from '../src/ops/index.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { withFused } from './helpers/env.js';
 import { assertClose, gradcheck } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
-
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = process.env.MOEKIT_MOE_FUSED;
-  process.env.MOEKIT_MOE_FUSED = on ? '1' : '0';
-  try {
-    return fn();
-  } finally {
-    if (prev === undefined) delete process.env.MOEKIT_MOE_FUSED;
-    else process.env.MOEKIT_MOE_FUSED = prev;
-  }
-}
 
 function array(dtype: FloatDType, values: ArrayLike<number>): Float32Array | Float64Array {
   return dtype === 'f64' ? Float64Array.from(values) : Float32Array.from(values);

@@ -19,6 +19,7 @@ import { mul, sum } from '../src/ops/index.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { withEnv, withFused } from './helpers/env.js';
 import { assertClose } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
@@ -28,17 +29,6 @@ function rand(shape: number[], dtype: FloatDType, gen: Generator, lo = -1, hi = 
   const a = dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * gen.uniform();
   return fromArray(a, shape);
-}
-
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = process.env.MOEKIT_MOE_FUSED;
-  process.env.MOEKIT_MOE_FUSED = on ? '1' : '0';
-  try {
-    return fn();
-  } finally {
-    if (prev === undefined) delete process.env.MOEKIT_MOE_FUSED;
-    else process.env.MOEKIT_MOE_FUSED = prev;
-  }
 }
 
 interface Case {
@@ -113,14 +103,7 @@ function runCaseForward(c: Case, dtype: FloatDType): Float32Array | Float64Array
 
 /** Runs fn with MOEKIT_MOE_ROW_FUSION set ('0' pass by pass, '1' one row fusion). */
 function withRowFusion<T>(mode: '0' | '1', fn: () => T): T {
-  const prev = process.env.MOEKIT_MOE_ROW_FUSION;
-  process.env.MOEKIT_MOE_ROW_FUSION = mode;
-  try {
-    return fn();
-  } finally {
-    if (prev === undefined) delete process.env.MOEKIT_MOE_ROW_FUSION;
-    else process.env.MOEKIT_MOE_ROW_FUSION = prev;
-  }
+  return withEnv('MOEKIT_MOE_ROW_FUSION', mode, fn);
 }
 
 describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'native addon not built' }, () => {
