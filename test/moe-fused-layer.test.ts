@@ -210,6 +210,37 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     }
   }
 
+  test('falls back to the chain where the node does not apply: selection bias, router bias, jitter in training, a mask', () => {
+    setBackend('native');
+    const base: MoEConfigInput = { hiddenSize: 12, router: { numExperts: 6, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.1 } };
+    const variants: [string, MoEConfigInput, boolean][] = [
+      ['plain', base, false],
+      ['selection bias', { ...base, router: { ...base.router, selectionBias: { gamma: 0.5, rule: 'sign' } } }, false],
+      ['router bias', { ...base, router: { ...base.router, routerBias: true } }, false],
+      ['jitter', { ...base, router: { ...base.router, jitterEps: 0.01 } }, false],
+      ['mask', base, true],
+    ];
+    for (const [name, input, masked] of variants) {
+      const run = (fused: boolean) =>
+        withFused(fused, () => {
+          const layer = new MoELayer(moeConfig(input), { dtype: 'f64', generator: new Generator(3) });
+          const gen = new Generator(9);
+          // a selection bias that changes the choice: expert 5 is always picked
+          layer.selectionBias?.bias.storage.set([0, 0, 0, 0, 0, 10]);
+          const x = fromArray(floats('f64', 9 * 12, gen), [9, 12]).requiresGrad_();
+          const mask = masked ? fromArray(Float64Array.from({ length: 9 }, (_, t) => (t % 3 === 2 ? 0 : 1)), [9]) : null;
+          const y = layer.forward(x, { mask });
+          y.backward(fromArray(floats('f64', 9 * 12, gen), [9, 12]));
+          return [y.dataSync(), x.grad!.dataSync(), ...layer.parameters().map((p) => p.grad!.dataSync()), layer.lastMetrics!.tokensPerExpert];
+        });
+      const { value: got, calls } = counting('routerLayerBackward', () => run(true));
+      assert.equal(calls, name === 'plain' ? 1 : 0, `${name}: the fused layer node ${name === 'plain' ? 'ran' : 'did not run'}`);
+      const ref = run(false);
+      if (name === 'selection bias') assert.ok(ref[ref.length - 1]![5]! === 9, 'the bias made expert 5 take every token');
+      got.forEach((v, i) => assertClose(v, ref[i]!, 1e-12, 1e-10, `${name}: tensor ${i}`));
+    }
+  });
+
   test('an empty batch (0 tokens): zero gradients, as the reference', () => {
     setBackend('native');
     const input: MoEConfigInput = { hiddenSize: 16, router: { numExperts: 4, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };

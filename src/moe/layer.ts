@@ -117,7 +117,15 @@ export class MoELayer extends Module {
     // losses' gradient inside it; else the chain of router, aux-loss and expert nodes below
     const whole = this.topology || (wantLosses && !this.fusedAuxCovers(mask))
       ? null
-      : prepareFusedMoELayer({ x: x2, routerWeight: this.routerWeight, router: rc, training: this.training, dispatcher: this.dispatcher, bank: this.experts });
+      : prepareFusedMoELayer({
+          x: x2,
+          routerWeight: this.routerWeight,
+          router: rc,
+          selectionBias: this.selectionBias?.bias ?? null,
+          training: this.training,
+          dispatcher: this.dispatcher,
+          bank: this.experts,
+        });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;

@@ -5,7 +5,7 @@
 // share of dX summed with the experts' in one pass). Against the chain of nodes layer.ts builds
 // otherwise (router matmul, router, aux loss, experts), the backward drops two router passes,
 // a dlogits sum, two GEMMs and a dX sum, and the JavaScript between them.
-// Covers what each fused piece covers, without router bias or jitter; layer.ts falls back to
+// Covers what each fused piece covers (so no selection bias), without router bias or jitter; layer.ts falls back to
 // the chain (whose composition test/moe-fused-layer.test.ts holds this node to) elsewhere.
 import type { Tensor } from '../../tensor/tensor.js';
 import { noGrad } from '../../tensor/autograd.js';
@@ -26,6 +26,8 @@ export interface FusedLayerInputs {
   /** [E, H] */
   routerWeight: Tensor;
   router: RouterConfig;
+  /** The aux-loss-free balancing bias added to the scores for selection (not covered), or null. */
+  selectionBias: Tensor | null;
   /** In training the router's jitter (not covered) would apply. */
   training: boolean;
   dispatcher: Dispatcher;
@@ -48,7 +50,7 @@ export function prepareFusedMoELayer(inp: FusedLayerInputs): FusedMoELayer | nul
   const { x, routerWeight: w, router: cfg, dispatcher, bank } = inp;
   if (process.env.MOEKIT_MOE_FUSED_LAYER === '0' || cfg.routerBias || (inp.training && cfg.jitterEps > 0)) return null;
   if (x.ndim !== 2 || w.ndim !== 2 || w.shape[0] !== cfg.numExperts || w.shape[1] !== x.shape[1]) return null;
-  const fused = fusedRouterKernels(x, cfg, null) && fusedDispatch(x, dispatcher, bank, [w]);
+  const fused = fusedRouterKernels(x, cfg, inp.selectionBias) && fusedDispatch(x, dispatcher, bank, [w]);
   if (!fused) return null;
   const { k, local } = fused;
   const logits = noGrad(() => matmul(x, w, { transB: true }));
