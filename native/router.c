@@ -71,6 +71,30 @@ typedef struct {
 #define MK_DWR_COLS 32 /* columns per register tile of dwr (and per block of a dx row) */
 
 #if defined(__x86_64__)
+static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t t); /* below */
+#endif
+
+
+#define T float
+#define SFX f32
+#define MK_EXP expf
+#define MK_ROUTER_DX_ROW_A512 tail_dx_row_a512_f32
+#include "router_impl.inc"
+#undef T
+#undef SFX
+#undef MK_EXP
+#undef MK_ROUTER_DX_ROW_A512
+#define T double
+#define SFX f64
+#define MK_EXP exp
+#define MK_ROUTER_DX_ROW_A512 tail_dx_row_generic_f64
+#include "router_impl.inc"
+#undef T
+#undef SFX
+#undef MK_EXP
+#undef MK_ROUTER_DX_ROW_A512
+
+#if defined(__x86_64__)
 #include <immintrin.h>
 /* tail_dx_row for f32 with its sums in registers (GCC keeps the generic build's accumulator
  * block on the stack, a store-to-load chain per term: ~4x slower). Same terms, same order. */
@@ -98,34 +122,9 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
     _mm512_storeu_ps(o + j0, a0);
     _mm512_storeu_ps(o + j0 + 16, a1);
   }
-  for (int64_t j = j0; j < H; j++) {
-    float acc = 0;
-    for (int64_t k = 0; k < K; k++)
-      if (rows[k] >= 0) acc += rdx[(int64_t)rows[k] * H + j];
-    for (int64_t e = 0; e < E; e++) acc += dl[e] * wr[e * H + j];
-    o[j] = acc;
-  }
+  tail_dx_cols_f32(c, t, j0, H);
 }
 #endif
-
-#define T float
-#define SFX f32
-#define MK_EXP expf
-#define MK_ROUTER_DX_ROW_A512 tail_dx_row_a512_f32
-#include "router_impl.inc"
-#undef T
-#undef SFX
-#undef MK_EXP
-#undef MK_ROUTER_DX_ROW_A512
-#define T double
-#define SFX f64
-#define MK_EXP exp
-#define MK_ROUTER_DX_ROW_A512 tail_dx_row_generic_f64
-#include "router_impl.inc"
-#undef T
-#undef SFX
-#undef MK_EXP
-#undef MK_ROUTER_DX_ROW_A512
 
 static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
                       int nullable, int64_t need, mk_typed *out) {
@@ -162,6 +161,17 @@ static int read_shape(napi_env env, napi_value *argv, const char *fn, int64_t *t
     mk_throw_range(env, "%s: k = %lld exceeds e = %lld", fn, (long long)*k, (long long)*e);
     return 0;
   }
+  return 1;
+}
+
+/* The n expert ids are in [0, e); else throws naming the first that is not. */
+static int ids_in_range(napi_env env, const char *fn, const mk_typed *ids, int64_t n, int64_t e) {
+  const int32_t *ip = (const int32_t *)ids->data;
+  for (int64_t q = 0; q < n; q++)
+    if (ip[q] < 0 || ip[q] >= e) {
+      mk_throw_range(env, "%s: ids[%lld] = %d is outside [0, %lld)", fn, (long long)q, ip[q], (long long)e);
+      return 0;
+    }
   return 1;
 }
 
@@ -240,11 +250,7 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
       !mk_napi_f64(env, argv[10], "routerBackward: zCoef", &zc) ||
       !float_like(env, argv[11], "routerBackward: dlogits", &scores, 0, t * e, &dlogits))
     return NULL;
-  const int32_t *ip = (const int32_t *)ids.data;
-  for (int64_t q = 0; q < t * k; q++)
-    if (ip[q] < 0 || ip[q] >= e)
-      return mk_throw_range(env, "routerBackward: ids[%lld] = %d is outside [0, %lld)", (long long)q,
-                            ip[q], (long long)e);
+  if (!ids_in_range(env, "routerBackward", &ids, t * k, e)) return NULL;
   mk_router_ctx c = {.scores = (void *)scores.data, .lse = lse.data, .ids = (int32_t *)ids.data,
                      .dweights = dweights.data, .dlogits = dlogits.data, .E = e, .K = k,
                      .renorm = renorm, .scale = scale, .z_coef = zc,
@@ -287,15 +293,12 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
   int64_t rows = INT64_MAX;
   if (rdw.data) rows = (int64_t)rdw.length;
   if (dx.data && h > 0 && (int64_t)rdx.length / h < rows) rows = (int64_t)rdx.length / h;
-  const int32_t *ip = (const int32_t *)ids.data, *sr = (const int32_t *)slot_row.data;
-  for (int64_t q = 0; q < t * k; q++) {
-    if (ip[q] < 0 || ip[q] >= e)
-      return mk_throw_range(env, "routerLayerBackward: ids[%lld] = %d is outside [0, %lld)", (long long)q,
-                            ip[q], (long long)e);
+  if (!ids_in_range(env, fn, &ids, t * k, e)) return NULL;
+  const int32_t *sr = (const int32_t *)slot_row.data;
+  for (int64_t q = 0; q < t * k; q++)
     if (sr[q] >= rows)
       return mk_throw_range(env, "routerLayerBackward: slotRow[%lld] = %d is past the rows of rowDw / rowDx (%lld)",
                             (long long)q, sr[q], (long long)rows);
-  }
   const size_t elt = scores.type == napi_float64_array ? sizeof(double) : sizeof(float);
   void *dlogits = malloc((size_t)(t * e) * elt + 1);
   void *dweights = rdw.data ? malloc((size_t)(t * k) * elt + 1) : NULL;

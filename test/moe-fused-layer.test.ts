@@ -19,6 +19,7 @@ import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { withFused } from './helpers/env.js';
+import { numericGrad } from './helpers/moe-reference.js';
 import { assertClose } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
@@ -279,20 +280,6 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     const { calls } = counting('routerLayerBackward', () => layer.forward(x).backward(fromArray(Float64Array.from(dy), [7, 6])));
     assert.equal(calls, 1, 'the fused layer node ran');
     const checks: [string, Tensor][] = [['x', x], ['router weight', layer.routerWeight]];
-    const eps = 1e-6;
-    for (const [name, t] of checks) {
-      const analytic = t.grad!.dataSync();
-      const data = t.storage as Float64Array;
-      for (let i = 0; i < t.size; i++) {
-        const keep = data[i]!;
-        data[i] = keep + eps;
-        const up = objective();
-        data[i] = keep - eps;
-        const down = objective();
-        data[i] = keep;
-        const numeric = (up - down) / (2 * eps);
-        assert.ok(Math.abs(numeric - analytic[i]!) <= 1e-6 + 1e-5 * Math.abs(numeric), `${name}[${i}]: autograd ${analytic[i]} vs finite differences ${numeric}`);
-      }
-    }
+    for (const [name, t] of checks) assertClose(t.grad!.dataSync(), numericGrad(objective, t.storage as Float64Array), 1e-6, 1e-5, `${name}: autograd vs finite differences`);
   });
 });

@@ -120,7 +120,7 @@ export class ExpertBank extends Module {
     // native fused kernels when they apply (MOEKIT_MOE_FUSED=0 forces the reference ops)
     const fits = rows.ndim === 2 && rows.shape[1] === this.hiddenSize && exec.segOffsets.length === this.numExperts + 1 && exec.segOffsets[this.numExperts] === rows.shape[0];
     const k = fits ? fusedKernelsFor(rows, this, this.cfg) : null;
-    if (k) return fusedSwigluExperts(k, rows, exec.segOffsets, null, this, this.cfg);
+    if (k) return fusedSwigluExperts(k, rows, exec.segOffsets, this, this.cfg);
     return runExperts(rows, exec, this, this.cfg);
   }
 }

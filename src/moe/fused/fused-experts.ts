@@ -96,17 +96,12 @@ function rowFusionApplies(g: Geometry, bytesPerElement: number): boolean {
 }
 
 /**
- * The fused node. `routing` null: x is [S, H] expert-contiguous rows (segOffsets given);
- * otherwise x is [T, H] and the output is the weighted combine [T, H].
+ * The fused node. `rows` the E+1 segment offsets: x is [S, H] expert-contiguous rows; a routing:
+ * x is [T, H] (the rows are those of its plan) and the output is the weighted combine [T, H].
  */
-export function fusedSwigluExperts(
-  k: MoeNativeKernels,
-  x: Tensor,
-  segOffsets: Int32Array,
-  routing: FusedRouting | null,
-  w: ExpertWeights,
-  cfg: ExpertConfig,
-): Tensor {
+export function fusedSwigluExperts(k: MoeNativeKernels, x: Tensor, rows: Int32Array | FusedRouting, w: ExpertWeights, cfg: ExpertConfig): Tensor {
+  const routing = rows instanceof Int32Array ? null : rows;
+  const segOffsets = routing ? routing.plan.segOffsets : (rows as Int32Array);
   const E = segOffsets.length - 1;
   const H = x.shape[1]!;
   const I = cfg.intermediateSize;
@@ -193,8 +188,8 @@ export function fusedSwigluExperts(
     backward: (gradOut) => {
       const gs = gradOut.storage as FloatArray;
       const needX = x.requiresGrad;
-      // the rows' weight gradients: for the top-k weights' gradient, or the router's
-      const needTw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
+      // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
+      const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
       const mk = (t: Tensor, data: FloatArray) => new Tensor(data, t.shape, t.backend);
       if (!gu) {
         gu = acquireScratch(xs, S * I2);
@@ -203,7 +198,7 @@ export function fusedSwigluExperts(
       const dgu = gu; // in place: each element's gate/up are read before their grads are written
       const dyh = acquireScratch(xs, S * I);
       const hh = dyh; // the SwiGLU backward recomputes h into dyh once it has read it
-      const dw = needTw ? uninitializedFloatArrayLike(xs, S) : null;
+      const dw = needRowDw ? uninitializedFloatArrayLike(xs, S) : null;
       const gradBytes = [...wList, wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
       collectBeforeLargeOutputs(gradBytes);
       const dDownData = wDown.requiresGrad ? uninitializedFloatArrayLike(xs, E * H * I) : null;
@@ -264,7 +259,7 @@ export function fusedSwigluExperts(
         const dxs = needX ? uninitializedFloatArrayLike(xs, T * H) : null;
         const dwr = router.weight.requiresGrad ? uninitializedFloatArrayLike(xs, st.numExperts * H) : null;
         const wr = router.weight.storage as FloatArray;
-        if (needTw) {
+        if (needRowDw) {
           const aux = router.aux;
           st.kernels.routerLayerBackward(st.scores, st.lse, st.ids, dw, slotRow!, T, st.numExperts, st.topK, st.renorm, st.scale,
             aux?.lbCoef ?? null, aux?.zCoef ?? 0, dwr ? xs : null, dwr, dxs ? wr : null, dxs ? da : null, H, dxs);
@@ -283,7 +278,7 @@ export function fusedSwigluExperts(
       releaseScratch(dyh);
       releaseScratch(dgu);
       gu = null;
-      if (needTw && !router) {
+      if (needRowDw && !router) {
         const d = floatArrayLike(xs, routing!.numTokens * routing!.topK); // zeroed: dropped slots get 0
         const ss = routing!.plan.sortedSlots;
         for (let r = 0; r < S; r++) d[ss[r]!] = dw![r]!;

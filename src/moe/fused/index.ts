@@ -24,7 +24,7 @@ export function tryFusedMoE(x2: Tensor, routing: Pick<RouterOutput, 'topkIds' | 
   const { k, local } = fused;
   const [T, K] = topkIds.shape as [number, number];
   const plan = planRoutes(k, topkIds.dataSync() as Int32Array, T, K, bank.numExperts, local.capacity(T, K), topkWeights.storage as FloatArray);
-  const y = fusedSwigluExperts(k, x2, plan.segOffsets, { numTokens: T, topK: K, plan, topkWeights }, bank, bank.cfg);
+  const y = fusedSwigluExperts(k, x2, { numTokens: T, topK: K, plan, topkWeights }, bank, bank.cfg);
   return { y, droppedSlots: plan.droppedSlots };
 }
 

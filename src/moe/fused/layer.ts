@@ -66,7 +66,7 @@ export function prepareFusedMoELayer(inp: FusedLayerInputs): FusedMoELayer | nul
       const topkWeights = routed.topkWeights;
       const plan = planRoutes(k, state.ids, T, K, bank.numExperts, local.capacity(T, K), topkWeights.storage as FloatArray);
       const routing = { numTokens: T, topK: K, plan, topkWeights, router: { state, weight: w, aux } };
-      return { y: fusedSwigluExperts(k, x, plan.segOffsets, routing, bank, bank.cfg), droppedSlots: plan.droppedSlots };
+      return { y: fusedSwigluExperts(k, x, routing, bank, bank.cfg), droppedSlots: plan.droppedSlots };
     },
   };
 }
