@@ -454,6 +454,21 @@ static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const floa
   return (double)_mm512_reduce_add_ps(dot);
 }
 
+/* the SwiGLU epilogue of a gated GEMM tile: one call per tile, so the core overlaps the rows'
+ * sigmoid chains (a call per row measured ~0.3% slower on a small MoE step) */
+static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld, float *h, int64_t ldh,
+                                      int64_t rows, int64_t n) {
+  if (n == 32) { /* a whole tile row is two vectors: no masks, one loop the core can overlap */
+    for (int64_t i = 0; i < rows; i++)
+      for (int v = 0; v < 32; v += 16) {
+        const __m512 gv = _mm512_loadu_ps(g + i * ld + v);
+        _mm512_storeu_ps(h + i * ldh + v, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i * ld + v)));
+      }
+    return;
+  }
+  for (int64_t i = 0; i < rows; i++) swiglu_fwd_row_f32(g + i * ld, u + i * ld, h + i * ldh, n);
+}
+
 static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;
   const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
@@ -486,16 +501,16 @@ static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
   return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
-/* the f32 SwiGLU epilogue of a gated GEMM tile row */
-static mk_moe_f32_glu_fn swiglu_f32_row(void) {
+/* the f32 SwiGLU epilogue of a gated GEMM tile */
+static mk_moe_f32_glu_fn swiglu_f32_tile(void) {
 #if defined(__x86_64__)
-  if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_row_f32;
+  if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_tile_f32;
 #endif
-  return mk_moe_f32_swiglu_row;
+  return mk_moe_f32_swiglu_tile;
 }
 
 /* Builds and runs one grouped-GEMM job of a's element type from a designated-initialiser list
- * written once for both types: in it `mk_elt` names the element type and `swiglu_row` that
+ * written once for both types: in it `mk_elt` names the element type and `swiglu_tile` that
  * type's SwiGLU epilogue. f32 jobs take the AVX-512 packs where they apply. */
 #define MK_UNUSED __attribute__((unused))
 #define RUN_MOE_JOB(a, E, ...)                                                        \
@@ -503,13 +518,13 @@ static mk_moe_f32_glu_fn swiglu_f32_row(void) {
     const char *err_ = NULL;                                                          \
     if ((a).type == napi_float32_array) {                                             \
       typedef float mk_elt MK_UNUSED;                                                 \
-      const mk_moe_f32_glu_fn swiglu_row MK_UNUSED = swiglu_f32_row();               \
+      const mk_moe_f32_glu_fn swiglu_tile MK_UNUSED = swiglu_f32_tile();               \
       mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
       j_.fast_pack = fast_packs_apply(j_.kr);                                         \
       err_ = mk_moe_f32_run(&j_, (E));                                                \
     } else {                                                                          \
       typedef double mk_elt MK_UNUSED;                                                \
-      const mk_moe_f64_glu_fn swiglu_row MK_UNUSED = mk_moe_f64_swiglu_row;          \
+      const mk_moe_f64_glu_fn swiglu_tile MK_UNUSED = mk_moe_f64_swiglu_tile;          \
       mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
       err_ = mk_moe_f64_run(&j_, (E));                                                \
     }                                                                                 \
@@ -672,7 +687,7 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
   RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .lda = lda, .b = bg.data,
               .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = gu.data, .ldc = ldgu, .seg = seg.data,
               .N = n, .K = k, .b2 = bu.data, .c2 = (mk_elt *)gu.data + uoff, .h = h.data, .ldh = n,
-              .glu = swiglu_row);
+              .glu = swiglu_tile);
   return mk_napi_undefined(env);
 }
 
