@@ -518,13 +518,13 @@ static mk_moe_f32_glu_fn swiglu_f32_tile(void) {
     const char *err_ = NULL;                                                          \
     if ((a).type == napi_float32_array) {                                             \
       typedef float mk_elt MK_UNUSED;                                                 \
-      const mk_moe_f32_glu_fn swiglu_tile MK_UNUSED = swiglu_f32_tile();               \
+      const mk_moe_f32_glu_fn swiglu_tile MK_UNUSED = swiglu_f32_tile();              \
       mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
       j_.fast_pack = fast_packs_apply(j_.kr);                                         \
       err_ = mk_moe_f32_run(&j_, (E));                                                \
     } else {                                                                          \
       typedef double mk_elt MK_UNUSED;                                                \
-      const mk_moe_f64_glu_fn swiglu_tile MK_UNUSED = mk_moe_f64_swiglu_tile;          \
+      const mk_moe_f64_glu_fn swiglu_tile MK_UNUSED = mk_moe_f64_swiglu_tile;         \
       mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
       err_ = mk_moe_f64_run(&j_, (E));                                                \
     }                                                                                 \
