@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { execFileSync } from 'node:child_process';
-import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, addCommonOptions, median, table, timeRuns, torchPeerMissing, type CommonOptions } from './util.js';
+import { PEER_INSTALL_HINT, PEER_PYTHON, addCommonOptions, median, peerBlas, table, timeRuns, torchPeerMissing, type CommonOptions, type PeerBlas } from './util.js';
 
 // torch.mm with OpenBLAS-openmp on the same shapes and threads: the GFLOP/s a PyTorch user gets.
 const PEER_SCRIPT = `
@@ -24,10 +24,10 @@ for m, k, n in shapes:
 print(json.dumps(out))
 `;
 
-function peerGflops(shapes: Array<[number, number, number]>, threads: number): number[] {
+function peerGflops(shapes: Array<[number, number, number]>, threads: number, blas: PeerBlas): number[] {
   const out = execFileSync(PEER_PYTHON, ['-c', PEER_SCRIPT, String(threads), JSON.stringify(shapes)], {
     encoding: 'utf8',
-    env: { ...process.env, LD_LIBRARY_PATH: OPENBLAS_OPENMP_DIR },
+    env: blas.env,
   });
   return JSON.parse(out.trim().split('\n').pop()!) as number[];
 }
@@ -55,6 +55,8 @@ export interface GemmResult {
   /** torch.mm (OpenBLAS-openmp) on the same shape and threads, when installed */
   peer_gflops?: number;
   ratio?: number;
+  /** OpenBLAS's kernel family in the peer's process (bench/util.ts peerBlas). */
+  peer_blas_core?: string;
 }
 
 function parseShapes(s: string): Array<[number, number, number]> {
@@ -67,7 +69,9 @@ function parseShapes(s: string): Array<[number, number, number]> {
   });
 }
 
-export function runGemm(opts: CommonOptions & { shapes?: string; peer?: boolean }): void {
+type GemmOptions = CommonOptions & { shapes?: string; peer?: boolean; peerBlasEnv?: boolean };
+
+export function runGemm(opts: GemmOptions): void {
   const loaded = loadNativeAddon();
   if (!loaded.addon) {
     console.error(`gemm bench: native addon unavailable: ${loaded.reason}`);
@@ -94,8 +98,11 @@ export function runGemm(opts: CommonOptions & { shapes?: string; peer?: boolean 
   }
   const missing = opts.peer === false ? 'skipped (--no-peer)' : torchPeerMissing();
   if (missing === null) {
-    const peer = peerGflops(shapes, threads);
+    const blas = peerBlas({ keepEnv: opts.peerBlasEnv });
+    if (!opts.json) console.log(`torch.mm peer: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
+    const peer = peerGflops(shapes, threads, blas);
     results.forEach((r, i) => {
+      r.peer_blas_core = blas.core;
       r.peer_gflops = Math.round(peer[i]! * 10) / 10;
       r.ratio = Math.round((r.gflops / peer[i]!) * 1000) / 1000;
     });
@@ -119,5 +126,6 @@ export function register(program: Command): void {
   addCommonOptions(program.command('gemm').description('float32 GEMM throughput of the native addon'))
     .option('--shapes <list>', 'comma-separated MxKxN shapes (default: 4 reference shapes and 3 skinny ones)')
     .option('--no-peer', 'skip the torch.mm (OpenBLAS) peer')
-    .action((opts: CommonOptions & { shapes?: string; peer?: boolean }) => runGemm(opts));
+    .option('--peer-blas-env', "keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)")
+    .action((opts: GemmOptions) => runGemm(opts));
 }

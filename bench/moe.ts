@@ -20,7 +20,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
-import { OPENBLAS_OPENMP_DIR, PEER_INSTALL_HINT, PEER_PYTHON, median, torchPeerMissing, warmUp } from './util.js';
+import { PEER_INSTALL_HINT, PEER_PYTHON, median, peerBlas, torchPeerMissing, warmUp, type PeerBlas } from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -60,6 +60,8 @@ interface Row {
   v8_gc: GcPolicy;
   peer_tokens_per_s?: number;
   ratio?: number;
+  /** OpenBLAS's kernel family in the peer's processes (bench/util.ts peerBlas). */
+  peer_blas_core?: string;
   /** The peer's peak RSS for this (config, mode): the lower of its two dispatch styles. */
   peer_peak_rss_mb?: number;
   /** peak_rss_mb / peer_peak_rss_mb (<= 1: moekit needs no more memory than PyTorch). */
@@ -181,14 +183,14 @@ function peerAvailable(): string | null {
 }
 
 /** One process repeat of the peer on one config: each (style, mode)'s per-process median time (s). */
-function runPeerOnce(name: string): { style: string; mode: Mode; median_s: number; tokens: number }[] {
+function runPeerOnce(name: string, blas: PeerBlas): { style: string; mode: Mode; median_s: number; tokens: number }[] {
   const dir = mkdtempSync(join(tmpdir(), 'moekit-peer-'));
   const out = join(dir, 'results.json');
   try {
     execFileSync(
       PEER_PYTHON,
       ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', MOE_CONFIGS[name]!.peer, '--out', out, '--md', join(dir, 'results.md')],
-      { cwd: PEER_DIR, stdio: ['ignore', 'ignore', 'inherit'] },
+      { cwd: PEER_DIR, env: blas.env, stdio: ['ignore', 'ignore', 'inherit'] },
     );
     const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }).summary;
     return summary[0]!.moe;
@@ -220,15 +222,14 @@ function peerThroughput(repeatsByConfig: Map<string, ReturnType<typeof runPeerOn
  * process per style (so each peak is its own, like our per-row child processes); the lower of
  * the two styles is kept.
  */
-function runPeerRss(names: string[]): Map<string, number> {
+function runPeerRss(names: string[], blas: PeerBlas): Map<string, number> {
   const script = new URL('./peer_rss.py', import.meta.url).pathname;
-  const env = { ...process.env, LD_LIBRARY_PATH: OPENBLAS_OPENMP_DIR + (process.env.LD_LIBRARY_PATH ? `:${process.env.LD_LIBRARY_PATH}` : '') };
   const best = new Map<string, number>();
   for (const n of names) {
     const peer = MOE_CONFIGS[n]!.peer;
     for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
       for (const style of ['naive', 'sorted']) {
-        const out = execFileSync(PEER_PYTHON, [script, PEER_DIR, peer, mode, style, '2'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        const out = execFileSync(PEER_PYTHON, [script, PEER_DIR, peer, mode, style, '2'], { env: blas.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
         const mb = (JSON.parse(out.trim().split('\n').pop()!) as { peak_rss_mb: number }).peak_rss_mb;
         const key = `${peer}|${mode}`;
         best.set(key, Math.min(best.get(key) ?? Infinity, mb));
@@ -263,11 +264,12 @@ export function register(program: Command): void {
     .option('--no-peer', 'skip the PyTorch peer')
     .option('--no-peer-speed', "skip the peer's throughput run (keep its peak-RSS probe)")
     .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
+    .option('--peer-blas-env', "keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)")
     .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
     .option('--repeats <n>', 'processes per row, on both sides: each row is the median over them (the peer\'s own default is 3)', '3')
     .option('--v8-default-gc', "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)")
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; ctmoeTrain: boolean; repeats: string; v8DefaultGc?: boolean; child?: string }) => {
+    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; peerBlasEnv?: boolean; ctmoeTrain: boolean; repeats: string; v8DefaultGc?: boolean; child?: string }) => {
       const v8DefaultGc = opts.v8DefaultGc === true;
       if (opts.child === 'ctmoe-tiny-train') {
         process.stdout.write(JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc))) + '\n');
@@ -286,21 +288,24 @@ export function register(program: Command): void {
       if (!opts.json) console.log(`${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`);
       const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
       const peerSpeed = missing === null && opts.peerSpeed;
+      const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv }) : null;
+      if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
       const ours = new Map<string, Row[]>();
       const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
       for (let rep = 0; rep < repeats; rep++) {
         for (const name of opts.configs) {
           const turns = [() => (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) => append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)))];
-          if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name)));
+          if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name, blas!)));
           if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
           for (const turn of turns) turn();
         }
       }
       const rows = [...ours.values()].map(medianRow);
-      if (missing === null) {
+      if (blas) {
         const peer = peerThroughput(peerRuns);
-        const rss = opts.peerRss ? runPeerRss(opts.configs) : new Map<string, number>();
+        const rss = opts.peerRss ? runPeerRss(opts.configs, blas) : new Map<string, number>();
         for (const r of rows) {
+          r.peer_blas_core = blas.core;
           const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
           const p = peer.get(key);
           if (p) {

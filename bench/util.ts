@@ -88,3 +88,47 @@ export function torchPeerMissing(): string | null {
 }
 
 export const PEER_INSTALL_HINT = 'apt-get install -y python3-torch python3-numpy libopenblas0-openmp';
+
+/**
+ * The peer's BLAS: OpenBLAS-openmp, and which of its kernel families (its "core") it runs.
+ *
+ * OpenBLAS picks the core from the CPU id at load time, unless `OPENBLAS_CORETYPE` names one
+ * (and `OPENBLAS_L2_SIZE` overrides its cache size). Such overrides can sit in a machine's
+ * environment for reasons of its own: the project machine had `OPENBLAS_CORETYPE=Haswell` set,
+ * which holds the peer to its AVX2 kernels on an AVX-512 CPU (1024^3 on 2 threads: ~210 instead
+ * of ~375 GFLOP/s). The peer stands for PyTorch at its best on this CPU, so by default it runs
+ * OpenBLAS's own choice with those two overrides dropped; `keepEnv` keeps them.
+ */
+export interface PeerBlas {
+  /** The environment for peer processes: LD_LIBRARY_PATH to OpenBLAS-openmp, overrides dropped unless kept. */
+  env: NodeJS.ProcessEnv;
+  /** OpenBLAS's name for the kernels it runs in that environment (openblas_get_corename). */
+  core: string;
+  /** Which overrides were dropped or kept, for the human-readable output. */
+  note: string;
+}
+
+const OPENBLAS_OVERRIDES = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
+
+function openblasCore(env: NodeJS.ProcessEnv): string {
+  const lib = `${OPENBLAS_OPENMP_DIR}/libblas.so.3`;
+  const probe = `import ctypes; l = ctypes.CDLL(${JSON.stringify(lib)}); l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())`;
+  const r = spawnSync(PEER_PYTHON, ['-c', probe], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`could not ask OpenBLAS which kernels it runs: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+export function peerBlas(opts: { keepEnv?: boolean } = {}): PeerBlas {
+  const ld = OPENBLAS_OPENMP_DIR + (process.env.LD_LIBRARY_PATH ? `:${process.env.LD_LIBRARY_PATH}` : '');
+  const env: NodeJS.ProcessEnv = { ...process.env, LD_LIBRARY_PATH: ld };
+  const found = OPENBLAS_OVERRIDES.filter((k) => env[k] !== undefined).map((k) => `${k}=${env[k]}`);
+  if (!opts.keepEnv) for (const k of OPENBLAS_OVERRIDES) delete env[k];
+  const core = openblasCore(env);
+  const note =
+    found.length === 0
+      ? "OpenBLAS's own choice"
+      : opts.keepEnv
+        ? `kept from the environment: ${found.join(' ')}`
+        : `OpenBLAS's own choice (dropped from the environment: ${found.join(' ')}; --peer-blas-env keeps them)`;
+  return { env, core, note };
+}
