@@ -6,6 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 static atomic_int g_isa = -1;
 
 mk_isa mk_cpu_detect_isa(void) {
@@ -51,6 +55,21 @@ mk_isa mk_cpu_set_isa(mk_isa isa) {
   if ((int)isa > (int)best || (int)isa < 0) isa = best;
   atomic_store(&g_isa, (int)isa);
   return isa;
+}
+
+int mk_cpu_avx512_full_width(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+  /* vendor string "AuthenticAMD" in ebx, edx, ecx */
+  if (b != 0x68747541u || d != 0x69746e65u || c != 0x444d4163u) return 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  unsigned family = (a >> 8) & 0xF;
+  if (family == 0xF) family += (a >> 20) & 0xFF;
+  return family >= 0x1A;
+#else
+  return 0;
+#endif
 }
 
 int mk_cpu_l2_kib(void) {

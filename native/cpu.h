@@ -29,6 +29,11 @@ const char *mk_isa_name(mk_isa isa);
 /* Parse a name as above; returns -1 if unknown. */
 int mk_isa_parse(const char *name);
 
+/* 1 where a core issues two 512-bit FMAs per cycle, as far as known: AMD family
+ * 0x1A (Zen 5) and later. Zen 4 splits a 512-bit FMA over its 256-bit units;
+ * other CPUs report 0 (not measured). Kernels use it to pick cache blocking. */
+int mk_cpu_avx512_full_width(void);
+
 /* Per-core L2 size in KiB, or 0 if unknown. */
 int mk_cpu_l2_kib(void);
 

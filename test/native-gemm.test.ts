@@ -87,11 +87,13 @@ function check(c: Case, Arr: Ctor, isaLabel: string): void {
 }
 
 // (m, k, n): tiny (direct path), tile edges for MR in {4,6,12,14} and NR in {8,16,32},
-// K=1, K across several KC=256 blocks, M across MC, N across NC, threaded sizes.
+// K=1, K across several KC blocks (384 on Zen 4, 1024 on Zen 5: gemm_kernels.c), M across MC,
+// N across NC, threaded sizes.
 const SHAPES: Array<[number, number, number]> = [
   [1, 1, 1], [2, 3, 4], [17, 33, 65], [65, 17, 33], [33, 65, 17], [14, 32, 32], [15, 31, 33],
   [100, 1, 100], [1, 700, 300], [300, 700, 1], [3, 1000, 7], [64, 64, 64], [129, 257, 130],
   [200, 600, 90], [400, 40, 50], [20, 30, 4500], [9, 1500, 13], [256, 128, 256], [131, 300, 97],
+  [70, 2100, 50],
 ];
 
 function isasToTest(): NativeIsa[] {
