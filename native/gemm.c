@@ -107,6 +107,21 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
 
 /* ---- the driver, instantiated for float and double ---- */
 
+#if defined(__x86_64__)
+#include "pack_avx512.h"
+/* The AVX-512 packs write MR <= 16 row panels and 32-column panels. They copy values only,
+ * so results are the bits of the scalar packs. MOEKIT_GEMM_FAST_PACK=0 keeps the scalar
+ * packs (A/B measurements). */
+static int mk_fast_packs_apply(const mk_kernel_f32 *kr) {
+  static int enabled = -1;
+  if (enabled < 0) {
+    const char *e = getenv("MOEKIT_GEMM_FAST_PACK");
+    enabled = !(e && e[0] == '0');
+  }
+  return enabled && mk_cpu_isa() == MK_ISA_AVX512 && kr->mr <= 16 && kr->nr == 32;
+}
+#define GEMM_FAST_PACKS 1
+#endif
 #define T float
 #define SFX s
 #define KERNEL_T mk_kernel_f32
@@ -122,6 +137,7 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
 #undef GET_KERNEL
 #undef DIRECT_T
 #undef GET_DIRECT
+#undef GEMM_FAST_PACKS
 
 #define T double
 #define SFX d
