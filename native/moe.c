@@ -25,7 +25,9 @@
  *       gu[r*ldgu + j] = a_r · op(Gate_e)[:, j],  gu[r*ldgu + upOff + j] = a_r · op(Up_e)[:, j],
  *       h[r*i + j] = silu(gate) * up                                         (j < i, p < k)
  *     with Gate_e / Up_e laid out as moeGemmRows's B_e. One pass: A is packed once for both
- *     products and the gate is applied to each output tile while it is in L1.
+ *     products and the gate is applied to each output tile while it is in L1. gu may be null
+ *     (then ldgu and upOff are ignored): only h is written, each task's gate / up tiles kept
+ *     in a buffer of its thread (inference: no [S, 2i] array).
  *   moeCombine(y, ldy, row, w, t, k, h, out)
  *     out[t, :] = sum_k w[t*k + k'] * y[row[t*k + k'] * ldy, :]; row < 0 = dropped slot,
  *     w may be null (1). Threads over tokens, so no two tasks write one row.
@@ -526,7 +528,7 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
       !mk_napi_i64(env, argv[6], "moeGemmSwiglu: bExpertStride", 0, MAX_DIM, &bes) ||
       !mk_napi_i64(env, argv[7], "moeGemmSwiglu: ldb", 0, MAX_DIM, &ldb) ||
       !mk_arg_i32(env, argv[8], "moeGemmSwiglu: seg", &seg) ||
-      !arg_float_like(env, argv[9], "moeGemmSwiglu: gu", &a, 0, &gu) ||
+      !arg_float_like(env, argv[9], "moeGemmSwiglu: gu", &a, 1, &gu) ||
       !mk_napi_i64(env, argv[10], "moeGemmSwiglu: ldgu", 0, MAX_DIM, &ldgu) ||
       !mk_napi_i64(env, argv[11], "moeGemmSwiglu: upOff", 0, MAX_DIM, &uoff) ||
       !arg_float_like(env, argv[12], "moeGemmSwiglu: h", &a, 0, &h) ||
@@ -537,7 +539,7 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
   if (E < 0) return NULL;
   const int64_t S = ((const int32_t *)seg.data)[E];
   if (S == 0 || n == 0) return mk_napi_undefined(env);
-  if (uoff < n || ldgu < uoff + n)
+  if (gu.data && (uoff < n || ldgu < uoff + n))
     return mk_throw_range(env, "moeGemmSwiglu: the up columns [upOff, upOff + i) must follow the gate columns [0, i) within ldgu (upOff %lld, i %lld, ldgu %lld)",
                           (long long)uoff, (long long)n, (long long)ldgu);
   if (lda < k || ldb < (btrans ? k : n)) return mk_throw_range(env, "moeGemmSwiglu: leading dimensions too small");
@@ -545,12 +547,13 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
   if (mr == -2) return NULL;
   const int64_t bspan = E > 0 && k ? (E - 1) * bes + (btrans ? (n - 1) * ldb + k : (k - 1) * ldb + n) : 0;
   if (!need(env, &a, k ? mr * lda + k : 0, "moeGemmSwiglu: a") || !need(env, &bg, bspan, "moeGemmSwiglu: bGate") ||
-      !need(env, &bu, bspan, "moeGemmSwiglu: bUp") || !need(env, &gu, (S - 1) * ldgu + uoff + n, "moeGemmSwiglu: gu") ||
+      !need(env, &bu, bspan, "moeGemmSwiglu: bUp") ||
+      (gu.data && !need(env, &gu, (S - 1) * ldgu + uoff + n, "moeGemmSwiglu: gu")) ||
       !need(env, &h, S * n, "moeGemmSwiglu: h"))
     return NULL;
   RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .lda = lda, .b = bg.data,
               .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = gu.data, .ldc = ldgu, .seg = seg.data,
-              .N = n, .K = k, .b2 = bu.data, .c2 = (mk_elt *)gu.data + uoff, .h = h.data, .ldh = n,
+              .N = n, .K = k, .b2 = bu.data, .c2 = gu.data ? (mk_elt *)gu.data + uoff : NULL, .h = h.data, .ldh = n,
               .glu = swiglu_tile);
   return mk_napi_undefined(env);
 }

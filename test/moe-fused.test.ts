@@ -88,16 +88,21 @@ function runCase(c: Case, dtype: FloatDType, fused: boolean) {
   return { y: y.dataSync(), dx: x.grad!.dataSync(), dw: topkWeights.grad!.dataSync(), params };
 }
 
-/** The fused forward of a case under no grad (exercises the scratch pool's no-graph release). */
-function runCaseForward(c: Case, dtype: FloatDType): Float32Array | Float64Array {
+/**
+ * The fused forward of a case: under no grad (exercises the scratch pool's no-graph release and
+ * the gated GEMM without gu), or with x requiring grad (the forward of a graph).
+ */
+function runCaseForward(c: Case, dtype: FloatDType, grad = false): Float32Array | Float64Array {
   const gen = new Generator(5);
-  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I });
+  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I, layout: c.layout ?? 'separate', orientation: c.orientation ?? 'out-in' });
   const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
   const x = rand([c.T, c.H], dtype, gen);
+  if (grad) x.requiresGrad_();
   const ids = new Int32Array(c.T * c.K);
   for (let t = 0; t < c.T; t++) for (let k = 0; k < c.K; k++) ids[t * c.K + k] = c.ids(t, k);
-  const f = tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights: rand([c.T, c.K], dtype, gen, 0.1, 1) }, new LocalDispatcher(c.E, parseDispatchConfig({})), bank);
-  assert.ok(f && f.y.gradFn === null);
+  const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: c.capacityFactor ?? null, capacityMultiple: 1 }));
+  const f = tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights: rand([c.T, c.K], dtype, gen, 0.1, 1) }, disp, bank);
+  assert.ok(f && (f.y.gradFn !== null) === grad);
   return f.y.dataSync() as Float32Array | Float64Array;
 }
 
@@ -171,6 +176,19 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         const fusedRowsY = withFused(true, () => withRowFusion('1', () => noGrad(() => runCaseForward(c, dtype))));
         const passesY = withFused(true, () => withRowFusion('0', () => noGrad(() => runCaseForward(c, dtype))));
         assertClose(fusedRowsY, passesY, atol, rtol, `no-grad y (rep ${rep})`);
+      }
+    }
+  });
+
+  test('no-grad forward (gated GEMM without gu, tiles in a per-thread buffer) gives the bits of the forward that keeps the graph', () => {
+    setBackend('native');
+    // every case pass by pass (the row fusion makes gu block-local instead), and one whose
+    // tasks span several K blocks and column blocks with rows left over
+    const cases: Case[] = [...CASES, { name: 'wide', T: 150, H: 1100, I: 700, E: 3, K: 2, ids: (t, k) => (t + k) % 3 }];
+    for (const dtype of ['f64', 'f32'] as FloatDType[]) {
+      for (const c of cases) {
+        const [graph, noGraph] = withFused(true, () => withRowFusion('0', () => [runCaseForward(c, dtype, true), noGrad(() => runCaseForward(c, dtype))]));
+        assert.deepEqual(noGraph, graph, `${c.name} ${dtype}`);
       }
     }
   });

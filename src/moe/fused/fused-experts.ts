@@ -124,7 +124,15 @@ export function fusedSwigluExperts(k: MoeNativeKernels, x: Tensor, rows: Int32Ar
   // ---- forward ----
   // first GEMM -> gu [S, 2I]: separate weights write the two column halves
   // internal buffers come from / go back to the scratch pool (scratch.ts); outputs are fresh
-  let gu: FloatArray | null = acquireScratch(xs, S * I2);
+  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, wDown];
+  const keepsGraph = recordsGraph(inputs);
+  // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
+  // unless the backward will read it) never exists whole
+  const rowFusion = S > 0 && rowFusionApplies(g, xs.BYTES_PER_ELEMENT); // no rows: nothing to fuse (and no block-local room)
+  // Inference outside a row fusion keeps no gu: the gated GEMM holds each task's gate / up
+  // tiles in a buffer of its thread (ct-moe: no 128 MB array). The interleaved layout has no
+  // gated kernel and keeps it.
+  let gu: FloatArray | null = keepsGraph || rowFusion || g.layout === 'interleaved' ? acquireScratch(xs, S * I2) : null;
   const firstTrans = g.outIn; // out-in: op(W) = Wᵀ
   const firstGemm = (dst: FloatArray) => {
     if (g.layout === 'separate') {
@@ -151,18 +159,14 @@ export function fusedSwigluExperts(k: MoeNativeKernels, x: Tensor, rows: Int32Ar
       const [gate, up, bes, ldb] = g.layout === 'separate'
         ? [first[0]!, first[1]!, I * H, g.outIn ? H : I]
         : [first[0]!, first[0]!.subarray(g.outIn ? I * H : I), I2 * H, g.outIn ? H : I2];
-      k.moeGemmSwiglu(xs, rowTok, H, gate, up, firstTrans, bes, ldb, segOffsets, gu!, I2, I, h, I, H);
+      k.moeGemmSwiglu(xs, rowTok, H, gate, up, firstTrans, bes, ldb, segOffsets, gu, I2, I, h, I, H);
     }
     k.moeGemmRows(h, null, null, I, down, g.outIn, H * I, downLdb, segOffsets, y, H, H, I, false);
   };
-  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, wDown];
-  // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
-  // unless the backward will read it) never exists whole
-  const rowFusion = S > 0 && rowFusionApplies(g, xs.BYTES_PER_ELEMENT); // no rows: nothing to fuse (and no block-local room)
   if (rowFusion) {
     fusedRows(k, () => {
       k.moeFuseLocal(h, I);
-      if (!recordsGraph(inputs)) k.moeFuseLocal(gu!, I2);
+      if (!keepsGraph) k.moeFuseLocal(gu!, I2);
       expertsForward();
     });
   } else {
@@ -287,7 +291,7 @@ export function fusedSwigluExperts(k: MoeNativeKernels, x: Tensor, rows: Int32Ar
       return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
     },
   });
-  if (!result.gradFn) {
+  if (!result.gradFn && gu) {
     // no graph (no grad needed): nothing will read the pre-activations again
     releaseScratch(gu);
     gu = null;

@@ -49,6 +49,7 @@ export interface MoeNativeKernels {
   /**
    * The gated first GEMM in one pass: gu[r, :i] = a_r · op(Gate_e), gu[r, upOff:upOff+i] =
    * a_r · op(Up_e), h[r, :i] = silu(gate) · up (Gate_e / Up_e laid out as moeGemmRows's B_e).
+   * gu null: only h is written (ldgu and upOff are ignored).
    */
   moeGemmSwiglu(
     a: FloatArray,
@@ -60,7 +61,7 @@ export interface MoeNativeKernels {
     bExpertStride: number,
     ldb: number,
     seg: Int32Array,
-    gu: FloatArray,
+    gu: FloatArray | null,
     ldgu: number,
     upOff: number,
     h: FloatArray,
