@@ -109,16 +109,15 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
 
 #if defined(__x86_64__)
 #include "pack_avx512.h"
-/* The AVX-512 packs write MR <= 16 row panels and 32-column panels. They copy values only,
- * so results are the bits of the scalar packs. MOEKIT_GEMM_FAST_PACK=0 keeps the scalar
- * packs (A/B measurements). */
+/* Where the AVX-512 packs fit the kernel. They copy values only, so results are the bits of
+ * the scalar packs. MOEKIT_GEMM_FAST_PACK=0 keeps the scalar packs (A/B measurements). */
 static int mk_fast_packs_apply(const mk_kernel_f32 *kr) {
   static int enabled = -1;
   if (enabled < 0) {
     const char *e = getenv("MOEKIT_GEMM_FAST_PACK");
     enabled = !(e && e[0] == '0');
   }
-  return enabled && mk_cpu_isa() == MK_ISA_AVX512 && kr->mr <= 16 && kr->nr == 32;
+  return enabled && mk_pack_avx512_fits(kr);
 }
 #define GEMM_FAST_PACKS 1
 #endif

@@ -8,7 +8,8 @@
  * Packed panels are 64-byte aligned and zero-padded to full MR / NR.
  *
  * mc / kc / nc are the cache blocks the driver uses with that kernel:
- * an mc x kc block of A stays in L2, kc x nc of B in L3, kc x NR in L1.
+ * an mc x kc block of A stays in L2, kc x nc of B in L3, kc x NR in L1 (Zen 4; on Zen 5
+ * kc is 1024 and the kc x NR panel streams from L2: gemm_kernels.c, f32_avx512_init).
  */
 #ifndef MOEKIT_GEMM_KERNELS_H
 #define MOEKIT_GEMM_KERNELS_H

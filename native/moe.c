@@ -226,10 +226,10 @@ static int moe_fast_pack_enabled(void) {
 #undef GET_KERNEL
 #undef MOE_FAST_PACKS
 
-/* the AVX-512 packs above serve f32 jobs whose kernel has MR <= 16, NR = 32 */
+/* the AVX-512 packs serve f32 jobs whose kernel they fit (pack_avx512.h) */
 static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #if defined(__x86_64__)
-  return moe_fast_pack_enabled() && mk_cpu_isa() == MK_ISA_AVX512 && kr->mr <= 16 && kr->nr == 32;
+  return moe_fast_pack_enabled() && mk_pack_avx512_fits(kr);
 #else
   (void)kr;
   return 0;

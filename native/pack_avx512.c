@@ -2,6 +2,17 @@
  * MoE kernels (moe_impl.inc). Compiled with target attributes; empty off x86-64. */
 #include "pack_avx512.h"
 
+#include "cpu.h"
+
+int mk_pack_avx512_fits(const mk_kernel_f32 *kr) {
+#if defined(__x86_64__)
+  return mk_cpu_isa() == MK_ISA_AVX512 && kr->mr <= 16 && kr->nr == 32;
+#else
+  (void)kr;
+  return 0;
+#endif
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define MK_A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))

@@ -11,6 +11,11 @@
 
 #include <stdint.h>
 
+#include "gemm_kernels.h"
+
+/* 1 where these packs write kr's panels: the AVX-512 ISA in use, MR <= 16, NR = 32. */
+int mk_pack_avx512_fits(const mk_kernel_f32 *kr);
+
 /* op(A)[i, p] = sc(r) * a[row(r)*lda + pc + p], r = rbase + i (i < mc), row(r) = idx ? idx[r] : r,
  * sc(r) = scale ? scale[r] : 1: MR-row panels, panel i0 at dst + i0*kc, rows past mc zero. */
 void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda,
