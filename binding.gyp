@@ -3,9 +3,9 @@
     {
       "target_name": "moekit_native",
       "sources": [
-        "<!@(node -p \"require('fs').readdirSync('native').filter(f=>f.endsWith('.c')).sort().map(f=>'native/'+f).join(' ')\")"
+        "<!@(node -p \"['runtime','gemm','moe','ops'].flatMap(d=>require('fs').readdirSync('native/'+d).filter(f=>f.endsWith('.c')).sort().map(f=>'native/'+d+'/'+f)).join(' ')\")"
       ],
-      "include_dirs": ["native"],
+      "include_dirs": ["native/runtime", "native/gemm", "native/moe", "native/ops"],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O2", "-O3", "-Os", "-ffast-math"],
       "cflags_c": ["-std=c11", "-O3", "-fno-math-errno", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],

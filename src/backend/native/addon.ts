@@ -25,7 +25,7 @@ export interface NativeCpuInfo {
 
 /**
  * Functions exported by moekit_native. Kernel files add their exports here
- * (see native/addon.h for the C side).
+ * (see native/runtime/addon.h for the C side).
  */
 export interface NativeAddon extends NativeKernels {
   /**

@@ -1,5 +1,5 @@
 /**
- * The kernel exports of moekit_native besides matmul (native/elementwise.c, reduce.c,
+ * The kernel exports of moekit_native besides matmul (native/ops/elementwise.c, reduce.c,
  * rowwise.c, layout.c, indexing.c, sort.c, attention.c, optim.c). `NativeAddon` extends
  * this interface. Every function writes into caller-allocated outputs (or mutates its
  * first argument for the in-place ones), returns nothing, and is synchronous. Arguments
@@ -13,7 +13,7 @@ type FloatArray = Float32Array | Float64Array;
 type AnyArray = Float32Array | Float64Array | Int32Array;
 
 export interface NativeKernels {
-  // ---- elementwise (native/elementwise.c) ----
+  // ---- elementwise (native/ops/elementwise.c) ----
   unary(op: UnaryOp, x: FloatArray, out: FloatArray): void;
   unaryBackward(op: UnaryOp, x: FloatArray, dy: FloatArray, out: FloatArray): void;
   /** a, b, out of one kind; Int32Array only for add, sub, maximum, minimum, comparisons. */
@@ -41,12 +41,12 @@ export interface NativeKernels {
   /** Converts to out's kind (to int32: truncate, NaN/Inf -> 0, wrap like ToInt32). */
   cast(x: AnyArray, out: AnyArray): void;
 
-  // ---- reductions along [outer, n, inner] (native/reduce.c) ----
+  // ---- reductions along [outer, n, inner] (native/ops/reduce.c) ----
   reduce(op: ReduceOp, x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void;
   argReduce(op: 'argmax' | 'argmin', x: FloatArray, outer: number, n: number, inner: number, out: Int32Array): void;
   cumsum(x: FloatArray, outer: number, n: number, inner: number, reverse: boolean, out: FloatArray): void;
 
-  // ---- row-wise over [rows, n] (native/rowwise.c) ----
+  // ---- row-wise over [rows, n] (native/ops/rowwise.c) ----
   softmax(x: FloatArray, rows: number, n: number, log: boolean, out: FloatArray): void;
   softmaxBackward(y: FloatArray, dy: FloatArray, rows: number, n: number, log: boolean, dx: FloatArray): void;
   layerNorm(
@@ -85,22 +85,22 @@ export interface NativeKernels {
     dw: FloatArray | null,
   ): void;
 
-  // ---- layout (native/layout.c): any kind, x and out alike ----
+  // ---- layout (native/ops/layout.c): any kind, x and out alike ----
   permute(x: AnyArray, shape: readonly number[], perm: readonly number[], out: AnyArray): void;
   sliceCopy(x: AnyArray, shape: readonly number[], starts: readonly number[], sizes: readonly number[], out: AnyArray): void;
   sliceAddInPlace(target: AnyArray, shape: readonly number[], starts: readonly number[], src: AnyArray, srcShape: readonly number[]): void;
 
-  // ---- indexing along [outer, n, inner] (native/indexing.c); indices checked first ----
+  // ---- indexing along [outer, n, inner] (native/ops/indexing.c); indices checked first ----
   indexSelect(x: AnyArray, outer: number, n: number, inner: number, idx: Int32Array, out: AnyArray): void;
   indexAddInPlace(target: AnyArray, outer: number, n: number, inner: number, idx: Int32Array, src: AnyArray): void;
   gather(x: AnyArray, outer: number, n: number, inner: number, idx: Int32Array, m: number, out: AnyArray): void;
   scatterAddInPlace(target: AnyArray, outer: number, n: number, inner: number, idx: Int32Array, src: AnyArray, m: number): void;
 
-  // ---- selection / sorting over [rows, n] (native/sort.c) ----
+  // ---- selection / sorting over [rows, n] (native/ops/sort.c) ----
   topk(x: AnyArray, rows: number, n: number, k: number, largest: boolean, values: AnyArray, indices: Int32Array): void;
   argsort(x: AnyArray, rows: number, n: number, descending: boolean, out: Int32Array): void;
 
-  // ---- attention (native/attention.c) ----
+  // ---- attention (native/ops/attention.c) ----
   attention(
     q: FloatArray,
     k: FloatArray,
@@ -132,7 +132,7 @@ export interface NativeKernels {
     dv: FloatArray,
   ): void;
 
-  // ---- optimiser (native/optim.c): mutate their first arguments ----
+  // ---- optimiser (native/ops/optim.c): mutate their first arguments ----
   adamw(
     param: FloatArray,
     grad: FloatArray,

@@ -1,4 +1,4 @@
-// The fused MoE kernels of the native addon (native/moe.c) and when the fused path may run.
+// The fused MoE kernels of the native addon (native/moe/moe.c) and when the fused path may run.
 import { addonKernels } from '../../backend/native/addon.js';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -16,7 +16,7 @@ type RowsGemmTail = [
   accumulate: boolean,
 ];
 
-/** native/moe.c; see its header comment for the exact semantics. All synchronous. */
+/** native/moe/moe.c; see its header comment for the exact semantics. All synchronous. */
 export interface MoeNativeKernels {
   /** c[r, :n] (+)= scale[r] · a[aIdx[r] | r, :k] · op(B_e) for r in expert e's segment. */
   moeGemmRows(a: FloatArray, aIdx: Int32Array | null, scale: FloatArray | null, lda: number, b: FloatArray, ...rest: RowsGemmTail): void;
@@ -109,7 +109,7 @@ export interface MoeNativeKernels {
   moeBatchRun(): void;
   /** Until moeFuseRun, the grouped GEMMs and SwiGLU passes queue as stages of a row fusion (see fusedRows). */
   moeFuseBegin(): void;
-  /** Runs the queued stages block of rows by block of rows (native/moe_fuse.h). */
+  /** Runs the queued stages block of rows by block of rows (native/moe/moe_fuse.h). */
   moeFuseRun(): void;
   /**
    * Inside a fusion: `a` (rows of rowElems) is an intermediate no stage reads outside the block
@@ -138,7 +138,7 @@ export function batched(k: MoeNativeKernels, fn: () => void): void {
 }
 
 /**
- * Runs fn's grouped GEMMs and SwiGLU passes as one row fusion (native/moe_fuse.h): each thread
+ * Runs fn's grouped GEMMs and SwiGLU passes as one row fusion (native/moe/moe_fuse.h): each thread
  * takes a share of the sorted rows and runs every stage, in call order, on a block of rows
  * before the next block, so a stage may read what an earlier one wrote at the same rows only.
  */

@@ -1,4 +1,4 @@
-// The fused router kernels of the native addon (native/router.c; its header comment has the
+// The fused router kernels of the native addon (native/moe/router.c; its header comment has the
 // exact semantics).
 import { addonKernels } from '../../backend/native/addon.js';
 import type { FloatArray } from './native-moe.js';

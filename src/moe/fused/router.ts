@@ -1,5 +1,5 @@
 // Everything after the router GEMM of a softmax top-k token-choice router as one native pass
-// (native/router.c): scores, top-k ids and weights (renormalised, scaled), logsumexp, slot
+// (native/moe/router.c): scores, top-k ids and weights (renormalised, scaled), logsumexp, slot
 // counts, per-expert score sums and the mean score entropy. topkWeights is ONE autograd node
 // on the logits; scores is a softmax node on the logits (free when nothing differentiates
 // through it). The saved state also serves the fused aux loss (router-aux-loss.ts) and the
