@@ -66,7 +66,7 @@ test('the packed package installs without compilers, loads its prebuild and matc
   const installed = join(app, 'node_modules', 'moekit');
   assert.ok(!existsSync(join(installed, 'build')), 'nothing may be compiled in the installed package');
   const prebuildDir = join(installed, 'prebuilds', `${process.platform}-${process.arch}`);
-  assert.ok(readdirSync(prebuildDir).some((f) => f.endsWith('.node')), `no prebuild in ${prebuildDir}`);
+  assert.ok(existsSync(prebuildDir) && readdirSync(prebuildDir).some((f) => f.endsWith('.node')), `no prebuild in ${prebuildDir}`);
 
   // 4. `moekit info` names the prebuild; the install script would load it rather than compile
   const info = run(join(app, 'node_modules', '.bin', 'moekit'), ['info'], { cwd: app, env: hidden });
