@@ -69,8 +69,10 @@ export interface NativeBinary {
 
 export type NativeAddonResult = { addon: NativeAddon; binary: NativeBinary } | { addon: null; reason: string };
 
-/** node-gyp-build's resolver (CommonJS, untyped): the .node file it would load from `dir`. */
-const resolveBinary = (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve;
+/** node-gyp-build's resolver (CommonJS, untyped): the .node file it would load from `dir`; throws when none fits. */
+function resolveBinary(dir: string): string {
+  return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(dir);
+}
 
 function describeBinary(root: string, file: string): NativeBinary {
   if (relative(root, file).split(sep)[0] === 'prebuilds') {
@@ -124,7 +126,7 @@ export function loadNativeAddon(): NativeAddonResult {
     file = resolveBinary(root);
   } catch (err) {
     const first = (err as Error).message.split('\n')[0];
-    cached = { addon: null, reason: `${first} (no prebuild fits and none was compiled; run \`node scripts/build-native.mjs\`)` };
+    cached = { addon: null, reason: `${first} (no prebuild fits and none was compiled: \`node scripts/build-native.mjs\` in ${root} compiles one, given a C compiler, make and python3)` };
     return cached;
   }
   try {
