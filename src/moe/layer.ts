@@ -45,6 +45,21 @@ export interface MoEForwardOptions {
   batchSize?: number;
 }
 
+/** What MoELayer.forwardWithRouting hands out beside the output. */
+export interface MoEForwardDetails {
+  /** forward's output (with the aux losses riding on it in training). */
+  y: Tensor;
+  /** The router's output: logits, scores, top-k ids and weights, counts (on the layer-node path none of it is differentiable). */
+  routing: RouterOutput;
+  /** The routed experts' combined output, before the shared expert is mixed in, [..., H]. */
+  routed: Tensor;
+  /** The shared expert's (gated) output, [..., H], or null without one. */
+  shared: Tensor | null;
+  /** Slots over their expert's capacity. */
+  droppedSlots: number;
+  metrics: MoEMetrics;
+}
+
 /** The aux losses of one forward (see MoELayer.auxLosses). */
 interface AuxLosses {
   total: Tensor | null;
@@ -126,6 +141,15 @@ export class MoELayer extends Module {
 
   /** x [..., H] -> [..., H]. In training with grad, the scaled aux losses ride on the output. */
   forward(x: Tensor, opts: MoEForwardOptions = {}): Tensor {
+    return this.forwardWithRouting(x, opts).y;
+  }
+
+  /**
+   * forward, also handing out what it computed on the way (nothing is recomputed): the routing
+   * (logits, scores, top-k ids and weights, counts: Diffulex's RouterMetadata and more), the
+   * routed experts' output and the shared expert's apart, the dropped slots and the metrics.
+   */
+  forwardWithRouting(x: Tensor, opts: MoEForwardOptions = {}): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
     if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
@@ -152,7 +176,9 @@ export class MoELayer extends Module {
       ({ y, droppedSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null));
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, false) : null;
     }
-    y = this.addShared(x2, y, T);
+    const routed = y;
+    const shared = this.sharedOutput(x2, T);
+    if (shared) y = this.mixShared(y, shared);
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
@@ -167,7 +193,7 @@ export class MoELayer extends Module {
       zLoss: losses?.z ?? null,
       zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
     };
-    return reshape(y, x.shape);
+    return { y: reshape(y, x.shape), routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null, droppedSlots, metrics: this.lastMetrics };
   }
 
   /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given); kernels: the router pass's, or null for the composition. */
@@ -208,9 +234,9 @@ export class MoELayer extends Module {
     this.lbAccumulator?.reset();
   }
 
-  private addShared(x2: Tensor, y: Tensor, T: number): Tensor {
-    const sh = this.cfg.shared;
-    if (!sh || !this.sharedExpert) return y;
+  /** The shared expert's output (gated), or null without one. */
+  private sharedOutput(x2: Tensor, T: number): Tensor | null {
+    if (!this.cfg.shared || !this.sharedExpert) return null;
     const exec: ExpertExecutionMetadata = {
       numExperts: 1,
       numRows: T,
@@ -218,9 +244,13 @@ export class MoELayer extends Module {
       rowsPerExpert: Int32Array.of(T),
       rowExperts: fullLike(x2, [T], 0, 'i32'),
     };
-    let s = this.sharedExpert.forward(x2, exec);
-    if (this.sharedGate) s = mul(s, sigmoid(matmul(x2, this.sharedGate, { transB: true })));
-    if (sh.mix === 'add') return add(y, s);
+    const s = this.sharedExpert.forward(x2, exec);
+    return this.sharedGate ? mul(s, sigmoid(matmul(x2, this.sharedGate, { transB: true }))) : s;
+  }
+
+  /** routed + shared, or OLMo-core's mix shared/(K+1) + routed·K/(K+1). */
+  private mixShared(y: Tensor, s: Tensor): Tensor {
+    if (this.cfg.shared!.mix === 'add') return add(y, s);
     const K = this.cfg.router.topK;
     return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
   }
