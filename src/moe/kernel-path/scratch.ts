@@ -43,8 +43,8 @@ export function releaseScratch(a: FloatArray): void {
   if (a.byteLength < MIN_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
   if (idleBytes + a.byteLength > MAX_IDLE_BYTES) return;
   const k = key(a instanceof Float64Array, a.length);
-  let list = idle.get(k);
-  if (!list) idle.set(k, (list = []));
+  const list = idle.get(k) ?? [];
+  idle.set(k, list);
   if (list.length >= PER_KEY || list.includes(a)) return;
   list.push(a);
   idleBytes += a.byteLength;
