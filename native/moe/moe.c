@@ -706,30 +706,6 @@ static napi_value moe_combine(napi_env env, napi_callback_info info) {
   return mk_napi_undefined(env);
 }
 
-/* ---- keep freed big arrays in the malloc heap ------------------------------------------
- * Node allocates ArrayBuffer memory with calloc; glibc serves anything above its mmap
- * threshold (<= 32 MiB) with a fresh mmap and unmaps it on free. Every training step then
- * page-faults its new weight gradients in, 4 KiB at a time: measured, the olmoe-like layer's
- * weight-gradient GEMMs ran ~3x slower on fresh arrays than on reused ones (fwd+bwd 250 vs
- * 468 tokens/s with the mallopt below; mixtral-like 1122 vs 1288), at the same peak RSS.
- * So, at load: serve big blocks from the heap and never trim it (what PyTorch's / jemalloc-
- * style caching allocators do); calloc then re-zeroes a reused block with a memset instead
- * of faulting pages in. Process-wide; MOEKIT_RETAIN_MEMORY=0, or setting glibc's own
- * MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ / GLIBC_TUNABLES, leaves malloc alone. */
-#if defined(__GLIBC__)
-#include <limits.h>
-#include <malloc.h>
-static void moe_retain_memory(void) {
-  const char *e = getenv("MOEKIT_RETAIN_MEMORY");
-  if (e && e[0] == '0') return;
-  if (getenv("MALLOC_MMAP_MAX_") || getenv("MALLOC_TRIM_THRESHOLD_") || getenv("GLIBC_TUNABLES")) return;
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
-}
-#else
-static void moe_retain_memory(void) {}
-#endif
-
 static napi_value moe_batch_begin(napi_env env, napi_callback_info info) {
   (void)info;
   if (tl_batch.open) return mk_throw_error(env, "moeBatchBegin: a batch is already open (moeBatchRun closes it)");
@@ -777,11 +753,6 @@ static napi_value moe_fuse_run(napi_env env, napi_callback_info info) {
 
 napi_status mk_register_moe(napi_env env, napi_value exports) {
   napi_status st;
-  static int retained = 0;
-  if (!retained) {
-    retained = 1;
-    moe_retain_memory();
-  }
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsStackedK", moe_gemm_rows_stacked_k)) != napi_ok)
     return st;
