@@ -2,9 +2,9 @@
  * Keep freed big arrays in the malloc heap.
  * Node allocates ArrayBuffer memory with calloc; glibc serves anything above its mmap
  * threshold (<= 32 MiB) with a fresh mmap and unmaps it on free. Every training step then
- * page-faults its new weight gradients in, 4 KiB at a time: measured, the olmoe-like layer's
- * weight-gradient GEMMs ran ~3x slower on fresh arrays than on reused ones (fwd+bwd 250 vs
- * 468 tokens/s with the mallopt below; mixtral-like 1122 vs 1288), at the same peak RSS.
+ * page-faults its new weight gradients in, 4 KiB at a time, and the weight-gradient GEMMs run
+ * much slower on fresh arrays than on reused ones, at the same peak RSS
+ * (docs/performance.md: native/runtime/malloc_policy.c: mk_retain_memory).
  * So, at load: serve big blocks from the heap and never trim it (what PyTorch's / jemalloc-
  * style caching allocators do); calloc then re-zeroes a reused block with a memset instead
  * of faulting pages in. Process-wide; MOEKIT_RETAIN_MEMORY=0, or setting glibc's own
