@@ -1,8 +1,31 @@
 // `moekit info`: which backend runs, which native binary (prebuilt or compiled, its path) and the
-// ISA its kernels picked, each with why.
+// ISA its kernels picked, each with why; with --layer, how an MoE layer of a preset or an HF
+// config.json would execute on it (its execution plan, src/moe/execution/plan.ts).
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { backendInfo } from '../backend/registry.js';
 import { loadNativeAddon } from '../backend/native/addon.js';
+import { backendInfo, getBackend } from '../backend/registry.js';
+import type { MoEConfig } from '../moe/config.js';
+import { planForConfig } from '../moe/execution/plan.js';
+import type { HfConfig } from '../moe/hf-config.js';
+import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeConfigFromHf, olmoCorePreset } from '../moe/presets.js';
+import { ctMoePreset } from '../moe/topology/preset.js';
+
+const LAYER_PRESETS = [...OLMO_CORE_PRESETS, 'ct-moe'] as const;
+
+/** An MoE block's config from a preset name or the path of an HF config.json. */
+function layerConfig(spec: string): MoEConfig {
+  if ((OLMO_CORE_PRESETS as readonly string[]).includes(spec)) return olmoCorePreset(spec as OlmoCorePresetName);
+  if (spec === 'ct-moe') return ctMoePreset(256, 8, 2);
+  if (!spec.endsWith('.json')) throw new Error(`--layer: '${spec}' is neither a preset (${LAYER_PRESETS.join(', ')}) nor an HF config.json`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(spec, 'utf8'));
+  } catch (err) {
+    throw new Error(`--layer: cannot read ${spec}: ${(err as Error).message}`);
+  }
+  return moeConfigFromHf(json as HfConfig);
+}
 
 /** Why the kernels run the ISA they do: MOEKIT_ISA caps the one cpuid found. */
 function isaWhy(isa: string): string {
@@ -11,20 +34,23 @@ function isaWhy(isa: string): string {
   return isa === 'scalar' && process.arch !== 'x64' ? `no SIMD kernels for ${process.arch} yet` : "the best this CPU's cpuid reports";
 }
 
-export function infoLines(): string[] {
-  const lines = [backendInfo().reason];
+/** The native binary's lines: prebuilt or compiled, its path and ISA, and why; or why there is none. */
+function nativeLines(): string[] {
   const loaded = loadNativeAddon();
-  if (!loaded.addon) return [...lines, `native binary: none: ${loaded.reason}`];
+  if (!loaded.addon) return [`native binary: none: ${loaded.reason}`];
   const { origin, file, why } = loaded.binary;
   const isa = loaded.addon.cpuInfo().isa;
-  return [...lines, `native binary: ${origin} ${file}: ${why}`, `native ISA: ${isa}: ${isaWhy(isa)}`];
+  return [`native binary: ${origin} ${file}: ${why}`, `native ISA: ${isa}: ${isaWhy(isa)}`];
 }
 
 export function registerInfoCommand(program: Command): void {
   program
     .command('info')
     .description('print which backend, native binary and ISA run, and why')
-    .action(() => {
-      for (const line of infoLines()) console.log(line);
+    .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
+    .action((opts: { layer?: string }) => {
+      console.log(backendInfo().reason);
+      for (const line of nativeLines()) console.log(line);
+      if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
     });
 }
