@@ -50,7 +50,7 @@ export function registerInfoCommand(program: Command): void {
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
     .action((opts: { layer?: string }) => {
       console.log(backendInfo().reason);
-      for (const line of nativeLines()) console.log(line);
       if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
+      for (const line of nativeLines()) console.log(line);
     });
 }
