@@ -22,7 +22,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const work = mkdtempSync(join(tmpdir(), 'moekit-isa-'));
 const log = join(work, 'in_asm.log');
 const workload = join(work, 'workload.mjs');
-writeFileSync(workload, `
+writeFileSync(
+  workload,
+  `
   import { MoELayer, moeConfig, Generator, fromArray, matmul, noGrad, setBackend, backendInfo } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
   setBackend('native');
   const H = 24, g = new Generator(9);
@@ -32,7 +34,8 @@ writeFileSync(workload, `
   const a = fromArray(Float64Array.from({ length: 96 * 80 }, () => g.uniform()), [96, 80]);
   matmul(a, a, { transB: true }).dataSync();
   console.log(backendInfo().reason);
-`);
+`,
+);
 
 const qemu = ['qemu-x86_64-static', 'qemu-x86_64'].find((q) => spawnSync(q, ['--version']).status === 0);
 if (!qemu) {
@@ -49,10 +52,12 @@ const reason = res.stdout.trim();
 // Beyond SSE2: anything VEX/EVEX-encoded (mnemonics v*, mask registers k*), SSE3/SSSE3/SSE4, BMI,
 // POPCNT/LZCNT/MOVBE/CRC32. tzcnt is left out: it runs as bsf on older CPUs and compilers and
 // glibc emit it on purpose (node itself does).
-const beyond = new RegExp('^(v[a-z0-9]+|k(mov|and|or|xor|not|shift|test|unpck|add)[a-z]*|andn[lq]?$|bextr|blsr|blsi|blsmsk|shlx|shrx|sarx|rorx|pdep|pext'
-  + '|popcnt|lzcnt|movbe|crc32|pshufb|pmulld|ptest|pextr[bdq]|pinsr[bdq]|rounds[sd]|roundp[sd]|blendv?p[sd]|pblend(vb|w)|insertps|extractps'
-  + '|dpp[sd]|hadd|hsub|pmins[bd]|pmaxs[bd]|pminu[wd]|pmaxu[wd]|pcmpeqq|pcmpgtq|pcmp[ei]str|packusdw|pmov[sz]x|lddqu|movddup|movs[hl]dup'
-  + '|addsubp|palignr|pabs|psign|pmaddubsw|pmulhrsw|phadd|phsub|movntdqa|mpsadbw|phminposuw)');
+const beyond = new RegExp(
+  '^(v[a-z0-9]+|k(mov|and|or|xor|not|shift|test|unpck|add)[a-z]*|andn[lq]?$|bextr|blsr|blsi|blsmsk|shlx|shrx|sarx|rorx|pdep|pext' +
+    '|popcnt|lzcnt|movbe|crc32|pshufb|pmulld|ptest|pextr[bdq]|pinsr[bdq]|rounds[sd]|roundp[sd]|blendv?p[sd]|pblend(vb|w)|insertps|extractps' +
+    '|dpp[sd]|hadd|hsub|pmins[bd]|pmaxs[bd]|pminu[wd]|pmaxu[wd]|pcmpeqq|pcmpgtq|pcmp[ei]str|packusdw|pmov[sz]x|lddqu|movddup|movs[hl]dup' +
+    '|addsubp|palignr|pabs|psign|pmaddubsw|pmulhrsw|phadd|phsub|movntdqa|mpsadbw|phminposuw)',
+);
 const found = new Map();
 let executed = 0;
 for await (const line of createInterface({ input: createReadStream(log) })) {

@@ -19,8 +19,7 @@ export function findNodeGyp(root) {
     const bundled = join(dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
     if (existsSync(bundled)) return bundled;
   }
-  const beside = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules',
-    'node-gyp', 'bin', 'node-gyp.js');
+  const beside = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   return existsSync(beside) ? beside : null;
 }
 

@@ -43,14 +43,15 @@ const cross = [
 const targets = [host];
 if (!opts['host-only'] && process.platform === 'linux' && process.arch === 'x64' && hostLibc === 'glibc') targets.push(...cross);
 
-const onPath = (cmd) => (process.env.PATH ?? '').split(delimiter).some((d) => {
-  try {
-    accessSync(join(d, cmd), constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
+const onPath = (cmd) =>
+  (process.env.PATH ?? '').split(delimiter).some((d) => {
+    try {
+      accessSync(join(d, cmd), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 
 const nodeGyp = findNodeGyp(root);
 if (!nodeGyp) throw new Error('prebuild: node-gyp not found (run `npm ci` in the moekit checkout)');
@@ -81,8 +82,21 @@ try {
     if (nodeDir) env.npm_config_nodedir = nodeDir;
     // gyp's make files link with CXX: a C-only addon links fine with the C compiler
     if (t.cc) Object.assign(env, { CC: t.cc, CXX: t.cc, LINK: t.cc });
-    const args = [prebuildify, '--napi', '--strip', '--target', process.versions.node, '--arch', t.arch,
-      '--cwd', stage, '--out', pkgDir, '--node-gyp', nodeGyp];
+    const args = [
+      prebuildify,
+      '--napi',
+      '--strip',
+      '--target',
+      process.versions.node,
+      '--arch',
+      t.arch,
+      '--cwd',
+      stage,
+      '--out',
+      pkgDir,
+      '--node-gyp',
+      nodeGyp,
+    ];
     if (t.libc) args.push('--tag-libc', '--libc', t.libc);
     if (t.strip) args.push('--strip-bin', t.strip);
     console.log(`prebuild: ${label}${t.cc ? ` with ${t.cc}` : ''}`);

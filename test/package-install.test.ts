@@ -33,7 +33,11 @@ function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
 }
 const npm = (args: string[], opts: SpawnSyncOptions = {}) => run(process.execPath, [NPM_CLI, ...args], opts);
 const pack = (dir: string, dest: string): string =>
-  join(dest, (JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: dir })) as { filename: string }[])[0]!.filename);
+  join(
+    dest,
+    (JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: dir })) as { filename: string }[])[0]!
+      .filename,
+  );
 
 test('the packed package installs without compilers, loads its prebuild and matches the reference backend', { timeout: 600_000 }, () => {
   assert.ok(existsSync(join(ROOT, 'dist', 'index.js')), 'dist/ is missing: `npm ci` (prepare) or `npm run build` makes it');
@@ -77,7 +81,9 @@ test('the packed package installs without compilers, loads its prebuild and matc
   assert.ok(!existsSync(join(installed, 'build')), 'the install script compiled although a prebuild loads');
 
   // 5. an MoE layer (routed + shared expert) forward on the prebuild against the reference backend
-  writeFileSync(join(app, 'forward.mjs'), `
+  writeFileSync(
+    join(app, 'forward.mjs'),
+    `
     import { MoELayer, moeConfig, Generator, fromArray, noGrad, setBackend, backendInfo } from 'moekit';
     const H = 24;
     const cfg = moeConfig({ hiddenSize: H, router: { numExperts: 6, topK: 2 }, experts: { intermediateSize: 20 }, shared: { intermediateSize: 8, gate: 'sigmoid' } });
@@ -89,14 +95,20 @@ test('the packed package installs without compilers, loads its prebuild and matc
       return { backend: backendInfo().name, y: Array.from(noGrad(() => layer.forward(x)).dataSync()) };
     };
     console.log(JSON.stringify({ native: forward('native'), reference: forward('reference') }));
-  `);
-  const { native, reference } = JSON.parse(run(process.execPath, ['forward.mjs'], { cwd: app, env: hidden })) as Record<string, { backend: string; y: number[] }>;
+  `,
+  );
+  const { native, reference } = JSON.parse(run(process.execPath, ['forward.mjs'], { cwd: app, env: hidden })) as Record<
+    string,
+    { backend: string; y: number[] }
+  >;
   assert.equal(native!.backend, 'native');
   assert.equal(reference!.backend, 'reference');
   assert.equal(native!.y.length, 40 * 24);
   const scale = Math.max(...reference!.y.map(Math.abs));
   assert.ok(scale > 1e-3, `the reference output is ~0 (max |y| = ${scale}): the comparison would prove nothing`);
-  native!.y.forEach((v, i) => assert.ok(Math.abs(v - reference!.y[i]!) <= 1e-5 * (1 + scale), `y[${i}]: native ${v}, reference ${reference!.y[i]}`));
+  native!.y.forEach((v, i) =>
+    assert.ok(Math.abs(v - reference!.y[i]!) <= 1e-5 * (1 + scale), `y[${i}]: native ${v}, reference ${reference!.y[i]}`),
+  );
 });
 
 test('no translation unit of the native build is compiled with ISA flags (one binary for every x86-64)', () => {
