@@ -1,11 +1,12 @@
 // The CT-MoE ablation: every variant trained and evaluated in turn under <outDir>/<key>/,
 // finished ones skipped, unfinished ones resumed from their last checkpoint; results.json
 // (atomic) gathers what figures and the report need.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
+import { ensureDirSync } from '../../io/ensure-dir.js';
 import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
+import { checkTrainingMemory } from './memory.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
 
 export const RESULTS_JSON = 'results.json';
@@ -55,7 +56,8 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   const keys = variants.map((v) => v.key);
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new RangeError(`runAblation: variant key '${dup}' appears twice`);
-  mkdirSync(options.outDir, { recursive: true });
+  for (const v of variants) checkTrainingMemory({ ...cfg, ...v.overrides }); // before any allocation
+  ensureDirSync(options.outDir);
   const data = options.data ?? loadCtMoeData(cfg.vocabSize);
   const N = cfg.numExperts;
   const results: CtMoeAblationResults = {

@@ -1,9 +1,11 @@
 // Training and evaluation of one CT-MoE ablation variant, resumable from its checkpoints.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendInfo } from '../../backend/registry.js';
 import { BatchLoader, TokenWindows } from '../../data/batches.js';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
+import { ensureDirSync } from '../../io/ensure-dir.js';
+import { readJsonFileSync } from '../../io/json-file.js';
 import { AdamW } from '../../optim/adamw.js';
 import { clipGradNorm } from '../../optim/clip.js';
 import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
@@ -101,11 +103,11 @@ const mean = (a: readonly number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, data: CtMoeData, opts: RunVariantOptions): CtMoeVariantResult | null {
   const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
   const emit = opts.onProgress ?? (() => {});
-  mkdirSync(opts.dir, { recursive: true });
+  ensureDirSync(opts.dir);
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
   if (existsSync(resultFile)) {
-    const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CtMoeVariantResult;
+    const done = readJsonFileSync(resultFile) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
       emit({ variant: variant.key, phase: 'skip' });
       return done;
