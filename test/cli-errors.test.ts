@@ -41,6 +41,7 @@ test('unknown command, non-decimal numbers, empty or impossible --out, huge size
   failsInOneLine(['ablate', '--set', 'lr=0x10', '--out', out], /--set lr must be a finite decimal number \(got '0x10'\)/);
   failsInOneLine(['ablate', '--set', 'steps=1e20', '--out', out], /--set steps must be a decimal integer/);
   failsInOneLine(['ablate', '--out', ''], /^error: --out must name a directory \(got an empty string\)/);
+  failsInOneLine(['ablate', '--on-nonfinite', 'ignore', '--out', out], /argument 'ignore' is invalid\. Allowed choices are stop, skip/);
   const t0 = performance.now();
   failsInOneLine(['ablate', '--out', '/proc/x/y', '--steps', '2'], /^error: cannot create \/proc\/x\/y: /);
   assert.ok(performance.now() - t0 < 30_000, 'no hang');

@@ -12,6 +12,7 @@ import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
+import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/ctmoe/nonfinite.js';
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
 import { prepareOutDir } from './out-dir.js';
@@ -82,6 +83,7 @@ interface AblateOptions {
   steps?: number;
   set?: Partial<CtMoeExperimentConfig>;
   figuresOnly?: boolean;
+  onNonfinite: NonFinitePolicy;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -165,6 +167,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps', 1, MAX_COUNT))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
+    .addOption(new Option('--on-nonfinite <policy>', 'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)').choices(NONFINITE_POLICIES).default('stop'))
     .action(async (opts: AblateOptions, cmd: Command) => {
       const outArg = opts.out ?? join('runs', opts.preset);
       if (opts.figuresOnly) {
@@ -195,7 +198,7 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress });
+        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress, onNonFinite: opts.onNonfinite });
       } catch (e) {
         progress.stop();
         cmd.error(`error: ${(e as Error).message}`);

@@ -26,6 +26,7 @@ import { prepareFusedMoELayer } from './fused/layer.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
+import { assertFiniteRouterInput } from './finite-input.js';
 import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
@@ -37,6 +38,8 @@ export interface MoELayerOptions {
   numLayers?: number;
   /** Swap in another dispatcher (capacity, expert-parallel); default LocalDispatcher (ExpertChoiceDispatcher for router.kind 'expert-choice'). */
   dispatcher?: Dispatcher;
+  /** Check that the router input is finite at every forward (a full read of it; default off). */
+  checkFiniteInput?: boolean;
 }
 
 export interface MoEForwardOptions {
@@ -70,6 +73,7 @@ export class MoELayer extends Module {
   lastMetrics: MoEMetrics | null = null;
   private readonly numLayers: number;
   private readonly generator: Generator;
+  private readonly checkFiniteInput: boolean;
 
   constructor(
     readonly cfg: MoEConfig,
@@ -96,6 +100,7 @@ export class MoELayer extends Module {
     this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
+    this.checkFiniteInput = options.checkFiniteInput ?? false;
   }
 
   /** [S_raw] when the topology is on (optimise it in its own group: CT-MoE uses lr × 100, no weight decay), else []. */
@@ -108,6 +113,7 @@ export class MoELayer extends Module {
     const H = this.cfg.hiddenSize;
     if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
+    if (this.checkFiniteInput) assertFiniteRouterInput(x2, 'MoELayer');
     const T = x2.shape[0]!;
     const rc = this.cfg.router;
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;

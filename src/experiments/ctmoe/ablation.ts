@@ -7,6 +7,7 @@ import { ensureDirSync } from '../../io/ensure-dir.js';
 import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
+import type { NonFinitePolicy } from './nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
 
 export const RESULTS_JSON = 'results.json';
@@ -23,6 +24,8 @@ export interface RunAblationOptions {
   data?: CtMoeData;
   /** Stop the variant being trained after this step, as if killed (tests). */
   stopAfterStep?: number;
+  /** What a non-finite loss or gradient norm does (see RunVariantOptions.onNonFinite). */
+  onNonFinite?: NonFinitePolicy;
 }
 
 export interface CtMoeAblationResults {
@@ -86,7 +89,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep });
+    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();
