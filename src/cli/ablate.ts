@@ -136,6 +136,10 @@ function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) 
             `${p.result.timing.trainSec.toFixed(1)} s training, ${p.result.timing.evalSec.toFixed(1)} s evaluation`,
         );
         break;
+      case 'warning':
+        stopBar();
+        console.warn(`warning: ${p.message}`);
+        break;
       case 'interrupted':
         stopBar();
         console.log(`${p.variant}: stopped at step ${p.step}/${p.steps}; rerun the same command to resume`);

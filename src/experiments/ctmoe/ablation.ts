@@ -26,6 +26,8 @@ export interface RunAblationOptions {
   stopAfterStep?: number;
   /** What a non-finite loss or gradient norm does (see RunVariantOptions.onNonFinite). */
   onNonFinite?: NonFinitePolicy;
+  /** Checkpoints kept per variant (default 2). */
+  keepCheckpoints?: number;
 }
 
 export interface CtMoeAblationResults {
@@ -89,7 +91,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite });
+    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite, keepCheckpoints: options.keepCheckpoints });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();

@@ -76,7 +76,8 @@ export type CtMoeProgress =
   | { variant: string; phase: 'checkpoint'; step: number; steps: number }
   | { variant: string; phase: 'eval'; steps: number }
   | { variant: string; phase: 'done'; result: CtMoeVariantResult }
-  | { variant: string; phase: 'interrupted'; step: number; steps: number };
+  | { variant: string; phase: 'interrupted'; step: number; steps: number }
+  | { variant: string; phase: 'warning'; message: string };
 
 export interface RunVariantOptions {
   /** The variant's directory (checkpoints and result.json). */
@@ -91,6 +92,8 @@ export interface RunVariantOptions {
    * parameter itself is non-finite or MAX_CONSECUTIVE_SKIPS steps in a row were dropped.
    */
   onNonFinite?: NonFinitePolicy;
+  /** Checkpoints kept (the newest; default 2): resume falls back to an older one when the newest is damaged. */
+  keepCheckpoints?: number;
 }
 
 interface Progress {
@@ -151,11 +154,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
 
   let step = 0;
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
-  const ckpt = readCheckpoint<Progress>(opts.dir);
+  const ckpt = readCheckpoint<Progress>(opts.dir, {
+    fingerprint,
+    progressSteps: (p) => p.trainLoss.length,
+    onWarning: (message) => emit({ variant: variant.key, phase: 'warning', message }),
+  });
   if (ckpt) {
-    if (ckpt.meta.fingerprint !== fingerprint) {
-      throw new Error(`${join(opts.dir, 'checkpoint.json')} was written for another config or variant flags; move it away or use another outDir`);
-    }
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
     scheduler.loadState(ckpt.meta.scheduler);
@@ -184,6 +188,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
       },
       model.stateDict(),
       optimizer.stateDict(),
+      opts.keepCheckpoints,
     );
 
   const params = model.parameters();
