@@ -212,5 +212,7 @@ export function experimentConfig(preset: PresetName | CtMoeExperimentConfig, ove
     if (!p) throw new ConfigError('preset', preset, `one of ${Object.keys(PRESETS).map((k) => `'${k}'`).join(', ')}`);
     base = p;
   } else base = preset;
-  return validateExperimentConfig({ ...base, ...overrides, betas: [...(overrides.betas ?? base.betas)] as [number, number] });
+  // a copy of betas (the preset's array is shared); anything but an array goes to the validator as it is
+  const betas = overrides.betas === undefined ? [...base.betas] : Array.isArray(overrides.betas) ? [...overrides.betas] : overrides.betas;
+  return validateExperimentConfig({ ...base, ...overrides, betas: betas as [number, number] });
 }
