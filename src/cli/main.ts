@@ -1,26 +1,20 @@
 #!/usr/bin/env node
 // The `moekit` command.
 import { Command } from 'commander';
-import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
 import { DEBUG_FLAG, USAGE_HINT, reportFatal, takeDebugFlag, unknownCommand } from './errors.js';
+import { registerInfoCommand } from './info.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
-// training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
+// training runs: see gc-policy.ts (docs/performance.md: src/tensor/gc-policy.ts: useThroughputGc)
 useThroughputGc();
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError(USAGE_HINT);
 program.option(DEBUG_FLAG, 'print the stack trace of an error');
 
-program
-  .command('info')
-  .description('print which backend runs and why')
-  .action(() => {
-    console.log(backendInfo().reason);
-  });
-
+registerInfoCommand(program);
 registerDemoCommand(program);
 registerAblateCommand(program);
 
