@@ -40,7 +40,9 @@ const CHUNK = 500;
 function* samples<T>(arb: fc.Arbitrary<T>, seed: number, total: number): Generator<T> {
   for (let k = 0; k * CHUNK < total; k++) yield* fc.sample(arb, { seed: seed + k, numRuns: Math.min(CHUNK, total - k * CHUNK) });
 }
-const bump = (r: Record<string, number>, k: string) => void (r[k] = (r[k] ?? 0) + 1);
+function bump(r: Record<string, number>, k: string): void {
+  r[k] = (r[k] ?? 0) + 1;
+}
 
 function outcomeFromDisk(read: () => unknown): string {
   try {
@@ -53,7 +55,16 @@ function outcomeFromDisk(read: () => unknown): string {
 
 function work({ files, configs, seed }: Job): Report {
   const t0 = performance.now();
-  const report: Report = { files: {}, byOp: {}, fromDisk: { cases: 0, disagreements: [] }, configs: {}, moeConfigs: {}, failures: [], slowestMs: { op: '', ms: 0, bytes: 0 }, seconds: 0 };
+  const report: Report = {
+    files: {},
+    byOp: {},
+    fromDisk: { cases: 0, disagreements: [] },
+    configs: {},
+    moeConfigs: {},
+    failures: [],
+    slowestMs: { op: '', ms: 0, bytes: 0 },
+    seconds: 0,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'moekit-fuzz-'));
   try {
     let i = -1;
@@ -64,8 +75,11 @@ function work({ files, configs, seed }: Job): Report {
       const ms = performance.now() - start;
       if (ms > report.slowestMs.ms) report.slowestMs = { op: m.op, ms, bytes: m.bytes.length };
       bump(report.files, o.kind);
-      bump((report.byOp[m.op.replace(/ \d+$/, '')] ??= {}), o.kind);
-      if (o.kind !== 'accepted' && o.kind !== 'typed-error') report.failures.push(`file ${i} (${m.op}): ${JSON.stringify(o, (_, v) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}`);
+      const op = m.op.replace(/ \d+$/, '');
+      report.byOp[op] ??= {};
+      bump(report.byOp[op], o.kind);
+      if (o.kind !== 'accepted' && o.kind !== 'typed-error')
+        report.failures.push(`file ${i} (${m.op}): ${JSON.stringify(o, (_, v) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}`);
       if (i % 10 === 0) {
         const file = join(dir, `case-${i}.safetensors`);
         writeFileSync(file, m.bytes);
@@ -75,7 +89,9 @@ function work({ files, configs, seed }: Job): Report {
         report.fromDisk.cases++;
         // the header reader skips the data, so it may accept a file whose I64 data does not fit int32
         if (whole !== memory || (header !== memory && !(header === 'accepted' && memory === 'typed-error'))) {
-          report.fromDisk.disagreements.push(`file ${i} (${m.op}): memory ${memory}, readSafetensorsSync ${whole}, readSafetensorsHeaderSync ${header}`);
+          report.fromDisk.disagreements.push(
+            `file ${i} (${m.op}): memory ${memory}, readSafetensorsSync ${whole}, readSafetensorsHeaderSync ${header}`,
+          );
         }
         rmSync(file);
       }
@@ -101,9 +117,16 @@ function work({ files, configs, seed }: Job): Report {
 
 const WORKER_FLAG = '--worker';
 if (!process.argv.includes(WORKER_FLAG)) {
-  const { values } = parseArgs({ options: { files: { type: 'string', default: '20000' }, configs: { type: 'string', default: '2000' }, seed: { type: 'string', default: '27' } } });
+  const { values } = parseArgs({
+    options: {
+      files: { type: 'string', default: '20000' },
+      configs: { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '27' },
+    },
+  });
   const job: Job = { files: Number(values.files), configs: Number(values.configs), seed: Number(values.seed) };
-  for (const [k, v] of Object.entries(job)) if (!Number.isSafeInteger(v) || v < 0) throw new Error(`--${k} must be a non-negative integer (got ${v})`);
+  for (const [k, v] of Object.entries(job))
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`--${k} must be a non-negative integer (got ${v})`);
   const worker = fork(fileURLToPath(import.meta.url), [WORKER_FLAG, JSON.stringify(job)], { execArgv: ['--import', 'tsx'] });
   let last = { at: performance.now(), progress: -1 };
   const watchdog = setInterval(() => {

@@ -55,21 +55,28 @@ test('--figures-only on a broken results.json names the file; --debug adds the s
   rmSync(dir, { recursive: true, force: true });
   spawnSync('mkdir', [dir]);
   writeFileSync(join(dir, 'results.json'), '{"format":"moekit-ctmoe-ablation","order":[1,2');
-  failsInOneLine(['ablate', '--figures-only', '--out', dir], new RegExp(`^error: ${join(dir, 'results.json').replace(/[/.]/g, '\\$&')}: is not valid JSON`));
+  failsInOneLine(
+    ['ablate', '--figures-only', '--out', dir],
+    new RegExp(`^error: ${join(dir, 'results.json').replace(/[/.]/g, '\\$&')}: is not valid JSON`),
+  );
   const r = moekit(['ablate', '--figures-only', '--out', dir, '--debug']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /JsonFileError: .*results\.json: is not valid JSON[\s\S]*    at /);
+  assert.match(r.stderr, /JsonFileError: .*results\.json: is not valid JSON[\s\S]* {4}at /);
 });
 
 test('strict number parsers: decimal only, in range, naming the flag', () => {
   assert.equal(parseIntStrict('--n', '42', 1, 100), 42);
   assert.equal(parseIntStrict('--n', '+7', 1, 100), 7);
   for (const bad of ['0x10', '1e2', '4.0', '', ' 4', '4 ', 'Infinity', '101', '0', '١٢']) {
-    assert.throws(() => parseIntStrict('--n', bad, 1, 100), (e: Error) => e instanceof InvalidArgumentError && e.message.includes('--n') && e.message.includes('[1, 100]'));
+    assert.throws(
+      () => parseIntStrict('--n', bad, 1, 100),
+      (e: Error) => e instanceof InvalidArgumentError && e.message.includes('--n') && e.message.includes('[1, 100]'),
+    );
   }
   assert.equal(parseFloatStrict('--lr', '2e-4'), 2e-4);
   assert.equal(parseFloatStrict('--lr', '-.5'), -0.5);
-  for (const bad of ['0x10', '1e400', 'NaN', 'Infinity', '', '1,5', '.', 'e5']) assert.throws(() => parseFloatStrict('--lr', bad), /--lr must be a finite decimal number/);
+  for (const bad of ['0x10', '1e400', 'NaN', 'Infinity', '', '1,5', '.', 'e5'])
+    assert.throws(() => parseFloatStrict('--lr', bad), /--lr must be a finite decimal number/);
   assert.deepEqual(parseSet('betas=0.9,0.95'), { betas: [0.9, 0.95] });
   assert.deepEqual(parseSet('betas=[0.9,0.95]'), { betas: [0.9, 0.95] });
   assert.deepEqual(parseSet('dModel=64'), { dModel: 64 });
@@ -84,6 +91,9 @@ test('memory estimate: the tiny preset fits, 100000 x 64 tokens does not, and th
   // activations grow linearly in batchSize: 4 bytes x tokens x per-token floats
   const a = estimateTrainingMemory({ ...tiny, batchSize: 10 }).activationBytes;
   assert.equal(estimateTrainingMemory({ ...tiny, batchSize: 20 }).activationBytes, 2 * a);
-  assert.throws(() => checkTrainingMemory({ ...tiny, batchSize: 100_000 }, 16 * 2 ** 30, 32 * 2 ** 30), /needs about \d+\.\d GiB .* but 16\.0 GiB is available \(32\.0 GiB total\)/);
+  assert.throws(
+    () => checkTrainingMemory({ ...tiny, batchSize: 100_000 }, 16 * 2 ** 30, 32 * 2 ** 30),
+    /needs about \d+\.\d GiB .* but 16\.0 GiB is available \(32\.0 GiB total\)/,
+  );
   assert.throws(() => checkTrainingMemory({ ...tiny, seqLen: 100_000 }, 16 * 2 ** 30, 32 * 2 ** 30), /seqLen 100000/);
 });

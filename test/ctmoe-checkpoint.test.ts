@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { Generator } from '../src/tensor/random.js';
-import { experimentConfig, runAblation, type CtMoeData, type CtMoeExperimentConfig, type CtMoeProgress } from '../src/experiments/ctmoe/index.js';
+import {
+  experimentConfig,
+  runAblation,
+  type CtMoeData,
+  type CtMoeExperimentConfig,
+  type CtMoeProgress,
+} from '../src/experiments/ctmoe/index.js';
 import { CheckpointMismatchError, checkpointSteps, readCheckpoint, writeCheckpoint } from '../src/experiments/ctmoe/checkpoint.js';
 
 const dirs: string[] = [];
@@ -21,8 +27,20 @@ const tmp = () => {
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const MICRO: CtMoeExperimentConfig = experimentConfig('tiny', {
-  vocabSize: 256, seqLen: 8, dModel: 16, nHead: 2, nLayer: 1, numExperts: 4, topK: 3, batchSize: 4,
-  steps: 8, warmup: 2, logEvery: 4, evalBatches: 1, freqBatches: 1, checkpointEvery: 2,
+  vocabSize: 256,
+  seqLen: 8,
+  dModel: 16,
+  nHead: 2,
+  nLayer: 1,
+  numExperts: 4,
+  topK: 3,
+  batchSize: 4,
+  steps: 8,
+  warmup: 2,
+  logEvery: 4,
+  evalBatches: 1,
+  freqBatches: 1,
+  checkpointEvery: 2,
 });
 const KEY = 'CT-MoE-Full';
 
@@ -52,10 +70,19 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('he
 test('the last two checkpoints are kept, each with a manifest of its files', () => {
   const dir = join(interrupted(), KEY);
   assert.deepEqual(checkpointSteps(dir), [6, 4]);
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('ckpt-')).sort(), [
-    'ckpt-00000004.json', 'ckpt-00000004.manifest.json', 'ckpt-00000004.safetensors',
-    'ckpt-00000006.json', 'ckpt-00000006.manifest.json', 'ckpt-00000006.safetensors',
-  ]);
+  assert.deepEqual(
+    readdirSync(dir)
+      .filter((f) => f.startsWith('ckpt-'))
+      .sort(),
+    [
+      'ckpt-00000004.json',
+      'ckpt-00000004.manifest.json',
+      'ckpt-00000004.safetensors',
+      'ckpt-00000006.json',
+      'ckpt-00000006.manifest.json',
+      'ckpt-00000006.safetensors',
+    ],
+  );
   const manifest = JSON.parse(readFileSync(join(dir, 'ckpt-00000006.manifest.json'), 'utf8'));
   assert.equal(manifest.step, 6);
   assert.equal(manifest.files['ckpt-00000006.safetensors'].sha256, sha256(readFileSync(join(dir, 'ckpt-00000006.safetensors'))));
@@ -70,8 +97,14 @@ test('16 flipped bytes in the newest weights: resume warns, falls back to step 4
   writeFileSync(file, bytes);
   const { result, events } = resume(out);
   const warning = events.find((e) => e.phase === 'warning');
-  assert.match(warning && 'message' in warning ? warning.message : '', /checkpoint ckpt-00000006 in .* is damaged \(ckpt-00000006\.safetensors does not match its SHA-256 in the manifest\); falling back to step 4/);
-  assert.deepEqual(events.find((e) => e.phase === 'resume'), { variant: KEY, phase: 'resume', step: 4, steps: 8 });
+  assert.match(
+    warning && 'message' in warning ? warning.message : '',
+    /checkpoint ckpt-00000006 in .* is damaged \(ckpt-00000006\.safetensors does not match its SHA-256 in the manifest\); falling back to step 4/,
+  );
+  assert.deepEqual(
+    events.find((e) => e.phase === 'resume'),
+    { variant: KEY, phase: 'resume', step: 4, steps: 8 },
+  );
   assert.deepEqual(result.trainLoss, reference.trainLoss);
   assert.deepEqual(result.domainPpl, reference.domainPpl);
 });
@@ -87,7 +120,10 @@ test('a truncated manifest or meta is named in the warning; nothing verifying at
   const out2 = interrupted();
   const dir2 = join(out2, KEY);
   for (const s of ['4', '6']) writeFileSync(join(dir2, `ckpt-0000000${s}.json`), '{"step": 1');
-  assert.throws(() => resume(out2), /no checkpoint in .* verifies \(step 6: ckpt-00000006\.json is \d+ bytes, the manifest says \d+; step 4: ckpt-00000004\.json/);
+  assert.throws(
+    () => resume(out2),
+    /no checkpoint in .* verifies \(step 6: ckpt-00000006\.json is \d+ bytes, the manifest says \d+; step 4: ckpt-00000004\.json/,
+  );
 });
 
 test('checkpoint.json edited from step 6 to 8 with its manifest updated: refuses, naming the steps that disagree', () => {
@@ -100,13 +136,22 @@ test('checkpoint.json edited from step 6 to 8 with its manifest updated: refuses
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
   manifest.files['ckpt-00000006.json'] = { bytes: Buffer.byteLength(text), sha256: sha256(text) };
   writeFileSync(manifestFile, JSON.stringify(manifest));
-  assert.throws(() => resume(out), (e: Error) => e instanceof CheckpointMismatchError &&
-    /contradicts itself: its file name says step 6, ckpt-00000006\.json "step" says step 8, ckpt-00000006\.safetensors metadata "step" says step 6, the logged losses says step 6/.test(e.message));
+  assert.throws(
+    () => resume(out),
+    (e: Error) =>
+      e instanceof CheckpointMismatchError &&
+      /contradicts itself: its file name says step 6, ckpt-00000006\.json "step" says step 8, ckpt-00000006\.safetensors metadata "step" says step 6, the logged losses says step 6/.test(
+        e.message,
+      ),
+  );
 });
 
 test('another config refuses to resume and names the fields that differ', () => {
   const out = interrupted();
-  assert.throws(() => resume(out, { ...MICRO, lr: 1e-3 }), (e: Error) => e instanceof CheckpointMismatchError && /another config or variant: lr \(checkpoint 0\.002, now 0\.001\)/.test(e.message));
+  assert.throws(
+    () => resume(out, { ...MICRO, lr: 1e-3 }),
+    (e: Error) => e instanceof CheckpointMismatchError && /another config or variant: lr \(checkpoint 0\.002, now 0\.001\)/.test(e.message),
+  );
 });
 
 test('a NaN written into a checkpoint (valid manifest) stops the resumed training naming the parameter', () => {
@@ -117,5 +162,8 @@ test('a NaN written into a checkpoint (valid manifest) stops the resumed trainin
   const name = Object.keys(ckpt.model).find((k) => k.includes('router') || k.includes('gate')) ?? Object.keys(ckpt.model)[0]!;
   (ckpt.model[name]!.dataSync() as Float32Array)[3] = NaN;
   writeCheckpoint(dir, ckpt.meta, ckpt.model, ckpt.optimizer);
-  assert.throws(() => resume(out), new RegExp(`${KEY}: step 7: loss NaN.*first non-finite: parameter '${name.replace(/[.]/g, '\\.')}'\\[3\\] = NaN`));
+  assert.throws(
+    () => resume(out),
+    new RegExp(`${KEY}: step 7: loss NaN.*first non-finite: parameter '${name.replace(/[.]/g, '\\.')}'\\[3\\] = NaN`),
+  );
 });

@@ -22,8 +22,20 @@ const tmp = () => {
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const MICRO: CtMoeExperimentConfig = experimentConfig('tiny', {
-  vocabSize: 256, seqLen: 8, dModel: 16, nHead: 2, nLayer: 1, numExperts: 4, topK: 3, batchSize: 4,
-  steps: 8, warmup: 2, logEvery: 4, evalBatches: 1, freqBatches: 1, checkpointEvery: 2,
+  vocabSize: 256,
+  seqLen: 8,
+  dModel: 16,
+  nHead: 2,
+  nLayer: 1,
+  numExperts: 4,
+  topK: 3,
+  batchSize: 4,
+  steps: 8,
+  warmup: 2,
+  logEvery: 4,
+  evalBatches: 1,
+  freqBatches: 1,
+  checkpointEvery: 2,
 });
 
 function synthData(): CtMoeData {
@@ -55,7 +67,10 @@ test('default policy: a NaN loss at step 3 stops with step, variant and the firs
       assert.ok(e instanceof NonFiniteError, String(e));
       assert.equal(e.step, 3);
       assert.equal(e.variant, 'CT-MoE-Full');
-      assert.match(e.message, /^CT-MoE-Full: step 3: loss NaN, gradient norm NaN; first non-finite: gradient of '[\w.]+'\[\d+\] = NaN; .*the last checkpoint \(step 2\) kept/);
+      assert.match(
+        e.message,
+        /^CT-MoE-Full: step 3: loss NaN, gradient norm NaN; first non-finite: gradient of '[\w.]+'\[\d+\] = NaN; .*the last checkpoint \(step 2\) kept/,
+      );
       return true;
     },
   );
@@ -64,7 +79,9 @@ test('default policy: a NaN loss at step 3 stops with step, variant and the firs
 
 test('skip policy: the bad step is dropped (no update) and counted; every recorded loss is finite', () => {
   const out = tmp();
-  const r = withNaNLossAt(3, () => runAblation({ preset: MICRO, outDir: out, variants: ['StandardMoE'], data: synthData(), onNonFinite: 'skip' }));
+  const r = withNaNLossAt(3, () =>
+    runAblation({ preset: MICRO, outDir: out, variants: ['StandardMoE'], data: synthData(), onNonFinite: 'skip' }),
+  );
   const v = r.variants['StandardMoE']!.result!;
   assert.deepEqual(v.nonFinite, { policy: 'skip', skipped: 1, skippedAt: [3] });
   assert.equal(v.trainLoss.length, 8);
@@ -83,7 +100,14 @@ test('a config that overflows (routingScale 1e300) stops at step 1 instead of tr
 test('skip policy gives up after 20 non-finite steps in a row (an overflowing config, not one bad batch)', () => {
   const out = tmp();
   assert.throws(
-    () => runAblation({ preset: { ...MICRO, routingScale: 1e300 }, outDir: out, variants: ['CT-MoE-Full'], data: synthData(), onNonFinite: 'skip' }),
+    () =>
+      runAblation({
+        preset: { ...MICRO, routingScale: 1e300 },
+        outDir: out,
+        variants: ['CT-MoE-Full'],
+        data: synthData(),
+        onNonFinite: 'skip',
+      }),
     /step 1: loss NaN.*no checkpoint written yet; 21 steps in a row were not finite/,
   );
 });

@@ -53,15 +53,25 @@ test('readEnv: unset and empty are undefined, valid values parse, invalid ones n
   withEnv('MOEKIT_NUM_THREADS', '12', () => assert.equal(readEnv('MOEKIT_NUM_THREADS'), 12));
   for (const bad of ['abc', '100000', '0', '-3', '0x10', '1e3', ' 4', '4.0']) {
     withEnv('MOEKIT_NUM_THREADS', bad, () =>
-      assert.throws(() => readEnv('MOEKIT_NUM_THREADS'), (e: Error) => e instanceof EnvError && e.message.includes(`MOEKIT_NUM_THREADS='${bad}'`) && e.message.includes('[1, 256]')));
+      assert.throws(
+        () => readEnv('MOEKIT_NUM_THREADS'),
+        (e: Error) => e instanceof EnvError && e.message.includes(`MOEKIT_NUM_THREADS='${bad}'`) && e.message.includes('[1, 256]'),
+      ),
+    );
   }
-  withEnv('MOEKIT_MOE_GC', 'off', () => assert.throws(() => readEnv('MOEKIT_MOE_GC'), /MOEKIT_MOE_GC='off' is invalid: expected '0' or '1'/));
+  withEnv('MOEKIT_MOE_GC', 'off', () =>
+    assert.throws(() => readEnv('MOEKIT_MOE_GC'), /MOEKIT_MOE_GC='off' is invalid: expected '0' or '1'/),
+  );
   withEnv('MOEKIT_ISA', 'avx2', () => assert.equal(readEnv('MOEKIT_ISA'), 'avx2'));
   assert.throws(() => readEnv('MOEKIT_NOT_REGISTERED'), /not in the registry/);
 });
 
 test('moekit info: a bad MOEKIT_NUM_THREADS or MOEKIT_BACKEND is one line, no stack trace', () => {
-  for (const [name, value] of [['MOEKIT_NUM_THREADS', 'abc'], ['MOEKIT_NUM_THREADS', '100000'], ['MOEKIT_BACKEND', 'nosuch']] as const) {
+  for (const [name, value] of [
+    ['MOEKIT_NUM_THREADS', 'abc'],
+    ['MOEKIT_NUM_THREADS', '100000'],
+    ['MOEKIT_BACKEND', 'nosuch'],
+  ] as const) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'info'], {
       encoding: 'utf8',
       timeout: 30_000,

@@ -45,7 +45,10 @@ test('safetensors: 3,000 mutated files give a SafetensorsError (short message) o
     fc.property(arbMutatedFile, (m) => {
       const o = judge(m);
       counts[o.kind] = (counts[o.kind] ?? 0) + 1;
-      assert.ok(o.kind === 'accepted' || o.kind === 'typed-error', `${m.op}: ${JSON.stringify(o, (_, v) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}`);
+      assert.ok(
+        o.kind === 'accepted' || o.kind === 'typed-error',
+        `${m.op}: ${JSON.stringify(o, (_, v) => (v instanceof Error ? `${v.name}: ${v.message}` : v))}`,
+      );
     }),
     { seed: SEED, numRuns: 3000 },
   );
@@ -53,8 +56,14 @@ test('safetensors: 3,000 mutated files give a SafetensorsError (short message) o
 });
 
 test('config validators: random overrides of every CT-MoE field and random MoE configs: ConfigError exactly when invalid', () => {
-  fc.assert(fc.property(arbConfigCase, (c) => assert.equal(judgeConfig(c), 'ok')), { seed: SEED, numRuns: 1500 });
-  fc.assert(fc.property(arbMoeInput, (input) => assert.equal(judgeMoe(input), 'ok')), { seed: SEED, numRuns: 1000 });
+  fc.assert(
+    fc.property(arbConfigCase, (c) => assert.equal(judgeConfig(c), 'ok')),
+    { seed: SEED, numRuns: 1500 },
+  );
+  fc.assert(
+    fc.property(arbMoeInput, (input) => assert.equal(judgeMoe(input), 'ok')),
+    { seed: SEED, numRuns: 1000 },
+  );
 });
 
 test('CLI number parsers: decimal integers / numbers in range, else an InvalidArgumentError naming the flag', () => {
@@ -95,7 +104,9 @@ test('CLI number parsers: decimal integers / numbers in range, else an InvalidAr
 
 /** Start the child, SIGKILL it `delayMs` after its `afterCheckpoints`-th checkpoint line (or when it ends). */
 function killChildAt(out: string, afterCheckpoints: number, delayMs: number): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'ctmoe-kill-child.ts'), out], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers', 'ctmoe-kill-child.ts'), out], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve) => {
     let seen = 0;
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -107,12 +118,15 @@ function killChildAt(out: string, afterCheckpoints: number, delayMs: number): Pr
 }
 
 test('checkpoint resume after SIGKILL at random points (child process) is bit-identical to an uninterrupted run', async () => {
-  const reference = runAblation({ preset: KILL_TEST_CONFIG, outDir: mkdtemp(), variants: [KILL_TEST_VARIANT], data: killTestData() }).variants[KILL_TEST_VARIANT]!.result!;
+  const reference = runAblation({ preset: KILL_TEST_CONFIG, outDir: mkdtemp(), variants: [KILL_TEST_VARIANT], data: killTestData() })
+    .variants[KILL_TEST_VARIANT]!.result!;
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 8 }), async (afterCheckpoints, delayMs) => {
       const out = mkdtemp();
       await killChildAt(out, afterCheckpoints, delayMs);
-      const resumed = runAblation({ preset: KILL_TEST_CONFIG, outDir: out, variants: [KILL_TEST_VARIANT], data: killTestData() }).variants[KILL_TEST_VARIANT]!.result!;
+      const resumed = runAblation({ preset: KILL_TEST_CONFIG, outDir: out, variants: [KILL_TEST_VARIANT], data: killTestData() }).variants[
+        KILL_TEST_VARIANT
+      ]!.result!;
       assert.deepEqual(resumed.trainLoss, reference.trainLoss);
       assert.deepEqual(resumed.domainPpl, reference.domainPpl);
       assert.deepEqual(resumed.finalS, reference.finalS);

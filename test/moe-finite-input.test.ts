@@ -10,7 +10,12 @@ import { fromArray } from '../src/ops/creation.js';
 import { Generator } from '../src/tensor/random.js';
 
 const H = 4;
-const cfg = moeConfig({ hiddenSize: H, router: { numExperts: 4, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 6 }, shared: null });
+const cfg = moeConfig({
+  hiddenSize: H,
+  router: { numExperts: 4, topK: 2, renormalize: 'sum' },
+  experts: { intermediateSize: 6 },
+  shared: null,
+});
 
 function input(bad: number | null): ReturnType<typeof fromArray> {
   const g = new Generator(1);
@@ -28,7 +33,10 @@ test('without the check, one NaN token makes every router-weight gradient NaN (w
 test('checkFiniteInput: NaN / inf router input is a NonFiniteInputError naming token and feature; finite input passes', () => {
   const layer = new MoELayer(cfg, { generator: new Generator(2), checkFiniteInput: true });
   for (const bad of [NaN, Infinity, -Infinity]) {
-    assert.throws(() => layer.forward(input(bad)), (e: Error) => e instanceof NonFiniteInputError && /token 2, feature 1 is (NaN|-?Infinity)/.test(e.message));
+    assert.throws(
+      () => layer.forward(input(bad)),
+      (e: Error) => e instanceof NonFiniteInputError && /token 2, feature 1 is (NaN|-?Infinity)/.test(e.message),
+    );
   }
   const ok = new MoELayer(cfg, { generator: new Generator(2) });
   assert.deepEqual([...layer.forward(input(null)).dataSync()], [...ok.forward(input(null)).dataSync()]);

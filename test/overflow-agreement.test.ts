@@ -29,7 +29,10 @@ for (const backend of availableBackends()) {
     setBackend(backend);
     const flat = Float32Array.from(ROWS.flatMap(([r]) => r));
     const got = [...logsumexp(fromArray(flat, [ROWS.length, 3]), -1).dataSync()];
-    assert.deepEqual(got, ROWS.map(([, want]) => Math.fround(want)));
+    assert.deepEqual(
+      got,
+      ROWS.map(([, want]) => Math.fround(want)),
+    );
     // the same rows as columns: [3, T] reduced over axis 0 (the strided kernel)
     const cols = Float32Array.from({ length: 3 * ROWS.length }, (_, i) => ROWS[i % ROWS.length]![0][Math.floor(i / ROWS.length)]!);
     assert.deepEqual([...logsumexp(fromArray(cols, [3, ROWS.length]), 0).dataSync()], got);
@@ -47,7 +50,11 @@ for (const backend of availableBackends()) {
   test(`[${backend}] the router kernel's z-loss agrees with the reference composition on overflow`, () => {
     setBackend(backend);
     const cfg = parseRouterConfig({ numExperts: 3, topK: 2, renormalize: 'sum' });
-    for (const values of [[1e30, 0, -1, 1, 2, 3], [1e19, 1e19, 0, 1, 2, 3], [Infinity, 0, 1, 1, 2, 3]]) {
+    for (const values of [
+      [1e30, 0, -1, 1, 2, 3],
+      [1e19, 1e19, 0, 1, 2, 3],
+      [Infinity, 0, 1, 1, 2, 3],
+    ]) {
       const ref = withKernels(false, () => zLoss(routeLogits(fromArray(Float32Array.from(values), [2, 3]), cfg).logits).item());
       const kernel = withEnv('MOEKIT_MOE_PATH', 'kernels', () => {
         const r = routeLogits(fromArray(Float32Array.from(values), [2, 3]), cfg);

@@ -33,7 +33,10 @@ export function readJsonObjectSync(file: string, field?: string, expected?: unkn
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new JsonFileError(file, 'is not a JSON object');
   const obj = value as Record<string, unknown>;
   if (field !== undefined && obj[field] !== expected) {
-    throw new JsonFileError(file, `field "${field}" is ${JSON.stringify(obj[field])?.slice(0, 60) ?? 'missing'}, expected ${JSON.stringify(expected)}`);
+    throw new JsonFileError(
+      file,
+      `field "${field}" is ${JSON.stringify(obj[field])?.slice(0, 60) ?? 'missing'}, expected ${JSON.stringify(expected)}`,
+    );
   }
   return obj;
 }

@@ -41,7 +41,8 @@ export function preview(value: unknown, max = 60): string {
   }
   if (value === undefined) return 'undefined (missing)';
   if (Array.isArray(value)) {
-    const simple = value.length <= 8 && value.every((v) => typeof v === 'number' || typeof v === 'boolean' || v === null || v instanceof NumberLiteral);
+    const simple =
+      value.length <= 8 && value.every((v) => typeof v === 'number' || typeof v === 'boolean' || v === null || v instanceof NumberLiteral);
     return simple ? `[${value.map((v) => preview(v, 24)).join(',')}]` : `an array of ${value.length} items`;
   }
   if (typeof value === 'object' && value !== null) return `an object with ${Object.keys(value).length} keys`;
@@ -52,7 +53,9 @@ const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const NATURAL_RE = /^(?:0|[1-9]\d*)$/;
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
-type Frame = { kind: 'object'; value: Record<string, unknown>; key: string | null; keys: Set<string> } | { kind: 'array'; value: unknown[] };
+type Frame =
+  | { kind: 'object'; value: Record<string, unknown>; key: string | null; keys: Set<string> }
+  | { kind: 'array'; value: unknown[] };
 
 /** Parse `text` as one JSON value under the given limits; objects have no prototype. */
 export function parseStrictJson(text: string, options: StrictJsonOptions): unknown {
@@ -119,7 +122,11 @@ export function parseStrictJson(text: string, options: StrictJsonOptions): unkno
   };
 
   const readLiteral = (): unknown => {
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (text.startsWith(word, i)) {
         i += word.length;
         return value;

@@ -14,7 +14,9 @@ export function assertFiniteRouterInput(x: Tensor, where: string): void {
   for (let i = 0; i < d.length; i++) {
     if (Number.isFinite(d[i]!)) continue;
     const H = x.shape[x.ndim - 1]!;
-    throw new NonFiniteInputError(`${where}: router input of token ${Math.floor(i / H)}, feature ${i % H} is ${d[i]} ` +
-      `(the layer before produced it; a non-finite token makes every router-weight gradient NaN)`);
+    throw new NonFiniteInputError(
+      `${where}: router input of token ${Math.floor(i / H)}, feature ${i % H} is ${d[i]} ` +
+        `(the layer before produced it; a non-finite token makes every router-weight gradient NaN)`,
+    );
   }
 }

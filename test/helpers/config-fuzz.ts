@@ -18,23 +18,65 @@ export function oracleValid(c: Record<string, unknown>): boolean {
   const N = c['numExperts'];
   const betas = c['betas'];
   return (
-    isInt(c['vocabSize'], 256, 50257) && isInt(c['seqLen'], 1, SIZE) && isInt(c['dModel'], 1, SIZE) && isInt(c['nHead'], 1, SIZE) &&
-    (c['dModel'] as number) % (c['nHead'] as number) === 0 && isInt(c['nLayer'], 1, SIZE) && isInt(N, 2, 65536) &&
-    isInt(c['topK'], 1, N as number) && isNum(c['dropout'], (x) => x >= 0 && x < 1) && isNum(c['routingScale'], () => true) &&
-    isNum(c['collabScale'], () => true) && isNum(c['sTemp'], (x) => x > 0) && isNum(c['sLrScale'], (x) => x >= 0) &&
-    isNum(c['lbWeight'], (x) => x >= 0) && isInt(c['batchSize'], 1, SIZE) && isNum(c['lr'], (x) => x >= 0) &&
-    isNum(c['weightDecay'], (x) => x >= 0) && Array.isArray(betas) && betas.length === 2 && betas.every((b) => isNum(b, (x) => x >= 0 && x < 1)) &&
-    isNum(c['gradClip'], (x) => x > 0) && (c['steps'] === null || isInt(c['steps'], 1, COUNT)) && isInt(c['epochs'], 1, COUNT) &&
-    isInt(c['warmup'], 0, COUNT) && isNum(c['lrFloor'], (x) => x >= 0 && x <= 1) && isInt(c['seed'], 0, Number.MAX_SAFE_INTEGER) &&
-    isInt(c['logEvery'], 1, COUNT) && isInt(c['evalBatches'], 1, COUNT) && isInt(c['freqBatches'], 1, COUNT) &&
-    isInt(c['checkpointEvery'], 1, COUNT) && (c['expertCompute'] === undefined || c['expertCompute'] === 'sparse' || c['expertCompute'] === 'dense')
+    isInt(c['vocabSize'], 256, 50257) &&
+    isInt(c['seqLen'], 1, SIZE) &&
+    isInt(c['dModel'], 1, SIZE) &&
+    isInt(c['nHead'], 1, SIZE) &&
+    (c['dModel'] as number) % (c['nHead'] as number) === 0 &&
+    isInt(c['nLayer'], 1, SIZE) &&
+    isInt(N, 2, 65536) &&
+    isInt(c['topK'], 1, N as number) &&
+    isNum(c['dropout'], (x) => x >= 0 && x < 1) &&
+    isNum(c['routingScale'], () => true) &&
+    isNum(c['collabScale'], () => true) &&
+    isNum(c['sTemp'], (x) => x > 0) &&
+    isNum(c['sLrScale'], (x) => x >= 0) &&
+    isNum(c['lbWeight'], (x) => x >= 0) &&
+    isInt(c['batchSize'], 1, SIZE) &&
+    isNum(c['lr'], (x) => x >= 0) &&
+    isNum(c['weightDecay'], (x) => x >= 0) &&
+    Array.isArray(betas) &&
+    betas.length === 2 &&
+    betas.every((b) => isNum(b, (x) => x >= 0 && x < 1)) &&
+    isNum(c['gradClip'], (x) => x > 0) &&
+    (c['steps'] === null || isInt(c['steps'], 1, COUNT)) &&
+    isInt(c['epochs'], 1, COUNT) &&
+    isInt(c['warmup'], 0, COUNT) &&
+    isNum(c['lrFloor'], (x) => x >= 0 && x <= 1) &&
+    isInt(c['seed'], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(c['logEvery'], 1, COUNT) &&
+    isInt(c['evalBatches'], 1, COUNT) &&
+    isInt(c['freqBatches'], 1, COUNT) &&
+    isInt(c['checkpointEvery'], 1, COUNT) &&
+    (c['expertCompute'] === undefined || c['expertCompute'] === 'sparse' || c['expertCompute'] === 'dense')
   );
 }
 
 const FIELDS = Object.keys(TINY_PRESET) as Field[];
 const anyValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.integer({ min: -3, max: 70_000 }),
-  fc.constantFrom(0, 1, 2, 255, 256, 50257, 50258, 2 ** 24, 2 ** 24 + 1, 1e9, 1e9 + 1, 0.5, 0.999, 1, -0, NaN, Infinity, -Infinity, 1e300, 2 ** 53),
+  fc.constantFrom(
+    0,
+    1,
+    2,
+    255,
+    256,
+    50257,
+    50258,
+    2 ** 24,
+    2 ** 24 + 1,
+    1e9,
+    1e9 + 1,
+    0.5,
+    0.999,
+    1,
+    -0,
+    NaN,
+    Infinity,
+    -Infinity,
+    1e300,
+    2 ** 53,
+  ),
   fc.double(),
   fc.constantFrom('sparse', 'dense', 'bogus', '', null, true, undefined, [0.9, 0.99], [0.9], [1, 0.5], {}, []),
   fc.array(fc.double({ min: -1, max: 2 }), { maxLength: 3 }),
@@ -65,22 +107,53 @@ const VALID_MOE: MoEConfigInput = {
   topology: null,
 };
 const PATHS = [
-  'hiddenSize', 'router', 'router.numExperts', 'router.topK', 'router.kind', 'router.capacityFactor', 'router.scoreFunc', 'router.renormalize',
-  'router.scalingFactor', 'router.jitterEps', 'router.groupLimit', 'router.selectionBias', 'experts', 'experts.intermediateSize', 'experts.activation',
-  'shared', 'shared.intermediateSize', 'shared.mix', 'dispatch', 'dispatch.capacityFactor', 'losses', 'losses.lbWeight', 'losses.lbConvention',
-  'losses.zLossWeight', 'topology', 'topology.sTemp', 'bogus',
+  'hiddenSize',
+  'router',
+  'router.numExperts',
+  'router.topK',
+  'router.kind',
+  'router.capacityFactor',
+  'router.scoreFunc',
+  'router.renormalize',
+  'router.scalingFactor',
+  'router.jitterEps',
+  'router.groupLimit',
+  'router.selectionBias',
+  'experts',
+  'experts.intermediateSize',
+  'experts.activation',
+  'shared',
+  'shared.intermediateSize',
+  'shared.mix',
+  'dispatch',
+  'dispatch.capacityFactor',
+  'losses',
+  'losses.lbWeight',
+  'losses.lbConvention',
+  'losses.zLossWeight',
+  'topology',
+  'topology.sTemp',
+  'bogus',
 ];
 
 function setPath(obj: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
   const [head, ...rest] = path.split('.');
   const copy = { ...obj };
-  copy[head!] = rest.length === 0 ? value : setPath((typeof copy[head!] === 'object' && copy[head!] !== null ? copy[head!] : {}) as Record<string, unknown>, rest.join('.'), value);
+  copy[head!] =
+    rest.length === 0
+      ? value
+      : setPath(
+          (typeof copy[head!] === 'object' && copy[head!] !== null ? copy[head!] : {}) as Record<string, unknown>,
+          rest.join('.'),
+          value,
+        );
   return copy;
 }
 
 export const arbMoeInput: fc.Arbitrary<unknown> = fc.oneof(
   fc.anything(),
-  fc.array(fc.tuple(fc.constantFrom(...PATHS), fc.oneof(anyValue, fc.anything({ maxDepth: 2 }))), { minLength: 1, maxLength: 3 })
+  fc
+    .array(fc.tuple(fc.constantFrom(...PATHS), fc.oneof(anyValue, fc.anything({ maxDepth: 2 }))), { minLength: 1, maxLength: 3 })
     .map((edits) => edits.reduce((acc, [p, v]) => setPath(acc, p, v), VALID_MOE as unknown as Record<string, unknown>)),
 );
 

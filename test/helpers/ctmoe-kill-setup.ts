@@ -4,8 +4,20 @@ import { Generator } from '../../src/tensor/random.js';
 
 export const KILL_TEST_VARIANT = 'CT-MoE-Full';
 export const KILL_TEST_CONFIG: CtMoeExperimentConfig = experimentConfig('tiny', {
-  vocabSize: 256, seqLen: 8, dModel: 16, nHead: 2, nLayer: 1, numExperts: 4, topK: 3, batchSize: 4,
-  steps: 24, warmup: 2, logEvery: 6, evalBatches: 1, freqBatches: 1, checkpointEvery: 1,
+  vocabSize: 256,
+  seqLen: 8,
+  dModel: 16,
+  nHead: 2,
+  nLayer: 1,
+  numExperts: 4,
+  topK: 3,
+  batchSize: 4,
+  steps: 24,
+  warmup: 2,
+  logEvery: 6,
+  evalBatches: 1,
+  freqBatches: 1,
+  checkpointEvery: 1,
 });
 
 export function killTestData(): CtMoeData {
