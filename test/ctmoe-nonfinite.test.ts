@@ -10,7 +10,7 @@ import { mul } from '../src/ops/elementwise.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, experimentConfig, runAblation, type CtMoeData, type CtMoeExperimentConfig } from '../src/experiments/ctmoe/index.js';
 import { checkpointSteps } from '../src/experiments/ctmoe/checkpoint.js';
-import { NonFiniteError } from '../src/experiments/ctmoe/nonfinite.js';
+import { NonFiniteError } from '../src/experiments/nonfinite.js';
 import { full } from '../src/ops/creation.js';
 
 const dirs: string[] = [];

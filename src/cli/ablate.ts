@@ -12,7 +12,7 @@ import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
-import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/ctmoe/nonfinite.js';
+import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfinite.js';
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
 import { prepareOutDir } from './out-dir.js';

@@ -7,7 +7,7 @@ import { ensureDirSync } from '../../io/ensure-dir.js';
 import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
-import type { NonFinitePolicy } from './nonfinite.js';
+import type { NonFinitePolicy } from '../nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
 
 export const RESULTS_JSON = 'results.json';

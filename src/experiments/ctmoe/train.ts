@@ -15,7 +15,7 @@ import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
 import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
-import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from './nonfinite.js';
+import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
 
 export const RESULT_JSON = 'result.json';
 

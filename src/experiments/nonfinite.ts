@@ -2,7 +2,7 @@
 // The check itself costs nothing extra: the loss is read each step anyway and the global
 // gradient norm is the reduction clipGradNorm already computes; only a failing step pays for
 // the scan below, which names the first non-finite parameter or gradient.
-import type { Parameter } from '../../nn/module.js';
+import type { Parameter } from '../nn/module.js';
 
 export type NonFinitePolicy = 'stop' | 'skip';
 export const NONFINITE_POLICIES: readonly NonFinitePolicy[] = ['stop', 'skip'];
