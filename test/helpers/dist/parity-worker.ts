@@ -53,7 +53,22 @@ function zeroGrads(params: readonly Parameter[], x: Tensor): void {
   x.zeroGrad();
 }
 
-const only = process.argv[2] ? process.argv[2].split(',') : Object.keys(CASES);
+if (process.argv[2] === 'indivisible') {
+  // 7 experts over 2 or 4 ranks: both blocks refuse with one line naming the sizes
+  const layer = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 7, topK: 2 } }), { generator: new Generator(7) });
+  for (const kind of ['tp', 'ep'] as const) {
+    try {
+      buildMoeBlock(kind, layer, { group: comm });
+    } catch (err) {
+      const want = `${kind} MoE block: numExperts 7 is not divisible by the ${kind.toUpperCase()} group size ${comm.size}; choose a group size that divides the experts`;
+      if ((err as Error).message !== want) throw err;
+      console.log(`PASS indivisible ${kind} rank ${comm.rank}`);
+      continue;
+    }
+    throw new Error(`${kind}: 7 experts over ${comm.size} ranks did not throw`);
+  }
+}
+const only = process.argv[2] === 'indivisible' ? [] : process.argv[2] ? process.argv[2].split(',') : Object.keys(CASES);
 for (const name of only) {
   const c = CASES[name]!;
   const layer = new MoELayer(parseMoEConfig(c.cfg), { generator: new Generator(7) });

@@ -1,0 +1,39 @@
+// TP and EP MoE blocks across processes equal the single-process MoELayer on the same weights
+// and tokens (outputs, input and parameter gradients, expert counts, capacity drops). The
+// checks run inside the ranks (test/helpers/dist/parity-worker.ts); here we start them.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Communicator } from '../src/dist/communicator.js';
+import { buildMoeBlock } from '../src/dist/builders.js';
+import { MoELayer } from '../src/moe/layer.js';
+import { parseMoEConfig } from '../src/moe/config.js';
+import { mpiSkipReason, passLines, runMpi } from './helpers/dist/mpirun.js';
+
+const skip = mpiSkipReason();
+const CASES = ['softmax-top2', 'sigmoid-group-limited-bias', 'capacity-drops', 'shared-experts', 'one-token', 'expert-without-tokens'];
+
+for (const np of [1, 2, 4]) {
+  // np 1: 'tp' on one rank is the naive block
+  test(`tp and ep blocks equal the single-process layer at np ${np} (uneven shards, empty ranks, drops, shared experts)`, { skip }, () => {
+    const run = runMpi(np, 'parity-worker.ts');
+    assert.equal(run.timedOut, false, 'mpirun timed out');
+    assert.equal(run.status, 0, run.stderr);
+    const want = CASES.flatMap((c) => ['tp', 'ep'].flatMap((k) => Array.from({ length: np }, (_, r) => `PASS ${c} ${k} rank ${r}`))).sort();
+    assert.deepEqual(passLines(run), want);
+  });
+}
+
+test('experts not divisible by the group size: a one-line error from both blocks at np 2', { skip }, () => {
+  const run = runMpi(2, 'parity-worker.ts', ['indivisible']);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(passLines(run), ['PASS indivisible ep rank 0', 'PASS indivisible ep rank 1', 'PASS indivisible tp rank 0', 'PASS indivisible tp rank 1']);
+});
+
+test("buildMoeBlock: 'naive' runs on the layer's own bank; unknown kinds and bad options are one-line errors", () => {
+  const layer = new MoELayer(parseMoEConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 } }));
+  layer.eval();
+  const block = buildMoeBlock('naive', layer);
+  assert.equal(block.experts, layer.experts);
+  assert.throws(() => buildMoeBlock('pp' as never, layer), /buildMoeBlock: kind 'pp' is not one of 'naive', 'tp', 'ep'/);
+  assert.throws(() => buildMoeBlock('ep', layer, { group: Communicator.single(), sharding: 'local', capacity: 'global' }), /capacity 'global' needs sharding 'round-robin'/);
+});
