@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Communicator } from '../src/dist/communicator.js';
-import { buildMoeBlock } from '../src/dist/builders.js';
+import { buildMlpOrMoe, buildMoeBlock } from '../src/dist/builders.js';
+import { TensorParallelMoeBlock } from '../src/dist/tp-block.js';
+import { Module } from '../src/nn/module.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { parseMoEConfig } from '../src/moe/config.js';
 import { mpiSkipReason, passLines, runMpi } from './helpers/dist/mpirun.js';
@@ -36,4 +38,13 @@ test("buildMoeBlock: 'naive' runs on the layer's own bank; unknown kinds and bad
   assert.equal(block.experts, layer.experts);
   assert.throws(() => buildMoeBlock('pp' as never, layer), /buildMoeBlock: kind 'pp' is not one of 'naive', 'tp', 'ep'/);
   assert.throws(() => buildMoeBlock('ep', layer, { group: Communicator.single(), sharding: 'local', capacity: 'global' }), /capacity 'global' needs sharding 'round-robin'/);
+});
+
+test('buildMlpOrMoe: dense below first_k_dense_replace, the naive MoE block from there on (ep / tp when their groups have ranks)', () => {
+  const dense = new Module();
+  const moe = () => new MoELayer(parseMoEConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 } }));
+  const hf = { num_experts: 4, first_k_dense_replace: 1 };
+  assert.equal(buildMlpOrMoe(hf, 0, () => dense, moe), dense);
+  const block = buildMlpOrMoe(hf, 1, () => dense, moe, { ep: Communicator.single() });
+  assert.ok(block instanceof TensorParallelMoeBlock && block.group.size === 1);
 });

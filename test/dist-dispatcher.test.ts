@@ -1,5 +1,5 @@
 // Diffulex's dispatcher contracts on one process: the stage lifecycle, validation errors,
-// the dispatch / combine round trip, inactive ranks, the builders and config helpers.
+// the dispatch / combine round trip, inactive ranks, the dispatcher builder.
 // Across processes: a validation error on one rank ends every rank (no hang).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -8,7 +8,6 @@ import { Communicator } from '../src/dist/communicator.js';
 import { DispatcherStage } from '../src/dist/contracts.js';
 import { NaiveAllToAllDispatcher } from '../src/dist/naive-dispatcher.js';
 import { buildTokenDispatcher } from '../src/dist/builders.js';
-import { isMoeLayer, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok } from '../src/dist/moe-config-helpers.js';
 import { mpiSkipReason, runMpi } from './helpers/dist/mpirun.js';
 
 const skip = mpiSkipReason();
@@ -91,20 +90,6 @@ test('buildTokenDispatcher: naive, deepep not available (names the alternative),
   assert.ok(buildTokenDispatcher('naive', { epGroup: single, numLocalExperts: 4, topK: 2 }) instanceof NaiveAllToAllDispatcher);
   assert.throws(() => buildTokenDispatcher('deepep', { epGroup: single, numLocalExperts: 4, topK: 2 }), /'deepep' is not available in moekit .*; use 'naive'/);
   assert.throws(() => buildTokenDispatcher('standard' as never, { epGroup: single, numLocalExperts: 4, topK: 2 }), /kind 'standard' is not one of 'naive', 'deepep'/);
-});
-
-test("Diffulex's config helpers: first non-null attribute, defaults, is_moe_layer rules", () => {
-  assert.equal(getNumExperts({ n_routed_experts: 64, num_local_experts: 8 }), 64);
-  assert.equal(getNumExperts({}), 0);
-  assert.equal(getNumExpertsPerTok({ moe_top_k: 6 }), 6);
-  assert.equal(getNumExpertsPerTok({}), 2);
-  assert.equal(getMoeIntermediateSize({ intermediate_size: 11008, moe_intermediate_size: 1408 }), 1408);
-  assert.throws(() => getMoeIntermediateSize({}), /none of moe_intermediate_size/);
-  assert.equal(isMoeLayer({ num_experts: 0 }, 3), false);
-  assert.equal(isMoeLayer({ num_experts: 8, mlp_only_layers: [3] }, 3), false);
-  assert.deepEqual([0, 1, 2, 3].map((i) => isMoeLayer({ n_routed_experts: 8, first_k_dense_replace: 2 }, i)), [false, false, true, true]);
-  assert.deepEqual([0, 1, 2, 3].map((i) => isMoeLayer({ num_experts: 8, decoder_sparse_step: 2 }, i)), [false, true, false, true]);
-  assert.equal(isMoeLayer({ num_experts: 8, decoder_sparse_step: 0 }, 1), false);
 });
 
 test('a bad expert id on one of 4 ranks ends every rank with the validation error (no hang)', { skip }, () => {

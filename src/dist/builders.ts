@@ -4,7 +4,7 @@ import type { MoELayer } from '../moe/layer.js';
 import { Communicator } from './communicator.js';
 import type { DeepEPMode, TokenDispatcher } from './contracts.js';
 import { type ExpertParallelOptions, ExpertParallelMoeBlock } from './ep-block.js';
-import { type ModelConfigLike, isMoeLayer } from './moe-config-helpers.js';
+import { type HfConfig, isMoeLayer } from '../moe/hf-config.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
 import { TensorParallelMoeBlock } from './tp-block.js';
 
@@ -57,7 +57,7 @@ export interface ParallelPlan {
  * moeFactory()'s layer, any other the dense MLP from denseFactory.
  */
 export function buildMlpOrMoe(
-  config: ModelConfigLike,
+  config: HfConfig,
   layerIdx: number,
   denseFactory: () => Module,
   moeFactory: () => MoELayer,

@@ -9,7 +9,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { arrayLike } from '../moe/tensors.js';
 import { type MpiAddon, launchedByMpirun, openMpi } from './native-mpi.js';
 
-export type ReduceOp = 'sum' | 'avg' | 'max';
+export type CollectiveOp = 'sum' | 'avg' | 'max';
 export type CommBackend = 'mpi' | 'single';
 type Elements = Float32Array | Float64Array | Int32Array;
 type Done = Promise<void> | undefined;
@@ -117,10 +117,10 @@ export class Communicator {
   }
 
   /** Elementwise sum / mean / max over the ranks (same shape everywhere). */
-  allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+  allReduce(t: Tensor, op: CollectiveOp = 'sum'): Promise<Tensor> {
     return this.run((async) => this.allReduceImpl(t, op, async));
   }
-  allReduceSync(t: Tensor, op: ReduceOp = 'sum'): Tensor {
+  allReduceSync(t: Tensor, op: CollectiveOp = 'sum'): Tensor {
     return this.runSync(() => this.allReduceImpl(t, op, false));
   }
 
@@ -184,7 +184,7 @@ export class Communicator {
     return this.finish(this.transport.bcast(buf, root, async), () => arrayLike(t, buf, t.shape));
   }
 
-  private allReduceImpl(t: Tensor, op: ReduceOp, async: boolean): Tensor | Promise<Tensor> {
+  private allReduceImpl(t: Tensor, op: CollectiveOp, async: boolean): Tensor | Promise<Tensor> {
     if (op !== 'sum' && op !== 'avg' && op !== 'max') throw new RangeError(`allReduce: op '${String(op)}' is not one of 'sum', 'avg', 'max'`);
     if (op === 'avg' && t.dtype === 'i32') throw new TypeError("allReduce: op 'avg' needs a floating tensor (got i32); use 'sum'");
     const buf = like(t, t.size);

@@ -7,5 +7,4 @@ export * from './naive-dispatcher.js';
 export * from './tp-block.js';
 export * from './ep-block.js';
 export * from './builders.js';
-export * from './moe-config-helpers.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './native-mpi.js';
