@@ -48,3 +48,13 @@ test('buildMlpOrMoe: dense below first_k_dense_replace, the naive MoE block from
   const block = buildMlpOrMoe(hf, 1, () => dense, moe, { ep: Communicator.single() });
   assert.ok(block instanceof TensorParallelMoeBlock && block.group.size === 1);
 });
+
+for (const np of [2, 4]) {
+  test(`OLMo-core expert parallelism at np ${np}: per-rank batches (uneven), ep_world · allowed capacity with drops, postBatch's all-reduced bias update, global-batch LB and metrics over all ranks`, { skip }, () => {
+    const run = runMpi(np, 'ep-training-worker.ts');
+    assert.equal(run.timedOut, false, 'mpirun timed out');
+    assert.equal(run.status, 0, run.stderr);
+    const want = ['dropless-selection-bias', 'global-batch-lb', 'olmo-capacity'].flatMap((c) => Array.from({ length: np }, (_, r) => `PASS ${c} rank ${r}`)).sort();
+    assert.deepEqual(passLines(run), want);
+  });
+}

@@ -19,6 +19,7 @@ import { reshape } from '../ops/shape.js';
 import { Module, type Parameter } from '../nn/module.js';
 import type { ExpertBank } from '../moe/experts.js';
 import type { MoELayer } from '../moe/layer.js';
+import { type MoEMetrics, countMetrics } from '../moe/metrics.js';
 import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import type { DispatcherOutput, ExpertParallelExecutionMetadata } from './contracts.js';
@@ -49,6 +50,7 @@ export class ExpertParallelMoeBlock extends Module {
   lastRouterLogits: Tensor | null = null;
   /** Slots dropped by capacity at this rank's experts in the latest forward. */
   lastDroppedSlots = 0;
+  private lastLocal: { counts: Float64Array; tokens: number; dropped: number } | null = null;
 
   constructor(
     readonly layer: MoELayer,
@@ -82,7 +84,8 @@ export class ExpertParallelMoeBlock extends Module {
     const r = routeWithLayer(layer, xs);
     const d = this.dispatcher.dispatch(xs, r.topkIds, r.topkWeights);
     const capacity = this.capacityRule === 'global' ? layerCapacity(layer, T) : expertParallelCapacity(layer, xs.shape[0]!, ep);
-    const slotOutputs = this.runReceived(d, capacity, (src, t) => (roundRobin ? t * ep + src : t));
+    // global token order: round-robin shards interleave; local batches follow in rank order
+    const slotOutputs = this.runReceived(d, capacity, (src, t) => (roundRobin ? t * ep + src : src * 2 ** 31 + t));
     let ys = this.dispatcher.combine(slotOutputs, d.metadata);
     ys = addSharedExpert(layer, xs, ys);
     let y = ys;
@@ -95,9 +98,12 @@ export class ExpertParallelMoeBlock extends Module {
       logits = reduceFromRegion(this.group, indexAdd(fullLike(r.logits, [T, E], 0), 0, shard, r.logits));
       ids = this.allIds(r.topkIds, shard, T);
     }
-    y = attachLayerAuxLosses(layer, y, logits, ids, this.numLayers);
+    // local batches: global-batch LB reads the counts summed over the group (OLMo-core)
+    const globalCounts = shard ? undefined : () => this.sumOverGroup(r.counts.dataSync(), xs.shape[0]!);
+    y = attachLayerAuxLosses(layer, y, logits, ids, this.numLayers, globalCounts);
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = logits;
+    this.lastLocal = { counts: Float64Array.from(r.counts.dataSync()), tokens: xs.shape[0]!, dropped: this.lastDroppedSlots };
     return reshape(y, x.shape);
   }
 
@@ -109,6 +115,25 @@ export class ExpertParallelMoeBlock extends Module {
       c.set((await this.group.allReduce(arrayLike(this.layer.routerWeight, Float64Array.from(c)), 'sum')).dataSync());
     }
     this.layer.postBatch();
+  }
+
+  /** The latest forward's routing metrics over every rank's tokens (counts and drops all-reduced). Collective. */
+  async globalMetrics(): Promise<Pick<MoEMetrics, 'tokensPerExpert' | 'loadImbalance' | 'deadExperts' | 'usageEntropy' | 'droppedFraction'>> {
+    const l = this.lastLocal;
+    if (!l) throw new Error('globalMetrics: run forward first');
+    const E = l.counts.length;
+    const packed = Float64Array.from([...l.counts, l.tokens, l.dropped]);
+    const all = (await this.group.allReduce(arrayLike(this.layer.routerWeight, packed), 'sum')).dataSync();
+    const counts = Int32Array.from(all.subarray(0, E));
+    // round-robin shards already cover all tokens once; every rank's drops are its own experts'
+    const tokens = all[E]!;
+    return { tokensPerExpert: counts, ...countMetrics(counts), droppedFraction: tokens > 0 ? all[E + 1]! / (tokens * this.layer.cfg.router.topK) : 0 };
+  }
+
+  /** [E] counts and a token count summed over the group (synchronous: inside forward). */
+  private sumOverGroup(counts: ArrayLike<number>, tokens: number): { counts: Float64Array; tokens: number } {
+    const all = this.group.allReduceSync(arrayLike(this.layer.routerWeight, Float64Array.from([...Array.from(counts), tokens])), 'sum').dataSync();
+    return { counts: Float64Array.from(all.subarray(0, counts.length)), tokens: all[counts.length]! };
   }
 
   /**

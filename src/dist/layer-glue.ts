@@ -77,15 +77,23 @@ export function addSharedExpert(layer: MoELayer, x: Tensor, y: Tensor): Tensor {
 
 /**
  * The layer's scaled aux losses (LB, z) over ALL tokens' logits [T, E] and ids [T, K], attached
- * to y; y unchanged outside training. Global-batch LB accumulates these ids' counts in the layer's accumulator.
+ * to y; y unchanged outside training. Global-batch LB accumulates `globalCounts` (counts and tokens
+ * summed over the ranks) when given, else these ids' counts, in the layer's accumulator.
  */
-export function attachLayerAuxLosses(layer: MoELayer, y: Tensor, logits: Tensor, topkIds: Tensor, numLayers: number): Tensor {
+export function attachLayerAuxLosses(layer: MoELayer, y: Tensor, logits: Tensor, topkIds: Tensor, numLayers: number, globalCounts?: () => { counts: ArrayLike<number>; tokens: number }): Tensor {
   if (!(layer.training && isGradEnabled())) return y;
   const lc = layer.cfg.losses;
   const w = auxLossWeights(lc, numLayers);
   let total: Tensor | null = null;
   if (w.lb > 0) {
-    layer.lbAccumulator?.add(topkIds, null);
+    if (layer.lbAccumulator) {
+      if (globalCounts) {
+        const g = globalCounts();
+        layer.lbAccumulator.addCounts(g.counts, g.tokens);
+      } else {
+        layer.lbAccumulator.add(topkIds, null);
+      }
+    }
     const frequencies = layer.lbAccumulator?.frequencies() ?? null;
     const scores = layer.cfg.router.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
     const l = loadBalancingLoss(scores, topkIds, { convention: lc.lbConvention, frequencies, normalizeScores: layer.cfg.router.scoreFunc === 'sigmoid' });
