@@ -12,7 +12,8 @@
  * it on the JS thread (autograd's backward is synchronous). The JS side keeps
  * at most one call in flight per process (MPI_THREAD_SERIALIZED).
  *
- * Exports: mpiOpen(lib) -> {rank, size, thread}, mpiCommRank(c), mpiCommSize(c),
+ * Exports: mpiProbe(lib) -> null | why it cannot be loaded (no MPI_Init),
+ * mpiOpen(lib) -> {rank, size, thread}, mpiCommRank(c), mpiCommSize(c),
  * mpiSplit(c, color, key, async) -> comm id, mpiBarrier(c, async),
  * mpiBcast(c, buf, root, async), mpiAllreduce(c, buf, op, async) (in place;
  * op 0 sum, 1 max, 2 min), mpiAllgather(c, send, recv, async),
@@ -123,6 +124,23 @@ static napi_value mpi_open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "size", mk_napi_make_i64(env, size));
   napi_set_named_property(env, obj, "thread", mk_napi_make_i64(env, provided));
   return obj;
+}
+
+/* mpiProbe(lib: string): null when lib loads and has MPI_Init_thread, else the reason (a string). */
+static napi_value mpi_probe(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!mk_napi_args(env, info, 1, argv, "mpiProbe")) return NULL;
+  char lib[256] = {0};
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], lib, sizeof lib, &len) != napi_ok)
+    return mk_throw_type(env, "mpiProbe: lib must be a string");
+  void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+  if (!h) return mk_napi_make_string(env, dlerror());
+  if (!dlsym(h, "MPI_Init_thread") || !dlsym(h, "ompi_mpi_comm_world"))
+    return mk_napi_make_string(env, "not an Open MPI library (no MPI_Init_thread / ompi_mpi_comm_world)");
+  napi_value null_value;
+  napi_get_null(env, &null_value);
+  return null_value;
 }
 
 static int need_open(napi_env env, const char *fn) {
@@ -266,8 +284,9 @@ static napi_value dispatch_call(napi_env env, mk_call *c, napi_value *keep, int 
   }
   for (int i = 0; i < num_keep; i++) {
     if (napi_create_reference(env, keep[i], 1, &c->refs[c->num_refs]) != napi_ok) {
+      const char *name = c->name;
       free_call(env, c);
-      return mk_throw_error(env, "%s: cannot keep its buffers alive", c->name);
+      return mk_throw_error(env, "%s: cannot keep its buffers alive", name);
     }
     c->num_refs++;
   }
@@ -276,8 +295,9 @@ static napi_value dispatch_call(napi_env env, mk_call *c, napi_value *keep, int 
   if (napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
       napi_create_async_work(env, NULL, name, async_execute, async_complete, c, &c->work) != napi_ok ||
       napi_queue_async_work(env, c->work) != napi_ok) {
+    const char *name = c->name;
     free_call(env, c);
-    return mk_throw_error(env, "%s: cannot queue the call", c->name);
+    return mk_throw_error(env, "%s: cannot queue the call", name);
   }
   return promise;
 }
@@ -506,7 +526,7 @@ napi_status mk_register_dist(napi_env env, napi_value exports) {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"mpiOpen", mpi_open},           {"mpiCommRank", mpi_comm_rank}, {"mpiCommSize", mpi_comm_size},
+      {"mpiProbe", mpi_probe},         {"mpiOpen", mpi_open},           {"mpiCommRank", mpi_comm_rank}, {"mpiCommSize", mpi_comm_size},
       {"mpiSplit", mpi_split},         {"mpiBarrier", mpi_barrier},    {"mpiBcast", mpi_bcast},
       {"mpiAllreduce", mpi_allreduce}, {"mpiAllgather", mpi_allgather}, {"mpiAlltoall", mpi_alltoall},
       {"mpiAlltoallv", mpi_alltoallv}, {"mpiAbort", mpi_abort},        {"mpiFinalize", mpi_finalize},

@@ -12,6 +12,8 @@ import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { parsePositiveInt } from './args.js';
+import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
+import type { DataParallel } from '../dist/data-parallel.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
 const VARIANT_ALIASES: Record<string, VariantName> = {
@@ -64,6 +66,7 @@ interface AblateOptions {
   steps?: number;
   set?: Partial<CtMoeExperimentConfig>;
   figuresOnly?: boolean;
+  parallel?: ParallelMode;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -147,6 +150,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps'))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
+    .addOption(new Option('--parallel <mode>', 'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE').choices(['dp', 'ep']))
     .action(async (opts: AblateOptions, cmd: Command) => {
       const out = resolve(opts.out ?? join('runs', opts.preset));
       if (opts.figuresOnly) {
@@ -163,6 +167,15 @@ export function registerAblateCommand(program: Command): void {
         cmd.error(`error: ${(e as Error).message}`);
       }
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
+      let dataParallel: DataParallel | undefined;
+      try {
+        dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      // other ranks train silently; rank 0 prints and writes
+      if (dataParallel && !dataParallel.isWriter) console.log = () => {};
+      if (dataParallel) console.log(`data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`);
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
@@ -174,12 +187,12 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress });
+        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress, dataParallel });
       } catch (e) {
         progress.stop();
         cmd.error(`error: ${(e as Error).message}`);
       }
       progress.stop();
-      await writeOutputs(results, out);
+      if (!dataParallel || dataParallel.isWriter) await writeOutputs(results, out);
     });
 }

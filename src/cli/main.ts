@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
+import { mpiInfoLine } from '../dist/cli-parallel.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
 // training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
@@ -14,9 +15,10 @@ program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelp
 
 program
   .command('info')
-  .description('print which backend runs and why')
+  .description('print which backend runs and why, and whether MPI was found')
   .action(() => {
     console.log(backendInfo().reason);
+    console.log(mpiInfoLine());
   });
 
 registerDemoCommand(program);

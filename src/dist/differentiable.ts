@@ -36,10 +36,13 @@ export function copyToRegion(comm: Communicator, x: Tensor): Tensor {
   });
 }
 
-/** Sum (or average) the gradients of parameters over the ranks, in one flat buffer per dtype. Collective. */
-export async function allReduceGradients(comm: Communicator, params: readonly Tensor[], op: 'sum' | 'avg', bucketElements = 1 << 22): Promise<void> {
+/**
+ * Sum (or average) the gradients of parameters over the ranks, in flat buckets of at most
+ * bucketElements per dtype, in the same order on every rank (a parameter without a gradient
+ * contributes zeros). Synchronous: training steps are. Collective.
+ */
+export function allReduceGradients(comm: Communicator, params: readonly Tensor[], op: 'sum' | 'avg', bucketElements = 1 << 22): void {
   if (comm.size === 1) return;
-  // fixed order and fixed buckets on every rank: params without a gradient contribute zeros
   for (const dtype of ['f32', 'f64'] as const) {
     const group = params.filter((p) => p.dtype === dtype);
     for (let start = 0; start < group.length; ) {
@@ -53,7 +56,7 @@ export async function allReduceGradients(comm: Communicator, params: readonly Te
         o += p.size;
       }
       const b = group[start]!.backend;
-      const reduced = (await comm.allReduce(new Tensor(b.fromArray(flat), [n], b), op)).dataSync() as Float32Array;
+      const reduced = comm.allReduceSync(new Tensor(b.fromArray(flat), [n], b), op).dataSync() as Float32Array;
       o = 0;
       for (const p of group.slice(start, end)) {
         p.grad = new Tensor(b.fromArray(reduced.slice(o, o + p.size)), p.shape, b);

@@ -8,3 +8,5 @@ export * from './tp-block.js';
 export * from './ep-block.js';
 export * from './builders.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './native-mpi.js';
+export * from './data-parallel.js';
+export { startParallel, mpiInfoLine, type ParallelMode } from './cli-parallel.js';

@@ -5,6 +5,8 @@ type Elements = Float32Array | Float64Array | Int32Array;
 
 /** native/dist/mpi.c's exports; `async` true returns a Promise (the call runs on a libuv worker). */
 export interface MpiAddon {
+  /** null when the library loads (without initialising MPI), else why not. */
+  mpiProbe(lib: string): string | null;
   mpiOpen(lib: string): { rank: number; size: number; thread: number };
   mpiCommRank(comm: number): number;
   mpiCommSize(comm: number): number;
@@ -55,6 +57,14 @@ export function openMpi(): { addon: MpiAddon; rank: number; size: number } {
   }
   opened = { addon: addon as MpiAddon, rank: info.rank, size: info.size };
   return opened;
+}
+
+/** Whether Open MPI can be loaded, without initialising it: null, or why not (one line). */
+export function probeMpi(): string | null {
+  const loaded = loadNativeAddon();
+  const addon = loaded.addon as unknown as Partial<MpiAddon> | null;
+  if (!addon || typeof addon.mpiProbe !== 'function') return `the native addon with MPI support is not available (${loaded.addon ? 'addon built before native/dist' : loaded.reason})`;
+  return addon.mpiProbe(mpiLibraryName());
 }
 
 /** Whether this process was started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE). */

@@ -7,6 +7,7 @@ import { writeJsonAtomicSync } from '../../io/atomic.js';
 import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULTS_JSON = 'results.json';
 
@@ -22,6 +23,8 @@ export interface RunAblationOptions {
   data?: CtMoeData;
   /** Stop the variant being trained after this step, as if killed (tests). */
   stopAfterStep?: number;
+  /** Data parallelism over MPI ranks; only rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 export interface CtMoeAblationResults {
@@ -79,12 +82,13 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     updatedAt: new Date().toISOString(),
   };
   const write = () => {
+    if (options.dataParallel && !options.dataParallel.isWriter) return;
     results.updatedAt = new Date().toISOString();
     writeJsonAtomicSync(join(options.outDir, RESULTS_JSON), results);
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep });
+    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, dataParallel: options.dataParallel });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();

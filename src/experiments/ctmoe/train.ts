@@ -13,6 +13,7 @@ import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
 import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -79,6 +80,8 @@ export interface RunVariantOptions {
   onProgress?: (p: CtMoeProgress) => void;
   /** Stop after this step without a checkpoint, as if the process were killed (tests). */
   stopAfterStep?: number;
+  /** Data parallelism over MPI ranks (src/dist/data-parallel.ts): sharded batches, averaged gradients, rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 interface Progress {
@@ -104,6 +107,9 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   mkdirSync(opts.dir, { recursive: true });
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
+  const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  // a data-parallel checkpoint resumes on the same world size only
+  const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
   if (existsSync(resultFile)) {
     const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
@@ -133,8 +139,8 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
   const ckpt = readCheckpoint<Progress>(opts.dir);
   if (ckpt) {
-    if (ckpt.meta.fingerprint !== fingerprint) {
-      throw new Error(`${join(opts.dir, 'checkpoint.json')} was written for another config or variant flags; move it away or use another outDir`);
+    if (ckpt.meta.fingerprint !== ckptFingerprint) {
+      throw new Error(`${join(opts.dir, 'checkpoint.json')} was written for another config, variant flags or world size; move it away or use another outDir`);
     }
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
@@ -151,11 +157,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   }
 
   const save = () =>
+    (!dp || dp.isWriter) &&
     writeCheckpoint<Progress>(
       opts.dir,
       {
         step,
-        fingerprint,
+        fingerprint: ckptFingerprint,
         scheduler: scheduler.state,
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
@@ -167,6 +174,10 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     );
 
   const params = model.parameters();
+  if (dp) {
+    dp.broadcastParameters(params);
+    if (dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step); // per-rank dropout masks
+  }
   model.train();
   let sessionStart = performance.now();
   let sinceLog = { loss: [] as number[], ce: [] as number[] };
@@ -175,16 +186,17 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   sinceLog = { loss: progress.trainLoss.slice(lastLogStep), ce: progress.trainCe.slice(lastLogStep) };
 
   while (step < steps) {
-    const { input, target } = batchTensors(loader.next());
+    const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
     total.backward();
+    dp?.averageGradients(params);
     clipGradNorm(params, cfg.gradClip);
     optimizer.step();
     scheduler.step();
     step++;
-    const lv = total.item();
-    const cv = ce.item();
+    const lv = dp ? dp.mean(total.item()) : total.item();
+    const cv = dp ? dp.mean(ce.item()) : ce.item();
     progress.trainLoss.push(lv);
     progress.trainCe.push(cv);
     sinceLog.loss.push(lv);
@@ -261,7 +273,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     timing: { trainSec: progress.trainSec, evalSec: (performance.now() - t0) / 1000, secPerStep: progress.trainSec / steps, resumedFromStep: progress.resumedFromStep },
     backend: backendInfo().reason,
   };
-  writeJsonAtomicSync(resultFile, result);
+  if (!dp || dp.isWriter) writeJsonAtomicSync(resultFile, result);
   emit({ variant: variant.key, phase: 'done', result });
   return result;
 }

@@ -93,7 +93,7 @@ for (const name of only) {
     const y = block.forward(x);
     sum(mul(y, seed)).backward();
     if (block instanceof ExpertParallelMoeBlock) {
-      await allReduceGradients(comm, block.replicatedParameters(), 'sum');
+      allReduceGradients(comm, block.replicatedParameters(), 'sum');
       const dropped = (await comm.allReduce(fromArray(Float64Array.of(block.lastDroppedSlots), [1]), 'sum')).item();
       if (dropped !== ref.dropped) throw new Error(`${name} ep: ${dropped} slots dropped across ranks, the single process drops ${ref.dropped}`);
     }
