@@ -26,8 +26,7 @@ import type { DispatcherOutput, ExpertParallelExecutionMetadata } from './contra
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
 import { addSharedExpert, attachLayerAuxLosses, checkParallelizable, expertParallelCapacity, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
-import { localExpertCount } from './partition.js';
-import { expertOfRows } from './tp-block.js';
+import { expertOfRows, localExpertCount } from './partition.js';
 
 export type TokenSharding = 'round-robin' | 'local';
 export type EpCapacityRule = 'global' | 'olmo-ep';

@@ -7,3 +7,10 @@ export function localExpertCount(numExperts: number, groupSize: number, kind: st
   }
   return numExperts / groupSize;
 }
+
+/** [S] local expert of each row, from E+1 segment offsets. */
+export function expertOfRows(segOffsets: Int32Array): Int32Array {
+  const out = new Int32Array(segOffsets[segOffsets.length - 1]!);
+  for (let e = 0; e + 1 < segOffsets.length; e++) out.fill(e, segOffsets[e]!, segOffsets[e + 1]!);
+  return out;
+}

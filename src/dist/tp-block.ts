@@ -18,7 +18,7 @@ import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
 import { addSharedExpert, attachLayerAuxLosses, checkParallelizable, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
-import { localExpertCount } from './partition.js';
+import { expertOfRows, localExpertCount } from './partition.js';
 
 export class TensorParallelMoeBlock extends Module {
   /** This rank's experts [firstExpert, firstExpert + experts.numExperts). */
@@ -34,6 +34,8 @@ export class TensorParallelMoeBlock extends Module {
   ) {
     super();
     checkParallelizable(layer, 'tp MoE block');
+    // every rank routes the same tokens: their routing must not depend on a per-rank random draw
+    if (group.size > 1 && layer.cfg.router.jitterEps > 0) throw new Error('tp MoE block: router.jitterEps > 0 would give each rank different routing (its noise is drawn per process); use jitterEps 0 or the ep block');
     const El = localExpertCount(layer.cfg.router.numExperts, group.size, 'tp');
     this.firstExpert = group.rank * El;
     // one rank: the layer's own bank (the naive block); else a copy of this rank's slice
@@ -90,11 +92,4 @@ export class TensorParallelMoeBlock extends Module {
   async postBatch(): Promise<void> {
     this.layer.postBatch();
   }
-}
-
-/** [S] local expert of each row, from E+1 segment offsets. */
-export function expertOfRows(segOffsets: Int32Array): Int32Array {
-  const out = new Int32Array(segOffsets[segOffsets.length - 1]!);
-  for (let e = 0; e + 1 < segOffsets.length; e++) out.fill(e, segOffsets[e]!, segOffsets[e + 1]!);
-  return out;
 }

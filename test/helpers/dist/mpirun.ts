@@ -30,7 +30,8 @@ export function runMpi(np: number, worker: string, args: string[] = [], timeoutM
     encoding: 'utf8',
     timeout: timeoutMs,
     killSignal: 'SIGTERM',
-    env: { ...process.env, OMPI_MCA_rmaps_base_oversubscribe: '1' },
+    // no cross-memory-attach copies between ranks: containers often forbid ptrace (CMA)
+    env: { ...process.env, OMPI_MCA_btl_vader_single_copy_mechanism: 'none' },
   });
   return { status: r.status, timedOut: r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT', stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }

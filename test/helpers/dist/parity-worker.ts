@@ -67,6 +67,14 @@ if (process.argv[2] === 'indivisible') {
     }
     throw new Error(`${kind}: 7 experts over ${comm.size} ranks did not throw`);
   }
+  const jittered = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2, jitterEps: 0.01 } }));
+  try {
+    buildMoeBlock('tp', jittered, { group: comm });
+    throw new Error('a tp block over a jittered router did not throw');
+  } catch (err) {
+    if (!/^tp MoE block: router.jitterEps > 0 would give each rank different routing/.test((err as Error).message)) throw err;
+    console.log(`PASS jitter tp rank ${comm.rank}`);
+  }
 }
 const only = process.argv[2] === 'indivisible' ? [] : process.argv[2] ? process.argv[2].split(',') : Object.keys(CASES);
 for (const name of only) {
