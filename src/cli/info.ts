@@ -33,7 +33,7 @@ export function registerInfoCommand(program: Command): void {
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
     .action((opts: { layer?: string }) => {
       console.log(backendInfo().reason);
-      console.log(mpiInfoLine());
       if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
+      console.log(mpiInfoLine());
     });
 }
