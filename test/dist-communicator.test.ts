@@ -1,6 +1,7 @@
 // Communicators: the 'single' backend and its errors here; every collective (f32 / f64 / i32,
 // Promise and synchronous forms, sub-communicators, the differentiable allToAllV's reverse
-// gradient) against closed forms at np 2 and 4; an uncaught error on one rank ends them all.
+// gradient, Diffulex's inactive rank) against closed forms at np 2 and 4; an uncaught error on
+// one rank ends them all.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray } from '../src/ops/creation.js';
@@ -51,8 +52,9 @@ for (const np of [2, 4]) {
     assert.equal(run.timedOut, false, 'mpirun timed out');
     assert.equal(run.status, 0, run.stderr);
     const lines = passLines(run);
-    // 3 dtypes x 9 checks (avg only for floats) + counts + 3 split checks + gradient, per rank
-    assert.equal(lines.length, np * (3 * 9 - 1 + 1 + 3 + 1));
+    // 3 dtypes x 9 checks (avg only for floats) + counts + 3 split checks + gradient + 2 inactive-rank checks, per rank
+    assert.equal(lines.length, np * (3 * 9 - 1 + 1 + 3 + 1 + 2));
+    for (let r = 0; r < np; r++) assert.ok(lines.includes(`PASS inactive rank: combine rank ${r}`));
     for (let r = 0; r < np; r++) assert.ok(lines.includes(`PASS allToAllV gradient rank ${r}`));
   });
 }

@@ -15,6 +15,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { mul } from '../ops/elementwise.js';
 import { indexAdd, indexSelect } from '../ops/indexing.js';
+import { cast } from '../ops/cast.js';
 import { reshape } from '../ops/shape.js';
 import { Module, type Parameter } from '../nn/module.js';
 import type { ExpertBank } from '../moe/experts.js';
@@ -178,7 +179,7 @@ export class ExpertParallelMoeBlock extends Module {
       numTokensPostPadded: packed.length,
       disableAlignedMetadata: true,
     };
-    const w = reshape(packedWeights.to(x.dtype), [packed.length, 1]);
+    const w = reshape(cast(packedWeights, x.dtype), [packed.length, 1]);
     const onInput = this.layer.cfg.dispatch.weightsOn === 'input';
     let rows = indexSelect(x, 0, packedIds);
     if (onInput) rows = mul(rows, w);

@@ -12,6 +12,7 @@
 import { shapeToString } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { indexAdd, indexSelect } from '../ops/indexing.js';
+import { cast } from '../ops/cast.js';
 import { reshape } from '../ops/shape.js';
 import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
@@ -177,8 +178,8 @@ export class NaiveAllToAllDispatcher implements TokenDispatcher {
       if (!(t >= 0 && t < T)) throw new RangeError(`combine: returned token index ${t} at slot ${i} is outside [0, ${T})`);
     }
     const accDType = back.dtype === 'f64' ? 'f64' : 'f32';
-    const acc = indexAdd(fullLike(back, [T, metadata.hiddenSize], 0, accDType), 0, arrayLike(back, tokenIndices), back.to(accDType));
-    return acc.to(metadata.dtype);
+    const acc = indexAdd(fullLike(back, [T, metadata.hiddenSize], 0, accDType), 0, arrayLike(back, tokenIndices), cast(back, accDType));
+    return cast(acc, metadata.dtype);
   }
 
   private expect(call: string, stage: DispatcherStage): void {

@@ -8,6 +8,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { mul } from '../ops/elementwise.js';
 import { indexAdd, indexSelect } from '../ops/indexing.js';
+import { cast } from '../ops/cast.js';
 import { reshape } from '../ops/shape.js';
 import { Module, type Parameter } from '../nn/module.js';
 import type { ExpertExecutionMetadata } from '../moe/contracts.js';
@@ -65,7 +66,7 @@ export class TensorParallelMoeBlock extends Module {
     const xIn = parallel ? copyToRegion(this.group, x2) : x2;
     const wIn = parallel ? copyToRegion(this.group, r.topkWeights) : r.topkWeights;
     const S = slots.length;
-    const rowWeights = reshape(indexSelect(reshape(wIn, [T * K]), 0, arrayLike(x2, slots)).to(x2.dtype), [S, 1]);
+    const rowWeights = reshape(cast(indexSelect(reshape(wIn, [T * K]), 0, arrayLike(x2, slots)), x2.dtype), [S, 1]);
     const segOffsets = plan.segOffsets.slice(this.firstExpert, this.firstExpert + El + 1).map((o) => o - a);
     const exec: ExpertExecutionMetadata = {
       numExperts: El,

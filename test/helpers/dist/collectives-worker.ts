@@ -74,6 +74,18 @@ if (mode === 'throw') {
   sum(mul(y, fromArray(Float32Array.from(coef), [coef.length, 1]))).backward();
   // the row x sent to rank d at position j gets coefficient 1000·rank + j
   expectEqual('allToAllV gradient', (x.grad as Tensor).dataSync(), ranks.flatMap((d) => range(splits[d]!, (j) => 1000 * rank + j)));
+  // Diffulex's inactive rank: rank 0 dispatches nothing (activeDispatch false) yet joins every
+  // collective, computes what the others send it, and gets zeros from combine. One expert per
+  // rank, top-1; token j of rank r (row [10r + j, 1]) goes to expert (r + j + 1) mod size.
+  const d = new NaiveAllToAllDispatcher(comm, size, 1, 1);
+  const T = 3;
+  const hidden = fromArray(Float32Array.from(range(T, (j) => [10 * rank + j, 1]).flat()), [T, 2]);
+  const ids = fromArray(Int32Array.from(range(T, (j) => (rank + j + 1) % size)), [T, 1]);
+  const out = d.dispatch(hidden, ids, fromArray(Float32Array.from(range(T, () => 1)), [T, 1]), rank !== 0);
+  const fromActive = ranks.filter((s) => s !== 0).flatMap((s) => range(T, (j) => j).filter((j) => (s + j + 1) % size === rank).map((j) => [10 * s + j, 1]));
+  expectEqual('inactive rank: received rows', out.recvHiddenStates.dataSync(), fromActive.flat());
+  const combined = d.combine(mul(out.recvHiddenStates, fromArray(Float32Array.of(2), [1])), out.metadata);
+  expectEqual('inactive rank: combine', combined.dataSync(), rank === 0 ? new Array(2 * T).fill(0) : range(T, (j) => [2 * (10 * rank + j), 2]).flat());
   await comm.barrier();
   console.log(`DONE rank ${rank}`);
 }
