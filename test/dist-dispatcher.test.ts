@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray } from '../src/ops/creation.js';
 import { Communicator } from '../src/dist/communicator.js';
-import { DispatcherStage } from '../src/dist/contracts.js';
+import { DispatcherStage, emptyRouterMetadata, resolveDeepEPMode, routerMetadataFrom } from '../src/dist/contracts.js';
 import { NaiveAllToAllDispatcher } from '../src/dist/naive-dispatcher.js';
 import { buildTokenDispatcher } from '../src/dist/builders.js';
 import { mpiSkipReason, runMpi } from './helpers/dist/mpirun.js';
@@ -98,4 +98,21 @@ test('a bad expert id on one of 4 ranks ends every rank with the validation erro
   assert.notEqual(run.status, 0);
   assert.match(run.stderr, /\[rank 3\] RangeError: dispatch: topkIds\[0, 0\] = 11 is outside \[0, 8\) \(ep 4 x 2 local experts\)/);
   assert.doesNotMatch(run.stdout, /UNREACHABLE/);
+});
+
+test("Diffulex's RouterMetadata (empty, from a router output) and DeepEP's AUTO mode", () => {
+  const like = f32([0], [1]);
+  const e = emptyRouterMetadata(like, 8, 2);
+  assert.deepEqual([e.routerLogits.shape, e.topkIds.shape, e.topkWeights.shape], [[0, 8], [0, 2], [0, 2]]);
+  assert.deepEqual(Array.from(emptyRouterMetadata(like, 8, 2, 1).topkIds.dataSync()), [-1, -1]);
+  assert.equal(emptyRouterMetadata(like, 8, 2).topkIds.dtype, 'i32');
+  const m = routerMetadataFrom({ logits: hidden, topkIds: ids, topkWeights: weights });
+  assert.equal(m.routerLogits, hidden);
+  assert.deepEqual(['prefill', 'decode', 'mixed'].map((p) => resolveDeepEPMode('AUTO', p as never)), ['NORMAL', 'LOW_LATENCY', 'NORMAL']);
+  assert.equal(resolveDeepEPMode('NORMAL', 'decode'), 'NORMAL');
+  // an empty router output dispatches as a rank with no tokens
+  const d = new NaiveAllToAllDispatcher(single, 1, 8, 2);
+  const out = d.dispatch(f32([], [0, 4]), e.topkIds, e.topkWeights);
+  assert.equal(out.metadata.totalRecvSlots, 0);
+  assert.deepEqual(d.combine(out.recvHiddenStates, out.metadata).shape, [0, 4]);
 });
