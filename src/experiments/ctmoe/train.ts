@@ -174,10 +174,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     );
 
   const params = model.parameters();
-  if (dp) {
-    dp.broadcastParameters(params);
-    if (dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step); // per-rank dropout masks
-  }
+  dp?.broadcastParameters(params);
   model.train();
   let sessionStart = performance.now();
   let sinceLog = { loss: [] as number[], ce: [] as number[] };
@@ -186,6 +183,8 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   sinceLog = { loss: progress.trainLoss.slice(lastLogStep), ce: progress.trainCe.slice(lastLogStep) };
 
   while (step < steps) {
+    // ranks > 0 draw their own dropout masks, seeded per step so a resume reproduces them
+    if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);

@@ -3,7 +3,8 @@
 // and resumed (B). Rank 0 alone: the same training in one process (C), and a single-process
 // resume of B's checkpoint, which must be refused (another world size). Rank 0 checks that
 // A's final parameters and logged losses equal C's (fp32 tolerance: same global batch, averaged
-// gradients) and that B ends exactly where A does.
+// gradients) and that B ends exactly where A does; with dropout (per-rank masks), a run resumed
+// from its checkpoint (E) ends exactly where an uninterrupted one (D) does.
 import { join } from 'node:path';
 import { Generator } from '../../../src/tensor/random.js';
 import { experimentConfig, VARIANTS, type CtMoeData } from '../../../src/experiments/ctmoe/index.js';
@@ -38,11 +39,22 @@ if (comm.rank === 0) {
   console.log('PASS world-size mismatch refused');
 }
 runVariant(cfg, variant, data, { dir: join(dir, 'B'), dataParallel: dp });
+// with dropout each rank draws its own masks; a resumed run (E) still ends exactly where an uninterrupted one (D) does
+const dropCfg = { ...cfg, dropout: 0.1, steps: 14, checkpointEvery: 5 };
+runVariant(dropCfg, variant, data, { dir: join(dir, 'D'), dataParallel: dp });
+runVariant(dropCfg, variant, data, { dir: join(dir, 'E'), dataParallel: dp, stopAfterStep: 7 });
+runVariant(dropCfg, variant, data, { dir: join(dir, 'E'), dataParallel: dp });
 
 if (comm.rank === 0) {
   const C = runVariant(cfg, variant, data, { dir: join(dir, 'C') })!;
   const params = (d: string) => readCheckpoint(join(dir, d))!.model;
-  const [pa, pb, pc] = [params('A'), params('B'), params('C')];
+  const [pa, pb, pc, pd, pe] = [params('A'), params('B'), params('C'), params('D'), params('E')];
+  for (const [k, t] of Object.entries(pd)) {
+    const d = t.dataSync();
+    const e = pe[k]!.dataSync();
+    for (let i = 0; i < d.length; i++) if (d[i] !== e[i]) throw new Error(`dropout run: resumed parameter ${k}[${i}] = ${e[i]}, uninterrupted ${d[i]}`);
+  }
+  console.log('PASS dp resume with per-rank dropout reproduces the uninterrupted run');
   let worst = 0;
   for (const [k, t] of Object.entries(pc)) {
     const a = pa[k]!.dataSync();
