@@ -16,6 +16,8 @@ import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfini
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
 import { prepareOutDir } from './out-dir.js';
+import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
+import type { DataParallel } from '../dist/data-parallel.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
 const VARIANT_ALIASES: Record<string, VariantName> = {
@@ -84,6 +86,7 @@ interface AblateOptions {
   set?: Partial<CtMoeExperimentConfig>;
   figuresOnly?: boolean;
   onNonfinite: NonFinitePolicy;
+  parallel?: ParallelMode;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -172,6 +175,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
     .addOption(new Option('--on-nonfinite <policy>', 'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)').choices(NONFINITE_POLICIES).default('stop'))
+    .addOption(new Option('--parallel <mode>', 'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE').choices(['dp', 'ep']))
     .action(async (opts: AblateOptions, cmd: Command) => {
       const outArg = opts.out ?? join('runs', opts.preset);
       if (opts.figuresOnly) {
@@ -191,6 +195,15 @@ export function registerAblateCommand(program: Command): void {
       checkTrainingMemory(cfg);
       const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
+      let dataParallel: DataParallel | undefined;
+      try {
+        dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      // other ranks train silently; rank 0 prints and writes
+      if (dataParallel && !dataParallel.isWriter) console.log = () => {};
+      if (dataParallel) console.log(`data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`);
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
@@ -202,12 +215,12 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress, onNonFinite: opts.onNonfinite });
+        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress, onNonFinite: opts.onNonfinite, dataParallel });
       } catch (e) {
         progress.stop();
         cmd.error(`error: ${(e as Error).message}`);
       }
       progress.stop();
-      await writeOutputs(results, out);
+      if (!dataParallel || dataParallel.isWriter) await writeOutputs(results, out);
     });
 }

@@ -11,6 +11,7 @@ import { planForConfig } from '../moe/execution/plan.js';
 import type { HfConfig } from '../moe/hf-config.js';
 import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeConfigFromHf, olmoCorePreset } from '../moe/presets.js';
 import { ctMoePreset } from '../moe/topology/preset.js';
+import { mpiInfoLine } from '../dist/cli-parallel.js';
 
 const LAYER_PRESETS = [...OLMO_CORE_PRESETS, 'ct-moe'] as const;
 
@@ -47,11 +48,12 @@ function nativeLines(): string[] {
 export function registerInfoCommand(program: Command): void {
   program
     .command('info')
-    .description('print which backend, native binary and ISA run, and why')
+    .description('print which backend, native binary and ISA run, and why, and whether MPI was found')
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
     .action((opts: { layer?: string }) => {
       console.log(backendInfo().reason);
       if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
       for (const line of nativeLines()) console.log(line);
+      console.log(mpiInfoLine());
     });
 }

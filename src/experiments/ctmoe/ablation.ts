@@ -9,6 +9,7 @@ import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULTS_JSON = 'results.json';
 
@@ -28,6 +29,8 @@ export interface RunAblationOptions {
   onNonFinite?: NonFinitePolicy;
   /** Checkpoints kept per variant (default 2). */
   keepCheckpoints?: number;
+  /** Data parallelism over MPI ranks; only rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 export interface CtMoeAblationResults {
@@ -86,12 +89,13 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     updatedAt: new Date().toISOString(),
   };
   const write = () => {
+    if (options.dataParallel && !options.dataParallel.isWriter) return;
     results.updatedAt = new Date().toISOString();
     writeJsonAtomicSync(join(options.outDir, RESULTS_JSON), results);
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite, keepCheckpoints: options.keepCheckpoints });
+    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite, keepCheckpoints: options.keepCheckpoints, dataParallel: options.dataParallel });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();

@@ -148,9 +148,11 @@ function corruption(dir: string, manifest: CheckpointManifest): string | null {
 /** The config fields that differ between two fingerprints, e.g. "lr (checkpoint 0.002, now 0.001)". */
 function fingerprintDiff(saved: string, now: string): string {
   try {
-    const a = JSON.parse(saved) as { cfg: Record<string, unknown>; flags: Record<string, unknown> };
-    const b = JSON.parse(now) as { cfg: Record<string, unknown>; flags: Record<string, unknown> };
+    const a = JSON.parse(saved) as { cfg: Record<string, unknown>; flags: Record<string, unknown>; worldSize?: number };
+    const b = JSON.parse(now) as { cfg: Record<string, unknown>; flags: Record<string, unknown>; worldSize?: number };
     const diffs: string[] = [];
+    // a data-parallel run's checkpoint also records its world size (src/dist/data-parallel.ts)
+    if (a.worldSize !== b.worldSize) diffs.push(`worldSize (checkpoint ${a.worldSize ?? 'unset'}, now ${b.worldSize ?? 'unset'})`);
     for (const part of ['cfg', 'flags'] as const) {
       for (const k of new Set([...Object.keys(a[part] ?? {}), ...Object.keys(b[part] ?? {})])) {
         const x = JSON.stringify(a[part]?.[k]);

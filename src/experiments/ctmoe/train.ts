@@ -16,6 +16,7 @@ import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -94,6 +95,8 @@ export interface RunVariantOptions {
   onNonFinite?: NonFinitePolicy;
   /** Checkpoints kept (the newest; default 2): resume falls back to an older one when the newest is damaged. */
   keepCheckpoints?: number;
+  /** Data parallelism over MPI ranks (src/dist/data-parallel.ts): sharded batches, averaged gradients, rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 interface Progress {
@@ -127,6 +130,9 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   ensureDirSync(opts.dir);
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
+  const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  // a data-parallel checkpoint resumes on the same world size only
+  const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
   if (existsSync(resultFile)) {
     const done = readJsonFileSync(resultFile) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
@@ -155,7 +161,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   let step = 0;
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
   const ckpt = readCheckpoint<Progress>(opts.dir, {
-    fingerprint,
+    fingerprint: ckptFingerprint,
     progressSteps: (p) => p.trainLoss.length,
     onWarning: (message) => emit({ variant: variant.key, phase: 'warning', message }),
   });
@@ -175,11 +181,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   }
 
   const save = () =>
+    (!dp || dp.isWriter) &&
     writeCheckpoint<Progress>(
       opts.dir,
       {
         step,
-        fingerprint,
+        fingerprint: ckptFingerprint,
         scheduler: scheduler.state,
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
@@ -196,6 +203,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   const policy = opts.onNonFinite ?? 'stop';
   const skippedAt = (progress.skippedAt ??= []);
   let skipsInARow = 0;
+  dp?.broadcastParameters(params);
   model.train();
   let sessionStart = performance.now();
   let sinceLog = { loss: [] as number[], ce: [] as number[] };
@@ -204,13 +212,16 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   sinceLog = { loss: progress.trainLoss.slice(lastLogStep), ce: progress.trainCe.slice(lastLogStep) };
 
   while (step < steps) {
-    const { input, target } = batchTensors(loader.next());
+    // ranks > 0 draw their own dropout masks, seeded per step so a resume reproduces them
+    if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
+    const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
     total.backward();
+    dp?.averageGradients(params);
     const gradNorm = clipGradNorm(params, cfg.gradClip);
-    const lv = total.item();
-    const cv = ce.item();
+    const lv = dp ? dp.mean(total.item()) : total.item();
+    const cv = dp ? dp.mean(ce.item()) : ce.item();
     if (!stepIsFinite(lv, gradNorm)) {
       const badParam = firstNonFinite(named, 'parameters');
       skipsInARow++;
@@ -305,7 +316,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     backend: backendInfo().reason,
     nonFinite: { policy, skipped: skippedAt.length, skippedAt },
   };
-  writeJsonAtomicSync(resultFile, result);
+  if (!dp || dp.isWriter) writeJsonAtomicSync(resultFile, result);
   emit({ variant: variant.key, phase: 'done', result });
   return result;
 }
