@@ -1,7 +1,7 @@
 // `moekit ablate`: the CT-MoE ablation (pingBenM/CT-MoE's four variants) end to end: train and
 // evaluate every variant with a progress bar each (resuming unfinished ones, skipping finished
 // ones), then write DIR/figures/*.svg|png and DIR/report.html and print the table.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -12,6 +12,7 @@ import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { parsePositiveInt } from './args.js';
+import { DEFAULT_DASHBOARD_PORT, dashboardChild } from './dashboard.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
 const VARIANT_ALIASES: Record<string, VariantName> = {
@@ -64,6 +65,7 @@ interface AblateOptions {
   steps?: number;
   set?: Partial<CtMoeExperimentConfig>;
   figuresOnly?: boolean;
+  dashboard?: number | true;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -147,6 +149,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps'))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
+    .option('--dashboard [port]', `serve the live dashboard of this run on 127.0.0.1 (port default ${DEFAULT_DASHBOARD_PORT}) while it trains and after, until Ctrl-C`, parsePositiveInt('--dashboard', 0))
     .action(async (opts: AblateOptions, cmd: Command) => {
       const out = resolve(opts.out ?? join('runs', opts.preset));
       if (opts.figuresOnly) {
@@ -170,6 +173,11 @@ export function registerAblateCommand(program: Command): void {
           `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}`,
       );
       console.log(`output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`);
+      let dashboard: ReturnType<typeof dashboardChild> | null = null;
+      if (opts.dashboard !== undefined) {
+        mkdirSync(out, { recursive: true });
+        dashboard = dashboardChild(out, opts.dashboard === true ? DEFAULT_DASHBOARD_PORT : opts.dashboard);
+      }
       const progress = progressPrinter(cfg.batchSize * cfg.seqLen);
       let results: CtMoeAblationResults;
       try {
@@ -181,5 +189,9 @@ export function registerAblateCommand(program: Command): void {
       }
       progress.stop();
       await writeOutputs(results, out);
+      if (dashboard) {
+        console.log('the dashboard keeps serving this run (Ctrl-C to stop)');
+        await new Promise((done) => dashboard.once('exit', done));
+      }
     });
 }

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
@@ -21,5 +22,6 @@ program
 
 registerDemoCommand(program);
 registerAblateCommand(program);
+registerDashboardCommand(program);
 
 await program.parseAsync(process.argv);

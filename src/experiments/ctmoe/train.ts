@@ -13,6 +13,7 @@ import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
 import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
+import { DashboardLog } from './dashboard-log.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -149,6 +150,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
+  const dashboardLog = new DashboardLog(opts.dir, cfg, variant, data, model, step, steps); // log.jsonl for `moekit dashboard`
 
   const save = () =>
     writeCheckpoint<Progress>(
@@ -190,6 +192,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     sinceLog.loss.push(lv);
     sinceLog.ce.push(cv);
     for (const l of layers) l.lastAux = null; // drop the graph
+    dashboardLog.afterStep(step, lv, cv);
 
     if (step % cfg.logEvery === 0 || step === steps) {
       const now = performance.now();
@@ -213,6 +216,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
         elapsedSec: progress.trainSec,
       };
       progress.logs.push(log);
+      dashboardLog.afterLog(log);
       sinceLog = { loss: [], ce: [] };
       sessionStart = performance.now(); // validation time is not training time
       emit({ variant: variant.key, phase: 'log', step, steps, log });
