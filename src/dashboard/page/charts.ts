@@ -94,6 +94,7 @@ export function loadCells(log: VariantLog): LoadCell[] {
 export function loadSpec(log: VariantLog, label: string): TopLevelSpec {
   const cells = loadCells(log);
   const N = log.start?.numExperts ?? 1;
+  const K = log.start?.topK ?? 1; // an expert gets at most one slot of each token's k
   const x = { field: 'step', type: 'ordinal', axis: { labelOverlap: true, title: 'step' } } as const;
   const y = { field: 'expert', type: 'ordinal', title: 'expert' } as const;
   return {
@@ -105,8 +106,8 @@ export function loadSpec(log: VariantLog, label: string): TopLevelSpec {
       width: 720,
       height: Math.max(60, 14 * N),
       layer: [
-        { mark: 'rect', encoding: { x, y, color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues', domain: [0, Math.min(1, (OVERLOAD_FACTOR * 1.5) / N)] } }, tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'step' }, { field: 'share', format: '.3f' }, { field: 'dead' }, { field: 'overloaded' }] } },
-        { transform: [{ filter: 'datum.dead' }], mark: { type: 'point', shape: 'cross', color: '#d62728', filled: true, size: 40 }, encoding: { x, y } },
+        { mark: 'rect', encoding: { x, y, color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues', domain: [0, 1 / K] } }, tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'step' }, { field: 'share', format: '.3f' }, { field: 'dead' }, { field: 'overloaded' }] } },
+        { transform: [{ filter: 'datum.dead' }], mark: { type: 'point', shape: 'cross', angle: 45, color: '#d62728', filled: true, size: 40 }, encoding: { x, y } },
         { transform: [{ filter: 'datum.overloaded' }], mark: { type: 'point', shape: 'triangle-up', color: '#ff7f0e', filled: true, size: 40 }, encoding: { x, y } },
       ],
     },

@@ -33,13 +33,16 @@ function connect(): void {
 
 let pending = false;
 let rendering: Promise<void> = Promise.resolve();
-/** Renders at most every 300 ms while lines stream in. */
+/** Renders at most every 300 ms while lines stream in; body[data-busy] is '1' until a render with nothing pending ends. */
 function scheduleRender(): void {
+  document.body.dataset['busy'] = '1';
   if (pending) return;
   pending = true;
   setTimeout(() => {
     pending = false;
-    rendering = rendering.then(render, render);
+    rendering = rendering.then(render, render).finally(() => {
+      if (!pending) document.body.dataset['busy'] = '0';
+    });
   }, 300);
 }
 
