@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The `moekit` command.
 import { Command } from 'commander';
-import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
+import { registerInfoCommand } from './info.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
 // training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
@@ -13,13 +13,7 @@ useThroughputGc();
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError();
 
-program
-  .command('info')
-  .description('print which backend runs and why')
-  .action(() => {
-    console.log(backendInfo().reason);
-  });
-
+registerInfoCommand(program);
 registerDemoCommand(program);
 registerAblateCommand(program);
 registerDashboardCommand(program);

@@ -1,13 +1,14 @@
-// Reuse of the fused MoE node's large internal buffers (gate/up pre-activations, h, the
+// Reuse of the experts node's large internal buffers (gate/up pre-activations, h, the
 // per-row expert outputs, dY·W_down, the per-row dX) across calls.
 //
 // Why: a fresh typed array of this size is untouched mmap'd memory, so the kernel that first
 // writes it page-faults every 4 KiB (measured: a fresh 117 MB output costs ~50 ms more to
 // write than a reused one, single GEMM at ~190 GFLOP/s), and glibc hands anything above its
 // mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never leave
-// fused-experts.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
+// experts-node.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
 import { uninitializedFloatArrayLike } from '../../backend/types.js';
-import type { FloatArray } from './native-moe.js';
+
+type FloatArray = Float32Array | Float64Array;
 
 /** Below this, malloc's own reuse is fine. */
 const MIN_BYTES = 1 << 20;
