@@ -5,7 +5,7 @@
 // (or $MOEKIT_TEST_OUTPUT/dashboard).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,6 +13,12 @@ import type { Page } from 'playwright-core';
 import { LOG_JSONL, OVERLOAD_FACTOR, type LogLine, type VariantLog, emptyVariantLog, foldLog } from '../src/dashboard/log-format.js';
 import { type DashboardServer, startDashboard } from '../src/dashboard/server.js';
 import { runAblation } from '../src/experiments/ctmoe/index.js';
+import { randn } from '../src/index.js';
+import { moeConfig } from '../src/moe/config.js';
+import { MoELayer } from '../src/moe/layer.js';
+import { RoutingRecorder } from '../src/moe/routing/index.js';
+import { Module } from '../src/nn/module.js';
+import { Generator } from '../src/tensor/random.js';
 import { launchChromium } from './helpers/chromium.js';
 import { MICRO, synthData } from './helpers/ctmoe-micro.js';
 
@@ -22,6 +28,7 @@ declare const document: {
   querySelector(sel: string): { textContent: string | null; getAttribute(name: string): string | null } | null;
   querySelectorAll(sel: string): { length: number };
 };
+declare const DataTransfer: new () => { items: { add(file: File): void } };
 
 const ROOT = join(import.meta.dirname, '..');
 const SHOTS = join(process.env['MOEKIT_TEST_OUTPUT'] ?? join(ROOT, 'test', 'output'), 'dashboard');
@@ -135,15 +142,22 @@ test('a run started after the page opened appears in it while it trains', async 
   mkdirSync(live);
   const p = await open(live);
   await p.waitForFunction(() => /waiting for the first variant/.test(document.querySelector('#status')!.textContent ?? ''), null, { timeout: 20_000 });
-  const steps = 40;
-  const set = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=1', 'freqBatches=1', 'logEvery=5', 'warmup=2', `checkpointEvery=${steps}`];
+  const steps = 100;
+  const set = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=1', 'freqBatches=1', 'logEvery=10', 'warmup=2', `checkpointEvery=${steps}`];
   child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'ablate', '--out', live, '--variants', 'full', '--steps', String(steps), ...set.flatMap((s) => ['--set', s])], { stdio: 'ignore' });
   const exited = new Promise<number | null>((res) => child!.once('exit', res));
-  const stepShown = () => p.evaluate(() => Number(document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') ?? 0));
-  await p.waitForFunction(() => Number(document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') ?? 0) > 0, null, { timeout: 60_000 });
-  const seen = await stepShown();
-  assert.equal(child.exitCode, null, 'the page showed the run while it was still training');
-  assert.ok(seen > 0 && seen < steps, `step ${seen} of ${steps} shown mid-run`);
+  // the steps the page shows, sampled until training ends (the log's last step line)
+  const shown = new Set<number>();
+  const logFile = join(live, 'CT-MoE-Full', LOG_JSONL);
+  const trained = () => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(`"kind":"step","step":${steps},`);
+  for (const deadline = Date.now() + 90_000; !trained() && child.exitCode === null; ) {
+    assert.ok(Date.now() < deadline, 'training did not end in 90 s');
+    shown.add(await p.evaluate(() => Number(document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') ?? 0)));
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const midRun = [...shown].filter((s) => s > 0 && s < steps);
+  console.log(`live run: the page showed steps ${[...shown].sort((a, b) => a - b).join(', ')} while training`);
+  assert.ok(midRun.length >= 2, `the page followed the training (steps shown: ${[...shown].join(', ')})`);
   await p.locator('#view-curves').screenshot({ path: join(SHOTS, 'live-curves.png') });
   assert.equal(await exited, 0);
   await p.waitForFunction((n) => document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') === String(n), steps, { timeout: 20_000 });
@@ -154,5 +168,39 @@ test('a run started after the page opened appears in it while it trains', async 
   assert.equal(await count(p, '#view-load g.mark-symbol.role-mark path'), marked);
   assert.match(await p.locator('#status').innerText(), /\(done\)/);
   await p.screenshot({ path: join(SHOTS, 'live-done.png'), fullPage: true });
+  await p.close();
+});
+
+test('without a server, a results.json and a routing recording dropped on the page are shown', async () => {
+  // a recording of 3 forwards of a two-layer MoE model
+  class TwoLayers extends Module {
+    readonly blocks = [0, 1].map((i) => new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 5, topK: 2 }, experts: { intermediateSize: 8 } }), { generator: new Generator(i) }));
+  }
+  const model = new TwoLayers().eval();
+  const rec = new RoutingRecorder(model).attach();
+  for (let i = 0; i < 3; i++) model.blocks.reduce((h, l) => l.forward(h), randn([6, 8], { generator: new Generator(10 + i) }));
+  const index = readFileSync(rec.save(join(tmp, 'recording')), 'utf8');
+  const p = await browser.context.newPage();
+  await p.goto(`file://${join(page, 'index.html')}`);
+  const drop = async (name: string, text: string) => {
+    const dt = await p.evaluateHandle(([n, t]) => {
+      const d = new DataTransfer();
+      d.items.add(new File([t], n, { type: 'application/json' }));
+      return d;
+    }, [name, text] as const);
+    await p.dispatchEvent('body', 'drop', { dataTransfer: dt });
+    await p.waitForFunction((n) => document.querySelector('#run-name')?.textContent === n, name, { timeout: 20_000 });
+    await settle(p);
+  };
+  await drop('results.json', readFileSync(join(finished, 'results.json'), 'utf8'));
+  const { nLayer: L, numExperts: N } = MICRO;
+  assert.equal(await count(p, '#view-curves g.mark-line.concat_0_marks path'), 2, 'a loss line per variant');
+  assert.equal(await count(p, '#view-curves g.mark-line.concat_1_layer_0_marks path'), 2, 'a perplexity line per variant');
+  assert.equal(await count(p, '#view-s g.mark-rect.role-mark path'), L * N * N, 'the final S');
+  assert.match(await p.locator('#view-load').innerText(), /no per-step load recorded/);
+  await p.locator('#view-curves').screenshot({ path: join(SHOTS, 'dropped-results-curves.png') });
+  await drop('recording.json', index);
+  assert.equal(await count(p, '#view-load g.mark-rect.role-mark path'), 3 * 5 * 2, 'forwards x experts x layers');
+  await p.locator('#view-load').screenshot({ path: join(SHOTS, 'dropped-recording-load.png') });
   await p.close();
 });

@@ -16,7 +16,7 @@ export function curvesSpec(run: RunState): TopLevelSpec {
   const ppl: object[] = [];
   for (const v of vs) {
     const log = variantLog(run, v.key);
-    for (const s of log?.steps ?? []) loss.push({ variant: v.label, step: s.step, loss: s.loss });
+    for (const s of log?.steps ?? []) if (Number.isFinite(s.loss)) loss.push({ variant: v.label, step: s.step, loss: s.loss }); // a routing recording has no loss
     for (const p of log?.points ?? []) ppl.push({ variant: v.label, step: p.step, ppl: p.entry.valPpl });
   }
   const color = { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } } as const;

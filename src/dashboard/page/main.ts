@@ -4,7 +4,8 @@ import embed from 'vega-embed';
 import type { TopLevelSpec } from 'vega-lite';
 import type { LogLine, VariantLog } from '../log-format.js';
 import { compareSpec, curvesSpec, entropySpec, loadSpec, sSpec } from './charts.js';
-import { type RunState, addLines, emptyRun, lastStep, variantLog, variantsOf } from './state.js';
+import { RECORDING_FORMAT, type RoutingRecordingIndex } from '../../moe/routing/record.js';
+import { type RunState, addLines, emptyRun, lastStep, logFromRecording, variantLog, variantsOf } from './state.js';
 
 /** Expert colours (Tableau 20), cycled past 20 experts. */
 const EXPERT_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#a0cbe8', '#ffbe7d', '#ff9d9a', '#86bcb6', '#8cd17d', '#f1ce63', '#d4a6c8', '#fabfd2', '#d7b5a6', '#79706e'];
@@ -22,11 +23,13 @@ function connect(): void {
     const m = JSON.parse((e as MessageEvent).data) as { name: string; results: RunState['results'] };
     run.name = m.name;
     run.results = m.results;
+    renderStatus();
     scheduleRender();
   });
   events.addEventListener('log', (e) => {
     const m = JSON.parse((e as MessageEvent).data) as { variant: string; lines: LogLine[] };
     addLines(run, m.variant, m.lines);
+    renderStatus();
     scheduleRender();
   });
 }
@@ -69,15 +72,21 @@ function syncControls(): VariantLog | null {
   const point = $<HTMLInputElement>('#point');
   point.max = String(Math.max(0, n - 1));
   point.value = String(ui.point < 0 ? Math.max(0, n - 1) : Math.min(ui.point, n - 1));
-  $('#status').innerHTML = vs
-    .map((v) => {
-      const l = variantLog(run, v.key);
-      const done = run.results?.variants[v.key]?.status === 'done';
-      return `<span class="variant" data-variant="${v.key}" data-step="${lastStep(l)}"><b style="background:${v.color}"></b>${v.label}: step ${lastStep(l)}/${l?.start?.steps ?? '?'}${done ? ' (done)' : ''}</span>`;
-    })
-    .join('') || 'waiting for the first variant to start…';
-  $('#run-name').textContent = run.name;
+  renderStatus();
   return log;
+}
+
+/** Each variant's step (cheap: updated on every event, the charts at most every 300 ms). */
+function renderStatus(): void {
+  $('#status').innerHTML =
+    variantsOf(run)
+      .map((v) => {
+        const l = variantLog(run, v.key);
+        const done = run.results?.variants[v.key]?.status === 'done';
+        return `<span class="variant" data-variant="${v.key}" data-step="${lastStep(l)}"><b style="background:${v.color}"></b>${v.label}: step ${lastStep(l)}/${l?.start?.steps ?? '?'}${done ? ' (done)' : ''}</span>`;
+      })
+      .join('') || 'waiting for the first variant to start…';
+  $('#run-name').textContent = run.name;
 }
 
 /** The selected log point of a variant (the latest unless the slider was moved). */
@@ -145,8 +154,9 @@ async function loadDropped(files: FileList): Promise<void> {
         addLines(next, start?.kind === 'start' ? start.variant : f.name.replace(/\.jsonl$/, ''), lines);
       } else {
         const json = JSON.parse(text) as { format?: string };
-        if (json.format !== 'moekit-ctmoe-ablation') throw new Error(`${f.name}: not a moekit results.json (format '${json.format}')`);
-        next.results = json as RunState['results'];
+        if (json.format === 'moekit-ctmoe-ablation') next.results = json as RunState['results'];
+        else if (json.format === RECORDING_FORMAT) next.logs.set(f.name, logFromRecording(f.name, json as RoutingRecordingIndex));
+        else throw new Error(`${f.name}: neither a moekit results.json nor a routing recording's index (format '${json.format}')`);
       }
     }
   } catch (e) {

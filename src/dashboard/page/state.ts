@@ -2,6 +2,7 @@
 // server's event stream or from files dropped on the page.
 import type { CtMoeAblationResults } from '../../experiments/ctmoe/ablation.js';
 import type { CtMoeVariantResult } from '../../experiments/ctmoe/train.js';
+import type { RoutingRecordingIndex } from '../../moe/routing/record.js';
 import { type LogLine, type VariantLog, emptyVariantLog, foldLog } from '../log-format.js';
 
 export interface RunState {
@@ -57,4 +58,27 @@ function logFromResult(r: CtMoeVariantResult): VariantLog {
 /** The latest step trained, per variant. */
 export function lastStep(log: VariantLog | null): number {
   return log && log.steps.length > 0 ? log.steps[log.steps.length - 1]!.step : 0;
+}
+
+/**
+ * A routing recording's index (RoutingRecorder.save's .json) as a variant log: one step per
+ * forward (its recorder step when set, else the forward's number), the counts of every layer.
+ */
+export function logFromRecording(name: string, index: RoutingRecordingIndex): VariantLog {
+  const layers = [...new Set(index.records.map((r) => r.layer))];
+  const byCall = new Map<number, (number[] | undefined)[]>();
+  const stepOf = new Map<number, number>();
+  for (const r of index.records) {
+    const row = byCall.get(r.call) ?? new Array<number[] | undefined>(layers.length);
+    row[layers.indexOf(r.layer)] = r.counts;
+    byCall.set(r.call, row);
+    stepOf.set(r.call, r.step ?? r.call);
+  }
+  const first = index.records[0];
+  const calls = [...byCall.keys()].sort((a, b) => a - b).filter((c) => byCall.get(c)!.every((x) => x !== undefined)); // forwards every layer kept
+  return {
+    start: { kind: 'start', variant: name, label: name, color: '#4e79a7', step: 0, steps: calls.length, numLayers: layers.length, numExperts: first?.numExperts ?? 0, topK: first?.topK ?? 1, tokens: [] },
+    steps: calls.map((c) => ({ kind: 'step', step: stepOf.get(c)!, loss: NaN, ce: NaN, load: byCall.get(c) as number[][] })),
+    points: [],
+  };
 }

@@ -1,4 +1,5 @@
-// One layer's routing in one forward, as the recorder keeps it and a recording file holds it.
+// One layer's routing in one forward, as the recorder keeps it and a recording file holds it
+// (recording-file.ts), and the recording's JSON index. No Node imports: the dashboard page reads indexes too.
 
 export interface RoutingRecord {
   /** The layer's module name in the model ('' for a model that is itself the layer). */
@@ -28,4 +29,16 @@ export interface RoutingRecord {
   deadExperts: number;
   /** The aux-loss-free selection bias in effect (DeepSeek-V3 style), or null. */
   bias: Float32Array | null;
+}
+
+export const RECORDING_FORMAT = 'moekit-routing-recording';
+
+export type RoutingRecordScalars = Omit<RoutingRecord, 'ids' | 'weights' | 'counts' | 'bias'>;
+
+export interface RoutingRecordingIndex {
+  format: typeof RECORDING_FORMAT;
+  version: 1;
+  /** The tensor file, next to the index. */
+  tensors: string;
+  records: (RoutingRecordScalars & { counts: number[]; hasBias: boolean })[];
 }

@@ -7,19 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
 import { type SafetensorsTensor, readSafetensorsSync, writeSafetensorsSync } from '../../io/safetensors.js';
-import type { RoutingRecord } from './record.js';
-
-export const RECORDING_FORMAT = 'moekit-routing-recording';
-
-type Scalars = Omit<RoutingRecord, 'ids' | 'weights' | 'counts' | 'bias'>;
-
-export interface RoutingRecordingIndex {
-  format: typeof RECORDING_FORMAT;
-  version: 1;
-  /** The tensor file, next to the index. */
-  tensors: string;
-  records: (Scalars & { counts: number[]; hasBias: boolean })[];
-}
+import { RECORDING_FORMAT, type RoutingRecord, type RoutingRecordingIndex } from './record.js';
 
 /** <path>.json for a path given with or without it. */
 const stem = (path: string) => path.replace(/\.(json|safetensors)$/, '');
