@@ -107,8 +107,8 @@ export function loadSpec(log: VariantLog, label: string): TopLevelSpec {
       height: Math.max(60, 14 * N),
       layer: [
         { mark: 'rect', encoding: { x, y, color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues', domain: [0, 1 / K] } }, tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'step' }, { field: 'share', format: '.3f' }, { field: 'dead' }, { field: 'overloaded' }] } },
-        { transform: [{ filter: 'datum.dead' }], mark: { type: 'point', shape: 'cross', angle: 45, color: '#d62728', filled: true, size: 40 }, encoding: { x, y } },
-        { transform: [{ filter: 'datum.overloaded' }], mark: { type: 'point', shape: 'triangle-up', color: '#ff7f0e', filled: true, size: 40 }, encoding: { x, y } },
+        { transform: [{ filter: 'datum.dead' }], mark: { type: 'point', shape: 'cross', angle: 45, color: '#d62728', filled: true, size: 70 }, encoding: { x, y } },
+        { transform: [{ filter: 'datum.overloaded' }], mark: { type: 'point', shape: 'triangle-up', color: '#ff7f0e', stroke: 'white', strokeWidth: 0.5, filled: true, size: 70 }, encoding: { x, y } },
       ],
     },
   } as TopLevelSpec;
