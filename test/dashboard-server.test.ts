@@ -3,7 +3,7 @@
 // message and never a stack, the event stream (every line, then appended ones), and the CLI's
 // one-line error for a missing run directory.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,4 +116,53 @@ test('moekit dashboard on a missing directory fails with a one-line error (then 
   assert.equal(r.status, 1);
   assert.equal(r.stderr.split('\n')[0], `error: run directory '${join(out, 'missing')}' does not exist or is not a directory`);
   assert.ok(!/\s+at\s/.test(r.stderr), 'no stack trace');
+});
+
+/** Start a moekit command in its own process group; resolves with its output once it matches every pattern, and a kill for the group. */
+function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; kill: () => void }> {
+  const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = () => {
+    try {
+      process.kill(-p.pid!, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  };
+  return new Promise((resolve, reject) => {
+    let printed = '';
+    const timer = setTimeout(() => {
+      kill();
+      reject(new Error(`moekit ${args.join(' ')}: not all of ${ready.join(', ')} in 60 s; output:\n${printed}`));
+    }, 60_000);
+    const onData = (b: Buffer) => {
+      printed += b.toString();
+      if (ready.every((re) => re.test(printed))) {
+        clearTimeout(timer);
+        resolve({ printed, kill });
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+  });
+}
+
+test('--host other than loopback is printed as a warning', async () => {
+  const { printed, kill } = await startCli(['dashboard', out, '--host', '127.0.0.2', '--port', '0'], [/dashboard of .*: http:\/\/127\.0\.0\.2:\d+\//]);
+  kill();
+  assert.match(printed, /warning: --host 127\.0\.0\.2: not the loopback address; whoever can reach it can read this run/);
+});
+
+test('moekit ablate --dashboard serves the run it trains, and keeps serving it after', async () => {
+  const run = join(out, 'ablate-dash');
+  const micro = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=1', 'freqBatches=1', 'logEvery=2', 'warmup=2'];
+  const { printed, kill } = await startCli(['ablate', '--dashboard', '0', '--out', run, '--variants', 'full', '--steps', '4', ...micro.flatMap((s) => ['--set', s])], [/dashboard of .*: http/, /the dashboard keeps serving this run/]);
+  try {
+    const url = /dashboard of .*: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(printed)?.[1];
+    assert.ok(url, printed);
+    const r = (await (await fetch(new URL('api/run', url))).json()) as { variants: string[]; results: { variants: Record<string, { status: string }> } };
+    assert.deepEqual(r.variants, ['CT-MoE-Full']);
+    assert.equal(r.results.variants['CT-MoE-Full']!.status, 'done');
+  } finally {
+    kill();
+  }
 });

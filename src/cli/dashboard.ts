@@ -24,7 +24,7 @@ export function registerDashboardCommand(program: Command): void {
     .option('--host <address>', 'address to listen on (anything but loopback exposes the run to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free one)', parsePositiveInt('--port', 0), DEFAULT_DASHBOARD_PORT)
     .action(async (dir: string, opts: DashboardCliOptions, cmd: Command) => {
-      if (!LOOPBACK.has(opts.host)) console.warn(`warning: --host ${opts.host}: the dashboard is reachable beyond this machine, without authentication`);
+      if (!LOOPBACK.has(opts.host)) console.warn(`warning: --host ${opts.host}: not the loopback address; whoever can reach it can read this run (there is no authentication)`);
       let url: string;
       try {
         ({ url } = await startDashboard({ runDir: resolve(dir), host: opts.host, port: opts.port }));
