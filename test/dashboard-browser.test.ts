@@ -100,14 +100,16 @@ test('over a finished run, every chart renders with the series and cells the run
   console.log(`finished run: ${markedCells(full)} dead or overloaded (step, layer, expert) cells`);
   assert.equal(await count(p, '#view-load g.mark-symbol.role-mark path'), markedCells(full));
   // S: N x N cells and values per layer
-  assert.equal(await count(p, '#view-s g.mark-rect.role-mark path'), L * N * N);
+  assert.equal(await count(p, '#view-s .chart:not(.trend) g.mark-rect.role-mark path'), L * N * N);
   assert.equal(await count(p, '#view-s g.mark-text.role-mark text'), L * N * N);
+  // S over the log points: a line per layer of each variant with S (Standard MoE has none)
+  assert.equal(await count(p, '#view-s .trend g.mark-line.role-mark path'), L);
   // side by side: a layer x expert grid per variant, two metric bars per variant
   assert.equal(await count(p, '#view-compare g.mark-rect.role-mark path'), 2 * L * N + 2 * 2);
   // Standard MoE: no S; the load view follows the variant selection
   await p.selectOption('#variant', 'StandardMoE');
   await settle(p);
-  assert.match(await p.locator('#view-s').innerText(), /no S for this variant/);
+  assert.match(await p.locator('#view-s .chart:not(.trend)').innerText(), /no S for this variant/);
   assert.equal(await count(p, '#view-load g.mark-rect.role-mark path'), readLog('StandardMoE').steps.length * N * L);
   await p.selectOption('#variant', 'CT-MoE-Full');
   await settle(p);
@@ -196,7 +198,7 @@ test('without a server, a results.json and a routing recording dropped on the pa
   const { nLayer: L, numExperts: N } = MICRO;
   assert.equal(await count(p, '#view-curves g.mark-line.concat_0_marks path'), 2, 'a loss line per variant');
   assert.equal(await count(p, '#view-curves g.mark-line.concat_1_layer_0_marks path'), 2, 'a perplexity line per variant');
-  assert.equal(await count(p, '#view-s g.mark-rect.role-mark path'), L * N * N, 'the final S');
+  assert.equal(await count(p, '#view-s .chart:not(.trend) g.mark-rect.role-mark path'), L * N * N, 'the final S');
   assert.match(await p.locator('#view-load').innerText(), /no per-step load recorded/);
   await p.locator('#view-curves').screenshot({ path: join(SHOTS, 'dropped-results-curves.png') });
   await drop('recording.json', index);

@@ -134,6 +134,29 @@ export function sSpec(s: number[][][], step: number, label: string): TopLevelSpe
   } as TopLevelSpec;
 }
 
+/** How S evolves: its largest off-diagonal entry per layer over the log points, one line per (variant, layer) with S, and 1/(N-1) (uniform). */
+export function sTrendSpec(run: RunState): TopLevelSpec | null {
+  const vs = variantsOf(run);
+  const rows: object[] = [];
+  let N = 0;
+  for (const v of vs) {
+    const log = variantLog(run, v.key);
+    N = Math.max(N, log?.start?.numExperts ?? 0);
+    for (const p of log?.points ?? []) p.entry.sMaxPerLayer?.forEach((m, l) => rows.push({ variant: v.label, layer: `layer ${l}`, step: p.step, sMax: m }));
+  }
+  if (rows.length === 0) return null;
+  return {
+    ...base,
+    title: `Largest off-diagonal S entry per layer (uniform: 1/${N - 1})`,
+    width: 780,
+    height: 180,
+    layer: [
+      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'sMax', type: 'quantitative', title: 'max S[i][j], i ≠ j' }, color: { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } }, strokeDash: { field: 'layer', type: 'nominal', legend: { orient: 'bottom', title: null } }, detail: [{ field: 'variant' }, { field: 'layer' }], tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'step' }, { field: 'sMax', format: '.4f' }] } },
+      { data: { values: [{ ref: 1 / Math.max(1, N - 1) }] }, mark: { type: 'rule', strokeDash: [2, 2], color: '#999' }, encoding: { y: { field: 'ref', type: 'quantitative' } } },
+    ],
+  } as TopLevelSpec;
+}
+
 /** Side by side: each variant's mean load share per (layer, expert) over its run, and its latest metrics. */
 export function compareSpec(run: RunState): TopLevelSpec {
   const vs = variantsOf(run);

@@ -3,7 +3,7 @@
 import embed from 'vega-embed';
 import type { TopLevelSpec } from 'vega-lite';
 import type { LogLine, VariantLog } from '../log-format.js';
-import { compareSpec, curvesSpec, entropySpec, loadSpec, sSpec } from './charts.js';
+import { compareSpec, curvesSpec, entropySpec, loadSpec, sSpec, sTrendSpec } from './charts.js';
 import { RECORDING_FORMAT, type RoutingRecordingIndex } from '../../moe/routing/record.js';
 import { type RunState, addLines, emptyRun, lastStep, logFromRecording, variantLog, variantsOf } from './state.js';
 
@@ -49,8 +49,8 @@ function scheduleRender(): void {
   }, 300);
 }
 
-async function show(section: string, spec: TopLevelSpec | null, empty: string): Promise<void> {
-  const el = $(`#${section} .chart`);
+async function show(selector: string, spec: TopLevelSpec | null, empty: string): Promise<void> {
+  const el = $(selector);
   if (!spec) {
     el.innerHTML = `<p class="empty">${empty}</p>`;
     return;
@@ -134,11 +134,12 @@ async function render(): Promise<void> {
   const sPoint = p?.s ? p : [...(log?.points ?? [])].reverse().find((q) => q.s);
   renderTokens(log);
   await Promise.all([
-    show('view-curves', any ? curvesSpec(run) : null, 'no variant has started'),
-    show('view-entropy', log?.points.length ? entropySpec(run) : null, 'no log point yet'),
-    show('view-load', log?.steps.some((s) => s.load.length > 0) ? loadSpec(log, label) : null, 'no per-step load recorded for this variant (results.json alone has none)'),
-    show('view-s', sPoint?.s ? sSpec(sPoint.s, sPoint.step, label) : null, 'no S for this variant (Standard MoE has none) or no log point yet'),
-    show('view-compare', any ? compareSpec(run) : null, 'no variant has started'),
+    show('#view-curves .chart', any ? curvesSpec(run) : null, 'no variant has started'),
+    show('#view-entropy .chart', log?.points.length ? entropySpec(run) : null, 'no log point yet'),
+    show('#view-load .chart', log?.steps.some((s) => s.load.length > 0) ? loadSpec(log, label) : null, 'no per-step load recorded for this variant (results.json alone has none)'),
+    show('#view-s .chart', sPoint?.s ? sSpec(sPoint.s, sPoint.step, label) : null, 'no S for this variant (Standard MoE has none) or no log point yet'),
+    show('#view-s .trend', sTrendSpec(run), 'no variant with S has a log point yet'),
+    show('#view-compare .chart', any ? compareSpec(run) : null, 'no variant has started'),
   ]);
   document.body.dataset['renders'] = String(++renders);
 }
