@@ -4,8 +4,8 @@
 // first GEMM alone (gathered x · W_gateᵀ), down GEMM, dyh GEMM (dY · W_down), dx GEMM
 // (dgu · W_gate), and the two weight-gradient GEMMs.
 // --cold writes over 64 MiB (twice the L3) before each timed call, so the operands come from
-// memory as they do inside a training step (whose working set outgrows the caches): on the
-// small config that is ~170 GFLOP/s against ~210 warm, the rate the step's profile shows.
+// memory as they do inside a training step (whose working set outgrows the caches), which
+// reproduces the rate the step's profile shows (docs/performance.md: bench/moe-kernels.ts: --cold).
 import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { MOE_CONFIGS } from './moe.js';
 import { median } from './util.js';

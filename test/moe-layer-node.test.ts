@@ -36,7 +36,10 @@ function counting<T>(name: 'routerLayerBackward' | 'routerBackward', fn: () => T
   const k = routerAddonKernels()!;
   const orig = k[name] as (...a: unknown[]) => void;
   let calls = 0;
-  (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (calls++, orig.apply(k, a));
+  (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
+    calls++;
+    return orig.apply(k, a);
+  };
   try {
     return { value: fn(), calls };
   } finally {

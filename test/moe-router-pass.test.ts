@@ -260,7 +260,10 @@ describe('MoELayer with the fused router vs the reference composition [native]',
         const k = routerAddonKernels()!;
         const forward = k.routerForward;
         let calls = 0;
-        k.routerForward = (...a) => (calls++, forward.apply(k, a));
+        k.routerForward = (...a) => {
+          calls++;
+          return forward.apply(k, a);
+        };
         let got: ReturnType<typeof runLayer>;
         try {
           got = runLayer(c, dtype, true);

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { backendInfo, getBackend } from '../backend/registry.js';
 import type { MoEConfig } from '../moe/config.js';
 import { planForConfig } from '../moe/execution/plan.js';
-import { type HfConfig } from '../moe/hf-config.js';
+import type { HfConfig } from '../moe/hf-config.js';
 import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeConfigFromHf, olmoCorePreset } from '../moe/presets.js';
 import { ctMoePreset } from '../moe/topology/preset.js';
 

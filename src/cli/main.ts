@@ -7,7 +7,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerInfoCommand } from './info.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
-// training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
+// training runs: see gc-policy.ts (docs/performance.md: src/tensor/gc-policy.ts: useThroughputGc)
 useThroughputGc();
 
 const program = new Command();

@@ -271,7 +271,7 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
     // small experts: every pass on a block of rows while the block is in cache
     k.rowBlocks(() => {
       // dyh is block-local; a block-local dgu, beside the gu rows it is read from, would
-      // crowd the L2 (measured slower than in place)
+      // crowd the L2 (docs/performance.md: src/moe/kernel-path/experts-node.ts: expertsBackward)
       k.blockLocal(dyh, I);
       dyhGemm();
       swigluBackward();
