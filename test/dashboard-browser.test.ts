@@ -71,12 +71,17 @@ const count = (p: Page, sel: string) => p.locator(sel).count();
 const readLog = (variant: string, run = finished) =>
   foldLog(
     emptyVariantLog(),
-    readFileSync(join(run, variant, LOG_JSONL), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogLine),
+    readFileSync(join(run, variant, LOG_JSONL), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LogLine),
   );
 /** Cells (step, layer, expert) the load view must mark: no slot (dead), or over OVERLOAD_FACTOR / N of the layer's slots. */
 function markedCells(log: VariantLog): number {
   let n = 0;
-  for (const s of log.steps) for (const row of s.load) for (const c of row) n += c === 0 || c / row.reduce((a, v) => a + v, 0) > OVERLOAD_FACTOR / row.length ? 1 : 0;
+  for (const s of log.steps)
+    for (const row of s.load)
+      for (const c of row) n += c === 0 || c / row.reduce((a, v) => a + v, 0) > OVERLOAD_FACTOR / row.length ? 1 : 0;
   return n;
 }
 
@@ -109,11 +114,12 @@ test('over a finished run, every chart renders with the series and cells the run
   // Standard MoE: no S; the load view follows the variant selection
   await p.selectOption('#variant', 'StandardMoE');
   await settle(p);
-  assert.match(await p.locator('#view-s .chart:not(.trend)').innerText(), /no S for this variant/);
+  assert.match((await p.locator('#view-s .chart:not(.trend)').textContent()) ?? '', /no S for this variant/);
   assert.equal(await count(p, '#view-load g.mark-rect.role-mark path'), readLog('StandardMoE').steps.length * N * L);
   await p.selectOption('#variant', 'CT-MoE-Full');
   await settle(p);
-  for (const view of ['curves', 'entropy', 'load', 's', 'tokens', 'compare']) await p.locator(`#view-${view}`).screenshot({ path: join(SHOTS, `${view}.png`) });
+  for (const view of ['curves', 'entropy', 'load', 's', 'tokens', 'compare'])
+    await p.locator(`#view-${view}`).screenshot({ path: join(SHOTS, `${view}.png`) });
   await p.screenshot({ path: join(SHOTS, 'page.png'), fullPage: true });
   assert.deepEqual((p as Page & { errors: string[] }).errors, []);
   await p.close();
@@ -143,10 +149,40 @@ test('a run started after the page opened appears in it while it trains', async 
   const live = join(tmp, 'live');
   mkdirSync(live);
   const p = await open(live);
-  await p.waitForFunction(() => /waiting for the first variant/.test(document.querySelector('#status')!.textContent ?? ''), null, { timeout: 20_000 });
+  await p.waitForFunction(() => /waiting for the first variant/.test(document.querySelector('#status')!.textContent ?? ''), null, {
+    timeout: 20_000,
+  });
   const steps = 100;
-  const set = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=1', 'freqBatches=1', 'logEvery=10', 'warmup=2', `checkpointEvery=${steps}`];
-  child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'ablate', '--out', live, '--variants', 'full', '--steps', String(steps), ...set.flatMap((s) => ['--set', s])], { stdio: 'ignore' });
+  const set = [
+    'vocabSize=256',
+    'seqLen=16',
+    'dModel=16',
+    'nHead=2',
+    'numExperts=4',
+    'batchSize=4',
+    'evalBatches=1',
+    'freqBatches=1',
+    'logEvery=10',
+    'warmup=2',
+    `checkpointEvery=${steps}`,
+  ];
+  child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'src', 'cli', 'main.ts'),
+      'ablate',
+      '--out',
+      live,
+      '--variants',
+      'full',
+      '--steps',
+      String(steps),
+      ...set.flatMap((s) => ['--set', s]),
+    ],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<number | null>((res) => child!.once('exit', res));
   // the steps the page shows, sampled until training ends (the log's last step line)
   const shown = new Set<number>();
@@ -154,7 +190,9 @@ test('a run started after the page opened appears in it while it trains', async 
   const trained = () => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(`"kind":"step","step":${steps},`);
   for (const deadline = Date.now() + 90_000; !trained() && child.exitCode === null; ) {
     assert.ok(Date.now() < deadline, 'training did not end in 90 s');
-    shown.add(await p.evaluate(() => Number(document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') ?? 0)));
+    shown.add(
+      await p.evaluate(() => Number(document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') ?? 0)),
+    );
     await new Promise((res) => setTimeout(res, 50));
   }
   const midRun = [...shown].filter((s) => s > 0 && s < steps);
@@ -162,13 +200,17 @@ test('a run started after the page opened appears in it while it trains', async 
   assert.ok(midRun.length >= 2, `the page followed the training (steps shown: ${[...shown].join(', ')})`);
   await p.locator('#view-curves').screenshot({ path: join(SHOTS, 'live-curves.png') });
   assert.equal(await exited, 0);
-  await p.waitForFunction((n) => document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') === String(n), steps, { timeout: 20_000 });
+  await p.waitForFunction(
+    (n) => document.querySelector('#status [data-variant="CT-MoE-Full"]')?.getAttribute('data-step') === String(n),
+    steps,
+    { timeout: 20_000 },
+  );
   await settle(p);
   assert.equal(await count(p, '#view-load g.mark-rect.role-mark path'), steps * MICRO.numExperts * MICRO.nLayer);
   const marked = markedCells(readLog('CT-MoE-Full', live));
   console.log(`live run: ${marked} dead or overloaded (step, layer, expert) cells`);
   assert.equal(await count(p, '#view-load g.mark-symbol.role-mark path'), marked);
-  assert.match(await p.locator('#status').innerText(), /\(done\)/);
+  assert.match((await p.locator('#status').textContent()) ?? '', /\(done\)/);
   await p.screenshot({ path: join(SHOTS, 'live-done.png'), fullPage: true });
   await p.close();
 });
@@ -176,7 +218,12 @@ test('a run started after the page opened appears in it while it trains', async 
 test('without a server, a results.json and a routing recording dropped on the page are shown', async () => {
   // a recording of 3 forwards of a two-layer MoE model
   class TwoLayers extends Module {
-    readonly blocks = [0, 1].map((i) => new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 5, topK: 2 }, experts: { intermediateSize: 8 } }), { generator: new Generator(i) }));
+    readonly blocks = [0, 1].map(
+      (i) =>
+        new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 5, topK: 2 }, experts: { intermediateSize: 8 } }), {
+          generator: new Generator(i),
+        }),
+    );
   }
   const model = new TwoLayers().eval();
   const rec = new RoutingRecorder(model).attach();
@@ -185,11 +232,14 @@ test('without a server, a results.json and a routing recording dropped on the pa
   const p = await browser.context.newPage();
   await p.goto(`file://${join(page, 'index.html')}`);
   const drop = async (name: string, text: string) => {
-    const dt = await p.evaluateHandle(([n, t]) => {
-      const d = new DataTransfer();
-      d.items.add(new File([t], n, { type: 'application/json' }));
-      return d;
-    }, [name, text] as const);
+    const dt = await p.evaluateHandle(
+      ([n, t]) => {
+        const d = new DataTransfer();
+        d.items.add(new File([t], n, { type: 'application/json' }));
+        return d;
+      },
+      [name, text] as const,
+    );
     await p.dispatchEvent('body', 'drop', { dataTransfer: dt });
     await p.waitForFunction((n) => document.querySelector('#run-name')?.textContent === n, name, { timeout: 20_000 });
     await settle(p);
@@ -199,7 +249,7 @@ test('without a server, a results.json and a routing recording dropped on the pa
   assert.equal(await count(p, '#view-curves g.mark-line.concat_0_marks path'), 2, 'a loss line per variant');
   assert.equal(await count(p, '#view-curves g.mark-line.concat_1_layer_0_marks path'), 2, 'a perplexity line per variant');
   assert.equal(await count(p, '#view-s .chart:not(.trend) g.mark-rect.role-mark path'), L * N * N, 'the final S');
-  assert.match(await p.locator('#view-load').innerText(), /no per-step load recorded/);
+  assert.match((await p.locator('#view-load').textContent()) ?? '', /no per-step load recorded/);
   await p.locator('#view-curves').screenshot({ path: join(SHOTS, 'dropped-results-curves.png') });
   await drop('recording.json', index);
   assert.equal(await count(p, '#view-load g.mark-rect.role-mark path'), 3 * 5 * 2, 'forwards x experts x layers');

@@ -39,10 +39,25 @@ test('log.jsonl agrees with the trainer: loads, losses, routing entropy, S and t
     const log = foldLog(emptyVariantLog(), readLines(join(out, key)));
     assert.equal(log.start?.steps, 8);
     assert.equal(log.start?.tokens.length, 2 * T, 'the sample: seqLen code tokens, seqLen prose tokens');
-    assert.deepEqual(log.steps.map((s) => s.loss), r.trainLoss);
-    assert.deepEqual(log.steps.map((s) => s.ce), r.trainCe);
-    for (const s of log.steps) for (const row of s.load) assert.equal(row.reduce((a, v) => a + v, 0), B * T * K, `step ${s.step}: every slot counted once`);
-    assert.deepEqual(log.points.map((p) => p.entry), r.logs);
+    assert.deepEqual(
+      log.steps.map((s) => s.loss),
+      r.trainLoss,
+    );
+    assert.deepEqual(
+      log.steps.map((s) => s.ce),
+      r.trainCe,
+    );
+    for (const s of log.steps)
+      for (const row of s.load)
+        assert.equal(
+          row.reduce((a, v) => a + v, 0),
+          B * T * K,
+          `step ${s.step}: every slot counted once`,
+        );
+    assert.deepEqual(
+      log.points.map((p) => p.entry),
+      r.logs,
+    );
     // the usage between two log points is what the trainer's routing entropy saw
     let prev = 0;
     for (const p of log.points) {
@@ -85,7 +100,10 @@ test('after an interrupted run and its resume, the folded log equals the uninter
   runAblation({ preset: MICRO, outDir: split, variants: ['CT-MoE-Full'], data });
   const a = foldLog(emptyVariantLog(), readLines(join(whole, 'CT-MoE-Full')));
   const lines = readLines(join(split, 'CT-MoE-Full'));
-  assert.deepEqual(lines.filter((l) => l.kind === 'start').map((l) => l.step), [0, 4]);
+  assert.deepEqual(
+    lines.filter((l) => l.kind === 'start').map((l) => l.step),
+    [0, 4],
+  );
   assert.equal(lines.filter((l) => l.kind === 'step').length, 10, 'steps 5 and 6 written twice');
   const b = foldLog(emptyVariantLog(), lines);
   assert.deepEqual(b.steps, a.steps);

@@ -43,7 +43,14 @@ test('listens on 127.0.0.1 and serves the run: results.json, the variants, a log
   const file = readFileSync(join(out, 'CT-MoE-Full', LOG_JSONL));
   const all = (await get('/api/log/CT-MoE-Full')).json() as { lines: { kind: string }[]; offset: number };
   assert.equal(all.offset, file.length);
-  assert.deepEqual(all.lines, file.toString('utf8').trim().split('\n').map((l) => JSON.parse(l)));
+  assert.deepEqual(
+    all.lines,
+    file
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)),
+  );
   const firstLen = file.indexOf(0x0a) + 1;
   const rest = (await get(`/api/log/CT-MoE-Full?from=${firstLen}`)).json() as { lines: unknown[] };
   assert.deepEqual(rest.lines, all.lines.slice(1));
@@ -91,8 +98,14 @@ test('the event stream sends the run, every line so far, then lines as they are 
       .split('\n\n')
       .filter((e) => e.includes('data:'))
       .map((e) => ({ event: /event: (\w+)/.exec(e)?.[1], data: JSON.parse(e.slice(e.indexOf('data:') + 5).trim()) }));
-  const lineCount = (v: string) => events().filter((e) => e.event === 'log' && e.data.variant === v).reduce((n, e) => n + e.data.lines.length, 0);
-  const fileLines = (v: string) => readFileSync(join(out, v, LOG_JSONL), 'utf8').trim().split('\n').length;
+  const lineCount = (v: string) =>
+    events()
+      .filter((e) => e.event === 'log' && e.data.variant === v)
+      .reduce((n, e) => n + e.data.lines.length, 0);
+  const fileLines = (v: string) =>
+    readFileSync(join(out, v, LOG_JSONL), 'utf8')
+      .trim()
+      .split('\n').length;
   await until(() => lineCount('CT-MoE-Full') === fileLines('CT-MoE-Full') && lineCount('StandardMoE') === fileLines('StandardMoE'));
   assert.equal(events()[0]!.event, 'run');
   // a line written in two parts arrives once, whole
@@ -100,9 +113,11 @@ test('the event stream sends the run, every line so far, then lines as they are 
   const json = JSON.stringify(extra);
   appendFileSync(join(out, 'StandardMoE', LOG_JSONL), json.slice(0, 10));
   await new Promise((res) => setTimeout(res, 200));
-  appendFileSync(join(out, 'StandardMoE', LOG_JSONL), json.slice(10) + '\n');
+  appendFileSync(join(out, 'StandardMoE', LOG_JSONL), `${json.slice(10)}\n`);
   await until(() => lineCount('StandardMoE') === fileLines('StandardMoE'));
-  const last = events().filter((e) => e.event === 'log').pop()!;
+  const last = events()
+    .filter((e) => e.event === 'log')
+    .pop()!;
   assert.deepEqual(last.data, { variant: 'StandardMoE', lines: [extra] });
   // a new variant appears in a new 'run' event
   mkdirSync(join(out, 'Another'));
@@ -112,7 +127,11 @@ test('the event stream sends the run, every line so far, then lines as they are 
 });
 
 test('moekit dashboard on a missing directory fails with a one-line error (then the usage)', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), 'dashboard', join(out, 'missing')], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), 'dashboard', join(out, 'missing')],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
   assert.equal(r.status, 1);
   assert.equal(r.stderr.split('\n')[0], `error: run directory '${join(out, 'missing')}' does not exist or is not a directory`);
   assert.ok(!/\s+at\s/.test(r.stderr), 'no stack trace');
@@ -120,7 +139,10 @@ test('moekit dashboard on a missing directory fails with a one-line error (then 
 
 /** Start a moekit command in its own process group; resolves with its output once it matches every pattern, and a kill for the group. */
 function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; kill: () => void }> {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const kill = () => {
     try {
       process.kill(-p.pid!, 'SIGTERM');
@@ -147,19 +169,39 @@ function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; k
 }
 
 test('--host other than loopback is printed as a warning', async () => {
-  const { printed, kill } = await startCli(['dashboard', out, '--host', '127.0.0.2', '--port', '0'], [/dashboard of .*: http:\/\/127\.0\.0\.2:\d+\//]);
+  const { printed, kill } = await startCli(
+    ['dashboard', out, '--host', '127.0.0.2', '--port', '0'],
+    [/dashboard of .*: http:\/\/127\.0\.0\.2:\d+\//],
+  );
   kill();
   assert.match(printed, /warning: --host 127\.0\.0\.2: not the loopback address; whoever can reach it can read this run/);
 });
 
 test('moekit ablate --dashboard serves the run it trains, and keeps serving it after', async () => {
   const run = join(out, 'ablate-dash');
-  const micro = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=1', 'freqBatches=1', 'logEvery=2', 'warmup=2'];
-  const { printed, kill } = await startCli(['ablate', '--dashboard', '0', '--out', run, '--variants', 'full', '--steps', '4', ...micro.flatMap((s) => ['--set', s])], [/dashboard of .*: http/, /the dashboard keeps serving this run/]);
+  const micro = [
+    'vocabSize=256',
+    'seqLen=16',
+    'dModel=16',
+    'nHead=2',
+    'numExperts=4',
+    'batchSize=4',
+    'evalBatches=1',
+    'freqBatches=1',
+    'logEvery=2',
+    'warmup=2',
+  ];
+  const { printed, kill } = await startCli(
+    ['ablate', '--dashboard', '0', '--out', run, '--variants', 'full', '--steps', '4', ...micro.flatMap((s) => ['--set', s])],
+    [/dashboard of .*: http/, /the dashboard keeps serving this run/],
+  );
   try {
     const url = /dashboard of .*: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(printed)?.[1];
     assert.ok(url, printed);
-    const r = (await (await fetch(new URL('api/run', url))).json()) as { variants: string[]; results: { variants: Record<string, { status: string }> } };
+    const r = (await (await fetch(new URL('api/run', url))).json()) as {
+      variants: string[];
+      results: { variants: Record<string, { status: string }> };
+    };
     assert.deepEqual(r.variants, ['CT-MoE-Full']);
     assert.equal(r.results.variants['CT-MoE-Full']!.status, 'done');
   } finally {

@@ -34,7 +34,10 @@ class TwoLayers extends Module {
   readonly blocks: MoELayer[];
   constructor(seed: number) {
     super();
-    this.blocks = [new MoELayer(moeConfig(cfg), { generator: new Generator(seed) }), new MoELayer(moeConfig(cfg), { generator: new Generator(seed + 1) })];
+    this.blocks = [
+      new MoELayer(moeConfig(cfg), { generator: new Generator(seed) }),
+      new MoELayer(moeConfig(cfg), { generator: new Generator(seed + 1) }),
+    ];
   }
   forward(x: Tensor): Tensor {
     return this.blocks.reduce((h, l) => add(h, l.forward(h)), x);
@@ -54,15 +57,23 @@ forEachBackend('routing recorder', () => {
     let h = x;
     for (const l of model.blocks) {
       const d = l.forwardWithRouting(h);
-      seen.push({ ids: Int32Array.from(d.routing.topkIds.dataSync()), w: Float32Array.from(d.routing.topkWeights.dataSync()), counts: Int32Array.from(d.routing.counts.dataSync()), dropped: d.droppedSlots });
+      seen.push({
+        ids: Int32Array.from(d.routing.topkIds.dataSync()),
+        w: Float32Array.from(d.routing.topkWeights.dataSync()),
+        counts: Int32Array.from(d.routing.counts.dataSync()),
+        dropped: d.droppedSlots,
+      });
       h = add(h, d.y);
     }
     rec.detach();
     const records = rec.records();
-    assert.deepEqual(records.map((r) => [r.layer, r.call, r.step, r.numTokens, r.tokensKept, r.topK, r.numExperts]), [
-      ['blocks.0', 0, 7, 10, 10, K, E],
-      ['blocks.1', 0, 7, 10, 10, K, E],
-    ]);
+    assert.deepEqual(
+      records.map((r) => [r.layer, r.call, r.step, r.numTokens, r.tokensKept, r.topK, r.numExperts]),
+      [
+        ['blocks.0', 0, 7, 10, 10, K, E],
+        ['blocks.1', 0, 7, 10, 10, K, E],
+      ],
+    );
     records.forEach((r, i) => {
       assert.deepEqual(r.ids, seen[i]!.ids);
       assert.deepEqual(r.weights, seen[i]!.w);
@@ -87,14 +98,24 @@ forEachBackend('routing recorder', () => {
     for (let i = 0; i < 11; i++) model.forward(input(9, 10 + i));
     rec.detach();
     const rs = rec.records();
-    assert.deepEqual(rs.map((r) => `${r.layer}@${r.call}`), ['blocks.0@6', 'blocks.0@8', 'blocks.0@10', 'blocks.1@6', 'blocks.1@8', 'blocks.1@10']);
+    assert.deepEqual(
+      rs.map((r) => `${r.layer}@${r.call}`),
+      ['blocks.0@6', 'blocks.0@8', 'blocks.0@10', 'blocks.1@6', 'blocks.1@8', 'blocks.1@10'],
+    );
     for (const r of rs) {
       assert.equal(r.tokensKept, 4);
       assert.equal(r.ids.length, 4 * K);
-      assert.equal(r.counts.reduce((a, c) => a + c, 0), 9 * K, 'counts cover every token');
+      assert.equal(
+        r.counts.reduce((a, c) => a + c, 0),
+        9 * K,
+        'counts cover every token',
+      );
     }
     // a sampled record does not replay
-    const replay = new RoutingReplay(model, rs.map((r) => ({ ...r, call: r.call / 2 - 3 }))).attach();
+    const replay = new RoutingReplay(
+      model,
+      rs.map((r) => ({ ...r, call: r.call / 2 - 3 })),
+    ).attach();
     assert.throws(() => model.forward(input(9, 1)), /layer 'blocks\.0' forward 0: the record kept 4 of 9 tokens/);
     replay.detach();
     assert.throws(() => new RoutingRecorder(model, { capacity: 0 }), /capacity must be an integer >= 1 \(got 0\)/);
@@ -111,7 +132,8 @@ forEachBackend('routing recorder', () => {
     assert.deepEqual(back, rec.records());
 
     // change the routers: left alone, the model now routes (and computes) differently
-    for (const l of model.blocks) l.routerWeight.storage = add(l.routerWeight, mul(randn(l.routerWeight.shape, { generator: new Generator(99) }), 0.5)).storage;
+    for (const l of model.blocks)
+      l.routerWeight.storage = add(l.routerWeight, mul(randn(l.routerWeight.shape, { generator: new Generator(99) }), 0.5)).storage;
     const ids = (l: MoELayer, x: Tensor) => Array.from(l.forwardWithRouting(x).routing.topkIds.dataSync());
     const changed = xs.map((x) => Float32Array.from(model.forward(x).dataSync()));
     assert.notDeepEqual(changed[0], recorded[0], 'the perturbation changes the forward');
@@ -127,12 +149,22 @@ forEachBackend('routing recorder', () => {
     check.detach();
     // more forwards than recorded, or another shape, fail naming the layer and the forward
     const r3 = new RoutingReplay(model, back).attach();
-    assert.throws(() => model.forward(input(5, 1)), /layer 'blocks\.0' forward 0: recorded \[12 tokens, top-2\], this forward has \[5, top-2\]/);
+    assert.throws(
+      () => model.forward(input(5, 1)),
+      /layer 'blocks\.0' forward 0: recorded \[12 tokens, top-2\], this forward has \[5, top-2\]/,
+    );
     r3.detach();
     const r4 = new RoutingReplay(model, back).attach();
     xs.forEach((x) => model.forward(x));
     assert.throws(() => model.forward(xs[0]!), /layer 'blocks\.0' forward 2: the recording holds 2 forwards of this layer/);
     r4.detach();
-    assert.throws(() => new RoutingReplay(new TwoLayers(1), back.map((r) => ({ ...r, layer: 'nope' }))), /the recording has layer 'nope', the model's MoE layers are 'blocks\.0', 'blocks\.1'/);
+    assert.throws(
+      () =>
+        new RoutingReplay(
+          new TwoLayers(1),
+          back.map((r) => ({ ...r, layer: 'nope' })),
+        ),
+      /the recording has layer 'nope', the model's MoE layers are 'blocks\.0', 'blocks\.1'/,
+    );
   });
 });

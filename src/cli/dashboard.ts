@@ -19,12 +19,17 @@ interface DashboardCliOptions {
 export function registerDashboardCommand(program: Command): void {
   program
     .command('dashboard')
-    .description('serve a live dashboard of a run directory (loss, expert load, routing entropy, S matrices, tokens by expert) on 127.0.0.1')
+    .description(
+      'serve a live dashboard of a run directory (loss, expert load, routing entropy, S matrices, tokens by expert) on 127.0.0.1',
+    )
     .argument('[dir]', 'run directory (moekit ablate --out)', 'runs/tiny')
     .option('--host <address>', 'address to listen on (anything but loopback exposes the run to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free one)', parsePositiveInt('--port', 0), DEFAULT_DASHBOARD_PORT)
     .action(async (dir: string, opts: DashboardCliOptions, cmd: Command) => {
-      if (!LOOPBACK.has(opts.host)) console.warn(`warning: --host ${opts.host}: not the loopback address; whoever can reach it can read this run (there is no authentication)`);
+      if (!LOOPBACK.has(opts.host))
+        console.warn(
+          `warning: --host ${opts.host}: not the loopback address; whoever can reach it can read this run (there is no authentication)`,
+        );
       let url: string;
       try {
         ({ url } = await startDashboard({ runDir: resolve(dir), host: opts.host, port: opts.port }));
@@ -37,7 +42,9 @@ export function registerDashboardCommand(program: Command): void {
 
 /** Start `moekit dashboard dir` as a child sharing this terminal (for ablate --dashboard). */
 export function dashboardChild(dir: string, port: number): ChildProcess {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'dashboard', dir, '--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'dashboard', dir, '--port', String(port)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   process.once('exit', () => child.kill()); // also when training fails
   return child;
 }

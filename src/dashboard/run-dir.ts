@@ -21,7 +21,8 @@ export class RunDir {
   readonly root: string;
 
   constructor(dir: string) {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RangeError(`run directory '${dir}' does not exist or is not a directory`);
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new RangeError(`run directory '${dir}' does not exist or is not a directory`);
     this.root = realpathSync(dir);
   }
 
@@ -47,10 +48,17 @@ export class RunDir {
   /** The path of a variant's log.jsonl, after checking the name and that it resolves inside the run. */
   logPath(variant: string): string {
     if (!VARIANT_NAME.test(variant)) {
-      throw new RequestError(400, `variant '${variant.slice(0, 120)}' is not a variant name (letters, digits, '.', '_', '-'; not starting with '.')`);
+      throw new RequestError(
+        400,
+        `variant '${variant.slice(0, 120)}' is not a variant name (letters, digits, '.', '_', '-'; not starting with '.')`,
+      );
     }
     const f = join(this.root, variant, LOG_JSONL);
-    if (!existsSync(f)) throw new RequestError(404, `variant '${variant}' has no ${LOG_JSONL} in this run (variants: ${this.variants().join(', ') || 'none yet'})`);
+    if (!existsSync(f))
+      throw new RequestError(
+        404,
+        `variant '${variant}' has no ${LOG_JSONL} in this run (variants: ${this.variants().join(', ') || 'none yet'})`,
+      );
     const real = realpathSync(f);
     if (!real.startsWith(this.root + sep)) throw new RequestError(400, `variant '${variant}' resolves outside the run directory`);
     return real;
@@ -70,8 +78,10 @@ export class RunDir {
     }
     const end = buf.lastIndexOf(0x0a) + 1; // a partly written last line waits for the next read
     const text = buf.subarray(0, end).toString('utf8');
-    const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogLine);
+    const lines = text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as LogLine);
     return { lines, offset: offset + end };
   }
 }
-

@@ -14,7 +14,11 @@ import { RequestError, RunDir } from './run-dir.js';
 
 /** The page's files (a fixed list: no path from a request reaches the file system). */
 const ASSETS: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/app.css': 'app.css' };
-const CONTENT_TYPE: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+const CONTENT_TYPE: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
 
 export const DEFAULT_ASSETS_DIR = fileURLToPath(new URL('../../dist/dashboard-page/', import.meta.url));
 
@@ -55,7 +59,8 @@ export function dashboardApp(run: RunDir, assetsDir: string, pollMs = 250): Hono
   app.get('/api/run', (c) => c.json({ name: run.root, results: run.results(), variants: run.variants() }));
   app.get('/api/log/:variant', (c) => {
     const from = c.req.query('from') ?? '0';
-    if (!/^\d{1,15}$/.test(from)) throw new RequestError(400, `from must be a byte offset, a non-negative integer (got '${from.slice(0, 40)}')`);
+    if (!/^\d{1,15}$/.test(from))
+      throw new RequestError(400, `from must be a byte offset, a non-negative integer (got '${from.slice(0, 40)}')`);
     return c.json(run.readLog(c.req.param('variant'), Number(from)));
   });
   // events: 'run' (results.json and the variant list, at the start and whenever they change),

@@ -23,8 +23,32 @@ export function curvesSpec(run: RunState): TopLevelSpec {
   return {
     ...base,
     hconcat: [
-      { title: 'Training loss (CE + LB)', width: 380, height: 220, data: { values: loss }, mark: { type: 'line', interpolate: 'linear' }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', scale: { zero: false } }, color, tooltip: [{ field: 'variant' }, { field: 'step' }, { field: 'loss', format: '.4f' }] } },
-      { title: 'Validation perplexity (mixed)', width: 380, height: 220, data: { values: ppl }, mark: { type: 'line', point: true }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'ppl', type: 'quantitative', scale: { type: 'log' } }, color, tooltip: [{ field: 'variant' }, { field: 'step' }, { field: 'ppl', format: '.2f' }] } },
+      {
+        title: 'Training loss (CE + LB)',
+        width: 380,
+        height: 220,
+        data: { values: loss },
+        mark: { type: 'line', interpolate: 'linear' },
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'loss', type: 'quantitative', scale: { zero: false } },
+          color,
+          tooltip: [{ field: 'variant' }, { field: 'step' }, { field: 'loss', format: '.4f' }],
+        },
+      },
+      {
+        title: 'Validation perplexity (mixed)',
+        width: 380,
+        height: 220,
+        data: { values: ppl },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'ppl', type: 'quantitative', scale: { type: 'log' } },
+          color,
+          tooltip: [{ field: 'variant' }, { field: 'step' }, { field: 'ppl', format: '.2f' }],
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -37,7 +61,8 @@ export function entropySpec(run: RunState): TopLevelSpec {
   for (const v of vs) {
     const log = variantLog(run, v.key);
     N = Math.max(N, log?.start?.numExperts ?? 0);
-    for (const p of log?.points ?? []) p.entry.routingEntropyPerLayer.forEach((h, l) => rows.push({ variant: v.label, layer: `layer ${l}`, step: p.step, entropy: h }));
+    for (const p of log?.points ?? [])
+      p.entry.routingEntropyPerLayer.forEach((h, l) => rows.push({ variant: v.label, layer: `layer ${l}`, step: p.step, entropy: h }));
   }
   return {
     ...base,
@@ -45,8 +70,23 @@ export function entropySpec(run: RunState): TopLevelSpec {
     width: 780,
     height: 240,
     layer: [
-      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'entropy', type: 'quantitative', scale: { zero: false }, title: 'routing entropy (nats)' }, color: { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } }, strokeDash: { field: 'layer', type: 'nominal', legend: { orient: 'bottom', title: null } }, detail: [{ field: 'variant' }, { field: 'layer' }], tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'step' }, { field: 'entropy', format: '.4f' }] } },
-      { data: { values: [{ ref: Math.log(Math.max(N, 1)) }] }, mark: { type: 'rule', strokeDash: [2, 2], color: '#999' }, encoding: { y: { field: 'ref', type: 'quantitative' } } },
+      {
+        data: { values: rows },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'entropy', type: 'quantitative', scale: { zero: false }, title: 'routing entropy (nats)' },
+          color: { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } },
+          strokeDash: { field: 'layer', type: 'nominal', legend: { orient: 'bottom', title: null } },
+          detail: [{ field: 'variant' }, { field: 'layer' }],
+          tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'step' }, { field: 'entropy', format: '.4f' }],
+        },
+      },
+      {
+        data: { values: [{ ref: Math.log(Math.max(N, 1)) }] },
+        mark: { type: 'rule', strokeDash: [2, 2], color: '#999' },
+        encoding: { y: { field: 'ref', type: 'quantitative' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -106,9 +146,32 @@ export function loadSpec(log: VariantLog, label: string): TopLevelSpec {
       width: 720,
       height: Math.max(60, 14 * N),
       layer: [
-        { mark: 'rect', encoding: { x, y, color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues', domain: [0, 1 / K] } }, tooltip: [{ field: 'layer' }, { field: 'expert' }, { field: 'step' }, { field: 'share', format: '.3f' }, { field: 'dead' }, { field: 'overloaded' }] } },
-        { transform: [{ filter: 'datum.dead' }], mark: { type: 'point', shape: 'cross', angle: 45, color: '#d62728', filled: true, size: 70 }, encoding: { x, y } },
-        { transform: [{ filter: 'datum.overloaded' }], mark: { type: 'point', shape: 'triangle-up', color: '#ff7f0e', stroke: 'white', strokeWidth: 0.5, filled: true, size: 70 }, encoding: { x, y } },
+        {
+          mark: 'rect',
+          encoding: {
+            x,
+            y,
+            color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues', domain: [0, 1 / K] } },
+            tooltip: [
+              { field: 'layer' },
+              { field: 'expert' },
+              { field: 'step' },
+              { field: 'share', format: '.3f' },
+              { field: 'dead' },
+              { field: 'overloaded' },
+            ],
+          },
+        },
+        {
+          transform: [{ filter: 'datum.dead' }],
+          mark: { type: 'point', shape: 'cross', angle: 45, color: '#d62728', filled: true, size: 70 },
+          encoding: { x, y },
+        },
+        {
+          transform: [{ filter: 'datum.overloaded' }],
+          mark: { type: 'point', shape: 'triangle-up', color: '#ff7f0e', stroke: 'white', strokeWidth: 0.5, filled: true, size: 70 },
+          encoding: { x, y },
+        },
       ],
     },
   } as TopLevelSpec;
@@ -127,8 +190,22 @@ export function sSpec(s: number[][][], step: number, label: string): TopLevelSpe
       width: 200,
       height: 200,
       layer: [
-        { mark: 'rect', encoding: { ...enc, color: { field: 's', type: 'quantitative', scale: { scheme: 'greens', domain: [0, 1] } }, tooltip: [{ field: 'layer' }, { field: 'from' }, { field: 'to' }, { field: 's', format: '.4f' }] } },
-        { mark: { type: 'text', fontSize: 9 }, encoding: { ...enc, text: { field: 's', type: 'quantitative', format: '.2f' }, color: { condition: { test: 'datum.s > 0.5', value: 'white' }, value: 'black' } } },
+        {
+          mark: 'rect',
+          encoding: {
+            ...enc,
+            color: { field: 's', type: 'quantitative', scale: { scheme: 'greens', domain: [0, 1] } },
+            tooltip: [{ field: 'layer' }, { field: 'from' }, { field: 'to' }, { field: 's', format: '.4f' }],
+          },
+        },
+        {
+          mark: { type: 'text', fontSize: 9 },
+          encoding: {
+            ...enc,
+            text: { field: 's', type: 'quantitative', format: '.2f' },
+            color: { condition: { test: 'datum.s > 0.5', value: 'white' }, value: 'black' },
+          },
+        },
       ],
     },
   } as TopLevelSpec;
@@ -142,7 +219,8 @@ export function sTrendSpec(run: RunState): TopLevelSpec | null {
   for (const v of vs) {
     const log = variantLog(run, v.key);
     N = Math.max(N, log?.start?.numExperts ?? 0);
-    for (const p of log?.points ?? []) p.entry.sMaxPerLayer?.forEach((m, l) => rows.push({ variant: v.label, layer: `layer ${l}`, step: p.step, sMax: m }));
+    for (const p of log?.points ?? [])
+      p.entry.sMaxPerLayer?.forEach((m, l) => rows.push({ variant: v.label, layer: `layer ${l}`, step: p.step, sMax: m }));
   }
   if (rows.length === 0) return null;
   return {
@@ -151,8 +229,23 @@ export function sTrendSpec(run: RunState): TopLevelSpec | null {
     width: 780,
     height: 180,
     layer: [
-      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'sMax', type: 'quantitative', title: 'max S[i][j], i ≠ j' }, color: { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } }, strokeDash: { field: 'layer', type: 'nominal', legend: { orient: 'bottom', title: null } }, detail: [{ field: 'variant' }, { field: 'layer' }], tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'step' }, { field: 'sMax', format: '.4f' }] } },
-      { data: { values: [{ ref: 1 / Math.max(1, N - 1) }] }, mark: { type: 'rule', strokeDash: [2, 2], color: '#999' }, encoding: { y: { field: 'ref', type: 'quantitative' } } },
+      {
+        data: { values: rows },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'sMax', type: 'quantitative', title: 'max S[i][j], i ≠ j' },
+          color: { field: 'variant', type: 'nominal', scale: colorScale(vs), legend: { orient: 'bottom', title: null } },
+          strokeDash: { field: 'layer', type: 'nominal', legend: { orient: 'bottom', title: null } },
+          detail: [{ field: 'variant' }, { field: 'layer' }],
+          tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'step' }, { field: 'sMax', format: '.4f' }],
+        },
+      },
+      {
+        data: { values: [{ ref: 1 / Math.max(1, N - 1) }] },
+        mark: { type: 'rule', strokeDash: [2, 2], color: '#999' },
+        encoding: { y: { field: 'ref', type: 'quantitative' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -191,13 +284,33 @@ export function compareSpec(run: RunState): TopLevelSpec {
         title: 'Mean load share per layer and expert, by variant',
         data: { values: cells },
         facet: { column: { field: 'variant', type: 'nominal', title: null, sort: vs.map((v) => v.label) } },
-        spec: { width: 150, height: 110, mark: 'rect', encoding: { x: { field: 'expert', type: 'ordinal' }, y: { field: 'layer', type: 'ordinal' }, color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues' } }, tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'expert' }, { field: 'share', format: '.3f' }] } },
+        spec: {
+          width: 150,
+          height: 110,
+          mark: 'rect',
+          encoding: {
+            x: { field: 'expert', type: 'ordinal' },
+            y: { field: 'layer', type: 'ordinal' },
+            color: { field: 'share', type: 'quantitative', scale: { scheme: 'blues' } },
+            tooltip: [{ field: 'variant' }, { field: 'layer' }, { field: 'expert' }, { field: 'share', format: '.3f' }],
+          },
+        },
       },
       {
         title: 'Latest log point, by variant',
         data: { values: metrics },
         facet: { column: { field: 'metric', type: 'nominal', title: null } },
-        spec: { width: 260, height: 120, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: vs.map((v) => v.label), title: null }, x: { field: 'value', type: 'quantitative' }, color, tooltip: [{ field: 'variant' }, { field: 'metric' }, { field: 'value', format: '.4f' }] } },
+        spec: {
+          width: 260,
+          height: 120,
+          mark: 'bar',
+          encoding: {
+            y: { field: 'variant', type: 'nominal', sort: vs.map((v) => v.label), title: null },
+            x: { field: 'value', type: 'quantitative' },
+            color,
+            tooltip: [{ field: 'variant' }, { field: 'metric' }, { field: 'value', format: '.4f' }],
+          },
+        },
         resolve: { scale: { x: 'independent' } },
       },
     ],

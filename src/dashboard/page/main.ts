@@ -8,7 +8,28 @@ import { RECORDING_FORMAT, type RoutingRecordingIndex } from '../../moe/routing/
 import { type RunState, addLines, emptyRun, lastStep, logFromRecording, variantLog, variantsOf } from './state.js';
 
 /** Expert colours (Tableau 20), cycled past 20 experts. */
-const EXPERT_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#a0cbe8', '#ffbe7d', '#ff9d9a', '#86bcb6', '#8cd17d', '#f1ce63', '#d4a6c8', '#fabfd2', '#d7b5a6', '#79706e'];
+const EXPERT_COLORS = [
+  '#4e79a7',
+  '#f28e2b',
+  '#e15759',
+  '#76b7b2',
+  '#59a14f',
+  '#edc948',
+  '#b07aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
+  '#a0cbe8',
+  '#ffbe7d',
+  '#ff9d9a',
+  '#86bcb6',
+  '#8cd17d',
+  '#f1ce63',
+  '#d4a6c8',
+  '#fabfd2',
+  '#d7b5a6',
+  '#79706e',
+];
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 let run: RunState = emptyRun();
@@ -67,7 +88,10 @@ function syncControls(): VariantLog | null {
   sel.innerHTML = vs.map((v) => `<option value="${v.key}"${v.key === ui.variant ? ' selected' : ''}>${v.label}</option>`).join('');
   const L = log?.start?.numLayers ?? 0;
   ui.layer = Math.min(ui.layer, Math.max(0, L - 1));
-  $<HTMLSelectElement>('#layer').innerHTML = Array.from({ length: L }, (_, l) => `<option value="${l}"${l === ui.layer ? ' selected' : ''}>${l}</option>`).join('');
+  $<HTMLSelectElement>('#layer').innerHTML = Array.from(
+    { length: L },
+    (_, l) => `<option value="${l}"${l === ui.layer ? ' selected' : ''}>${l}</option>`,
+  ).join('');
   const n = log?.points.length ?? 0;
   const point = $<HTMLInputElement>('#point');
   point.max = String(Math.max(0, n - 1));
@@ -107,7 +131,8 @@ function renderTokens(log: VariantLog | null): void {
   }
   const N = log!.start!.numExperts;
   $('#view-tokens .legend').innerHTML =
-    `layer ${ui.layer}, step ${p.step}, colour = first choice: ` + Array.from({ length: N }, (_, e) => `<span style="background:${EXPERT_COLORS[e % EXPERT_COLORS.length]}">expert ${e}</span>`).join('');
+    `layer ${ui.layer}, step ${p.step}, colour = first choice: ` +
+    Array.from({ length: N }, (_, e) => `<span style="background:${EXPERT_COLORS[e % EXPERT_COLORS.length]}">expert ${e}</span>`).join('');
   box.replaceChildren(
     ...tokens.map((text, t) => {
       const span = document.createElement('span');
@@ -118,7 +143,10 @@ function renderTokens(log: VariantLog | null): void {
       span.dataset['experts'] = mine.join(',');
       span.style.background = EXPERT_COLORS[(mine[0] ?? 0) % EXPERT_COLORS.length]!;
       span.title = p.routing.ids
-        .map((layerIds, l) => `layer ${l}: ` + layerIds[t]!.map((e, k) => `expert ${e} (${p.routing.weights[l]![t]![k]!.toFixed(3)})`).join(', '))
+        .map(
+          (layerIds, l) =>
+            `layer ${l}: ${layerIds[t]!.map((e, k) => `expert ${e} (${p.routing.weights[l]![t]![k]!.toFixed(3)})`).join(', ')}`,
+        )
         .join('\n');
       return span;
     }),
@@ -136,8 +164,16 @@ async function render(): Promise<void> {
   await Promise.all([
     show('#view-curves .chart', any ? curvesSpec(run) : null, 'no variant has started'),
     show('#view-entropy .chart', log?.points.length ? entropySpec(run) : null, 'no log point yet'),
-    show('#view-load .chart', log?.steps.some((s) => s.load.length > 0) ? loadSpec(log, label) : null, 'no per-step load recorded for this variant (results.json alone has none)'),
-    show('#view-s .chart', sPoint?.s ? sSpec(sPoint.s, sPoint.step, label) : null, 'no S for this variant (Standard MoE has none) or no log point yet'),
+    show(
+      '#view-load .chart',
+      log?.steps.some((s) => s.load.length > 0) ? loadSpec(log, label) : null,
+      'no per-step load recorded for this variant (results.json alone has none)',
+    ),
+    show(
+      '#view-s .chart',
+      sPoint?.s ? sSpec(sPoint.s, sPoint.step, label) : null,
+      'no S for this variant (Standard MoE has none) or no log point yet',
+    ),
     show('#view-s .trend', sTrendSpec(run), 'no variant with S has a log point yet'),
     show('#view-compare .chart', any ? compareSpec(run) : null, 'no variant has started'),
   ]);
@@ -150,7 +186,10 @@ async function loadDropped(files: FileList): Promise<void> {
     for (const f of files) {
       const text = await f.text();
       if (f.name.endsWith('.jsonl')) {
-        const lines = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LogLine);
+        const lines = text
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as LogLine);
         const start = lines.find((l) => l.kind === 'start');
         addLines(next, start?.kind === 'start' ? start.variant : f.name.replace(/\.jsonl$/, ''), lines);
       } else {

@@ -49,9 +49,26 @@ function logFromResult(r: CtMoeVariantResult): VariantLog {
   const L = r.config.nLayer;
   const last = r.logs[r.logs.length - 1];
   return {
-    start: { kind: 'start', variant: r.key, label: r.label, color: r.color, step: 0, steps: r.steps, numLayers: L, numExperts: r.config.numExperts, topK: r.config.topK, tokens: [] },
+    start: {
+      kind: 'start',
+      variant: r.key,
+      label: r.label,
+      color: r.color,
+      step: 0,
+      steps: r.steps,
+      numLayers: L,
+      numExperts: r.config.numExperts,
+      topK: r.config.topK,
+      tokens: [],
+    },
     steps: r.trainLoss.map((loss, i) => ({ kind: 'step', step: i + 1, loss, ce: r.trainCe[i]!, load: [] })),
-    points: r.logs.map((entry) => ({ kind: 'log', step: entry.step, entry, s: entry === last ? r.finalS : null, routing: { ids: [], weights: [] } })),
+    points: r.logs.map((entry) => ({
+      kind: 'log',
+      step: entry.step,
+      entry,
+      s: entry === last ? r.finalS : null,
+      routing: { ids: [], weights: [] },
+    })),
   };
 }
 
@@ -77,7 +94,18 @@ export function logFromRecording(name: string, index: RoutingRecordingIndex): Va
   const first = index.records[0];
   const calls = [...byCall.keys()].sort((a, b) => a - b).filter((c) => byCall.get(c)!.every((x) => x !== undefined)); // forwards every layer kept
   return {
-    start: { kind: 'start', variant: name, label: name, color: '#4e79a7', step: 0, steps: calls.length, numLayers: layers.length, numExperts: first?.numExperts ?? 0, topK: first?.topK ?? 1, tokens: [] },
+    start: {
+      kind: 'start',
+      variant: name,
+      label: name,
+      color: '#4e79a7',
+      step: 0,
+      steps: calls.length,
+      numLayers: layers.length,
+      numExperts: first?.numExperts ?? 0,
+      topK: first?.topK ?? 1,
+      tokens: [],
+    },
     steps: calls.map((c) => ({ kind: 'step', step: stepOf.get(c)!, loss: NaN, ce: NaN, load: byCall.get(c) as number[][] })),
     points: [],
   };

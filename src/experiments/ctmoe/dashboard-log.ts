@@ -102,6 +102,6 @@ export class DashboardLog {
 
   private append(line: LogLine): void {
     // one line per write: a reader sees whole lines or a partial last one it waits on
-    appendFileSync(this.file, JSON.stringify(line) + '\n');
+    appendFileSync(this.file, `${JSON.stringify(line)}\n`);
   }
 }

@@ -51,7 +51,8 @@ export class RoutingRecorder {
   attach(): this {
     const hook: RoutingHook = { observe: (layer, d) => this.observe(layer, d) };
     for (const [name, layer] of this.layers) {
-      if (layer.routingHook) throw new Error(`RoutingRecorder: layer '${name}' already has a routing hook (a recorder or a replay); detach it first`);
+      if (layer.routingHook)
+        throw new Error(`RoutingRecorder: layer '${name}' already has a routing hook (a recorder or a replay); detach it first`);
       layer.routingHook = hook;
       this.rings.set(layer, { name, ring: [], next: 0, calls: 0 });
     }

@@ -36,7 +36,9 @@ export function readRoutingRecording(path: string): RoutingRecord[] {
   if (!existsSync(file)) throw new RangeError(`routing recording: ${file} does not exist`);
   const index = JSON.parse(readFileSync(file, 'utf8')) as RoutingRecordingIndex;
   if (index.format !== RECORDING_FORMAT || index.version !== 1) {
-    throw new RangeError(`routing recording: ${file} is not a ${RECORDING_FORMAT} version 1 index (format '${String(index.format)}', version ${String(index.version)})`);
+    throw new RangeError(
+      `routing recording: ${file} is not a ${RECORDING_FORMAT} version 1 index (format '${String(index.format)}', version ${String(index.version)})`,
+    );
   }
   const t = readSafetensorsSync(join(dirname(file), index.tensors)).tensors;
   const get = (name: string) => {

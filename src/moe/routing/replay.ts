@@ -21,13 +21,17 @@ export class RoutingReplay {
     }
     const names = new Set([...this.queues.values()].map((q) => q.name));
     const stray = records.find((r) => !names.has(r.layer));
-    if (stray) throw new RangeError(`RoutingReplay: the recording has layer '${stray.layer}', the model's MoE layers are ${[...names].map((n) => `'${n}'`).join(', ')}`);
+    if (stray)
+      throw new RangeError(
+        `RoutingReplay: the recording has layer '${stray.layer}', the model's MoE layers are ${[...names].map((n) => `'${n}'`).join(', ')}`,
+      );
   }
 
   attach(): this {
     const hook: RoutingHook = { force: (layer, routed) => this.force(layer, routed) };
     for (const [layer, q] of this.queues) {
-      if (layer.routingHook) throw new Error(`RoutingReplay: layer '${q.name}' already has a routing hook (a recorder or a replay); detach it first`);
+      if (layer.routingHook)
+        throw new Error(`RoutingReplay: layer '${q.name}' already has a routing hook (a recorder or a replay); detach it first`);
       layer.routingHook = hook;
       q.next = 0;
     }
@@ -43,9 +47,18 @@ export class RoutingReplay {
     const r = q.records[q.next];
     const call = q.next++;
     const [T, K] = routed.topkIds.shape as [number, number];
-    if (!r) throw new RangeError(`RoutingReplay: layer '${q.name}' forward ${call}: the recording holds ${q.records.length} forwards of this layer`);
-    if (r.tokensKept !== r.numTokens) throw new RangeError(`RoutingReplay: layer '${q.name}' forward ${call}: the record kept ${r.tokensKept} of ${r.numTokens} tokens (recorded with maxTokens); only whole records replay`);
-    if (r.numTokens !== T || r.topK !== K) throw new RangeError(`RoutingReplay: layer '${q.name}' forward ${call}: recorded [${r.numTokens} tokens, top-${r.topK}], this forward has [${T}, top-${K}]`);
+    if (!r)
+      throw new RangeError(
+        `RoutingReplay: layer '${q.name}' forward ${call}: the recording holds ${q.records.length} forwards of this layer`,
+      );
+    if (r.tokensKept !== r.numTokens)
+      throw new RangeError(
+        `RoutingReplay: layer '${q.name}' forward ${call}: the record kept ${r.tokensKept} of ${r.numTokens} tokens (recorded with maxTokens); only whole records replay`,
+      );
+    if (r.numTokens !== T || r.topK !== K)
+      throw new RangeError(
+        `RoutingReplay: layer '${q.name}' forward ${call}: recorded [${r.numTokens} tokens, top-${r.topK}], this forward has [${T}, top-${K}]`,
+      );
     const w = routed.topkWeights;
     return {
       logits: routed.logits,
