@@ -1,6 +1,6 @@
 // Debian's chromium (apt; .ci/run installs it) driven by playwright-core: Playwright's own
 // browser download cannot work here. Headless, no network beyond loopback, a fresh profile.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
@@ -8,6 +8,7 @@ import { type BrowserContext, chromium } from 'playwright-core';
 export const CHROMIUM = process.env['MOEKIT_CHROMIUM'] ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (as .ci/run does), or set MOEKIT_CHROMIUM`);
   const profile = mkdtempSync(join(tmpdir(), 'moekit-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
