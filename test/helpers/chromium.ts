@@ -8,7 +8,8 @@ import { type BrowserContext, chromium } from 'playwright-core';
 export const CHROMIUM = process.env['MOEKIT_CHROMIUM'] ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (as .ci/run does), or set MOEKIT_CHROMIUM`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (as .ci/run does), or set MOEKIT_CHROMIUM`);
   const profile = mkdtempSync(join(tmpdir(), 'moekit-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
