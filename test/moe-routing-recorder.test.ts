@@ -2,13 +2,13 @@
 // the layers' own routing (ids, weights, counts) with counts, entropy and imbalance checked
 // against their definitions; the ring, `every` and `maxTokens` bound what is kept; a saved
 // recording reads back equal; a replay forces the recorded experts on a model whose router has
-// changed, and the replayed forward equals the recorded one bit for bit.
+// changed, and the replayed forward equals the recorded one bit for bit (in training too).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { add, mul, randn } from '../src/index.js';
+import { add, mul, randn, sum } from '../src/index.js';
 import { moeConfig, type MoEConfigInput } from '../src/moe/config.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { RoutingRecorder, RoutingReplay, readRoutingRecording } from '../src/moe/routing/index.js';
@@ -26,6 +26,7 @@ const K = 2;
 const cfg: MoEConfigInput = {
   hiddenSize: H,
   router: { numExperts: E, topK: K, renormalize: 'sum', selectionBias: { gamma: 0.01, rule: 'sign' } },
+  losses: { lbWeight: 0.01 },
   experts: { intermediateSize: 12 },
   shared: { intermediateSize: 4, gate: 'sigmoid' },
 };
@@ -165,6 +166,40 @@ forEachBackend('routing recorder', () => {
           back.map((r) => ({ ...r, layer: 'nope' })),
         ),
       /the recording has layer 'nope', the model's MoE layers are 'blocks\.0', 'blocks\.1'/,
+    );
+  });
+  test('in training, a replayed forward gives the recorded output, and the last layer the same expert gradients', () => {
+    const model = new TwoLayers(7).train();
+    const x = input(10, 30);
+    const expertGrads = () => model.blocks.map((l) => Float32Array.from(l.experts.downProj.grad!.dataSync()));
+    const step = () => {
+      model.zeroGrad();
+      const y = model.forward(x);
+      sum(mul(y, y)).backward();
+      return Float32Array.from(y.dataSync());
+    };
+    const rec = new RoutingRecorder(model).attach();
+    rec.step = 1;
+    const y1 = step();
+    rec.detach();
+    const g1 = expertGrads();
+    const replay = new RoutingReplay(model, rec.records()).attach();
+    const y2 = step();
+    replay.detach();
+    assert.deepEqual(y2, y1);
+    const g2 = expertGrads();
+    // the last layer's experts see the same inputs and output gradients; the first layer's do not,
+    // by design: the replayed combine weights are constants, so no gradient flows through the
+    // last layer's router back into its input
+    assert.deepEqual(g2[1], g1[1]);
+    assert.notDeepEqual(g2[0], g1[0]);
+    assert.ok(
+      model.blocks.every((l) => l.routerWeight.grad !== null),
+      'the router still gets a gradient (from the aux losses)',
+    );
+    assert.deepEqual(
+      rec.records().map((r) => r.step),
+      [1, 1],
     );
   });
 });
