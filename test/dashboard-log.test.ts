@@ -72,7 +72,11 @@ test('log.jsonl agrees with the trainer: loads, losses, routing entropy, S and t
     assert.deepEqual(last.s, r.finalS);
     // the final model, loaded from its checkpoint into a fresh model, routes the sample the same way
     const model = new CtMoeGPT(MICRO, VARIANTS.find((v) => v.key === key)!.flags);
-    model.loadStateDict(readCheckpoint(join(out, key))!.model);
+    const ckpt = readCheckpoint<{ trainLoss: number[] }>(join(out, key), {
+      fingerprint: JSON.stringify({ cfg: r.config, flags: r.flags }),
+      progressSteps: (p) => p.trainLoss.length,
+    });
+    model.loadStateDict(ckpt!.model);
     assert.deepEqual(finalS(model), last.s);
     model.eval();
     const sample = [data.val.code.slice(0, T), data.val.prose.slice(0, T)];

@@ -20,7 +20,7 @@ export interface LogStart {
   tokens: string[];
 }
 
-/** Every optimiser step: its loss and the slots each expert got, per layer [layer][expert]. */
+/** Every optimiser step: its loss and the slots each expert got, per layer [layer][expert] (with --on-nonfinite skip, a skipped step's slots count in the next step's). */
 export interface LogStep {
   kind: 'step';
   step: number;
