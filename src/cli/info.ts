@@ -3,6 +3,7 @@
 // config.json would execute on it (its execution plan, src/moe/execution/plan.ts).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { readEnv } from '../env.js';
 import { loadNativeAddon } from '../backend/native/addon.js';
 import { backendInfo, getBackend } from '../backend/registry.js';
 import type { MoEConfig } from '../moe/config.js';
@@ -29,7 +30,7 @@ function layerConfig(spec: string): MoEConfig {
 
 /** Why the kernels run the ISA they do: MOEKIT_ISA caps the one cpuid found. */
 function isaWhy(isa: string): string {
-  const cap = process.env['MOEKIT_ISA'];
+  const cap = readEnv('MOEKIT_ISA');
   if (cap) return `cpuid's best, capped by MOEKIT_ISA=${cap}`;
   return isa === 'scalar' && process.arch !== 'x64' ? `no SIMD kernels for ${process.arch} yet` : "the best this CPU's cpuid reports";
 }
