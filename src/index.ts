@@ -5,6 +5,7 @@ export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './moe/index.js';
+export * from './moe/routing/index.js';
 export * from './moe/hierarchy/index.js';
 export * from './moe/topology/index.js';
 export * from './dist/index.js';

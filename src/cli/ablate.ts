@@ -18,6 +18,7 @@ import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from '.
 import { prepareOutDir } from './out-dir.js';
 import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
 import type { DataParallel } from '../dist/data-parallel.js';
+import { DEFAULT_DASHBOARD_PORT, dashboardChild } from './dashboard.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
 const VARIANT_ALIASES: Record<string, VariantName> = {
@@ -87,6 +88,7 @@ interface AblateOptions {
   figuresOnly?: boolean;
   onNonfinite: NonFinitePolicy;
   parallel?: ParallelMode;
+  dashboard?: number | true;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -176,6 +178,7 @@ export function registerAblateCommand(program: Command): void {
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
     .addOption(new Option('--on-nonfinite <policy>', 'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)').choices(NONFINITE_POLICIES).default('stop'))
     .addOption(new Option('--parallel <mode>', 'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE').choices(['dp', 'ep']))
+    .option('--dashboard [port]', `serve the live dashboard of this run on 127.0.0.1 (port default ${DEFAULT_DASHBOARD_PORT}) while it trains and after, until Ctrl-C`, parsePositiveInt('--dashboard', 0))
     .action(async (opts: AblateOptions, cmd: Command) => {
       const outArg = opts.out ?? join('runs', opts.preset);
       if (opts.figuresOnly) {
@@ -211,6 +214,10 @@ export function registerAblateCommand(program: Command): void {
           `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}`,
       );
       console.log(`output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`);
+      let dashboard: ReturnType<typeof dashboardChild> | null = null;
+      if (opts.dashboard !== undefined) {
+        dashboard = dashboardChild(out, opts.dashboard === true ? DEFAULT_DASHBOARD_PORT : opts.dashboard);
+      }
       const progress = progressPrinter(cfg.batchSize * cfg.seqLen);
       let results: CtMoeAblationResults;
       try {
@@ -222,5 +229,9 @@ export function registerAblateCommand(program: Command): void {
       }
       progress.stop();
       if (!dataParallel || dataParallel.isWriter) await writeOutputs(results, out);
+      if (dashboard) {
+        console.log('the dashboard keeps serving this run (Ctrl-C to stop)');
+        await new Promise((done) => dashboard.once('exit', done));
+      }
     });
 }

@@ -2,6 +2,7 @@
 // The `moekit` command.
 import { Command } from 'commander';
 import { registerAblateCommand } from './ablate.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { DEBUG_FLAG, USAGE_HINT, reportFatal, takeDebugFlag, unknownCommand } from './errors.js';
 import { registerInfoCommand } from './info.js';
@@ -17,6 +18,7 @@ program.option(DEBUG_FLAG, 'print the stack trace of an error');
 registerInfoCommand(program);
 registerDemoCommand(program);
 registerAblateCommand(program);
+registerDashboardCommand(program);
 
 const { argv, debug } = takeDebugFlag(process.argv);
 const unknown = unknownCommand(program, argv.slice(2));

@@ -26,6 +26,7 @@ import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
 import { assertFiniteRouterInput } from './finite-input.js';
+import type { RoutingHook } from './routing/hook.js';
 import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
@@ -85,6 +86,8 @@ export class MoELayer extends Module {
   readonly topology: Topology | null;
   /** Metrics of the latest forward. */
   lastMetrics: MoEMetrics | null = null;
+  /** A routing recorder or replay (src/moe/routing/); while set, the layer runs router and experts as separate steps (never the whole-layer node). */
+  routingHook: RoutingHook | null = null;
   private readonly numLayers: number;
   private readonly generator: Generator;
   private readonly checkFiniteInput: boolean;
@@ -170,7 +173,7 @@ export class MoELayer extends Module {
     let y: Tensor;
     let droppedSlots: number;
     let losses: AuxLosses | null;
-    if (run.layerNode) {
+    if (run.layerNode && !this.routingHook) {
       // the whole block as one node, with the aux losses' gradient inside it
       const node = layerNode(plan.kernels!, { x: x2, routerWeight: this.routerWeight, router: rc, dispatcher: this.dispatcher as LocalDispatcher, bank: this.experts });
       r = node.routed;
@@ -179,6 +182,7 @@ export class MoELayer extends Module {
     } else {
       const S = this.topology ? this.topology.forward() : null;
       r = this.routeChain(x2, S, run.routerKernel ? plan.kernels : null);
+      r = this.routingHook?.force?.(this, r) ?? r;
       ({ y, droppedSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null));
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, false) : null;
     }
@@ -199,7 +203,9 @@ export class MoELayer extends Module {
       zLoss: losses?.z ?? null,
       zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
     };
-    return { y: reshape(y, x.shape), routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null, droppedSlots, metrics: this.lastMetrics };
+    const details = { y: reshape(y, x.shape), routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null, droppedSlots, metrics: this.lastMetrics };
+    this.routingHook?.observe?.(this, details);
+    return details;
   }
 
   /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given); kernels: the router pass's, or null for the composition. */

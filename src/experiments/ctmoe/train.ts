@@ -17,6 +17,7 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
+import { DashboardLog } from './dashboard-log.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -179,6 +180,8 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
+  // log.jsonl for `moekit dashboard`, written by the rank that writes
+  const dashboardLog = !dp || dp.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps) : null;
 
   const save = () =>
     (!dp || dp.isWriter) &&
@@ -244,6 +247,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     sinceLog.loss.push(lv);
     sinceLog.ce.push(cv);
     for (const l of layers) l.lastAux = null; // drop the graph
+    dashboardLog?.afterStep(step, lv, cv);
 
     if (step % cfg.logEvery === 0 || step === steps) {
       const now = performance.now();
@@ -267,6 +271,7 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
         elapsedSec: progress.trainSec,
       };
       progress.logs.push(log);
+      dashboardLog?.afterLog(log);
       sinceLog = { loss: [], ce: [] };
       sessionStart = performance.now(); // validation time is not training time
       emit({ variant: variant.key, phase: 'log', step, steps, log });
