@@ -134,7 +134,7 @@ export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig 
 }
 
 export interface MoEParamCounts {
-  /** Router weight (+ bias) + all experts + the shared expert (+ its gate). */
+  /** Router weight (+ bias, + the selection bias: DeepSeek-V3's e_score_correction_bias) + all experts + the shared expert (+ its gate). */
   total: number;
   /** As total, with top_k experts instead of all of them (OLMo-core num_active_params). */
   active: number;
@@ -142,13 +142,14 @@ export interface MoEParamCounts {
 
 /**
  * Parameter counts as OLMo-core: router + 3·d·h·E + shared (a gated expert is 3·d·h, a GELU
- * MLP 2·d·h, plus biases where the bank has them); active counts top_k experts.
+ * MLP 2·d·h, plus biases where the bank has them); active counts top_k experts. A selection
+ * bias counts as E parameters (HF stores DeepSeek-V3's e_score_correction_bias as one).
  */
 export function moeParamCounts(cfg: MoEConfig): MoEParamCounts {
   const d = cfg.hiddenSize;
   const E = cfg.router.numExperts;
   const h = cfg.experts.intermediateSize;
-  const router = E * d + (cfg.router.routerBias ? E : 0);
+  const router = E * d + (cfg.router.routerBias ? E : 0) + (cfg.router.selectionBias ? E : 0);
   const perExpert = (cfg.experts.kind === 'gelu' ? 2 : 3) * d * h + (cfg.experts.bias ? (cfg.experts.kind === 'gelu' ? h : 2 * h) + d : 0);
   const shared = cfg.shared ? 3 * d * cfg.shared.intermediateSize + (cfg.shared.gate === 'sigmoid' ? d : 0) : 0;
   const k = cfg.router.topK;
