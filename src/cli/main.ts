@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
+import { registerInspectCommand } from './inspect.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
 // training runs: see gc-policy.ts (CT-MoE tiny training 17-20% faster)
@@ -21,5 +22,6 @@ program
 
 registerDemoCommand(program);
 registerAblateCommand(program);
+registerInspectCommand(program);
 
 await program.parseAsync(process.argv);

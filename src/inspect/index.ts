@@ -4,3 +4,7 @@ export * from './params.js';
 export * from './flops.js';
 export * from './memory.js';
 export * from './report.js';
+export * from './checkpoint-layout.js';
+export * from './check.js';
+export * from './format-checkpoint.js';
+export * from './target.js';

@@ -217,7 +217,8 @@ function readLE<T>(bytes: Uint8Array, ctor: { new (buffer: ArrayBuffer): T; BYTE
   return new ctor(copy.buffer);
 }
 
-function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
+/** Decode one tensor's little-endian bytes (F16/BF16 widen to f32, I64 narrows to i32). */
+export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
   switch (dtype) {
     case 'F32': return readLE(bytes, Float32Array);
     case 'F64': return readLE(bytes, Float64Array);

@@ -1,0 +1,179 @@
+// Every tensor a model's checkpoint should hold, by name and shape, derived from its config
+// (HF naming per family; the MoE blocks' names come from moe/hf/checkpoint.ts), and where each
+// routed expert's weights live inside those tensors (for per-expert norms).
+import { type HfExpertFormat, hfBlockConfig, hfBlockKeys, hfExpertFormats } from '../moe/hf/checkpoint.js';
+import type { PresetName } from '../moe/presets.js';
+import type { AttentionSpec, ModelSpec, MoEFfnSpec } from './model-spec.js';
+
+export interface ExpectedTensor {
+  shape: number[];
+  /** 'float': any float dtype (the config's torch_dtype when it names one); 'u8': MXFP4 blocks / scales. */
+  kind: 'float' | 'u8';
+}
+
+/** Leading-axis rows [first, first + count) of `name` (count null: the whole tensor); MXFP4 pairs blocks with scales. */
+export interface ExpertSlice {
+  name: string;
+  first: number;
+  count: number | null;
+  mxfp4Scales?: string;
+}
+
+export interface CheckpointLayout {
+  expected: Map<string, ExpectedTensor>;
+  /** Per MoE layer, per expert, the slices holding its gate, up and down weights. */
+  experts: { layer: number; slices: ExpertSlice[][] }[];
+  /** Name prefixes outside the decoder (a vision tower): present tensors there are neither checked nor unexpected. */
+  outside: string[];
+}
+
+/** The block-key naming each model_type's MoE layers use (Phi-MoE names its blocks as Mixtral does). */
+const BLOCK_PRESET: Record<string, PresetName> = {
+  mixtral: 'mixtral', phimoe: 'mixtral', qwen2_moe: 'qwen2_moe', qwen3_moe: 'qwen3_moe', olmoe: 'olmoe', deepseek_v2: 'deepseek_v2',
+  deepseek_v3: 'deepseek_v3', gpt_oss: 'gpt_oss', granitemoe: 'granitemoe', llama4: 'llama4', llama4_text: 'llama4',
+};
+
+function attentionTensors(a: AttentionSpec, H: number, p: string, put: (n: string, s: number[]) => void): void {
+  if (a.mla) {
+    const m = a.mla;
+    const qh = m.qkNopeHeadDim + m.qkRopeHeadDim;
+    if (m.qLoraRank === null) put(`${p}q_proj.weight`, [a.numHeads * qh, H]);
+    else {
+      put(`${p}q_a_proj.weight`, [m.qLoraRank, H]);
+      put(`${p}q_a_layernorm.weight`, [m.qLoraRank]);
+      put(`${p}q_b_proj.weight`, [a.numHeads * qh, m.qLoraRank]);
+    }
+    put(`${p}kv_a_proj_with_mqa.weight`, [m.kvLoraRank + m.qkRopeHeadDim, H]);
+    put(`${p}kv_a_layernorm.weight`, [m.kvLoraRank]);
+    put(`${p}kv_b_proj.weight`, [a.numHeads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
+    put(`${p}o_proj.weight`, [H, a.numHeads * m.vHeadDim]);
+    return;
+  }
+  const q = a.numHeads * a.headDim;
+  const kv = a.numKvHeads * a.headDim;
+  for (const [n, o] of [['q', q], ['k', kv], ['v', kv]] as const) {
+    put(`${p}${n}_proj.weight`, [o, H]);
+    if (a.qkvBias) put(`${p}${n}_proj.bias`, [o]);
+  }
+  put(`${p}o_proj.weight`, [H, q]);
+  if (a.oBias) put(`${p}o_proj.bias`, [H]);
+  if (a.qkNorm !== 'none') {
+    put(`${p}q_norm.weight`, [a.qkNorm === 'per-head' ? a.headDim : q]);
+    put(`${p}k_norm.weight`, [a.qkNorm === 'per-head' ? a.headDim : kv]);
+  }
+  if (a.sinks) put(`${p}sinks`, [a.numHeads]);
+}
+
+/**
+ * The layout of `spec`'s checkpoint. `present` (the checkpoint's names) picks per-expert vs
+ * fused experts and MXFP4 vs plain GPT-OSS experts, as the loader does; `format` forces one.
+ */
+export function checkpointLayout(spec: ModelSpec, present: ReadonlySet<string>, format?: HfExpertFormat): CheckpointLayout {
+  if (spec.modelType === 'dbrx') return dbrxLayout(spec);
+  const expected = new Map<string, ExpectedTensor>();
+  const put = (n: string, shape: number[], kind: ExpectedTensor['kind'] = 'float') => expected.set(n, { shape, kind });
+  const H = spec.hiddenSize;
+  const V = spec.vocabSize;
+  const multimodal = spec.modelType === 'llama4';
+  const root = multimodal ? 'language_model.' : '';
+  const norm = (n: string, w = H) => {
+    put(`${n}.weight`, [w]);
+    if (spec.norm === 'layernorm') put(`${n}.bias`, [w]);
+  };
+  put(`${root}model.embed_tokens.weight`, [V, H]);
+  norm(`${root}model.norm`);
+  if (!spec.tieEmbeddings) put(`${root}lm_head.weight`, [V, H]);
+  if (spec.lmHeadBias) put(`${root}lm_head.bias`, [V]);
+  const preset = BLOCK_PRESET[spec.modelType]!;
+  const blockCfg = spec.layers.some((l) => l.kind === 'moe') ? hfBlockConfig(preset, spec.text) : null;
+  const ffnModule = preset === 'llama4' ? 'feed_forward' : 'mlp';
+  const experts: CheckpointLayout['experts'] = [];
+  spec.layers.forEach((f, i) => {
+    const p = `${root}model.layers.${i}.`;
+    norm(`${p}input_layernorm`);
+    norm(`${p}post_attention_layernorm`);
+    attentionTensors(spec.attention, H, `${p}self_attn.`, put);
+    if (f.kind === 'dense') {
+      put(`${p}${ffnModule}.gate_proj.weight`, [f.intermediateSize, H]);
+      put(`${p}${ffnModule}.up_proj.weight`, [f.intermediateSize, H]);
+      put(`${p}${ffnModule}.down_proj.weight`, [H, f.intermediateSize]);
+      return;
+    }
+    experts.push({ layer: i, slices: moeBlockTensors(preset, i, p, f, blockCfg!, present, H, put, format) });
+  });
+  return { expected, experts, outside: multimodal ? ['vision_model.', 'multi_modal_projector.'] : [] };
+}
+
+function moeBlockTensors(
+  preset: PresetName, layer: number, prefix: string, f: MoEFfnSpec, cfg: ReturnType<typeof hfBlockConfig>, present: ReadonlySet<string>, H: number,
+  put: (n: string, s: number[], kind?: ExpectedTensor['kind']) => void, format?: HfExpertFormat,
+): ExpertSlice[][] {
+  const perExpert = hfExpertFormats(preset).includes('per-expert') ? hfBlockKeys(preset, layer, cfg, 'per-expert', prefix) : null;
+  const usePerExpert = perExpert?.experts.kind === 'per-expert' && (format ? format === 'per-expert' : present.has(perExpert.experts.gate(0)));
+  const keys = usePerExpert ? perExpert! : hfBlockKeys(preset, layer, cfg, 'fused', prefix);
+  const E = f.numExperts;
+  const I = f.expertIntermediateSize;
+  put(keys.router, [E, H]);
+  if (keys.routerBias) put(keys.routerBias, [E]);
+  if (keys.scoreBias) put(keys.scoreBias, [E]);
+  if (keys.shared) {
+    const Is = f.sharedIntermediateSize;
+    put(keys.shared.gate, [Is, H]);
+    put(keys.shared.up, [Is, H]);
+    put(keys.shared.down, [H, Is]);
+  }
+  if (keys.sharedGate) put(keys.sharedGate, [1, H]);
+  const slices: ExpertSlice[][] = [];
+  const ex = keys.experts;
+  if (ex.kind === 'per-expert') {
+    for (let e = 0; e < E; e++) {
+      put(ex.gate(e), [I, H]);
+      put(ex.up(e), [I, H]);
+      put(ex.down(e), [H, I]);
+      slices.push([ex.gate(e), ex.up(e), ex.down(e)].map((name) => ({ name, first: 0, count: null })));
+    }
+    return slices;
+  }
+  const stacked: [string, number, number][] = [[ex.gateUp, 2 * I, H], [ex.down, H, I]];
+  const names: { name: string; scales?: string }[] = [];
+  for (const [name, out, inp] of stacked) {
+    if (preset === 'gpt_oss' && !present.has(name) && present.has(`${name}_blocks`)) {
+      // MXFP4: blocks [E, out, in/32, 16] and e8m0 scales [E, out, in/32], rows in out-in order
+      put(`${name}_blocks`, [E, out, inp / 32, 16], 'u8');
+      put(`${name}_scales`, [E, out, inp / 32], 'u8');
+      names.push({ name: `${name}_blocks`, scales: `${name}_scales` });
+    } else {
+      put(name, ex.orientation === 'out-in' ? [E, out, inp] : [E, inp, out]);
+      names.push({ name });
+    }
+  }
+  if (ex.gateUpBias) put(ex.gateUpBias, [E, 2 * I]);
+  if (ex.downBias) put(ex.downBias, [E, H]);
+  for (let e = 0; e < E; e++) slices.push(names.map((n) => ({ name: n.name, first: e, count: 1, ...(n.scales ? { mxfp4Scales: n.scales } : {}) })));
+  return slices;
+}
+
+/** DBRX (transformers DbrxForCausalLM): fused Wqkv, experts as [E·I, H] matrices w1 (gate), v1 (up), w2 (down, transposed). */
+function dbrxLayout(spec: ModelSpec): CheckpointLayout {
+  const expected = new Map<string, ExpectedTensor>();
+  const put = (n: string, shape: number[]) => expected.set(n, { shape, kind: 'float' });
+  const H = spec.hiddenSize;
+  const a = spec.attention;
+  put('transformer.wte.weight', [spec.vocabSize, H]);
+  put('transformer.norm_f.weight', [H]);
+  if (!spec.tieEmbeddings) put('lm_head.weight', [spec.vocabSize, H]);
+  const experts: CheckpointLayout['experts'] = [];
+  spec.layers.forEach((f, i) => {
+    const p = `transformer.blocks.${i}.`;
+    put(`${p}norm_attn_norm.norm_1.weight`, [H]);
+    put(`${p}norm_attn_norm.norm_2.weight`, [H]);
+    put(`${p}norm_attn_norm.attn.Wqkv.weight`, [(a.numHeads + 2 * a.numKvHeads) * a.headDim, H]);
+    put(`${p}norm_attn_norm.attn.out_proj.weight`, [H, a.numHeads * a.headDim]);
+    if (f.kind !== 'moe') return;
+    const I = f.expertIntermediateSize;
+    put(`${p}ffn.router.layer.weight`, [f.numExperts, H]);
+    for (const w of ['w1', 'v1', 'w2']) put(`${p}ffn.experts.mlp.${w}`, [f.numExperts * I, H]);
+    experts.push({ layer: i, slices: Array.from({ length: f.numExperts }, (_, e) => ['w1', 'v1', 'w2'].map((w) => ({ name: `${p}ffn.experts.mlp.${w}`, first: e * I, count: I }))) });
+  });
+  return { expected, experts, outside: [] };
+}
