@@ -8,7 +8,7 @@ import { expertParams, routerParams, sharedParams } from '../src/inspect/params.
 import { inspectModel } from '../src/inspect/report.js';
 import { hfBlockConfig } from '../src/moe/hf/checkpoint.js';
 import { moeParamCounts, presetNameFromHf } from '../src/moe/presets.js';
-import { textConfig } from '../src/inspect/model-spec.js';
+import { hfTextConfig } from '../src/moe/hf-config.js';
 
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
@@ -59,15 +59,15 @@ test('tiny DeepSeek-V3 by hand: MLA with q LoRA, a dense first layer, shared exp
 });
 
 test('the MoE part of every layer equals moeParamCounts of the block the loader builds', () => {
-  for (const name of ['mixtral-8x7b', 'qwen1.5-moe-a2.7b', 'qwen3-30b-a3b', 'olmoe-1b-7b', 'deepseek-v2-lite', 'deepseek-v3', 'gpt-oss-20b', 'granite-3.0-1b-a400m', 'llama-4-scout-17b-16e']) {
+  for (const name of ['mixtral-8x7b', 'qwen1.5-moe-a2.7b', 'qwen3-30b-a3b', 'olmoe-1b-7b', 'deepseek-v2-lite', 'deepseek-v3', 'gpt-oss-20b', 'granite-3.0-1b-a400m', 'llama-4-scout-17b-16e', 'dbrx', 'phi-3.5-moe']) {
     const c = fixture(name);
-    const text = textConfig(c);
+    const text = hfTextConfig(c);
     const spec = modelSpecFromHf(c);
     const moe = spec.layers.find((l) => l.kind === 'moe');
     assert.ok(moe && moe.kind === 'moe', name);
     const H = spec.hiddenSize;
     const mine = { total: routerParams(moe, H) + sharedParams(moe, H) + moe.numExperts * expertParams(moe, H), active: routerParams(moe, H) + sharedParams(moe, H) + moe.topK * expertParams(moe, H) };
-    assert.deepEqual(mine, moeParamCounts(hfBlockConfig(presetNameFromHf(text), text)), name);
+    assert.deepEqual(mine, moeParamCounts(hfBlockConfig(presetNameFromHf(text), c)), name);
   }
 });
 

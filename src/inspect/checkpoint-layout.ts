@@ -27,10 +27,10 @@ export interface CheckpointLayout {
   outside: string[];
 }
 
-/** The block-key naming each model_type's MoE layers use (Phi-MoE names its blocks as Mixtral does). */
+/** The preset (and so the block-key naming) of each model_type's MoE layers. */
 const BLOCK_PRESET: Record<string, PresetName> = {
-  mixtral: 'mixtral', phimoe: 'mixtral', qwen2_moe: 'qwen2_moe', qwen3_moe: 'qwen3_moe', olmoe: 'olmoe', deepseek_v2: 'deepseek_v2',
-  deepseek_v3: 'deepseek_v3', gpt_oss: 'gpt_oss', granitemoe: 'granitemoe', llama4: 'llama4', llama4_text: 'llama4',
+  mixtral: 'mixtral', phimoe: 'phimoe', qwen2_moe: 'qwen2_moe', qwen3_moe: 'qwen3_moe', olmoe: 'olmoe', deepseek_v2: 'deepseek_v2',
+  deepseek_v3: 'deepseek_v3', gpt_oss: 'gpt_oss', granitemoe: 'granitemoe', llama4: 'llama4', llama4_text: 'llama4', dbrx: 'dbrx',
 };
 
 function attentionTensors(a: AttentionSpec, H: number, p: string, put: (n: string, s: number[]) => void): void {
@@ -125,6 +125,11 @@ function moeBlockTensors(
   if (keys.sharedGate) put(keys.sharedGate, [1, H]);
   const slices: ExpertSlice[][] = [];
   const ex = keys.experts;
+  if (ex.kind === 'stacked-separate') {
+    for (const n of [ex.gate, ex.up, ex.down]) put(n, [E * I, H]);
+    for (let e = 0; e < E; e++) slices.push([ex.gate, ex.up, ex.down].map((name) => ({ name, first: e * I, count: I })));
+    return slices;
+  }
   if (ex.kind === 'per-expert') {
     for (let e = 0; e < E; e++) {
       put(ex.gate(e), [I, H]);
@@ -163,17 +168,14 @@ function dbrxLayout(spec: ModelSpec): CheckpointLayout {
   put('transformer.norm_f.weight', [H]);
   if (!spec.tieEmbeddings) put('lm_head.weight', [spec.vocabSize, H]);
   const experts: CheckpointLayout['experts'] = [];
+  const blockCfg = hfBlockConfig('dbrx', spec.text);
   spec.layers.forEach((f, i) => {
     const p = `transformer.blocks.${i}.`;
     put(`${p}norm_attn_norm.norm_1.weight`, [H]);
     put(`${p}norm_attn_norm.norm_2.weight`, [H]);
     put(`${p}norm_attn_norm.attn.Wqkv.weight`, [(a.numHeads + 2 * a.numKvHeads) * a.headDim, H]);
     put(`${p}norm_attn_norm.attn.out_proj.weight`, [H, a.numHeads * a.headDim]);
-    if (f.kind !== 'moe') return;
-    const I = f.expertIntermediateSize;
-    put(`${p}ffn.router.layer.weight`, [f.numExperts, H]);
-    for (const w of ['w1', 'v1', 'w2']) put(`${p}ffn.experts.mlp.${w}`, [f.numExperts * I, H]);
-    experts.push({ layer: i, slices: Array.from({ length: f.numExperts }, (_, e) => ['w1', 'v1', 'w2'].map((w) => ({ name: `${p}ffn.experts.mlp.${w}`, first: e * I, count: I }))) });
+    if (f.kind === 'moe') experts.push({ layer: i, slices: moeBlockTensors('dbrx', i, p, f, blockCfg, new Set(), H, put) });
   });
   return { expected, experts, outside: [] };
 }

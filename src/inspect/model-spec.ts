@@ -1,7 +1,7 @@
 // A whole decoder-only model as the accounting sees it: one normalised description built from
 // an HF config.json of any supported model_type (the keys differ per family; DBRX nests its
 // FFN, multimodal Llama-4 nests the text model under text_config).
-import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok, isMoeLayer } from '../moe/hf-config.js';
+import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok, hfTextConfig, isMoeLayer } from '../moe/hf-config.js';
 import { ConfigError } from '../moe/validate.js';
 import { isRecord } from '../moe/validate.js';
 
@@ -115,12 +115,6 @@ function grokHint(c: HfConfig): string {
     : '';
 }
 
-/** The text model's config: multimodal Llama-4 nests it under text_config. */
-export function textConfig(c: HfConfig): HfConfig {
-  if (c['model_type'] === 'llama4' && isRecord(c['text_config'])) return { ...c['text_config'], tie_word_embeddings: c['tie_word_embeddings'] ?? c['text_config']['tie_word_embeddings'] };
-  return c;
-}
-
 /** Normalise an HF config.json of a supported model_type into a ModelSpec. */
 export function modelSpecFromHf(config: HfConfig): ModelSpec {
   const modelType = config['model_type'];
@@ -128,7 +122,7 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
     throw new ConfigError('model_type', modelType, `one of ${SUPPORTED_MODEL_TYPES.join(', ')}${grokHint(config)}`);
   }
   if (modelType === 'dbrx') return dbrxSpec(config);
-  const c = textConfig(config);
+  const c = hfTextConfig(config);
   const H = intKey(c, 'hidden_size');
   const L = intKey(c, 'num_hidden_layers');
   const V = intKey(c, 'vocab_size');
@@ -198,7 +192,7 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
       attention = standardAttention(c, H, { qkvBias: boolKey(c, 'attention_bias', true), oBias: boolKey(c, 'attention_bias', true) });
       norm = 'layernorm';
       lmHeadBias = boolKey(c, 'lm_head_bias', true);
-      moe.routing = `sparsemixer top-${getNumExpertsPerTok(c)} (jitter_eps ${c['router_jitter_noise'] ?? 0.01})`;
+      moe.routing = `sparsemixer top-2 (jitter_eps ${c['router_jitter_noise'] ?? 0.01})`;
       break;
   }
   const E = getNumExperts(c);
@@ -231,7 +225,7 @@ function dbrxSpec(c: HfConfig): ModelSpec {
   const L = intKey(c, 'n_layers');
   const moe: MoEFfnSpec = {
     kind: 'moe', numExperts: E, topK: K, expertIntermediateSize: I, expertBias: false, routerBias: false, scoreCorrectionBias: false, sharedIntermediateSize: 0, sharedGate: false,
-    routing: `softmax, top-k, ${ffn['moe_normalize_expert_weights'] == null ? 'no renormalisation' : `L${ffn['moe_normalize_expert_weights']}-renormalised`}`,
+    routing: `softmax, top-k, ${ffn['moe_normalize_expert_weights'] === null ? 'no renormalisation' : `L${ffn['moe_normalize_expert_weights'] ?? 1}-renormalised`}`,
   };
   return {
     modelType: 'dbrx',

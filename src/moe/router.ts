@@ -17,6 +17,7 @@ import type { RouterOutput } from './contracts.js';
 import { arrayLike, fullLike } from './tensors.js';
 import { routeExpertChoice } from './expert-choice.js';
 import { fusedRouteLogits } from './fused/router.js';
+import { routeSparseMixer } from './sparsemixer.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -62,6 +63,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
     if (opts.selectionBias) throw new Error("routeLogits: a selectionBias tensor has no meaning for router.kind 'expert-choice'");
     return routeExpertChoice(logits, cfg);
   }
+  if (cfg.sparseMixer) return routeSparseMixer(logits, cfg, opts);
   const E = cfg.numExperts;
   const K = cfg.topK;
   if (logits.ndim !== 2 || logits.shape[1] !== E) {
