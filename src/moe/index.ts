@@ -15,3 +15,4 @@ export * from './presets.js';
 export * from './expert-choice.js';
 export * from './hf/index.js';
 export * from './sparsemixer.js';
+export * from './olmo-core/index.js';

@@ -1,0 +1,2 @@
+// OLMo-core interop: checkpoints of its MoE modules.
+export * from './checkpoint.js';
