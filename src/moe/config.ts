@@ -70,11 +70,18 @@ export interface RouterConfig {
   groupLimit: GroupLimitConfig | null;
   /** Phi-MoE's sparsemixer selection and weights instead of top-k (null: top-k). */
   sparseMixer: SparseMixerConfig | null;
+  /**
+   * Diffulex's optimised (Triton) top-k path: NaN logits become -1e20 and all logits are
+   * clamped to [-1e20, 1e20] before the score function (default false).
+   */
+  sanitizeLogits: boolean;
+  /** Added to sigmoid scores (OLMo-core's sigmoid gating adds 1e-7); 0 for softmax routers. */
+  scoreOffset: number;
 }
 
 const ROUTER_KEYS = [
   'kind', 'capacityFactor', 'numExperts', 'topK', 'scoreFunc', 'selectOn', 'routerBias', 'renormalize', 'renormP',
-  'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit', 'sparseMixer',
+  'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit', 'sparseMixer', 'sanitizeLogits', 'scoreOffset',
 ] as const;
 
 export function parseRouterConfig(input: unknown, field = 'router'): RouterConfig {
@@ -110,12 +117,15 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
     }
     if (r['scoreFunc'] !== undefined && r['scoreFunc'] !== 'softmax') throw new ConfigError(f('scoreFunc'), r['scoreFunc'], `'softmax' ${why}`);
   }
+  const scoreFunc = oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const);
+  const scoreOffset = num(f('scoreOffset'), or(r['scoreOffset'], 0), { min: 0 });
+  if (scoreOffset !== 0 && (scoreFunc !== 'sigmoid' || kind !== 'token-choice')) throw new ConfigError(f('scoreOffset'), scoreOffset, "0 unless scoreFunc is 'sigmoid' on a token-choice router");
   return {
     kind,
     numExperts,
     topK,
     capacityFactor,
-    scoreFunc: oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const),
+    scoreFunc,
     selectOn,
     routerBias: bool(f('routerBias'), or(r['routerBias'], false)),
     renormalize,
@@ -126,6 +136,8 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
     selectionBias,
     groupLimit,
     sparseMixer,
+    sanitizeLogits: bool(f('sanitizeLogits'), or(r['sanitizeLogits'], false)),
+    scoreOffset,
   };
 }
 

@@ -18,6 +18,7 @@ import { arrayLike, fullLike } from './tensors.js';
 import { routeExpertChoice } from './expert-choice.js';
 import { fusedRouteLogits } from './fused/router.js';
 import { routeSparseMixer } from './sparsemixer.js';
+import { sanitizeLogits } from './logit-guard.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -63,6 +64,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
     if (opts.selectionBias) throw new Error("routeLogits: a selectionBias tensor has no meaning for router.kind 'expert-choice'");
     return routeExpertChoice(logits, cfg);
   }
+  if (cfg.sanitizeLogits) logits = sanitizeLogits(logits);
   if (cfg.sparseMixer) return routeSparseMixer(logits, cfg, opts);
   const E = cfg.numExperts;
   const K = cfg.topK;
@@ -75,7 +77,8 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   }
   const fused = fusedRouteLogits(logits, cfg, opts.selectionBias ?? null);
   if (fused) return fused;
-  const scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
+  let scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
+  if (cfg.scoreOffset !== 0) scores = add(scores, cfg.scoreOffset);
 
   const topkIds = noGrad(() => {
     if (cfg.uniformAssignment) {

@@ -45,7 +45,7 @@ export function fusedRouterState(r: RouterOutput): FusedRouterState | null {
 export function fusedRouterKernels(t: Tensor, cfg: RouterConfig, selectionBias: Tensor | null): RouterNativeKernels | null {
   if (!fusedMoeEnabled() || t.backend.name !== 'native' || !isFloatArray(t.storage)) return null;
   if (cfg.kind !== 'token-choice' || cfg.scoreFunc !== 'softmax' || cfg.selectOn !== 'scores') return null;
-  if (selectionBias || cfg.groupLimit || cfg.sparseMixer || cfg.uniformAssignment || (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum')) return null;
+  if (selectionBias || cfg.groupLimit || cfg.sparseMixer || cfg.sanitizeLogits || cfg.uniformAssignment || (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum')) return null;
   return routerKernels();
 }
 

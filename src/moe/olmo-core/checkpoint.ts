@@ -15,10 +15,9 @@ import type { MoEConfig, Orientation } from '../config.js';
 import { HfCheckpointError, type HfTensorLike } from '../hf/checkpoint.js';
 import { type ExpertsLayout, bankView, copyMat, plainView } from '../hf/views.js';
 import { MoELayer } from '../layer.js';
+import { MOE_TYPES, type MoEType } from './config.js';
 
-/** OLMo-core's MoEType: 'default' (MoE, capacity-limited, MoEMLP) | 'dropless' (DroplessMoE, DroplessMoEMLP). */
-export type OlmoCoreMoEType = 'default' | 'dropless';
-export const OLMO_CORE_MOE_TYPES: readonly OlmoCoreMoEType[] = ['default', 'dropless'];
+type OlmoCoreMoEType = MoEType;
 
 export const olmoCoreMoEPrefix = (layer: number): string => `blocks.${layer}.feed_forward_moe.`;
 
@@ -54,7 +53,7 @@ export interface LoadOlmoCoreMoEOptions {
 export function loadMoEBlockFromOlmoCore(opts: LoadOlmoCoreMoEOptions): MoELayer {
   const cfg = opts.config;
   const where = `loadMoEBlockFromOlmoCore(${opts.moeType})`;
-  if (!OLMO_CORE_MOE_TYPES.includes(opts.moeType)) throw new HfCheckpointError(`${where}: moeType must be 'default' or 'dropless'`);
+  if (!MOE_TYPES.includes(opts.moeType)) throw new HfCheckpointError(`${where}: moeType must be 'default' or 'dropless'`);
   checkCfg(cfg, where);
   const tensors = opts.tensors instanceof Map ? opts.tensors : new Map(Object.entries(opts.tensors));
   const p = opts.prefix ?? '';
