@@ -16,3 +16,4 @@ export * from './expert-choice.js';
 export * from './hf/index.js';
 export * from './sparsemixer.js';
 export * from './olmo-core/index.js';
+export * from './surgery/index.js';
