@@ -46,7 +46,7 @@ test('upcycle: with noise 0 the block is the dense MLP exactly, for any router; 
   const x = randF64([7, H], 2);
   const want = denseForward(d, x.dataSync(), 7);
   for (const layout of ['separate', 'fused'] as const) {
-    const layer = upcycle(d, { experts: 4, topK: 2, dtype: 'f64', generator: new Generator(3), moe: { experts: { intermediateSize: I, layout } } }).eval();
+    const layer = upcycle(d, { experts: 4, topK: 2, dtype: 'f64', generator: new Generator(3), moe: { experts: { layout } } }).eval();
     assert.equal(layer.cfg.experts.layout, layout);
     assertClose(layer.forward(x).dataSync(), want, 1e-12, 1e-10, `layout ${layout}`);
   }

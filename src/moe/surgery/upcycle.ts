@@ -7,7 +7,7 @@ import type { FloatDType } from '../../backend/types.js';
 import { fromArray } from '../../ops/creation.js';
 import { type Generator, defaultGenerator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { type MoEConfig, type RouterConfig, moeConfig } from '../config.js';
+import { type ExpertConfig, type MoEConfigInput, type RouterConfig, moeConfig } from '../config.js';
 import { bankView, copyMat, plainView } from '../hf/views.js';
 import { MoELayer } from '../layer.js';
 import { ConfigError } from '../validate.js';
@@ -30,8 +30,8 @@ export interface UpcycleOptions {
   routerStd?: number;
   /** Router options beyond numExperts / topK (default: softmax, top-k renormalised to sum 1). */
   router?: Partial<Omit<RouterConfig, 'numExperts' | 'topK'>>;
-  /** The rest of the MoE config (experts' layout, dispatch, losses, shared expert). */
-  moe?: Partial<Omit<MoEConfig, 'hiddenSize' | 'router'>>;
+  /** The rest of the MoE config (experts' layout and orientation, dispatch, losses, shared expert). */
+  moe?: Omit<Partial<MoEConfigInput>, 'hiddenSize' | 'router' | 'experts'> & { experts?: Partial<Omit<ExpertConfig, 'intermediateSize' | 'kind' | 'bias'>> };
   dtype?: FloatDType;
   generator?: Generator;
 }
@@ -51,7 +51,7 @@ export function upcycle(dense: DenseMlpWeights, opts: UpcycleOptions): MoELayer 
     hiddenSize: H,
     router: { renormalize: 'sum', ...opts.router, numExperts: opts.experts, topK: opts.topK },
     experts: { ...moe.experts, intermediateSize: I, kind: 'swiglu', bias: false },
-  } as Parameters<typeof moeConfig>[0]);
+  });
   const dtype = opts.dtype ?? 'f32';
   const layer = new MoELayer(cfg, { dtype, generator: g });
   const alloc = (n: number) => (dtype === 'f64' ? new Float64Array(n) : new Float32Array(n));
