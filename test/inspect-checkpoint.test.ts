@@ -14,8 +14,17 @@ import { inspectTarget } from '../src/inspect/target.js';
 import { Generator } from '../src/tensor/random.js';
 
 const TINY = {
-  model_type: 'mixtral', vocab_size: 10, hidden_size: 4, intermediate_size: 6, num_hidden_layers: 2, torch_dtype: 'float32',
-  num_attention_heads: 2, num_key_value_heads: 1, num_local_experts: 3, num_experts_per_tok: 2, tie_word_embeddings: false,
+  model_type: 'mixtral',
+  vocab_size: 10,
+  hidden_size: 4,
+  intermediate_size: 6,
+  num_hidden_layers: 2,
+  torch_dtype: 'float32',
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  num_local_experts: 3,
+  num_experts_per_tok: 2,
+  tie_word_embeddings: false,
 };
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -42,7 +51,7 @@ function modelDir(config: Record<string, unknown>, tensors: Record<string, Safet
 
 const frob = (...arrays: ArrayLike<number>[]) => Math.sqrt(arrays.reduce((s, a) => s + Array.from(a).reduce((t, v) => t + v * v, 0), 0));
 
-test('a complete checkpoint matches; the norms are each expert\'s w1 + w3 + w2 Frobenius norm', () => {
+test("a complete checkpoint matches; the norms are each expert's w1 + w3 + w2 Frobenius norm", () => {
   const tensors = tensorsFor(TINY);
   for (const shard of [undefined, 200]) {
     const dir = modelDir(TINY, tensors, shard);
@@ -51,7 +60,9 @@ test('a complete checkpoint matches; the norms are each expert\'s w1 + w3 + w2 F
     assert.equal(r.checkpoint!.ok, true, JSON.stringify(r.checkpoint));
     assert.equal(r.checkpoint!.tensors, Object.keys(tensors).length);
     for (const l of [0, 1]) {
-      const want = [0, 1, 2].map((e) => frob(...['w1', 'w3', 'w2'].map((w) => tensors[`model.layers.${l}.block_sparse_moe.experts.${e}.${w}.weight`]!.data)));
+      const want = [0, 1, 2].map((e) =>
+        frob(...['w1', 'w3', 'w2'].map((w) => tensors[`model.layers.${l}.block_sparse_moe.experts.${e}.${w}.weight`]!.data)),
+      );
       const got = r.expertNorms!.find((n) => n.layer === l)!.norms;
       got.forEach((v, e) => assert.ok(Math.abs(v - want[e]!) < 1e-4 * want[e]!, `layer ${l} expert ${e}: ${v} vs ${want[e]}`));
     }
@@ -74,15 +85,36 @@ test('missing, unexpected, wrong shape and wrong dtype are listed by name', () =
 
 test('stacked experts: GPT-OSS MXFP4 blocks and DBRX [E·I, H] slices read only one expert each', () => {
   const gpt = {
-    model_type: 'gpt_oss', vocab_size: 6, hidden_size: 32, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
-    num_key_value_heads: 1, head_dim: 8, num_local_experts: 2, num_experts_per_tok: 1, attention_bias: true, tie_word_embeddings: false,
+    model_type: 'gpt_oss',
+    vocab_size: 6,
+    hidden_size: 32,
+    intermediate_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 8,
+    num_local_experts: 2,
+    num_experts_per_tok: 1,
+    attention_bias: true,
+    tie_word_embeddings: false,
   };
   const t = tensorsFor(gpt);
   const g = new Generator(3);
-  for (const [w, out, inp] of [['gate_up_proj', 64, 32], ['down_proj', 32, 32]] as const) {
+  for (const [w, out, inp] of [
+    ['gate_up_proj', 64, 32],
+    ['down_proj', 32, 32],
+  ] as const) {
     delete t[`model.layers.0.mlp.experts.${w}`];
-    t[`model.layers.0.mlp.experts.${w}_blocks`] = { dtype: 'U8', shape: [2, out, inp / 32, 16], data: Uint8Array.from({ length: 2 * out * 16 }, () => Math.floor(g.uniform() * 256)) };
-    t[`model.layers.0.mlp.experts.${w}_scales`] = { dtype: 'U8', shape: [2, out, inp / 32], data: Uint8Array.from({ length: 2 * out }, () => 120 + Math.floor(g.uniform() * 10)) };
+    t[`model.layers.0.mlp.experts.${w}_blocks`] = {
+      dtype: 'U8',
+      shape: [2, out, inp / 32, 16],
+      data: Uint8Array.from({ length: 2 * out * 16 }, () => Math.floor(g.uniform() * 256)),
+    };
+    t[`model.layers.0.mlp.experts.${w}_scales`] = {
+      dtype: 'U8',
+      shape: [2, out, inp / 32],
+      data: Uint8Array.from({ length: 2 * out }, () => 120 + Math.floor(g.uniform() * 10)),
+    };
   }
   const r = inspectTarget(modelDir({ ...gpt, torch_dtype: 'float32' }, t));
   assert.equal(r.checkpoint!.ok, true, JSON.stringify(r.checkpoint));
@@ -91,7 +123,10 @@ test('stacked experts: GPT-OSS MXFP4 blocks and DBRX [E·I, H] slices read only 
   const val = (code: number) => (code & 8 ? -1 : 1) * fp4[code & 7]!;
   for (const e of [0, 1]) {
     let ss = 0;
-    for (const [w, out] of [['gate_up_proj', 64], ['down_proj', 32]] as const) {
+    for (const [w, out] of [
+      ['gate_up_proj', 64],
+      ['down_proj', 32],
+    ] as const) {
       const b = t[`model.layers.0.mlp.experts.${w}_blocks`]!.data;
       const s = t[`model.layers.0.mlp.experts.${w}_scales`]!.data;
       for (let row = 0; row < out; row++) {
@@ -105,7 +140,15 @@ test('stacked experts: GPT-OSS MXFP4 blocks and DBRX [E·I, H] slices read only 
     assert.ok(Math.abs(r.expertNorms![0]!.norms[e]! - Math.sqrt(ss)) < 1e-6 * Math.sqrt(ss));
   }
 
-  const dbrx = { model_type: 'dbrx', d_model: 4, n_heads: 2, n_layers: 1, vocab_size: 5, attn_config: { kv_n_heads: 1 }, ffn_config: { ffn_hidden_size: 3, moe_num_experts: 2, moe_top_k: 1 } };
+  const dbrx = {
+    model_type: 'dbrx',
+    d_model: 4,
+    n_heads: 2,
+    n_layers: 1,
+    vocab_size: 5,
+    attn_config: { kv_n_heads: 1 },
+    ffn_config: { ffn_hidden_size: 3, moe_num_experts: 2, moe_top_k: 1 },
+  };
   const td = tensorsFor(dbrx);
   const rd = inspectTarget(modelDir(dbrx, td));
   assert.equal(rd.checkpoint!.ok, true, JSON.stringify(rd.checkpoint));
@@ -127,7 +170,8 @@ test('readTensorRows reads a row range; the shard index is cross-checked', () =>
 
 test('moekit inspect prints the table, --json the report, exit 2 on a mismatching checkpoint, 1 with a one-line error', () => {
   const main = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', main, 'inspect', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', main, 'inspect', ...args], { encoding: 'utf8', timeout: 60_000 });
   const table = run(join(import.meta.dirname, 'fixtures', 'configs', 'mixtral-8x7b.json'));
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /0-31\s+moe\s+8\s+2/);

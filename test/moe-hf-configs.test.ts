@@ -11,7 +11,8 @@ import { fromArray } from '../src/index.js';
 import { Generator } from '../src/tensor/random.js';
 import { randF64 } from './helpers/gradcheck.js';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 test('DBRX: sizes from ffn_config, L1-renormalised top-4 by default, moe_normalize_expert_weights null = none', () => {
   const c = moeConfigFromHf(fixture('dbrx'));
@@ -25,8 +26,21 @@ test('DBRX: sizes from ffn_config, L1-renormalised top-4 by default, moe_normali
 
 test('multimodal Llama-4: the block comes from text_config, loads under language_model.', () => {
   const c = moeConfigFromHf(fixture('llama-4-scout-17b-16e'));
-  assert.deepEqual([c.hiddenSize, c.router.numExperts, c.router.topK, c.experts.intermediateSize, c.shared?.intermediateSize], [5120, 16, 1, 8192, 8192]);
-  const mm = { model_type: 'llama4', text_config: { model_type: 'llama4_text', hidden_size: 4, intermediate_size: 3, num_local_experts: 4, num_experts_per_tok: 1, interleave_moe_layer_step: 1 } };
+  assert.deepEqual(
+    [c.hiddenSize, c.router.numExperts, c.router.topK, c.experts.intermediateSize, c.shared?.intermediateSize],
+    [5120, 16, 1, 8192, 8192],
+  );
+  const mm = {
+    model_type: 'llama4',
+    text_config: {
+      model_type: 'llama4_text',
+      hidden_size: 4,
+      intermediate_size: 3,
+      num_local_experts: 4,
+      num_experts_per_tok: 1,
+      interleave_moe_layer_step: 1,
+    },
+  };
   const layer = new MoELayer(presetFromHf('llama4', mm), { dtype: 'f64', generator: new Generator(2) });
   const prefix = 'language_model.model.layers.1.';
   const tensors = new Map(Object.entries(moeLayerToHfTensors(layer, 'llama4', 1, { prefix })));
@@ -41,18 +55,41 @@ test('DeepSeek-V3: masked groups are -inf by default, 0.0 on request; they pick 
   assert.equal(moeConfigFromHf(v3).router.groupLimit!.maskValue, 'neg-inf');
   assert.equal(moeConfigFromHf(v3, { groupMaskValue: 'zero' }).router.groupLimit!.maskValue, 'zero');
   // 4 experts in 2 groups, keep 1 group, top-2: the kept group {0, 1} has biased scores < 0
-  const small = { model_type: 'deepseek_v3', hidden_size: 2, moe_intermediate_size: 2, n_routed_experts: 4, num_experts_per_tok: 2, n_group: 2, topk_group: 1 };
+  const small = {
+    model_type: 'deepseek_v3',
+    hidden_size: 2,
+    moe_intermediate_size: 2,
+    n_routed_experts: 4,
+    num_experts_per_tok: 2,
+    n_group: 2,
+    topk_group: 1,
+  };
   const logits = fromArray(new Float64Array([3, 2, -4, -5]), [1, 4]);
   const bias = fromArray(new Float64Array([-1.5, -1.5, 0, -0.1]), [4]);
-  const ids = (mask: 'zero' | 'neg-inf') => Array.from(routeLogits(logits, moeConfigFromHf(small, { groupMaskValue: mask }).router, { selectionBias: bias }).topkIds.dataSync());
+  const ids = (mask: 'zero' | 'neg-inf') =>
+    Array.from(routeLogits(logits, moeConfigFromHf(small, { groupMaskValue: mask }).router, { selectionBias: bias }).topkIds.dataSync());
   // s' = σ(l) + b = [-0.547, -0.619, 0.018, -0.093]; group sums -1.166 vs -0.075: group 1 kept
   assert.deepEqual(ids('neg-inf'), [2, 3]);
   // masking group 0 to 0.0 puts it above expert 3's -0.093: expert 0 takes the second slot
   assert.deepEqual(ids('zero'), [2, 0]);
-  const tensors = new Map(Object.entries(moeLayerToHfTensors(new MoELayer(moeConfigFromHf(small), { dtype: 'f64', generator: new Generator(1) }), 'deepseek_v3', 0)));
+  const tensors = new Map(
+    Object.entries(
+      moeLayerToHfTensors(new MoELayer(moeConfigFromHf(small), { dtype: 'f64', generator: new Generator(1) }), 'deepseek_v3', 0),
+    ),
+  );
   assert.equal(loadMoEBlockFromHf({ config: small, layer: 0, tensors, groupMaskValue: 'zero' }).cfg.router.groupLimit!.maskValue, 'zero');
 });
 
 test('Grok-1 (no model_type) fails naming what is missing', () => {
-  assert.throws(() => moeConfigFromHf({ architectures: ['Grok1ModelForCausalLM'], hidden_size: 6144, num_experts: 8, num_experts_per_tok: 2, widening_factor: 8 }), /model_type = undefined is invalid: expected one of .*looks like Grok-1, whose config has no model_type/);
+  assert.throws(
+    () =>
+      moeConfigFromHf({
+        architectures: ['Grok1ModelForCausalLM'],
+        hidden_size: 6144,
+        num_experts: 8,
+        num_experts_per_tok: 2,
+        widening_factor: 8,
+      }),
+    /model_type = undefined is invalid: expected one of .*looks like Grok-1, whose config has no model_type/,
+  );
 });

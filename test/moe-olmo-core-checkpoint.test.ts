@@ -34,24 +34,40 @@ function handBuilt(seed: number): Record<string, { shape: number[]; data: Float6
 
 /** OLMo-core's forward on one token, from its source: softmax router on router.weight.view(E, d), top-k, SwiGLU experts, then shared/(K+1) + routed·K/(K+1). */
 function reference(type: OlmoCoreMoEType, t: ReturnType<typeof handBuilt>, x: ArrayLike<number>): Float64Array {
-  const logits = Array.from({ length: E }, (_, e) => Array.from({ length: d }, (_, i) => t['router.weight'].data[e * d + i]! * x[i]!).reduce((a, v) => a + v, 0));
+  const logits = Array.from({ length: E }, (_, e) =>
+    Array.from({ length: d }, (_, i) => t['router.weight'].data[e * d + i]! * x[i]!).reduce((a, v) => a + v, 0),
+  );
   const p = softmaxRow(logits);
   const y = new Float64Array(d);
   // default: x·w1[e] with w1[e] = rows e·d.. of [E·d, h]; dropless: x·w1[e]ᵀ with w1[e] = rows e·h.. of [E·h, d]
   const proj = (w: Float64Array, e: number, j: number) =>
-    Array.from({ length: d }, (_, i) => x[i]! * (type === 'default' ? w[(e * d + i) * h + j]! : w[(e * h + j) * d + i]!)).reduce((a, v) => a + v, 0);
+    Array.from({ length: d }, (_, i) => x[i]! * (type === 'default' ? w[(e * d + i) * h + j]! : w[(e * h + j) * d + i]!)).reduce(
+      (a, v) => a + v,
+      0,
+    );
   for (const e of topkIdx(p, K)) {
     const a = Array.from({ length: h }, (_, j) => silu(proj(t['experts.mlp.w1'].data, e, j)) * proj(t['experts.mlp.w3'].data, e, j));
     for (let o = 0; o < d; o++) y[o]! += p[e]! * a.reduce((s, v, j) => s + v * t['experts.mlp.w2'].data[(e * h + j) * d + o]!, 0);
   }
-  const lin = (w: Float64Array, rows: number, cols: number, v: ArrayLike<number>) => Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => w[r * cols + c]! * v[c]!).reduce((a, b) => a + b, 0));
+  const lin = (w: Float64Array, rows: number, cols: number, v: ArrayLike<number>) =>
+    Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => w[r * cols + c]! * v[c]!).reduce((a, b) => a + b, 0));
   const s1 = lin(t['shared_mlp.w1.weight'].data, hs, d, x);
   const s3 = lin(t['shared_mlp.w3.weight'].data, hs, d, x);
-  const s = lin(t['shared_mlp.w2.weight'].data, d, hs, s1.map((v, j) => silu(v) * s3[j]!));
+  const s = lin(
+    t['shared_mlp.w2.weight'].data,
+    d,
+    hs,
+    s1.map((v, j) => silu(v) * s3[j]!),
+  );
   return y.map((v, o) => (v * K) / (K + 1) + s[o]! / (K + 1));
 }
 
-const cfg = moeConfig({ hiddenSize: d, router: { numExperts: E, topK: K }, experts: { intermediateSize: h }, shared: { intermediateSize: hs, mix: 'olmo' } });
+const cfg = moeConfig({
+  hiddenSize: d,
+  router: { numExperts: E, topK: K },
+  experts: { intermediateSize: h },
+  shared: { intermediateSize: hs, mix: 'olmo' },
+});
 
 for (const type of ['default', 'dropless'] as const) {
   test(`${type}: hand-built OLMo-core tensors load to the forward of its source, and export back bit for bit`, () => {
@@ -63,7 +79,8 @@ for (const type of ['default', 'dropless'] as const) {
     const x = randF64([T, d], 5);
     const y = layer.forward(x).dataSync();
     const xd = x.dataSync();
-    for (let tt = 0; tt < T; tt++) assertClose(y.subarray(tt * d, (tt + 1) * d), reference(type, t, xd.subarray(tt * d, (tt + 1) * d)), 1e-13, 1e-12, `token ${tt}`);
+    for (let tt = 0; tt < T; tt++)
+      assertClose(y.subarray(tt * d, (tt + 1) * d), reference(type, t, xd.subarray(tt * d, (tt + 1) * d)), 1e-13, 1e-12, `token ${tt}`);
     const back = moeLayerToOlmoCoreTensors(layer, { moeType: type });
     assert.deepEqual(Object.keys(back).sort(), Object.keys(t).sort());
     for (const [k, v] of Object.entries(t)) {
@@ -82,9 +99,18 @@ test('the two layouts are not interchangeable, and errors name the key and shape
   const t = handBuilt(3);
   t['experts.mlp.w1'].shape = [E * d, h];
   t['experts.mlp.w3'].shape = [E * d, h];
-  assert.throws(() => loadMoEBlockFromOlmoCore({ config: cfg, tensors: t, moeType: 'dropless' }), /tensor 'experts\.mlp\.w1' has shape \[12, 2\], expected \[6, 4\] or \[3, 2, 4\]/);
+  assert.throws(
+    () => loadMoEBlockFromOlmoCore({ config: cfg, tensors: t, moeType: 'dropless' }),
+    /tensor 'experts\.mlp\.w1' has shape \[12, 2\], expected \[6, 4\] or \[3, 2, 4\]/,
+  );
   const { 'router.weight': _, ...noRouter } = t;
-  assert.throws(() => loadMoEBlockFromOlmoCore({ config: cfg, tensors: noRouter, moeType: 'default' }), (e: unknown) => e instanceof HfCheckpointError && e.missingKeys.join() === 'router.weight');
+  assert.throws(
+    () => loadMoEBlockFromOlmoCore({ config: cfg, tensors: noRouter, moeType: 'default' }),
+    (e: unknown) => e instanceof HfCheckpointError && e.missingKeys.join() === 'router.weight',
+  );
   const gpt = moeConfig({ hiddenSize: d, router: { numExperts: E, topK: K }, experts: { intermediateSize: h, kind: 'gpt-oss' } });
-  assert.throws(() => loadMoEBlockFromOlmoCore({ config: gpt, tensors: t, moeType: 'default' }), /OLMo-core experts are SwiGLU without biases/);
+  assert.throws(
+    () => loadMoEBlockFromOlmoCore({ config: gpt, tensors: t, moeType: 'default' }),
+    /OLMo-core experts are SwiGLU without biases/,
+  );
 });

@@ -54,7 +54,13 @@ test('eval: weights and their gradient against the reference by central differen
   assertClose(r.topkWeights.dataSync(), ref(), 1e-14, 1e-12, 'weights');
   r.topkWeights.backward(g);
   const gd = g.dataSync();
-  assertClose(logits.grad!.dataSync(), numericGrad(() => ref().reduce((a, v, i) => a + v * gd[i]!, 0), ld), 1e-7, 1e-6, 'd/dlogits');
+  assertClose(
+    logits.grad!.dataSync(),
+    numericGrad(() => ref().reduce((a, v, i) => a + v * gd[i]!, 0), ld),
+    1e-7,
+    1e-6,
+    'd/dlogits',
+  );
 });
 
 test('training: sampled experts lie in the kept set, weights carry the 1 or 0.3333 factor, the gradient ignores it', () => {
@@ -108,9 +114,23 @@ test('training statistics: uniform samples among equal kept scores, P(factor 1) 
 });
 
 test('phimoe preset: sparsemixer from router_jitter_noise, input jitter from input_jitter_noise; only top-2', () => {
-  const cfg = moeConfigFromHf({ model_type: 'phimoe', hidden_size: 8, intermediate_size: 4, num_local_experts: 4, num_experts_per_tok: 2, router_jitter_noise: 0.01, input_jitter_noise: 0.02 });
+  const cfg = moeConfigFromHf({
+    model_type: 'phimoe',
+    hidden_size: 8,
+    intermediate_size: 4,
+    num_local_experts: 4,
+    num_experts_per_tok: 2,
+    router_jitter_noise: 0.01,
+    input_jitter_noise: 0.02,
+  });
   assert.deepEqual(cfg.router.sparseMixer, { jitterEps: 0.01 });
   assert.equal(cfg.router.jitterEps, 0.02);
-  assert.throws(() => routerConfig({ numExperts: 4, topK: 3, sparseMixer: { jitterEps: 0.01 } }), /router\.topK = 3 is invalid: expected 2 with sparseMixer/);
-  assert.throws(() => routerConfig({ numExperts: 4, topK: 2, renormalize: 'sum', sparseMixer: { jitterEps: 0.01 } }), /router\.sparseMixer = .* is invalid/);
+  assert.throws(
+    () => routerConfig({ numExperts: 4, topK: 3, sparseMixer: { jitterEps: 0.01 } }),
+    /router\.topK = 3 is invalid: expected 2 with sparseMixer/,
+  );
+  assert.throws(
+    () => routerConfig({ numExperts: 4, topK: 2, renormalize: 'sum', sparseMixer: { jitterEps: 0.01 } }),
+    /router\.sparseMixer = .* is invalid/,
+  );
 });

@@ -54,7 +54,13 @@ test('upcycle: with noise 0 the block is the dense MLP exactly, for any router; 
   const none = upcycle(d, { experts: 4, topK: 2, dtype: 'f64', router: { renormalize: 'none' }, generator: new Generator(3) }).eval();
   const r = route(x, none.routerWeight, null, none.cfg.router);
   const mass = Array.from({ length: 7 }, (_, t) => r.topkWeights.dataSync()[2 * t]! + r.topkWeights.dataSync()[2 * t + 1]!);
-  assertClose(none.forward(x).dataSync(), Array.from(want, (v, i) => v * mass[Math.floor(i / H)]!), 1e-12, 1e-10, 'unnormalised');
+  assertClose(
+    none.forward(x).dataSync(),
+    Array.from(want, (v, i) => v * mass[Math.floor(i / H)]!),
+    1e-12,
+    1e-10,
+    'unnormalised',
+  );
   const big = upcycle({ ...dense(4), hiddenSize: H }, { experts: 600, topK: 2, generator: new Generator(5) });
   const w = Array.from(big.routerWeight.dataSync());
   const mean = w.reduce((s, v) => s + v, 0) / w.length;
@@ -76,7 +82,10 @@ test('upcycle noise: each copy deviates by noise · rms(W), and the copies diffe
   const rel = Math.sqrt(diffAll / (3 * I * H)) / rms;
   assert.ok(rel > 0.07 && rel < 0.13, `relative deviation ${rel}`);
   assert.notEqual(gate[0], gate[I * H]);
-  assert.throws(() => upcycle({ ...d, up: d.up.subarray(1) }, { experts: 2, topK: 1 }), /dense\.up = '29 values' is invalid: expected 30 values/);
+  assert.throws(
+    () => upcycle({ ...d, up: d.up.subarray(1) }, { experts: 2, topK: 1 }),
+    /dense\.up = '29 values' is invalid: expected 30 values/,
+  );
 });
 
 function layerOf(E: number, seed: number): MoELayer {
@@ -96,12 +105,17 @@ test('pruneExperts keeps the most-routed experts; tokens routed only to kept exp
   assert.equal(stats.tokens, 40);
   const { layer: pruned, kept } = pruneExperts(layer, stats, { keep: 4 });
   const order = [0, 1, 2, 3, 4, 5].sort((a, b) => counts[b]! - counts[a]! || a - b);
-  assert.deepEqual(kept, order.slice(0, 4).sort((a, b) => a - b));
+  assert.deepEqual(
+    kept,
+    order.slice(0, 4).sort((a, b) => a - b),
+  );
   assert.equal(pruned.cfg.router.numExperts, 4);
   const row = I * H;
   const oldGate = layer.experts.gateProj!.dataSync();
   const newGate = pruned.experts.gateProj!.dataSync();
-  kept.forEach((e, i) => assert.deepEqual(Array.from(newGate.subarray(i * row, (i + 1) * row)), Array.from(oldGate.subarray(e * row, (e + 1) * row))));
+  kept.forEach((e, i) =>
+    assert.deepEqual(Array.from(newGate.subarray(i * row, (i + 1) * row)), Array.from(oldGate.subarray(e * row, (e + 1) * row))),
+  );
   const y0 = layer.forward(x).dataSync();
   const y1 = pruned.eval().forward(x).dataSync();
   let checked = 0;
@@ -126,15 +140,31 @@ test('mergeExperts: centroids are the most used, members join the most similar r
   layer.loadStateDict(new Map([['routerWeight', fromArray(rows, [4, H])]]), { strict: false });
   const stats: RoutingStats = { counts: Float64Array.from([5, 1, 3, 0]), weightSums: new Float64Array(4), tokens: 9 };
   const { layer: merged, groups } = mergeExperts(layer, stats, { into: 2 });
-  assert.deepEqual(groups, [[0, 3], [1, 2]]);
+  assert.deepEqual(groups, [
+    [0, 3],
+    [1, 2],
+  ]);
   const row = I * H;
   const old = layer.experts.downProj.dataSync();
   const got = merged.experts.downProj.dataSync();
   assertClose(got.subarray(0, row), old.subarray(0, row), 0, 0, 'group {0, 3}: expert 3 unused');
-  assertClose(got.subarray(row, 2 * row), Array.from({ length: row }, (_, i) => (1 * old[row + i]! + 3 * old[2 * row + i]!) / 4), 1e-15, 1e-14, 'group {1, 2}');
+  assertClose(
+    got.subarray(row, 2 * row),
+    Array.from({ length: row }, (_, i) => (1 * old[row + i]! + 3 * old[2 * row + i]!) / 4),
+    1e-15,
+    1e-14,
+    'group {1, 2}',
+  );
   const R = merged.routerWeight.dataSync();
   assert.deepEqual(Array.from(R.subarray(0, H)), Array.from(rows.subarray(0, H)));
   assert.deepEqual(Array.from(R.subarray(H, 2 * H)), Array.from(rows.subarray(2 * H, 3 * H)));
-  const grouped = moeConfig({ hiddenSize: H, router: { numExperts: 4, topK: 1, groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } }, experts: { intermediateSize: I } });
-  assert.throws(() => mergeExperts(new MoELayer(grouped), stats, { into: 2 }), /router\.groupLimit = .* is invalid: expected null to merge experts/);
+  const grouped = moeConfig({
+    hiddenSize: H,
+    router: { numExperts: 4, topK: 1, groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } },
+    experts: { intermediateSize: I },
+  });
+  assert.throws(
+    () => mergeExperts(new MoELayer(grouped), stats, { into: 2 }),
+    /router\.groupLimit = .* is invalid: expected null to merge experts/,
+  );
 });

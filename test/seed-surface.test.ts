@@ -14,7 +14,14 @@ import { routeLogits } from '../src/moe/router.js';
 import { olmoCoreLoadBalancingLoss, olmoCoreRouterZLoss } from '../src/moe/olmo-core/losses.js';
 import { olmoCoreMoEConfig, olmoCoreMoEFlopsPerToken, olmoCoreNumParams } from '../src/moe/olmo-core/config.js';
 import { moePostBatch, postBatch } from '../src/moe/olmo-core/post-batch.js';
-import { ExpertModule, HierarchicalCELMoE, celmoeConfig, type CELMoEOutput, type ExpertBatch, type ExpertResult } from '../src/moe/hierarchy/index.js';
+import {
+  ExpertModule,
+  HierarchicalCELMoE,
+  celmoeConfig,
+  type CELMoEOutput,
+  type ExpertBatch,
+  type ExpertResult,
+} from '../src/moe/hierarchy/index.js';
 import { mul } from '../src/ops/elementwise.js';
 import { Generator } from '../src/tensor/random.js';
 import { assertClose, randF64 } from './helpers/gradcheck.js';
@@ -22,13 +29,20 @@ import { assertClose, randF64 } from './helpers/gradcheck.js';
 test('Diffulex RouterMetadata.empty: 0 tokens, ids i32 (-1 fill), logits / weights in the hidden dtype; frozen', () => {
   const h = randF64([3, 4], 1);
   const m = RouterMetadata.empty(h, 8, 2);
-  assert.deepEqual([m.routerLogits.shape, m.topkIds.shape, m.topkWeights.shape], [[0, 8], [0, 2], [0, 2]]);
+  assert.deepEqual(
+    [m.routerLogits.shape, m.topkIds.shape, m.topkWeights.shape],
+    [
+      [0, 8],
+      [0, 2],
+      [0, 2],
+    ],
+  );
   assert.deepEqual([m.routerLogits.dtype, m.topkIds.dtype, m.topkWeights.dtype], ['f64', 'i32', 'f64']);
   assert.ok(Object.isFrozen(m));
   assert.throws(() => RouterMetadata.empty(h, 0, 2), /numExperts = 0 is invalid/);
 });
 
-test('Diffulex RouterMetadata.fromTopkOutput: the router output\'s own tensors (moekit names or TopKOutput names)', () => {
+test("Diffulex RouterMetadata.fromTopkOutput: the router output's own tensors (moekit names or TopKOutput names)", () => {
   const r = routeLogits(randF64([5, 6], 2), routerConfig({ numExperts: 6, topK: 2 }));
   const m = RouterMetadata.fromTopkOutput(r);
   assert.ok(m.routerLogits === r.logits && m.topkIds === r.topkIds && m.topkWeights === r.topkWeights);
@@ -49,11 +63,15 @@ test('Diffulex optimised top-k: NaN -> -1e20, clamp to +-1e20, ties to the lowes
   assert.equal(g[0], 0, 'no gradient into the NaN');
   assert.equal(g[2], 0, 'no gradient into the clamped +inf');
   // without the guard the NaN poisons the row
-  const raw = routeLogits(fromArray(new Float64Array([NaN, 2, Infinity, 1]), [1, 4]), routerConfig({ numExperts: 4, topK: 2, scoreFunc: 'sigmoid', renormalize: 'sum' }));
+  const raw = routeLogits(
+    fromArray(new Float64Array([NaN, 2, Infinity, 1]), [1, 4]),
+    routerConfig({ numExperts: 4, topK: 2, scoreFunc: 'sigmoid', renormalize: 'sum' }),
+  );
   assert.ok(Array.from(raw.topkWeights.dataSync()).some(Number.isNaN));
   // k = 1: the Triton path renormalises (weight 1); the naive reference does not (weight = p)
   const l = randF64([3, 4], 3);
-  const k1 = (renormalize: 'sum' | 'none') => Array.from(routeLogits(l, routerConfig({ numExperts: 4, topK: 1, renormalize, sanitizeLogits: true })).topkWeights.dataSync());
+  const k1 = (renormalize: 'sum' | 'none') =>
+    Array.from(routeLogits(l, routerConfig({ numExperts: 4, topK: 1, renormalize, sanitizeLogits: true })).topkWeights.dataSync());
   assertClose(k1('sum'), [1, 1, 1], 1e-15, 0);
   assert.ok(k1('none').every((w) => w > 0.25 && w < 1));
 });
@@ -66,7 +84,10 @@ test('OLMo-core MoEType and defaults: capacity 1.2 for default, none for droples
   assert.deepEqual(auxLossWeights(d.losses, 4), { lb: 0.0025, z: 0 });
   assert.equal(olmoCoreMoEConfig({ name: 'dropless', numExperts: 8, hiddenSize: 16 }, 32).dispatch.capacityFactor, null);
   assert.equal(olmoCoreMoEConfig({ numExperts: 8, hiddenSize: 16, capacityFactor: 2 }, 32).dispatch.capacityFactor, 2);
-  assert.throws(() => olmoCoreMoEConfig({ name: 'dropless', numExperts: 8, hiddenSize: 16, capacityFactor: 2 }, 32), /capacityFactor = 2 is invalid: expected null for MoEType 'dropless'/);
+  assert.throws(
+    () => olmoCoreMoEConfig({ name: 'dropless', numExperts: 8, hiddenSize: 16, capacityFactor: 2 }, 32),
+    /capacityFactor = 2 is invalid: expected null for MoEType 'dropless'/,
+  );
   assert.equal(olmoCoreMoEConfig({ numExperts: 8, hiddenSize: 16, lbLossWeight: null }, 32).losses.lbWeight, 0);
   const p2 = olmoCoreMoEConfig({ numExperts: 8, hiddenSize: 16, router: { topK: 2, normalizeExpertWeights: 2 } }, 32);
   assert.deepEqual([p2.router.renormalize, p2.router.renormP], ['pnorm', 2]);
@@ -79,7 +100,12 @@ test('OLMo-core sigmoid gating: scores σ(l) + 1e-7, the weights gathered from t
   const want = Array.from(l.dataSync()).map((v) => 1 / (1 + Math.exp(-v)) + 1e-7);
   assertClose(r.scores.dataSync(), want, 1e-16, 1e-14);
   const ids = r.topkIds.dataSync();
-  assertClose(r.topkWeights.dataSync(), Array.from(ids).map((e, i) => want[Math.floor(i / 2) * 4 + e]!), 1e-16, 1e-14);
+  assertClose(
+    r.topkWeights.dataSync(),
+    Array.from(ids).map((e, i) => want[Math.floor(i / 2) * 4 + e]!),
+    1e-16,
+    1e-14,
+  );
 });
 
 test('OLMo-core num_params / num_active_params / num_flops_per_token of a block by hand', () => {
@@ -105,7 +131,10 @@ test('OLMo-core loss_div_factor: LB = (E/K)·Σ c_e·mean(scores_e) / div, z = �
     assertClose(olmoCoreLoadBalancingLoss(r.scores, r.topkIds, { lossDivFactor: div }).dataSync(), [want], 1e-15, 1e-13);
   }
   const ld = logits.dataSync();
-  const lse2 = Array.from({ length: T }, (_, t) => Math.log(Array.from({ length: E }, (_, e) => Math.exp(ld[t * E + e]!)).reduce((a, v) => a + v, 0)) ** 2).reduce((a, v) => a + v, 0);
+  const lse2 = Array.from(
+    { length: T },
+    (_, t) => Math.log(Array.from({ length: E }, (_, e) => Math.exp(ld[t * E + e]!)).reduce((a, v) => a + v, 0)) ** 2,
+  ).reduce((a, v) => a + v, 0);
   assertClose(olmoCoreRouterZLoss(logits, 7).dataSync(), [lse2 / 7], 1e-15, 1e-13);
   assert.throws(() => olmoCoreRouterZLoss(logits, 0), /lossDivFactor = 0 is invalid/);
 });
@@ -123,7 +152,10 @@ test('OLMo-core post_batch(dry_run): the delta is computed and the counts reset,
   const counts = Array.from(model.a.selectionBias!.pendingCounts);
   const ideal = counts.reduce((p, v) => p + v, 0) / 4;
   const dry = moePostBatch(model.a, { dryRun: true })!;
-  assert.deepEqual(Array.from(dry), counts.map((v) => 0.5 * Math.sign(ideal - v)));
+  assert.deepEqual(
+    Array.from(dry),
+    counts.map((v) => 0.5 * Math.sign(ideal - v)),
+  );
   assert.deepEqual(Array.from(model.a.selectionBias!.bias.dataSync()), [0, 0, 0, 0], 'dry run leaves the bias');
   assert.deepEqual(Array.from(model.a.selectionBias!.pendingCounts), [0, 0, 0, 0], 'and resets the counts');
   model.a.forward(x);
@@ -145,5 +177,10 @@ test('celmoe names: an ExpertModule subclass in HierarchicalCELMoE built from ce
   const model = new HierarchicalCELMoE(cfg, () => new Doubler());
   const x = randF64([2, 3], 7);
   const out: CELMoEOutput = model.forward(x);
-  assertClose(out.fusedHidden.dataSync(), Array.from(x.dataSync()).map((v) => 2 * v), 1e-15, 0);
+  assertClose(
+    out.fusedHidden.dataSync(),
+    Array.from(x.dataSync()).map((v) => 2 * v),
+    1e-15,
+    0,
+  );
 });

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { formatCheckpointCheck, formatExpertNorms } from '../inspect/format-checkpoint.js';
 import { formatInspectReport, humanCount } from '../inspect/report.js';
-import { inspectTarget } from '../inspect/target.js';
+import { type TargetInspection, inspectTarget } from '../inspect/target.js';
 import { parsePositiveInt } from './args.js';
 
 /** Show a progress bar when the expert tensors to read exceed this many bytes. */
@@ -13,32 +13,40 @@ const PROGRESS_MIN_BYTES = 256 * 2 ** 20;
 export function registerInspectCommand(program: Command): void {
   program
     .command('inspect')
-    .argument('<target>', 'a config.json, a model directory (config.json + safetensors, sharded or not) or an OLMo-core preset (smallmoe, olmoe_1B_7B)')
-    .description('whole-model accounting: layer map, total / active parameters, FLOPs per token, weight memory; checks a checkpoint against its config')
+    .argument(
+      '<target>',
+      'a config.json, a model directory (config.json + safetensors, sharded or not) or an OLMo-core preset (smallmoe, olmoe_1B_7B)',
+    )
+    .description(
+      'whole-model accounting: layer map, total / active parameters, FLOPs per token, weight memory; checks a checkpoint against its config',
+    )
     .option('--json', 'print the report as JSON')
     .option('--seq-len <n>', 'sequence length for the attention FLOPs', parsePositiveInt('--seq-len'), 4096)
     .option('--no-norms', 'skip reading the experts for their weight norms')
     .action((target: string, opts: { json?: boolean; seqLen: number; norms: boolean }) => {
-      let bar: cliProgress.SingleBar | null = null;
-      let result;
+      const progress: { bar: cliProgress.SingleBar | null } = { bar: null };
+      let result: TargetInspection;
       try {
         result = inspectTarget(target, {
           seqLen: opts.seqLen,
           norms: opts.norms,
           onNormsStart: (total) => {
             if (total < PROGRESS_MIN_BYTES || opts.json) return;
-            bar = new cliProgress.SingleBar({ format: 'expert norms |{bar}| {percentage}% | {value}/{total} MiB', hideCursor: true }, cliProgress.Presets.shades_classic);
-            bar.start(Math.ceil(total / 2 ** 20), 0);
+            progress.bar = new cliProgress.SingleBar(
+              { format: 'expert norms |{bar}| {percentage}% | {value}/{total} MiB', hideCursor: true },
+              cliProgress.Presets.shades_classic,
+            );
+            progress.bar.start(Math.ceil(total / 2 ** 20), 0);
           },
-          onNormsProgress: (read) => bar?.update(Math.floor(read / 2 ** 20)),
+          onNormsProgress: (read) => progress.bar?.update(Math.floor(read / 2 ** 20)),
         });
       } catch (e) {
-        (bar as cliProgress.SingleBar | null)?.stop();
+        progress.bar?.stop();
         console.error(`moekit inspect: ${(e as Error).message}`);
         process.exitCode = 1;
         return;
       }
-      (bar as cliProgress.SingleBar | null)?.stop();
+      progress.bar?.stop();
       if (opts.json) {
         const { model, ...rest } = result;
         console.log(JSON.stringify({ ...rest, model: model && { ...model, spec: { ...model.spec, text: undefined } } }, null, 2));
@@ -46,8 +54,12 @@ export function registerInspectCommand(program: Command): void {
       }
       if (result.block) {
         const b = result.block;
-        console.log(`${b.preset} (one MoE block, hidden ${b.config.hiddenSize}): ${b.config.router.numExperts} experts, top-${b.config.router.topK}, expert width ${b.config.experts.intermediateSize}${b.config.shared ? `, shared ${b.config.shared.intermediateSize}` : ''}`);
-        console.log(`parameters ${b.params.total.toLocaleString('en-US')} (${humanCount(b.params.total)}), active ${b.params.active.toLocaleString('en-US')} (${humanCount(b.params.active)}), forward ${b.forwardFlops.toExponential(3)} FLOPs per token`);
+        console.log(
+          `${b.preset} (one MoE block, hidden ${b.config.hiddenSize}): ${b.config.router.numExperts} experts, top-${b.config.router.topK}, expert width ${b.config.experts.intermediateSize}${b.config.shared ? `, shared ${b.config.shared.intermediateSize}` : ''}`,
+        );
+        console.log(
+          `parameters ${b.params.total.toLocaleString('en-US')} (${humanCount(b.params.total)}), active ${b.params.active.toLocaleString('en-US')} (${humanCount(b.params.active)}), forward ${b.forwardFlops.toExponential(3)} FLOPs per token`,
+        );
         return;
       }
       console.log(formatInspectReport(result.model!));

@@ -41,12 +41,25 @@ export function configFloatDtype(config: Record<string, unknown>): string | null
   return typeof t === 'string' ? (TORCH_DTYPE[t] ?? null) : null;
 }
 
-export function checkCheckpoint(spec: ModelSpec, index: CheckpointIndex, config: Record<string, unknown>, layout?: CheckpointLayout): CheckpointCheck {
+export function checkCheckpoint(
+  spec: ModelSpec,
+  index: CheckpointIndex,
+  config: Record<string, unknown>,
+  layout?: CheckpointLayout,
+): CheckpointCheck {
   const L = layout ?? checkpointLayout(spec, new Set(index.tensors.keys()));
   const want = configFloatDtype(config);
   const out: CheckpointCheck = {
-    files: index.files.length, tensors: index.tensors.size, bytes: 0, missing: [], unexpected: [], wrongShape: [], wrongDtype: [],
-    listedButAbsent: index.listedButAbsent, outside: 0, ok: false,
+    files: index.files.length,
+    tensors: index.tensors.size,
+    bytes: 0,
+    missing: [],
+    unexpected: [],
+    wrongShape: [],
+    wrongDtype: [],
+    listedButAbsent: index.listedButAbsent,
+    outside: 0,
+    ok: false,
   };
   for (const [name, e] of L.expected) {
     const t = index.tensors.get(name);
@@ -113,7 +126,12 @@ export function expertNormBytes(layout: CheckpointLayout, index: CheckpointIndex
  * Per-expert weight norms of every MoE layer, reading only the experts' bytes. Layers whose
  * expert tensors are missing or misshapen (see checkCheckpoint) are skipped.
  */
-export function expertWeightNorms(layout: CheckpointLayout, index: CheckpointIndex, check: CheckpointCheck, onProgress?: (bytesRead: number) => void): ExpertNorms[] {
+export function expertWeightNorms(
+  layout: CheckpointLayout,
+  index: CheckpointIndex,
+  check: CheckpointCheck,
+  onProgress?: (bytesRead: number) => void,
+): ExpertNorms[] {
   const bad = new Set([...check.missing, ...check.wrongShape.map((w) => w.name), ...check.wrongDtype.map((w) => w.name)]);
   const result: ExpertNorms[] = [];
   let read = 0;

@@ -29,8 +29,18 @@ export interface CheckpointLayout {
 
 /** The preset (and so the block-key naming) of each model_type's MoE layers. */
 const BLOCK_PRESET: Record<string, PresetName> = {
-  mixtral: 'mixtral', phimoe: 'phimoe', qwen2_moe: 'qwen2_moe', qwen3_moe: 'qwen3_moe', olmoe: 'olmoe', deepseek_v2: 'deepseek_v2',
-  deepseek_v3: 'deepseek_v3', gpt_oss: 'gpt_oss', granitemoe: 'granitemoe', llama4: 'llama4', llama4_text: 'llama4', dbrx: 'dbrx',
+  mixtral: 'mixtral',
+  phimoe: 'phimoe',
+  qwen2_moe: 'qwen2_moe',
+  qwen3_moe: 'qwen3_moe',
+  olmoe: 'olmoe',
+  deepseek_v2: 'deepseek_v2',
+  deepseek_v3: 'deepseek_v3',
+  gpt_oss: 'gpt_oss',
+  granitemoe: 'granitemoe',
+  llama4: 'llama4',
+  llama4_text: 'llama4',
+  dbrx: 'dbrx',
 };
 
 function attentionTensors(a: AttentionSpec, H: number, p: string, put: (n: string, s: number[]) => void): void {
@@ -51,7 +61,11 @@ function attentionTensors(a: AttentionSpec, H: number, p: string, put: (n: strin
   }
   const q = a.numHeads * a.headDim;
   const kv = a.numKvHeads * a.headDim;
-  for (const [n, o] of [['q', q], ['k', kv], ['v', kv]] as const) {
+  for (const [n, o] of [
+    ['q', q],
+    ['k', kv],
+    ['v', kv],
+  ] as const) {
     put(`${p}${n}_proj.weight`, [o, H]);
     if (a.qkvBias) put(`${p}${n}_proj.bias`, [o]);
   }
@@ -105,11 +119,19 @@ export function checkpointLayout(spec: ModelSpec, present: ReadonlySet<string>, 
 }
 
 function moeBlockTensors(
-  preset: PresetName, layer: number, prefix: string, f: MoEFfnSpec, cfg: ReturnType<typeof hfBlockConfig>, present: ReadonlySet<string>, H: number,
-  put: (n: string, s: number[], kind?: ExpectedTensor['kind']) => void, format?: HfExpertFormat,
+  preset: PresetName,
+  layer: number,
+  prefix: string,
+  f: MoEFfnSpec,
+  cfg: ReturnType<typeof hfBlockConfig>,
+  present: ReadonlySet<string>,
+  H: number,
+  put: (n: string, s: number[], kind?: ExpectedTensor['kind']) => void,
+  format?: HfExpertFormat,
 ): ExpertSlice[][] {
   const perExpert = hfExpertFormats(preset).includes('per-expert') ? hfBlockKeys(preset, layer, cfg, 'per-expert', prefix) : null;
-  const usePerExpert = perExpert?.experts.kind === 'per-expert' && (format ? format === 'per-expert' : present.has(perExpert.experts.gate(0)));
+  const usePerExpert =
+    perExpert?.experts.kind === 'per-expert' && (format ? format === 'per-expert' : present.has(perExpert.experts.gate(0)));
   const keys = usePerExpert ? perExpert! : hfBlockKeys(preset, layer, cfg, 'fused', prefix);
   const E = f.numExperts;
   const I = f.expertIntermediateSize;
@@ -139,7 +161,10 @@ function moeBlockTensors(
     }
     return slices;
   }
-  const stacked: [string, number, number][] = [[ex.gateUp, 2 * I, H], [ex.down, H, I]];
+  const stacked: [string, number, number][] = [
+    [ex.gateUp, 2 * I, H],
+    [ex.down, H, I],
+  ];
   const names: { name: string; scales?: string }[] = [];
   for (const [name, out, inp] of stacked) {
     if (preset === 'gpt_oss' && !present.has(name) && present.has(`${name}_blocks`)) {
@@ -154,7 +179,8 @@ function moeBlockTensors(
   }
   if (ex.gateUpBias) put(ex.gateUpBias, [E, 2 * I]);
   if (ex.downBias) put(ex.downBias, [E, H]);
-  for (let e = 0; e < E; e++) slices.push(names.map((n) => ({ name: n.name, first: e, count: 1, ...(n.scales ? { mxfp4Scales: n.scales } : {}) })));
+  for (let e = 0; e < E; e++)
+    slices.push(names.map((n) => ({ name: n.name, first: e, count: 1, ...(n.scales ? { mxfp4Scales: n.scales } : {}) })));
   return slices;
 }
 

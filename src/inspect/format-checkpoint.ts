@@ -12,11 +12,23 @@ function list(title: string, items: string[]): string[] {
 }
 
 export function formatCheckpointCheck(c: CheckpointCheck): string {
-  const out = [`checkpoint: ${c.files} file(s), ${c.tensors} tensors, ${humanBytes(c.bytes)}${c.outside ? `, ${c.outside} outside the decoder (not checked)` : ''}: ${c.ok ? 'every tensor matches the config' : 'MISMATCHES'}`];
+  const out = [
+    `checkpoint: ${c.files} file(s), ${c.tensors} tensors, ${humanBytes(c.bytes)}${c.outside ? `, ${c.outside} outside the decoder (not checked)` : ''}: ${c.ok ? 'every tensor matches the config' : 'MISMATCHES'}`,
+  ];
   out.push(...list('missing', c.missing));
   out.push(...list('unexpected', c.unexpected));
-  out.push(...list('wrong shape', c.wrongShape.map((w) => `${w.name}: [${w.actual.join(', ')}], expected [${w.expected.join(', ')}]`)));
-  out.push(...list('wrong dtype', c.wrongDtype.map((w) => `${w.name}: ${w.actual}, expected ${w.expected}`)));
+  out.push(
+    ...list(
+      'wrong shape',
+      c.wrongShape.map((w) => `${w.name}: [${w.actual.join(', ')}], expected [${w.expected.join(', ')}]`),
+    ),
+  );
+  out.push(
+    ...list(
+      'wrong dtype',
+      c.wrongDtype.map((w) => `${w.name}: ${w.actual}, expected ${w.expected}`),
+    ),
+  );
   out.push(...list('listed in the index but not in its shard', c.listedButAbsent));
   return out.join('\n');
 }
@@ -28,8 +40,17 @@ export function formatExpertNorms(norms: ExpertNorms[]): string {
   for (const l of norms) {
     const sorted = [...l.norms].sort((a, b) => a - b);
     const med = sorted[Math.floor(sorted.length / 2)]!;
-    const outliers = l.norms.map((n, e) => [e, n] as const).filter(([, n]) => n < 0.5 * med || n > 2 * med).map(([e, n]) => `${e}: ${n.toPrecision(4)}`);
-    rows.push([String(l.layer), sorted[0]!.toPrecision(4), med.toPrecision(4), sorted[sorted.length - 1]!.toPrecision(4), outliers.join(', ') || '-']);
+    const outliers = l.norms
+      .map((n, e) => [e, n] as const)
+      .filter(([, n]) => n < 0.5 * med || n > 2 * med)
+      .map(([e, n]) => `${e}: ${n.toPrecision(4)}`);
+    rows.push([
+      String(l.layer),
+      sorted[0]!.toPrecision(4),
+      med.toPrecision(4),
+      sorted[sorted.length - 1]!.toPrecision(4),
+      outliers.join(', ') || '-',
+    ]);
   }
   return `expert weight norms (Frobenius, gate + up + down):\n${textTable(rows, [1, 2, 3])}`;
 }

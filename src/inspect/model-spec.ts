@@ -79,13 +79,24 @@ export interface ModelSpec {
 }
 
 export const SUPPORTED_MODEL_TYPES = [
-  'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe',
-  'llama4', 'llama4_text', 'dbrx', 'phimoe',
+  'mixtral',
+  'qwen2_moe',
+  'qwen3_moe',
+  'olmoe',
+  'deepseek_v2',
+  'deepseek_v3',
+  'gpt_oss',
+  'granitemoe',
+  'llama4',
+  'llama4_text',
+  'dbrx',
+  'phimoe',
 ] as const;
 
 const intKey = (c: HfConfig, k: string, dflt?: number): number => {
   const v = c[k] ?? dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(k, c[k], dflt === undefined ? 'an integer >= 0 (required)' : 'an integer >= 0');
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    throw new ConfigError(k, c[k], dflt === undefined ? 'an integer >= 0 (required)' : 'an integer >= 0');
   return v;
 };
 const boolKey = (c: HfConfig, k: string, dflt: boolean): boolean => {
@@ -104,12 +115,24 @@ function standardAttention(c: HfConfig, H: number, opts: Partial<AttentionSpec> 
   const numKvHeads = intKey(c, 'num_key_value_heads', numHeads);
   const headDim = intKey(c, 'head_dim', Math.trunc(H / numHeads));
   const bias = boolKey(c, 'attention_bias', false);
-  return { kind: attentionKind(numHeads, numKvHeads), numHeads, numKvHeads, headDim, qkvBias: bias, oBias: bias, qkNorm: 'none', sinks: false, mla: null, ...opts };
+  return {
+    kind: attentionKind(numHeads, numKvHeads),
+    numHeads,
+    numKvHeads,
+    headDim,
+    qkvBias: bias,
+    oBias: bias,
+    qkNorm: 'none',
+    sinks: false,
+    mla: null,
+    ...opts,
+  };
 }
 
 /** Grok-1's HF ports carry no model_type and no architecture keys moekit reads: say what is missing. */
 function grokHint(c: HfConfig): string {
-  const looksGrok = (Array.isArray(c['architectures']) && String(c['architectures'][0]).toLowerCase().includes('grok')) || 'widening_factor' in c;
+  const looksGrok =
+    (Array.isArray(c['architectures']) && String(c['architectures'][0]).toLowerCase().includes('grok')) || 'widening_factor' in c;
   return looksGrok
     ? " (this looks like Grok-1: its config has no model_type, and moekit does not know Grok-1's layer names, attention output multiplier or FFN width; convert it to a mixtral-style config.json with model_type 'mixtral', intermediate_size and num_local_experts)"
     : '';
@@ -131,7 +154,13 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
   let lmHeadBias = false;
   let tieDefault = false;
   const moe: Omit<MoEFfnSpec, 'numExperts' | 'topK' | 'expertIntermediateSize'> = {
-    kind: 'moe', expertBias: false, routerBias: false, scoreCorrectionBias: false, sharedIntermediateSize: 0, sharedGate: false, routing: 'softmax, top-k, renormalised',
+    kind: 'moe',
+    expertBias: false,
+    routerBias: false,
+    scoreCorrectionBias: false,
+    sharedIntermediateSize: 0,
+    sharedGate: false,
+    routing: 'softmax, top-k, renormalised',
   };
   let denseWidth = typeof c['intermediate_size'] === 'number' ? (c['intermediate_size'] as number) : 0;
   const extras: ExtraSpec[] = [];
@@ -162,10 +191,23 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
         qkRopeHeadDim: intKey(c, 'qk_rope_head_dim'),
         vHeadDim: intKey(c, 'v_head_dim'),
       };
-      attention = { kind: 'MLA', numHeads: heads, numKvHeads: heads, headDim: mla.qkNopeHeadDim + mla.qkRopeHeadDim, qkvBias: false, oBias: false, qkNorm: 'none', sinks: false, mla };
+      attention = {
+        kind: 'MLA',
+        numHeads: heads,
+        numKvHeads: heads,
+        headDim: mla.qkNopeHeadDim + mla.qkRopeHeadDim,
+        qkvBias: false,
+        oBias: false,
+        qkNorm: 'none',
+        sinks: false,
+        mla,
+      };
       moe.sharedIntermediateSize = getMoeIntermediateSize(c) * intKey(c, 'n_shared_experts', 0);
       moe.scoreCorrectionBias = modelType === 'deepseek_v3';
-      moe.routing = modelType === 'deepseek_v3' ? 'sigmoid + correction bias, group-limited top-k (top-2 sum)' : `softmax, ${c['topk_method'] ?? 'greedy'} top-k`;
+      moe.routing =
+        modelType === 'deepseek_v3'
+          ? 'sigmoid + correction bias, group-limited top-k (top-2 sum)'
+          : `softmax, ${c['topk_method'] ?? 'greedy'} top-k`;
       break;
     }
     case 'gpt_oss':
@@ -207,7 +249,17 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
     }
   }
   return {
-    modelType, vocabSize: V, hiddenSize: H, numLayers: L, tieEmbeddings: boolKey(c, 'tie_word_embeddings', tieDefault), lmHeadBias, norm, attention, layers, extras, text: c,
+    modelType,
+    vocabSize: V,
+    hiddenSize: H,
+    numLayers: L,
+    tieEmbeddings: boolKey(c, 'tie_word_embeddings', tieDefault),
+    lmHeadBias,
+    norm,
+    attention,
+    layers,
+    extras,
+    text: c,
   };
 }
 
@@ -224,7 +276,15 @@ function dbrxSpec(c: HfConfig): ModelSpec {
   const I = intKey(ffn, 'ffn_hidden_size');
   const L = intKey(c, 'n_layers');
   const moe: MoEFfnSpec = {
-    kind: 'moe', numExperts: E, topK: K, expertIntermediateSize: I, expertBias: false, routerBias: false, scoreCorrectionBias: false, sharedIntermediateSize: 0, sharedGate: false,
+    kind: 'moe',
+    numExperts: E,
+    topK: K,
+    expertIntermediateSize: I,
+    expertBias: false,
+    routerBias: false,
+    scoreCorrectionBias: false,
+    sharedIntermediateSize: 0,
+    sharedGate: false,
     routing: `softmax, top-k, ${ffn['moe_normalize_expert_weights'] === null ? 'no renormalisation' : `L${ffn['moe_normalize_expert_weights'] ?? 1}-renormalised`}`,
   };
   return {
@@ -235,7 +295,17 @@ function dbrxSpec(c: HfConfig): ModelSpec {
     tieEmbeddings: boolKey(c, 'tie_word_embeddings', false),
     lmHeadBias: false,
     norm: 'layernorm-no-bias',
-    attention: { kind: attentionKind(heads, kv), numHeads: heads, numKvHeads: kv, headDim: H / heads, qkvBias: false, oBias: false, qkNorm: 'none', sinks: false, mla: null },
+    attention: {
+      kind: attentionKind(heads, kv),
+      numHeads: heads,
+      numKvHeads: kv,
+      headDim: H / heads,
+      qkvBias: false,
+      oBias: false,
+      qkNorm: 'none',
+      sinks: false,
+      mla: null,
+    },
     layers: Array.from({ length: L }, () => ({ ...moe })),
     extras: [],
     text: c,

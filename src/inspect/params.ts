@@ -37,8 +37,10 @@ export function attentionParams(a: AttentionSpec, H: number, norm: NormKind): nu
   if (a.mla) {
     const m = a.mla;
     const qHead = m.qkNopeHeadDim + m.qkRopeHeadDim;
-    const q = m.qLoraRank === null ? H * a.numHeads * qHead : H * m.qLoraRank + normParams(norm, m.qLoraRank) + m.qLoraRank * a.numHeads * qHead;
-    const kv = H * (m.kvLoraRank + m.qkRopeHeadDim) + normParams(norm, m.kvLoraRank) + m.kvLoraRank * a.numHeads * (m.qkNopeHeadDim + m.vHeadDim);
+    const q =
+      m.qLoraRank === null ? H * a.numHeads * qHead : H * m.qLoraRank + normParams(norm, m.qLoraRank) + m.qLoraRank * a.numHeads * qHead;
+    const kv =
+      H * (m.kvLoraRank + m.qkRopeHeadDim) + normParams(norm, m.kvLoraRank) + m.kvLoraRank * a.numHeads * (m.qkNopeHeadDim + m.vHeadDim);
     return q + kv + a.numHeads * m.vHeadDim * H;
   }
   const q = a.numHeads * a.headDim;
@@ -53,11 +55,24 @@ export function attentionParams(a: AttentionSpec, H: number, norm: NormKind): nu
 }
 
 /** One routed expert: gated MLP 3·H·I, plus GPT-OSS's biases (2I + H). */
-export const expertParams = (m: MoEFfnSpec, H: number): number => 3 * H * m.expertIntermediateSize + (m.expertBias ? 2 * m.expertIntermediateSize + H : 0);
-export const routerParams = (m: MoEFfnSpec, H: number): number => m.numExperts * H + (m.routerBias ? m.numExperts : 0) + (m.scoreCorrectionBias ? m.numExperts : 0);
-export const sharedParams = (m: MoEFfnSpec, H: number): number => (m.sharedIntermediateSize > 0 ? 3 * H * m.sharedIntermediateSize + (m.sharedGate ? H : 0) : 0);
+export const expertParams = (m: MoEFfnSpec, H: number): number =>
+  3 * H * m.expertIntermediateSize + (m.expertBias ? 2 * m.expertIntermediateSize + H : 0);
+export const routerParams = (m: MoEFfnSpec, H: number): number =>
+  m.numExperts * H + (m.routerBias ? m.numExperts : 0) + (m.scoreCorrectionBias ? m.numExperts : 0);
+export const sharedParams = (m: MoEFfnSpec, H: number): number =>
+  m.sharedIntermediateSize > 0 ? 3 * H * m.sharedIntermediateSize + (m.sharedGate ? H : 0) : 0;
 
-const zero = (): ParamBreakdown => ({ embedding: 0, attention: 0, norms: 0, denseMlp: 0, router: 0, experts: 0, sharedExperts: 0, head: 0, extra: 0 });
+const zero = (): ParamBreakdown => ({
+  embedding: 0,
+  attention: 0,
+  norms: 0,
+  denseMlp: 0,
+  router: 0,
+  experts: 0,
+  sharedExperts: 0,
+  head: 0,
+  extra: 0,
+});
 const sumParts = (b: ParamBreakdown): number => Object.values(b).reduce((s, v) => s + v, 0);
 
 export function countModelParams(spec: ModelSpec): ModelParamCounts {
@@ -72,7 +87,11 @@ export function countModelParams(spec: ModelSpec): ModelParamCounts {
   both('embedding', embedding);
   both('head', (spec.tieEmbeddings ? 0 : embedding) + (spec.lmHeadBias ? spec.vocabSize : 0));
   both('norms', normParams(spec.norm, H));
-  both('extra', spec.extras.reduce((s, e) => s + e.params, 0), 0);
+  both(
+    'extra',
+    spec.extras.reduce((s, e) => s + e.params, 0),
+    0,
+  );
   const attn = attentionParams(spec.attention, H, spec.norm);
   const layerNorms = 2 * normParams(spec.norm, H);
   const perLayer = spec.layers.map((f: FfnSpec) => {

@@ -38,19 +38,28 @@ export interface InspectOptions {
 
 export function inspectSpec(spec: ModelSpec, opts: InspectOptions = {}): InspectReport {
   const params = countModelParams(spec);
-  const layers = spec.layers.map((f, index): LayerRow => ({
-    index,
-    ffn: f.kind,
-    attention: spec.attention.kind,
-    experts: f.kind === 'moe' ? f.numExperts : 0,
-    topK: f.kind === 'moe' ? f.topK : 0,
-    shared: f.kind === 'moe' ? f.sharedIntermediateSize : 0,
-    width: f.kind === 'moe' ? f.expertIntermediateSize : f.intermediateSize,
-    router: f.kind === 'moe' ? f.routing : '-',
-    params: params.perLayer[index]!.total,
-    activeParams: params.perLayer[index]!.active,
-  }));
-  return { modelType: spec.modelType, spec, layers, params, flops: flopsPerToken(spec, params, opts.seqLen ?? 4096), memory: weightMemory(spec, params) };
+  const layers = spec.layers.map(
+    (f, index): LayerRow => ({
+      index,
+      ffn: f.kind,
+      attention: spec.attention.kind,
+      experts: f.kind === 'moe' ? f.numExperts : 0,
+      topK: f.kind === 'moe' ? f.topK : 0,
+      shared: f.kind === 'moe' ? f.sharedIntermediateSize : 0,
+      width: f.kind === 'moe' ? f.expertIntermediateSize : f.intermediateSize,
+      router: f.kind === 'moe' ? f.routing : '-',
+      params: params.perLayer[index]!.total,
+      activeParams: params.perLayer[index]!.active,
+    }),
+  );
+  return {
+    modelType: spec.modelType,
+    spec,
+    layers,
+    params,
+    flops: flopsPerToken(spec, params, opts.seqLen ?? 4096),
+    memory: weightMemory(spec, params),
+  };
 }
 
 /** The report of an HF config.json object. */
@@ -82,14 +91,24 @@ export function humanBytes(n: number): string {
 /** A plain text table: the first row is the header, columns padded to their widest cell. */
 export function textTable(rows: string[][], rightAlign: readonly number[] = []): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: string[]) => r.map((cell, c) => (rightAlign.includes(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((cell, c) => (rightAlign.includes(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
 /** Consecutive identical layers collapse into one row ("0-31"). */
 function layerRuns(layers: LayerRow[]): { from: number; to: number; row: LayerRow }[] {
   const runs: { from: number; to: number; row: LayerRow }[] = [];
-  const same = (a: LayerRow, b: LayerRow) => a.ffn === b.ffn && a.experts === b.experts && a.topK === b.topK && a.shared === b.shared && a.width === b.width && a.params === b.params;
+  const same = (a: LayerRow, b: LayerRow) =>
+    a.ffn === b.ffn &&
+    a.experts === b.experts &&
+    a.topK === b.topK &&
+    a.shared === b.shared &&
+    a.width === b.width &&
+    a.params === b.params;
   for (const l of layers) {
     const last = runs[runs.length - 1];
     if (last && same(last.row, l)) last.to = l.index;
@@ -105,7 +124,9 @@ export function formatInspectReport(r: InspectReport): string {
     ? `MLA, ${a.numHeads} heads, kv_lora_rank ${a.mla.kvLoraRank}, q_lora_rank ${a.mla.qLoraRank ?? 'none'}, qk ${a.mla.qkNopeHeadDim}+${a.mla.qkRopeHeadDim}, v ${a.mla.vHeadDim}`
     : `${a.kind}, ${a.numHeads} heads, ${a.numKvHeads} kv heads, head_dim ${a.headDim}`;
   const out: string[] = [];
-  out.push(`${r.modelType}: ${s.numLayers} layers, hidden ${s.hiddenSize}, vocab ${s.vocabSize}, ${s.tieEmbeddings ? 'tied' : 'untied'} embeddings, ${s.norm}`);
+  out.push(
+    `${r.modelType}: ${s.numLayers} layers, hidden ${s.hiddenSize}, vocab ${s.vocabSize}, ${s.tieEmbeddings ? 'tied' : 'untied'} embeddings, ${s.norm}`,
+  );
   out.push(`attention: ${attn}`);
   out.push('');
   const rows = [['layers', 'ffn', 'experts', 'top-k', 'shared', 'width', 'params', 'active', 'router']];
@@ -113,8 +134,14 @@ export function formatInspectReport(r: InspectReport): string {
     const l = run.row;
     rows.push([
       run.from === run.to ? String(run.from) : `${run.from}-${run.to}`,
-      l.ffn, l.ffn === 'moe' ? String(l.experts) : '-', l.ffn === 'moe' ? String(l.topK) : '-', l.shared ? String(l.shared) : '-',
-      String(l.width), humanCount(l.params), humanCount(l.activeParams), l.router,
+      l.ffn,
+      l.ffn === 'moe' ? String(l.experts) : '-',
+      l.ffn === 'moe' ? String(l.topK) : '-',
+      l.shared ? String(l.shared) : '-',
+      String(l.width),
+      humanCount(l.params),
+      humanCount(l.activeParams),
+      l.router,
     ]);
   }
   out.push(textTable(rows, [2, 3, 4, 5, 6, 7]));
@@ -122,29 +149,50 @@ export function formatInspectReport(r: InspectReport): string {
   const t = r.params.byPart.total;
   const ac = r.params.byPart.active;
   const parts: [string, keyof typeof t][] = [
-    ['embedding', 'embedding'], ['attention', 'attention'], ['norms', 'norms'], ['dense MLPs', 'denseMlp'], ['routers', 'router'],
-    ['routed experts', 'experts'], ['shared experts', 'sharedExperts'], ['head', 'head'], ['outside the decoder', 'extra'],
+    ['embedding', 'embedding'],
+    ['attention', 'attention'],
+    ['norms', 'norms'],
+    ['dense MLPs', 'denseMlp'],
+    ['routers', 'router'],
+    ['routed experts', 'experts'],
+    ['shared experts', 'sharedExperts'],
+    ['head', 'head'],
+    ['outside the decoder', 'extra'],
   ];
   const prow = [['parameters', 'total', 'active']];
   for (const [name, k] of parts) if (t[k] > 0) prow.push([name, t[k].toLocaleString('en-US'), ac[k].toLocaleString('en-US')]);
-  prow.push(['all', `${r.params.total.toLocaleString('en-US')} (${humanCount(r.params.total)})`, `${r.params.active.toLocaleString('en-US')} (${humanCount(r.params.active)})`]);
+  prow.push([
+    'all',
+    `${r.params.total.toLocaleString('en-US')} (${humanCount(r.params.total)})`,
+    `${r.params.active.toLocaleString('en-US')} (${humanCount(r.params.active)})`,
+  ]);
   prow.push(['all but the input embedding', humanCount(r.params.totalNonEmbedding), humanCount(r.params.activeNonEmbedding)]);
   out.push(textTable(prow, [1, 2]));
   out.push('');
   const f = r.flops;
-  out.push(textTable([
-    [`FLOPs per token (seq ${f.seqLen})`, 'value'],
-    ['forward (2N + attention)', f.forward.toExponential(3)],
-    ['training (3 x forward)', f.training.toExponential(3)],
-    ['training, OLMo-core num_flops_per_token', f.olmoCore.toExponential(3)],
-    ['training, 6N rule', f.sixN.toExponential(3)],
-  ], [1]));
+  out.push(
+    textTable(
+      [
+        [`FLOPs per token (seq ${f.seqLen})`, 'value'],
+        ['forward (2N + attention)', f.forward.toExponential(3)],
+        ['training (3 x forward)', f.training.toExponential(3)],
+        ['training, OLMo-core num_flops_per_token', f.olmoCore.toExponential(3)],
+        ['training, 6N rule', f.sixN.toExponential(3)],
+      ],
+      [1],
+    ),
+  );
   out.push('');
-  out.push(textTable([
-    ['weights', 'memory'],
-    ['fp32', humanBytes(r.memory.fp32)],
-    ['bf16', humanBytes(r.memory.bf16)],
-    ['MXFP4 experts, bf16 rest', humanBytes(r.memory.mxfp4)],
-  ], [1]));
+  out.push(
+    textTable(
+      [
+        ['weights', 'memory'],
+        ['fp32', humanBytes(r.memory.fp32)],
+        ['bf16', humanBytes(r.memory.bf16)],
+        ['MXFP4 experts, bf16 rest', humanBytes(r.memory.mxfp4)],
+      ],
+      [1],
+    ),
+  );
   return out.join('\n');
 }

@@ -62,7 +62,9 @@ export function inspectTarget(target: string, opts: InspectTargetOptions = {}): 
     return { target, kind: 'preset', block: { preset: target, config, params, forwardFlops: 2 * params.active } };
   }
   if (!fs.existsSync(target)) {
-    throw new InspectTargetError(`target '${target}' is neither a file, a directory nor a preset (presets: ${OLMO_CORE_PRESETS.join(', ')})`);
+    throw new InspectTargetError(
+      `target '${target}' is neither a file, a directory nor a preset (presets: ${OLMO_CORE_PRESETS.join(', ')})`,
+    );
   }
   if (!fs.statSync(target).isDirectory()) {
     return { target, kind: 'config', model: inspectModel(readJson(target), { seqLen: opts.seqLen }) };

@@ -6,7 +6,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomicSync } from './atomic.js';
 import {
-  SafetensorsError, type SafetensorsData, type SafetensorsTensor, type SafetensorsTensorInfo, decodeTensor, readSafetensorsHeaderSync, writeSafetensorsSync,
+  SafetensorsError,
+  type SafetensorsData,
+  type SafetensorsTensor,
+  type SafetensorsTensorInfo,
+  decodeTensor,
+  readSafetensorsHeaderSync,
+  writeSafetensorsSync,
 } from './safetensors.js';
 
 export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
@@ -28,7 +34,10 @@ export interface CheckpointIndex {
 
 function indexFile(dir: string): string | null {
   if (fs.existsSync(path.join(dir, SAFETENSORS_INDEX_FILE))) return path.join(dir, SAFETENSORS_INDEX_FILE);
-  const any = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors.index.json')).sort();
+  const any = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors.index.json'))
+    .sort();
   return any.length > 0 ? path.join(dir, any[0]!) : null;
 }
 
@@ -39,11 +48,18 @@ export function readCheckpointIndex(dir: string): CheckpointIndex {
   let weightMap: Record<string, string> | null = null;
   if (idx) {
     const parsed = JSON.parse(fs.readFileSync(idx, 'utf8')) as { weight_map?: unknown };
-    if (typeof parsed.weight_map !== 'object' || parsed.weight_map === null) throw new SafetensorsError(`${idx}: "weight_map" = ${JSON.stringify(parsed.weight_map)} is invalid: expected an object {tensor: file}`);
+    if (typeof parsed.weight_map !== 'object' || parsed.weight_map === null)
+      throw new SafetensorsError(
+        `${idx}: "weight_map" = ${JSON.stringify(parsed.weight_map)} is invalid: expected an object {tensor: file}`,
+      );
     weightMap = parsed.weight_map as Record<string, string>;
     files = [...new Set(Object.values(weightMap))].sort().map((f) => path.join(dir, f));
   } else {
-    files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => path.join(dir, f));
+    files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.safetensors'))
+      .sort()
+      .map((f) => path.join(dir, f));
     if (files.length === 0) throw new SafetensorsError(`${dir}: no *.safetensors file and no ${SAFETENSORS_INDEX_FILE}`);
   }
   const tensors = new Map<string, CheckpointTensor>();
@@ -54,7 +70,11 @@ export function readCheckpointIndex(dir: string): CheckpointIndex {
       tensors.set(name, { ...info, file, dataStart: h.dataStart });
     }
   }
-  const listedButAbsent = weightMap ? Object.entries(weightMap).filter(([n, f]) => tensors.get(n)?.file !== path.join(dir, f)).map(([n]) => n) : [];
+  const listedButAbsent = weightMap
+    ? Object.entries(weightMap)
+        .filter(([n, f]) => tensors.get(n)?.file !== path.join(dir, f))
+        .map(([n]) => n)
+    : [];
   return { dir, files, tensors, listedButAbsent };
 }
 
@@ -67,12 +87,17 @@ export const tensorBytes = (t: SafetensorsTensorInfo): number => t.dataOffsets[1
  * Rows [first, first + count) of a tensor's leading axis (the whole tensor for a scalar), read
  * straight from its file and decoded (F16/BF16 widened to f32).
  */
-export function readTensorRows(name: string, t: CheckpointTensor, first = 0, count = t.shape[0] ?? 1): { data: SafetensorsData; shape: number[] } {
+export function readTensorRows(
+  name: string,
+  t: CheckpointTensor,
+  first = 0,
+  count = t.shape[0] ?? 1,
+): { data: SafetensorsData; shape: number[] } {
   const lead = t.shape[0] ?? 1;
   if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > lead) {
     throw new RangeError(`readTensorRows(${name}): rows [${first}, ${first + count}) are outside [0, ${lead})`);
   }
-  const rowBytes = (t.shape.slice(1).reduce((p, d) => p * d, 1)) * ELEMENT_BYTES[t.dtype]!;
+  const rowBytes = t.shape.slice(1).reduce((p, d) => p * d, 1) * ELEMENT_BYTES[t.dtype]!;
   const bytes = new Uint8Array(count * rowBytes);
   const fd = fs.openSync(t.file, 'r');
   try {

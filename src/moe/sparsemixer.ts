@@ -21,7 +21,14 @@ export interface SparseMixerOptions {
 }
 
 /** One round over row s (length E); `excluded` is already -inf. Writes p, returns [expert, weight_o, λ]. */
-function round(s: ArrayLike<number>, excluded: number, eps: number, p: Float64Array, training: boolean, g: Generator): [number, number, number] {
+function round(
+  s: ArrayLike<number>,
+  excluded: number,
+  eps: number,
+  p: Float64Array,
+  training: boolean,
+  g: Generator,
+): [number, number, number] {
   const E = p.length;
   let m = -Infinity;
   let arg = -1;
@@ -93,5 +100,11 @@ export function routeSparseMixer(logits: Tensor, cfg: RouterConfig, opts: Sparse
   });
   const counts = new Int32Array(E);
   for (const e of ids) counts[e]!++;
-  return { logits, scores: softmax(logits, -1), topkIds: arrayLike(logits, ids, [T, 2]), topkWeights, counts: arrayLike(logits, counts, [E]) };
+  return {
+    logits,
+    scores: softmax(logits, -1),
+    topkIds: arrayLike(logits, ids, [T, 2]),
+    topkWeights,
+    counts: arrayLike(logits, counts, [E]),
+  };
 }

@@ -41,7 +41,13 @@ export interface ExpertsLayout {
 }
 
 /** The bank's tensors by role: gate/up views into gateProj/upProj or gateUpProj. */
-export function bankView(which: Which | 'down', e: number, L: ExpertsLayout, I: number, H: number): { tensor: 'gateProj' | 'upProj' | 'gateUpProj' | 'downProj'; view: View } {
+export function bankView(
+  which: Which | 'down',
+  e: number,
+  L: ExpertsLayout,
+  I: number,
+  H: number,
+): { tensor: 'gateProj' | 'upProj' | 'gateUpProj' | 'downProj'; view: View } {
   if (which === 'down') return { tensor: 'downProj', view: plainView(e, H, I, L.orientation) };
   if (L.layout === 'separate') return { tensor: which === 'gate' ? 'gateProj' : 'upProj', view: plainView(e, I, H, L.orientation) };
   return { tensor: 'gateUpProj', view: gateUpView(e, which, L.layout, L.orientation, I, H) };

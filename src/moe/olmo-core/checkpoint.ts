@@ -32,9 +32,14 @@ function olmoView(type: OlmoCoreMoEType, which: 'gate' | 'up' | 'down', e: numbe
 const KEY = { gate: 'experts.mlp.w1', up: 'experts.mlp.w3', down: 'experts.mlp.w2' } as const;
 
 function checkCfg(cfg: MoEConfig, where: string): void {
-  if (cfg.experts.kind !== 'swiglu' || cfg.experts.bias) throw new HfCheckpointError(`${where}: OLMo-core experts are SwiGLU without biases (experts.kind 'swiglu', bias false); got kind '${cfg.experts.kind}', bias ${cfg.experts.bias}`);
-  if (cfg.router.routerBias) throw new HfCheckpointError(`${where}: OLMo-core's MoELinearRouter has no bias (router.routerBias must be false)`);
-  if (cfg.shared?.gate === 'sigmoid') throw new HfCheckpointError(`${where}: OLMo-core's shared_mlp has no gate (shared.gate must be 'none')`);
+  if (cfg.experts.kind !== 'swiglu' || cfg.experts.bias)
+    throw new HfCheckpointError(
+      `${where}: OLMo-core experts are SwiGLU without biases (experts.kind 'swiglu', bias false); got kind '${cfg.experts.kind}', bias ${cfg.experts.bias}`,
+    );
+  if (cfg.router.routerBias)
+    throw new HfCheckpointError(`${where}: OLMo-core's MoELinearRouter has no bias (router.routerBias must be false)`);
+  if (cfg.shared?.gate === 'sigmoid')
+    throw new HfCheckpointError(`${where}: OLMo-core's shared_mlp has no gate (shared.gate must be 'none')`);
 }
 
 export interface LoadOlmoCoreMoEOptions {
@@ -61,7 +66,15 @@ export function loadMoEBlockFromOlmoCore(opts: LoadOlmoCoreMoEOptions): MoELayer
   const d = cfg.hiddenSize;
   const h = cfg.experts.intermediateSize;
   const wShape = (k: 'gate' | 'up' | 'down'): number[][] =>
-    k === 'down' || opts.moeType === 'dropless' ? [[E * h, d], [E, h, d]] : [[E * d, h], [E, d, h]];
+    k === 'down' || opts.moeType === 'dropless'
+      ? [
+          [E * h, d],
+          [E, h, d],
+        ]
+      : [
+          [E * d, h],
+          [E, d, h],
+        ];
   const expected = new Map<string, number[][]>([[`${p}router.weight`, [[E * d], [E, d]]]]);
   for (const k of ['gate', 'up', 'down'] as const) expected.set(`${p}${KEY[k]}`, wShape(k));
   if (cfg.router.selectionBias) expected.set(`${p}router.score_bias`, [[E]]);
@@ -72,11 +85,14 @@ export function loadMoEBlockFromOlmoCore(opts: LoadOlmoCoreMoEOptions): MoELayer
     expected.set(`${p}shared_mlp.w2.weight`, [[d, hs]]);
   }
   const missing = [...expected.keys()].filter((k) => !tensors.has(k));
-  if (missing.length > 0) throw new HfCheckpointError(`${where}: ${missing.length} tensor(s) missing: ${missing.map((k) => `'${k}'`).join(', ')}`, missing);
+  if (missing.length > 0)
+    throw new HfCheckpointError(`${where}: ${missing.length} tensor(s) missing: ${missing.map((k) => `'${k}'`).join(', ')}`, missing);
   for (const [k, shapes] of expected) {
     const t = tensors.get(k)!;
     if (!shapes.some((s) => s.join(',') === t.shape.join(','))) {
-      throw new HfCheckpointError(`${where}: tensor '${k}' has shape [${t.shape.join(', ')}], expected ${shapes.map((s) => `[${s.join(', ')}]`).join(' or ')}`);
+      throw new HfCheckpointError(
+        `${where}: tensor '${k}' has shape [${t.shape.join(', ')}], expected ${shapes.map((s) => `[${s.join(', ')}]`).join(' or ')}`,
+      );
     }
   }
   const dtype = opts.dtype ?? 'f32';
@@ -149,7 +165,11 @@ export function moeLayerToOlmoCoreTensors(layer: MoELayer, opts: MoeLayerToOlmoC
       copyMat(bank[src.tensor]!, src.view, dst, olmoView(opts.moeType, which, e, d, h), O, In);
     }
     const rowsPerExpert = which === 'down' || opts.moeType === 'dropless' ? h : d;
-    out[`${p}${KEY[which]}`] = { dtype, shape: opts.threeD ? [E, rowsPerExpert, (d * h) / rowsPerExpert] : [E * rowsPerExpert, (d * h) / rowsPerExpert], data: dst };
+    out[`${p}${KEY[which]}`] = {
+      dtype,
+      shape: opts.threeD ? [E, rowsPerExpert, (d * h) / rowsPerExpert] : [E * rowsPerExpert, (d * h) / rowsPerExpert],
+      data: dst,
+    };
   }
   if (cfg.shared && layer.sharedExpert) {
     const hs = cfg.shared.intermediateSize;

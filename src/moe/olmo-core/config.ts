@@ -46,7 +46,11 @@ export function olmoCoreMoEConfig(input: OlmoCoreMoEInput, dModel: number): MoEC
   const name = input.name ?? 'default';
   if (!MOE_TYPES.includes(name)) throw new ConfigError('name', name, "'default' or 'dropless' (OLMo-core MoEType)");
   if (name === 'dropless' && input.capacityFactor != null) {
-    throw new ConfigError('capacityFactor', input.capacityFactor, "null for MoEType 'dropless' (OLMo-core's DroplessMoE takes no capacity factor)");
+    throw new ConfigError(
+      'capacityFactor',
+      input.capacityFactor,
+      "null for MoEType 'dropless' (OLMo-core's DroplessMoE takes no capacity factor)",
+    );
   }
   const r = input.router ?? {};
   const gating = r.gatingFunction ?? 'softmax';

@@ -21,7 +21,8 @@ export interface OlmoCoreLbOptions {
 
 function divisorScale(T: number, lossDivFactor: number | null | undefined): number {
   if (lossDivFactor == null) return 1;
-  if (!(lossDivFactor > 0) || !Number.isFinite(lossDivFactor)) throw new RangeError(`lossDivFactor = ${lossDivFactor} is invalid: expected a finite number > 0`);
+  if (!(lossDivFactor > 0) || !Number.isFinite(lossDivFactor))
+    throw new RangeError(`lossDivFactor = ${lossDivFactor} is invalid: expected a finite number > 0`);
   return T / lossDivFactor;
 }
 

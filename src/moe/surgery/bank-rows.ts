@@ -12,7 +12,12 @@ export type ExpertSources = { expert: number; weight: number }[][];
 
 /** Whether a layer's config allows its experts to be re-indexed (groups and CT-MoE's S tie experts together). */
 export function checkReindexable(cfg: MoEConfig, what: string): void {
-  if (cfg.router.groupLimit) throw new ConfigError('router.groupLimit', cfg.router.groupLimit, `null to ${what} (group-limited routing ties experts to fixed groups)`);
+  if (cfg.router.groupLimit)
+    throw new ConfigError(
+      'router.groupLimit',
+      cfg.router.groupLimit,
+      `null to ${what} (group-limited routing ties experts to fixed groups)`,
+    );
   if (cfg.topology) throw new ConfigError('topology', cfg.topology, `null to ${what} (CT-MoE's S matrix is indexed by expert)`);
 }
 

@@ -31,7 +31,8 @@ export function expertsByUsage(stats: RoutingStats, by: 'counts' | 'weights' = '
 
 function checkStats(layer: MoELayer, stats: RoutingStats): number {
   const E = layer.cfg.router.numExperts;
-  if (stats.counts.length !== E || stats.weightSums.length !== E) throw new RangeError(`routing stats cover ${stats.counts.length} experts, the layer has ${E}`);
+  if (stats.counts.length !== E || stats.weightSums.length !== E)
+    throw new RangeError(`routing stats cover ${stats.counts.length} experts, the layer has ${E}`);
   return E;
 }
 
@@ -41,7 +42,9 @@ export function pruneExperts(layer: MoELayer, stats: RoutingStats, opts: PruneOp
   let kept: number[];
   if (typeof opts.keep === 'number') {
     if (!Number.isInteger(opts.keep) || opts.keep < 1 || opts.keep > E) throw new ConfigError('keep', opts.keep, `an integer in [1, ${E}]`);
-    kept = expertsByUsage(stats, opts.by).slice(0, opts.keep).sort((a, b) => a - b);
+    kept = expertsByUsage(stats, opts.by)
+      .slice(0, opts.keep)
+      .sort((a, b) => a - b);
   } else {
     kept = [...opts.keep];
     if (kept.length === 0 || new Set(kept).size !== kept.length || kept.some((e) => !Number.isInteger(e) || e < 0 || e >= E)) {
@@ -79,7 +82,9 @@ export function mergeExperts(layer: MoELayer, stats: RoutingStats, opts: MergeOp
   if (!Number.isInteger(opts.into) || opts.into < 1 || opts.into > E) throw new ConfigError('into', opts.into, `an integer in [1, ${E}]`);
   const by = opts.by ?? 'counts';
   const u = usage(stats, by);
-  const centroids = expertsByUsage(stats, by).slice(0, opts.into).sort((a, b) => a - b);
+  const centroids = expertsByUsage(stats, by)
+    .slice(0, opts.into)
+    .sort((a, b) => a - b);
   const groups = centroids.map((c) => [c]);
   const W = layer.routerWeight.dataSync();
   const H = layer.cfg.hiddenSize;

@@ -31,7 +31,9 @@ export interface UpcycleOptions {
   /** Router options beyond numExperts / topK (default: softmax, top-k renormalised to sum 1). */
   router?: Partial<Omit<RouterConfig, 'numExperts' | 'topK'>>;
   /** The rest of the MoE config (experts' layout and orientation, dispatch, losses, shared expert). */
-  moe?: Omit<Partial<MoEConfigInput>, 'hiddenSize' | 'router' | 'experts'> & { experts?: Partial<Omit<ExpertConfig, 'intermediateSize' | 'kind' | 'bias'>> };
+  moe?: Omit<Partial<MoEConfigInput>, 'hiddenSize' | 'router' | 'experts'> & {
+    experts?: Partial<Omit<ExpertConfig, 'intermediateSize' | 'kind' | 'bias'>>;
+  };
   dtype?: FloatDType;
   generator?: Generator;
 }
@@ -39,8 +41,17 @@ export interface UpcycleOptions {
 export function upcycle(dense: DenseMlpWeights, opts: UpcycleOptions): MoELayer {
   const H = dense.hiddenSize;
   const I = dense.intermediateSize;
-  for (const [k, n] of [['gate', I * H], ['up', I * H], ['down', H * I]] as const) {
-    if (dense[k].length !== n) throw new ConfigError(`dense.${k}`, `${dense[k].length} values`, `${n} values (${k === 'down' ? `[H=${H}, I=${I}]` : `[I=${I}, H=${H}]`})`);
+  for (const [k, n] of [
+    ['gate', I * H],
+    ['up', I * H],
+    ['down', H * I],
+  ] as const) {
+    if (dense[k].length !== n)
+      throw new ConfigError(
+        `dense.${k}`,
+        `${dense[k].length} values`,
+        `${n} values (${k === 'down' ? `[H=${H}, I=${I}]` : `[I=${I}, H=${H}]`})`,
+      );
   }
   const noise = opts.noise ?? 0;
   if (!(noise >= 0)) throw new ConfigError('noise', noise, 'a number >= 0');
