@@ -191,3 +191,33 @@ test('moekit inspect prints the table, --json the report, exit 2 on a mismatchin
   assert.equal(err.stderr.trim().split('\n').length, 1);
   assert.match(err.stderr, /a model directory needs a config\.json/);
 });
+
+test("DeepSeek-V3's MTP layer after the decoder is outside the check, and the report says it is not counted", () => {
+  const v3 = {
+    model_type: 'deepseek_v3',
+    vocab_size: 8,
+    hidden_size: 4,
+    num_hidden_layers: 2,
+    first_k_dense_replace: 1,
+    intermediate_size: 5,
+    moe_intermediate_size: 2,
+    n_routed_experts: 4,
+    n_shared_experts: 1,
+    num_experts_per_tok: 2,
+    num_attention_heads: 2,
+    q_lora_rank: 3,
+    kv_lora_rank: 2,
+    qk_nope_head_dim: 2,
+    qk_rope_head_dim: 1,
+    v_head_dim: 2,
+    n_group: 2,
+    topk_group: 1,
+    num_nextn_predict_layers: 1,
+  };
+  const t = tensorsFor(v3);
+  t['model.layers.2.eh_proj.weight'] = { dtype: 'F32', shape: [4, 8], data: new Float32Array(32) };
+  const r = inspectTarget(modelDir(v3, t));
+  assert.equal(r.checkpoint!.ok, true, JSON.stringify(r.checkpoint));
+  assert.equal(r.checkpoint!.outside, 1);
+  assert.match(r.model!.spec.notes[0]!, /multi-token-prediction module\(s\) are not counted/);
+});

@@ -115,7 +115,10 @@ export function checkpointLayout(spec: ModelSpec, present: ReadonlySet<string>, 
     }
     experts.push({ layer: i, slices: moeBlockTensors(preset, i, p, f, blockCfg!, present, H, put, format) });
   });
-  return { expected, experts, outside: multimodal ? ['vision_model.', 'multi_modal_projector.'] : [] };
+  // DeepSeek-V3's MTP module(s) sit after the decoder layers, as layers L, L+1, ...
+  const mtp = spec.text['num_nextn_predict_layers'];
+  const mtpLayers = typeof mtp === 'number' ? Array.from({ length: mtp }, (_, i) => `${root}model.layers.${spec.numLayers + i}.`) : [];
+  return { expected, experts, outside: [...(multimodal ? ['vision_model.', 'multi_modal_projector.'] : []), ...mtpLayers] };
 }
 
 function moeBlockTensors(

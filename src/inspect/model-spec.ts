@@ -76,6 +76,8 @@ export interface ModelSpec {
   extras: ExtraSpec[];
   /** The HF config the text model was read from (text_config for multimodal Llama-4). */
   text: HfConfig;
+  /** What the counts leave out on purpose (e.g. DeepSeek-V3's multi-token-prediction module). */
+  notes: string[];
 }
 
 export const SUPPORTED_MODEL_TYPES = [
@@ -260,7 +262,16 @@ export function modelSpecFromHf(config: HfConfig): ModelSpec {
     layers,
     extras,
     text: c,
+    notes: mtpNote(c),
   };
+}
+
+/** DeepSeek-V3's num_nextn_predict_layers MTP module(s) ship in the checkpoint but are not part of the model counted here (nor in its published size). */
+function mtpNote(c: HfConfig): string[] {
+  const n = c['num_nextn_predict_layers'];
+  return typeof n === 'number' && n > 0
+    ? [`num_nextn_predict_layers = ${n}: the multi-token-prediction module(s) are not counted (as in the published size)`]
+    : [];
 }
 
 /** DBRX: d_model / n_heads / n_layers, attn_config.kv_n_heads, ffn_config.{ffn_hidden_size, moe_num_experts, moe_top_k}; LayerNorm without bias. */
@@ -309,6 +320,7 @@ function dbrxSpec(c: HfConfig): ModelSpec {
     layers: Array.from({ length: L }, () => ({ ...moe })),
     extras: [],
     text: c,
+    notes: [],
   };
 }
 

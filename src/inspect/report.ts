@@ -128,6 +128,7 @@ export function formatInspectReport(r: InspectReport): string {
     `${r.modelType}: ${s.numLayers} layers, hidden ${s.hiddenSize}, vocab ${s.vocabSize}, ${s.tieEmbeddings ? 'tied' : 'untied'} embeddings, ${s.norm}`,
   );
   out.push(`attention: ${attn}`);
+  for (const n of s.notes) out.push(`note: ${n}`);
   out.push('');
   const rows = [['layers', 'ffn', 'experts', 'top-k', 'shared', 'width', 'params', 'active', 'router']];
   for (const run of layerRuns(r.layers)) {
