@@ -172,7 +172,7 @@ test('moekit inspect prints the table, --json the report, exit 2 on a mismatchin
   const main = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
   const run = (...args: string[]) =>
     spawnSync(process.execPath, ['--import', 'tsx', main, 'inspect', ...args], { encoding: 'utf8', timeout: 60_000 });
-  const table = run(join(import.meta.dirname, 'fixtures', 'configs', 'mixtral-8x7b.json'));
+  const table = run(join(import.meta.dirname, '..', 'models', 'mixtral-8x7b.json'));
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /0-31\s+moe\s+8\s+2/);
   assert.match(table.stdout, /46,702,792,704 \(46\.70B\)/);
@@ -186,10 +186,17 @@ test('moekit inspect prints the table, --json the report, exit 2 on a mismatchin
   const bad = run(modelDir(TINY, t));
   assert.equal(bad.status, 2);
   assert.match(bad.stdout, /missing \(1\):\n {2}model\.norm\.weight/);
-  const err = run(join(import.meta.dirname, 'fixtures'));
+  const err = run(join(import.meta.dirname, 'helpers'));
   assert.equal(err.status, 1);
   assert.equal(err.stderr.trim().split('\n').length, 1);
   assert.match(err.stderr, /a model directory needs a config\.json/);
+  // a shipped model by name; an unknown name lists them
+  const named = run('qwen3-30b-a3b', '--json');
+  assert.equal(named.status, 0, named.stderr);
+  assert.equal((JSON.parse(named.stdout) as { model: { params: { total: number } } }).model.params.total, 30_532_122_624);
+  const unknown = run('no-such-model');
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /models: dbrx, deepseek-v2-lite, .*qwen3-30b-a3b/);
 });
 
 test("DeepSeek-V3's MTP layer after the decoder is outside the check, and the report says it is not counted", () => {

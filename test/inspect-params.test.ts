@@ -11,7 +11,7 @@ import { moeParamCounts, presetNameFromHf } from '../src/moe/presets.js';
 import { hfTextConfig } from '../src/moe/hf-config.js';
 
 const fixture = (name: string) =>
-  JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(new URL(`../models/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 const TINY_MIXTRAL = {
   model_type: 'mixtral',

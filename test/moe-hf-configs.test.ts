@@ -12,7 +12,7 @@ import { Generator } from '../src/tensor/random.js';
 import { randF64 } from './helpers/gradcheck.js';
 
 const fixture = (name: string) =>
-  JSON.parse(readFileSync(new URL(`./fixtures/configs/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(new URL(`../models/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 test('DBRX: sizes from ffn_config, L1-renormalised top-4 by default, moe_normalize_expert_weights null = none', () => {
   const c = moeConfigFromHf(fixture('dbrx'));

@@ -15,7 +15,7 @@ export function registerInspectCommand(program: Command): void {
     .command('inspect')
     .argument(
       '<target>',
-      'a config.json, a model directory (config.json + safetensors, sharded or not) or an OLMo-core preset (smallmoe, olmoe_1B_7B)',
+      'a config.json, a model directory (config.json + safetensors, sharded or not), a shipped model (e.g. deepseek-v3, mixtral-8x7b; an unknown name lists them) or an OLMo-core MoE block (smallmoe, olmoe_1B_7B)',
     )
     .description(
       'whole-model accounting: layer map, total / active parameters, FLOPs per token, weight memory; checks a checkpoint against its config',

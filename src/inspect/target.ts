@@ -1,5 +1,6 @@
 // What `moekit inspect <target>` was pointed at: a config.json, a model directory (config.json
-// plus safetensors) or an OLMo-core MoE preset name; and the full inspection of it.
+// plus safetensors), a shipped model's name (models/) or an OLMo-core MoE block preset; and the
+// full inspection of it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCheckpointIndex } from '../io/safetensors-sharded.js';
@@ -7,6 +8,7 @@ import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeParamCounts, olmoCorePre
 import type { MoEConfig } from '../moe/config.js';
 import { type CheckpointCheck, type ExpertNorms, checkCheckpoint, expertNormBytes, expertWeightNorms } from './check.js';
 import { checkpointLayout } from './checkpoint-layout.js';
+import { knownModelConfig, knownModels } from './known-models.js';
 import { type InspectReport, inspectModel } from './report.js';
 
 export class InspectTargetError extends Error {
@@ -61,9 +63,11 @@ export function inspectTarget(target: string, opts: InspectTargetOptions = {}): 
     const params = moeParamCounts(config);
     return { target, kind: 'preset', block: { preset: target, config, params, forwardFlops: 2 * params.active } };
   }
+  const known = fs.existsSync(target) ? null : knownModelConfig(target);
+  if (known) return { target, kind: 'preset', model: inspectModel(known, { seqLen: opts.seqLen }) };
   if (!fs.existsSync(target)) {
     throw new InspectTargetError(
-      `target '${target}' is neither a file, a directory nor a preset (presets: ${OLMO_CORE_PRESETS.join(', ')})`,
+      `target '${target}' is neither a file, a directory nor a preset (models: ${knownModels().join(', ')}; MoE blocks: ${OLMO_CORE_PRESETS.join(', ')})`,
     );
   }
   if (!fs.statSync(target).isDirectory()) {
