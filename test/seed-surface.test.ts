@@ -130,6 +130,22 @@ test('OLMo-core loss_div_factor: LB = (E/K)·Σ c_e·mean(scores_e) / div, z = �
     const want = ((E / K) * dot) / (div ?? T);
     assertClose(olmoCoreLoadBalancingLoss(r.scores, r.topkIds, { lossDivFactor: div }).dataSync(), [want], 1e-15, 1e-13);
   }
+  // instance: (E/K)·Σ_b Σ_e c_{b,e}·mean_{t in b}(scores_e) / div, div = B·S by default
+  const inst = (b: number, e: number) => {
+    const ids = r.topkIds.dataSync();
+    let cnt = 0;
+    let m = 0;
+    for (let t = b * 3; t < b * 3 + 3; t++) {
+      for (let k = 0; k < K; k++) if (ids[t * K + k] === e) cnt++;
+      m += s[t * E + e]! / 3;
+    }
+    return cnt * m;
+  };
+  const instSum = [0, 1].reduce((a, b) => a + [0, 1, 2, 3].reduce((x, e) => x + inst(b, e), 0), 0);
+  for (const div of [undefined, 4]) {
+    const got = olmoCoreLoadBalancingLoss(r.scores, r.topkIds, { granularity: 'instance', batchSize: 2, lossDivFactor: div }).dataSync();
+    assertClose(got, [((E / K) * instSum) / (div ?? T)], 1e-15, 1e-13);
+  }
   const ld = logits.dataSync();
   const lse2 = Array.from(
     { length: T },
