@@ -12,6 +12,7 @@ export {
 } from './half.js';
 export {
   SAFETENSORS_DTYPES,
+  SAFETENSORS_DTYPE_SIZE,
   SAFETENSORS_MAX_HEADER_LENGTH,
   SafetensorsError,
   decodeTensor,

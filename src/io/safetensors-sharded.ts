@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomicSync } from './atomic.js';
 import {
+  SAFETENSORS_DTYPE_SIZE,
   SafetensorsError,
   type SafetensorsData,
   type SafetensorsTensor,
@@ -78,8 +79,6 @@ export function readCheckpointIndex(dir: string): CheckpointIndex {
   return { dir, files, tensors, listedButAbsent };
 }
 
-const ELEMENT_BYTES: Record<string, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
-
 /** Bytes of one tensor. */
 export const tensorBytes = (t: SafetensorsTensorInfo): number => t.dataOffsets[1] - t.dataOffsets[0];
 
@@ -97,7 +96,7 @@ export function readTensorRows(
   if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > lead) {
     throw new RangeError(`readTensorRows(${name}): rows [${first}, ${first + count}) are outside [0, ${lead})`);
   }
-  const rowBytes = t.shape.slice(1).reduce((p, d) => p * d, 1) * ELEMENT_BYTES[t.dtype]!;
+  const rowBytes = t.shape.slice(1).reduce((p, d) => p * d, 1) * SAFETENSORS_DTYPE_SIZE[t.dtype]!;
   const bytes = new Uint8Array(count * rowBytes);
   const fd = fs.openSync(t.file, 'r');
   try {
@@ -129,7 +128,7 @@ export function writeShardedSafetensors(dir: string, tensors: Record<string, Saf
   let size = 0;
   for (const name of Object.keys(tensors).sort()) {
     const t = tensors[name]!;
-    const b = t.shape.reduce((p, d) => p * d, 1) * ELEMENT_BYTES[t.dtype]!;
+    const b = t.shape.reduce((p, d) => p * d, 1) * SAFETENSORS_DTYPE_SIZE[t.dtype]!;
     if (size > 0 && size + b > max) {
       shards.push({});
       size = 0;
@@ -153,7 +152,7 @@ export function writeShardedSafetensors(dir: string, tensors: Record<string, Saf
     written.push(path.join(dir, name));
     for (const [k, t] of Object.entries(shard)) {
       weightMap[k] = name;
-      total += t.shape.reduce((p, d) => p * d, 1) * ELEMENT_BYTES[t.dtype]!;
+      total += t.shape.reduce((p, d) => p * d, 1) * SAFETENSORS_DTYPE_SIZE[t.dtype]!;
     }
   });
   const idx = path.join(dir, SAFETENSORS_INDEX_FILE);

@@ -59,7 +59,9 @@ export class SafetensorsError extends Error {
 export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8'];
 export const SAFETENSORS_MAX_HEADER_LENGTH = 100_000_000;
 
-const DTYPE_SIZE: Record<SafetensorsDType, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
+/** Bytes per element of each dtype. */
+export const SAFETENSORS_DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
+const DTYPE_SIZE = SAFETENSORS_DTYPE_SIZE;
 // Position in the Rust crate's Dtype enum (increasing alignment). The reference
 // writer orders tensors by this, descending, then by name, so data stays aligned.
 const DTYPE_RANK: Record<SafetensorsDType, number> = { U8: 0, I8: 1, F16: 2, BF16: 3, I32: 4, F32: 5, F64: 6, I64: 7 };
