@@ -228,3 +228,58 @@ test("DeepSeek-V3's MTP layer after the decoder is outside the check, and the re
   assert.equal(r.checkpoint!.outside, 1);
   assert.match(r.model!.spec.notes[0]!, /multi-token-prediction module\(s\) are not counted/);
 });
+
+test('block-FP8 checkpoints (DeepSeek-V3 style): *_proj weights in F8_E4M3 with F32 weight_scale_inv; norms dequantised', () => {
+  const v3 = {
+    model_type: 'deepseek_v3',
+    vocab_size: 8,
+    hidden_size: 4,
+    num_hidden_layers: 2,
+    first_k_dense_replace: 1,
+    intermediate_size: 5,
+    moe_intermediate_size: 3,
+    n_routed_experts: 4,
+    n_shared_experts: 1,
+    num_experts_per_tok: 2,
+    num_attention_heads: 2,
+    q_lora_rank: 3,
+    kv_lora_rank: 2,
+    qk_nope_head_dim: 2,
+    qk_rope_head_dim: 1,
+    v_head_dim: 2,
+    n_group: 2,
+    topk_group: 1,
+    torch_dtype: 'float32',
+    quantization_config: { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [2, 2] },
+  };
+  const g = new Generator(4);
+  const fp8Values = [0.5, -1, 1.5, 2, -0.25, 3];
+  const t: Record<string, SafetensorsTensor> = {};
+  for (const [name, e] of checkpointLayout(modelSpecFromHf(v3), new Set(), 'per-expert').expected) {
+    const n = e.shape.reduce((p, d) => p * d, 1);
+    if (e.dtype === 'F8_E4M3')
+      t[name] = { dtype: 'F8_E4M3', shape: e.shape, data: Float32Array.from({ length: n }, () => fp8Values[Math.floor(g.uniform() * 6)]!) };
+    else t[name] = { dtype: 'F32', shape: e.shape, data: Float32Array.from({ length: n }, () => 0.5 + g.uniform()) };
+  }
+  // the router stays F32; the MLA projection with_mqa and the experts are FP8
+  assert.equal(t['model.layers.1.mlp.gate.weight']!.dtype, 'F32');
+  assert.equal(t['model.layers.0.self_attn.kv_a_proj_with_mqa.weight']!.dtype, 'F8_E4M3');
+  assert.deepEqual(t['model.layers.1.mlp.experts.0.down_proj.weight_scale_inv']!.shape, [2, 2]); // [4, 3] in 2x2 blocks
+  const r = inspectTarget(modelDir(v3, t));
+  assert.equal(r.checkpoint!.ok, true, JSON.stringify(r.checkpoint));
+  // expert 2 by hand: Σ (w · scale_inv[o/2, i/2])² over gate, up, down
+  let ss = 0;
+  for (const w of ['gate_proj', 'up_proj', 'down_proj']) {
+    const k = `model.layers.1.mlp.experts.2.${w}.weight`;
+    const [out, inp] = t[k]!.shape as [number, number];
+    const sc = t[`${k}_scale_inv`]!.data;
+    for (let o = 0; o < out; o++)
+      for (let i = 0; i < inp; i++) ss += (t[k]!.data[o * inp + i]! * sc[Math.floor(o / 2) * Math.ceil(inp / 2) + Math.floor(i / 2)]!) ** 2;
+  }
+  const got = r.expertNorms!.find((n) => n.layer === 1)!.norms[2]!;
+  assert.ok(Math.abs(got - Math.sqrt(ss)) < 1e-5 * Math.sqrt(ss), `${got} vs ${Math.sqrt(ss)}`);
+  // a BF16 weight where FP8 is expected is named
+  t['model.layers.1.mlp.experts.0.up_proj.weight'] = { ...t['model.layers.1.mlp.experts.0.up_proj.weight']!, dtype: 'BF16' };
+  const bad = inspectTarget(modelDir(v3, t)).checkpoint!;
+  assert.deepEqual(bad.wrongDtype, [{ name: 'model.layers.1.mlp.experts.0.up_proj.weight', expected: 'F8_E4M3', actual: 'BF16' }]);
+});

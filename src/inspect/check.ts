@@ -68,8 +68,8 @@ export function checkCheckpoint(
       continue;
     }
     if (t.shape.join(',') !== e.shape.join(',')) out.wrongShape.push({ name, expected: e.shape, actual: t.shape });
-    if (e.kind === 'u8' ? t.dtype !== 'U8' : !FLOATS.includes(t.dtype) || (want !== null && t.dtype !== want)) {
-      out.wrongDtype.push({ name, expected: e.kind === 'u8' ? 'U8' : (want ?? 'a float dtype'), actual: t.dtype });
+    if (e.dtype !== null ? t.dtype !== e.dtype : !FLOATS.includes(t.dtype) || (want !== null && t.dtype !== want)) {
+      out.wrongDtype.push({ name, expected: e.dtype ?? want ?? 'a float dtype', actual: t.dtype });
     }
   }
   for (const [name, t] of index.tensors) {
@@ -101,6 +101,19 @@ function sliceSumSquares(s: ExpertSlice, index: CheckpointIndex): { ss: number; 
     values = dequantizeMxfp4(data, shape, sc.data, sc.shape).data;
     bytes += fileBytes(st);
   }
+  if (s.fp8Scales) {
+    // whole [out, in] tensor: each value times its block's inverse scale
+    const st = index.tensors.get(s.fp8Scales.name)!;
+    const sc = readTensorRows(s.fp8Scales.name, st).data;
+    const [b0, b1] = s.fp8Scales.block;
+    const [out, inp] = shape as [number, number];
+    const cols = Math.ceil(inp / b1);
+    const deq = new Float64Array(out * inp);
+    for (let o = 0; o < out; o++)
+      for (let i = 0; i < inp; i++) deq[o * inp + i] = data[o * inp + i]! * sc[Math.floor(o / b0) * cols + Math.floor(i / b1)]!;
+    values = deq;
+    bytes += tensorBytes(st);
+  }
   let ss = 0;
   for (let i = 0; i < values.length; i++) ss += values[i]! * values[i]!;
   return { ss, bytes };
@@ -112,7 +125,7 @@ export function expertNormBytes(layout: CheckpointLayout, index: CheckpointIndex
   for (const l of layout.experts) {
     for (const slices of l.slices) {
       for (const s of slices) {
-        for (const name of [s.name, s.mxfp4Scales]) {
+        for (const name of [s.name, s.mxfp4Scales, s.fp8Scales?.name]) {
           const t = name ? index.tensors.get(name) : undefined;
           if (t) n += s.count === null ? tensorBytes(t) : (tensorBytes(t) / (t.shape[0] ?? 1)) * s.count;
         }
@@ -136,7 +149,11 @@ export function expertWeightNorms(
   const result: ExpertNorms[] = [];
   let read = 0;
   for (const l of layout.experts) {
-    if (l.slices.some((ss) => ss.some((s) => bad.has(s.name) || (s.mxfp4Scales !== undefined && bad.has(s.mxfp4Scales))))) continue;
+    const broken = (s: ExpertSlice) =>
+      bad.has(s.name) ||
+      (s.mxfp4Scales !== undefined && bad.has(s.mxfp4Scales)) ||
+      (s.fp8Scales !== undefined && bad.has(s.fp8Scales.name));
+    if (l.slices.some((ss) => ss.some(broken))) continue;
     const norms = l.slices.map((slices) => {
       let ss = 0;
       for (const s of slices) {

@@ -7,8 +7,8 @@ import type { AttentionSpec, ModelSpec, MoEFfnSpec } from './model-spec.js';
 
 export interface ExpectedTensor {
   shape: number[];
-  /** 'float': any float dtype (the config's torch_dtype when it names one); 'u8': MXFP4 blocks / scales. */
-  kind: 'float' | 'u8';
+  /** The one dtype allowed (MXFP4 blocks / scales 'U8', FP8 weights, their F32 scales), or null: a float dtype, the config's torch_dtype when it names one. */
+  dtype: string | null;
 }
 
 /** Leading-axis rows [first, first + count) of `name` (count null: the whole tensor); MXFP4 pairs blocks with scales. */
@@ -17,6 +17,8 @@ export interface ExpertSlice {
   first: number;
   count: number | null;
   mxfp4Scales?: string;
+  /** Block-FP8 weights: the [ceil(out/b0), ceil(in/b1)] inverse-scale tensor and the block. */
+  fp8Scales?: { name: string; block: [number, number] };
 }
 
 export interface CheckpointLayout {
@@ -85,7 +87,7 @@ function attentionTensors(a: AttentionSpec, H: number, p: string, put: (n: strin
 export function checkpointLayout(spec: ModelSpec, present: ReadonlySet<string>, format?: HfExpertFormat): CheckpointLayout {
   if (spec.modelType === 'dbrx') return dbrxLayout(spec);
   const expected = new Map<string, ExpectedTensor>();
-  const put = (n: string, shape: number[], kind: ExpectedTensor['kind'] = 'float') => expected.set(n, { shape, kind });
+  const put = (n: string, shape: number[], dtype: string | null = null) => expected.set(n, { shape, dtype });
   const H = spec.hiddenSize;
   const V = spec.vocabSize;
   const multimodal = spec.modelType === 'llama4';
@@ -115,6 +117,7 @@ export function checkpointLayout(spec: ModelSpec, present: ReadonlySet<string>, 
     }
     experts.push({ layer: i, slices: moeBlockTensors(preset, i, p, f, blockCfg!, present, H, put, format) });
   });
+  applyBlockFp8(spec, expected, experts);
   // DeepSeek-V3's MTP module(s) sit after the decoder layers, as layers L, L+1, ...
   const mtp = spec.text['num_nextn_predict_layers'];
   const mtpLayers = typeof mtp === 'number' ? Array.from({ length: mtp }, (_, i) => `${root}model.layers.${spec.numLayers + i}.`) : [];
@@ -129,7 +132,7 @@ function moeBlockTensors(
   cfg: ReturnType<typeof hfBlockConfig>,
   present: ReadonlySet<string>,
   H: number,
-  put: (n: string, s: number[], kind?: ExpectedTensor['kind']) => void,
+  put: (n: string, s: number[], dtype?: string | null) => void,
   format?: HfExpertFormat,
 ): ExpertSlice[][] {
   const perExpert = hfExpertFormats(preset).includes('per-expert') ? hfBlockKeys(preset, layer, cfg, 'per-expert', prefix) : null;
@@ -172,8 +175,8 @@ function moeBlockTensors(
   for (const [name, out, inp] of stacked) {
     if (preset === 'gpt_oss' && !present.has(name) && present.has(`${name}_blocks`)) {
       // MXFP4: blocks [E, out, in/32, 16] and e8m0 scales [E, out, in/32], rows in out-in order
-      put(`${name}_blocks`, [E, out, inp / 32, 16], 'u8');
-      put(`${name}_scales`, [E, out, inp / 32], 'u8');
+      put(`${name}_blocks`, [E, out, inp / 32, 16], 'U8');
+      put(`${name}_scales`, [E, out, inp / 32], 'U8');
       names.push({ name: `${name}_blocks`, scales: `${name}_scales` });
     } else {
       put(name, ex.orientation === 'out-in' ? [E, out, inp] : [E, inp, out]);
@@ -190,7 +193,7 @@ function moeBlockTensors(
 /** DBRX (transformers DbrxForCausalLM): fused Wqkv, experts as [E·I, H] matrices w1 (gate), v1 (up), w2 (down, transposed). */
 function dbrxLayout(spec: ModelSpec): CheckpointLayout {
   const expected = new Map<string, ExpectedTensor>();
-  const put = (n: string, shape: number[]) => expected.set(n, { shape, kind: 'float' });
+  const put = (n: string, shape: number[]) => expected.set(n, { shape, dtype: null });
   const H = spec.hiddenSize;
   const a = spec.attention;
   put('transformer.wte.weight', [spec.vocabSize, H]);
@@ -207,4 +210,38 @@ function dbrxLayout(spec: ModelSpec): CheckpointLayout {
     if (f.kind === 'moe') experts.push({ layer: i, slices: moeBlockTensors('dbrx', i, p, f, blockCfg, new Set(), H, put) });
   });
   return { expected, experts, outside: [] };
+}
+
+/**
+ * Block-FP8 checkpoints (quantization_config {quant_method 'fp8', fmt 'e4m3' | 'e5m2',
+ * weight_block_size [b0, b1]}, as DeepSeek-V3 and the Qwen3 FP8 releases ship): every linear
+ * projection `*_proj.weight` (and MLA's `kv_a_proj_with_mqa.weight`) [out, in] is stored in FP8 with `<name>_scale_inv`
+ * [ceil(out/b0), ceil(in/b1)] F32 beside it; embeddings, norms, routers and the head stay in
+ * the model's dtype.
+ */
+function applyBlockFp8(spec: ModelSpec, expected: Map<string, ExpectedTensor>, experts: CheckpointLayout['experts']): void {
+  const q = spec.text['quantization_config'];
+  if (typeof q !== 'object' || q === null || (q as Record<string, unknown>)['quant_method'] !== 'fp8') return;
+  const qc = q as Record<string, unknown>;
+  const block = qc['weight_block_size'];
+  if (!Array.isArray(block) || block.length !== 2) return;
+  const [b0, b1] = block as [number, number];
+  const dtype = qc['fmt'] === 'e5m2' ? 'F8_E5M2' : 'F8_E4M3';
+  const scales = new Map<string, string>();
+  for (const [name, e] of [...expected]) {
+    if (!/_proj(_with_mqa)?\.weight$/.test(name) || e.shape.length !== 2) continue;
+    const [out, inp] = e.shape as [number, number];
+    const scale = `${name}_scale_inv`;
+    expected.set(name, { shape: e.shape, dtype });
+    expected.set(scale, { shape: [Math.ceil(out / b0), Math.ceil(inp / b1)], dtype: 'F32' });
+    scales.set(name, scale);
+  }
+  for (const l of experts) {
+    for (const slices of l.slices) {
+      for (const s of slices) {
+        const scale = scales.get(s.name);
+        if (scale && s.count === null) s.fp8Scales = { name: scale, block: [b0, b1] };
+      }
+    }
+  }
 }
