@@ -278,6 +278,15 @@ test('block-FP8 checkpoints (DeepSeek-V3 style): *_proj weights in F8_E4M3 with 
   }
   const got = r.expertNorms!.find((n) => n.layer === 1)!.norms[2]!;
   assert.ok(Math.abs(got - Math.sqrt(ss)) < 1e-5 * Math.sqrt(ss), `${got} vs ${Math.sqrt(ss)}`);
+  // the selection bias may be kept in F32 whatever the model's dtype (1-D parameters)
+  const bf16 = { ...v3, torch_dtype: 'bfloat16' };
+  const asBf16 = Object.fromEntries(
+    Object.entries(t).map(([k, v]) => [
+      k,
+      v.dtype === 'F32' && !k.endsWith('_scale_inv') && !k.endsWith('e_score_correction_bias') ? { ...v, dtype: 'BF16' as const } : v,
+    ]),
+  );
+  assert.equal(inspectTarget(modelDir(bf16, asBf16)).checkpoint!.ok, true);
   // a BF16 weight where FP8 is expected is named
   t['model.layers.1.mlp.experts.0.up_proj.weight'] = { ...t['model.layers.1.mlp.experts.0.up_proj.weight']!, dtype: 'BF16' };
   const bad = inspectTarget(modelDir(v3, t)).checkpoint!;
