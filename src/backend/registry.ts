@@ -1,5 +1,6 @@
 // Which backend new tensors are created on, and why. Native is the default when its addon
 // loads; MOEKIT_BACKEND=reference|native overrides the choice.
+import { readEnv, validateNativeEnv } from '../env.js';
 import type { Backend } from './backend.js';
 import { createNativeBackend } from './native/backend.js';
 import { referenceBackend } from './reference/index.js';
@@ -16,20 +17,13 @@ let current: { backend: Backend; info: BackendInfo } | null = null;
 let native: ReturnType<typeof createNativeBackend> | null = null;
 
 function loadNative(): ReturnType<typeof createNativeBackend> {
+  validateNativeEnv(); // MOEKIT_NUM_THREADS=abc fails here with one line, not ignored by getenv
   native ??= createNativeBackend();
   return native;
 }
 
-function envChoice(): string | undefined {
-  const v = typeof process !== 'undefined' ? process.env['MOEKIT_BACKEND'] : undefined;
-  return v === '' ? undefined : v; // an empty variable counts as unset
-}
-
 function choose(): { backend: Backend; info: BackendInfo } {
-  const env = envChoice();
-  if (env !== undefined && env !== 'native' && env !== 'reference') {
-    throw new Error(`MOEKIT_BACKEND must be 'native' or 'reference' (got '${env}')`);
-  }
+  const env = readEnv('MOEKIT_BACKEND'); // validated: 'native', 'reference' or unset
   if (env === 'reference') {
     return { backend: referenceBackend, info: { name: 'reference', reason: 'moekit: reference backend (MOEKIT_BACKEND=reference)' } };
   }

@@ -41,10 +41,9 @@ export function registerInspectCommand(program: Command): void {
           onNormsProgress: (read) => progress.bar?.update(Math.floor(read / 2 ** 20)),
         });
       } catch (e) {
+        // main.ts reports it (one line and a hint, errors.ts)
         progress.bar?.stop();
-        console.error(`moekit inspect: ${(e as Error).message}`);
-        process.exitCode = 1;
-        return;
+        throw e;
       }
       progress.bar?.stop();
       if (opts.json) {

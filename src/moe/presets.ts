@@ -2,7 +2,7 @@
 // builder from a plain HF config.json object (spec/hf-moe.md).
 import { type MoEConfig, type MoEConfigInput, moeConfig } from './config.js';
 import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok, normalizeHfConfig } from './hf-config.js';
-import { ConfigError } from './validate.js';
+import { ConfigError, isRecord } from './validate.js';
 
 export const PRESETS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe', 'llama4', 'dbrx', 'phimoe'] as const;
 export type PresetName = (typeof PRESETS)[number];
@@ -106,6 +106,7 @@ export function presetFromHf(name: PresetName, config: HfConfig, opts: PresetFro
 
 /** The preset of an HF config's `model_type` ('llama4_text' and 'llama4' -> 'llama4'). */
 export function presetNameFromHf(c: HfConfig): PresetName {
+  if (!isRecord(c)) throw new ConfigError('config', c, 'an object (a Hugging Face config.json)');
   const t = c['model_type'];
   const name = t === 'llama4_text' ? 'llama4' : t;
   if (!PRESETS.includes(name as PresetName)) {
@@ -161,6 +162,8 @@ export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig 
         losses,
       });
     }
+    default:
+      throw new ConfigError('olmoCorePreset name', name, `one of ${OLMO_CORE_PRESETS.map((p) => `'${p}'`).join(', ')}`);
   }
 }
 
