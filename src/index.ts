@@ -9,3 +9,4 @@ export * from './moe/routing/index.js';
 export * from './moe/hierarchy/index.js';
 export * from './moe/topology/index.js';
 export * from './dist/index.js';
+export * from './inspect/index.js';

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray } from '../src/ops/creation.js';
 import { Communicator } from '../src/dist/communicator.js';
-import { DispatcherStage, emptyRouterMetadata, resolveDeepEPMode, routerMetadataFrom } from '../src/dist/contracts.js';
+import { DispatcherStage, resolveDeepEPMode } from '../src/dist/contracts.js';
+import { RouterMetadata } from '../src/moe/contracts.js';
 import { NaiveAllToAllDispatcher } from '../src/dist/naive-dispatcher.js';
 import { buildTokenDispatcher } from '../src/dist/builders.js';
 import { mpiSkipReason, runMpi } from './helpers/dist/mpirun.js';
@@ -102,11 +103,10 @@ test('a bad expert id on one of 4 ranks ends every rank with the validation erro
 
 test("Diffulex's RouterMetadata (empty, from a router output) and DeepEP's AUTO mode", () => {
   const like = f32([0], [1]);
-  const e = emptyRouterMetadata(like, 8, 2);
+  const e = RouterMetadata.empty(like, 8, 2);
   assert.deepEqual([e.routerLogits.shape, e.topkIds.shape, e.topkWeights.shape], [[0, 8], [0, 2], [0, 2]]);
-  assert.deepEqual(Array.from(emptyRouterMetadata(like, 8, 2, 1).topkIds.dataSync()), [-1, -1]);
-  assert.equal(emptyRouterMetadata(like, 8, 2).topkIds.dtype, 'i32');
-  const m = routerMetadataFrom({ logits: hidden, topkIds: ids, topkWeights: weights });
+  assert.equal(e.topkIds.dtype, 'i32');
+  const m = RouterMetadata.fromTopkOutput({ logits: hidden, topkIds: ids, topkWeights: weights });
   assert.equal(m.routerLogits, hidden);
   assert.deepEqual(['prefill', 'decode', 'mixed'].map((p) => resolveDeepEPMode('AUTO', p as never)), ['NORMAL', 'LOW_LATENCY', 'NORMAL']);
   assert.equal(resolveDeepEPMode('NORMAL', 'decode'), 'NORMAL');

@@ -149,7 +149,7 @@ test('layout: descending dtype alignment then name (bytewise), every tensor alig
   assert.deepEqual(order, ['i64', 'f64', '10', '2', 'f32', 'i32', 'bf', 'a16', 'z16']);
   const info = readHeaderFromBytes(bytes);
   for (const [name, { dtype, dataOffsets }] of info) {
-    const size = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 }[dtype];
+    const size = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1 }[dtype];
     assert.equal((8 + n + dataOffsets[0]) % size, 0, `${name} aligned`);
   }
 });

@@ -82,7 +82,7 @@ test('presets from HF configs', () => {
     n_group: 4, topk_group: 2, routed_scaling_factor: 2.5, norm_topk_prob: true, n_shared_experts: 1,
   });
   assert.equal(ds.router.scoreFunc, 'sigmoid');
-  assert.deepEqual(ds.router.groupLimit, { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'zero' });
+  assert.deepEqual(ds.router.groupLimit, { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' });
   assert.equal(ds.router.renormalize, 'sum');
   assert.equal(ds.router.scalingFactor, 2.5);
   assert.deepEqual(ds.shared, { intermediateSize: 8, gate: 'none', mix: 'add' });

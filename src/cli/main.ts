@@ -6,6 +6,7 @@ import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
 import { DEBUG_FLAG, USAGE_HINT, reportFatal, takeDebugFlag, unknownCommand } from './errors.js';
 import { registerInfoCommand } from './info.js';
+import { registerInspectCommand } from './inspect.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
 // training runs: see gc-policy.ts (docs/performance.md: src/tensor/gc-policy.ts: useThroughputGc)
@@ -19,6 +20,7 @@ registerInfoCommand(program);
 registerDemoCommand(program);
 registerAblateCommand(program);
 registerDashboardCommand(program);
+registerInspectCommand(program);
 
 const { argv, debug } = takeDebugFlag(process.argv);
 const unknown = unknownCommand(program, argv.slice(2));

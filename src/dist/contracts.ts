@@ -3,8 +3,7 @@
 // cross-rank record Diffulex calls DispatchMetadata is TokenDispatchMetadata here.
 import type { DType } from '../backend/types.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { DispatchMetadata, ExpertExecutionMetadata, RouterOutput } from '../moe/contracts.js';
-import { fullLike } from '../moe/tensors.js';
+import type { DispatchMetadata, ExpertExecutionMetadata } from '../moe/contracts.js';
 
 /** Diffulex DispatcherStage: INITIAL -> AFTER_DISPATCH_A -> AFTER_DISPATCH_B -> AFTER_COMBINE_A -> INITIAL. */
 export const DispatcherStage = {
@@ -25,30 +24,6 @@ export type DeepEPMode = 'NORMAL' | 'LOW_LATENCY' | 'AUTO';
 export function resolveDeepEPMode(mode: DeepEPMode, phase: ForwardPhase): Exclude<DeepEPMode, 'AUTO'> {
   if (mode !== 'AUTO') return mode;
   return phase === 'decode' ? 'LOW_LATENCY' : 'NORMAL';
-}
-
-/** Diffulex's RouterMetadata: what a router hands to a dispatcher. */
-export interface RouterMetadata {
-  /** [T, E] */
-  routerLogits: Tensor;
-  /** [T, K] i32 */
-  topkIds: Tensor;
-  /** [T, K] */
-  topkWeights: Tensor;
-}
-
-/** RouterMetadata.empty(h, E, k): no tokens (a rank with nothing to route); ids are -1 where rows exist. */
-export function emptyRouterMetadata(like: Tensor, numExperts: number, topK: number, numTokens = 0): RouterMetadata {
-  return {
-    routerLogits: fullLike(like, [numTokens, numExperts], 0),
-    topkIds: fullLike(like, [numTokens, topK], -1, 'i32'),
-    topkWeights: fullLike(like, [numTokens, topK], 0),
-  };
-}
-
-/** RouterMetadata.from_topk_output: moekit's RouterOutput as Diffulex's metadata. */
-export function routerMetadataFrom(r: Pick<RouterOutput, 'logits' | 'topkIds' | 'topkWeights'>): RouterMetadata {
-  return { routerLogits: r.logits, topkIds: r.topkIds, topkWeights: r.topkWeights };
 }
 
 /** Diffulex's DispatchMetadata: what dispatch hands to combine. S = slots this rank sent, R = slots it received. */

@@ -12,8 +12,10 @@ export {
 } from './half.js';
 export {
   SAFETENSORS_DTYPES,
+  SAFETENSORS_DTYPE_SIZE,
   SAFETENSORS_MAX_HEADER_LENGTH,
   SafetensorsError,
+  decodeTensor,
   parseSafetensors,
   readSafetensors,
   readSafetensorsHeader,
@@ -23,6 +25,14 @@ export {
   writeSafetensors,
   writeSafetensorsSync,
 } from './safetensors.js';
+export {
+  SAFETENSORS_INDEX_FILE,
+  readCheckpointIndex,
+  readTensorRows,
+  tensorBytes,
+  writeShardedSafetensors,
+} from './safetensors-sharded.js';
+export type { CheckpointIndex, CheckpointTensor, WriteShardedOptions } from './safetensors-sharded.js';
 export type {
   SafetensorsContents,
   SafetensorsData,

@@ -19,14 +19,15 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { f32ArrayToFp8, fp8ArrayToF32 } from './fp8.js';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from './half.js';
 import { StrictJsonError, parseStrictJson, preview } from './strict-json.js';
 
-export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'U8' | 'I8';
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2';
 /** U8 / I8 stay bytes (e.g. GPT-OSS MXFP4 blocks and scales); they are not tensor dtypes. */
 export type SafetensorsData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array;
 
-/** A loaded tensor. F16/BF16 are widened to Float32Array, I64 narrowed to Int32Array. */
+/** A loaded tensor. F16/BF16/F8 are widened to Float32Array, I64 narrowed to Int32Array. */
 export interface SafetensorsEntry {
   dtype: SafetensorsDType;
   shape: number[];
@@ -63,15 +64,17 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8'];
+export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8', 'F8_E4M3', 'F8_E5M2'];
 export const SAFETENSORS_MAX_HEADER_LENGTH = 100_000_000;
 /** Deepest JSON nesting accepted in a header (a valid one needs 3: header, tensor, shape). */
 export const SAFETENSORS_MAX_HEADER_DEPTH = 64;
 
-const DTYPE_SIZE: Record<SafetensorsDType, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
+/** Bytes per element of each dtype. */
+export const SAFETENSORS_DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1 };
+const DTYPE_SIZE = SAFETENSORS_DTYPE_SIZE;
 // Position in the Rust crate's Dtype enum (increasing alignment). The reference
 // writer orders tensors by this, descending, then by name, so data stays aligned.
-const DTYPE_RANK: Record<SafetensorsDType, number> = { U8: 0, I8: 1, F16: 2, BF16: 3, I32: 4, F32: 5, F64: 6, I64: 7 };
+const DTYPE_RANK: Record<SafetensorsDType, number> = { U8: 0, I8: 1, F8_E5M2: 1.3, F8_E4M3: 1.6, F16: 2, BF16: 3, I32: 4, F32: 5, F64: 6, I64: 7 };
 const METADATA_KEY = '__metadata__';
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -225,13 +228,16 @@ function readLE<T>(bytes: Uint8Array, ctor: { new (buffer: ArrayBuffer): T; BYTE
   return new ctor(copy.buffer);
 }
 
-function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
+/** Decode one tensor's little-endian bytes (F16/BF16 widen to f32, I64 narrows to i32). */
+export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
   switch (dtype) {
     case 'F32': return readLE(bytes, Float32Array);
     case 'F64': return readLE(bytes, Float64Array);
     case 'I32': return readLE(bytes, Int32Array);
     case 'U8': return new Uint8Array(bytes);
     case 'I8': return new Int8Array(new Uint8Array(bytes).buffer);
+    case 'F8_E4M3':
+    case 'F8_E5M2': return fp8ArrayToF32(bytes, dtype);
     case 'F16': return f16ArrayToF32(readLE(bytes, Uint16Array));
     case 'BF16': return bf16ArrayToF32(readLE(bytes, Uint16Array));
     case 'I64': {
@@ -335,6 +341,8 @@ function encodeTensor(name: string, { dtype, data }: SafetensorsTensor): Uint8Ar
     case 'I32': return leBytes(Int32Array.from(integerData(name, data, dtype, -(2 ** 31), 2 ** 31 - 1)));
     case 'U8': return Uint8Array.from(integerData(name, data, dtype, 0, 255));
     case 'I8': return leBytes(Int8Array.from(integerData(name, data, dtype, -128, 127)));
+    case 'F8_E4M3':
+    case 'F8_E5M2': return f32ArrayToFp8(data, dtype);
     case 'I64': {
       const values = integerData(name, data, dtype, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
       const words = new BigInt64Array(values.length);

@@ -50,13 +50,18 @@ export class SelectionBias {
     return this.pending;
   }
 
-  /** Apply the update from the accumulated counts, reset them, and return the delta. */
-  update(): Float64Array {
+  /**
+   * Apply the update from the accumulated counts, reset them, and return the delta. dryRun
+   * (OLMo-core post_batch(dry_run=True)): compute and reset, leave the bias as it is.
+   */
+  update(opts: { dryRun?: boolean } = {}): Float64Array {
     const d = biasUpdateDelta(this.pending, this.cfg.gamma, this.cfg.rule);
-    const cur = this.bias.dataSync();
-    const next = new Float32Array(this.numExperts);
-    for (let e = 0; e < this.numExperts; e++) next[e] = cur[e]! + d[e]!;
-    this.bias.storage = this.bias.backend.fromArray(next);
+    if (!opts.dryRun) {
+      const cur = this.bias.dataSync();
+      const next = new Float32Array(this.numExperts);
+      for (let e = 0; e < this.numExperts; e++) next[e] = cur[e]! + d[e]!;
+      this.bias.storage = this.bias.backend.fromArray(next);
+    }
     this.pending.fill(0);
     return d;
   }

@@ -35,6 +35,16 @@ export interface SelectionBiasConfig {
   rule: 'sign' | 'sign-centered';
 }
 
+/**
+ * Phi-MoE's sparsemixer (top-2 only): expert 1 = argmax, expert 2 = argmax of the rest; each
+ * weight is a softmax over the scores within a relative gap 2·jitterEps of that round's max
+ * (|max − s| / max(|s|, max) <= 2·eps); training samples the experts (Gumbel) and uses
+ * Heun's third-order estimator for the gradient (sparsemixer.ts).
+ */
+export interface SparseMixerConfig {
+  jitterEps: number;
+}
+
 export interface RouterConfig {
   /** 'token-choice' (default) or 'expert-choice'. */
   kind: RouterKind;
@@ -58,11 +68,20 @@ export interface RouterConfig {
   uniformAssignment: boolean;
   selectionBias: SelectionBiasConfig | null;
   groupLimit: GroupLimitConfig | null;
+  /** Phi-MoE's sparsemixer selection and weights instead of top-k (null: top-k). */
+  sparseMixer: SparseMixerConfig | null;
+  /**
+   * Diffulex's optimised (Triton) top-k path: NaN logits become -1e20 and all logits are
+   * clamped to [-1e20, 1e20] before the score function (default false).
+   */
+  sanitizeLogits: boolean;
+  /** Added to sigmoid scores (OLMo-core's sigmoid gating adds 1e-7); 0 for softmax routers. */
+  scoreOffset: number;
 }
 
 const ROUTER_KEYS = [
   'kind', 'capacityFactor', 'numExperts', 'topK', 'scoreFunc', 'selectOn', 'routerBias', 'renormalize', 'renormP',
-  'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit',
+  'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit', 'sparseMixer', 'sanitizeLogits', 'scoreOffset',
 ] as const;
 
 export function parseRouterConfig(input: unknown, field = 'router'): RouterConfig {
@@ -89,12 +108,24 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
     if (uniformAssignment) throw new ConfigError(f('uniformAssignment'), true, `false: ${why}`);
     if (renormalize !== 'none') throw new ConfigError(f('renormalize'), renormalize, `'none' for kind 'expert-choice' (a token may get 0 experts; its weights are its scores)`);
   }
+  const sparseMixer = parseSparseMixer(or(r['sparseMixer'], null), f('sparseMixer'));
+  if (sparseMixer) {
+    const why = 'with sparseMixer (Phi-MoE: softmax scores, top-2 token choice, its own weights)';
+    if (topK !== 2) throw new ConfigError(f('topK'), topK, `2 ${why}`);
+    if (kind !== 'token-choice' || selectOn !== 'scores' || selectionBias || groupLimit || renormalize !== 'none' || uniformAssignment) {
+      throw new ConfigError(f('sparseMixer'), r['sparseMixer'], `null, or kind 'token-choice', selectOn 'scores', renormalize 'none', no selectionBias / groupLimit / uniformAssignment ${why}`);
+    }
+    if (r['scoreFunc'] !== undefined && r['scoreFunc'] !== 'softmax') throw new ConfigError(f('scoreFunc'), r['scoreFunc'], `'softmax' ${why}`);
+  }
+  const scoreFunc = oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const);
+  const scoreOffset = num(f('scoreOffset'), or(r['scoreOffset'], 0), { min: 0 });
+  if (scoreOffset !== 0 && (scoreFunc !== 'sigmoid' || kind !== 'token-choice')) throw new ConfigError(f('scoreOffset'), scoreOffset, "0 unless scoreFunc is 'sigmoid' on a token-choice router");
   return {
     kind,
     numExperts,
     topK,
     capacityFactor,
-    scoreFunc: oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const),
+    scoreFunc,
     selectOn,
     routerBias: bool(f('routerBias'), or(r['routerBias'], false)),
     renormalize,
@@ -104,7 +135,16 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
     uniformAssignment,
     selectionBias,
     groupLimit,
+    sparseMixer,
+    sanitizeLogits: bool(f('sanitizeLogits'), or(r['sanitizeLogits'], false)),
+    scoreOffset,
   };
+}
+
+function parseSparseMixer(v: unknown, field: string): SparseMixerConfig | null {
+  if (v === null) return null;
+  const r = record(field, v, ['jitterEps']);
+  return { jitterEps: num(`${field}.jitterEps`, or(r['jitterEps'], 0.01), { min: 0 }) };
 }
 
 function parseSelectionBias(v: unknown, field: string): SelectionBiasConfig | null {

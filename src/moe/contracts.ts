@@ -2,7 +2,7 @@
 // DispatchMetadata and ExpertExecutionMetadata), so dispatchers can be swapped freely.
 import type { MoeKernels, RouterShape } from '../backend/moe.js';
 import type { Storage } from '../backend/types.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 /** What a router hands on. T tokens, E experts, K slots per token; slot s = t·K + k. */
 export interface RouterOutput {
@@ -35,6 +35,40 @@ export interface RouterPassState extends RouterShape {
   /** Mean over tokens of logsumexp(logits)², the unweighted z-loss. */
   readonly zLoss: number;
 }
+
+/**
+ * Diffulex's RouterMetadata (frozen): what an expert-parallel dispatcher needs of the routing.
+ * Build one from a router's output with RouterMetadata.fromTopkOutput, or an empty one (0 tokens)
+ * for an idle rank that must still join the collectives with RouterMetadata.empty.
+ */
+export interface RouterMetadata {
+  /** [T, E] */
+  readonly routerLogits: Tensor;
+  /** [T, K] i32 */
+  readonly topkIds: Tensor;
+  /** [T, K] */
+  readonly topkWeights: Tensor;
+}
+
+export const RouterMetadata = {
+  /** 0 tokens: logits [0, E] and weights [0, K] in `hidden`'s dtype and backend, ids [0, K] i32 filled with -1. */
+  empty(hidden: Tensor, numExperts: number, topK: number): RouterMetadata {
+    if (!Number.isInteger(numExperts) || numExperts < 1) throw new RangeError(`RouterMetadata.empty: numExperts = ${numExperts} is invalid: expected an integer >= 1`);
+    if (!Number.isInteger(topK) || topK < 1) throw new RangeError(`RouterMetadata.empty: topK = ${topK} is invalid: expected an integer >= 1`);
+    const b = hidden.backend;
+    return Object.freeze({
+      routerLogits: new Tensor(b.full(hidden.dtype, 0, 0), [0, numExperts], b),
+      topkIds: new Tensor(b.full('i32', 0, -1), [0, topK], b),
+      topkWeights: new Tensor(b.full(hidden.dtype, 0, 0), [0, topK], b),
+    });
+  },
+  /** From a router's output (moekit's RouterOutput, or Diffulex's TopKOutput fields weights / ids / routerLogits). */
+  fromTopkOutput(out: Pick<RouterOutput, 'logits' | 'topkIds' | 'topkWeights'> | { weights: Tensor; ids: Tensor; routerLogits: Tensor }): RouterMetadata {
+    return 'routerLogits' in out
+      ? Object.freeze({ routerLogits: out.routerLogits, topkIds: out.ids, topkWeights: out.weights })
+      : Object.freeze({ routerLogits: out.logits, topkIds: out.topkIds, topkWeights: out.topkWeights });
+  },
+};
 
 /** How dispatch laid the slots out; combine and the metrics read it. S = kept slots. */
 export interface DispatchMetadata {

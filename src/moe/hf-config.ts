@@ -46,3 +46,39 @@ export function isMoeLayer(c: HfConfig, layer: number): boolean {
   if (step <= 0) return false;
   return (layer + 1) % step === 0;
 }
+
+/** The text model's config: multimodal Llama-4 (model_type 'llama4') nests it under text_config. */
+export function hfTextConfig(c: HfConfig): HfConfig {
+  const t = c['text_config'];
+  if (c['model_type'] !== 'llama4' || typeof t !== 'object' || t === null || Array.isArray(t)) return c;
+  const text = t as HfConfig;
+  return { ...text, model_type: 'llama4_text', tie_word_embeddings: c['tie_word_embeddings'] ?? text['tie_word_embeddings'] };
+}
+
+/**
+ * A config in the flat keys the readers above use: Llama-4's text_config lifted, DBRX's
+ * d_model / n_layers / n_heads / attn_config / ffn_config mapped onto hidden_size,
+ * num_hidden_layers, num_attention_heads, num_key_value_heads, num_local_experts,
+ * num_experts_per_tok, intermediate_size, router_jitter_noise and moe_normalize_expert_weights.
+ */
+export function normalizeHfConfig(c: HfConfig): HfConfig {
+  if (c['model_type'] !== 'dbrx') return hfTextConfig(c);
+  const ffn = c['ffn_config'];
+  if (typeof ffn !== 'object' || ffn === null || Array.isArray(ffn)) throw new ConfigError('ffn_config', ffn, 'an object with ffn_hidden_size, moe_num_experts, moe_top_k (DBRX)');
+  const f = ffn as HfConfig;
+  const attn = (typeof c['attn_config'] === 'object' && c['attn_config'] !== null ? c['attn_config'] : {}) as HfConfig;
+  return {
+    ...c,
+    hidden_size: c['d_model'],
+    num_hidden_layers: c['n_layers'],
+    num_attention_heads: c['n_heads'],
+    num_key_value_heads: attn['kv_n_heads'] ?? c['n_heads'],
+    num_local_experts: f['moe_num_experts'],
+    num_experts_per_tok: f['moe_top_k'] ?? 1,
+    intermediate_size: f['ffn_hidden_size'],
+    router_jitter_noise: f['moe_jitter_eps'] ?? 0,
+    router_aux_loss_coef: c['router_aux_loss_coef'] ?? f['moe_loss_weight'] ?? 0,
+    // transformers' DbrxFFNConfig default: L1-normalised top-k weights
+    moe_normalize_expert_weights: f['moe_normalize_expert_weights'] === undefined ? 1 : f['moe_normalize_expert_weights'],
+  };
+}

@@ -15,3 +15,6 @@ export * from './presets.js';
 export * from './expert-choice.js';
 export * from './hf/index.js';
 export { type ExecutionPlan, type MoePath, type MoePathSetting, planForConfig } from './execution/plan.js';
+export * from './sparsemixer.js';
+export * from './olmo-core/index.js';
+export * from './surgery/index.js';

@@ -1,16 +1,28 @@
 // Named presets reproducing the routers and expert banks of well-known MoE models, and a
 // builder from a plain HF config.json object (spec/hf-moe.md).
 import { type MoEConfig, type MoEConfigInput, moeConfig } from './config.js';
-import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok } from './hf-config.js';
+import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok, normalizeHfConfig } from './hf-config.js';
 import { ConfigError, isRecord } from './validate.js';
 
-export const PRESETS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe', 'llama4'] as const;
+export const PRESETS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe', 'llama4', 'dbrx', 'phimoe'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 const num = (c: HfConfig, k: string, d: number): number => (typeof c[k] === 'number' ? (c[k] as number) : d);
 
-/** The MoE block of model_type `name` with the sizes and options of an HF config (missing keys take HF defaults). */
-export function presetFromHf(name: PresetName, c: HfConfig): MoEConfig {
+export interface PresetFromHfOptions {
+  /**
+   * DeepSeek-V3's masked groups: 'neg-inf' (default: transformers 5.x, the official inference
+   * code, vLLM, SGLang) or 'zero' (transformers <= 4.57); they differ when biased scores < 0.
+   */
+  groupMaskValue?: 'zero' | 'neg-inf';
+}
+
+/**
+ * The MoE block of model_type `name` with the sizes and options of an HF config (missing keys
+ * take HF defaults). DBRX's nested config and multimodal Llama-4's text_config are read too.
+ */
+export function presetFromHf(name: PresetName, config: HfConfig, opts: PresetFromHfOptions = {}): MoEConfig {
+  const c = normalizeHfConfig(config);
   const hiddenSize = num(c, 'hidden_size', NaN);
   const numExperts = getNumExperts(c);
   const topK = getNumExpertsPerTok(c);
@@ -49,7 +61,7 @@ export function presetFromHf(name: PresetName, c: HfConfig): MoEConfig {
           scalingFactor: num(c, 'routed_scaling_factor', 1),
           selectionBias: v3 ? { gamma: 0.001, rule: 'sign' } : null,
           groupLimit: grouped
-            ? { numGroups: num(c, 'n_group', 1), topkGroups: num(c, 'topk_group', 1), groupScore: v3 ? 'top2-sum' : 'max', maskValue: 'zero' }
+            ? { numGroups: num(c, 'n_group', 1), topkGroups: num(c, 'topk_group', 1), groupScore: v3 ? 'top2-sum' : 'max', maskValue: v3 ? (opts.groupMaskValue ?? 'neg-inf') : 'zero' }
             : null,
         },
         shared: num(c, 'n_shared_experts', 0) > 0 ? { intermediateSize: I * num(c, 'n_shared_experts', 0) } : null,
@@ -75,6 +87,19 @@ export function presetFromHf(name: PresetName, c: HfConfig): MoEConfig {
         dispatch: { weightsOn: 'input' },
       };
       break;
+    case 'dbrx': {
+      // softmax top-k, weights divided by their p-norm (moe_normalize_expert_weights; null: none)
+      const p = c['moe_normalize_expert_weights'];
+      input = {
+        ...base,
+        router: { ...base.router, renormalize: typeof p === 'number' ? 'pnorm' : 'none', renormP: typeof p === 'number' ? p : 1, jitterEps: num(c, 'router_jitter_noise', 0) },
+      };
+      break;
+    }
+    case 'phimoe':
+      // router_jitter_noise is sparsemixer's eps; input_jitter_noise jitters the router input in training
+      input = { ...base, router: { ...base.router, sparseMixer: { jitterEps: num(c, 'router_jitter_noise', 0.01) }, jitterEps: num(c, 'input_jitter_noise', 0) } };
+      break;
   }
   return moeConfig(input);
 }
@@ -84,13 +109,19 @@ export function presetNameFromHf(c: HfConfig): PresetName {
   if (!isRecord(c)) throw new ConfigError('config', c, 'an object (a Hugging Face config.json)');
   const t = c['model_type'];
   const name = t === 'llama4_text' ? 'llama4' : t;
-  if (!PRESETS.includes(name as PresetName)) throw new ConfigError('model_type', t, `one of ${PRESETS.join(', ')}`);
+  if (!PRESETS.includes(name as PresetName)) {
+    const grok = t === undefined && ('widening_factor' in c || JSON.stringify(c['architectures'] ?? '').toLowerCase().includes('grok'));
+    const hint = grok
+      ? " (this looks like Grok-1, whose config has no model_type: moekit does not know its layer names, attention output multiplier or router; write a mixtral-style config.json with model_type 'mixtral', num_local_experts and intermediate_size)"
+      : '';
+    throw new ConfigError('model_type', t, `one of ${PRESETS.join(', ')}${hint}`);
+  }
   return name as PresetName;
 }
 
 /** Picks the preset from `model_type` (the text part of `architectures` is not consulted). */
-export function moeConfigFromHf(c: HfConfig): MoEConfig {
-  return presetFromHf(presetNameFromHf(c), c);
+export function moeConfigFromHf(c: HfConfig, opts: PresetFromHfOptions = {}): MoEConfig {
+  return presetFromHf(presetNameFromHf(c), c, opts);
 }
 
 // ---------------------------------------------------------------- OLMo-core native presets
@@ -137,7 +168,7 @@ export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig 
 }
 
 export interface MoEParamCounts {
-  /** Router weight (+ bias) + all experts + the shared expert (+ its gate). */
+  /** Router weight (+ bias, + the selection bias: DeepSeek-V3's e_score_correction_bias) + all experts + the shared expert (+ its gate). */
   total: number;
   /** As total, with top_k experts instead of all of them (OLMo-core num_active_params). */
   active: number;
@@ -145,13 +176,14 @@ export interface MoEParamCounts {
 
 /**
  * Parameter counts as OLMo-core: router + 3·d·h·E + shared (a gated expert is 3·d·h, a GELU
- * MLP 2·d·h, plus biases where the bank has them); active counts top_k experts.
+ * MLP 2·d·h, plus biases where the bank has them); active counts top_k experts. A selection
+ * bias counts as E parameters (HF stores DeepSeek-V3's e_score_correction_bias as one).
  */
 export function moeParamCounts(cfg: MoEConfig): MoEParamCounts {
   const d = cfg.hiddenSize;
   const E = cfg.router.numExperts;
   const h = cfg.experts.intermediateSize;
-  const router = E * d + (cfg.router.routerBias ? E : 0);
+  const router = E * d + (cfg.router.routerBias ? E : 0) + (cfg.router.selectionBias ? E : 0);
   const perExpert = (cfg.experts.kind === 'gelu' ? 2 : 3) * d * h + (cfg.experts.bias ? (cfg.experts.kind === 'gelu' ? h : 2 * h) + d : 0);
   const shared = cfg.shared ? 3 * d * cfg.shared.intermediateSize + (cfg.shared.gate === 'sigmoid' ? d : 0) : 0;
   const k = cfg.router.topK;

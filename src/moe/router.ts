@@ -19,6 +19,8 @@ import { routeExpertChoice } from './expert-choice.js';
 import type { MoeKernels } from '../backend/moe.js';
 import { routerKernels } from './execution/plan.js';
 import { routerPass } from './kernel-path/router-pass.js';
+import { routeSparseMixer } from './sparsemixer.js';
+import { sanitizeLogits } from './logit-guard.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -67,6 +69,8 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
     if (opts.selectionBias) throw new Error("routeLogits: a selectionBias tensor has no meaning for router.kind 'expert-choice'");
     return routeExpertChoice(logits, cfg);
   }
+  if (cfg.sanitizeLogits) logits = sanitizeLogits(logits);
+  if (cfg.sparseMixer) return routeSparseMixer(logits, cfg, opts);
   const E = cfg.numExperts;
   const K = cfg.topK;
   if (logits.ndim !== 2 || logits.shape[1] !== E) {
@@ -78,7 +82,8 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   }
   const kernels = opts.routerKernels !== undefined ? opts.routerKernels : routerKernels(logits, cfg, opts.selectionBias ?? null);
   if (kernels) return routerPass(kernels, logits, cfg);
-  const scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
+  let scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
+  if (cfg.scoreOffset !== 0) scores = add(scores, cfg.scoreOffset);
 
   const topkIds = noGrad(() => {
     if (cfg.uniformAssignment) {

@@ -44,22 +44,25 @@ function vm(data: ArrayLike<number>, off: number, In: number, O: number, x: Arra
  * format: 'per-expert' (experts.M.*) or 'fused' (transformers v5 experts.gate_up_proj [E,2I,H] /
  * down_proj [E,H,I], or the model's own fused form for gpt_oss / granitemoe / llama4).
  */
-export function refHfMoE(model: string, c: HfJson, t: RefTensors, N: number, x: ArrayLike<number>, T: number, format: 'per-expert' | 'fused'): RefHfResult {
+export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x: ArrayLike<number>, T: number, format: 'per-expert' | 'fused'): RefHfResult {
+  // DBRX nests its FFN sizes under ffn_config and names the width d_model
+  const ffn = (cfg['ffn_config'] ?? {}) as HfJson;
+  const c: HfJson = model === 'dbrx' ? { hidden_size: cfg['d_model'], num_local_experts: ffn['moe_num_experts'], moe_top_k: ffn['moe_top_k'], intermediate_size: ffn['ffn_hidden_size'] } : cfg;
   const H = first(c, ['hidden_size']);
   const E = first(c, ['num_experts', 'n_routed_experts', 'num_local_experts']);
   const K = first(c, ['num_experts_per_tok', 'moe_top_k', 'top_k', 'experts_per_token'], 2);
   const I = first(c, ['moe_intermediate_size', 'expert_intermediate_size', 'intermediate_size']);
-  const p = `model.layers.${N}.`;
+  const p = model === 'dbrx' ? `transformer.blocks.${N}.` : `model.layers.${N}.`;
   const get = (k: string) => {
     const v = t.get(k);
     if (!v) throw new Error(`reference: no tensor '${k}'`);
     return v.data;
   };
-  const mod = { mixtral: 'block_sparse_moe', granitemoe: 'block_sparse_moe', llama4_text: 'feed_forward' }[model] ?? 'mlp';
+  const mod = { mixtral: 'block_sparse_moe', phimoe: 'block_sparse_moe', granitemoe: 'block_sparse_moe', llama4_text: 'feed_forward', dbrx: 'ffn' }[model] ?? 'mlp';
   const m = `${p}${mod}.`;
 
   // ---------------- router
-  const routerKey = model === 'gpt_oss' || model === 'llama4_text' ? `${m}router.weight` : model === 'granitemoe' ? `${m}router.layer.weight` : `${m}gate.weight`;
+  const routerKey = model === 'gpt_oss' || model === 'llama4_text' ? `${m}router.weight` : model === 'granitemoe' || model === 'dbrx' ? `${m}router.layer.weight` : `${m}gate.weight`;
   const Wr = get(routerKey);
   const ids: number[][] = [];
   const ws: number[][] = [];
@@ -97,7 +100,7 @@ export function refHfMoE(model: string, c: HfJson, t: RefTensors, N: number, x: 
       const n = E / G;
       const gs = Array.from({ length: G }, (_, g) => Array.from(sel.slice(g * n, (g + 1) * n)).sort((a, b) => b - a).slice(0, 2).reduce((a, v) => a + v, 0));
       const keep = new Set(topkIdx(gs, first(c, ['topk_group'])));
-      const masked = sel.map((v, e) => (keep.has(Math.floor(e / n)) ? v : 0)); // HF masks with 0.0
+      const masked = sel.map((v, e) => (keep.has(Math.floor(e / n)) ? v : -Infinity)); // vLLM / transformers 5: -inf
       chosen = topkIdx(masked, K);
       w = chosen.map((e) => s[e]!);
       if (c['norm_topk_prob'] === true) {
@@ -123,6 +126,27 @@ export function refHfMoE(model: string, c: HfJson, t: RefTensors, N: number, x: 
     } else if (model === 'llama4_text') {
       chosen = topkIdx(logits, K);
       w = chosen.map((e) => sigmoid(logits[e]!));
+    } else if (model === 'dbrx') {
+      // softmax, top-k, divided by the p-norm of the k (moe_normalize_expert_weights)
+      const s = softmaxRow(logits);
+      chosen = topkIdx(s, K);
+      const pn = first(ffn, ['moe_normalize_expert_weights'], 1);
+      const norm = chosen.reduce((a, e) => a + Math.abs(s[e]!) ** pn, 0) ** (1 / pn);
+      w = chosen.map((e) => s[e]! / norm);
+    } else if (model === 'phimoe') {
+      // sparsemixer (eval): two rounds; each keeps the scores within a 2·eps relative gap of its max
+      const eps = first(c, ['router_jitter_noise'], 0.01);
+      chosen = [];
+      w = [];
+      for (let r = 0; r < 2; r++) {
+        const cand = Array.from(logits).map((v, e) => (chosen.includes(e) ? -Infinity : v));
+        const best = topkIdx(cand, 1)[0]!;
+        const mx = cand[best]!;
+        const kept = cand.map((v, e) => (v !== -Infinity && (mx - logits[e]!) / Math.max(Math.abs(logits[e]!), mx) <= 2 * eps ? v : -Infinity));
+        const zs = kept.reduce((a, v) => a + Math.exp(v - mx), 0);
+        chosen.push(best);
+        w.push(1 / zs);
+      }
     } else throw new Error(`reference: unknown model ${model}`);
     ids.push(chosen);
     ws.push(w);
@@ -150,6 +174,11 @@ export function refHfMoE(model: string, c: HfJson, t: RefTensors, N: number, x: 
       const db = get(`${m}experts.down_proj_bias`);
       return out.map((v, o) => v + db[e * H + o]!);
     }
+    if (model === 'dbrx') {
+      const off = e * I * H;
+      const h = swiglu(mv(get(`${m}experts.mlp.w1`), off, I, H, xin), mv(get(`${m}experts.mlp.v1`), off, I, H, xin));
+      return vm(get(`${m}experts.mlp.w2`), off, I, H, h);
+    }
     if (model === 'llama4_text') {
       const gu = vm(get(`${m}experts.gate_up_proj`), e * H * 2 * I, H, 2 * I, xin);
       return vm(get(`${m}experts.down_proj`), e * I * H, I, H, swiglu(gu.slice(0, I), gu.slice(I)));
@@ -159,7 +188,7 @@ export function refHfMoE(model: string, c: HfJson, t: RefTensors, N: number, x: 
       const gu = mv(get(gk), e * 2 * I * H, 2 * I, H, xin); // gate rows first
       return mv(get(dk), e * H * I, H, I, swiglu(gu.slice(0, I), gu.slice(I)));
     }
-    const [g, u, d] = model === 'mixtral' ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
+    const [g, u, d] = model === 'mixtral' || model === 'phimoe' ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
     const ek = (n: string) => `${m}experts.${e}.${n}.weight`;
     return mv(get(ek(d)), 0, H, I, swiglu(mv(get(ek(g)), 0, I, H, xin), mv(get(ek(u)), 0, I, H, xin)));
   };

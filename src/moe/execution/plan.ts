@@ -46,6 +46,8 @@ function routerGap(cfg: RouterConfig, hasSelectionBias: boolean): string | null 
   if (cfg.selectOn !== 'scores') return `selection on ${cfg.selectOn}`;
   if (hasSelectionBias) return 'a selection bias';
   if (cfg.groupLimit) return 'a group limit';
+  if (cfg.sparseMixer) return 'sparsemixer routing';
+  if (cfg.sanitizeLogits) return 'sanitised logits';
   if (cfg.uniformAssignment) return 'uniform assignment';
   if (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum') return `renormalize '${cfg.renormalize}'`;
   return null;

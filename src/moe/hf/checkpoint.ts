@@ -13,6 +13,9 @@
 //               down_proj [E,I,H], down_proj_bias [E,H]; or MXFP4 `<name>_blocks` + `<name>_scales`
 //   granitemoe  block_sparse_moe.router.layer.weight; input_linear.weight [E,2I,H] (gate half
 //               first); output_linear.weight [E,H,I]
+//   phimoe      as mixtral (block_sparse_moe.gate.weight; experts.M.w1|w3|w2.weight)
+//   dbrx        prefix transformer.blocks.N.: ffn.router.layer.weight [E,H]; ffn.experts.mlp.w1 (gate),
+//               v1 (up), w2 (down, stored transposed), each [E·I, H]
 //   llama4      feed_forward.router.weight; feed_forward.experts.gate_up_proj [E,H,2I] (gate half
 //               first), down_proj [E,I,H]; feed_forward.shared_expert.{gate,up,down}_proj.weight
 //               (hf-moe.md gives no Llama-4 names: these are transformers' Llama4TextMoe module
@@ -27,10 +30,11 @@ import { fromArray } from '../../ops/creation.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Generator } from '../../tensor/random.js';
 import { type GateUpLayout, type MoEConfig, type Orientation, parseMoEConfig } from '../config.js';
-import { type HfConfig, isMoeLayer } from '../hf-config.js';
+import { type HfConfig, isMoeLayer, normalizeHfConfig } from '../hf-config.js';
 import { MoELayer } from '../layer.js';
-import { type PresetName, presetFromHf, presetNameFromHf } from '../presets.js';
+import { type PresetFromHfOptions, type PresetName, presetFromHf, presetNameFromHf } from '../presets.js';
 import { dequantizeMxfp4 } from './mxfp4.js';
+import { type ExpertsLayout, type View, bankView, copyMat, gateUpBiasOffset, gateUpView, plainView } from './views.js';
 
 export type HfExpertFormat = 'per-expert' | 'fused';
 
@@ -68,6 +72,13 @@ interface PerExpertKeys {
   up: (e: number) => string;
   down: (e: number) => string;
 }
+/** DBRX: gate, up and down each stacked as [E·I, H] (expert e's rows e·I..; down holds Wdᵀ). */
+interface StackedSeparateKeys {
+  kind: 'stacked-separate';
+  gate: string;
+  up: string;
+  down: string;
+}
 
 /** The checkpoint keys of one MoE block (which exist depends on the config). */
 export interface HfBlockKeys {
@@ -78,7 +89,7 @@ export interface HfBlockKeys {
   router: string;
   routerBias: string | null;
   scoreBias: string | null;
-  experts: StackedKeys | PerExpertKeys;
+  experts: StackedKeys | PerExpertKeys | StackedSeparateKeys;
   shared: { gate: string; up: string; down: string } | null;
   sharedGate: string | null;
 }
@@ -93,9 +104,16 @@ const MODULE: Record<PresetName, string> = {
   gpt_oss: 'mlp',
   granitemoe: 'block_sparse_moe',
   llama4: 'feed_forward',
+  dbrx: 'ffn',
+  phimoe: 'block_sparse_moe',
 };
 const SHARED: Partial<Record<PresetName, string>> = { qwen2_moe: 'shared_expert', deepseek_v2: 'shared_experts', deepseek_v3: 'shared_experts', llama4: 'shared_expert' };
-const NATIVE_FUSED: readonly PresetName[] = ['gpt_oss', 'granitemoe', 'llama4'];
+const NATIVE_FUSED: readonly PresetName[] = ['gpt_oss', 'granitemoe', 'llama4', 'dbrx'];
+
+/** Where decoder layer N's keys start: `transformer.blocks.N.` for DBRX, else `model.layers.N.`. */
+export function hfLayerPrefix(preset: PresetName, layer: number): string {
+  return preset === 'dbrx' ? `transformer.blocks.${layer}.` : `model.layers.${layer}.`;
+}
 
 /** Which expert formats a preset's checkpoints come in. */
 export function hfExpertFormats(preset: PresetName): HfExpertFormat[] {
@@ -103,17 +121,17 @@ export function hfExpertFormats(preset: PresetName): HfExpertFormat[] {
 }
 
 /** The keys of layer N's MoE block for `preset` in `format`, given the block's config. */
-export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, format: HfExpertFormat, prefix = `model.layers.${layer}.`): HfBlockKeys {
+export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, format: HfExpertFormat, prefix = hfLayerPrefix(preset, layer)): HfBlockKeys {
   if (!hfExpertFormats(preset).includes(format)) {
     throw new HfCheckpointError(`${preset}: no '${format}' checkpoint format (its experts come as ${hfExpertFormats(preset).map((f) => `'${f}'`).join(' or ')})`);
   }
   const m = `${prefix}${MODULE[preset]}.`;
   let router = `${m}gate.weight`;
   if (preset === 'gpt_oss' || preset === 'llama4') router = `${m}router.weight`;
-  if (preset === 'granitemoe') router = `${m}router.layer.weight`;
-  let experts: StackedKeys | PerExpertKeys;
+  if (preset === 'granitemoe' || preset === 'dbrx') router = `${m}router.layer.weight`;
+  let experts: StackedKeys | PerExpertKeys | StackedSeparateKeys;
   if (format === 'per-expert') {
-    const [g, u, d] = preset === 'mixtral' ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
+    const [g, u, d] = preset === 'mixtral' || preset === 'phimoe' ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
     experts = { kind: 'per-expert', gate: (e) => `${m}experts.${e}.${g}.weight`, up: (e) => `${m}experts.${e}.${u}.weight`, down: (e) => `${m}experts.${e}.${d}.weight` };
   } else if (preset === 'gpt_oss') {
     experts = {
@@ -122,6 +140,8 @@ export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, f
     };
   } else if (preset === 'granitemoe') {
     experts = { kind: 'stacked', gateUp: `${m}input_linear.weight`, down: `${m}output_linear.weight`, layout: 'fused', orientation: 'out-in', gateUpBias: null, downBias: null };
+  } else if (preset === 'dbrx') {
+    experts = { kind: 'stacked-separate', gate: `${m}experts.mlp.w1`, up: `${m}experts.mlp.v1`, down: `${m}experts.mlp.w2` };
   } else if (preset === 'llama4') {
     experts = { kind: 'stacked', gateUp: `${m}experts.gate_up_proj`, down: `${m}experts.down_proj`, layout: 'fused', orientation: 'in-out', gateUpBias: null, downBias: null };
   } else {
@@ -148,51 +168,6 @@ export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, f
   };
 }
 
-// ------------------------------------------------------------------ layout views
-// A matrix view: element (o, i) of expert e's [out, in] weight lives at base + o·so + i·si.
-interface View {
-  base: number;
-  so: number;
-  si: number;
-}
-type Which = 'gate' | 'up';
-
-function plainView(e: number, O: number, In: number, orient: Orientation): View {
-  return orient === 'out-in' ? { base: e * O * In, so: In, si: 1 } : { base: e * In * O, so: 1, si: O };
-}
-
-/** Gate or up half of a stacked [E, 2I, H] ('out-in') or [E, H, 2I] ('in-out') projection. */
-function gateUpView(e: number, which: Which, layout: 'fused' | 'interleaved', orient: Orientation, I: number, H: number): View {
-  const r0 = layout === 'fused' ? (which === 'gate' ? 0 : I) : which === 'gate' ? 0 : 1;
-  const step = layout === 'fused' ? 1 : 2;
-  return orient === 'out-in' ? { base: e * 2 * I * H + r0 * H, so: step * H, si: 1 } : { base: e * H * 2 * I + r0, so: step, si: 2 * I };
-}
-
-function gateUpBiasOffset(e: number, which: Which, o: number, layout: 'fused' | 'interleaved', I: number): number {
-  return layout === 'fused' ? e * 2 * I + (which === 'gate' ? 0 : I) + o : e * 2 * I + 2 * o + (which === 'gate' ? 0 : 1);
-}
-
-function copyMat(src: ArrayLike<number>, sv: View, dst: Float32Array | Float64Array, dv: View, O: number, In: number): void {
-  for (let o = 0; o < O; o++) {
-    let s = sv.base + o * sv.so;
-    let d = dv.base + o * dv.so;
-    for (let i = 0; i < In; i++, s += sv.si, d += dv.si) dst[d] = src[s]!;
-  }
-}
-
-/** Where each expert matrix lives in a bank with config (layout, orientation). */
-interface ExpertsLayout {
-  layout: GateUpLayout;
-  orientation: Orientation;
-}
-
-/** The bank's tensors by role: gate/up views into gateProj/upProj or gateUpProj. */
-function bankView(which: Which | 'down', e: number, L: ExpertsLayout, I: number, H: number): { tensor: 'gateProj' | 'upProj' | 'gateUpProj' | 'downProj'; view: View } {
-  if (which === 'down') return { tensor: 'downProj', view: plainView(e, H, I, L.orientation) };
-  if (L.layout === 'separate') return { tensor: which === 'gate' ? 'gateProj' : 'upProj', view: plainView(e, I, H, L.orientation) };
-  return { tensor: 'gateUpProj', view: gateUpView(e, which, L.layout, L.orientation, I, H) };
-}
-
 // ------------------------------------------------------------------ loading
 
 export interface LoadMoEBlockOptions {
@@ -206,8 +181,10 @@ export interface LoadMoEBlockOptions {
   preset?: PresetName;
   /** Default 'auto': per-expert when expert 0's keys are present, else fused. */
   format?: HfExpertFormat | 'auto';
-  /** Key prefix before the block's module (default `model.layers.N.`). */
+  /** Key prefix before the block's module (default `model.layers.N.`, DBRX `transformer.blocks.N.`). */
   prefix?: string;
+  /** DeepSeek-V3's masked groups: 'neg-inf' (default) or 'zero' (transformers <= 4.57); see presetFromHf. */
+  groupMaskValue?: 'zero' | 'neg-inf';
   /** Parameter dtype (default 'f32'). */
   dtype?: FloatDType;
   /** The bank's gate/up layout; default: 'separate' for per-expert checkpoints, the checkpoint's own for fused ones. */
@@ -230,8 +207,8 @@ function asMap(src: HfTensorSource): Map<string, HfTensorLike> {
 const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
 /** The MoE config the loader builds for `preset` from an HF config (the bank layout as given). */
-export function hfBlockConfig(preset: PresetName, config: HfConfig, layout?: ExpertsLayout): MoEConfig {
-  const base = presetFromHf(preset, config);
+export function hfBlockConfig(preset: PresetName, config: HfConfig, layout?: ExpertsLayout, opts: PresetFromHfOptions = {}): MoEConfig {
+  const base = presetFromHf(preset, config, opts);
   if (!layout) return base;
   return parseMoEConfig({ ...base, experts: { ...base.experts, layout: layout.layout, orientation: layout.orientation } });
 }
@@ -241,15 +218,17 @@ export function hfBlockConfig(preset: PresetName, config: HfConfig, layout?: Exp
  * (errors name the key, the expected and the actual shape) and listing all missing keys.
  */
 export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
-  const { config, layer } = opts;
+  const { layer } = opts;
+  const config = normalizeHfConfig(opts.config);
   const preset = opts.preset ?? presetNameFromHf(config);
+  const maskOpt = { groupMaskValue: opts.groupMaskValue };
   const where = `loadMoEBlockFromHf(${preset}, layer ${layer})`;
   if (!Number.isInteger(layer) || layer < 0) throw new HfCheckpointError(`${where}: layer must be a non-negative integer`);
   if (!isMoeLayer(config, layer)) throw new HfCheckpointError(`${where}: layer ${layer} is a dense layer in this config (see isMoeLayer: mlp_only_layers, first_k_dense_replace, moe_layer_freq, decoder_sparse_step)`);
   const tensors = asMap(opts.tensors);
-  const prefix = opts.prefix ?? `model.layers.${layer}.`;
+  const prefix = opts.prefix ?? hfLayerPrefix(preset, layer);
 
-  const base = presetFromHf(preset, config);
+  const base = presetFromHf(preset, config, maskOpt);
   let format = opts.format ?? 'auto';
   if (format === 'auto') {
     const probe = hfExpertFormats(preset).includes('per-expert') ? hfBlockKeys(preset, layer, base, 'per-expert', prefix) : null;
@@ -261,7 +240,7 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
     layout: opts.expertLayout ?? (ex.kind === 'stacked' ? ex.layout : base.experts.layout),
     orientation: opts.expertOrientation ?? (ex.kind === 'stacked' ? ex.orientation : base.experts.orientation),
   };
-  const cfg = hfBlockConfig(preset, config, bankLayout);
+  const cfg = hfBlockConfig(preset, config, bankLayout, maskOpt);
   const keys = hfBlockKeys(preset, layer, cfg, format, prefix);
   const E = cfg.router.numExperts;
   const H = cfg.hiddenSize;
@@ -282,6 +261,8 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
       need(keys.experts.up(e), [I, H]);
       need(keys.experts.down(e), [H, I]);
     }
+  } else if (keys.experts.kind === 'stacked-separate') {
+    for (const k of [keys.experts.gate, keys.experts.up, keys.experts.down]) need(k, [E * I, H]);
   } else {
     const s = keys.experts;
     for (const [k, shape] of [
@@ -364,6 +345,9 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
       if (keys.experts.kind === 'per-expert') {
         src = get(keys.experts[which](e));
         sv = plainView(0, O, In, 'out-in');
+      } else if (keys.experts.kind === 'stacked-separate') {
+        src = get(keys.experts[which]);
+        sv = plainView(e, O, In, which === 'down' ? 'in-out' : 'out-in');
       } else if (which === 'down') {
         src = get(keys.experts.down);
         sv = plainView(e, O, In, mxfp4.has(keys.experts.down) ? 'out-in' : keys.experts.orientation);
@@ -455,6 +439,8 @@ export function moeLayerToHfTensors(layer: MoELayer, preset: PresetName, layerIn
   const st = keys.experts.kind === 'stacked' ? keys.experts : null;
   const gateUp = st ? alloc(E * 2 * I * H) : null;
   const down = st ? alloc(E * H * I) : null;
+  const sep = keys.experts.kind === 'stacked-separate' ? keys.experts : null;
+  const sepData = sep ? { gate: alloc(E * I * H), up: alloc(E * I * H), down: alloc(E * I * H) } : null;
   for (let e = 0; e < E; e++) {
     for (const which of ['gate', 'up', 'down'] as const) {
       const [O, In] = which === 'down' ? [H, I] : [I, H];
@@ -464,6 +450,8 @@ export function moeLayerToHfTensors(layer: MoELayer, preset: PresetName, layerIn
         const d = alloc(O * In);
         copyMat(src, sv.view, d, plainView(0, O, In, 'out-in'), O, In);
         out[keys.experts[which](e)] = { dtype, shape: [O, In], data: d };
+      } else if (sepData) {
+        copyMat(src, sv.view, sepData[which], plainView(e, O, In, which === 'down' ? 'in-out' : 'out-in'), O, In);
       } else if (which === 'down') {
         copyMat(src, sv.view, down!, plainView(e, O, In, st!.orientation), O, In);
       } else {
@@ -471,6 +459,7 @@ export function moeLayerToHfTensors(layer: MoELayer, preset: PresetName, layerIn
       }
     }
   }
+  if (sep && sepData) for (const which of ['gate', 'up', 'down'] as const) out[sep[which]] = { dtype, shape: [E * I, H], data: sepData[which] };
   if (st) {
     out[st.gateUp] = { dtype, shape: st.orientation === 'out-in' ? [E, 2 * I, H] : [E, H, 2 * I], data: gateUp! };
     out[st.down] = { dtype, shape: st.orientation === 'out-in' ? [E, H, I] : [E, I, H], data: down! };

@@ -54,3 +54,4 @@ export {
   type LossScope,
   type LossTerm,
 } from './loss.js';
+export { ExpertModule, celmoeConfig, type CELMoEConfig, type CELMoEConfigInput, type CELMoEOutput } from './celmoe-names.js';
