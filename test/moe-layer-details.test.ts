@@ -32,3 +32,19 @@ for (const c of CASES) {
     assert.deepEqual([...d.metrics.tokensPerExpert], [...(d.routing.counts.dataSync() as Int32Array)]);
   });
 }
+
+test('a capacity factor so small that every slot is dropped is said once, naming the field', () => {
+  const layer = new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 4 }, dispatch: { capacityFactor: 1e-9 } }));
+  const said: string[] = [];
+  const warn = console.warn;
+  console.warn = (m: string) => said.push(m);
+  try {
+    const x = fromArray(new Float32Array(16 * 8).fill(0.5), [16, 8]);
+    noGrad(() => layer.forward(x));
+    noGrad(() => layer.forward(x));
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(layer.lastMetrics!.droppedFraction, 1);
+  assert.deepEqual(said, ['moekit: MoELayer dropped all 32 routed slots of a batch of 16 tokens: dispatch.capacityFactor = 1e-9 gives every expert a capacity of 0 (raise it, or null for dropless)']);
+});

@@ -86,6 +86,8 @@ export class MoELayer extends Module {
   readonly topology: Topology | null;
   /** Metrics of the latest forward. */
   lastMetrics: MoEMetrics | null = null;
+  /** Whether this layer has said that a forward dropped every slot (said once). */
+  private saidAllDropped = false;
   /** A routing recorder or replay (src/moe/routing/); while set, the layer runs router and experts as separate steps (never the whole-layer node). */
   routingHook: RoutingHook | null = null;
   private readonly numLayers: number;
@@ -192,6 +194,11 @@ export class MoELayer extends Module {
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
+    if (T > 0 && droppedSlots === T * rc.topK && !this.saidAllDropped) {
+      // OLMo-core's capacity truncates: a tiny capacityFactor makes it 0, and the layer outputs only its shared part
+      this.saidAllDropped = true;
+      console.warn(`moekit: MoELayer dropped all ${T * rc.topK} routed slots of a batch of ${T} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`);
+    }
     const counts = r.counts.dataSync() as Int32Array;
     this.lastMetrics = {
       tokensPerExpert: Int32Array.from(counts),
