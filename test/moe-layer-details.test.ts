@@ -48,3 +48,24 @@ test('a capacity factor so small that every slot is dropped is said once, naming
   assert.equal(layer.lastMetrics!.droppedFraction, 1);
   assert.deepEqual(said, ['moekit: MoELayer dropped all 32 routed slots of a batch of 16 tokens: dispatch.capacityFactor = 1e-9 gives every expert a capacity of 0 (raise it, or null for dropless)']);
 });
+
+test('forwardWithRouting hands out the group scores a group-limited router ranked by (sum of each group top-2 selection scores)', () => {
+  const layer = new MoELayer(
+    moeConfig({ hiddenSize: 6, router: { numExperts: 8, topK: 2, scoreFunc: 'sigmoid', groupLimit: { numGroups: 4, topkGroups: 2 } }, experts: { intermediateSize: 4 } }),
+    { dtype: 'f64', generator: new Generator(4) },
+  );
+  const gen = new Generator(5);
+  const x = fromArray(Float64Array.from({ length: 3 * 6 }, () => gen.uniform() - 0.5), [3, 6]);
+  const d = noGrad(() => layer.forwardWithRouting(x));
+  const scores = d.routing.scores.dataSync();
+  const expected: number[] = [];
+  for (let t = 0; t < 3; t++) {
+    for (let g = 0; g < 4; g++) {
+      const s = [scores[t * 8 + 2 * g]!, scores[t * 8 + 2 * g + 1]!];
+      expected.push(s[0]! + s[1]!);
+    }
+  }
+  assert.deepEqual(d.routing.groupScores!.shape, [3, 4]);
+  assertClose(d.routing.groupScores!.dataSync(), expected, 1e-14, 1e-12, 'group scores');
+  assert.equal(noGrad(() => new MoELayer(moeConfig(CASES[0]!.input)).forwardWithRouting(fromArray(new Float32Array(8), [1, 8]))).routing.groupScores, undefined);
+});

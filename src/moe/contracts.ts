@@ -16,6 +16,8 @@ export interface RouterOutput {
   topkWeights: Tensor;
   /** [E] i32 number of slots routed to each expert (before any capacity drop). */
   counts: Tensor;
+  /** [T, G] the group scores a group-limited router ranked the groups by (DeepSeek-V3), else absent; not differentiable. */
+  groupScores?: Tensor;
   /** Set when the backend's router pass kernel made this output: what it saved (the aux losses, metrics and the layer node read it). */
   pass?: RouterPassState;
 }

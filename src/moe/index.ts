@@ -1,7 +1,7 @@
 // moekit's MoE core: configs, router, losses, balancing, dispatch, expert banks, the MoE layer.
 export * from './config.js';
 export * from './contracts.js';
-export { route, routeLogits, maskGroups, expertCounts, type RouteOptions } from './router.js';
+export { route, routeLogits, maskGroups, limitGroups, expertCounts, type RouteOptions } from './router.js';
 export * from './losses.js';
 export * from './balancing.js';
 export * from './aux-loss.js';

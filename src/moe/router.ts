@@ -85,6 +85,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   let scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
   if (cfg.scoreOffset !== 0) scores = add(scores, cfg.scoreOffset);
 
+  let groupScores: Tensor | undefined;
   const topkIds = noGrad(() => {
     if (cfg.uniformAssignment) {
       const ids = new Int32Array(T * K);
@@ -94,7 +95,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
     if (cfg.selectOn === 'logits') return topk(logits, K, -1).indices;
     let sel = scores;
     if (opts.selectionBias) sel = add(sel, opts.selectionBias.to(sel.dtype));
-    if (cfg.groupLimit) sel = maskGroups(sel, cfg.groupLimit);
+    if (cfg.groupLimit) ({ masked: sel, groupScores } = limitGroups(sel, cfg.groupLimit));
     return topk(sel, K, -1).indices;
   });
 
@@ -110,7 +111,7 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   else if (cfg.renormalize === 'pnorm') w = div(w, pow(sum(pow(abs(w), cfg.renormP), -1, true), 1 / cfg.renormP));
   if (cfg.scalingFactor !== 1) w = mul(w, cfg.scalingFactor);
 
-  return { logits, scores, topkIds, topkWeights: w, counts: expertCounts(topkIds, E) };
+  return { logits, scores, topkIds, topkWeights: w, counts: expertCounts(topkIds, E), ...(groupScores ? { groupScores } : {}) };
 }
 
 /**
@@ -118,6 +119,11 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
  * Group score: sum of the top-2 (fewer if a group is smaller) or the max of the selection scores.
  */
 export function maskGroups(sel: Tensor, g: GroupLimitConfig): Tensor {
+  return limitGroups(sel, g).masked;
+}
+
+/** maskGroups, also handing out the group scores [T, G] it ranked the groups by. */
+export function limitGroups(sel: Tensor, g: GroupLimitConfig): { masked: Tensor; groupScores: Tensor } {
   const [T, E] = sel.shape as [number, number];
   const n = E / g.numGroups;
   const grouped = reshape(sel, [T, g.numGroups, n]);
@@ -125,7 +131,7 @@ export function maskGroups(sel: Tensor, g: GroupLimitConfig): Tensor {
   const keep = topk(groupScores, g.topkGroups, -1).indices;
   const groupMask = scatterAdd(fullLike(sel, [T, g.numGroups], 0), 1, keep, fullLike(sel, [T, g.topkGroups], 1));
   const mask = reshape(broadcastTo(reshape(groupMask, [T, g.numGroups, 1]), [T, g.numGroups, n]), [T, E]);
-  return where(mask, sel, g.maskValue === 'zero' ? 0 : -Infinity);
+  return { masked: where(mask, sel, g.maskValue === 'zero' ? 0 : -Infinity), groupScores };
 }
 
 /** Histogram of expert ids: [E] i32. */
