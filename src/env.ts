@@ -31,6 +31,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: 'which backend new tensors are created on',
   },
   {
+    name: 'MOEKIT_MPI_LIB',
+    spec: { kind: 'path' },
+    default: 'libmpi.so.40',
+    readBy: 'ts',
+    description: 'the MPI library the addon loads at run time (a path or another soname)',
+  },
+  {
     name: 'MOEKIT_CACHE_DIR',
     spec: { kind: 'path' },
     default: '~/.cache/moekit',

@@ -51,7 +51,7 @@ test('a capacity factor so small that every slot is dropped is said once, naming
 
 test('forwardWithRouting hands out the group scores a group-limited router ranked by (sum of each group top-2 selection scores)', () => {
   const layer = new MoELayer(
-    moeConfig({ hiddenSize: 6, router: { numExperts: 8, topK: 2, scoreFunc: 'sigmoid', groupLimit: { numGroups: 4, topkGroups: 2 } }, experts: { intermediateSize: 4 } }),
+    moeConfig({ hiddenSize: 6, router: { numExperts: 8, topK: 2, scoreFunc: 'sigmoid', groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' } }, experts: { intermediateSize: 4 } }),
     { dtype: 'f64', generator: new Generator(4) },
   );
   const gen = new Generator(5);

@@ -1,5 +1,6 @@
 // The MPI functions of the native addon (native/dist/mpi.c) and opening Open MPI at first use.
 import { loadNativeAddon } from '../backend/native/addon.js';
+import { readEnv } from '../env.js';
 
 type Elements = Float32Array | Float64Array | Int32Array;
 
@@ -36,7 +37,7 @@ export const INSTALL_HINT = 'install Open MPI (Debian/Ubuntu: apt-get install op
 
 /** The library dlopened; MOEKIT_MPI_LIB overrides it (a path or another soname). */
 export function mpiLibraryName(): string {
-  return process.env.MOEKIT_MPI_LIB ?? 'libmpi.so.40';
+  return (readEnv('MOEKIT_MPI_LIB') as string | undefined) ?? 'libmpi.so.40';
 }
 
 let opened: { addon: MpiAddon; rank: number; size: number } | null = null;
