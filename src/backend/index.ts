@@ -1,4 +1,4 @@
 export type { Backend, UnaryOp, BinaryOp, ReduceOp, AdamWHyper } from './backend.js';
 export type { DType, FloatDType, TypedArray, Storage } from './types.js';
-export { getBackend, setBackend, backendInfo, availableBackends, type BackendName, type BackendInfo } from './registry.js';
+export { getBackend, setBackend, backendInfo, availableBackends, initBackend, type BackendName, type BackendInfo } from './registry.js';
 export { referenceBackend } from './reference/index.js';

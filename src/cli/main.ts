@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `moekit` command.
 import { Command } from 'commander';
-import { backendInfo } from '../backend/registry.js';
+import { backendInfo, initBackend } from '../backend/registry.js';
+import { openWebGPUBackend } from '../backend/webgpu/index.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
@@ -14,12 +15,16 @@ program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelp
 
 program
   .command('info')
-  .description('print which backend runs and why')
-  .action(() => {
+  .description('print which backend runs and why, and whether a WebGPU device opens here')
+  .action(async () => {
     console.log(backendInfo().reason);
+    const gpu = await openWebGPUBackend();
+    const chosen = backendInfo().name === 'webgpu' ? 'chosen' : 'not chosen: MOEKIT_BACKEND=webgpu selects it';
+    console.log(gpu.backend ? `webgpu: ${gpu.description} (${chosen})` : `webgpu: unavailable: ${gpu.reason}`);
   });
 
 registerDemoCommand(program);
 registerAblateCommand(program);
 
+await initBackend();
 await program.parseAsync(process.argv);
