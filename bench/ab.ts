@@ -1,8 +1,8 @@
 // `npm run bench -- ab <treeA> <treeB>`: paired A/B of one MoE layer's fwd+bwd step between two
 // checkouts of moekit (each with its own built addon, e.g. a `git worktree` of the base commit)
-// in ONE process, alternating A and B step by step. On a shared machine whose speed drifts by
-// 5-10% over seconds, separate runs cannot resolve a 2% change; the median of the per-pair
-// ratios B/A can (A/A runs of 150-300 pairs gave medians 0.99-1.01 on this noisy host).
+// in ONE process, alternating A and B step by step. On a shared machine whose speed drifts over
+// seconds, separate runs cannot resolve a change of a few percent; the median of the per-pair
+// ratios B/A can (docs/performance.md: bench/ab.ts).
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';

@@ -4,9 +4,9 @@
 // first GEMM alone (gathered x · W_gateᵀ), down GEMM, dyh GEMM (dY · W_down), dx GEMM
 // (dgu · W_gate), and the two weight-gradient GEMMs.
 // --cold writes over 64 MiB (twice the L3) before each timed call, so the operands come from
-// memory as they do inside a training step (whose working set outgrows the caches): on the
-// small config that is ~170 GFLOP/s against ~210 warm, the rate the step's profile shows.
-import { moeKernels } from '../src/moe/fused/native-moe.js';
+// memory as they do inside a training step (whose working set outgrows the caches), which
+// reproduces the rate the step's profile shows (docs/performance.md: bench/moe-kernels.ts: --cold).
+import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { MOE_CONFIGS } from './moe.js';
 import { median } from './util.js';
 
@@ -15,7 +15,7 @@ const cold = process.argv.includes('--cold');
 const name = args[0] ?? 'ct-moe';
 const iters = Number(args[1] ?? 5);
 const c = MOE_CONFIGS[name]!;
-const k = moeKernels()!;
+const k = moeAddonKernels()!;
 const { dModel: H, dFf: I, experts: E, topK: K, tokens: T } = c;
 const S = T * K;
 const seg = new Int32Array(E + 1);

@@ -272,12 +272,12 @@ export function register(program: Command): void {
     .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; peerBlasEnv?: boolean; ctmoeTrain: boolean; repeats: string; v8DefaultGc?: boolean; child?: string }) => {
       const v8DefaultGc = opts.v8DefaultGc === true;
       if (opts.child === 'ctmoe-tiny-train') {
-        process.stdout.write(JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc))) + '\n');
+        process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);
         return;
       }
       if (opts.child) {
         const [name, mode] = opts.child.split(':') as [string, Mode];
-        process.stdout.write(JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc))) + '\n');
+        process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc)))}\n`);
         return;
       }
       for (const n of opts.configs) {

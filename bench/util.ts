@@ -49,8 +49,8 @@ export function timeRuns(fn: () => void, opts: { warmup?: number; minRuns?: numb
 
 /**
  * Warm-up for a JavaScript hot loop: V8 compiles it in tiers over its first few dozen calls, on
- * a background thread that shares the cores with the kernels (measured on the small MoE layer:
- * steps 7-8, 16-18 and 31-32 take twice as long as the steady state). Calls fn at least
+ * a background thread that shares the cores with the kernels, so some early calls run much slower
+ * than the steady state (docs/performance.md: bench/util.ts: warmUp). Calls fn at least
  * `minRuns` times and until `seconds` have passed (at most `maxRuns`); a single call slower than
  * `slowMs` is warm-up enough. Returns the last call's duration in ms.
  */
@@ -95,9 +95,10 @@ export const PEER_INSTALL_HINT = 'apt-get install -y python3-torch python3-numpy
  * OpenBLAS picks the core from the CPU id at load time, unless `OPENBLAS_CORETYPE` names one
  * (and `OPENBLAS_L2_SIZE` overrides its cache size). Such overrides can sit in a machine's
  * environment for reasons of its own: the project machine had `OPENBLAS_CORETYPE=Haswell` set,
- * which holds the peer to its AVX2 kernels on an AVX-512 CPU (1024^3 on 2 threads: ~210 instead
- * of ~375 GFLOP/s). The peer stands for PyTorch at its best on this CPU, so by default it runs
- * OpenBLAS's own choice with those two overrides dropped; `keepEnv` keeps them.
+ * which holds the peer to its AVX2 kernels on an AVX-512 CPU, far below its AVX-512 rate
+ * (docs/performance.md: bench/util.ts: PeerBlas). The peer stands for PyTorch at its best on
+ * this CPU, so by default it runs OpenBLAS's own choice with those two overrides dropped;
+ * `keepEnv` keeps them.
  */
 export interface PeerBlas {
   /** The environment for peer processes: LD_LIBRARY_PATH to OpenBLAS-openmp, overrides dropped unless kept. */

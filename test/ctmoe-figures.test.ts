@@ -109,6 +109,7 @@ function synthResults(): CtMoeAblationResults {
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: Vega-Lite specs are walked generically
 type AnySpec = Record<string, any>;
 /** Every inline data array in a spec (depth first). */
 function inlineData(spec: unknown): AnySpec[][] {

@@ -47,6 +47,7 @@ test('JSON round trip: parse(JSON(cfg)) deep-equals cfg, and parsing is idempote
 });
 
 test('validation errors name the field, the value and what is allowed', () => {
+  // biome-ignore lint/suspicious/noExplicitAny: patches poke at arbitrary fields of a JSON copy
   const bad = (patch: (c: any) => void, re: RegExp): void => {
     const c = JSON.parse(JSON.stringify(input));
     patch(c);
@@ -63,7 +64,7 @@ test('validation errors name the field, the value and what is allowed', () => {
   bad((c) => (c.levels[2].experts[0].stopGradFromParent = true), /stopGradFromParent.*no such field/);
   bad((c) => (c.fusionDropout = 1), /fusionDropout = 1.*\[0, 1\)/);
   bad((c) => (c.levels[0].name = 'a/b'), /levels\[0\]\.name = 'a\/b'/);
-  bad((c) => c.levels.forEach((l: any) => (l.enabled = false)), /at least one enabled level/);
+  bad((c) => c.levels.forEach((l: { enabled: boolean }) => (l.enabled = false)), /at least one enabled level/);
   assert.throws(() => parseHierarchyExpertConfig({ name: 'x', metadata: { f: () => 1 } }), /expert\.metadata\.f .*JSON value/);
   assert.throws(() => parseHierarchyExpertConfig({ name: 'x', metadata: { n: Number.NaN } }), /expert\.metadata\.n .*finite/);
 });

@@ -202,9 +202,18 @@ test('context reaches every loss function', () => {
   const seen: unknown[] = [];
   const ctx = { step: 7 };
   new LossAPI<null, typeof ctx>({ includeExpertLosses: false })
-    .addGlobal('g', (o, _t, c) => (seen.push(c), o.fusedHidden.sum()))
-    .addLevel('domain', 'l', (l, _t, c) => (seen.push(c), l.hidden.sum()))
-    .addBridge('universal', 'language', 'b', (p, _c, _t, c) => (seen.push(c), p.hidden.sum()))
+    .addGlobal('g', (o, _t, c) => {
+      seen.push(c);
+      return o.fusedHidden.sum();
+    })
+    .addLevel('domain', 'l', (l, _t, c) => {
+      seen.push(c);
+      return l.hidden.sum();
+    })
+    .addBridge('universal', 'language', 'b', (p, _c, _t, c) => {
+      seen.push(c);
+      return p.hidden.sum();
+    })
     .compute(out, null, ctx);
   assert.deepEqual(seen, [ctx, ctx, ctx]);
 });

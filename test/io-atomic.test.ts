@@ -39,7 +39,7 @@ test('writeJsonAtomic writes pretty JSON with a trailing newline', async () => {
   const value = { name: 'moe', experts: [1, 2], nested: { ok: true } };
   await writeJsonAtomic(path.join(dir, 'a.json'), value);
   writeJsonAtomicSync(path.join(dir, 'b.json'), value);
-  const expected = JSON.stringify(value, null, 2) + '\n';
+  const expected = `${JSON.stringify(value, null, 2)}\n`;
   assert.equal(fs.readFileSync(path.join(dir, 'a.json'), 'utf8'), expected);
   assert.equal(fs.readFileSync(path.join(dir, 'b.json'), 'utf8'), expected);
   await assert.rejects(writeJsonAtomic(path.join(dir, 'c.json'), undefined), /not JSON-serializable/);

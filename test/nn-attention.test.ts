@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CausalSelfAttention, Generator, Tensor, concat, manualSeed, normal_ } from '../src/index.js';
+import { CausalSelfAttention, Generator, type Tensor, concat, manualSeed, normal_ } from '../src/index.js';
 import { assertClose, forEachBackend, randF64 } from './helpers/gradcheck.js';
 
 function gradsOf(m: CausalSelfAttention, x: Tensor): { y: Float64Array; grads: Float64Array[]; dx: Float64Array } {

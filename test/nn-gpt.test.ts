@@ -6,7 +6,7 @@ import {
   Generator,
   Linear,
   Module,
-  Tensor,
+  type Tensor,
   clipGradNorm,
   fromArray,
   manualSeed,

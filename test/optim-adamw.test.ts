@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AdamW, Generator, Parameter, Tensor, fromArray, type AdamWStateDict } from '../src/index.js';
+import { AdamW, Generator, Parameter, type Tensor, fromArray, type AdamWStateDict } from '../src/index.js';
 import { assertClose, forEachBackend } from './helpers/gradcheck.js';
 
 function values(n: number, seed: number): number[] {

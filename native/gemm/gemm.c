@@ -18,10 +18,10 @@
 #define MK_MAX_NR 64
 /* Below this M*N*K, packing and threads cost more than they save. */
 #define MK_SMALL_MNK (24.0 * 24 * 24)
-/* Products with M or N up to this take the direct path (gemm_impl.inc): on
- * Zen 4 with 2 threads it is 1.1-5x faster there for every transpose, f32
- * and f64 (router logits x.W^T with N = 8: 35 -> 150 GFLOP/s). Small K alone
- * (M, N large) stays packed: as fast or faster there. */
+/* Products with M or N up to this take the direct path (gemm_impl.inc): it
+ * is faster there for every transpose, f32 and f64, router logits included.
+ * Small K alone (M, N large) stays packed: as fast or faster there
+ * (docs/performance.md: native/gemm/gemm.c: MK_DIRECT_MAX). */
 #define MK_DIRECT_MAX 32
 /* K chunk of a direct-path task (see the task there). */
 #define MK_DIRECT_KB 256
@@ -72,12 +72,13 @@ typedef struct {
 
 /* Pick the grid with the lowest estimated time: rounds of tasks over the
  * threads times the cost of one task, where a task costs its FLOPs plus the
- * packing of its A rows and B columns plus a fixed overhead (units: flops,
- * rough ratios measured on Zen 4). Small tiles balance better but repack
- * operands; this picks e.g. 1x2 for 128x512x2048 and 2x1 for 1024^3. */
+ * packing of its A rows and B columns plus a fixed overhead (units: flops;
+ * docs/performance.md: native/gemm/gemm.c: mk_plan_grid). Small tiles balance
+ * better but repack operands; this picks e.g. 1x2 for 128x512x2048 and 2x1
+ * for 1024^3. */
 static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr, int nr,
                          int transA, int transB, int threads, mk_grid *out) {
-  /* Packing with contiguous reads and writes (A^T, B) is ~3x cheaper than the
+  /* Packing with contiguous reads and writes (A^T, B) is cheaper than the
    * transposing packs (A, B^T), so prefer tiles that repack the cheap one. */
   const double pack_a = transA ? 12.0 : 36.0, pack_b = transB ? 36.0 : 12.0, task_cost = 2e5;
   const int64_t max_gm = (M + mr - 1) / mr, max_gn = (N + nr - 1) / nr;

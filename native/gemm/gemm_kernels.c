@@ -10,15 +10,14 @@
  *
  * Register budget (32 zmm for AVX-512, 16 ymm for AVX2):
  *   f32 AVX-512 14x32: 28 accumulators + 2 B vectors + 1 broadcast.
- *   (12x32, 6x32 and 8x48 measured within noise of 14x32 on Zen 4, ~95
- *   GFLOP/s per core at 1024^3; 14x32 wastes least on M = 128-ish shapes
- *   thanks to its row-edge variants.)
+ *   (the 12x32, 6x32 and 8x48 alternatives ran alike on Zen 4; 14x32 wastes
+ *   least on M = 128-ish shapes thanks to its row-edge variants;
+ *   docs/performance.md: native/gemm/gemm_kernels.c: k_f32_avx512.)
  *   f32 AVX2     6x16: 12 accumulators + 2 B + 1 broadcast.
  * On Zen 4 a 512-bit FMA issues once per cycle with 4 cycles latency, so
  * >= 8 independent accumulators hide the latency; more accumulators per
- * broadcast lower the load:FMA ratio. Zen 5 issues two a cycle (~230 GFLOP/s
- * per core); 14x32 runs at that rate from L1 there too, and its blocking
- * changes (f32_avx512_init).
+ * broadcast lower the load:FMA ratio. Zen 5 issues two a cycle; 14x32 runs at
+ * that peak from L1 there too, and its blocking changes (f32_avx512_init).
  */
 #include "gemm_kernels.h"
 
@@ -32,7 +31,8 @@
  * MR x NV*W block; AS: stride of the packed A panel (AS = MR for a full
  * kernel, AS > MR for the row-edge variants that skip the zero-padded rows).
  * The C tile is prefetched for writing on entry, so its lines arrive while the
- * k loop runs (with K ~ 128 the stores' misses were ~5% of a MoE GEMM). */
+ * k loop runs: with short K the stores' misses showed in a MoE GEMM's profile
+ * (docs/performance.md: native/gemm/gemm_kernels.c: MK_DEF_UKR). */
 #define MK_DEF_UKR(NAME, ATTR, T, VEC, W, LOADU, STOREU, FMADD, SET1, ZERO, ADD, MR, NV, AS)   \
   static ATTR void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,   \
                         int64_t ldc, int load_c) {                                             \
@@ -235,11 +235,10 @@ static void f32_avx512_init(void) {
   if (idx < 0 || idx >= (int)(sizeof k_f32_avx512 / sizeof k_f32_avx512[0])) idx = 0;
   mk_kernel_f32 *k = &k_f32_avx512[idx];
   /* Where the core runs two 512-bit FMAs a cycle (Zen 5), a K block costs half the time it
-   * did on Zen 4 while its C tile's reload and store cost the same, and with kc = 384 the C
-   * traffic of the extra K passes took ~12% of the micro-kernel's samples. One pass over K
-   * up to 1024 (the B panel then streams from L2, which keeps up): 4096x512x2048 on 2 threads
-   * 350 -> 412 GFLOP/s, 1024^3 +3%; MoE layer steps 1-3% faster. Zen 4 keeps the 384 it was
-   * tuned with. */
+   * did on Zen 4 while its C tile's reload and store cost the same, so with kc = 384 the C
+   * traffic of the extra K passes weighs. One pass over K up to 1024 (the B panel then streams
+   * from L2, which keeps up) is faster, plain GEMM and MoE layer alike. Zen 4 keeps the 384 it
+   * was tuned with (docs/performance.md: native/gemm/gemm_kernels.c: f32_avx512_init). */
   if (mk_cpu_avx512_full_width()) k->kc = 1024;
   k->mc = env_int("MOEKIT_GEMM_MC", k->mc);
   k->kc = env_int("MOEKIT_GEMM_KC", k->kc);

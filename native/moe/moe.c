@@ -109,8 +109,9 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
   *out = NULL;
   if (N <= 0) return 0;
   /* Row blocks start large: every task of an expert packs that expert's B block again, so
-   * fewer, taller tasks pack less (measured on the small and ct-moe shapes, kernels alone: 1-4%
-   * faster than 2·mc); the loop below splits them when there are too few tasks to balance. */
+   * fewer, taller tasks pack less and run faster than blocks of 2·mc
+   * (docs/performance.md: native/moe/moe.c: mk_moe_plan); the loop below splits them when
+   * there are too few tasks to balance. */
   int64_t mb = 4 * (int64_t)mc, nb = 512;
   nb = nb / nr * nr;
   if (nb < nr) nb = nr;
@@ -257,7 +258,7 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
 /* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
  * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. The reciprocal is
  * rcp14 refined by one Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per
- * ~5 cycles, and it bounded the SwiGLU passes (a small MoE step ~1% faster without it). */
+ * ~5 cycles, and it bounded the SwiGLU passes (docs/performance.md: native/moe/moe.c: sigmoid16). */
 static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
@@ -321,7 +322,7 @@ static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const floa
 }
 
 /* the SwiGLU epilogue of a gated GEMM tile: one call per tile, so the core overlaps the rows'
- * sigmoid chains (a call per row measured ~0.3% slower on a small MoE step) */
+ * sigmoid chains (docs/performance.md: native/moe/moe.c: swiglu_fwd_tile_f32) */
 static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld, float *h, int64_t ldh,
                                       int64_t rows, int64_t n) {
   if (n == 32) { /* a whole tile row is two vectors: no masks, one loop the core can overlap */
@@ -342,7 +343,8 @@ static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
     swiglu_fwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff, a->h + r * a->I, a->I);
 }
 
-/* 2, 4, 8 and 16 rows ahead measured alike, within noise (small config: fwd+bwd ~2-3% faster than none) */
+/* how many rows ahead matters little; prefetching at all pays
+ * (docs/performance.md: native/moe/moe.c: SWIGLU_BWD_PREFETCH_ROWS) */
 #define SWIGLU_BWD_PREFETCH_ROWS 4
 static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;
@@ -706,30 +708,6 @@ static napi_value moe_combine(napi_env env, napi_callback_info info) {
   return mk_napi_undefined(env);
 }
 
-/* ---- keep freed big arrays in the malloc heap ------------------------------------------
- * Node allocates ArrayBuffer memory with calloc; glibc serves anything above its mmap
- * threshold (<= 32 MiB) with a fresh mmap and unmaps it on free. Every training step then
- * page-faults its new weight gradients in, 4 KiB at a time: measured, the olmoe-like layer's
- * weight-gradient GEMMs ran ~3x slower on fresh arrays than on reused ones (fwd+bwd 250 vs
- * 468 tokens/s with the mallopt below; mixtral-like 1122 vs 1288), at the same peak RSS.
- * So, at load: serve big blocks from the heap and never trim it (what PyTorch's / jemalloc-
- * style caching allocators do); calloc then re-zeroes a reused block with a memset instead
- * of faulting pages in. Process-wide; MOEKIT_RETAIN_MEMORY=0, or setting glibc's own
- * MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ / GLIBC_TUNABLES, leaves malloc alone. */
-#if defined(__GLIBC__)
-#include <limits.h>
-#include <malloc.h>
-static void moe_retain_memory(void) {
-  const char *e = getenv("MOEKIT_RETAIN_MEMORY");
-  if (e && e[0] == '0') return;
-  if (getenv("MALLOC_MMAP_MAX_") || getenv("MALLOC_TRIM_THRESHOLD_") || getenv("GLIBC_TUNABLES")) return;
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
-}
-#else
-static void moe_retain_memory(void) {}
-#endif
-
 static napi_value moe_batch_begin(napi_env env, napi_callback_info info) {
   (void)info;
   if (tl_batch.open) return mk_throw_error(env, "moeBatchBegin: a batch is already open (moeBatchRun closes it)");
@@ -777,11 +755,6 @@ static napi_value moe_fuse_run(napi_env env, napi_callback_info info) {
 
 napi_status mk_register_moe(napi_env env, napi_value exports) {
   napi_status st;
-  static int retained = 0;
-  if (!retained) {
-    retained = 1;
-    moe_retain_memory();
-  }
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsStackedK", moe_gemm_rows_stacked_k)) != napi_ok)
     return st;

@@ -12,8 +12,7 @@
  * row) and one expert's packed weights stay within a core's L2 ... */
 #define FUSE_BLOCK_ROWS 128
 /* ... and half that with weight-gradient stages, so each expert's packed weights and gradients
- * stay in L2 beside the block. Per-step interleaved fwd+bwd against 128: small config 0.982-0.987
- * in 7 of 8 processes; experts of 768 KiB (d 128 x 640, 256 x 256) within 0.5% */
+ * stay in L2 beside the block (docs/performance.md: native/moe/moe_fuse.c: FUSE_WGRAD_BLOCK_ROWS) */
 #define FUSE_WGRAD_BLOCK_ROWS 64
 #define FUSE_MAX_STAGES 16
 #define FUSE_MAX_LOCALS 8

@@ -60,7 +60,8 @@ typedef struct {
  * width (no contraction: -std=c11 keeps a*b+c two roundings), so the AVX-512 build of a loop
  * gives the generic build's bits. */
 /* Each task's partials start on a cache line of their own: tasks on two cores updating one
- * line per row ran routerForward no faster on 2 threads than on 1 (false sharing). */
+ * line per row lose the second thread's gain to false sharing
+ * (docs/performance.md: native/moe/router.c: PARTIAL_STRIDE). */
 #define PARTIAL_STRIDE(E, K) ((((E) + 2 + (K)) + 7) & ~(int64_t)7)
 #define COUNTS_STRIDE(E) (((E) + 7) & ~(int64_t)7)
 
@@ -97,7 +98,8 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #if defined(__x86_64__)
 #include <immintrin.h>
 /* tail_dx_row for f32 with its sums in registers (GCC keeps the generic build's accumulator
- * block on the stack, a store-to-load chain per term: ~4x slower). Same terms, same order. */
+ * block on the stack, a store-to-load chain per term; docs/performance.md: native/moe/router.c:
+ * tail_dx_row_a512_f32). Same terms, same order. */
 static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t t) {
   const int64_t E = c->E, K = c->K, H = c->H;
   const int32_t *rows = c->slot_row + t * K;

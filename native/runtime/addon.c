@@ -5,6 +5,7 @@
 #include "addon.h"
 
 #include "cpu.h"
+#include "malloc_policy.h"
 #include "threadpool.h"
 
 typedef napi_status (*mk_register_fn)(napi_env env, napi_value exports);
@@ -84,6 +85,11 @@ napi_status mk_register_core(napi_env env, napi_value exports) {
 }
 
 NAPI_MODULE_INIT() {
+  static int retained = 0;
+  if (!retained) {
+    retained = 1;
+    mk_retain_memory();
+  }
   for (size_t i = 0; i < sizeof k_modules / sizeof k_modules[0]; i++) {
     if (k_modules[i].fn(env, exports) != napi_ok) {
       mk_throw_error(env, "moekit_native: registering \"%s\" exports failed", k_modules[i].name);

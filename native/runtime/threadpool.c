@@ -37,11 +37,10 @@
 #define MAX_THREADS 256
 #define TASK_BITS 40
 #define TASK_MASK ((UINT64_C(1) << TASK_BITS) - 1)
-/* 0.2 ms covers the gap between back-to-back kernels. Measured on the project's 2-core VMs:
- * a sleeping worker takes 0.35 ms on average to wake, and a 2 ms spin cut the small MoE step's
- * late worker starts from 0.55 to 0.13 ms of worker time per step, but did not make the step
- * faster and made CT-MoE tiny training 2-6% slower (the spinning worker takes the core V8's
- * GC and compiler threads need between kernels). */
+/* 0.2 ms covers the gap between back-to-back kernels. A longer spin wakes late workers less
+ * often but did not make the step faster and slowed CT-MoE training (the spinning worker takes
+ * the core V8's GC and compiler threads need between kernels)
+ * (docs/performance.md: native/runtime/threadpool.c: SPIN_NS). */
 #define SPIN_NS 200000
 static int64_t g_spin_ns = SPIN_NS; /* MOEKIT_POOL_SPIN_US overrides */
 

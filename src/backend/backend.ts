@@ -11,6 +11,7 @@
 //   i32 storages.
 // - A device backend (WebGPU) enqueues work and returns at once; only `read` waits. CPU
 //   backends also offer `readSync`.
+import type { MoeKernels } from './moe.js';
 import type { DType, Storage, TypedArray } from './types.js';
 
 export type UnaryOp =
@@ -222,4 +223,8 @@ export interface Backend {
   adamwInPlace(param: Storage, grad: Storage, m: Storage, v: Storage, h: AdamWHyper): void;
   /** Mutates y: y += alpha * x (gradient accumulation). */
   axpyInPlace(y: Storage, x: Storage, alpha: number): void;
+
+  // ---- MoE ---------------------------------------------------------------------------------
+  /** The MoE kernels (moe.ts), where the backend has them; without, MoE layers compose the ops above. */
+  readonly moe?: MoeKernels;
 }

@@ -64,7 +64,7 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
 function jsonText(value: unknown): string {
   const text = JSON.stringify(value, null, 2);
   if (text === undefined) throw new TypeError(`writeJsonAtomic: value is not JSON-serializable (${typeof value})`);
-  return text + '\n';
+  return `${text}\n`;
 }
 
 /** Write `value` as pretty-printed JSON (2-space indent, trailing newline), atomically. */

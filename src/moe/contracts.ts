@@ -1,5 +1,7 @@
 // The contracts between router, dispatcher and experts (after Diffulex's RouterMetadata,
 // DispatchMetadata and ExpertExecutionMetadata), so dispatchers can be swapped freely.
+import type { MoeKernels, RouterShape } from '../backend/moe.js';
+import type { Storage } from '../backend/types.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** What a router hands on. T tokens, E experts, K slots per token; slot s = t·K + k. */
@@ -14,6 +16,24 @@ export interface RouterOutput {
   topkWeights: Tensor;
   /** [E] i32 number of slots routed to each expert (before any capacity drop). */
   counts: Tensor;
+  /** Set when the backend's router pass kernel made this output: what it saved (the aux losses, metrics and the layer node read it). */
+  pass?: RouterPassState;
+}
+
+/** The router pass kernel's forward results (kernel-path/router-pass.ts). */
+export interface RouterPassState extends RouterShape {
+  readonly kernels: MoeKernels;
+  readonly logits: Tensor;
+  readonly scores: Storage;
+  readonly ids: Int32Array;
+  readonly lse: Storage;
+  readonly counts: Int32Array;
+  /** [E] Σ_t scores[t, e]. */
+  readonly scoreSums: Float64Array;
+  /** Mean over tokens of the entropy of the scores (metrics.ts meanRowEntropy). */
+  readonly entropy: number;
+  /** Mean over tokens of logsumexp(logits)², the unweighted z-loss. */
+  readonly zLoss: number;
 }
 
 /** How dispatch laid the slots out; combine and the metrics read it. S = kept slots. */

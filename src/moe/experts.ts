@@ -13,21 +13,11 @@ import { uniform_ } from '../nn/init.js';
 import type { ExpertConfig } from './config.js';
 import type { ExpertExecutionMetadata } from './contracts.js';
 import { groupedMatmul } from './grouped-gemm.js';
-import { fusedKernelsFor, fusedSwigluExperts } from './fused/fused-experts.js';
+import type { ExpertWeights } from './expert-weights.js';
+import { bankKernels } from './execution/plan.js';
+import { expertsNode } from './kernel-path/experts-node.js';
 
-/** The weights an expert bank runs with; which are present depends on kind and layout. */
-export interface ExpertWeights {
-  /** separate layout: [E, I, H] ('out-in') or [E, H, I] ('in-out'); GELU uses upProj only. */
-  gateProj?: Tensor | null;
-  upProj?: Tensor | null;
-  /** fused / interleaved: [E, 2I, H] or [E, H, 2I]. */
-  gateUpProj?: Tensor | null;
-  /** [E, H, I] or [E, I, H]. */
-  downProj: Tensor;
-  /** Biases [E, out] (GPT-OSS): of gateUpProj (or upProj), and of downProj. */
-  gateUpBias?: Tensor | null;
-  downBias?: Tensor | null;
-}
+export type { ExpertWeights } from './expert-weights.js';
 
 /** Run every row through its expert: rows [S, H] -> [S, H]. */
 export function runExperts(rows: Tensor, exec: ExpertExecutionMetadata, w: ExpertWeights, cfg: ExpertConfig): Tensor {
@@ -117,10 +107,10 @@ export class ExpertBank extends Module {
   }
 
   forward(rows: Tensor, exec: ExpertExecutionMetadata): Tensor {
-    // native fused kernels when they apply (MOEKIT_MOE_FUSED=0 forces the reference ops)
+    // the backend's MoE kernels as one node where the execution plan says they apply
     const fits = rows.ndim === 2 && rows.shape[1] === this.hiddenSize && exec.segOffsets.length === this.numExperts + 1 && exec.segOffsets[this.numExperts] === rows.shape[0];
-    const k = fits ? fusedKernelsFor(rows, this, this.cfg) : null;
-    if (k) return fusedSwigluExperts(k, rows, exec.segOffsets, this, this.cfg);
+    const k = fits ? bankKernels(rows, this, this.cfg) : null;
+    if (k) return expertsNode(k, rows, exec.segOffsets, this, this.cfg);
     return runExperts(rows, exec, this, this.cfg);
   }
 }

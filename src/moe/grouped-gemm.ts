@@ -1,14 +1,13 @@
 // Grouped GEMM: rows of expert e (a contiguous segment) times that expert's weight matrix.
 // A reference composition of per-segment matmuls recorded as ONE autograd node, so the weight
 // gradient is assembled once ([E, ...] stacked) instead of as E full-size sparse sums.
-// A fused native kernel can replace the body and is tested against this one.
-import { isFloatArray } from '../backend/types.js';
+// Where the execution plan says so, the backend's grouped GEMM kernel runs instead (tested against this one).
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { concat, narrow, reshape } from '../ops/shape.js';
-import { type FloatArray, fusedMoeEnabled, moeKernels } from './fused/native-moe.js';
+import { groupedGemmKernels } from './execution/plan.js';
 
 export interface GroupedMatmulOptions {
   /** w[e] is [out, in] (PyTorch Linear / HF layout) when true, [in, out] when false. */
@@ -27,34 +26,30 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
   if (x.dtype !== w.dtype) throw new TypeError(`groupedMatmul: x (${x.dtype}) and w (${w.dtype}) must share a dtype`);
   const S = x.shape[0]!;
   const b = x.backend;
-  // tiny problems (below ~32^3 multiply-adds) stay on the per-segment matmuls: nothing to gain,
-  // and their results stay bit-identical to a plain matmul's (which loops naively there)
-  const k = S * inW * outW >= 32768 && fusedMoeEnabled() && b.name === 'native' && w.backend === b && isFloatArray(x.storage) && w.storage.constructor === x.storage.constructor ? moeKernels() : null;
+  const k = groupedGemmKernels(x, w, S * inW * outW);
   if (k) {
-    // native grouped GEMM: all experts' tiles in one pool run; dW written directly per expert
-    const xs = x.storage as FloatArray;
-    const ws = w.storage as FloatArray;
-    const like = (n: number): FloatArray => (xs instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
+    // all experts' tiles in one kernel call; dW written directly per expert
     const ldb = w.shape[2]!;
-    const wes = w.shape[1]! * ldb;
-    const out = like(S * outW);
-    k.moeGemmRows(xs, null, null, inW, ws, opts.transB, wes, ldb, segOffsets, out, outW, outW, inW, false);
+    const wb = { data: w.storage, ld: ldb, expertStride: w.shape[1]! * ldb };
+    const out = b.full(x.dtype, S * outW, 0);
+    k.gemmRows({ a: { data: x.storage, ld: inW }, aIdx: null, scale: null, b: { ...wb, trans: opts.transB }, seg: segOffsets, c: { data: out, ld: outW }, n: outW, k: inW, accumulate: false });
     return makeOutput(b, out, [S, outW], {
       name: 'groupedMatmul',
       inputs: [x, w],
       backward: (g) => {
-        const gs = g.storage as FloatArray;
         let dx: Tensor | null = null;
         if (x.requiresGrad) {
-          const d = like(S * inW);
-          k.moeGemmRows(gs, null, null, outW, ws, !opts.transB, wes, ldb, segOffsets, d, inW, inW, outW, false);
+          const d = b.full(x.dtype, S * inW, 0);
+          k.gemmRows({ a: { data: g.storage, ld: outW }, aIdx: null, scale: null, b: { ...wb, trans: !opts.transB }, seg: segOffsets, c: { data: d, ld: inW }, n: inW, k: outW, accumulate: false });
           dx = new Tensor(d, [S, inW], b);
         }
         let dw: Tensor | null = null;
         if (w.requiresGrad) {
-          const d = like(E * wes);
-          if (opts.transB) k.moeGemmWgrad(gs, null, null, outW, xs, null, inW, segOffsets, d, outW, inW, false);
-          else k.moeGemmWgrad(xs, null, null, inW, gs, null, outW, segOffsets, d, inW, outW, false);
+          const d = b.full(x.dtype, E * wb.expertStride, 0);
+          const gm = { data: g.storage, ld: outW };
+          const xm = { data: x.storage, ld: inW };
+          if (opts.transB) k.gemmWgrad({ a: gm, aIdx: null, scale: null, b: xm, bIdx: null, seg: segOffsets, c: d, m: outW, n: inW, accumulate: false });
+          else k.gemmWgrad({ a: xm, aIdx: null, scale: null, b: gm, bIdx: null, seg: segOffsets, c: d, m: inW, n: outW, accumulate: false });
           dw = new Tensor(d, w.shape, b);
         }
         return [dx, dw];

@@ -14,3 +14,4 @@ export * from './hf-config.js';
 export * from './presets.js';
 export * from './expert-choice.js';
 export * from './hf/index.js';
+export { type ExecutionPlan, type MoePath, type MoePathSetting, planForConfig } from './execution/plan.js';

@@ -16,13 +16,12 @@ import { attachAuxLoss } from './aux-loss.js';
 import { SelectionBias } from './balancing.js';
 import type { MoEConfig } from './config.js';
 import type { Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contracts.js';
-import { LocalDispatcher } from './dispatch.js';
-import { ExpertChoiceDispatcher } from './expert-choice.js';
+import type { LocalDispatcher } from './dispatch.js';
 import { ExpertBank } from './experts.js';
-import { tryFusedMoE } from './fused/index.js';
-import { fusedRouterState } from './fused/router.js';
-import { type FusedAuxGradient, fusedAuxLossTerms, fusedRouterAuxLoss } from './fused/router-aux-loss.js';
-import { prepareFusedMoELayer } from './fused/layer.js';
+import type { MoeKernels } from '../backend/moe.js';
+import { type ExecutionPlan, type PlanInputs, bankTensors, defaultDispatcher, layerCall, planKey, planLayer, routerKernelLossesCover, together } from './execution/plan.js';
+import { layerNode, routedExperts } from './kernel-path/layer-node.js';
+import { type AuxLossGradient, routerPassAuxLoss, routerPassAuxTerms } from './kernel-path/router-aux-loss.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
@@ -46,13 +45,28 @@ export interface MoEForwardOptions {
   batchSize?: number;
 }
 
+/** What MoELayer.forwardWithRouting hands out beside the output. */
+export interface MoEForwardDetails {
+  /** forward's output (with the aux losses riding on it in training). */
+  y: Tensor;
+  /** The router's output: logits, scores, top-k ids and weights, counts (on the layer-node path none of it is differentiable). */
+  routing: RouterOutput;
+  /** The routed experts' combined output, before the shared expert is mixed in, [..., H]. */
+  routed: Tensor;
+  /** The shared expert's (gated) output, [..., H], or null without one. */
+  shared: Tensor | null;
+  /** Slots over their expert's capacity. */
+  droppedSlots: number;
+  metrics: MoEMetrics;
+}
+
 /** The aux losses of one forward (see MoELayer.auxLosses). */
 interface AuxLosses {
   total: Tensor | null;
   lb: number | null;
   z: number | null;
   weights: { lb: number; z: number };
-  gradient: FusedAuxGradient | null;
+  gradient: AuxLossGradient | null;
 }
 
 export class MoELayer extends Module {
@@ -70,6 +84,7 @@ export class MoELayer extends Module {
   lastMetrics: MoEMetrics | null = null;
   private readonly numLayers: number;
   private readonly generator: Generator;
+  private plan: ExecutionPlan;
 
   constructor(
     readonly cfg: MoEConfig,
@@ -91,11 +106,32 @@ export class MoELayer extends Module {
     this.sharedGate = sh?.gate === 'sigmoid' ? uniform_(new Parameter(zeros([1, H], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
     this.selectionBias = cfg.router.selectionBias ? new SelectionBias(E, cfg.router.selectionBias) : null;
     if (this.selectionBias) this.registerBuffer('scoreBias', this.selectionBias.bias);
-    this.dispatcher = options.dispatcher ?? (cfg.router.kind === 'expert-choice' ? new ExpertChoiceDispatcher(E, cfg.dispatch) : new LocalDispatcher(E, cfg.dispatch));
+    this.dispatcher = options.dispatcher ?? defaultDispatcher(cfg);
     this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
     this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
+    this.plan = planLayer(this.planParts());
+  }
+
+  /** How this layer executes and why (planned when built; again when its backend, dtype or MOEKIT_MOE_PATH changes). */
+  get executionPlan(): ExecutionPlan {
+    const parts = this.planParts();
+    if (this.plan.key !== planKey(parts)) this.plan = planLayer(parts);
+    return this.plan;
+  }
+
+  private planParts(): PlanInputs {
+    const w = this.routerWeight;
+    const bank = this.experts;
+    return {
+      cfg: this.cfg,
+      backend: w.backend,
+      dtype: w.dtype,
+      dispatcher: this.dispatcher,
+      bankBiases: Boolean(bank.gateUpBias || bank.downBias),
+      weightsTogether: together(w, bankTensors(bank)),
+    };
   }
 
   /** [S_raw] when the topology is on (optimise it in its own group: CT-MoE uses lr × 100, no weight decay), else []. */
@@ -105,6 +141,15 @@ export class MoELayer extends Module {
 
   /** x [..., H] -> [..., H]. In training with grad, the scaled aux losses ride on the output. */
   forward(x: Tensor, opts: MoEForwardOptions = {}): Tensor {
+    return this.forwardWithRouting(x, opts).y;
+  }
+
+  /**
+   * forward, also handing out what it computed on the way (nothing is recomputed): the routing
+   * (logits, scores, top-k ids and weights, counts: Diffulex's RouterMetadata and more), the
+   * routed experts' output and the shared expert's apart, the dropped slots and the metrics.
+   */
+  forwardWithRouting(x: Tensor, opts: MoEForwardOptions = {}): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
     if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
@@ -113,34 +158,27 @@ export class MoELayer extends Module {
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;
     const wantLosses = this.training && isGradEnabled();
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
-    // the whole block as one fused node where it applies (src/moe/fused/layer.ts), with the aux
-    // losses' gradient inside it; else the chain of router, aux-loss and expert nodes below
-    const whole = this.topology || (wantLosses && !this.fusedAuxCovers(mask))
-      ? null
-      : prepareFusedMoELayer({
-          x: x2,
-          routerWeight: this.routerWeight,
-          router: rc,
-          selectionBias: this.selectionBias?.bias ?? null,
-          training: this.training,
-          dispatcher: this.dispatcher,
-          bank: this.experts,
-        });
+    const plan = this.executionPlan;
+    const run = layerCall(plan, this.planParts(), { x: x2, mask, training: this.training, wantLosses });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
     let losses: AuxLosses | null;
-    if (whole) {
-      r = whole.routed;
+    if (run.layerNode) {
+      // the whole block as one node, with the aux losses' gradient inside it
+      const node = layerNode(plan.kernels!, { x: x2, routerWeight: this.routerWeight, router: rc, dispatcher: this.dispatcher as LocalDispatcher, bank: this.experts });
+      r = node.routed;
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, true) : null;
-      ({ y, droppedSlots } = whole.experts(losses?.gradient ?? null));
+      ({ y, droppedSlots } = node.experts(losses?.gradient ?? null));
     } else {
       const S = this.topology ? this.topology.forward() : null;
-      r = this.routeChain(x2, S);
-      ({ y, droppedSlots } = this.expertsChain(x2, r, S));
+      r = this.routeChain(x2, S, run.routerKernel ? plan.kernels : null);
+      ({ y, droppedSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null));
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, false) : null;
     }
-    y = this.addShared(x2, y, T);
+    const routed = y;
+    const shared = this.sharedOutput(x2, T);
+    if (shared) y = this.mixShared(y, shared);
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
@@ -148,29 +186,30 @@ export class MoELayer extends Module {
     this.lastMetrics = {
       tokensPerExpert: Int32Array.from(counts),
       ...countMetrics(counts),
-      routerEntropy: fusedRouterState(r)?.entropy ?? meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
+      routerEntropy: r.pass?.entropy ?? meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
       droppedFraction: T > 0 ? droppedSlots / (T * rc.topK) : 0,
       lbLoss: losses?.lb ?? null,
       lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
       zLoss: losses?.z ?? null,
       zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
     };
-    return reshape(y, x.shape);
+    return { y: reshape(y, x.shape), routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null, droppedSlots, metrics: this.lastMetrics };
   }
 
-  /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given). */
-  private routeChain(x2: Tensor, S: Tensor | null): RouterOutput {
+  /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given); kernels: the router pass's, or null for the composition. */
+  private routeChain(x2: Tensor, S: Tensor | null, kernels: MoeKernels | null): RouterOutput {
     const tc = this.cfg.topology;
     return route(x2, this.routerWeight, this.routerBias, this.cfg.router, {
       training: this.training,
       generator: this.generator,
       selectionBias: this.selectionBias?.bias ?? null,
       logitBias: S && tc?.routingBias ? topologyRoutingBias(S, tc.routingScale) : null,
+      routerKernels: kernels,
     });
   }
 
-  /** dispatch -> experts -> combine on routeChain's output: the fused experts node, or the dispatcher and bank (always with a topology). */
-  private expertsChain(x2: Tensor, r: RouterOutput, S: Tensor | null): { y: Tensor; droppedSlots: number } {
+  /** dispatch -> experts -> combine on routeChain's output: one node over the kernels when given, else the dispatcher and bank (always with a topology). */
+  private expertsChain(x2: Tensor, r: RouterOutput, S: Tensor | null, kernels: MoeKernels | null): { y: Tensor; droppedSlots: number } {
     const tc = this.cfg.topology;
     // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
     // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
@@ -182,19 +221,11 @@ export class MoELayer extends Module {
       if (this.cfg.dispatch.weightsOn === 'output') routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
       else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
     }
-    // dispatch -> experts -> combine: one fused native node when it applies (src/moe/fused);
-    // with a topology always the reference composition (dispatcher + ExpertBank)
-    const fused = this.topology ? null : tryFusedMoE(x2, r, this.dispatcher, this.experts);
-    if (fused) return fused;
+    if (kernels) return routedExperts(kernels, x2, r, this.dispatcher as LocalDispatcher, this.experts);
     const d = this.dispatcher.dispatch(x2, routing);
     let out = this.experts.forward(d.rows, d.exec);
     if (slotScale) out = mul(out, reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]));
     return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length };
-  }
-
-  /** Whether the fused aux losses cover this forward's (no mask, no per-sequence LB). */
-  private fusedAuxCovers(mask: Tensor | null): boolean {
-    return !mask && this.cfg.losses.lbGranularity !== 'instance';
   }
 
   /** After each optimiser step: update the selection bias from the counts since the last one, reset global-batch LB. */
@@ -203,9 +234,9 @@ export class MoELayer extends Module {
     this.lbAccumulator?.reset();
   }
 
-  private addShared(x2: Tensor, y: Tensor, T: number): Tensor {
-    const sh = this.cfg.shared;
-    if (!sh || !this.sharedExpert) return y;
+  /** The shared expert's output (gated), or null without one. */
+  private sharedOutput(x2: Tensor, T: number): Tensor | null {
+    if (!this.cfg.shared || !this.sharedExpert) return null;
     const exec: ExpertExecutionMetadata = {
       numExperts: 1,
       numRows: T,
@@ -213,29 +244,33 @@ export class MoELayer extends Module {
       rowsPerExpert: Int32Array.of(T),
       rowExperts: fullLike(x2, [T], 0, 'i32'),
     };
-    let s = this.sharedExpert.forward(x2, exec);
-    if (this.sharedGate) s = mul(s, sigmoid(matmul(x2, this.sharedGate, { transB: true })));
-    if (sh.mix === 'add') return add(y, s);
+    const s = this.sharedExpert.forward(x2, exec);
+    return this.sharedGate ? mul(s, sigmoid(matmul(x2, this.sharedGate, { transB: true }))) : s;
+  }
+
+  /** routed + shared, or OLMo-core's mix shared/(K+1) + routed·K/(K+1). */
+  private mixShared(y: Tensor, s: Tensor): Tensor {
+    if (this.cfg.shared!.mix === 'add') return add(y, s);
     const K = this.cfg.router.topK;
     return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
   }
 
   /**
-   * The scaled aux losses: their total as a node to attach to the output, or, with inFusedLayer,
-   * only their values and the gradient the fused layer's node applies itself (total null).
+   * The scaled aux losses: their total as a node to attach to the output, or, inLayerNode,
+   * only their values and the gradient the layer node applies itself (total null).
    */
-  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number, inFusedLayer: boolean): AuxLosses {
+  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number, inLayerNode: boolean): AuxLosses {
     const lc = this.cfg.losses;
     const weights = auxLossWeights(lc, this.numLayers);
-    const fused = this.fusedAuxCovers(mask) ? fusedRouterState(r) : null;
-    if (fused) {
-      if (weights.lb > 0) this.lbAccumulator?.addCounts(fused.counts, fused.numTokens);
+    const pass = routerKernelLossesCover(this.cfg, mask) ? r.pass : undefined;
+    if (pass) {
+      if (weights.lb > 0) this.lbAccumulator?.addCounts(pass.counts, pass.numTokens);
       const options = { weights, convention: lc.lbConvention, frequencies: this.lbAccumulator?.frequencies() ?? null };
-      if (inFusedLayer) {
-        const terms = fusedAuxLossTerms(fused, options);
+      if (inLayerNode) {
+        const terms = routerPassAuxTerms(pass, options);
         return { total: null, lb: terms?.lb ?? null, z: terms?.z ?? null, weights, gradient: terms?.gradient(1) ?? null };
       }
-      return { ...fusedRouterAuxLoss(fused, options), weights, gradient: null };
+      return { ...routerPassAuxLoss(pass, options), weights, gradient: null };
     }
     const { scores, topkIds: ids, logits } = r;
     let total: Tensor | null = null;

@@ -16,7 +16,9 @@ import type { GroupLimitConfig, RouterConfig } from './config.js';
 import type { RouterOutput } from './contracts.js';
 import { arrayLike, fullLike } from './tensors.js';
 import { routeExpertChoice } from './expert-choice.js';
-import { fusedRouteLogits } from './fused/router.js';
+import type { MoeKernels } from '../backend/moe.js';
+import { routerKernels } from './execution/plan.js';
+import { routerPass } from './kernel-path/router-pass.js';
 
 export interface RouteOptions {
   /** Jitter applies only in training (default false). */
@@ -27,6 +29,8 @@ export interface RouteOptions {
   selectionBias?: Tensor | null;
   /** [E] added to the logits after the router GEMM (and router bias), before everything else; differentiable (CT-MoE routing bias). */
   logitBias?: Tensor | null;
+  /** The router pass kernel an MoELayer's execution plan chose (null: the composition); unset: decided from cfg and the logits' backend. */
+  routerKernels?: MoeKernels | null;
 }
 
 /** The router GEMM (logits = x·Wᵀ [+ b]) followed by routeLogits. x [T, H], weight [E, H], bias [E]. */
@@ -54,8 +58,9 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
 /**
  * Everything after the router GEMM. logits [T, E]. For router.kind 'expert-choice' this is
  * routeExpertChoice (the output then lives on a [T, E] slot grid with -1 for empty slots).
- * Softmax routers without selection bias / group limit run fused on the native backend
- * (fused/router.ts); the composition below is the spec for that path.
+ * Softmax routers without selection bias / group limit run as the backend's router pass kernel
+ * where the execution plan (execution/plan.ts) says so (kernel-path/router-pass.ts); the
+ * composition below is the spec for that path.
  */
 export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
   if (cfg.kind === 'expert-choice') {
@@ -71,8 +76,8 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   if (opts.selectionBias && !cfg.selectionBias) {
     throw new Error('routeLogits: a selectionBias tensor was given but router.selectionBias is null (set it to enable aux-loss-free balancing)');
   }
-  const fused = fusedRouteLogits(logits, cfg, opts.selectionBias ?? null);
-  if (fused) return fused;
+  const kernels = opts.routerKernels !== undefined ? opts.routerKernels : routerKernels(logits, cfg, opts.selectionBias ?? null);
+  if (kernels) return routerPass(kernels, logits, cfg);
   const scores = cfg.scoreFunc === 'softmax' ? softmax(logits, -1) : sigmoid(logits);
 
   const topkIds = noGrad(() => {

@@ -61,8 +61,8 @@ export class Module {
 
   // registered buffers live outside the object so the discovery walk never sees them
   private get buffers(): Map<string, Tensor> {
-    let m = BUFFERS.get(this);
-    if (!m) BUFFERS.set(this, (m = new Map()));
+    const m = BUFFERS.get(this) ?? new Map<string, Tensor>();
+    BUFFERS.set(this, m);
     return m;
   }
 

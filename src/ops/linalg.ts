@@ -1,6 +1,6 @@
 // Matrix products: 2-D, batched (with batch broadcasting), with optional transposes.
 import { broadcastShapes, numel, sameShape, shapeToString } from '../tensor/shape.js';
-import { Tensor, makeOutput } from '../tensor/tensor.js';
+import { type Tensor, makeOutput } from '../tensor/tensor.js';
 import { broadcastTo, sumToShape } from './broadcast.js';
 import { reshape } from './shape.js';
 import { requireFloat, requireSameBackend } from './util.js';

@@ -7,8 +7,8 @@
 // limit settles low (at a mark-compact, by V8's speed heuristics) the room never exceeds the
 // new space again: marking cycles run back to back, each a few ms on the main thread and tens
 // of ms on a background thread, which takes the core our kernels' worker threads run on.
-// Measured on the project's 2-core VMs: 25-40% of processes fall into that state; a small MoE
-// step's median is then 6-8% slower, and CT-MoE tiny training 17-20% slower.
+// A good share of processes fall into that state, and their MoE steps and training run
+// markedly slower (docs/performance.md: src/tensor/gc-policy.ts: useThroughputGc).
 //
 // With incremental marking off, a major GC runs at once when the old generation reaches its
 // limit; for tensor workloads (small heap, data in ArrayBuffers that scavenges free) that is a

@@ -28,7 +28,10 @@ function gcFunction(): (() => void) | null {
   if (gcFn !== undefined) return gcFn;
   try {
     const g = (globalThis as { gc?: () => void }).gc;
-    if (typeof g === 'function') return (gcFn = g);
+    if (typeof g === 'function') {
+      gcFn = g;
+      return g;
+    }
     setFlagsFromString('--expose-gc');
     const f = runInNewContext('gc') as unknown;
     gcFn = typeof f === 'function' ? (f as () => void) : null;

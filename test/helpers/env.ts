@@ -1,5 +1,5 @@
-// Run a function with an environment variable set, restoring it afterwards (the fused MoE
-// path reads its switches from process.env at each call).
+// Run a function with an environment variable set, restoring it afterwards (the MoE execution
+// plan reads MOEKIT_MOE_PATH when a layer plans and at each standalone op).
 
 /** fn() with process.env[name] = value; the previous value (or its absence) comes back after. */
 export function withEnv<T>(name: string, value: string, fn: () => T): T {
@@ -13,7 +13,7 @@ export function withEnv<T>(name: string, value: string, fn: () => T): T {
   }
 }
 
-/** fn() with the fused native MoE path on or off (MOEKIT_MOE_FUSED). */
-export function withFused<T>(on: boolean, fn: () => T): T {
-  return withEnv('MOEKIT_MOE_FUSED', on ? '1' : '0', fn);
+/** fn() with the backend's MoE kernels allowed where they cover the work, or the reference composition only (MOEKIT_MOE_PATH). */
+export function withKernels<T>(on: boolean, fn: () => T): T {
+  return withEnv('MOEKIT_MOE_PATH', on ? 'auto' : 'reference', fn);
 }

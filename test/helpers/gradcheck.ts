@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe } from 'node:test';
 import { availableBackends, setBackend, type BackendName } from '../../src/backend/index.js';
-import { Generator, Tensor, noGrad } from '../../src/index.js';
+import { Generator, type Tensor, noGrad } from '../../src/index.js';
 import { fromArray } from '../../src/ops/index.js';
 
 /** Run a describe block once per backend that can load here, with that backend as default. */

@@ -77,7 +77,7 @@ export function refRoute(logits: Mat, c: RefRouter): { ids: number[][]; w: numbe
       ww = ww.map((x) => x / z);
     } else if (c.renorm === 'pnorm') {
       const p = c.p ?? 1;
-      const z = Math.pow(ww.reduce((a, x) => a + Math.pow(Math.abs(x), p), 0), 1 / p);
+      const z = ww.reduce((a, x) => a + Math.abs(x) ** p, 0) ** (1 / p);
       ww = ww.map((x) => x / z);
     }
     const sc = c.scale ?? 1;

@@ -10,6 +10,8 @@ import type { Backend } from '../backend.js';
 import { referenceBackend as ref } from '../reference/index.js';
 import { type Storage, dtypeOfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
+import { nativeMoeKernels } from './moe.js';
+import { moeAddonKernels, routerAddonKernels } from './moe-addon.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -276,7 +278,10 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
 
 /** The native backend over a loaded addon (tests use this to compare kernels). */
 export function nativeBackendFrom(addon: NativeAddon): Backend {
-  return { ...ref, ...nativeKernels(addon), name: 'native' };
+  const moeAddon = moeAddonKernels();
+  const routerAddon = routerAddonKernels();
+  const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
+  return { ...ref, ...nativeKernels(addon), name: 'native', moe };
 }
 
 export function createNativeBackend():

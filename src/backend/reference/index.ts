@@ -7,6 +7,7 @@ import { binary, cast, clamp, unary, unaryBackward, where } from './elementwise.
 import { gather, indexAddInPlace, indexSelect, scatterAddInPlace } from './indexing.js';
 import { permute, sliceAddInPlace, sliceCopy } from './layout.js';
 import { matmul } from './linalg.js';
+import { referenceMoeKernels } from './moe.js';
 import { adamwInPlace, axpyInPlace } from './optim.js';
 import { argReduce, cumsum, reduce } from './reduce.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './rowwise.js';
@@ -54,4 +55,5 @@ export const referenceBackend: Backend = {
   attentionBackward,
   adamwInPlace,
   axpyInPlace,
+  moe: referenceMoeKernels,
 };

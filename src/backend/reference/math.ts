@@ -43,7 +43,7 @@ export function erf(x: number): number {
 
 const SQRT_2_OVER_PI = 0.7978845608028654;
 const GELU_TANH_C = 0.044715;
-const INV_SQRT2 = 0.7071067811865476;
+const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
 
 export function sigmoid(x: number): number {
@@ -144,7 +144,7 @@ export function binaryScalar(op: string, a: number, b: number): number {
     case 'div':
       return a / b;
     case 'pow':
-      return Math.pow(a, b);
+      return a ** b;
     case 'maximum':
       return Number.isNaN(a) || Number.isNaN(b) ? NaN : a > b ? a : b;
     case 'minimum':

@@ -1,6 +1,6 @@
 // Reference optimiser kernels (mutate their first arguments).
 import type { AdamWHyper } from '../backend.js';
-import { type Storage } from '../types.js';
+import type { Storage } from '../types.js';
 
 export function adamwInPlace(param: Storage, grad: Storage, m: Storage, v: Storage, h: AdamWHyper): void {
   const stepSize = h.lr / h.biasCorrection1;

@@ -59,7 +59,7 @@ function heatmap(title: string, cells: SCell[], N: number, vmax: number, outline
 /** fig4 for one variant: S of layers {0, n/2, n-1}, cells above 1/(N-1) outlined. Null when the variant has no S. */
 export function fig4SHeatmaps(results: CtMoeAblationResults, key: string): ChartSpec | null {
   const v = variantsWithS(results).find((x) => x.key === key);
-  if (!v || !v.r.finalS) return null;
+  if (!v?.r.finalS) return null;
   const S = v.r.finalS;
   const N = results.config.numExperts;
   const thr = results.reference.sMaxUniform;

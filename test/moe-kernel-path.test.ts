@@ -1,4 +1,4 @@
-// The fused native MoE path (src/moe/fused) against the reference composition of simple ops
+// The MoE kernel path (src/moe/kernel-path: the experts node over the backend's MoE kernels) against the reference composition of simple ops
 // (LocalDispatcher.dispatch -> runExperts' grouped matmuls -> combine): outputs and gradients
 // w.r.t. x, the top-k weights and every expert weight, f32 and f64, on edge cases (empty
 // experts, one expert taking every slot, K = 1, odd sizes, capacity drops, all layouts).
@@ -9,9 +9,10 @@ import type { FloatDType } from '../src/backend/types.js';
 import { moeConfig, parseDispatchConfig, parseExpertConfig, type MoEConfigInput } from '../src/moe/config.js';
 import { LocalDispatcher } from '../src/moe/dispatch.js';
 import { ExpertBank, runExperts } from '../src/moe/experts.js';
-import { tryFusedMoE, fusedKernelsFor } from '../src/moe/fused/index.js';
+import { bankKernels } from '../src/moe/execution/plan.js';
+import { kernelExperts } from './helpers/kernel-path.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { moeKernels } from '../src/moe/fused/native-moe.js';
+import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { groupedMatmul } from '../src/moe/grouped-gemm.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { fromArray } from '../src/ops/creation.js';
@@ -19,7 +20,7 @@ import { mul, sum } from '../src/ops/index.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { withEnv, withFused } from './helpers/env.js';
+import { withEnv, withKernels } from './helpers/env.js';
 import { assertClose } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
@@ -74,11 +75,11 @@ function runCase(c: Case, dtype: FloatDType, fused: boolean) {
   const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: c.capacityFactor ?? null, capacityMultiple: 1 }));
   let y: Tensor;
   if (fused) {
-    const f = withFused(true, () => tryFusedMoE(x, { topkIds, topkWeights }, disp, bank));
+    const f = withKernels(true, () => kernelExperts(x, { topkIds, topkWeights }, disp, bank));
     assert.ok(f, 'fused path must apply');
     y = f.y;
   } else {
-    y = withFused(false, () => {
+    y = withKernels(false, () => {
       const d = disp.dispatch(x, { topkIds, topkWeights });
       return disp.combine(runExperts(d.rows, d.exec, bank, cfg), d.meta);
     });
@@ -101,14 +102,14 @@ function runCaseForward(c: Case, dtype: FloatDType, grad = false): Float32Array 
   const ids = new Int32Array(c.T * c.K);
   for (let t = 0; t < c.T; t++) for (let k = 0; k < c.K; k++) ids[t * c.K + k] = c.ids(t, k);
   const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: c.capacityFactor ?? null, capacityMultiple: 1 }));
-  const f = tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights: rand([c.T, c.K], dtype, gen, 0.1, 1) }, disp, bank);
+  const f = kernelExperts(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights: rand([c.T, c.K], dtype, gen, 0.1, 1) }, disp, bank);
   assert.ok(f && (f.y.gradFn !== null) === grad);
   return f.y.dataSync() as Float32Array | Float64Array;
 }
 
-/** Runs fn with MOEKIT_MOE_ROW_FUSION set ('0' pass by pass, '1' one row fusion). */
-function withRowFusion<T>(mode: '0' | '1', fn: () => T): T {
-  return withEnv('MOEKIT_MOE_ROW_FUSION', mode, fn);
+/** Runs fn with MOEKIT_MOE_ROW_BLOCKS set ('0' pass by pass, '1' one row fusion). */
+function withRowBlocks<T>(mode: '0' | '1', fn: () => T): T {
+  return withEnv('MOEKIT_MOE_ROW_BLOCKS', mode, fn);
 }
 
 describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'native addon not built' }, () => {
@@ -119,7 +120,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         test(`${c.name} (${dtype}, ${rows === '1' ? 'row fusion' : 'pass by pass'})`, () => {
           setBackend('native');
           const ref = runCase(c, dtype, false);
-          const got = withRowFusion(rows, () => runCase(c, dtype, true));
+          const got = withRowBlocks(rows, () => runCase(c, dtype, true));
           const [atol, rtol] = dtype === 'f64' ? [1e-12, 1e-10] : [2e-5, 2e-4];
           assertClose(got.y, ref.y, atol, rtol, 'y');
           assertClose(got.dx, ref.dx, atol, rtol, 'dx');
@@ -145,7 +146,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const topkWeights = rand([c.T, c.K], dtype, gen, 0.1, 1).requiresGrad_();
       const dy = rand([c.T, c.H], dtype, gen);
       const disp = new LocalDispatcher(c.E, parseDispatchConfig({ capacityFactor: null, capacityMultiple: 1 }));
-      const f = withFused(true, () => tryFusedMoE(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights }, disp, bank))!;
+      const f = withKernels(true, () => kernelExperts(x, { topkIds: fromArray(ids, [c.T, c.K]), topkWeights }, disp, bank))!;
       const loss = sum(mul(f.y, dy));
       loss.backward(undefined, { retainGraph: true });
       loss.backward();
@@ -173,8 +174,8 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]} (rep ${rep})`);
         // a no-grad forward returns its buffers to the pool right away; in a row fusion its gu
         // (no backward will read it) is block-local like h
-        const fusedRowsY = withFused(true, () => withRowFusion('1', () => noGrad(() => runCaseForward(c, dtype))));
-        const passesY = withFused(true, () => withRowFusion('0', () => noGrad(() => runCaseForward(c, dtype))));
+        const fusedRowsY = withKernels(true, () => withRowBlocks('1', () => noGrad(() => runCaseForward(c, dtype))));
+        const passesY = withKernels(true, () => withRowBlocks('0', () => noGrad(() => runCaseForward(c, dtype))));
         assertClose(fusedRowsY, passesY, atol, rtol, `no-grad y (rep ${rep})`);
       }
     }
@@ -187,7 +188,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const cases: Case[] = [...CASES, { name: 'wide', T: 150, H: 1100, I: 700, E: 3, K: 2, ids: (t, k) => (t + k) % 3 }];
     for (const dtype of ['f64', 'f32'] as FloatDType[]) {
       for (const c of cases) {
-        const [graph, noGraph] = withFused(true, () => withRowFusion('0', () => [runCaseForward(c, dtype, true), noGrad(() => runCaseForward(c, dtype))]));
+        const [graph, noGraph] = withKernels(true, () => withRowBlocks('0', () => [runCaseForward(c, dtype, true), noGrad(() => runCaseForward(c, dtype))]));
         assert.deepEqual(noGraph, graph, `${c.name} ${dtype}`);
       }
     }
@@ -204,11 +205,11 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const exec = { numExperts: 3, numRows: 17, segOffsets: seg, rowsPerExpert: Int32Array.of(5, 0, 12), rowExperts: fromArray(Int32Array.of(...Array(5).fill(0), ...Array(12).fill(2)), [17]) };
       const dy = rand([17, 11], dtype, gen);
       const run = (on: boolean) =>
-        withFused(on, () => {
+        withKernels(on, () => {
           bank.zeroGrad();
           rows.grad = null;
           const y = bank.forward(rows, exec);
-          assert.equal(y.gradFn?.name === 'fusedExperts', on);
+          assert.equal(y.gradFn?.name === 'expertRows', on);
           sum(mul(y, dy)).backward();
           return [y.dataSync(), rows.grad!.dataSync(), ...bank.parameters().map((p) => p.grad!.dataSync())];
         });
@@ -229,7 +230,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       losses: { lbWeight: 0.1, zLossWeight: 0.01 },
     };
     const run = (on: boolean) =>
-      withFused(on, () => {
+      withKernels(on, () => {
         const layer = new MoELayer(moeConfig(input), { dtype: 'f64', generator: new Generator(3) });
         const gen = new Generator(9);
         const x = rand([2, 10, 16], 'f64', gen).requiresGrad_();
@@ -254,7 +255,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         const w = rand(transB ? [5, 29, 37] : [5, 37, 29], dtype, gen).requiresGrad_();
         const dy = rand([141, 29], dtype, gen);
         const run = (on: boolean) =>
-          withFused(on, () => {
+          withKernels(on, () => {
             x.grad = null;
             w.grad = null;
             const y = groupedMatmul(x, w, seg, { transB });
@@ -270,7 +271,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeGemmSwiglu / moeGemmRowsStackedK reject bad arguments with the field, the value and what is allowed', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
     // 2 rows, one expert, i = 3, k = 2: gate / up stored [3, 2] (bTrans), gu [2, 6], h [2, 3]
     const call = (o: { upOff?: number; ldgu?: number; h?: Float32Array | Float64Array; bUp?: Float32Array }) =>
@@ -291,7 +292,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeBatchBegin / moeBatchRun: queued GEMMs run at moeBatchRun and match the same calls one by one', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     for (const Arr of [Float32Array, Float64Array]) {
       const gen = new Generator(11);
       const fill = (n: number) => new Arr(n).map(() => gen.uniform() - 0.5);
@@ -318,7 +319,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeFuseBegin / moeFuseRun: stages run block by block at moeFuseRun and match the same calls one by one, for any thread count', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     const addon = loadNativeAddon().addon!;
     const threads = addon.getNumThreads();
     after(() => addon.setNumThreads(threads));
@@ -366,7 +367,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeFuseRun: blocks taken from the back of another part (or left there, MOEKIT_FUSE_STEAL=N) give the same bits as none taken', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     const addon = loadNativeAddon().addon!;
     const threads = addon.getNumThreads();
     const knob = process.env.MOEKIT_FUSE_STEAL;
@@ -413,7 +414,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeFuseBegin / moeFuseRun reject what cannot run block by block', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
     const rows = (seg: Int32Array) => k.moeGemmRows(f(40), null, null, 4, f(2 * 16), false, 16, 4, seg, f(40), 4, 4, 4, false);
     k.moeFuseBegin();
@@ -432,7 +433,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   });
 
   test('moeFuseLocal: a block-local array must be reached by sorted row with its declared row length', () => {
-    const k = moeKernels()!;
+    const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
     const seg = Int32Array.of(0, 4, 10);
     const x = f(40), w = f(2 * 16), c = f(40), idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
@@ -465,9 +466,9 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const x = rand([4, 6], 'f32', gen);
     const swi = new ExpertBank(2, 6, parseExpertConfig({ kind: 'swiglu', intermediateSize: 4 }), { generator: gen });
     const gelu = new ExpertBank(2, 6, parseExpertConfig({ kind: 'gelu', intermediateSize: 4 }), { generator: gen });
-    assert.ok(withFused(true, () => fusedKernelsFor(x, swi, swi.cfg)));
-    assert.equal(withFused(false, () => fusedKernelsFor(x, swi, swi.cfg)), null);
-    assert.equal(withFused(true, () => fusedKernelsFor(x, gelu, gelu.cfg)), null);
+    assert.ok(withKernels(true, () => bankKernels(x, swi, swi.cfg)));
+    assert.equal(withKernels(false, () => bankKernels(x, swi, swi.cfg)), null);
+    assert.equal(withKernels(true, () => bankKernels(x, gelu, gelu.cfg)), null);
   });
 });
 
@@ -477,7 +478,7 @@ describe('fused MoE on the reference backend', () => {
     const gen = new Generator(1);
     const x = rand([4, 6], 'f32', gen);
     const swi = new ExpertBank(2, 6, parseExpertConfig({ kind: 'swiglu', intermediateSize: 4 }), { generator: gen });
-    assert.equal(fusedKernelsFor(x, swi, swi.cfg), null);
+    assert.equal(bankKernels(x, swi, swi.cfg), null);
     setBackend(availableBackends()[0]!);
   });
 });

@@ -1,21 +1,20 @@
-// The router aux losses on the fused router path: wlb·LB + wz·Z as ONE scalar autograd node on
-// the logits. Values come from the fused forward's sums (no pass over the scores); the backward
-// is one native pass. Covers the unmasked LB with f_e from this batch (local-batch) or given
+// The router aux losses after the router pass kernel: wlb·LB + wz·Z as ONE scalar autograd node
+// on the logits. Values come from the pass's sums (no pass over the scores); the backward is one
+// routerBackward kernel call. Covers the unmasked LB with f_e from this batch (local-batch) or given
 // (global-batch); losses.ts (loadBalancingLoss, zLoss) stays the spec.
 import type { LbConvention } from '../config.js';
 import { floatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput } from '../../tensor/tensor.js';
-import type { FusedRouterState } from './router.js';
-import type { FloatArray } from './native-moe.js';
+import type { RouterPassState } from '../contracts.js';
 
-export interface FusedAuxLossOptions {
+export interface AuxLossOptions {
   weights: { lb: number; z: number };
   convention: LbConvention;
   /** Global-batch f_e (slots per token, Σ f = K); null: f_e = this batch's counts / T. */
   frequencies: Float64Array | null;
 }
 
-export interface FusedAuxLosses {
+export interface AuxLossNode {
   /** wlb·LB + wz·Z (terms with weight 0 left out), or null when both weights are 0. */
   total: Tensor | null;
   lb: number | null;
@@ -23,13 +22,13 @@ export interface FusedAuxLosses {
 }
 
 /** d(wlb·LB + wz·Z)/d(logits) for a seed g, as routerBackward's lbCoef and zCoef. */
-export interface FusedAuxGradient {
+export interface AuxLossGradient {
   lbCoef: Float64Array | null;
   zCoef: number;
 }
 
 /** The two losses' values, their weighted total, and its gradient coefficients for a seed of g. */
-export function fusedAuxLossTerms(s: FusedRouterState, o: FusedAuxLossOptions): { lb: number | null; z: number | null; value: number; gradient: (g: number) => FusedAuxGradient } | null {
+export function routerPassAuxTerms(s: RouterPassState, o: AuxLossOptions): { lb: number | null; z: number | null; value: number; gradient: (g: number) => AuxLossGradient } | null {
   const { numTokens: T, numExperts: E, topK: K } = s;
   const wlb = o.weights.lb;
   const wz = o.weights.z;
@@ -51,22 +50,19 @@ export function fusedAuxLossTerms(s: FusedRouterState, o: FusedAuxLossOptions): 
   };
 }
 
-export function fusedRouterAuxLoss(s: FusedRouterState, o: FusedAuxLossOptions): FusedAuxLosses {
-  const terms = fusedAuxLossTerms(s, o);
+export function routerPassAuxLoss(s: RouterPassState, o: AuxLossOptions): AuxLossNode {
+  const terms = routerPassAuxTerms(s, o);
   if (!terms) return { total: null, lb: null, z: null };
-  const { numTokens: T, numExperts: E, topK: K, logits } = s;
+  const { logits } = s;
   const b = logits.backend;
-  const like = (n: number): FloatArray => floatArrayLike(s.scores, n);
-  const out = like(1);
+  const out = floatArrayLike(s.scores as Float32Array | Float64Array, 1);
   out[0] = terms.value;
   const total = makeOutput(b, out, [], {
-    name: 'fusedRouterAuxLoss',
+    name: 'routerAuxLoss',
     inputs: [logits],
     backward: (g) => {
       const { lbCoef, zCoef } = terms.gradient(g.item());
-      const dlogits = like(T * E);
-      s.kernels.routerBackward(s.scores, s.lse, s.ids, null, T, E, K, false, 1, lbCoef, zCoef, dlogits);
-      return [new Tensor(dlogits, logits.shape, b)];
+      return [new Tensor(s.kernels.routerBackward({ ...s, renorm: false, scale: 1, lbCoef, zCoef }, null), logits.shape, b)];
     },
   });
   return { total, lb: terms.lb, z: terms.z };

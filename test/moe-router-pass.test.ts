@@ -1,4 +1,4 @@
-// The fused native router (src/moe/fused/router.ts, router-aux-loss.ts) against the reference
+// The router pass kernel (src/moe/kernel-path/router-pass.ts, router-aux-loss.ts) against the reference
 // composition (routeLogits with MOEKIT_MOE_FUSED=0, loadBalancingLoss, zLoss, meanRowEntropy):
 // ids, weights, scores, counts, LB / z values and gradients w.r.t. the logits, f32 and f64, on
 // ties, K = 1, K = E, odd E, T = 1, both renormalisations, scaling, both LB conventions and
@@ -9,9 +9,10 @@ import { availableBackends, setBackend } from '../src/backend/index.js';
 import type { FloatDType } from '../src/backend/types.js';
 import { type LbConvention, type MoEConfigInput, moeConfig, parseRouterConfig } from '../src/moe/config.js';
 import type { RouterOutput } from '../src/moe/contracts.js';
-import { fusedRouterAuxLoss } from '../src/moe/fused/router-aux-loss.js';
-import { fusedRouterState } from '../src/moe/fused/router.js';
-import { routerKernels } from '../src/moe/fused/native-router.js';
+import { routerAddonKernels } from '../src/backend/native/moe-addon.js';
+import { routerPassAuxLoss } from '../src/moe/kernel-path/router-aux-loss.js';
+
+
 import { MoELayer } from '../src/moe/layer.js';
 import { loadBalancingLoss, zLoss } from '../src/moe/losses.js';
 import { meanRowEntropy } from '../src/moe/metrics.js';
@@ -20,7 +21,7 @@ import { fromArray } from '../src/ops/creation.js';
 import { add, mul, sum } from '../src/ops/index.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { withFused } from './helpers/env.js';
+import { withKernels } from './helpers/env.js';
 import { assertClose, gradcheck } from './helpers/gradcheck.js';
 
 const hasNative = availableBackends().includes('native');
@@ -79,11 +80,11 @@ function frequencies(c: Case, counts: ArrayLike<number>): Float64Array | null {
 
 /** Route, build Σ topkWeights·cot + wlb·LB + wz·Z, backprop; fused or the reference composition. */
 function runRouter(c: Case, dtype: FloatDType, fused: boolean) {
-  return withFused(fused, () => {
+  return withKernels(fused, () => {
     const cfg = parseRouterConfig({ numExperts: c.E, topK: c.K, renormalize: c.renormalize ?? 'none', scalingFactor: c.scalingFactor ?? 1 });
     const logits = makeLogits(c, dtype);
     const r: RouterOutput = routeLogits(logits, cfg);
-    assert.equal(fusedRouterState(r) !== null, fused, 'fused path applies exactly when on');
+    assert.equal((r.pass ?? null) !== null, fused, 'fused path applies exactly when on');
     const counts = r.counts.dataSync();
     const convention = c.convention ?? 'one';
     const freq = frequencies(c, counts);
@@ -91,8 +92,8 @@ function runRouter(c: Case, dtype: FloatDType, fused: boolean) {
     let z: number;
     let aux: Tensor;
     if (fused) {
-      const a = fusedRouterAuxLoss(fusedRouterState(r)!, { weights: W, convention, frequencies: freq });
-      assert.equal(a.total!.gradFn?.name, 'fusedRouterAuxLoss');
+      const a = routerPassAuxLoss((r.pass ?? null)!, { weights: W, convention, frequencies: freq });
+      assert.equal(a.total!.gradFn?.name, 'routerAuxLoss');
       [lb, z, aux] = [a.lb!, a.z!, a.total!];
     } else {
       const l = loadBalancingLoss(r.scores, r.topkIds, { convention, frequencies: freq });
@@ -110,7 +111,7 @@ function runRouter(c: Case, dtype: FloatDType, fused: boolean) {
       lb,
       z,
       aux: aux.item(),
-      entropy: fused ? fusedRouterState(r)!.entropy : meanRowEntropy(r.scores.dataSync(), c.T, c.E),
+      entropy: fused ? (r.pass ?? null)!.entropy : meanRowEntropy(r.scores.dataSync(), c.T, c.E),
       dlogits: logits.grad!.dataSync(),
     };
   });
@@ -140,13 +141,13 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     for (const renormalize of ['sum', 'none'] as const) {
       const cfg = parseRouterConfig({ numExperts: 5, topK: 2, renormalize, scalingFactor: 1.5 });
       const logits = makeLogits({ name: '', T: 4, E: 5, K: 2 }, 'f64');
-      withFused(true, () => {
+      withKernels(true, () => {
         gradcheck((l) => routeLogits(l, cfg).topkWeights, [logits]);
         gradcheck((l) => routeLogits(l, cfg).scores, [logits]);
         for (const convention of ['one', 'top-k'] as const) {
-          gradcheck((l) => fusedRouterAuxLoss(fusedRouterState(routeLogits(l, cfg))!, { weights: W, convention, frequencies: null }).total!, [logits]);
+          gradcheck((l) => routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, { weights: W, convention, frequencies: null }).total!, [logits]);
         }
-        gradcheck((l) => fusedRouterAuxLoss(fusedRouterState(routeLogits(l, cfg))!, { weights: W, convention: 'one', frequencies: Float64Array.of(0.5, 0, 0.9, 0.2, 0.4) }).total!, [logits]);
+        gradcheck((l) => routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, { weights: W, convention: 'one', frequencies: Float64Array.of(0.5, 0, 0.9, 0.2, 0.4) }).total!, [logits]);
       });
     }
   });
@@ -155,12 +156,12 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     setBackend('native');
     const c = CASES[0]!;
     const once = runRouter(c, 'f64', true).dlogits;
-    withFused(true, () => {
+    withKernels(true, () => {
       const logits = makeLogits(c, 'f64');
       const r = routeLogits(logits, parseRouterConfig({ numExperts: c.E, topK: c.K, renormalize: 'sum' }));
       const gen = new Generator(5);
       const cot = fromArray(Float64Array.from({ length: c.T * c.K }, () => gen.uniform() - 0.5), [c.T, c.K]);
-      const aux = fusedRouterAuxLoss(fusedRouterState(r)!, { weights: W, convention: 'one', frequencies: null }).total!;
+      const aux = routerPassAuxLoss((r.pass ?? null)!, { weights: W, convention: 'one', frequencies: null }).total!;
       const loss = add(sum(mul(r.topkWeights, cot)), aux);
       loss.backward(undefined, { retainGraph: true });
       loss.backward();
@@ -172,7 +173,7 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     setBackend('native');
     const logits = makeLogits({ name: '', T: 6, E: 4, K: 2 }, 'f32');
     const fusedFor = (input: Record<string, unknown>, selectionBias: Tensor | null = null) =>
-      withFused(true, () => fusedRouterState(routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2, ...input }), { selectionBias })) !== null);
+      withKernels(true, () => (routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2, ...input }), { selectionBias }).pass ?? null) !== null);
     assert.equal(fusedFor({ renormalize: 'sum', scalingFactor: 3 }), true);
     assert.equal(fusedFor({ scoreFunc: 'sigmoid' }), false);
     assert.equal(fusedFor({ selectOn: 'logits' }), false);
@@ -180,10 +181,10 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     assert.equal(fusedFor({ uniformAssignment: true }), false);
     assert.equal(fusedFor({ groupLimit: { numGroups: 2, topkGroups: 1 } }), false);
     assert.equal(fusedFor({ selectionBias: { gamma: 0.001 } }, fromArray(Float32Array.of(0, 0.1, 0, 0), [4])), false);
-    assert.equal(withFused(false, () => fusedRouterState(routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2 })))), null);
+    assert.equal(withKernels(false, () => routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null), null);
     setBackend('reference');
     const refLogits = makeLogits({ name: '', T: 6, E: 4, K: 2 }, 'f32');
-    assert.equal(withFused(true, () => fusedRouterState(routeLogits(refLogits, parseRouterConfig({ numExperts: 4, topK: 2 })))), null);
+    assert.equal(withKernels(true, () => routeLogits(refLogits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null), null);
   });
 });
 
@@ -228,7 +229,7 @@ const LAYER_CASES: LayerCase[] = [
 ];
 
 function runLayer(c: LayerCase, dtype: FloatDType, fused: boolean) {
-  return withFused(fused, () => {
+  return withKernels(fused, () => {
     const layer = new MoELayer(moeConfig(c.input), { dtype, generator: new Generator(3) });
     const H = c.input.hiddenSize;
     const B = c.batch ?? 2;
@@ -256,10 +257,13 @@ describe('MoELayer with the fused router vs the reference composition [native]',
     for (const c of LAYER_CASES) {
       test(`${c.name} (${dtype})`, () => {
         setBackend('native');
-        const k = routerKernels()!;
+        const k = routerAddonKernels()!;
         const forward = k.routerForward;
         let calls = 0;
-        k.routerForward = (...a) => (calls++, forward.apply(k, a));
+        k.routerForward = (...a) => {
+          calls++;
+          return forward.apply(k, a);
+        };
         let got: ReturnType<typeof runLayer>;
         try {
           got = runLayer(c, dtype, true);

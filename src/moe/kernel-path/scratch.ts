@@ -1,13 +1,14 @@
-// Reuse of the fused MoE node's large internal buffers (gate/up pre-activations, h, the
+// Reuse of the experts node's large internal buffers (gate/up pre-activations, h, the
 // per-row expert outputs, dY·W_down, the per-row dX) across calls.
 //
 // Why: a fresh typed array of this size is untouched mmap'd memory, so the kernel that first
-// writes it page-faults every 4 KiB (measured: a fresh 117 MB output costs ~50 ms more to
-// write than a reused one, single GEMM at ~190 GFLOP/s), and glibc hands anything above its
-// mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never leave
-// fused-experts.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
+// writes it page-faults every 4 KiB, which costs a large GEMM noticeably more than writing a
+// reused buffer (docs/performance.md: src/moe/kernel-path/scratch.ts), and glibc hands anything
+// above its mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never
+// leave experts-node.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
 import { uninitializedFloatArrayLike } from '../../backend/types.js';
-import type { FloatArray } from './native-moe.js';
+
+type FloatArray = Float32Array | Float64Array;
 
 /** Below this, malloc's own reuse is fine. */
 const MIN_BYTES = 1 << 20;
@@ -42,8 +43,8 @@ export function releaseScratch(a: FloatArray): void {
   if (a.byteLength < MIN_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
   if (idleBytes + a.byteLength > MAX_IDLE_BYTES) return;
   const k = key(a instanceof Float64Array, a.length);
-  let list = idle.get(k);
-  if (!list) idle.set(k, (list = []));
+  const list = idle.get(k) ?? [];
+  idle.set(k, list);
   if (list.length >= PER_KEY || list.includes(a)) return;
   list.push(a);
   idleBytes += a.byteLength;

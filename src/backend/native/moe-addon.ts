@@ -1,7 +1,7 @@
-// The fused MoE kernels of the native addon (native/moe/moe.c) and when the fused path may run.
-import { addonKernels } from '../../backend/native/addon.js';
-
-export type FloatArray = Float32Array | Float64Array;
+// The MoE kernels of the native addon as it exports them (native/moe/moe.c, router.c, moe_plan.c:
+// their header comments have the exact semantics). moe.ts wraps them as the backend's MoeKernels;
+// the addon's own tests call them directly.
+import { addonKernels, type FloatArray } from './addon.js';
 
 /** The arguments of the rows GEMMs after their B operand(s). */
 type RowsGemmTail = [
@@ -17,7 +17,7 @@ type RowsGemmTail = [
 ];
 
 /** native/moe/moe.c; see its header comment for the exact semantics. All synchronous. */
-export interface MoeNativeKernels {
+export interface MoeAddonKernels {
   /** c[r, :n] (+)= scale[r] · a[aIdx[r] | r, :k] · op(B_e) for r in expert e's segment. */
   moeGemmRows(a: FloatArray, aIdx: Int32Array | null, scale: FloatArray | null, lda: number, b: FloatArray, ...rest: RowsGemmTail): void;
   /** moeGemmRows with op(B_e) stacked along K: rows p < kSplit from b, the rest from b2 (row p - kSplit). */
@@ -120,36 +120,51 @@ export interface MoeNativeKernels {
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeKernels = addonKernels<MoeNativeKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moePlanRoutes', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
+export const moeAddonKernels = addonKernels<MoeAddonKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moePlanRoutes', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
 
-/** Calls fn between open() and run(); run() closes what open() began even when fn throws. */
-function queuedBetween(open: () => void, run: () => void, fn: () => void): void {
-  open();
-  try {
-    fn();
-  } finally {
-    run();
-  }
+/** The shape and the terms both router backwards take: the weights' renorm and scaling, and the aux losses' coefficients. */
+type BackwardTerms = [t: number, e: number, k: number, renorm: boolean, scale: number, lbCoef: Float64Array | null, zCoef: number];
+
+export interface RouterAddonKernels {
+  /** softmax, top-k, gathered (renormalised, scaled) weights, logsumexp, counts; sums = [Σ_t scores[t, e] for e, Σ_t entropy_t, Σ_t lse_t²]. */
+  routerForward(
+    logits: FloatArray,
+    t: number,
+    e: number,
+    k: number,
+    renorm: boolean,
+    scale: number,
+    scores: FloatArray,
+    ids: Int32Array,
+    weights: FloatArray,
+    lse: FloatArray,
+    counts: Int32Array,
+    sums: Float64Array,
+  ): void;
+  /** dlogits of <dweights, weights> + Σ lbCoef[e]·scores[t, e] + zCoef·Σ lse_t². */
+  routerBackward(...args: [scores: FloatArray, lse: FloatArray, ids: Int32Array, dweights: FloatArray | null, ...BackwardTerms, dlogits: FloatArray]): void;
+  /**
+   * The router's part of a fused MoE layer's backward: dlogits (kept internally) as
+   * routerBackward with dweights[s] = rowDw[slotRow[s]] (0 for a dropped slot); then
+   * dwr [e, h] = dlogitsᵀ·x and dx [t, h] = Σ_k rowDx[slotRow[t·K+k]] + dlogits·wr (null: skipped).
+   */
+  routerLayerBackward(
+    ...args: [
+      scores: FloatArray,
+      lse: FloatArray,
+      ids: Int32Array,
+      rowDw: FloatArray | null,
+      slotRow: Int32Array,
+      ...BackwardTerms,
+      x: FloatArray | null,
+      dwr: FloatArray | null,
+      wr: FloatArray | null,
+      rowDx: FloatArray | null,
+      h: number,
+      dx: FloatArray | null,
+    ]
+  ): void;
 }
 
-/** Runs fn's grouped GEMMs (independent of each other) together in one pass over the thread pool. */
-export function batched(k: MoeNativeKernels, fn: () => void): void {
-  queuedBetween(() => k.moeBatchBegin(), () => k.moeBatchRun(), fn);
-}
-
-/**
- * Runs fn's grouped GEMMs and SwiGLU passes as one row fusion (native/moe/moe_fuse.h): each thread
- * takes a share of the sorted rows and runs every stage, in call order, on a block of rows
- * before the next block, so a stage may read what an earlier one wrote at the same rows only.
- */
-export function fusedRows(k: MoeNativeKernels, fn: () => void): void {
-  queuedBetween(() => k.moeFuseBegin(), () => k.moeFuseRun(), fn);
-}
-
-/**
- * MOEKIT_MOE_FUSED=0 forces the reference composition of simple ops (dispatch, grouped
- * matmuls, activation, combine) even where the fused native kernels could run.
- */
-export function fusedMoeEnabled(): boolean {
-  return process.env.MOEKIT_MOE_FUSED !== '0';
-}
+/** The router kernels, or null when the addon is missing or predates them. */
+export const routerAddonKernels = addonKernels<RouterAddonKernels>(['routerForward', 'routerBackward', 'routerLayerBackward']);

@@ -1,4 +1,4 @@
-// The whole MoE block as one fused node (src/moe/fused/layer.ts) and its native pieces:
+// The whole MoE block as one node (src/moe/kernel-path/layer-node.ts) and its native pieces:
 // moePlanRoutes against dispatch.ts's planSlots, routerLayerBackward against routerBackward
 // plus the router GEMM's backward and the dX combine computed here in float64, and MoELayer
 // through the node against the reference composition (MOEKIT_MOE_FUSED=0) and finite
@@ -10,15 +10,16 @@ import type { FloatDType } from '../src/backend/types.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { type MoEConfigInput, moeConfig } from '../src/moe/config.js';
 import { planSlots } from '../src/moe/dispatch.js';
-import { moeKernels } from '../src/moe/fused/native-moe.js';
-import { routerKernels } from '../src/moe/fused/native-router.js';
-import { planRoutes } from '../src/moe/fused/route-plan.js';
+import { moeAddonKernels, routerAddonKernels } from '../src/backend/native/moe-addon.js';
+
+import { nativeMoeKernels } from '../src/backend/native/moe.js';
+import type { Storage } from '../src/backend/types.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { fromArray } from '../src/ops/creation.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { withFused } from './helpers/env.js';
+import { withKernels } from './helpers/env.js';
 import { numericGrad } from './helpers/moe-reference.js';
 import { assertClose } from './helpers/gradcheck.js';
 
@@ -32,10 +33,13 @@ const floats = (dtype: FloatDType, n: number, gen: Generator, lo = -1, hi = 1) =
 
 /** Counts a router kernel's calls while fn runs. */
 function counting<T>(name: 'routerLayerBackward' | 'routerBackward', fn: () => T): { value: T; calls: number } {
-  const k = routerKernels()!;
+  const k = routerAddonKernels()!;
   const orig = k[name] as (...a: unknown[]) => void;
   let calls = 0;
-  (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (calls++, orig.apply(k, a));
+  (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
+    calls++;
+    return orig.apply(k, a);
+  };
   try {
     return { value: fn(), calls };
   } finally {
@@ -45,14 +49,13 @@ function counting<T>(name: 'routerLayerBackward' | 'routerBackward', fn: () => T
 
 describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative && 'native addon not built' }, () => {
   test('moePlanRoutes = planSlots, with the per-row maps, dropless and with a capacity', () => {
-    const k = moeKernels()!;
     const gen = new Generator(5);
     for (const [T, K, E] of [[37, 3, 5], [1, 1, 1], [64, 2, 8], [0, 2, 4]] as const) {
       const ids = Int32Array.from({ length: T * K }, () => Math.floor(gen.uniform() * E));
       const w = floats('f32', T * K, gen) as Float32Array;
       for (const capacity of [null, 0, 3, Math.ceil((T * K) / E)]) {
         const ref = planSlots(ids, E, capacity);
-        const got = planRoutes(k, ids, T, K, E, capacity, w);
+        const got = planRoutes(ids, T, K, E, capacity, w);
         const what = `T=${T} K=${K} E=${E} capacity=${capacity}`;
         assert.deepEqual([...got.segOffsets], [...ref.segOffsets], `${what}: segOffsets`);
         assert.deepEqual([...got.sortedSlots], [...ref.sortedSlots], `${what}: sortedSlots`);
@@ -64,13 +67,13 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
         assert.deepEqual([...got.slotRows], slotRows, `${what}: slotRows`);
       }
     }
-    assert.throws(() => planRoutes(k, Int32Array.of(0, 4, 1), 3, 1, 4, null, new Float32Array(3)), /moePlanRoutes: expert id 4 at slot 1 is outside \[0, 4\)/);
-    assert.throws(() => planRoutes(k, Int32Array.of(0, 1), 1, 2, 2, null, new Float64Array(2).subarray(0, 1)), /moePlanRoutes: weights has 1 elements, needs 2/);
+    assert.throws(() => planRoutes(Int32Array.of(0, 4, 1), 3, 1, 4, null, new Float32Array(3)), /moePlanRoutes: expert id 4 at slot 1 is outside \[0, 4\)/);
+    assert.throws(() => planRoutes(Int32Array.of(0, 1), 1, 2, 2, null, new Float64Array(2).subarray(0, 1)), /moePlanRoutes: weights has 1 elements, needs 2/);
   });
 
   test('routerLayerBackward = routerBackward, then dlogitsᵀ·x and Σ_k rowDx + dlogits·wr (float64 here), at any thread count', () => {
     const addon = loadNativeAddon().addon!;
-    const rk = routerKernels()!;
+    const rk = routerAddonKernels()!;
     const gen = new Generator(11);
     // E not a multiple of the 8-expert tile, H not of the 32-column one; a third of the slots dropped
     for (const dtype of ['f32', 'f64'] as FloatDType[]) {
@@ -170,7 +173,7 @@ const CASES: Case[] = [
 ];
 
 function runCase(c: Case, dtype: FloatDType, fused: boolean) {
-  return withFused(fused, () => {
+  return withKernels(fused, () => {
     const layer = new MoELayer(moeConfig(c.input), { dtype, generator: new Generator(3) });
     if (c.frozenRouter) layer.routerWeight.requiresGrad_(false);
     const H = c.input.hiddenSize;
@@ -223,7 +226,7 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     ];
     for (const [name, input, masked] of variants) {
       const run = (fused: boolean) =>
-        withFused(fused, () => {
+        withKernels(fused, () => {
           const layer = new MoELayer(moeConfig(input), { dtype: 'f64', generator: new Generator(3) });
           const gen = new Generator(9);
           // a selection bias that changes the choice: expert 5 is always picked
@@ -246,7 +249,7 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     setBackend('native');
     const input: MoEConfigInput = { hiddenSize: 16, router: { numExperts: 4, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
     const run = (fused: boolean) =>
-      withFused(fused, () => {
+      withKernels(fused, () => {
         const layer = new MoELayer(moeConfig(input), { dtype: 'f32', generator: new Generator(3) });
         const x = fromArray(new Float32Array(0), [0, 16]).requiresGrad_();
         const y = layer.forward(x);
@@ -283,3 +286,8 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     for (const [name, t] of checks) assertClose(t.grad!.dataSync(), numericGrad(objective, t.storage as Float64Array), 1e-6, 1e-5, `${name}: autograd vs finite differences`);
   });
 });
+
+/** The native backend's slot plan (MoeKernels.planRoutes) with positional arguments. */
+function planRoutes(ids: Int32Array, T: number, K: number, E: number, capacity: number | null, weights: Storage) {
+  return nativeMoeKernels(moeAddonKernels()!, routerAddonKernels()!).planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
+}

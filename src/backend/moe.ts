@@ -1,0 +1,220 @@
+// The MoE kernels a backend may offer (Backend.moe): the router pass, the slot plan, the
+// grouped GEMMs over expert segments with the dispatch gather and the combine weights folded
+// in, the SwiGLU activation and its gradient, and the weighted combine. A backend without them
+// runs the MoE layer as a composition of the engine's ops; src/moe/execution/plan.ts decides
+// which path a layer takes.
+//
+// Conventions (on top of backend.ts's):
+// - Rows are "sorted rows": the T·K routed slots sorted by expert, expert e owning rows
+//   [seg[e], seg[e+1]). seg and the plan's maps are host Int32Arrays (the plan drives the
+//   launch geometry).
+// - A matrix operand is a row-major window into a storage: element (r, c) at
+//   offset + r·ld + c. An expert's matrix B_e starts expertStride elements after B_{e-1}.
+// - Float operands of one call share one dtype (f32 or f64). Outputs are written, not
+//   returned; the caller allocates them (uninitialized unless `accumulate`).
+// - Scopes: inside `batched(fn)` the grouped GEMMs only queue and run together when fn
+//   returns (they must not depend on each other); inside `rowBlocks(fn)` GEMMs and SwiGLU
+//   passes queue as stages run block of rows by block of rows (a stage reads only what earlier
+//   stages wrote at the same rows). A backend without such scheduling runs each call at once.
+import type { Storage } from './types.js';
+
+/** A row-major window into a storage: element (r, c) at offset + r·ld + c. */
+export interface MatrixArg {
+  data: Storage;
+  offset?: number;
+  ld: number;
+}
+
+/** The B operand of a grouped GEMM: B_e = b + e·expertStride, stored [k, n], or [n, k] when trans. */
+export interface ExpertMatrixArg extends MatrixArg {
+  trans: boolean;
+  expertStride: number;
+}
+
+export interface GemmRowsArgs {
+  /** Row r of a segment reads a's row aIdx[r] (aIdx null: row r). */
+  a: MatrixArg;
+  aIdx: Int32Array | null;
+  /** [S] per-row factor (null: 1). */
+  scale: Storage | null;
+  b: ExpertMatrixArg;
+  /** With b stacked along K: op(B_e)'s rows p >= kSplit come from b2 (row p - kSplit), same layout as b. */
+  b2?: { data: Storage; offset?: number; kSplit: number } | null;
+  seg: Int32Array;
+  c: MatrixArg;
+  n: number;
+  k: number;
+  /** c += instead of c =. */
+  accumulate: boolean;
+}
+
+export interface GemmWgradArgs {
+  /** C_e [m, n] (+)= Σ_{r in seg e} scale[r] · a[arow(r), :m]ᵀ · b[brow(r), :n]; C_e = c + e·m·n. */
+  a: MatrixArg;
+  aIdx: Int32Array | null;
+  scale: Storage | null;
+  b: MatrixArg;
+  bIdx: Int32Array | null;
+  seg: Int32Array;
+  c: Storage;
+  m: number;
+  n: number;
+  accumulate: boolean;
+}
+
+export interface GemmSwigluArgs {
+  /** As GemmRowsArgs.a / aIdx (no scale). */
+  a: MatrixArg;
+  aIdx: Int32Array | null;
+  /** Gate_e and Up_e, laid out as GemmRowsArgs.b (the same trans, expertStride and ld). */
+  gate: ExpertMatrixArg;
+  up: { data: Storage; offset?: number };
+  seg: Int32Array;
+  /** Pre-activations: gate at columns [0, i), up at [upOffset, upOffset + i) of each row; null: not kept. */
+  gu: { data: Storage; ld: number; upOffset: number } | null;
+  /** [S, i] silu(gate) · up. */
+  h: Storage;
+  i: number;
+  k: number;
+}
+
+/** Where gate and up sit in a pre-activation row: gu[r·ld + gateOffset + q·colStride], likewise up. */
+export interface SwigluLayout {
+  gu: Storage;
+  ld: number;
+  gateOffset: number;
+  upOffset: number;
+  colStride: number;
+  rows: number;
+  i: number;
+}
+
+export interface SwigluBackwardArgs extends SwigluLayout {
+  /** [rows, i] upstream gradient; dh = rowScale[r] · dy[r, q] (rowScale null: 1). */
+  dy: Storage;
+  rowScale: Storage | null;
+  /** The gate / up gradients in gu's layout (may be gu itself). */
+  dgu: Storage;
+  /** The recomputed h (may be dy itself), or null. */
+  hOut: Storage | null;
+  /** [rows] <dy_r, h_r>, or null. */
+  rowDot: Storage | null;
+}
+
+export interface CombineArgs {
+  /** out[t, :] = Σ_k w[t·K + k] · y[row[t·K + k], :] (row < 0: a dropped slot; w null: 1). */
+  y: MatrixArg;
+  slotRows: Int32Array;
+  weights: Storage | null;
+  numTokens: number;
+  topK: number;
+  h: number;
+  out: Storage;
+}
+
+/** The slot plan of a routed call: the T·K slots sorted by expert, stably, each expert keeping its first `capacity`. */
+export interface RoutePlan {
+  /** E+1 offsets of the sorted rows. */
+  segOffsets: Int32Array;
+  /** [S] slot (t·K + k) of each sorted row. */
+  sortedSlots: Int32Array;
+  /** [S] token of each sorted row. */
+  rowTokens: Int32Array;
+  /** [T·K] sorted row of each slot, -1 when the slot was dropped. */
+  slotRows: Int32Array;
+  /** [S] combine weight of each sorted row. */
+  rowWeights: Storage;
+  /** Slots over their expert's capacity. */
+  droppedSlots: number;
+}
+
+export interface PlanRoutesArgs {
+  /** [T, K] expert ids. */
+  ids: Int32Array;
+  numTokens: number;
+  topK: number;
+  numExperts: number;
+  /** null: dropless. */
+  capacity: number | null;
+  /** [T, K] combine weights. */
+  weights: Storage;
+}
+
+/** The router's configuration as the router kernels take it (softmax scores, top-k). */
+export interface RouterShape {
+  numTokens: number;
+  numExperts: number;
+  topK: number;
+  /** Divide the chosen scores by (their sum + 1e-20). */
+  renorm: boolean;
+  /** Multiply the weights by this. */
+  scale: number;
+}
+
+export interface RouterForwardResult {
+  /** [T, E] softmax of the logits. */
+  scores: Storage;
+  /** [T, K] the K largest scores' experts (ties: lower index first; NaN largest). */
+  ids: Int32Array;
+  /** [T, K] the chosen scores, renormalised and scaled. */
+  weights: Storage;
+  /** [T] logsumexp of each row of logits. */
+  lse: Storage;
+  /** [E] slots per expert. */
+  counts: Int32Array;
+  /** [E] Σ_t scores[t, e]. */
+  scoreSums: Float64Array;
+  /** Σ_t entropy of scores[t, :]. */
+  entropySum: number;
+  /** Σ_t lse_t². */
+  lseSquaredSum: number;
+}
+
+/** What the router's backward differentiates: <dweights, weights> + Σ lbCoef[e]·scores[t, e] + zCoef·Σ_t lse_t². */
+export interface RouterGradTerms extends RouterShape {
+  scores: Storage;
+  lse: Storage;
+  ids: Int32Array;
+  /** Float64 [E], or null (0). */
+  lbCoef: Float64Array | null;
+  zCoef: number;
+}
+
+export interface RouterLayerBackwardArgs extends RouterGradTerms {
+  /** dweights[s] = rowDw[slotRows[s]] (0 for a dropped slot); rowDw null: no weights term. */
+  rowDw: Storage | null;
+  slotRows: Int32Array;
+  hidden: number;
+  /** dwr [E, H] = dlogitsᵀ · x (both non-null or both null). */
+  x: Storage | null;
+  dwr: Storage | null;
+  /** dx [T, H] = Σ_k rowDx[slotRows[t·K + k]] + dlogits · wr (all three non-null or all null). */
+  wr: Storage | null;
+  rowDx: Storage | null;
+  dx: Storage | null;
+}
+
+export interface MoeKernels {
+  /** Whether these kernels beat the engine-op composition (the execution plan takes them by default only then). */
+  readonly fast: boolean;
+  gemmRows(a: GemmRowsArgs): void;
+  gemmWgrad(a: GemmWgradArgs): void;
+  gemmSwiglu(a: GemmSwigluArgs): void;
+  swigluForward(a: SwigluLayout & { h: Storage }): void;
+  swigluBackward(a: SwigluBackwardArgs): void;
+  combine(a: CombineArgs): void;
+  planRoutes(a: PlanRoutesArgs): RoutePlan;
+  routerForward(logits: Storage, shape: RouterShape): RouterForwardResult;
+  /** dlogits [T, E] of the terms, with dweights [T, K] (null: 0). */
+  routerBackward(terms: RouterGradTerms, dweights: Storage | null): Storage;
+  routerLayerBackward(a: RouterLayerBackwardArgs): void;
+  /** Runs fn's independent grouped GEMMs together (see the header). */
+  batched(fn: () => void): void;
+  /** Runs fn's GEMMs and SwiGLU passes block of rows by block of rows (see the header). */
+  rowBlocks(fn: () => void): void;
+  /**
+   * Inside rowBlocks: `a` (rows of rowElems) is read only in the block of rows that wrote it, so
+   * the backend may keep it a block at a time and leave `a` itself unwritten.
+   */
+  blockLocal(a: Storage, rowElems: number): void;
+}

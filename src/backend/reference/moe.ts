@@ -1,0 +1,286 @@
+// The MoE kernels (../moe.ts) in plain TypeScript: the twins the native kernels are held to
+// (test/backend-moe-kernels.test.ts), and the kernel path on the reference backend when a test
+// or MOEKIT_MOE_PATH=kernels asks for it. Sums run in float64 and round once per output.
+// Scheduling scopes run their calls at once (`fast: false`: the plan prefers the composition).
+import type { CombineArgs, GemmRowsArgs, GemmSwigluArgs, GemmWgradArgs, MoeKernels, RouterGradTerms, RouterLayerBackwardArgs, RouterShape, SwigluBackwardArgs, SwigluLayout } from '../moe.js';
+import { type Storage, floatArrayLike } from '../types.js';
+
+type Arr = Float32Array | Float64Array;
+const f = (s: Storage): Arr => s as Arr;
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** op(B_e)[p, j] of a grouped GEMM's B operand. */
+function bAt(b: Arr, off: number, trans: boolean, ld: number, e: number, stride: number, p: number, j: number): number {
+  return b[off + e * stride + (trans ? j * ld + p : p * ld + j)]!;
+}
+
+function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsArgs): void {
+  const A = f(a.data), B = f(b.data), C = f(c.data);
+  const B2 = b2 ? f(b2.data) : null;
+  const kSplit = b2 ? b2.kSplit : k;
+  const [ao, bo, co, b2o] = [a.offset ?? 0, b.offset ?? 0, c.offset ?? 0, b2?.offset ?? 0];
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let r = seg[e]!; r < seg[e + 1]!; r++) {
+      const arow = ao + (aIdx ? aIdx[r]! : r) * a.ld;
+      const s = scale ? f(scale)[r]! : 1;
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const bv = p < kSplit ? bAt(B, bo, b.trans, b.ld, e, b.expertStride, p, j) : bAt(B2!, b2o, b.trans, b.ld, e, b.expertStride, p - kSplit, j);
+          acc += A[arow + p]! * bv;
+        }
+        const dst = co + r * c.ld + j;
+        C[dst] = (accumulate ? C[dst]! : 0) + s * acc;
+      }
+    }
+  }
+}
+
+function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWgradArgs): void {
+  const A = f(a.data), B = f(b.data), C = f(c);
+  const [ao, bo] = [a.offset ?? 0, b.offset ?? 0];
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let r = seg[e]!; r < seg[e + 1]!; r++) {
+          const s = scale ? f(scale)[r]! : 1;
+          acc += s * A[ao + (aIdx ? aIdx[r]! : r) * a.ld + i]! * B[bo + (bIdx ? bIdx[r]! : r) * b.ld + j]!;
+        }
+        const dst = e * m * n + i * n + j;
+        C[dst] = (accumulate ? C[dst]! : 0) + acc;
+      }
+    }
+  }
+}
+
+function gemmSwiglu({ a, aIdx, gate, up, seg, gu, h, i, k }: GemmSwigluArgs): void {
+  const A = f(a.data), G = f(gate.data), U = f(up.data), Hh = f(h);
+  const GU = gu ? f(gu.data) : null;
+  const [ao, go, uo] = [a.offset ?? 0, gate.offset ?? 0, up.offset ?? 0];
+  const round = Hh instanceof Float32Array ? Math.fround : (x: number) => x;
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let r = seg[e]!; r < seg[e + 1]!; r++) {
+      const arow = ao + (aIdx ? aIdx[r]! : r) * a.ld;
+      for (let j = 0; j < i; j++) {
+        let g = 0, u = 0;
+        for (let p = 0; p < k; p++) {
+          g += A[arow + p]! * bAt(G, go, gate.trans, gate.ld, e, gate.expertStride, p, j);
+          u += A[arow + p]! * bAt(U, uo, gate.trans, gate.ld, e, gate.expertStride, p, j);
+        }
+        // h from the pre-activations as stored (rounded to the dtype), as the two-pass form computes it
+        g = round(g);
+        u = round(u);
+        if (GU) {
+          GU[r * gu!.ld + j] = g;
+          GU[r * gu!.ld + gu!.upOffset + j] = u;
+        }
+        Hh[r * i + j] = g * sigmoid(g) * u;
+      }
+    }
+  }
+}
+
+function swigluForward({ gu, ld, gateOffset, upOffset, colStride, rows, i, h }: SwigluLayout & { h: Storage }): void {
+  const GU = f(gu), Hh = f(h);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < i; q++) {
+      const g = GU[r * ld + gateOffset + q * colStride]!;
+      Hh[r * i + q] = g * sigmoid(g) * GU[r * ld + upOffset + q * colStride]!;
+    }
+  }
+}
+
+function swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, rowScale, dgu, hOut, rowDot }: SwigluBackwardArgs): void {
+  const GU = f(gu), DY = f(dy), DGU = f(dgu);
+  for (let r = 0; r < rows; r++) {
+    const w = rowScale ? f(rowScale)[r]! : 1;
+    let dot = 0;
+    for (let q = 0; q < i; q++) {
+      const gi = r * ld + gateOffset + q * colStride;
+      const ui = r * ld + upOffset + q * colStride;
+      const g = GU[gi]!, u = GU[ui]!;
+      const sg = sigmoid(g);
+      const silu = g * sg;
+      const dyv = DY[r * i + q]!;
+      const dh = w * dyv;
+      // read everything of this element before writing (dgu may be gu, hOut may be dy)
+      DGU[gi] = dh * u * sg * (1 + g * (1 - sg));
+      DGU[ui] = dh * silu;
+      dot += dyv * silu * u;
+      if (hOut) f(hOut)[r * i + q] = silu * u;
+    }
+    if (rowDot) f(rowDot)[r] = dot;
+  }
+}
+
+function combine({ y, slotRows, weights, numTokens, topK, h, out }: CombineArgs): void {
+  const Y = f(y.data), O = f(out);
+  const yo = y.offset ?? 0;
+  for (let t = 0; t < numTokens; t++) {
+    for (let j = 0; j < h; j++) {
+      let acc = 0;
+      for (let k = 0; k < topK; k++) {
+        const row = slotRows[t * topK + k]!;
+        if (row >= 0) acc += (weights ? f(weights)[t * topK + k]! : 1) * Y[yo + row * y.ld + j]!;
+      }
+      O[t * h + j] = acc;
+    }
+  }
+}
+
+function planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights }: Parameters<MoeKernels['planRoutes']>[0]): ReturnType<MoeKernels['planRoutes']> {
+  const n = T * K;
+  const counts = new Int32Array(E);
+  for (let s = 0; s < n; s++) {
+    const e = ids[s]!;
+    if (!(e >= 0 && e < E)) throw new RangeError(`moePlanRoutes: expert id ${e} at slot ${s} is outside [0, ${E})`);
+    counts[e]!++;
+  }
+  const segOffsets = new Int32Array(E + 1);
+  for (let e = 0; e < E; e++) segOffsets[e + 1] = segOffsets[e]! + (capacity === null ? counts[e]! : Math.min(counts[e]!, capacity));
+  const S = segOffsets[E]!;
+  const sortedSlots = new Int32Array(S);
+  const rowTokens = new Int32Array(S);
+  const rowWeights = floatArrayLike(f(weights), S);
+  const slotRows = new Int32Array(n).fill(-1);
+  const fill = segOffsets.slice(0, E);
+  for (let s = 0; s < n; s++) {
+    const e = ids[s]!;
+    if (fill[e]! >= segOffsets[e + 1]!) continue;
+    const row = fill[e]!++;
+    sortedSlots[row] = s;
+    rowTokens[row] = Math.floor(s / K);
+    rowWeights[row] = f(weights)[s]!;
+    slotRows[s] = row;
+  }
+  return { segOffsets, sortedSlots, rowTokens, slotRows, rowWeights, droppedSlots: n - S };
+}
+
+function routerForward(logits: Storage, { numTokens: T, numExperts: E, topK: K, renorm, scale }: RouterShape): ReturnType<MoeKernels['routerForward']> {
+  const x = f(logits);
+  const scores = floatArrayLike(x, T * E);
+  const ids = new Int32Array(T * K);
+  const weights = floatArrayLike(x, T * K);
+  const lse = floatArrayLike(x, T);
+  const counts = new Int32Array(E);
+  const scoreSums = new Float64Array(E);
+  let entropySum = 0;
+  let lseSquaredSum = 0;
+  for (let t = 0; t < T; t++) {
+    let max = -Infinity;
+    for (let e = 0; e < E; e++) max = Math.max(max, x[t * E + e]!);
+    let z = 0;
+    for (let e = 0; e < E; e++) z += Math.exp(x[t * E + e]! - max);
+    for (let e = 0; e < E; e++) scores[t * E + e] = Math.exp(x[t * E + e]! - max) / z;
+    const l = max + Math.log(z);
+    lse[t] = l;
+    lseSquaredSum += lse[t]! * lse[t]!;
+    let z1 = 0;
+    for (let e = 0; e < E; e++) {
+      scoreSums[e] += scores[t * E + e]!;
+      z1 += scores[t * E + e]!;
+    }
+    for (let e = 0; e < E; e++) {
+      const p = scores[t * E + e]! / z1; // the scores normalised again, as metrics.ts meanRowEntropy
+      if (p > 0) entropySum -= p * Math.log(p);
+    }
+    // top-k: larger first, ties to the lower index, NaN largest
+    const order = [...Array(E).keys()].sort((i, j) => {
+      const a = scores[t * E + i]!, b = scores[t * E + j]!;
+      if (Number.isNaN(a) !== Number.isNaN(b)) return Number.isNaN(a) ? -1 : 1;
+      return a === b || (Number.isNaN(a) && Number.isNaN(b)) ? i - j : b - a;
+    });
+    let sum = 0;
+    for (let k = 0; k < K; k++) sum += scores[t * E + order[k]!]!;
+    for (let k = 0; k < K; k++) {
+      const e = order[k]!;
+      ids[t * K + k] = e;
+      counts[e]!++;
+      weights[t * K + k] = (renorm ? scores[t * E + e]! / (sum + 1e-20) : scores[t * E + e]!) * scale;
+    }
+  }
+  return { scores, ids, weights, lse, counts, scoreSums, entropySum, lseSquaredSum };
+}
+
+/** dlogits of the terms (float64), dweights [T, K] or null. */
+function routerDlogits(t: RouterGradTerms, dweights: (s: number) => number): Float64Array {
+  const { numTokens: T, numExperts: E, topK: K, renorm, scale, lbCoef, zCoef } = t;
+  const P = f(t.scores), L = f(t.lse);
+  const d = new Float64Array(T * E);
+  const dp = new Float64Array(E);
+  for (let r = 0; r < T; r++) {
+    dp.fill(0);
+    let sum = 0, dot = 0;
+    for (let k = 0; k < K; k++) {
+      const p = P[r * E + t.ids[r * K + k]!]!;
+      sum += p;
+      dot += dweights(r * K + k) * p;
+    }
+    const den = renorm ? sum + 1e-20 : 1;
+    for (let k = 0; k < K; k++) {
+      // w_k = scale · p_k / den:  dL/dp_k = scale · (dw_k / den - [renorm] Σ_j dw_j p_j / den²)
+      dp[t.ids[r * K + k]!] += scale * (dweights(r * K + k) / den - (renorm ? dot / (den * den) : 0));
+    }
+    if (lbCoef) for (let e = 0; e < E; e++) dp[e] += lbCoef[e]!;
+    let inner = 0;
+    for (let e = 0; e < E; e++) inner += dp[e]! * P[r * E + e]!;
+    for (let e = 0; e < E; e++) {
+      const p = P[r * E + e]!;
+      d[r * E + e] = p * (dp[e]! - inner) + 2 * zCoef * L[r]! * p;
+    }
+  }
+  return d;
+}
+
+function routerBackward(t: RouterGradTerms, dweights: Storage | null): Storage {
+  const d = routerDlogits(t, dweights ? (s) => f(dweights)[s]! : () => 0);
+  const out = floatArrayLike(f(t.scores), d.length);
+  out.set(d);
+  return out;
+}
+
+function routerLayerBackward(a: RouterLayerBackwardArgs): void {
+  const { numTokens: T, numExperts: E, topK: K, hidden: H, slotRows } = a;
+  const rowDw = a.rowDw ? f(a.rowDw) : null;
+  const d = routerDlogits(a, (s) => (rowDw && slotRows[s]! >= 0 ? rowDw[slotRows[s]!]! : 0));
+  if (a.x && a.dwr) {
+    const X = f(a.x), DW = f(a.dwr);
+    for (let e = 0; e < E; e++) {
+      for (let j = 0; j < H; j++) {
+        let acc = 0;
+        for (let t = 0; t < T; t++) acc += d[t * E + e]! * X[t * H + j]!;
+        DW[e * H + j] = acc;
+      }
+    }
+  }
+  if (a.wr && a.rowDx && a.dx) {
+    const W = f(a.wr), RDX = f(a.rowDx), DX = f(a.dx);
+    for (let t = 0; t < T; t++) {
+      for (let j = 0; j < H; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) if (slotRows[t * K + k]! >= 0) acc += RDX[slotRows[t * K + k]! * H + j]!;
+        for (let e = 0; e < E; e++) acc += d[t * E + e]! * W[e * H + j]!;
+        DX[t * H + j] = acc;
+      }
+    }
+  }
+}
+
+export const referenceMoeKernels: MoeKernels = {
+  fast: false,
+  gemmRows,
+  gemmWgrad,
+  gemmSwiglu,
+  swigluForward,
+  swigluBackward,
+  combine,
+  planRoutes,
+  routerForward,
+  routerBackward,
+  routerLayerBackward,
+  batched: (fn) => fn(),
+  rowBlocks: (fn) => fn(),
+  blockLocal: () => {},
+};

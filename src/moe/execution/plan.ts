@@ -1,0 +1,206 @@
+// How MoE work executes: the one place that decides. Three paths, from slowest to fastest:
+//  - 'reference': the composition of engine ops (router.ts, dispatch.ts, experts.ts); runs on
+//    every backend and is the spec the other two are tested against;
+//  - 'kernels':   the backend's MoE kernels (Backend.moe): the router pass, and dispatch ->
+//    experts -> combine as one autograd node (kernel-path/experts-node.ts), each where it covers
+//    the configuration, the composition elsewhere;
+//  - 'layer':     the whole routed block (router GEMM, router pass, slot plan, experts, combine)
+//    as ONE autograd node whose backward also applies the aux losses' gradient
+//    (kernel-path/layer-node.ts), where router and experts are both covered.
+// An MoELayer plans once (planLayer) and again only when its backend, dtype or the
+// MOEKIT_MOE_PATH setting changes; the per-call conditions (mask, jitter in training, an input
+// on another backend) are checked here too (layerCall). Standalone ops (routeLogits,
+// ExpertBank.forward, groupedMatmul) ask routerKernels / bankKernels / groupedGemmKernels.
+import type { Backend } from '../../backend/backend.js';
+import type { MoeKernels } from '../../backend/moe.js';
+import { type DType, isFloatDType } from '../../backend/types.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { ExpertConfig, MoEConfig, RouterConfig } from '../config.js';
+import type { Dispatcher } from '../contracts.js';
+import { LocalDispatcher } from '../dispatch.js';
+import { ExpertChoiceDispatcher } from '../expert-choice.js';
+import type { ExpertWeights } from '../expert-weights.js';
+
+export type MoePath = 'reference' | 'kernels' | 'layer';
+
+/** MOEKIT_MOE_PATH: 'auto' (default: the fastest path covered, on a backend whose kernels are fast) or a path to force. */
+export type MoePathSetting = 'auto' | MoePath;
+
+const SETTINGS: readonly MoePathSetting[] = ['auto', 'reference', 'kernels', 'layer'];
+
+export function moePathSetting(): MoePathSetting {
+  const v = process.env.MOEKIT_MOE_PATH;
+  if (v === undefined || v === '') return 'auto';
+  if (!(SETTINGS as readonly string[]).includes(v)) throw new Error(`MOEKIT_MOE_PATH must be one of ${SETTINGS.join(', ')} (got '${v}')`);
+  return v as MoePathSetting;
+}
+
+/** The backend's MoE kernels when the setting lets them run on this backend and dtype, else null. */
+function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting): MoeKernels | null {
+  const k = backend.moe;
+  if (!k || setting === 'reference' || !isFloatDType(dtype)) return null;
+  return setting === 'auto' && !k.fast ? null : k;
+}
+
+/** Why the router pass kernel does not cover cfg, or null when it does (softmax top-k token choice, sum / no renormalisation). */
+function routerGap(cfg: RouterConfig, hasSelectionBias: boolean): string | null {
+  if (cfg.kind !== 'token-choice') return `router kind '${cfg.kind}'`;
+  if (cfg.scoreFunc !== 'softmax') return `score function '${cfg.scoreFunc}'`;
+  if (cfg.selectOn !== 'scores') return `selection on ${cfg.selectOn}`;
+  if (hasSelectionBias) return 'a selection bias';
+  if (cfg.groupLimit) return 'a group limit';
+  if (cfg.uniformAssignment) return 'uniform assignment';
+  if (cfg.renormalize !== 'none' && cfg.renormalize !== 'sum') return `renormalize '${cfg.renormalize}'`;
+  return null;
+}
+
+/** Why the experts node does not cover the bank, or null when it does (SwiGLU without biases). */
+function bankGap(cfg: ExpertConfig, hasBiases: boolean): string | null {
+  if (cfg.kind !== 'swiglu') return `expert kind '${cfg.kind}'`;
+  if (hasBiases) return 'expert biases';
+  return null;
+}
+
+/** Why dispatch -> experts -> combine cannot be one node with this dispatcher, or null. */
+function dispatcherGap(d: Dispatcher, numExperts: number): string | null {
+  if (!(d instanceof LocalDispatcher) || d.constructor !== LocalDispatcher) return `dispatcher ${d.constructor.name}`;
+  if (d.cfg.weightsOn !== 'output') return 'weights on the input';
+  if (d.numExperts !== numExperts) return 'a dispatcher for another expert count';
+  return null;
+}
+
+/** The tensors all share t's backend and storage type. */
+export function together(t: Tensor, others: readonly (Tensor | null | undefined)[]): boolean {
+  return others.every((o) => !o || (o.backend === t.backend && o.storage.constructor === t.storage.constructor));
+}
+
+/** The weights of a bank that its kernels read. */
+export function bankTensors(w: ExpertWeights): (Tensor | null | undefined)[] {
+  return [w.gateProj, w.upProj, w.gateUpProj, w.downProj];
+}
+
+/** What an MoELayer runs, decided when it is built (see the header). */
+export interface ExecutionPlan {
+  readonly path: MoePath;
+  /** The kernels of the 'kernels' / 'layer' paths (null on 'reference'). */
+  readonly kernels: MoeKernels | null;
+  /** The router pass runs as the backend's kernel (else the composition). */
+  readonly routerKernel: boolean;
+  /** dispatch -> experts -> combine runs as one node over the kernels (else dispatcher + bank). */
+  readonly expertsKernel: boolean;
+  /** One line: what runs and why. */
+  readonly summary: string;
+  /** What the plan was made for; a change means planning again. */
+  readonly key: string;
+}
+
+/** What a layer's plan depends on. */
+export interface PlanInputs {
+  cfg: MoEConfig;
+  backend: Backend;
+  /** The dtype of the layer's weights. */
+  dtype: DType;
+  dispatcher: Dispatcher;
+  /** The expert bank has biases (GPT-OSS). */
+  bankBiases: boolean;
+  /** Every weight lives on `backend` in `dtype`. */
+  weightsTogether: boolean;
+}
+
+/** The dispatcher an MoELayer builds unless it is given one: ExpertChoiceDispatcher for router.kind 'expert-choice', else LocalDispatcher. */
+export function defaultDispatcher(cfg: MoEConfig): Dispatcher {
+  const E = cfg.router.numExperts;
+  return cfg.router.kind === 'expert-choice' ? new ExpertChoiceDispatcher(E, cfg.dispatch) : new LocalDispatcher(E, cfg.dispatch);
+}
+
+/** The plan of a layer built from cfg on `backend` (its weights in `dtype`), without building it: `moekit info --layer`. */
+export function planForConfig(cfg: MoEConfig, backend: Backend, dtype: DType = 'f32'): ExecutionPlan {
+  return planLayer({ cfg, backend, dtype, dispatcher: defaultDispatcher(cfg), bankBiases: cfg.experts.bias, weightsTogether: true });
+}
+
+export function planKey(p: PlanInputs): string {
+  return `${p.backend.name}/${p.dtype}/${moePathSetting()}`;
+}
+
+export function planLayer(p: PlanInputs): ExecutionPlan {
+  const setting = moePathSetting();
+  const key = planKey(p);
+  const b = p.backend;
+  const reference = (why: string): ExecutionPlan => ({ path: 'reference', kernels: null, routerKernel: false, expertsKernel: false, summary: `reference composition: ${why}`, key });
+  if (setting === 'reference') return reference('MOEKIT_MOE_PATH=reference');
+  if (!b.moe) return reference(`the ${b.name} backend has no MoE kernels`);
+  const k = kernelsOn(b, p.dtype, setting);
+  if (!k) return reference(isFloatDType(p.dtype) ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)` : `dtype ${p.dtype}`);
+  const rc = p.cfg.router;
+  const rGap = routerGap(rc, rc.selectionBias !== null);
+  const eGap =
+    (p.cfg.topology ? 'the CT-MoE topology folds message passing into the combine' : null) ??
+    bankGap(p.cfg.experts, p.bankBiases) ??
+    dispatcherGap(p.dispatcher, rc.numExperts) ??
+    (p.weightsTogether ? null : 'weights on different backends or dtypes');
+  const where = `${b.name} backend, ${p.dtype}`;
+  if (rGap && eGap) return reference(`no MoE kernel covers it (router: ${rGap}; experts: ${eGap})`);
+  const layerGap = rGap ?? eGap ?? (rc.routerBias ? 'a router bias' : null) ?? (setting === 'kernels' ? 'MOEKIT_MOE_PATH=kernels' : null);
+  if (!layerGap) {
+    const jitter = rc.jitterEps > 0 ? '; the kernel chain while jitter applies (training)' : '';
+    return { path: 'layer', kernels: k, routerKernel: true, expertsKernel: true, summary: `whole-layer node (router GEMM, router pass, slot plan, SwiGLU experts, combine) on the ${where}${jitter}`, key };
+  }
+  const parts = [rGap ? `router: composition (${rGap})` : 'router: kernel', eGap ? `experts: composition (${eGap})` : 'experts: one kernel node'];
+  return { path: 'kernels', kernels: k, routerKernel: !rGap, expertsKernel: !eGap, summary: `kernel chain on the ${where}: ${parts.join('; ')}; not one layer node: ${layerGap}`, key };
+}
+
+export interface LayerCall {
+  x: Tensor;
+  mask: Tensor | null;
+  training: boolean;
+  /** Aux losses will be computed (training with grad). */
+  wantLosses: boolean;
+}
+
+/** What this forward runs under the plan: the per-call conditions. */
+export function layerCall(plan: ExecutionPlan, p: PlanInputs, c: LayerCall): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
+  const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
+  const routerKernel = plan.routerKernel && onPlan;
+  const expertsKernel = plan.expertsKernel && onPlan;
+  const layerNode = plan.path === 'layer' && onPlan && !(c.training && p.cfg.router.jitterEps > 0) && !(c.wantLosses && !routerKernelLossesCover(p.cfg, c.mask));
+  return { layerNode, routerKernel, expertsKernel };
+}
+
+/** Whether the router kernel's aux losses cover this forward's (no mask, no per-sequence LB). */
+export function routerKernelLossesCover(cfg: MoEConfig, mask: Tensor | null): boolean {
+  return !mask && cfg.losses.lbGranularity !== 'instance';
+}
+
+/** routeLogits: the router pass kernel when it covers cfg on the logits' backend, else null. */
+export function routerKernels(logits: Tensor, cfg: RouterConfig, selectionBias: Tensor | null): MoeKernels | null {
+  const k = kernelsOn(logits.backend, logits.dtype, moePathSetting());
+  return k && !routerGap(cfg, selectionBias !== null) ? k : null;
+}
+
+/** ExpertBank.forward on expert-contiguous rows: the kernels when they cover the bank on rows' backend, else null. */
+export function bankKernels(rows: Tensor, w: ExpertWeights, cfg: ExpertConfig): MoeKernels | null {
+  const k = kernelsOn(rows.backend, rows.dtype, moePathSetting());
+  return k && !bankGap(cfg, Boolean(w.gateUpBias || w.downBias)) && together(rows, bankTensors(w)) ? k : null;
+}
+
+/** groupedMatmul: the grouped GEMM kernel, or null (the per-segment matmuls, bit-identical to a plain matmul below ~32^3 multiply-adds). */
+export function groupedGemmKernels(x: Tensor, w: Tensor, work: number): MoeKernels | null {
+  if (work < 32768) return null;
+  const k = kernelsOn(x.backend, x.dtype, moePathSetting());
+  return k && together(x, [w]) ? k : null;
+}
+
+/** Above this, one expert's weights and their gradients no longer fit a core's L2 beside a block of rows. */
+const ROW_BLOCKS_MAX_EXPERT_BYTES = 1 << 20;
+
+/**
+ * Whether the experts node runs its forward and its backward each block of rows by block of rows
+ * (MoeKernels.rowBlocks) rather than pass by pass: where one expert's weights are small enough
+ * that a thread keeps them, their gradients and a block's intermediates in its L2.
+ * MOEKIT_MOE_ROW_BLOCKS=0 / 1 forces it off / on.
+ */
+export function rowBlocksApply(hidden: number, intermediate: number, bytesPerElement: number): boolean {
+  const force = process.env.MOEKIT_MOE_ROW_BLOCKS;
+  if (force === '0' || force === '1') return force === '1';
+  return 3 * hidden * intermediate * bytesPerElement <= ROW_BLOCKS_MAX_EXPERT_BYTES;
+}

@@ -1,0 +1,327 @@
+// A SwiGLU expert bank on the backend's MoE kernels: forward and backward as a handful of kernel
+// calls (grouped GEMMs with the dispatch gather / weighted combine folded into them, SwiGLU and
+// its gradient in one pass each), recorded as ONE autograd node.
+//
+// Two forms:
+//  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
+//             (dispatch gather, experts, weighted combine; grads for x, the top-k weights
+//             and every expert weight), or, when the routing says the weights came from the
+//             router pass on x (layer-node.ts), grads for x, the router weight and the experts;
+//  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
+// Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
+// outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// Fresh outputs are written entirely by their kernels, so they skip the zero fill
+// (uninitializedFloatArrayLike). Small experts run the forward's and the backward's kernels each
+// block of rows by block of rows (MoeKernels.rowBlocks), whose intermediates h and dY·W_down
+// exist only a block at a time in each thread's L2 (blockLocal); bigger experts run pass by
+// pass, the backward's last GEMMs batched into one pool pass. Either way the backward turns gu
+// into its gradient in place.
+// The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
+// test/moe-kernel-path.test.ts holds the two together.
+import type { MoeKernels, RoutePlan } from '../../backend/moe.js';
+import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
+import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
+import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
+import type { ExpertConfig } from '../config.js';
+import type { RouterPassState } from '../contracts.js';
+import type { ExpertWeights } from '../expert-weights.js';
+import { rowBlocksApply } from '../execution/plan.js';
+import type { AuxLossGradient } from './router-aux-loss.js';
+import { acquireScratch, releaseScratch } from './scratch.js';
+
+type FloatArray = Float32Array | Float64Array;
+
+/** How the slots of a routed call are laid out, and where their combine weights come from. */
+export interface NodeRouting {
+  numTokens: number;
+  topK: number;
+  /** From MoeKernels.planRoutes on these weights. */
+  plan: RoutePlan;
+  /** [T, K] combine weights, of x's dtype: a differentiable input of the node unless `router` is given. */
+  topkWeights: Tensor;
+  /** The weights came from the router pass on x itself (logits = x·Wᵀ): see RouterGradient. */
+  router?: RouterGradient | null;
+}
+
+/**
+ * The node then takes the router weight as an input in place of the top-k weights, and its
+ * backward runs the router's too (routerLayerBackward): the logits' gradient from the weights'
+ * and from the aux losses', the router weight's gradient, and the router's share of dX summed
+ * with the experts' in one pass.
+ */
+export interface RouterGradient {
+  state: RouterPassState;
+  /** [E, H] */
+  weight: Tensor;
+  /** The aux losses riding on the output (their gradient seeded with 1, as attachAuxLoss does), or null. */
+  aux: AuxLossGradient | null;
+}
+
+/** Everything the forward and the backward share. */
+interface NodeContext {
+  k: MoeKernels;
+  E: number;
+  H: number;
+  I: number;
+  S: number;
+  layout: ExpertConfig['layout'];
+  /** Weights stored [E, out, in] (PyTorch Linear) when true. */
+  outIn: boolean;
+  seg: Int32Array;
+  xs: FloatArray;
+  /** The first projection: [gate, up] (separate) or [gateUp]. */
+  wList: Tensor[];
+  first: FloatArray[];
+  wDown: Tensor;
+  down: FloatArray;
+  routing: NodeRouting | null;
+  /** Routed: the token of each row, the weight of each row. */
+  rowTok: Int32Array | null;
+  rowW: FloatArray | null;
+  rowBlocks: boolean;
+  /** Pre-activations [S, 2I], kept for the backward (or null until it recomputes them). */
+  gu: FloatArray | null;
+}
+
+const I2 = (c: NodeContext) => 2 * c.I;
+/** Where gate and up sit in a gu row. */
+const guLayout = (c: NodeContext) => (c.layout === 'interleaved' ? { gateOffset: 0, upOffset: 1, colStride: 2 } : { gateOffset: 0, upOffset: c.I, colStride: 1 });
+const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.layout === 'separate' ? c.I : I2(c));
+const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
+
+/** gu [S, 2I] = rows · op(W_first): separate weights write the two column halves. */
+function firstGemm(c: NodeContext, dst: FloatArray): void {
+  const a = { data: c.xs, ld: c.H };
+  const cols = c.layout === 'separate' ? c.I : I2(c);
+  const stride = cols * c.H;
+  const halves = c.layout === 'separate' ? [0, 1] : [0];
+  for (const h of halves) {
+    const b = { data: c.first[h]!, ld: firstLd(c), trans: c.outIn, expertStride: stride };
+    c.k.gemmRows({ a, aIdx: c.rowTok, scale: null, b, seg: c.seg, c: { data: dst, offset: h * c.I, ld: I2(c) }, n: cols, k: c.H, accumulate: false });
+  }
+}
+
+/** h = SwiGLU(rows · W_first), then y = h · W_down (per sorted row). */
+function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
+  const { k } = c;
+  if (c.layout === 'interleaved') {
+    firstGemm(c, c.gu!);
+    k.swigluForward({ gu: c.gu!, ld: I2(c), ...guLayout(c), rows: c.S, i: c.I, h });
+  } else {
+    // gate and up in one pass, the gate applied to each output tile while it is hot
+    const [gate, up, upOff, stride] = c.layout === 'separate' ? [c.first[0]!, c.first[1]!, 0, c.I * c.H] : [c.first[0]!, c.first[0]!, c.outIn ? c.I * c.H : c.I, I2(c) * c.H];
+    k.gemmSwiglu({
+      a: { data: c.xs, ld: c.H },
+      aIdx: c.rowTok,
+      gate: { data: gate, ld: firstLd(c), trans: c.outIn, expertStride: stride },
+      up: { data: up, offset: upOff },
+      seg: c.seg,
+      gu: c.gu ? { data: c.gu, ld: I2(c), upOffset: c.I } : null,
+      h,
+      i: c.I,
+      k: c.H,
+    });
+  }
+  const b = { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I };
+  k.gemmRows({ a: { data: h, ld: c.I }, aIdx: null, scale: null, b, seg: c.seg, c: { data: y, ld: c.H }, n: c.H, k: c.I, accumulate: false });
+}
+
+/**
+ * The node. `rows` the E+1 segment offsets: x is [S, H] expert-contiguous rows; a routing:
+ * x is [T, H] (the rows are those of its plan) and the output is the weighted combine [T, H].
+ */
+export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRouting, w: ExpertWeights, cfg: ExpertConfig): Tensor {
+  const routing = rows instanceof Int32Array ? null : rows;
+  const seg = routing ? routing.plan.segOffsets : (rows as Int32Array);
+  const xs = x.storage as FloatArray;
+  const wList = cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+  const c: NodeContext = {
+    k,
+    E: seg.length - 1,
+    H: x.shape[1]!,
+    I: cfg.intermediateSize,
+    S: seg[seg.length - 1]!,
+    layout: cfg.layout,
+    outIn: cfg.orientation === 'out-in',
+    seg,
+    xs,
+    wList,
+    first: wList.map((t) => t.storage as FloatArray),
+    wDown: w.downProj,
+    down: w.downProj.storage as FloatArray,
+    routing,
+    rowTok: routing ? routing.plan.rowTokens : null,
+    rowW: routing ? (routing.plan.rowWeights as FloatArray) : null,
+    rowBlocks: false,
+    gu: null,
+  };
+  const router = routing?.router ?? null;
+  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, w.downProj];
+  const keepsGraph = recordsGraph(inputs);
+  // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
+  // unless the backward will read it) never exists whole; no rows: nothing to block
+  c.rowBlocks = c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
+  // Inference outside row blocks keeps no gu: the gated GEMM holds each task's gate / up tiles
+  // in a buffer of its thread (ct-moe: no 128 MB array). The interleaved layout has no gated
+  // kernel and keeps it.
+  c.gu = keepsGraph || c.rowBlocks || c.layout === 'interleaved' ? acquireScratch(xs, c.S * I2(c)) : null;
+  // internal buffers come from / go back to the scratch pool (scratch.ts); outputs are fresh
+  const h = acquireScratch(xs, c.S * c.I);
+  const y = routing ? acquireScratch(xs, c.S * c.H) : uninitializedFloatArrayLike(xs, c.S * c.H);
+  if (c.rowBlocks) {
+    k.rowBlocks(() => {
+      k.blockLocal(h, c.I);
+      if (!keepsGraph) k.blockLocal(c.gu!, I2(c));
+      expertsForward(c, h, y);
+    });
+  } else {
+    expertsForward(c, h, y);
+  }
+  releaseScratch(h);
+  let out: FloatArray = y;
+  let outShape = [c.S, c.H];
+  if (routing) {
+    const T = routing.numTokens;
+    out = uninitializedFloatArrayLike(xs, T * c.H);
+    k.combine({ y: { data: y, ld: c.H }, slotRows: routing.plan.slotRows, weights: routing.topkWeights.storage, numTokens: T, topK: routing.topK, h: c.H, out });
+    releaseScratch(y);
+    outShape = [T, c.H];
+  }
+  const result = makeOutput(x.backend, out, outShape, {
+    name: routing ? 'moeExperts' : 'expertRows',
+    inputs,
+    backward: (gradOut) => expertsBackward(c, x, gradOut.storage as FloatArray),
+  });
+  if (!result.gradFn && c.gu) {
+    // no graph (no grad needed): nothing will read the pre-activations again
+    releaseScratch(c.gu);
+    c.gu = null;
+  }
+  return result;
+}
+
+/** The gradients the backward's last GEMMs write. */
+interface LastGrads {
+  dDown: FloatArray | null;
+  dFirst: (FloatArray | null)[];
+  /** dX per sorted row (summed over each token's slots afterwards when routed). */
+  da: FloatArray | null;
+}
+
+/** The weight-gradient and dX GEMMs: they read only dY, h, x and dgu. */
+function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArray, g: LastGrads): void {
+  const { k, seg, H, I, rowTok, rowW } = c;
+  const firstRows = c.layout === 'separate' ? I : I2(c);
+  // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
+  if (g.dDown) {
+    const dy = { data: gs, ld: H };
+    const hm = { data: hh, ld: I };
+    if (c.outIn) k.gemmWgrad({ a: dy, aIdx: rowTok, scale: rowW, b: hm, bIdx: null, seg, c: g.dDown, m: H, n: I, accumulate: false });
+    else k.gemmWgrad({ a: hm, aIdx: null, scale: rowW, b: dy, bIdx: rowTok, seg, c: g.dDown, m: I, n: H, accumulate: false });
+  }
+  // dW_first: columns of dgu <-> rows (out-in) / columns (in-out) of the first weight(s)
+  g.dFirst.forEach((d, idx) => {
+    if (!d) return;
+    const dg = { data: dgu, offset: c.layout === 'separate' && idx === 1 ? I : 0, ld: I2(c) };
+    const xm = { data: c.xs, ld: H };
+    if (c.outIn) k.gemmWgrad({ a: dg, aIdx: null, scale: null, b: xm, bIdx: rowTok, seg, c: d, m: firstRows, n: H, accumulate: false });
+    else k.gemmWgrad({ a: xm, aIdx: rowTok, scale: null, b: dg, bIdx: null, seg, c: d, m: H, n: firstRows, accumulate: false });
+  });
+  // dX rows = dgu · op(W_first_e)ᵀ; separate: [dG dU] · [W_gate; W_up] in one pass (stacked along K)
+  if (!g.da) return;
+  const b = { data: c.first[0]!, ld: firstLd(c), trans: !c.outIn, expertStride: firstRows * H };
+  const b2 = c.layout === 'separate' ? { data: c.first[1]!, kSplit: I } : null;
+  k.gemmRows({ a: { data: dgu, ld: I2(c) }, aIdx: null, scale: null, b, b2, seg, c: { data: g.da, ld: H }, n: H, k: I2(c), accumulate: false });
+}
+
+function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null)[] {
+  const { k, routing, xs, S, H, I, E } = c;
+  const router = routing?.router ?? null;
+  const needX = x.requiresGrad;
+  // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
+  const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
+  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
+  // to the pool; a second backward through a retained graph recomputes it first.
+  let gu = c.gu;
+  if (!gu) {
+    gu = acquireScratch(xs, S * I2(c));
+    firstGemm(c, gu);
+  }
+  const dgu = gu; // in place: each element's gate/up are read before their grads are written
+  const dyh = acquireScratch(xs, S * I);
+  const hh = dyh; // the SwiGLU backward recomputes h into dyh once it has read it
+  const dw = needRowDw ? uninitializedFloatArrayLike(xs, S) : null;
+  const gradBytes = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
+  collectBeforeLargeOutputs(gradBytes);
+  const firstRows = c.layout === 'separate' ? I : I2(c);
+  const grads: LastGrads = {
+    dDown: c.wDown.requiresGrad ? uninitializedFloatArrayLike(xs, E * H * I) : null,
+    dFirst: c.wList.map((wt) => (wt.requiresGrad ? uninitializedFloatArrayLike(xs, E * firstRows * H) : null)),
+    da: needX ? (routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H)) : null,
+  };
+  // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
+  const dyhGemm = () => {
+    const b = { data: c.down, ld: downLd(c), trans: !c.outIn, expertStride: H * I };
+    k.gemmRows({ a: { data: gs, ld: H }, aIdx: c.rowTok, scale: null, b, seg: c.seg, c: { data: dyh, ld: I }, n: I, k: H, accumulate: false });
+  };
+  // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
+  const swigluBackward = () => k.swigluBackward({ gu: dgu, ld: I2(c), ...guLayout(c), rows: S, i: I, dy: dyh, rowScale: c.rowW, dgu, hOut: dyh, rowDot: dw });
+  if (c.rowBlocks) {
+    // small experts: every pass on a block of rows while the block is in cache
+    k.rowBlocks(() => {
+      // dyh is block-local; a block-local dgu, beside the gu rows it is read from, would
+      // crowd the L2 (docs/performance.md: src/moe/kernel-path/experts-node.ts: expertsBackward)
+      k.blockLocal(dyh, I);
+      dyhGemm();
+      swigluBackward();
+      lastGemms(c, gs, hh, dgu, grads);
+    });
+  } else {
+    dyhGemm();
+    swigluBackward();
+    k.batched(() => lastGemms(c, gs, hh, dgu, grads)); // one pass over the threads
+  }
+  const dDown = grads.dDown ? mk(c.wDown, grads.dDown) : null;
+  const dFirst = c.wList.map((wt, idx) => (grads.dFirst[idx] ? mk(wt, grads.dFirst[idx]!) : null));
+  const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, grads.da, dw) : { dx: grads.da ? mk(x, grads.da) : null, dRouting: null };
+  releaseScratch(dyh);
+  releaseScratch(dgu);
+  c.gu = null;
+  return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
+}
+
+/** dX of a routed call (the rows' dX summed per token) and the gradient of the top-k weights, or of the router weight. */
+function routedInputGrads(c: NodeContext, x: Tensor, routing: NodeRouting, da: FloatArray | null, dw: FloatArray | null): { dx: Tensor | null; dRouting: Tensor | null } {
+  const { k, xs, H, S } = c;
+  const T = routing.numTokens;
+  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  const router = routing.router ?? null;
+  if (router) {
+    const st = router.state;
+    const dxs = da ? uninitializedFloatArrayLike(xs, T * H) : null;
+    const dwr = router.weight.requiresGrad ? uninitializedFloatArrayLike(xs, st.numExperts * H) : null;
+    if (dw) {
+      const aux = router.aux;
+      k.routerLayerBackward({ ...st, lbCoef: aux?.lbCoef ?? null, zCoef: aux?.zCoef ?? 0, rowDw: dw, slotRows: routing.plan.slotRows, hidden: H,
+        x: dwr ? xs : null, dwr, wr: dxs ? router.weight.storage : null, rowDx: dxs ? da : null, dx: dxs });
+    }
+    if (da) releaseScratch(da);
+    return { dx: dxs ? mk(x, dxs) : null, dRouting: dwr ? mk(router.weight, dwr) : null };
+  }
+  let dx: Tensor | null = null;
+  if (da) {
+    const dxs = uninitializedFloatArrayLike(xs, T * H);
+    k.combine({ y: { data: da, ld: H }, slotRows: routing.plan.slotRows, weights: null, numTokens: T, topK: routing.topK, h: H, out: dxs });
+    releaseScratch(da);
+    dx = mk(x, dxs);
+  }
+  let dRouting: Tensor | null = null;
+  if (dw) {
+    const d = floatArrayLike(xs, T * routing.topK); // zeroed: dropped slots get 0
+    const ss = routing.plan.sortedSlots;
+    for (let r = 0; r < S; r++) d[ss[r]!] = dw[r]!;
+    dRouting = mk(routing.topkWeights, d);
+  }
+  return { dx, dRouting };
+}
