@@ -57,7 +57,8 @@ export function floatArrayLike(like: TypedArray, n: number): Float32Array | Floa
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 
-const POISON_UNINITIALIZED = process.env.MOEKIT_POISON_UNINITIALIZED === '1';
+// `process` is absent in a browser bundle
+const POISON_UNINITIALIZED = typeof process !== 'undefined' && process.env['MOEKIT_POISON_UNINITIALIZED'] === '1';
 
 /**
  * A float array like `like` whose contents are ARBITRARY (not zeroed): only for outputs a
@@ -68,6 +69,7 @@ const POISON_UNINITIALIZED = process.env.MOEKIT_POISON_UNINITIALIZED === '1';
  */
 export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
   const f64 = like instanceof Float64Array;
+  if (typeof Buffer === 'undefined') return f64 ? new Float64Array(n) : new Float32Array(n); // a browser: zeroed
   const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
   const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
   if (POISON_UNINITIALIZED) a.fill(NaN);

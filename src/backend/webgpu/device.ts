@@ -27,7 +27,9 @@ interface NodeWebGPU {
 async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; via: string } | { error: string }> {
   let mod: NodeWebGPU;
   try {
-    mod = (await import(/* @vite-ignore */ 'webgpu' as string)) as NodeWebGPU;
+    // a name bundlers do not resolve: the browser uses navigator.gpu and never gets here
+    const name = 'webgpu';
+    mod = (await import(/* @vite-ignore */ name)) as NodeWebGPU;
   } catch (e) {
     return { error: `the optional package 'webgpu' cannot load (${(e as Error).message.split('\n')[0]})` };
   }
