@@ -29,7 +29,14 @@ test('examples/browser: a tiny MoE trains in headless Chromium (loss falls as in
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const port = (server.address() as { port: number }).port;
   const profile = mkdtempSync(join(tmpdir(), 'moekit-chromium-'));
-  const flags = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+  const flags = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ];
   let browser: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | null = null;
   try {
     // a fresh profile each run (Playwright passes it as --user-data-dir)
@@ -38,14 +45,21 @@ test('examples/browser: a tiny MoE trains in headless Chromium (loss falls as in
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForFunction(() => 'moekitResult' in window, undefined, { timeout: 90_000 }).catch(() => assert.fail(`no result in the page: ${errors.join('; ')}`));
-    const r = (await page.evaluate(() => (window as unknown as { moekitResult: { losses: number[]; backend: string } }).moekitResult)) as { losses: number[]; backend: string };
+    await page
+      .waitForFunction(() => 'moekitResult' in window, undefined, { timeout: 90_000 })
+      .catch(() => assert.fail(`no result in the page: ${errors.join('; ')}`));
+    const r = (await page.evaluate(() => (window as unknown as { moekitResult: { losses: number[]; backend: string } }).moekitResult)) as {
+      losses: number[];
+      backend: string;
+    };
     assert.equal(r.backend, 'reference');
     assert.ok(r.losses.at(-1)! < 0.5 * r.losses[0]!, `loss falls by half: ${r.losses[0]} -> ${r.losses.at(-1)}`);
     // the same seeded run in Node gives the same losses (the reference backend computes in the same order)
     setBackend('reference');
     const node = trainTinyMoE();
-    r.losses.forEach((l, i) => assert.ok(Math.abs(l - node.losses[i]!) <= 1e-5 * (1 + Math.abs(node.losses[i]!)), `step ${i}: page ${l}, node ${node.losses[i]}`));
+    r.losses.forEach((l, i) =>
+      assert.ok(Math.abs(l - node.losses[i]!) <= 1e-5 * (1 + Math.abs(node.losses[i]!)), `step ${i}: page ${l}, node ${node.losses[i]}`),
+    );
   } finally {
     await browser?.close();
     server.close();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { initBackend, setBackend, type BackendName } from '../src/backend/index.js';
-import { Tensor } from '../src/index.js';
+import type { Tensor } from '../src/index.js';
 import { AdamW } from '../src/optim/index.js';
 import { fromArray, layerNorm, logSoftmax, matmul, mean, mul, reshape, scaledDotProductAttention } from '../src/ops/index.js';
 import { webgpuOrSkip } from './helpers/webgpu.js';
@@ -21,10 +21,16 @@ function values(n: number, seed: number, scale: number): Float32Array {
 async function train(name: BackendName): Promise<{ losses: number[]; params: Float32Array[] }> {
   setBackend(name);
   const x = fromArray(values(T * H, 1, 1), [T, H]);
-  const target = fromArray(Float32Array.from({ length: T * C }, (_, i) => (i % C === Math.floor(i / C) % C ? 1 : 0)), [T, C]);
+  const target = fromArray(
+    Float32Array.from({ length: T * C }, (_, i) => (i % C === Math.floor(i / C) % C ? 1 : 0)),
+    [T, C],
+  );
   const w1 = fromArray(values(H * H, 2, 0.4), [H, H]).requiresGrad_();
   const w2 = fromArray(values(H * C, 3, 0.4), [H, C]).requiresGrad_();
-  const g = fromArray(values(H, 4, 0.1).map((v) => 1 + v), [H]).requiresGrad_();
+  const g = fromArray(
+    values(H, 4, 0.1).map((v) => 1 + v),
+    [H],
+  ).requiresGrad_();
   const opt = new AdamW([w1, w2, g], { lr: 0.05, weightDecay: 0.01 });
   const losses: number[] = [];
   for (let step = 0; step < 3; step++) {
@@ -49,9 +55,16 @@ if (gpu) {
     const dev = await train('webgpu');
     setBackend('reference');
     assert.ok(ref.losses[2]! < ref.losses[0]!, `reference loss falls: ${ref.losses.join(', ')}`);
-    dev.losses.forEach((l, i) => assert.ok(Math.abs(l - ref.losses[i]!) <= 1e-4 * (1 + Math.abs(ref.losses[i]!)), `loss ${i}: webgpu ${l}, reference ${ref.losses[i]}`));
+    dev.losses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(l - ref.losses[i]!) <= 1e-4 * (1 + Math.abs(ref.losses[i]!)),
+        `loss ${i}: webgpu ${l}, reference ${ref.losses[i]}`,
+      ),
+    );
     dev.params.forEach((p, k) =>
-      p.forEach((v, i) => assert.ok(Math.abs(v - ref.params[k]![i]!) <= 1e-4, `param ${k}[${i}]: webgpu ${v}, reference ${ref.params[k]![i]}`)),
+      p.forEach((v, i) =>
+        assert.ok(Math.abs(v - ref.params[k]![i]!) <= 1e-4, `param ${k}[${i}]: webgpu ${v}, reference ${ref.params[k]![i]}`),
+      ),
     );
   });
   test('webgpu: dataSync and item point to await t.data()', () => {

@@ -11,7 +11,7 @@ const nodeStubs: Plugin = {
   name: 'node-builtins-stub',
   setup(b) {
     b.onResolve({ filter: /^(node:.*|module|fs|path|url|crypto|v8|vm)$/ }, (a) => ({ path: a.path, namespace: 'node-stub' }));
-    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, (a) => ({
+    b.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
       // every export is a function returning undefined (the addon loader computes a path at
       // load time, then finds no addon); the prototype route survives esbuild's ESM interop
       contents: `module.exports = Object.create(new Proxy({}, { get: (_, k) => (k === '__esModule' ? undefined : () => undefined) }));`,
@@ -22,7 +22,17 @@ const nodeStubs: Plugin = {
 
 export async function buildBrowserExample(): Promise<string> {
   const outfile = `${here}dist/main.js`;
-  await build({ entryPoints: [`${here}main.ts`], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', outfile, plugins: [nodeStubs], define: { 'process.env': '{}' }, logLevel: 'error' });
+  await build({
+    entryPoints: [`${here}main.ts`],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    outfile,
+    plugins: [nodeStubs],
+    define: { 'process.env': '{}' },
+    logLevel: 'error',
+  });
   return outfile;
 }
 

@@ -12,7 +12,10 @@ export interface TrainResult {
 export function trainTinyMoE(steps = 40): TrainResult {
   const t0 = performance.now();
   const g = new Generator(7);
-  const layer = new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 16 } }), { dtype: 'f32', generator: g });
+  const layer = new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 16 } }), {
+    dtype: 'f32',
+    generator: g,
+  });
   const x = randn([32, 8], { generator: g });
   const target = matmul(x, randn([8, 8], { generator: g })).tanh();
   const opt = new AdamW(layer.parameters(), { lr: 0.02, weightDecay: 0 });

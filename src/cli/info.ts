@@ -16,7 +16,8 @@ const LAYER_PRESETS = [...OLMO_CORE_PRESETS, 'ct-moe'] as const;
 function layerConfig(spec: string): MoEConfig {
   if ((OLMO_CORE_PRESETS as readonly string[]).includes(spec)) return olmoCorePreset(spec as OlmoCorePresetName);
   if (spec === 'ct-moe') return ctMoePreset(256, 8, 2);
-  if (!spec.endsWith('.json')) throw new Error(`--layer: '${spec}' is neither a preset (${LAYER_PRESETS.join(', ')}) nor an HF config.json`);
+  if (!spec.endsWith('.json'))
+    throw new Error(`--layer: '${spec}' is neither a preset (${LAYER_PRESETS.join(', ')}) nor an HF config.json`);
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(spec, 'utf8'));

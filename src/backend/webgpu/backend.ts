@@ -38,7 +38,9 @@ export function createWebGPUBackend(rt: GpuRuntime): Backend {
     },
     full: (dtype, n, value) => host(fill(rt, f32or32(dtype), n, value)),
     readSync(): TypedArray {
-      throw new Error('webgpu: tensors live on the GPU and cannot be read synchronously; use `await t.data()` (dataSync / item / toArray are for CPU backends)');
+      throw new Error(
+        'webgpu: tensors live on the GPU and cannot be read synchronously; use `await t.data()` (dataSync / item / toArray are for CPU backends)',
+      );
     },
     read: (s) => rt.read(gpu(s)),
     cast: (s, dtype) => host(cast(rt, gpu(s), f32or32(dtype))),

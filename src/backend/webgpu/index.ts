@@ -12,7 +12,9 @@ let opening: Promise<WebGPUOpen> | null = null;
 /** The webgpu backend on this machine's adapter, or why there is none (opened once). */
 export function openWebGPUBackend(): Promise<WebGPUOpen> {
   opening ??= openDevice().then((r) =>
-    r.ok ? { backend: createWebGPUBackend(new GpuRuntime(r.opened.device)), description: r.opened.description, limits: r.opened.limits } : { backend: null, reason: r.reason },
+    r.ok
+      ? { backend: createWebGPUBackend(new GpuRuntime(r.opened.device)), description: r.opened.description, limits: r.opened.limits }
+      : { backend: null, reason: r.reason },
   );
   return opening;
 }

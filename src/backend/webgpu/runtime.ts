@@ -55,7 +55,8 @@ export class GpuRuntime {
     // storage bindings need a non-zero size that is a multiple of 4; pool by 256-byte steps
     const size = Math.max(256, Math.ceil((n * 4) / 256) * 256);
     const max = this.device.limits.maxStorageBufferBindingSize;
-    if (size > max) throw new RangeError(`webgpu: a ${dtype} tensor of ${n} elements needs ${size} bytes; this device binds at most ${max}`);
+    if (size > max)
+      throw new RangeError(`webgpu: a ${dtype} tensor of ${n} elements needs ${size} bytes; this device binds at most ${max}`);
     const buffer =
       this.pool.get(size)?.pop() ??
       this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
@@ -80,7 +81,11 @@ export class GpuRuntime {
     if (!p) {
       const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }];
       for (const m of code.matchAll(/@binding\((\d+)\) var<storage, (read|read_write)>/g)) {
-        entries.push({ binding: Number(m[1]), visibility: GPUShaderStage.COMPUTE, buffer: { type: m[2] === 'read' ? 'read-only-storage' : 'storage' } });
+        entries.push({
+          binding: Number(m[1]),
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: m[2] === 'read' ? 'read-only-storage' : 'storage' },
+        });
       }
       const layout = this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries })] });
       p = this.device.createComputePipeline({ layout, compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
@@ -95,7 +100,8 @@ export class GpuRuntime {
    * still in flight is destroyed, and collecting its JS object destroys it.
    */
   private paramBuffer(words: readonly number[], floats: readonly number[]): GPUBuffer {
-    if (words.length + floats.length > PARAM_WORDS) throw new RangeError(`webgpu: ${words.length + floats.length} kernel params exceed ${PARAM_WORDS}`);
+    if (words.length + floats.length > PARAM_WORDS)
+      throw new RangeError(`webgpu: ${words.length + floats.length} kernel params exceed ${PARAM_WORDS}`);
     const b = this.device.createBuffer({ size: PARAM_WORDS * 4, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
     const range = b.getMappedRange();
     new Uint32Array(range).set(words.map((w) => w >>> 0));
@@ -110,8 +116,16 @@ export class GpuRuntime {
    * `words` are u32 params (negative numbers wrap), `floats` f32 params after them.
    * `groups` is the workgroup count (spread over x and y past the per-dimension limit).
    */
-  run(op: string, code: string, bindings: readonly Binding[], words: readonly number[], floats: readonly number[], groups: number | [number, number, number]): void {
-    const g: [number, number, number] = typeof groups === 'number' ? spread(groups, this.device.limits.maxComputeWorkgroupsPerDimension) : groups;
+  run(
+    op: string,
+    code: string,
+    bindings: readonly Binding[],
+    words: readonly number[],
+    floats: readonly number[],
+    groups: number | [number, number, number],
+  ): void {
+    const g: [number, number, number] =
+      typeof groups === 'number' ? spread(groups, this.device.limits.maxComputeWorkgroupsPerDimension) : groups;
     if (g[0] * g[1] * g[2] === 0) return;
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
@@ -191,7 +205,8 @@ export class GpuRuntime {
   }
 }
 
-export const F64_MESSAGE = 'webgpu: f64 is not available on WebGPU (WGSL has no 64-bit floats); use f32 tensors (f64 runs on the native and reference backends)';
+export const F64_MESSAGE =
+  'webgpu: f64 is not available on WebGPU (WGSL has no 64-bit floats); use f32 tensors (f64 runs on the native and reference backends)';
 
 /** Workgroup counts over x (and y past the per-dimension limit); kernels linearise with linearId(). */
 function spread(n: number, maxPerDim: number): [number, number, number] {

@@ -11,11 +11,24 @@ const EACH = `for (var j = t; j < tk; j = j + ${WG}u)`;
 const VISIBLE = `fn visible(row: u32, j: u32) -> bool { let i = row % pu(1u); return pu(3u) == 0u || j + pu(1u) <= i + pu(2u); }`;
 
 /** P and lse from the raw scores S [bh, tq, tk]. */
-function probabilities(rt: GpuRuntime, s: GpuStorage, rows: number, tq: number, tk: number, d: number, scale: number, causal: boolean): { p: GpuStorage; lse: GpuStorage } {
+function probabilities(
+  rt: GpuRuntime,
+  s: GpuStorage,
+  rows: number,
+  tq: number,
+  tk: number,
+  d: number,
+  scale: number,
+  causal: boolean,
+): { p: GpuStorage; lse: GpuStorage } {
   const p = rt.alloc('f32', rows * tk);
   const lse = rt.alloc('f32', rows);
   const code = perRow(
-    buffers([['S', 'f32', false], ['Pr', 'f32', true], ['L', 'f32', true]]),
+    buffers([
+      ['S', 'f32', false],
+      ['Pr', 'f32', true],
+      ['L', 'f32', true],
+    ]),
     `let tk = pu(2u); let o = row * tk; let scale = pf(5u);
   var m = -inf();
   ${EACH} { if (visible(row, j)) { m = max(m, S[o + j] * scale); } }
@@ -70,7 +83,15 @@ export function attentionBackward(
   const p = rt.alloc('f32', rows * tk);
   const ds = rt.alloc('f32', rows * tk);
   const code = perRow(
-    buffers([['S', 'f32', false], ['L', 'f32', false], ['dP', 'f32', false], ['O', 'f32', false], ['dO', 'f32', false], ['Pr', 'f32', true], ['dS', 'f32', true]]),
+    buffers([
+      ['S', 'f32', false],
+      ['L', 'f32', false],
+      ['dP', 'f32', false],
+      ['O', 'f32', false],
+      ['dO', 'f32', false],
+      ['Pr', 'f32', true],
+      ['dS', 'f32', true],
+    ]),
     `let tk = pu(2u); let d = pu(4u); let o = row * tk; let scale = pf(5u);
   var di = 0.0;
   for (var c = t; c < d; c = c + ${WG}u) { di = di + dO[row * d + c] * O[row * d + c]; }
@@ -83,7 +104,14 @@ export function attentionBackward(
   }`,
     VISIBLE,
   );
-  rt.run(`attentionBackward softmax ([${bh}, ${tq}, ${tk}], d = ${d})`, code, [s, lse, dp, out, dout, p, ds], [rows, tq, tk, causal ? 1 : 0, d], [scale], rows);
+  rt.run(
+    `attentionBackward softmax ([${bh}, ${tq}, ${tk}], d = ${d})`,
+    code,
+    [s, lse, dp, out, dout, p, ds],
+    [rows, tq, tk, causal ? 1 : 0, d],
+    [scale],
+    rows,
+  );
   return {
     dq: matmul(rt, ds, k, bh, tq, tk, d, false, false, tq * tk, tk * d),
     dk: matmul(rt, ds, q, bh, tk, tq, d, true, false, tq * tk, tq * d),

@@ -47,7 +47,14 @@ const groups = (n: number) => Math.ceil(n / WG);
 
 export function unary(rt: GpuRuntime, op: UnaryOp, x: GpuStorage): GpuStorage {
   const out = rt.alloc(x.dtype, x.length);
-  const code = perElement(buffers([['x', x.dtype, false], ['y', x.dtype, true]]), `let v = f32(x[i]); y[i] = ${x.dtype}(${UNARY[op]});`, SCALAR_MATH);
+  const code = perElement(
+    buffers([
+      ['x', x.dtype, false],
+      ['y', x.dtype, true],
+    ]),
+    `let v = f32(x[i]); y[i] = ${x.dtype}(${UNARY[op]});`,
+    SCALAR_MATH,
+  );
   rt.run(`unary ${op} (${x.dtype}[${x.length}])`, code, [x, out], [x.length], [], groups(x.length));
   return out;
 }
@@ -55,7 +62,11 @@ export function unary(rt: GpuRuntime, op: UnaryOp, x: GpuStorage): GpuStorage {
 export function unaryBackward(rt: GpuRuntime, op: UnaryOp, x: GpuStorage, dy: GpuStorage): GpuStorage {
   const out = rt.alloc('f32', x.length);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['dy', dy.dtype, false], ['dx', 'f32', true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['dy', dy.dtype, false],
+      ['dx', 'f32', true],
+    ]),
     `let v = f32(x[i]); dx[i] = f32(dy[i]) * (${DERIVATIVE[op]});`,
     SCALAR_MATH,
   );
@@ -123,14 +134,25 @@ export function binary(
   const ct = int ? 'i32' : 'f32';
   const expr = `${outDtype}(${binaryExpr(op, int)})`;
   const code = perElement(
-    buffers([['A', a.dtype, false], ['B', b.dtype, false], ['Y', outDtype, true]]),
+    buffers([
+      ['A', a.dtype, false],
+      ['B', b.dtype, false],
+      ['Y', outDtype, true],
+    ]),
     `let rank = pu(1);
   let a = ${ct}(A[bcast(i, rank, 2u, 2u + rank)]);
   let b = ${ct}(B[bcast(i, rank, 2u, 2u + 2u * rank)]);
   Y[i] = ${expr};`,
     BROADCAST_OFFSET + POW,
   );
-  rt.run(`binary ${op} (${a.dtype}[${a.length}], ${b.dtype}[${b.length}] -> [${outShape.join(', ')}])`, code, [a, b, out], [n, ...broadcastWords(outShape, [aStrides, bStrides])], [], groups(n));
+  rt.run(
+    `binary ${op} (${a.dtype}[${a.length}], ${b.dtype}[${b.length}] -> [${outShape.join(', ')}])`,
+    code,
+    [a, b, out],
+    [n, ...broadcastWords(outShape, [aStrides, bStrides])],
+    [],
+    groups(n),
+  );
   return out;
 }
 
@@ -147,7 +169,12 @@ export function where(
   const n = outShape.reduce((p, d) => p * d, 1);
   const out = rt.alloc(a.dtype, n);
   const code = perElement(
-    buffers([['C', cond.dtype, false], ['A', a.dtype, false], ['B', b.dtype, false], ['Y', a.dtype, true]]),
+    buffers([
+      ['C', cond.dtype, false],
+      ['A', a.dtype, false],
+      ['B', b.dtype, false],
+      ['Y', a.dtype, true],
+    ]),
     `let rank = pu(1);
   let c = C[bcast(i, rank, 2u, 2u + rank)];
   let va = A[bcast(i, rank, 2u, 2u + 2u * rank)];
@@ -155,14 +182,24 @@ export function where(
   Y[i] = select(vb, va, c != ${cond.dtype}(0));`,
     BROADCAST_OFFSET,
   );
-  rt.run(`where ([${outShape.join(', ')}])`, code, [cond, a, b, out], [n, ...broadcastWords(outShape, [condStrides, aStrides, bStrides])], [], groups(n));
+  rt.run(
+    `where ([${outShape.join(', ')}])`,
+    code,
+    [cond, a, b, out],
+    [n, ...broadcastWords(outShape, [condStrides, aStrides, bStrides])],
+    [],
+    groups(n),
+  );
   return out;
 }
 
 export function clamp(rt: GpuRuntime, x: GpuStorage, lo: number, hi: number): GpuStorage {
   const out = rt.alloc(x.dtype, x.length);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['y', x.dtype, true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['y', x.dtype, true],
+    ]),
     `let v = f32(x[i]); let lo = pf(1u); let hi = pf(2u);
   y[i] = ${x.dtype}(select(select(v, hi, v > hi), lo, v < lo));`,
   );
@@ -173,7 +210,13 @@ export function clamp(rt: GpuRuntime, x: GpuStorage, lo: number, hi: number): Gp
 /** f32 -> i32 truncates toward zero, as the reference's Math.trunc. */
 export function cast(rt: GpuRuntime, x: GpuStorage, dtype: 'f32' | 'i32'): GpuStorage {
   const out = rt.alloc(dtype, x.length);
-  const code = perElement(buffers([['x', x.dtype, false], ['y', dtype, true]]), `y[i] = ${dtype}(x[i]);`);
+  const code = perElement(
+    buffers([
+      ['x', x.dtype, false],
+      ['y', dtype, true],
+    ]),
+    `y[i] = ${dtype}(x[i]);`,
+  );
   rt.run(`cast ${x.dtype} -> ${dtype} ([${x.length}])`, code, [x, out], [x.length], [], groups(x.length));
   return out;
 }

@@ -12,7 +12,11 @@ export function indexSelect(rt: GpuRuntime, x: GpuStorage, outer: number, n: num
   const m = idx.length;
   const out = rt.alloc(x.dtype, outer * m * inner);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['idx', 'i32', false], ['y', x.dtype, true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['idx', 'i32', false],
+      ['y', x.dtype, true],
+    ]),
     `let n = pu(1u); let inner = pu(2u); let m = pu(3u);
   let o = i / (m * inner); let j = (i / inner) % m; let c = i % inner;
   let k = idx[j];
@@ -22,10 +26,22 @@ export function indexSelect(rt: GpuRuntime, x: GpuStorage, outer: number, n: num
   return out;
 }
 
-export function indexAddInPlace(rt: GpuRuntime, target: GpuStorage, outer: number, n: number, inner: number, idx: GpuStorage, src: GpuStorage): void {
+export function indexAddInPlace(
+  rt: GpuRuntime,
+  target: GpuStorage,
+  outer: number,
+  n: number,
+  inner: number,
+  idx: GpuStorage,
+  src: GpuStorage,
+): void {
   const m = idx.length;
   const code = perElement(
-    buffers([['idx', 'i32', false], ['src', src.dtype, false], ['y', target.dtype, true]]),
+    buffers([
+      ['idx', 'i32', false],
+      ['src', src.dtype, false],
+      ['y', target.dtype, true],
+    ]),
     `let n = pu(1u); let inner = pu(2u); let m = pu(3u);
   let o = i / inner; let c = i % inner;
   for (var j = 0u; j < m; j = j + 1u) {
@@ -33,13 +49,24 @@ export function indexAddInPlace(rt: GpuRuntime, target: GpuStorage, outer: numbe
     if (k >= 0 && u32(k) < n) { let d = (o * n + u32(k)) * inner + c; y[d] = y[d] + ${target.dtype}(src[(o * m + j) * inner + c]); }
   }`,
   );
-  rt.run(`indexAddInPlace (${dims(outer, n, inner)} by ${m} indices)`, code, [idx, src, target], [outer * inner, n, inner, m], [], groups(outer * inner));
+  rt.run(
+    `indexAddInPlace (${dims(outer, n, inner)} by ${m} indices)`,
+    code,
+    [idx, src, target],
+    [outer * inner, n, inner, m],
+    [],
+    groups(outer * inner),
+  );
 }
 
 export function gather(rt: GpuRuntime, x: GpuStorage, outer: number, n: number, inner: number, idx: GpuStorage, m: number): GpuStorage {
   const out = rt.alloc(x.dtype, outer * m * inner);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['idx', 'i32', false], ['y', x.dtype, true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['idx', 'i32', false],
+      ['y', x.dtype, true],
+    ]),
     `let n = pu(1u); let inner = pu(2u); let m = pu(3u);
   let o = i / (m * inner); let c = i % inner;
   let k = idx[i];
@@ -49,9 +76,22 @@ export function gather(rt: GpuRuntime, x: GpuStorage, outer: number, n: number, 
   return out;
 }
 
-export function scatterAddInPlace(rt: GpuRuntime, target: GpuStorage, outer: number, n: number, inner: number, idx: GpuStorage, src: GpuStorage, m: number): void {
+export function scatterAddInPlace(
+  rt: GpuRuntime,
+  target: GpuStorage,
+  outer: number,
+  n: number,
+  inner: number,
+  idx: GpuStorage,
+  src: GpuStorage,
+  m: number,
+): void {
   const code = perElement(
-    buffers([['idx', 'i32', false], ['src', src.dtype, false], ['y', target.dtype, true]]),
+    buffers([
+      ['idx', 'i32', false],
+      ['src', src.dtype, false],
+      ['y', target.dtype, true],
+    ]),
     `let n = pu(1u); let inner = pu(2u); let m = pu(3u);
   let o = i / inner; let c = i % inner;
   for (var j = 0u; j < m; j = j + 1u) {
@@ -60,5 +100,12 @@ export function scatterAddInPlace(rt: GpuRuntime, target: GpuStorage, outer: num
     if (k >= 0 && u32(k) < n) { let d = (o * n + u32(k)) * inner + c; y[d] = y[d] + ${target.dtype}(src[p]); }
   }`,
   );
-  rt.run(`scatterAddInPlace (${dims(outer, n, inner)} from ${m})`, code, [idx, src, target], [outer * inner, n, inner, m], [], groups(outer * inner));
+  rt.run(
+    `scatterAddInPlace (${dims(outer, n, inner)} from ${m})`,
+    code,
+    [idx, src, target],
+    [outer * inner, n, inner, m],
+    [],
+    groups(outer * inner),
+  );
 }

@@ -8,7 +8,11 @@ const TILE = 32;
 const KT = 16;
 
 const MATMUL = withParams(`
-${buffers([['A', 'f32', false], ['B', 'f32', false], ['C', 'f32', true]])}
+${buffers([
+  ['A', 'f32', false],
+  ['B', 'f32', false],
+  ['C', 'f32', true],
+])}
 var<workgroup> As: array<f32, ${KT * TILE}>;
 var<workgroup> Bs: array<f32, ${KT * TILE}>;
 @compute @workgroup_size(8, 8)

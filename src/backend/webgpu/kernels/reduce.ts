@@ -29,7 +29,10 @@ export function reduce(rt: GpuRuntime, op: ReduceOp, x: GpuStorage, outer: numbe
   let r = select(m + log(z), -inf(), m == -inf());`,
   };
   const code = perRow(
-    buffers([['x', x.dtype, false], ['y', x.dtype, true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['y', x.dtype, true],
+    ]),
     `let n = pu(1u);
   ${body[op]}
   if (t == 0u) { y[row] = ${x.dtype}(r); }`,
@@ -44,7 +47,10 @@ export function argReduce(rt: GpuRuntime, op: 'argmax' | 'argmin', x: GpuStorage
   const out = rt.alloc('i32', outer * inner);
   const better = op === 'argmax' ? '>' : '<';
   const code = perRow(
-    buffers([['x', x.dtype, false], ['y', 'i32', true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['y', 'i32', true],
+    ]),
     `let n = pu(1u);
   var best = 0xffffffffu;
   var bestV = 0.0;
@@ -77,7 +83,10 @@ var<workgroup> ids: array<u32, ${WG}>;`,
 export function cumsum(rt: GpuRuntime, x: GpuStorage, outer: number, n: number, inner: number, reverse: boolean): GpuStorage {
   const out = rt.alloc(x.dtype, x.length);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['y', x.dtype, true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['y', x.dtype, true],
+    ]),
     `let n = pu(1u); let inner = pu(2u);
   let base = (i / inner) * n * inner + i % inner;
   var acc = ${x.dtype}(0);
@@ -87,6 +96,13 @@ export function cumsum(rt: GpuRuntime, x: GpuStorage, outer: number, n: number, 
     y[base + j * inner] = acc;
   }`,
   );
-  rt.run(`cumsum ([${outer}, ${n}, ${inner}])`, code, [x, out], [outer * inner, n, inner, reverse ? 1 : 0], [], Math.ceil((outer * inner) / WG));
+  rt.run(
+    `cumsum ([${outer}, ${n}, ${inner}])`,
+    code,
+    [x, out],
+    [outer * inner, n, inner, reverse ? 1 : 0],
+    [],
+    Math.ceil((outer * inner) / WG),
+  );
   return out;
 }

@@ -22,7 +22,10 @@ const EACH = `for (var j = t; j < n; j = j + ${WG}u)`;
 export function softmax(rt: GpuRuntime, x: GpuStorage, rows: number, n: number, log: boolean): GpuStorage {
   const y = rt.alloc('f32', rows * n);
   const code = perRow(
-    buffers([['x', 'f32', false], ['y', 'f32', true]]),
+    buffers([
+      ['x', 'f32', false],
+      ['y', 'f32', true],
+    ]),
     `let n = pu(1u); let o = row * n;
   var m = -inf();
   ${EACH} { m = max(m, x[o + j]); }
@@ -47,18 +50,40 @@ export function softmaxBackward(rt: GpuRuntime, y: GpuStorage, dy: GpuStorage, r
   ${EACH} { s = s + y[o + j] * dy[o + j]; }
   s = wsum(t, s, 0u);
   ${EACH} { dx[o + j] = y[o + j] * (dy[o + j] - s); }`;
-  const code = perRow(buffers([['y', 'f32', false], ['dy', 'f32', false], ['dx', 'f32', true]]), `let n = pu(1u); let o = row * n;\n  ${body}`);
+  const code = perRow(
+    buffers([
+      ['y', 'f32', false],
+      ['dy', 'f32', false],
+      ['dx', 'f32', true],
+    ]),
+    `let n = pu(1u); let o = row * n;\n  ${body}`,
+  );
   rt.run(`softmaxBackward${log ? ' (log)' : ''} ([${rows}, ${n}])`, code, [y, dy, dx], [rows, n], [], rows);
   return dx;
 }
 
 /** Params of the norm kernels: rows, n, has weight, has bias; eps as float. */
-export function layerNorm(rt: GpuRuntime, x: GpuStorage, w: GpuStorage | null, b: GpuStorage | null, rows: number, n: number, eps: number): NormResult {
+export function layerNorm(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  b: GpuStorage | null,
+  rows: number,
+  n: number,
+  eps: number,
+): NormResult {
   const y = rt.alloc('f32', rows * n);
   const mean = rt.alloc('f32', rows);
   const rstd = rt.alloc('f32', rows);
   const code = perRow(
-    buffers([['x', 'f32', false], ['w', 'f32', false], ['b', 'f32', false], ['y', 'f32', true], ['mean', 'f32', true], ['rstd', 'f32', true]]),
+    buffers([
+      ['x', 'f32', false],
+      ['w', 'f32', false],
+      ['b', 'f32', false],
+      ['y', 'f32', true],
+      ['mean', 'f32', true],
+      ['rstd', 'f32', true],
+    ]),
     `let n = pu(1u); let o = row * n;
   var s = 0.0;
   ${EACH} { s = s + x[o + j]; }
@@ -90,7 +115,14 @@ export function layerNormBackward(
   withBias: boolean,
 ): NormGrads {
   const dx = rt.alloc('f32', rows * n);
-  const decls = buffers([['dy', 'f32', false], ['x', 'f32', false], ['w', 'f32', false], ['mean', 'f32', false], ['rstd', 'f32', false], ['dx', 'f32', true]]);
+  const decls = buffers([
+    ['dy', 'f32', false],
+    ['x', 'f32', false],
+    ['w', 'f32', false],
+    ['mean', 'f32', false],
+    ['rstd', 'f32', false],
+    ['dx', 'f32', true],
+  ]);
   const code = perRow(
     decls,
     `let n = pu(1u); let o = row * n; let mu = mean[row]; let rs = rstd[row];
@@ -116,10 +148,26 @@ export function layerNormBackward(
 }
 
 /** out[j] = sum over rows r of `term` (o = r * n + j), one invocation per column. */
-function columnSum(rt: GpuRuntime, op: string, term: string, dy: GpuStorage, x: GpuStorage, mean: GpuStorage | null, rstd: GpuStorage, rows: number, n: number): GpuStorage {
+function columnSum(
+  rt: GpuRuntime,
+  op: string,
+  term: string,
+  dy: GpuStorage,
+  x: GpuStorage,
+  mean: GpuStorage | null,
+  rstd: GpuStorage,
+  rows: number,
+  n: number,
+): GpuStorage {
   const out = rt.alloc('f32', n);
   const code = perElement(
-    buffers([['dy', 'f32', false], ['x', 'f32', false], ['mean', 'f32', false], ['rstd', 'f32', false], ['out', 'f32', true]]),
+    buffers([
+      ['dy', 'f32', false],
+      ['x', 'f32', false],
+      ['mean', 'f32', false],
+      ['rstd', 'f32', false],
+      ['out', 'f32', true],
+    ]),
     `let j = i; let n = pu(0u);
   var acc = 0.0;
   for (var r = 0u; r < pu(1u); r = r + 1u) { let o = r * n + j; acc = acc + ${term}; }
@@ -133,7 +181,12 @@ export function rmsNorm(rt: GpuRuntime, x: GpuStorage, w: GpuStorage | null, row
   const y = rt.alloc('f32', rows * n);
   const rstd = rt.alloc('f32', rows);
   const code = perRow(
-    buffers([['x', 'f32', false], ['w', 'f32', false], ['y', 'f32', true], ['rstd', 'f32', true]]),
+    buffers([
+      ['x', 'f32', false],
+      ['w', 'f32', false],
+      ['y', 'f32', true],
+      ['rstd', 'f32', true],
+    ]),
     `let n = pu(1u); let o = row * n;
   var s = 0.0;
   ${EACH} { s = s + x[o + j] * x[o + j]; }
@@ -145,10 +198,24 @@ export function rmsNorm(rt: GpuRuntime, x: GpuStorage, w: GpuStorage | null, row
   return { y, mean: rt.alloc('f32', 0), rstd };
 }
 
-export function rmsNormBackward(rt: GpuRuntime, dy: GpuStorage, x: GpuStorage, w: GpuStorage | null, rstd: GpuStorage, rows: number, n: number): NormGrads {
+export function rmsNormBackward(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  x: GpuStorage,
+  w: GpuStorage | null,
+  rstd: GpuStorage,
+  rows: number,
+  n: number,
+): NormGrads {
   const dx = rt.alloc('f32', rows * n);
   const code = perRow(
-    buffers([['dy', 'f32', false], ['x', 'f32', false], ['w', 'f32', false], ['rstd', 'f32', false], ['dx', 'f32', true]]),
+    buffers([
+      ['dy', 'f32', false],
+      ['x', 'f32', false],
+      ['w', 'f32', false],
+      ['rstd', 'f32', false],
+      ['dx', 'f32', true],
+    ]),
     `let n = pu(1u); let o = row * n; let rs = rstd[row];
   var s = 0.0;
   ${EACH} { s = s + dy[o + j] * select(1.0, w[j], pu(2u) == 1u) * x[o + j]; }

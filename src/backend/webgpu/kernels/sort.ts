@@ -20,7 +20,10 @@ fn rank(row: u32, j: u32, n: u32, desc: bool) -> u32 {
 export function argsort(rt: GpuRuntime, x: GpuStorage, rows: number, n: number, descending: boolean): GpuStorage {
   const out = rt.alloc('i32', rows * n);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['y', 'i32', true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['y', 'i32', true],
+    ]),
     `let n = pu(1u); let row = i / n; let j = i % n;
   y[row * n + rank(row, j, n, pu(2u) == 1u)] = i32(j);`,
     RANK,
@@ -29,11 +32,22 @@ export function argsort(rt: GpuRuntime, x: GpuStorage, rows: number, n: number, 
   return out;
 }
 
-export function topk(rt: GpuRuntime, x: GpuStorage, rows: number, n: number, k: number, largest: boolean): { values: GpuStorage; indices: GpuStorage } {
+export function topk(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  rows: number,
+  n: number,
+  k: number,
+  largest: boolean,
+): { values: GpuStorage; indices: GpuStorage } {
   const values = rt.alloc(x.dtype, rows * k);
   const indices = rt.alloc('i32', rows * k);
   const code = perElement(
-    buffers([['x', x.dtype, false], ['vals', x.dtype, true], ['ids', 'i32', true]]),
+    buffers([
+      ['x', x.dtype, false],
+      ['vals', x.dtype, true],
+      ['ids', 'i32', true],
+    ]),
     `let n = pu(1u); let k = pu(3u); let row = i / n; let j = i % n;
   let r = rank(row, j, n, pu(2u) == 1u);
   if (r < k) { vals[row * k + r] = x[i]; ids[row * k + r] = i32(j); }`,
