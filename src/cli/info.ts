@@ -34,9 +34,9 @@ export function registerInfoCommand(program: Command): void {
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
     .action(async (opts: { layer?: string }) => {
       console.log(backendInfo().reason);
+      if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
       const gpu = await openWebGPUBackend();
       const chosen = backendInfo().name === 'webgpu' ? 'chosen' : 'not chosen: MOEKIT_BACKEND=webgpu selects it';
       console.log(gpu.backend ? `webgpu: ${gpu.description} (${chosen})` : `webgpu: unavailable: ${gpu.reason}`);
-      if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
     });
 }
