@@ -24,7 +24,7 @@ function gpu(s: Storage): GpuStorage {
 }
 const opt = (s: Storage | null) => (s ? gpu(s) : null);
 const host = (g: GpuStorage) => g as unknown as Storage;
-function f32or32(dtype: DType): 'f32' | 'i32' {
+function deviceDType(dtype: DType): 'f32' | 'i32' {
   if (dtype === 'f64') throw new TypeError(F64_MESSAGE);
   return dtype;
 }
@@ -36,14 +36,14 @@ export function createWebGPUBackend(rt: GpuRuntime): Backend {
       if (a instanceof Float64Array) throw new TypeError(F64_MESSAGE);
       return host(rt.upload(a));
     },
-    full: (dtype, n, value) => host(fill(rt, f32or32(dtype), n, value)),
+    full: (dtype, n, value) => host(fill(rt, deviceDType(dtype), n, value)),
     readSync(): TypedArray {
       throw new Error(
         'webgpu: tensors live on the GPU and cannot be read synchronously; use `await t.data()` (dataSync / item / toArray are for CPU backends)',
       );
     },
     read: (s) => rt.read(gpu(s)),
-    cast: (s, dtype) => host(cast(rt, gpu(s), f32or32(dtype))),
+    cast: (s, dtype) => host(cast(rt, gpu(s), deviceDType(dtype))),
     copy(s: Storage): Storage {
       const src = gpu(s);
       const dst = rt.alloc(src.dtype, src.length);
@@ -54,7 +54,7 @@ export function createWebGPUBackend(rt: GpuRuntime): Backend {
     dtypeOf: (s) => gpu(s).dtype,
     unary: (op, x) => host(unary(rt, op, gpu(x))),
     unaryBackward: (op, x, dy) => host(unaryBackward(rt, op, gpu(x), gpu(dy))),
-    binary: (op, a, as, b, bs, shape, dtype) => host(binary(rt, op, gpu(a), as, gpu(b), bs, shape, f32or32(dtype))),
+    binary: (op, a, as, b, bs, shape, dtype) => host(binary(rt, op, gpu(a), as, gpu(b), bs, shape, deviceDType(dtype))),
     where: (c, cs, a, as, b, bs, shape) => host(where(rt, gpu(c), cs, gpu(a), as, gpu(b), bs, shape)),
     clamp: (x, lo, hi) => host(clamp(rt, gpu(x), lo, hi)),
     reduce: (op, x, outer, n, inner) => host(reduce(rt, op, gpu(x), outer, n, inner)),

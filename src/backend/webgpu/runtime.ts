@@ -147,7 +147,7 @@ export class GpuRuntime {
     this.device.pushErrorScope('validation');
     this.device.pushErrorScope('out-of-memory');
     this.encoder ??= this.device.createCommandEncoder();
-    const bytes = Math.ceil((src.length * 4) / 4) * 4;
+    const bytes = src.length * 4;
     if (bytes > 0) this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, bytes);
     this.watch(op);
   }

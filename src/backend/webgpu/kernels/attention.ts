@@ -7,7 +7,7 @@ import { matmul } from './linalg.js';
 import { WG, buffers, perRow } from './wgsl.js';
 
 const EACH = `for (var j = t; j < tk; j = j + ${WG}u)`;
-/** Params: rows (bh * tq), tq, tk, causal, d; the scale as a float (word 5). */
+/** Params: rows (bh * tq), tq, tk, causal (then d in the backward); the scale as a float after them. */
 const VISIBLE = `fn visible(row: u32, j: u32) -> bool { let i = row % pu(1u); return pu(3u) == 0u || j + pu(1u) <= i + pu(2u); }`;
 
 /** P and lse from the raw scores S [bh, tq, tk]. */
@@ -17,7 +17,6 @@ function probabilities(
   rows: number,
   tq: number,
   tk: number,
-  d: number,
   scale: number,
   causal: boolean,
 ): { p: GpuStorage; lse: GpuStorage } {
@@ -29,7 +28,7 @@ function probabilities(
       ['Pr', 'f32', true],
       ['L', 'f32', true],
     ]),
-    `let tk = pu(2u); let o = row * tk; let scale = pf(5u);
+    `let tk = pu(2u); let o = row * tk; let scale = pf(4u);
   var m = -inf();
   ${EACH} { if (visible(row, j)) { m = max(m, S[o + j] * scale); } }
   m = wmax(t, m, 0u);
@@ -41,7 +40,7 @@ function probabilities(
   ${EACH} { Pr[o + j] = select(0.0, exp(S[o + j] * scale - lse), visible(row, j)); }`,
     VISIBLE,
   );
-  rt.run(`attention softmax ([${rows}, ${tk}])`, code, [s, p, lse], [rows, tq, tk, causal ? 1 : 0, d], [scale], rows);
+  rt.run(`attention softmax ([${rows}, ${tk}])`, code, [s, p, lse], [rows, tq, tk, causal ? 1 : 0], [scale], rows);
   return { p, lse };
 }
 
@@ -58,7 +57,7 @@ export function attention(
   causal: boolean,
 ): { out: GpuStorage; lse: GpuStorage } {
   const s = matmul(rt, q, k, bh, tq, d, tk, false, true, tq * d, tk * d);
-  const { p, lse } = probabilities(rt, s, bh * tq, tq, tk, d, scale, causal);
+  const { p, lse } = probabilities(rt, s, bh * tq, tq, tk, scale, causal);
   return { out: matmul(rt, p, v, bh, tq, tk, d, false, false, tq * tk, tk * d), lse };
 }
 
