@@ -308,6 +308,14 @@ function run(gpu: Backend): void {
     });
   });
 
+  describe('webgpu vs reference: grids past 65535 workgroups (spread over y)', () => {
+    test('a per-element op and a per-row reduction over more workgroups than one dimension holds', async () => {
+      const n = 65535 * 64 + 100;
+      await agree(`neg n=${n}`, [f32(n, 151)], (b, [x]) => [b.unary('neg', x!)]);
+      await agree('sum of 70000 rows', [f32(140000, 157)], (b, [x]) => [b.reduce('sum', x!, 70000, 2, 1)]);
+    });
+  });
+
   describe('webgpu: errors', () => {
     test('f64 is refused with a message that says WebGPU has none', () => {
       assert.throws(() => gpu.fromArray(new Float64Array(2)), /f64 is not available on WebGPU/);
