@@ -1,0 +1,84 @@
+// The device-side MoE kernels (src/backend/webgpu/kernels/moe.ts) against the reference twins
+// (src/backend/reference/moe.ts): the slot plan (dropless and with a capacity; many ties), the
+// grouped GEMM over the plan's segments with the row gather and scale (B plain and
+// transposed), SwiGLU, and the weighted combine of the GEMM's rows.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { referenceMoeKernels as ref } from '../src/backend/reference/moe.js';
+import { openDevice } from '../src/backend/webgpu/device.js';
+import { combine, groupedGemm, slotPlan, swiglu } from '../src/backend/webgpu/kernels/moe.js';
+import { GpuRuntime } from '../src/backend/webgpu/runtime.js';
+import { webgpuOrSkip } from './helpers/webgpu.js';
+
+const wave = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233));
+
+function close(actual: Float32Array | Int32Array, expected: ArrayLike<number>, what: string, tol = 1e-5): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!))))
+      assert.fail(`${what}[${i}]: webgpu ${actual[i]}, reference ${expected[i]}`);
+  }
+}
+
+if (await webgpuOrSkip('webgpu MoE kernels')) {
+  const opened = await openDevice();
+  assert.ok(opened.ok);
+  const rt = new GpuRuntime(opened.opened.device);
+  const [T, K, E, k, n, i] = [9, 2, 4, 5, 6, 3];
+  // ids with many ties and one expert never chosen
+  const ids = Int32Array.from({ length: T * K }, (_, s) => [0, 2, 2, 1, 0, 2][s % 6]!);
+  const weights = wave(T * K, 1).map(Math.abs);
+
+  for (const capacity of [null, 2]) {
+    test(`webgpu MoE kernels: slot plan, grouped GEMM, SwiGLU, combine (capacity ${capacity ?? 'none'})`, async () => {
+      const plan = ref.planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
+      const S = plan.segOffsets[E]!;
+      const dev = slotPlan(rt, rt.upload(ids.slice()), E, capacity);
+      const counts = Int32Array.from({ length: E }, (_, e) => ids.filter((v) => v === e).length);
+      close(await rt.read(dev.counts), counts, 'counts', 0);
+      close(await rt.read(dev.seg), plan.segOffsets, 'seg', 0);
+      close(await rt.read(dev.slotRows), plan.slotRows, 'slotRows', 0);
+      close(await rt.read(dev.sortedSlots), [...plan.sortedSlots, ...new Array(T * K - S).fill(-1)], 'sortedSlots', 0);
+
+      const x = wave(T * k, 2);
+      for (const trans of [false, true]) {
+        const b = wave(E * k * n, 3);
+        const expected = new Float32Array(S * n);
+        ref.gemmRows({
+          a: { data: x, ld: k },
+          aIdx: plan.rowTokens,
+          scale: plan.rowWeights,
+          b: { data: b, ld: trans ? k : n, trans, expertStride: k * n },
+          seg: plan.segOffsets,
+          c: { data: expected, ld: n },
+          n,
+          k,
+          accumulate: false,
+        });
+        const c = groupedGemm(rt, {
+          a: rt.upload(x),
+          aIdx: rt.upload(plan.rowTokens.slice()),
+          scale: rt.upload(Float32Array.from(plan.rowWeights)),
+          b: rt.upload(b),
+          trans,
+          seg: dev.seg,
+          numExperts: E,
+          rows: T * K,
+          n,
+          k,
+        });
+        close(await rt.read(c), [...expected, ...new Array((T * K - S) * n).fill(0)], `groupedGemm trans=${trans}`);
+      }
+
+      const gu = wave(S * 2 * i, 4);
+      const h = new Float32Array(S * i);
+      ref.swigluForward({ gu, ld: 2 * i, gateOffset: 0, upOffset: i, colStride: 1, rows: S, i, h });
+      close(await rt.read(swiglu(rt, rt.upload(gu), S, i)), h, 'swiglu');
+
+      const y = wave(S * n, 5);
+      const out = new Float32Array(T * n);
+      ref.combine({ y: { data: y, ld: n }, slotRows: plan.slotRows, weights, numTokens: T, topK: K, h: n, out });
+      close(await rt.read(combine(rt, rt.upload(y), dev.slotRows, rt.upload(weights.slice()), T, K, n)), out, 'combine');
+    });
+  }
+}
