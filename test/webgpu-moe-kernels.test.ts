@@ -1,12 +1,16 @@
 // The device-side MoE kernels (src/backend/webgpu/kernels/moe.ts) against the reference twins
 // (src/backend/reference/moe.ts): the slot plan (dropless and with a capacity; many ties), the
 // grouped GEMM over the plan's segments with the row gather and scale (B plain and
-// transposed), SwiGLU, and the weighted combine of the GEMM's rows.
+// transposed) and its weight gradient, SwiGLU (fused and interleaved layouts) and its backward,
+// GPT-OSS's clamped activation (against the engine's clampedSwiglu), and the weighted combine.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { referenceMoeKernels as ref } from '../src/backend/reference/moe.js';
 import { openDevice } from '../src/backend/webgpu/device.js';
-import { combine, groupedGemm, slotPlan, swiglu } from '../src/backend/webgpu/kernels/moe.js';
+import { setBackend } from '../src/backend/index.js';
+import { combine, gatedActivation, groupedGemm, groupedWgrad, slotPlan, swigluBackward } from '../src/backend/webgpu/kernels/moe.js';
+import { clampedSwiglu } from '../src/moe/experts.js';
+import { fromArray } from '../src/ops/index.js';
 import { GpuRuntime } from '../src/backend/webgpu/runtime.js';
 import { webgpuOrSkip } from './helpers/webgpu.js';
 
@@ -30,7 +34,7 @@ if (await webgpuOrSkip('webgpu MoE kernels')) {
   const weights = wave(T * K, 1).map(Math.abs);
 
   for (const capacity of [null, 2]) {
-    test(`webgpu MoE kernels: slot plan, grouped GEMM, SwiGLU, combine (capacity ${capacity ?? 'none'})`, async () => {
+    test(`webgpu MoE kernels: slot plan, grouped GEMM and weight gradient, SwiGLU / GPT-OSS and backward, combine (capacity ${capacity ?? 'none'})`, async () => {
       const plan = ref.planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
       const S = plan.segOffsets[E]!;
       const dev = slotPlan(rt, rt.upload(ids.slice()), E, capacity);
@@ -70,10 +74,82 @@ if (await webgpuOrSkip('webgpu MoE kernels')) {
         close(await rt.read(c), [...expected, ...new Array((T * K - S) * n).fill(0)], `groupedGemm trans=${trans}`);
       }
 
-      const gu = wave(S * 2 * i, 4);
-      const h = new Float32Array(S * i);
-      ref.swigluForward({ gu, ld: 2 * i, gateOffset: 0, upOffset: i, colStride: 1, rows: S, i, h });
-      close(await rt.read(swiglu(rt, rt.upload(gu), S, i)), h, 'swiglu');
+      const dy = wave(S * n, 6);
+      const dbRef = new Float32Array(E * k * n);
+      ref.gemmWgrad({
+        a: { data: x, ld: k },
+        aIdx: plan.rowTokens,
+        scale: plan.rowWeights,
+        b: { data: dy, ld: n },
+        bIdx: null,
+        seg: plan.segOffsets,
+        c: dbRef,
+        m: k,
+        n,
+        accumulate: false,
+      });
+      const db = groupedWgrad(rt, {
+        a: rt.upload(x),
+        aIdx: rt.upload(plan.rowTokens.slice()),
+        scale: rt.upload(Float32Array.from(plan.rowWeights)),
+        dy: rt.upload(dy),
+        seg: dev.seg,
+        numExperts: E,
+        k,
+        n,
+      });
+      close(await rt.read(db), dbRef, 'groupedWgrad');
+
+      const gu = wave(S * 2 * i, 4).map((v) => 3 * v);
+      for (const layout of ['fused', 'interleaved'] as const) {
+        const h = new Float32Array(S * i);
+        const [upOffset, colStride] = layout === 'fused' ? [i, 1] : [1, 2];
+        ref.swigluForward({ gu, ld: 2 * i, gateOffset: 0, upOffset, colStride, rows: S, i, h });
+        close(await rt.read(gatedActivation(rt, rt.upload(gu), S, i, layout, { kind: 'swiglu' })), h, `swiglu ${layout}`);
+      }
+      setBackend('reference');
+      const pairs = Array.from({ length: S * i }, (_, e) => [
+        gu[Math.floor(e / i) * 2 * i + 2 * (e % i)]!,
+        gu[Math.floor(e / i) * 2 * i + 2 * (e % i) + 1]!,
+      ]);
+      const gptOss = clampedSwiglu(
+        fromArray(
+          Float32Array.from(pairs, (p) => p[0]!),
+          [S, i],
+        ),
+        fromArray(
+          Float32Array.from(pairs, (p) => p[1]!),
+          [S, i],
+        ),
+        1.5,
+        1.702,
+      );
+      close(
+        await rt.read(gatedActivation(rt, rt.upload(gu), S, i, 'interleaved', { kind: 'gpt-oss', limit: 1.5, alpha: 1.702 })),
+        await gptOss.data(),
+        'gpt-oss',
+      );
+
+      const dh = wave(S * i, 7);
+      const dguRef = new Float32Array(S * 2 * i);
+      const dotRef = new Float32Array(S);
+      ref.swigluBackward({
+        gu,
+        ld: 2 * i,
+        gateOffset: 0,
+        upOffset: i,
+        colStride: 1,
+        rows: S,
+        i,
+        dy: dh,
+        rowScale: plan.rowWeights,
+        dgu: dguRef,
+        hOut: null,
+        rowDot: dotRef,
+      });
+      const back = swigluBackward(rt, rt.upload(gu), rt.upload(dh), rt.upload(Float32Array.from(plan.rowWeights)), S, i);
+      close(await rt.read(back.dgu), dguRef, 'swigluBackward dgu');
+      close(await rt.read(back.rowDot), dotRef, 'swigluBackward rowDot');
 
       const y = wave(S * n, 5);
       const out = new Float32Array(T * n);

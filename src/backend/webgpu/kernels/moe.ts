@@ -1,6 +1,7 @@
 // MoE kernels with device-side routing: the slot plan from the top-k ids (counts, exclusive
 // prefix sum, stable ranks), the grouped GEMM over expert segments with the row gather and
-// scale, SwiGLU, and the weighted combine. Everything stays on the GPU (seg is a storage,
+// scale and its weight gradient, the SwiGLU / GPT-OSS activations and SwiGLU's backward, and
+// the weighted combine. Everything stays on the GPU (seg is a storage,
 // not a host array), so a layer can route without a synchronous read. Held to the reference
 // twins (src/backend/reference/moe.ts) by test/webgpu-moe-kernels.test.ts. Not yet reachable
 // from MoELayer: Backend.moe returns and takes host arrays (the router pass's ids and counts,
@@ -146,20 +147,135 @@ export function groupedGemm(rt: GpuRuntime, g: GroupedGemmArgs): GpuStorage {
   return c;
 }
 
-/** h [rows, i] = silu(gu[:, :i]) · gu[:, i:] (gate then up in each row of gu). */
-export function swiglu(rt: GpuRuntime, gu: GpuStorage, rows: number, i: number): GpuStorage {
+/** Where gate q and up q sit in a row of gu: 'fused' = [gate | up], 'interleaved' = (gate, up) pairs (GPT-OSS). */
+export type GateUpLayout = 'fused' | 'interleaved';
+
+const GATE_UP = `fn gateAt(r: u32, q: u32, w: u32) -> u32 { return select(r * 2u * w + q, r * 2u * w + 2u * q, pu(2u) == 1u); }
+fn upAt(r: u32, q: u32, w: u32) -> u32 { return select(r * 2u * w + w + q, r * 2u * w + 2u * q + 1u, pu(2u) == 1u); }`;
+
+/**
+ * h [rows, i] from the pre-activations gu [rows, 2i]: SwiGLU silu(gate) · up, or GPT-OSS's
+ * clamped form (up + 1) · g · σ(α g) with g = min(gate, limit), up clamped to ±limit.
+ * (GELU experts need no kernel of their own: the engine's gelu on the GEMM's output.)
+ */
+export function gatedActivation(
+  rt: GpuRuntime,
+  gu: GpuStorage,
+  rows: number,
+  i: number,
+  layout: GateUpLayout,
+  act: { kind: 'swiglu' } | { kind: 'gpt-oss'; limit: number; alpha: number },
+): GpuStorage {
   const h = rt.alloc('f32', rows * i);
+  const value =
+    act.kind === 'swiglu'
+      ? 'g / (1.0 + exp(-g)) * u'
+      : 'min(g, pf(3u)) / (1.0 + exp(-pf(4u) * min(g, pf(3u)))) * (clamp(u, -pf(3u), pf(3u)) + 1.0)';
   const code = perElement(
     buffers([
       ['gu', 'f32', false],
       ['h', 'f32', true],
     ]),
     `let w = pu(1u); let r = i / w; let q = i % w;
-  let g = gu[r * 2u * w + q];
-  h[i] = g / (1.0 + exp(-g)) * gu[r * 2u * w + w + q];`,
+  let g = gu[gateAt(r, q, w)];
+  let u = gu[upAt(r, q, w)];
+  h[i] = ${value};`,
+    GATE_UP,
   );
-  rt.run(`swiglu ([${rows}, ${i}])`, code, [gu, h], [rows * i, i], [], groups(rows * i));
+  const floats = act.kind === 'swiglu' ? [] : [act.limit, act.alpha];
+  rt.run(
+    `${act.kind} ([${rows}, ${i}], ${layout})`,
+    code,
+    [gu, h],
+    [rows * i, i, layout === 'interleaved' ? 1 : 0],
+    floats,
+    groups(rows * i),
+  );
   return h;
+}
+
+/**
+ * SwiGLU's backward (fused layout): dgu [rows, 2i] from dh = rowScale[r] · dy (rowScale null:
+ * 1), and rowDot [rows] = <dy_r, h_r> (the combine weights' gradient).
+ */
+export function swigluBackward(
+  rt: GpuRuntime,
+  gu: GpuStorage,
+  dy: GpuStorage,
+  rowScale: GpuStorage | null,
+  rows: number,
+  i: number,
+): { dgu: GpuStorage; rowDot: GpuStorage } {
+  const dgu = rt.alloc('f32', rows * 2 * i);
+  const rowDot = rt.alloc('f32', rows);
+  const code = perElement(
+    buffers([
+      ['gu', 'f32', false],
+      ['dy', 'f32', false],
+      ['rowScale', 'f32', false],
+      ['dgu', 'f32', true],
+      ['rowDot', 'f32', true],
+    ]),
+    `let w = pu(1u); let r = i;
+  let sc = select(1.0, rowScale[r], pu(2u) == 1u);
+  var dot = 0.0;
+  for (var q = 0u; q < w; q = q + 1u) {
+    let g = gu[r * 2u * w + q]; let u = gu[r * 2u * w + w + q];
+    let sg = 1.0 / (1.0 + exp(-g));
+    let dyv = dy[r * w + q];
+    let dh = sc * dyv;
+    dgu[r * 2u * w + q] = dh * u * sg * (1.0 + g * (1.0 - sg));
+    dgu[r * 2u * w + w + q] = dh * g * sg;
+    dot = dot + dyv * g * sg * u;
+  }
+  rowDot[r] = dot;`,
+  );
+  rt.run(`swigluBackward ([${rows}, ${i}])`, code, [gu, dy, rowScale, dgu, rowDot], [rows, i, rowScale ? 1 : 0], [], groups(rows));
+  return { dgu, rowDot };
+}
+
+/** dB [E, k, n]: dB_e = Σ over expert e's rows r of scale[r] · a[aIdx[r], :]ᵀ ⊗ dy[r, :]. */
+export function groupedWgrad(
+  rt: GpuRuntime,
+  g: {
+    a: GpuStorage;
+    aIdx: GpuStorage | null;
+    scale: GpuStorage | null;
+    dy: GpuStorage;
+    seg: GpuStorage;
+    numExperts: number;
+    k: number;
+    n: number;
+  },
+): GpuStorage {
+  const db = rt.alloc('f32', g.numExperts * g.k * g.n);
+  const code = perElement(
+    buffers([
+      ['A', 'f32', false],
+      ['aIdx', 'i32', false],
+      ['scale', 'f32', false],
+      ['dY', 'f32', false],
+      ['seg', 'i32', false],
+      ['dB', 'f32', true],
+    ]),
+    `let k = pu(1u); let n = pu(2u);
+  let e = i / (k * n); let p = (i / n) % k; let j = i % n;
+  var acc = 0.0;
+  for (var r = u32(seg[e]); r < u32(seg[e + 1u]); r = r + 1u) {
+    let arow = select(r, u32(aIdx[r]), pu(3u) == 1u);
+    acc = acc + select(1.0, scale[r], pu(4u) == 1u) * A[arow * k + p] * dY[r * n + j];
+  }
+  dB[i] = acc;`,
+  );
+  rt.run(
+    `groupedWgrad (${g.numExperts} experts, [${g.k}, ${g.n}])`,
+    code,
+    [g.a, g.aIdx, g.scale, g.dy, g.seg, db],
+    [db.length, g.k, g.n, g.aIdx ? 1 : 0, g.scale ? 1 : 0],
+    [],
+    groups(db.length),
+  );
+  return db;
 }
 
 /** out [T, h] = Σ_k weights[t·K + k] · y[slotRows[t·K + k], :] over the kept slots. */
