@@ -16,7 +16,7 @@ import { webgpuOrSkip } from './helpers/webgpu.js';
 
 const wave = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233));
 
-function close(actual: Float32Array | Int32Array, expected: ArrayLike<number>, what: string, tol = 1e-5): void {
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, tol = 1e-5): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) {
     if (!(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!))))
@@ -24,7 +24,22 @@ function close(actual: Float32Array | Int32Array, expected: ArrayLike<number>, w
   }
 }
 
-if (await webgpuOrSkip('webgpu MoE kernels')) {
+const gpu = await webgpuOrSkip('webgpu MoE kernels');
+if (gpu) {
+  test('webgpu MoE router: softmax then top-k gives the reference router pass ids (ties: lower expert first) and renormalised weights', async () => {
+    const [T, E, K] = [6, 5, 2];
+    // rows with tied logits: the tie order decides the ids
+    const logits = Float32Array.from({ length: T * E }, (_, j) => Math.round(2 * Math.sin(j * 1.7)) / 2);
+    const r = ref.routerForward(logits.slice(), { numTokens: T, numExperts: E, topK: K, renorm: true, scale: 1 });
+    const scores = gpu.softmax(gpu.fromArray(logits.slice()), T, E, false);
+    const top = gpu.topk(scores, T, E, K, true);
+    const sums = gpu.reduce('sum', top.values, T, K, 1);
+    const weights = gpu.binary('div', top.values, [K, 1], sums, [1, 0], [T, K], 'f32');
+    close(await gpu.read(top.indices), r.ids, 'router ids', 0);
+    close(await gpu.read(weights), r.weights, 'router weights');
+    close(await gpu.read(scores), r.scores, 'router scores');
+  });
+
   const opened = await openDevice();
   assert.ok(opened.ok);
   const rt = new GpuRuntime(opened.opened.device);
