@@ -5,8 +5,9 @@ import { Command } from 'commander';
 import { register as registerAb } from './ab.js';
 import { register as registerGemm } from './gemm.js';
 import { register as registerMoe } from './moe.js';
+import { register as registerDist } from './dist.js';
 
-const benches: Array<(program: Command) => void> = [registerGemm, registerMoe, registerAb];
+const benches: Array<(program: Command) => void> = [registerGemm, registerMoe, registerAb, registerDist];
 
 const program = new Command('bench').description('moekit benchmarks');
 for (const register of benches) register(program);

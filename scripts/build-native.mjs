@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// Builds the native addon (build/Release/moekit_native.node) with node-gyp.
-// Runs as the package's `install` script. A failed build is not an install
-// failure: moekit then runs on the reference (TypeScript) backend, so this
-// script prints one clear line and exits 0.
+// The package's `install` script. When a prebuilt binary in prebuilds/ loads
+// here, there is nothing to do; otherwise it builds the native addon
+// (build/Release/moekit_native.node) with node-gyp. A failed build is not an
+// install failure: moekit then runs on the reference (TypeScript) backend, so
+// this script prints one clear line and exits 0.
 //
-// Env: MOEKIT_SKIP_NATIVE_BUILD=1 skips the build.
+// Env: MOEKIT_SKIP_NATIVE_BUILD=1 skips the build; npm_config_build_from_source
+// (`npm install --build-from-source`) compiles even when a prebuild loads.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeGyp, localNodeDir } from './node-gyp-locate.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FALLBACK = 'the reference backend will be used';
@@ -19,39 +21,40 @@ if (process.env.MOEKIT_SKIP_NATIVE_BUILD === '1') {
   process.exit(0);
 }
 
-/** node-gyp's JS entry: the project's devDependency, else the one bundled with npm. */
-function findNodeGyp() {
-  const local = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  if (existsSync(local)) return local;
+/** The prebuild node-gyp-build picks for this platform, loaded: its path and ISA, or why not. */
+function loadPrebuild() {
+  const require = createRequire(join(root, 'package.json'));
+  process.env.PREBUILDS_ONLY = '1'; // read when node-gyp-build loads: ignore any build/ here
   try {
-    return createRequire(join(root, 'package.json')).resolve('node-gyp/bin/node-gyp.js');
-  } catch {
-    /* not resolvable from here */
+    const file = require('node-gyp-build').resolve(root);
+    const addon = require(file);
+    return { file: relative(root, file), isa: addon.cpuInfo().isa };
+  } catch (err) {
+    return { error: err.message.split('\n')[0] };
+  } finally {
+    delete process.env.PREBUILDS_ONLY;
   }
-  // npm sets npm_execpath to its own cli.js; node-gyp ships inside npm.
-  const npmCli = process.env.npm_execpath;
-  if (npmCli) {
-    const bundled = join(dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-    if (existsSync(bundled)) return bundled;
-  }
-  const beside = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules',
-    'node-gyp', 'bin', 'node-gyp.js');
-  return existsSync(beside) ? beside : null;
 }
 
-const gyp = findNodeGyp();
+const fromSource = ['true', '1'].includes(process.env.npm_config_build_from_source ?? '');
+if (!fromSource) {
+  const prebuild = loadPrebuild();
+  if (prebuild.file) {
+    console.log(`moekit: using the prebuilt native addon ${prebuild.file} (${prebuild.isa}); nothing to compile`);
+    process.exit(0);
+  }
+  console.log(`moekit: no prebuilt native addon loads here (${prebuild.error}); compiling it`);
+}
+
+const gyp = findNodeGyp(root);
 if (!gyp) {
   console.log(`moekit: native addon build failed (node-gyp not found); ${FALLBACK}`);
   process.exit(0);
 }
 
-// Offline-friendly: when npm passes no nodedir and this Node install ships its
-// headers (e.g. /usr/include/node), build against them instead of downloading.
 const args = [gyp, 'rebuild'];
-const prefix = join(dirname(process.execPath), '..');
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'common.gypi'))) {
-  args.push(`--nodedir=${prefix}`);
-}
+const nodeDir = localNodeDir();
+if (nodeDir) args.push(`--nodedir=${nodeDir}`);
 const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 if (res.error || res.status !== 0) {
   const why = res.error ? res.error.message

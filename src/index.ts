@@ -7,3 +7,4 @@ export * from './optim/index.js';
 export * from './moe/index.js';
 export * from './moe/hierarchy/index.js';
 export * from './moe/topology/index.js';
+export * from './dist/index.js';

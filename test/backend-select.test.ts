@@ -31,7 +31,10 @@ test('native is the default when it loads', { skip: !availableBackends().include
 });
 
 test('an unknown MOEKIT_BACKEND is a clear error', () => {
-  assert.throws(() => infoWith({ MOEKIT_BACKEND: 'cuda' }), /MOEKIT_BACKEND must be 'native', 'reference' or 'webgpu' \(got 'cuda'\)/);
+  assert.throws(
+    () => infoWith({ MOEKIT_BACKEND: 'cuda' }),
+    /MOEKIT_BACKEND='cuda' is invalid: expected 'native' or 'reference' or 'webgpu'/,
+  );
 });
 
 test('MOEKIT_BACKEND=webgpu before initBackend() says to await it', () => {

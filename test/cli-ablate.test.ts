@@ -23,7 +23,7 @@ test('bad options are rejected naming the option, the value and what is allowed'
   const cases: [string[], RegExp][] = [
     [['--preset', 'huge'], /option '--preset <name>' argument 'huge' is invalid\. Allowed choices are paper, tiny/],
     [['--variants', 'full,bogus'], /--variants: unknown variant 'bogus'; allowed: CT-MoE-Full, StandardMoE, CT-MoE-NoCollab, CT-MoE-NoRouting/],
-    [['--steps', '0'], /--steps must be an integer >= 1 \(got '0'\)/],
+    [['--steps', '0'], /--steps must be a decimal integer in \[1, 1000000000\] \(got '0'\)/],
     [['--set', 'dModle=3'], /--set: unknown config field 'dModle'; allowed: vocabSize, seqLen, dModel/],
     [['--set', 'topK=99'], /topK = 99 is invalid: expected an integer in \[1, 8\]/],
   ];

@@ -66,7 +66,7 @@ test('resume after an interrupted run reproduces the uninterrupted run exactly; 
   const first = runAblation({ preset: MICRO, outDir: dir, variants, data, stopAfterStep: 7, onProgress: (p) => events.push(p) });
   assert.equal(first.variants['CT-MoE-Full']!.status, 'pending');
   assert.ok(events.some((e) => e.phase === 'interrupted'));
-  assert.ok(existsSync(join(dir, 'CT-MoE-Full', 'checkpoint.json')));
+  assert.ok(existsSync(join(dir, 'CT-MoE-Full', 'ckpt-00000005.manifest.json')));
   assert.deepEqual(readdirSync(join(dir, 'CT-MoE-Full')).filter((f) => f.endsWith('.safetensors')), ['ckpt-00000005.safetensors']);
 
   const resumed: CtMoeProgress[] = [];

@@ -353,3 +353,59 @@ test('U8 and I8 tensors round-trip as raw bytes (MXFP4 blocks and scales)', () =
   assert.deepEqual([...back.get('signed')!.data], [-128, 0, 127]);
   assert.throws(() => serializeSafetensors({ b: { dtype: 'U8', shape: [1], data: new Int32Array([256]) } }), /dtype U8 needs integers in \[0, 255\], but data\[0\] is 256/);
 });
+
+// ---------------------------------------------------------------- strictness (issue 27)
+
+test('strict: shapes and offsets must be integer literals ("2.0", "2e0" rejected like the reference crate)', () => {
+  const data = new Uint8Array(24);
+  rejects(buildFile('{"w":{"dtype":"F32","shape":[2.0,3.0],"data_offsets":[0,24]}}', data), 'tensor "w"', '"shape"', '[2.0,3.0]');
+  rejects(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,2.4e1]}}', data), 'tensor "w"', '"data_offsets"', '2.4e1');
+  rejects(buildFile('{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,24]}}', data), 'tensor "w"', '"shape"');
+  // the same file with integer literals loads
+  assert.deepEqual(parseSafetensors(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}', data)).tensors.get('w')!.shape, [2, 3]);
+});
+
+test('strict: duplicate keys are rejected, at any level (JSON.parse would keep the last)', () => {
+  const data = new Uint8Array(24);
+  rejects(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"w":{"dtype":"U8","shape":[24],"data_offsets":[0,24]}}', data),
+    'duplicate key "w"');
+  rejects(buildFile('{"w":{"dtype":"F32","dtype":"U8","shape":[24],"data_offsets":[0,24]}}', data), 'duplicate key "dtype"', '$["w"]');
+  rejects(buildFile('{"__metadata__":{"a":"1","a":"2"}}'), 'duplicate key "a"');
+});
+
+test('strict: the header starts with "{"; trailing JSON whitespace is allowed (format spec)', () => {
+  for (const lead of [' ', '\n', '\t', '\r']) rejects(buildFile(`${lead}{}`), "must start with '{'");
+  rejects(buildFile('\uFEFF{}'), 'not valid JSON', 'unexpected character');
+  const trailing = buildFile('{}\r \t\n', new Uint8Array(0), false);
+  assert.equal(parseSafetensors(trailing).tensors.size, 0);
+});
+
+test('strict: deep nesting is a typed error, fast, without a stack overflow (10^4 and 10^6 levels)', () => {
+  for (const depth of [65, 10_000, 1_000_000]) {
+    const t0 = performance.now();
+    rejects(buildFile(`{"w":${'['.repeat(depth)}${']'.repeat(depth)}}`), 'nesting deeper than 64');
+    assert.ok(performance.now() - t0 < 2000, `depth ${depth} took ${performance.now() - t0} ms`);
+  }
+  // 64 levels are accepted (an unknown field is ignored, as serde ignores it in the reference crate)
+  const deep = `{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":${'['.repeat(62)}${']'.repeat(62)}}}`;
+  assert.equal(parseSafetensors(buildFile(deep, new Uint8Array(4))).tensors.get('w')!.data.length, 1);
+  rejects(buildFile(deep.replace('"x":[', '"x":[[').replace(']}}', ']]}}'), new Uint8Array(4)), 'nesting deeper than 64', '$["w"]["x"]');
+});
+
+test('strict: error messages never echo attacker-controlled text unbounded', () => {
+  const longName = 'n'.repeat(1_000_000);
+  const cases = [
+    buildFile(`{"${longName}":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}`, new Uint8Array(8)),
+    buildFile(`{"w":{"dtype":"${'X'.repeat(1_000_000)}","shape":[1],"data_offsets":[0,4]}}`, new Uint8Array(4)),
+    buildFile(`{"w":{"dtype":"F32","shape":[${'1,'.repeat(500_000)}2],"data_offsets":[0,4]}}`, new Uint8Array(4)),
+    buildFile(`{"${longName}":1,"${longName}":2}`),
+    buildFile(`{"w":[${'{"a":1},'.repeat(100_000)}1]}`),
+  ];
+  for (const bytes of cases) {
+    assert.throws(() => parseSafetensors(bytes, 'bad.safetensors'), (err: Error) => {
+      assert.equal(err.name, 'SafetensorsError');
+      assert.ok(err.message.length < 600, `message of ${err.message.length} characters: ${err.message.slice(0, 200)}`);
+      return true;
+    });
+  }
+});

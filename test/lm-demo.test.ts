@@ -23,3 +23,10 @@ test('a tiny GPT on effect + State of the Union text beats the unigram entropy, 
   assert.deepEqual(b.losses, a.losses, 'same seed, same losses, bit for bit');
   assert.equal(b.valLoss, a.valLoss);
 });
+
+test('a diverging demo run (lr 1e6) stops with the step and the first non-finite tensor instead of logging NaN', () => {
+  assert.throws(
+    () => trainTinyLm({ ...config, steps: 40, warmup: 0, lr: 1e6, evalBatches: 1 }),
+    /^NonFiniteError: tiny GPT: step \d+: loss (NaN|-?Infinity), gradient norm \S+; first non-finite: (parameter|gradient of) '[\w.]+'\[\d+\] = /,
+  );
+});

@@ -220,6 +220,7 @@ static const mk_kernel_f64 k_f64_avx2 = {6, 8, 96, 256, 2048, ukr_f64_avx2_6x8, 
                                          EDGES({3, ukr_f64_avx2_3x8_of6})};
 #endif
 
+#if defined(__x86_64__)
 /* Development knobs (not part of the API): MOEKIT_GEMM_KERNEL selects an
  * alternative AVX-512 f32 kernel by index, MOEKIT_GEMM_MC/KC/NC override its
  * blocking. Used to tune; defaults are the measured best. */
@@ -228,7 +229,6 @@ static int env_int(const char *name, int dflt) {
   return s && *s ? atoi(s) : dflt;
 }
 
-#if defined(__x86_64__)
 static int g_f32_avx512_idx = 0;
 static void f32_avx512_init(void) {
   int idx = env_int("MOEKIT_GEMM_KERNEL", 0);

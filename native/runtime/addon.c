@@ -28,6 +28,7 @@ static const struct {
     {"moe", mk_register_moe},
     {"router", mk_register_router},
     {"moe_plan", mk_register_moe_plan},
+    {"dist", mk_register_dist},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

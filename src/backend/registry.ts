@@ -1,6 +1,7 @@
 // Which backend new tensors are created on, and why. Native is the default when its addon
 // loads; MOEKIT_BACKEND=reference|native|webgpu overrides the choice. WebGPU opens
 // asynchronously: `await initBackend()` first (the CLI does), then it is chosen like the others.
+import { readEnv, validateNativeEnv } from '../env.js';
 import type { Backend } from './backend.js';
 import { createNativeBackend } from './native/backend.js';
 import { referenceBackend } from './reference/index.js';
@@ -20,7 +21,7 @@ let webgpu: WebGPUOpen | null = null;
 
 /** Open the asynchronous backends that may be chosen (webgpu when MOEKIT_BACKEND=webgpu or asked for). */
 export async function initBackend(open: 'webgpu' | null = null): Promise<void> {
-  if (open === 'webgpu' || envChoice() === 'webgpu') webgpu = await openWebGPUBackend();
+  if (open === 'webgpu' || readEnv('MOEKIT_BACKEND') === 'webgpu') webgpu = await openWebGPUBackend();
 }
 
 /** The webgpu backend as initBackend opened it (or why there is none). */
@@ -31,20 +32,13 @@ function loadWebGPU(why: string): { backend: Backend; info: BackendInfo } {
 }
 
 function loadNative(): ReturnType<typeof createNativeBackend> {
+  validateNativeEnv(); // MOEKIT_NUM_THREADS=abc fails here with one line, not ignored by getenv
   native ??= createNativeBackend();
   return native;
 }
 
-function envChoice(): string | undefined {
-  const v = typeof process !== 'undefined' ? process.env['MOEKIT_BACKEND'] : undefined;
-  return v === '' ? undefined : v; // an empty variable counts as unset
-}
-
 function choose(): { backend: Backend; info: BackendInfo } {
-  const env = envChoice();
-  if (env !== undefined && env !== 'native' && env !== 'reference' && env !== 'webgpu') {
-    throw new Error(`MOEKIT_BACKEND must be 'native', 'reference' or 'webgpu' (got '${env}')`);
-  }
+  const env = readEnv('MOEKIT_BACKEND'); // validated: 'native', 'reference', 'webgpu' or unset
   if (env === 'webgpu') return loadWebGPU('MOEKIT_BACKEND=webgpu');
   if (env === 'reference') {
     return { backend: referenceBackend, info: { name: 'reference', reason: 'moekit: reference backend (MOEKIT_BACKEND=reference)' } };

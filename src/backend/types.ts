@@ -1,4 +1,5 @@
 // Dtypes and storage shared by every backend.
+import { envSwitch } from '../env.js';
 
 /** Element types a tensor can hold. f64 exists for gradient checks and exact references. */
 export type DType = 'f32' | 'f64' | 'i32';
@@ -57,8 +58,8 @@ export function floatArrayLike(like: TypedArray, n: number): Float32Array | Floa
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 
-// `process` is absent in a browser bundle
-const POISON_UNINITIALIZED = typeof process !== 'undefined' && process.env['MOEKIT_POISON_UNINITIALIZED'] === '1';
+// read on first use, so that a bad value is reported as a one-line error, not at import
+let poisonUninitialized: boolean | undefined;
 
 /**
  * A float array like `like` whose contents are ARBITRARY (not zeroed): only for outputs a
@@ -72,7 +73,7 @@ export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float3
   if (typeof Buffer === 'undefined') return f64 ? new Float64Array(n) : new Float32Array(n); // a browser: zeroed
   const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
   const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
-  if (POISON_UNINITIALIZED) a.fill(NaN);
+  if ((poisonUninitialized ??= envSwitch('MOEKIT_POISON_UNINITIALIZED', false))) a.fill(NaN);
   return a;
 }
 

@@ -1,17 +1,23 @@
 // `moekit ablate`: the CT-MoE ablation (pingBenM/CT-MoE's four variants) end to end: train and
 // evaluate every variant with a progress bar each (resuming unfinished ones, skipping finished
 // ones), then write DIR/figures/*.svg|png and DIR/report.html and print the table.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { type CtMoeAblationResults, RESULTS_JSON, runAblation } from '../experiments/ctmoe/ablation.js';
-import { type CtMoeExperimentConfig, PAPER_PRESET, PRESETS, type PresetName, VARIANTS, type VariantName, experimentConfig } from '../experiments/ctmoe/config.js';
+import { type CtMoeExperimentConfig, INTEGER_FIELDS, PAPER_PRESET, PRESETS, type PresetName, VARIANTS, type VariantName, experimentConfig } from '../experiments/ctmoe/config.js';
 import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index.js';
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
-import { parsePositiveInt } from './args.js';
+import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
+import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfinite.js';
+import { readJsonObjectSync } from '../io/json-file.js';
+import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
+import { prepareOutDir } from './out-dir.js';
+import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
+import type { DataParallel } from '../dist/data-parallel.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
 const VARIANT_ALIASES: Record<string, VariantName> = {
@@ -41,20 +47,35 @@ export function parseVariants(value: string): VariantName[] {
 
 const CONFIG_KEYS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
 
-/** '--set key=value' (repeatable): a config field and a JSON value (bare words are strings). */
+/**
+ * A --set value as the field's type: decimal integers for integer fields, decimal numbers for
+ * the others, 'null' for steps, two numbers ('0.9,0.95' or '[0.9,0.95]') for betas, text for
+ * strings. The ranges are the config validator's (it names the field, the value and the range).
+ */
+function parseConfigValue(key: keyof CtMoeExperimentConfig, raw: string): unknown {
+  const flag = `--set ${key}`;
+  const example = PAPER_PRESET[key];
+  if (key === 'steps' && raw === 'null') return null;
+  if (Array.isArray(example)) {
+    const parts = raw.replace(/^\[(.*)\]$/, '$1').split(',');
+    if (parts.length !== example.length) {
+      throw new InvalidArgumentError(`${flag} expects ${example.length} comma-separated numbers, e.g. ${key}=${example.join(',')} (got '${raw}')`);
+    }
+    return parts.map((p, i) => parseFloatStrict(`${flag}[${i}]`, p.trim()));
+  }
+  if (typeof example === 'string') return raw;
+  if (INTEGER_FIELDS.includes(key)) return parseIntStrict(flag, raw, -MAX_COUNT, Number.MAX_SAFE_INTEGER);
+  return parseFloatStrict(flag, raw);
+}
+
+/** '--set key=value' (repeatable): a config field and its value (see parseConfigValue). */
 export function parseSet(value: string, previous: Partial<CtMoeExperimentConfig> = {}): Partial<CtMoeExperimentConfig> {
   const eq = value.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError(`--set expects key=value (got '${value}')`);
   const key = value.slice(0, eq).trim();
   const raw = value.slice(eq + 1).trim();
   if (!(CONFIG_KEYS as string[]).includes(key)) throw new InvalidArgumentError(`--set: unknown config field '${key}'; allowed: ${CONFIG_KEYS.join(', ')}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    parsed = raw;
-  }
-  return { ...previous, [key]: parsed };
+  return { ...previous, [key]: parseConfigValue(key as keyof CtMoeExperimentConfig, raw) };
 }
 
 interface AblateOptions {
@@ -64,6 +85,8 @@ interface AblateOptions {
   steps?: number;
   set?: Partial<CtMoeExperimentConfig>;
   figuresOnly?: boolean;
+  onNonfinite: NonFinitePolicy;
+  parallel?: ParallelMode;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -116,6 +139,10 @@ function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) 
             `${p.result.timing.trainSec.toFixed(1)} s training, ${p.result.timing.evalSec.toFixed(1)} s evaluation`,
         );
         break;
+      case 'warning':
+        stopBar();
+        console.warn(`warning: ${p.message}`);
+        break;
       case 'interrupted':
         stopBar();
         console.log(`${p.variant}: stopped at step ${p.step}/${p.steps}; rerun the same command to resume`);
@@ -144,15 +171,18 @@ export function registerAblateCommand(program: Command): void {
     .addOption(new Option('--preset <name>', 'config preset').choices(Object.keys(PRESETS)).default('tiny'))
     .option('--out <dir>', 'output directory: results.json, <variant>/ checkpoints, figures/, report.html (default: runs/<preset>)')
     .option('--variants <list>', `comma-separated variants (default: all four): ${VARIANTS.map((v) => v.key).join(', ')} or ${Object.keys(VARIANT_ALIASES).join(', ')}`, parseVariants)
-    .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps'))
+    .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps', 1, MAX_COUNT))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
+    .addOption(new Option('--on-nonfinite <policy>', 'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)').choices(NONFINITE_POLICIES).default('stop'))
+    .addOption(new Option('--parallel <mode>', 'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE').choices(['dp', 'ep']))
     .action(async (opts: AblateOptions, cmd: Command) => {
-      const out = resolve(opts.out ?? join('runs', opts.preset));
+      const outArg = opts.out ?? join('runs', opts.preset);
       if (opts.figuresOnly) {
+        const out = prepareOutDir('--out', outArg, { create: false });
         const file = join(out, RESULTS_JSON);
         if (!existsSync(file)) cmd.error(`error: --figures-only: ${file} does not exist (run the ablation into --out ${out} first)`);
-        await writeOutputs(JSON.parse(readFileSync(file, 'utf8')) as CtMoeAblationResults, out);
+        await writeOutputs(readJsonObjectSync(file, 'format', 'moekit-ctmoe-ablation') as unknown as CtMoeAblationResults, out);
         return;
       }
       const overrides: Partial<CtMoeExperimentConfig> = { ...(opts.set ?? {}), ...(opts.steps !== undefined ? { steps: opts.steps } : {}) };
@@ -162,7 +192,18 @@ export function registerAblateCommand(program: Command): void {
       } catch (e) {
         cmd.error(`error: ${(e as Error).message}`);
       }
+      checkTrainingMemory(cfg);
+      const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
+      let dataParallel: DataParallel | undefined;
+      try {
+        dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      // other ranks train silently; rank 0 prints and writes
+      if (dataParallel && !dataParallel.isWriter) console.log = () => {};
+      if (dataParallel) console.log(`data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`);
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
@@ -174,12 +215,12 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: progress.onProgress });
+        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress, onNonFinite: opts.onNonfinite, dataParallel });
       } catch (e) {
         progress.stop();
         cmd.error(`error: ${(e as Error).message}`);
       }
       progress.stop();
-      await writeOutputs(results, out);
+      if (!dataParallel || dataParallel.isWriter) await writeOutputs(results, out);
     });
 }

@@ -1,7 +1,10 @@
-// `moekit info`: which backend runs and why; with --layer, how an MoE layer of a preset or an
-// HF config.json would execute on it (its execution plan, src/moe/execution/plan.ts).
+// `moekit info`: which backend runs, which native binary (prebuilt or compiled, its path) and the
+// ISA its kernels picked, each with why; with --layer, how an MoE layer of a preset or an HF
+// config.json would execute on it (its execution plan, src/moe/execution/plan.ts).
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { readEnv } from '../env.js';
+import { loadNativeAddon } from '../backend/native/addon.js';
 import { backendInfo, getBackend } from '../backend/registry.js';
 import { openWebGPUBackend } from '../backend/webgpu/index.js';
 import type { MoEConfig } from '../moe/config.js';
@@ -9,6 +12,7 @@ import { planForConfig } from '../moe/execution/plan.js';
 import type { HfConfig } from '../moe/hf-config.js';
 import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeConfigFromHf, olmoCorePreset } from '../moe/presets.js';
 import { ctMoePreset } from '../moe/topology/preset.js';
+import { mpiInfoLine } from '../dist/cli-parallel.js';
 
 const LAYER_PRESETS = [...OLMO_CORE_PRESETS, 'ct-moe'] as const;
 
@@ -27,14 +31,32 @@ function layerConfig(spec: string): MoEConfig {
   return moeConfigFromHf(json as HfConfig);
 }
 
+/** Why the kernels run the ISA they do: MOEKIT_ISA caps the one cpuid found. */
+function isaWhy(isa: string): string {
+  const cap = readEnv('MOEKIT_ISA');
+  if (cap) return `cpuid's best, capped by MOEKIT_ISA=${cap}`;
+  return isa === 'scalar' && process.arch !== 'x64' ? `no SIMD kernels for ${process.arch} yet` : "the best this CPU's cpuid reports";
+}
+
+/** The native binary's lines: prebuilt or compiled, its path and ISA, and why; or why there is none. */
+function nativeLines(): string[] {
+  const loaded = loadNativeAddon();
+  if (!loaded.addon) return [`native binary: none: ${loaded.reason}`];
+  const { origin, file, why } = loaded.binary;
+  const isa = loaded.addon.cpuInfo().isa;
+  return [`native binary: ${origin} ${file}: ${why}`, `native ISA: ${isa}: ${isaWhy(isa)}`];
+}
+
 export function registerInfoCommand(program: Command): void {
   program
     .command('info')
-    .description('print which backend runs and why, and whether a WebGPU device opens here')
+    .description('print which backend, native binary and ISA run, and why, whether MPI was found, and whether a WebGPU device opens')
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
     .action(async (opts: { layer?: string }) => {
       console.log(backendInfo().reason);
       if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
+      for (const line of nativeLines()) console.log(line);
+      console.log(mpiInfoLine());
       const gpu = await openWebGPUBackend();
       const chosen = backendInfo().name === 'webgpu' ? 'chosen' : 'not chosen: MOEKIT_BACKEND=webgpu selects it';
       console.log(gpu.backend ? `webgpu: ${gpu.description} (${chosen})` : `webgpu: unavailable: ${gpu.reason}`);

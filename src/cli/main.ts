@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { initBackend } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDemoCommand } from './demo.js';
+import { DEBUG_FLAG, USAGE_HINT, reportFatal, takeDebugFlag, unknownCommand } from './errors.js';
 import { registerInfoCommand } from './info.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
@@ -11,11 +12,22 @@ import { useThroughputGc } from '../tensor/gc-policy.js';
 useThroughputGc();
 
 const program = new Command();
-program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError();
+program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError(USAGE_HINT);
+program.option(DEBUG_FLAG, 'print the stack trace of an error');
 
 registerInfoCommand(program);
 registerDemoCommand(program);
 registerAblateCommand(program);
 
-await initBackend();
-await program.parseAsync(process.argv);
+const { argv, debug } = takeDebugFlag(process.argv);
+const unknown = unknownCommand(program, argv.slice(2));
+if (unknown) {
+  process.stderr.write(`${unknown}\n`);
+  process.exit(1);
+}
+try {
+  await initBackend();
+  await program.parseAsync(argv);
+} catch (err) {
+  reportFatal(err, debug);
+}

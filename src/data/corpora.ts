@@ -11,6 +11,7 @@
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { readJsonFileSync } from '../io/json-file.js';
 
 export type Domain = 'code' | 'prose';
 export const DOMAINS: readonly Domain[] = ['code', 'prose'];
@@ -61,7 +62,7 @@ export function packageDir(packageName: string): string {
   for (let dir = dirname(entry); ; dir = dirname(dir)) {
     const pj = join(dir, 'package.json');
     if (existsSync(pj)) {
-      const name = (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name;
+      const name = (readJsonFileSync(pj) as { name?: string }).name;
       if (name === packageName) return dir;
     }
     if (dirname(dir) === dir) break;
@@ -72,7 +73,7 @@ export function packageDir(packageName: string): string {
 /** Check the installed version of a corpus package and return its directory. */
 function checkedPackageDir(src: CorpusSource): string {
   const dir = packageDir(src.packageName);
-  const version = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: string }).version;
+  const version = (readJsonFileSync(join(dir, 'package.json')) as { version?: string }).version;
   if (version !== src.version) {
     throw new Error(
       `moekit data: corpus package '${src.packageName}' must be version ${src.version} ` +

@@ -18,6 +18,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { readEnv } from '../env.js';
 import { CORPUS_SOURCES, loadDomainCorpus, splitTrainVal, type Domain } from './corpora.js';
 import type { BpeTokenizer } from './tokenizer.js';
 
@@ -25,8 +26,7 @@ export const DOC_SEPARATOR = '\n';
 export const DEFAULT_CHUNK_CHARS = 500_000;
 
 export function defaultCacheDir(): string {
-  const env = process.env['MOEKIT_CACHE_DIR'];
-  return env !== undefined && env !== '' ? env : join(homedir(), '.cache', 'moekit');
+  return (readEnv('MOEKIT_CACHE_DIR') as string | undefined) ?? join(homedir(), '.cache', 'moekit');
 }
 
 const isWhitespace = (ch: string | undefined): boolean => ch !== undefined && /\s/u.test(ch);

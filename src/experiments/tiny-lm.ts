@@ -8,6 +8,7 @@ import type { Domain } from '../data/corpora.js';
 import { GPT } from '../nn/gpt.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
+import { NonFiniteError, firstNonFinite, stepIsFinite } from './nonfinite.js';
 import { LRScheduler, warmupCosine } from '../optim/schedule.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator, manualSeed } from '../tensor/random.js';
@@ -115,10 +116,14 @@ export function trainTinyLm(config: TinyLmConfig, onStep?: (s: TinyLmStep) => vo
     model.zeroGrad();
     const loss = model.loss(input, target);
     loss.backward();
-    clipGradNorm(model.parameters(), 1.0);
+    const norm = clipGradNorm(model.parameters(), 1.0);
+    const value = loss.item();
+    if (!stepIsFinite(value, norm)) {
+      const first = firstNonFinite(model.namedParameters()) ?? 'none found (the loss alone)';
+      throw new NonFiniteError('tiny GPT', step, `tiny GPT: step ${step}: loss ${value}, gradient norm ${norm}; first non-finite: ${first}; training stopped`);
+    }
     optimizer.step();
     scheduler.step();
-    const value = loss.item();
     losses.push(value);
     const now = performance.now();
     onStep?.({

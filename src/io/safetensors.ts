@@ -8,12 +8,19 @@
 //
 // Validation follows the reference Rust crate (huggingface/safetensors): the
 // header is at most 100_000_000 bytes, and the tensors, ordered by offset, must
-// tile the data buffer exactly (no overlaps, no gaps, no trailing bytes).
+// tile the data buffer exactly (no overlaps, no gaps, no trailing bytes). As in
+// the crate (serde_json into usize fields), shapes and offsets must be integer
+// literals ("2.0" is rejected); as in the format's spec, the header starts with
+// '{' and may end in JSON whitespace. Stricter than the crate: duplicate keys are
+// rejected (it keeps one silently) and nesting is limited to 64 levels (its JSON
+// parser stops at 128). Errors are SafetensorsError, naming the file and the
+// field, with attacker-controlled text shortened (see strict-json.ts).
 
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from './half.js';
+import { StrictJsonError, parseStrictJson, preview } from './strict-json.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'U8' | 'I8';
 /** U8 / I8 stay bytes (e.g. GPT-OSS MXFP4 blocks and scales); they are not tensor dtypes. */
@@ -58,6 +65,8 @@ export class SafetensorsError extends Error {
 
 export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8'];
 export const SAFETENSORS_MAX_HEADER_LENGTH = 100_000_000;
+/** Deepest JSON nesting accepted in a header (a valid one needs 3: header, tensor, shape). */
+export const SAFETENSORS_MAX_HEADER_DEPTH = 64;
 
 const DTYPE_SIZE: Record<SafetensorsDType, number> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1 };
 // Position in the Rust crate's Dtype enum (increasing alignment). The reference
@@ -70,11 +79,8 @@ function fail(source: string | undefined, message: string): never {
   throw new SafetensorsError(`${source ?? 'safetensors data'}: ${message}`);
 }
 
-function show(value: unknown): string {
-  if (value === undefined) return 'undefined (missing)';
-  const text = JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
+const show = (value: unknown): string => preview(value);
+const tensorName = (name: string): string => `tensor ${preview(name, 80)}`;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -123,7 +129,7 @@ function readHeaderLength(prefix: Uint8Array, fileLength: number, source?: strin
 }
 
 function parseTensorInfo(name: string, raw: unknown, dataLength: number, source?: string): SafetensorsTensorInfo {
-  const where = `tensor ${JSON.stringify(name)}`;
+  const where = tensorName(name);
   if (!isPlainObject(raw)) {
     fail(source, `${where}: expected an object with dtype, shape and data_offsets, got ${show(raw)}`);
   }
@@ -161,11 +167,13 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source?: strin
   } catch {
     fail(source, 'header is not valid UTF-8');
   }
+  if (/^[ \t\n\r]/.test(text)) fail(source, `header must start with '{' (the format allows whitespace only after the JSON), got ${preview(text.slice(0, 8))}`);
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = parseStrictJson(text, { maxDepth: SAFETENSORS_MAX_HEADER_DEPTH, numbers: 'natural-or-literal' });
   } catch (err) {
-    fail(source, `header is not valid JSON (${(err as Error).message})`);
+    if (!(err instanceof StrictJsonError)) throw err;
+    fail(source, `header is not valid JSON (${err.message})`);
   }
   if (!isPlainObject(json)) fail(source, `header must be a JSON object, got ${show(json)}`);
 
@@ -179,7 +187,7 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source?: strin
     if (value === null) continue; // the reference reader treats null as absent
     if (!isPlainObject(value)) fail(source, `"${METADATA_KEY}" must be an object of strings, got ${show(value)}`);
     for (const [mk, mv] of Object.entries(value)) {
-      if (typeof mv !== 'string') fail(source, `"${METADATA_KEY}" value for key ${JSON.stringify(mk)} must be a string, got ${show(mv)}`);
+      if (typeof mv !== 'string') fail(source, `"${METADATA_KEY}" value for key ${preview(mk)} must be a string, got ${show(mv)}`);
       // defineProperty, not assignment: a "__proto__" key must stay a plain entry.
       Object.defineProperty(metadata, mk, { value: mv, enumerable: true, writable: true, configurable: true });
     }
@@ -192,11 +200,11 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source?: strin
   for (const [name, info] of infos) {
     const [begin, end] = info.dataOffsets;
     if (begin < covered && previous) {
-      fail(source, `tensor ${JSON.stringify(name)}: data_offsets [${begin}, ${end}] overlap tensor ` +
-        `${JSON.stringify(previous[0])} at [${previous[1].dataOffsets[0]}, ${previous[1].dataOffsets[1]}]`);
+      fail(source, `${tensorName(name)}: data_offsets [${begin}, ${end}] overlap ` +
+        `${tensorName(previous[0])} at [${previous[1].dataOffsets[0]}, ${previous[1].dataOffsets[1]}]`);
     }
     if (begin > covered) {
-      fail(source, `tensor ${JSON.stringify(name)}: data_offsets [${begin}, ${end}] leave bytes [${covered}, ${begin}) ` +
+      fail(source, `${tensorName(name)}: data_offsets [${begin}, ${end}] leave bytes [${covered}, ${begin}) ` +
         `of the data buffer uncovered; tensors must be contiguous from offset 0`);
     }
     covered = end;
@@ -234,7 +242,7 @@ function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, 
       for (let i = 0; i < out.length; i++) {
         const lo = halves[2 * i]!;
         if (halves[2 * i + 1] !== lo >> 31) {
-          fail(source, `tensor ${JSON.stringify(name)}: I64 value ${words[i]} at index ${i} is outside the ` +
+          fail(source, `${tensorName(name)}: I64 value ${words[i]} at index ${i} is outside the ` +
             `int32 range [-2147483648, 2147483647] and cannot be loaded into an Int32Array`);
         }
         out[i] = lo;
@@ -311,7 +319,7 @@ function integerData(name: string, data: SafetensorsData, dtype: SafetensorsDTyp
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (!Number.isInteger(v) || v < min || v > max) {
-      throw new SafetensorsError(`tensor ${JSON.stringify(name)}: dtype ${dtype} needs integers in [${min}, ${max}], ` +
+      throw new SafetensorsError(`${tensorName(name)}: dtype ${dtype} needs integers in [${min}, ${max}], ` +
         `but data[${i}] is ${v}`);
     }
   }
@@ -339,7 +347,7 @@ function encodeTensor(name: string, { dtype, data }: SafetensorsTensor): Uint8Ar
 }
 
 function checkTensor(name: string, tensor: SafetensorsTensor): void {
-  const where = `tensor ${JSON.stringify(name)}`;
+  const where = tensorName(name);
   if (name === METADATA_KEY) throw new SafetensorsError(`${where}: the name is reserved for metadata`);
   if (!isDType(tensor.dtype)) {
     throw new SafetensorsError(`${where}: dtype ${show(tensor.dtype)} is not one of ${SAFETENSORS_DTYPES.join(', ')}`);
@@ -376,7 +384,7 @@ export function serializeSafetensors(tensors: Record<string, SafetensorsTensor>,
     const keys = Object.keys(metadata).sort(compareUtf8);
     for (const k of keys) {
       if (typeof metadata[k] !== 'string') {
-        throw new SafetensorsError(`metadata value for key ${JSON.stringify(k)} must be a string, got ${show(metadata[k])}`);
+        throw new SafetensorsError(`metadata value for key ${preview(k)} must be a string, got ${show(metadata[k])}`);
       }
     }
     headerEntries.push([METADATA_KEY, orderedObject(keys.map((k) => [k, JSON.stringify(metadata[k])]))]);

@@ -25,6 +25,7 @@ import { type AuxLossGradient, routerPassAuxLoss, routerPassAuxTerms } from './k
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
 import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
+import { assertFiniteRouterInput } from './finite-input.js';
 import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
@@ -36,6 +37,8 @@ export interface MoELayerOptions {
   numLayers?: number;
   /** Swap in another dispatcher (capacity, expert-parallel); default LocalDispatcher (ExpertChoiceDispatcher for router.kind 'expert-choice'). */
   dispatcher?: Dispatcher;
+  /** Check that the router input is finite at every forward (a full read of it; default off). */
+  checkFiniteInput?: boolean;
 }
 
 export interface MoEForwardOptions {
@@ -84,6 +87,7 @@ export class MoELayer extends Module {
   lastMetrics: MoEMetrics | null = null;
   private readonly numLayers: number;
   private readonly generator: Generator;
+  private readonly checkFiniteInput: boolean;
   private plan: ExecutionPlan;
 
   constructor(
@@ -111,6 +115,7 @@ export class MoELayer extends Module {
     this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
+    this.checkFiniteInput = options.checkFiniteInput ?? false;
     this.plan = planLayer(this.planParts());
   }
 
@@ -153,6 +158,7 @@ export class MoELayer extends Module {
     const H = this.cfg.hiddenSize;
     if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
+    if (this.checkFiniteInput) assertFiniteRouterInput(x2, 'MoELayer');
     const T = x2.shape[0]!;
     const rc = this.cfg.router;
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;

@@ -2,7 +2,7 @@
 // builder from a plain HF config.json object (spec/hf-moe.md).
 import { type MoEConfig, type MoEConfigInput, moeConfig } from './config.js';
 import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok } from './hf-config.js';
-import { ConfigError } from './validate.js';
+import { ConfigError, isRecord } from './validate.js';
 
 export const PRESETS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe', 'llama4'] as const;
 export type PresetName = (typeof PRESETS)[number];
@@ -81,6 +81,7 @@ export function presetFromHf(name: PresetName, c: HfConfig): MoEConfig {
 
 /** The preset of an HF config's `model_type` ('llama4_text' and 'llama4' -> 'llama4'). */
 export function presetNameFromHf(c: HfConfig): PresetName {
+  if (!isRecord(c)) throw new ConfigError('config', c, 'an object (a Hugging Face config.json)');
   const t = c['model_type'];
   const name = t === 'llama4_text' ? 'llama4' : t;
   if (!PRESETS.includes(name as PresetName)) throw new ConfigError('model_type', t, `one of ${PRESETS.join(', ')}`);
@@ -130,6 +131,8 @@ export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig 
         losses,
       });
     }
+    default:
+      throw new ConfigError('olmoCorePreset name', name, `one of ${OLMO_CORE_PRESETS.map((p) => `'${p}'`).join(', ')}`);
   }
 }
 

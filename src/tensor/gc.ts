@@ -17,6 +17,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startupFlag } from './gc-policy.js';
+import { envSwitch } from '../env.js';
 
 const GC_MIN_BYTES = 128 << 20;
 const SWEEP_FLAG = 'concurrent-array-buffer-sweeping';
@@ -48,7 +49,7 @@ export function noteDroppedGradient(bytes: number): void {
 
 /** Call before allocating `bytes` of fresh output arrays (see above). */
 export function collectBeforeLargeOutputs(bytes: number): void {
-  if (bytes < GC_MIN_BYTES || process.env.MOEKIT_MOE_GC === '0') return;
+  if (bytes < GC_MIN_BYTES || !envSwitch('MOEKIT_MOE_GC', true)) return;
   const known = droppedBytes >= GC_MIN_BYTES;
   if (!known && performance.now() < nextGcAt) return;
   const gc = gcFunction();

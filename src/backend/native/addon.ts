@@ -1,12 +1,13 @@
 /**
- * Loader for the native addon (build/Release/moekit_native.node, built by
- * scripts/build-native.mjs at install). The addon is optional: when it is
- * missing or fails to load, callers fall back to the reference backend and
- * can show `reason`.
+ * Loader for the native addon. node-gyp-build picks the binary: a compiled
+ * build/Release/*.node first (a developer build, or the install script's
+ * fallback compile), else the package's prebuilt prebuilds/<platform>-<arch>/
+ * binary for this libc. The addon is optional: when none is found or it fails
+ * to load, callers fall back to the reference backend and can show `reason`.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeKernels } from './kernels.js';
 
@@ -58,9 +59,27 @@ export interface NativeAddon extends NativeKernels {
   setIsa(isa: NativeIsa): NativeIsa;
 }
 
-export type NativeAddonResult = { addon: NativeAddon } | { addon: null; reason: string };
+/** Which binary loaded: the package's prebuilt one or one compiled on this machine. */
+export interface NativeBinary {
+  origin: 'prebuilt' | 'compiled';
+  file: string;
+  /** Why node-gyp-build chose this binary. */
+  why: string;
+}
 
-const ADDON_PATH = join('build', 'Release', 'moekit_native.node');
+export type NativeAddonResult = { addon: NativeAddon; binary: NativeBinary } | { addon: null; reason: string };
+
+/** node-gyp-build's resolver (CommonJS, untyped): the .node file it would load from `dir`; throws when none fits. */
+function resolveBinary(dir: string): string {
+  return (createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }).resolve(dir);
+}
+
+function describeBinary(root: string, file: string): NativeBinary {
+  if (relative(root, file).split(sep)[0] === 'prebuilds') {
+    return { origin: 'prebuilt', file, why: `no compiled build/Release, so node-gyp-build took the prebuild for ${process.platform}-${process.arch}` };
+  }
+  return { origin: 'compiled', file, why: 'build/Release holds a binary compiled here (at install when no prebuild loaded, or a developer build), which node-gyp-build prefers to prebuilds' };
+}
 
 /** Nearest directory at or above `start` that holds a package.json. */
 function findPackageRoot(start: string): string | null {
@@ -102,12 +121,12 @@ export function loadNativeAddon(): NativeAddonResult {
     cached = { addon: null, reason: `no package.json above ${here}` };
     return cached;
   }
-  const file = join(root, ADDON_PATH);
-  if (!existsSync(file)) {
-    cached = {
-      addon: null,
-      reason: `${file} not found (native build skipped or failed; run \`node scripts/build-native.mjs\`)`,
-    };
+  let file: string;
+  try {
+    file = resolveBinary(root);
+  } catch (err) {
+    const first = (err as Error).message.split('\n')[0];
+    cached = { addon: null, reason: `${first} (no prebuild fits and none was compiled: \`node scripts/build-native.mjs\` in ${root} compiles one, given a C compiler, make and python3)` };
     return cached;
   }
   try {
@@ -115,7 +134,7 @@ export function loadNativeAddon(): NativeAddonResult {
     if (typeof mod.matmul !== 'function' || typeof mod.cpuInfo !== 'function') {
       cached = { addon: null, reason: `${file} does not export the expected functions` };
     } else {
-      cached = { addon: mod as NativeAddon };
+      cached = { addon: mod as NativeAddon, binary: describeBinary(root, file) };
     }
   } catch (err) {
     cached = { addon: null, reason: `loading ${file} failed: ${(err as Error).message}` };

@@ -174,9 +174,10 @@ function routerForward(logits: Storage, { numTokens: T, numExperts: E, topK: K, 
     let z = 0;
     for (let e = 0; e < E; e++) z += Math.exp(x[t * E + e]! - max);
     for (let e = 0; e < E; e++) scores[t * E + e] = Math.exp(x[t * E + e]! - max) / z;
-    const l = max + Math.log(z);
+    // PyTorch: logsumexp is max itself when max is +-inf; z = lse² squared in the logits' dtype (inf in float32 for 1e30)
+    const l = max === Infinity || max === -Infinity ? max : max + Math.log(z);
     lse[t] = l;
-    lseSquaredSum += lse[t]! * lse[t]!;
+    lseSquaredSum += x instanceof Float32Array ? Math.fround(lse[t]! * lse[t]!) : lse[t]! * lse[t]!;
     let z1 = 0;
     for (let e = 0; e < E; e++) {
       scoreSums[e] += scores[t * E + e]!;

@@ -26,8 +26,8 @@ export function reduce(op: ReduceOp, x: Storage, outer: number, n: number, inner
       } else {
         let m = -Infinity;
         for (let j = 0; j < n; j++) m = Math.max(m, x[base + j * inner]!);
-        if (m === -Infinity) {
-          acc = -Infinity;
+        if (m === -Infinity || m === Infinity) {
+          acc = m; // PyTorch: all -inf gives -inf, any +inf gives +inf (not inf - inf = NaN)
         } else {
           let s = 0;
           for (let j = 0; j < n; j++) s += Math.exp(x[base + j * inner]! - m);

@@ -2,6 +2,7 @@
 // optional `webgpu` package (Dawn). Asynchronous, so the registry opens it once up front
 // (initBackend) and the synchronous Backend calls use the open device afterwards.
 /// <reference types="@webgpu/types" />
+import { readEnv } from '../../env.js';
 
 /** Limits the kernels need above the compatibility-mode defaults (adapter permitting). */
 const WANTED_LIMITS = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256 } as const;
@@ -35,7 +36,7 @@ async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; via: string 
   }
   // the GPUBufferUsage / GPUMapMode / GPUShaderStage constants live on globalThis in a browser
   for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-  const forced = process.env['MOEKIT_WEBGPU_BACKEND'];
+  const forced = readEnv('MOEKIT_WEBGPU_BACKEND');
   const tries: string[] = forced ? [forced] : ['vulkan', 'opengl'];
   for (const b of tries) {
     // Dawn's GL backend runs without a display on Mesa's surfaceless EGL platform

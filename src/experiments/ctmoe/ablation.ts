@@ -1,12 +1,15 @@
 // The CT-MoE ablation: every variant trained and evaluated in turn under <outDir>/<key>/,
 // finished ones skipped, unfinished ones resumed from their last checkpoint; results.json
 // (atomic) gathers what figures and the report need.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
+import { ensureDirSync } from '../../io/ensure-dir.js';
 import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
+import { checkTrainingMemory } from './memory.js';
+import type { NonFinitePolicy } from '../nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULTS_JSON = 'results.json';
 
@@ -22,6 +25,12 @@ export interface RunAblationOptions {
   data?: CtMoeData;
   /** Stop the variant being trained after this step, as if killed (tests). */
   stopAfterStep?: number;
+  /** What a non-finite loss or gradient norm does (see RunVariantOptions.onNonFinite). */
+  onNonFinite?: NonFinitePolicy;
+  /** Checkpoints kept per variant (default 2). */
+  keepCheckpoints?: number;
+  /** Data parallelism over MPI ranks; only rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 export interface CtMoeAblationResults {
@@ -55,7 +64,8 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   const keys = variants.map((v) => v.key);
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new RangeError(`runAblation: variant key '${dup}' appears twice`);
-  mkdirSync(options.outDir, { recursive: true });
+  for (const v of variants) checkTrainingMemory({ ...cfg, ...v.overrides }); // before any allocation
+  ensureDirSync(options.outDir);
   const data = options.data ?? loadCtMoeData(cfg.vocabSize);
   const N = cfg.numExperts;
   const results: CtMoeAblationResults = {
@@ -79,12 +89,13 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     updatedAt: new Date().toISOString(),
   };
   const write = () => {
+    if (options.dataParallel && !options.dataParallel.isWriter) return;
     results.updatedAt = new Date().toISOString();
     writeJsonAtomicSync(join(options.outDir, RESULTS_JSON), results);
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep });
+    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite, keepCheckpoints: options.keepCheckpoints, dataParallel: options.dataParallel });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();

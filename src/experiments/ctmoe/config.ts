@@ -156,17 +156,26 @@ export function resolveVariant(v: VariantName | VariantSpec): VariantSpec {
 
 const FIELDS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
 
+/** The integer-valued fields (the CLI's --set reads them as decimal integers). */
+export const INTEGER_FIELDS: readonly (keyof CtMoeExperimentConfig)[] = [
+  'vocabSize', 'seqLen', 'dModel', 'nHead', 'nLayer', 'numExperts', 'topK', 'batchSize', 'steps', 'epochs', 'warmup',
+  'seed', 'logEvery', 'evalBatches', 'freqBatches', 'checkpointEvery',
+];
+/** Bound of counts (steps, intervals, batches) and sizes; memory.ts then checks the sizes against the machine. */
+const COUNT_MAX = 1e9;
+const SIZE_MAX = 1 << 24;
+
 /** Validate a full config (e.g. a preset with overrides); names field, value and range on failure. */
 export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMoeExperiment'): CtMoeExperimentConfig {
   const v = record(field, c, FIELDS);
   const f = (k: string) => `${field}.${k}`;
   int(f('vocabSize'), v['vocabSize'], 256, 50257);
-  int(f('seqLen'), v['seqLen'], 1);
-  const D = int(f('dModel'), v['dModel'], 1);
-  const H = int(f('nHead'), v['nHead'], 1);
+  int(f('seqLen'), v['seqLen'], 1, SIZE_MAX);
+  const D = int(f('dModel'), v['dModel'], 1, SIZE_MAX);
+  const H = int(f('nHead'), v['nHead'], 1, SIZE_MAX);
   if (D % H !== 0) throw new ConfigError(f('nHead'), H, `a divisor of dModel = ${D}`);
-  int(f('nLayer'), v['nLayer'], 1);
-  const N = int(f('numExperts'), v['numExperts'], 2);
+  int(f('nLayer'), v['nLayer'], 1, SIZE_MAX);
+  const N = int(f('numExperts'), v['numExperts'], 2, 1 << 16);
   int(f('topK'), v['topK'], 1, N, `at most numExperts = ${N}`);
   num(f('dropout'), v['dropout'], { min: 0, max: 1, maxOpen: true });
   num(f('routingScale'), v['routingScale']);
@@ -174,7 +183,7 @@ export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMo
   num(f('sTemp'), v['sTemp'], { min: 0, minOpen: true });
   num(f('sLrScale'), v['sLrScale'], { min: 0 });
   num(f('lbWeight'), v['lbWeight'], { min: 0 });
-  int(f('batchSize'), v['batchSize'], 1);
+  int(f('batchSize'), v['batchSize'], 1, SIZE_MAX);
   num(f('lr'), v['lr'], { min: 0 });
   num(f('weightDecay'), v['weightDecay'], { min: 0 });
   const betas = v['betas'];
@@ -182,15 +191,15 @@ export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMo
   num(`${f('betas')}[0]`, betas[0], { min: 0, max: 1, maxOpen: true });
   num(`${f('betas')}[1]`, betas[1], { min: 0, max: 1, maxOpen: true });
   num(f('gradClip'), v['gradClip'], { min: 0, minOpen: true });
-  if (v['steps'] !== null) int(f('steps'), v['steps'], 1);
-  int(f('epochs'), v['epochs'], 1);
-  int(f('warmup'), v['warmup'], 0);
+  if (v['steps'] !== null) int(f('steps'), v['steps'], 1, COUNT_MAX);
+  int(f('epochs'), v['epochs'], 1, COUNT_MAX);
+  int(f('warmup'), v['warmup'], 0, COUNT_MAX);
   num(f('lrFloor'), v['lrFloor'], { min: 0, max: 1 });
-  int(f('seed'), v['seed'], 0);
-  int(f('logEvery'), v['logEvery'], 1);
-  int(f('evalBatches'), v['evalBatches'], 1);
-  int(f('freqBatches'), v['freqBatches'], 1);
-  int(f('checkpointEvery'), v['checkpointEvery'], 1);
+  int(f('seed'), v['seed'], 0, Number.MAX_SAFE_INTEGER);
+  int(f('logEvery'), v['logEvery'], 1, COUNT_MAX);
+  int(f('evalBatches'), v['evalBatches'], 1, COUNT_MAX);
+  int(f('freqBatches'), v['freqBatches'], 1, COUNT_MAX);
+  int(f('checkpointEvery'), v['checkpointEvery'], 1, COUNT_MAX);
   oneOf(f('expertCompute'), or(v['expertCompute'], 'sparse'), ['sparse', 'dense'] as const);
   return c;
 }
@@ -203,5 +212,7 @@ export function experimentConfig(preset: PresetName | CtMoeExperimentConfig, ove
     if (!p) throw new ConfigError('preset', preset, `one of ${Object.keys(PRESETS).map((k) => `'${k}'`).join(', ')}`);
     base = p;
   } else base = preset;
-  return validateExperimentConfig({ ...base, ...overrides, betas: [...(overrides.betas ?? base.betas)] as [number, number] });
+  // a copy of betas (the preset's array is shared); anything but an array goes to the validator as it is
+  const betas = overrides.betas === undefined ? [...base.betas] : Array.isArray(overrides.betas) ? [...overrides.betas] : overrides.betas;
+  return validateExperimentConfig({ ...base, ...overrides, betas: betas as [number, number] });
 }

@@ -1,9 +1,11 @@
 // Training and evaluation of one CT-MoE ablation variant, resumable from its checkpoints.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendInfo } from '../../backend/registry.js';
 import { BatchLoader, TokenWindows } from '../../data/batches.js';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
+import { ensureDirSync } from '../../io/ensure-dir.js';
+import { readJsonFileSync } from '../../io/json-file.js';
 import { AdamW } from '../../optim/adamw.js';
 import { clipGradNorm } from '../../optim/clip.js';
 import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
@@ -13,6 +15,8 @@ import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
 import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
+import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
+import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -62,6 +66,8 @@ export interface CtMoeVariantResult {
   eigenspectrum: { eigenvalues: number[]; normalizedAbs: number[]; reference: number; semantics: string } | null;
   timing: { trainSec: number; evalSec: number; secPerStep: number; resumedFromStep: number | null };
   backend: string;
+  /** Steps dropped for a non-finite loss or gradient norm (--on-nonfinite skip): how many, and the step each would have been. */
+  nonFinite?: { policy: NonFinitePolicy; skipped: number; skippedAt: number[] };
 }
 
 export type CtMoeProgress =
@@ -71,7 +77,8 @@ export type CtMoeProgress =
   | { variant: string; phase: 'checkpoint'; step: number; steps: number }
   | { variant: string; phase: 'eval'; steps: number }
   | { variant: string; phase: 'done'; result: CtMoeVariantResult }
-  | { variant: string; phase: 'interrupted'; step: number; steps: number };
+  | { variant: string; phase: 'interrupted'; step: number; steps: number }
+  | { variant: string; phase: 'warning'; message: string };
 
 export interface RunVariantOptions {
   /** The variant's directory (checkpoints and result.json). */
@@ -79,6 +86,17 @@ export interface RunVariantOptions {
   onProgress?: (p: CtMoeProgress) => void;
   /** Stop after this step without a checkpoint, as if the process were killed (tests). */
   stopAfterStep?: number;
+  /**
+   * A step whose loss or gradient norm is NaN / inf: 'stop' (default) throws a NonFiniteError
+   * naming the step, the variant and the first non-finite parameter or gradient, leaving the
+   * last checkpoint as it is; 'skip' drops the step (no update; counted in the result) unless a
+   * parameter itself is non-finite or MAX_CONSECUTIVE_SKIPS steps in a row were dropped.
+   */
+  onNonFinite?: NonFinitePolicy;
+  /** Checkpoints kept (the newest; default 2): resume falls back to an older one when the newest is damaged. */
+  keepCheckpoints?: number;
+  /** Data parallelism over MPI ranks (src/dist/data-parallel.ts): sharded batches, averaged gradients, rank 0 writes. */
+  dataParallel?: DataParallel;
 }
 
 interface Progress {
@@ -87,6 +105,8 @@ interface Progress {
   logs: CtMoeLogEntry[];
   trainSec: number;
   resumedFromStep: number | null;
+  /** Steps dropped by the 'skip' policy (absent in checkpoints written before it existed). */
+  skippedAt?: number[];
 }
 
 /** Steps of a run: cfg.steps, or epochs x full batches per epoch. */
@@ -97,15 +117,24 @@ export function totalSteps(cfg: CtMoeExperimentConfig, data: CtMoeData): number 
 
 const mean = (a: readonly number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 
+/** Checkpoints are written at multiples of checkpointEvery: the last one before `step`. */
+function lastCheckpointNote(step: number, every: number): string {
+  const last = Math.floor(step / every) * every;
+  return last > 0 ? `the last checkpoint (step ${last}) kept` : 'no checkpoint written yet';
+}
+
 /** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. */
 export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, data: CtMoeData, opts: RunVariantOptions): CtMoeVariantResult | null {
   const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
   const emit = opts.onProgress ?? (() => {});
-  mkdirSync(opts.dir, { recursive: true });
+  ensureDirSync(opts.dir);
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
+  const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  // a data-parallel checkpoint resumes on the same world size only
+  const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
   if (existsSync(resultFile)) {
-    const done = JSON.parse(readFileSync(resultFile, 'utf8')) as CtMoeVariantResult;
+    const done = readJsonFileSync(resultFile) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
       emit({ variant: variant.key, phase: 'skip' });
       return done;
@@ -131,11 +160,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
 
   let step = 0;
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
-  const ckpt = readCheckpoint<Progress>(opts.dir);
+  const ckpt = readCheckpoint<Progress>(opts.dir, {
+    fingerprint: ckptFingerprint,
+    progressSteps: (p) => p.trainLoss.length,
+    onWarning: (message) => emit({ variant: variant.key, phase: 'warning', message }),
+  });
   if (ckpt) {
-    if (ckpt.meta.fingerprint !== fingerprint) {
-      throw new Error(`${join(opts.dir, 'checkpoint.json')} was written for another config or variant flags; move it away or use another outDir`);
-    }
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
     scheduler.loadState(ckpt.meta.scheduler);
@@ -151,11 +181,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   }
 
   const save = () =>
+    (!dp || dp.isWriter) &&
     writeCheckpoint<Progress>(
       opts.dir,
       {
         step,
-        fingerprint,
+        fingerprint: ckptFingerprint,
         scheduler: scheduler.state,
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
@@ -164,9 +195,15 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
       },
       model.stateDict(),
       optimizer.stateDict(),
+      opts.keepCheckpoints,
     );
 
   const params = model.parameters();
+  const named = model.namedParameters();
+  const policy = opts.onNonFinite ?? 'stop';
+  const skippedAt = (progress.skippedAt ??= []);
+  let skipsInARow = 0;
+  dp?.broadcastParameters(params);
   model.train();
   let sessionStart = performance.now();
   let sinceLog = { loss: [] as number[], ce: [] as number[] };
@@ -175,16 +212,33 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   sinceLog = { loss: progress.trainLoss.slice(lastLogStep), ce: progress.trainCe.slice(lastLogStep) };
 
   while (step < steps) {
-    const { input, target } = batchTensors(loader.next());
+    // ranks > 0 draw their own dropout masks, seeded per step so a resume reproduces them
+    if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
+    const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
     total.backward();
-    clipGradNorm(params, cfg.gradClip);
+    dp?.averageGradients(params);
+    const gradNorm = clipGradNorm(params, cfg.gradClip);
+    const lv = dp ? dp.mean(total.item()) : total.item();
+    const cv = dp ? dp.mean(ce.item()) : ce.item();
+    if (!stepIsFinite(lv, gradNorm)) {
+      const badParam = firstNonFinite(named, 'parameters');
+      skipsInARow++;
+      if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
+        const why = policy === 'stop' ? '--on-nonfinite skip drops such steps instead' : badParam ? 'skipping cannot help: a parameter itself is not finite' : `${skipsInARow} steps in a row were not finite`;
+        throw new NonFiniteError(variant.key, step + 1,
+          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${badParam ?? firstNonFinite(named) ?? 'none found (the loss alone)'}; ` +
+            `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`);
+      }
+      skippedAt.push(step + 1);
+      for (const l of layers) l.lastAux = null;
+      continue; // the step is dropped: no update, the scheduler and step count stay
+    }
+    skipsInARow = 0;
     optimizer.step();
     scheduler.step();
     step++;
-    const lv = total.item();
-    const cv = ce.item();
     progress.trainLoss.push(lv);
     progress.trainCe.push(cv);
     sinceLog.loss.push(lv);
@@ -260,8 +314,9 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     eigenspectrum: lastLayerEigenspectrum(model),
     timing: { trainSec: progress.trainSec, evalSec: (performance.now() - t0) / 1000, secPerStep: progress.trainSec / steps, resumedFromStep: progress.resumedFromStep },
     backend: backendInfo().reason,
+    nonFinite: { policy, skipped: skippedAt.length, skippedAt },
   };
-  writeJsonAtomicSync(resultFile, result);
+  if (!dp || dp.isWriter) writeJsonAtomicSync(resultFile, result);
   emit({ variant: variant.key, phase: 'done', result });
   return result;
 }

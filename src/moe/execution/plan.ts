@@ -20,19 +20,16 @@ import type { Dispatcher } from '../contracts.js';
 import { LocalDispatcher } from '../dispatch.js';
 import { ExpertChoiceDispatcher } from '../expert-choice.js';
 import type { ExpertWeights } from '../expert-weights.js';
+import { envSwitch, readEnv } from '../../env.js';
 
 export type MoePath = 'reference' | 'kernels' | 'layer';
 
 /** MOEKIT_MOE_PATH: 'auto' (default: the fastest path covered, on a backend whose kernels are fast) or a path to force. */
 export type MoePathSetting = 'auto' | MoePath;
 
-const SETTINGS: readonly MoePathSetting[] = ['auto', 'reference', 'kernels', 'layer'];
-
+/** MOEKIT_MOE_PATH, validated by the registry (src/env.ts). */
 export function moePathSetting(): MoePathSetting {
-  const v = process.env.MOEKIT_MOE_PATH;
-  if (v === undefined || v === '') return 'auto';
-  if (!(SETTINGS as readonly string[]).includes(v)) throw new Error(`MOEKIT_MOE_PATH must be one of ${SETTINGS.join(', ')} (got '${v}')`);
-  return v as MoePathSetting;
+  return (readEnv('MOEKIT_MOE_PATH') as MoePathSetting | undefined) ?? 'auto';
 }
 
 /** The backend's MoE kernels when the setting lets them run on this backend and dtype, else null. */
@@ -200,7 +197,5 @@ const ROW_BLOCKS_MAX_EXPERT_BYTES = 1 << 20;
  * MOEKIT_MOE_ROW_BLOCKS=0 / 1 forces it off / on.
  */
 export function rowBlocksApply(hidden: number, intermediate: number, bytesPerElement: number): boolean {
-  const force = process.env.MOEKIT_MOE_ROW_BLOCKS;
-  if (force === '0' || force === '1') return force === '1';
-  return 3 * hidden * intermediate * bytesPerElement <= ROW_BLOCKS_MAX_EXPERT_BYTES;
+  return envSwitch('MOEKIT_MOE_ROW_BLOCKS', 3 * hidden * intermediate * bytesPerElement <= ROW_BLOCKS_MAX_EXPERT_BYTES);
 }

@@ -1,0 +1,73 @@
+// The MPI functions of the native addon (native/dist/mpi.c) and opening Open MPI at first use.
+import { loadNativeAddon } from '../backend/native/addon.js';
+
+type Elements = Float32Array | Float64Array | Int32Array;
+
+/** native/dist/mpi.c's exports; `async` true returns a Promise (the call runs on a libuv worker). */
+export interface MpiAddon {
+  /** null when the library loads (without initialising MPI), else why not. */
+  mpiProbe(lib: string): string | null;
+  mpiOpen(lib: string): { rank: number; size: number; thread: number };
+  mpiCommRank(comm: number): number;
+  mpiCommSize(comm: number): number;
+  mpiSplit(comm: number, color: number, key: number, async: false): number;
+  mpiSplit(comm: number, color: number, key: number, async: true): Promise<number>;
+  mpiBarrier(comm: number, async: boolean): Promise<void> | undefined;
+  mpiBcast(comm: number, buf: Elements, root: number, async: boolean): Promise<void> | undefined;
+  /** In place; op 0 sum, 1 max, 2 min. */
+  mpiAllreduce(comm: number, buf: Elements, op: number, async: boolean): Promise<void> | undefined;
+  mpiAllgather(comm: number, send: Elements, recv: Elements, async: boolean): Promise<void> | undefined;
+  mpiAlltoall(comm: number, send: Elements, recv: Elements, async: boolean): Promise<void> | undefined;
+  mpiAlltoallv(
+    comm: number,
+    send: Elements,
+    sendCounts: Int32Array,
+    sendDispls: Int32Array,
+    recv: Elements,
+    recvCounts: Int32Array,
+    recvDispls: Int32Array,
+    async: boolean,
+  ): Promise<void> | undefined;
+  mpiAbort(comm: number, code: number): void;
+  mpiFinalize(): void;
+}
+
+export const INSTALL_HINT = 'install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi3) and start the ranks with mpirun';
+
+/** The library dlopened; MOEKIT_MPI_LIB overrides it (a path or another soname). */
+export function mpiLibraryName(): string {
+  return process.env.MOEKIT_MPI_LIB ?? 'libmpi.so.40';
+}
+
+let opened: { addon: MpiAddon; rank: number; size: number } | null = null;
+
+/** dlopen Open MPI and MPI_Init_thread once; a one-line Error naming what to install when it is absent. */
+export function openMpi(): { addon: MpiAddon; rank: number; size: number } {
+  if (opened) return opened;
+  const loaded = loadNativeAddon();
+  const addon = loaded.addon as unknown as Partial<MpiAddon> | null;
+  if (!addon || typeof addon.mpiOpen !== 'function') {
+    throw new Error(`mpi: the native addon with MPI support is not available (${loaded.addon ? 'addon built before native/dist' : loaded.reason}); run \`node scripts/build-native.mjs\``);
+  }
+  let info: { rank: number; size: number };
+  try {
+    info = addon.mpiOpen(mpiLibraryName());
+  } catch (err) {
+    throw new Error(`mpi: cannot load Open MPI (${(err as Error).message}); ${INSTALL_HINT}`);
+  }
+  opened = { addon: addon as MpiAddon, rank: info.rank, size: info.size };
+  return opened;
+}
+
+/** Whether Open MPI can be loaded, without initialising it: null, or why not (one line). */
+export function probeMpi(): string | null {
+  const loaded = loadNativeAddon();
+  const addon = loaded.addon as unknown as Partial<MpiAddon> | null;
+  if (!addon || typeof addon.mpiProbe !== 'function') return `the native addon with MPI support is not available (${loaded.addon ? 'addon built before native/dist' : loaded.reason})`;
+  return addon.mpiProbe(mpiLibraryName());
+}
+
+/** Whether this process was started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE). */
+export function launchedByMpirun(): boolean {
+  return process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMIX_RANK !== undefined;
+}

@@ -1,0 +1,136 @@
+// Runs under mpirun (or alone): every rank builds the same MoELayer and tokens from one seed,
+// computes the single-process reference (outputs, gradients, expert counts, drops), then runs
+// the TP and EP blocks over the same layer and checks they agree. Any mismatch throws, which
+// aborts every rank (MPI_Abort); each passing case prints "PASS <case> <block> rank <r>".
+import { Generator } from '../../../src/tensor/random.js';
+import type { Tensor } from '../../../src/tensor/tensor.js';
+import { fromArray, randn } from '../../../src/ops/creation.js';
+import { mul } from '../../../src/ops/elementwise.js';
+import { sum } from '../../../src/ops/reduce.js';
+import { parseMoEConfig } from '../../../src/moe/config.js';
+import { MoELayer } from '../../../src/moe/layer.js';
+import type { Parameter } from '../../../src/nn/module.js';
+import { worldCommunicator } from '../../../src/dist/communicator.js';
+import { allReduceGradients } from '../../../src/dist/differentiable.js';
+import { buildMoeBlock } from '../../../src/dist/builders.js';
+import { ExpertParallelMoeBlock } from '../../../src/dist/ep-block.js';
+
+const comm = worldCommunicator();
+const base = { hiddenSize: 16, experts: { intermediateSize: 24 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
+const CASES: Record<string, { cfg: object; T: number; setup?: (l: MoELayer) => void; expectDrops?: boolean; zeroExpert?: number }> = {
+  'softmax-top2': { cfg: { ...base, router: { numExperts: 8, topK: 2 } }, T: 13 },
+  'sigmoid-group-limited-bias': {
+    cfg: { ...base, router: { numExperts: 8, topK: 3, scoreFunc: 'sigmoid', renormalize: 'sum', scalingFactor: 2.5, groupLimit: { numGroups: 4, topkGroups: 2 }, selectionBias: { gamma: 0.01 } } },
+    T: 11,
+    setup: (l) => l.selectionBias!.load(Array.from({ length: 8 }, (_, e) => 0.05 * ((e * 5) % 8) - 0.2)),
+  },
+  'capacity-drops': { cfg: { ...base, router: { numExperts: 8, topK: 2 }, dispatch: { capacityFactor: 0.5, capacityMultiple: 1 } }, T: 16, expectDrops: true },
+  'shared-experts': { cfg: { ...base, router: { numExperts: 8, topK: 2 }, shared: { intermediateSize: 20, gate: 'sigmoid', mix: 'olmo' } }, T: 9 },
+  'one-token': { cfg: { ...base, router: { numExperts: 8, topK: 2 } }, T: 1 },
+  'expert-without-tokens': {
+    cfg: { ...base, router: { numExperts: 8, topK: 2, routerBias: true } },
+    T: 10,
+    setup: (l) => l.routerBias!.storage.fill(-50, 7, 8) && l.routerBias!.storage.fill(0, 0, 7),
+    zeroExpert: 7,
+  },
+};
+
+function snapshot(ts: readonly (Tensor | null)[]): Float64Array[] {
+  return ts.map((t) => Float64Array.from((t ?? { dataSync: () => [] as number[] }).dataSync()));
+}
+
+function expectClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 2e-4): void {
+  if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);
+  let scale = 1;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= tol * scale)) throw new Error(`${what}[${i}] = ${got[i]} but the single process gives ${want[i]} (rank ${comm.rank})`);
+  }
+}
+
+function zeroGrads(params: readonly Parameter[], x: Tensor): void {
+  for (const p of params) p.zeroGrad();
+  x.zeroGrad();
+}
+
+if (process.argv[2] === 'indivisible') {
+  // 7 experts over 2 or 4 ranks: both blocks refuse with one line naming the sizes
+  const layer = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 7, topK: 2 } }), { generator: new Generator(7) });
+  for (const kind of ['tp', 'ep'] as const) {
+    try {
+      buildMoeBlock(kind, layer, { group: comm });
+    } catch (err) {
+      const want = `${kind} MoE block: numExperts 7 is not divisible by the ${kind.toUpperCase()} group size ${comm.size}; choose a group size that divides the experts`;
+      if ((err as Error).message !== want) throw err;
+      console.log(`PASS indivisible ${kind} rank ${comm.rank}`);
+      continue;
+    }
+    throw new Error(`${kind}: 7 experts over ${comm.size} ranks did not throw`);
+  }
+  const jittered = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2, jitterEps: 0.01 } }));
+  try {
+    buildMoeBlock('tp', jittered, { group: comm });
+    throw new Error('a tp block over a jittered router did not throw');
+  } catch (err) {
+    if (!/^tp MoE block: router.jitterEps > 0 would give each rank different routing/.test((err as Error).message)) throw err;
+    console.log(`PASS jitter tp rank ${comm.rank}`);
+  }
+}
+const only = process.argv[2] === 'indivisible' ? [] : process.argv[2] ? process.argv[2].split(',') : Object.keys(CASES);
+for (const name of only) {
+  const c = CASES[name]!;
+  const layer = new MoELayer(parseMoEConfig(c.cfg), { generator: new Generator(7) });
+  c.setup?.(layer);
+  layer.train();
+  const g = new Generator(11);
+  const x = randn([c.T, 16], { generator: g }).requiresGrad_();
+  const seed = randn([c.T, 16], { generator: g });
+  const params = layer.parameters();
+  // the single-process reference
+  const yRef = layer.forward(x);
+  sum(mul(yRef, seed)).backward();
+  const ref = { y: Float64Array.from(yRef.dataSync()), dx: Float64Array.from(x.grad!.dataSync()), grads: snapshot(params.map((p) => p.grad)), counts: layer.lastMetrics!.tokensPerExpert, dropped: Math.round(layer.lastMetrics!.droppedFraction * c.T * layer.cfg.router.topK) };
+  if (c.expectDrops && ref.dropped === 0) throw new Error(`${name}: the reference dropped no slots; the case does not test drops`);
+  if (c.zeroExpert !== undefined && ref.counts[c.zeroExpert] !== 0) throw new Error(`${name}: expert ${c.zeroExpert} got tokens in the reference`);
+  zeroGrads(params, x);
+  layer.selectionBias?.pendingCounts.fill(0); // forget the reference's counts without moving the bias
+
+  for (const kind of ['tp', 'ep'] as const) {
+    const block = buildMoeBlock(kind, layer, { group: comm });
+    block.train();
+    const y = block.forward(x);
+    sum(mul(y, seed)).backward();
+    if (block instanceof ExpertParallelMoeBlock) {
+      allReduceGradients(comm, block.replicatedParameters(), 'sum');
+      const dropped = (await comm.allReduce(fromArray(Float64Array.of(block.lastDroppedSlots), [1]), 'sum')).item();
+      if (dropped !== ref.dropped) throw new Error(`${name} ep: ${dropped} slots dropped across ranks, the single process drops ${ref.dropped}`);
+    }
+    expectClose(`${name} ${kind} output`, y.dataSync(), ref.y);
+    expectClose(`${name} ${kind} input gradient`, x.grad!.dataSync(), ref.dx);
+    // routing: the counts the block's router produced (summed over the ranks' shards for EP) match exactly
+    const pending = layer.selectionBias?.pendingCounts;
+    if (pending) {
+      const counts = kind === 'ep' ? (await comm.allReduce(fromArray(Float64Array.from(pending), [8]), 'sum')).dataSync() : pending;
+      for (let e = 0; e < 8; e++) if (counts[e] !== ref.counts[e]) throw new Error(`${name} ${kind}: expert ${e} got ${counts[e]} slots, the single process ${ref.counts[e]}`);
+    }
+    const named = new Map(layer.namedParameters());
+    const names = layer.namedParameters().map(([n]) => n);
+    const E = 8;
+    for (const [i, n] of names.entries()) {
+      const want = ref.grads[i]!;
+      if (n.startsWith('experts.')) {
+        const local = block.experts.namedParameters().find(([m]) => `experts.${m}` === n)![1];
+        const El = block.experts.numExperts;
+        const per = want.length / E;
+        expectClose(`${name} ${kind} grad ${n}`, local.grad!.dataSync(), want.subarray(block.firstExpert * per, (block.firstExpert + El) * per));
+      } else {
+        expectClose(`${name} ${kind} grad ${n}`, named.get(n)!.grad!.dataSync(), want);
+      }
+    }
+    zeroGrads(params, x);
+    for (const p of block.experts.parameters()) p.zeroGrad();
+    layer.selectionBias?.pendingCounts.fill(0);
+    console.log(`PASS ${name} ${kind} rank ${comm.rank}`);
+  }
+}
+console.log(`DONE rank ${comm.rank}`);
