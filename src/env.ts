@@ -25,7 +25,7 @@ const SWITCH: EnvSpec = { kind: 'switch' };
 export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'MOEKIT_BACKEND',
-    spec: { kind: 'enum', values: ['native', 'reference'] },
+    spec: { kind: 'enum', values: ['native', 'reference', 'webgpu'] },
     default: 'native when the addon loads, else reference',
     readBy: 'ts',
     description: 'which backend new tensors are created on',
@@ -36,6 +36,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: 'libmpi.so.40',
     readBy: 'ts',
     description: 'the MPI library the addon loads at run time (a path or another soname)',
+  },
+  {
+    name: 'MOEKIT_WEBGPU_BACKEND',
+    spec: { kind: 'enum', values: ['vulkan', 'opengl'] },
+    default: 'vulkan, else opengl (Dawn in Node)',
+    readBy: 'ts',
+    description: "which of Dawn's backends the webgpu backend opens in Node",
   },
   {
     name: 'MOEKIT_CACHE_DIR',
@@ -186,7 +193,7 @@ function shown(value: string): string {
 }
 
 /** The parsed value of a variable: undefined when unset or empty; throws EnvError when invalid. */
-export function readEnv(name: 'MOEKIT_BACKEND' | 'MOEKIT_ISA'): string | undefined;
+export function readEnv(name: 'MOEKIT_BACKEND' | 'MOEKIT_ISA' | 'MOEKIT_WEBGPU_BACKEND'): string | undefined;
 export function readEnv(name: 'MOEKIT_NUM_THREADS' | 'MOEKIT_POOL_SPIN_US' | 'MOEKIT_FUSE_STEAL'): number | undefined;
 export function readEnv(name: string): string | number | boolean | undefined;
 export function readEnv(name: string): string | number | boolean | undefined {

@@ -31,5 +31,12 @@ test('native is the default when it loads', { skip: !availableBackends().include
 });
 
 test('an unknown MOEKIT_BACKEND is a clear error', () => {
-  assert.throws(() => infoWith({ MOEKIT_BACKEND: 'cuda' }), /MOEKIT_BACKEND='cuda' is invalid: expected 'native' or 'reference'/);
+  assert.throws(
+    () => infoWith({ MOEKIT_BACKEND: 'cuda' }),
+    /MOEKIT_BACKEND='cuda' is invalid: expected 'native' or 'reference' or 'webgpu'/,
+  );
+});
+
+test('MOEKIT_BACKEND=webgpu before initBackend() says to await it', () => {
+  assert.throws(() => infoWith({ MOEKIT_BACKEND: 'webgpu' }), /WebGPU opens asynchronously; call `await initBackend\('webgpu'\)` first/);
 });

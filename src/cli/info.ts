@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { readEnv } from '../env.js';
 import { loadNativeAddon } from '../backend/native/addon.js';
 import { backendInfo, getBackend } from '../backend/registry.js';
+import { openWebGPUBackend } from '../backend/webgpu/index.js';
 import type { MoEConfig } from '../moe/config.js';
 import { planForConfig } from '../moe/execution/plan.js';
 import type { HfConfig } from '../moe/hf-config.js';
@@ -19,7 +20,8 @@ const LAYER_PRESETS = [...OLMO_CORE_PRESETS, 'ct-moe'] as const;
 function layerConfig(spec: string): MoEConfig {
   if ((OLMO_CORE_PRESETS as readonly string[]).includes(spec)) return olmoCorePreset(spec as OlmoCorePresetName);
   if (spec === 'ct-moe') return ctMoePreset(256, 8, 2);
-  if (!spec.endsWith('.json')) throw new Error(`--layer: '${spec}' is neither a preset (${LAYER_PRESETS.join(', ')}) nor an HF config.json`);
+  if (!spec.endsWith('.json'))
+    throw new Error(`--layer: '${spec}' is neither a preset (${LAYER_PRESETS.join(', ')}) nor an HF config.json`);
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(spec, 'utf8'));
@@ -48,12 +50,15 @@ function nativeLines(): string[] {
 export function registerInfoCommand(program: Command): void {
   program
     .command('info')
-    .description('print which backend, native binary and ISA run, and why, and whether MPI was found')
+    .description('print which backend, native binary and ISA run, and why, whether MPI was found, and whether a WebGPU device opens')
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
-    .action((opts: { layer?: string }) => {
+    .action(async (opts: { layer?: string }) => {
       console.log(backendInfo().reason);
       if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
       for (const line of nativeLines()) console.log(line);
       console.log(mpiInfoLine());
+      const gpu = await openWebGPUBackend();
+      const chosen = backendInfo().name === 'webgpu' ? 'chosen' : 'not chosen: MOEKIT_BACKEND=webgpu selects it';
+      console.log(gpu.backend ? `webgpu: ${gpu.description} (${chosen})` : `webgpu: unavailable: ${gpu.reason}`);
     });
 }

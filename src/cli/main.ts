@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `moekit` command.
 import { Command } from 'commander';
+import { initBackend } from '../backend/registry.js';
 import { registerAblateCommand } from './ablate.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerDemoCommand } from './demo.js';
@@ -29,6 +30,7 @@ if (unknown) {
   process.exit(1);
 }
 try {
+  await initBackend();
   await program.parseAsync(argv);
 } catch (err) {
   reportFatal(err, debug);

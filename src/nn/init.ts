@@ -1,8 +1,8 @@
 // Weight initialisers (PyTorch's torch.nn.init), in place, seeded through a Generator.
 //
 // "In place" means the tensor object keeps its identity (optimisers and modules holding it
-// stay valid). On the CPU backends the values are written straight into the storage that
-// dataSync() returns; a backend whose dataSync returns a copy gets a fresh storage instead.
+// stay valid). On the CPU backends the values are written straight into the storage; a
+// device backend's tensor gets a fresh storage instead.
 import type { TypedArray } from '../backend/types.js';
 import { isFloatDType, typedArrayFor } from '../backend/types.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -12,9 +12,10 @@ import type { Tensor } from '../tensor/tensor.js';
 /** Fill `t` element by element from `draw` (row-major order, so a seed fixes every value). */
 function fill<T extends Tensor>(t: T, op: string, draw: () => number): T {
   if (!isFloatDType(t.dtype)) throw new TypeError(`${op}: tensor must be floating (dtype is ${t.dtype})`);
-  const data = t.dataSync();
-  const inPlace = data === t.storage;
-  const out: TypedArray = inPlace ? data : typedArrayFor(t.dtype, t.size);
+  // a host-array storage (CPU backends) is written in place; a device storage (webgpu),
+  // which cannot be read synchronously, gets a fresh one: every element is overwritten
+  const inPlace = ArrayBuffer.isView(t.storage);
+  const out: TypedArray = inPlace ? t.storage : typedArrayFor(t.dtype, t.size);
   for (let i = 0; i < out.length; i++) out[i] = draw();
   if (!inPlace) t.storage = t.backend.fromArray(out);
   return t;

@@ -1,0 +1,25 @@
+// Opening the webgpu backend for tests: skip with a printed reason where no adapter exists,
+// fail in CI (which installs Mesa so Dawn's OpenGL ES backend has one).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Backend } from '../../src/backend/backend.js';
+import type { Storage, TypedArray } from '../../src/backend/types.js';
+import { openWebGPUBackend } from '../../src/backend/webgpu/index.js';
+
+/** The backend, or null after registering a skipped (or, in CI, failing) test named `title`. */
+export async function webgpuOrSkip(title: string): Promise<Backend | null> {
+  const opened = await openWebGPUBackend();
+  if (opened.backend) return opened.backend;
+  const reason = `webgpu: ${opened.reason}`;
+  if (process.env['CI']) test(`${title}: a WebGPU adapter exists (required in CI)`, () => assert.fail(reason));
+  else {
+    console.log(`# skipping ${title}: ${reason}`);
+    test(title, { skip: reason }, () => {});
+  }
+  return null;
+}
+
+/** Host copies of GPU storages (as the reference backend's arrays). */
+export function readAll(gpu: Backend, xs: readonly Storage[]): Promise<TypedArray[]> {
+  return Promise.all(xs.map((x) => gpu.read(x)));
+}
