@@ -50,9 +50,14 @@ export function register(program: Command): void {
     .description('paired A/B of the MoE fwd+bwd step between two moekit checkouts, in one process')
     .option('--config <name>', `one of ${Object.keys(MOE_CONFIGS).join(', ')}`, 'small')
     .option('--steps <n>', 'timed pairs', '250')
-    .option('--block <n>', "steps per side before switching (> 1 when A and B differ in the thread pool: each addon has its own pool, whose workers spin for a while after a call; the first step of each block is not timed)", '1')
+    .option(
+      '--block <n>',
+      'steps per side before switching (> 1 when A and B differ in the thread pool: each addon has its own pool, whose workers spin for a while after a call; the first step of each block is not timed)',
+      '1',
+    )
     .action(async (treeA: string, treeB: string, opts: { config: string; steps: string; block: string }) => {
-      if (!MOE_CONFIGS[opts.config]) throw new Error(`--config: unknown config '${opts.config}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
+      if (!MOE_CONFIGS[opts.config])
+        throw new Error(`--config: unknown config '${opts.config}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
       const steps = Number(opts.steps);
       if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: '${opts.steps}' is not a positive integer`);
       const block = Number(opts.block);
@@ -61,7 +66,9 @@ export function register(program: Command): void {
       const b = await loadStep('treeB', treeB, opts.config);
       warmUp(a);
       warmUp(b);
-      const ta: number[] = [], tb: number[] = [], ratio: number[] = [];
+      const ta: number[] = [],
+        tb: number[] = [],
+        ratio: number[] = [];
       // one side's block: its median step time (the first step untimed when block > 1)
       const run = (side: Step) => {
         if (block === 1) return side();
@@ -76,7 +83,11 @@ export function register(program: Command): void {
         ratio.push(y / x);
       }
       const ms = (v: number) => v.toFixed(2);
-      console.log(`${opts.config} fwd+bwd, ${steps} pairs${block > 1 ? ` of ${block}-step blocks` : ''}: A ${ms(median(ta))} ms (p10 ${ms(quantile(ta, 0.1))}), B ${ms(median(tb))} ms (p10 ${ms(quantile(tb, 0.1))})`);
-      console.log(`B/A per pair: median ${median(ratio).toFixed(3)} (p25 ${quantile(ratio, 0.25).toFixed(3)}, p75 ${quantile(ratio, 0.75).toFixed(3)})`);
+      console.log(
+        `${opts.config} fwd+bwd, ${steps} pairs${block > 1 ? ` of ${block}-step blocks` : ''}: A ${ms(median(ta))} ms (p10 ${ms(quantile(ta, 0.1))}), B ${ms(median(tb))} ms (p10 ${ms(quantile(tb, 0.1))})`,
+      );
+      console.log(
+        `B/A per pair: median ${median(ratio).toFixed(3)} (p25 ${quantile(ratio, 0.25).toFixed(3)}, p75 ${quantile(ratio, 0.75).toFixed(3)})`,
+      );
     });
 }

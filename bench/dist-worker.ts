@@ -37,14 +37,25 @@ for (const bytes of [1 << 10, 1 << 14, 1 << 17, 1 << 20, 1 << 22, 1 << 24]) {
   // the same bytes copied in memory once: the peer the transfer is measured against
   const src = x.dataSync() as Float32Array;
   const copy = new Float32Array(src.length);
-  const tc = median(Array.from({ length: 5 }, () => { const t0 = performance.now(); copy.set(src); return (performance.now() - t0) / 1000; }));
+  const tc = median(
+    Array.from({ length: 5 }, () => {
+      const t0 = performance.now();
+      copy.set(src);
+      return (performance.now() - t0) / 1000;
+    }),
+  );
   const remote = bytes * (comm.size - 1);
   report({ bench: 'allToAllV', bytesPerPeer: bytes, seconds: t, remoteBytesPerSec: comm.size > 1 ? remote / t : null, copyRatio: t / tc });
 }
 
 // EP MoE layer fwd+bwd, OLMo-core style: each rank routes its own T tokens
 function instrument(c: Communicator): { comm: number; reset(): void } {
-  const acc = { comm: 0, reset() { this.comm = 0; } };
+  const acc = {
+    comm: 0,
+    reset() {
+      this.comm = 0;
+    },
+  };
   for (const name of ['allToAllVSync', 'allToAllSync', 'allReduceSync'] as const) {
     const orig = c[name].bind(c) as (...a: unknown[]) => unknown;
     (c as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
@@ -61,7 +72,9 @@ function instrument(c: Communicator): { comm: number; reset(): void } {
 
 const T = 1024;
 const H = 256;
-const layer = new MoELayer(parseMoEConfig({ hiddenSize: H, router: { numExperts: 8, topK: 2 }, experts: { intermediateSize: 512 } }), { generator: new Generator(1) });
+const layer = new MoELayer(parseMoEConfig({ hiddenSize: H, router: { numExperts: 8, topK: 2 }, experts: { intermediateSize: 512 } }), {
+  generator: new Generator(1),
+});
 layer.train();
 const g = new Generator(2 + comm.rank);
 const x = randn([T, H], { generator: g }).requiresGrad_();
@@ -72,7 +85,13 @@ const step = (f: (x: typeof seed) => typeof seed) => {
   sum(mul(f(x), seed)).backward();
 };
 // the single-process MoELayer on this rank's tokens: the peer
-const single = median(Array.from({ length: 8 }, () => { const t0 = performance.now(); step((v) => layer.forward(v)); return (performance.now() - t0) / 1000; }).slice(2));
+const single = median(
+  Array.from({ length: 8 }, () => {
+    const t0 = performance.now();
+    step((v) => layer.forward(v));
+    return (performance.now() - t0) / 1000;
+  }).slice(2),
+);
 const block = new ExpertParallelMoeBlock(layer, comm, { sharding: 'local' });
 block.train();
 const counter = instrument(comm);
@@ -89,4 +108,16 @@ for (let i = 0; i < 10; i++) {
 const total = median(runs.map((r) => r.total));
 const commSec = median(runs.map((r) => r.comm));
 const worst = comm.allReduceSync(fromArray(Float64Array.of(total, commSec), [2]), 'max').dataSync();
-report({ bench: 'epLayer', tokensPerRank: T, hidden: H, experts: 8, topK: 2, intermediate: 512, stepSeconds: worst[0], commSeconds: worst[1], computeSeconds: worst[0]! - worst[1]!, tokensPerSec: (T * comm.size) / worst[0]!, singleLayerStepSeconds: single });
+report({
+  bench: 'epLayer',
+  tokensPerRank: T,
+  hidden: H,
+  experts: 8,
+  topK: 2,
+  intermediate: 512,
+  stepSeconds: worst[0],
+  commSeconds: worst[1],
+  computeSeconds: worst[0]! - worst[1]!,
+  tokensPerSec: (T * comm.size) / worst[0]!,
+  singleLayerStepSeconds: single,
+});

@@ -4,7 +4,18 @@ import type { Command } from 'commander';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { execFileSync } from 'node:child_process';
-import { PEER_INSTALL_HINT, PEER_PYTHON, addCommonOptions, median, peerBlas, table, timeRuns, torchPeerMissing, type CommonOptions, type PeerBlas } from './util.js';
+import {
+  PEER_INSTALL_HINT,
+  PEER_PYTHON,
+  addCommonOptions,
+  median,
+  peerBlas,
+  table,
+  timeRuns,
+  torchPeerMissing,
+  type CommonOptions,
+  type PeerBlas,
+} from './util.js';
 
 // torch.mm with OpenBLAS-openmp on the same shapes and threads: the GFLOP/s a PyTorch user gets.
 const PEER_SCRIPT = `
@@ -116,7 +127,14 @@ export function runGemm(opts: GemmOptions): void {
     console.log(
       table(
         ['m', 'k', 'n', 'GFLOP/s', 'torch GFLOP/s', 'ratio'],
-        results.map((r) => [String(r.m), String(r.k), String(r.n), r.gflops.toFixed(1), r.peer_gflops?.toFixed(1) ?? '-', r.ratio?.toFixed(3) ?? '-']),
+        results.map((r) => [
+          String(r.m),
+          String(r.k),
+          String(r.n),
+          r.gflops.toFixed(1),
+          r.peer_gflops?.toFixed(1) ?? '-',
+          r.ratio?.toFixed(3) ?? '-',
+        ]),
       ),
     );
   }
@@ -126,6 +144,9 @@ export function register(program: Command): void {
   addCommonOptions(program.command('gemm').description('float32 GEMM throughput of the native addon'))
     .option('--shapes <list>', 'comma-separated MxKxN shapes (default: 4 reference shapes and 3 skinny ones)')
     .option('--no-peer', 'skip the torch.mm (OpenBLAS) peer')
-    .option('--peer-blas-env', "keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)")
+    .option(
+      '--peer-blas-env',
+      'keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)',
+    )
     .action((opts: GemmOptions) => runGemm(opts));
 }

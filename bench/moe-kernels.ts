@@ -23,7 +23,13 @@ for (let e = 0; e <= E; e++) seg[e] = Math.round((S * e) / E);
 const rowTok = new Int32Array(S);
 for (let r = 0; r < S; r++) rowTok[r] = (r * 7919) % T;
 const rnd = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
-const x = rnd(T * H), wg = rnd(E * I * H), wd = rnd(E * H * I), gu = rnd(S * 2 * I), h = rnd(S * I), y = new Float32Array(S * H), gy = rnd(T * H);
+const x = rnd(T * H),
+  wg = rnd(E * I * H),
+  wd = rnd(E * H * I),
+  gu = rnd(S * 2 * I),
+  h = rnd(S * I),
+  y = new Float32Array(S * H),
+  gy = rnd(T * H);
 const wu = rnd(E * I * H);
 const dW = new Float32Array(E * I * H);
 const evictBuf = new Float32Array(cold ? 16 << 20 : 0);
@@ -50,5 +56,7 @@ for (const [label, fl, fn] of cases) {
     ts.push(performance.now() - t0);
   }
   const m = median(ts);
-  console.log(`${name}${cold ? ' (cold)' : ''} ${label.padEnd(16)} ${m.toFixed(2).padStart(7)} ms  ${(fl / m / 1e6).toFixed(1).padStart(6)} GFLOP/s`);
+  console.log(
+    `${name}${cold ? ' (cold)' : ''} ${label.padEnd(16)} ${m.toFixed(2).padStart(7)} ms  ${(fl / m / 1e6).toFixed(1).padStart(6)} GFLOP/s`,
+  );
 }

@@ -38,7 +38,14 @@ if (k) {
   }
 }
 manualSeed(1234);
-const layer = new MoELayer(moeConfig({ hiddenSize: c.dModel, router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' }, experts: { kind: 'swiglu', intermediateSize: c.dFf }, losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' } }));
+const layer = new MoELayer(
+  moeConfig({
+    hiddenSize: c.dModel,
+    router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
+    experts: { kind: 'swiglu', intermediateSize: c.dFf },
+    losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
+  }),
+);
 const x = randn([c.tokens, c.dModel]);
 const dy = randn([c.tokens, c.dModel]);
 const step = () => {
@@ -52,7 +59,8 @@ const step = () => {
 };
 step();
 acc.clear();
-let f = 0, b = 0;
+let f = 0,
+  b = 0;
 for (let i = 0; i < iters; i++) {
   const [a, bb] = step();
   f += a;
@@ -65,4 +73,6 @@ for (const [key, v] of [...acc].sort((p, q) => q[1] - p[1])) {
   kern += v;
   console.log(`  ${key.padEnd(40)} ${(v / iters).toFixed(2)} ms  ${((100 * v) / tot).toFixed(1)}%`);
 }
-console.log(`  ${'(JavaScript: outside native calls)'.padEnd(40)} ${((tot - kern) / iters).toFixed(2)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`);
+console.log(
+  `  ${'(JavaScript: outside native calls)'.padEnd(40)} ${((tot - kern) / iters).toFixed(2)} ms  ${((100 * (tot - kern)) / tot).toFixed(1)}%`,
+);

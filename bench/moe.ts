@@ -88,13 +88,14 @@ function measure(name: string, mode: Mode, v8Gc: GcPolicy): Row {
   );
   const x = randn([c.tokens, c.dModel]);
   const dy = randn([c.tokens, c.dModel]);
-  const run = mode === 'fwd'
-    ? () => noGrad(() => layer.forward(x)).dataSync()
-    : () => {
-        layer.zeroGrad();
-        const xi = x.detach().requiresGrad_();
-        layer.forward(xi).backward(dy);
-      };
+  const run =
+    mode === 'fwd'
+      ? () => noGrad(() => layer.forward(x)).dataSync()
+      : () => {
+          layer.zeroGrad();
+          const xi = x.detach().requiresGrad_();
+          layer.forward(xi).backward(dy);
+        };
   const last = warmUp(run);
   const runs = Math.min(50, Math.max(5, Math.ceil(3000 / last)));
   const times: number[] = [];
@@ -189,10 +190,26 @@ function runPeerOnce(name: string, blas: PeerBlas): { style: string; mode: Mode;
   try {
     execFileSync(
       PEER_PYTHON,
-      ['bench.py', '--backends', 'openblas-openmp', '--repeats', '1', '--wait-idle-s', '30', '--configs', MOE_CONFIGS[name]!.peer, '--out', out, '--md', join(dir, 'results.md')],
+      [
+        'bench.py',
+        '--backends',
+        'openblas-openmp',
+        '--repeats',
+        '1',
+        '--wait-idle-s',
+        '30',
+        '--configs',
+        MOE_CONFIGS[name]!.peer,
+        '--out',
+        out,
+        '--md',
+        join(dir, 'results.md'),
+      ],
       { cwd: PEER_DIR, env: blas.env, stdio: ['ignore', 'ignore', 'inherit'] },
     );
-    const summary = (JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }).summary;
+    const summary = (
+      JSON.parse(readFileSync(out, 'utf8')) as { summary: { moe: { style: string; mode: Mode; median_s: number; tokens: number }[] }[] }
+    ).summary;
     return summary[0]!.moe;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -229,7 +246,11 @@ function runPeerRss(names: string[], blas: PeerBlas): Map<string, number> {
     const peer = MOE_CONFIGS[n]!.peer;
     for (const mode of ['fwd', 'fwd+bwd'] as Mode[]) {
       for (const style of ['naive', 'sorted']) {
-        const out = execFileSync(PEER_PYTHON, [script, PEER_DIR, peer, mode, style, '2'], { env: blas.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        const out = execFileSync(PEER_PYTHON, [script, PEER_DIR, peer, mode, style, '2'], {
+          env: blas.env,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         const mb = (JSON.parse(out.trim().split('\n').pop()!) as { peak_rss_mb: number }).peak_rss_mb;
         const key = `${peer}|${mode}`;
         best.set(key, Math.min(best.get(key) ?? Infinity, mb));
@@ -241,7 +262,15 @@ function runPeerRss(names: string[], blas: PeerBlas): Map<string, number> {
 
 /** Runs `moe --child <spec>` in a fresh process (its own peak RSS) and returns its JSON line. */
 function runChild<T>(spec: string, v8DefaultGc: boolean): T {
-  const args = ['--import', 'tsx', new URL('./main.ts', import.meta.url).pathname, 'moe', '--child', spec, ...(v8DefaultGc ? ['--v8-default-gc'] : [])];
+  const args = [
+    '--import',
+    'tsx',
+    new URL('./main.ts', import.meta.url).pathname,
+    'moe',
+    '--child',
+    spec,
+    ...(v8DefaultGc ? ['--v8-default-gc'] : []),
+  ];
   const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -264,75 +293,117 @@ export function register(program: Command): void {
     .option('--no-peer', 'skip the PyTorch peer')
     .option('--no-peer-speed', "skip the peer's throughput run (keep its peak-RSS probe)")
     .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
-    .option('--peer-blas-env', "keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)")
+    .option(
+      '--peer-blas-env',
+      'keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)',
+    )
     .option('--no-ctmoe-train', 'skip the CT-MoE tiny-preset training-throughput line')
-    .option('--repeats <n>', 'processes per row, on both sides: each row is the median over them (the peer\'s own default is 3)', '3')
-    .option('--v8-default-gc', "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)")
+    .option('--repeats <n>', "processes per row, on both sides: each row is the median over them (the peer's own default is 3)", '3')
+    .option(
+      '--v8-default-gc',
+      "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
+    )
     .option('--child <spec>', 'internal: measure one config:mode in this process')
-    .action((opts: { json?: boolean; configs: string[]; peer: boolean; peerSpeed: boolean; peerRss: boolean; peerBlasEnv?: boolean; ctmoeTrain: boolean; repeats: string; v8DefaultGc?: boolean; child?: string }) => {
-      const v8DefaultGc = opts.v8DefaultGc === true;
-      if (opts.child === 'ctmoe-tiny-train') {
-        process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);
-        return;
-      }
-      if (opts.child) {
-        const [name, mode] = opts.child.split(':') as [string, Mode];
-        process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc)))}\n`);
-        return;
-      }
-      for (const n of opts.configs) {
-        if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
-      }
-      const repeats = Number(opts.repeats);
-      if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
-      if (!opts.json) console.log(`${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`);
-      const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
-      const peerSpeed = missing === null && opts.peerSpeed;
-      const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv }) : null;
-      if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
-      const ours = new Map<string, Row[]>();
-      const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
-      for (let rep = 0; rep < repeats; rep++) {
-        for (const name of opts.configs) {
-          const turns = [() => (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) => append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)))];
-          if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name, blas!)));
-          if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
-          for (const turn of turns) turn();
+    .action(
+      (opts: {
+        json?: boolean;
+        configs: string[];
+        peer: boolean;
+        peerSpeed: boolean;
+        peerRss: boolean;
+        peerBlasEnv?: boolean;
+        ctmoeTrain: boolean;
+        repeats: string;
+        v8DefaultGc?: boolean;
+        child?: string;
+      }) => {
+        const v8DefaultGc = opts.v8DefaultGc === true;
+        if (opts.child === 'ctmoe-tiny-train') {
+          process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);
+          return;
         }
-      }
-      const rows = [...ours.values()].map(medianRow);
-      if (blas) {
-        const peer = peerThroughput(peerRuns);
-        const rss = opts.peerRss ? runPeerRss(opts.configs, blas) : new Map<string, number>();
-        for (const r of rows) {
-          r.peer_blas_core = blas.core;
-          const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
-          const p = peer.get(key);
-          if (p) {
-            r.peer_tokens_per_s = Math.round(p);
-            r.ratio = +(r.tokens_per_s / p).toFixed(3);
-          }
-          const m = rss.get(key);
-          if (m) {
-            r.peer_peak_rss_mb = m;
-            r.rss_ratio = +(r.peak_rss_mb / m).toFixed(3);
+        if (opts.child) {
+          const [name, mode] = opts.child.split(':') as [string, Mode];
+          process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc)))}\n`);
+          return;
+        }
+        for (const n of opts.configs) {
+          if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
+        }
+        const repeats = Number(opts.repeats);
+        if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
+        if (!opts.json)
+          console.log(
+            `${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,
+          );
+        const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
+        const peerSpeed = missing === null && opts.peerSpeed;
+        const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv }) : null;
+        if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
+        const ours = new Map<string, Row[]>();
+        const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
+        for (let rep = 0; rep < repeats; rep++) {
+          for (const name of opts.configs) {
+            const turns = [
+              () =>
+                (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) =>
+                  append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)),
+                ),
+            ];
+            if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name, blas!)));
+            if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
+            for (const turn of turns) turn();
           }
         }
-      } else if (!opts.json) {
-        console.log(
-          `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
-        );
-      }
-      let train: Record<string, unknown> | null = null;
-      if (opts.ctmoeTrain) {
-        train = runChild<Record<string, unknown>>('ctmoe-tiny-train', v8DefaultGc);
-      }
-      if (opts.json) {
-        for (const r of rows) console.log(JSON.stringify(r));
-        if (train) console.log(JSON.stringify(train));
-      } else {
-        console.table(rows.map((r) => ({ config: r.config, mode: r.mode, 'tok/s': r.tokens_per_s, GFLOP_s: r.gflops, 'peak MB': r.peak_rss_mb, 'torch tok/s': r.peer_tokens_per_s ?? '-', ratio: r.ratio ?? '-', 'torch peak MB': r.peer_peak_rss_mb ?? '-', 'MB ratio': r.rss_ratio ?? '-' })));
-        if (train) console.log(`ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`);
-      }
-    });
+        const rows = [...ours.values()].map(medianRow);
+        if (blas) {
+          const peer = peerThroughput(peerRuns);
+          const rss = opts.peerRss ? runPeerRss(opts.configs, blas) : new Map<string, number>();
+          for (const r of rows) {
+            r.peer_blas_core = blas.core;
+            const key = `${MOE_CONFIGS[r.config]!.peer}|${r.mode}`;
+            const p = peer.get(key);
+            if (p) {
+              r.peer_tokens_per_s = Math.round(p);
+              r.ratio = +(r.tokens_per_s / p).toFixed(3);
+            }
+            const m = rss.get(key);
+            if (m) {
+              r.peer_peak_rss_mb = m;
+              r.rss_ratio = +(r.peak_rss_mb / m).toFixed(3);
+            }
+          }
+        } else if (!opts.json) {
+          console.log(
+            `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
+          );
+        }
+        let train: Record<string, unknown> | null = null;
+        if (opts.ctmoeTrain) {
+          train = runChild<Record<string, unknown>>('ctmoe-tiny-train', v8DefaultGc);
+        }
+        if (opts.json) {
+          for (const r of rows) console.log(JSON.stringify(r));
+          if (train) console.log(JSON.stringify(train));
+        } else {
+          console.table(
+            rows.map((r) => ({
+              config: r.config,
+              mode: r.mode,
+              'tok/s': r.tokens_per_s,
+              GFLOP_s: r.gflops,
+              'peak MB': r.peak_rss_mb,
+              'torch tok/s': r.peer_tokens_per_s ?? '-',
+              ratio: r.ratio ?? '-',
+              'torch peak MB': r.peer_peak_rss_mb ?? '-',
+              'MB ratio': r.rss_ratio ?? '-',
+            })),
+          );
+          if (train)
+            console.log(
+              `ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`,
+            );
+        }
+      },
+    );
 }

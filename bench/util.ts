@@ -32,7 +32,10 @@ export function median(xs: number[]): number {
  * Time fn: `warmup` untimed calls, then at least `minRuns` timed calls and more
  * until `minSeconds` have passed (capped at maxRuns). Returns seconds per call.
  */
-export function timeRuns(fn: () => void, opts: { warmup?: number; minRuns?: number; maxRuns?: number; minSeconds?: number } = {}): number[] {
+export function timeRuns(
+  fn: () => void,
+  opts: { warmup?: number; minRuns?: number; maxRuns?: number; minSeconds?: number } = {},
+): number[] {
   const { warmup = 2, minRuns = 5, maxRuns = 50, minSeconds = 0.5 } = opts;
   for (let i = 0; i < warmup; i++) fn();
   const times: number[] = [];

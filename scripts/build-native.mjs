@@ -57,8 +57,7 @@ const nodeDir = localNodeDir();
 if (nodeDir) args.push(`--nodedir=${nodeDir}`);
 const res = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 if (res.error || res.status !== 0) {
-  const why = res.error ? res.error.message
-    : res.signal ? `node-gyp killed by ${res.signal}` : `node-gyp exited with code ${res.status}`;
+  const why = res.error ? res.error.message : res.signal ? `node-gyp killed by ${res.signal}` : `node-gyp exited with code ${res.status}`;
   console.log(`moekit: native addon build failed (${why}); ${FALLBACK}`);
   process.exit(0);
 }

@@ -65,9 +65,21 @@ function run(nat: Backend): void {
 
   describe('native vs reference: elementwise', () => {
     const unaryOps: [UnaryOp, number, number][] = [
-      ['neg', -3, 3], ['exp', -5, 5], ['log', 0.01, 5], ['sqrt', 0, 5], ['rsqrt', 0.01, 5], ['abs', -3, 3],
-      ['tanh', -4, 4], ['sigmoid', -30, 30], ['silu', -8, 8], ['relu', -1, 1], ['gelu', -5, 5],
-      ['gelu_tanh', -5, 5], ['sign', -1, 1], ['square', -3, 3], ['reciprocal', 0.1, 3],
+      ['neg', -3, 3],
+      ['exp', -5, 5],
+      ['log', 0.01, 5],
+      ['sqrt', 0, 5],
+      ['rsqrt', 0.01, 5],
+      ['abs', -3, 3],
+      ['tanh', -4, 4],
+      ['sigmoid', -30, 30],
+      ['silu', -8, 8],
+      ['relu', -1, 1],
+      ['gelu', -5, 5],
+      ['gelu_tanh', -5, 5],
+      ['sign', -1, 1],
+      ['square', -3, 3],
+      ['reciprocal', 0.1, 3],
     ];
     for (const dt of FLOATS) {
       test(`unary / unaryBackward (${dt})`, () => {
@@ -87,13 +99,25 @@ function run(nat: Backend): void {
     const binOps: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'];
     // [aShape, bShape] -> broadcast to the elementwise max shape
     const patterns: [number[], number[]][] = [
-      [[300, 200], [300, 200]], // same shape, threaded
+      [
+        [300, 200],
+        [300, 200],
+      ], // same shape, threaded
       [[300, 200], []], // scalar b
       [[], [5, 3]], // scalar a
       [[300, 200], [200]], // bias along rows
-      [[300, 200], [300, 1]], // per-row scalar
-      [[4, 1, 5], [1, 3, 5]], // generic
-      [[2, 3, 1, 4], [3, 5, 1]],
+      [
+        [300, 200],
+        [300, 1],
+      ], // per-row scalar
+      [
+        [4, 1, 5],
+        [1, 3, 5],
+      ], // generic
+      [
+        [2, 3, 1, 4],
+        [3, 5, 1],
+      ],
       [[0, 5], [5]], // empty
       [[1], [1]],
     ];
@@ -121,7 +145,15 @@ function run(nat: Backend): void {
             const out = bshape(sa, sb);
             const lo = op === 'pow' ? 0.1 : -2;
             const mk = (n: number, seed: number) =>
-              dt === 'i32' ? arr(dt, ties(n, seed, 7).map((v) => v - 3)) : arr(dt, ties(n, seed, 5).map((v, i) => (i % 3 ? v + rand(1, seed + i, lo, 2)[0]! : v)));
+              dt === 'i32'
+                ? arr(
+                    dt,
+                    ties(n, seed, 7).map((v) => v - 3),
+                  )
+                : arr(
+                    dt,
+                    ties(n, seed, 5).map((v, i) => (i % 3 ? v + rand(1, seed + i, lo, 2)[0]! : v)),
+                  );
             const a = mk(prod(sa), 5);
             const b = mk(prod(sb), 6);
             const [x, y] = both((be) => be.binary(op, a, strides(sa, out), b, strides(sb, out), out, dt));
@@ -129,14 +161,21 @@ function run(nat: Backend): void {
           }
         }
         if (dt !== 'i32') {
-          const a = arr(dt, SPECIAL.flatMap((v) => SPECIAL.map(() => v)));
-          const b = arr(dt, SPECIAL.flatMap(() => SPECIAL));
+          const a = arr(
+            dt,
+            SPECIAL.flatMap((v) => SPECIAL.map(() => v)),
+          );
+          const b = arr(
+            dt,
+            SPECIAL.flatMap(() => SPECIAL),
+          );
           const s = [1];
           for (const op of binOps) close(...both((be) => be.binary(op, a, s, b, s, [a.length], dt)), `${op} specials`);
         } else {
           const a = Int32Array.from([2147483647, -2147483648, 5, -7]);
           const b = Int32Array.from([1, -1, -9, 7]);
-          for (const op of ['add', 'sub', 'maximum', 'lt'] as BinaryOp[]) close(...both((be) => be.binary(op, a, [1], b, [1], [4], 'i32')), `${op} wrap`);
+          for (const op of ['add', 'sub', 'maximum', 'lt'] as BinaryOp[])
+            close(...both((be) => be.binary(op, a, [1], b, [1], [4], 'i32')), `${op} wrap`);
         }
       });
     }
@@ -156,7 +195,12 @@ function run(nat: Backend): void {
     for (const dt of FLOATS) {
       test(`clamp (${dt})`, () => {
         const x = arr(dt, [...rand(40000, 4, -3, 3), ...SPECIAL]);
-        for (const [lo, hi] of [[-0.5, 0.4], [-Infinity, 0.1], [0.3, Infinity], [0.1, 0.1]] as [number, number][]) {
+        for (const [lo, hi] of [
+          [-0.5, 0.4],
+          [-Infinity, 0.1],
+          [0.3, Infinity],
+          [0.1, 0.1],
+        ] as [number, number][]) {
           close(...both((be) => be.clamp(x, lo, hi)), `clamp ${lo} ${hi}`);
         }
       });
@@ -174,7 +218,16 @@ function run(nat: Backend): void {
 
   describe('native vs reference: reductions', () => {
     const layouts: [number, number, number][] = [
-      [3, 5, 1], [2, 4, 3], [1, 1, 1], [4, 0, 3], [0, 3, 2], [5, 1, 7], [300, 200, 1], [20, 50, 100], [2, 7, 300], [1, 40000, 1],
+      [3, 5, 1],
+      [2, 4, 3],
+      [1, 1, 1],
+      [4, 0, 3],
+      [0, 3, 2],
+      [5, 1, 7],
+      [300, 200, 1],
+      [20, 50, 100],
+      [2, 7, 300],
+      [1, 40000, 1],
     ];
     for (const dt of FLOATS) {
       test(`reduce / argReduce / cumsum (${dt})`, () => {
@@ -192,8 +245,13 @@ function run(nat: Backend): void {
         }
         // NaN / Inf propagation
         const s = arr(dt, [1, NaN, 2, -Infinity, -Infinity, -Infinity, Infinity, 1, 2, 3, 3, 3]);
-        for (const [o, n, i] of [[4, 3, 1], [1, 4, 3], [2, 3, 2]] as [number, number, number][]) {
-          for (const op of ['sum', 'max', 'min', 'logsumexp'] as const) close(...both((be) => be.reduce(op, s, o, n, i)), `${op} specials [${o},${n},${i}]`);
+        for (const [o, n, i] of [
+          [4, 3, 1],
+          [1, 4, 3],
+          [2, 3, 2],
+        ] as [number, number, number][]) {
+          for (const op of ['sum', 'max', 'min', 'logsumexp'] as const)
+            close(...both((be) => be.reduce(op, s, o, n, i)), `${op} specials [${o},${n},${i}]`);
           for (const op of ['argmax', 'argmin'] as const) close(...both((be) => be.argReduce(op, s, o, n, i)), `${op} specials`);
         }
       });
@@ -201,7 +259,14 @@ function run(nat: Backend): void {
   });
 
   describe('native vs reference: row-wise', () => {
-    const shapes: [number, number][] = [[1, 1], [3, 7], [2, 0], [0, 4], [300, 200], [4, 1000]];
+    const shapes: [number, number][] = [
+      [1, 1],
+      [3, 7],
+      [2, 0],
+      [0, 4],
+      [300, 200],
+      [4, 1000],
+    ];
     for (const dt of FLOATS) {
       test(`softmax / log-softmax and backward (${dt})`, () => {
         for (const [r, n] of shapes) {
@@ -221,7 +286,12 @@ function run(nat: Backend): void {
           const dy = rnd(dt, r * n, 5);
           const w = rnd(dt, n, 6, 0.5, 1.5);
           const bias = rnd(dt, n, 7);
-          for (const [ww, bb] of [[w, bias], [w, null], [null, bias], [null, null]] as [Storage | null, Storage | null][]) {
+          for (const [ww, bb] of [
+            [w, bias],
+            [w, null],
+            [null, bias],
+            [null, null],
+          ] as [Storage | null, Storage | null][]) {
             const [f, fe] = both((be) => be.layerNorm(x, ww, bb, r, n, 1e-5));
             close(f.y, fe.y, `layerNorm y [${r},${n}]`);
             close(f.mean, fe.mean, 'layerNorm mean');
@@ -246,7 +316,9 @@ function run(nat: Backend): void {
 
   describe('native vs reference: layout', () => {
     const perms = (r: number): number[][] =>
-      r <= 1 ? [[...Array(r).keys()]] : perms(r - 1).flatMap((p) => [...Array(r).keys()].map((i) => [...p.slice(0, i), r - 1, ...p.slice(i)]));
+      r <= 1
+        ? [[...Array(r).keys()]]
+        : perms(r - 1).flatMap((p) => [...Array(r).keys()].map((i) => [...p.slice(0, i), r - 1, ...p.slice(i)]));
     test('permute: every permutation of small ranks, large 2-D / 3-D transposes, all dtypes', () => {
       for (const dt of ['f32', 'f64', 'i32'] as DType[]) {
         const cases: number[][] = [[2, 3, 4], [5, 1, 7], [3, 4, 2, 5], [300, 200], [64, 8, 40], [33, 65, 2], [0, 3], [1]];
@@ -261,11 +333,27 @@ function run(nat: Backend): void {
     test('sliceCopy / sliceAddInPlace', () => {
       for (const dt of ['f32', 'f64', 'i32'] as DType[]) {
         const cases: [number[], number[], number[]][] = [
-          [[4, 5, 6], [1, 0, 2], [2, 5, 3]],
-          [[300, 200], [10, 0], [250, 200]],
-          [[300, 200], [0, 50], [300, 120]],
+          [
+            [4, 5, 6],
+            [1, 0, 2],
+            [2, 5, 3],
+          ],
+          [
+            [300, 200],
+            [10, 0],
+            [250, 200],
+          ],
+          [
+            [300, 200],
+            [0, 50],
+            [300, 120],
+          ],
           [[7], [3], [0]],
-          [[3, 4], [0, 0], [3, 4]],
+          [
+            [3, 4],
+            [0, 0],
+            [3, 4],
+          ],
         ];
         for (const [shape, starts, sizes] of cases) {
           const x = rnd(dt, prod(shape), 4, -100, 100);
@@ -282,7 +370,12 @@ function run(nat: Backend): void {
 
   describe('native vs reference: indexing', () => {
     const layouts: [number, number, number, number][] = [
-      [2, 5, 3, 7], [1, 6, 1, 9], [3, 4, 0, 2], [0, 4, 3, 2], [1, 64, 512, 300], [50, 30, 40, 20],
+      [2, 5, 3, 7],
+      [1, 6, 1, 9],
+      [3, 4, 0, 2],
+      [0, 4, 3, 2],
+      [1, 64, 512, 300],
+      [50, 30, 40, 20],
     ]; // [outer, n, inner, m]
     for (const dt of ['f32', 'f64', 'i32'] as DType[]) {
       test(`indexSelect / indexAdd / gather / scatterAdd (${dt})`, () => {
@@ -307,7 +400,11 @@ function run(nat: Backend): void {
     test('out-of-range indices throw the reference RangeError, before writing', () => {
       const x = new Float32Array(2 * 4 * 3);
       const bad = Int32Array.from([0, 3, 4, -1]);
-      const gbad = Int32Array.from([...Array(2 * 2 * 3).fill(1).map((v, i) => (i === 7 ? -2 : v))]);
+      const gbad = Int32Array.from([
+        ...Array(2 * 2 * 3)
+          .fill(1)
+          .map((v, i) => (i === 7 ? -2 : v)),
+      ]);
       const cases: [string, (be: Backend, t: Storage) => unknown][] = [
         ['indexSelect', (be) => be.indexSelect(x, 2, 4, 3, bad)],
         ['indexAdd', (be, t) => be.indexAddInPlace(t, 2, 4, 3, bad, new Float32Array(2 * 4 * 3))],
@@ -322,8 +419,15 @@ function run(nat: Backend): void {
           refMsg = (e as Error).message;
         }
         const t = x.slice();
-        assert.throws(() => f(nat, t), (e: unknown) => e instanceof RangeError && e.message === refMsg, name);
-        assert.ok(t.every((v) => v === 0), `${name}: target untouched`);
+        assert.throws(
+          () => f(nat, t),
+          (e: unknown) => e instanceof RangeError && e.message === refMsg,
+          name,
+        );
+        assert.ok(
+          t.every((v) => v === 0),
+          `${name}: target untouched`,
+        );
       }
     });
   });
@@ -331,7 +435,13 @@ function run(nat: Backend): void {
   describe('native vs reference: selection / sorting', () => {
     for (const dt of ['f32', 'f64', 'i32'] as DType[]) {
       test(`topk / argsort with ties and NaN (${dt})`, () => {
-        const cases: [number, number][] = [[1, 1], [3, 8], [5, 100], [200, 300], [2, 1000]];
+        const cases: [number, number][] = [
+          [1, 1],
+          [3, 8],
+          [5, 100],
+          [200, 300],
+          [2, 1000],
+        ];
         for (const [r, n] of cases) {
           const vals = [...ties(r * n, r + n, 6)];
           if (dt !== 'i32') for (let i = 0; i < vals.length; i += 7) vals[i] = [NaN, -0, 0, Infinity, -Infinity][i % 5]!;
@@ -339,7 +449,10 @@ function run(nat: Backend): void {
           const xr = rnd(dt, r * n, 17, -1e3, 1e3);
           for (const k of [1, 3, Math.min(n, 20), n].filter((v) => v <= n)) {
             for (const largest of [true, false]) {
-              for (const [input, tag] of [[x, 'ties'], [xr, 'random']] as [Storage, string][]) {
+              for (const [input, tag] of [
+                [x, 'ties'],
+                [xr, 'random'],
+              ] as [Storage, string][]) {
                 const [a, e] = both((be) => be.topk(input, r, n, k, largest));
                 close(a.indices, e.indices, `topk ${tag} indices [${r},${n}] k=${k} largest=${largest}`);
                 close(a.values, e.values, `topk ${tag} values [${r},${n}] k=${k}`);
@@ -357,7 +470,14 @@ function run(nat: Backend): void {
 
   describe('native vs reference: attention', () => {
     const cases: [number, number, number, number][] = [
-      [1, 1, 1, 1], [2, 5, 5, 8], [2, 3, 7, 8], [2, 7, 3, 4], [3, 70, 70, 16], [4, 100, 130, 16], [2, 33, 65, 40], [1, 4, 0, 4],
+      [1, 1, 1, 1],
+      [2, 5, 5, 8],
+      [2, 3, 7, 8],
+      [2, 7, 3, 4],
+      [3, 70, 70, 16],
+      [4, 100, 130, 16],
+      [2, 33, 65, 40],
+      [1, 4, 0, 4],
     ]; // [bh, tq, tk, d]
     for (const dt of FLOATS) {
       test(`attention / attentionBackward, causal and full, tq != tk (${dt})`, () => {
@@ -385,7 +505,15 @@ function run(nat: Backend): void {
     for (const dt of FLOATS) {
       test(`adamwInPlace / axpyInPlace are bit-identical (${dt})`, () => {
         for (const n of [0, 1, 13, 50000]) {
-          const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, biasCorrection1: 1 - 0.9 ** 3, biasCorrection2: 1 - 0.999 ** 3 };
+          const h = {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weightDecay: 0.1,
+            biasCorrection1: 1 - 0.9 ** 3,
+            biasCorrection2: 1 - 0.999 ** 3,
+          };
           const p = rnd(dt, n, 1);
           const g = rnd(dt, n, 2);
           const m = rnd(dt, n, 3, -0.1, 0.1);
@@ -415,7 +543,23 @@ function run(nat: Backend): void {
       assert.throws(() => addon.permute(new Float32Array(6), [2, 3], [0, 0], new Float32Array(6)), RangeError);
       assert.throws(() => addon.sliceCopy(new Float32Array(6), [2, 3], [1, 2], [1, 2], new Float32Array(2)), RangeError);
       assert.throws(() => addon.topk(new Float32Array(6), 2, 3, 4, true, new Float32Array(8), new Int32Array(8)), RangeError);
-      assert.throws(() => addon.attention(new Float32Array(8), new Float32Array(8), new Float32Array(7), 1, 2, 2, 4, 1, true, new Float32Array(8), new Float32Array(2)), RangeError);
+      assert.throws(
+        () =>
+          addon.attention(
+            new Float32Array(8),
+            new Float32Array(8),
+            new Float32Array(7),
+            1,
+            2,
+            2,
+            4,
+            1,
+            true,
+            new Float32Array(8),
+            new Float32Array(2),
+          ),
+        RangeError,
+      );
     });
   });
 }

@@ -22,7 +22,10 @@ function moekit(args: string[]) {
 test('bad options are rejected naming the option, the value and what is allowed', () => {
   const cases: [string[], RegExp][] = [
     [['--preset', 'huge'], /option '--preset <name>' argument 'huge' is invalid\. Allowed choices are paper, tiny/],
-    [['--variants', 'full,bogus'], /--variants: unknown variant 'bogus'; allowed: CT-MoE-Full, StandardMoE, CT-MoE-NoCollab, CT-MoE-NoRouting/],
+    [
+      ['--variants', 'full,bogus'],
+      /--variants: unknown variant 'bogus'; allowed: CT-MoE-Full, StandardMoE, CT-MoE-NoCollab, CT-MoE-NoRouting/,
+    ],
     [['--steps', '0'], /--steps must be a decimal integer in \[1, 1000000000\] \(got '0'\)/],
     [['--set', 'dModle=3'], /--set: unknown config field 'dModle'; allowed: vocabSize, seqLen, dModel/],
     [['--set', 'topK=99'], /topK = 99 is invalid: expected an integer in \[1, 8\]/],
@@ -47,8 +50,31 @@ test('parseVariants and parseSet', () => {
 test('a 6-step run of 2 variants writes results.json, figures and report.html; a rerun skips them', () => {
   const out = mkdtempSync(join(tmpdir(), 'moekit-ablate-'));
   dirs.push(out);
-  const micro = ['vocabSize=256', 'seqLen=16', 'dModel=16', 'nHead=2', 'numExperts=4', 'batchSize=4', 'evalBatches=2', 'freqBatches=2', 'logEvery=3', 'warmup=2', 'checkpointEvery=3'];
-  const args = ['ablate', '--preset', 'tiny', '--out', out, '--variants', 'full,standard', '--steps', '6', ...micro.flatMap((s) => ['--set', s])];
+  const micro = [
+    'vocabSize=256',
+    'seqLen=16',
+    'dModel=16',
+    'nHead=2',
+    'numExperts=4',
+    'batchSize=4',
+    'evalBatches=2',
+    'freqBatches=2',
+    'logEvery=3',
+    'warmup=2',
+    'checkpointEvery=3',
+  ];
+  const args = [
+    'ablate',
+    '--preset',
+    'tiny',
+    '--out',
+    out,
+    '--variants',
+    'full,standard',
+    '--steps',
+    '6',
+    ...micro.flatMap((s) => ['--set', s]),
+  ];
   const r = moekit(args);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /CT-MoE-Full step 6\/6/);

@@ -67,18 +67,27 @@ test('resume after an interrupted run reproduces the uninterrupted run exactly; 
   assert.equal(first.variants['CT-MoE-Full']!.status, 'pending');
   assert.ok(events.some((e) => e.phase === 'interrupted'));
   assert.ok(existsSync(join(dir, 'CT-MoE-Full', 'ckpt-00000005.manifest.json')));
-  assert.deepEqual(readdirSync(join(dir, 'CT-MoE-Full')).filter((f) => f.endsWith('.safetensors')), ['ckpt-00000005.safetensors']);
+  assert.deepEqual(
+    readdirSync(join(dir, 'CT-MoE-Full')).filter((f) => f.endsWith('.safetensors')),
+    ['ckpt-00000005.safetensors'],
+  );
 
   const resumed: CtMoeProgress[] = [];
   const second = runAblation({ preset: MICRO, outDir: dir, variants, data, onProgress: (p) => resumed.push(p) });
-  assert.deepEqual(resumed.find((e) => e.phase === 'resume'), { variant: 'CT-MoE-Full', phase: 'resume', step: 5, steps: 12 });
+  assert.deepEqual(
+    resumed.find((e) => e.phase === 'resume'),
+    { variant: 'CT-MoE-Full', phase: 'resume', step: 5, steps: 12 },
+  );
   for (const key of variants) {
     const a = full.variants[key]!.result!;
     const b = second.variants[key]!.result!;
     assert.equal(b.trainLoss.length, 12);
     assert.deepEqual(b.trainLoss, a.trainLoss, `${key}: per-step losses`);
     assert.deepEqual(b.trainCe, a.trainCe);
-    assert.deepEqual(b.logs.map((l) => [l.step, l.loss, l.valPpl, l.routingEntropy, l.sEntropy, l.sMax, l.lr]), a.logs.map((l) => [l.step, l.loss, l.valPpl, l.routingEntropy, l.sEntropy, l.sMax, l.lr]));
+    assert.deepEqual(
+      b.logs.map((l) => [l.step, l.loss, l.valPpl, l.routingEntropy, l.sEntropy, l.sMax, l.lr]),
+      a.logs.map((l) => [l.step, l.loss, l.valPpl, l.routingEntropy, l.sEntropy, l.sMax, l.lr]),
+    );
     assert.deepEqual(b.domainPpl, a.domainPpl);
     assert.deepEqual(b.routingFreq, a.routingFreq);
     assert.deepEqual(b.finalS, a.finalS);
@@ -88,7 +97,10 @@ test('resume after an interrupted run reproduces the uninterrupted run exactly; 
   // a third run finds both finished and skips them
   const third: CtMoeProgress[] = [];
   const again = runAblation({ preset: MICRO, outDir: dir, variants, data, onProgress: (p) => third.push(p) });
-  assert.deepEqual(third.map((e) => e.phase), ['skip', 'skip']);
+  assert.deepEqual(
+    third.map((e) => e.phase),
+    ['skip', 'skip'],
+  );
   assert.deepEqual(again.variants['StandardMoE']!.result!.trainLoss, full.variants['StandardMoE']!.result!.trainLoss);
   // a changed config refuses to reuse the finished run
   assert.throws(() => runAblation({ preset: MICRO, overrides: { lr: 1e-3 }, outDir: dir, variants, data }), /another config/);
@@ -97,8 +109,19 @@ test('resume after an interrupted run reproduces the uninterrupted run exactly; 
 test('results.json: every variant, figures data, references', () => {
   const data = synthData();
   const dir = tmp();
-  const custom = { key: 'Full-k2', label: 'Full, k=2', flags: { useTopology: true, useGraphRouting: true, useGraphCollab: true }, color: '#000000', overrides: { topK: 2 } };
-  runAblation({ preset: { ...MICRO, steps: 4, logEvery: 2 }, outDir: dir, variants: [...VARIANTS.map((v) => v.key as 'CT-MoE-Full'), custom], data });
+  const custom = {
+    key: 'Full-k2',
+    label: 'Full, k=2',
+    flags: { useTopology: true, useGraphRouting: true, useGraphCollab: true },
+    color: '#000000',
+    overrides: { topK: 2 },
+  };
+  runAblation({
+    preset: { ...MICRO, steps: 4, logEvery: 2 },
+    outDir: dir,
+    variants: [...VARIANTS.map((v) => v.key as 'CT-MoE-Full'), custom],
+    data,
+  });
   const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as CtMoeAblationResults;
   assert.deepEqual(r.order, ['CT-MoE-Full', 'StandardMoE', 'CT-MoE-NoCollab', 'CT-MoE-NoRouting', 'Full-k2']);
   assert.equal(r.reference.sEntropyUniform, Math.log(3));
@@ -167,5 +190,8 @@ test('presets and validation', () => {
   assert.throws(() => experimentConfig('tiny', { topK: 9 }), /ctMoeExperiment\.topK = 9 .*in \[1, 8\]/);
   assert.throws(() => experimentConfig('tiny', { nHead: 3 }), /ctMoeExperiment\.nHead = 3 .*divisor of dModel/);
   assert.throws(() => experimentConfig('huge' as 'tiny'), /preset = 'huge'/);
-  assert.throws(() => runAblation({ preset: MICRO, outDir: tmp(), variants: ['Nope' as 'StandardMoE'], data: synthData() }), /variant = 'Nope'/);
+  assert.throws(
+    () => runAblation({ preset: MICRO, outDir: tmp(), variants: ['Nope' as 'StandardMoE'], data: synthData() }),
+    /variant = 'Nope'/,
+  );
 });

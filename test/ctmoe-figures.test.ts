@@ -87,7 +87,9 @@ function variantResult(k: number): CtMoeVariantResult {
     routingFreq: { code: [0.4, 0.3, 0.2, 0.1], prose: [0.1, 0.2, 0.3, 0.4] },
     specialisation: [0.6, 0.2, -0.2, -0.6],
     finalS,
-    eigenspectrum: hasS ? { eigenvalues: [1, 0.2, -0.3, -0.5], normalizedAbs: [0.5, 0.1, 0.15, 0.25], reference: 1 / N, semantics: 'test' } : null,
+    eigenspectrum: hasS
+      ? { eigenvalues: [1, 0.2, -0.3, -0.5], normalizedAbs: [0.5, 0.1, 0.15, 0.25], reference: 1 / N, semantics: 'test' }
+      : null,
     timing: { trainSec: 2, evalSec: 0.5, secPerStep: 0.1, resumedFromStep: null },
     backend: 'test backend',
   };
@@ -100,7 +102,9 @@ function synthResults(): CtMoeAblationResults {
     preset: 'tiny',
     config: cfg,
     order: VARIANTS.map((v) => v.key),
-    variants: Object.fromEntries(VARIANTS.map((v, k) => [v.key, { label: v.label, color: v.color, status: 'done' as const, result: variantResult(k) }])),
+    variants: Object.fromEntries(
+      VARIANTS.map((v, k) => [v.key, { label: v.label, color: v.color, status: 'done' as const, result: variantResult(k) }]),
+    ),
     reference: { sEntropyUniform: Math.log(N - 1), sMaxUniform: 1 / (N - 1), routingEntropyUniform: Math.log(N), eigUniform: 1 / N },
     paperTable: PAPER_TABLE,
     notes: ['a synthetic note'],
@@ -183,7 +187,9 @@ test('fig10 puts the final-layer S of every variant with S on one colour scale',
   const results = synthResults();
   const spec = fig10SComparison(results) as AnySpec;
   assert.equal(spec['hconcat'].length, 3);
-  const vmax = Math.max(...VARIANTS.filter((v) => v.flags.useTopology).flatMap((v) => results.variants[v.key]!.result!.finalS![L - 1]!.flat()));
+  const vmax = Math.max(
+    ...VARIANTS.filter((v) => v.flags.useTopology).flatMap((v) => results.variants[v.key]!.result!.finalS![L - 1]!.flat()),
+  );
   for (const panel of spec['hconcat']) assert.deepEqual(panel['layer'][0].encoding.color.scale.domain, [0, vmax]);
   assert.ok(JSON.stringify(spec).includes('Standard MoE has no S'));
 });
@@ -194,7 +200,10 @@ test('fig11 and the table mark the lowest PPL of each column as best', () => {
   assert.deepEqual(t.best, { code: 'CT-MoE-Full', prose: 'CT-MoE-NoRouting', mixed: 'CT-MoE-Full' });
   const values = inlineData(fig11AblationTable(results)).flat() as { model: string; column: string; text: string; best: boolean }[];
   const best = values.filter((v) => v.best).map((v) => `${v.model}|${v.column}|${v.text}`);
-  assert.deepEqual(best.sort(), ['CT-MoE (Full)|Code PPL|30.00', 'CT-MoE (Full)|Mixed PPL|40.00', 'CT-MoE (No Routing)|Prose PPL|55.00'].sort());
+  assert.deepEqual(
+    best.sort(),
+    ['CT-MoE (Full)|Code PPL|30.00', 'CT-MoE (Full)|Mixed PPL|40.00', 'CT-MoE (No Routing)|Prose PPL|55.00'].sort(),
+  );
   for (const col of ['Code PPL', 'Prose PPL', 'Mixed PPL']) {
     const cells = values.filter((v) => v.column === col);
     const min = Math.min(...cells.map((c) => Number(c.text)));

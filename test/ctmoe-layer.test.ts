@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray, noGrad, sum, mul, type Tensor } from '../src/index.js';
-import { CtMoeLayer, Topology, ctMoeLayerConfig, eigvalshLower, eigenspectrum, routingEntropy, sMaxOffDiagonal, sRowEntropy } from '../src/moe/topology/index.js';
+import {
+  CtMoeLayer,
+  Topology,
+  ctMoeLayerConfig,
+  eigvalshLower,
+  eigenspectrum,
+  routingEntropy,
+  sMaxOffDiagonal,
+  sRowEntropy,
+} from '../src/moe/topology/index.js';
 import { Generator } from '../src/tensor/random.js';
 
 // ---------- plain-JS reference ----------
@@ -37,9 +46,20 @@ function refS(raw: ArrayLike<number>, N: number, temp: number): Float64Array {
 }
 
 interface RefParams {
-  T: number; D: number; N: number; K: number;
-  x: Float64Array; wr: Float64Array; w1: Float64Array; w2: Float64Array; sRaw: Float64Array | null;
-  routingScale: number; collabScale: number; temp: number; routing: boolean; collab: boolean;
+  T: number;
+  D: number;
+  N: number;
+  K: number;
+  x: Float64Array;
+  wr: Float64Array;
+  w1: Float64Array;
+  w2: Float64Array;
+  sRaw: Float64Array | null;
+  routingScale: number;
+  collabScale: number;
+  temp: number;
+  routing: boolean;
+  collab: boolean;
 }
 
 /** The whole layer in float64 loops: y [T, D], lb, ids, S_sub per token. */
@@ -95,7 +115,9 @@ function refLayer(p: RefParams) {
         return row.map((v) => v / (rs + 1e-9));
       });
       subs.push(norm);
-      mixed = out.map((o, i) => Float64Array.from(o, (v, d) => v + p.collabScale * norm[i]!.reduce((acc, sij, j) => acc + sij * out[j]![d]!, 0)));
+      mixed = out.map((o, i) =>
+        Float64Array.from(o, (v, d) => v + p.collabScale * norm[i]!.reduce((acc, sij, j) => acc + sij * out[j]![d]!, 0)),
+      );
     }
     for (let k = 0; k < K; k++) for (let d = 0; d < D; d++) y[t * D + d]! += w[order[k]!]! * mixed[k]![d]!;
   }
@@ -122,11 +144,19 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
   }
 }
 
-function makeCase(K: number, opts: { routing?: boolean; collab?: boolean; topology?: boolean; routingScale?: number; collabScale?: number; temp?: number } = {}) {
-  const T = 4, D = 3, N = 5;
+function makeCase(
+  K: number,
+  opts: { routing?: boolean; collab?: boolean; topology?: boolean; routingScale?: number; collabScale?: number; temp?: number } = {},
+) {
+  const T = 4,
+    D = 3,
+    N = 5;
   const topology = opts.topology ?? true;
   const p: RefParams = {
-    T, D, N, K,
+    T,
+    D,
+    N,
+    K,
     x: uniformArray(T * D, 1, -1, 1),
     wr: uniformArray(N * D, 2, -1, 1),
     w1: uniformArray(N * D * D, 3, -0.8, 0.8),
@@ -139,7 +169,17 @@ function makeCase(K: number, opts: { routing?: boolean; collab?: boolean; topolo
     collab: topology && (opts.collab ?? true),
   };
   const layer = new CtMoeLayer(
-    { dModel: D, numExperts: N, topK: K, routingScale: p.routingScale, collabScale: p.collabScale, sTemp: p.temp, useTopology: topology, useGraphRouting: p.routing, useGraphCollab: p.collab },
+    {
+      dModel: D,
+      numExperts: N,
+      topK: K,
+      routingScale: p.routingScale,
+      collabScale: p.collabScale,
+      sTemp: p.temp,
+      useTopology: topology,
+      useGraphRouting: p.routing,
+      useGraphCollab: p.collab,
+    },
     { dtype: 'f64', generator: new Generator(9) },
   );
   setData(layer.router.weight, p.wr);
@@ -158,7 +198,10 @@ test('S: symmetrise, -inf diagonal, row softmax with temperature (hand-computed 
     const topo = new Topology(3, { sTemp: temp, dtype: 'f64' });
     setData(topo.sRaw, Float64Array.from(raw));
     const s = noGrad(() => topo.forward()).dataSync();
-    const row = (a: number, b: number) => [Math.exp(a / temp) / (Math.exp(a / temp) + Math.exp(b / temp)), Math.exp(b / temp) / (Math.exp(a / temp) + Math.exp(b / temp))];
+    const row = (a: number, b: number) => [
+      Math.exp(a / temp) / (Math.exp(a / temp) + Math.exp(b / temp)),
+      Math.exp(b / temp) / (Math.exp(a / temp) + Math.exp(b / temp)),
+    ];
     const [r01, r02] = row(2, 1.25);
     const [r10, r12] = row(2, 1.5);
     const [r20, r21] = row(1.25, 1.5);
@@ -226,7 +269,9 @@ for (const K of [2, 3]) {
       return r.y.reduce((a, v, i) => a + v * G[i]!, 0) + lbW * r.lb;
     };
     const y = layer.forward(x);
-    sum(mul(y, fromArray(G, [p.T, p.D]))).add(mul(layer.lastAux!, lbW)).backward();
+    sum(mul(y, fromArray(G, [p.T, p.D])))
+      .add(mul(layer.lastAux!, lbW))
+      .backward();
     const fd = (key: 'sRaw' | 'wr' | 'w1', i: number) => {
       const h = 1e-6;
       const plus = { ...p, [key]: p[key]!.slice() };
@@ -235,10 +280,19 @@ for (const K of [2, 3]) {
       minus[key]![i]! -= h;
       return (lossOf(plus) - lossOf(minus)) / (2 * h);
     };
-    for (const [key, t] of [['sRaw', layer.topology!.sRaw], ['wr', layer.router.weight], ['w1', layer.w1]] as const) {
+    for (const [key, t] of [
+      ['sRaw', layer.topology!.sRaw],
+      ['wr', layer.router.weight],
+      ['w1', layer.w1],
+    ] as const) {
       const g = t.grad!.dataSync();
       const n = p[key]!.length;
-      close(g, Float64Array.from({ length: n }, (_, i) => fd(key, i)), 1e-6, `d${key}`);
+      close(
+        g,
+        Float64Array.from({ length: n }, (_, i) => fd(key, i)),
+        1e-6,
+        `d${key}`,
+      );
     }
   });
 }
@@ -298,7 +352,7 @@ test('LB loss is k at uniform routing; usage counter and routing entropy', () =>
   close([layer.takeRoutingEntropy()], [Math.log(2)], 1e-8, 'routing entropy');
   assert.deepEqual([...layer.usage], [0, 0, 0, 0]);
   // = k: with uniform p, lb = N * sum_e f_e / N = sum f = k whatever the counts
-  close([layer.lastAux!.item()], [2], 1e-14, "lb = k");
+  close([layer.lastAux!.item()], [2], 1e-14, 'lb = k');
   close([routingEntropy([1, 1, 1, 1])], [Math.log(4)], 1e-8, 'uniform routing entropy');
   layer.eval();
   layer.forward(fromArray(new Float64Array(8), [4, 2]));

@@ -62,7 +62,10 @@ test('BatchLoader: shapes, shift, every window once per epoch, epochs advance', 
       for (let row = 0; row < 4; row++) starts.push(b.input[row * 8]!);
       assert.equal(loader.epoch, epoch);
     }
-    assert.deepEqual([...starts].sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i * 8));
+    assert.deepEqual(
+      [...starts].sort((a, b) => a - b),
+      Array.from({ length: 12 }, (_, i) => i * 8),
+    );
   }
 });
 
@@ -104,11 +107,17 @@ test('BatchLoader: options and validation', () => {
 
   const capped = new BatchLoader(w, { batchSize: 2, shuffle: false, maxBatches: 3 });
   assert.equal(capped.batchesPerEpoch, 3);
-  assert.deepEqual(take(capped, 4).map((b) => b.input[0]), [0, 8, 16, 0]);
+  assert.deepEqual(
+    take(capped, 4).map((b) => b.input[0]),
+    [0, 8, 16, 0],
+  );
   assert.equal(capped.epoch, 1);
 
   const partial = new BatchLoader(w, { batchSize: 4, shuffle: false, dropLast: false });
-  assert.deepEqual([...partial.epochBatches()].map((b) => b.batch), [4, 4, 2]);
+  assert.deepEqual(
+    [...partial.epochBatches()].map((b) => b.batch),
+    [4, 4, 2],
+  );
 
   const shuffled = new BatchLoader(w, { batchSize: 2, random: rng(3).next });
   shuffled.next();
@@ -121,8 +130,14 @@ test('BatchLoader: options and validation', () => {
 test('evalBatches: in order, no shuffle, maxBatches, partial last batch', () => {
   const w = new TokenWindows(arange(4 * 10 + 1), 4);
   const all = [...evalBatches(w, { batchSize: 4 })];
-  assert.deepEqual(all.map((b) => b.batch), [4, 4, 2]);
-  assert.deepEqual(all.map((b) => b.input[0]), [0, 16, 32]);
+  assert.deepEqual(
+    all.map((b) => b.batch),
+    [4, 4, 2],
+  );
+  assert.deepEqual(
+    all.map((b) => b.input[0]),
+    [0, 16, 32],
+  );
   assert.deepEqual([...evalBatches(w, { batchSize: 4 })], all); // restartable, deterministic
   assert.equal([...evalBatches(w, { batchSize: 4, dropLast: true })].length, 2);
   assert.equal([...evalBatches(w, { batchSize: 3, maxBatches: 2 })].length, 2);

@@ -19,7 +19,10 @@ test('code corpus: effect sources, one document per file, sorted, UI bundles exc
   assert.equal(c.documents.length, 570);
   assert.equal(c.names.length, c.documents.length);
   assert.ok(c.names.every((n) => n.endsWith('.ts') && !n.includes('\\')));
-  assert.deepEqual([...c.names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), c.names);
+  assert.deepEqual(
+    [...c.names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    c.names,
+  );
   assert.ok(!c.names.includes('http-api/internal/httpApiScalar.ts'));
   assert.ok(!c.names.includes('http-api/internal/httpApiSwagger.ts'));
   assert.ok(c.names.includes('http-api/internal/html.ts'));
@@ -36,7 +39,10 @@ test('prose corpus: State of the Union addresses in (year, name) order', () => {
   const years = c.names.map((n) => Number(n.slice(0, 4)));
   assert.ok(years.every((y, i) => i === 0 || y >= years[i - 1]!));
   assert.ok(c.documents.every((d) => d.length > 1000));
-  assert.equal(c.documents.reduce((s, d) => s + d.length, 0), 10_759_831);
+  assert.equal(
+    c.documents.reduce((s, d) => s + d.length, 0),
+    10_759_831,
+  );
 });
 
 test('unknown domain is rejected', () => {
@@ -64,7 +70,10 @@ test('splitTrainVal: first documents go to validation, the rest to training', ()
   assert.equal(train.length, 22);
   assert.deepEqual([...val, ...train], docs);
 
-  for (const [domain, nVal, nTrain] of [['code', 57, 513], ['prose', 23, 210]] as const) {
+  for (const [domain, nVal, nTrain] of [
+    ['code', 57, 513],
+    ['prose', 23, 210],
+  ] as const) {
     const s = splitTrainVal(loadDomainCorpus(domain).documents);
     assert.equal(s.val.length, nVal);
     assert.equal(s.train.length, nTrain);

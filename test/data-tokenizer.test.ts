@@ -56,7 +56,10 @@ const TRICKY = [
 test('vocabSize defaults to 8192 and is validated', () => {
   assert.equal(tok8k.vocabSize, 8192);
   for (const bad of [255, 50258, 1000.5, Number.NaN, -1]) {
-    assert.throws(() => BpeTokenizer.gpt2(bad), (e: Error) => e instanceof RangeError && /vocabSize/.test(e.message) && /\[256, 50257\]/.test(e.message));
+    assert.throws(
+      () => BpeTokenizer.gpt2(bad),
+      (e: Error) => e instanceof RangeError && /vocabSize/.test(e.message) && /\[256, 50257\]/.test(e.message),
+    );
   }
   assert.equal(BpeTokenizer.gpt2(256).vocabSize, 256);
 });
@@ -83,7 +86,7 @@ test('equals js-tiktoken with the same truncated ranks (vocab 8192)', () => {
   }
 });
 
-test('vocab 50257 equals js-tiktoken\'s own gpt2 encoder', () => {
+test("vocab 50257 equals js-tiktoken's own gpt2 encoder", () => {
   const full = BpeTokenizer.gpt2(50257);
   const ref = new Tiktoken(gpt2Ranks);
   for (const text of [SAMPLES.code.slice(0, 300_000), SAMPLES.prose.slice(0, 300_000), ...TRICKY]) {

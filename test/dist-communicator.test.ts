@@ -19,7 +19,10 @@ test("'single': size 1, collectives are copies, bad arguments are one-line error
   assert.deepEqual((await c.allGather(t)).shape, [2, 2]);
   assert.deepEqual(Array.from(c.allToAllVSync(t, [2]).dataSync()), [1, 2, 3, 4]);
   assert.deepEqual((await c.split(5)).size, 1);
-  await assert.rejects(c.allReduce(fromArray(Int32Array.of(1), [1]), 'avg'), /allReduce: op 'avg' needs a floating tensor \(got i32\); use 'sum'/);
+  await assert.rejects(
+    c.allReduce(fromArray(Int32Array.of(1), [1]), 'avg'),
+    /allReduce: op 'avg' needs a floating tensor \(got i32\); use 'sum'/,
+  );
   await assert.rejects(c.allReduce(t, 'min' as never), /allReduce: op 'min' is not one of 'sum', 'avg', 'max'/);
   await assert.rejects(c.broadcast(t, 1), /broadcast: root 1 is not a rank in \[0, 1\)/);
   assert.throws(() => c.allToAllVSync(t, [3]), /allToAllV: sendSplits sum to 3 but the tensor \[2, 2\] has 2 rows/);
@@ -39,7 +42,10 @@ test("'mpi' without mpirun and without the library: one line naming what to inst
   const prev = process.env.MOEKIT_MPI_LIB;
   process.env.MOEKIT_MPI_LIB = 'libmpi-not-here.so.0';
   try {
-    assert.throws(() => worldCommunicator('mpi'), /^Error: mpi: cannot load Open MPI \(mpi: libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/);
+    assert.throws(
+      () => worldCommunicator('mpi'),
+      /^Error: mpi: cannot load Open MPI \(mpi: libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/,
+    );
   } finally {
     if (prev === undefined) delete process.env.MOEKIT_MPI_LIB;
     else process.env.MOEKIT_MPI_LIB = prev;

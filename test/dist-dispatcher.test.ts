@@ -32,7 +32,10 @@ test('dispatch sorts slots stably by destination and sends (local expert, token)
   assert.deepEqual(Array.from(out.recvLocalExpertIds.dataSync()), [2, 0, 1, 2, 3, 0]);
   assert.deepEqual(Array.from(m.recvTokenIndices.dataSync()), [0, 0, 1, 1, 2, 2]);
   assert.deepEqual(Array.from(out.recvHiddenStates.dataSync()), [1, 2, 1, 2, 3, 4, 3, 4, 5, 6, 5, 6]);
-  assert.deepEqual(Array.from(out.recvWeights.dataSync(), (v) => Math.round(v * 10) / 10), [0.7, 0.3, 0.6, 0.4, 0.9, 0.1]);
+  assert.deepEqual(
+    Array.from(out.recvWeights.dataSync(), (v) => Math.round(v * 10) / 10),
+    [0.7, 0.3, 0.6, 0.4, 0.9, 0.1],
+  );
   assert.equal(m.numLocalTokens, 3);
   assert.equal(m.activeDispatch, true);
   // combine index-adds the (already weighted) slot outputs per token and applies no weight itself
@@ -58,10 +61,16 @@ test('out-of-order calls throw and name the stage', () => {
   const d = new NaiveAllToAllDispatcher(single, 1, 4, 2);
   const out = d.dispatch(hidden, ids, weights);
   assert.throws(() => d.dispatch(hidden, ids, weights), /dispatch: the dispatcher is at stage AFTER_DISPATCH_B; dispatch needs INITIAL/);
-  assert.throws(() => d.setForwardPhase('decode'), /setForwardPhase: the dispatcher is at stage AFTER_DISPATCH_B; setForwardPhase needs INITIAL/);
+  assert.throws(
+    () => d.setForwardPhase('decode'),
+    /setForwardPhase: the dispatcher is at stage AFTER_DISPATCH_B; setForwardPhase needs INITIAL/,
+  );
   d.combineA(out.recvHiddenStates, out.metadata);
   assert.equal(d.stage, DispatcherStage.AFTER_COMBINE_A);
-  assert.throws(() => d.combine(out.recvHiddenStates, out.metadata), /combine: the dispatcher is at stage AFTER_COMBINE_A; combine needs AFTER_DISPATCH_B/);
+  assert.throws(
+    () => d.combine(out.recvHiddenStates, out.metadata),
+    /combine: the dispatcher is at stage AFTER_COMBINE_A; combine needs AFTER_DISPATCH_B/,
+  );
   d.combineB();
   assert.throws(() => d.combine(out.recvHiddenStates, out.metadata), /needs AFTER_DISPATCH_B/);
   assert.throws(() => d.dispatchB(), /dispatchB: the dispatcher is at stage INITIAL; dispatchB needs AFTER_DISPATCH_A/);
@@ -75,8 +84,14 @@ test('dispatch and combine validate shapes, dtypes and ids with one-line errors'
   assert.throws(() => d.dispatch(f32([1, 2], [2]), ids, weights), /dispatch: hidden must be \[T, H\] \(got \[2\]\)/);
   assert.throws(() => d.dispatch(hidden, f32([0, 0, 0, 0, 0, 0], [3, 2]), weights), /dispatch: topkIds must have dtype i32 \(got f32\)/);
   assert.throws(() => d.dispatch(hidden, i32([0, 1, 2], [3, 1]), weights), /dispatch: topkIds must be \[T=3, K=2\] \(got \[3, 1\]\)/);
-  assert.throws(() => d.dispatch(hidden, ids, f32([1, 1, 1], [3, 1])), /dispatch: topkWeights must have topkIds' shape \[3, 2\] \(got \[3, 1\]\)/);
-  assert.throws(() => d.dispatch(hidden, i32([0, 1, 2, 4, 0, 1], [3, 2]), weights), /dispatch: topkIds\[1, 1\] = 4 is outside \[0, 4\) \(ep 1 x 4 local experts\)/);
+  assert.throws(
+    () => d.dispatch(hidden, ids, f32([1, 1, 1], [3, 1])),
+    /dispatch: topkWeights must have topkIds' shape \[3, 2\] \(got \[3, 1\]\)/,
+  );
+  assert.throws(
+    () => d.dispatch(hidden, i32([0, 1, 2, 4, 0, 1], [3, 2]), weights),
+    /dispatch: topkIds\[1, 1\] = 4 is outside \[0, 4\) \(ep 1 x 4 local experts\)/,
+  );
   assert.throws(() => d.dispatch(hidden, i32([0, -1, 2, 3, 0, 1], [3, 2]), weights), /topkIds\[0, 1\] = -1 is outside/);
   assert.equal(d.stage, DispatcherStage.INITIAL, 'a rejected dispatch leaves the stage alone');
   const out = d.dispatch(hidden, ids, weights);
@@ -89,8 +104,14 @@ test('dispatch and combine validate shapes, dtypes and ids with one-line errors'
 
 test('buildTokenDispatcher: naive, deepep not available (names the alternative), anything else refused', () => {
   assert.ok(buildTokenDispatcher('naive', { epGroup: single, numLocalExperts: 4, topK: 2 }) instanceof NaiveAllToAllDispatcher);
-  assert.throws(() => buildTokenDispatcher('deepep', { epGroup: single, numLocalExperts: 4, topK: 2 }), /'deepep' is not available in moekit .*; use 'naive'/);
-  assert.throws(() => buildTokenDispatcher('standard' as never, { epGroup: single, numLocalExperts: 4, topK: 2 }), /kind 'standard' is not one of 'naive', 'deepep'/);
+  assert.throws(
+    () => buildTokenDispatcher('deepep', { epGroup: single, numLocalExperts: 4, topK: 2 }),
+    /'deepep' is not available in moekit .*; use 'naive'/,
+  );
+  assert.throws(
+    () => buildTokenDispatcher('standard' as never, { epGroup: single, numLocalExperts: 4, topK: 2 }),
+    /kind 'standard' is not one of 'naive', 'deepep'/,
+  );
 });
 
 test('a bad expert id on one of 4 ranks ends every rank with the validation error (no hang)', { skip }, () => {
@@ -104,11 +125,21 @@ test('a bad expert id on one of 4 ranks ends every rank with the validation erro
 test("Diffulex's RouterMetadata (empty, from a router output) and DeepEP's AUTO mode", () => {
   const like = f32([0], [1]);
   const e = RouterMetadata.empty(like, 8, 2);
-  assert.deepEqual([e.routerLogits.shape, e.topkIds.shape, e.topkWeights.shape], [[0, 8], [0, 2], [0, 2]]);
+  assert.deepEqual(
+    [e.routerLogits.shape, e.topkIds.shape, e.topkWeights.shape],
+    [
+      [0, 8],
+      [0, 2],
+      [0, 2],
+    ],
+  );
   assert.equal(e.topkIds.dtype, 'i32');
   const m = RouterMetadata.fromTopkOutput({ logits: hidden, topkIds: ids, topkWeights: weights });
   assert.equal(m.routerLogits, hidden);
-  assert.deepEqual(['prefill', 'decode', 'mixed'].map((p) => resolveDeepEPMode('AUTO', p as never)), ['NORMAL', 'LOW_LATENCY', 'NORMAL']);
+  assert.deepEqual(
+    ['prefill', 'decode', 'mixed'].map((p) => resolveDeepEPMode('AUTO', p as never)),
+    ['NORMAL', 'LOW_LATENCY', 'NORMAL'],
+  );
   assert.equal(resolveDeepEPMode('NORMAL', 'decode'), 'NORMAL');
   // an empty router output dispatches as a rank with no tokens
   const d = new NaiveAllToAllDispatcher(single, 1, 8, 2);

@@ -14,9 +14,15 @@ const dir = mkdtempSync(join(tmpdir(), 'moekit-dp-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const cli = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
 
-test('DP=2 training of a micro CT-MoE for 30 steps: the parameters and losses of one process on the same global batch; resume on the same world size only', { skip }, () => {
+test('DP=2 training of a micro CT-MoE for 30 steps: the parameters and losses of one process on the same global batch; resume on the same world size only', {
+  skip,
+}, () => {
   const run = runMpi(2, 'dp-worker.ts', [dir], 240_000);
   assert.equal(run.timedOut, false, 'mpirun timed out');
   assert.equal(run.status, 0, run.stderr);
@@ -29,9 +35,14 @@ test('DP=2 training of a micro CT-MoE for 30 steps: the parameters and losses of
 });
 
 test('moekit ablate --parallel: one line saying what to install without Open MPI, or to use mpirun without it', () => {
-  const missing = cli(['ablate', '--preset', 'tiny', '--parallel', 'dp', '--out', join(dir, 'x')], { MOEKIT_MPI_LIB: 'libmpi-not-here.so.0' });
+  const missing = cli(['ablate', '--preset', 'tiny', '--parallel', 'dp', '--out', join(dir, 'x')], {
+    MOEKIT_MPI_LIB: 'libmpi-not-here.so.0',
+  });
   assert.notEqual(missing.status, 0);
-  assert.match(missing.stderr, /^error: --parallel dp: Open MPI not found \(libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/m);
+  assert.match(
+    missing.stderr,
+    /^error: --parallel dp: Open MPI not found \(libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/m,
+  );
   assert.doesNotMatch(missing.stderr, /^\s+at /m, 'no stack trace');
   const info = cli(['info'], { MOEKIT_MPI_LIB: 'libmpi-not-here.so.0' });
   assert.match(info.stdout, /^MPI: not found \(libmpi-not-here\.so\.0: cannot open shared object file/m);

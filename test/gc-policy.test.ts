@@ -20,7 +20,9 @@ setTimeout(() => console.log(JSON.stringify({ inEffect, kinds: [...kinds].sort()
 `;
 
 function run(apply: boolean, nodeArgs: string[] = []): { inEffect: boolean | null; kinds: number[] } {
-  const out = execFileSync(process.execPath, [...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', SCRIPT(apply)], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', SCRIPT(apply)], {
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as { inEffect: boolean | null; kinds: number[] };
 }
 

@@ -2,12 +2,7 @@
 // name the field.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  hierarchyConfig,
-  hierarchyConfigToJSON,
-  parseHierarchyConfig,
-  parseHierarchyExpertConfig,
-} from '../src/moe/hierarchy/index.js';
+import { hierarchyConfig, hierarchyConfigToJSON, parseHierarchyConfig, parseHierarchyExpertConfig } from '../src/moe/hierarchy/index.js';
 
 const input = {
   hiddenSize: 8,
@@ -33,7 +28,10 @@ test('defaults: lossWeight 1, stopGradientFromParent false, metadata {}, fallbac
   assert.equal(cfg.levels[1]!.enabled, true);
   assert.equal(cfg.levels[2]!.enabled, false);
   // mapping form -> array in key order, the key becomes the name
-  assert.deepEqual(cfg.levels[1]!.experts.map((e) => e.name), ['code', 'prose']);
+  assert.deepEqual(
+    cfg.levels[1]!.experts.map((e) => e.name),
+    ['code', 'prose'],
+  );
   assert.equal(cfg.levels[1]!.experts[0]!.lossWeight, 0.5);
   assert.equal(cfg.levels[1]!.experts[1]!.stopGradientFromParent, true);
 });

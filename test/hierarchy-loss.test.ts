@@ -37,8 +37,21 @@ const cfg: HierarchyConfigInput = {
   hiddenSize: H,
   levels: [
     { name: 'universal', experts: [{ name: 'core' }] },
-    { name: 'domain', experts: [{ name: 'code', lossWeight: 0.5 }, { name: 'prose', lossWeight: 2 }] },
-    { name: 'language', experts: [{ name: 'ts', lossWeight: 0 }, { name: 'en', lossWeight: 3, stopGradientFromParent: true }], fallbackExpert: 'ts' },
+    {
+      name: 'domain',
+      experts: [
+        { name: 'code', lossWeight: 0.5 },
+        { name: 'prose', lossWeight: 2 },
+      ],
+    },
+    {
+      name: 'language',
+      experts: [
+        { name: 'ts', lossWeight: 0 },
+        { name: 'en', lossWeight: 3, stopGradientFromParent: true },
+      ],
+      fallbackExpert: 'ts',
+    },
   ],
 };
 
@@ -70,35 +83,35 @@ test('compute: every scope, values against independent computations, total = han
   const bundle = api().compute(out, y);
 
   // term order: registered losses in registration order, then expert losses (levels in order, experts in declaration order)
-  assert.deepEqual(bundle.terms.map((t) => t.key), [
-    'global/mse',
-    'level/universal/reg',
-    'bridge/domain->language/consistency',
-    'level/language/spec',
-    'expert/universal/core/l2',
-    'expert/universal/core/bias',
-    'expert/domain/code/l2',
-    'expert/domain/code/bias',
-    'expert/domain/prose/l2',
-    'expert/domain/prose/bias',
-    'expert/language/ts/l2',
-    'expert/language/ts/bias',
-    'expert/language/en/l2',
-    'expert/language/en/bias',
-  ]);
-  const term = (k: string) => bundle.terms.find((t) => t.key === k)!;
   assert.deepEqual(
-    bundle.terms.map((t) => [t.scope, t.levels, t.expert, t.weight]).slice(0, 7),
+    bundle.terms.map((t) => t.key),
     [
-      ['global', [], null, 1],
-      ['level', ['universal'], null, 0.1],
-      ['bridge', ['domain', 'language'], null, 0.25],
-      ['level', ['language'], null, 1.5],
-      ['expert', ['universal'], 'core', 1],
-      ['expert', ['universal'], 'core', 1],
-      ['expert', ['domain'], 'code', 0.5],
+      'global/mse',
+      'level/universal/reg',
+      'bridge/domain->language/consistency',
+      'level/language/spec',
+      'expert/universal/core/l2',
+      'expert/universal/core/bias',
+      'expert/domain/code/l2',
+      'expert/domain/code/bias',
+      'expert/domain/prose/l2',
+      'expert/domain/prose/bias',
+      'expert/language/ts/l2',
+      'expert/language/ts/bias',
+      'expert/language/en/l2',
+      'expert/language/en/bias',
     ],
   );
+  const term = (k: string) => bundle.terms.find((t) => t.key === k)!;
+  assert.deepEqual(bundle.terms.map((t) => [t.scope, t.levels, t.expert, t.weight]).slice(0, 7), [
+    ['global', [], null, 1],
+    ['level', ['universal'], null, 0.1],
+    ['bridge', ['domain', 'language'], null, 0.25],
+    ['level', ['language'], null, 1.5],
+    ['expert', ['universal'], 'core', 1],
+    ['expert', ['universal'], 'core', 1],
+    ['expert', ['domain'], 'code', 0.5],
+  ]);
 
   // each value from the raw output data
   const fused = f64(out.fusedHidden);
@@ -114,7 +127,13 @@ test('compute: every scope, values against independent computations, total = han
     'expert/language/ts/l2': meanSq(rows(out.level('language').hidden, [0, 2])),
     'expert/language/en/l2': meanSq(rows(out.level('language').hidden, [1, 3])),
   };
-  for (const [lvl, e] of [['universal', 'core'], ['domain', 'code'], ['domain', 'prose'], ['language', 'ts'], ['language', 'en']] as const) {
+  for (const [lvl, e] of [
+    ['universal', 'core'],
+    ['domain', 'code'],
+    ['domain', 'prose'],
+    ['language', 'ts'],
+    ['language', 'en'],
+  ] as const) {
     expected[`expert/${lvl}/${e}/bias`] = Array.from(f64((m.expert(lvl, e) as ReportingExpert).lin.proj.bias!)).reduce((a, b) => a + b, 0);
   }
   for (const t of bundle.terms) {
@@ -164,9 +183,15 @@ test('a level loss reaches only the parameters upstream of that level (here: the
   const out = m.forward(randF64([B, T, H], 5), { routing });
   const only = new LossAPI({ includeExpertLosses: false }).addLevel('universal', 'reg', (l) => l.hidden.square().mean());
   const b = only.compute(out);
-  assert.deepEqual(b.terms.map((t) => t.key), ['level/universal/reg']);
+  assert.deepEqual(
+    b.terms.map((t) => t.key),
+    ['level/universal/reg'],
+  );
   b.total.backward();
-  const reached = m.namedParameters().filter(([, p]) => p.grad && f64(p.grad).some((v) => v !== 0)).map(([n]) => n);
+  const reached = m
+    .namedParameters()
+    .filter(([, p]) => p.grad && f64(p.grad).some((v) => v !== 0))
+    .map(([n]) => n);
   assert.deepEqual(reached, ['levels.0.experts.0.lin.proj.weight', 'levels.0.experts.0.lin.proj.bias']);
 });
 
@@ -184,11 +209,26 @@ test('disabled levels: their level / bridge terms and expert losses are skipped;
   assert.ok(b.terms.every((t) => !t.levels.includes('language')));
 
   const full = build().forward(randF64([B, T, H], 8), { routing });
-  assert.throws(() => new LossAPI().addLevel('lang', 'x', (l) => l.hidden.sum()).compute(full), /'level\/lang\/x' names level 'lang', which the model does not have \(levels: 'universal', 'domain', 'language'\)/);
-  assert.throws(() => new LossAPI().addBridge('language', 'domain', 'x', (p) => p.hidden.sum()).compute(full), /parent 'language' must come before child 'domain'/);
-  assert.throws(() => new LossAPI().addGlobal('a', (o) => o.fusedHidden.sum()).addGlobal('a', (o) => o.fusedHidden.sum()), /'global\/a' is already registered/);
-  assert.throws(() => new LossAPI().addGlobal('a', (o) => o.fusedHidden).compute(full), /'global\/a' must return a one-element tensor \(got \[4, 2, 3\]\)/);
-  assert.throws(() => new LossAPI().addGlobal('a', (o) => o.fusedHidden.sum(), { weight: Number.NaN }), /weight of 'global\/a' must be a finite number/);
+  assert.throws(
+    () => new LossAPI().addLevel('lang', 'x', (l) => l.hidden.sum()).compute(full),
+    /'level\/lang\/x' names level 'lang', which the model does not have \(levels: 'universal', 'domain', 'language'\)/,
+  );
+  assert.throws(
+    () => new LossAPI().addBridge('language', 'domain', 'x', (p) => p.hidden.sum()).compute(full),
+    /parent 'language' must come before child 'domain'/,
+  );
+  assert.throws(
+    () => new LossAPI().addGlobal('a', (o) => o.fusedHidden.sum()).addGlobal('a', (o) => o.fusedHidden.sum()),
+    /'global\/a' is already registered/,
+  );
+  assert.throws(
+    () => new LossAPI().addGlobal('a', (o) => o.fusedHidden).compute(full),
+    /'global\/a' must return a one-element tensor \(got \[4, 2, 3\]\)/,
+  );
+  assert.throws(
+    () => new LossAPI().addGlobal('a', (o) => o.fusedHidden.sum(), { weight: Number.NaN }),
+    /weight of 'global\/a' must be a finite number/,
+  );
   assert.throws(() => new LossAPI().addBridge('domain', 'domain', 'x', (p) => p.hidden.sum()), /must be different levels/);
 
   // an empty API gives a constant zero total

@@ -94,7 +94,10 @@ test('routing: groups run in declaration order with ascending rows, results scat
   const log: Call[] = [];
   const m = build(cfgInput(), log);
   const x = randF64([5, T, H], 1);
-  const mask = fromArray(Float64Array.from({ length: 5 * T }, (_, i) => i), [5, T]);
+  const mask = fromArray(
+    Float64Array.from({ length: 5 * T }, (_, i) => i),
+    [5, T],
+  );
   const names = ['b', 'a', 'b', 'c', 'a'];
   const out = m.forward(x, { routing: { child: names }, mask });
   assert.deepEqual(
@@ -109,7 +112,10 @@ test('routing: groups run in declaration order with ascending rows, results scat
   // the mask is sliced to each sub-batch's rows
   assert.deepEqual(log[2]!.maskRows, [3, 4, 5, 12, 13, 14]);
   assert.deepEqual(out.level('child').experts, names);
-  assert.deepEqual(out.levels.map((l) => l.name), ['parent', 'child']);
+  assert.deepEqual(
+    out.levels.map((l) => l.name),
+    ['parent', 'child'],
+  );
   assert.equal(out.level('child').input, out.level('parent').hidden);
 
   // independent plain-JS reference, sample by sample
@@ -144,13 +150,23 @@ test('routing: samples routed to one expert run as ONE sub-batch (a batch-couple
   );
   const x = randF64([5, T, H], 2);
   const names = ['x', 'y', 'x', 'y', 'x'];
-  const out = m.forward(x, { routing: { l: names } }).level('l').hidden.dataSync();
+  const out = m
+    .forward(x, { routing: { l: names } })
+    .level('l')
+    .hidden.dataSync();
   const xd = x.dataSync();
   for (const e of ['x', 'y']) {
     const group = names.map((n, i) => (n === e ? i : -1)).filter((i) => i >= 0);
     const mean = new Float64Array(T * H);
     for (const s of group) rowsOf(xd, s).forEach((v, j) => (mean[j]! += v / group.length));
-    for (const s of group) assertClose(rowsOf(out, s), rowsOf(xd, s).map((v, j) => v - mean[j]!), 1e-12, 1e-12, `${e} sample ${s}`);
+    for (const s of group)
+      assertClose(
+        rowsOf(out, s),
+        rowsOf(xd, s).map((v, j) => v - mean[j]!),
+        1e-12,
+        1e-12,
+        `${e} sample ${s}`,
+      );
   }
 });
 
@@ -174,11 +190,14 @@ test('broadcast and fallback: omitted single-expert level, a string for the whol
 test('routing errors: unknown expert lists the level experts, length mismatch, missing routing, null without fallback, unknown level', () => {
   const m = build(cfgInput());
   const x = randF64([3, T, H], 4);
-  assert.throws(() => m.forward(x, { routing: { child: ['a', 'zz', 'b'] } }), (e: Error) => {
-    assert.ok(e instanceof RoutingError);
-    assert.match(e.message, /routing\['child'\]\[1\]: unknown expert 'zz'; level 'child' has experts 'c', 'a', 'b'/);
-    return true;
-  });
+  assert.throws(
+    () => m.forward(x, { routing: { child: ['a', 'zz', 'b'] } }),
+    (e: Error) => {
+      assert.ok(e instanceof RoutingError);
+      assert.match(e.message, /routing\['child'\]\[1\]: unknown expert 'zz'; level 'child' has experts 'c', 'a', 'b'/);
+      return true;
+    },
+  );
   assert.throws(() => m.forward(x, { routing: { child: 'zz' } }), /unknown expert 'zz'.*'c', 'a', 'b'/);
   assert.throws(() => m.forward(x, { routing: { child: ['a', 'b'] } }), /has 2 entries but the batch has 3 samples/);
   assert.throws(() => m.forward(x, { routing: { chlid: ['a', 'b', 'c'] } }), /unknown level 'chlid'; the levels are 'parent', 'child'/);
@@ -186,7 +205,10 @@ test('routing errors: unknown expert lists the level experts, length mismatch, m
   noFallback.levels[1]!.fallbackExpert = null;
   const m2 = build(noFallback);
   assert.throws(() => m2.forward(x), /routing\['child'\] is required: level 'child' has 3 experts \('c', 'a', 'b'\) and no fallbackExpert/);
-  assert.throws(() => m2.forward(x, { routing: { child: ['a', null, 'b'] } }), /routing\['child'\]\[1\] is null but level 'child' has no fallbackExpert/);
+  assert.throws(
+    () => m2.forward(x, { routing: { child: ['a', null, 'b'] } }),
+    /routing\['child'\]\[1\] is null but level 'child' has no fallbackExpert/,
+  );
   assert.throws(() => m.forward(randF64([3, T, H + 1], 5)), /hidden must be \[batch, \.\.\., 4\]/);
 });
 
@@ -197,12 +219,18 @@ test('enabled flag: a disabled level is skipped (routing for it ignored), can be
   const m = build(cfg, log);
   const x = randF64([2, T, H], 6);
   const out = m.forward(x, { routing: { child: ['a', 'zz'] } });
-  assert.deepEqual(out.levels.map((l) => l.name), ['parent']);
+  assert.deepEqual(
+    out.levels.map((l) => l.name),
+    ['parent'],
+  );
   assert.deepEqual(out.disabledLevels, ['child']);
   assert.throws(() => out.level('child'), /it is disabled/);
   assert.deepEqual(m.enabledLevels(), ['parent']);
   m.setLevelEnabled('child', true);
-  assert.deepEqual(m.forward(x, { routing: { child: ['a', 'c'] } }).levels.map((l) => l.name), ['parent', 'child']);
+  assert.deepEqual(
+    m.forward(x, { routing: { child: ['a', 'c'] } }).levels.map((l) => l.name),
+    ['parent', 'child'],
+  );
   m.setLevelEnabled('child', false);
   assert.throws(() => m.setLevelEnabled('parent', false), /only enabled level/);
 });
@@ -245,7 +273,10 @@ test('gradient isolation: with stopGradientFromParent no gradient reaches the pa
   const x = randF64([2, T, H], 8);
   const cot = randF64([2, T, H], 9);
   // the loss looks at sample 0 only, which is routed to 'a'
-  const rowMask = fromArray(Float64Array.from({ length: 2 * T * H }, (_, i) => (i < T * H ? 1 : 0)), [2, T, H]);
+  const rowMask = fromArray(
+    Float64Array.from({ length: 2 * T * H }, (_, i) => (i < T * H ? 1 : 0)),
+    [2, T, H],
+  );
   const run = (stop: boolean) => {
     const m = build(cfgInput(stop));
     const xin = x.detach().requiresGrad_();
@@ -258,22 +289,35 @@ test('gradient isolation: with stopGradientFromParent no gradient reaches the pa
   const core = (r: typeof iso) => (r.m.expert('parent', 'core') as RecordingExpert).lin.proj.weight.grad;
   // isolated: the parent and the model input get exactly zero gradient through that path
   assert.ok(core(iso), 'parent weight has a (zero) gradient: sample 1 still flows through it');
-  assert.ok(Array.from(core(iso)!.dataSync()).every((v) => v === 0), 'parent weight grad is exactly 0');
-  assert.ok(Array.from(iso.xin.grad!.dataSync()).every((v) => v === 0), 'input grad is exactly 0');
+  assert.ok(
+    Array.from(core(iso)!.dataSync()).every((v) => v === 0),
+    'parent weight grad is exactly 0',
+  );
+  assert.ok(
+    Array.from(iso.xin.grad!.dataSync()).every((v) => v === 0),
+    'input grad is exactly 0',
+  );
   // without isolation the same loss reaches the parent
-  assert.ok(Array.from(core(free)!.dataSync()).some((v) => Math.abs(v) > 1e-6), 'parent weight grad is non-zero without isolation');
+  assert.ok(
+    Array.from(core(free)!.dataSync()).some((v) => Math.abs(v) > 1e-6),
+    'parent weight grad is non-zero without isolation',
+  );
   assert.ok(Array.from(free.xin.grad!.dataSync()).some((v) => Math.abs(v) > 1e-6));
   // the isolated expert still learns, with the same gradient as without isolation: dW[o,i] = Σ_t c[t,o] · parent[t,i]
   const aW = (r: typeof iso) => (r.m.expert('child', 'a') as RecordingExpert).lin.proj.weight.grad!.dataSync();
   const parent0 = rowsOf(iso.out.level('parent').hidden.dataSync(), 0);
   const c0 = rowsOf(cot.dataSync(), 0);
   const expected = new Float64Array(H * H);
-  for (let t = 0; t < T; t++) for (let o = 0; o < H; o++) for (let i = 0; i < H; i++) expected[o * H + i]! += c0[t * H + o]! * parent0[t * H + i]!;
+  for (let t = 0; t < T; t++)
+    for (let o = 0; o < H; o++) for (let i = 0; i < H; i++) expected[o * H + i]! += c0[t * H + o]! * parent0[t * H + i]!;
   assertClose(aW(iso), expected, 1e-12, 1e-10, 'isolated expert grad');
   assertClose(aW(free), expected, 1e-12, 1e-10, 'free expert grad');
   // every sample isolated: the parent is not reached at all
   const m = build(cfgInput(true));
-  m.forward(x, { routing: { child: 'a' } }).level('child').hidden.sum().backward();
+  m.forward(x, { routing: { child: 'a' } })
+    .level('child')
+    .hidden.sum()
+    .backward();
   const g = (m.expert('parent', 'core') as RecordingExpert).lin.proj.weight.grad;
   assert.ok(g === null || Array.from(g.dataSync()).every((v) => v === 0));
 });
@@ -293,7 +337,10 @@ function threeLevels(extra: Partial<HierarchyConfigInput> = {}, enabled = [true,
 
 test('learned fusion: fused = Σ softmax(logits)_l · h_l (disabled levels left out), logit gradient matches the softmax formula', () => {
   const logits = [0.3, -0.2, 0.5];
-  for (const enabled of [[true, true, true], [true, false, true]]) {
+  for (const enabled of [
+    [true, true, true],
+    [true, false, true],
+  ]) {
     const m = threeLevels({}, enabled);
     assert.ok(m.fusion instanceof LearnedFusion);
     m.fusion.logits.storage = Float64Array.from(logits);
@@ -322,7 +369,13 @@ test('useLearnedFusion false: the plain mean of the levels, no fusion parameters
   const m = threeLevels({ useLearnedFusion: false });
   const out = m.forward(randF64([2, T, H], 13));
   const hs = out.levels.map((l) => l.hidden.dataSync());
-  assertClose(out.fusedHidden.dataSync(), hs[0]!.map((_, j) => (hs[0]![j]! + hs[1]![j]! + hs[2]![j]!) / 3), 1e-12, 1e-12, 'mean');
+  assertClose(
+    out.fusedHidden.dataSync(),
+    hs[0]!.map((_, j) => (hs[0]![j]! + hs[1]![j]! + hs[2]![j]!) / 3),
+    1e-12,
+    1e-12,
+    'mean',
+  );
   assert.equal(m.fusion.parameters().length, 0);
 });
 
@@ -353,7 +406,13 @@ test('pluggable fusion: a custom Module replaces the default', () => {
   }
   const fusion = new LastLevel();
   const m = new HierarchicalMoE(
-    hierarchyConfig({ hiddenSize: H, levels: [{ name: 'u', experts: [{ name: 'e' }] }, { name: 'd', experts: [{ name: 'e' }] }] }),
+    hierarchyConfig({
+      hiddenSize: H,
+      levels: [
+        { name: 'u', experts: [{ name: 'e' }] },
+        { name: 'd', experts: [{ name: 'e' }] },
+      ],
+    }),
     () => new LinearExpert(H, { dtype: 'f64' }),
     { fusion },
   );
@@ -365,22 +424,30 @@ test('pluggable fusion: a custom Module replaces the default', () => {
 
 test('parameters are discovered with stable dotted names', () => {
   const m = build(cfgInput());
-  assert.deepEqual(m.namedParameters().map(([n]) => n), [
-    'levels.0.experts.0.lin.proj.weight',
-    'levels.0.experts.0.lin.proj.bias',
-    'levels.1.experts.0.lin.proj.weight',
-    'levels.1.experts.0.lin.proj.bias',
-    'levels.1.experts.1.lin.proj.weight',
-    'levels.1.experts.1.lin.proj.bias',
-    'levels.1.experts.2.lin.proj.weight',
-    'levels.1.experts.2.lin.proj.bias',
-    'fusion.logits',
-  ]);
+  assert.deepEqual(
+    m.namedParameters().map(([n]) => n),
+    [
+      'levels.0.experts.0.lin.proj.weight',
+      'levels.0.experts.0.lin.proj.bias',
+      'levels.1.experts.0.lin.proj.weight',
+      'levels.1.experts.0.lin.proj.bias',
+      'levels.1.experts.1.lin.proj.weight',
+      'levels.1.experts.1.lin.proj.bias',
+      'levels.1.experts.2.lin.proj.weight',
+      'levels.1.experts.2.lin.proj.bias',
+      'fusion.logits',
+    ],
+  );
 });
 
 test('a token-routed MoELayer is an expert: same output as the layer on its sub-batch, gradients reach its router', () => {
   const layers: MoELayer[] = [];
-  const cfg = moeConfig({ hiddenSize: H, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 }, losses: { lbWeight: 0.01 } });
+  const cfg = moeConfig({
+    hiddenSize: H,
+    router: { numExperts: 4, topK: 2 },
+    experts: { intermediateSize: 6 },
+    losses: { lbWeight: 0.01 },
+  });
   const m = new HierarchicalMoE(
     hierarchyConfig({ hiddenSize: H, levels: [{ name: 'domain', experts: [{ name: 'code' }, { name: 'prose' }] }] }),
     () => {
@@ -400,7 +467,10 @@ test('a token-routed MoELayer is an expert: same output as the layer on its sub-
   assertClose([...rowsOf(h, 0), ...rowsOf(h, 2)], direct(layers[1]!, [0, 2]), 1e-12, 1e-12, 'prose');
   assert.ok(out.level('domain').aux['prose']!['moe']);
   m.train();
-  m.forward(x, { routing: { domain: ['prose', 'code', 'prose'] } }).fusedHidden.square().mean().backward();
+  m.forward(x, { routing: { domain: ['prose', 'code', 'prose'] } })
+    .fusedHidden.square()
+    .mean()
+    .backward();
   for (const layer of layers) assert.ok(Array.from(layer.routerWeight.grad!.dataSync()).some((v) => v !== 0));
 });
 

@@ -49,7 +49,11 @@ test('a value that fails to serialize leaves the old target untouched', async ()
   const dir = freshDir('json-fail');
   const file = path.join(dir, 'state.json');
   fs.writeFileSync(file, 'old');
-  const poisoned = { toJSON() { throw new Error('boom'); } };
+  const poisoned = {
+    toJSON() {
+      throw new Error('boom');
+    },
+  };
   await assert.rejects(writeJsonAtomic(file, poisoned), /boom/);
   assert.throws(() => writeJsonAtomicSync(file, poisoned), /boom/);
   assert.equal(fs.readFileSync(file, 'utf8'), 'old');
@@ -62,8 +66,13 @@ test('failure at the rename step removes the fully written temp file', async () 
   const target = path.join(dir, 'target');
   fs.mkdirSync(target);
   fs.writeFileSync(path.join(target, 'keep'), 'x');
-  await assert.rejects(writeFileAtomic(target, 'data'), (e: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(e.code!));
-  assert.throws(() => writeFileAtomicSync(target, 'data'), (e: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(e.code!));
+  await assert.rejects(writeFileAtomic(target, 'data'), (e: NodeJS.ErrnoException) =>
+    ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(e.code!),
+  );
+  assert.throws(
+    () => writeFileAtomicSync(target, 'data'),
+    (e: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST', 'EPERM'].includes(e.code!),
+  );
   assert.deepEqual(fs.readdirSync(dir), ['target']);
   assert.deepEqual(fs.readdirSync(target), ['keep']);
 });
@@ -76,14 +85,17 @@ test('failure mid-write (EFBIG) never leaves a partial target or a temp file', {
   fs.writeFileSync(target, 'previous contents');
   const script = path.join(tmp, 'efbig-child.mts');
   const atomicUrl = pathToFileURL(path.join(repoRoot, 'src', 'io', 'atomic.ts')).href;
-  fs.writeFileSync(script, `
+  fs.writeFileSync(
+    script,
+    `
     import { writeFileAtomic, writeFileAtomicSync } from ${JSON.stringify(atomicUrl)};
     const data = new Uint8Array(8 * 1024 * 1024).fill(0x61);
     const codes = [];
     try { writeFileAtomicSync(process.argv[2], data); codes.push('ok'); } catch (e) { codes.push(e.code); }
     try { await writeFileAtomic(process.argv[2], data); codes.push('ok'); } catch (e) { codes.push(e.code); }
     console.log(JSON.stringify(codes));
-  `);
+  `,
+  );
   // 2048 KiB limit: far below the 8 MiB payload, far above what tsx needs to cache.
   const child = spawnSync('bash', ['-c', 'ulimit -f 2048 && exec "$0" --import tsx "$1" "$2"', process.execPath, script, target], {
     cwd: repoRoot,
@@ -108,7 +120,10 @@ test('concurrent readers only ever see a complete old or new version', async () 
     while (writing) {
       const got = await fs.promises.readFile(file);
       assert.equal(got.length, size, 'partial file observed');
-      assert.ok(got.every((b) => b === got[0]), 'mixed contents observed');
+      assert.ok(
+        got.every((b) => b === got[0]),
+        'mixed contents observed',
+      );
       reads++;
     }
   })();

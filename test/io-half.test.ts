@@ -43,7 +43,7 @@ test('f32ToF16Bits: closed-form values', () => {
     [1 + 3 * 2 ** -11, 0x3c02], // halfway between 0x3c01 and 0x3c02: to even (up)
     [1 + 2 ** -11 + 2 ** -20, 0x3c01], // above halfway: up
     [2047 * 2 ** -11, 0x3bff], // exactly representable, just below 1
-    [(2 ** -14) * (1 - 2 ** -12), 0x0400], // rounds up across the subnormal/normal boundary
+    [2 ** -14 * (1 - 2 ** -12), 0x0400], // rounds up across the subnormal/normal boundary
   ];
   for (const [x, bits] of cases) assert.equal(hex(f32ToF16Bits(x)), hex(bits), `f16(${x})`);
   assert.ok(isF16NaN(f32ToF16Bits(NaN)));

@@ -93,7 +93,8 @@ test('narrowing on write: F16/BF16 round to nearest even, overflow to inf, NaN k
 
 test('byte-exact: a hand-built file parses and the serializer reproduces it', () => {
   // Reference layout: tensors ordered by dtype alignment (I64 before F16), metadata first.
-  const json = '{"__metadata__":{"format":"pt"},' +
+  const json =
+    '{"__metadata__":{"format":"pt"},' +
     '"b":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},' +
     '"a":{"dtype":"F16","shape":[2],"data_offsets":[16,20]}}';
   const data = new Uint8Array(20);
@@ -120,27 +121,40 @@ test('byte-exact: a hand-built file parses and the serializer reproduces it', ()
 
 test('byte-exact: test vectors from the reference implementation (huggingface/safetensors)', () => {
   const attn = serializeSafetensors({ 'attn.0': { dtype: 'F32', shape: [1, 2, 3], data: new Float32Array([0, 1, 2, 3, 4, 5]) } });
-  assert.deepEqual(Array.from(attn), [
-    64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100,
-    116, 121, 112, 101, 34, 58, 34, 70, 51, 50, 34, 44, 34, 115, 104, 97, 112, 101, 34,
-    58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95, 111, 102, 102, 115,
-    101, 116, 115, 34, 58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63,
-    0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
-  ]);
+  assert.deepEqual(
+    Array.from(attn),
+    [
+      64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100, 116, 121, 112, 101, 34, 58, 34, 70, 51, 50, 34, 44,
+      34, 115, 104, 97, 112, 101, 34, 58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95, 111, 102, 102, 115, 101, 116, 115, 34,
+      58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
+    ],
+  );
   assert.deepEqual(Array.from(serializeSafetensors({})), [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
-  assert.deepEqual(Array.from(serializeSafetensors({}, { framework: 'pt' })), [
-    40, 0, 0, 0, 0, 0, 0, 0, 123, 34, 95, 95, 109, 101, 116, 97, 100, 97, 116, 97, 95,
-    95, 34, 58, 123, 34, 102, 114, 97, 109, 101, 119, 111, 114, 107, 34, 58, 34, 112,
-    116, 34, 125, 125, 32, 32, 32, 32, 32,
-  ]);
+  assert.deepEqual(
+    Array.from(serializeSafetensors({}, { framework: 'pt' })),
+    [
+      40, 0, 0, 0, 0, 0, 0, 0, 123, 34, 95, 95, 109, 101, 116, 97, 100, 97, 116, 97, 95, 95, 34, 58, 123, 34, 102, 114, 97, 109, 101, 119,
+      111, 114, 107, 34, 58, 34, 112, 116, 34, 125, 125, 32, 32, 32, 32, 32,
+    ],
+  );
 });
 
 test('layout: descending dtype alignment then name (bytewise), every tensor aligned', () => {
   const t = (dtype: SafetensorsTensor['dtype']): SafetensorsTensor => ({
-    dtype, shape: [3], data: dtype.startsWith('I') ? new Int32Array(3) : new Float32Array(3),
+    dtype,
+    shape: [3],
+    data: dtype.startsWith('I') ? new Int32Array(3) : new Float32Array(3),
   });
   const bytes = serializeSafetensors({
-    z16: t('F16'), a16: t('F16'), bf: t('BF16'), i32: t('I32'), f32: t('F32'), f64: t('F64'), i64: t('I64'), '2': t('F32'), '10': t('F32'),
+    z16: t('F16'),
+    a16: t('F16'),
+    bf: t('BF16'),
+    i32: t('I32'),
+    f32: t('F32'),
+    f64: t('F64'),
+    i64: t('I64'),
+    '2': t('F32'),
+    '10': t('F32'),
   });
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   // Read the order from the raw text: JSON.parse would hoist integer-like keys such as "10".
@@ -162,10 +176,14 @@ function readHeaderFromBytes(bytes: Uint8Array) {
 
 test('readSafetensorsHeader reads only the header and validates against the file size', async () => {
   const file = path.join(tmp, 'header.safetensors');
-  await writeSafetensors(file, {
-    w: { dtype: 'F32', shape: [4, 4], data: new Float32Array(16) },
-    b: { dtype: 'F16', shape: [4], data: new Float32Array(4) },
-  }, { step: '3' });
+  await writeSafetensors(
+    file,
+    {
+      w: { dtype: 'F32', shape: [4, 4], data: new Float32Array(16) },
+      b: { dtype: 'F16', shape: [4], data: new Float32Array(4) },
+    },
+    { step: '3' },
+  );
   for (const h of [await readSafetensorsHeader(file), readSafetensorsHeaderSync(file)]) {
     assert.deepEqual(h.metadata, { step: '3' });
     assert.equal(h.dataStart, 8 + h.headerLength);
@@ -176,19 +194,25 @@ test('readSafetensorsHeader reads only the header and validates against the file
   // A truncated file is caught from the header alone.
   const truncated = path.join(tmp, 'truncated.safetensors');
   fs.writeFileSync(truncated, fs.readFileSync(file).subarray(0, fs.statSync(file).size - 4));
-  await assert.rejects(readSafetensorsHeader(truncated), (e: Error) =>
-    e.message.includes(truncated) && e.message.includes('"b"') && e.message.includes('data_offsets') && e.message.includes('<= 68'));
+  await assert.rejects(
+    readSafetensorsHeader(truncated),
+    (e: Error) =>
+      e.message.includes(truncated) && e.message.includes('"b"') && e.message.includes('data_offsets') && e.message.includes('<= 68'),
+  );
 });
 
 // ---------------------------------------------------------------- malformed files
 
 /** Assert parsing fails with a message containing every fragment. */
 function rejects(bytes: Uint8Array, ...fragments: string[]): void {
-  assert.throws(() => parseSafetensors(bytes, 'bad.safetensors'), (err: Error) => {
-    assert.equal(err.name, 'SafetensorsError');
-    for (const f of ['bad.safetensors', ...fragments]) assert.ok(err.message.includes(f), `"${err.message}" should mention ${f}`);
-    return true;
-  });
+  assert.throws(
+    () => parseSafetensors(bytes, 'bad.safetensors'),
+    (err: Error) => {
+      assert.equal(err.name, 'SafetensorsError');
+      for (const f of ['bad.safetensors', ...fragments]) assert.ok(err.message.includes(f), `"${err.message}" should mention ${f}`);
+      return true;
+    },
+  );
 }
 
 const f32Info = (begin: number, end: number, shape = [(end - begin) / 4]) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
@@ -232,39 +256,57 @@ test('malformed: tensor entry not an object', () => {
 });
 
 test('malformed: unknown dtype lists the allowed ones', () => {
-  rejects(buildFile(header({ w: { dtype: 'BOOL', shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)),
-    'tensor "w"', '"dtype"', '"BOOL"', 'F32, F16, BF16, I32, I64, F64, U8, I8');
+  rejects(
+    buildFile(header({ w: { dtype: 'BOOL', shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)),
+    'tensor "w"',
+    '"dtype"',
+    '"BOOL"',
+    'F32, F16, BF16, I32, I64, F64, U8, I8',
+  );
   rejects(buildFile(header({ w: { shape: [4], data_offsets: [0, 4] } }), new Uint8Array(4)), 'tensor "w"', '"dtype"', 'missing');
 });
 
 test('malformed: shape not an array of non-negative integers', () => {
   for (const shape of [[2, -1], [1.5], '4', [null]]) {
-    rejects(buildFile(header({ w: { dtype: 'F32', shape, data_offsets: [0, 4] } }), new Uint8Array(4)),
-      'tensor "w"', '"shape"', JSON.stringify(shape), 'non-negative integers');
+    rejects(
+      buildFile(header({ w: { dtype: 'F32', shape, data_offsets: [0, 4] } }), new Uint8Array(4)),
+      'tensor "w"',
+      '"shape"',
+      JSON.stringify(shape),
+      'non-negative integers',
+    );
   }
 });
 
 test('malformed: data_offsets not two integers with 0 <= begin <= end <= data length', () => {
   for (const offsets of [[0], [4, 0], [-4, 0], [0, 12], [0, 4.5], '0,4']) {
-    rejects(buildFile(header({ w: { dtype: 'F32', shape: [1], data_offsets: offsets } }), new Uint8Array(8)),
-      'tensor "w"', '"data_offsets"', JSON.stringify(offsets), '<= 8 (the data buffer length)');
+    rejects(
+      buildFile(header({ w: { dtype: 'F32', shape: [1], data_offsets: offsets } }), new Uint8Array(8)),
+      'tensor "w"',
+      '"data_offsets"',
+      JSON.stringify(offsets),
+      '<= 8 (the data buffer length)',
+    );
   }
 });
 
 test('malformed: byte length does not match shape x dtype size', () => {
-  rejects(buildFile(header({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }), new Uint8Array(8)),
-    'tensor "w"', 'spans 8 bytes', 'needs 12', 'dtype F32');
+  rejects(
+    buildFile(header({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }), new Uint8Array(8)),
+    'tensor "w"',
+    'spans 8 bytes',
+    'needs 12',
+    'dtype F32',
+  );
 });
 
 test('malformed: overlapping tensors', () => {
-  rejects(buildFile(header({ a: f32Info(0, 8), b: f32Info(4, 12) }), new Uint8Array(12)),
-    'tensor "b"', 'overlap tensor "a"', '[4, 12]');
+  rejects(buildFile(header({ a: f32Info(0, 8), b: f32Info(4, 12) }), new Uint8Array(12)), 'tensor "b"', 'overlap tensor "a"', '[4, 12]');
   rejects(buildFile(header({ a: f32Info(0, 8), b: f32Info(0, 8) }), new Uint8Array(8)), 'overlap');
 });
 
 test('malformed: gaps between tensors (the reference requires contiguous coverage)', () => {
-  rejects(buildFile(header({ a: f32Info(0, 4), b: f32Info(8, 12) }), new Uint8Array(12)),
-    'tensor "b"', 'bytes [4, 8)', 'uncovered');
+  rejects(buildFile(header({ a: f32Info(0, 4), b: f32Info(8, 12) }), new Uint8Array(12)), 'tensor "b"', 'bytes [4, 8)', 'uncovered');
   rejects(buildFile(header({ a: f32Info(4, 8) }), new Uint8Array(8)), 'tensor "a"', 'bytes [0, 4)');
 });
 
@@ -284,8 +326,12 @@ test('malformed: __metadata__ must be an object of strings', () => {
 test('malformed: I64 value outside the int32 range names the tensor and value', () => {
   const data = new Uint8Array(16);
   new DataView(data.buffer).setBigInt64(8, 2n ** 31n, true);
-  rejects(buildFile(header({ idx: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }), data),
-    'tensor "idx"', 'I64 value 2147483648 at index 1', 'int32 range');
+  rejects(
+    buildFile(header({ idx: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }), data),
+    'tensor "idx"',
+    'I64 value 2147483648 at index 1',
+    'int32 range',
+  );
   new DataView(data.buffer).setBigInt64(8, -(2n ** 31n) - 1n, true);
   rejects(buildFile(header({ idx: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }), data), '-2147483649');
 });
@@ -293,8 +339,14 @@ test('malformed: I64 value outside the int32 range names the tensor and value', 
 test('malformed: errors from files name the file', () => {
   const file = path.join(tmp, 'broken.safetensors');
   fs.writeFileSync(file, new Uint8Array(3));
-  assert.throws(() => readSafetensorsSync(file), (e: Error) => e.message.startsWith(`${file}: `));
-  assert.throws(() => readSafetensorsHeaderSync(file), (e: Error) => e.message.includes(file) && e.message.includes('3 bytes'));
+  assert.throws(
+    () => readSafetensorsSync(file),
+    (e: Error) => e.message.startsWith(`${file}: `),
+  );
+  assert.throws(
+    () => readSafetensorsHeaderSync(file),
+    (e: Error) => e.message.includes(file) && e.message.includes('3 bytes'),
+  );
 });
 
 test('parses from a view at an odd offset into a larger buffer (e.g. a pooled Buffer)', () => {
@@ -327,7 +379,11 @@ test('serializer rejects bad input with clear errors and writes nothing', async 
     [{ __metadata__: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }, 'reserved'],
   ];
   for (const [tensors, fragment] of bad) {
-    assert.throws(() => serializeSafetensors(tensors), (e: Error) => e.message.includes(fragment), fragment);
+    assert.throws(
+      () => serializeSafetensors(tensors),
+      (e: Error) => e.message.includes(fragment),
+      fragment,
+    );
   }
   assert.throws(() => serializeSafetensors({}, { n: 3 as unknown as string }), /"n" must be a string/);
   const file = path.join(tmp, 'never.safetensors');
@@ -351,7 +407,10 @@ test('U8 and I8 tensors round-trip as raw bytes (MXFP4 blocks and scales)', () =
   assert.deepEqual([...back.get('blocks')!.data], [0, 1, 127, 128, 200, 255]);
   assert.ok(back.get('signed')!.data instanceof Int8Array);
   assert.deepEqual([...back.get('signed')!.data], [-128, 0, 127]);
-  assert.throws(() => serializeSafetensors({ b: { dtype: 'U8', shape: [1], data: new Int32Array([256]) } }), /dtype U8 needs integers in \[0, 255\], but data\[0\] is 256/);
+  assert.throws(
+    () => serializeSafetensors({ b: { dtype: 'U8', shape: [1], data: new Int32Array([256]) } }),
+    /dtype U8 needs integers in \[0, 255\], but data\[0\] is 256/,
+  );
 });
 
 // ---------------------------------------------------------------- strictness (issue 27)
@@ -362,13 +421,18 @@ test('strict: shapes and offsets must be integer literals ("2.0", "2e0" rejected
   rejects(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,2.4e1]}}', data), 'tensor "w"', '"data_offsets"', '2.4e1');
   rejects(buildFile('{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,24]}}', data), 'tensor "w"', '"shape"');
   // the same file with integer literals loads
-  assert.deepEqual(parseSafetensors(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}', data)).tensors.get('w')!.shape, [2, 3]);
+  assert.deepEqual(
+    parseSafetensors(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}', data)).tensors.get('w')!.shape,
+    [2, 3],
+  );
 });
 
 test('strict: duplicate keys are rejected, at any level (JSON.parse would keep the last)', () => {
   const data = new Uint8Array(24);
-  rejects(buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"w":{"dtype":"U8","shape":[24],"data_offsets":[0,24]}}', data),
-    'duplicate key "w"');
+  rejects(
+    buildFile('{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"w":{"dtype":"U8","shape":[24],"data_offsets":[0,24]}}', data),
+    'duplicate key "w"',
+  );
   rejects(buildFile('{"w":{"dtype":"F32","dtype":"U8","shape":[24],"data_offsets":[0,24]}}', data), 'duplicate key "dtype"', '$["w"]');
   rejects(buildFile('{"__metadata__":{"a":"1","a":"2"}}'), 'duplicate key "a"');
 });
@@ -402,10 +466,13 @@ test('strict: error messages never echo attacker-controlled text unbounded', () 
     buildFile(`{"w":[${'{"a":1},'.repeat(100_000)}1]}`),
   ];
   for (const bytes of cases) {
-    assert.throws(() => parseSafetensors(bytes, 'bad.safetensors'), (err: Error) => {
-      assert.equal(err.name, 'SafetensorsError');
-      assert.ok(err.message.length < 600, `message of ${err.message.length} characters: ${err.message.slice(0, 200)}`);
-      return true;
-    });
+    assert.throws(
+      () => parseSafetensors(bytes, 'bad.safetensors'),
+      (err: Error) => {
+        assert.equal(err.name, 'SafetensorsError');
+        assert.ok(err.message.length < 600, `message of ${err.message.length} characters: ${err.message.slice(0, 200)}`);
+        return true;
+      },
+    );
   }
 });

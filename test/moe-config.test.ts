@@ -23,25 +23,41 @@ test('bad router configs fail at construction naming field, value and allowed ra
   fails(() => routerConfig({ numExperts: 8, topK: 2, scoreFunc: 'relu' as never }), 'router.scoreFunc', "'relu'", /'softmax', 'sigmoid'/);
   fails(
     () => routerConfig({ numExperts: 8, topK: 2, groupLimit: { numGroups: 3, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } }),
-    'router.groupLimit.numGroups', '3', /divisor of numExperts = 8/,
+    'router.groupLimit.numGroups',
+    '3',
+    /divisor of numExperts = 8/,
   );
   fails(
     () => routerConfig({ numExperts: 8, topK: 2, groupLimit: { numGroups: 4, topkGroups: 5, groupScore: 'max', maskValue: 'zero' } }),
-    'router.groupLimit.topkGroups', '5', /\[1, 4\]/,
+    'router.groupLimit.topkGroups',
+    '5',
+    /\[1, 4\]/,
   );
   fails(
     () => routerConfig({ numExperts: 8, topK: 4, groupLimit: { numGroups: 4, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } }),
-    'router.groupLimit.topkGroups', '1', /at least/,
+    'router.groupLimit.topkGroups',
+    '1',
+    /at least/,
   );
   fails(() => routerConfig({ numExperts: 8, topK: 2, jitterEps: 1 }), 'router.jitterEps', '1', /\[0, 1\)/);
   fails(() => routerConfig({ numExperts: 8, topK: 2, renormP: 0 }), 'router.renormP', '0', /\(0, inf\)/);
-  fails(() => routerConfig({ numExperts: 8, topK: 2, selectOn: 'logits', selectionBias: { gamma: 0.1, rule: 'sign' } }), 'router.selectOn', "'logits'", /'scores'/);
+  fails(
+    () => routerConfig({ numExperts: 8, topK: 2, selectOn: 'logits', selectionBias: { gamma: 0.1, rule: 'sign' } }),
+    'router.selectOn',
+    "'logits'",
+    /'scores'/,
+  );
   fails(() => routerConfig({ numExperts: 8, topK: 2, topk: 3 } as never), 'router.topk', '3', /no such field/);
 });
 
 test('bad MoE configs: capacity factor, expert layout, losses', () => {
   fails(() => moeConfig({ ...ok, dispatch: { capacityFactor: -1 } }), 'moe.dispatch.capacityFactor', '-1', /\(0, inf\)/);
-  fails(() => moeConfig({ ...ok, experts: { intermediateSize: 32, kind: 'gelu', layout: 'fused' } }), 'moe.experts.layout', "'fused'", /'separate'/);
+  fails(
+    () => moeConfig({ ...ok, experts: { intermediateSize: 32, kind: 'gelu', layout: 'fused' } }),
+    'moe.experts.layout',
+    "'fused'",
+    /'separate'/,
+  );
   fails(() => moeConfig({ ...ok, experts: { intermediateSize: 32, bias: true } }), 'moe.experts.bias', 'true', /fused/);
   fails(() => moeConfig({ ...ok, losses: { lbGranularity: 'micro' as never } }), 'moe.losses.lbGranularity', "'micro'", /'global-batch'/);
   fails(() => moeConfig({ ...ok, hiddenSize: 0 }), 'moe.hiddenSize', '0', />= 1/);
@@ -52,7 +68,13 @@ test('JSON round trip: parse(JSON(cfg)) deep-equals cfg', () => {
     moeConfig(ok),
     moeConfig({
       ...ok,
-      router: { numExperts: 8, topK: 3, scoreFunc: 'sigmoid', selectionBias: { gamma: 0.001, rule: 'sign-centered' }, groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' } },
+      router: {
+        numExperts: 8,
+        topK: 3,
+        scoreFunc: 'sigmoid',
+        selectionBias: { gamma: 0.001, rule: 'sign-centered' },
+        groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' },
+      },
       shared: { intermediateSize: 8, gate: 'sigmoid', mix: 'olmo' },
       dispatch: { capacityFactor: 1.25 },
       losses: { lbWeight: 0.01, zLossWeight: 0.001, lbGranularity: 'global-batch', scaleByNumLayers: true },
@@ -69,17 +91,31 @@ test('HF config helpers (first non-null key wins) and which layers are MoE', () 
   assert.equal(getMoeIntermediateSize({ moe_intermediate_size: 1408, intermediate_size: 10944 }), 1408);
   assert.throws(() => getMoeIntermediateSize({}), /moe_intermediate_size/);
   const qwen = { num_experts: 60, decoder_sparse_step: 2, mlp_only_layers: [3] };
-  assert.deepEqual([0, 1, 2, 3, 4, 5].filter((i) => isMoeLayer(qwen, i)), [1, 5]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].filter((i) => isMoeLayer(qwen, i)),
+    [1, 5],
+  );
   const ds = { n_routed_experts: 256, first_k_dense_replace: 3 };
-  assert.deepEqual([0, 1, 2, 3, 4].filter((i) => isMoeLayer(ds, i)), [3, 4]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].filter((i) => isMoeLayer(ds, i)),
+    [3, 4],
+  );
   assert.equal(isMoeLayer({ num_experts: 0 }, 0), false);
 });
 
 test('presets from HF configs', () => {
   const base = { hidden_size: 32, intermediate_size: 64 };
   const ds = moeConfigFromHf({
-    ...base, model_type: 'deepseek_v3', n_routed_experts: 16, num_experts_per_tok: 4, moe_intermediate_size: 8,
-    n_group: 4, topk_group: 2, routed_scaling_factor: 2.5, norm_topk_prob: true, n_shared_experts: 1,
+    ...base,
+    model_type: 'deepseek_v3',
+    n_routed_experts: 16,
+    num_experts_per_tok: 4,
+    moe_intermediate_size: 8,
+    n_group: 4,
+    topk_group: 2,
+    routed_scaling_factor: 2.5,
+    norm_topk_prob: true,
+    n_shared_experts: 1,
   });
   assert.equal(ds.router.scoreFunc, 'sigmoid');
   assert.deepEqual(ds.router.groupLimit, { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' });
@@ -89,7 +125,10 @@ test('presets from HF configs', () => {
   const oss = moeConfigFromHf({ ...base, model_type: 'gpt_oss', num_local_experts: 8, experts_per_token: 2 });
   assert.equal(oss.router.selectOn, 'logits');
   assert.equal(oss.router.routerBias, true);
-  assert.deepEqual([oss.experts.kind, oss.experts.layout, oss.experts.orientation, oss.experts.bias, oss.experts.swigluLimit], ['gpt-oss', 'interleaved', 'in-out', true, 7]);
+  assert.deepEqual(
+    [oss.experts.kind, oss.experts.layout, oss.experts.orientation, oss.experts.bias, oss.experts.swigluLimit],
+    ['gpt-oss', 'interleaved', 'in-out', true, 7],
+  );
   const q2 = moeConfigFromHf({ ...base, model_type: 'qwen2_moe', num_experts: 8, shared_expert_intermediate_size: 40 });
   assert.deepEqual(q2.shared, { intermediateSize: 40, gate: 'sigmoid', mix: 'add' });
   assert.equal(q2.router.renormalize, 'none');

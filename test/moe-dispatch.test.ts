@@ -75,7 +75,14 @@ function refMoE(p: Params, cfg: ExpertConfig, weightsOnInput: boolean, dropped: 
       for (let k = 0; k < K; k++) {
         const s = t * K + k;
         if (IDS[s] !== e || dropped.has(s)) continue;
-        const out = weightsOnInput ? refExpert(p, cfg, e, xt.map((v) => v * w[s]!)) : all.map((v) => v * w[s]!);
+        const out = weightsOnInput
+          ? refExpert(
+              p,
+              cfg,
+              e,
+              xt.map((v) => v * w[s]!),
+            )
+          : all.map((v) => v * w[s]!);
         for (let j = 0; j < H; j++) y[t * H + j]! += out[j]!;
       }
     }
@@ -150,9 +157,18 @@ forEachBackend('moe dispatch + experts', () => {
   });
 
   test('dispatch metadata: rows, tokens, experts, weights', () => {
-    const x = fromArray(Float64Array.from({ length: T * H }, (_, i) => i), [T, H]);
-    const w = fromArray(Float64Array.from({ length: T * K }, (_, i) => i / 10), [T, K]);
-    const d = new LocalDispatcher(E, parseDispatchConfig({})).dispatch(x, { topkIds: tensor(IDS, { dtype: 'i32', shape: [T, K] }), topkWeights: w });
+    const x = fromArray(
+      Float64Array.from({ length: T * H }, (_, i) => i),
+      [T, H],
+    );
+    const w = fromArray(
+      Float64Array.from({ length: T * K }, (_, i) => i / 10),
+      [T, K],
+    );
+    const d = new LocalDispatcher(E, parseDispatchConfig({})).dispatch(x, {
+      topkIds: tensor(IDS, { dtype: 'i32', shape: [T, K] }),
+      topkWeights: w,
+    });
     assert.deepEqual(Array.from(d.meta.sortedSlots.dataSync()), [0, 3, 6, 9, 2, 5, 7, 1, 4, 8]);
     assert.deepEqual(Array.from(d.meta.rowTokens.dataSync()), [0, 1, 3, 4, 1, 2, 3, 0, 2, 4]);
     assert.deepEqual(Array.from(d.exec.rowExperts.dataSync()), [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);

@@ -65,7 +65,8 @@ describe('the reference MoE kernels are the native ones, call by call [native]',
             });
             return c;
           };
-          for (const acc of [false, true]) assertClose(run(twin, acc), run(native(), acc), ...tol(dtype), `trans ${trans} stacked ${stacked} accumulate ${acc}`);
+          for (const acc of [false, true])
+            assertClose(run(twin, acc), run(native(), acc), ...tol(dtype), `trans ${trans} stacked ${stacked} accumulate ${acc}`);
         }
       }
       const g = floats(dtype, S * n, gen);
@@ -86,11 +87,24 @@ describe('the reference MoE kernels are the native ones, call by call [native]',
       const swiglu = (kk: MoeKernels) => {
         const gu = floats(dtype, S * 2 * i, new Generator(4));
         const h = floats(dtype, S * i, new Generator(4));
-        kk.gemmSwiglu({ a: { data: a, ld: k }, aIdx, gate: { data: w, ld: k, trans: true, expertStride: 2 * i * k }, up: { data: w, offset: i * k }, seg, gu: { data: gu, ld: 2 * i, upOffset: i }, h, i, k });
+        kk.gemmSwiglu({
+          a: { data: a, ld: k },
+          aIdx,
+          gate: { data: w, ld: k, trans: true, expertStride: 2 * i * k },
+          up: { data: w, offset: i * k },
+          seg,
+          gu: { data: gu, ld: 2 * i, upOffset: i },
+          h,
+          i,
+          k,
+        });
         return [...gu, ...h];
       };
       assertClose(swiglu(twin), swiglu(native()), ...tol(dtype), 'gemmSwiglu');
-      for (const [gateOffset, upOffset, colStride] of [[0, i, 1], [0, 1, 2]] as const) {
+      for (const [gateOffset, upOffset, colStride] of [
+        [0, i, 1],
+        [0, 1, 2],
+      ] as const) {
         const gu = floats(dtype, S * 2 * i, gen, -3, 3);
         const dy = floats(dtype, S * i, gen);
         const rowScale = floats(dtype, S, gen);
@@ -111,7 +125,11 @@ describe('the reference MoE kernels are the native ones, call by call [native]',
       for (const capacity of [null, 3]) {
         const p = twin.planRoutes({ ids, numTokens: T, topK: K, numExperts: 4, capacity, weights });
         const q = native().planRoutes({ ids, numTokens: T, topK: K, numExperts: 4, capacity, weights });
-        assert.deepEqual([p.segOffsets, p.sortedSlots, p.rowTokens, p.slotRows, p.droppedSlots], [q.segOffsets, q.sortedSlots, q.rowTokens, q.slotRows, q.droppedSlots], `plan, capacity ${capacity}`);
+        assert.deepEqual(
+          [p.segOffsets, p.sortedSlots, p.rowTokens, p.slotRows, p.droppedSlots],
+          [q.segOffsets, q.sortedSlots, q.rowTokens, q.slotRows, q.droppedSlots],
+          `plan, capacity ${capacity}`,
+        );
         assert.deepEqual(p.rowWeights, q.rowWeights);
         const y = floats(dtype, T * K * 6, gen);
         const combine = (kk: MoeKernels) => {
@@ -134,8 +152,20 @@ describe('the reference MoE kernels are the native ones, call by call [native]',
         const q = native().routerForward(logits, shape);
         assert.deepEqual([...p.ids], [...q.ids], 'ids');
         assert.deepEqual([...p.counts], [...q.counts], 'counts');
-        assertClose([...p.scores, ...p.weights, ...p.lse, ...p.scoreSums, p.entropySum, p.lseSquaredSum], [...q.scores, ...q.weights, ...q.lse, ...q.scoreSums, q.entropySum, q.lseSquaredSum], ...tol(dtype), 'forward');
-        const terms = { ...shape, scores: q.scores, lse: q.lse, ids: q.ids, lbCoef: Float64Array.from({ length: E }, (_, e) => 0.01 * e), zCoef: 0.03 };
+        assertClose(
+          [...p.scores, ...p.weights, ...p.lse, ...p.scoreSums, p.entropySum, p.lseSquaredSum],
+          [...q.scores, ...q.weights, ...q.lse, ...q.scoreSums, q.entropySum, q.lseSquaredSum],
+          ...tol(dtype),
+          'forward',
+        );
+        const terms = {
+          ...shape,
+          scores: q.scores,
+          lse: q.lse,
+          ids: q.ids,
+          lbCoef: Float64Array.from({ length: E }, (_, e) => 0.01 * e),
+          zCoef: 0.03,
+        };
         const dweights = floats(dtype, T * K, gen);
         assertClose(twin.routerBackward(terms, dweights), native().routerBackward(terms, dweights), ...tol(dtype), 'routerBackward');
         const slotRows = Int32Array.from({ length: T * K }, (_, s) => (s % 4 === 3 ? -1 : s));
@@ -158,10 +188,32 @@ describe('the reference MoE kernels are the native ones, call by call [native]',
 const LAYERS: { name: string; input: MoEConfigInput }[] = [
   {
     name: 'softmax top-2, separate out-in, capacity drops, shared expert, LB + z',
-    input: { hiddenSize: 8, router: { numExperts: 5, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 6 }, dispatch: { capacityFactor: 0.6, capacityMultiple: 1 }, shared: { intermediateSize: 4 }, losses: { lbWeight: 0.1, zLossWeight: 0.01 } },
+    input: {
+      hiddenSize: 8,
+      router: { numExperts: 5, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 6 },
+      dispatch: { capacityFactor: 0.6, capacityMultiple: 1 },
+      shared: { intermediateSize: 4 },
+      losses: { lbWeight: 0.1, zLossWeight: 0.01 },
+    },
   },
-  { name: 'fused in-out layout, top-1, scaled', input: { hiddenSize: 6, router: { numExperts: 3, topK: 1, scalingFactor: 2 }, experts: { intermediateSize: 5, layout: 'fused', orientation: 'in-out' } } },
-  { name: 'interleaved layout', input: { hiddenSize: 6, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 3, layout: 'interleaved' }, losses: { zLossWeight: 0.1 } } },
+  {
+    name: 'fused in-out layout, top-1, scaled',
+    input: {
+      hiddenSize: 6,
+      router: { numExperts: 3, topK: 1, scalingFactor: 2 },
+      experts: { intermediateSize: 5, layout: 'fused', orientation: 'in-out' },
+    },
+  },
+  {
+    name: 'interleaved layout',
+    input: {
+      hiddenSize: 6,
+      router: { numExperts: 4, topK: 2 },
+      experts: { intermediateSize: 3, layout: 'interleaved' },
+      losses: { zLossWeight: 0.1 },
+    },
+  },
 ];
 
 function runLayer(input: MoEConfigInput, path: string) {
@@ -173,7 +225,11 @@ function runLayer(input: MoEConfigInput, path: string) {
     const y = layer.forward(x);
     y.backward(fromArray(floats('f64', 2 * 7 * H, gen), [2, 7, H]));
     const m = layer.lastMetrics!;
-    return { plan: layer.executionPlan, tensors: [y.dataSync(), x.grad!.dataSync(), ...layer.parameters().map((p) => p.grad!.dataSync())], metrics: [m.lbLoss ?? -1, m.zLoss ?? -1, m.routerEntropy, m.droppedFraction] };
+    return {
+      plan: layer.executionPlan,
+      tensors: [y.dataSync(), x.grad!.dataSync(), ...layer.parameters().map((p) => p.grad!.dataSync())],
+      metrics: [m.lbLoss ?? -1, m.zLoss ?? -1, m.routerEntropy, m.droppedFraction],
+    };
   });
 }
 
@@ -205,10 +261,15 @@ describe('what a layer plans, and why', () => {
     assert.equal(p.path, 'reference');
     assert.match(p.summary, /reference backend's MoE kernels are not faster/);
     assert.equal(plan(base, 'kernels').path, 'kernels');
-    assert.throws(() => plan(base, 'fast'), { name: 'EnvError', message: /^MOEKIT_MOE_PATH='fast' is invalid: expected 'auto' or 'reference' or 'kernels' or 'layer'/ });
+    assert.throws(() => plan(base, 'fast'), {
+      name: 'EnvError',
+      message: /^MOEKIT_MOE_PATH='fast' is invalid: expected 'auto' or 'reference' or 'kernels' or 'layer'/,
+    });
   });
 
-  test('native: the layer node, the kernel chain or the composition, each with its reason [native]', { skip: !hasNative && 'native addon not built' }, () => {
+  test('native: the layer node, the kernel chain or the composition, each with its reason [native]', {
+    skip: !hasNative && 'native addon not built',
+  }, () => {
     setBackend('native');
     assert.equal(getBackend().name, 'native');
     assert.equal(plan(base).path, 'layer');
@@ -218,14 +279,20 @@ describe('what a layer plans, and why', () => {
     const gelu = plan({ ...base, router: { numExperts: 4, topK: 2, routerBias: true } });
     assert.equal(gelu.path, 'kernels');
     assert.match(gelu.summary, /not one layer node: a router bias/);
-    const neither = plan({ ...base, router: { numExperts: 4, topK: 2, scoreFunc: 'sigmoid' }, experts: { intermediateSize: 4, kind: 'gelu' } });
+    const neither = plan({
+      ...base,
+      router: { numExperts: 4, topK: 2, scoreFunc: 'sigmoid' },
+      experts: { intermediateSize: 4, kind: 'gelu' },
+    });
     assert.equal(neither.path, 'reference');
     assert.match(neither.summary, /no MoE kernel covers it \(router: score function 'sigmoid'; experts: expert kind 'gelu'\)/);
     assert.equal(plan(base, 'reference').path, 'reference');
     assert.equal(plan(base, 'kernels').path, 'kernels');
   });
 
-  test('a layer plans once and again only when what it planned for changes [native]', { skip: !hasNative && 'native addon not built' }, () => {
+  test('a layer plans once and again only when what it planned for changes [native]', {
+    skip: !hasNative && 'native addon not built',
+  }, () => {
     setBackend('native');
     const layer = new MoELayer(moeConfig(base));
     const first = layer.executionPlan;
@@ -237,6 +304,12 @@ describe('what a layer plans, and why', () => {
 });
 
 test('`moekit info --layer` prints the plan of a preset on the backend that runs', () => {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'info', '--layer', 'ct-moe'], { encoding: 'utf8', env: { ...process.env, MOEKIT_BACKEND: 'reference' } });
-  assert.match(out, /^moekit: reference backend \(MOEKIT_BACKEND=reference\)\nmoekit: MoE layer 'ct-moe': reference composition: the reference backend's MoE kernels are not faster/);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'info', '--layer', 'ct-moe'], {
+    encoding: 'utf8',
+    env: { ...process.env, MOEKIT_BACKEND: 'reference' },
+  });
+  assert.match(
+    out,
+    /^moekit: reference backend \(MOEKIT_BACKEND=reference\)\nmoekit: MoE layer 'ct-moe': reference composition: the reference backend's MoE kernels are not faster/,
+  );
 });

@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray } from '../src/index.js';
 import { ConfigError, moeConfig, parseMoEConfig, routerConfig, type MoEConfigInput } from '../src/moe/config.js';
-import { ExpertChoiceDispatcher, expertChoiceCapacity, routeExpertChoice, type ExpertChoiceRouterOutput } from '../src/moe/expert-choice.js';
+import {
+  ExpertChoiceDispatcher,
+  expertChoiceCapacity,
+  routeExpertChoice,
+  type ExpertChoiceRouterOutput,
+} from '../src/moe/expert-choice.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { routeLogits } from '../src/moe/router.js';
 import { Generator } from '../src/tensor/random.js';
@@ -21,8 +26,14 @@ const T = 8;
 
 /** y_t = Σ_e w[t][e] · SwiGLU_e(x_t)  (+ sigmoid-gated shared expert when given), from raw arrays. */
 function refForward(
-  x: Float64Array, wr: Float64Array, gate: Float64Array, up: Float64Array, down: Float64Array,
-  k: number, cf: number, shared?: { gate: Float64Array; up: Float64Array; down: Float64Array; Is: number },
+  x: Float64Array,
+  wr: Float64Array,
+  gate: Float64Array,
+  up: Float64Array,
+  down: Float64Array,
+  k: number,
+  cf: number,
+  shared?: { gate: Float64Array; up: Float64Array; down: Float64Array; Is: number },
 ): { y: Float64Array; ec: ReturnType<typeof refExpertChoice> } {
   const xs: Mat = rows(x, T, H);
   const logits = xs.map((xt) => Float64Array.from({ length: E }, (_, e) => xt.reduce((s, v, i) => s + v * wr[e * H + i]!, 0)));
@@ -68,10 +79,21 @@ test('expert-choice config validation: kind, capacity factor > 0, incompatible o
   fails(() => routerConfig({ numExperts: 4, topK: 1, kind: 'expert-choice', renormalize: 'sum' }), 'router.renormalize', /'none'/);
   fails(() => routerConfig({ numExperts: 4, topK: 1, kind: 'expert-choice', selectOn: 'logits' }), 'router.selectOn', /'scores'/);
   fails(
-    () => routerConfig({ numExperts: 4, topK: 1, kind: 'expert-choice', groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } }),
-    'router.groupLimit', /expert-choice/,
+    () =>
+      routerConfig({
+        numExperts: 4,
+        topK: 1,
+        kind: 'expert-choice',
+        groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' },
+      }),
+    'router.groupLimit',
+    /expert-choice/,
   );
-  fails(() => routerConfig({ numExperts: 4, topK: 1, kind: 'expert-choice', selectionBias: { gamma: 0.1, rule: 'sign' } }), 'router.selectionBias', /expert-choice/);
+  fails(
+    () => routerConfig({ numExperts: 4, topK: 1, kind: 'expert-choice', selectionBias: { gamma: 0.1, rule: 'sign' } }),
+    'router.selectionBias',
+    /expert-choice/,
+  );
   fails(() => moeConfig({ ...base(1), dispatch: { capacityFactor: 1.25 } }), 'moe.dispatch.capacityFactor', /router.capacityFactor/);
   fails(() => moeConfig({ ...base(1), losses: { lbWeight: 0.01 } }), 'moe.losses.lbWeight', /0 for/);
   assert.equal(routerConfig({ numExperts: 4, topK: 2 }).kind, 'token-choice');
@@ -91,7 +113,12 @@ test('capacity c = min(T, max(1, round(cf·T·k/E)))', () => {
 
 forEachBackend('moe expert choice', () => {
   test('assignments, per-token expert counts, weights = scores of the choosing experts', () => {
-    for (const [k, cf] of [[1, 1], [2, 1], [1, 2.5], [3, 1]] as const) {
+    for (const [k, cf] of [
+      [1, 1],
+      [2, 1],
+      [1, 2.5],
+      [3, 1],
+    ] as const) {
       const logits = randF64([T, E], 11 + k, -2, 2);
       const out = routeExpertChoice(logits, routerConfig({ kind: 'expert-choice', numExperts: E, topK: k, capacityFactor: cf }));
       const r = refExpertChoice(rows(logits.dataSync(), T, E), E, k, cf);
@@ -100,15 +127,39 @@ forEachBackend('moe expert choice', () => {
       assert.deepEqual(Array.from(out.expertsPerToken), r.perToken, 'experts per token');
       assert.deepEqual(Array.from(out.counts.dataSync()), new Array(E).fill(r.c));
       const ids = Array.from(out.topkIds.dataSync());
-      assert.deepEqual(ids, r.w.flatMap((row) => Array.from(row, (v, e) => (v > 0 ? e : -1))), 'slot grid ids');
-      assertClose(out.topkWeights.dataSync(), r.w.flatMap((row) => Array.from(row)), 1e-14, 1e-12, 'weights');
-      assertClose(out.scores.dataSync(), r.scores.flatMap((row) => Array.from(row)), 1e-14, 1e-12, 'scores');
+      assert.deepEqual(
+        ids,
+        r.w.flatMap((row) => Array.from(row, (v, e) => (v > 0 ? e : -1))),
+        'slot grid ids',
+      );
+      assertClose(
+        out.topkWeights.dataSync(),
+        r.w.flatMap((row) => Array.from(row)),
+        1e-14,
+        1e-12,
+        'weights',
+      );
+      assertClose(
+        out.scores.dataSync(),
+        r.scores.flatMap((row) => Array.from(row)),
+        1e-14,
+        1e-12,
+        'scores',
+      );
     }
     // routeLogits dispatches on router.kind; scaling factor multiplies the weights
     const logits = randF64([T, E], 3);
-    const a = routeLogits(logits, routerConfig({ kind: 'expert-choice', numExperts: E, topK: 1, scalingFactor: 2 })) as ExpertChoiceRouterOutput;
+    const a = routeLogits(
+      logits,
+      routerConfig({ kind: 'expert-choice', numExperts: E, topK: 1, scalingFactor: 2 }),
+    ) as ExpertChoiceRouterOutput;
     const r = refExpertChoice(rows(logits.dataSync(), T, E), E, 1);
-    assertClose(a.topkWeights.dataSync(), r.w.flatMap((row) => Array.from(row, (v) => 2 * v)), 1e-14, 1e-12);
+    assertClose(
+      a.topkWeights.dataSync(),
+      r.w.flatMap((row) => Array.from(row, (v) => 2 * v)),
+      1e-14,
+      1e-12,
+    );
   });
 
   test('the dispatcher skips empty slots and rejects ids outside [-1, E)', () => {
@@ -118,7 +169,10 @@ forEachBackend('moe expert choice', () => {
     assert.deepEqual(Array.from(res.meta.rowTokens.dataSync()), [1, 0, 0, 1]);
     assert.deepEqual(Array.from(res.meta.rowExperts.dataSync()), [0, 1, 2, 2]);
     assert.deepEqual(Array.from(res.exec.segOffsets), [0, 1, 2, 4]);
-    assert.throws(() => d.dispatch(x, { topkIds: fromArray(Int32Array.from([3, 0, 0, 0, 0, 0]), [2, 3]), topkWeights: randF64([2, 3], 2) }), /outside \[0, 3\)/);
+    assert.throws(
+      () => d.dispatch(x, { topkIds: fromArray(Int32Array.from([3, 0, 0, 0, 0, 0]), [2, 3]), topkWeights: randF64([2, 3], 2) }),
+      /outside \[0, 3\)/,
+    );
   });
 
   for (const withShared of [false, true]) {
@@ -133,7 +187,11 @@ forEachBackend('moe expert choice', () => {
       const ex = layer.experts;
       const arr = (t: { dataSync(): ArrayLike<number> }) => Float64Array.from(t.dataSync());
       const P = {
-        x: arr(x), wr: arr(layer.routerWeight), gate: arr(ex.gateProj!), up: arr(ex.upProj!), down: arr(ex.downProj),
+        x: arr(x),
+        wr: arr(layer.routerWeight),
+        gate: arr(ex.gateProj!),
+        up: arr(ex.upProj!),
+        down: arr(ex.downProj),
         sg: withShared ? arr(layer.sharedExpert!.gateProj!) : new Float64Array(0),
         su: withShared ? arr(layer.sharedExpert!.upProj!) : new Float64Array(0),
         sd: withShared ? arr(layer.sharedExpert!.downProj) : new Float64Array(0),
@@ -143,7 +201,10 @@ forEachBackend('moe expert choice', () => {
       assertClose(y.dataSync(), ref.y, 1e-12, 1e-10, 'output');
       const zeroTokens = ref.ec.perToken.flatMap((n, t) => (n === 0 ? [t] : []));
       assert.ok(zeroTokens.length > 0, 'some token got no expert (the test needs one)');
-      assert.ok(ref.ec.perToken.some((n) => n > 1), 'some token got several experts');
+      assert.ok(
+        ref.ec.perToken.some((n) => n > 1),
+        'some token got several experts',
+      );
       if (!withShared) for (const t of zeroTokens) assert.deepEqual(Array.from(y.dataSync().slice(t * H, (t + 1) * H)), [0, 0, 0, 0]);
       assert.deepEqual(Array.from(layer.lastMetrics!.tokensPerExpert), new Array(E).fill(ref.ec.c));
 
@@ -153,9 +214,18 @@ forEachBackend('moe expert choice', () => {
       const wd = w.dataSync();
       const L = () => refForward(P.x, P.wr, P.gate, P.up, P.down, k, cf, shared()).y.reduce((s, v, i) => s + v * wd[i]!, 0);
       const pairs: [string, Float64Array, { grad: { dataSync(): ArrayLike<number> } | null }][] = [
-        ['x', P.x, x], ['router', P.wr, layer.routerWeight], ['gate', P.gate, ex.gateProj!], ['up', P.up, ex.upProj!], ['down', P.down, ex.downProj],
+        ['x', P.x, x],
+        ['router', P.wr, layer.routerWeight],
+        ['gate', P.gate, ex.gateProj!],
+        ['up', P.up, ex.upProj!],
+        ['down', P.down, ex.downProj],
       ];
-      if (withShared) pairs.push(['shared.gate', P.sg, layer.sharedExpert!.gateProj!], ['shared.up', P.su, layer.sharedExpert!.upProj!], ['shared.down', P.sd, layer.sharedExpert!.downProj]);
+      if (withShared)
+        pairs.push(
+          ['shared.gate', P.sg, layer.sharedExpert!.gateProj!],
+          ['shared.up', P.su, layer.sharedExpert!.upProj!],
+          ['shared.down', P.sd, layer.sharedExpert!.downProj],
+        );
       for (const [name, data, t] of pairs) {
         assert.ok(t.grad, `${name} got a gradient`);
         assertClose(t.grad.dataSync(), numericGrad(L, data), 1e-7, 1e-6, `d/d${name}`);
@@ -164,7 +234,10 @@ forEachBackend('moe expert choice', () => {
   }
 
   test('weights on the input (Llama-4 style) also work with expert choice', () => {
-    const layer = new MoELayer(moeConfig({ ...base(2), dispatch: { weightsOn: 'input' } }), { dtype: 'f64', generator: new Generator(5) }).eval();
+    const layer = new MoELayer(moeConfig({ ...base(2), dispatch: { weightsOn: 'input' } }), {
+      dtype: 'f64',
+      generator: new Generator(5),
+    }).eval();
     const x = randF64([T, H], 6);
     const y = layer.forward(x).dataSync();
     const xs = rows(x.dataSync(), T, H);

@@ -10,7 +10,14 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { fromArray } from '../src/index.js';
 import { readSafetensorsSync, writeSafetensorsSync, type SafetensorsData } from '../src/io/safetensors.js';
-import { HfCheckpointError, hfBlockConfig, hfExpertFormats, loadMoEBlockFromHf, moeLayerToHfTensors, type HfExpertFormat } from '../src/moe/hf/checkpoint.js';
+import {
+  HfCheckpointError,
+  hfBlockConfig,
+  hfExpertFormats,
+  loadMoEBlockFromHf,
+  moeLayerToHfTensors,
+  type HfExpertFormat,
+} from '../src/moe/hf/checkpoint.js';
 import { FP4_E2M1_VALUES, dequantizeMxfp4, fp4E2M1 } from '../src/moe/hf/mxfp4.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { PRESETS, type PresetName } from '../src/moe/presets.js';
@@ -31,36 +38,138 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Small HF config.json objects with each model's own keys; layer 1 is an MoE layer in all. */
 const CONFIGS: Record<PresetName, HfJson> = {
-  mixtral: { model_type: 'mixtral', hidden_size: H, intermediate_size: I, num_local_experts: E, num_experts_per_tok: 2, router_aux_loss_coef: 0.02, router_jitter_noise: 0 },
-  qwen2_moe: {
-    model_type: 'qwen2_moe', hidden_size: H, intermediate_size: 16, moe_intermediate_size: I, num_experts: E, num_experts_per_tok: 2,
-    shared_expert_intermediate_size: 5, norm_topk_prob: false, decoder_sparse_step: 1, mlp_only_layers: [0], router_aux_loss_coef: 0.001,
+  mixtral: {
+    model_type: 'mixtral',
+    hidden_size: H,
+    intermediate_size: I,
+    num_local_experts: E,
+    num_experts_per_tok: 2,
+    router_aux_loss_coef: 0.02,
+    router_jitter_noise: 0,
   },
-  qwen3_moe: { model_type: 'qwen3_moe', hidden_size: H, moe_intermediate_size: I, num_experts: E, num_experts_per_tok: 2, norm_topk_prob: true, router_aux_loss_coef: 0.001 },
-  olmoe: { model_type: 'olmoe', hidden_size: H, intermediate_size: I, num_experts: E, num_experts_per_tok: 2, norm_topk_prob: false, router_aux_loss_coef: 0.01, router_z_loss_coef: 0.001 },
+  qwen2_moe: {
+    model_type: 'qwen2_moe',
+    hidden_size: H,
+    intermediate_size: 16,
+    moe_intermediate_size: I,
+    num_experts: E,
+    num_experts_per_tok: 2,
+    shared_expert_intermediate_size: 5,
+    norm_topk_prob: false,
+    decoder_sparse_step: 1,
+    mlp_only_layers: [0],
+    router_aux_loss_coef: 0.001,
+  },
+  qwen3_moe: {
+    model_type: 'qwen3_moe',
+    hidden_size: H,
+    moe_intermediate_size: I,
+    num_experts: E,
+    num_experts_per_tok: 2,
+    norm_topk_prob: true,
+    router_aux_loss_coef: 0.001,
+  },
+  olmoe: {
+    model_type: 'olmoe',
+    hidden_size: H,
+    intermediate_size: I,
+    num_experts: E,
+    num_experts_per_tok: 2,
+    norm_topk_prob: false,
+    router_aux_loss_coef: 0.01,
+    router_z_loss_coef: 0.001,
+  },
   deepseek_v2: {
-    model_type: 'deepseek_v2', hidden_size: H, intermediate_size: 16, moe_intermediate_size: I, n_routed_experts: E, num_experts_per_tok: 2, n_shared_experts: 2,
-    topk_method: 'group_limited_greedy', n_group: 2, topk_group: 1, routed_scaling_factor: 1.5, norm_topk_prob: false, first_k_dense_replace: 1, moe_layer_freq: 1, router_aux_loss_coef: 0.003,
+    model_type: 'deepseek_v2',
+    hidden_size: H,
+    intermediate_size: 16,
+    moe_intermediate_size: I,
+    n_routed_experts: E,
+    num_experts_per_tok: 2,
+    n_shared_experts: 2,
+    topk_method: 'group_limited_greedy',
+    n_group: 2,
+    topk_group: 1,
+    routed_scaling_factor: 1.5,
+    norm_topk_prob: false,
+    first_k_dense_replace: 1,
+    moe_layer_freq: 1,
+    router_aux_loss_coef: 0.003,
   },
   deepseek_v3: {
-    model_type: 'deepseek_v3', hidden_size: H, intermediate_size: 16, moe_intermediate_size: I, n_routed_experts: E, num_experts_per_tok: 2, n_shared_experts: 1,
-    n_group: 2, topk_group: 1, routed_scaling_factor: 2.5, norm_topk_prob: true, first_k_dense_replace: 1, router_aux_loss_coef: 0.01,
+    model_type: 'deepseek_v3',
+    hidden_size: H,
+    intermediate_size: 16,
+    moe_intermediate_size: I,
+    n_routed_experts: E,
+    num_experts_per_tok: 2,
+    n_shared_experts: 1,
+    n_group: 2,
+    topk_group: 1,
+    routed_scaling_factor: 2.5,
+    norm_topk_prob: true,
+    first_k_dense_replace: 1,
+    router_aux_loss_coef: 0.01,
   },
-  gpt_oss: { model_type: 'gpt_oss', hidden_size: H, intermediate_size: I, num_local_experts: E, experts_per_token: 2, swiglu_limit: 0.6, router_aux_loss_coef: 0.9 },
-  granitemoe: { model_type: 'granitemoe', hidden_size: H, intermediate_size: I, num_local_experts: E, num_experts_per_tok: 2, router_aux_loss_coef: 0.01 },
-  llama4: { model_type: 'llama4_text', hidden_size: H, intermediate_size: I, intermediate_size_mlp: 16, num_local_experts: E, num_experts_per_tok: 1, interleave_moe_layer_step: 1, router_aux_loss_coef: 0.01 },
+  gpt_oss: {
+    model_type: 'gpt_oss',
+    hidden_size: H,
+    intermediate_size: I,
+    num_local_experts: E,
+    experts_per_token: 2,
+    swiglu_limit: 0.6,
+    router_aux_loss_coef: 0.9,
+  },
+  granitemoe: {
+    model_type: 'granitemoe',
+    hidden_size: H,
+    intermediate_size: I,
+    num_local_experts: E,
+    num_experts_per_tok: 2,
+    router_aux_loss_coef: 0.01,
+  },
+  llama4: {
+    model_type: 'llama4_text',
+    hidden_size: H,
+    intermediate_size: I,
+    intermediate_size_mlp: 16,
+    num_local_experts: E,
+    num_experts_per_tok: 1,
+    interleave_moe_layer_step: 1,
+    router_aux_loss_coef: 0.01,
+  },
   dbrx: {
-    model_type: 'dbrx', d_model: H, n_heads: 2, n_layers: 2, vocab_size: 8, router_aux_loss_coef: 0.05, attn_config: { kv_n_heads: 1 },
+    model_type: 'dbrx',
+    d_model: H,
+    n_heads: 2,
+    n_layers: 2,
+    vocab_size: 8,
+    router_aux_loss_coef: 0.05,
+    attn_config: { kv_n_heads: 1 },
     ffn_config: { ffn_hidden_size: I, moe_num_experts: E, moe_top_k: 2, moe_normalize_expert_weights: 1 },
   },
-  phimoe: { model_type: 'phimoe', hidden_size: H, intermediate_size: I, num_local_experts: E, num_experts_per_tok: 2, router_jitter_noise: 0.4, router_aux_loss_coef: 0.01 },
+  phimoe: {
+    model_type: 'phimoe',
+    hidden_size: H,
+    intermediate_size: I,
+    num_local_experts: E,
+    num_experts_per_tok: 2,
+    router_jitter_noise: 0.4,
+    router_aux_loss_coef: 0.01,
+  },
 };
 
 /** A random layer of `preset` whose bank has the layout the checkpoint format implies. */
 function randomLayer(preset: PresetName, format: HfExpertFormat, seed: number): MoELayer {
   const c = CONFIGS[preset];
-  const fusedLayout = { gpt_oss: ['interleaved', 'in-out'], llama4: ['fused', 'in-out'], dbrx: ['separate', 'out-in'] }[preset as string] ?? ['fused', 'out-in'];
-  const cfg = hfBlockConfig(preset, c, format === 'per-expert' ? undefined : { layout: fusedLayout[0] as 'fused', orientation: fusedLayout[1] as 'out-in' });
+  const fusedLayout = { gpt_oss: ['interleaved', 'in-out'], llama4: ['fused', 'in-out'], dbrx: ['separate', 'out-in'] }[
+    preset as string
+  ] ?? ['fused', 'out-in'];
+  const cfg = hfBlockConfig(
+    preset,
+    c,
+    format === 'per-expert' ? undefined : { layout: fusedLayout[0] as 'fused', orientation: fusedLayout[1] as 'out-in' },
+  );
   const layer = new MoELayer(cfg, { dtype: 'f64', generator: new Generator(seed) });
   // a stronger router than the 0.02 init, so routing depends on the input; a non-zero selection bias
   layer.loadStateDict(new Map([['routerWeight', randF64([E, H], seed + 1, -1, 1)]]), { strict: false });
@@ -129,7 +238,14 @@ for (const preset of PRESETS) {
 test('fused checkpoint into a separate-layout bank (and back) gives the same block', () => {
   const orig = randomLayer('mixtral', 'fused', 3);
   const tensors = readBack(moeLayerToHfTensors(orig, 'mixtral', N, { format: 'fused' }));
-  const sep = loadMoEBlockFromHf({ config: CONFIGS.mixtral, layer: N, tensors, dtype: 'f64', expertLayout: 'separate', expertOrientation: 'in-out' });
+  const sep = loadMoEBlockFromHf({
+    config: CONFIGS.mixtral,
+    layer: N,
+    tensors,
+    dtype: 'f64',
+    expertLayout: 'separate',
+    expertOrientation: 'in-out',
+  });
   assert.equal(sep.cfg.experts.layout, 'separate');
   const x = randF64([T, H], 9);
   assertClose(sep.eval().forward(x).dataSync(), orig.eval().forward(x).dataSync(), 1e-14, 1e-12);
@@ -149,27 +265,39 @@ test('errors name the key, the expected and the actual shape; all missing keys a
   const c = CONFIGS.qwen2_moe;
   const bad = new Map(good);
   bad.set('model.layers.1.mlp.experts.2.down_proj.weight', { shape: [I, H], data: new Float64Array(I * H) });
-  assert.throws(() => loadMoEBlockFromHf({ config: c, layer: N, tensors: bad }), (e: unknown) => {
-    assert.ok(e instanceof HfCheckpointError);
-    assert.match(e.message, /'model\.layers\.1\.mlp\.experts\.2\.down_proj\.weight' has shape \[3, 4\], expected \[4, 3\]/);
-    return true;
-  });
+  assert.throws(
+    () => loadMoEBlockFromHf({ config: c, layer: N, tensors: bad }),
+    (e: unknown) => {
+      assert.ok(e instanceof HfCheckpointError);
+      assert.match(e.message, /'model\.layers\.1\.mlp\.experts\.2\.down_proj\.weight' has shape \[3, 4\], expected \[4, 3\]/);
+      return true;
+    },
+  );
   const missing = new Map(good);
   missing.delete('model.layers.1.mlp.shared_expert_gate.weight');
   missing.delete('model.layers.1.mlp.experts.3.up_proj.weight');
-  assert.throws(() => loadMoEBlockFromHf({ config: c, layer: N, tensors: missing }), (e: unknown) => {
-    assert.ok(e instanceof HfCheckpointError);
-    assert.deepEqual(e.missingKeys.sort(), ['model.layers.1.mlp.experts.3.up_proj.weight', 'model.layers.1.mlp.shared_expert_gate.weight']);
-    assert.match(e.message, /2 tensor\(s\) missing/);
-    return true;
-  });
+  assert.throws(
+    () => loadMoEBlockFromHf({ config: c, layer: N, tensors: missing }),
+    (e: unknown) => {
+      assert.ok(e instanceof HfCheckpointError);
+      assert.deepEqual(e.missingKeys.sort(), [
+        'model.layers.1.mlp.experts.3.up_proj.weight',
+        'model.layers.1.mlp.shared_expert_gate.weight',
+      ]);
+      assert.match(e.message, /2 tensor\(s\) missing/);
+      return true;
+    },
+  );
   assert.throws(() => loadMoEBlockFromHf({ config: c, layer: 0, tensors: good }), /layer 0 is a dense layer/);
   const extra = new Map(good);
   extra.set('model.layers.1.mlp.experts.9.up_proj.weight', { shape: [I, H], data: new Float64Array(I * H) });
   assert.throws(() => loadMoEBlockFromHf({ config: c, layer: N, tensors: extra, strict: true }), /unexpected tensor\(s\).*experts\.9/);
   assert.throws(() => moeLayerToHfTensors(layer, 'mixtral', N), /mixtral: its checkpoints have no shared expert/);
   assert.throws(() => moeLayerToHfTensors(layer, 'gpt_oss', N), /gpt_oss experts are 'gpt-oss'/);
-  assert.throws(() => loadMoEBlockFromHf({ config: CONFIGS.granitemoe, layer: N, tensors: good, format: 'per-expert' }), /granitemoe: no 'per-expert' checkpoint format/);
+  assert.throws(
+    () => loadMoEBlockFromHf({ config: CONFIGS.granitemoe, layer: N, tensors: good, format: 'per-expert' }),
+    /granitemoe: no 'per-expert' checkpoint format/,
+  );
 });
 
 test('MXFP4: FP4 E2M1 codes, E8M0 scales, low nibble first; GPT-OSS blocks/scales load like their dequantised values', () => {
@@ -199,7 +327,8 @@ test('MXFP4: FP4 E2M1 codes, E8M0 scales, low nibble first; GPT-OSS blocks/scale
     // dequantised [E, out, in] -> the checkpoint's [E, in, out]
     const v = dequantizeMxfp4(b, [Eq, out, inp / 32, 16], s, [Eq, out, inp / 32]).data;
     const t = new Float64Array(v.length);
-    for (let e = 0; e < Eq; e++) for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[e * inp * out + i * out + o] = v[e * out * inp + o * inp + i]!;
+    for (let e = 0; e < Eq; e++)
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[e * inp * out + i * out + o] = v[e * out * inp + o * inp + i]!;
     return t;
   };
   const common = {
@@ -208,18 +337,22 @@ test('MXFP4: FP4 E2M1 codes, E8M0 scales, low nibble first; GPT-OSS blocks/scale
     [`${m}experts.gate_up_proj_bias`]: { dtype: 'F32', shape: [Eq, 2 * Iq], data: new Float32Array(Eq * 2 * Iq).fill(0.01) },
     [`${m}experts.down_proj_bias`]: { dtype: 'F32', shape: [Eq, Hq], data: new Float32Array(Eq * Hq).fill(-0.02) },
   };
-  const q = new Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>(Object.entries({
-    ...common,
-    [`${m}experts.gate_up_proj_blocks`]: { dtype: 'U8', shape: [Eq, 2 * Iq, Hq / 32, 16], data: guBlocks },
-    [`${m}experts.gate_up_proj_scales`]: { dtype: 'U8', shape: [Eq, 2 * Iq, Hq / 32], data: guScales },
-    [`${m}experts.down_proj_blocks`]: { dtype: 'U8', shape: [Eq, Hq, Iq / 32, 16], data: dBlocks },
-    [`${m}experts.down_proj_scales`]: { dtype: 'U8', shape: [Eq, Hq, Iq / 32], data: dScales },
-  }));
-  const f = new Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>(Object.entries({
-    ...common,
-    [`${m}experts.gate_up_proj`]: { dtype: 'F64', shape: [Eq, Hq, 2 * Iq], data: dense(guBlocks, guScales, 2 * Iq, Hq) },
-    [`${m}experts.down_proj`]: { dtype: 'F64', shape: [Eq, Iq, Hq], data: dense(dBlocks, dScales, Hq, Iq) },
-  }));
+  const q = new Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>(
+    Object.entries({
+      ...common,
+      [`${m}experts.gate_up_proj_blocks`]: { dtype: 'U8', shape: [Eq, 2 * Iq, Hq / 32, 16], data: guBlocks },
+      [`${m}experts.gate_up_proj_scales`]: { dtype: 'U8', shape: [Eq, 2 * Iq, Hq / 32], data: guScales },
+      [`${m}experts.down_proj_blocks`]: { dtype: 'U8', shape: [Eq, Hq, Iq / 32, 16], data: dBlocks },
+      [`${m}experts.down_proj_scales`]: { dtype: 'U8', shape: [Eq, Hq, Iq / 32], data: dScales },
+    }),
+  );
+  const f = new Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>(
+    Object.entries({
+      ...common,
+      [`${m}experts.gate_up_proj`]: { dtype: 'F64', shape: [Eq, Hq, 2 * Iq], data: dense(guBlocks, guScales, 2 * Iq, Hq) },
+      [`${m}experts.down_proj`]: { dtype: 'F64', shape: [Eq, Iq, Hq], data: dense(dBlocks, dScales, Hq, Iq) },
+    }),
+  );
   const a = loadMoEBlockFromHf({ config: c, layer: 0, tensors: q, dtype: 'f64' }).eval();
   const b = loadMoEBlockFromHf({ config: c, layer: 0, tensors: f, dtype: 'f64' }).eval();
   const x = randF64([3, Hq], 2);

@@ -53,7 +53,17 @@ const CASES: Case[] = [
   { name: 'K=1 odd sizes', T: 37, H: 19, I: 23, E: 5, K: 1, ids: (t) => (t * 7) % 5 },
   { name: 'large rows (several tiles)', T: 200, H: 70, I: 45, E: 3, K: 2, ids: (t, k) => (t + k) % 3 },
   { name: 'fused layout', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t + 2 * k) % 3, layout: 'fused' },
-  { name: 'interleaved in-out', T: 15, H: 9, I: 5, E: 3, K: 2, ids: (t, k) => (t * k + k) % 3, layout: 'interleaved', orientation: 'in-out' },
+  {
+    name: 'interleaved in-out',
+    T: 15,
+    H: 9,
+    I: 5,
+    E: 3,
+    K: 2,
+    ids: (t, k) => (t * k + k) % 3,
+    layout: 'interleaved',
+    orientation: 'in-out',
+  },
   { name: 'separate in-out', T: 21, H: 10, I: 6, E: 4, K: 3, ids: (t, k) => (t + k) % 4, orientation: 'in-out' },
   { name: 'fused in-out', T: 13, H: 7, I: 9, E: 3, K: 2, ids: (t, k) => (2 * t + k) % 3, layout: 'fused', orientation: 'in-out' },
   // H past the f32 / f64 K block (several K blocks before the gate is applied), I past one
@@ -64,7 +74,12 @@ const CASES: Case[] = [
 
 function runCase(c: Case, dtype: FloatDType, fused: boolean) {
   const gen = new Generator(42);
-  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I, layout: c.layout ?? 'separate', orientation: c.orientation ?? 'out-in' });
+  const cfg = parseExpertConfig({
+    kind: 'swiglu',
+    intermediateSize: c.I,
+    layout: c.layout ?? 'separate',
+    orientation: c.orientation ?? 'out-in',
+  });
   const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
   const x = rand([c.T, c.H], dtype, gen).requiresGrad_();
   const ids = new Int32Array(c.T * c.K);
@@ -95,7 +110,12 @@ function runCase(c: Case, dtype: FloatDType, fused: boolean) {
  */
 function runCaseForward(c: Case, dtype: FloatDType, grad = false): Float32Array | Float64Array {
   const gen = new Generator(5);
-  const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: c.I, layout: c.layout ?? 'separate', orientation: c.orientation ?? 'out-in' });
+  const cfg = parseExpertConfig({
+    kind: 'swiglu',
+    intermediateSize: c.I,
+    layout: c.layout ?? 'separate',
+    orientation: c.orientation ?? 'out-in',
+  });
   const bank = new ExpertBank(c.E, c.H, cfg, { dtype, generator: gen });
   const x = rand([c.T, c.H], dtype, gen);
   if (grad) x.requiresGrad_();
@@ -126,7 +146,8 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
           assertClose(got.dx, ref.dx, atol, rtol, 'dx');
           assertClose(got.dw, ref.dw, atol, rtol, 'dTopkWeights');
           assert.equal(got.params.length, ref.params.length);
-          for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]}`);
+          for (let i = 0; i < ref.params.length; i++)
+            assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]}`);
         });
       }
     }
@@ -155,7 +176,8 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       assertClose(x.grad!.dataSync(), twice(once.dx), atol, rtol, 'dx');
       assertClose(topkWeights.grad!.dataSync(), twice(once.dw), atol, rtol, 'dTopkWeights');
       const params = bank.namedParameters();
-      for (let i = 0; i < params.length; i++) assertClose(params[i]![1].grad!.dataSync(), twice(once.params[i]![1]), atol, rtol, `grad ${params[i]![0]}`);
+      for (let i = 0; i < params.length; i++)
+        assertClose(params[i]![1].grad!.dataSync(), twice(once.params[i]![1]), atol, rtol, `grad ${params[i]![0]}`);
     }
   });
 
@@ -171,7 +193,8 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         assertClose(got.y, ref.y, atol, rtol, `y (rep ${rep})`);
         assertClose(got.dx, ref.dx, atol, rtol, `dx (rep ${rep})`);
         assertClose(got.dw, ref.dw, atol, rtol, `dTopkWeights (rep ${rep})`);
-        for (let i = 0; i < ref.params.length; i++) assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]} (rep ${rep})`);
+        for (let i = 0; i < ref.params.length; i++)
+          assertClose(got.params[i]![1], ref.params[i]![1], atol, rtol, `grad ${ref.params[i]![0]} (rep ${rep})`);
         // a no-grad forward returns its buffers to the pool right away; in a row fusion its gu
         // (no backward will read it) is block-local like h
         const fusedRowsY = withKernels(true, () => withRowBlocks('1', () => noGrad(() => runCaseForward(c, dtype))));
@@ -188,7 +211,9 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const cases: Case[] = [...CASES, { name: 'wide', T: 150, H: 1100, I: 700, E: 3, K: 2, ids: (t, k) => (t + k) % 3 }];
     for (const dtype of ['f64', 'f32'] as FloatDType[]) {
       for (const c of cases) {
-        const [graph, noGraph] = withKernels(true, () => withRowBlocks('0', () => [runCaseForward(c, dtype, true), noGrad(() => runCaseForward(c, dtype))]));
+        const [graph, noGraph] = withKernels(true, () =>
+          withRowBlocks('0', () => [runCaseForward(c, dtype, true), noGrad(() => runCaseForward(c, dtype))]),
+        );
         assert.deepEqual(noGraph, graph, `${c.name} ${dtype}`);
       }
     }
@@ -202,7 +227,13 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const bank = new ExpertBank(3, 11, cfg, { dtype, generator: gen });
       const rows = rand([17, 11], dtype, gen).requiresGrad_();
       const seg = Int32Array.of(0, 5, 5, 17);
-      const exec = { numExperts: 3, numRows: 17, segOffsets: seg, rowsPerExpert: Int32Array.of(5, 0, 12), rowExperts: fromArray(Int32Array.of(...Array(5).fill(0), ...Array(12).fill(2)), [17]) };
+      const exec = {
+        numExperts: 3,
+        numRows: 17,
+        segOffsets: seg,
+        rowsPerExpert: Int32Array.of(5, 0, 12),
+        rowExperts: fromArray(Int32Array.of(...Array(5).fill(0), ...Array(12).fill(2)), [17]),
+      };
       const dy = rand([17, 11], dtype, gen);
       const run = (on: boolean) =>
         withKernels(on, () => {
@@ -275,9 +306,28 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const f = (n: number) => new Float32Array(n);
     // 2 rows, one expert, i = 3, k = 2: gate / up stored [3, 2] (bTrans), gu [2, 6], h [2, 3]
     const call = (o: { upOff?: number; ldgu?: number; h?: Float32Array | Float64Array; bUp?: Float32Array }) =>
-      k.moeGemmSwiglu(f(4), null, 2, f(6), o.bUp ?? f(6), true, 6, 2, Int32Array.of(0, 2), f(12), o.ldgu ?? 6, o.upOff ?? 3, o.h ?? f(6), 3, 2);
+      k.moeGemmSwiglu(
+        f(4),
+        null,
+        2,
+        f(6),
+        o.bUp ?? f(6),
+        true,
+        6,
+        2,
+        Int32Array.of(0, 2),
+        f(12),
+        o.ldgu ?? 6,
+        o.upOff ?? 3,
+        o.h ?? f(6),
+        3,
+        2,
+      );
     assert.doesNotThrow(() => call({}));
-    assert.throws(() => call({ upOff: 2 }), { name: 'RangeError', message: /up columns \[upOff, upOff \+ i\) must follow the gate columns.*upOff 2, i 3, ldgu 6/ });
+    assert.throws(() => call({ upOff: 2 }), {
+      name: 'RangeError',
+      message: /up columns \[upOff, upOff \+ i\) must follow the gate columns.*upOff 2, i 3, ldgu 6/,
+    });
     assert.throws(() => call({ ldgu: 5 }), { name: 'RangeError', message: /upOff 3, i 3, ldgu 5/ });
     assert.throws(() => call({ h: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: h has 5 elements, needs 6/ });
     assert.throws(() => call({ bUp: f(5) }), { name: 'RangeError', message: /moeGemmSwiglu: bUp has 5 elements, needs 6/ });
@@ -299,12 +349,17 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       // 3 experts (one empty) over 150 rows; rows GEMM [S, 40] · B_e [40, 24], wgrad C_e [40, 24]
       const seg = Int32Array.of(0, 70, 70, 150);
       const idx = Int32Array.from({ length: 150 }, (_, r) => (r * 7) % 90);
-      const x = fill(90 * 40), b = fill(3 * 40 * 24), g = fill(150 * 24);
-      const rows = () => new Arr(150 * 24), wg = () => new Arr(3 * 40 * 24);
-      const rowsOne = rows(), wgOne = wg();
+      const x = fill(90 * 40),
+        b = fill(3 * 40 * 24),
+        g = fill(150 * 24);
+      const rows = () => new Arr(150 * 24),
+        wg = () => new Arr(3 * 40 * 24);
+      const rowsOne = rows(),
+        wgOne = wg();
       k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsOne, 24, 24, 40, false);
       k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgOne, 40, 24, false);
-      const rowsB = rows(), wgB = wg();
+      const rowsB = rows(),
+        wgB = wg();
       k.moeBatchBegin();
       k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsB, 24, 24, 40, false);
       k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgB, 40, 24, false);
@@ -332,10 +387,18 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const seg = Int32Array.of(0, 170, 170, 171, 301);
       const S = 301;
       const idx = Int32Array.from({ length: S }, (_, r) => (r * 7) % 90);
-      const x = fill(90 * 40), b = fill(4 * 40 * 24), b2 = fill(4 * 24 * 16), gu0 = fill(S * 24), w = fill(S);
+      const x = fill(90 * 40),
+        b = fill(4 * 40 * 24),
+        b2 = fill(4 * 24 * 16),
+        gu0 = fill(S * 24),
+        w = fill(S);
       // local: r (written by stage 1, read and rewritten by stage 2) is block-local
       const run = (fuse: boolean, local = false) => {
-        const r = new Arr(S * 12), gu = gu0.slice(), dw = new Arr(S), c = new Arr(4 * 40 * 24).fill(7), out = new Arr(S * 16);
+        const r = new Arr(S * 12),
+          gu = gu0.slice(),
+          dw = new Arr(S),
+          c = new Arr(4 * 40 * 24).fill(7),
+          out = new Arr(S * 16);
         if (fuse) k.moeFuseBegin();
         if (local) k.moeFuseLocal(r, 12);
         k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
@@ -351,15 +414,23 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         return { r, gu, dw, c, out };
       };
       const one = run(false);
-      assert.ok(one.c.slice(40 * 24, 2 * 40 * 24).every((v) => v === 0), 'the empty expert gets zeros');
+      assert.ok(
+        one.c.slice(40 * 24, 2 * 40 * 24).every((v) => v === 0),
+        'the empty expert gets zeros',
+      );
       for (const n of [1, 2, 3, 7]) {
         addon.setNumThreads(n);
         const got = run(true);
         const tol = Arr === Float32Array ? 1e-5 : 1e-12;
-        for (const key of ['r', 'gu', 'dw', 'c', 'out'] as const) assertClose(got[key], one[key], tol, tol, `${Arr.name} ${n} threads: ${key}`);
+        for (const key of ['r', 'gu', 'dw', 'c', 'out'] as const)
+          assertClose(got[key], one[key], tol, tol, `${Arr.name} ${n} threads: ${key}`);
         const local = run(true, true);
-        assert.ok(local.r.every((v) => v === 0), `${Arr.name} ${n} threads: a block-local array is left unwritten`);
-        for (const key of ['gu', 'dw', 'c', 'out'] as const) assert.deepEqual(local[key], got[key], `${Arr.name} ${n} threads, r block-local: ${key}`);
+        assert.ok(
+          local.r.every((v) => v === 0),
+          `${Arr.name} ${n} threads: a block-local array is left unwritten`,
+        );
+        for (const key of ['gu', 'dw', 'c', 'out'] as const)
+          assert.deepEqual(local[key], got[key], `${Arr.name} ${n} threads, r block-local: ${key}`);
       }
       addon.setNumThreads(threads);
     }
@@ -385,11 +456,19 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       const seg = Int32Array.of(0, 300, 300, 301, 520, 743);
       const S = 743;
       const idx = Int32Array.from({ length: S }, (_, r) => (r * 11) % 200);
-      const x = fill(200 * 40), b = fill(5 * 40 * 24), b2 = fill(5 * 24 * 16), gu0 = fill(S * 24), w = fill(S);
+      const x = fill(200 * 40),
+        b = fill(5 * 40 * 24),
+        b2 = fill(5 * 24 * 16),
+        gu0 = fill(S * 24),
+        w = fill(S);
       const run = (steal: string) => {
         process.env.MOEKIT_FUSE_STEAL = steal;
-        const r = new Arr(S * 12), gu = gu0.slice(), dw = new Arr(S), out = new Arr(S * 16);
-        const c = new Arr(5 * 40 * 24).fill(7), c2 = new Arr(5 * 40 * 24).fill(7);
+        const r = new Arr(S * 12),
+          gu = gu0.slice(),
+          dw = new Arr(S),
+          out = new Arr(S * 16);
+        const c = new Arr(5 * 40 * 24).fill(7),
+          c2 = new Arr(5 * 40 * 24).fill(7);
         k.moeFuseBegin();
         k.moeFuseLocal(r, 12);
         k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
@@ -407,7 +486,8 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         // '': taken when a thread runs out; N: each part's last N blocks (all of them for 1000)
         for (const steal of ['', '1', '3', '1000']) {
           const got = run(steal);
-          for (const key of ['gu', 'dw', 'c', 'c2', 'out'] as const) assert.deepEqual(got[key], none[key], `${Arr.name} ${n} threads, MOEKIT_FUSE_STEAL=${steal}: ${key}`);
+          for (const key of ['gu', 'dw', 'c', 'c2', 'out'] as const)
+            assert.deepEqual(got[key], none[key], `${Arr.name} ${n} threads, MOEKIT_FUSE_STEAL=${steal}: ${key}`);
         }
       }
     }
@@ -436,14 +516,45 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
     const seg = Int32Array.of(0, 4, 10);
-    const x = f(40), w = f(2 * 16), c = f(40), idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
+    const x = f(40),
+      w = f(2 * 16),
+      c = f(40),
+      idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
     assert.throws(() => k.moeFuseLocal(c, 4), { message: /moeFuseLocal: no fusion is open/ });
     // each case: what to declare block-local, then the stage that reaches it
     const cases: [string, () => void, RegExp][] = [
-      ['read through an index', () => { k.moeFuseLocal(x, 4); k.moeGemmRows(x, idx, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /cannot be read through a row index/],
-      ['another row length', () => { k.moeFuseLocal(c, 2); k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /row length other than the one declared/],
-      ['a weight', () => { k.moeFuseLocal(w, 4); k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false); }, /must be accessed by sorted row/],
-      ['a weight gradient', () => { k.moeFuseLocal(w, 4); k.moeGemmWgrad(x, null, null, 4, c, null, 4, seg, w, 4, 4, false); }, /must be accessed by sorted row/],
+      [
+        'read through an index',
+        () => {
+          k.moeFuseLocal(x, 4);
+          k.moeGemmRows(x, idx, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+        },
+        /cannot be read through a row index/,
+      ],
+      [
+        'another row length',
+        () => {
+          k.moeFuseLocal(c, 2);
+          k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+        },
+        /row length other than the one declared/,
+      ],
+      [
+        'a weight',
+        () => {
+          k.moeFuseLocal(w, 4);
+          k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+        },
+        /must be accessed by sorted row/,
+      ],
+      [
+        'a weight gradient',
+        () => {
+          k.moeFuseLocal(w, 4);
+          k.moeGemmWgrad(x, null, null, 4, c, null, 4, seg, w, 4, 4, false);
+        },
+        /must be accessed by sorted row/,
+      ],
     ];
     for (const [what, stage, message] of cases) {
       k.moeFuseBegin();
@@ -467,8 +578,14 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     const swi = new ExpertBank(2, 6, parseExpertConfig({ kind: 'swiglu', intermediateSize: 4 }), { generator: gen });
     const gelu = new ExpertBank(2, 6, parseExpertConfig({ kind: 'gelu', intermediateSize: 4 }), { generator: gen });
     assert.ok(withKernels(true, () => bankKernels(x, swi, swi.cfg)));
-    assert.equal(withKernels(false, () => bankKernels(x, swi, swi.cfg)), null);
-    assert.equal(withKernels(true, () => bankKernels(x, gelu, gelu.cfg)), null);
+    assert.equal(
+      withKernels(false, () => bankKernels(x, swi, swi.cfg)),
+      null,
+    );
+    assert.equal(
+      withKernels(true, () => bankKernels(x, gelu, gelu.cfg)),
+      null,
+    );
   });
 });
 

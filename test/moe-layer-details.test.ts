@@ -11,19 +11,44 @@ import { Generator } from '../src/tensor/random.js';
 import { assertClose } from './helpers/gradcheck.js';
 
 const CASES: { name: string; input: MoEConfigInput; mix: (routed: number, shared: number) => number }[] = [
-  { name: 'shared expert added', input: { hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 }, shared: { intermediateSize: 4 } }, mix: (r, s) => r + s },
-  { name: "OLMo-core's mix, capacity drops", input: { hiddenSize: 8, router: { numExperts: 4, topK: 3 }, experts: { intermediateSize: 6 }, shared: { intermediateSize: 4, mix: 'olmo' }, dispatch: { capacityFactor: 0.5, capacityMultiple: 1 } }, mix: (r, s) => s / 4 + (r * 3) / 4 },
+  {
+    name: 'shared expert added',
+    input: { hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 }, shared: { intermediateSize: 4 } },
+    mix: (r, s) => r + s,
+  },
+  {
+    name: "OLMo-core's mix, capacity drops",
+    input: {
+      hiddenSize: 8,
+      router: { numExperts: 4, topK: 3 },
+      experts: { intermediateSize: 6 },
+      shared: { intermediateSize: 4, mix: 'olmo' },
+      dispatch: { capacityFactor: 0.5, capacityMultiple: 1 },
+    },
+    mix: (r, s) => s / 4 + (r * 3) / 4,
+  },
 ];
 
 for (const c of CASES) {
   test(`forwardWithRouting hands out the routing and the parts (${c.name}), f64`, () => {
     const layer = new MoELayer(moeConfig(c.input), { dtype: 'f64', generator: new Generator(1) });
     const gen = new Generator(2);
-    const x = fromArray(Float64Array.from({ length: 2 * 5 * 8 }, () => gen.uniform() - 0.5), [2, 5, 8]);
+    const x = fromArray(
+      Float64Array.from({ length: 2 * 5 * 8 }, () => gen.uniform() - 0.5),
+      [2, 5, 8],
+    );
     const d = noGrad(() => layer.forwardWithRouting(x));
     assert.deepEqual(d.y.dataSync(), noGrad(() => layer.forward(x)).dataSync(), 'y is forward');
-    const y = d.y.dataSync(), routed = d.routed.dataSync(), shared = d.shared!.dataSync();
-    assertClose(y, Array.from(routed, (r, i) => c.mix(r, shared[i]!)), 1e-14, 1e-12, 'y from routed and shared');
+    const y = d.y.dataSync(),
+      routed = d.routed.dataSync(),
+      shared = d.shared!.dataSync();
+    assertClose(
+      y,
+      Array.from(routed, (r, i) => c.mix(r, shared[i]!)),
+      1e-14,
+      1e-12,
+      'y from routed and shared',
+    );
     const alone = noGrad(() => route(fromArray(x.dataSync(), [10, 8]), layer.routerWeight, null, layer.cfg.router));
     assert.deepEqual(d.routing.topkIds.dataSync(), alone.topkIds.dataSync(), 'top-k ids');
     assertClose(d.routing.topkWeights.dataSync(), alone.topkWeights.dataSync(), 1e-14, 1e-12, 'top-k weights');
@@ -34,7 +59,9 @@ for (const c of CASES) {
 }
 
 test('a capacity factor so small that every slot is dropped is said once, naming the field', () => {
-  const layer = new MoELayer(moeConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 4 }, dispatch: { capacityFactor: 1e-9 } }));
+  const layer = new MoELayer(
+    moeConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 4 }, dispatch: { capacityFactor: 1e-9 } }),
+  );
   const said: string[] = [];
   const warn = console.warn;
   console.warn = (m: string) => said.push(m);
@@ -46,16 +73,30 @@ test('a capacity factor so small that every slot is dropped is said once, naming
     console.warn = warn;
   }
   assert.equal(layer.lastMetrics!.droppedFraction, 1);
-  assert.deepEqual(said, ['moekit: MoELayer dropped all 32 routed slots of a batch of 16 tokens: dispatch.capacityFactor = 1e-9 gives every expert a capacity of 0 (raise it, or null for dropless)']);
+  assert.deepEqual(said, [
+    'moekit: MoELayer dropped all 32 routed slots of a batch of 16 tokens: dispatch.capacityFactor = 1e-9 gives every expert a capacity of 0 (raise it, or null for dropless)',
+  ]);
 });
 
 test('forwardWithRouting hands out the group scores a group-limited router ranked by (sum of each group top-2 selection scores)', () => {
   const layer = new MoELayer(
-    moeConfig({ hiddenSize: 6, router: { numExperts: 8, topK: 2, scoreFunc: 'sigmoid', groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' } }, experts: { intermediateSize: 4 } }),
+    moeConfig({
+      hiddenSize: 6,
+      router: {
+        numExperts: 8,
+        topK: 2,
+        scoreFunc: 'sigmoid',
+        groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' },
+      },
+      experts: { intermediateSize: 4 },
+    }),
     { dtype: 'f64', generator: new Generator(4) },
   );
   const gen = new Generator(5);
-  const x = fromArray(Float64Array.from({ length: 3 * 6 }, () => gen.uniform() - 0.5), [3, 6]);
+  const x = fromArray(
+    Float64Array.from({ length: 3 * 6 }, () => gen.uniform() - 0.5),
+    [3, 6],
+  );
   const d = noGrad(() => layer.forwardWithRouting(x));
   const scores = d.routing.scores.dataSync();
   const expected: number[] = [];
@@ -67,5 +108,8 @@ test('forwardWithRouting hands out the group scores a group-limited router ranke
   }
   assert.deepEqual(d.routing.groupScores!.shape, [3, 4]);
   assertClose(d.routing.groupScores!.dataSync(), expected, 1e-14, 1e-12, 'group scores');
-  assert.equal(noGrad(() => new MoELayer(moeConfig(CASES[0]!.input)).forwardWithRouting(fromArray(new Float32Array(8), [1, 8]))).routing.groupScores, undefined);
+  assert.equal(
+    noGrad(() => new MoELayer(moeConfig(CASES[0]!.input)).forwardWithRouting(fromArray(new Float32Array(8), [1, 8]))).routing.groupScores,
+    undefined,
+  );
 });

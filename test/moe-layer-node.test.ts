@@ -50,7 +50,12 @@ function counting<T>(name: 'routerLayerBackward' | 'routerBackward', fn: () => T
 describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative && 'native addon not built' }, () => {
   test('moePlanRoutes = planSlots, with the per-row maps, dropless and with a capacity', () => {
     const gen = new Generator(5);
-    for (const [T, K, E] of [[37, 3, 5], [1, 1, 1], [64, 2, 8], [0, 2, 4]] as const) {
+    for (const [T, K, E] of [
+      [37, 3, 5],
+      [1, 1, 1],
+      [64, 2, 8],
+      [0, 2, 4],
+    ] as const) {
       const ids = Int32Array.from({ length: T * K }, () => Math.floor(gen.uniform() * E));
       const w = floats('f32', T * K, gen) as Float32Array;
       for (const capacity of [null, 0, 3, Math.ceil((T * K) / E)]) {
@@ -60,15 +65,29 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
         assert.deepEqual([...got.segOffsets], [...ref.segOffsets], `${what}: segOffsets`);
         assert.deepEqual([...got.sortedSlots], [...ref.sortedSlots], `${what}: sortedSlots`);
         assert.equal(got.droppedSlots, ref.droppedSlots.length, `${what}: dropped`);
-        assert.deepEqual([...got.rowTokens], [...ref.sortedSlots].map((s) => Math.floor(s / K)), `${what}: rowTokens`);
-        assert.deepEqual([...got.rowWeights], [...ref.sortedSlots].map((s) => w[s]!), `${what}: rowWeights`);
+        assert.deepEqual(
+          [...got.rowTokens],
+          [...ref.sortedSlots].map((s) => Math.floor(s / K)),
+          `${what}: rowTokens`,
+        );
+        assert.deepEqual(
+          [...got.rowWeights],
+          [...ref.sortedSlots].map((s) => w[s]!),
+          `${what}: rowWeights`,
+        );
         const slotRows = new Array<number>(T * K).fill(-1);
         ref.sortedSlots.forEach((s, r) => (slotRows[s] = r));
         assert.deepEqual([...got.slotRows], slotRows, `${what}: slotRows`);
       }
     }
-    assert.throws(() => planRoutes(Int32Array.of(0, 4, 1), 3, 1, 4, null, new Float32Array(3)), /moePlanRoutes: expert id 4 at slot 1 is outside \[0, 4\)/);
-    assert.throws(() => planRoutes(Int32Array.of(0, 1), 1, 2, 2, null, new Float64Array(2).subarray(0, 1)), /moePlanRoutes: weights has 1 elements, needs 2/);
+    assert.throws(
+      () => planRoutes(Int32Array.of(0, 4, 1), 3, 1, 4, null, new Float32Array(3)),
+      /moePlanRoutes: expert id 4 at slot 1 is outside \[0, 4\)/,
+    );
+    assert.throws(
+      () => planRoutes(Int32Array.of(0, 1), 1, 2, 2, null, new Float64Array(2).subarray(0, 1)),
+      /moePlanRoutes: weights has 1 elements, needs 2/,
+    );
   });
 
   test('routerLayerBackward = routerBackward, then dlogitsᵀ·x and Σ_k rowDx + dlogits·wr (float64 here), at any thread count', () => {
@@ -132,15 +151,59 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
       const dlAux = floats(dtype, T * E, gen);
       rk.routerBackward(scores, lse, ids, null, T, E, K, true, 1.5, lbCoef, 0.02, dlAux);
       const dwrAux = new Float64Array(E * H);
-      for (let t = 0; t < T; t++) for (let e = 0; e < E; e++) for (let j = 0; j < H; j++) dwrAux[e * H + j] += dlAux[t * E + e]! * x[t * H + j]!;
+      for (let t = 0; t < T; t++)
+        for (let e = 0; e < E; e++) for (let j = 0; j < H; j++) dwrAux[e * H + j] += dlAux[t * E + e]! * x[t * H + j]!;
       const dwr = floats(dtype, E * H, gen);
       rk.routerLayerBackward(scores, lse, ids, null, slotRow, T, E, K, true, 1.5, lbCoef, 0.02, x, dwr, null, null, H, null);
       assertClose(dwr, dwrAux, atol, rtol, `${dtype} dwr without the weights term`);
       assert.throws(
-        () => rk.routerLayerBackward(scores, lse, ids, rowDw, Int32Array.from(slotRow, (r) => (r === 0 ? S : r)), T, E, K, true, 1.5, null, 0, null, null, null, null, H, null),
+        () =>
+          rk.routerLayerBackward(
+            scores,
+            lse,
+            ids,
+            rowDw,
+            Int32Array.from(slotRow, (r) => (r === 0 ? S : r)),
+            T,
+            E,
+            K,
+            true,
+            1.5,
+            null,
+            0,
+            null,
+            null,
+            null,
+            null,
+            H,
+            null,
+          ),
         new RegExp(`routerLayerBackward: slotRow\\[0\\] = ${S} is past the rows of rowDw / rowDx \\(${S}\\)`),
       );
-      assert.throws(() => rk.routerLayerBackward(scores, lse, ids, rowDw, slotRow, T, E, K, true, 1.5, null, 0, null, null, null, null, H, floats(dtype, T * H, gen)), /routerLayerBackward: wr must be/);
+      assert.throws(
+        () =>
+          rk.routerLayerBackward(
+            scores,
+            lse,
+            ids,
+            rowDw,
+            slotRow,
+            T,
+            E,
+            K,
+            true,
+            1.5,
+            null,
+            0,
+            null,
+            null,
+            null,
+            null,
+            H,
+            floats(dtype, T * H, gen),
+          ),
+        /routerLayerBackward: wr must be/,
+      );
     }
   });
 });
@@ -155,7 +218,15 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'bench-like: E=8 K=2 sum, LB one + z', input: { hiddenSize: 40, router: { numExperts: 8, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 24 }, losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' } } },
+  {
+    name: 'bench-like: E=8 K=2 sum, LB one + z',
+    input: {
+      hiddenSize: 40,
+      router: { numExperts: 8, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 24 },
+      losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
+    },
+  },
   {
     name: 'E=11 K=3, scaling 2, capacity drops, global-batch LB top-k, shared expert',
     input: {
@@ -168,8 +239,21 @@ const CASES: Case[] = [
     },
     warmup: 2,
   },
-  { name: 'no aux losses, frozen router weight', input: { hiddenSize: 16, router: { numExperts: 4, topK: 1 }, experts: { intermediateSize: 8 } }, frozenRouter: true },
-  { name: 'x without grad (router weight still learns)', input: { hiddenSize: 16, router: { numExperts: 6, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { zLossWeight: 0.1 } }, xNoGrad: true },
+  {
+    name: 'no aux losses, frozen router weight',
+    input: { hiddenSize: 16, router: { numExperts: 4, topK: 1 }, experts: { intermediateSize: 8 } },
+    frozenRouter: true,
+  },
+  {
+    name: 'x without grad (router weight still learns)',
+    input: {
+      hiddenSize: 16,
+      router: { numExperts: 6, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 8 },
+      losses: { zLossWeight: 0.1 },
+    },
+    xNoGrad: true,
+  },
 ];
 
 function runCase(c: Case, dtype: FloatDType, fused: boolean) {
@@ -178,7 +262,15 @@ function runCase(c: Case, dtype: FloatDType, fused: boolean) {
     if (c.frozenRouter) layer.routerWeight.requiresGrad_(false);
     const H = c.input.hiddenSize;
     const gen = new Generator(9);
-    const rand = (shape: number[]) => fromArray(floats(dtype, shape.reduce((p, d) => p * d, 1), gen), shape);
+    const rand = (shape: number[]) =>
+      fromArray(
+        floats(
+          dtype,
+          shape.reduce((p, d) => p * d, 1),
+          gen,
+        ),
+        shape,
+      );
     for (let i = 0; i < (c.warmup ?? 0); i++) layer.forward(rand([3, 11, H]));
     layer.zeroGrad();
     const x = rand([3, 11, H]);
@@ -216,7 +308,12 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
 
   test('falls back to the chain where the node does not apply: selection bias, router bias, jitter in training, a mask', () => {
     setBackend('native');
-    const base: MoEConfigInput = { hiddenSize: 12, router: { numExperts: 6, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.1 } };
+    const base: MoEConfigInput = {
+      hiddenSize: 12,
+      router: { numExperts: 6, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 8 },
+      losses: { lbWeight: 0.1 },
+    };
     const variants: [string, MoEConfigInput, boolean][] = [
       ['plain', base, false],
       ['selection bias', { ...base, router: { ...base.router, selectionBias: { gamma: 0.5, rule: 'sign' } } }, false],
@@ -232,10 +329,20 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
           // a selection bias that changes the choice: expert 5 is always picked
           layer.selectionBias?.bias.storage.set([0, 0, 0, 0, 0, 10]);
           const x = fromArray(floats('f64', 9 * 12, gen), [9, 12]).requiresGrad_();
-          const mask = masked ? fromArray(Float64Array.from({ length: 9 }, (_, t) => (t % 3 === 2 ? 0 : 1)), [9]) : null;
+          const mask = masked
+            ? fromArray(
+                Float64Array.from({ length: 9 }, (_, t) => (t % 3 === 2 ? 0 : 1)),
+                [9],
+              )
+            : null;
           const y = layer.forward(x, { mask });
           y.backward(fromArray(floats('f64', 9 * 12, gen), [9, 12]));
-          return [y.dataSync(), x.grad!.dataSync(), ...layer.parameters().map((p) => p.grad!.dataSync()), layer.lastMetrics!.tokensPerExpert];
+          return [
+            y.dataSync(),
+            x.grad!.dataSync(),
+            ...layer.parameters().map((p) => p.grad!.dataSync()),
+            layer.lastMetrics!.tokensPerExpert,
+          ];
         });
       const { value: got, calls } = counting('routerLayerBackward', () => run(true));
       assert.equal(calls, name === 'plain' ? 1 : 0, `${name}: the fused layer node ${name === 'plain' ? 'ran' : 'did not run'}`);
@@ -247,7 +354,12 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
 
   test('an empty batch (0 tokens): zero gradients, as the reference', () => {
     setBackend('native');
-    const input: MoEConfigInput = { hiddenSize: 16, router: { numExperts: 4, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
+    const input: MoEConfigInput = {
+      hiddenSize: 16,
+      router: { numExperts: 4, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 8 },
+      losses: { lbWeight: 0.01, zLossWeight: 0.001 },
+    };
     const run = (fused: boolean) =>
       withKernels(fused, () => {
         const layer = new MoELayer(moeConfig(input), { dtype: 'f32', generator: new Generator(3) });
@@ -263,7 +375,12 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
 
   test('float64 finite differences through the node: <y, dy> + aux w.r.t. x and the router weight', () => {
     setBackend('native');
-    const input: MoEConfigInput = { hiddenSize: 6, router: { numExperts: 5, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 4 }, losses: { lbWeight: 0.3, zLossWeight: 0.2 } };
+    const input: MoEConfigInput = {
+      hiddenSize: 6,
+      router: { numExperts: 5, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 4 },
+      losses: { lbWeight: 0.3, zLossWeight: 0.2 },
+    };
     const layer = new MoELayer(moeConfig(input), { dtype: 'f64', generator: new Generator(4) });
     const gen = new Generator(8);
     const x = fromArray(floats('f64', 7 * 6, gen), [7, 6]);
@@ -282,12 +399,29 @@ describe('MoELayer as one fused node vs the reference composition [native]', { s
     layer.zeroGrad();
     const { calls } = counting('routerLayerBackward', () => layer.forward(x).backward(fromArray(Float64Array.from(dy), [7, 6])));
     assert.equal(calls, 1, 'the fused layer node ran');
-    const checks: [string, Tensor][] = [['x', x], ['router weight', layer.routerWeight]];
-    for (const [name, t] of checks) assertClose(t.grad!.dataSync(), numericGrad(objective, t.storage as Float64Array), 1e-6, 1e-5, `${name}: autograd vs finite differences`);
+    const checks: [string, Tensor][] = [
+      ['x', x],
+      ['router weight', layer.routerWeight],
+    ];
+    for (const [name, t] of checks)
+      assertClose(
+        t.grad!.dataSync(),
+        numericGrad(objective, t.storage as Float64Array),
+        1e-6,
+        1e-5,
+        `${name}: autograd vs finite differences`,
+      );
   });
 });
 
 /** The native backend's slot plan (MoeKernels.planRoutes) with positional arguments. */
 function planRoutes(ids: Int32Array, T: number, K: number, E: number, capacity: number | null, weights: Storage) {
-  return nativeMoeKernels(moeAddonKernels()!, routerAddonKernels()!).planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
+  return nativeMoeKernels(moeAddonKernels()!, routerAddonKernels()!).planRoutes({
+    ids,
+    numTokens: T,
+    topK: K,
+    numExperts: E,
+    capacity,
+    weights,
+  });
 }

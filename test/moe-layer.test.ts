@@ -17,7 +17,14 @@ const K = 2;
 const T = 6;
 
 /** SwiGLU of expert e on x with [E, out, in] separate weights. */
-function swiglu(gate: ArrayLike<number>, up: ArrayLike<number>, down: ArrayLike<number>, e: number, x: ArrayLike<number>, Iw: number): Float64Array {
+function swiglu(
+  gate: ArrayLike<number>,
+  up: ArrayLike<number>,
+  down: ArrayLike<number>,
+  e: number,
+  x: ArrayLike<number>,
+  Iw: number,
+): Float64Array {
   const h = new Float64Array(Iw);
   for (let j = 0; j < Iw; j++) {
     let g = 0;
@@ -54,7 +61,11 @@ forEachBackend('moe layer', () => {
     const sg = layer.sharedGate!.dataSync();
     const expected = xs.flatMap((xt, t) => {
       const out = new Float64Array(H);
-      r.ids[t]!.forEach((e, k) => swiglu(ex.gateProj!.dataSync(), ex.upProj!.dataSync(), ex.downProj.dataSync(), e, xt, I).forEach((v, o) => (out[o]! += r.w[t]![k]! * v)));
+      r.ids[t]!.forEach((e, k) =>
+        swiglu(ex.gateProj!.dataSync(), ex.upProj!.dataSync(), ex.downProj.dataSync(), e, xt, I).forEach(
+          (v, o) => (out[o]! += r.w[t]![k]! * v),
+        ),
+      );
       const gate = sigmoid(xt.reduce((s, v, i) => s + v * sg[i]!, 0));
       swiglu(sh.gateProj!.dataSync(), sh.upProj!.dataSync(), sh.downProj.dataSync(), 0, xt, 5).forEach((v, o) => (out[o]! += gate * v));
       return Array.from(out);
@@ -64,14 +75,20 @@ forEachBackend('moe layer', () => {
   });
 
   test('OLMo shared mix: shared/(K+1) + routed·K/(K+1)', () => {
-    const mk = (mix: 'add' | 'olmo') => new MoELayer(moeConfig({ ...base, shared: { intermediateSize: 5, mix } }), { dtype: 'f64', generator: new Generator(4) }).eval();
+    const mk = (mix: 'add' | 'olmo') =>
+      new MoELayer(moeConfig({ ...base, shared: { intermediateSize: 5, mix } }), { dtype: 'f64', generator: new Generator(4) }).eval();
     const x = randF64([T, H], 6);
     const noShared = new MoELayer(moeConfig({ ...base, shared: null }), { dtype: 'f64', generator: new Generator(4) }).eval();
     const routed = noShared.forward(x).dataSync();
     const add = mk('add').forward(x).dataSync();
     const olmo = mk('olmo').forward(x).dataSync();
     // same seed -> same router and routed experts; shared = add - routed
-    assertClose(olmo, Array.from(routed, (v, i) => (add[i]! - v) / (K + 1) + (v * K) / (K + 1)), 1e-12, 1e-10);
+    assertClose(
+      olmo,
+      Array.from(routed, (v, i) => (add[i]! - v) / (K + 1) + (v * K) / (K + 1)),
+      1e-12,
+      1e-10,
+    );
   });
 
   test('aux losses reach the router weight through the output; values / numLayers; metrics', () => {
@@ -102,12 +119,19 @@ forEachBackend('moe layer', () => {
     const evalLayer = layer.eval();
     sum(evalLayer.forward(x)).backward();
     const without = layer.routerWeight.grad!.dataSync();
-    assert.ok(withAux.some((v, i) => Math.abs(v - without[i]!) > 1e-9), 'aux loss changed the router gradient');
+    assert.ok(
+      withAux.some((v, i) => Math.abs(v - without[i]!) > 1e-9),
+      'aux loss changed the router gradient',
+    );
   });
 
   test('selection bias accumulates in training and updates at postBatch', () => {
     const layer = new MoELayer(
-      moeConfig({ ...base, shared: null, router: { numExperts: E, topK: K, scoreFunc: 'sigmoid', selectionBias: { gamma: 0.5, rule: 'sign' } } }),
+      moeConfig({
+        ...base,
+        shared: null,
+        router: { numExperts: E, topK: K, scoreFunc: 'sigmoid', selectionBias: { gamma: 0.5, rule: 'sign' } },
+      }),
       { generator: new Generator(1) },
     );
     layer.forward(randF64([T, H], 2).to('f32'));
@@ -117,6 +141,9 @@ forEachBackend('moe layer', () => {
     const tot = c.map((v, e) => v + c2[e]!);
     const mean = tot.reduce((p, v) => p + v, 0) / E;
     layer.postBatch();
-    assert.deepEqual(Array.from(layer.buffer('scoreBias').dataSync()), tot.map((v) => 0.5 * Math.sign(mean - v)));
+    assert.deepEqual(
+      Array.from(layer.buffer('scoreBias').dataSync()),
+      tot.map((v) => 0.5 * Math.sign(mean - v)),
+    );
   });
 });

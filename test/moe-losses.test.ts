@@ -56,7 +56,12 @@ forEachBackend('moe losses', () => {
       const convention = one ? 'one' : 'top-k';
       assertClose([loadBalancingLoss(out.scores, out.topkIds, { convention }).item()], [refLb(scores, ids, null, one)], 1e-12, 1e-12);
       const m = fromArray(Float64Array.from(mask), [T]);
-      assertClose([loadBalancingLoss(out.scores, out.topkIds, { convention, mask: m }).item()], [refLb(scores, ids, mask, one)], 1e-12, 1e-12);
+      assertClose(
+        [loadBalancingLoss(out.scores, out.topkIds, { convention, mask: m }).item()],
+        [refLb(scores, ids, mask, one)],
+        1e-12,
+        1e-12,
+      );
     }
   });
 
@@ -110,7 +115,10 @@ forEachBackend('moe losses', () => {
   });
 
   test('loss weights divided by the number of layers when asked', () => {
-    assert.deepEqual(auxLossWeights(parseLossConfig({ lbWeight: 0.01, zLossWeight: 0.001, scaleByNumLayers: true }), 4), { lb: 0.01 / 4, z: 0.001 / 4 });
+    assert.deepEqual(auxLossWeights(parseLossConfig({ lbWeight: 0.01, zLossWeight: 0.001, scaleByNumLayers: true }), 4), {
+      lb: 0.01 / 4,
+      z: 0.001 / 4,
+    });
     assert.deepEqual(auxLossWeights(parseLossConfig({ lbWeight: 0.01, zLossWeight: 0.001 }), 4), { lb: 0.01, z: 0.001 });
   });
 
@@ -118,7 +126,10 @@ forEachBackend('moe losses', () => {
     const x = randF64([3, 4], 1).requiresGrad_();
     const logits = randF64([3, E], 2).requiresGrad_();
     const y = attachAuxLoss(x.mul(2), zLoss(logits).mul(0.5));
-    assert.deepEqual(Array.from(y.dataSync()), Array.from(x.dataSync(), (v) => v * 2));
+    assert.deepEqual(
+      Array.from(y.dataSync()),
+      Array.from(x.dataSync(), (v) => v * 2),
+    );
     sum(y).backward();
     assert.deepEqual(Array.from(x.grad!.dataSync()), new Array(12).fill(2));
     // d(0.5·z)/d logits = 0.5 · 2·lse_t·softmax_t / T

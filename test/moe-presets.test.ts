@@ -10,14 +10,32 @@ import { Generator } from '../src/tensor/random.js';
 
 test('isMoeLayer: DeepSeek first_k_dense_replace + moe_layer_freq (vLLM), Llama-4 moe_layers / interleave step', () => {
   const ds = { n_routed_experts: 64, first_k_dense_replace: 1, moe_layer_freq: 2 };
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6].filter((i) => isMoeLayer(ds, i)), [2, 4, 6]);
-  assert.deepEqual([0, 1, 2, 3].filter((i) => isMoeLayer({ n_routed_experts: 64, first_k_dense_replace: 1, moe_layer_freq: 1 }, i)), [1, 2, 3]);
-  assert.deepEqual([0, 1, 2, 3].filter((i) => isMoeLayer({ n_routed_experts: 64, moe_layer_freq: 3 }, i)), [0, 3]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6].filter((i) => isMoeLayer(ds, i)),
+    [2, 4, 6],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].filter((i) => isMoeLayer({ n_routed_experts: 64, first_k_dense_replace: 1, moe_layer_freq: 1 }, i)),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].filter((i) => isMoeLayer({ n_routed_experts: 64, moe_layer_freq: 3 }, i)),
+    [0, 3],
+  );
   assert.throws(() => isMoeLayer({ n_routed_experts: 64, first_k_dense_replace: 0, moe_layer_freq: 0 }, 1), /moe_layer_freq/);
-  assert.deepEqual([0, 1, 2, 3, 4, 5].filter((i) => isMoeLayer({ num_local_experts: 16, interleave_moe_layer_step: 2 }, i)), [1, 3, 5]);
-  assert.deepEqual([0, 1, 2, 3].filter((i) => isMoeLayer({ num_local_experts: 16, moe_layers: [0, 3], interleave_moe_layer_step: 2 }, i)), [0, 3]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].filter((i) => isMoeLayer({ num_local_experts: 16, interleave_moe_layer_step: 2 }, i)),
+    [1, 3, 5],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].filter((i) => isMoeLayer({ num_local_experts: 16, moe_layers: [0, 3], interleave_moe_layer_step: 2 }, i)),
+    [0, 3],
+  );
   // unchanged Qwen rule
-  assert.deepEqual([0, 1, 2, 3].filter((i) => isMoeLayer({ num_experts: 8, decoder_sparse_step: 2 }, i)), [1, 3]);
+  assert.deepEqual(
+    [0, 1, 2, 3].filter((i) => isMoeLayer({ num_experts: 8, decoder_sparse_step: 2 }, i)),
+    [1, 3],
+  );
 });
 
 test('OLMo-core presets: smallmoe and olmoe_1B_7B', () => {
@@ -31,7 +49,10 @@ test('OLMo-core presets: smallmoe and olmoe_1B_7B', () => {
   assert.equal(s.dispatch.capacityFactor, 1.2);
   assert.equal(olmoCorePreset('smallmoe').hiddenSize, 768);
   const o = olmoCorePreset('olmoe_1B_7B');
-  assert.deepEqual([o.hiddenSize, o.router.numExperts, o.router.topK, o.experts.intermediateSize, o.dispatch.capacityFactor, o.shared], [2048, 64, 8, 1024, null, null]);
+  assert.deepEqual(
+    [o.hiddenSize, o.router.numExperts, o.router.topK, o.experts.intermediateSize, o.dispatch.capacityFactor, o.shared],
+    [2048, 64, 8, 1024, null, null],
+  );
   assert.deepEqual([o.losses.lbWeight, o.losses.zLossWeight], [0.01, 0.001]);
 });
 
@@ -42,7 +63,15 @@ test('parameter counts: router + 3·d·h·E + shared; active uses top_k; equal t
   const s = moeParamCounts(olmoCorePreset('smallmoe', 768));
   assert.equal(s.total, 32 * 768 + 3 * 768 * 384 * 32 + 3 * 768 * 1536);
   assert.equal(s.active, 32 * 768 + 3 * 768 * 384 * 4 + 3 * 768 * 1536);
-  const hf = { hidden_size: 8, intermediate_size: 6, num_local_experts: 4, experts_per_token: 2, num_experts: 4, shared_expert_intermediate_size: 5, n_shared_experts: 1 };
+  const hf = {
+    hidden_size: 8,
+    intermediate_size: 6,
+    num_local_experts: 4,
+    experts_per_token: 2,
+    num_experts: 4,
+    shared_expert_intermediate_size: 5,
+    n_shared_experts: 1,
+  };
   const cfgs = [
     olmoCorePreset('smallmoe', 16),
     presetFromHf('gpt_oss', hf),

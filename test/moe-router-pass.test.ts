@@ -12,7 +12,6 @@ import type { RouterOutput } from '../src/moe/contracts.js';
 import { routerAddonKernels } from '../src/backend/native/moe-addon.js';
 import { routerPassAuxLoss } from '../src/moe/kernel-path/router-aux-loss.js';
 
-
 import { MoELayer } from '../src/moe/layer.js';
 import { loadBalancingLoss, zLoss } from '../src/moe/losses.js';
 import { meanRowEntropy } from '../src/moe/metrics.js';
@@ -81,7 +80,12 @@ function frequencies(c: Case, counts: ArrayLike<number>): Float64Array | null {
 /** Route, build Σ topkWeights·cot + wlb·LB + wz·Z, backprop; fused or the reference composition. */
 function runRouter(c: Case, dtype: FloatDType, fused: boolean) {
   return withKernels(fused, () => {
-    const cfg = parseRouterConfig({ numExperts: c.E, topK: c.K, renormalize: c.renormalize ?? 'none', scalingFactor: c.scalingFactor ?? 1 });
+    const cfg = parseRouterConfig({
+      numExperts: c.E,
+      topK: c.K,
+      renormalize: c.renormalize ?? 'none',
+      scalingFactor: c.scalingFactor ?? 1,
+    });
     const logits = makeLogits(c, dtype);
     const r: RouterOutput = routeLogits(logits, cfg);
     assert.equal((r.pass ?? null) !== null, fused, 'fused path applies exactly when on');
@@ -101,7 +105,13 @@ function runRouter(c: Case, dtype: FloatDType, fused: boolean) {
       [lb, z, aux] = [l.item(), zl.item(), add(mul(l, W.lb), mul(zl, W.z))];
     }
     const gen = new Generator(5);
-    const cot = fromArray(array(dtype, Array.from({ length: c.T * c.K }, () => gen.uniform() - 0.5)), [c.T, c.K]);
+    const cot = fromArray(
+      array(
+        dtype,
+        Array.from({ length: c.T * c.K }, () => gen.uniform() - 0.5),
+      ),
+      [c.T, c.K],
+    );
     add(sum(mul(r.topkWeights, cot)), aux).backward();
     return {
       ids: r.topkIds.dataSync(),
@@ -145,9 +155,20 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
         gradcheck((l) => routeLogits(l, cfg).topkWeights, [logits]);
         gradcheck((l) => routeLogits(l, cfg).scores, [logits]);
         for (const convention of ['one', 'top-k'] as const) {
-          gradcheck((l) => routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, { weights: W, convention, frequencies: null }).total!, [logits]);
+          gradcheck(
+            (l) => routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, { weights: W, convention, frequencies: null }).total!,
+            [logits],
+          );
         }
-        gradcheck((l) => routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, { weights: W, convention: 'one', frequencies: Float64Array.of(0.5, 0, 0.9, 0.2, 0.4) }).total!, [logits]);
+        gradcheck(
+          (l) =>
+            routerPassAuxLoss((routeLogits(l, cfg).pass ?? null)!, {
+              weights: W,
+              convention: 'one',
+              frequencies: Float64Array.of(0.5, 0, 0.9, 0.2, 0.4),
+            }).total!,
+          [logits],
+        );
       });
     }
   });
@@ -160,12 +181,21 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
       const logits = makeLogits(c, 'f64');
       const r = routeLogits(logits, parseRouterConfig({ numExperts: c.E, topK: c.K, renormalize: 'sum' }));
       const gen = new Generator(5);
-      const cot = fromArray(Float64Array.from({ length: c.T * c.K }, () => gen.uniform() - 0.5), [c.T, c.K]);
+      const cot = fromArray(
+        Float64Array.from({ length: c.T * c.K }, () => gen.uniform() - 0.5),
+        [c.T, c.K],
+      );
       const aux = routerPassAuxLoss((r.pass ?? null)!, { weights: W, convention: 'one', frequencies: null }).total!;
       const loss = add(sum(mul(r.topkWeights, cot)), aux);
       loss.backward(undefined, { retainGraph: true });
       loss.backward();
-      assertClose(logits.grad!.dataSync(), Array.from(once, (v) => 2 * v), 1e-12, 1e-12, 'd logits');
+      assertClose(
+        logits.grad!.dataSync(),
+        Array.from(once, (v) => 2 * v),
+        1e-12,
+        1e-12,
+        'd logits',
+      );
     });
   });
 
@@ -173,7 +203,10 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     setBackend('native');
     const logits = makeLogits({ name: '', T: 6, E: 4, K: 2 }, 'f32');
     const fusedFor = (input: Record<string, unknown>, selectionBias: Tensor | null = null) =>
-      withKernels(true, () => (routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2, ...input }), { selectionBias }).pass ?? null) !== null);
+      withKernels(
+        true,
+        () => (routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2, ...input }), { selectionBias }).pass ?? null) !== null,
+      );
     assert.equal(fusedFor({ renormalize: 'sum', scalingFactor: 3 }), true);
     assert.equal(fusedFor({ scoreFunc: 'sigmoid' }), false);
     assert.equal(fusedFor({ selectOn: 'logits' }), false);
@@ -181,10 +214,16 @@ describe('fused router vs reference composition [native]', { skip: !hasNative &&
     assert.equal(fusedFor({ uniformAssignment: true }), false);
     assert.equal(fusedFor({ groupLimit: { numGroups: 2, topkGroups: 1 } }), false);
     assert.equal(fusedFor({ selectionBias: { gamma: 0.001 } }, fromArray(Float32Array.of(0, 0.1, 0, 0), [4])), false);
-    assert.equal(withKernels(false, () => routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null), null);
+    assert.equal(
+      withKernels(false, () => routeLogits(logits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null),
+      null,
+    );
     setBackend('reference');
     const refLogits = makeLogits({ name: '', T: 6, E: 4, K: 2 }, 'f32');
-    assert.equal(withKernels(true, () => routeLogits(refLogits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null), null);
+    assert.equal(
+      withKernels(true, () => routeLogits(refLogits, parseRouterConfig({ numExperts: 4, topK: 2 })).pass ?? null),
+      null,
+    );
   });
 });
 
@@ -200,7 +239,12 @@ interface LayerCase {
 const LAYER_CASES: LayerCase[] = [
   {
     name: 'bench-like: E=8 K=2 sum, LB one + z',
-    input: { hiddenSize: 12, router: { numExperts: 8, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 10 }, losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' } },
+    input: {
+      hiddenSize: 12,
+      router: { numExperts: 8, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 10 },
+      losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
+    },
   },
   {
     name: 'E=5 K=1 none, scaling 2, router bias, LB top-k global-batch',
@@ -214,16 +258,32 @@ const LAYER_CASES: LayerCase[] = [
   },
   {
     name: 'E=7 K=7 sum, shared expert, z only',
-    input: { hiddenSize: 8, router: { numExperts: 7, topK: 7, renormalize: 'sum' }, experts: { intermediateSize: 6 }, shared: { intermediateSize: 5 }, losses: { zLossWeight: 0.1 } },
+    input: {
+      hiddenSize: 8,
+      router: { numExperts: 7, topK: 7, renormalize: 'sum' },
+      experts: { intermediateSize: 6 },
+      shared: { intermediateSize: 5 },
+      losses: { zLossWeight: 0.1 },
+    },
   },
   {
     name: 'masked tokens (fused router, reference aux loss through the scores node)',
-    input: { hiddenSize: 10, router: { numExperts: 6, topK: 2, renormalize: 'sum' }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.1, zLossWeight: 0.01 } },
+    input: {
+      hiddenSize: 10,
+      router: { numExperts: 6, topK: 2, renormalize: 'sum' },
+      experts: { intermediateSize: 8 },
+      losses: { lbWeight: 0.1, zLossWeight: 0.01 },
+    },
     mask: true,
   },
   {
     name: "'instance' granularity (reference aux loss through the scores node)",
-    input: { hiddenSize: 10, router: { numExperts: 6, topK: 3 }, experts: { intermediateSize: 8 }, losses: { lbWeight: 0.1, lbGranularity: 'instance' } },
+    input: {
+      hiddenSize: 10,
+      router: { numExperts: 6, topK: 3 },
+      experts: { intermediateSize: 8 },
+      losses: { lbWeight: 0.1, lbGranularity: 'instance' },
+    },
     batch: 3,
   },
 ];
@@ -234,11 +294,26 @@ function runLayer(c: LayerCase, dtype: FloatDType, fused: boolean) {
     const H = c.input.hiddenSize;
     const B = c.batch ?? 2;
     const gen = new Generator(9);
-    const rand = (shape: number[]) => fromArray(array(dtype, Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => 2 * gen.uniform() - 1)), shape);
+    const rand = (shape: number[]) =>
+      fromArray(
+        array(
+          dtype,
+          Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => 2 * gen.uniform() - 1),
+        ),
+        shape,
+      );
     for (let i = 0; i < (c.warmup ?? 0); i++) layer.forward(rand([B, 7, H]));
     layer.zeroGrad();
     const x = rand([B, 7, H]).requiresGrad_();
-    const mask = c.mask ? fromArray(array(dtype, Array.from({ length: B * 7 }, (_, t) => (t % 4 === 3 ? 0 : 1))), [B, 7]) : null;
+    const mask = c.mask
+      ? fromArray(
+          array(
+            dtype,
+            Array.from({ length: B * 7 }, (_, t) => (t % 4 === 3 ? 0 : 1)),
+          ),
+          [B, 7],
+        )
+      : null;
     const dy = rand([B, 7, H]);
     const y = layer.forward(x, { mask });
     y.backward(dy);
@@ -276,7 +351,9 @@ describe('MoELayer with the fused router vs the reference composition [native]',
         assert.deepEqual(got.counts, ref.counts, 'tokens per expert');
         assertClose(got.metrics, ref.metrics, atol, rtol, 'lb, z, router entropy, load imbalance');
         assert.equal(got.tensors.length, ref.tensors.length);
-        got.tensors.forEach((v, i) => assertClose(v, ref.tensors[i]!, atol, rtol, i === 0 ? 'y' : i === 1 ? 'dx' : `parameter grad ${i - 2}`));
+        got.tensors.forEach((v, i) =>
+          assertClose(v, ref.tensors[i]!, atol, rtol, i === 0 ? 'y' : i === 1 ? 'dx' : `parameter grad ${i - 2}`),
+        );
       });
     }
   }

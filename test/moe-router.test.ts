@@ -18,7 +18,13 @@ function check(logits: Tensor, cfg: RouterConfig, ref: RefRouter, bias?: number[
   const counts = new Array(cfg.numExperts).fill(0);
   for (const e of r.ids.flat()) counts[e]++;
   assert.deepEqual(Array.from(out.counts.dataSync()), counts, 'counts');
-  assertClose(out.scores.dataSync(), r.scores.flatMap((s) => Array.from(s)), 1e-12, 1e-12, 'scores');
+  assertClose(
+    out.scores.dataSync(),
+    r.scores.flatMap((s) => Array.from(s)),
+    1e-12,
+    1e-12,
+    'scores',
+  );
 }
 
 forEachBackend('moe router', () => {
@@ -27,7 +33,13 @@ forEachBackend('moe router', () => {
   test('Mixtral / Qwen / OLMoE: softmax -> top-k -> renorm none | sum | p-norm', () => {
     check(logits8, routerConfig({ numExperts: 8, topK: 2, renormalize: 'sum' }), { E: 8, K: 2, score: 'softmax', renorm: 'sum' });
     check(logits8, routerConfig({ numExperts: 8, topK: 3 }), { E: 8, K: 3, score: 'softmax' });
-    check(logits8, routerConfig({ numExperts: 8, topK: 3, renormalize: 'pnorm', renormP: 2 }), { E: 8, K: 3, score: 'softmax', renorm: 'pnorm', p: 2 });
+    check(logits8, routerConfig({ numExperts: 8, topK: 3, renormalize: 'pnorm', renormP: 2 }), {
+      E: 8,
+      K: 3,
+      score: 'softmax',
+      renorm: 'pnorm',
+      p: 2,
+    });
     check(logits8, routerConfig({ numExperts: 8, topK: 1, renormalize: 'sum' }), { E: 8, K: 1, score: 'softmax', renorm: 'sum' });
   });
 
@@ -40,12 +52,21 @@ forEachBackend('moe router', () => {
   });
 
   test('Llama-4: top-k over logits, sigmoid of each chosen logit', () => {
-    check(logits8, routerConfig({ numExperts: 8, topK: 1, selectOn: 'logits', scoreFunc: 'sigmoid' }), { E: 8, K: 1, score: 'sigmoid', selectOn: 'logits' });
+    check(logits8, routerConfig({ numExperts: 8, topK: 1, selectOn: 'logits', scoreFunc: 'sigmoid' }), {
+      E: 8,
+      K: 1,
+      score: 'sigmoid',
+      selectOn: 'logits',
+    });
   });
 
   test('sigmoid scores with routed scaling factor', () => {
     check(logits8, routerConfig({ numExperts: 8, topK: 2, scoreFunc: 'sigmoid', renormalize: 'sum', scalingFactor: 2.5 }), {
-      E: 8, K: 2, score: 'sigmoid', renorm: 'sum', scale: 2.5,
+      E: 8,
+      K: 2,
+      score: 'sigmoid',
+      renorm: 'sum',
+      scale: 2.5,
     });
   });
 
@@ -53,18 +74,30 @@ forEachBackend('moe router', () => {
     const bias = [0.5, -0.3, 0.2, 0, 0.9, -1, 0.1, 0.3];
     const cfg = routerConfig({ numExperts: 8, topK: 2, scoreFunc: 'sigmoid', selectionBias: { gamma: 0.01, rule: 'sign' } });
     check(logits8, cfg, { E: 8, K: 2, score: 'sigmoid' }, bias);
-    assert.throws(() => routeLogits(logits8, routerConfig({ numExperts: 8, topK: 2 }), { selectionBias: fromArray(Float64Array.from(bias), [8]) }), /selectionBias/);
+    assert.throws(
+      () => routeLogits(logits8, routerConfig({ numExperts: 8, topK: 2 }), { selectionBias: fromArray(Float64Array.from(bias), [8]) }),
+      /selectionBias/,
+    );
   });
 
   test('DeepSeek-V3 group-limited top-k: top-2-sum group score, both mask values', () => {
     const bias = [0.1, -0.2, 0.3, 0, -0.1, 0.2, 0.05, -0.3];
     for (const maskValue of ['zero', 'neg-inf'] as const) {
       const cfg = routerConfig({
-        numExperts: 8, topK: 3, scoreFunc: 'sigmoid', renormalize: 'sum', scalingFactor: 2.5,
+        numExperts: 8,
+        topK: 3,
+        scoreFunc: 'sigmoid',
+        renormalize: 'sum',
+        scalingFactor: 2.5,
         selectionBias: { gamma: 0.001, rule: 'sign' },
         groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue },
       });
-      check(logits8, cfg, { E: 8, K: 3, score: 'sigmoid', renorm: 'sum', scale: 2.5, group: { G: 4, keep: 2, score: 'top2-sum', mask: maskValue } }, bias);
+      check(
+        logits8,
+        cfg,
+        { E: 8, K: 3, score: 'sigmoid', renorm: 'sum', scale: 2.5, group: { G: 4, keep: 2, score: 'top2-sum', mask: maskValue } },
+        bias,
+      );
     }
   });
 
@@ -72,7 +105,10 @@ forEachBackend('moe router', () => {
     const bias = new Array(8).fill(-2); // every biased score < 0: masked zeros beat kept experts
     const mk = (maskValue: 'zero' | 'neg-inf') =>
       routerConfig({
-        numExperts: 8, topK: 2, scoreFunc: 'sigmoid', selectionBias: { gamma: 0, rule: 'sign' },
+        numExperts: 8,
+        topK: 2,
+        scoreFunc: 'sigmoid',
+        selectionBias: { gamma: 0, rule: 'sign' },
         groupLimit: { numGroups: 4, topkGroups: 1, groupScore: 'top2-sum', maskValue },
       });
     for (const m of ['zero', 'neg-inf'] as const) {
@@ -85,7 +121,12 @@ forEachBackend('moe router', () => {
   });
 
   test('DeepSeek-V2 group-limited greedy: max group score, softmax, scaling', () => {
-    const cfg = routerConfig({ numExperts: 8, topK: 2, scalingFactor: 16, groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' } });
+    const cfg = routerConfig({
+      numExperts: 8,
+      topK: 2,
+      scalingFactor: 16,
+      groupLimit: { numGroups: 2, topkGroups: 1, groupScore: 'max', maskValue: 'zero' },
+    });
     check(logits8, cfg, { E: 8, K: 2, score: 'softmax', scale: 16, group: { G: 2, keep: 1, score: 'max', mask: 'zero' } });
   });
 
@@ -93,11 +134,26 @@ forEachBackend('moe router', () => {
     const flat = new Float64Array(T * 8); // all-zero logits: every score ties
     const z = fromArray(flat, [T, 8]);
     check(z, routerConfig({ numExperts: 8, topK: 3 }), { E: 8, K: 3, score: 'softmax' });
-    const out = routeLogits(z, routerConfig({ numExperts: 8, topK: 2, scoreFunc: 'sigmoid', groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' } }));
+    const out = routeLogits(
+      z,
+      routerConfig({
+        numExperts: 8,
+        topK: 2,
+        scoreFunc: 'sigmoid',
+        groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'neg-inf' },
+      }),
+    );
     assert.deepEqual(Array.from(out.topkIds.dataSync()).slice(0, 2), [0, 1]);
-    check(z, routerConfig({ numExperts: 8, topK: 3, groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'zero' } }), {
-      E: 8, K: 3, score: 'softmax', group: { G: 4, keep: 2, score: 'top2-sum', mask: 'zero' },
-    });
+    check(
+      z,
+      routerConfig({ numExperts: 8, topK: 3, groupLimit: { numGroups: 4, topkGroups: 2, groupScore: 'top2-sum', maskValue: 'zero' } }),
+      {
+        E: 8,
+        K: 3,
+        score: 'softmax',
+        group: { G: 4, keep: 2, score: 'top2-sum', mask: 'zero' },
+      },
+    );
   });
 
   test('uniform assignment: slot i -> expert i mod E, weights from the scores', () => {
@@ -122,18 +178,33 @@ forEachBackend('moe router', () => {
         return s;
       });
     const evalOut = route(x, w, b, cfg, { training: false });
-    assertClose(evalOut.logits.dataSync(), logitsOf(() => 1), 1e-12, 1e-12, 'eval logits');
+    assertClose(
+      evalOut.logits.dataSync(),
+      logitsOf(() => 1),
+      1e-12,
+      1e-12,
+      'eval logits',
+    );
     const g = new Generator(7);
     const u = Array.from({ length: T * H }, () => g.uniform());
     const trainOut = route(x, w, b, cfg, { training: true, generator: new Generator(7) });
-    assertClose(trainOut.logits.dataSync(), logitsOf((i) => 0.9 + 0.2 * u[i]!), 1e-12, 1e-12, 'jittered logits');
+    assertClose(
+      trainOut.logits.dataSync(),
+      logitsOf((i) => 0.9 + 0.2 * u[i]!),
+      1e-12,
+      1e-12,
+      'jittered logits',
+    );
     assert.throws(() => route(x, w, null, cfg), /bias/);
   });
 
   test('weights are differentiable w.r.t. the logits (finite differences)', () => {
     const l = randF64([4, 8], 9, -2, 2).requiresGrad_();
     gradcheck((z) => routeLogits(z, routerConfig({ numExperts: 8, topK: 2, renormalize: 'sum', scalingFactor: 1.5 })).topkWeights, [l]);
-    gradcheck((z) => routeLogits(z, routerConfig({ numExperts: 8, topK: 3, renormalize: 'pnorm', renormP: 2, scoreFunc: 'sigmoid' })).topkWeights, [l]);
+    gradcheck(
+      (z) => routeLogits(z, routerConfig({ numExperts: 8, topK: 3, renormalize: 'pnorm', renormP: 2, scoreFunc: 'sigmoid' })).topkWeights,
+      [l],
+    );
     gradcheck((z) => routeLogits(z, routerConfig({ numExperts: 8, topK: 2, selectOn: 'logits' })).topkWeights, [l]);
   });
 });

@@ -81,7 +81,9 @@ for (const K of [2, 3]) {
       assertClose(yb.dataSync(), ya.dataSync(), 1e-13, 1e-12, 'y');
       assertClose([moe.lastMetrics!.lbLoss!], [ct.lastAux!.item()], 1e-14, 1e-13, 'lb');
       assert.deepEqual(Array.from(moe.lastMetrics!.tokensPerExpert), Array.from(ct.usage));
-      sum(mul(ya, G)).add(ctMoeAuxLoss([ct], lbW)!).backward();
+      sum(mul(ya, G))
+        .add(ctMoeAuxLoss([ct], lbW)!)
+        .backward();
       sum(mul(yb, G)).backward(); // the weighted LB loss rides on the output
       assertClose(xb.grad!.dataSync(), xa.grad!.dataSync(), 1e-13, 1e-11, 'dx');
       assertClose(moe.routerWeight.grad!.dataSync(), ct.router.weight.grad!.dataSync(), 1e-13, 1e-11, 'dW_router');
@@ -95,7 +97,10 @@ for (const K of [2, 3]) {
 test('ctMoePreset: the CT-MoE block as data (JSON round trip); Standard MoE has no topology', () => {
   const c = ctMoePreset(16, 8, 2);
   assert.deepEqual(c.topology, { routingBias: true, collaboration: true, routingScale: 1.5, collabScale: 1, sTemp: 1 });
-  assert.deepEqual([c.router.scoreFunc, c.router.routerBias, c.router.renormalize, c.router.kind], ['softmax', false, 'none', 'token-choice']);
+  assert.deepEqual(
+    [c.router.scoreFunc, c.router.routerBias, c.router.renormalize, c.router.kind],
+    ['softmax', false, 'none', 'token-choice'],
+  );
   assert.deepEqual([c.experts.kind, c.experts.intermediateSize, c.experts.bias, c.experts.orientation], ['gelu', 16, false, 'in-out']);
   assert.deepEqual([c.losses.lbWeight, c.losses.lbConvention, c.losses.zLossWeight, c.losses.scaleByNumLayers], [0.01, 'top-k', 0, true]);
   assert.equal(c.shared, null);
@@ -105,14 +110,24 @@ test('ctMoePreset: the CT-MoE block as data (JSON round trip); Standard MoE has 
   assert.deepEqual(ctMoePreset(16, 8, 3, { useGraphCollab: false }).topology?.collaboration, false);
   assert.throws(() => ctMoePreset(16, 8, 9), /ctMoe\.topK = 9/);
   const layer = new MoELayer(c);
-  assert.deepEqual(layer.namedParameters().map(([n]) => n).filter((n) => n.startsWith('topology')), ['topology.sRaw']);
+  assert.deepEqual(
+    layer
+      .namedParameters()
+      .map(([n]) => n)
+      .filter((n) => n.startsWith('topology')),
+    ['topology.sRaw'],
+  );
   assert.equal(layer.topologyParameters()[0], layer.topology!.sRaw);
 });
 
 // ------------------------------------------------ 2. any router / bank + topology, plain-JS reference
 
 interface RefCase {
-  T: number; H: number; E: number; K: number; I: number;
+  T: number;
+  H: number;
+  E: number;
+  K: number;
+  I: number;
   router: RefRouter;
   kind: 'swiglu' | 'gelu';
   /** 'output': y = Σ w·out'; 'input': out = expert(w·x), y = Σ out'. */
@@ -122,8 +137,14 @@ interface RefCase {
   lb: { w: number; c: number; normalize: boolean };
   zW: number;
   // parameters (out-in weights [E, out, in]; biases [E, out])
-  x: Float64Array; wr: Float64Array; gate: Float64Array; up: Float64Array; down: Float64Array;
-  upBias: Float64Array | null; downBias: Float64Array | null; sRaw: Float64Array;
+  x: Float64Array;
+  wr: Float64Array;
+  gate: Float64Array;
+  up: Float64Array;
+  down: Float64Array;
+  upBias: Float64Array | null;
+  downBias: Float64Array | null;
+  sRaw: Float64Array;
 }
 
 /** The whole block with loss L = Σ y·G + lbW·lb + zW·z, in float64 loops from the spec. */
@@ -150,20 +171,23 @@ function refBlock(p: RefCase, G: Float64Array): { y: Float64Array; loss: number;
       return s;
     });
   const expert = (e: number, v: ArrayLike<number>) => {
-    const h = p.kind === 'gelu'
-      ? lin(v, p.up, e, I, H, p.upBias).map(gelu)
-      : (() => {
-          const g = lin(v, p.gate, e, I, H, null);
-          const u = lin(v, p.up, e, I, H, null);
-          return g.map((gv, j) => silu(gv) * u[j]!);
-        })();
+    const h =
+      p.kind === 'gelu'
+        ? lin(v, p.up, e, I, H, p.upBias).map(gelu)
+        : (() => {
+            const g = lin(v, p.gate, e, I, H, null);
+            const u = lin(v, p.up, e, I, H, null);
+            return g.map((gv, j) => silu(gv) * u[j]!);
+          })();
     return lin(h, p.down, e, H, I, p.downBias);
   };
   const y = new Float64Array(T * H);
   for (let t = 0; t < T; t++) {
     const ids = r.ids[t]!;
     const w = r.w[t]!;
-    const out = ids.map((e, k) => (kept[t]![k] ? expert(e, p.weightsOn === 'input' ? xs[t]!.map((v) => v * w[k]!) : xs[t]!) : new Float64Array(H)));
+    const out = ids.map((e, k) =>
+      kept[t]![k] ? expert(e, p.weightsOn === 'input' ? xs[t]!.map((v) => v * w[k]!) : xs[t]!) : new Float64Array(H),
+    );
     let mixed = out;
     if (p.topo.collab) {
       const sub = ids.map((a) => ids.map((b) => S[a * E + b]!));
@@ -186,10 +210,11 @@ function refBlock(p: RefCase, G: Float64Array): { y: Float64Array; loss: number;
   let lb = 0;
   for (let e = 0; e < E; e++) lb += f[e]! * P[e]!;
   lb *= p.lb.c * E;
-  const zl = logits.reduce((a, l) => {
-    const m = Math.max(...l);
-    return a + (m + Math.log(l.reduce((u, v) => u + Math.exp(v - m), 0))) ** 2;
-  }, 0) / T;
+  const zl =
+    logits.reduce((a, l) => {
+      const m = Math.max(...l);
+      return a + (m + Math.log(l.reduce((u, v) => u + Math.exp(v - m), 0))) ** 2;
+    }, 0) / T;
   const loss = y.reduce((a, v, i) => a + v * G[i]!, 0) + p.lb.w * lb + p.zW * zl;
   return { y, loss, lb, ids: r.ids };
 }
@@ -209,17 +234,32 @@ const SCENARIOS: Scenario[] = [
     name: 'sigmoid, group-limited, renormalised, scaled router + SwiGLU bank, top-3, capacity, z-loss',
     cfg: {
       hiddenSize: H,
-      router: { numExperts: E, topK: 3, scoreFunc: 'sigmoid', renormalize: 'sum', scalingFactor: 2.5, groupLimit: { numGroups: 3, topkGroups: 2, groupScore: 'max', maskValue: 'zero' } },
+      router: {
+        numExperts: E,
+        topK: 3,
+        scoreFunc: 'sigmoid',
+        renormalize: 'sum',
+        scalingFactor: 2.5,
+        groupLimit: { numGroups: 3, topkGroups: 2, groupScore: 'max', maskValue: 'zero' },
+      },
       experts: { kind: 'swiglu', intermediateSize: I },
       dispatch: { capacityFactor: 1, capacityMultiple: 1 },
       losses: { lbWeight: 0.2, zLossWeight: 0.05 },
       topology: { routingScale: 0.8, collabScale: 0.7, sTemp: 0.6 },
     },
     ref: {
-      T, H, E, K: 3, I, kind: 'swiglu', weightsOn: 'output', capacity: 4,
+      T,
+      H,
+      E,
+      K: 3,
+      I,
+      kind: 'swiglu',
+      weightsOn: 'output',
+      capacity: 4,
       router: { E, K: 3, score: 'sigmoid', renorm: 'sum', scale: 2.5, group: { G: 3, keep: 2, score: 'max', mask: 'zero' } },
       topo: { routingBias: true, collab: true, rs: 0.8, cs: 0.7, temp: 0.6 },
-      lb: { w: 0.2, c: 1 / 3, normalize: true }, zW: 0.05,
+      lb: { w: 0.2, c: 1 / 3, normalize: true },
+      zW: 0.05,
     },
   },
   {
@@ -233,10 +273,18 @@ const SCENARIOS: Scenario[] = [
       topology: { routingBias: false, collabScale: 1.4 },
     },
     ref: {
-      T, H, E, K: 3, I, kind: 'gelu', weightsOn: 'input', capacity: null,
+      T,
+      H,
+      E,
+      K: 3,
+      I,
+      kind: 'gelu',
+      weightsOn: 'input',
+      capacity: null,
       router: { E, K: 3, score: 'sigmoid', selectOn: 'logits' },
       topo: { routingBias: false, collab: true, rs: 1.5, cs: 1.4, temp: 1 },
-      lb: { w: 0.3, c: 1, normalize: true }, zW: 0,
+      lb: { w: 0.3, c: 1, normalize: true },
+      zW: 0,
     },
   },
   {
@@ -249,10 +297,18 @@ const SCENARIOS: Scenario[] = [
       topology: { collaboration: false, routingScale: 2 },
     },
     ref: {
-      T, H, E, K: 4, I, kind: 'swiglu', weightsOn: 'output', capacity: null,
+      T,
+      H,
+      E,
+      K: 4,
+      I,
+      kind: 'swiglu',
+      weightsOn: 'output',
+      capacity: null,
       router: { E, K: 4, score: 'softmax', renorm: 'sum' },
       topo: { routingBias: true, collab: false, rs: 2, cs: 1, temp: 1 },
-      lb: { w: 0.1, c: 1 / 4, normalize: false }, zW: 0,
+      lb: { w: 0.1, c: 1 / 4, normalize: false },
+      zW: 0,
     },
   },
 ];
@@ -266,10 +322,11 @@ for (const sc of SCENARIOS) {
     // the reference takes out-in weights; the fused layout puts gate then up in one [E, 2I, H]
     const fusedLayout = sc.cfg.experts.layout === 'fused';
     const gu = fusedLayout ? Float64Array.from(ex.gateUpProj!.dataSync()) : null;
-    const half = (first: boolean) => Float64Array.from({ length: E * I * H }, (_, q) => {
-      const e = Math.floor(q / (I * H));
-      return gu![e * 2 * I * H + (first ? 0 : I * H) + (q % (I * H))]!;
-    });
+    const half = (first: boolean) =>
+      Float64Array.from({ length: E * I * H }, (_, q) => {
+        const e = Math.floor(q / (I * H));
+        return gu![e * 2 * I * H + (first ? 0 : I * H) + (q % (I * H))]!;
+      });
     const p: RefCase = {
       ...sc.ref,
       x: uniformArray(T * H, 24, -1.5, 1.5),
@@ -294,7 +351,10 @@ for (const sc of SCENARIOS) {
       assert.ok(grad, `${name} got a gradient`);
       const fd = numericGrad(() => refBlock(p, G).loss, data);
       assertClose(grad.dataSync(), fd, 2e-7, 1e-6, `d${name}`);
-      assert.ok(fd.some((v) => Math.abs(v) > 1e-6), `${name}: the loss depends on it`);
+      assert.ok(
+        fd.some((v) => Math.abs(v) > 1e-6),
+        `${name}: the loss depends on it`,
+      );
     };
     check('x', x.grad, p.x);
     check('router', layer.routerWeight.grad, p.wr);
@@ -325,7 +385,10 @@ test('topology config: validation names field, value and what is allowed; JSON r
   assert.equal(moeConfig(base).topology, null);
   assert.deepEqual(parseMoEConfig(JSON.parse(JSON.stringify(full))), full);
   const bad = (topology: unknown, re: RegExp, cfg: object = base) => {
-    assert.throws(() => parseMoEConfig({ ...cfg, topology }), (e: unknown) => e instanceof ConfigError && re.test(e.message));
+    assert.throws(
+      () => parseMoEConfig({ ...cfg, topology }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+    );
   };
   bad({ sTemp: 0 }, /moe\.topology\.sTemp = 0 is invalid: expected a finite number in \(0, inf\)/);
   bad({ routingScale: Infinity }, /moe\.topology\.routingScale = Infinity/);

@@ -90,9 +90,25 @@ function check(c: Case, Arr: Ctor, isaLabel: string): void {
 // K=1, K across several KC blocks (384 on Zen 4, 1024 on Zen 5: gemm_kernels.c), M across MC,
 // N across NC, threaded sizes.
 const SHAPES: Array<[number, number, number]> = [
-  [1, 1, 1], [2, 3, 4], [17, 33, 65], [65, 17, 33], [33, 65, 17], [14, 32, 32], [15, 31, 33],
-  [100, 1, 100], [1, 700, 300], [300, 700, 1], [3, 1000, 7], [64, 64, 64], [129, 257, 130],
-  [200, 600, 90], [400, 40, 50], [20, 30, 4500], [9, 1500, 13], [256, 128, 256], [131, 300, 97],
+  [1, 1, 1],
+  [2, 3, 4],
+  [17, 33, 65],
+  [65, 17, 33],
+  [33, 65, 17],
+  [14, 32, 32],
+  [15, 31, 33],
+  [100, 1, 100],
+  [1, 700, 300],
+  [300, 700, 1],
+  [3, 1000, 7],
+  [64, 64, 64],
+  [129, 257, 130],
+  [200, 600, 90],
+  [400, 40, 50],
+  [20, 30, 4500],
+  [9, 1500, 13],
+  [256, 128, 256],
+  [131, 300, 97],
   [70, 2100, 50],
 ];
 
@@ -130,12 +146,36 @@ test('matmul matches a float64 naive loop: all ISAs, shapes, transposes', { skip
 // than the 256 chunk, and K split over tasks (small M and C, K >= 1024). The last three
 // (small K only) stay on the packed path.
 const SKINNY: Array<[number, number, number]> = [
-  [37, 13, 1], [300, 130, 7], [45, 64, 8], [33, 40, 9], [130, 31, 16], [29, 70, 17], [5, 1, 8],
-  [1, 100, 9], [70, 1, 3], [41, 1024, 8], [19, 512, 5], [250, 600, 4], [90, 50, 32], [60, 40, 33],
-  [1, 300, 100], [7, 200, 70], [8, 700, 33], [9, 90, 130], [16, 300, 48], [17, 260, 31],
-  [32, 100, 90], [33, 50, 60], [20, 1024, 70], [20, 512, 40],
-  [3, 2100, 5], [13, 3000, 20], [1, 1500, 1],
-  [300, 8, 500], [200, 1, 70], [150, 16, 40],
+  [37, 13, 1],
+  [300, 130, 7],
+  [45, 64, 8],
+  [33, 40, 9],
+  [130, 31, 16],
+  [29, 70, 17],
+  [5, 1, 8],
+  [1, 100, 9],
+  [70, 1, 3],
+  [41, 1024, 8],
+  [19, 512, 5],
+  [250, 600, 4],
+  [90, 50, 32],
+  [60, 40, 33],
+  [1, 300, 100],
+  [7, 200, 70],
+  [8, 700, 33],
+  [9, 90, 130],
+  [16, 300, 48],
+  [17, 260, 31],
+  [32, 100, 90],
+  [33, 50, 60],
+  [20, 1024, 70],
+  [20, 512, 40],
+  [3, 2100, 5],
+  [13, 3000, 20],
+  [1, 1500, 1],
+  [300, 8, 500],
+  [200, 1, 70],
+  [150, 16, 40],
 ];
 
 test('matmul skinny shapes (direct path) match a float64 naive loop: all ISAs, transposes', { skip }, () => {
@@ -153,7 +193,11 @@ test('matmul skinny shapes (direct path) match a float64 naive loop: all ISAs, t
           }
         }
         // batched, with a broadcast operand, gaps and accumulate, through the K split
-        for (const [m, k, n] of [[5, 2100, 9], [3, 40, 300], [200, 30, 6]] as Array<[number, number, number]>) {
+        for (const [m, k, n] of [
+          [5, 2100, 9],
+          [3, 40, 300],
+          [200, 30, 6],
+        ] as Array<[number, number, number]>) {
           for (const transA of [false, true]) {
             check({ batch: 3, m, k, n, transA, transB: !transA, sa: m * k + 3, sb: 0, accumulate: true }, Arr, isa);
             check({ batch: 2, m, k, n, transA, transB: transA, sa: 0, sb: k * n, accumulate: false }, Arr, isa);
@@ -171,7 +215,12 @@ test('matmul results are bitwise the same run to run and for any thread count', 
   try {
     for (const Arr of [Float32Array, Float64Array] as Ctor[]) {
       // K split (M, N small), small N, small M, and the packed path
-      for (const [m, k, n, transA] of [[6, 5000, 10, true], [2000, 300, 8, false], [12, 3000, 200, true], [200, 300, 150, false]] as Array<[number, number, number, boolean]>) {
+      for (const [m, k, n, transA] of [
+        [6, 5000, 10, true],
+        [2000, 300, 8, false],
+        [12, 3000, 200, true],
+        [200, 300, 150, false],
+      ] as Array<[number, number, number, boolean]>) {
         const a = fill(new Arr(m * k), 3);
         const b = fill(new Arr(k * n), 5);
         const run = (t: number): FloatArray => {
@@ -220,7 +269,11 @@ test('matmul batches: broadcast (stride 0), gapped strides, single- and multi-th
             }
           }
         }
-        check({ batch: 3, m: 160, k: 200, n: 150, transA: false, transB: false, sa: 160 * 200, sb: 0, accumulate: false }, Arr, `threads=${t}`);
+        check(
+          { batch: 3, m: 160, k: 200, n: 150, transA: false, transB: false, sa: 160 * 200, sb: 0, accumulate: false },
+          Arr,
+          `threads=${t}`,
+        );
       }
     }
   } finally {
@@ -235,21 +288,48 @@ test('matmul rejects wrong argument types and short arrays', { skip }, () => {
     addon.matmul(...args);
   };
   const dims = [1, 2, 3, 4, false, false, 6, 12, false];
-  assert.throws(() => call(new Int32Array(6), f32(12), f32(8), ...dims), { name: 'TypeError', message: /matmul: a must be a Float32Array or Float64Array, got Int32Array/ });
+  assert.throws(() => call(new Int32Array(6), f32(12), f32(8), ...dims), {
+    name: 'TypeError',
+    message: /matmul: a must be a Float32Array or Float64Array, got Int32Array/,
+  });
   assert.throws(() => call([1, 2], f32(12), f32(8), ...dims), { name: 'TypeError', message: /matmul: a must be/ });
-  assert.throws(() => call(f32(6), new Float64Array(12), f32(8), ...dims), { name: 'TypeError', message: /matmul: b must be a Float32Array like a, got Float64Array/ });
-  assert.throws(() => call(f32(6), f32(12), new Float64Array(8), ...dims), { name: 'TypeError', message: /matmul: out must be a Float32Array/ });
-  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2, 3, 4, false, false, 6, 12), { name: 'TypeError', message: /expected 12 arguments/ });
-  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2, 3, 4, 'no', false, 6, 12, false), { name: 'TypeError', message: /transA must be a boolean/ });
-  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2.5, 3, 4, false, false, 6, 12, false), { name: 'TypeError', message: /m must be an integer/ });
-  assert.throws(() => call(f32(6), f32(12), f32(8), -1, 2, 3, 4, false, false, 6, 12, false), { name: 'RangeError', message: /batch must be in/ });
+  assert.throws(() => call(f32(6), new Float64Array(12), f32(8), ...dims), {
+    name: 'TypeError',
+    message: /matmul: b must be a Float32Array like a, got Float64Array/,
+  });
+  assert.throws(() => call(f32(6), f32(12), new Float64Array(8), ...dims), {
+    name: 'TypeError',
+    message: /matmul: out must be a Float32Array/,
+  });
+  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2, 3, 4, false, false, 6, 12), {
+    name: 'TypeError',
+    message: /expected 12 arguments/,
+  });
+  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2, 3, 4, 'no', false, 6, 12, false), {
+    name: 'TypeError',
+    message: /transA must be a boolean/,
+  });
+  assert.throws(() => call(f32(6), f32(12), f32(8), 1, 2.5, 3, 4, false, false, 6, 12, false), {
+    name: 'TypeError',
+    message: /m must be an integer/,
+  });
+  assert.throws(() => call(f32(6), f32(12), f32(8), -1, 2, 3, 4, false, false, 6, 12, false), {
+    name: 'RangeError',
+    message: /batch must be in/,
+  });
   assert.throws(() => call(f32(5), f32(12), f32(8), ...dims), { name: 'RangeError', message: /a has 5 elements, needs 6/ });
   assert.throws(() => call(f32(6), f32(11), f32(8), ...dims), { name: 'RangeError', message: /b has 11 elements, needs 12/ });
   assert.throws(() => call(f32(6), f32(12), f32(7), ...dims), { name: 'RangeError', message: /out has 7 elements, needs 8/ });
   // batch 2 with a stride of 10: a needs 10 + 6 elements
-  assert.throws(() => call(f32(15), f32(12), f32(16), 2, 2, 3, 4, false, false, 10, 0, false), { name: 'RangeError', message: /a has 15 elements, needs 16/ });
+  assert.throws(() => call(f32(15), f32(12), f32(16), 2, 2, 3, 4, false, false, 10, 0, false), {
+    name: 'RangeError',
+    message: /a has 15 elements, needs 16/,
+  });
   const buf = new Float32Array(32);
-  assert.throws(() => call(buf.subarray(0, 6), f32(12), buf.subarray(4, 12), ...dims), { name: 'RangeError', message: /must not share memory/ });
+  assert.throws(() => call(buf.subarray(0, 6), f32(12), buf.subarray(4, 12), ...dims), {
+    name: 'RangeError',
+    message: /must not share memory/,
+  });
   // Disjoint views of one buffer are fine.
   call(buf.subarray(0, 6), f32(12), buf.subarray(6, 14), ...dims);
 });

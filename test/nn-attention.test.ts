@@ -65,7 +65,8 @@ forEachBackend('CausalSelfAttention', () => {
       }
     }
     const expected = new Float64Array(T * D);
-    for (let t = 0; t < T; t++) for (let o = 0; o < D; o++) for (let i = 0; i < D; i++) expected[t * D + o]! += merged[t * D + i]! * Wo[o * D + i]!;
+    for (let t = 0; t < T; t++)
+      for (let o = 0; o < D; o++) for (let i = 0; i < D; i++) expected[t * D + o]! += merged[t * D + i]! * Wo[o * D + i]!;
     assertClose(y, expected, 1e-12, 1e-10, 'attention');
   });
 

@@ -57,7 +57,7 @@ describe('init', () => {
     assert.ok(m.min >= -bound && m.max < bound, `range [${m.min}, ${m.max}]`);
     assert.ok(m.max > bound * 0.999 && m.min < -bound * 0.999, 'samples reach the bound');
     assert.ok(Math.abs(m.mean) < 0.002);
-    assert.ok(Math.abs(m.variance / (bound * bound / 3) - 1) < 0.02);
+    assert.ok(Math.abs(m.variance / ((bound * bound) / 3) - 1) < 0.02);
   });
 
   test('Linear default init: weight within 1/sqrt(in), bias within 1/sqrt(in)', () => {
@@ -105,7 +105,11 @@ describe('init', () => {
     zeros_(t);
     assert.equal(t.storage, storage, 'writes in place');
     assert.ok(t.dataSync().every((v) => v === 0));
-    assert.ok(ones_(t).dataSync().every((v) => v === 1));
+    assert.ok(
+      ones_(t)
+        .dataSync()
+        .every((v) => v === 1),
+    );
     assert.throws(() => normal_(zeros([2], { dtype: 'i32' })), /must be floating/);
   });
 });

@@ -69,7 +69,15 @@ forEachBackend('nn layers', () => {
   test('Embedding looks up rows', () => {
     const e = new Embedding(5, 3);
     const W = e.weight.dataSync();
-    const y = e.forward(tensor([[4, 0], [2, 2]], { dtype: 'i32' }));
+    const y = e.forward(
+      tensor(
+        [
+          [4, 0],
+          [2, 2],
+        ],
+        { dtype: 'i32' },
+      ),
+    );
     assert.deepEqual(y.shape, [2, 2, 3]);
     const expected = [4, 0, 2, 2].flatMap((id) => [W[id * 3]!, W[id * 3 + 1]!, W[id * 3 + 2]!]);
     assert.deepEqual([...y.dataSync()], expected);
@@ -101,6 +109,12 @@ forEachBackend('nn layers', () => {
     const x = tensor([-2, -0.5, 0, 0.7, 3], { dtype: 'f64' });
     // x * Phi(x): Phi values from a table (scipy.stats.norm.cdf)
     const cdf = [0.022750131948179195, 0.3085375387259869, 0.5, 0.758036347776927, 0.9986501019683699];
-    assertClose(new GELU().forward(x).dataSync(), [-2, -0.5, 0, 0.7, 3].map((v, i) => v * cdf[i]!), 1e-7, 1e-7, 'gelu');
+    assertClose(
+      new GELU().forward(x).dataSync(),
+      [-2, -0.5, 0, 0.7, 3].map((v, i) => v * cdf[i]!),
+      1e-7,
+      1e-7,
+      'gelu',
+    );
   });
 });

@@ -133,7 +133,13 @@ describe('Module', () => {
     const a = new GPT({ vocabSize: 16, seqLen: 8, dModel: 8, nHead: 2, nLayer: 2 });
     manualSeed(2);
     const b = new GPT({ vocabSize: 16, seqLen: 8, dModel: 8, nHead: 2, nLayer: 2 });
-    const ids = tensor([[1, 2, 3, 4, 5], [9, 8, 7, 6, 15]], { dtype: 'i32' });
+    const ids = tensor(
+      [
+        [1, 2, 3, 4, 5],
+        [9, 8, 7, 6, 15],
+      ],
+      { dtype: 'i32' },
+    );
     const ya = a.forward(ids).dataSync();
     assert.notDeepEqual([...b.forward(ids).dataSync()], [...ya]);
     const file = path.join(tmp, 'gpt.safetensors');

@@ -10,9 +10,18 @@ forEachBackend('ops forward', () => {
   test('broadcasting arithmetic follows NumPy rules', () => {
     const a = t([1, 2, 3, 4, 5, 6], [2, 3]);
     const b = t([10, 20, 30], [3]);
-    assert.deepEqual(a.add(b).toArray(), [[11, 22, 33], [14, 25, 36]]);
-    assert.deepEqual(a.mul(t([2, 3], [2, 1])).toArray(), [[2, 4, 6], [12, 15, 18]]);
-    assert.deepEqual(a.sub(1).div(2).toArray(), [[0, 0.5, 1], [1.5, 2, 2.5]]);
+    assert.deepEqual(a.add(b).toArray(), [
+      [11, 22, 33],
+      [14, 25, 36],
+    ]);
+    assert.deepEqual(a.mul(t([2, 3], [2, 1])).toArray(), [
+      [2, 4, 6],
+      [12, 15, 18],
+    ]);
+    assert.deepEqual(a.sub(1).div(2).toArray(), [
+      [0, 0.5, 1],
+      [1.5, 2, 2.5],
+    ]);
     assert.deepEqual(t([1, 2], [2, 1]).add(t([10, 20, 30], [1, 3])).shape, [2, 3]);
   });
 
@@ -23,22 +32,53 @@ forEachBackend('ops forward', () => {
     assertClose(x.exp().dataSync(), xs.map(Math.exp), 1e-12);
     assertClose(x.tanh().dataSync(), xs.map(Math.tanh), 1e-12);
     assertClose(x.sigmoid().dataSync(), xs.map(sig), 1e-12);
-    assertClose(x.silu().dataSync(), xs.map((v) => v * sig(v)), 1e-12);
-    assertClose(x.relu().dataSync(), xs.map((v) => Math.max(v, 0)), 0);
+    assertClose(
+      x.silu().dataSync(),
+      xs.map((v) => v * sig(v)),
+      1e-12,
+    );
+    assertClose(
+      x.relu().dataSync(),
+      xs.map((v) => Math.max(v, 0)),
+      0,
+    );
     assertClose(x.abs().dataSync(), xs.map(Math.abs), 0);
     // gelu(x) = x * Phi(x): known values of the standard normal CDF
     assertClose(t([1, -1, 2], [3], 'f64').gelu().dataSync(), [0.8413447460685429, -0.15865525393145707, 1.9544997361036416], 1e-12);
-    assertClose(x.gelu('tanh').dataSync(), xs.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))), 1e-12);
-    assertClose(x.clamp(-1, 1).dataSync(), xs.map((v) => Math.min(Math.max(v, -1), 1)), 0);
+    assertClose(
+      x.gelu('tanh').dataSync(),
+      xs.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))),
+      1e-12,
+    );
+    assertClose(
+      x.clamp(-1, 1).dataSync(),
+      xs.map((v) => Math.min(Math.max(v, -1), 1)),
+      0,
+    );
   });
 
   test('matmul equals the triple loop, with transposes and batches', () => {
     const a = t([1, 2, 3, 4, 5, 6], [2, 3]);
     const b = t([7, 8, 9, 10, 11, 12], [3, 2]);
-    assert.deepEqual(a.matmul(b).toArray(), [[58, 64], [139, 154]]);
-    assert.deepEqual(mk.matmul(b, a, { transA: true, transB: true }).toArray(), [[58, 139], [64, 154]]);
+    assert.deepEqual(a.matmul(b).toArray(), [
+      [58, 64],
+      [139, 154],
+    ]);
+    assert.deepEqual(mk.matmul(b, a, { transA: true, transB: true }).toArray(), [
+      [58, 139],
+      [64, 154],
+    ]);
     const batched = mk.matmul(mk.stack([a, a.mul(2)]), b);
-    assert.deepEqual(batched.toArray(), [[[58, 64], [139, 154]], [[116, 128], [278, 308]]]);
+    assert.deepEqual(batched.toArray(), [
+      [
+        [58, 64],
+        [139, 154],
+      ],
+      [
+        [116, 128],
+        [278, 308],
+      ],
+    ]);
   });
 
   test('reductions, argmax ties to the lowest index, cumsum', () => {
@@ -48,7 +88,10 @@ forEachBackend('ops forward', () => {
     assert.deepEqual(x.max(1).toArray(), [3, 5]);
     assert.deepEqual(x.min().item(), 1);
     assert.deepEqual(x.argmax(1).toArray(), [0, 1]);
-    assert.deepEqual(x.cumsum(1).toArray(), [[3, 4, 7], [2, 7, 12]]);
+    assert.deepEqual(x.cumsum(1).toArray(), [
+      [3, 4, 7],
+      [2, 7, 12],
+    ]);
     assertClose(x.logsumexp(1).dataSync(), [Math.log(2 * Math.exp(3) + Math.exp(1)), Math.log(Math.exp(2) + 2 * Math.exp(5))], 1e-5, 1e-6);
   });
 
@@ -73,11 +116,40 @@ forEachBackend('ops forward', () => {
   test('gather, scatterAdd, indexSelect, indexAdd, oneHot, where', () => {
     const x = t([1, 2, 3, 4, 5, 6], [2, 3]);
     const idx = t([2, 0, 1, 1], [2, 2], 'i32');
-    assert.deepEqual(x.gather(1, idx).toArray(), [[3, 1], [5, 5]]);
-    assert.deepEqual(mk.zeros([2, 3]).scatterAdd(1, idx, t([1, 1, 1, 1], [2, 2])).toArray(), [[1, 0, 1], [0, 2, 0]]);
-    assert.deepEqual(x.indexSelect(0, t([1, 1, 0], [3], 'i32')).toArray(), [[4, 5, 6], [4, 5, 6], [1, 2, 3]]);
-    assert.deepEqual(mk.zeros([3, 2]).indexAdd(0, t([2, 2], [2], 'i32'), t([1, 2, 3, 4], [2, 2])).toArray(), [[0, 0], [0, 0], [4, 6]]);
-    assert.deepEqual(mk.oneHot(t([2, 0], [2], 'i32'), 3).toArray(), [[0, 0, 1], [1, 0, 0]]);
+    assert.deepEqual(x.gather(1, idx).toArray(), [
+      [3, 1],
+      [5, 5],
+    ]);
+    assert.deepEqual(
+      mk
+        .zeros([2, 3])
+        .scatterAdd(1, idx, t([1, 1, 1, 1], [2, 2]))
+        .toArray(),
+      [
+        [1, 0, 1],
+        [0, 2, 0],
+      ],
+    );
+    assert.deepEqual(x.indexSelect(0, t([1, 1, 0], [3], 'i32')).toArray(), [
+      [4, 5, 6],
+      [4, 5, 6],
+      [1, 2, 3],
+    ]);
+    assert.deepEqual(
+      mk
+        .zeros([3, 2])
+        .indexAdd(0, t([2, 2], [2], 'i32'), t([1, 2, 3, 4], [2, 2]))
+        .toArray(),
+      [
+        [0, 0],
+        [0, 0],
+        [4, 6],
+      ],
+    );
+    assert.deepEqual(mk.oneHot(t([2, 0], [2], 'i32'), 3).toArray(), [
+      [0, 0, 1],
+      [1, 0, 0],
+    ]);
     assert.deepEqual(mk.where(t([1, 0, 1], [3], 'i32'), t([1, 2, 3], [3]), -1).toArray(), [1, -1, 3]);
   });
 
@@ -86,9 +158,17 @@ forEachBackend('ops forward', () => {
     const x = t(xs, [1, 4], 'f64');
     const mu = 3.5;
     const v = xs.reduce((p, q) => p + (q - mu) ** 2, 0) / 4;
-    assertClose(mk.layerNorm(x, null, null, 1e-5).dataSync(), xs.map((q) => (q - mu) / Math.sqrt(v + 1e-5)), 1e-12);
+    assertClose(
+      mk.layerNorm(x, null, null, 1e-5).dataSync(),
+      xs.map((q) => (q - mu) / Math.sqrt(v + 1e-5)),
+      1e-12,
+    );
     const ms = xs.reduce((p, q) => p + q * q, 0) / 4;
-    assertClose(mk.rmsNorm(x, t([1, 2, 1, 2], [4], 'f64'), 1e-6).dataSync(), xs.map((q, i) => (q / Math.sqrt(ms + 1e-6)) * (i % 2 ? 2 : 1)), 1e-12);
+    assertClose(
+      mk.rmsNorm(x, t([1, 2, 1, 2], [4], 'f64'), 1e-6).dataSync(),
+      xs.map((q, i) => (q / Math.sqrt(ms + 1e-6)) * (i % 2 ? 2 : 1)),
+      1e-12,
+    );
   });
 
   test('crossEntropy equals -log softmax at the target, ignores, smooths', () => {
@@ -118,7 +198,10 @@ forEachBackend('ops forward', () => {
 
   test('errors name the op, the shapes and the expected dtype', () => {
     assert.throws(() => t([1, 2, 3], [3]).add(t([1, 2], [2])), /add: shapes \[3\] and \[2\] cannot be broadcast/);
-    assert.throws(() => mk.matmul(mk.zeros([2, 3]), mk.zeros([4, 5])), /matmul: inner dimensions differ: a \[2, 3\] has k=3, b \[4, 5\] has k=4/);
+    assert.throws(
+      () => mk.matmul(mk.zeros([2, 3]), mk.zeros([4, 5])),
+      /matmul: inner dimensions differ: a \[2, 3\] has k=3, b \[4, 5\] has k=4/,
+    );
     assert.throws(() => mk.zeros([2, 3]).gather(1, mk.zeros([2, 1])), /gather: index must have dtype i32 \(got f32\)/);
     assert.throws(() => mk.crossEntropy(mk.zeros([2, 3]), mk.zeros([2])), /crossEntropy: targets must have dtype i32/);
     assert.throws(() => mk.zeros([2, 3]).reshape([4, 2]), /reshape: cannot view \[2, 3\] \(6 elements\) as \[4, 2\]/);

@@ -142,8 +142,14 @@ forEachBackend('gradcheck', () => {
   });
 
   test('scaled dot-product attention (causal and full, Tq != Tk)', () => {
-    gradcheck((q, k, v) => mk.scaledDotProductAttention(q, k, v, { causal: true }), [r([1, 2, 4, 3], 55), r([1, 2, 4, 3], 56), r([1, 2, 4, 3], 57)]);
+    gradcheck(
+      (q, k, v) => mk.scaledDotProductAttention(q, k, v, { causal: true }),
+      [r([1, 2, 4, 3], 55), r([1, 2, 4, 3], 56), r([1, 2, 4, 3], 57)],
+    );
     gradcheck((q, k, v) => mk.scaledDotProductAttention(q, k, v), [r([2, 1, 3, 2], 58), r([2, 1, 5, 2], 59), r([2, 1, 5, 2], 60)]);
-    gradcheck((q, k, v) => mk.scaledDotProductAttention(q, k, v, { causal: true, scale: 0.7 }), [r([1, 1, 2, 3], 61), r([1, 1, 4, 3], 62), r([1, 1, 4, 3], 63)]);
+    gradcheck(
+      (q, k, v) => mk.scaledDotProductAttention(q, k, v, { causal: true, scale: 0.7 }),
+      [r([1, 1, 2, 3], 61), r([1, 1, 4, 3], 62), r([1, 1, 4, 3], 63)],
+    );
   });
 });

@@ -8,12 +8,21 @@ describe('clipGradNorm', () => {
     const b = new Parameter(zeros([2, 2], { dtype: 'f64' }));
     const c = new Parameter(zeros([2])); // no grad: ignored
     a.grad = tensor([3, 0, -4]);
-    b.grad = tensor([[1, 2], [-2, 4]], { dtype: 'f64' });
+    b.grad = tensor(
+      [
+        [1, 2],
+        [-2, 4],
+      ],
+      { dtype: 'f64' },
+    );
     const norm = Math.sqrt(9 + 16 + 1 + 4 + 4 + 16); // sqrt(50)
     const total = clipGradNorm([a, b, c], 1);
     assert.equal(total, norm);
     const coef = 1 / (norm + 1e-6);
-    assert.deepEqual([...b.grad!.dataSync()], [1, 2, -2, 4].map((v) => v * coef));
+    assert.deepEqual(
+      [...b.grad!.dataSync()],
+      [1, 2, -2, 4].map((v) => v * coef),
+    );
     const ga = a.grad!.dataSync();
     [3, 0, -4].forEach((v, i) => assert.ok(Math.abs(ga[i]! - v * coef) < 1e-7));
     assert.equal(c.grad, null);

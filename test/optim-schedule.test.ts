@@ -19,17 +19,17 @@ describe('warmupCosine / LRScheduler', () => {
     assert.ok(Math.abs(f(55) - 0.5) < 1e-15);
     assert.equal(f(100), 0.05, 'the floor holds at the end');
     const noWarm = warmupCosine({ warmup: 0, total: 4 });
-    assert.deepEqual([0, 1, 2, 3, 4].map(noWarm), [0, 1, 2, 3, 4].map((s) => ctMoe(s, 0, 4, 0)));
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map(noWarm),
+      [0, 1, 2, 3, 4].map((s) => ctMoe(s, 0, 4, 0)),
+    );
     assert.equal(noWarm(0), 1);
     assert.throws(() => warmupCosine({ warmup: -1, total: 10 }), /warmup must be an integer >= 0 \(got -1\)/);
     assert.throws(() => warmupCosine({ warmup: 1, total: 10, floor: 2 }), /floor must be in \[0, 1\] \(got 2\)/);
   });
 
   test('scheduler sets every group lr = base lr * mult(step); state round trip', () => {
-    const opt = new AdamW(
-      [{ params: [new Parameter(zeros([1]))] }, { params: [new Parameter(zeros([1]))], lr: 0.5 }],
-      { lr: 0.1 },
-    );
+    const opt = new AdamW([{ params: [new Parameter(zeros([1]))] }, { params: [new Parameter(zeros([1]))], lr: 0.5 }], { lr: 0.1 });
     const f = warmupCosine({ warmup: 3, total: 10, floor: 0.05 });
     const sched = new LRScheduler(opt, f);
     assert.deepEqual(sched.lastLr, [0, 0]);

@@ -106,7 +106,12 @@ function batch(split: 'train' | 'val', draw: () => number): Batch {
       language.push(v.name);
     }
   });
-  return { ids: fromArray(ids, [B, T]), targets: fromArray(targets, [B, T]), labels: fromArray(labels, [B]), routing: { domain, language } };
+  return {
+    ids: fromArray(ids, [B, T]),
+    targets: fromArray(targets, [B, T]),
+    labels: fromArray(labels, [B]),
+    routing: { domain, language },
+  };
 }
 
 // ---------------------------------------------------------------- model
@@ -128,7 +133,10 @@ const config = hierarchyConfig({
     { name: 'universal', experts: [{ name: 'core' }] },
     {
       name: 'domain',
-      experts: [{ name: 'code', lossWeight: 0.01 }, { name: 'prose', lossWeight: 0.01 }],
+      experts: [
+        { name: 'code', lossWeight: 0.01 },
+        { name: 'prose', lossWeight: 0.01 },
+      ],
     },
     {
       name: 'language',
@@ -152,7 +160,10 @@ class HierarchicalLM extends Module {
   readonly probe = new Linear(H, varieties.length, { generator: gen });
 
   encode(ids: Tensor): Tensor {
-    const pos = fromArray(Int32Array.from({ length: T }, (_, i) => i), [T]);
+    const pos = fromArray(
+      Int32Array.from({ length: T }, (_, i) => i),
+      [T],
+    );
     const x = this.tokEmb.forward(ids).add(this.posEmb.forward(pos));
     return x.add(this.attn.forward(this.ln1.forward(x)));
   }
@@ -178,7 +189,9 @@ const losses = new LossAPI<Batch>()
   // bridge: a child refines its parent rather than replacing it
   .addBridge('domain', 'language', 'stay-close', (p, c) => c.hidden.sub(p.hidden.detach()).square().mean(), { weight: 0.01 });
 
-console.log(`model: ${model.numParameters()} parameters; hierarchy levels ${config.levels.map((l) => `${l.name}[${l.experts.map((e) => e.name).join(',')}]`).join(' -> ')}`);
+console.log(
+  `model: ${model.numParameters()} parameters; hierarchy levels ${config.levels.map((l) => `${l.name}[${l.experts.map((e) => e.name).join(',')}]`).join(' -> ')}`,
+);
 console.log(`loss terms: ${losses.keys().join(', ')} + expert/<level>/<expert>/delta`);
 
 const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
@@ -208,7 +221,14 @@ console.log(`trained ${STEPS} steps in ${((Date.now() - trainStart) / 1000).toFi
 // other domain's experts (a check that the routed experts matter).
 model.eval();
 const evalGen = new Generator(7);
-const swap: Record<string, string> = { code: 'prose', prose: 'code', 'ts-api': 'sotu-early', 'ts-internal': 'sotu-modern', 'sotu-early': 'ts-api', 'sotu-modern': 'ts-internal' };
+const swap: Record<string, string> = {
+  code: 'prose',
+  prose: 'code',
+  'ts-api': 'sotu-early',
+  'ts-internal': 'sotu-modern',
+  'sotu-early': 'ts-api',
+  'sotu-modern': 'ts-internal',
+};
 const sums = varieties.map(() => ({ right: 0, wrong: 0 }));
 const EVAL_BATCHES = 4;
 noGrad(() => {
@@ -216,7 +236,9 @@ noGrad(() => {
     const b = batch('val', () => evalGen.uniform());
     const x = model.encode(b.ids);
     const right = model.hierarchy.forward(x, { routing: b.routing });
-    const wrong = model.hierarchy.forward(x, { routing: { domain: b.routing.domain.map((n) => swap[n]!), language: b.routing.language.map((n) => swap[n]!) } });
+    const wrong = model.hierarchy.forward(x, {
+      routing: { domain: b.routing.domain.map((n) => swap[n]!), language: b.routing.language.map((n) => swap[n]!) },
+    });
     const ceRows = (o: HierarchyOutput) => crossEntropy(model.logits(o.fusedHidden), b.targets, { reduction: 'none' }).mean(1).dataSync();
     const r = ceRows(right);
     const w = ceRows(wrong);
@@ -227,5 +249,7 @@ noGrad(() => {
     }
   }
 });
-console.log('validation next-token CE per variety (routed experts vs the other domain\'s experts):');
-varieties.forEach((v, i) => console.log(`  ${v.name.padEnd(12)} routed ${sums[i]!.right.toFixed(4)}   swapped ${sums[i]!.wrong.toFixed(4)}`));
+console.log("validation next-token CE per variety (routed experts vs the other domain's experts):");
+varieties.forEach((v, i) =>
+  console.log(`  ${v.name.padEnd(12)} routed ${sums[i]!.right.toFixed(4)}   swapped ${sums[i]!.wrong.toFixed(4)}`),
+);

@@ -46,8 +46,8 @@ static struct {
   int (*Allreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle);
   int (*Allgather)(const void *, int, mpi_handle, void *, int, mpi_handle, mpi_handle);
   int (*Alltoall)(const void *, int, mpi_handle, void *, int, mpi_handle, mpi_handle);
-  int (*Alltoallv)(const void *, const int *, const int *, mpi_handle, void *, const int *,
-                   const int *, mpi_handle, mpi_handle);
+  int (*Alltoallv)(const void *, const int *, const int *, mpi_handle, void *, const int *, const int *, mpi_handle,
+                   mpi_handle);
   int (*Error_string)(int, char *, int *);
   mpi_handle comm_world, t_float, t_double, t_int, op_sum, op_max, op_min;
 } g_mpi;
@@ -74,10 +74,10 @@ static napi_value mpi_open(napi_env env, napi_callback_info info) {
     void *h = dlopen(lib, RTLD_NOW | RTLD_GLOBAL);
     if (!h) return mk_throw_error(env, "mpi: %s", dlerror());
     const char *missing = NULL;
-#define SYM(field, name)                                \
-  do {                                                  \
-    *(void **)(&g_mpi.field) = dlsym(h, name);          \
-    if (!g_mpi.field && !missing) missing = name;       \
+#define SYM(field, name)                          \
+  do {                                            \
+    *(void **)(&g_mpi.field) = dlsym(h, name);    \
+    if (!g_mpi.field && !missing) missing = name; \
   } while (0)
     SYM(Init_thread, "MPI_Init_thread");
     SYM(Initialized, "MPI_Initialized");
@@ -102,9 +102,7 @@ static napi_value mpi_open(napi_env env, napi_callback_info info) {
     SYM(op_max, "ompi_mpi_op_max");
     SYM(op_min, "ompi_mpi_op_min");
 #undef SYM
-    if (missing)
-      return mk_throw_error(env, "mpi: %s has no symbol %s (moekit supports Open MPI 4 or 5)", lib,
-                            missing);
+    if (missing) return mk_throw_error(env, "mpi: %s has no symbol %s (moekit supports Open MPI 4 or 5)", lib, missing);
     int inited = 0;
     g_mpi.Initialized(&inited);
     if (!inited) {
@@ -159,9 +157,15 @@ static int get_comm(napi_env env, napi_value v, const char *fn, mpi_handle *out)
 /* The MPI datatype of a typed array (moekit's dtypes: f32, f64, i32). */
 static int dtype_of(napi_env env, const mk_typed *t, const char *what, mpi_handle *out) {
   switch (t->type) {
-    case napi_float32_array: *out = g_mpi.t_float; return 1;
-    case napi_float64_array: *out = g_mpi.t_double; return 1;
-    case napi_int32_array: *out = g_mpi.t_int; return 1;
+    case napi_float32_array:
+      *out = g_mpi.t_float;
+      return 1;
+    case napi_float64_array:
+      *out = g_mpi.t_double;
+      return 1;
+    case napi_int32_array:
+      *out = g_mpi.t_int;
+      return 1;
     default:
       mk_throw_type(env, "%s must be a Float32Array, Float64Array or Int32Array (got %s)", what,
                     mk_napi_typed_name(t->type));
@@ -194,9 +198,15 @@ typedef struct {
 static void run_call(mk_call *c) {
   int n = 0;
   switch (c->kind) {
-    case OP_SPLIT: c->rc = g_mpi.Comm_split(c->comm, c->color, c->key, &c->new_comm); break;
-    case OP_BARRIER: c->rc = g_mpi.Barrier(c->comm); break;
-    case OP_BCAST: c->rc = g_mpi.Bcast(c->send, c->count, c->dtype, c->root, c->comm); break;
+    case OP_SPLIT:
+      c->rc = g_mpi.Comm_split(c->comm, c->color, c->key, &c->new_comm);
+      break;
+    case OP_BARRIER:
+      c->rc = g_mpi.Barrier(c->comm);
+      break;
+    case OP_BCAST:
+      c->rc = g_mpi.Bcast(c->send, c->count, c->dtype, c->root, c->comm);
+      break;
     case OP_ALLREDUCE:
       c->rc = g_mpi.Allreduce(MPI_IN_PLACE_OMPI, c->send, c->count, c->dtype, c->op, c->comm);
       break;
@@ -255,8 +265,10 @@ static void async_complete(napi_env env, napi_status status, void *data) {
       napi_get_and_clear_last_exception(env, &exc);
       napi_reject_deferred(env, c->deferred, exc);
     } else {
-      if (status != napi_ok) snprintf(msg, sizeof msg, "%s: the worker was cancelled", c->name);
-      else error_text(c, msg, sizeof msg);
+      if (status != napi_ok)
+        snprintf(msg, sizeof msg, "%s: the worker was cancelled", c->name);
+      else
+        error_text(c, msg, sizeof msg);
       napi_value m, err;
       napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
       napi_create_error(env, NULL, m, &err);
@@ -398,8 +410,7 @@ static napi_value mpi_allreduce(napi_env env, napi_callback_info info) {
   int64_t op;
   int async, n;
   if (!mk_napi_args(env, info, 4, argv, "mpiAllreduce") || !get_comm(env, argv[0], "mpiAllreduce", &comm) ||
-      !mk_napi_typed(env, argv[1], "mpiAllreduce: buf", &buf) ||
-      !dtype_of(env, &buf, "mpiAllreduce: buf", &dt) ||
+      !mk_napi_typed(env, argv[1], "mpiAllreduce: buf", &buf) || !dtype_of(env, &buf, "mpiAllreduce: buf", &dt) ||
       !mk_napi_i64(env, argv[2], "mpiAllreduce: op (0 sum, 1 max, 2 min)", 0, 2, &op) ||
       !get_async(env, argv[3], &async) || !count_of(env, &buf, "mpiAllreduce", &n))
     return NULL;
@@ -452,14 +463,15 @@ static int check_splits(napi_env env, const mk_typed *counts, const mk_typed *di
                         const char *what, int *dst) {
   if (counts->type != napi_int32_array || displs->type != napi_int32_array || counts->length != (size_t)size ||
       displs->length != (size_t)size) {
-    mk_throw_type(env, "mpiAlltoallv: %s counts and displacements must be Int32Arrays of %d (one per rank)", what, size);
+    mk_throw_type(env, "mpiAlltoallv: %s counts and displacements must be Int32Arrays of %d (one per rank)", what,
+                  size);
     return 0;
   }
   const int *cn = (const int *)counts->data, *dp = (const int *)displs->data;
   for (int r = 0; r < size; r++) {
     if (cn[r] < 0 || dp[r] < 0 || (size_t)dp[r] + (size_t)cn[r] > length) {
-      mk_throw_range(env, "mpiAlltoallv: %s block for rank %d (offset %d, count %d) is outside its %zu elements", what, r,
-                     dp[r], cn[r], length);
+      mk_throw_range(env, "mpiAlltoallv: %s block for rank %d (offset %d, count %d) is outside its %zu elements", what,
+                     r, dp[r], cn[r], length);
       return 0;
     }
     dst[r] = cn[r];
@@ -526,10 +538,11 @@ napi_status mk_register_dist(napi_env env, napi_value exports) {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"mpiProbe", mpi_probe},         {"mpiOpen", mpi_open},           {"mpiCommRank", mpi_comm_rank}, {"mpiCommSize", mpi_comm_size},
-      {"mpiSplit", mpi_split},         {"mpiBarrier", mpi_barrier},    {"mpiBcast", mpi_bcast},
-      {"mpiAllreduce", mpi_allreduce}, {"mpiAllgather", mpi_allgather}, {"mpiAlltoall", mpi_alltoall},
-      {"mpiAlltoallv", mpi_alltoallv}, {"mpiAbort", mpi_abort},        {"mpiFinalize", mpi_finalize},
+      {"mpiProbe", mpi_probe},        {"mpiOpen", mpi_open},           {"mpiCommRank", mpi_comm_rank},
+      {"mpiCommSize", mpi_comm_size}, {"mpiSplit", mpi_split},         {"mpiBarrier", mpi_barrier},
+      {"mpiBcast", mpi_bcast},        {"mpiAllreduce", mpi_allreduce}, {"mpiAllgather", mpi_allgather},
+      {"mpiAlltoall", mpi_alltoall},  {"mpiAlltoallv", mpi_alltoallv}, {"mpiAbort", mpi_abort},
+      {"mpiFinalize", mpi_finalize},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_status st = mk_napi_export_fn(env, exports, fns[i].name, fns[i].fn);

@@ -76,8 +76,8 @@ typedef struct {
  * docs/performance.md: native/gemm/gemm.c: mk_plan_grid). Small tiles balance
  * better but repack operands; this picks e.g. 1x2 for 128x512x2048 and 2x1
  * for 1024^3. */
-static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr, int nr,
-                         int transA, int transB, int threads, mk_grid *out) {
+static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr, int nr, int transA, int transB,
+                         int threads, mk_grid *out) {
   /* Packing with contiguous reads and writes (A^T, B) is cheaper than the
    * transposing packs (A, B^T), so prefer tiles that repack the cheap one. */
   const double pack_a = transA ? 12.0 : 36.0, pack_b = transB ? 36.0 : 12.0, task_cost = 2e5;

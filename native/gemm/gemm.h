@@ -30,20 +30,19 @@
 extern "C" {
 #endif
 
-void mk_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A,
-              int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, int accumulate);
+void mk_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+              int64_t ldb, float *C, int64_t ldc, int accumulate);
 
-void mk_dgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, const double *A,
-              int64_t lda, const double *B, int64_t ldb, double *C, int64_t ldc, int accumulate);
+void mk_dgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, const double *B,
+              int64_t ldb, double *C, int64_t ldc, int accumulate);
 
-void mk_sgemm_batched(int transA, int transB, int64_t batch, int64_t M, int64_t N, int64_t K,
-                      const float *A, int64_t lda, int64_t strideA, const float *B, int64_t ldb,
-                      int64_t strideB, float *C, int64_t ldc, int64_t strideC, int accumulate);
+void mk_sgemm_batched(int transA, int transB, int64_t batch, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, int64_t strideA, const float *B, int64_t ldb, int64_t strideB, float *C, int64_t ldc,
+                      int64_t strideC, int accumulate);
 
-void mk_dgemm_batched(int transA, int transB, int64_t batch, int64_t M, int64_t N, int64_t K,
-                      const double *A, int64_t lda, int64_t strideA, const double *B,
-                      int64_t ldb, int64_t strideB, double *C, int64_t ldc, int64_t strideC,
-                      int accumulate);
+void mk_dgemm_batched(int transA, int transB, int64_t batch, int64_t M, int64_t N, int64_t K, const double *A,
+                      int64_t lda, int64_t strideA, const double *B, int64_t ldb, int64_t strideB, double *C,
+                      int64_t ldc, int64_t strideC, int accumulate);
 
 #ifdef __cplusplus
 }

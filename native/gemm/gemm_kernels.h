@@ -18,10 +18,8 @@
 
 #include "cpu.h"
 
-typedef void (*mk_ukr_f32)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                           int load_c);
-typedef void (*mk_ukr_f64)(int64_t kc, const double *a, const double *b, double *c,
-                           int64_t ldc, int load_c);
+typedef void (*mk_ukr_f32)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c);
+typedef void (*mk_ukr_f64)(int64_t kc, const double *a, const double *b, double *c, int64_t ldc, int load_c);
 
 /* Row-edge variants: `rows` < MR rows computed from a panel packed for MR
  * (so a panel with few valid rows does not pay for the zero padding).
@@ -32,14 +30,20 @@ typedef struct {
   int mr, nr, mc, kc, nc;
   mk_ukr_f32 fn;
   const char *name;
-  struct { int rows; mk_ukr_f32 fn; } edge[MK_MAX_EDGES];
+  struct {
+    int rows;
+    mk_ukr_f32 fn;
+  } edge[MK_MAX_EDGES];
 } mk_kernel_f32;
 
 typedef struct {
   int mr, nr, mc, kc, nc;
   mk_ukr_f64 fn;
   const char *name;
-  struct { int rows; mk_ukr_f64 fn; } edge[MK_MAX_EDGES];
+  struct {
+    int rows;
+    mk_ukr_f64 fn;
+  } edge[MK_MAX_EDGES];
 } mk_kernel_f64;
 
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa);
@@ -56,19 +60,25 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa);
  */
 #define MK_DIRECT_VARIANTS 5
 
-typedef void (*mk_dkr_f32)(int64_t k, const float *a, int64_t ars, int64_t acs, const float *b,
-                           int64_t ldb, float *c, int64_t ldc, int load_c);
-typedef void (*mk_dkr_f64)(int64_t k, const double *a, int64_t ars, int64_t acs,
-                           const double *b, int64_t ldb, double *c, int64_t ldc, int load_c);
+typedef void (*mk_dkr_f32)(int64_t k, const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb, float *c,
+                           int64_t ldc, int load_c);
+typedef void (*mk_dkr_f64)(int64_t k, const double *a, int64_t ars, int64_t acs, const double *b, int64_t ldb,
+                           double *c, int64_t ldc, int load_c);
 
 typedef struct {
   int nr;
-  struct { int rows; mk_dkr_f32 fn; } by_rows[MK_DIRECT_VARIANTS];
+  struct {
+    int rows;
+    mk_dkr_f32 fn;
+  } by_rows[MK_DIRECT_VARIANTS];
 } mk_direct_f32;
 
 typedef struct {
   int nr;
-  struct { int rows; mk_dkr_f64 fn; } by_rows[MK_DIRECT_VARIANTS];
+  struct {
+    int rows;
+    mk_dkr_f64 fn;
+  } by_rows[MK_DIRECT_VARIANTS];
 } mk_direct_f64;
 
 /* The family for n columns: the narrowest whose panel holds n, else the

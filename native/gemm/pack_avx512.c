@@ -46,8 +46,8 @@ static MK_A512 inline void tr16(__m512 r[16]) {
 
 /* src[i] (i < h <= 16) rows of kc contiguous floats, times sc[i]; rows >= h are zero.
  * Writes dst[p*ld + i] for i < width (<= 16), p < kc. */
-static MK_A512 void pack_tr_f32(const float *const *src, const float *sc, int h, int64_t kc,
-                                     int width, int64_t ld, float *restrict dst) {
+static MK_A512 void pack_tr_f32(const float *const *src, const float *sc, int h, int64_t kc, int width, int64_t ld,
+                                float *restrict dst) {
   const __mmask16 wm = (__mmask16)((1u << width) - 1);
   for (int64_t p0 = 0; p0 < kc; p0 += 16) {
     const int64_t left = kc - p0;
@@ -68,9 +68,8 @@ static MK_A512 void pack_tr_f32(const float *const *src, const float *sc, int h,
 }
 
 /* rows-mode A panel pack: MR-row panels of rows a[row(r)], r = rbase + i (i < mc). */
-MK_A512 void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale,
-                                                int64_t lda, int64_t rbase, int64_t mc, int64_t pc,
-                                                int64_t kc, int mr, float *restrict dst) {
+MK_A512 void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda,
+                                       int64_t rbase, int64_t mc, int64_t pc, int64_t kc, int mr, float *restrict dst) {
   for (int64_t i0 = 0; i0 < mc; i0 += mr) {
     const int h = (int)(mc - i0 < mr ? mc - i0 : mr);
     const float *src[16];
@@ -85,8 +84,7 @@ MK_A512 void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const
 }
 
 /* rows-mode transposed-B pack (B_e stored [n, k]): b points at row n0, column pc. */
-MK_A512 void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc,
-                                            int nr, float *restrict dst) {
+MK_A512 void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc, int nr, float *restrict dst) {
   for (int64_t j0 = 0; j0 < nc; j0 += nr) {
     const int64_t w = nc - j0 < nr ? nc - j0 : nr;
     for (int half = 0; half < nr; half += 16) {
@@ -102,9 +100,8 @@ MK_A512 void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int6
  * B: dst panel j0 (NR = 32 columns) gets src(p)[j0 .. j0+32) at dst + j0*kc + p*32, columns past
  * nc zero. src(p) = b + (idx ? idx[base + p] : base + p) * ldb. Used for op(B) = B_e (rows mode,
  * not transposed: base = row p of B_e, idx NULL) and for the gathered rows of wgrad mode. */
-MK_A512 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base,
-                                                int64_t ldb, int64_t nc, int64_t kc,
-                                                float *restrict dst) {
+MK_A512 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc,
+                                       int64_t kc, float *restrict dst) {
   for (int64_t p = 0; p < kc; p++) {
     const float *s = b + (idx ? idx[base + p] : base + p) * ldb;
     if (p + 4 < kc) { /* rows are often a page or more apart: warm row p+4 */
@@ -129,9 +126,8 @@ MK_A512 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64
 
 /* wgrad-mode A pack: op(A)[i, p] = sc[r] * a[row(r)*lda + m0 + i], r = base + p: for each p,
  * MR-row panel i0 gets h <= MR contiguous values (zeros up to MR). */
-MK_A512 void mk_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float *scale,
-                                                 int64_t lda, int64_t base, int64_t m0, int64_t mc,
-                                                 int64_t kc, int mr, float *restrict dst) {
+MK_A512 void mk_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda,
+                                        int64_t base, int64_t m0, int64_t mc, int64_t kc, int mr, float *restrict dst) {
   const __mmask16 wm = (__mmask16)((1u << mr) - 1);
   for (int64_t p = 0; p < kc; p++) {
     const int64_t r = base + p;

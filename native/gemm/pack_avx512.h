@@ -18,24 +18,21 @@ int mk_pack_avx512_fits(const mk_kernel_f32 *kr);
 
 /* op(A)[i, p] = sc(r) * a[row(r)*lda + pc + p], r = rbase + i (i < mc), row(r) = idx ? idx[r] : r,
  * sc(r) = scale ? scale[r] : 1: MR-row panels, panel i0 at dst + i0*kc, rows past mc zero. */
-void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda,
-                               int64_t rbase, int64_t mc, int64_t pc, int64_t kc, int mr,
-                               float *restrict dst);
+void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda, int64_t rbase,
+                               int64_t mc, int64_t pc, int64_t kc, int mr, float *restrict dst);
 
 /* op(A)[i, p] = sc(r) * a[row(r)*lda + m0 + i], r = base + p (p < kc): the same panels, read
  * from source rows that hold op(A)'s columns (a transposed A, or a weight gradient's rows). */
-void mk_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float *scale,
-                                int64_t lda, int64_t base, int64_t m0, int64_t mc, int64_t kc,
-                                int mr, float *restrict dst);
+void mk_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda, int64_t base,
+                                int64_t m0, int64_t mc, int64_t kc, int mr, float *restrict dst);
 
 /* op(B)[p, j] = b[j*ldb + p] (B stored [n, k], b at row n0, column pc): NR-column panels,
  * panel j0 at dst + j0*kc, columns past nc zero. */
-void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc, int nr,
-                           float *restrict dst);
+void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc, int nr, float *restrict dst);
 
 /* op(B)[p, j] = src(p)[j], src(p) = b + (idx ? idx[base + p] : base + p) * ldb: 32-column
  * panels copied row by row, columns past nc zero. */
-void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb,
-                               int64_t nc, int64_t kc, float *restrict dst);
+void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc, int64_t kc,
+                               float *restrict dst);
 
 #endif

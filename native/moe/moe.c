@@ -87,8 +87,8 @@ static int64_t even_block(int64_t n, int64_t blk, int64_t unit) {
   return (b + unit - 1) / unit * unit;
 }
 
-static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N,
-                           int64_t mb, int64_t nb, int mr, int nr) {
+static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N, int64_t mb, int64_t nb,
+                           int mr, int nr) {
   int64_t total = 0, ncols = (N + even_block(N, nb, nr) - 1) / even_block(N, nb, nr);
   for (int64_t e = 0; e < E; e++) {
     int64_t rows = mode == MK_MOE_ROWS ? seg[e + 1] - seg[e] : M;
@@ -103,9 +103,8 @@ static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, i
  * batch sorts all its jobs' tasks together). It starts `head` bytes into a malloc'd block, the
  * room for the caller's job (a batch keeps job and list in one block); free the block, not
  * the list, when head > 0. Returns the count (0: no list). */
-static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N,
-                           int64_t K, int mr, int nr, int mc, int threads, size_t head,
-                           mk_moe_task **out) {
+static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N, int64_t K, int mr, int nr,
+                           int mc, int threads, size_t head, mk_moe_task **out) {
   *out = NULL;
   if (N <= 0) return 0;
   /* Row blocks start large: every task of an expert packs that expert's B block again, so
@@ -117,9 +116,12 @@ static int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, i
   if (nb < nr) nb = nr;
   int64_t want = 4 * (int64_t)threads;
   while (threads > 1 && count_tasks(mode, E, seg, M, N, mb, nb, mr, nr) < want) {
-    if (nb > 4 * nr && nb >= 128) nb = (nb / 2 + nr - 1) / nr * nr;
-    else if (mb > 2 * mr) mb = (mb / 2 + mr - 1) / mr * mr;
-    else break;
+    if (nb > 4 * nr && nb >= 128)
+      nb = (nb / 2 + nr - 1) / nr * nr;
+    else if (mb > 2 * mr)
+      mb = (mb / 2 + mr - 1) / mr * mr;
+    else
+      break;
   }
   int64_t nt = count_tasks(mode, E, seg, M, N, mb, nb, mr, nr);
   if (nt == 0) return 0;
@@ -249,7 +251,6 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #undef UKR_T
 #undef GET_KERNEL
 
-
 /* ---- AVX-512 SwiGLU rows for f32 with contiguous gate / up columns ---------------- */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -297,8 +298,8 @@ static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, in
  * values pf elements ahead (a later row's): in a training step they were written by the forward
  * long before and come from L3 or memory, and a row's ~250 cycles of work are less than the
  * wait (no hardware prefetcher runs that far ahead on two interleaved streams). */
-static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr,
-                                      float *dg, float *du, float *ho, int64_t n, int64_t pf) {
+static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const float *dy, float wr, float *dg, float *du,
+                                      float *ho, int64_t n, int64_t pf) {
   __m512 dot = _mm512_setzero_ps();
   const __m512 one = _mm512_set1_ps(1.0f), w = _mm512_set1_ps(wr);
   for (int64_t i = 0; i < n; i += 16) {
@@ -323,13 +324,14 @@ static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const floa
 
 /* the SwiGLU epilogue of a gated GEMM tile: one call per tile, so the core overlaps the rows'
  * sigmoid chains (docs/performance.md: native/moe/moe.c: swiglu_fwd_tile_f32) */
-static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld, float *h, int64_t ldh,
-                                      int64_t rows, int64_t n) {
+static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
+                                     int64_t n) {
   if (n == 32) { /* a whole tile row is two vectors: no masks, one loop the core can overlap */
     for (int64_t i = 0; i < rows; i++)
       for (int v = 0; v < 32; v += 16) {
         const __m512 gv = _mm512_loadu_ps(g + i * ld + v);
-        _mm512_storeu_ps(h + i * ldh + v, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i * ld + v)));
+        _mm512_storeu_ps(h + i * ldh + v,
+                         _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i * ld + v)));
       }
     return;
   }
@@ -350,9 +352,8 @@ static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
   (void)task;
   const mk_moe_f32_act *a = (const mk_moe_f32_act *)p;
   for (int64_t r = b; r < e; r++) {
-    double d = swiglu_bwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff,
-                                  a->dy + r * a->I, a->w ? a->w[r] : 1.0f,
-                                  a->dgu + r * a->ld + a->goff, a->dgu + r * a->ld + a->uoff,
+    double d = swiglu_bwd_row_f32(a->gu + r * a->ld + a->goff, a->gu + r * a->ld + a->uoff, a->dy + r * a->I,
+                                  a->w ? a->w[r] : 1.0f, a->dgu + r * a->ld + a->goff, a->dgu + r * a->ld + a->uoff,
                                   a->hout ? a->hout + r * a->I : NULL, a->I, SWIGLU_BWD_PREFETCH_ROWS * a->ld);
     if (a->dw) a->dw[r] = (float)d;
   }
@@ -381,28 +382,28 @@ static mk_moe_f32_glu_fn swiglu_f32_tile(void) {
  * written once for both types: in it `mk_elt` names the element type and `swiglu_tile` that
  * type's SwiGLU epilogue. f32 jobs take the AVX-512 packs where they apply. */
 #define MK_UNUSED __attribute__((unused))
-#define RUN_MOE_JOB(a, E, ...)                                                        \
-  do {                                                                                \
-    const char *err_ = NULL;                                                          \
-    if ((a).type == napi_float32_array) {                                             \
-      typedef float mk_elt MK_UNUSED;                                                 \
-      const mk_moe_f32_glu_fn swiglu_tile MK_UNUSED = swiglu_f32_tile();              \
-      mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__};       \
-      j_.fast_pack = fast_packs_apply(j_.kr);                                         \
-      err_ = mk_moe_f32_run(&j_, (E));                                                \
-    } else {                                                                          \
-      typedef double mk_elt MK_UNUSED;                                                \
-      const mk_moe_f64_glu_fn swiglu_tile MK_UNUSED = mk_moe_f64_swiglu_tile;         \
-      mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__};       \
-      err_ = mk_moe_f64_run(&j_, (E));                                                \
-    }                                                                                 \
-    if (err_) return mk_throw_error(env, "%s", err_);                                 \
+#define RUN_MOE_JOB(a, E, ...)                                                   \
+  do {                                                                           \
+    const char *err_ = NULL;                                                     \
+    if ((a).type == napi_float32_array) {                                        \
+      typedef float mk_elt MK_UNUSED;                                            \
+      const mk_moe_f32_glu_fn swiglu_tile MK_UNUSED = swiglu_f32_tile();         \
+      mk_moe_f32_job j_ = {.kr = mk_gemm_kernel_f32(mk_cpu_isa()), __VA_ARGS__}; \
+      j_.fast_pack = fast_packs_apply(j_.kr);                                    \
+      err_ = mk_moe_f32_run(&j_, (E));                                           \
+    } else {                                                                     \
+      typedef double mk_elt MK_UNUSED;                                           \
+      const mk_moe_f64_glu_fn swiglu_tile MK_UNUSED = mk_moe_f64_swiglu_tile;    \
+      mk_moe_f64_job j_ = {.kr = mk_gemm_kernel_f64(mk_cpu_isa()), __VA_ARGS__}; \
+      err_ = mk_moe_f64_run(&j_, (E));                                           \
+    }                                                                            \
+    if (err_) return mk_throw_error(env, "%s", err_);                            \
   } while (0)
 
 /* ---- N-API ---------------------------------------------------------------- */
 
-static int arg_float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
-                          int nullable, mk_typed *out) {
+static int arg_float_like(napi_env env, napi_value v, const char *what, const mk_typed *like, int nullable,
+                          mk_typed *out) {
   if (nullable) {
     if (!mk_arg_float_or_null(env, v, what, out)) return 0;
     if (!out->data) return 1;
@@ -438,8 +439,7 @@ static int64_t check_seg(napi_env env, const mk_typed *seg, const char *fn) {
   }
   for (size_t e = 1; e < seg->length; e++)
     if (s[e] < s[e - 1]) {
-      mk_throw_range(env, "%s: seg must be non-decreasing (seg[%zu] = %d < %d)", fn, e, s[e],
-                     s[e - 1]);
+      mk_throw_range(env, "%s: seg must be non-decreasing (seg[%zu] = %d < %d)", fn, e, s[e], s[e - 1]);
       return -1;
     }
   return (int64_t)seg->length - 1;
@@ -480,7 +480,8 @@ static napi_value moe_gemm_rows_common(napi_env env, napi_callback_info info, co
       !mk_napi_i64(env, argv[7 + o], AN("ldb"), 0, MAX_DIM, &ldb) || !mk_arg_i32(env, argv[8 + o], AN("seg"), &seg) ||
       !arg_float_like(env, argv[9 + o], AN("c"), &a, 0, &c) ||
       !mk_napi_i64(env, argv[10 + o], AN("ldc"), 0, MAX_DIM, &ldc) ||
-      !mk_napi_i64(env, argv[11 + o], AN("n"), 0, MAX_DIM, &n) || !mk_napi_i64(env, argv[12 + o], AN("k"), 0, MAX_DIM, &k) ||
+      !mk_napi_i64(env, argv[11 + o], AN("n"), 0, MAX_DIM, &n) ||
+      !mk_napi_i64(env, argv[12 + o], AN("k"), 0, MAX_DIM, &k) ||
       !mk_napi_bool(env, argv[13 + o], AN("accumulate"), &acc))
     return NULL;
   int64_t E = check_seg(env, &seg, fn);
@@ -493,17 +494,17 @@ static napi_value moe_gemm_rows_common(napi_env env, napi_callback_info info, co
   if (ldc < n || lda < k || ldb < (btrans ? kb : n)) return mk_throw_range(env, "%s: leading dimensions too small", fn);
   int64_t mr = max_row(env, &aidx, S, AN("aIdx"));
   if (mr == -2) return NULL;
-  /* elements of B_e's layout holding kk rows of op(B_e) */
-#define BSPAN(kk) (E > 0 && (kk) ? (E - 1) * bes + (btrans ? (n - 1) * ldb + (kk) : ((kk) - 1) * ldb + n) : 0)
+    /* elements of B_e's layout holding kk rows of op(B_e) */
+#define BSPAN(kk) (E > 0 && (kk) ? (E - 1) * bes + (btrans ? (n - 1) * ldb + (kk) : ((kk)-1) * ldb + n) : 0)
   if (!need(env, &a, k ? mr * lda + k : 0, AN("a")) || (scale.data && !need(env, &scale, S, AN("scale"))) ||
       !need(env, &b, BSPAN(stacked ? ks : k), AN("b")) || (stacked && !need(env, &b2, BSPAN(k - ks), AN("b2"))) ||
       !need(env, &c, (S - 1) * ldc + n, AN("c")))
     return NULL;
 #undef BSPAN
 #undef AN
-  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda,
-              .b = b.data, .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc,
-              .accumulate = acc, .seg = seg.data, .N = n, .K = k, .b2 = b2.data, .k_split = ks);
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
+              .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = c.data, .ldc = ldc, .accumulate = acc, .seg = seg.data,
+              .N = n, .K = k, .b2 = b2.data, .k_split = ks);
   return mk_napi_undefined(env);
 }
 
@@ -542,7 +543,9 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
   const int64_t S = ((const int32_t *)seg.data)[E];
   if (S == 0 || n == 0) return mk_napi_undefined(env);
   if (gu.data && (uoff < n || ldgu < uoff + n))
-    return mk_throw_range(env, "moeGemmSwiglu: the up columns [upOff, upOff + i) must follow the gate columns [0, i) within ldgu (upOff %lld, i %lld, ldgu %lld)",
+    return mk_throw_range(env,
+                          "moeGemmSwiglu: the up columns [upOff, upOff + i) must follow the gate columns [0, i) within "
+                          "ldgu (upOff %lld, i %lld, ldgu %lld)",
                           (long long)uoff, (long long)n, (long long)ldgu);
   if (lda < k || ldb < (btrans ? k : n)) return mk_throw_range(env, "moeGemmSwiglu: leading dimensions too small");
   int64_t mr = max_row(env, &aidx, S, "moeGemmSwiglu: aIdx");
@@ -553,10 +556,9 @@ static napi_value moe_gemm_swiglu(napi_env env, napi_callback_info info) {
       (gu.data && !need(env, &gu, (S - 1) * ldgu + uoff + n, "moeGemmSwiglu: gu")) ||
       !need(env, &h, S * n, "moeGemmSwiglu: h"))
     return NULL;
-  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .lda = lda, .b = bg.data,
-              .ldb = ldb, .b_es = bes, .b_trans = btrans, .c = gu.data, .ldc = ldgu, .seg = seg.data,
-              .N = n, .K = k, .b2 = bu.data, .c2 = gu.data ? (mk_elt *)gu.data + uoff : NULL, .h = h.data, .ldh = n,
-              .glu = swiglu_tile);
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_ROWS, .a = a.data, .a_idx = aidx.data, .lda = lda, .b = bg.data, .ldb = ldb,
+              .b_es = bes, .b_trans = btrans, .c = gu.data, .ldc = ldgu, .seg = seg.data, .N = n, .K = k, .b2 = bu.data,
+              .c2 = gu.data ? (mk_elt *)gu.data + uoff : NULL, .h = h.data, .ldh = n, .glu = swiglu_tile);
   return mk_napi_undefined(env);
 }
 
@@ -590,25 +592,21 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
   if (mb == -2) return NULL;
   if ((S > 0 && !need(env, &a, ma * lda + m, "moeGemmWgrad: a")) ||
       (S > 0 && !need(env, &b, mb * ldb + n, "moeGemmWgrad: b")) ||
-      (scale.data && !need(env, &scale, S, "moeGemmWgrad: scale")) ||
-      !need(env, &c, E * m * n, "moeGemmWgrad: c"))
+      (scale.data && !need(env, &scale, S, "moeGemmWgrad: scale")) || !need(env, &c, E * m * n, "moeGemmWgrad: c"))
     return NULL;
-  RUN_MOE_JOB(a, E, .mode = MK_MOE_WGRAD, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda,
-              .b = b.data, .b_idx = bidx.data, .ldb = ldb, .c = c.data, .ldc = n, .c_es = m * n,
-              .accumulate = acc, .seg = seg.data, .M = m, .N = n);
+  RUN_MOE_JOB(a, E, .mode = MK_MOE_WGRAD, .a = a.data, .a_idx = aidx.data, .scale = scale.data, .lda = lda, .b = b.data,
+              .b_idx = bidx.data, .ldb = ldb, .c = c.data, .ldc = n, .c_es = m * n, .accumulate = acc, .seg = seg.data,
+              .M = m, .N = n);
   return mk_napi_undefined(env);
 }
 
 /* gu layout arguments shared by the SwiGLU exports; checks gu's span. */
-static int act_layout(napi_env env, napi_value *argv, const mk_typed *gu, const char *fn,
-                      int64_t *ld, int64_t *goff, int64_t *uoff, int64_t *cs, int64_t *s,
-                      int64_t *i) {
+static int act_layout(napi_env env, napi_value *argv, const mk_typed *gu, const char *fn, int64_t *ld, int64_t *goff,
+                      int64_t *uoff, int64_t *cs, int64_t *s, int64_t *i) {
   char w[64];
-#define ARG(ix, name, out)                                  \
-  (snprintf(w, sizeof w, "%s: %s", fn, name),               \
-   mk_napi_i64(env, argv[ix], w, 0, MAX_DIM, out))
-  if (!ARG(1, "ld", ld) || !ARG(2, "gateOff", goff) || !ARG(3, "upOff", uoff) ||
-      !ARG(4, "colStride", cs) || !ARG(5, "s", s) || !ARG(6, "i", i))
+#define ARG(ix, name, out) (snprintf(w, sizeof w, "%s: %s", fn, name), mk_napi_i64(env, argv[ix], w, 0, MAX_DIM, out))
+  if (!ARG(1, "ld", ld) || !ARG(2, "gateOff", goff) || !ARG(3, "upOff", uoff) || !ARG(4, "colStride", cs) ||
+      !ARG(5, "s", s) || !ARG(6, "i", i))
     return 0;
 #undef ARG
   if (*s > 0 && *i > 0) {
@@ -630,8 +628,7 @@ static napi_value moe_swiglu_forward(napi_env env, napi_callback_info info) {
   if (!mk_napi_args(env, info, 8, argv, "moeSwigluForward") ||
       !arg_float_like(env, argv[0], "moeSwigluForward: gu", NULL, 0, &gu) ||
       !act_layout(env, argv, &gu, "moeSwigluForward", &ld, &goff, &uoff, &cs, &s, &i) ||
-      !arg_float_like(env, argv[7], "moeSwigluForward: h", &gu, 0, &h) ||
-      !need(env, &h, s * i, "moeSwigluForward: h"))
+      !arg_float_like(env, argv[7], "moeSwigluForward: h", &gu, 0, &h) || !need(env, &h, s * i, "moeSwigluForward: h"))
     return NULL;
   const char *err = NULL;
   if (gu.type == napi_float32_array) {
@@ -657,9 +654,9 @@ static napi_value moe_swiglu_backward(napi_env env, napi_callback_info info) {
       !arg_float_like(env, argv[9], "moeSwigluBackward: dgu", &gu, 0, &dgu) ||
       !arg_float_like(env, argv[10], "moeSwigluBackward: hout", &gu, 1, &hout) ||
       !arg_float_like(env, argv[11], "moeSwigluBackward: dw", &gu, 1, &dw) ||
-      !need(env, &dy, s * i, "moeSwigluBackward: dy") ||
-      (w.data && !need(env, &w, s, "moeSwigluBackward: w")) ||
-      (s > 0 && i > 0 && !need(env, &dgu, (s - 1) * ld + (goff > uoff ? goff : uoff) + (i - 1) * cs + 1, "moeSwigluBackward: dgu")) ||
+      !need(env, &dy, s * i, "moeSwigluBackward: dy") || (w.data && !need(env, &w, s, "moeSwigluBackward: w")) ||
+      (s > 0 && i > 0 &&
+       !need(env, &dgu, (s - 1) * ld + (goff > uoff ? goff : uoff) + (i - 1) * cs + 1, "moeSwigluBackward: dgu")) ||
       (hout.data && !need(env, &hout, s * i, "moeSwigluBackward: hout")) ||
       (dw.data && !need(env, &dw, s, "moeSwigluBackward: dw")))
     return NULL;
@@ -679,19 +676,17 @@ static napi_value moe_combine(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   mk_typed y, row, w, out;
   int64_t ldy, t, k, h;
-  if (!mk_napi_args(env, info, 8, argv, "moeCombine") ||
-      !arg_float_like(env, argv[0], "moeCombine: y", NULL, 0, &y) ||
+  if (!mk_napi_args(env, info, 8, argv, "moeCombine") || !arg_float_like(env, argv[0], "moeCombine: y", NULL, 0, &y) ||
       !mk_napi_i64(env, argv[1], "moeCombine: ldy", 0, MAX_DIM, &ldy) ||
-      !mk_arg_i32(env, argv[2], "moeCombine: row", &row) ||
-      !arg_float_like(env, argv[3], "moeCombine: w", &y, 1, &w) ||
+      !mk_arg_i32(env, argv[2], "moeCombine: row", &row) || !arg_float_like(env, argv[3], "moeCombine: w", &y, 1, &w) ||
       !mk_napi_i64(env, argv[4], "moeCombine: t", 0, MAX_DIM, &t) ||
       !mk_napi_i64(env, argv[5], "moeCombine: k", 0, MAX_DIM, &k) ||
       !mk_napi_i64(env, argv[6], "moeCombine: h", 0, MAX_DIM, &h) ||
-      !arg_float_like(env, argv[7], "moeCombine: out", &y, 0, &out) ||
-      !need(env, &row, t * k, "moeCombine: row") ||
+      !arg_float_like(env, argv[7], "moeCombine: out", &y, 0, &out) || !need(env, &row, t * k, "moeCombine: row") ||
       (w.data && !need(env, &w, t * k, "moeCombine: w")) || !need(env, &out, t * h, "moeCombine: out"))
     return NULL;
-  if (mk_fuse_open()) return mk_throw_error(env, "moeCombine: not row-local, cannot run inside a fusion (moeFuseBegin .. moeFuseRun)");
+  if (mk_fuse_open())
+    return mk_throw_error(env, "moeCombine: not row-local, cannot run inside a fusion (moeFuseBegin .. moeFuseRun)");
   if (ldy < h) return mk_throw_range(env, "moeCombine: ldy < h");
   const int32_t *rp = (const int32_t *)row.data;
   int64_t rows = ldy > 0 ? ((int64_t)y.length - h) / ldy + 1 : 0;
@@ -756,14 +751,11 @@ static napi_value moe_fuse_run(napi_env env, napi_callback_info info) {
 napi_status mk_register_moe(napi_env env, napi_value exports) {
   napi_status st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmRows", moe_gemm_rows)) != napi_ok) return st;
-  if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsStackedK", moe_gemm_rows_stacked_k)) != napi_ok)
-    return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeGemmRowsStackedK", moe_gemm_rows_stacked_k)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmWgrad", moe_gemm_wgrad)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeGemmSwiglu", moe_gemm_swiglu)) != napi_ok) return st;
-  if ((st = mk_napi_export_fn(env, exports, "moeSwigluForward", moe_swiglu_forward)) != napi_ok)
-    return st;
-  if ((st = mk_napi_export_fn(env, exports, "moeSwigluBackward", moe_swiglu_backward)) != napi_ok)
-    return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeSwigluForward", moe_swiglu_forward)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "moeSwigluBackward", moe_swiglu_backward)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeBatchBegin", moe_batch_begin)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeBatchRun", moe_batch_run)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "moeFuseBegin", moe_fuse_begin)) != napi_ok) return st;

@@ -37,16 +37,17 @@ struct mk_fuse_map {
   int64_t r0;       /* the block's first row */
 };
 
-void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how,
-                 const char **err) {
+void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how, const char **err) {
   const uintptr_t a = (uintptr_t)p;
   for (int i = 0; i < m->n; i++) {
     const fuse_local *l = &m->loc[i];
     if (a < l->base || a >= l->base + l->bytes) continue;
     const char *why = how == MK_FUSE_GATHERED ? "a block-local array cannot be read through a row index"
-                      : how == MK_FUSE_WHOLE  ? "a block-local array must be accessed by sorted row (not a weight or a weight gradient)"
-                      : row_bytes != l->row_bytes ? "a block-local array is accessed with a row length other than the one declared"
-                                                  : NULL;
+                      : how == MK_FUSE_WHOLE
+                          ? "a block-local array must be accessed by sorted row (not a weight or a weight gradient)"
+                      : row_bytes != l->row_bytes
+                          ? "a block-local array is accessed with a row length other than the one declared"
+                          : NULL;
     if (why) {
       if (!*err) *err = why;
       return (void *)p;
@@ -113,7 +114,7 @@ typedef struct {
   /* per thread part: the partial gradients of the expert its rows start inside (shared_expert),
    * one [m, n] buffer per weight-gradient stage */
   void **partial;
-  mk_fuse_cache *cache; /* [threads * ns] */
+  mk_fuse_cache *cache;  /* [threads * ns] */
   const fuse_local *loc; /* the block-local arrays */
   int nloc;
   /* The parts' blocks, part t's at [first_block[t], first_block[t + 1]). Its owner takes them
@@ -196,8 +197,7 @@ static void local_buffers(const fuse_run *f, char **buf) {
 
 /* Runs every stage on block b of part t, with the caches of the thread's own part `self`; a
  * block taken from another part writes its weight-gradient terms to terms (nw buffers). */
-static void run_block(const fuse_run *f, int64_t self, int64_t t, const fuse_block *b, void **terms,
-                      mk_fuse_map *map) {
+static void run_block(const fuse_run *f, int64_t self, int64_t t, const fuse_block *b, void **terms, mk_fuse_map *map) {
   mk_fuse_cache *cache = &f->cache[self * f->ns];
   _Alignas(64) unsigned char copy[FUSE_MAX_JOB];
   int w = 0;
@@ -215,9 +215,12 @@ static void run_block(const fuse_run *f, int64_t self, int64_t t, const fuse_blo
     } else if (!st->wgrad) {
       st->gemm(job, b->e, b->r0, b->r1, NULL, 0, -1, &cache[s]);
     } else {
-      if (terms) st->gemm(job, b->e, b->r0, b->r1, terms[w], st->n, 0, &cache[s]);
-      else if (b->own) st->gemm(job, b->e, b->r0, b->r1, NULL, 0, b->first ? -1 : 1, &cache[s]);
-      else st->gemm(job, b->e, b->r0, b->r1, f->partial[t * f->ns + w], st->n, !b->first, &cache[s]);
+      if (terms)
+        st->gemm(job, b->e, b->r0, b->r1, terms[w], st->n, 0, &cache[s]);
+      else if (b->own)
+        st->gemm(job, b->e, b->r0, b->r1, NULL, 0, b->first ? -1 : 1, &cache[s]);
+      else
+        st->gemm(job, b->e, b->r0, b->r1, f->partial[t * f->ns + w], st->n, !b->first, &cache[s]);
       w++;
     }
   }
@@ -321,7 +324,8 @@ static void reduce_slice(void *ctx, int64_t slice, int tid) {
     if (shared < 0) continue;
     for (int s = 0, w = 0; s < f->ns; s++) {
       const mk_fuse_stage *st = &f->st[s];
-      if (st->wgrad) st->reduce(st->job, shared, f->partial[t * f->ns + w++], NULL, 0, st->m * slice / n, st->m * (slice + 1) / n);
+      if (st->wgrad)
+        st->reduce(st->job, shared, f->partial[t * f->ns + w++], NULL, 0, st->m * slice / n, st->m * (slice + 1) / n);
     }
   }
 }
@@ -349,9 +353,17 @@ const char *mk_fuse_run(void) {
       nw++;
       if (tl_fuse.st[s].kc < min_kc) min_kc = tl_fuse.st[s].kc;
     }
-  fuse_run f = {.st = tl_fuse.st, .ns = tl_fuse.n, .nw = nw, .threads = mk_get_num_threads(), .seg = owner->seg,
-                .E = owner->E, .S = owner->seg[owner->E], .mr = owner->mr,
-                .block = nw ? FUSE_WGRAD_BLOCK_ROWS : FUSE_BLOCK_ROWS, .loc = tl_fuse.loc, .nloc = tl_fuse.nloc};
+  fuse_run f = {.st = tl_fuse.st,
+                .ns = tl_fuse.n,
+                .nw = nw,
+                .threads = mk_get_num_threads(),
+                .seg = owner->seg,
+                .E = owner->E,
+                .S = owner->seg[owner->E],
+                .mr = owner->mr,
+                .block = nw ? FUSE_WGRAD_BLOCK_ROWS : FUSE_BLOCK_ROWS,
+                .loc = tl_fuse.loc,
+                .nloc = tl_fuse.nloc};
   /* a taken block's terms equal the owner's only if the block is one pass over K */
   f.steal = f.block + f.mr - 1 <= min_kc && steal_knob(&f.leave);
   for (int s = 0; s < f.ns; s++)

@@ -19,9 +19,9 @@
  * which block (MOEKIT_FUSE_STEAL, moe_fuse.c, forces or turns it off for tests and A/B).
  *
  * Block-local arrays (mk_fuse_local): an intermediate that no stage reads outside the block
- * that wrote it (e.g. the fused SwiGLU node's h and dY·W_downᵀ) need not exist whole. Each thread keeps one block's rows of it in a buffer of its own, which stays in
- * its L2, and the array itself is never touched: a stage runs on a copy of its job whose
- * pointers its `relocate` rewrote (mk_fuse_at) to that buffer.
+ * that wrote it (e.g. the fused SwiGLU node's h and dY·W_downᵀ) need not exist whole. Each thread keeps one block's
+ * rows of it in a buffer of its own, which stays in its L2, and the array itself is never touched: a stage runs on a
+ * copy of its job whose pointers its `relocate` rewrote (mk_fuse_at) to that buffer.
  */
 #ifndef MOEKIT_MOE_FUSE_H
 #define MOEKIT_MOE_FUSE_H
@@ -42,13 +42,13 @@ typedef struct {
 /* Rows [r0, r1) of expert e, all of them inside e's segment. A weight-gradient stage writes
  * e's gradient to c (row stride ldc) when c is non-NULL, else to its own output, and adds to
  * what is there iff accumulate (-1: as the job says). */
-typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t r1, void *c,
-                                int64_t ldc, int accumulate, mk_fuse_cache *cache);
+typedef void (*mk_fuse_gemm_fn)(const void *job, int64_t e, int64_t r0, int64_t r1, void *c, int64_t ldc,
+                                int accumulate, mk_fuse_cache *cache);
 /* Adds rows [i0, i1) of the [m, n] buffer `terms` into dst ([m, n], contiguous) or, when dst is
  * NULL, into expert e's gradient. first: the terms are the first to arrive there, so they are
  * written instead of added (into the gradient: as the job's accumulate says). */
-typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *terms, void *dst, int first,
-                                  int64_t i0, int64_t i1);
+typedef void (*mk_fuse_reduce_fn)(const void *job, int64_t e, const void *terms, void *dst, int first, int64_t i0,
+                                  int64_t i1);
 
 /* How a stage reads or writes an array (mk_fuse_at): row r at p + r·row_bytes; at rows named by
  * an index; or not by sorted row at all (weights, weight gradients). */
@@ -60,23 +60,22 @@ typedef struct mk_fuse_map mk_fuse_map;
 /* Where a stage's array p lives for the current block: p itself, unless p points into a
  * block-local array, then the matching place in this thread's buffer of it. A block-local array
  * accessed other than by sorted row with its declared row length sets *err (if not yet set). */
-void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how,
-                 const char **err);
+void *mk_fuse_at(const mk_fuse_map *m, const void *p, size_t row_bytes, mk_fuse_access how, const char **err);
 
 /* Rewrites each array pointer of a copy of a stage's job through mk_fuse_at; returns *err. */
 typedef const char *(*mk_fuse_relocate_fn)(void *job, const mk_fuse_map *m);
 
 typedef struct {
-  mk_fuse_gemm_fn gemm;     /* GEMM stages */
-  mk_fuse_reduce_fn reduce; /* weight-gradient stages only */
-  mk_range_fn range;        /* row passes: range(job, r0, r1, 0) */
-  void *job;                /* malloc'd; the run frees it */
+  mk_fuse_gemm_fn gemm;         /* GEMM stages */
+  mk_fuse_reduce_fn reduce;     /* weight-gradient stages only */
+  mk_range_fn range;            /* row passes: range(job, r0, r1, 0) */
+  void *job;                    /* malloc'd; the run frees it */
   size_t job_size;              /* bytes of *job (a block's relocated copy is that long) */
   mk_fuse_relocate_fn relocate; /* NULL: the stage cannot join a fusion with block-local arrays */
   int wgrad;
-  int64_t m, n;             /* weight-gradient stages: one expert's gradient */
-  int64_t rows;             /* row passes: their row count (the segments' total) */
-  size_t elt;               /* element size */
+  int64_t m, n; /* weight-gradient stages: one expert's gradient */
+  int64_t rows; /* row passes: their row count (the segments' total) */
+  size_t elt;   /* element size */
   /* GEMM stages: the segments (all stages of one run share them), the kernel's MR and KC (a
    * weight-gradient block of at most KC rows is one pass over K) */
   const int32_t *seg;

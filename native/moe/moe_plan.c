@@ -36,8 +36,7 @@ static napi_value moe_plan_routes(napi_env env, napi_callback_info info) {
   if (n > INT32_MAX) return mk_throw_range(env, "moePlanRoutes: t·k = %lld slots exceed Int32 indices", (long long)n);
   if (!i32_of(env, argv[0], "moePlanRoutes: ids", n, &ids) ||
       !mk_napi_float_array(env, argv[5], "moePlanRoutes: weights", &w) ||
-      !mk_arg_len(env, &w, n, "moePlanRoutes: weights") ||
-      !i32_of(env, argv[6], "moePlanRoutes: seg", e + 1, &seg) ||
+      !mk_arg_len(env, &w, n, "moePlanRoutes: weights") || !i32_of(env, argv[6], "moePlanRoutes: seg", e + 1, &seg) ||
       !i32_of(env, argv[7], "moePlanRoutes: sortedSlots", n, &sorted) ||
       !i32_of(env, argv[8], "moePlanRoutes: rowTok", n, &tok) ||
       !i32_of(env, argv[9], "moePlanRoutes: slotRow", n, &slot_row) ||
@@ -52,8 +51,8 @@ static napi_value moe_plan_routes(napi_env env, napi_callback_info info) {
   for (int64_t s = 0; s < n; s++) {
     if (id[s] < 0 || id[s] >= e) {
       free(fill);
-      return mk_throw_range(env, "moePlanRoutes: expert id %d at slot %lld is outside [0, %lld)", id[s],
-                            (long long)s, (long long)e);
+      return mk_throw_range(env, "moePlanRoutes: expert id %d at slot %lld is outside [0, %lld)", id[s], (long long)s,
+                            (long long)e);
     }
     fill[id[s]]++;
   }

@@ -75,7 +75,6 @@ typedef struct {
 static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t t); /* below */
 #endif
 
-
 #define T float
 #define SFX f32
 #define MK_EXP expf
@@ -128,19 +127,16 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 }
 #endif
 
-static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like,
-                      int nullable, int64_t need, mk_typed *out) {
-  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out))
-    return 0;
+static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like, int nullable, int64_t need,
+                      mk_typed *out) {
+  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out)) return 0;
   if (!out->data) return 1;
   return mk_arg_same_type(env, out, like, what, "the scores") && mk_arg_len(env, out, need, what);
 }
 
 /* Float64Array of at least `need` elements (or null when nullable). */
-static int f64_array(napi_env env, napi_value v, const char *what, int nullable, int64_t need,
-                     mk_typed *out) {
-  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out))
-    return 0;
+static int f64_array(napi_env env, napi_value v, const char *what, int nullable, int64_t need, mk_typed *out) {
+  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out)) return 0;
   if (!out->data) return 1;
   if (out->type != napi_float64_array) {
     mk_throw_type(env, "%s must be a Float64Array, got %s", what, mk_napi_typed_name(out->type));
@@ -149,14 +145,12 @@ static int f64_array(napi_env env, napi_value v, const char *what, int nullable,
   return mk_arg_len(env, out, need, what);
 }
 
-static int read_shape(napi_env env, napi_value *argv, const char *fn, int64_t *t, int64_t *e,
-                      int64_t *k) {
+static int read_shape(napi_env env, napi_value *argv, const char *fn, int64_t *t, int64_t *e, int64_t *k) {
   char w[3][40];
   snprintf(w[0], sizeof w[0], "%s: t", fn);
   snprintf(w[1], sizeof w[1], "%s: e", fn);
   snprintf(w[2], sizeof w[2], "%s: k", fn);
-  if (!mk_napi_i64(env, argv[0], w[0], 0, MAX_DIM, t) ||
-      !mk_napi_i64(env, argv[1], w[1], 1, INT32_MAX, e) ||
+  if (!mk_napi_i64(env, argv[0], w[0], 0, MAX_DIM, t) || !mk_napi_i64(env, argv[1], w[1], 1, INT32_MAX, e) ||
       !mk_napi_i64(env, argv[2], w[2], 1, INT32_MAX, k))
     return 0;
   if (*k > *e) {
@@ -190,8 +184,7 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
       !mk_napi_f64(env, argv[5], "routerForward: scale", &scale) ||
       !mk_arg_len(env, &logits, t * e, "routerForward: logits") ||
       !float_like(env, argv[6], "routerForward: scores", &logits, 0, t * e, &scores) ||
-      !mk_arg_i32(env, argv[7], "routerForward: ids", &ids) ||
-      !mk_arg_len(env, &ids, t * k, "routerForward: ids") ||
+      !mk_arg_i32(env, argv[7], "routerForward: ids", &ids) || !mk_arg_len(env, &ids, t * k, "routerForward: ids") ||
       !float_like(env, argv[8], "routerForward: weights", &logits, 0, t * k, &weights) ||
       !float_like(env, argv[9], "routerForward: lse", &logits, 0, t, &lse) ||
       !mk_arg_i32(env, argv[10], "routerForward: counts", &counts) ||
@@ -208,13 +201,19 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
   }
   memset(partial, 0, (size_t)(tasks * PARTIAL_STRIDE(e, k)) * sizeof(double));
   memset(pcounts, 0, (size_t)(tasks * COUNTS_STRIDE(e)) * sizeof(int64_t));
-  mk_router_ctx c = {.logits = logits.data, .scores = scores.data, .weights = weights.data,
-                     .lse = lse.data, .ids = (int32_t *)ids.data, .E = e, .K = k,
-                     .renorm = renorm, .scale = scale, .tasks = tasks, .partial = partial,
+  mk_router_ctx c = {.logits = logits.data,
+                     .scores = scores.data,
+                     .weights = weights.data,
+                     .lse = lse.data,
+                     .ids = (int32_t *)ids.data,
+                     .E = e,
+                     .K = k,
+                     .renorm = renorm,
+                     .scale = scale,
+                     .tasks = tasks,
+                     .partial = partial,
                      .partial_counts = pcounts};
-  mk_par_range(t, 16 * e,
-               logits.type == napi_float64_array ? router_forward_chunk_f64 : router_forward_chunk_f32,
-               &c);
+  mk_par_range(t, 16 * e, logits.type == napi_float64_array ? router_forward_chunk_f64 : router_forward_chunk_f32, &c);
   double *out = (double *)sums.data;
   int32_t *cnt = (int32_t *)counts.data;
   for (int64_t j = 0; j < e + 2; j++) {
@@ -243,8 +242,7 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
       !read_shape(env, argv + 4, "routerBackward", &t, &e, &k) ||
       !mk_arg_len(env, &scores, t * e, "routerBackward: scores") ||
       !float_like(env, argv[1], "routerBackward: lse", &scores, 0, t, &lse) ||
-      !mk_arg_i32(env, argv[2], "routerBackward: ids", &ids) ||
-      !mk_arg_len(env, &ids, t * k, "routerBackward: ids") ||
+      !mk_arg_i32(env, argv[2], "routerBackward: ids", &ids) || !mk_arg_len(env, &ids, t * k, "routerBackward: ids") ||
       !float_like(env, argv[3], "routerBackward: dweights", &scores, 1, t * k, &dweights) ||
       !mk_napi_bool(env, argv[7], "routerBackward: renorm", &renorm) ||
       !mk_napi_f64(env, argv[8], "routerBackward: scale", &scale) ||
@@ -253,13 +251,18 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
       !float_like(env, argv[11], "routerBackward: dlogits", &scores, 0, t * e, &dlogits))
     return NULL;
   if (!ids_in_range(env, "routerBackward", &ids, t * k, e)) return NULL;
-  mk_router_ctx c = {.scores = (void *)scores.data, .lse = lse.data, .ids = (int32_t *)ids.data,
-                     .dweights = dweights.data, .dlogits = dlogits.data, .E = e, .K = k,
-                     .renorm = renorm, .scale = scale, .z_coef = zc,
+  mk_router_ctx c = {.scores = (void *)scores.data,
+                     .lse = lse.data,
+                     .ids = (int32_t *)ids.data,
+                     .dweights = dweights.data,
+                     .dlogits = dlogits.data,
+                     .E = e,
+                     .K = k,
+                     .renorm = renorm,
+                     .scale = scale,
+                     .z_coef = zc,
                      .lb_coef = (const double *)lbc.data};
-  mk_par_range(t, e,
-               scores.type == napi_float64_array ? router_backward_chunk_f64 : router_backward_chunk_f32,
-               &c);
+  mk_par_range(t, e, scores.type == napi_float64_array ? router_backward_chunk_f64 : router_backward_chunk_f32, &c);
   return mk_napi_undefined(env);
 }
 
@@ -272,8 +275,7 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
   const char *fn = "routerLayerBackward";
   if (!mk_napi_args(env, info, 18, argv, fn) ||
       !mk_napi_float_array(env, argv[0], "routerLayerBackward: scores", &scores) ||
-      !read_shape(env, argv + 5, fn, &t, &e, &k) ||
-      !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
+      !read_shape(env, argv + 5, fn, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
       !float_like(env, argv[1], "routerLayerBackward: lse", &scores, 0, t, &lse) ||
       !mk_arg_i32(env, argv[2], "routerLayerBackward: ids", &ids) ||
       !mk_arg_len(env, &ids, t * k, "routerLayerBackward: ids") ||
@@ -309,12 +311,27 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
     free(dweights);
     return mk_throw_error(env, "routerLayerBackward: out of memory");
   }
-  mk_router_ctx c = {.scores = (void *)scores.data, .lse = lse.data, .ids = (int32_t *)ids.data,
-                     .dweights = dweights, .dweights_fill = dweights, .dlogits = dlogits, .E = e,
-                     .K = k, .renorm = renorm, .scale = scale, .z_coef = zc,
-                     .lb_coef = (const double *)lbc.data, .slot_row = sr, .row_dw = rdw.data,
-                     .x = x.data, .wr = wr.data, .row_dx = rdx.data, .dwr = dwr.data, .dx = dx.data,
-                     .H = h, .rows = t};
+  mk_router_ctx c = {.scores = (void *)scores.data,
+                     .lse = lse.data,
+                     .ids = (int32_t *)ids.data,
+                     .dweights = dweights,
+                     .dweights_fill = dweights,
+                     .dlogits = dlogits,
+                     .E = e,
+                     .K = k,
+                     .renorm = renorm,
+                     .scale = scale,
+                     .z_coef = zc,
+                     .lb_coef = (const double *)lbc.data,
+                     .slot_row = sr,
+                     .row_dw = rdw.data,
+                     .x = x.data,
+                     .wr = wr.data,
+                     .row_dx = rdx.data,
+                     .dwr = dwr.data,
+                     .dx = dx.data,
+                     .H = h,
+                     .rows = t};
   const int f64 = scores.type == napi_float64_array;
   mk_range_fn rows_fn = f64 ? tail_rows_f64 : tail_rows_f32, dwr_fn = f64 ? tail_dwr_f64 : tail_dwr_f32;
 #if defined(__x86_64__)

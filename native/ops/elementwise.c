@@ -18,20 +18,45 @@
 #include "nd_iter.h"
 
 typedef enum {
-  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_TANH, U_SIGMOID, U_SILU, U_RELU, U_GELU,
-  U_GELU_TANH, U_SIGN, U_SQUARE, U_RECIPROCAL, U_COUNT
+  U_NEG,
+  U_EXP,
+  U_LOG,
+  U_SQRT,
+  U_RSQRT,
+  U_ABS,
+  U_TANH,
+  U_SIGMOID,
+  U_SILU,
+  U_RELU,
+  U_GELU,
+  U_GELU_TANH,
+  U_SIGN,
+  U_SQUARE,
+  U_RECIPROCAL,
+  U_COUNT
 } mk_unary_op;
-static const char *const k_unary_names[U_COUNT] = {
-    "neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "silu", "relu", "gelu",
-    "gelu_tanh", "sign", "square", "reciprocal"};
+static const char *const k_unary_names[U_COUNT] = {"neg",  "exp",       "log",     "sqrt",   "rsqrt",
+                                                   "abs",  "tanh",      "sigmoid", "silu",   "relu",
+                                                   "gelu", "gelu_tanh", "sign",    "square", "reciprocal"};
 
 typedef enum {
-  B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE,
+  B_ADD,
+  B_SUB,
+  B_MUL,
+  B_DIV,
+  B_POW,
+  B_MAXIMUM,
+  B_MINIMUM,
+  B_EQ,
+  B_NE,
+  B_LT,
+  B_LE,
+  B_GT,
+  B_GE,
   B_COUNT
 } mk_binary_op;
-static const char *const k_binary_names[B_COUNT] = {"add", "sub", "mul", "div", "pow",
-                                                    "maximum", "minimum", "eq", "ne", "lt",
-                                                    "le", "gt", "ge"};
+static const char *const k_binary_names[B_COUNT] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                                    "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 
 /* ---- scalar math (double), as in src/backend/reference/math.ts ------------ */
 
@@ -59,12 +84,18 @@ static inline double mk_js_pow(double x, double y) {
 
 static double mk_unary_deriv(int op, double x) {
   switch ((mk_unary_op)op) {
-    case U_NEG: return -1;
-    case U_EXP: return exp(x);
-    case U_LOG: return 1 / x;
-    case U_SQRT: return 0.5 / sqrt(x);
-    case U_RSQRT: return -0.5 / (x * sqrt(x));
-    case U_ABS: return x > 0 ? 1 : (x < 0 ? -1 : 0);
+    case U_NEG:
+      return -1;
+    case U_EXP:
+      return exp(x);
+    case U_LOG:
+      return 1 / x;
+    case U_SQRT:
+      return 0.5 / sqrt(x);
+    case U_RSQRT:
+      return -0.5 / (x * sqrt(x));
+    case U_ABS:
+      return x > 0 ? 1 : (x < 0 ? -1 : 0);
     case U_TANH: {
       double t = tanh(x);
       return 1 - t * t;
@@ -77,18 +108,24 @@ static double mk_unary_deriv(int op, double x) {
       double s = mk_sigmoid(x);
       return s * (1 + x * (1 - s));
     }
-    case U_RELU: return x > 0 ? 1 : 0;
-    case U_GELU: return 0.5 * (1 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+    case U_RELU:
+      return x > 0 ? 1 : 0;
+    case U_GELU:
+      return 0.5 * (1 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
     case U_GELU_TANH: {
       double u = SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x);
       double t = tanh(u);
       double du = SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_C * x * x);
       return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
     }
-    case U_SIGN: return 0;
-    case U_SQUARE: return 2 * x;
-    case U_RECIPROCAL: return -1 / (x * x);
-    default: return NAN;
+    case U_SIGN:
+      return 0;
+    case U_SQUARE:
+      return 2 * x;
+    case U_RECIPROCAL:
+      return -1 / (x * x);
+    default:
+      return NAN;
   }
 }
 
@@ -129,17 +166,38 @@ static void binary_chunk_i32(void *p, int64_t begin, int64_t end, int64_t task) 
       int32_t x = pa[i * sa], y = pb[i * sb], r = 0;
       switch ((mk_binary_op)c->op) {
         /* wrap-around add/sub == ToInt32 of the exact double sum */
-        case B_ADD: r = (int32_t)((uint32_t)x + (uint32_t)y); break;
-        case B_SUB: r = (int32_t)((uint32_t)x - (uint32_t)y); break;
-        case B_MAXIMUM: r = x > y ? x : y; break;
-        case B_MINIMUM: r = x < y ? x : y; break;
-        case B_EQ: r = x == y; break;
-        case B_NE: r = x != y; break;
-        case B_LT: r = x < y; break;
-        case B_LE: r = x <= y; break;
-        case B_GT: r = x > y; break;
-        case B_GE: r = x >= y; break;
-        default: break;
+        case B_ADD:
+          r = (int32_t)((uint32_t)x + (uint32_t)y);
+          break;
+        case B_SUB:
+          r = (int32_t)((uint32_t)x - (uint32_t)y);
+          break;
+        case B_MAXIMUM:
+          r = x > y ? x : y;
+          break;
+        case B_MINIMUM:
+          r = x < y ? x : y;
+          break;
+        case B_EQ:
+          r = x == y;
+          break;
+        case B_NE:
+          r = x != y;
+          break;
+        case B_LT:
+          r = x < y;
+          break;
+        case B_LE:
+          r = x <= y;
+          break;
+        case B_GT:
+          r = x > y;
+          break;
+        case B_GE:
+          r = x >= y;
+          break;
+        default:
+          break;
       }
       po[i] = r;
     }
@@ -175,12 +233,12 @@ static void where_chunk(void *p, int64_t begin, int64_t end, int64_t task) {
     for (int64_t i = 0; i < n; i++) {
       int take_a = cond_at(c->cond, c->ctype, it.off[0] + i * sc);
       if (c->width == 8) {
-        const uint64_t *src = take_a ? (const uint64_t *)c->a + it.off[1] + i * sa
-                                     : (const uint64_t *)c->b + it.off[2] + i * sb;
+        const uint64_t *src =
+            take_a ? (const uint64_t *)c->a + it.off[1] + i * sa : (const uint64_t *)c->b + it.off[2] + i * sb;
         ((uint64_t *)c->out)[pos + i] = *src;
       } else {
-        const uint32_t *src = take_a ? (const uint32_t *)c->a + it.off[1] + i * sa
-                                     : (const uint32_t *)c->b + it.off[2] + i * sb;
+        const uint32_t *src =
+            take_a ? (const uint32_t *)c->a + it.off[1] + i * sa : (const uint32_t *)c->b + it.off[2] + i * sb;
         ((uint32_t *)c->out)[pos + i] = *src;
       }
     }
@@ -209,24 +267,33 @@ typedef struct {
 
 static void cast_chunk(void *p, int64_t b, int64_t e, int64_t task) {
   const mk_cast_ctx *c = (const mk_cast_ctx *)p;
-#define CAST_LOOP(FROM, TO, EXPR)                                    \
-  do {                                                               \
-    const FROM *restrict x = (const FROM *)c->x;                     \
-    TO *restrict o = (TO *)c->out;                                   \
-    for (int64_t i = b; i < e; i++) o[i] = (EXPR);                   \
+#define CAST_LOOP(FROM, TO, EXPR)                  \
+  do {                                             \
+    const FROM *restrict x = (const FROM *)c->x;   \
+    TO *restrict o = (TO *)c->out;                 \
+    for (int64_t i = b; i < e; i++) o[i] = (EXPR); \
   } while (0)
   if (c->to == napi_int32_array) {
-    if (c->from == napi_float32_array) CAST_LOOP(float, int32_t, js_to_int32(x[i]));
-    else if (c->from == napi_float64_array) CAST_LOOP(double, int32_t, js_to_int32(x[i]));
-    else CAST_LOOP(int32_t, int32_t, x[i]);
+    if (c->from == napi_float32_array)
+      CAST_LOOP(float, int32_t, js_to_int32(x[i]));
+    else if (c->from == napi_float64_array)
+      CAST_LOOP(double, int32_t, js_to_int32(x[i]));
+    else
+      CAST_LOOP(int32_t, int32_t, x[i]);
   } else if (c->to == napi_float32_array) {
-    if (c->from == napi_float32_array) CAST_LOOP(float, float, x[i]);
-    else if (c->from == napi_float64_array) CAST_LOOP(double, float, (float)x[i]);
-    else CAST_LOOP(int32_t, float, (float)x[i]);
+    if (c->from == napi_float32_array)
+      CAST_LOOP(float, float, x[i]);
+    else if (c->from == napi_float64_array)
+      CAST_LOOP(double, float, (float)x[i]);
+    else
+      CAST_LOOP(int32_t, float, (float)x[i]);
   } else {
-    if (c->from == napi_float32_array) CAST_LOOP(float, double, (double)x[i]);
-    else if (c->from == napi_float64_array) CAST_LOOP(double, double, x[i]);
-    else CAST_LOOP(int32_t, double, (double)x[i]);
+    if (c->from == napi_float32_array)
+      CAST_LOOP(float, double, (double)x[i]);
+    else if (c->from == napi_float64_array)
+      CAST_LOOP(double, double, x[i]);
+    else
+      CAST_LOOP(int32_t, double, (double)x[i]);
   }
 #undef CAST_LOOP
 }
@@ -243,18 +310,18 @@ typedef struct {
 
 static void unary_chunk(void *p, int64_t b, int64_t e, int64_t task) {
   const mk_flat_ctx *c = (const mk_flat_ctx *)p;
-  if (c->f64) unary_range_f64(c->op, (const double *)c->x + b, (double *)c->out + b, e - b);
-  else unary_range_f32(c->op, (const float *)c->x + b, (float *)c->out + b, e - b);
+  if (c->f64)
+    unary_range_f64(c->op, (const double *)c->x + b, (double *)c->out + b, e - b);
+  else
+    unary_range_f32(c->op, (const float *)c->x + b, (float *)c->out + b, e - b);
 }
 
 static void unary_backward_chunk(void *p, int64_t b, int64_t e, int64_t task) {
   const mk_flat_ctx *c = (const mk_flat_ctx *)p;
   if (c->f64)
-    unary_backward_range_f64(c->op, (const double *)c->x + b, (const double *)c->dy + b,
-                             (double *)c->out + b, e - b);
+    unary_backward_range_f64(c->op, (const double *)c->x + b, (const double *)c->dy + b, (double *)c->out + b, e - b);
   else
-    unary_backward_range_f32(c->op, (const float *)c->x + b, (const float *)c->dy + b,
-                             (float *)c->out + b, e - b);
+    unary_backward_range_f32(c->op, (const float *)c->x + b, (const float *)c->dy + b, (float *)c->out + b, e - b);
 }
 
 static void clamp_chunk(void *p, int64_t b, int64_t e, int64_t task) {
@@ -262,16 +329,23 @@ static void clamp_chunk(void *p, int64_t b, int64_t e, int64_t task) {
   if (c->f64)
     clamp_range_f64((const double *)c->x + b, (double *)c->out + b, e - b, c->lo, c->hi);
   else /* float bounds: rounding is monotonic, so this equals clamping in double */
-    clamp_range_f32((const float *)c->x + b, (float *)c->out + b, e - b, (float)c->lo,
-                    (float)c->hi);
+    clamp_range_f32((const float *)c->x + b, (float *)c->out + b, e - b, (float)c->lo, (float)c->hi);
 }
 
 /* Transcendental ops cost ~20x a load/store: parallelise them sooner. */
 static int64_t unary_cost(int op) {
   switch ((mk_unary_op)op) {
-    case U_NEG: case U_ABS: case U_RELU: case U_SIGN: case U_SQUARE: case U_SQRT:
-    case U_RECIPROCAL: case U_RSQRT: return 1;
-    default: return 16;
+    case U_NEG:
+    case U_ABS:
+    case U_RELU:
+    case U_SIGN:
+    case U_SQUARE:
+    case U_SQRT:
+    case U_RECIPROCAL:
+    case U_RSQRT:
+      return 1;
+    default:
+      return 16;
   }
 }
 
@@ -283,10 +357,8 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
   mk_typed x, out;
   if (!mk_napi_args(env, info, 3, argv, "unary") ||
       !mk_arg_enum(env, argv[0], "unary: op", k_unary_names, U_COUNT, &op) ||
-      !mk_napi_float_array(env, argv[1], "unary: x", &x) ||
-      !mk_napi_float_array(env, argv[2], "unary: out", &out) ||
-      !mk_arg_same_type(env, &out, &x, "unary: out", "x") ||
-      !mk_arg_len(env, &out, (int64_t)x.length, "unary: out"))
+      !mk_napi_float_array(env, argv[1], "unary: x", &x) || !mk_napi_float_array(env, argv[2], "unary: out", &out) ||
+      !mk_arg_same_type(env, &out, &x, "unary: out", "x") || !mk_arg_len(env, &out, (int64_t)x.length, "unary: out"))
     return NULL;
   mk_flat_ctx c = {op, x.type == napi_float64_array, x.data, NULL, out.data, 0, 0};
   mk_par_range((int64_t)x.length, unary_cost(op), unary_chunk, &c);
@@ -316,11 +388,9 @@ static napi_value js_clamp(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   mk_typed x, out;
   double lo, hi;
-  if (!mk_napi_args(env, info, 4, argv, "clamp") ||
-      !mk_napi_float_array(env, argv[0], "clamp: x", &x) ||
+  if (!mk_napi_args(env, info, 4, argv, "clamp") || !mk_napi_float_array(env, argv[0], "clamp: x", &x) ||
       !mk_napi_f64(env, argv[1], "clamp: lo", &lo) || !mk_napi_f64(env, argv[2], "clamp: hi", &hi) ||
-      !mk_napi_float_array(env, argv[3], "clamp: out", &out) ||
-      !mk_arg_same_type(env, &out, &x, "clamp: out", "x") ||
+      !mk_napi_float_array(env, argv[3], "clamp: out", &out) || !mk_arg_same_type(env, &out, &x, "clamp: out", "x") ||
       !mk_arg_len(env, &out, (int64_t)x.length, "clamp: out"))
     return NULL;
   mk_flat_ctx c = {0, x.type == napi_float64_array, x.data, NULL, out.data, lo, hi};
@@ -332,8 +402,7 @@ static napi_value js_cast(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   mk_typed x, out;
   if (!mk_napi_args(env, info, 2, argv, "cast") || !mk_arg_storage(env, argv[0], "cast: x", &x) ||
-      !mk_arg_storage(env, argv[1], "cast: out", &out) ||
-      !mk_arg_len(env, &out, (int64_t)x.length, "cast: out"))
+      !mk_arg_storage(env, argv[1], "cast: out", &out) || !mk_arg_len(env, &out, (int64_t)x.length, "cast: out"))
     return NULL;
   mk_cast_ctx c = {x.data, out.data, x.type, out.type};
   mk_par_range((int64_t)x.length, 1, cast_chunk, &c);
@@ -341,9 +410,8 @@ static napi_value js_cast(napi_env env, napi_callback_info info) {
 }
 
 /* Reads shape + per-operand strides, checks every operand's reach. */
-static int read_layout(napi_env env, napi_value *strides_v, const mk_typed *ops, int nops,
-                       napi_value shape_v, const char *fn, const char *const *names,
-                       mk_nd_layout *lay, int64_t *total) {
+static int read_layout(napi_env env, napi_value *strides_v, const mk_typed *ops, int nops, napi_value shape_v,
+                       const char *fn, const char *const *names, mk_nd_layout *lay, int64_t *total) {
   char what[64];
   int rank, r2;
   snprintf(what, sizeof what, "%s: outShape", fn);
@@ -375,15 +443,13 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
   static const char *const names[2] = {"a", "b"};
   if (!mk_napi_args(env, info, 7, argv, "binary") ||
       !mk_arg_enum(env, argv[0], "binary: op", k_binary_names, B_COUNT, &op) ||
-      !mk_arg_storage(env, argv[1], "binary: a", &ops[0]) ||
-      !mk_arg_storage(env, argv[3], "binary: b", &ops[1]) ||
+      !mk_arg_storage(env, argv[1], "binary: a", &ops[0]) || !mk_arg_storage(env, argv[3], "binary: b", &ops[1]) ||
       !mk_arg_storage(env, argv[6], "binary: out", &out) ||
       !mk_arg_same_type(env, &ops[1], &ops[0], "binary: b", "a") ||
       !mk_arg_same_type(env, &out, &ops[0], "binary: out", "a"))
     return NULL;
   if (ops[0].type == napi_int32_array && !i32_binary_supported(op))
-    return mk_throw_type(env, "binary: op \"%s\" is not supported on Int32Array",
-                         k_binary_names[op]);
+    return mk_throw_type(env, "binary: op \"%s\" is not supported on Int32Array", k_binary_names[op]);
   napi_value strides_v[2] = {argv[2], argv[4]};
   mk_bin_ctx c;
   int64_t total;
@@ -407,12 +473,9 @@ static napi_value js_where(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   mk_typed ops[3], out;
   static const char *const names[3] = {"cond", "a", "b"};
-  if (!mk_napi_args(env, info, 8, argv, "where") ||
-      !mk_arg_storage(env, argv[0], "where: cond", &ops[0]) ||
-      !mk_arg_storage(env, argv[2], "where: a", &ops[1]) ||
-      !mk_arg_storage(env, argv[4], "where: b", &ops[2]) ||
-      !mk_arg_storage(env, argv[7], "where: out", &out) ||
-      !mk_arg_same_type(env, &ops[2], &ops[1], "where: b", "a") ||
+  if (!mk_napi_args(env, info, 8, argv, "where") || !mk_arg_storage(env, argv[0], "where: cond", &ops[0]) ||
+      !mk_arg_storage(env, argv[2], "where: a", &ops[1]) || !mk_arg_storage(env, argv[4], "where: b", &ops[2]) ||
+      !mk_arg_storage(env, argv[7], "where: out", &out) || !mk_arg_same_type(env, &ops[2], &ops[1], "where: b", "a") ||
       !mk_arg_same_type(env, &out, &ops[1], "where: out", "a"))
     return NULL;
   napi_value strides_v[3] = {argv[1], argv[3], argv[5]};

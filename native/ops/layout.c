@@ -25,7 +25,7 @@ typedef struct {
   int add;          /* slice add: dst += src */
   mk_nd_layout lay; /* op 0: src strides, op 1: dst strides */
   /* tiled transpose (permute whose innermost output axis is strided in x) */
-  int p;            /* collapsed axis whose src stride is 1 */
+  int p; /* collapsed axis whose src stride is 1 */
   int64_t tiles_p, tiles_l;
 } mk_lay_ctx;
 
@@ -58,8 +58,10 @@ static void runs_chunk(void *p, int64_t begin, int64_t end, int64_t task) {
     const char *s = c->src + (size_t)it.off[0] * w;
     char *d = c->dst + (size_t)it.off[1] * w;
     if (ss == 1 && ds == 1) {
-      if (c->add) add_run(c->type, d, s, n);
-      else memcpy(d, s, (size_t)n * w);
+      if (c->add)
+        add_run(c->type, d, s, n);
+      else
+        memcpy(d, s, (size_t)n * w);
     } else if (w == 8) { /* strided copy (no tile plan applies) */
       for (int64_t i = 0; i < n; i++) ((uint64_t *)d)[i * ds] = ((const uint64_t *)s)[i * ss];
     } else {
@@ -71,11 +73,11 @@ static void runs_chunk(void *p, int64_t begin, int64_t end, int64_t task) {
 }
 
 /* Tiled transpose: item = (outer index over the other axes, tile_p, tile_l). */
-#define TRANSPOSE_TILE(U)                                                              \
-  for (int64_t ip = p0; ip < p1; ip++) {                                               \
-    const U *restrict s = (const U *)c->src + so + ip;                                 \
-    U *restrict d = (U *)c->dst + dof + ip * dsp;                                      \
-    for (int64_t il = l0; il < l1; il++) d[il] = s[il * ssl];                          \
+#define TRANSPOSE_TILE(U)                                     \
+  for (int64_t ip = p0; ip < p1; ip++) {                      \
+    const U *restrict s = (const U *)c->src + so + ip;        \
+    U *restrict d = (U *)c->dst + dof + ip * dsp;             \
+    for (int64_t il = l0; il < l1; il++) d[il] = s[il * ssl]; \
   }
 
 static void tiles_chunk(void *p, int64_t begin, int64_t end, int64_t task) {
@@ -120,15 +122,12 @@ static napi_value js_permute(napi_env env, napi_callback_info info) {
   mk_typed x, out;
   int64_t shape[MK_MAX_RANK], perm[MK_MAX_RANK], inst[MK_MAX_RANK];
   int rank, prank;
-  if (!mk_napi_args(env, info, 4, argv, "permute") ||
-      !mk_arg_storage(env, argv[0], "permute: x", &x) ||
+  if (!mk_napi_args(env, info, 4, argv, "permute") || !mk_arg_storage(env, argv[0], "permute: x", &x) ||
       !mk_arg_dims(env, argv[1], "permute: shape", 0, (int64_t)1 << 48, shape, &rank) ||
       !mk_arg_dims(env, argv[2], "permute: perm", 0, MK_MAX_RANK - 1, perm, &prank) ||
-      !mk_arg_storage(env, argv[3], "permute: out", &out) ||
-      !mk_arg_same_type(env, &out, &x, "permute: out", "x"))
+      !mk_arg_storage(env, argv[3], "permute: out", &out) || !mk_arg_same_type(env, &out, &x, "permute: out", "x"))
     return NULL;
-  if (prank != rank)
-    return mk_throw_range(env, "permute: perm has %d entries, shape has %d", prank, rank);
+  if (prank != rank) return mk_throw_range(env, "permute: perm has %d entries, shape has %d", prank, rank);
   int seen[MK_MAX_RANK] = {0};
   for (int i = 0; i < rank; i++) {
     if (perm[i] >= rank || seen[perm[i]])
@@ -136,11 +135,9 @@ static napi_value js_permute(napi_env env, napi_callback_info info) {
     seen[perm[i]] = 1;
   }
   int64_t total = mk_prod(shape, rank);
-  if (!mk_arg_len(env, &x, total, "permute: x") || !mk_arg_len(env, &out, total, "permute: out"))
-    return NULL;
+  if (!mk_arg_len(env, &x, total, "permute: x") || !mk_arg_len(env, &out, total, "permute: out")) return NULL;
   if (total == 0) return mk_napi_undefined(env);
-  mk_lay_ctx c = {.src = (const char *)x.data, .dst = (char *)out.data, .width = mk_elem_size(&x),
-                  .type = x.type};
+  mk_lay_ctx c = {.src = (const char *)x.data, .dst = (char *)out.data, .width = mk_elem_size(&x), .type = x.type};
   contiguous_strides(shape, rank, inst);
   c.lay.rank = rank;
   c.lay.nops = 2;
@@ -160,16 +157,14 @@ static napi_value js_permute(napi_env env, napi_callback_info info) {
   } else {
     c.tiles_p = (c.lay.shape[c.p] + TILE - 1) / TILE;
     c.tiles_l = (c.lay.shape[last] + TILE - 1) / TILE;
-    mk_par_range(total / (c.lay.shape[c.p] * c.lay.shape[last]) * c.tiles_p * c.tiles_l,
-                 TILE * TILE, tiles_chunk, &c);
+    mk_par_range(total / (c.lay.shape[c.p] * c.lay.shape[last]) * c.tiles_p * c.tiles_l, TILE * TILE, tiles_chunk, &c);
   }
   return mk_napi_undefined(env);
 }
 
 /* Reads shape, starts and the box sizes; checks that the box fits. */
-static int read_box(napi_env env, const char *fn, napi_value shape_v, napi_value starts_v,
-                    napi_value sizes_v, const char *sizes_name, int64_t *shape, int64_t *starts,
-                    int64_t *sizes, int *rank) {
+static int read_box(napi_env env, const char *fn, napi_value shape_v, napi_value starts_v, napi_value sizes_v,
+                    const char *sizes_name, int64_t *shape, int64_t *starts, int64_t *sizes, int *rank) {
   char w[64];
   int r1, r2;
   snprintf(w, sizeof w, "%s: shape", fn);
@@ -179,15 +174,14 @@ static int read_box(napi_env env, const char *fn, napi_value shape_v, napi_value
   snprintf(w, sizeof w, "%s: %s", fn, sizes_name);
   if (!mk_arg_dims(env, sizes_v, w, 0, (int64_t)1 << 48, sizes, &r2)) return 0;
   if (r1 != *rank || r2 != *rank) {
-    mk_throw_range(env, "%s: shape, starts and %s must have the same length (%d, %d, %d)", fn,
-                   sizes_name, *rank, r1, r2);
+    mk_throw_range(env, "%s: shape, starts and %s must have the same length (%d, %d, %d)", fn, sizes_name, *rank, r1,
+                   r2);
     return 0;
   }
   for (int i = 0; i < *rank; i++)
     if (starts[i] + sizes[i] > shape[i]) {
-      mk_throw_range(env, "%s: box [%lld, %lld) on axis %d exceeds its size %lld", fn,
-                     (long long)starts[i], (long long)(starts[i] + sizes[i]), i,
-                     (long long)shape[i]);
+      mk_throw_range(env, "%s: box [%lld, %lld) on axis %d exceeds its size %lld", fn, (long long)starts[i],
+                     (long long)(starts[i] + sizes[i]), i, (long long)shape[i]);
       return 0;
     }
   if (mk_prod(shape, *rank) < 0) {
@@ -198,8 +192,8 @@ static int read_box(napi_env env, const char *fn, napi_value shape_v, napi_value
 }
 
 /* Box layout: op 0 walks the big array (strides of shape), op 1 the box. */
-static int64_t box_layout(mk_lay_ctx *c, const int64_t *shape, const int64_t *starts,
-                          const int64_t *sizes, int rank, int big_is_src) {
+static int64_t box_layout(mk_lay_ctx *c, const int64_t *shape, const int64_t *starts, const int64_t *sizes, int rank,
+                          int big_is_src) {
   int64_t st[MK_MAX_RANK], base = 0;
   contiguous_strides(shape, rank, st);
   for (int i = 0; i < rank; i++) base += starts[i] * st[i];
@@ -219,8 +213,7 @@ static napi_value js_slice_copy(napi_env env, napi_callback_info info) {
   mk_typed x, out;
   int64_t shape[MK_MAX_RANK], starts[MK_MAX_RANK], sizes[MK_MAX_RANK];
   int rank;
-  if (!mk_napi_args(env, info, 5, argv, "sliceCopy") ||
-      !mk_arg_storage(env, argv[0], "sliceCopy: x", &x) ||
+  if (!mk_napi_args(env, info, 5, argv, "sliceCopy") || !mk_arg_storage(env, argv[0], "sliceCopy: x", &x) ||
       !read_box(env, "sliceCopy", argv[1], argv[2], argv[3], "sizes", shape, starts, sizes, &rank) ||
       !mk_arg_storage(env, argv[4], "sliceCopy: out", &out) ||
       !mk_arg_same_type(env, &out, &x, "sliceCopy: out", "x") ||
@@ -246,8 +239,7 @@ static napi_value js_slice_add(napi_env env, napi_callback_info info) {
       !mk_arg_storage(env, argv[0], "sliceAddInPlace: target", &target) ||
       !mk_arg_storage(env, argv[3], "sliceAddInPlace: src", &src) ||
       !mk_arg_same_type(env, &src, &target, "sliceAddInPlace: src", "target") ||
-      !read_box(env, "sliceAddInPlace", argv[1], argv[2], argv[4], "srcShape", shape, starts,
-                sizes, &rank) ||
+      !read_box(env, "sliceAddInPlace", argv[1], argv[2], argv[4], "srcShape", shape, starts, sizes, &rank) ||
       !mk_arg_len(env, &target, mk_prod(shape, rank), "sliceAddInPlace: target"))
     return NULL;
   int64_t total = mk_prod(sizes, rank);

@@ -27,8 +27,8 @@ typedef struct {
 #undef T
 #undef SFX
 
-static int arg_same(napi_env env, napi_value v, const char *what, const mk_typed *like,
-                    const char *like_name, mk_typed *out) {
+static int arg_same(napi_env env, napi_value v, const char *what, const mk_typed *like, const char *like_name,
+                    mk_typed *out) {
   return mk_napi_float_array(env, v, what, out) && mk_arg_same_type(env, out, like, what, like_name) &&
          mk_arg_len(env, out, (int64_t)like->length, what);
 }
@@ -37,21 +37,17 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
   napi_value argv[11];
   mk_typed param, grad, m, v;
   double lr, b1, b2, eps, wd, bc1, bc2;
-  if (!mk_napi_args(env, info, 11, argv, "adamw") ||
-      !mk_napi_float_array(env, argv[0], "adamw: param", &param) ||
+  if (!mk_napi_args(env, info, 11, argv, "adamw") || !mk_napi_float_array(env, argv[0], "adamw: param", &param) ||
       !arg_same(env, argv[1], "adamw: grad", &param, "param", &grad) ||
       !arg_same(env, argv[2], "adamw: m", &param, "param", &m) ||
-      !arg_same(env, argv[3], "adamw: v", &param, "param", &v) ||
-      !mk_napi_f64(env, argv[4], "adamw: lr", &lr) || !mk_napi_f64(env, argv[5], "adamw: beta1", &b1) ||
-      !mk_napi_f64(env, argv[6], "adamw: beta2", &b2) || !mk_napi_f64(env, argv[7], "adamw: eps", &eps) ||
-      !mk_napi_f64(env, argv[8], "adamw: weightDecay", &wd) ||
+      !arg_same(env, argv[3], "adamw: v", &param, "param", &v) || !mk_napi_f64(env, argv[4], "adamw: lr", &lr) ||
+      !mk_napi_f64(env, argv[5], "adamw: beta1", &b1) || !mk_napi_f64(env, argv[6], "adamw: beta2", &b2) ||
+      !mk_napi_f64(env, argv[7], "adamw: eps", &eps) || !mk_napi_f64(env, argv[8], "adamw: weightDecay", &wd) ||
       !mk_napi_f64(env, argv[9], "adamw: biasCorrection1", &bc1) ||
       !mk_napi_f64(env, argv[10], "adamw: biasCorrection2", &bc2))
     return NULL;
-  mk_opt_ctx c = {param.data, m.data, v.data, grad.data, b1, b2, eps, lr / bc1, sqrt(bc2),
-                  1 - lr * wd, 0};
-  mk_par_range((int64_t)param.length, 4,
-               param.type == napi_float64_array ? adamw_chunk_f64 : adamw_chunk_f32, &c);
+  mk_opt_ctx c = {param.data, m.data, v.data, grad.data, b1, b2, eps, lr / bc1, sqrt(bc2), 1 - lr * wd, 0};
+  mk_par_range((int64_t)param.length, 4, param.type == napi_float64_array ? adamw_chunk_f64 : adamw_chunk_f32, &c);
   return mk_napi_undefined(env);
 }
 

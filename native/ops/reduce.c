@@ -39,8 +39,8 @@ typedef struct {
 #undef SFX
 
 /* Parses (x, outer, n, inner) at argv[first..first+3]. */
-static int read_axis(napi_env env, napi_value *argv, const char *fn, mk_typed *x, int64_t *outer,
-                     int64_t *n, int64_t *inner) {
+static int read_axis(napi_env env, napi_value *argv, const char *fn, mk_typed *x, int64_t *outer, int64_t *n,
+                     int64_t *inner) {
   char w[4][48];
   snprintf(w[0], sizeof w[0], "%s: x", fn);
   snprintf(w[1], sizeof w[1], "%s: outer", fn);
@@ -66,8 +66,7 @@ static napi_value js_reduce(napi_env env, napi_callback_info info) {
   if (!mk_napi_args(env, info, 6, argv, "reduce") ||
       !mk_arg_enum(env, argv[0], "reduce: op", k_reduce_names, R_COUNT, &op) ||
       !read_axis(env, argv + 1, "reduce", &x, &outer, &n, &inner) ||
-      !mk_napi_float_array(env, argv[5], "reduce: out", &out) ||
-      !mk_arg_same_type(env, &out, &x, "reduce: out", "x") ||
+      !mk_napi_float_array(env, argv[5], "reduce: out", &out) || !mk_arg_same_type(env, &out, &x, "reduce: out", "x") ||
       !mk_arg_len(env, &out, outer * inner, "reduce: out"))
     return NULL;
   if (outer == 0 || inner == 0) return mk_napi_undefined(env);
@@ -84,8 +83,7 @@ static napi_value js_arg_reduce(napi_env env, napi_callback_info info) {
   if (!mk_napi_args(env, info, 6, argv, "argReduce") ||
       !mk_arg_enum(env, argv[0], "argReduce: op", k_arg_names, A_COUNT, &op) ||
       !read_axis(env, argv + 1, "argReduce", &x, &outer, &n, &inner) ||
-      !mk_arg_i32(env, argv[5], "argReduce: out", &out) ||
-      !mk_arg_len(env, &out, outer * inner, "argReduce: out"))
+      !mk_arg_i32(env, argv[5], "argReduce: out", &out) || !mk_arg_len(env, &out, outer * inner, "argReduce: out"))
     return NULL;
   if (n > INT32_MAX) return mk_throw_range(env, "argReduce: n = %lld does not fit int32", (long long)n);
   if (outer == 0 || inner == 0) return mk_napi_undefined(env);
@@ -99,11 +97,9 @@ static napi_value js_cumsum(napi_env env, napi_callback_info info) {
   int reverse;
   mk_typed x, out;
   int64_t outer, n, inner;
-  if (!mk_napi_args(env, info, 6, argv, "cumsum") ||
-      !read_axis(env, argv, "cumsum", &x, &outer, &n, &inner) ||
+  if (!mk_napi_args(env, info, 6, argv, "cumsum") || !read_axis(env, argv, "cumsum", &x, &outer, &n, &inner) ||
       !mk_napi_bool(env, argv[4], "cumsum: reverse", &reverse) ||
-      !mk_napi_float_array(env, argv[5], "cumsum: out", &out) ||
-      !mk_arg_same_type(env, &out, &x, "cumsum: out", "x") ||
+      !mk_napi_float_array(env, argv[5], "cumsum: out", &out) || !mk_arg_same_type(env, &out, &x, "cumsum: out", "x") ||
       !mk_arg_len(env, &out, outer * n * inner, "cumsum: out"))
     return NULL;
   if (outer == 0 || inner == 0 || n == 0) return mk_napi_undefined(env);

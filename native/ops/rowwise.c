@@ -43,13 +43,11 @@ typedef struct {
 #define IS64(t) ((t).type == napi_float64_array)
 
 /* Checks a float array argument: same type as x, at least `need` elements. */
-static int arg_like(napi_env env, napi_value v, const char *what, const mk_typed *x, int64_t need,
-                    mk_typed *out) {
+static int arg_like(napi_env env, napi_value v, const char *what, const mk_typed *x, int64_t need, mk_typed *out) {
   return mk_napi_float_array(env, v, what, out) && mk_arg_same_type(env, out, x, what, "x") &&
          mk_arg_len(env, out, need, what);
 }
-static int opt_like(napi_env env, napi_value v, const char *what, const mk_typed *x, int64_t need,
-                    mk_typed *out) {
+static int opt_like(napi_env env, napi_value v, const char *what, const mk_typed *x, int64_t need, mk_typed *out) {
   if (!mk_arg_float_or_null(env, v, what, out)) return 0;
   if (!out->data) return 1;
   return mk_arg_same_type(env, out, x, what, "x") && mk_arg_len(env, out, need, what);
@@ -60,12 +58,9 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   mk_typed x, out;
   int64_t rows, n;
   int lg;
-  if (!mk_napi_args(env, info, 5, argv, "softmax") ||
-      !mk_napi_float_array(env, argv[0], "softmax: x", &x) ||
-      !mk_arg_dim(env, argv[1], "softmax: rows", &rows) ||
-      !mk_arg_dim(env, argv[2], "softmax: n", &n) ||
-      !mk_napi_bool(env, argv[3], "softmax: log", &lg) ||
-      !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "softmax: x") ||
+  if (!mk_napi_args(env, info, 5, argv, "softmax") || !mk_napi_float_array(env, argv[0], "softmax: x", &x) ||
+      !mk_arg_dim(env, argv[1], "softmax: rows", &rows) || !mk_arg_dim(env, argv[2], "softmax: n", &n) ||
+      !mk_napi_bool(env, argv[3], "softmax: log", &lg) || !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "softmax: x") ||
       !arg_like(env, argv[4], "softmax: out", &x, rows * n, &out))
     return NULL;
   mk_row_ctx c = {.x = x.data, .y = out.data, .n = n, .log = lg};
@@ -81,16 +76,14 @@ static napi_value js_softmax_backward(napi_env env, napi_callback_info info) {
   if (!mk_napi_args(env, info, 6, argv, "softmaxBackward") ||
       !mk_napi_float_array(env, argv[0], "softmaxBackward: y", &y) ||
       !mk_arg_dim(env, argv[2], "softmaxBackward: rows", &rows) ||
-      !mk_arg_dim(env, argv[3], "softmaxBackward: n", &n) ||
-      !mk_napi_bool(env, argv[4], "softmaxBackward: log", &lg) ||
+      !mk_arg_dim(env, argv[3], "softmaxBackward: n", &n) || !mk_napi_bool(env, argv[4], "softmaxBackward: log", &lg) ||
       !mk_arg_len(env, &y, mk_mul3(rows, n, 1), "softmaxBackward: y") ||
       !arg_like(env, argv[1], "softmaxBackward: dy", &y, rows * n, &dy) ||
       !arg_like(env, argv[5], "softmaxBackward: dx", &y, rows * n, &dx))
     return NULL;
   mk_row_ctx c = {.x = y.data, .dy = dy.data, .y = dx.data, .n = n, .log = lg};
   if (n > 0)
-    mk_par_range(rows, n * (lg ? 8 : 2),
-                 IS64(y) ? softmax_backward_chunk_f64 : softmax_backward_chunk_f32, &c);
+    mk_par_range(rows, n * (lg ? 8 : 2), IS64(y) ? softmax_backward_chunk_f64 : softmax_backward_chunk_f32, &c);
   return mk_napi_undefined(env);
 }
 
@@ -99,27 +92,24 @@ static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
   mk_typed x, w, b, y, mean, rstd;
   int64_t rows, n;
   double eps;
-  if (!mk_napi_args(env, info, 9, argv, "layerNorm") ||
-      !mk_napi_float_array(env, argv[0], "layerNorm: x", &x) ||
-      !mk_arg_dim(env, argv[3], "layerNorm: rows", &rows) ||
-      !mk_arg_dim(env, argv[4], "layerNorm: n", &n) ||
-      !mk_napi_f64(env, argv[5], "layerNorm: eps", &eps) ||
-      !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "layerNorm: x") ||
+  if (!mk_napi_args(env, info, 9, argv, "layerNorm") || !mk_napi_float_array(env, argv[0], "layerNorm: x", &x) ||
+      !mk_arg_dim(env, argv[3], "layerNorm: rows", &rows) || !mk_arg_dim(env, argv[4], "layerNorm: n", &n) ||
+      !mk_napi_f64(env, argv[5], "layerNorm: eps", &eps) || !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "layerNorm: x") ||
       !opt_like(env, argv[1], "layerNorm: weight", &x, n, &w) ||
       !opt_like(env, argv[2], "layerNorm: bias", &x, n, &b) ||
       !arg_like(env, argv[6], "layerNorm: y", &x, rows * n, &y) ||
       !arg_like(env, argv[7], "layerNorm: mean", &x, rows, &mean) ||
       !arg_like(env, argv[8], "layerNorm: rstd", &x, rows, &rstd))
     return NULL;
-  mk_row_ctx c = {.x = x.data, .w = w.data, .b = b.data, .y = y.data, .mean = mean.data,
-                  .rstd = rstd.data, .n = n, .eps = eps};
+  mk_row_ctx c = {
+      .x = x.data, .w = w.data, .b = b.data, .y = y.data, .mean = mean.data, .rstd = rstd.data, .n = n, .eps = eps};
   mk_par_range(rows, n > 0 ? n * 3 : 1, IS64(x) ? layer_norm_chunk_f64 : layer_norm_chunk_f32, &c);
   return mk_napi_undefined(env);
 }
 
 /* Runs a norm backward with per-task [2][n] double partials for dw / db. */
-static napi_value run_norm_backward(napi_env env, mk_row_ctx *c, int64_t rows, int f64,
-                                    mk_range_fn fn, void *dw, void *db, const char *name) {
+static napi_value run_norm_backward(napi_env env, mk_row_ctx *c, int64_t rows, int f64, mk_range_fn fn, void *dw,
+                                    void *db, const char *name) {
   const int64_t n = c->n;
   const int64_t tasks = mk_par_tasks(rows, n > 0 ? n * 4 : 1);
   const size_t esz = f64 ? 8 : 4;
@@ -174,11 +164,10 @@ static napi_value js_layer_norm_backward(napi_env env, napi_callback_info info) 
       !opt_like(env, argv[8], "layerNormBackward: dw", &x, n, &dw) ||
       !opt_like(env, argv[9], "layerNormBackward: db", &x, n, &db))
     return NULL;
-  mk_row_ctx c = {.x = x.data, .dy = dy.data, .w = w.data, .y = dx.data, .mean = mean.data,
-                  .rstd = rstd.data, .n = n};
+  mk_row_ctx c = {.x = x.data, .dy = dy.data, .w = w.data, .y = dx.data, .mean = mean.data, .rstd = rstd.data, .n = n};
   return run_norm_backward(env, &c, rows, IS64(x),
-                           IS64(x) ? layer_norm_backward_chunk_f64 : layer_norm_backward_chunk_f32,
-                           dw.data, db.data, "layerNormBackward");
+                           IS64(x) ? layer_norm_backward_chunk_f64 : layer_norm_backward_chunk_f32, dw.data, db.data,
+                           "layerNormBackward");
 }
 
 static napi_value js_rms_norm(napi_env env, napi_callback_info info) {
@@ -186,12 +175,9 @@ static napi_value js_rms_norm(napi_env env, napi_callback_info info) {
   mk_typed x, w, y, rstd;
   int64_t rows, n;
   double eps;
-  if (!mk_napi_args(env, info, 7, argv, "rmsNorm") ||
-      !mk_napi_float_array(env, argv[0], "rmsNorm: x", &x) ||
-      !mk_arg_dim(env, argv[2], "rmsNorm: rows", &rows) ||
-      !mk_arg_dim(env, argv[3], "rmsNorm: n", &n) ||
-      !mk_napi_f64(env, argv[4], "rmsNorm: eps", &eps) ||
-      !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "rmsNorm: x") ||
+  if (!mk_napi_args(env, info, 7, argv, "rmsNorm") || !mk_napi_float_array(env, argv[0], "rmsNorm: x", &x) ||
+      !mk_arg_dim(env, argv[2], "rmsNorm: rows", &rows) || !mk_arg_dim(env, argv[3], "rmsNorm: n", &n) ||
+      !mk_napi_f64(env, argv[4], "rmsNorm: eps", &eps) || !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "rmsNorm: x") ||
       !opt_like(env, argv[1], "rmsNorm: weight", &x, n, &w) ||
       !arg_like(env, argv[5], "rmsNorm: y", &x, rows * n, &y) ||
       !arg_like(env, argv[6], "rmsNorm: rstd", &x, rows, &rstd))
@@ -217,8 +203,7 @@ static napi_value js_rms_norm_backward(napi_env env, napi_callback_info info) {
       !opt_like(env, argv[7], "rmsNormBackward: dw", &x, n, &dw))
     return NULL;
   mk_row_ctx c = {.x = x.data, .dy = dy.data, .w = w.data, .y = dx.data, .rstd = rstd.data, .n = n};
-  return run_norm_backward(env, &c, rows, IS64(x),
-                           IS64(x) ? rms_norm_backward_chunk_f64 : rms_norm_backward_chunk_f32,
+  return run_norm_backward(env, &c, rows, IS64(x), IS64(x) ? rms_norm_backward_chunk_f64 : rms_norm_backward_chunk_f32,
                            dw.data, NULL, "rmsNormBackward");
 }
 

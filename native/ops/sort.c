@@ -23,9 +23,7 @@ typedef struct {
   uint32_t idx;
 } mk_item;
 
-static inline int item_less(mk_item a, mk_item b) {
-  return a.key < b.key || (a.key == b.key && a.idx < b.idx);
-}
+static inline int item_less(mk_item a, mk_item b) { return a.key < b.key || (a.key == b.key && a.idx < b.idx); }
 
 static inline uint64_t key_f64(double v) {
   if (v != v) v = INFINITY;
@@ -46,9 +44,12 @@ typedef struct {
 
 static inline uint64_t key_at(const mk_sort_ctx *c, int64_t i) {
   uint64_t key;
-  if (c->type == napi_float32_array) key = key_f64((double)((const float *)c->x)[i]);
-  else if (c->type == napi_float64_array) key = key_f64(((const double *)c->x)[i]);
-  else key = (uint64_t)((uint32_t)((const int32_t *)c->x)[i] ^ 0x80000000u);
+  if (c->type == napi_float32_array)
+    key = key_f64((double)((const float *)c->x)[i]);
+  else if (c->type == napi_float64_array)
+    key = key_f64(((const double *)c->x)[i]);
+  else
+    key = (uint64_t)((uint32_t)((const int32_t *)c->x)[i] ^ 0x80000000u);
   return c->descending ? ~key : key;
 }
 
@@ -105,8 +106,10 @@ static void write_topk(const mk_sort_ctx *c, int64_t r, const mk_item *sorted) {
   for (int64_t j = 0; j < k; j++) {
     int64_t src = r * c->n + sorted[j].idx, dst = r * k + j;
     c->indices[dst] = (int32_t)sorted[j].idx;
-    if (c->type == napi_float64_array) ((double *)c->values)[dst] = ((const double *)c->x)[src];
-    else ((uint32_t *)c->values)[dst] = ((const uint32_t *)c->x)[src];
+    if (c->type == napi_float64_array)
+      ((double *)c->values)[dst] = ((const double *)c->x)[src];
+    else
+      ((uint32_t *)c->values)[dst] = ((const uint32_t *)c->x)[src];
   }
 }
 
@@ -144,8 +147,7 @@ static void sort_rows(void *p, int64_t r0, int64_t r1, int64_t task) {
   free(buf);
 }
 
-static int read_rows(napi_env env, napi_value *argv, const char *fn, mk_typed *x, int64_t *rows,
-                     int64_t *n) {
+static int read_rows(napi_env env, napi_value *argv, const char *fn, mk_typed *x, int64_t *rows, int64_t *n) {
   char w[3][48];
   snprintf(w[0], sizeof w[0], "%s: x", fn);
   snprintf(w[1], sizeof w[1], "%s: rows", fn);
@@ -177,15 +179,12 @@ static napi_value js_topk(napi_env env, napi_callback_info info) {
   int64_t rows, n, k;
   int largest;
   if (!mk_napi_args(env, info, 7, argv, "topk") || !read_rows(env, argv, "topk", &x, &rows, &n) ||
-      !mk_arg_dim(env, argv[3], "topk: k", &k) ||
-      !mk_napi_bool(env, argv[4], "topk: largest", &largest) ||
+      !mk_arg_dim(env, argv[3], "topk: k", &k) || !mk_napi_bool(env, argv[4], "topk: largest", &largest) ||
       !mk_arg_storage(env, argv[5], "topk: values", &values) ||
-      !mk_arg_same_type(env, &values, &x, "topk: values", "x") ||
-      !mk_arg_i32(env, argv[6], "topk: indices", &indices))
+      !mk_arg_same_type(env, &values, &x, "topk: values", "x") || !mk_arg_i32(env, argv[6], "topk: indices", &indices))
     return NULL;
   if (k > n) return mk_throw_range(env, "topk: k = %lld exceeds n = %lld", (long long)k, (long long)n);
-  if (!mk_arg_len(env, &values, rows * k, "topk: values") ||
-      !mk_arg_len(env, &indices, rows * k, "topk: indices"))
+  if (!mk_arg_len(env, &values, rows * k, "topk: values") || !mk_arg_len(env, &indices, rows * k, "topk: indices"))
     return NULL;
   if (rows == 0 || k == 0) return mk_napi_undefined(env);
   if (!probe_alloc(env, n, "topk")) return NULL;
@@ -199,10 +198,8 @@ static napi_value js_argsort(napi_env env, napi_callback_info info) {
   mk_typed x, out;
   int64_t rows, n;
   int desc;
-  if (!mk_napi_args(env, info, 5, argv, "argsort") ||
-      !read_rows(env, argv, "argsort", &x, &rows, &n) ||
-      !mk_napi_bool(env, argv[3], "argsort: descending", &desc) ||
-      !mk_arg_i32(env, argv[4], "argsort: out", &out) ||
+  if (!mk_napi_args(env, info, 5, argv, "argsort") || !read_rows(env, argv, "argsort", &x, &rows, &n) ||
+      !mk_napi_bool(env, argv[3], "argsort: descending", &desc) || !mk_arg_i32(env, argv[4], "argsort: out", &out) ||
       !mk_arg_len(env, &out, rows * n, "argsort: out"))
     return NULL;
   if (rows == 0 || n == 0) return mk_napi_undefined(env);

@@ -15,20 +15,11 @@ static const struct {
   const char *name;
   mk_register_fn fn;
 } k_modules[] = {
-    {"core", mk_register_core},
-    {"gemm", mk_register_gemm},
-    {"elementwise", mk_register_elementwise},
-    {"reduce", mk_register_reduce},
-    {"rowwise", mk_register_rowwise},
-    {"layout", mk_register_layout},
-    {"indexing", mk_register_indexing},
-    {"sort", mk_register_sort},
-    {"attention", mk_register_attention},
-    {"optim", mk_register_optim},
-    {"moe", mk_register_moe},
-    {"router", mk_register_router},
-    {"moe_plan", mk_register_moe_plan},
-    {"dist", mk_register_dist},
+    {"core", mk_register_core},         {"gemm", mk_register_gemm},       {"elementwise", mk_register_elementwise},
+    {"reduce", mk_register_reduce},     {"rowwise", mk_register_rowwise}, {"layout", mk_register_layout},
+    {"indexing", mk_register_indexing}, {"sort", mk_register_sort},       {"attention", mk_register_attention},
+    {"optim", mk_register_optim},       {"moe", mk_register_moe},         {"router", mk_register_router},
+    {"moe_plan", mk_register_moe_plan}, {"dist", mk_register_dist},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */
@@ -71,9 +62,7 @@ static napi_value set_isa(napi_env env, napi_callback_info info) {
   if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
     return mk_throw_type(env, "setIsa: isa must be a string");
   int isa = mk_isa_parse(name);
-  if (isa < 0)
-    return mk_throw_range(env, "setIsa: isa must be \"avx512\", \"avx2\" or \"scalar\", got \"%s\"",
-                          name);
+  if (isa < 0) return mk_throw_range(env, "setIsa: isa must be \"avx512\", \"avx2\" or \"scalar\", got \"%s\"", name);
   return mk_napi_make_string(env, mk_isa_name(mk_cpu_set_isa((mk_isa)isa)));
 }
 

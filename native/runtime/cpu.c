@@ -16,8 +16,8 @@ mk_isa mk_cpu_detect_isa(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
   /* libgcc also checks that the OS saves the wider registers (XCR0). */
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma"))
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("fma"))
     return MK_ISA_AVX512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MK_ISA_AVX2;
 #endif
@@ -34,9 +34,12 @@ int mk_isa_parse(const char *name) {
 
 const char *mk_isa_name(mk_isa isa) {
   switch (isa) {
-    case MK_ISA_AVX512: return "avx512";
-    case MK_ISA_AVX2: return "avx2";
-    default: return "scalar";
+    case MK_ISA_AVX512:
+      return "avx512";
+    case MK_ISA_AVX2:
+      return "avx2";
+    default:
+      return "scalar";
   }
 }
 

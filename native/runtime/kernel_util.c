@@ -50,9 +50,7 @@ int64_t mk_par_range(int64_t n, int64_t cost, mk_range_fn fn, void *ctx) {
 
 int mk_arg_storage(napi_env env, napi_value v, const char *what, mk_typed *out) {
   if (!mk_napi_typed(env, v, what, out)) return 0;
-  if (out->type == napi_float32_array || out->type == napi_float64_array ||
-      out->type == napi_int32_array)
-    return 1;
+  if (out->type == napi_float32_array || out->type == napi_float64_array || out->type == napi_int32_array) return 1;
   mk_throw_type(env, "%s must be a Float32Array, Float64Array or Int32Array, got %s", what,
                 mk_napi_typed_name(out->type));
   return 0;
@@ -76,23 +74,23 @@ int mk_arg_float_or_null(napi_env env, napi_value v, const char *what, mk_typed 
   return mk_napi_float_array(env, v, what, out);
 }
 
-int mk_arg_same_type(napi_env env, const mk_typed *arr, const mk_typed *like, const char *what,
-                     const char *like_name) {
+int mk_arg_same_type(napi_env env, const mk_typed *arr, const mk_typed *like, const char *what, const char *like_name) {
   if (arr->type == like->type) return 1;
-  mk_throw_type(env, "%s must be a %s like %s, got %s", what, mk_napi_typed_name(like->type),
-                like_name, mk_napi_typed_name(arr->type));
+  mk_throw_type(env, "%s must be a %s like %s, got %s", what, mk_napi_typed_name(like->type), like_name,
+                mk_napi_typed_name(arr->type));
   return 0;
 }
 
 int mk_arg_len(napi_env env, const mk_typed *arr, int64_t need, const char *what) {
   if (need >= 0 && (int64_t)arr->length >= need) return 1;
-  if (need < 0) mk_throw_range(env, "%s: sizes overflow", what);
-  else mk_throw_range(env, "%s has %zu elements, needs %lld", what, arr->length, (long long)need);
+  if (need < 0)
+    mk_throw_range(env, "%s: sizes overflow", what);
+  else
+    mk_throw_range(env, "%s has %zu elements, needs %lld", what, arr->length, (long long)need);
   return 0;
 }
 
-int mk_arg_dims(napi_env env, napi_value v, const char *what, int64_t min, int64_t max,
-                int64_t *out, int *rank) {
+int mk_arg_dims(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out, int *rank) {
   bool is = false;
   uint32_t len = 0;
   if (napi_is_array(env, v, &is) != napi_ok || !is) {
@@ -118,8 +116,7 @@ int mk_arg_dims(napi_env env, napi_value v, const char *what, int64_t min, int64
   return 1;
 }
 
-int mk_arg_enum(napi_env env, napi_value v, const char *what, const char *const *names, int count,
-                int *out) {
+int mk_arg_enum(napi_env env, napi_value v, const char *what, const char *const *names, int count, int *out) {
   char buf[32] = {0};
   size_t len = 0;
   if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) != napi_ok) {
@@ -150,8 +147,6 @@ int64_t mk_prod(const int64_t *dims, int rank) {
 
 int64_t mk_mul3(int64_t a, int64_t b, int64_t c) {
   int64_t p;
-  if (__builtin_mul_overflow(a, b, &p) || __builtin_mul_overflow(p, c, &p) ||
-      p > ((int64_t)1 << 53))
-    return -1;
+  if (__builtin_mul_overflow(a, b, &p) || __builtin_mul_overflow(p, c, &p) || p > ((int64_t)1 << 53)) return -1;
   return p;
 }

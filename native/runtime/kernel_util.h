@@ -50,16 +50,13 @@ int mk_arg_i32(napi_env env, napi_value v, const char *what, mk_typed *out);
 /* Float array, or null/undefined (then out->data = NULL, out->length = 0). */
 int mk_arg_float_or_null(napi_env env, napi_value v, const char *what, mk_typed *out);
 /* `arr` must have the same element type as `like`. */
-int mk_arg_same_type(napi_env env, const mk_typed *arr, const mk_typed *like, const char *what,
-                     const char *like_name);
+int mk_arg_same_type(napi_env env, const mk_typed *arr, const mk_typed *like, const char *what, const char *like_name);
 /* arr.length >= need; RangeError "<what> has N elements, needs M" otherwise. */
 int mk_arg_len(napi_env env, const mk_typed *arr, int64_t need, const char *what);
 /* A JS array of integers in [min, max], at most MK_MAX_RANK long. */
-int mk_arg_dims(napi_env env, napi_value v, const char *what, int64_t min, int64_t max,
-                int64_t *out, int *rank);
+int mk_arg_dims(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out, int *rank);
 /* A string among names[0..count); *out = its position. */
-int mk_arg_enum(napi_env env, napi_value v, const char *what, const char *const *names, int count,
-                int *out);
+int mk_arg_enum(napi_env env, napi_value v, const char *what, const char *const *names, int count, int *out);
 /* Dimension argument: integer in [0, 2^48]. */
 int mk_arg_dim(napi_env env, napi_value v, const char *what, int64_t *out);
 /* product of dims, or -1 on overflow past 2^53 */

@@ -10,9 +10,12 @@ static napi_value throw_fmt(napi_env env, int kind, const char *fmt, va_list ap)
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (!pending) {
-    if (kind == 0) napi_throw_type_error(env, NULL, msg);
-    else if (kind == 1) napi_throw_range_error(env, NULL, msg);
-    else napi_throw_error(env, NULL, msg);
+    if (kind == 0)
+      napi_throw_type_error(env, NULL, msg);
+    else if (kind == 1)
+      napi_throw_range_error(env, NULL, msg);
+    else
+      napi_throw_error(env, NULL, msg);
   }
   return NULL;
 }
@@ -41,8 +44,7 @@ napi_value mk_throw_error(napi_env env, const char *fmt, ...) {
   return NULL;
 }
 
-int mk_napi_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv,
-                 const char *fn) {
+int mk_napi_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *fn) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
     mk_throw_error(env, "%s: cannot read arguments", fn);
@@ -57,18 +59,30 @@ int mk_napi_args(napi_env env, napi_callback_info info, size_t want, napi_value 
 
 const char *mk_napi_typed_name(napi_typedarray_type t) {
   switch (t) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "typed array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_uint8_clamped_array:
+      return "Uint8ClampedArray";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_uint16_array:
+      return "Uint16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
+    default:
+      return "typed array";
   }
 }
 
@@ -80,8 +94,7 @@ int mk_napi_typed(napi_env env, napi_value v, const char *what, mk_typed *out) {
   }
   napi_value ab;
   size_t offset;
-  if (napi_get_typedarray_info(env, v, &out->type, &out->length, &out->data, &ab, &offset) !=
-      napi_ok) {
+  if (napi_get_typedarray_info(env, v, &out->type, &out->length, &out->data, &ab, &offset) != napi_ok) {
     mk_throw_type(env, "%s: cannot read typed array", what);
     return 0;
   }
@@ -91,12 +104,12 @@ int mk_napi_typed(napi_env env, napi_value v, const char *what, mk_typed *out) {
 int mk_napi_float_array(napi_env env, napi_value v, const char *what, mk_typed *out) {
   bool is = false;
   napi_is_typedarray(env, v, &is);
-  if (is && mk_napi_typed(env, v, what, out) &&
-      (out->type == napi_float32_array || out->type == napi_float64_array))
+  if (is && mk_napi_typed(env, v, what, out) && (out->type == napi_float32_array || out->type == napi_float64_array))
     return 1;
-  if (is) mk_throw_type(env, "%s must be a Float32Array or Float64Array, got %s", what,
-                        mk_napi_typed_name(out->type));
-  else mk_throw_type(env, "%s must be a Float32Array or Float64Array", what);
+  if (is)
+    mk_throw_type(env, "%s must be a Float32Array or Float64Array, got %s", what, mk_napi_typed_name(out->type));
+  else
+    mk_throw_type(env, "%s must be a Float32Array or Float64Array", what);
   return 0;
 }
 
@@ -108,8 +121,7 @@ int mk_napi_f64(napi_env env, napi_value v, const char *what, double *out) {
   return 1;
 }
 
-int mk_napi_i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t max,
-                int64_t *out) {
+int mk_napi_i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out) {
   double d;
   if (!mk_napi_f64(env, v, what, &d)) return 0;
   if (!isfinite(d) || d != floor(d)) {
@@ -117,8 +129,7 @@ int mk_napi_i64(napi_env env, napi_value v, const char *what, int64_t min, int64
     return 0;
   }
   if (d < (double)min || d > (double)max) {
-    mk_throw_range(env, "%s must be in [%lld, %lld], got %.0f", what, (long long)min,
-                   (long long)max, d);
+    mk_throw_range(env, "%s must be in [%lld, %lld], got %.0f", what, (long long)min, (long long)max, d);
     return 0;
   }
   *out = (int64_t)d;
@@ -135,8 +146,7 @@ int mk_napi_bool(napi_env env, napi_value v, const char *what, int *out) {
   return 1;
 }
 
-napi_status mk_napi_export_fn(napi_env env, napi_value exports, const char *name,
-                              napi_callback cb) {
+napi_status mk_napi_export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_status st = napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
   if (st != napi_ok) return st;

@@ -32,8 +32,7 @@ typedef struct {
 } mk_typed;
 
 /* Fetch exactly `want` arguments; throws TypeError "<fn>: expected N arguments". */
-int mk_napi_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv,
-                 const char *fn);
+int mk_napi_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *fn);
 
 /* Any typed array; throws TypeError naming `what` otherwise. */
 int mk_napi_typed(napi_env env, napi_value v, const char *what, mk_typed *out);
@@ -42,8 +41,7 @@ int mk_napi_typed(napi_env env, napi_value v, const char *what, mk_typed *out);
 int mk_napi_float_array(napi_env env, napi_value v, const char *what, mk_typed *out);
 
 /* An integer-valued number in [min, max]; throws TypeError / RangeError. */
-int mk_napi_i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t max,
-                int64_t *out);
+int mk_napi_i64(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out);
 
 int mk_napi_f64(napi_env env, napi_value v, const char *what, double *out);
 int mk_napi_bool(napi_env env, napi_value v, const char *what, int *out);
@@ -53,16 +51,12 @@ const char *mk_napi_typed_name(napi_typedarray_type t);
 
 /* Throw with a printf-style message; always return NULL, so one can write
  * `return mk_throw_range(env, "x: ...", ...);` in a callback. */
-napi_value mk_throw_type(napi_env env, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-napi_value mk_throw_range(napi_env env, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-napi_value mk_throw_error(napi_env env, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+napi_value mk_throw_type(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+napi_value mk_throw_range(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+napi_value mk_throw_error(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Set exports[name] = function; returns napi_ok or the failing status. */
-napi_status mk_napi_export_fn(napi_env env, napi_value exports, const char *name,
-                              napi_callback cb);
+napi_status mk_napi_export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
 /* Value constructors that ignore failures (they only fail on a dead env). */
 napi_value mk_napi_make_i64(napi_env env, int64_t v);

@@ -91,8 +91,7 @@ static inline int64_t mk_nd_span(const int64_t *shape, const int64_t *st, int ra
   for (int ax = 0; ax < rank; ax++)
     if (shape[ax] == 0) return 0;
   for (int ax = 0; ax < rank; ax++)
-    if (__builtin_mul_overflow(shape[ax] - 1, st[ax], &t) || __builtin_add_overflow(hi, t, &hi))
-      return -1;
+    if (__builtin_mul_overflow(shape[ax] - 1, st[ax], &t) || __builtin_add_overflow(hi, t, &hi)) return -1;
   return hi + 1;
 }
 

@@ -47,8 +47,8 @@ static int64_t g_spin_ns = SPIN_NS; /* MOEKIT_POOL_SPIN_US overrides */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_spawned = 0;          /* workers started (thread ids 1..g_spawned) */
-static atomic_int g_active = 1;    /* threads a job uses, caller included */
+static int g_spawned = 0;       /* workers started (thread ids 1..g_spawned) */
+static atomic_int g_active = 1; /* threads a job uses, caller included */
 static atomic_int g_sleepers = 0;
 static atomic_flag g_busy = ATOMIC_FLAG_INIT; /* a caller owns the pool */
 
@@ -89,8 +89,7 @@ static void run_tasks(uint64_t gen, int tid) {
     if ((s >> TASK_BITS) != gen) return;
     uint64_t i = s & TASK_MASK;
     if ((int64_t)i >= atomic_load_explicit(&g_n, memory_order_relaxed)) return;
-    if (atomic_compare_exchange_weak_explicit(&g_state, &s, s + 1, memory_order_acq_rel,
-                                              memory_order_acquire)) {
+    if (atomic_compare_exchange_weak_explicit(&g_state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
       mk_task_fn fn = atomic_load_explicit(&g_fn, memory_order_relaxed);
       fn(atomic_load_explicit(&g_ctx, memory_order_relaxed), (int64_t)i, tid);
       atomic_fetch_add_explicit(&g_done, 1, memory_order_release);

@@ -166,13 +166,7 @@ export interface Backend {
   /** Copy the box [starts, starts + sizes) out of x (of `shape`). */
   sliceCopy(x: Storage, shape: readonly number[], starts: readonly number[], sizes: readonly number[]): Storage;
   /** Mutates `target` (of `shape`): target[box at starts] += src (src is the box's shape). */
-  sliceAddInPlace(
-    target: Storage,
-    shape: readonly number[],
-    starts: readonly number[],
-    src: Storage,
-    srcShape: readonly number[],
-  ): void;
+  sliceAddInPlace(target: Storage, shape: readonly number[], starts: readonly number[], src: Storage, srcShape: readonly number[]): void;
 
   // ---- indexing along the middle axis of [outer, n, inner] ----------------------------
   /** out[o, j, i] = x[o, idx[j], i] -> [outer, m, inner] with m = len(idx). */

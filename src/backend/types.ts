@@ -73,7 +73,8 @@ export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float3
   if (typeof Buffer === 'undefined') return f64 ? new Float64Array(n) : new Float32Array(n); // a browser: zeroed
   const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
   const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
-  if ((poisonUninitialized ??= envSwitch('MOEKIT_POISON_UNINITIALIZED', false))) a.fill(NaN);
+  poisonUninitialized ??= envSwitch('MOEKIT_POISON_UNINITIALIZED', false);
+  if (poisonUninitialized) a.fill(NaN);
   return a;
 }
 

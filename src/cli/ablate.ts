@@ -7,7 +7,16 @@ import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { backendInfo } from '../backend/registry.js';
 import { type CtMoeAblationResults, RESULTS_JSON, runAblation } from '../experiments/ctmoe/ablation.js';
-import { type CtMoeExperimentConfig, INTEGER_FIELDS, PAPER_PRESET, PRESETS, type PresetName, VARIANTS, type VariantName, experimentConfig } from '../experiments/ctmoe/config.js';
+import {
+  type CtMoeExperimentConfig,
+  INTEGER_FIELDS,
+  PAPER_PRESET,
+  PRESETS,
+  type PresetName,
+  VARIANTS,
+  type VariantName,
+  experimentConfig,
+} from '../experiments/ctmoe/config.js';
 import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index.js';
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
@@ -30,7 +39,10 @@ const VARIANT_ALIASES: Record<string, VariantName> = {
 
 /** '--variants a,b': keys or aliases, comma-separated, no repeats. */
 export function parseVariants(value: string): VariantName[] {
-  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (names.length === 0) throw new InvalidArgumentError(`--variants must name at least one variant (got '${value}')`);
   const out: VariantName[] = [];
   for (const n of names) {
@@ -60,7 +72,9 @@ function parseConfigValue(key: keyof CtMoeExperimentConfig, raw: string): unknow
   if (Array.isArray(example)) {
     const parts = raw.replace(/^\[(.*)\]$/, '$1').split(',');
     if (parts.length !== example.length) {
-      throw new InvalidArgumentError(`${flag} expects ${example.length} comma-separated numbers, e.g. ${key}=${example.join(',')} (got '${raw}')`);
+      throw new InvalidArgumentError(
+        `${flag} expects ${example.length} comma-separated numbers, e.g. ${key}=${example.join(',')} (got '${raw}')`,
+      );
     }
     return parts.map((p, i) => parseFloatStrict(`${flag}[${i}]`, p.trim()));
   }
@@ -75,7 +89,8 @@ export function parseSet(value: string, previous: Partial<CtMoeExperimentConfig>
   if (eq <= 0) throw new InvalidArgumentError(`--set expects key=value (got '${value}')`);
   const key = value.slice(0, eq).trim();
   const raw = value.slice(eq + 1).trim();
-  if (!(CONFIG_KEYS as string[]).includes(key)) throw new InvalidArgumentError(`--set: unknown config field '${key}'; allowed: ${CONFIG_KEYS.join(', ')}`);
+  if (!(CONFIG_KEYS as string[]).includes(key))
+    throw new InvalidArgumentError(`--set: unknown config field '${key}'; allowed: ${CONFIG_KEYS.join(', ')}`);
   return { ...previous, [key]: parseConfigValue(key as keyof CtMoeExperimentConfig, raw) };
 }
 
@@ -123,7 +138,10 @@ function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) 
       case 'log': {
         const tps = p.log.elapsedSec > 0 ? Math.round((p.step * batchTokens) / p.log.elapsedSec) : 0;
         if (bar) bar.update(p.step, { loss: p.log.loss.toFixed(3), ppl: p.log.valPpl.toFixed(1), tps });
-        else console.log(`  ${p.variant} step ${p.step}/${p.steps}  loss ${p.log.loss.toFixed(4)}  val PPL ${p.log.valPpl.toFixed(2)}  ${tps} tok/s`);
+        else
+          console.log(
+            `  ${p.variant} step ${p.step}/${p.steps}  loss ${p.log.loss.toFixed(4)}  val PPL ${p.log.valPpl.toFixed(2)}  ${tps} tok/s`,
+          );
         break;
       }
       case 'checkpoint':
@@ -172,13 +190,33 @@ export function registerAblateCommand(program: Command): void {
     .description('run the CT-MoE ablation (Full, Standard, NoCollab, NoRouting), then write figures and report.html; rerun to resume')
     .addOption(new Option('--preset <name>', 'config preset').choices(Object.keys(PRESETS)).default('tiny'))
     .option('--out <dir>', 'output directory: results.json, <variant>/ checkpoints, figures/, report.html (default: runs/<preset>)')
-    .option('--variants <list>', `comma-separated variants (default: all four): ${VARIANTS.map((v) => v.key).join(', ')} or ${Object.keys(VARIANT_ALIASES).join(', ')}`, parseVariants)
+    .option(
+      '--variants <list>',
+      `comma-separated variants (default: all four): ${VARIANTS.map((v) => v.key).join(', ')} or ${Object.keys(VARIANT_ALIASES).join(', ')}`,
+      parseVariants,
+    )
     .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps', 1, MAX_COUNT))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
-    .addOption(new Option('--on-nonfinite <policy>', 'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)').choices(NONFINITE_POLICIES).default('stop'))
-    .addOption(new Option('--parallel <mode>', 'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE').choices(['dp', 'ep']))
-    .option('--dashboard [port]', `serve the live dashboard of this run on 127.0.0.1 (port default ${DEFAULT_DASHBOARD_PORT}) while it trains and after, until Ctrl-C`, parsePositiveInt('--dashboard', 0))
+    .addOption(
+      new Option(
+        '--on-nonfinite <policy>',
+        'a NaN / inf loss or gradient norm: stop (naming the first bad parameter or gradient) or skip the step (counted in results.json)',
+      )
+        .choices(NONFINITE_POLICIES)
+        .default('stop'),
+    )
+    .addOption(
+      new Option(
+        '--parallel <mode>',
+        'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE',
+      ).choices(['dp', 'ep']),
+    )
+    .option(
+      '--dashboard [port]',
+      `serve the live dashboard of this run on 127.0.0.1 (port default ${DEFAULT_DASHBOARD_PORT}) while it trains and after, until Ctrl-C`,
+      parsePositiveInt('--dashboard', 0),
+    )
     .action(async (opts: AblateOptions, cmd: Command) => {
       const outArg = opts.out ?? join('runs', opts.preset);
       if (opts.figuresOnly) {
@@ -206,14 +244,19 @@ export function registerAblateCommand(program: Command): void {
       }
       // other ranks train silently; rank 0 prints and writes
       if (dataParallel && !dataParallel.isWriter) console.log = () => {};
-      if (dataParallel) console.log(`data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`);
+      if (dataParallel)
+        console.log(
+          `data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`,
+        );
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
           `${cfg.nLayer} layers, d_model ${cfg.dModel}, ${cfg.numExperts} experts, top-${cfg.topK}, seq ${cfg.seqLen}, batch ${cfg.batchSize}, ` +
           `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}`,
       );
-      console.log(`output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`);
+      console.log(
+        `output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`,
+      );
       let dashboard: ReturnType<typeof dashboardChild> | null = null;
       if (opts.dashboard !== undefined) {
         dashboard = dashboardChild(out, opts.dashboard === true ? DEFAULT_DASHBOARD_PORT : opts.dashboard);
@@ -222,7 +265,15 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({ preset: opts.preset, overrides, outDir: out, variants, onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress, onNonFinite: opts.onNonfinite, dataParallel });
+        results = runAblation({
+          preset: opts.preset,
+          overrides,
+          outDir: out,
+          variants,
+          onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress,
+          onNonFinite: opts.onNonfinite,
+          dataParallel,
+        });
       } catch (e) {
         progress.stop();
         cmd.error(`error: ${(e as Error).message}`);

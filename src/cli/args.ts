@@ -26,7 +26,8 @@ export function parseIntStrict(name: string, value: string, min: number, max: nu
 export function parseFloatStrict(name: string, value: string, min = -Number.MAX_VALUE, max = Number.MAX_VALUE): number {
   const n = DECIMAL_TEXT.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(n) || n < min || n > max) {
-    const range = min === -Number.MAX_VALUE && max === Number.MAX_VALUE ? 'a finite decimal number' : `a decimal number in [${min}, ${max}]`;
+    const range =
+      min === -Number.MAX_VALUE && max === Number.MAX_VALUE ? 'a finite decimal number' : `a decimal number in [${min}, ${max}]`;
     throw new InvalidArgumentError(`${name} must be ${range} (got ${shown(value)})`);
   }
   return n;

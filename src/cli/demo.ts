@@ -27,12 +27,17 @@ export function registerDemoCommand(program: Command): void {
       bar.start(config.steps, 0, { loss: '-', tps: '-' });
       const result = trainTinyLm(config, (s) => {
         bar.update(s.step, { loss: s.loss.toFixed(3), tps: Math.round(s.tokensPerSec) });
-        if (s.step === 1 || s.step % opts.logEvery === 0) logged.push(`  step ${String(s.step).padStart(4)}  loss ${s.loss.toFixed(4)}  lr ${s.lr.toExponential(2)}`);
+        if (s.step === 1 || s.step % opts.logEvery === 0)
+          logged.push(`  step ${String(s.step).padStart(4)}  loss ${s.loss.toFixed(4)}  lr ${s.lr.toExponential(2)}`);
       });
       bar.stop();
       console.log(logged.join('\n'));
-      console.log(`unigram entropy of the training text: ${result.unigramEntropy.toFixed(4)} nats/token (a context-free model's best loss)`);
-      console.log(`validation loss after ${config.steps} steps: ${result.valLoss.toFixed(4)} nats/token (perplexity ${Math.exp(result.valLoss).toFixed(1)})`);
+      console.log(
+        `unigram entropy of the training text: ${result.unigramEntropy.toFixed(4)} nats/token (a context-free model's best loss)`,
+      );
+      console.log(
+        `validation loss after ${config.steps} steps: ${result.valLoss.toFixed(4)} nats/token (perplexity ${Math.exp(result.valLoss).toFixed(1)})`,
+      );
       console.log(`${result.trainTokens} training tokens, ${result.seconds.toFixed(1)} s in all`);
     });
 }

@@ -36,10 +36,7 @@ export const CORPUS_SOURCES: Readonly<Record<Domain, CorpusSource>> = {
 };
 
 /** Files under effect/src that are minified UI bundles rather than hand-written code. */
-const CODE_EXCLUDED = new Set([
-  'http-api/internal/httpApiScalar.ts',
-  'http-api/internal/httpApiSwagger.ts',
-]);
+const CODE_EXCLUDED = new Set(['http-api/internal/httpApiScalar.ts', 'http-api/internal/httpApiSwagger.ts']);
 
 const require = createRequire(import.meta.url);
 

@@ -166,12 +166,7 @@ export function domainTokenKey(domain: Domain, split: Split, tokenizer: BpeToken
 }
 
 /** Token ids of one split of a domain, from the cache or encoded (and then cached). */
-export function loadDomainTokens(
-  domain: Domain,
-  split: Split,
-  tokenizer: BpeTokenizer,
-  opts: DomainTokenOptions = {},
-): Int32Array {
+export function loadDomainTokens(domain: Domain, split: Split, tokenizer: BpeTokenizer, opts: DomainTokenOptions = {}): Int32Array {
   if (split !== 'train' && split !== 'val') {
     throw new Error(`moekit data: split must be 'train' or 'val', got ${JSON.stringify(split)}`);
   }

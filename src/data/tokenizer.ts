@@ -43,9 +43,7 @@ function gpt2TokenList(): string[] {
 
 export function validateVocabSize(vocabSize: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB || vocabSize > GPT2_MAX_VOCAB) {
-    throw new RangeError(
-      `moekit tokenizer: vocabSize must be an integer in [${MIN_VOCAB}, ${GPT2_MAX_VOCAB}], got ${vocabSize}`,
-    );
+    throw new RangeError(`moekit tokenizer: vocabSize must be an integer in [${MIN_VOCAB}, ${GPT2_MAX_VOCAB}], got ${vocabSize}`);
   }
 }
 

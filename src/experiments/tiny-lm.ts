@@ -85,7 +85,6 @@ function concatTokens(parts: Int32Array[]): Int32Array {
   return out;
 }
 
-
 export function trainTinyLm(config: TinyLmConfig, onStep?: (s: TinyLmStep) => void): TinyLmResult {
   const t0 = performance.now();
   const tok = BpeTokenizer.gpt2(config.vocabSize);
@@ -120,7 +119,11 @@ export function trainTinyLm(config: TinyLmConfig, onStep?: (s: TinyLmStep) => vo
     const value = loss.item();
     if (!stepIsFinite(value, norm)) {
       const first = firstNonFinite(model.namedParameters()) ?? 'none found (the loss alone)';
-      throw new NonFiniteError('tiny GPT', step, `tiny GPT: step ${step}: loss ${value}, gradient norm ${norm}; first non-finite: ${first}; training stopped`);
+      throw new NonFiniteError(
+        'tiny GPT',
+        step,
+        `tiny GPT: step ${step}: loss ${value}, gradient norm ${norm}; first non-finite: ${first}; training stopped`,
+      );
     }
     optimizer.step();
     scheduler.step();
@@ -139,7 +142,11 @@ export function trainTinyLm(config: TinyLmConfig, onStep?: (s: TinyLmStep) => vo
   let sum = 0;
   let count = 0;
   noGrad(() => {
-    for (const b of evalBatches(new TokenWindows(val, config.seqLen), { batchSize: config.batchSize, maxBatches: config.evalBatches, dropLast: true })) {
+    for (const b of evalBatches(new TokenWindows(val, config.seqLen), {
+      batchSize: config.batchSize,
+      maxBatches: config.evalBatches,
+      dropLast: true,
+    })) {
       const { input, target } = batchTensors(b);
       sum += model.loss(input, target).item();
       count++;

@@ -53,7 +53,11 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
     fs.renameSync(tmp, target);
   } catch (err) {
     if (fd !== undefined) {
-      try { fs.closeSync(fd); } catch { /* already failing */ }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing */
+      }
     }
     fs.rmSync(tmp, { force: true });
     throw err;
@@ -100,7 +104,11 @@ function fsyncDirSync(dir: string): void {
     // best effort
   } finally {
     if (fd !== undefined) {
-      try { fs.closeSync(fd); } catch { /* ignore */ }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* ignore */
+      }
     }
   }
 }

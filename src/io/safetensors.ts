@@ -64,17 +64,50 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'U8', 'I8', 'F8_E4M3', 'F8_E5M2'];
+export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = [
+  'F32',
+  'F16',
+  'BF16',
+  'I32',
+  'I64',
+  'F64',
+  'U8',
+  'I8',
+  'F8_E4M3',
+  'F8_E5M2',
+];
 export const SAFETENSORS_MAX_HEADER_LENGTH = 100_000_000;
 /** Deepest JSON nesting accepted in a header (a valid one needs 3: header, tensor, shape). */
 export const SAFETENSORS_MAX_HEADER_DEPTH = 64;
 
 /** Bytes per element of each dtype. */
-export const SAFETENSORS_DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = { F16: 2, BF16: 2, I32: 4, F32: 4, F64: 8, I64: 8, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1 };
+export const SAFETENSORS_DTYPE_SIZE: Readonly<Record<SafetensorsDType, number>> = {
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+};
 const DTYPE_SIZE = SAFETENSORS_DTYPE_SIZE;
 // Position in the Rust crate's Dtype enum (increasing alignment). The reference
 // writer orders tensors by this, descending, then by name, so data stays aligned.
-const DTYPE_RANK: Record<SafetensorsDType, number> = { U8: 0, I8: 1, F8_E5M2: 1.3, F8_E4M3: 1.6, F16: 2, BF16: 3, I32: 4, F32: 5, F64: 6, I64: 7 };
+const DTYPE_RANK: Record<SafetensorsDType, number> = {
+  U8: 0,
+  I8: 1,
+  F8_E5M2: 1.3,
+  F8_E4M3: 1.6,
+  F16: 2,
+  BF16: 3,
+  I32: 4,
+  F32: 5,
+  F64: 6,
+  I64: 7,
+};
 const METADATA_KEY = '__metadata__';
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -146,18 +179,25 @@ function parseTensorInfo(name: string, raw: unknown, dataLength: number, source?
   const count = numel(shape);
   if (count === undefined) fail(source, `${where}: field "shape" ${show(shape)} has too many elements`);
   if (
-    !Array.isArray(offsets) || offsets.length !== 2 ||
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
     !offsets.every((o) => Number.isSafeInteger(o)) ||
     !(0 <= offsets[0] && offsets[0] <= offsets[1] && offsets[1] <= dataLength)
   ) {
-    fail(source, `${where}: field "data_offsets" is ${show(offsets)}; must be [begin, end] integers with ` +
-      `0 <= begin <= end <= ${dataLength} (the data buffer length)`);
+    fail(
+      source,
+      `${where}: field "data_offsets" is ${show(offsets)}; must be [begin, end] integers with ` +
+        `0 <= begin <= end <= ${dataLength} (the data buffer length)`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   const expected = count * DTYPE_SIZE[dtype];
   if (end - begin !== expected) {
-    fail(source, `${where}: field "data_offsets" [${begin}, ${end}] spans ${end - begin} bytes, but shape ` +
-      `${show(shape)} with dtype ${dtype} needs ${expected} (${count} elements x ${DTYPE_SIZE[dtype]} bytes)`);
+    fail(
+      source,
+      `${where}: field "data_offsets" [${begin}, ${end}] spans ${end - begin} bytes, but shape ` +
+        `${show(shape)} with dtype ${dtype} needs ${expected} (${count} elements x ${DTYPE_SIZE[dtype]} bytes)`,
+    );
   }
   return { dtype, shape: [...shape], dataOffsets: [begin, end] };
 }
@@ -170,7 +210,8 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source?: strin
   } catch {
     fail(source, 'header is not valid UTF-8');
   }
-  if (/^[ \t\n\r]/.test(text)) fail(source, `header must start with '{' (the format allows whitespace only after the JSON), got ${preview(text.slice(0, 8))}`);
+  if (/^[ \t\n\r]/.test(text))
+    fail(source, `header must start with '{' (the format allows whitespace only after the JSON), got ${preview(text.slice(0, 8))}`);
   let json: unknown;
   try {
     json = parseStrictJson(text, { maxDepth: SAFETENSORS_MAX_HEADER_DEPTH, numbers: 'natural-or-literal' });
@@ -203,19 +244,28 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, source?: strin
   for (const [name, info] of infos) {
     const [begin, end] = info.dataOffsets;
     if (begin < covered && previous) {
-      fail(source, `${tensorName(name)}: data_offsets [${begin}, ${end}] overlap ` +
-        `${tensorName(previous[0])} at [${previous[1].dataOffsets[0]}, ${previous[1].dataOffsets[1]}]`);
+      fail(
+        source,
+        `${tensorName(name)}: data_offsets [${begin}, ${end}] overlap ` +
+          `${tensorName(previous[0])} at [${previous[1].dataOffsets[0]}, ${previous[1].dataOffsets[1]}]`,
+      );
     }
     if (begin > covered) {
-      fail(source, `${tensorName(name)}: data_offsets [${begin}, ${end}] leave bytes [${covered}, ${begin}) ` +
-        `of the data buffer uncovered; tensors must be contiguous from offset 0`);
+      fail(
+        source,
+        `${tensorName(name)}: data_offsets [${begin}, ${end}] leave bytes [${covered}, ${begin}) ` +
+          `of the data buffer uncovered; tensors must be contiguous from offset 0`,
+      );
     }
     covered = end;
     previous = [name, info];
   }
   if (covered !== dataLength) {
-    fail(source, `data buffer is ${dataLength} bytes but tensors cover only ${covered} ` +
-      `(${dataLength - covered} trailing bytes not covered by any tensor)`);
+    fail(
+      source,
+      `data buffer is ${dataLength} bytes but tensors cover only ${covered} ` +
+        `(${dataLength - covered} trailing bytes not covered by any tensor)`,
+    );
   }
   return { dataLength, tensors: new Map(infos), metadata };
 }
@@ -231,15 +281,23 @@ function readLE<T>(bytes: Uint8Array, ctor: { new (buffer: ArrayBuffer): T; BYTE
 /** Decode one tensor's little-endian bytes (F16/BF16 widen to f32, I64 narrows to i32). */
 export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
   switch (dtype) {
-    case 'F32': return readLE(bytes, Float32Array);
-    case 'F64': return readLE(bytes, Float64Array);
-    case 'I32': return readLE(bytes, Int32Array);
-    case 'U8': return new Uint8Array(bytes);
-    case 'I8': return new Int8Array(new Uint8Array(bytes).buffer);
+    case 'F32':
+      return readLE(bytes, Float32Array);
+    case 'F64':
+      return readLE(bytes, Float64Array);
+    case 'I32':
+      return readLE(bytes, Int32Array);
+    case 'U8':
+      return new Uint8Array(bytes);
+    case 'I8':
+      return new Int8Array(new Uint8Array(bytes).buffer);
     case 'F8_E4M3':
-    case 'F8_E5M2': return fp8ArrayToF32(bytes, dtype);
-    case 'F16': return f16ArrayToF32(readLE(bytes, Uint16Array));
-    case 'BF16': return bf16ArrayToF32(readLE(bytes, Uint16Array));
+    case 'F8_E5M2':
+      return fp8ArrayToF32(bytes, dtype);
+    case 'F16':
+      return f16ArrayToF32(readLE(bytes, Uint16Array));
+    case 'BF16':
+      return bf16ArrayToF32(readLE(bytes, Uint16Array));
     case 'I64': {
       // Read each i64 as (lo, hi) int32 words: it fits in int32 iff hi is lo's sign extension.
       const words = readLE(bytes, BigInt64Array);
@@ -248,8 +306,11 @@ export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8
       for (let i = 0; i < out.length; i++) {
         const lo = halves[2 * i]!;
         if (halves[2 * i + 1] !== lo >> 31) {
-          fail(source, `${tensorName(name)}: I64 value ${words[i]} at index ${i} is outside the ` +
-            `int32 range [-2147483648, 2147483647] and cannot be loaded into an Int32Array`);
+          fail(
+            source,
+            `${tensorName(name)}: I64 value ${words[i]} at index ${i} is outside the ` +
+              `int32 range [-2147483648, 2147483647] and cannot be loaded into an Int32Array`,
+          );
         }
         out[i] = lo;
       }
@@ -325,8 +386,7 @@ function integerData(name: string, data: SafetensorsData, dtype: SafetensorsDTyp
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (!Number.isInteger(v) || v < min || v > max) {
-      throw new SafetensorsError(`${tensorName(name)}: dtype ${dtype} needs integers in [${min}, ${max}], ` +
-        `but data[${i}] is ${v}`);
+      throw new SafetensorsError(`${tensorName(name)}: dtype ${dtype} needs integers in [${min}, ${max}], ` + `but data[${i}] is ${v}`);
     }
   }
   return data;
@@ -334,15 +394,23 @@ function integerData(name: string, data: SafetensorsData, dtype: SafetensorsDTyp
 
 function encodeTensor(name: string, { dtype, data }: SafetensorsTensor): Uint8Array {
   switch (dtype) {
-    case 'F32': return leBytes(data instanceof Float32Array ? data : Float32Array.from(data));
-    case 'F64': return leBytes(data instanceof Float64Array ? data : Float64Array.from(data));
-    case 'F16': return leBytes(f32ArrayToF16(data));
-    case 'BF16': return leBytes(f32ArrayToBf16(data));
-    case 'I32': return leBytes(Int32Array.from(integerData(name, data, dtype, -(2 ** 31), 2 ** 31 - 1)));
-    case 'U8': return Uint8Array.from(integerData(name, data, dtype, 0, 255));
-    case 'I8': return leBytes(Int8Array.from(integerData(name, data, dtype, -128, 127)));
+    case 'F32':
+      return leBytes(data instanceof Float32Array ? data : Float32Array.from(data));
+    case 'F64':
+      return leBytes(data instanceof Float64Array ? data : Float64Array.from(data));
+    case 'F16':
+      return leBytes(f32ArrayToF16(data));
+    case 'BF16':
+      return leBytes(f32ArrayToBf16(data));
+    case 'I32':
+      return leBytes(Int32Array.from(integerData(name, data, dtype, -(2 ** 31), 2 ** 31 - 1)));
+    case 'U8':
+      return Uint8Array.from(integerData(name, data, dtype, 0, 255));
+    case 'I8':
+      return leBytes(Int8Array.from(integerData(name, data, dtype, -128, 127)));
     case 'F8_E4M3':
-    case 'F8_E5M2': return f32ArrayToFp8(data, dtype);
+    case 'F8_E5M2':
+      return f32ArrayToFp8(data, dtype);
     case 'I64': {
       const values = integerData(name, data, dtype, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
       const words = new BigInt64Array(values.length);
@@ -423,7 +491,11 @@ export function serializeSafetensors(tensors: Record<string, SafetensorsTensor>,
   return out;
 }
 
-export async function writeSafetensors(path: string, tensors: Record<string, SafetensorsTensor>, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: Record<string, SafetensorsTensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
   await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }
 

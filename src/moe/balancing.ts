@@ -41,7 +41,8 @@ export class SelectionBias {
   /** Add one micro-batch's slot counts ([E]). */
   accumulate(counts: Tensor | ArrayLike<number>): void {
     const c = counts instanceof Tensor ? counts.dataSync() : counts;
-    if (c.length !== this.numExperts) throw new RangeError(`SelectionBias.accumulate: counts must have E = ${this.numExperts} entries (got ${c.length})`);
+    if (c.length !== this.numExperts)
+      throw new RangeError(`SelectionBias.accumulate: counts must have E = ${this.numExperts} entries (got ${c.length})`);
     for (let e = 0; e < this.numExperts; e++) this.pending[e]! += c[e]!;
   }
 
@@ -68,7 +69,8 @@ export class SelectionBias {
 
   /** Overwrite the bias (e.g. DeepSeek-V3's e_score_correction_bias from a checkpoint). */
   load(values: ArrayLike<number>): void {
-    if (values.length !== this.numExperts) throw new RangeError(`SelectionBias.load: expected ${this.numExperts} values (got ${values.length})`);
+    if (values.length !== this.numExperts)
+      throw new RangeError(`SelectionBias.load: expected ${this.numExperts} values (got ${values.length})`);
     this.bias.storage = this.bias.backend.fromArray(Float32Array.from(values));
   }
 }

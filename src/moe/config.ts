@@ -80,8 +80,23 @@ export interface RouterConfig {
 }
 
 const ROUTER_KEYS = [
-  'kind', 'capacityFactor', 'numExperts', 'topK', 'scoreFunc', 'selectOn', 'routerBias', 'renormalize', 'renormP',
-  'scalingFactor', 'jitterEps', 'uniformAssignment', 'selectionBias', 'groupLimit', 'sparseMixer', 'sanitizeLogits', 'scoreOffset',
+  'kind',
+  'capacityFactor',
+  'numExperts',
+  'topK',
+  'scoreFunc',
+  'selectOn',
+  'routerBias',
+  'renormalize',
+  'renormP',
+  'scalingFactor',
+  'jitterEps',
+  'uniformAssignment',
+  'selectionBias',
+  'groupLimit',
+  'sparseMixer',
+  'sanitizeLogits',
+  'scoreOffset',
 ] as const;
 
 export function parseRouterConfig(input: unknown, field = 'router'): RouterConfig {
@@ -106,20 +121,31 @@ export function parseRouterConfig(input: unknown, field = 'router'): RouterConfi
     if (selectionBias) throw new ConfigError(f('selectionBias'), r['selectionBias'], `null: ${why}`);
     if (groupLimit) throw new ConfigError(f('groupLimit'), r['groupLimit'], `null: ${why}`);
     if (uniformAssignment) throw new ConfigError(f('uniformAssignment'), true, `false: ${why}`);
-    if (renormalize !== 'none') throw new ConfigError(f('renormalize'), renormalize, `'none' for kind 'expert-choice' (a token may get 0 experts; its weights are its scores)`);
+    if (renormalize !== 'none')
+      throw new ConfigError(
+        f('renormalize'),
+        renormalize,
+        `'none' for kind 'expert-choice' (a token may get 0 experts; its weights are its scores)`,
+      );
   }
   const sparseMixer = parseSparseMixer(or(r['sparseMixer'], null), f('sparseMixer'));
   if (sparseMixer) {
     const why = 'with sparseMixer (Phi-MoE: softmax scores, top-2 token choice, its own weights)';
     if (topK !== 2) throw new ConfigError(f('topK'), topK, `2 ${why}`);
     if (kind !== 'token-choice' || selectOn !== 'scores' || selectionBias || groupLimit || renormalize !== 'none' || uniformAssignment) {
-      throw new ConfigError(f('sparseMixer'), r['sparseMixer'], `null, or kind 'token-choice', selectOn 'scores', renormalize 'none', no selectionBias / groupLimit / uniformAssignment ${why}`);
+      throw new ConfigError(
+        f('sparseMixer'),
+        r['sparseMixer'],
+        `null, or kind 'token-choice', selectOn 'scores', renormalize 'none', no selectionBias / groupLimit / uniformAssignment ${why}`,
+      );
     }
-    if (r['scoreFunc'] !== undefined && r['scoreFunc'] !== 'softmax') throw new ConfigError(f('scoreFunc'), r['scoreFunc'], `'softmax' ${why}`);
+    if (r['scoreFunc'] !== undefined && r['scoreFunc'] !== 'softmax')
+      throw new ConfigError(f('scoreFunc'), r['scoreFunc'], `'softmax' ${why}`);
   }
   const scoreFunc = oneOf(f('scoreFunc'), or(r['scoreFunc'], 'softmax'), ['softmax', 'sigmoid'] as const);
   const scoreOffset = num(f('scoreOffset'), or(r['scoreOffset'], 0), { min: 0 });
-  if (scoreOffset !== 0 && (scoreFunc !== 'sigmoid' || kind !== 'token-choice')) throw new ConfigError(f('scoreOffset'), scoreOffset, "0 unless scoreFunc is 'sigmoid' on a token-choice router");
+  if (scoreOffset !== 0 && (scoreFunc !== 'sigmoid' || kind !== 'token-choice'))
+    throw new ConfigError(f('scoreOffset'), scoreOffset, "0 unless scoreFunc is 'sigmoid' on a token-choice router");
   return {
     kind,
     numExperts,
@@ -166,7 +192,11 @@ function parseGroupLimit(v: unknown, field: string, numExperts: number, topK: nu
   const topkGroups = int(`${field}.topkGroups`, r['topkGroups'], 1, numGroups, `at most numGroups = ${numGroups}`);
   const perGroup = numExperts / numGroups;
   if (topK > topkGroups * perGroup) {
-    throw new ConfigError(`${field}.topkGroups`, topkGroups, `at least ceil(topK / experts per group) = ${Math.ceil(topK / perGroup)} so topK = ${topK} experts can be chosen`);
+    throw new ConfigError(
+      `${field}.topkGroups`,
+      topkGroups,
+      `at least ceil(topK / experts per group) = ${Math.ceil(topK / perGroup)} so topK = ${topK} experts can be chosen`,
+    );
   }
   return {
     numGroups,
@@ -198,17 +228,29 @@ export interface ExpertConfig {
 export function parseExpertConfig(input: unknown, field = 'experts'): ExpertConfig {
   const r = record(field, input, ['kind', 'intermediateSize', 'layout', 'orientation', 'bias', 'swigluLimit', 'swigluAlpha']);
   const kind = oneOf(`${field}.kind`, or(r['kind'], 'swiglu'), ['swiglu', 'gelu', 'gpt-oss'] as const);
-  const layout = oneOf(`${field}.layout`, or(r['layout'], kind === 'gpt-oss' ? 'interleaved' : 'separate'), ['separate', 'fused', 'interleaved'] as const);
-  if (kind === 'gelu' && layout !== 'separate') throw new ConfigError(`${field}.layout`, layout, "'separate' for a GELU MLP (it has no gate)");
+  const layout = oneOf(`${field}.layout`, or(r['layout'], kind === 'gpt-oss' ? 'interleaved' : 'separate'), [
+    'separate',
+    'fused',
+    'interleaved',
+  ] as const);
+  if (kind === 'gelu' && layout !== 'separate')
+    throw new ConfigError(`${field}.layout`, layout, "'separate' for a GELU MLP (it has no gate)");
   const bias = bool(`${field}.bias`, or(r['bias'], kind === 'gpt-oss'));
   if (bias && kind !== 'gelu' && layout === 'separate') {
-    throw new ConfigError(`${field}.bias`, bias, "false for a gated bank with layout 'separate' (biases need layout 'fused' or 'interleaved')");
+    throw new ConfigError(
+      `${field}.bias`,
+      bias,
+      "false for a gated bank with layout 'separate' (biases need layout 'fused' or 'interleaved')",
+    );
   }
   return {
     kind,
     intermediateSize: int(`${field}.intermediateSize`, r['intermediateSize'], 1),
     layout,
-    orientation: oneOf(`${field}.orientation`, or(r['orientation'], kind === 'gpt-oss' ? 'in-out' : 'out-in'), ['out-in', 'in-out'] as const),
+    orientation: oneOf(`${field}.orientation`, or(r['orientation'], kind === 'gpt-oss' ? 'in-out' : 'out-in'), [
+      'out-in',
+      'in-out',
+    ] as const),
     bias,
     swigluLimit: num(`${field}.swigluLimit`, or(r['swigluLimit'], 7), { min: 0, minOpen: true }),
     swigluAlpha: num(`${field}.swigluAlpha`, or(r['swigluAlpha'], 1.702), { min: 0, minOpen: true }),
@@ -270,7 +312,11 @@ export function parseLossConfig(input: unknown, field = 'losses'): LossConfig {
   return {
     lbWeight: num(`${field}.lbWeight`, or(r['lbWeight'], 0), { min: 0 }),
     lbConvention: oneOf(`${field}.lbConvention`, or(r['lbConvention'], 'one'), ['top-k', 'one'] as const),
-    lbGranularity: oneOf(`${field}.lbGranularity`, or(r['lbGranularity'], 'local-batch'), ['local-batch', 'instance', 'global-batch'] as const),
+    lbGranularity: oneOf(`${field}.lbGranularity`, or(r['lbGranularity'], 'local-batch'), [
+      'local-batch',
+      'instance',
+      'global-batch',
+    ] as const),
     zLossWeight: num(`${field}.zLossWeight`, or(r['zLossWeight'], 0), { min: 0 }),
     scaleByNumLayers: bool(`${field}.scaleByNumLayers`, or(r['scaleByNumLayers'], false)),
   };
@@ -304,7 +350,11 @@ export function parseMoETopologyConfig(input: unknown, field = 'topology'): MoET
     sTemp: num(`${field}.sTemp`, or(r['sTemp'], 1), { min: 0, minOpen: true }),
   };
   if (!cfg.routingBias && !cfg.collaboration) {
-    throw new ConfigError(`${field}.collaboration`, false, `true when ${field}.routingBias is false (a topology with neither path is no topology: use ${field} = null)`);
+    throw new ConfigError(
+      `${field}.collaboration`,
+      false,
+      `true when ${field}.routingBias is false (a topology with neither path is no topology: use ${field} = null)`,
+    );
   }
   return cfg;
 }
@@ -334,18 +384,34 @@ export function parseMoEConfig(input: unknown, field = 'moe'): MoEConfig {
   if (cfg.topology) {
     if (cfg.router.kind === 'expert-choice') {
       // message passing is over each token's k selected experts; under expert choice a token has 0..E
-      throw new ConfigError(`${field}.topology`, r['topology'], "null for router.kind 'expert-choice' (a token does not have exactly topK experts to pass messages between)");
+      throw new ConfigError(
+        `${field}.topology`,
+        r['topology'],
+        "null for router.kind 'expert-choice' (a token does not have exactly topK experts to pass messages between)",
+      );
     }
     if (cfg.router.numExperts < 2) {
-      throw new ConfigError(`${field}.router.numExperts`, cfg.router.numExperts, 'an integer >= 2 when topology is set (S has a zero diagonal)');
+      throw new ConfigError(
+        `${field}.router.numExperts`,
+        cfg.router.numExperts,
+        'an integer >= 2 when topology is set (S has a zero diagonal)',
+      );
     }
   }
   if (cfg.router.kind === 'expert-choice') {
     if (cfg.dispatch.capacityFactor !== null) {
-      throw new ConfigError(`${field}.dispatch.capacityFactor`, cfg.dispatch.capacityFactor, "null for router.kind 'expert-choice' (set router.capacityFactor instead)");
+      throw new ConfigError(
+        `${field}.dispatch.capacityFactor`,
+        cfg.dispatch.capacityFactor,
+        "null for router.kind 'expert-choice' (set router.capacityFactor instead)",
+      );
     }
     if (cfg.losses.lbWeight !== 0) {
-      throw new ConfigError(`${field}.losses.lbWeight`, cfg.losses.lbWeight, "0 for router.kind 'expert-choice' (every expert takes exactly c tokens: balanced by construction)");
+      throw new ConfigError(
+        `${field}.losses.lbWeight`,
+        cfg.losses.lbWeight,
+        "0 for router.kind 'expert-choice' (every expert takes exactly c tokens: balanced by construction)",
+      );
     }
   }
   return cfg;

@@ -55,8 +55,10 @@ export interface RouterMetadata {
 export const RouterMetadata = {
   /** 0 tokens: logits [0, E] and weights [0, K] in `hidden`'s dtype and backend, ids [0, K] i32 filled with -1. */
   empty(hidden: Tensor, numExperts: number, topK: number): RouterMetadata {
-    if (!Number.isInteger(numExperts) || numExperts < 1) throw new RangeError(`RouterMetadata.empty: numExperts = ${numExperts} is invalid: expected an integer >= 1`);
-    if (!Number.isInteger(topK) || topK < 1) throw new RangeError(`RouterMetadata.empty: topK = ${topK} is invalid: expected an integer >= 1`);
+    if (!Number.isInteger(numExperts) || numExperts < 1)
+      throw new RangeError(`RouterMetadata.empty: numExperts = ${numExperts} is invalid: expected an integer >= 1`);
+    if (!Number.isInteger(topK) || topK < 1)
+      throw new RangeError(`RouterMetadata.empty: topK = ${topK} is invalid: expected an integer >= 1`);
     const b = hidden.backend;
     return Object.freeze({
       routerLogits: new Tensor(b.full(hidden.dtype, 0, 0), [0, numExperts], b),
@@ -65,7 +67,9 @@ export const RouterMetadata = {
     });
   },
   /** From a router's output (moekit's RouterOutput, or Diffulex's TopKOutput fields weights / ids / routerLogits). */
-  fromTopkOutput(out: Pick<RouterOutput, 'logits' | 'topkIds' | 'topkWeights'> | { weights: Tensor; ids: Tensor; routerLogits: Tensor }): RouterMetadata {
+  fromTopkOutput(
+    out: Pick<RouterOutput, 'logits' | 'topkIds' | 'topkWeights'> | { weights: Tensor; ids: Tensor; routerLogits: Tensor },
+  ): RouterMetadata {
     return 'routerLogits' in out
       ? Object.freeze({ routerLogits: out.routerLogits, topkIds: out.ids, topkWeights: out.weights })
       : Object.freeze({ routerLogits: out.logits, topkIds: out.topkIds, topkWeights: out.topkWeights });

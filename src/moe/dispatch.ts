@@ -61,7 +61,9 @@ export class LocalDispatcher implements Dispatcher {
 
   /** Per-expert capacity for T tokens with K slots each (null when dropless). */
   capacity(T: number, K: number): number | null {
-    return this.cfg.capacityFactor === null ? null : expertCapacity(this.cfg.capacityFactor, K, T, this.numExperts, this.cfg.capacityMultiple);
+    return this.cfg.capacityFactor === null
+      ? null
+      : expertCapacity(this.cfg.capacityFactor, K, T, this.numExperts, this.cfg.capacityMultiple);
   }
 
   /** The slot layout dispatch uses for these [T, K] expert ids (the fused kernels share it). */
@@ -73,7 +75,9 @@ export class LocalDispatcher implements Dispatcher {
   dispatch(x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>): DispatchResult {
     const { topkIds, topkWeights } = routing;
     if (x.ndim !== 2 || topkIds.ndim !== 2 || topkIds.shape[0] !== x.shape[0] || topkWeights.shape.join() !== topkIds.shape.join()) {
-      throw new RangeError(`dispatch: x ${shapeToString(x.shape)}, topkIds ${shapeToString(topkIds.shape)}, topkWeights ${shapeToString(topkWeights.shape)} must be [T, H], [T, K], [T, K]`);
+      throw new RangeError(
+        `dispatch: x ${shapeToString(x.shape)}, topkIds ${shapeToString(topkIds.shape)}, topkWeights ${shapeToString(topkWeights.shape)} must be [T, H], [T, K], [T, K]`,
+      );
     }
     const [T, K] = topkIds.shape as [number, number];
     const E = this.numExperts;

@@ -86,7 +86,9 @@ export class ExpertChoiceDispatcher implements Dispatcher {
   dispatch(x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>): DispatchResult {
     const { topkIds, topkWeights } = routing;
     if (x.ndim !== 2 || topkIds.ndim !== 2 || topkIds.shape[0] !== x.shape[0] || topkWeights.shape.join() !== topkIds.shape.join()) {
-      throw new RangeError(`ExpertChoiceDispatcher: x ${shapeToString(x.shape)}, topkIds ${shapeToString(topkIds.shape)}, topkWeights ${shapeToString(topkWeights.shape)} must be [T, H], [T, W], [T, W]`);
+      throw new RangeError(
+        `ExpertChoiceDispatcher: x ${shapeToString(x.shape)}, topkIds ${shapeToString(topkIds.shape)}, topkWeights ${shapeToString(topkWeights.shape)} must be [T, H], [T, W], [T, W]`,
+      );
     }
     const [T, W] = topkIds.shape as [number, number];
     const E = this.numExperts;
@@ -95,7 +97,8 @@ export class ExpertChoiceDispatcher implements Dispatcher {
     for (let s = 0; s < ids.length; s++) {
       const e = ids[s]!;
       if (e === -1) continue;
-      if (!(e >= 0 && e < E)) throw new RangeError(`ExpertChoiceDispatcher: expert id ${e} at slot ${s} is outside [0, ${E}) and not -1 (empty)`);
+      if (!(e >= 0 && e < E))
+        throw new RangeError(`ExpertChoiceDispatcher: expert id ${e} at slot ${s} is outside [0, ${E}) and not -1 (empty)`);
       rowsPerExpert[e]!++;
     }
     const segOffsets = new Int32Array(E + 1);

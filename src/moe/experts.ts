@@ -94,7 +94,8 @@ export class ExpertBank extends Module {
       const shape = cfg.orientation === 'out-in' ? [E, out, inp] : [E, inp, out];
       return uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen);
     };
-    const vec = (n: number, fan: number): Parameter => uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen);
+    const vec = (n: number, fan: number): Parameter =>
+      uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen);
     const separate = cfg.kind === 'gelu' || cfg.layout === 'separate';
     const firstOut = cfg.kind === 'gelu' ? I : 2 * I;
     this.gateProj = separate && cfg.kind !== 'gelu' ? mat(I, H) : null;
@@ -108,7 +109,11 @@ export class ExpertBank extends Module {
 
   forward(rows: Tensor, exec: ExpertExecutionMetadata): Tensor {
     // the backend's MoE kernels as one node where the execution plan says they apply
-    const fits = rows.ndim === 2 && rows.shape[1] === this.hiddenSize && exec.segOffsets.length === this.numExperts + 1 && exec.segOffsets[this.numExperts] === rows.shape[0];
+    const fits =
+      rows.ndim === 2 &&
+      rows.shape[1] === this.hiddenSize &&
+      exec.segOffsets.length === this.numExperts + 1 &&
+      exec.segOffsets[this.numExperts] === rows.shape[0];
     const k = fits ? bankKernels(rows, this, this.cfg) : null;
     if (k) return expertsNode(k, rows, exec.segOffsets, this, this.cfg);
     return runExperts(rows, exec, this, this.cfg);

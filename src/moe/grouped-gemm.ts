@@ -32,7 +32,17 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
     const ldb = w.shape[2]!;
     const wb = { data: w.storage, ld: ldb, expertStride: w.shape[1]! * ldb };
     const out = b.full(x.dtype, S * outW, 0);
-    k.gemmRows({ a: { data: x.storage, ld: inW }, aIdx: null, scale: null, b: { ...wb, trans: opts.transB }, seg: segOffsets, c: { data: out, ld: outW }, n: outW, k: inW, accumulate: false });
+    k.gemmRows({
+      a: { data: x.storage, ld: inW },
+      aIdx: null,
+      scale: null,
+      b: { ...wb, trans: opts.transB },
+      seg: segOffsets,
+      c: { data: out, ld: outW },
+      n: outW,
+      k: inW,
+      accumulate: false,
+    });
     return makeOutput(b, out, [S, outW], {
       name: 'groupedMatmul',
       inputs: [x, w],
@@ -40,7 +50,17 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
         let dx: Tensor | null = null;
         if (x.requiresGrad) {
           const d = b.full(x.dtype, S * inW, 0);
-          k.gemmRows({ a: { data: g.storage, ld: outW }, aIdx: null, scale: null, b: { ...wb, trans: !opts.transB }, seg: segOffsets, c: { data: d, ld: inW }, n: inW, k: outW, accumulate: false });
+          k.gemmRows({
+            a: { data: g.storage, ld: outW },
+            aIdx: null,
+            scale: null,
+            b: { ...wb, trans: !opts.transB },
+            seg: segOffsets,
+            c: { data: d, ld: inW },
+            n: inW,
+            k: outW,
+            accumulate: false,
+          });
           dx = new Tensor(d, [S, inW], b);
         }
         let dw: Tensor | null = null;
@@ -48,8 +68,10 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
           const d = b.full(x.dtype, E * wb.expertStride, 0);
           const gm = { data: g.storage, ld: outW };
           const xm = { data: x.storage, ld: inW };
-          if (opts.transB) k.gemmWgrad({ a: gm, aIdx: null, scale: null, b: xm, bIdx: null, seg: segOffsets, c: d, m: outW, n: inW, accumulate: false });
-          else k.gemmWgrad({ a: xm, aIdx: null, scale: null, b: gm, bIdx: null, seg: segOffsets, c: d, m: inW, n: outW, accumulate: false });
+          if (opts.transB)
+            k.gemmWgrad({ a: gm, aIdx: null, scale: null, b: xm, bIdx: null, seg: segOffsets, c: d, m: outW, n: inW, accumulate: false });
+          else
+            k.gemmWgrad({ a: xm, aIdx: null, scale: null, b: gm, bIdx: null, seg: segOffsets, c: d, m: inW, n: outW, accumulate: false });
           dw = new Tensor(d, w.shape, b);
         }
         return [dx, dw];
@@ -60,17 +82,37 @@ export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts
   const has = (e: number) => segOffsets[e + 1]! > segOffsets[e]!;
   const segments = (): number[] => [...Array(E).keys()].filter(has);
   const rowsOf = (t: Tensor, e: number) => narrow(t, 0, segOffsets[e]!, segOffsets[e + 1]! - segOffsets[e]!);
-  const zeros = (shape: number[]) => new Tensor(b.full(x.dtype, shape.reduce((p, d) => p * d, 1), 0), shape, b);
-  const join = (parts: Tensor[], shape: number[]) => (parts.length === 0 ? zeros(shape) : parts.length === 1 ? parts[0]! : concat(parts, 0));
+  const zeros = (shape: number[]) =>
+    new Tensor(
+      b.full(
+        x.dtype,
+        shape.reduce((p, d) => p * d, 1),
+        0,
+      ),
+      shape,
+      b,
+    );
+  const join = (parts: Tensor[], shape: number[]) =>
+    parts.length === 0 ? zeros(shape) : parts.length === 1 ? parts[0]! : concat(parts, 0);
 
-  const out = noGrad(() => join(segments().map((e) => matmul(rowsOf(x, e), expertW(e), { transB: opts.transB })), [S, outW]));
+  const out = noGrad(() =>
+    join(
+      segments().map((e) => matmul(rowsOf(x, e), expertW(e), { transB: opts.transB })),
+      [S, outW],
+    ),
+  );
   return makeOutput(b, out.storage, [S, outW], {
     name: 'groupedMatmul',
     inputs: [x, w],
     backward: (g) => {
       const segs = segments();
       // dX_e = g_e · op(W_e)ᵀ ;  dW_e = (x_eᵀ g_e) or its transpose for [out, in] weights
-      const dx = x.requiresGrad ? join(segs.map((e) => matmul(rowsOf(g, e), expertW(e), { transB: !opts.transB })), [S, inW]) : null;
+      const dx = x.requiresGrad
+        ? join(
+            segs.map((e) => matmul(rowsOf(g, e), expertW(e), { transB: !opts.transB })),
+            [S, inW],
+          )
+        : null;
       let dw: Tensor | null = null;
       if (w.requiresGrad) {
         const per = [...Array(E).keys()].map((e) => {

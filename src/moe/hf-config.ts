@@ -14,13 +14,16 @@ function intAt(cfg: HfConfig, keys: readonly string[], dflt: number | undefined,
     if (dflt === undefined) throw new ConfigError(keys.join(' | '), v, `one of these keys set to an integer >= ${min}`);
     return dflt;
   }
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigError(keys.find((k) => cfg[k] === v)!, v, `an integer >= ${min}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+    throw new ConfigError(keys.find((k) => cfg[k] === v)!, v, `an integer >= ${min}`);
   return v;
 }
 
 export const getNumExperts = (c: HfConfig): number => intAt(c, ['num_experts', 'n_routed_experts', 'num_local_experts'], 0, 0);
-export const getNumExpertsPerTok = (c: HfConfig): number => intAt(c, ['num_experts_per_tok', 'moe_top_k', 'top_k', 'experts_per_token'], 2, 1);
-export const getMoeIntermediateSize = (c: HfConfig): number => intAt(c, ['moe_intermediate_size', 'expert_intermediate_size', 'intermediate_size'], undefined, 1);
+export const getNumExpertsPerTok = (c: HfConfig): number =>
+  intAt(c, ['num_experts_per_tok', 'moe_top_k', 'top_k', 'experts_per_token'], 2, 1);
+export const getMoeIntermediateSize = (c: HfConfig): number =>
+  intAt(c, ['moe_intermediate_size', 'expert_intermediate_size', 'intermediate_size'], undefined, 1);
 export const getNormTopkProb = (c: HfConfig): boolean => (first(c, ['norm_topk_prob']) ?? true) === true;
 export const getMlpOnlyLayers = (c: HfConfig): number[] => (first(c, ['mlp_only_layers']) as number[] | undefined) ?? [];
 export const getFirstKDenseReplace = (c: HfConfig): number | null => (first(c, ['first_k_dense_replace']) as number | undefined) ?? null;
@@ -64,7 +67,8 @@ export function hfTextConfig(c: HfConfig): HfConfig {
 export function normalizeHfConfig(c: HfConfig): HfConfig {
   if (c['model_type'] !== 'dbrx') return hfTextConfig(c);
   const ffn = c['ffn_config'];
-  if (typeof ffn !== 'object' || ffn === null || Array.isArray(ffn)) throw new ConfigError('ffn_config', ffn, 'an object with ffn_hidden_size, moe_num_experts, moe_top_k (DBRX)');
+  if (typeof ffn !== 'object' || ffn === null || Array.isArray(ffn))
+    throw new ConfigError('ffn_config', ffn, 'an object with ffn_hidden_size, moe_num_experts, moe_top_k (DBRX)');
   const f = ffn as HfConfig;
   const attn = (typeof c['attn_config'] === 'object' && c['attn_config'] !== null ? c['attn_config'] : {}) as HfConfig;
   return {

@@ -19,7 +19,17 @@ import type { Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contra
 import type { LocalDispatcher } from './dispatch.js';
 import { ExpertBank } from './experts.js';
 import type { MoeKernels } from '../backend/moe.js';
-import { type ExecutionPlan, type PlanInputs, bankTensors, defaultDispatcher, layerCall, planKey, planLayer, routerKernelLossesCover, together } from './execution/plan.js';
+import {
+  type ExecutionPlan,
+  type PlanInputs,
+  bankTensors,
+  defaultDispatcher,
+  layerCall,
+  planKey,
+  planLayer,
+  routerKernelLossesCover,
+  together,
+} from './execution/plan.js';
 import { layerNode, routedExperts } from './kernel-path/layer-node.js';
 import { type AuxLossGradient, routerPassAuxLoss, routerPassAuxTerms } from './kernel-path/router-aux-loss.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
@@ -106,13 +116,21 @@ export class MoELayer extends Module {
     const E = cfg.router.numExperts;
     // OLMo-core router init: trunc_normal(std 0.02, [-0.06, 0.06])
     this.routerWeight = truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
-    this.routerBias = cfg.router.routerBias ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
+    this.routerBias = cfg.router.routerBias
+      ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen)
+      : null;
     this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen });
     const sh = cfg.shared;
     this.sharedExpert = sh
-      ? new ExpertBank(1, H, { ...cfg.experts, kind: 'swiglu', layout: 'separate', orientation: 'out-in', bias: false, intermediateSize: sh.intermediateSize }, { dtype, generator: gen })
+      ? new ExpertBank(
+          1,
+          H,
+          { ...cfg.experts, kind: 'swiglu', layout: 'separate', orientation: 'out-in', bias: false, intermediateSize: sh.intermediateSize },
+          { dtype, generator: gen },
+        )
       : null;
-    this.sharedGate = sh?.gate === 'sigmoid' ? uniform_(new Parameter(zeros([1, H], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
+    this.sharedGate =
+      sh?.gate === 'sigmoid' ? uniform_(new Parameter(zeros([1, H], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen) : null;
     this.selectionBias = cfg.router.selectionBias ? new SelectionBias(E, cfg.router.selectionBias) : null;
     if (this.selectionBias) this.registerBuffer('scoreBias', this.selectionBias.bias);
     this.dispatcher = options.dispatcher ?? defaultDispatcher(cfg);
@@ -161,7 +179,8 @@ export class MoELayer extends Module {
    */
   forwardWithRouting(x: Tensor, opts: MoEForwardOptions = {}): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
-    if (x.shape[x.ndim - 1] !== H) throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
+    if (x.shape[x.ndim - 1] !== H)
+      throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
     if (this.checkFiniteInput) assertFiniteRouterInput(x2, 'MoELayer');
     const T = x2.shape[0]!;
@@ -177,7 +196,13 @@ export class MoELayer extends Module {
     let losses: AuxLosses | null;
     if (run.layerNode && !this.routingHook) {
       // the whole block as one node, with the aux losses' gradient inside it
-      const node = layerNode(plan.kernels!, { x: x2, routerWeight: this.routerWeight, router: rc, dispatcher: this.dispatcher as LocalDispatcher, bank: this.experts });
+      const node = layerNode(plan.kernels!, {
+        x: x2,
+        routerWeight: this.routerWeight,
+        router: rc,
+        dispatcher: this.dispatcher as LocalDispatcher,
+        bank: this.experts,
+      });
       r = node.routed;
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, true) : null;
       ({ y, droppedSlots } = node.experts(losses?.gradient ?? null));
@@ -197,7 +222,9 @@ export class MoELayer extends Module {
     if (T > 0 && droppedSlots === T * rc.topK && !this.saidAllDropped) {
       // OLMo-core's capacity truncates: a tiny capacityFactor makes it 0, and the layer outputs only its shared part
       this.saidAllDropped = true;
-      console.warn(`moekit: MoELayer dropped all ${T * rc.topK} routed slots of a batch of ${T} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`);
+      console.warn(
+        `moekit: MoELayer dropped all ${T * rc.topK} routed slots of a batch of ${T} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`,
+      );
     }
     const counts = r.counts.dataSync() as Int32Array;
     this.lastMetrics = {
@@ -210,7 +237,14 @@ export class MoELayer extends Module {
       zLoss: losses?.z ?? null,
       zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
     };
-    const details = { y: reshape(y, x.shape), routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null, droppedSlots, metrics: this.lastMetrics };
+    const details = {
+      y: reshape(y, x.shape),
+      routing: r,
+      routed: reshape(routed, x.shape),
+      shared: shared ? reshape(shared, x.shape) : null,
+      droppedSlots,
+      metrics: this.lastMetrics,
+    };
     this.routingHook?.observe?.(this, details);
     return details;
   }
@@ -237,13 +271,18 @@ export class MoELayer extends Module {
     let slotScale: Tensor | null = null;
     if (S && tc?.collaboration) {
       const sSub = topologySubmatrices(S, r.topkIds);
-      if (this.cfg.dispatch.weightsOn === 'output') routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
+      if (this.cfg.dispatch.weightsOn === 'output')
+        routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
       else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
     }
     if (kernels) return routedExperts(kernels, x2, r, this.dispatcher as LocalDispatcher, this.experts);
     const d = this.dispatcher.dispatch(x2, routing);
     let out = this.experts.forward(d.rows, d.exec);
-    if (slotScale) out = mul(out, reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]));
+    if (slotScale)
+      out = mul(
+        out,
+        reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]),
+      );
     return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length };
   }
 

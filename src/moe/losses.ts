@@ -29,17 +29,23 @@ export interface LoadBalancingOptions {
  */
 export function loadBalancingLoss(scores: Tensor, topkIds: Tensor, opts: LoadBalancingOptions): Tensor {
   if (scores.ndim !== 2 || topkIds.ndim !== 2 || topkIds.shape[0] !== scores.shape[0]) {
-    throw new RangeError(`loadBalancingLoss: scores ${shapeToString(scores.shape)} and topkIds ${shapeToString(topkIds.shape)} must be [T, E] and [T, K]`);
+    throw new RangeError(
+      `loadBalancingLoss: scores ${shapeToString(scores.shape)} and topkIds ${shapeToString(topkIds.shape)} must be [T, E] and [T, K]`,
+    );
   }
   const [T, E] = scores.shape as [number, number];
   const K = topkIds.shape[1]!;
   const instance = (opts.granularity ?? 'local-batch') === 'instance';
   const B = instance ? (opts.batchSize ?? 0) : 1;
   if (!Number.isInteger(B) || B < 1 || T % B !== 0) {
-    throw new RangeError(`loadBalancingLoss: batchSize = ${opts.batchSize} must be a positive divisor of T = ${T} for 'instance' granularity`);
+    throw new RangeError(
+      `loadBalancingLoss: batchSize = ${opts.batchSize} must be a positive divisor of T = ${T} for 'instance' granularity`,
+    );
   }
   if (opts.frequencies && (instance || opts.frequencies.length !== E)) {
-    throw new RangeError(`loadBalancingLoss: frequencies need 'local-batch' granularity and length E = ${E} (got ${opts.frequencies.length})`);
+    throw new RangeError(
+      `loadBalancingLoss: frequencies need 'local-batch' granularity and length E = ${E} (got ${opts.frequencies.length})`,
+    );
   }
   const S = T / B;
   const m = maskArray(opts.mask ?? null, T);

@@ -4,7 +4,19 @@ import { type MoEConfig, type MoEConfigInput, moeConfig } from './config.js';
 import { type HfConfig, getMoeIntermediateSize, getNumExperts, getNumExpertsPerTok, normalizeHfConfig } from './hf-config.js';
 import { ConfigError, isRecord } from './validate.js';
 
-export const PRESETS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss', 'granitemoe', 'llama4', 'dbrx', 'phimoe'] as const;
+export const PRESETS = [
+  'mixtral',
+  'qwen2_moe',
+  'qwen3_moe',
+  'olmoe',
+  'deepseek_v2',
+  'deepseek_v3',
+  'gpt_oss',
+  'granitemoe',
+  'llama4',
+  'dbrx',
+  'phimoe',
+] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 const num = (c: HfConfig, k: string, d: number): number => (typeof c[k] === 'number' ? (c[k] as number) : d);
@@ -46,7 +58,11 @@ export function presetFromHf(name: PresetName, config: HfConfig, opts: PresetFro
       input = { ...base, router: { ...base.router, renormalize: renorm(false) } };
       break;
     case 'olmoe':
-      input = { ...base, router: { ...base.router, renormalize: renorm(false) }, losses: { ...hfLosses, zLossWeight: num(c, 'router_z_loss_coef', 0) } };
+      input = {
+        ...base,
+        router: { ...base.router, renormalize: renorm(false) },
+        losses: { ...hfLosses, zLossWeight: num(c, 'router_z_loss_coef', 0) },
+      };
       break;
     case 'deepseek_v2':
     case 'deepseek_v3': {
@@ -61,7 +77,12 @@ export function presetFromHf(name: PresetName, config: HfConfig, opts: PresetFro
           scalingFactor: num(c, 'routed_scaling_factor', 1),
           selectionBias: v3 ? { gamma: 0.001, rule: 'sign' } : null,
           groupLimit: grouped
-            ? { numGroups: num(c, 'n_group', 1), topkGroups: num(c, 'topk_group', 1), groupScore: v3 ? 'top2-sum' : 'max', maskValue: v3 ? (opts.groupMaskValue ?? 'neg-inf') : 'zero' }
+            ? {
+                numGroups: num(c, 'n_group', 1),
+                topkGroups: num(c, 'topk_group', 1),
+                groupScore: v3 ? 'top2-sum' : 'max',
+                maskValue: v3 ? (opts.groupMaskValue ?? 'neg-inf') : 'zero',
+              }
             : null,
         },
         shared: num(c, 'n_shared_experts', 0) > 0 ? { intermediateSize: I * num(c, 'n_shared_experts', 0) } : null,
@@ -92,13 +113,25 @@ export function presetFromHf(name: PresetName, config: HfConfig, opts: PresetFro
       const p = c['moe_normalize_expert_weights'];
       input = {
         ...base,
-        router: { ...base.router, renormalize: typeof p === 'number' ? 'pnorm' : 'none', renormP: typeof p === 'number' ? p : 1, jitterEps: num(c, 'router_jitter_noise', 0) },
+        router: {
+          ...base.router,
+          renormalize: typeof p === 'number' ? 'pnorm' : 'none',
+          renormP: typeof p === 'number' ? p : 1,
+          jitterEps: num(c, 'router_jitter_noise', 0),
+        },
       };
       break;
     }
     case 'phimoe':
       // router_jitter_noise is sparsemixer's eps; input_jitter_noise jitters the router input in training
-      input = { ...base, router: { ...base.router, sparseMixer: { jitterEps: num(c, 'router_jitter_noise', 0.01) }, jitterEps: num(c, 'input_jitter_noise', 0) } };
+      input = {
+        ...base,
+        router: {
+          ...base.router,
+          sparseMixer: { jitterEps: num(c, 'router_jitter_noise', 0.01) },
+          jitterEps: num(c, 'input_jitter_noise', 0),
+        },
+      };
       break;
   }
   return moeConfig(input);
@@ -110,7 +143,12 @@ export function presetNameFromHf(c: HfConfig): PresetName {
   const t = c['model_type'];
   const name = t === 'llama4_text' ? 'llama4' : t;
   if (!PRESETS.includes(name as PresetName)) {
-    const grok = t === undefined && ('widening_factor' in c || JSON.stringify(c['architectures'] ?? '').toLowerCase().includes('grok'));
+    const grok =
+      t === undefined &&
+      ('widening_factor' in c ||
+        JSON.stringify(c['architectures'] ?? '')
+          .toLowerCase()
+          .includes('grok'));
     const hint = grok
       ? " (this looks like Grok-1, whose config has no model_type: moekit does not know its layer names, attention output multiplier or router; write a mixtral-style config.json with model_type 'mixtral', num_local_experts and intermediate_size)"
       : '';
@@ -139,7 +177,13 @@ export type OlmoCorePresetName = (typeof OLMO_CORE_PRESETS)[number];
  * by the number of MoE layers. `d` defaults to the preset's own width (768 and 2048).
  */
 export function olmoCorePreset(name: OlmoCorePresetName, d?: number): MoEConfig {
-  const losses = { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' as const, lbGranularity: 'local-batch' as const, scaleByNumLayers: true };
+  const losses = {
+    lbWeight: 0.01,
+    zLossWeight: 0.001,
+    lbConvention: 'one' as const,
+    lbGranularity: 'local-batch' as const,
+    scaleByNumLayers: true,
+  };
   switch (name) {
     case 'smallmoe': {
       const dm = d ?? 768;

@@ -38,7 +38,9 @@ export interface RouteOptions {
 /** The router GEMM (logits = x·Wᵀ [+ b]) followed by routeLogits. x [T, H], weight [E, H], bias [E]. */
 export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: RouterConfig, opts: RouteOptions = {}): RouterOutput {
   if (x.ndim !== 2 || weight.ndim !== 2 || weight.shape[1] !== x.shape[1] || weight.shape[0] !== cfg.numExperts) {
-    throw new RangeError(`route: x ${shapeToString(x.shape)} and weight ${shapeToString(weight.shape)} must be [T, H] and [E=${cfg.numExperts}, H]`);
+    throw new RangeError(
+      `route: x ${shapeToString(x.shape)} and weight ${shapeToString(weight.shape)} must be [T, H] and [E=${cfg.numExperts}, H]`,
+    );
   }
   let input = x;
   if (opts.training && cfg.jitterEps > 0) {
@@ -78,7 +80,9 @@ export function routeLogits(logits: Tensor, cfg: RouterConfig, opts: RouteOption
   }
   const T = logits.shape[0]!;
   if (opts.selectionBias && !cfg.selectionBias) {
-    throw new Error('routeLogits: a selectionBias tensor was given but router.selectionBias is null (set it to enable aux-loss-free balancing)');
+    throw new Error(
+      'routeLogits: a selectionBias tensor was given but router.selectionBias is null (set it to enable aux-loss-free balancing)',
+    );
   }
   const kernels = opts.routerKernels !== undefined ? opts.routerKernels : routerKernels(logits, cfg, opts.selectionBias ?? null);
   if (kernels) return routerPass(kernels, logits, cfg);

@@ -53,11 +53,7 @@ export interface NumRange {
 
 export function num(field: string, v: unknown, r: NumRange = {}): number {
   const { min = -Infinity, max = Infinity, minOpen = false, maxOpen = false } = r;
-  const ok =
-    typeof v === 'number' &&
-    Number.isFinite(v) &&
-    (minOpen ? v > min : v >= min) &&
-    (maxOpen ? v < max : v <= max);
+  const ok = typeof v === 'number' && Number.isFinite(v) && (minOpen ? v > min : v >= min) && (maxOpen ? v < max : v <= max);
   if (!ok) {
     const lo = min === -Infinity ? '(-inf' : `${minOpen ? '(' : '['}${min}`;
     const hi = max === Infinity ? 'inf)' : `${max}${maxOpen ? ')' : ']'}`;

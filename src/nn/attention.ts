@@ -41,7 +41,10 @@ export class CausalSelfAttention extends Module {
   constructor(config: CausalSelfAttentionConfig) {
     super();
     const { dModel, nHead, dropout: p = 0, bias = true } = config;
-    for (const [k, v] of [['dModel', dModel], ['nHead', nHead]] as const) {
+    for (const [k, v] of [
+      ['dModel', dModel],
+      ['nHead', nHead],
+    ] as const) {
       if (!(Number.isInteger(v) && v >= 1)) throw new RangeError(`CausalSelfAttention: ${k} must be an integer >= 1 (got ${v})`);
     }
     if (dModel % nHead !== 0) {

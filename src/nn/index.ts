@@ -1,5 +1,13 @@
 // Neural-network modules: Module / Parameter, init schemes, layers, attention, a small GPT.
-export { Module, Parameter, type ModuleList, type UnaryModule, type StateDict, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
+export {
+  Module,
+  Parameter,
+  type ModuleList,
+  type UnaryModule,
+  type StateDict,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+} from './module.js';
 export {
   calculateFans,
   constant_,

@@ -46,12 +46,14 @@ export class Linear extends Module {
     const gen = options.generator ?? defaultGenerator;
     this.weight = kaimingUniform_(param([outFeatures, inFeatures], options.dtype), Math.sqrt(5), gen);
     const bound = 1 / Math.sqrt(inFeatures);
-    this.bias = (options.bias ?? true) ? (uniform_(param([outFeatures], options.dtype), -bound, bound, gen)) : null;
+    this.bias = (options.bias ?? true) ? uniform_(param([outFeatures], options.dtype), -bound, bound, gen) : null;
   }
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) {
-      throw new RangeError(`Linear(${this.inFeatures}, ${this.outFeatures}): input's last axis must be ${this.inFeatures} (got shape ${shapeToString(x.shape)})`);
+      throw new RangeError(
+        `Linear(${this.inFeatures}, ${this.outFeatures}): input's last axis must be ${this.inFeatures} (got shape ${shapeToString(x.shape)})`,
+      );
     }
     const y = x.matmul(this.weight, { transB: true });
     return this.bias ? y.add(this.bias) : y;
@@ -102,7 +104,7 @@ export class LayerNorm extends Module {
     requirePositiveInt('LayerNorm', 'dim', dim);
     this.eps = options.eps ?? 1e-5;
     const affine = options.elementwiseAffine ?? true;
-    this.weight = affine ? (ones_(param([dim], options.dtype))) : null;
+    this.weight = affine ? ones_(param([dim], options.dtype)) : null;
     this.bias = affine && (options.bias ?? true) ? param([dim], options.dtype) : null;
   }
 
@@ -129,7 +131,7 @@ export class RMSNorm extends Module {
     super();
     requirePositiveInt('RMSNorm', 'dim', dim);
     this.eps = options.eps ?? 1e-6;
-    this.weight = (options.elementwiseAffine ?? true) ? (ones_(param([dim], options.dtype))) : null;
+    this.weight = (options.elementwiseAffine ?? true) ? ones_(param([dim], options.dtype)) : null;
   }
 
   forward(x: Tensor): Tensor {

@@ -189,7 +189,9 @@ export class Module {
     for (const [name, target] of targets) {
       const src = source.get(name);
       if (src && !sameShape(src.shape, target.shape)) {
-        problems.push(`size mismatch for '${name}': checkpoint has shape ${shapeToString(src.shape)}, the module has ${shapeToString(target.shape)}`);
+        problems.push(
+          `size mismatch for '${name}': checkpoint has shape ${shapeToString(src.shape)}, the module has ${shapeToString(target.shape)}`,
+        );
       }
     }
     if (strict) {

@@ -21,7 +21,9 @@ export function safetensorsToStateDict(tensors: Map<string, SafetensorsEntry> | 
   const out: StateDict = {};
   for (const [name, e] of entries) {
     if (e.data instanceof Uint8Array || e.data instanceof Int8Array) {
-      throw new TypeError(`safetensorsToStateDict: tensor '${name}' has dtype ${e.dtype}; tensors hold f32, f64 or i32 (U8/I8 are raw bytes, e.g. MXFP4 blocks)`);
+      throw new TypeError(
+        `safetensorsToStateDict: tensor '${name}' has dtype ${e.dtype}; tensors hold f32, f64 or i32 (U8/I8 are raw bytes, e.g. MXFP4 blocks)`,
+      );
     }
     out[name] = fromArray(e.data, e.shape);
   }

@@ -12,7 +12,14 @@ export interface AttentionOptions {
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   requireSameBackend('scaledDotProductAttention', q, k, v);
   requireFloat(q, 'scaledDotProductAttention', 'q');
-  if (q.ndim !== 4 || k.ndim !== 4 || !sameShape(k.shape, v.shape) || q.shape[0] !== k.shape[0] || q.shape[1] !== k.shape[1] || q.shape[3] !== k.shape[3]) {
+  if (
+    q.ndim !== 4 ||
+    k.ndim !== 4 ||
+    !sameShape(k.shape, v.shape) ||
+    q.shape[0] !== k.shape[0] ||
+    q.shape[1] !== k.shape[1] ||
+    q.shape[3] !== k.shape[3]
+  ) {
     throw new RangeError(
       `scaledDotProductAttention: expected q [B, H, Tq, D] and k, v [B, H, Tk, D] (got q ${shapeToString(q.shape)}, k ${shapeToString(k.shape)}, v ${shapeToString(v.shape)})`,
     );

@@ -33,7 +33,15 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   if (sameShape(x.shape, shape)) return x;
   const b = x.backend;
   const zero = b.full(x.dtype, 1, 0);
-  const storage = b.binary('add', x.storage, broadcastStrides(x.shape, shape), zero, shape.map(() => 0), shape, x.dtype);
+  const storage = b.binary(
+    'add',
+    x.storage,
+    broadcastStrides(x.shape, shape),
+    zero,
+    shape.map(() => 0),
+    shape,
+    x.dtype,
+  );
   return makeOutput(b, storage, shape, {
     name: 'broadcastTo',
     inputs: [x],

@@ -43,7 +43,9 @@ export function tensor(data: Nested | TypedArray, options: CreateOptions & { sha
   };
   walk(data);
   if (flat.length !== numel(shape)) {
-    throw new RangeError(`tensor: nested data holds ${flat.length} numbers but shape ${shapeToString(shape)} needs ${numel(shape)} (ragged arrays are not allowed)`);
+    throw new RangeError(
+      `tensor: nested data holds ${flat.length} numbers but shape ${shapeToString(shape)} needs ${numel(shape)} (ragged arrays are not allowed)`,
+    );
   }
   const out = typedArrayFor(options.dtype ?? 'f32', flat.length);
   for (let i = 0; i < flat.length; i++) {

@@ -44,12 +44,7 @@ export function rawBinary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return new Tensor(out, shape, be);
 }
 
-function binaryOp(
-  op: BinaryOp,
-  a: Tensor,
-  b: Tensor,
-  grads: (g: Tensor) => [Tensor | null, Tensor | null],
-): Tensor {
+function binaryOp(op: BinaryOp, a: Tensor, b: Tensor, grads: (g: Tensor) => [Tensor | null, Tensor | null]): Tensor {
   const raw = rawBinary(op, a, b);
   return makeOutput(raw.backend, raw.storage, raw.shape, {
     name: op,
@@ -78,10 +73,7 @@ export function mul(a: Tensor, bIn: TensorLike): Tensor {
 
 export function div(a: Tensor, bIn: TensorLike): Tensor {
   const b = asTensor(bIn, a);
-  return binaryOp('div', a, b, (g) => [
-    a.requiresGrad ? div(g, b) : null,
-    b.requiresGrad ? neg(div(mul(g, a), mul(b, b))) : null,
-  ]);
+  return binaryOp('div', a, b, (g) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, a), mul(b, b))) : null]);
 }
 
 /** a ** b (elementwise, broadcasting). */

@@ -53,9 +53,7 @@ export function indexAdd(target: Tensor, axis: number, index: Tensor, src: Tenso
 
 function checkGatherShapes(op: string, x: Tensor, a: number, index: Tensor): void {
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== a && d !== x.shape[i])) {
-    throw new RangeError(
-      `${op}: index shape ${shapeToString(index.shape)} must match ${shapeToString(x.shape)} on every axis but ${a}`,
-    );
+    throw new RangeError(`${op}: index shape ${shapeToString(index.shape)} must match ${shapeToString(x.shape)} on every axis but ${a}`);
   }
 }
 

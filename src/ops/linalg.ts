@@ -69,11 +69,7 @@ function record(a: Tensor, b: Tensor, out: Tensor['storage'], shape: number[], t
     inputs: [a, b],
     backward: (g) => {
       // C = op(A) op(B):  dA = g op(B)ᵀ (transposed back if A was), dB = op(A)ᵀ g (likewise)
-      const da = a.requiresGrad
-        ? transA
-          ? matmul(b, g, { transA: transB, transB: true })
-          : matmul(g, b, { transB: !transB })
-        : null;
+      const da = a.requiresGrad ? (transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB })) : null;
       if (b.requiresGrad && b.ndim === 2 && a.ndim > 2 && !transA) {
         // the forward ran as one GEMM over flattened rows; so does dB
         const a2 = reshape(a, [-1, a.shape[a.ndim - 1]!]);
@@ -81,11 +77,7 @@ function record(a: Tensor, b: Tensor, out: Tensor['storage'], shape: number[], t
         const db2 = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
         return [da && sumToShape(da, a.shape), db2];
       }
-      const db = b.requiresGrad
-        ? transB
-          ? matmul(g, a, { transA: true, transB: transA })
-          : matmul(a, g, { transA: !transA })
-        : null;
+      const db = b.requiresGrad ? (transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA })) : null;
       return [da && sumToShape(da, a.shape), db && sumToShape(db, b.shape)];
     },
   });

@@ -26,7 +26,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   }
   const c = logits.shape[logits.ndim - 1]!;
   if (targets.size * c !== logits.size || targets.ndim !== logits.ndim - 1) {
-    throw new RangeError(`crossEntropy: targets ${shapeToString(targets.shape)} must match logits ${shapeToString(logits.shape)} without its class axis`);
+    throw new RangeError(
+      `crossEntropy: targets ${shapeToString(targets.shape)} must match logits ${shapeToString(logits.shape)} without its class axis`,
+    );
   }
   const logp = logSoftmax(reshape(logits, [targets.size, c]));
   const t = reshape(targets, [targets.size]);

@@ -5,7 +5,9 @@ import { requireFloat } from './util.js';
 
 function checkAffine(op: string, x: Tensor, p: Tensor | null, name: string): void {
   if (p && (p.ndim !== 1 || p.shape[0] !== x.shape[x.ndim - 1])) {
-    throw new RangeError(`${op}: ${name} must have shape [${x.shape[x.ndim - 1]}] to match input ${shapeToString(x.shape)} (got ${shapeToString(p.shape)})`);
+    throw new RangeError(
+      `${op}: ${name} must have shape [${x.shape[x.ndim - 1]}] to match input ${shapeToString(x.shape)} (got ${shapeToString(p.shape)})`,
+    );
   }
   if (p && p.dtype !== x.dtype) throw new TypeError(`${op}: ${name} must have dtype ${x.dtype} (got ${p.dtype})`);
 }

@@ -35,10 +35,17 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 }
 
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const a = normalizeAxis(axis, x.ndim, 'squeeze');
   if (x.shape[a] !== 1) throw new RangeError(`squeeze: axis ${axis} of shape ${shapeToString(x.shape)} has size ${x.shape[a]}, not 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 /** Reorder axes (materialises a contiguous copy). */
@@ -51,11 +58,16 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => (inverse[a] = i));
   const b = x.backend;
-  return makeOutput(b, b.permute(x.storage, x.shape, p), p.map((a) => x.shape[a]!), {
-    name: 'permute',
-    inputs: [x],
-    backward: (g) => [permute(g, inverse)],
-  });
+  return makeOutput(
+    b,
+    b.permute(x.storage, x.shape, p),
+    p.map((a) => x.shape[a]!),
+    {
+      name: 'permute',
+      inputs: [x],
+      backward: (g) => [permute(g, inverse)],
+    },
+  );
 }
 
 export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
@@ -80,7 +92,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
   const a = normalizeAxis(axis, x.ndim, 'narrow');
   if (start < 0 || length < 0 || start + length > x.shape[a]!) {
-    throw new RangeError(`narrow: [${start}, ${start + length}) is outside axis ${axis} of size ${x.shape[a]} (shape ${shapeToString(x.shape)})`);
+    throw new RangeError(
+      `narrow: [${start}, ${start + length}) is outside axis ${axis} of size ${x.shape[a]} (shape ${shapeToString(x.shape)})`,
+    );
   }
   if (start === 0 && length === x.shape[a]) return x;
   const starts = x.shape.map((_, i) => (i === a ? start : 0));
@@ -117,7 +131,13 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   let off = 0;
   for (const t of tensors) {
     offsets.push(off);
-    b.sliceAddInPlace(out, shape, shape.map((_, i) => (i === a ? off : 0)), t.storage, t.shape);
+    b.sliceAddInPlace(
+      out,
+      shape,
+      shape.map((_, i) => (i === a ? off : 0)),
+      t.storage,
+      t.shape,
+    );
     off += t.shape[a]!;
   }
   return makeOutput(b, out, shape, {

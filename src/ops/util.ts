@@ -6,7 +6,6 @@ import { shapeToString } from '../tensor/shape.js';
 
 export type TensorLike = Tensor | number;
 
-
 /** A number becomes a 0-d tensor of `like`'s dtype on `like`'s backend. */
 export function asTensor(x: TensorLike, like: Tensor): Tensor {
   if (x instanceof Tensor) return x;

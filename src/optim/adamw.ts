@@ -151,7 +151,9 @@ export class AdamW {
   /** Restore a snapshot taken from an optimiser over parameters of the same groups and shapes. */
   loadStateDict(sd: AdamWStateDict): void {
     if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`AdamW.loadStateDict: the state has ${sd.paramGroups.length} param groups, this optimiser has ${this.paramGroups.length}`);
+      throw new Error(
+        `AdamW.loadStateDict: the state has ${sd.paramGroups.length} param groups, this optimiser has ${this.paramGroups.length}`,
+      );
     }
     const params = this.paramGroups.flatMap((g) => g.params);
     sd.paramGroups.forEach((sg, gi) => {
@@ -165,9 +167,14 @@ export class AdamW {
       const i = Number(key);
       const p = params[i];
       if (!p) throw new Error(`AdamW.loadStateDict: state for parameter index ${key}, but there are ${params.length} parameters`);
-      for (const [name, t] of [['expAvg', s.expAvg], ['expAvgSq', s.expAvgSq]] as const) {
+      for (const [name, t] of [
+        ['expAvg', s.expAvg],
+        ['expAvgSq', s.expAvgSq],
+      ] as const) {
         if (!sameShape(t.shape, p.shape)) {
-          throw new Error(`AdamW.loadStateDict: ${name} of parameter ${i} has shape ${shapeToString(t.shape)}, the parameter has ${shapeToString(p.shape)}`);
+          throw new Error(
+            `AdamW.loadStateDict: ${name} of parameter ${i} has shape ${shapeToString(t.shape)}, the parameter has ${shapeToString(p.shape)}`,
+          );
         }
       }
       next.set(p, { step: s.step, expAvg: copyFor(s.expAvg, p), expAvgSq: copyFor(s.expAvgSq, p) });

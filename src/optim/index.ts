@@ -7,5 +7,12 @@ export {
   type ParamGroup,
   type ParamGroupInput,
 } from './adamw.js';
-export { LRScheduler, warmupCosine, type HasParamGroups, type LrLambda, type LRSchedulerState, type WarmupCosineOptions } from './schedule.js';
+export {
+  LRScheduler,
+  warmupCosine,
+  type HasParamGroups,
+  type LrLambda,
+  type LRSchedulerState,
+  type WarmupCosineOptions,
+} from './schedule.js';
 export { clipGradNorm } from './clip.js';

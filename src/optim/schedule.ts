@@ -74,7 +74,9 @@ export class LRScheduler {
 
   loadState(state: LRSchedulerState): void {
     if (state.baseLrs.length !== this.optimizer.paramGroups.length) {
-      throw new Error(`LRScheduler.loadState: the state has ${state.baseLrs.length} base lrs, the optimiser has ${this.optimizer.paramGroups.length} groups`);
+      throw new Error(
+        `LRScheduler.loadState: the state has ${state.baseLrs.length} base lrs, the optimiser has ${this.optimizer.paramGroups.length} groups`,
+      );
     }
     this.stepIndex = state.step;
     this.baseLrs = [...state.baseLrs];

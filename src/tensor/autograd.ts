@@ -70,12 +70,7 @@ export interface BackwardOptions {
  * Accumulate d(root)/d(leaf) into every leaf's `.grad`, seeding with `seed` (same shape as root).
  * `add` is injected by the tensor module to avoid an import cycle with the ops.
  */
-export function runBackward(
-  root: Tensor,
-  seed: Tensor,
-  add: (a: Tensor, b: Tensor) => Tensor,
-  options: BackwardOptions = {},
-): void {
+export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tensor) => Tensor, options: BackwardOptions = {}): void {
   const order = topologicalOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
   const prev = gradEnabled;

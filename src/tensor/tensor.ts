@@ -106,7 +106,8 @@ export class Tensor {
 
   /** Backpropagate from this tensor; a non-scalar needs an explicit `gradient` of the same shape. */
   backward(gradient?: Tensor, options?: BackwardOptions): void {
-    if (!this.requiresGrad) throw new Error('backward: this tensor does not require grad (no parameter or input with requiresGrad reaches it)');
+    if (!this.requiresGrad)
+      throw new Error('backward: this tensor does not require grad (no parameter or input with requiresGrad reaches it)');
     let seed = gradient;
     if (!seed) {
       if (this.size !== 1) {

@@ -68,7 +68,9 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opti
       const a = analytic[i]!;
       const tol = atol + rtol * Math.abs(numeric);
       if (!(Math.abs(a - numeric) <= tol)) {
-        assert.fail(`gradient mismatch for input ${xi} element ${i}: autograd ${a}, finite difference ${numeric} (|diff| ${Math.abs(a - numeric)} > ${tol})`);
+        assert.fail(
+          `gradient mismatch for input ${xi} element ${i}: autograd ${a}, finite difference ${numeric} (|diff| ${Math.abs(a - numeric)} > ${tol})`,
+        );
       }
     }
   });

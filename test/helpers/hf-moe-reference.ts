@@ -44,10 +44,26 @@ function vm(data: ArrayLike<number>, off: number, In: number, O: number, x: Arra
  * format: 'per-expert' (experts.M.*) or 'fused' (transformers v5 experts.gate_up_proj [E,2I,H] /
  * down_proj [E,H,I], or the model's own fused form for gpt_oss / granitemoe / llama4).
  */
-export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x: ArrayLike<number>, T: number, format: 'per-expert' | 'fused'): RefHfResult {
+export function refHfMoE(
+  model: string,
+  cfg: HfJson,
+  t: RefTensors,
+  N: number,
+  x: ArrayLike<number>,
+  T: number,
+  format: 'per-expert' | 'fused',
+): RefHfResult {
   // DBRX nests its FFN sizes under ffn_config and names the width d_model
   const ffn = (cfg['ffn_config'] ?? {}) as HfJson;
-  const c: HfJson = model === 'dbrx' ? { hidden_size: cfg['d_model'], num_local_experts: ffn['moe_num_experts'], moe_top_k: ffn['moe_top_k'], intermediate_size: ffn['ffn_hidden_size'] } : cfg;
+  const c: HfJson =
+    model === 'dbrx'
+      ? {
+          hidden_size: cfg['d_model'],
+          num_local_experts: ffn['moe_num_experts'],
+          moe_top_k: ffn['moe_top_k'],
+          intermediate_size: ffn['ffn_hidden_size'],
+        }
+      : cfg;
   const H = first(c, ['hidden_size']);
   const E = first(c, ['num_experts', 'n_routed_experts', 'num_local_experts']);
   const K = first(c, ['num_experts_per_tok', 'moe_top_k', 'top_k', 'experts_per_token'], 2);
@@ -58,11 +74,19 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
     if (!v) throw new Error(`reference: no tensor '${k}'`);
     return v.data;
   };
-  const mod = { mixtral: 'block_sparse_moe', phimoe: 'block_sparse_moe', granitemoe: 'block_sparse_moe', llama4_text: 'feed_forward', dbrx: 'ffn' }[model] ?? 'mlp';
+  const mod =
+    { mixtral: 'block_sparse_moe', phimoe: 'block_sparse_moe', granitemoe: 'block_sparse_moe', llama4_text: 'feed_forward', dbrx: 'ffn' }[
+      model
+    ] ?? 'mlp';
   const m = `${p}${mod}.`;
 
   // ---------------- router
-  const routerKey = model === 'gpt_oss' || model === 'llama4_text' ? `${m}router.weight` : model === 'granitemoe' || model === 'dbrx' ? `${m}router.layer.weight` : `${m}gate.weight`;
+  const routerKey =
+    model === 'gpt_oss' || model === 'llama4_text'
+      ? `${m}router.weight`
+      : model === 'granitemoe' || model === 'dbrx'
+        ? `${m}router.layer.weight`
+        : `${m}gate.weight`;
   const Wr = get(routerKey);
   const ids: number[][] = [];
   const ws: number[][] = [];
@@ -98,7 +122,12 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
       const sel = s.map((v, e) => v + bias[e]!);
       const G = first(c, ['n_group']);
       const n = E / G;
-      const gs = Array.from({ length: G }, (_, g) => Array.from(sel.slice(g * n, (g + 1) * n)).sort((a, b) => b - a).slice(0, 2).reduce((a, v) => a + v, 0));
+      const gs = Array.from({ length: G }, (_, g) =>
+        Array.from(sel.slice(g * n, (g + 1) * n))
+          .sort((a, b) => b - a)
+          .slice(0, 2)
+          .reduce((a, v) => a + v, 0),
+      );
       const keep = new Set(topkIdx(gs, first(c, ['topk_group'])));
       const masked = sel.map((v, e) => (keep.has(Math.floor(e / n)) ? v : -Infinity)); // vLLM / transformers 5: -inf
       chosen = topkIdx(masked, K);
@@ -142,7 +171,9 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
         const cand = Array.from(logits).map((v, e) => (chosen.includes(e) ? -Infinity : v));
         const best = topkIdx(cand, 1)[0]!;
         const mx = cand[best]!;
-        const kept = cand.map((v, e) => (v !== -Infinity && (mx - logits[e]!) / Math.max(Math.abs(logits[e]!), mx) <= 2 * eps ? v : -Infinity));
+        const kept = cand.map((v, e) =>
+          v !== -Infinity && (mx - logits[e]!) / Math.max(Math.abs(logits[e]!), mx) <= 2 * eps ? v : -Infinity,
+        );
         const zs = kept.reduce((a, v) => a + Math.exp(v - mx), 0);
         chosen.push(best);
         w.push(1 / zs);
@@ -184,7 +215,10 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
       return vm(get(`${m}experts.down_proj`), e * I * H, I, H, swiglu(gu.slice(0, I), gu.slice(I)));
     }
     if (model === 'granitemoe' || format === 'fused') {
-      const [gk, dk] = model === 'granitemoe' ? [`${m}input_linear.weight`, `${m}output_linear.weight`] : [`${m}experts.gate_up_proj`, `${m}experts.down_proj`];
+      const [gk, dk] =
+        model === 'granitemoe'
+          ? [`${m}input_linear.weight`, `${m}output_linear.weight`]
+          : [`${m}experts.gate_up_proj`, `${m}experts.down_proj`];
       const gu = mv(get(gk), e * 2 * I * H, 2 * I, H, xin); // gate rows first
       return mv(get(dk), e * H * I, H, I, swiglu(gu.slice(0, I), gu.slice(I)));
     }
@@ -192,7 +226,12 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
     const ek = (n: string) => `${m}experts.${e}.${n}.weight`;
     return mv(get(ek(d)), 0, H, I, swiglu(mv(get(ek(g)), 0, I, H, xin), mv(get(ek(u)), 0, I, H, xin)));
   };
-  const sharedName = { qwen2_moe: 'shared_expert', deepseek_v2: 'shared_experts', deepseek_v3: 'shared_experts', llama4_text: 'shared_expert' }[model];
+  const sharedName = {
+    qwen2_moe: 'shared_expert',
+    deepseek_v2: 'shared_experts',
+    deepseek_v3: 'shared_experts',
+    llama4_text: 'shared_expert',
+  }[model];
   const sharedW = sharedName && t.has(`${m}${sharedName}.gate_proj.weight`) ? t.get(`${m}${sharedName}.gate_proj.weight`)!.shape[0]! : 0;
 
   const y = new Float64Array(T * H);
@@ -201,7 +240,13 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
     ids[tt]!.forEach((e, k) => {
       const w = ws[tt]![k]!;
       // Llama-4 scales the expert INPUT by the score; the others scale the output
-      const out = model === 'llama4_text' ? expert(e, xt.map((v) => v * w)) : expert(e, xt).map((v) => v * w);
+      const out =
+        model === 'llama4_text'
+          ? expert(
+              e,
+              xt.map((v) => v * w),
+            )
+          : expert(e, xt).map((v) => v * w);
       out.forEach((v, o) => (y[tt * H + o]! += v));
     });
     if (sharedW > 0) {
@@ -221,10 +266,11 @@ export function refHfMoE(model: string, cfg: HfJson, t: RefTensors, N: number, x
   let lb = 0;
   for (let e = 0; e < E; e++) lb += (counts[e]! / T) * (pAll.reduce((a, pr) => a + pr[e]!, 0) / T);
   lb *= E;
-  const z = logitsAll.reduce((a, l) => {
-    const mx = Math.max(...l);
-    const lse = mx + Math.log(l.reduce((s, v) => s + Math.exp(v - mx), 0));
-    return a + lse * lse;
-  }, 0) / T;
+  const z =
+    logitsAll.reduce((a, l) => {
+      const mx = Math.max(...l);
+      const lse = mx + Math.log(l.reduce((s, v) => s + Math.exp(v - mx), 0));
+      return a + lse * lse;
+    }, 0) / T;
   return { y, ids, w: ws, lb, z };
 }

@@ -7,7 +7,12 @@ import type { ExpertBank } from '../../src/moe/experts.js';
 import { bankKernels } from '../../src/moe/execution/plan.js';
 import { routedExperts } from '../../src/moe/kernel-path/layer-node.js';
 
-export function kernelExperts(x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>, disp: LocalDispatcher, bank: ExpertBank): { y: Tensor; droppedSlots: number } | null {
+export function kernelExperts(
+  x: Tensor,
+  routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>,
+  disp: LocalDispatcher,
+  bank: ExpertBank,
+): { y: Tensor; droppedSlots: number } | null {
   const k = bankKernels(x, bank, bank.cfg);
   return k ? routedExperts(k, x, routing, disp, bank) : null;
 }

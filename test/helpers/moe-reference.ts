@@ -107,7 +107,7 @@ export function erf(x: number): number {
   }
   // continued fraction for erfc
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
 }
@@ -131,7 +131,12 @@ export function numericGrad(f: () => number, data: Float64Array, eps = 1e-6): Fl
  * Expert-choice routing (Zhou et al. 2022) from the paper: S = softmax(logits) per token,
  * each expert takes its top-c tokens by S[:, e] (ties: lowest token), c = min(T, max(1, round(cf·T·k/E))).
  */
-export function refExpertChoice(logits: Mat, E: number, k: number, cf = 1): { c: number; chosen: number[][]; perToken: number[]; w: Mat; scores: Mat } {
+export function refExpertChoice(
+  logits: Mat,
+  E: number,
+  k: number,
+  cf = 1,
+): { c: number; chosen: number[][]; perToken: number[]; w: Mat; scores: Mat } {
   const T = logits.length;
   const c = T === 0 ? 0 : Math.min(T, Math.max(1, Math.round((cf * T * k) / E)));
   const scores = logits.map((l) => softmaxRow(l));

@@ -76,9 +76,17 @@ function resolveBinary(dir: string): string {
 
 function describeBinary(root: string, file: string): NativeBinary {
   if (relative(root, file).split(sep)[0] === 'prebuilds') {
-    return { origin: 'prebuilt', file, why: `no compiled build/Release, so node-gyp-build took the prebuild for ${process.platform}-${process.arch}` };
+    return {
+      origin: 'prebuilt',
+      file,
+      why: `no compiled build/Release, so node-gyp-build took the prebuild for ${process.platform}-${process.arch}`,
+    };
   }
-  return { origin: 'compiled', file, why: 'build/Release holds a binary compiled here (at install when no prebuild loaded, or a developer build), which node-gyp-build prefers to prebuilds' };
+  return {
+    origin: 'compiled',
+    file,
+    why: 'build/Release holds a binary compiled here (at install when no prebuild loaded, or a developer build), which node-gyp-build prefers to prebuilds',
+  };
 }
 
 /** Nearest directory at or above `start` that holds a package.json. */
@@ -126,7 +134,10 @@ export function loadNativeAddon(): NativeAddonResult {
     file = resolveBinary(root);
   } catch (err) {
     const first = (err as Error).message.split('\n')[0];
-    cached = { addon: null, reason: `${first} (no prebuild fits and none was compiled: \`node scripts/build-native.mjs\` in ${root} compiles one, given a C compiler, make and python3)` };
+    cached = {
+      addon: null,
+      reason: `${first} (no prebuild fits and none was compiled: \`node scripts/build-native.mjs\` in ${root} compiles one, given a C compiler, make and python3)`,
+    };
     return cached;
   }
   try {

@@ -145,7 +145,18 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       const dx = floatArrayLike(x, rows * n);
       const dw = weight ? floatArrayLike(x, n) : null;
       const db = withBias ? floatArrayLike(x, n) : null;
-      addon.layerNormBackward(dy as FloatArray, x, weight as FloatArray | null, mean as FloatArray, rstd as FloatArray, rows, n, dx, dw, db);
+      addon.layerNormBackward(
+        dy as FloatArray,
+        x,
+        weight as FloatArray | null,
+        mean as FloatArray,
+        rstd as FloatArray,
+        rows,
+        n,
+        dx,
+        dw,
+        db,
+      );
       return { dx, dw, db };
     },
     rmsNorm(x, weight, rows, n, eps) {
@@ -284,9 +295,7 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
   return { ...ref, ...nativeKernels(addon), name: 'native', moe };
 }
 
-export function createNativeBackend():
-  | { backend: Backend; description: string; addon: NativeAddon }
-  | { backend: null; reason: string } {
+export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {
   const loaded = loadNativeAddon();
   if (!loaded.addon) return { backend: null, reason: loaded.reason };
   const addon = loaded.addon;

@@ -68,7 +68,16 @@ export interface MoeAddonKernels {
     i: number,
     k: number,
   ): void;
-  moeSwigluForward(gu: FloatArray, ld: number, gateOff: number, upOff: number, colStride: number, s: number, i: number, h: FloatArray): void;
+  moeSwigluForward(
+    gu: FloatArray,
+    ld: number,
+    gateOff: number,
+    upOff: number,
+    colStride: number,
+    s: number,
+    i: number,
+    h: FloatArray,
+  ): void;
   moeSwigluBackward(
     gu: FloatArray,
     ld: number,
@@ -120,7 +129,21 @@ export interface MoeAddonKernels {
 }
 
 /** The kernels, or null when the addon is missing or predates them. */
-export const moeAddonKernels = addonKernels<MoeAddonKernels>(['moeGemmRows', 'moeGemmRowsStackedK', 'moeGemmWgrad', 'moeGemmSwiglu', 'moeSwigluForward', 'moeSwigluBackward', 'moeCombine', 'moePlanRoutes', 'moeBatchBegin', 'moeBatchRun', 'moeFuseBegin', 'moeFuseRun', 'moeFuseLocal']);
+export const moeAddonKernels = addonKernels<MoeAddonKernels>([
+  'moeGemmRows',
+  'moeGemmRowsStackedK',
+  'moeGemmWgrad',
+  'moeGemmSwiglu',
+  'moeSwigluForward',
+  'moeSwigluBackward',
+  'moeCombine',
+  'moePlanRoutes',
+  'moeBatchBegin',
+  'moeBatchRun',
+  'moeFuseBegin',
+  'moeFuseRun',
+  'moeFuseLocal',
+]);
 
 /** The shape and the terms both router backwards take: the weights' renorm and scaling, and the aux losses' coefficients. */
 type BackwardTerms = [t: number, e: number, k: number, renorm: boolean, scale: number, lbCoef: Float64Array | null, zCoef: number];
@@ -142,7 +165,9 @@ export interface RouterAddonKernels {
     sums: Float64Array,
   ): void;
   /** dlogits of <dweights, weights> + Σ lbCoef[e]·scores[t, e] + zCoef·Σ lse_t². */
-  routerBackward(...args: [scores: FloatArray, lse: FloatArray, ids: Int32Array, dweights: FloatArray | null, ...BackwardTerms, dlogits: FloatArray]): void;
+  routerBackward(
+    ...args: [scores: FloatArray, lse: FloatArray, ids: Int32Array, dweights: FloatArray | null, ...BackwardTerms, dlogits: FloatArray]
+  ): void;
   /**
    * The router's part of a fused MoE layer's backward: dlogits (kept internally) as
    * routerBackward with dweights[s] = rowDw[slotRow[s]] (0 for a dropped slot); then

@@ -16,22 +16,82 @@ export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels): Moe
       const B = at(b.data, b.offset);
       const C = at(c.data, c.offset);
       const sc = scale ? f(scale) : null;
-      if (b2) k.moeGemmRowsStackedK(A, aIdx, sc, a.ld, B, at(b2.data, b2.offset), b2.kSplit, b.trans, b.expertStride, b.ld, seg, C, c.ld, n, kk, accumulate);
+      if (b2)
+        k.moeGemmRowsStackedK(
+          A,
+          aIdx,
+          sc,
+          a.ld,
+          B,
+          at(b2.data, b2.offset),
+          b2.kSplit,
+          b.trans,
+          b.expertStride,
+          b.ld,
+          seg,
+          C,
+          c.ld,
+          n,
+          kk,
+          accumulate,
+        );
       else k.moeGemmRows(A, aIdx, sc, a.ld, B, b.trans, b.expertStride, b.ld, seg, C, c.ld, n, kk, accumulate);
     },
     gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }) {
-      k.moeGemmWgrad(at(a.data, a.offset), aIdx, scale ? f(scale) : null, a.ld, at(b.data, b.offset), bIdx, b.ld, seg, f(c), m, n, accumulate);
+      k.moeGemmWgrad(
+        at(a.data, a.offset),
+        aIdx,
+        scale ? f(scale) : null,
+        a.ld,
+        at(b.data, b.offset),
+        bIdx,
+        b.ld,
+        seg,
+        f(c),
+        m,
+        n,
+        accumulate,
+      );
     },
     gemmSwiglu({ a, aIdx, gate, up, seg, gu, h, i, k: kk }) {
       const G = at(gate.data, gate.offset);
       const U = at(up.data, up.offset);
-      k.moeGemmSwiglu(at(a.data, a.offset), aIdx, a.ld, G, U, gate.trans, gate.expertStride, gate.ld, seg, gu ? f(gu.data) : null, gu?.ld ?? 0, gu?.upOffset ?? 0, f(h), i, kk);
+      k.moeGemmSwiglu(
+        at(a.data, a.offset),
+        aIdx,
+        a.ld,
+        G,
+        U,
+        gate.trans,
+        gate.expertStride,
+        gate.ld,
+        seg,
+        gu ? f(gu.data) : null,
+        gu?.ld ?? 0,
+        gu?.upOffset ?? 0,
+        f(h),
+        i,
+        kk,
+      );
     },
     swigluForward({ gu, ld, gateOffset, upOffset, colStride, rows, i, h }) {
       k.moeSwigluForward(f(gu), ld, gateOffset, upOffset, colStride, rows, i, f(h));
     },
     swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, rowScale, dgu, hOut, rowDot }) {
-      k.moeSwigluBackward(f(gu), ld, gateOffset, upOffset, colStride, rows, i, f(dy), rowScale ? f(rowScale) : null, f(dgu), hOut ? f(hOut) : null, rowDot ? f(rowDot) : null);
+      k.moeSwigluBackward(
+        f(gu),
+        ld,
+        gateOffset,
+        upOffset,
+        colStride,
+        rows,
+        i,
+        f(dy),
+        rowScale ? f(rowScale) : null,
+        f(dgu),
+        hOut ? f(hOut) : null,
+        rowDot ? f(rowDot) : null,
+      );
     },
     combine({ y, slotRows, weights, numTokens, topK, h, out }) {
       k.moeCombine(at(y.data, y.offset), y.ld, slotRows, weights ? f(weights) : null, numTokens, topK, h, f(out));
@@ -66,16 +126,57 @@ export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels): Moe
     },
     routerBackward(t, dweights) {
       const dlogits = floatArrayLike(f(t.scores), t.numTokens * t.numExperts);
-      r.routerBackward(f(t.scores), f(t.lse), t.ids, dweights ? f(dweights) : null, t.numTokens, t.numExperts, t.topK, t.renorm, t.scale, t.lbCoef, t.zCoef, dlogits);
+      r.routerBackward(
+        f(t.scores),
+        f(t.lse),
+        t.ids,
+        dweights ? f(dweights) : null,
+        t.numTokens,
+        t.numExperts,
+        t.topK,
+        t.renorm,
+        t.scale,
+        t.lbCoef,
+        t.zCoef,
+        dlogits,
+      );
       return dlogits;
     },
     routerLayerBackward(a) {
       const o = (s: Storage | null) => (s ? f(s) : null);
-      r.routerLayerBackward(f(a.scores), f(a.lse), a.ids, o(a.rowDw), a.slotRows, a.numTokens, a.numExperts, a.topK, a.renorm, a.scale, a.lbCoef, a.zCoef,
-        o(a.x), o(a.dwr), o(a.wr), o(a.rowDx), a.hidden, o(a.dx));
+      r.routerLayerBackward(
+        f(a.scores),
+        f(a.lse),
+        a.ids,
+        o(a.rowDw),
+        a.slotRows,
+        a.numTokens,
+        a.numExperts,
+        a.topK,
+        a.renorm,
+        a.scale,
+        a.lbCoef,
+        a.zCoef,
+        o(a.x),
+        o(a.dwr),
+        o(a.wr),
+        o(a.rowDx),
+        a.hidden,
+        o(a.dx),
+      );
     },
-    batched: (fn) => queuedBetween(() => k.moeBatchBegin(), () => k.moeBatchRun(), fn),
-    rowBlocks: (fn) => queuedBetween(() => k.moeFuseBegin(), () => k.moeFuseRun(), fn),
+    batched: (fn) =>
+      queuedBetween(
+        () => k.moeBatchBegin(),
+        () => k.moeBatchRun(),
+        fn,
+      ),
+    rowBlocks: (fn) =>
+      queuedBetween(
+        () => k.moeFuseBegin(),
+        () => k.moeFuseRun(),
+        fn,
+      ),
     blockLocal: (a, rowElems) => k.moeFuseLocal(f(a), rowElems),
   };
 }

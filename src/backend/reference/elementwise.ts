@@ -51,7 +51,10 @@ export function binary(
   outShape: readonly number[],
   outDtype: DType,
 ): Storage {
-  const out = typedArrayFor(outDtype, outShape.reduce((p, d) => p * d, 1));
+  const out = typedArrayFor(
+    outDtype,
+    outShape.reduce((p, d) => p * d, 1),
+  );
   forEachBroadcast(outShape, [aStrides, bStrides], (i, [ia, ib]) => {
     out[i] = binaryScalar(op, a[ia!]!, b[ib!]!);
   });
@@ -67,7 +70,10 @@ export function where(
   bStrides: readonly number[],
   outShape: readonly number[],
 ): Storage {
-  const out = arrayLike(a, outShape.reduce((p, d) => p * d, 1));
+  const out = arrayLike(
+    a,
+    outShape.reduce((p, d) => p * d, 1),
+  );
   forEachBroadcast(outShape, [condStrides, aStrides, bStrides], (i, [ic, ia, ib]) => {
     out[i] = cond[ic!] !== 0 ? a[ia!]! : b[ib!]!;
   });

@@ -43,15 +43,7 @@ export function gather(x: Storage, outer: number, n: number, inner: number, idx:
   return out;
 }
 
-export function scatterAddInPlace(
-  target: Storage,
-  outer: number,
-  n: number,
-  inner: number,
-  idx: Storage,
-  src: Storage,
-  m: number,
-): void {
+export function scatterAddInPlace(target: Storage, outer: number, n: number, inner: number, idx: Storage, src: Storage, m: number): void {
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < m; j++) {
       for (let i = 0; i < inner; i++) {

@@ -21,7 +21,10 @@ function boxOffset(strides: readonly number[], starts: readonly number[]): numbe
 export function sliceCopy(x: Storage, shape: readonly number[], starts: readonly number[], sizes: readonly number[]): Storage {
   const strides = contiguousStrides(shape);
   const base = boxOffset(strides, starts);
-  const out = arrayLike(x, sizes.reduce((p, d) => p * d, 1));
+  const out = arrayLike(
+    x,
+    sizes.reduce((p, d) => p * d, 1),
+  );
   forEachBroadcast(sizes, [strides], (i, [src]) => {
     out[i] = x[base + src!]!;
   });

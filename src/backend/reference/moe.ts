@@ -2,7 +2,18 @@
 // (test/backend-moe-kernels.test.ts), and the kernel path on the reference backend when a test
 // or MOEKIT_MOE_PATH=kernels asks for it. Sums run in float64 and round once per output.
 // Scheduling scopes run their calls at once (`fast: false`: the plan prefers the composition).
-import type { CombineArgs, GemmRowsArgs, GemmSwigluArgs, GemmWgradArgs, MoeKernels, RouterGradTerms, RouterLayerBackwardArgs, RouterShape, SwigluBackwardArgs, SwigluLayout } from '../moe.js';
+import type {
+  CombineArgs,
+  GemmRowsArgs,
+  GemmSwigluArgs,
+  GemmWgradArgs,
+  MoeKernels,
+  RouterGradTerms,
+  RouterLayerBackwardArgs,
+  RouterShape,
+  SwigluBackwardArgs,
+  SwigluLayout,
+} from '../moe.js';
 import { type Storage, floatArrayLike } from '../types.js';
 
 type Arr = Float32Array | Float64Array;
@@ -16,7 +27,9 @@ function bAt(b: Arr, off: number, trans: boolean, ld: number, e: number, stride:
 }
 
 function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsArgs): void {
-  const A = f(a.data), B = f(b.data), C = f(c.data);
+  const A = f(a.data),
+    B = f(b.data),
+    C = f(c.data);
   const B2 = b2 ? f(b2.data) : null;
   const kSplit = b2 ? b2.kSplit : k;
   const [ao, bo, co, b2o] = [a.offset ?? 0, b.offset ?? 0, c.offset ?? 0, b2?.offset ?? 0];
@@ -27,7 +40,10 @@ function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsA
       for (let j = 0; j < n; j++) {
         let acc = 0;
         for (let p = 0; p < k; p++) {
-          const bv = p < kSplit ? bAt(B, bo, b.trans, b.ld, e, b.expertStride, p, j) : bAt(B2!, b2o, b.trans, b.ld, e, b.expertStride, p - kSplit, j);
+          const bv =
+            p < kSplit
+              ? bAt(B, bo, b.trans, b.ld, e, b.expertStride, p, j)
+              : bAt(B2!, b2o, b.trans, b.ld, e, b.expertStride, p - kSplit, j);
           acc += A[arow + p]! * bv;
         }
         const dst = co + r * c.ld + j;
@@ -38,7 +54,9 @@ function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsA
 }
 
 function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWgradArgs): void {
-  const A = f(a.data), B = f(b.data), C = f(c);
+  const A = f(a.data),
+    B = f(b.data),
+    C = f(c);
   const [ao, bo] = [a.offset ?? 0, b.offset ?? 0];
   for (let e = 0; e + 1 < seg.length; e++) {
     for (let i = 0; i < m; i++) {
@@ -56,7 +74,10 @@ function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWg
 }
 
 function gemmSwiglu({ a, aIdx, gate, up, seg, gu, h, i, k }: GemmSwigluArgs): void {
-  const A = f(a.data), G = f(gate.data), U = f(up.data), Hh = f(h);
+  const A = f(a.data),
+    G = f(gate.data),
+    U = f(up.data),
+    Hh = f(h);
   const GU = gu ? f(gu.data) : null;
   const [ao, go, uo] = [a.offset ?? 0, gate.offset ?? 0, up.offset ?? 0];
   const round = Hh instanceof Float32Array ? Math.fround : (x: number) => x;
@@ -64,7 +85,8 @@ function gemmSwiglu({ a, aIdx, gate, up, seg, gu, h, i, k }: GemmSwigluArgs): vo
     for (let r = seg[e]!; r < seg[e + 1]!; r++) {
       const arow = ao + (aIdx ? aIdx[r]! : r) * a.ld;
       for (let j = 0; j < i; j++) {
-        let g = 0, u = 0;
+        let g = 0,
+          u = 0;
         for (let p = 0; p < k; p++) {
           g += A[arow + p]! * bAt(G, go, gate.trans, gate.ld, e, gate.expertStride, p, j);
           u += A[arow + p]! * bAt(U, uo, gate.trans, gate.ld, e, gate.expertStride, p, j);
@@ -83,7 +105,8 @@ function gemmSwiglu({ a, aIdx, gate, up, seg, gu, h, i, k }: GemmSwigluArgs): vo
 }
 
 function swigluForward({ gu, ld, gateOffset, upOffset, colStride, rows, i, h }: SwigluLayout & { h: Storage }): void {
-  const GU = f(gu), Hh = f(h);
+  const GU = f(gu),
+    Hh = f(h);
   for (let r = 0; r < rows; r++) {
     for (let q = 0; q < i; q++) {
       const g = GU[r * ld + gateOffset + q * colStride]!;
@@ -93,14 +116,17 @@ function swigluForward({ gu, ld, gateOffset, upOffset, colStride, rows, i, h }: 
 }
 
 function swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, rowScale, dgu, hOut, rowDot }: SwigluBackwardArgs): void {
-  const GU = f(gu), DY = f(dy), DGU = f(dgu);
+  const GU = f(gu),
+    DY = f(dy),
+    DGU = f(dgu);
   for (let r = 0; r < rows; r++) {
     const w = rowScale ? f(rowScale)[r]! : 1;
     let dot = 0;
     for (let q = 0; q < i; q++) {
       const gi = r * ld + gateOffset + q * colStride;
       const ui = r * ld + upOffset + q * colStride;
-      const g = GU[gi]!, u = GU[ui]!;
+      const g = GU[gi]!,
+        u = GU[ui]!;
       const sg = sigmoid(g);
       const silu = g * sg;
       const dyv = DY[r * i + q]!;
@@ -116,7 +142,8 @@ function swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, 
 }
 
 function combine({ y, slotRows, weights, numTokens, topK, h, out }: CombineArgs): void {
-  const Y = f(y.data), O = f(out);
+  const Y = f(y.data),
+    O = f(out);
   const yo = y.offset ?? 0;
   for (let t = 0; t < numTokens; t++) {
     for (let j = 0; j < h; j++) {
@@ -130,7 +157,14 @@ function combine({ y, slotRows, weights, numTokens, topK, h, out }: CombineArgs)
   }
 }
 
-function planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights }: Parameters<MoeKernels['planRoutes']>[0]): ReturnType<MoeKernels['planRoutes']> {
+function planRoutes({
+  ids,
+  numTokens: T,
+  topK: K,
+  numExperts: E,
+  capacity,
+  weights,
+}: Parameters<MoeKernels['planRoutes']>[0]): ReturnType<MoeKernels['planRoutes']> {
   const n = T * K;
   const counts = new Int32Array(E);
   for (let s = 0; s < n; s++) {
@@ -158,7 +192,10 @@ function planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weigh
   return { segOffsets, sortedSlots, rowTokens, slotRows, rowWeights, droppedSlots: n - S };
 }
 
-function routerForward(logits: Storage, { numTokens: T, numExperts: E, topK: K, renorm, scale }: RouterShape): ReturnType<MoeKernels['routerForward']> {
+function routerForward(
+  logits: Storage,
+  { numTokens: T, numExperts: E, topK: K, renorm, scale }: RouterShape,
+): ReturnType<MoeKernels['routerForward']> {
   const x = f(logits);
   const scores = floatArrayLike(x, T * E);
   const ids = new Int32Array(T * K);
@@ -189,7 +226,8 @@ function routerForward(logits: Storage, { numTokens: T, numExperts: E, topK: K, 
     }
     // top-k: larger first, ties to the lower index, NaN largest
     const order = [...Array(E).keys()].sort((i, j) => {
-      const a = scores[t * E + i]!, b = scores[t * E + j]!;
+      const a = scores[t * E + i]!,
+        b = scores[t * E + j]!;
       if (Number.isNaN(a) !== Number.isNaN(b)) return Number.isNaN(a) ? -1 : 1;
       return a === b || (Number.isNaN(a) && Number.isNaN(b)) ? i - j : b - a;
     });
@@ -208,12 +246,14 @@ function routerForward(logits: Storage, { numTokens: T, numExperts: E, topK: K, 
 /** dlogits of the terms (float64), dweights [T, K] or null. */
 function routerDlogits(t: RouterGradTerms, dweights: (s: number) => number): Float64Array {
   const { numTokens: T, numExperts: E, topK: K, renorm, scale, lbCoef, zCoef } = t;
-  const P = f(t.scores), L = f(t.lse);
+  const P = f(t.scores),
+    L = f(t.lse);
   const d = new Float64Array(T * E);
   const dp = new Float64Array(E);
   for (let r = 0; r < T; r++) {
     dp.fill(0);
-    let sum = 0, dot = 0;
+    let sum = 0,
+      dot = 0;
     for (let k = 0; k < K; k++) {
       const p = P[r * E + t.ids[r * K + k]!]!;
       sum += p;
@@ -247,7 +287,8 @@ function routerLayerBackward(a: RouterLayerBackwardArgs): void {
   const rowDw = a.rowDw ? f(a.rowDw) : null;
   const d = routerDlogits(a, (s) => (rowDw && slotRows[s]! >= 0 ? rowDw[slotRows[s]!]! : 0));
   if (a.x && a.dwr) {
-    const X = f(a.x), DW = f(a.dwr);
+    const X = f(a.x),
+      DW = f(a.dwr);
     for (let e = 0; e < E; e++) {
       for (let j = 0; j < H; j++) {
         let acc = 0;
@@ -257,7 +298,9 @@ function routerLayerBackward(a: RouterLayerBackwardArgs): void {
     }
   }
   if (a.wr && a.rowDx && a.dx) {
-    const W = f(a.wr), RDX = f(a.rowDx), DX = f(a.dx);
+    const W = f(a.wr),
+      RDX = f(a.rowDx),
+      DX = f(a.dx);
     for (let t = 0; t < T; t++) {
       for (let j = 0; j < H; j++) {
         let acc = 0;

@@ -35,14 +35,7 @@ export function softmaxBackward(y: Storage, dy: Storage, rows: number, n: number
   return out;
 }
 
-export function layerNorm(
-  x: Storage,
-  weight: Storage | null,
-  bias: Storage | null,
-  rows: number,
-  n: number,
-  eps: number,
-): NormResult {
+export function layerNorm(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): NormResult {
   const y = floatLike(x, rows * n);
   const mean = floatLike(x, rows);
   const rstd = floatLike(x, rows);
@@ -118,14 +111,7 @@ export function rmsNorm(x: Storage, weight: Storage | null, rows: number, n: num
   return { y, mean: floatLike(x, 0), rstd };
 }
 
-export function rmsNormBackward(
-  dy: Storage,
-  x: Storage,
-  weight: Storage | null,
-  rstd: Storage,
-  rows: number,
-  n: number,
-): NormGrads {
+export function rmsNormBackward(dy: Storage, x: Storage, weight: Storage | null, rstd: Storage, rows: number, n: number): NormGrads {
   const dx = floatLike(x, rows * n);
   const dw = weight ? floatLike(x, n) : null;
   for (let r = 0; r < rows; r++) {

@@ -4,7 +4,15 @@
 import { join } from 'node:path';
 import { writeJsonAtomicSync } from '../../io/atomic.js';
 import { ensureDirSync } from '../../io/ensure-dir.js';
-import { type CtMoeExperimentConfig, type PresetName, type VariantName, type VariantSpec, VARIANTS, experimentConfig, resolveVariant } from './config.js';
+import {
+  type CtMoeExperimentConfig,
+  type PresetName,
+  type VariantName,
+  type VariantSpec,
+  VARIANTS,
+  experimentConfig,
+  resolveVariant,
+} from './config.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
@@ -74,7 +82,9 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     preset: typeof options.preset === 'string' ? options.preset : 'custom',
     config: cfg,
     order: keys,
-    variants: Object.fromEntries(variants.map((v) => [v.key, { label: v.label, color: v.color, status: 'pending' as const, result: null }])),
+    variants: Object.fromEntries(
+      variants.map((v) => [v.key, { label: v.label, color: v.color, status: 'pending' as const, result: null }]),
+    ),
     reference: { sEntropyUniform: Math.log(N - 1), sMaxUniform: 1 / (N - 1), routingEntropyUniform: Math.log(N), eigUniform: 1 / N },
     paperTable: PAPER_TABLE,
     notes: [
@@ -95,7 +105,14 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, { dir: join(options.outDir, v.key), onProgress: options.onProgress, stopAfterStep: options.stopAfterStep, onNonFinite: options.onNonFinite, keepCheckpoints: options.keepCheckpoints, dataParallel: options.dataParallel });
+    const r = runVariant(cfg, v, data, {
+      dir: join(options.outDir, v.key),
+      onProgress: options.onProgress,
+      stopAfterStep: options.stopAfterStep,
+      onNonFinite: options.onNonFinite,
+      keepCheckpoints: options.keepCheckpoints,
+      dataParallel: options.dataParallel,
+    });
     results.wallSec[v.key] = (performance.now() - t0) / 1000;
     if (r) results.variants[v.key] = { label: v.label, color: v.color, status: 'done', result: r };
     write();

@@ -167,13 +167,22 @@ function fingerprintDiff(saved: string, now: string): string {
 }
 
 /** Load one verified checkpoint; a CheckpointMismatchError when it contradicts itself or the config. */
-function load<P>(dir: string, step: number, fingerprint: string, progressSteps: (p: P) => number, metaFile = join(dir, `${stem(step)}.json`)): CheckpointState<P> {
+function load<P>(
+  dir: string,
+  step: number,
+  fingerprint: string,
+  progressSteps: (p: P) => number,
+  metaFile = join(dir, `${stem(step)}.json`),
+): CheckpointState<P> {
   const base = stem(step);
   const meta = readJsonFileSync(metaFile) as CheckpointMeta<P>;
-  if (meta.version !== 1) throw new CheckpointMismatchError(`${metaFile}: unsupported checkpoint version ${String(meta.version)} (expected 1)`);
+  if (meta.version !== 1)
+    throw new CheckpointMismatchError(`${metaFile}: unsupported checkpoint version ${String(meta.version)} (expected 1)`);
   if (meta.fingerprint !== fingerprint) {
-    throw new CheckpointMismatchError(`${metaFile} was written for another config or variant: ${fingerprintDiff(meta.fingerprint, fingerprint)}; ` +
-      'move the directory away or use another --out');
+    throw new CheckpointMismatchError(
+      `${metaFile} was written for another config or variant: ${fingerprintDiff(meta.fingerprint, fingerprint)}; ` +
+        'move the directory away or use another --out',
+    );
   }
   const weightsFile = join(dir, meta.weightsFile);
   const weights = parseSafetensors(readFileSync(weightsFile), weightsFile);
@@ -185,8 +194,11 @@ function load<P>(dir: string, step: number, fingerprint: string, progressSteps: 
   ];
   const bad = steps.find(([, s]) => s !== step);
   if (bad || meta.weightsFile !== `${base}.safetensors`) {
-    throw new CheckpointMismatchError(`checkpoint ${base} in ${dir} contradicts itself: ` +
-      steps.map(([what, s]) => `${what} says step ${String(s)}`).join(', ') + `, weights file ${meta.weightsFile}; refusing to resume from it`);
+    throw new CheckpointMismatchError(
+      `checkpoint ${base} in ${dir} contradicts itself: ` +
+        steps.map(([what, s]) => `${what} says step ${String(s)}`).join(', ') +
+        `, weights file ${meta.weightsFile}; refusing to resume from it`,
+    );
   }
   const all = safetensorsToStateDict(weights.tensors);
   const model: StateDict = {};
@@ -236,7 +248,10 @@ export function readCheckpoint<P>(dir: string, opts: ReadCheckpointOptions<P>): 
     if (why === null) return load(dir, step, opts.fingerprint, opts.progressSteps);
     failures.push(`step ${step}: ${why}`);
     const next = steps[i + 1];
-    opts.onWarning?.(`checkpoint ${stem(step)} in ${dir} is damaged (${why}); ` + (next !== undefined ? `falling back to step ${next}` : 'no older checkpoint'));
+    opts.onWarning?.(
+      `checkpoint ${stem(step)} in ${dir} is damaged (${why}); ` +
+        (next !== undefined ? `falling back to step ${next}` : 'no older checkpoint'),
+    );
   }
   throw new Error(`no checkpoint in ${dir} verifies (${failures.join('; ')}); move the directory away to start over`);
 }
@@ -247,7 +262,10 @@ function readLegacy<P>(dir: string, opts: ReadCheckpointOptions<P>): CheckpointS
   if (!existsSync(file)) return null;
   const meta = readJsonFileSync(file) as Partial<CheckpointMeta<P>>;
   const m = /^ckpt-(\d+)\.safetensors$/.exec(String(meta.weightsFile));
-  if (!m) throw new CheckpointMismatchError(`${file}: "weightsFile" ${JSON.stringify(meta.weightsFile)?.slice(0, 60)} is not a checkpoint's weights file`);
+  if (!m)
+    throw new CheckpointMismatchError(
+      `${file}: "weightsFile" ${JSON.stringify(meta.weightsFile)?.slice(0, 60)} is not a checkpoint's weights file`,
+    );
   opts.onWarning?.(`${file} has no manifest (written by an older moekit): resuming from it unverified`);
   return load(dir, Number(m[1]), opts.fingerprint, opts.progressSteps, file);
 }

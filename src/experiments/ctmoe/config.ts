@@ -125,10 +125,30 @@ export interface VariantSpec {
 
 /** The seed's four, in its order. */
 export const VARIANTS: readonly VariantSpec[] = [
-  { key: 'CT-MoE-Full', label: 'CT-MoE (Full)', flags: { useTopology: true, useGraphRouting: true, useGraphCollab: true }, color: '#1D9E75' },
-  { key: 'StandardMoE', label: 'Standard MoE', flags: { useTopology: false, useGraphRouting: false, useGraphCollab: false }, color: '#888780' },
-  { key: 'CT-MoE-NoCollab', label: 'CT-MoE (No Collaboration)', flags: { useTopology: true, useGraphRouting: true, useGraphCollab: false }, color: '#378ADD' },
-  { key: 'CT-MoE-NoRouting', label: 'CT-MoE (No Routing)', flags: { useTopology: true, useGraphRouting: false, useGraphCollab: true }, color: '#D85A30' },
+  {
+    key: 'CT-MoE-Full',
+    label: 'CT-MoE (Full)',
+    flags: { useTopology: true, useGraphRouting: true, useGraphCollab: true },
+    color: '#1D9E75',
+  },
+  {
+    key: 'StandardMoE',
+    label: 'Standard MoE',
+    flags: { useTopology: false, useGraphRouting: false, useGraphCollab: false },
+    color: '#888780',
+  },
+  {
+    key: 'CT-MoE-NoCollab',
+    label: 'CT-MoE (No Collaboration)',
+    flags: { useTopology: true, useGraphRouting: true, useGraphCollab: false },
+    color: '#378ADD',
+  },
+  {
+    key: 'CT-MoE-NoRouting',
+    label: 'CT-MoE (No Routing)',
+    flags: { useTopology: true, useGraphRouting: false, useGraphCollab: true },
+    color: '#D85A30',
+  },
 ];
 
 export type VariantName = 'CT-MoE-Full' | 'StandardMoE' | 'CT-MoE-NoCollab' | 'CT-MoE-NoRouting';
@@ -141,7 +161,8 @@ export function resolveVariant(v: VariantName | VariantSpec): VariantSpec {
     return found;
   }
   const r = record('variant', v, ['key', 'label', 'flags', 'color', 'overrides']);
-  if (typeof r['key'] !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(r['key'])) throw new ConfigError('variant.key', r['key'], 'a non-empty string of [A-Za-z0-9_.-]');
+  if (typeof r['key'] !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(r['key']))
+    throw new ConfigError('variant.key', r['key'], 'a non-empty string of [A-Za-z0-9_.-]');
   const f = record('variant.flags', r['flags'], ['useTopology', 'useGraphRouting', 'useGraphCollab']);
   const flags: VariantFlags = {
     useTopology: bool('variant.flags.useTopology', f['useTopology']),
@@ -151,15 +172,35 @@ export function resolveVariant(v: VariantName | VariantSpec): VariantSpec {
   if (!flags.useTopology && (flags.useGraphRouting || flags.useGraphCollab)) {
     throw new ConfigError('variant.flags', flags, 'useGraphRouting and useGraphCollab false when useTopology is false');
   }
-  return { key: r['key'], label: typeof r['label'] === 'string' ? r['label'] : r['key'], flags, color: typeof r['color'] === 'string' ? r['color'] : '#444441', overrides: v.overrides };
+  return {
+    key: r['key'],
+    label: typeof r['label'] === 'string' ? r['label'] : r['key'],
+    flags,
+    color: typeof r['color'] === 'string' ? r['color'] : '#444441',
+    overrides: v.overrides,
+  };
 }
 
 const FIELDS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
 
 /** The integer-valued fields (the CLI's --set reads them as decimal integers). */
 export const INTEGER_FIELDS: readonly (keyof CtMoeExperimentConfig)[] = [
-  'vocabSize', 'seqLen', 'dModel', 'nHead', 'nLayer', 'numExperts', 'topK', 'batchSize', 'steps', 'epochs', 'warmup',
-  'seed', 'logEvery', 'evalBatches', 'freqBatches', 'checkpointEvery',
+  'vocabSize',
+  'seqLen',
+  'dModel',
+  'nHead',
+  'nLayer',
+  'numExperts',
+  'topK',
+  'batchSize',
+  'steps',
+  'epochs',
+  'warmup',
+  'seed',
+  'logEvery',
+  'evalBatches',
+  'freqBatches',
+  'checkpointEvery',
 ];
 /** Bound of counts (steps, intervals, batches) and sizes; memory.ts then checks the sizes against the machine. */
 const COUNT_MAX = 1e9;
@@ -205,11 +246,21 @@ export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMo
 }
 
 /** A preset (by name or as a config) with overrides, validated. */
-export function experimentConfig(preset: PresetName | CtMoeExperimentConfig, overrides: Partial<CtMoeExperimentConfig> = {}): CtMoeExperimentConfig {
+export function experimentConfig(
+  preset: PresetName | CtMoeExperimentConfig,
+  overrides: Partial<CtMoeExperimentConfig> = {},
+): CtMoeExperimentConfig {
   let base: CtMoeExperimentConfig;
   if (typeof preset === 'string') {
     const p = (PRESETS as Record<string, CtMoeExperimentConfig>)[preset];
-    if (!p) throw new ConfigError('preset', preset, `one of ${Object.keys(PRESETS).map((k) => `'${k}'`).join(', ')}`);
+    if (!p)
+      throw new ConfigError(
+        'preset',
+        preset,
+        `one of ${Object.keys(PRESETS)
+          .map((k) => `'${k}'`)
+          .join(', ')}`,
+      );
     base = p;
   } else base = preset;
   // a copy of betas (the preset's array is shared); anything but an array goes to the validator as it is

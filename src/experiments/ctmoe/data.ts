@@ -29,7 +29,11 @@ export function loadCtMoeData(vocabSize: number): CtMoeData {
 export function* domainBatches(tokens: Int32Array, seqLen: number, batchSize: number, maxBatches: number): Generator<Batch> {
   const w = new TokenWindows(tokens, seqLen);
   const n = Math.min(Math.floor(w.length / batchSize), maxBatches);
-  for (let k = 0; k < n; k++) yield makeBatch(w, Array.from({ length: batchSize }, (_, i) => k * batchSize + i));
+  for (let k = 0; k < n; k++)
+    yield makeBatch(
+      w,
+      Array.from({ length: batchSize }, (_, i) => k * batchSize + i),
+    );
 }
 
 /** Mixed batches: rows [0, B/2) from code windows, [B/2, B) from prose windows (B >= 2). */
@@ -40,8 +44,14 @@ export function* mixedBatches(val: Record<Domain, Int32Array>, seqLen: number, b
   const wp = new TokenWindows(val.prose, seqLen);
   const n = Math.min(Math.floor(wc.length / half), rest > 0 ? Math.floor(wp.length / rest) : Infinity, maxBatches);
   for (let k = 0; k < n; k++) {
-    const a = makeBatch(wc, Array.from({ length: half }, (_, i) => k * half + i));
-    const b = makeBatch(wp, Array.from({ length: rest }, (_, i) => k * rest + i));
+    const a = makeBatch(
+      wc,
+      Array.from({ length: half }, (_, i) => k * half + i),
+    );
+    const b = makeBatch(
+      wp,
+      Array.from({ length: rest }, (_, i) => k * rest + i),
+    );
     const input = new Int32Array(batchSize * seqLen);
     const target = new Int32Array(batchSize * seqLen);
     input.set(a.input, 0);

@@ -91,5 +91,8 @@ export function lastLayerEigenspectrum(model: CtMoeGPT) {
   const last = layers[layers.length - 1]!;
   if (!last.topology) return null;
   const N = last.cfg.numExperts;
-  return { ...eigenspectrum(noGrad(() => last.s()!).dataSync(), N), semantics: 'torch.linalg.eigvalsh: lower triangle of S mirrored (S is not symmetric)' };
+  return {
+    ...eigenspectrum(noGrad(() => last.s()!).dataSync(), N),
+    semantics: 'torch.linalg.eigvalsh: lower triangle of S mirrored (S is not symmetric)',
+  };
 }

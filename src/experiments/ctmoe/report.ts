@@ -52,7 +52,9 @@ export function readingOf(results: CtMoeAblationResults): string[] {
   const pending = results.order.filter((k) => results.variants[k]?.status !== 'done');
   if (vs.length === 0) return ['No variant has finished yet: rerun the same command to resume the ablation.'];
   if (pending.length > 0) {
-    out.push(`${pending.length} of ${results.order.length} variants have not finished (${pending.join(', ')}); rerun the same command to resume them. The reading below covers the finished ones only.`);
+    out.push(
+      `${pending.length} of ${results.order.length} variants have not finished (${pending.join(', ')}); rerun the same command to resume them. The reading below covers the finished ones only.`,
+    );
   }
 
   // best per domain
@@ -89,10 +91,14 @@ export function readingOf(results: CtMoeAblationResults): string[] {
     const std = vs.find((v) => v.key === 'StandardMoE');
     if (full && std) {
       const d = (['code', 'prose', 'mixed'] as const).map(
-        (k) => `${DOMAIN_NAMES[k]} ${f2(full.r.domainPpl[k])} vs ${f2(std.r.domainPpl[k])} (${pct(full.r.domainPpl[k], std.r.domainPpl[k])}; paper ${paper['CT-MoE-Full']![PAPER_DOMAIN[k]].toFixed(1)} vs ${paper['StandardMoE']![PAPER_DOMAIN[k]].toFixed(1)}, ${pct(paper['CT-MoE-Full']![PAPER_DOMAIN[k]], paper['StandardMoE']![PAPER_DOMAIN[k]])})`,
+        (k) =>
+          `${DOMAIN_NAMES[k]} ${f2(full.r.domainPpl[k])} vs ${f2(std.r.domainPpl[k])} (${pct(full.r.domainPpl[k], std.r.domainPpl[k])}; paper ${paper['CT-MoE-Full']![PAPER_DOMAIN[k]].toFixed(1)} vs ${paper['StandardMoE']![PAPER_DOMAIN[k]].toFixed(1)}, ${pct(paper['CT-MoE-Full']![PAPER_DOMAIN[k]], paper['StandardMoE']![PAPER_DOMAIN[k]])})`,
       );
       const rel = Math.abs(full.r.domainPpl.mixed / std.r.domainPpl.mixed - 1);
-      const ahead = full.r.domainPpl.mixed < std.r.domainPpl.mixed ? 'Full is ahead on mixed PPL here, as in the paper' : 'Full is not ahead on mixed PPL here, unlike the paper';
+      const ahead =
+        full.r.domainPpl.mixed < std.r.domainPpl.mixed
+          ? 'Full is ahead on mixed PPL here, as in the paper'
+          : 'Full is not ahead on mixed PPL here, unlike the paper';
       const size = rel < NOISE_REL ? `, but the gap (${(rel * 100).toFixed(1)}%) is small enough to be seed noise` : '';
       out.push(`CT-MoE (Full) against Standard MoE: ${d.join('; ')}. ${ahead}${size}.`);
     }
@@ -135,22 +141,29 @@ export function readingOf(results: CtMoeAblationResults): string[] {
       const last = v.r.logs.at(-1);
       if (!last || last.sMax === null || last.sEntropy === null) return null;
       const ratio = last.sMax / sMaxU;
-      const shape = ratio > 3 ? 'strongly concentrated: rows put most of their weight on one or two partners' : ratio > 1.5 ? 'moved away from uniform, moderately' : 'close to uniform';
-      const eig = v.r.eigenspectrum ? `; top normalised |λ| ${v.r.eigenspectrum.normalizedAbs[0]!.toFixed(3)} vs flat ${results.reference.eigUniform.toFixed(3)}` : '';
+      const shape =
+        ratio > 3
+          ? 'strongly concentrated: rows put most of their weight on one or two partners'
+          : ratio > 1.5
+            ? 'moved away from uniform, moderately'
+            : 'close to uniform';
+      const eig = v.r.eigenspectrum
+        ? `; top normalised |λ| ${v.r.eigenspectrum.normalizedAbs[0]!.toFixed(3)} vs flat ${results.reference.eigUniform.toFixed(3)}`
+        : '';
       return `${v.label}: S max ${last.sMax.toFixed(3)} (${ratio.toFixed(1)}× the uniform ${sMaxU.toFixed(3)}), S entropy ${last.sEntropy.toFixed(3)} vs uniform log(N−1) = ${sEntU.toFixed(3)} (${pct(last.sEntropy, sEntU)})${eig} — ${shape}`;
     })
     .filter((x): x is string => x !== null);
   if (sLines.length > 0) {
     out.push(
       `What S learned (last logged values, mean over layers; S starts uniform at 1/(N−1) off the diagonal): ${sLines.join('; ')}. ` +
-        'S reaches the loss through the routing bias (column sums) and, with top_k ≥ 3, through the message passing; No Collaboration\'s S learns only through the routing bias and No Routing\'s only through message passing.',
+        "S reaches the loss through the routing bias (column sums) and, with top_k ≥ 3, through the message passing; No Collaboration's S learns only through the routing bias and No Routing's only through message passing.",
     );
   }
 
   // top_k
   if (cfg.topK === 2) {
     out.push(
-      'This run uses top_k = 2, as the paper. At k = 2 the renormalised 2×2 sub-matrix of S is [[0,1],[1,0]] whatever S is, so message passing is a fixed exchange between the two selected experts and carries no gradient to S: S learns only through the routing bias, and No Routing\'s S never leaves uniform.',
+      "This run uses top_k = 2, as the paper. At k = 2 the renormalised 2×2 sub-matrix of S is [[0,1],[1,0]] whatever S is, so message passing is a fixed exchange between the two selected experts and carries no gradient to S: S learns only through the routing bias, and No Routing's S never leaves uniform.",
     );
   } else {
     out.push(
@@ -166,7 +179,10 @@ function tableHtml(results: CtMoeAblationResults): string {
   const rows = tableCells(results);
   const head = `<tr><th>Model</th>${TABLE_COLUMNS.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>`;
   const body = rows
-    .map((r) => `<tr data-variant="${esc(r.key)}"><th scope="row">${esc(r.label)}</th>${r.cells.map((c) => `<td${c.best ? ' class="best"' : ''}>${esc(c.text)}</td>`).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr data-variant="${esc(r.key)}"><th scope="row">${esc(r.label)}</th>${r.cells.map((c) => `<td${c.best ? ' class="best"' : ''}>${esc(c.text)}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   return `<table class="ablation">\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
@@ -193,7 +209,9 @@ function configHtml(results: CtMoeAblationResults): string {
   const variantRows = doneVariants(results)
     .map((v) => {
       const f = v.r.flags;
-      const extra = Object.entries(v.r.config).filter(([k, x]) => JSON.stringify(x) !== JSON.stringify((results.config as unknown as Record<string, unknown>)[k]));
+      const extra = Object.entries(v.r.config).filter(
+        ([k, x]) => JSON.stringify(x) !== JSON.stringify((results.config as unknown as Record<string, unknown>)[k]),
+      );
       return `<tr><th scope="row">${esc(v.label)}</th><td>${esc(v.key)}</td><td>${f.useTopology ? 'yes' : 'no'}</td><td>${f.useTopology && f.useGraphRouting ? 'yes' : 'no'}</td><td>${f.useTopology && f.useGraphCollab ? 'yes' : 'no'}</td><td>${extra.length ? esc(JSON.stringify(Object.fromEntries(extra))) : '—'}</td></tr>`;
     })
     .join('\n');
@@ -213,7 +231,8 @@ function timingHtml(results: CtMoeAblationResults): string {
       const r = v.result;
       const wall = results.wallSec[k];
       if (wall !== undefined) totalWall += wall;
-      if (!r) return `<tr><th scope="row">${esc(v.label)}</th><td colspan="6">pending</td><td>${wall !== undefined ? wall.toFixed(1) : '—'}</td></tr>`;
+      if (!r)
+        return `<tr><th scope="row">${esc(v.label)}</th><td colspan="6">pending</td><td>${wall !== undefined ? wall.toFixed(1) : '—'}</td></tr>`;
       totalTrain += r.timing.trainSec;
       const tps = (r.steps * r.config.batchSize * r.config.seqLen) / Math.max(r.timing.trainSec, 1e-9);
       return (
@@ -251,7 +270,10 @@ export function renderReport(results: CtMoeAblationResults, opts: ReportOptions 
   const t = ablationTable(results);
   const done = t.rows.filter((r) => r.status === 'done').length;
   const figHtml = figures
-    .map((f) => `<figure id="${esc(f.name)}"><img src="${FIGURES_DIR}/${encodeURI(f.name)}.png" alt="${esc(f.name)}"><figcaption><b>${esc(f.name)}</b> — ${esc(f.caption)}</figcaption></figure>`)
+    .map(
+      (f) =>
+        `<figure id="${esc(f.name)}"><img src="${FIGURES_DIR}/${encodeURI(f.name)}.png" alt="${esc(f.name)}"><figcaption><b>${esc(f.name)}</b> — ${esc(f.caption)}</figcaption></figure>`,
+    )
     .join('\n');
   return `<!doctype html>
 <html lang="en">

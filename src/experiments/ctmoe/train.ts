@@ -125,7 +125,12 @@ function lastCheckpointNote(step: number, every: number): string {
 }
 
 /** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. */
-export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, data: CtMoeData, opts: RunVariantOptions): CtMoeVariantResult | null {
+export function runVariant(
+  base: CtMoeExperimentConfig,
+  variant: VariantSpec,
+  data: CtMoeData,
+  opts: RunVariantOptions,
+): CtMoeVariantResult | null {
   const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
   const emit = opts.onProgress ?? (() => {});
   ensureDirSync(opts.dir);
@@ -142,7 +147,8 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     }
     throw new Error(`${resultFile} holds a finished run with another config or variant flags; move it away or use another outDir`);
   }
-  if (data.vocabSize !== cfg.vocabSize) throw new RangeError(`runVariant: data was tokenised with vocab ${data.vocabSize}, config.vocabSize is ${cfg.vocabSize}`);
+  if (data.vocabSize !== cfg.vocabSize)
+    throw new RangeError(`runVariant: data was tokenised with vocab ${data.vocabSize}, config.vocabSize is ${cfg.vocabSize}`);
 
   const steps = totalSteps(cfg, data);
   manualSeed(cfg.seed);
@@ -204,7 +210,8 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
   const params = model.parameters();
   const named = model.namedParameters();
   const policy = opts.onNonFinite ?? 'stop';
-  const skippedAt = (progress.skippedAt ??= []);
+  progress.skippedAt ??= [];
+  const skippedAt = progress.skippedAt;
   let skipsInARow = 0;
   dp?.broadcastParameters(params);
   model.train();
@@ -229,10 +236,18 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
       const badParam = firstNonFinite(named, 'parameters');
       skipsInARow++;
       if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
-        const why = policy === 'stop' ? '--on-nonfinite skip drops such steps instead' : badParam ? 'skipping cannot help: a parameter itself is not finite' : `${skipsInARow} steps in a row were not finite`;
-        throw new NonFiniteError(variant.key, step + 1,
+        const why =
+          policy === 'stop'
+            ? '--on-nonfinite skip drops such steps instead'
+            : badParam
+              ? 'skipping cannot help: a parameter itself is not finite'
+              : `${skipsInARow} steps in a row were not finite`;
+        throw new NonFiniteError(
+          variant.key,
+          step + 1,
           `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${badParam ?? firstNonFinite(named) ?? 'none found (the loss alone)'}; ` +
-            `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`);
+            `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`,
+        );
       }
       skippedAt.push(step + 1);
       for (const l of layers) l.lastAux = null;
@@ -317,7 +332,12 @@ export function runVariant(base: CtMoeExperimentConfig, variant: VariantSpec, da
     specialisation: specialisation(routingFreq),
     finalS: finalS(model),
     eigenspectrum: lastLayerEigenspectrum(model),
-    timing: { trainSec: progress.trainSec, evalSec: (performance.now() - t0) / 1000, secPerStep: progress.trainSec / steps, resumedFromStep: progress.resumedFromStep },
+    timing: {
+      trainSec: progress.trainSec,
+      evalSec: (performance.now() - t0) / 1000,
+      secPerStep: progress.trainSec / steps,
+      resumedFromStep: progress.resumedFromStep,
+    },
     backend: backendInfo().reason,
     nonFinite: { policy, skipped: skippedAt.length, skippedAt },
   };

@@ -125,11 +125,21 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   const setting = moePathSetting();
   const key = planKey(p);
   const b = p.backend;
-  const reference = (why: string): ExecutionPlan => ({ path: 'reference', kernels: null, routerKernel: false, expertsKernel: false, summary: `reference composition: ${why}`, key });
+  const reference = (why: string): ExecutionPlan => ({
+    path: 'reference',
+    kernels: null,
+    routerKernel: false,
+    expertsKernel: false,
+    summary: `reference composition: ${why}`,
+    key,
+  });
   if (setting === 'reference') return reference('MOEKIT_MOE_PATH=reference');
   if (!b.moe) return reference(`the ${b.name} backend has no MoE kernels`);
   const k = kernelsOn(b, p.dtype, setting);
-  if (!k) return reference(isFloatDType(p.dtype) ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)` : `dtype ${p.dtype}`);
+  if (!k)
+    return reference(
+      isFloatDType(p.dtype) ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)` : `dtype ${p.dtype}`,
+    );
   const rc = p.cfg.router;
   const rGap = routerGap(rc, rc.selectionBias !== null);
   const eGap =
@@ -142,10 +152,27 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   const layerGap = rGap ?? eGap ?? (rc.routerBias ? 'a router bias' : null) ?? (setting === 'kernels' ? 'MOEKIT_MOE_PATH=kernels' : null);
   if (!layerGap) {
     const jitter = rc.jitterEps > 0 ? '; the kernel chain while jitter applies (training)' : '';
-    return { path: 'layer', kernels: k, routerKernel: true, expertsKernel: true, summary: `whole-layer node (router GEMM, router pass, slot plan, SwiGLU experts, combine) on the ${where}${jitter}`, key };
+    return {
+      path: 'layer',
+      kernels: k,
+      routerKernel: true,
+      expertsKernel: true,
+      summary: `whole-layer node (router GEMM, router pass, slot plan, SwiGLU experts, combine) on the ${where}${jitter}`,
+      key,
+    };
   }
-  const parts = [rGap ? `router: composition (${rGap})` : 'router: kernel', eGap ? `experts: composition (${eGap})` : 'experts: one kernel node'];
-  return { path: 'kernels', kernels: k, routerKernel: !rGap, expertsKernel: !eGap, summary: `kernel chain on the ${where}: ${parts.join('; ')}; not one layer node: ${layerGap}`, key };
+  const parts = [
+    rGap ? `router: composition (${rGap})` : 'router: kernel',
+    eGap ? `experts: composition (${eGap})` : 'experts: one kernel node',
+  ];
+  return {
+    path: 'kernels',
+    kernels: k,
+    routerKernel: !rGap,
+    expertsKernel: !eGap,
+    summary: `kernel chain on the ${where}: ${parts.join('; ')}; not one layer node: ${layerGap}`,
+    key,
+  };
 }
 
 export interface LayerCall {
@@ -157,11 +184,19 @@ export interface LayerCall {
 }
 
 /** What this forward runs under the plan: the per-call conditions. */
-export function layerCall(plan: ExecutionPlan, p: PlanInputs, c: LayerCall): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
+export function layerCall(
+  plan: ExecutionPlan,
+  p: PlanInputs,
+  c: LayerCall,
+): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
   const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
   const routerKernel = plan.routerKernel && onPlan;
   const expertsKernel = plan.expertsKernel && onPlan;
-  const layerNode = plan.path === 'layer' && onPlan && !(c.training && p.cfg.router.jitterEps > 0) && !(c.wantLosses && !routerKernelLossesCover(p.cfg, c.mask));
+  const layerNode =
+    plan.path === 'layer' &&
+    onPlan &&
+    !(c.training && p.cfg.router.jitterEps > 0) &&
+    !(c.wantLosses && !routerKernelLossesCover(p.cfg, c.mask));
   return { layerNode, routerKernel, expertsKernel };
 }
 

@@ -107,7 +107,12 @@ const MODULE: Record<PresetName, string> = {
   dbrx: 'ffn',
   phimoe: 'block_sparse_moe',
 };
-const SHARED: Partial<Record<PresetName, string>> = { qwen2_moe: 'shared_expert', deepseek_v2: 'shared_experts', deepseek_v3: 'shared_experts', llama4: 'shared_expert' };
+const SHARED: Partial<Record<PresetName, string>> = {
+  qwen2_moe: 'shared_expert',
+  deepseek_v2: 'shared_experts',
+  deepseek_v3: 'shared_experts',
+  llama4: 'shared_expert',
+};
 const NATIVE_FUSED: readonly PresetName[] = ['gpt_oss', 'granitemoe', 'llama4', 'dbrx'];
 
 /** Where decoder layer N's keys start: `transformer.blocks.N.` for DBRX, else `model.layers.N.`. */
@@ -121,9 +126,19 @@ export function hfExpertFormats(preset: PresetName): HfExpertFormat[] {
 }
 
 /** The keys of layer N's MoE block for `preset` in `format`, given the block's config. */
-export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, format: HfExpertFormat, prefix = hfLayerPrefix(preset, layer)): HfBlockKeys {
+export function hfBlockKeys(
+  preset: PresetName,
+  layer: number,
+  cfg: MoEConfig,
+  format: HfExpertFormat,
+  prefix = hfLayerPrefix(preset, layer),
+): HfBlockKeys {
   if (!hfExpertFormats(preset).includes(format)) {
-    throw new HfCheckpointError(`${preset}: no '${format}' checkpoint format (its experts come as ${hfExpertFormats(preset).map((f) => `'${f}'`).join(' or ')})`);
+    throw new HfCheckpointError(
+      `${preset}: no '${format}' checkpoint format (its experts come as ${hfExpertFormats(preset)
+        .map((f) => `'${f}'`)
+        .join(' or ')})`,
+    );
   }
   const m = `${prefix}${MODULE[preset]}.`;
   let router = `${m}gate.weight`;
@@ -132,20 +147,54 @@ export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, f
   let experts: StackedKeys | PerExpertKeys | StackedSeparateKeys;
   if (format === 'per-expert') {
     const [g, u, d] = preset === 'mixtral' || preset === 'phimoe' ? ['w1', 'w3', 'w2'] : ['gate_proj', 'up_proj', 'down_proj'];
-    experts = { kind: 'per-expert', gate: (e) => `${m}experts.${e}.${g}.weight`, up: (e) => `${m}experts.${e}.${u}.weight`, down: (e) => `${m}experts.${e}.${d}.weight` };
+    experts = {
+      kind: 'per-expert',
+      gate: (e) => `${m}experts.${e}.${g}.weight`,
+      up: (e) => `${m}experts.${e}.${u}.weight`,
+      down: (e) => `${m}experts.${e}.${d}.weight`,
+    };
   } else if (preset === 'gpt_oss') {
     experts = {
-      kind: 'stacked', gateUp: `${m}experts.gate_up_proj`, down: `${m}experts.down_proj`, layout: 'interleaved', orientation: 'in-out',
-      gateUpBias: `${m}experts.gate_up_proj_bias`, downBias: `${m}experts.down_proj_bias`,
+      kind: 'stacked',
+      gateUp: `${m}experts.gate_up_proj`,
+      down: `${m}experts.down_proj`,
+      layout: 'interleaved',
+      orientation: 'in-out',
+      gateUpBias: `${m}experts.gate_up_proj_bias`,
+      downBias: `${m}experts.down_proj_bias`,
     };
   } else if (preset === 'granitemoe') {
-    experts = { kind: 'stacked', gateUp: `${m}input_linear.weight`, down: `${m}output_linear.weight`, layout: 'fused', orientation: 'out-in', gateUpBias: null, downBias: null };
+    experts = {
+      kind: 'stacked',
+      gateUp: `${m}input_linear.weight`,
+      down: `${m}output_linear.weight`,
+      layout: 'fused',
+      orientation: 'out-in',
+      gateUpBias: null,
+      downBias: null,
+    };
   } else if (preset === 'dbrx') {
     experts = { kind: 'stacked-separate', gate: `${m}experts.mlp.w1`, up: `${m}experts.mlp.v1`, down: `${m}experts.mlp.w2` };
   } else if (preset === 'llama4') {
-    experts = { kind: 'stacked', gateUp: `${m}experts.gate_up_proj`, down: `${m}experts.down_proj`, layout: 'fused', orientation: 'in-out', gateUpBias: null, downBias: null };
+    experts = {
+      kind: 'stacked',
+      gateUp: `${m}experts.gate_up_proj`,
+      down: `${m}experts.down_proj`,
+      layout: 'fused',
+      orientation: 'in-out',
+      gateUpBias: null,
+      downBias: null,
+    };
   } else {
-    experts = { kind: 'stacked', gateUp: `${m}experts.gate_up_proj`, down: `${m}experts.down_proj`, layout: 'fused', orientation: 'out-in', gateUpBias: null, downBias: null };
+    experts = {
+      kind: 'stacked',
+      gateUp: `${m}experts.gate_up_proj`,
+      down: `${m}experts.down_proj`,
+      layout: 'fused',
+      orientation: 'out-in',
+      gateUpBias: null,
+      downBias: null,
+    };
   }
   let shared: HfBlockKeys['shared'] = null;
   if (cfg.shared) {
@@ -154,7 +203,8 @@ export function hfBlockKeys(preset: PresetName, layer: number, cfg: MoEConfig, f
     shared = { gate: `${m}${s}.gate_proj.weight`, up: `${m}${s}.up_proj.weight`, down: `${m}${s}.down_proj.weight` };
   }
   const sharedGate = cfg.shared?.gate === 'sigmoid' ? (preset === 'qwen2_moe' ? `${m}shared_expert_gate.weight` : null) : null;
-  if (cfg.shared?.gate === 'sigmoid' && !sharedGate) throw new HfCheckpointError(`${preset}: its checkpoints have no shared-expert gate, but the config has one`);
+  if (cfg.shared?.gate === 'sigmoid' && !sharedGate)
+    throw new HfCheckpointError(`${preset}: its checkpoints have no shared-expert gate, but the config has one`);
   return {
     preset,
     format,
@@ -224,7 +274,10 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
   const maskOpt = { groupMaskValue: opts.groupMaskValue };
   const where = `loadMoEBlockFromHf(${preset}, layer ${layer})`;
   if (!Number.isInteger(layer) || layer < 0) throw new HfCheckpointError(`${where}: layer must be a non-negative integer`);
-  if (!isMoeLayer(config, layer)) throw new HfCheckpointError(`${where}: layer ${layer} is a dense layer in this config (see isMoeLayer: mlp_only_layers, first_k_dense_replace, moe_layer_freq, decoder_sparse_step)`);
+  if (!isMoeLayer(config, layer))
+    throw new HfCheckpointError(
+      `${where}: layer ${layer} is a dense layer in this config (see isMoeLayer: mlp_only_layers, first_k_dense_replace, moe_layer_freq, decoder_sparse_step)`,
+    );
   const tensors = asMap(opts.tensors);
   const prefix = opts.prefix ?? hfLayerPrefix(preset, layer);
 
@@ -292,20 +345,35 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
   }
   const missing = [...expected.keys()].filter((k) => !tensors.has(k));
   if (missing.length > 0) {
-    const shown = missing.slice(0, 12).map((k) => `'${k}'`).join(', ');
-    throw new HfCheckpointError(`${where}: ${missing.length} tensor(s) missing from the checkpoint (format '${format}'): ${shown}${missing.length > 12 ? `, ... (${missing.length - 12} more)` : ''}`, missing);
+    const shown = missing
+      .slice(0, 12)
+      .map((k) => `'${k}'`)
+      .join(', ');
+    throw new HfCheckpointError(
+      `${where}: ${missing.length} tensor(s) missing from the checkpoint (format '${format}'): ${shown}${missing.length > 12 ? `, ... (${missing.length - 12} more)` : ''}`,
+      missing,
+    );
   }
   for (const [k, shape] of expected) {
     const t = tensors.get(k)!;
-    if (shapeStr(t.shape) !== shapeStr(shape)) throw new HfCheckpointError(`${where}: tensor '${k}' has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
-    if (t.data.length !== shape.reduce((p, d) => p * d, 1)) throw new HfCheckpointError(`${where}: tensor '${k}' holds ${t.data.length} values for shape ${shapeStr(shape)}`);
+    if (shapeStr(t.shape) !== shapeStr(shape))
+      throw new HfCheckpointError(`${where}: tensor '${k}' has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+    if (t.data.length !== shape.reduce((p, d) => p * d, 1))
+      throw new HfCheckpointError(`${where}: tensor '${k}' holds ${t.data.length} values for shape ${shapeStr(shape)}`);
     const isInt = t.data instanceof Int32Array || t.dtype === 'I32' || t.dtype === 'I64';
-    if (isInt && !k.endsWith('_blocks') && !k.endsWith('_scales')) throw new HfCheckpointError(`${where}: tensor '${k}' is an integer tensor (${t.dtype ?? 'Int32Array'}); expected floating point`);
+    if (isInt && !k.endsWith('_blocks') && !k.endsWith('_scales'))
+      throw new HfCheckpointError(`${where}: tensor '${k}' is an integer tensor (${t.dtype ?? 'Int32Array'}); expected floating point`);
   }
   if (opts.strict) {
     const used = new Set(expected.keys());
     const extra = [...tensors.keys()].filter((k) => k.startsWith(keys.module) && !used.has(k));
-    if (extra.length > 0) throw new HfCheckpointError(`${where}: unexpected tensor(s) under '${keys.module}': ${extra.slice(0, 12).map((k) => `'${k}'`).join(', ')}`);
+    if (extra.length > 0)
+      throw new HfCheckpointError(
+        `${where}: unexpected tensor(s) under '${keys.module}': ${extra
+          .slice(0, 12)
+          .map((k) => `'${k}'`)
+          .join(', ')}`,
+      );
   }
   const get = (k: string): ArrayLike<number> => {
     if (mxfp4.has(k)) {
@@ -368,7 +436,8 @@ export function loadMoEBlockFromHf(opts: LoadMoEBlockOptions): MoELayer {
     if (bankLayout.layout === 'separate') throw new HfCheckpointError(`${where}: expert biases need a fused or interleaved bank layout`);
     for (let e = 0; e < E; e++) {
       for (const which of ['gate', 'up'] as const) {
-        for (let o = 0; o < I; o++) dGub[gateUpBiasOffset(e, which, o, bankLayout.layout, I)] = gub[gateUpBiasOffset(e, which, o, s.layout, I)]!;
+        for (let o = 0; o < I; o++)
+          dGub[gateUpBiasOffset(e, which, o, bankLayout.layout, I)] = gub[gateUpBiasOffset(e, which, o, s.layout, I)]!;
       }
     }
     for (let i = 0; i < E * H; i++) dDb[i] = db[i]!;
@@ -403,13 +472,25 @@ export interface MoeLayerToHfOptions {
  * The inverse of loadMoEBlockFromHf: the layer's weights under `preset`'s checkpoint names and
  * layouts for decoder layer N, ready for writeSafetensors.
  */
-export function moeLayerToHfTensors(layer: MoELayer, preset: PresetName, layerIndex: number, opts: MoeLayerToHfOptions = {}): Record<string, SafetensorsTensor> {
+export function moeLayerToHfTensors(
+  layer: MoELayer,
+  preset: PresetName,
+  layerIndex: number,
+  opts: MoeLayerToHfOptions = {},
+): Record<string, SafetensorsTensor> {
   const cfg = layer.cfg;
   const where = `moeLayerToHfTensors(${preset}, layer ${layerIndex})`;
   const wantKind = preset === 'gpt_oss' ? 'gpt-oss' : 'swiglu';
-  if (cfg.experts.kind !== wantKind) throw new HfCheckpointError(`${where}: ${preset} experts are '${wantKind}', this layer's are '${cfg.experts.kind}'`);
-  if (cfg.experts.bias !== (preset === 'gpt_oss')) throw new HfCheckpointError(`${where}: ${preset} experts ${preset === 'gpt_oss' ? 'have' : 'have no'} biases, this layer's ${cfg.experts.bias ? 'have' : 'have none'}`);
-  if (cfg.router.routerBias !== (preset === 'gpt_oss')) throw new HfCheckpointError(`${where}: ${preset}'s router ${preset === 'gpt_oss' ? 'has' : 'has no'} bias, this layer's ${cfg.router.routerBias ? 'has' : 'has none'}`);
+  if (cfg.experts.kind !== wantKind)
+    throw new HfCheckpointError(`${where}: ${preset} experts are '${wantKind}', this layer's are '${cfg.experts.kind}'`);
+  if (cfg.experts.bias !== (preset === 'gpt_oss'))
+    throw new HfCheckpointError(
+      `${where}: ${preset} experts ${preset === 'gpt_oss' ? 'have' : 'have no'} biases, this layer's ${cfg.experts.bias ? 'have' : 'have none'}`,
+    );
+  if (cfg.router.routerBias !== (preset === 'gpt_oss'))
+    throw new HfCheckpointError(
+      `${where}: ${preset}'s router ${preset === 'gpt_oss' ? 'has' : 'has no'} bias, this layer's ${cfg.router.routerBias ? 'has' : 'has none'}`,
+    );
   const format = opts.format ?? hfExpertFormats(preset)[0]!;
   const keys = hfBlockKeys(preset, layerIndex, cfg, format, opts.prefix);
   const E = cfg.router.numExperts;
@@ -459,7 +540,8 @@ export function moeLayerToHfTensors(layer: MoELayer, preset: PresetName, layerIn
       }
     }
   }
-  if (sep && sepData) for (const which of ['gate', 'up', 'down'] as const) out[sep[which]] = { dtype, shape: [E * I, H], data: sepData[which] };
+  if (sep && sepData)
+    for (const which of ['gate', 'up', 'down'] as const) out[sep[which]] = { dtype, shape: [E * I, H], data: sepData[which] };
   if (st) {
     out[st.gateUp] = { dtype, shape: st.orientation === 'out-in' ? [E, 2 * I, H] : [E, H, 2 * I], data: gateUp! };
     out[st.down] = { dtype, shape: st.orientation === 'out-in' ? [E, H, I] : [E, I, H], data: down! };

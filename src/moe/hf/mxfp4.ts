@@ -26,17 +26,23 @@ export function e8m0(s: number): number {
  * into [..., G·2B] float values (exact in f32: |value| = fp4 · 2^k).
  */
 export function dequantizeMxfp4(
-  blocks: ArrayLike<number>, blocksShape: readonly number[],
-  scales: ArrayLike<number>, scalesShape: readonly number[],
+  blocks: ArrayLike<number>,
+  blocksShape: readonly number[],
+  scales: ArrayLike<number>,
+  scalesShape: readonly number[],
   out?: Float32Array | Float64Array,
 ): { data: Float32Array | Float64Array; shape: number[] } {
   if (blocksShape.length < 2 || scalesShape.length !== blocksShape.length - 1 || scalesShape.some((d, i) => d !== blocksShape[i])) {
-    throw new RangeError(`dequantizeMxfp4: scales shape [${scalesShape.join(', ')}] must equal blocks shape [${blocksShape.join(', ')}] without its last axis`);
+    throw new RangeError(
+      `dequantizeMxfp4: scales shape [${scalesShape.join(', ')}] must equal blocks shape [${blocksShape.join(', ')}] without its last axis`,
+    );
   }
   const B = blocksShape[blocksShape.length - 1]!;
   const rows = scalesShape.reduce((p, d) => p * d, 1);
   if (blocks.length !== rows * B || scales.length !== rows) {
-    throw new RangeError(`dequantizeMxfp4: data lengths (${blocks.length}, ${scales.length}) do not match shapes [${blocksShape.join(', ')}], [${scalesShape.join(', ')}]`);
+    throw new RangeError(
+      `dequantizeMxfp4: data lengths (${blocks.length}, ${scales.length}) do not match shapes [${blocksShape.join(', ')}], [${scalesShape.join(', ')}]`,
+    );
   }
   const data = out ?? new Float32Array(rows * 2 * B);
   if (data.length !== rows * 2 * B) throw new RangeError(`dequantizeMxfp4: out has ${data.length} elements, expected ${rows * 2 * B}`);

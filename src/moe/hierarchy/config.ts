@@ -113,7 +113,8 @@ export function parseHierarchyLevelConfig(input: unknown, field = 'level'): Hier
     experts = Object.entries(rawExperts).map(([key, e]) => {
       const f = `${field}.experts.${key}`;
       if (!isRecord(e)) throw new ConfigError(f, e, 'an object');
-      if (e['name'] !== undefined && e['name'] !== key) throw new ConfigError(`${f}.name`, e['name'], `'${key}' (the key it is stored under)`);
+      if (e['name'] !== undefined && e['name'] !== key)
+        throw new ConfigError(`${f}.name`, e['name'], `'${key}' (the key it is stored under)`);
       return parseHierarchyExpertConfig({ ...e, name: key }, f);
     });
   } else {
@@ -127,7 +128,11 @@ export function parseHierarchyLevelConfig(input: unknown, field = 'level'): Hier
   });
   const fb = or(r['fallbackExpert'], null);
   if (fb !== null && (typeof fb !== 'string' || !seen.has(fb))) {
-    throw new ConfigError(`${field}.fallbackExpert`, fb, `null or one of the level's experts (${[...seen].map((s) => `'${s}'`).join(', ')})`);
+    throw new ConfigError(
+      `${field}.fallbackExpert`,
+      fb,
+      `null or one of the level's experts (${[...seen].map((s) => `'${s}'`).join(', ')})`,
+    );
   }
   return {
     name: levelName,
@@ -142,14 +147,20 @@ const CONFIG_KEYS = ['hiddenSize', 'levels', 'useLearnedFusion', 'fusionDropout'
 export function parseHierarchyConfig(input: unknown, field = 'hierarchy'): HierarchyConfig {
   const r = record(field, input, CONFIG_KEYS);
   const rawLevels = r['levels'];
-  if (!Array.isArray(rawLevels) || rawLevels.length === 0) throw new ConfigError(`${field}.levels`, rawLevels, 'a non-empty array of level configs');
+  if (!Array.isArray(rawLevels) || rawLevels.length === 0)
+    throw new ConfigError(`${field}.levels`, rawLevels, 'a non-empty array of level configs');
   const levels = rawLevels.map((l, i) => parseHierarchyLevelConfig(l, `${field}.levels[${i}]`));
   const seen = new Set<string>();
   levels.forEach((l, i) => {
     if (seen.has(l.name)) throw new ConfigError(`${field}.levels[${i}].name`, l.name, 'a level name unique in the hierarchy');
     seen.add(l.name);
   });
-  if (!levels.some((l) => l.enabled)) throw new ConfigError(`${field}.levels`, levels.map((l) => l.name), 'at least one enabled level');
+  if (!levels.some((l) => l.enabled))
+    throw new ConfigError(
+      `${field}.levels`,
+      levels.map((l) => l.name),
+      'at least one enabled level',
+    );
   return {
     hiddenSize: int(`${field}.hiddenSize`, r['hiddenSize'], 1),
     levels,

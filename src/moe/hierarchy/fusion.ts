@@ -50,7 +50,8 @@ export class LearnedFusion extends Module {
     options: { dtype?: FloatDType } = {},
   ) {
     super();
-    if (!(Number.isInteger(numLevels) && numLevels >= 1)) throw new RangeError(`LearnedFusion: numLevels must be an integer >= 1 (got ${numLevels})`);
+    if (!(Number.isInteger(numLevels) && numLevels >= 1))
+      throw new RangeError(`LearnedFusion: numLevels must be an integer >= 1 (got ${numLevels})`);
     this.logits = new Parameter(zeros([numLevels], { dtype: options.dtype ?? 'f32' }));
   }
 

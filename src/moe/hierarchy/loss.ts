@@ -9,7 +9,13 @@ import type { HierarchyOutput, LevelOutput } from './types.js';
 
 export type GlobalLossFn<T = unknown, C = unknown> = (output: HierarchyOutput, targets: T, context: C) => Tensor;
 export type LevelLossFn<T = unknown, C = unknown> = (level: LevelOutput, targets: T, context: C, output: HierarchyOutput) => Tensor;
-export type BridgeLossFn<T = unknown, C = unknown> = (parent: LevelOutput, child: LevelOutput, targets: T, context: C, output: HierarchyOutput) => Tensor;
+export type BridgeLossFn<T = unknown, C = unknown> = (
+  parent: LevelOutput,
+  child: LevelOutput,
+  targets: T,
+  context: C,
+  output: HierarchyOutput,
+) => Tensor;
 
 export type LossScope = 'global' | 'level' | 'bridge' | 'expert';
 
@@ -120,7 +126,9 @@ export class LossAPI<T = unknown, C = unknown> {
       if (l) return l;
       if (output.disabledLevels.includes(level)) return null;
       const all = [...output.levels.map((o) => o.name), ...output.disabledLevels];
-      throw new RangeError(`LossAPI.compute: '${key}' names level '${level}', which the model does not have (levels: ${all.map((n) => `'${n}'`).join(', ')})`);
+      throw new RangeError(
+        `LossAPI.compute: '${key}' names level '${level}', which the model does not have (levels: ${all.map((n) => `'${n}'`).join(', ')})`,
+      );
     };
     const dtype = output.fusedHidden.dtype;
     const terms: LossTerm[] = [];
@@ -128,7 +136,8 @@ export class LossAPI<T = unknown, C = unknown> {
       if (!raw || typeof raw !== 'object' || typeof (raw as Tensor).size !== 'number') {
         throw new TypeError(`LossAPI.compute: '${t.key}' must return a Tensor (got ${String(raw)})`);
       }
-      if (raw.size !== 1) throw new RangeError(`LossAPI.compute: '${t.key}' must return a one-element tensor (got ${shapeToString(raw.shape)})`);
+      if (raw.size !== 1)
+        throw new RangeError(`LossAPI.compute: '${t.key}' must return a one-element tensor (got ${shapeToString(raw.shape)})`);
       const value = reshape(raw, []).to(dtype);
       terms.push({ ...t, value, weighted: t.weight === 1 ? value : value.mul(t.weight) });
     };
@@ -139,7 +148,8 @@ export class LossAPI<T = unknown, C = unknown> {
         add({ key: r.key, name: r.name, scope: 'global', levels: [], expert: null, weight: r.weight }, r.fn(output, tg, cx));
       } else if (r.scope === 'level') {
         const l = known(r.level, r.key);
-        if (l) add({ key: r.key, name: r.name, scope: 'level', levels: [r.level], expert: null, weight: r.weight }, r.fn(l, tg, cx, output));
+        if (l)
+          add({ key: r.key, name: r.name, scope: 'level', levels: [r.level], expert: null, weight: r.weight }, r.fn(l, tg, cx, output));
       } else {
         const p = known(r.parent, r.key);
         const c = known(r.child, r.key);
@@ -147,7 +157,10 @@ export class LossAPI<T = unknown, C = unknown> {
         if (p.index >= c.index) {
           throw new RangeError(`LossAPI.compute: '${r.key}': parent '${r.parent}' must come before child '${r.child}' in the hierarchy`);
         }
-        add({ key: r.key, name: r.name, scope: 'bridge', levels: [r.parent, r.child], expert: null, weight: r.weight }, r.fn(p, c, tg, cx, output));
+        add(
+          { key: r.key, name: r.name, scope: 'bridge', levels: [r.parent, r.child], expert: null, weight: r.weight },
+          r.fn(p, c, tg, cx, output),
+        );
       }
     }
     if (this.includeExpertLosses) {

@@ -47,7 +47,10 @@ export class HierarchyLevel extends Module {
 
   expert(name: string): HierarchyExpert {
     const i = this.cfg.experts.findIndex((e) => e.name === name);
-    if (i < 0) throw new RangeError(`level '${this.cfg.name}' has no expert '${name}' (experts: ${this.cfg.experts.map((e) => `'${e.name}'`).join(', ')})`);
+    if (i < 0)
+      throw new RangeError(
+        `level '${this.cfg.name}' has no expert '${name}' (experts: ${this.cfg.experts.map((e) => `'${e.name}'`).join(', ')})`,
+      );
     return this.experts[i]!;
   }
 }
@@ -70,7 +73,9 @@ export class HierarchicalMoE extends Module {
       const experts = lc.experts.map((ec) => {
         const e: unknown = expertFactory(lc.name, ec.name, ec.metadata);
         if (!isExpert(e)) {
-          throw new TypeError(`expert factory: for level '${lc.name}' expert '${ec.name}' it returned ${String(e)}; expected a moekit Module with forward(batch: ExpertBatch): ExpertResult`);
+          throw new TypeError(
+            `expert factory: for level '${lc.name}' expert '${ec.name}' it returned ${String(e)}; expected a moekit Module with forward(batch: ExpertBatch): ExpertResult`,
+          );
         }
         return e;
       });
@@ -79,7 +84,8 @@ export class HierarchicalMoE extends Module {
       return new HierarchyLevel(lc, experts);
     });
     const L = this.config.levels.length;
-    this.fusion = options.fusion ?? (this.config.useLearnedFusion ? new LearnedFusion(L, { dtype: options.dtype ?? 'f32' }) : new MeanFusion());
+    this.fusion =
+      options.fusion ?? (this.config.useLearnedFusion ? new LearnedFusion(L, { dtype: options.dtype ?? 'f32' }) : new MeanFusion());
     this.enabled = this.config.levels.map((l) => l.enabled);
     this.generator = options.generator ?? defaultGenerator;
   }
@@ -123,7 +129,9 @@ export class HierarchicalMoE extends Module {
     const B = hidden.shape[0]!;
     const mask = options.mask ?? null;
     if (mask && (mask.ndim < 1 || mask.ndim > hidden.ndim - 1 || mask.shape.some((d, i) => d !== hidden.shape[i]))) {
-      throw new RangeError(`HierarchicalMoE: mask ${shapeToString(mask.shape)} must have a leading part of the hidden's shape ${shapeToString(hidden.shape)} (e.g. [B] or [B, T])`);
+      throw new RangeError(
+        `HierarchicalMoE: mask ${shapeToString(mask.shape)} must have a leading part of the hidden's shape ${shapeToString(hidden.shape)} (e.g. [B] or [B, T])`,
+      );
     }
     const routing = options.routing ?? {};
     checkRoutingKeys(this.config, routing);
@@ -161,12 +169,16 @@ export class HierarchicalMoE extends Module {
           },
         });
         const where = `level '${lc.name}' expert '${ec.name}'`;
-        if (!res || typeof res !== 'object' || !res.hidden) throw new TypeError(`${where}: forward must return an ExpertResult { hidden, losses?, aux? }`);
+        if (!res || typeof res !== 'object' || !res.hidden)
+          throw new TypeError(`${where}: forward must return an ExpertResult { hidden, losses?, aux? }`);
         if (res.hidden.ndim !== sub.ndim || res.hidden.shape.some((d, i) => d !== sub.shape[i]) || res.hidden.dtype !== sub.dtype) {
-          throw new RangeError(`${where}: returned hidden ${shapeToString(res.hidden.shape)} ${res.hidden.dtype}; expected its input's shape ${shapeToString(sub.shape)} ${sub.dtype}`);
+          throw new RangeError(
+            `${where}: returned hidden ${shapeToString(res.hidden.shape)} ${res.hidden.dtype}; expected its input's shape ${shapeToString(sub.shape)} ${sub.dtype}`,
+          );
         }
         for (const [name, value] of Object.entries(res.losses ?? {})) {
-          if (value.size !== 1) throw new RangeError(`${where}: loss '${name}' must be a one-element tensor (got ${shapeToString(value.shape)})`);
+          if (value.size !== 1)
+            throw new RangeError(`${where}: loss '${name}' must be a one-element tensor (got ${shapeToString(value.shape)})`);
           expertLosses.push({ expert: ec.name, name, value, weight: ec.lossWeight });
         }
         if (res.aux) aux[ec.name] = res.aux;
@@ -187,7 +199,9 @@ export class HierarchicalMoE extends Module {
       levelIndices: levels.map((l) => l.index),
     });
     if (fused.hidden.ndim !== hidden.ndim || fused.hidden.shape.some((d, i) => d !== hidden.shape[i])) {
-      throw new RangeError(`fusion returned ${shapeToString(fused.hidden.shape)}; expected the hidden's shape ${shapeToString(hidden.shape)}`);
+      throw new RangeError(
+        `fusion returned ${shapeToString(fused.hidden.shape)}; expected the hidden's shape ${shapeToString(hidden.shape)}`,
+      );
     }
     const p = this.config.fusionDropout;
     const fusedHidden = this.training && p > 0 ? dropout(fused.hidden, p, true, this.generator) : fused.hidden;

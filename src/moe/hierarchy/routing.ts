@@ -31,7 +31,9 @@ export function resolveLevelRouting(level: HierarchyLevelConfig, entry: LevelRou
   const known = new Set(level.experts.map((e) => e.name));
   const check = (n: string, where: string): string => {
     if (!known.has(n)) {
-      throw new RoutingError(`routing['${level.name}']${where}: unknown expert '${n}'; level '${level.name}' has experts ${expertList(level)}`);
+      throw new RoutingError(
+        `routing['${level.name}']${where}: unknown expert '${n}'; level '${level.name}' has experts ${expertList(level)}`,
+      );
     }
     return n;
   };
@@ -47,12 +49,16 @@ export function resolveLevelRouting(level: HierarchyLevelConfig, entry: LevelRou
   if (typeof entry === 'string') return new Array<string>(batchSize).fill(check(entry, ''));
   if (!Array.isArray(entry)) throw new RoutingError(`routing['${level.name}'] must be an expert name or an array of ${batchSize} names`);
   if (entry.length !== batchSize) {
-    throw new RoutingError(`routing['${level.name}'] has ${entry.length} entries but the batch has ${batchSize} samples (routing is batch-aligned)`);
+    throw new RoutingError(
+      `routing['${level.name}'] has ${entry.length} entries but the batch has ${batchSize} samples (routing is batch-aligned)`,
+    );
   }
   return entry.map((n, i) => {
     if (n === null || n === undefined) {
       if (level.fallbackExpert === null) {
-        throw new RoutingError(`routing['${level.name}'][${i}] is ${String(n)} but level '${level.name}' has no fallbackExpert (experts: ${expertList(level)})`);
+        throw new RoutingError(
+          `routing['${level.name}'][${i}] is ${String(n)} but level '${level.name}' has no fallbackExpert (experts: ${expertList(level)})`,
+        );
       }
       return level.fallbackExpert;
     }
@@ -65,7 +71,8 @@ export function resolveLevelRouting(level: HierarchyLevelConfig, entry: LevelRou
 export function checkRoutingKeys(cfg: HierarchyConfig, routing: HierarchyRouting): void {
   const names = new Set(cfg.levels.map((l) => l.name));
   for (const k of Object.keys(routing)) {
-    if (!names.has(k)) throw new RoutingError(`routing names unknown level '${k}'; the levels are ${cfg.levels.map((l) => `'${l.name}'`).join(', ')}`);
+    if (!names.has(k))
+      throw new RoutingError(`routing names unknown level '${k}'; the levels are ${cfg.levels.map((l) => `'${l.name}'`).join(', ')}`);
   }
 }
 

@@ -85,7 +85,8 @@ interface NodeContext {
 
 const I2 = (c: NodeContext) => 2 * c.I;
 /** Where gate and up sit in a gu row. */
-const guLayout = (c: NodeContext) => (c.layout === 'interleaved' ? { gateOffset: 0, upOffset: 1, colStride: 2 } : { gateOffset: 0, upOffset: c.I, colStride: 1 });
+const guLayout = (c: NodeContext) =>
+  c.layout === 'interleaved' ? { gateOffset: 0, upOffset: 1, colStride: 2 } : { gateOffset: 0, upOffset: c.I, colStride: 1 };
 const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.layout === 'separate' ? c.I : I2(c));
 const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
 
@@ -97,7 +98,17 @@ function firstGemm(c: NodeContext, dst: FloatArray): void {
   const halves = c.layout === 'separate' ? [0, 1] : [0];
   for (const h of halves) {
     const b = { data: c.first[h]!, ld: firstLd(c), trans: c.outIn, expertStride: stride };
-    c.k.gemmRows({ a, aIdx: c.rowTok, scale: null, b, seg: c.seg, c: { data: dst, offset: h * c.I, ld: I2(c) }, n: cols, k: c.H, accumulate: false });
+    c.k.gemmRows({
+      a,
+      aIdx: c.rowTok,
+      scale: null,
+      b,
+      seg: c.seg,
+      c: { data: dst, offset: h * c.I, ld: I2(c) },
+      n: cols,
+      k: c.H,
+      accumulate: false,
+    });
   }
 }
 
@@ -109,7 +120,10 @@ function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
     k.swigluForward({ gu: c.gu!, ld: I2(c), ...guLayout(c), rows: c.S, i: c.I, h });
   } else {
     // gate and up in one pass, the gate applied to each output tile while it is hot
-    const [gate, up, upOff, stride] = c.layout === 'separate' ? [c.first[0]!, c.first[1]!, 0, c.I * c.H] : [c.first[0]!, c.first[0]!, c.outIn ? c.I * c.H : c.I, I2(c) * c.H];
+    const [gate, up, upOff, stride] =
+      c.layout === 'separate'
+        ? [c.first[0]!, c.first[1]!, 0, c.I * c.H]
+        : [c.first[0]!, c.first[0]!, c.outIn ? c.I * c.H : c.I, I2(c) * c.H];
     k.gemmSwiglu({
       a: { data: c.xs, ld: c.H },
       aIdx: c.rowTok,
@@ -123,7 +137,17 @@ function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
     });
   }
   const b = { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I };
-  k.gemmRows({ a: { data: h, ld: c.I }, aIdx: null, scale: null, b, seg: c.seg, c: { data: y, ld: c.H }, n: c.H, k: c.I, accumulate: false });
+  k.gemmRows({
+    a: { data: h, ld: c.I },
+    aIdx: null,
+    scale: null,
+    b,
+    seg: c.seg,
+    c: { data: y, ld: c.H },
+    n: c.H,
+    k: c.I,
+    accumulate: false,
+  });
 }
 
 /**
@@ -183,7 +207,15 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   if (routing) {
     const T = routing.numTokens;
     out = uninitializedFloatArrayLike(xs, T * c.H);
-    k.combine({ y: { data: y, ld: c.H }, slotRows: routing.plan.slotRows, weights: routing.topkWeights.storage, numTokens: T, topK: routing.topK, h: c.H, out });
+    k.combine({
+      y: { data: y, ld: c.H },
+      slotRows: routing.plan.slotRows,
+      weights: routing.topkWeights.storage,
+      numTokens: T,
+      topK: routing.topK,
+      h: c.H,
+      out,
+    });
     releaseScratch(y);
     outShape = [T, c.H];
   }
@@ -231,7 +263,18 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
   if (!g.da) return;
   const b = { data: c.first[0]!, ld: firstLd(c), trans: !c.outIn, expertStride: firstRows * H };
   const b2 = c.layout === 'separate' ? { data: c.first[1]!, kSplit: I } : null;
-  k.gemmRows({ a: { data: dgu, ld: I2(c) }, aIdx: null, scale: null, b, b2, seg, c: { data: g.da, ld: H }, n: H, k: I2(c), accumulate: false });
+  k.gemmRows({
+    a: { data: dgu, ld: I2(c) },
+    aIdx: null,
+    scale: null,
+    b,
+    b2,
+    seg,
+    c: { data: g.da, ld: H },
+    n: H,
+    k: I2(c),
+    accumulate: false,
+  });
 }
 
 function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null)[] {
@@ -263,10 +306,21 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
   const dyhGemm = () => {
     const b = { data: c.down, ld: downLd(c), trans: !c.outIn, expertStride: H * I };
-    k.gemmRows({ a: { data: gs, ld: H }, aIdx: c.rowTok, scale: null, b, seg: c.seg, c: { data: dyh, ld: I }, n: I, k: H, accumulate: false });
+    k.gemmRows({
+      a: { data: gs, ld: H },
+      aIdx: c.rowTok,
+      scale: null,
+      b,
+      seg: c.seg,
+      c: { data: dyh, ld: I },
+      n: I,
+      k: H,
+      accumulate: false,
+    });
   };
   // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
-  const swigluBackward = () => k.swigluBackward({ gu: dgu, ld: I2(c), ...guLayout(c), rows: S, i: I, dy: dyh, rowScale: c.rowW, dgu, hOut: dyh, rowDot: dw });
+  const swigluBackward = () =>
+    k.swigluBackward({ gu: dgu, ld: I2(c), ...guLayout(c), rows: S, i: I, dy: dyh, rowScale: c.rowW, dgu, hOut: dyh, rowDot: dw });
   if (c.rowBlocks) {
     // small experts: every pass on a block of rows while the block is in cache
     k.rowBlocks(() => {
@@ -284,7 +338,9 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   }
   const dDown = grads.dDown ? mk(c.wDown, grads.dDown) : null;
   const dFirst = c.wList.map((wt, idx) => (grads.dFirst[idx] ? mk(wt, grads.dFirst[idx]!) : null));
-  const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, grads.da, dw) : { dx: grads.da ? mk(x, grads.da) : null, dRouting: null };
+  const { dx, dRouting } = routing
+    ? routedInputGrads(c, x, routing, grads.da, dw)
+    : { dx: grads.da ? mk(x, grads.da) : null, dRouting: null };
   releaseScratch(dyh);
   releaseScratch(dgu);
   c.gu = null;
@@ -292,7 +348,13 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
 }
 
 /** dX of a routed call (the rows' dX summed per token) and the gradient of the top-k weights, or of the router weight. */
-function routedInputGrads(c: NodeContext, x: Tensor, routing: NodeRouting, da: FloatArray | null, dw: FloatArray | null): { dx: Tensor | null; dRouting: Tensor | null } {
+function routedInputGrads(
+  c: NodeContext,
+  x: Tensor,
+  routing: NodeRouting,
+  da: FloatArray | null,
+  dw: FloatArray | null,
+): { dx: Tensor | null; dRouting: Tensor | null } {
   const { k, xs, H, S } = c;
   const T = routing.numTokens;
   const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
@@ -303,8 +365,19 @@ function routedInputGrads(c: NodeContext, x: Tensor, routing: NodeRouting, da: F
     const dwr = router.weight.requiresGrad ? uninitializedFloatArrayLike(xs, st.numExperts * H) : null;
     if (dw) {
       const aux = router.aux;
-      k.routerLayerBackward({ ...st, lbCoef: aux?.lbCoef ?? null, zCoef: aux?.zCoef ?? 0, rowDw: dw, slotRows: routing.plan.slotRows, hidden: H,
-        x: dwr ? xs : null, dwr, wr: dxs ? router.weight.storage : null, rowDx: dxs ? da : null, dx: dxs });
+      k.routerLayerBackward({
+        ...st,
+        lbCoef: aux?.lbCoef ?? null,
+        zCoef: aux?.zCoef ?? 0,
+        rowDw: dw,
+        slotRows: routing.plan.slotRows,
+        hidden: H,
+        x: dwr ? xs : null,
+        dwr,
+        wr: dxs ? router.weight.storage : null,
+        rowDx: dxs ? da : null,
+        dx: dxs,
+      });
     }
     if (da) releaseScratch(da);
     return { dx: dxs ? mk(x, dxs) : null, dRouting: dwr ? mk(router.weight, dwr) : null };

@@ -52,7 +52,14 @@ export function layerNode(k: MoeKernels, inp: LayerNodeInputs): LayerNode {
       const T = x.shape[0]!;
       const K = cfg.topK;
       const topkWeights = routed.topkWeights;
-      const plan = k.planRoutes({ ids: state.ids, numTokens: T, topK: K, numExperts: bank.numExperts, capacity: dispatcher.capacity(T, K), weights: topkWeights.storage });
+      const plan = k.planRoutes({
+        ids: state.ids,
+        numTokens: T,
+        topK: K,
+        numExperts: bank.numExperts,
+        capacity: dispatcher.capacity(T, K),
+        weights: topkWeights.storage,
+      });
       const routing = { numTokens: T, topK: K, plan, topkWeights, router: { state, weight: w, aux } };
       return { y: expertsNode(k, x, routing, bank, bank.cfg), droppedSlots: plan.droppedSlots };
     },
@@ -60,9 +67,22 @@ export function layerNode(k: MoeKernels, inp: LayerNodeInputs): LayerNode {
 }
 
 /** dispatch -> experts -> combine as one node, on a routing made by the chain (the 'kernels' path). */
-export function routedExperts(k: MoeKernels, x: Tensor, routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>, dispatcher: LocalDispatcher, bank: Bank): { y: Tensor; droppedSlots: number } {
+export function routedExperts(
+  k: MoeKernels,
+  x: Tensor,
+  routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>,
+  dispatcher: LocalDispatcher,
+  bank: Bank,
+): { y: Tensor; droppedSlots: number } {
   const { topkIds, topkWeights } = routing;
   const [T, K] = topkIds.shape as [number, number];
-  const plan = k.planRoutes({ ids: topkIds.dataSync() as Int32Array, numTokens: T, topK: K, numExperts: bank.numExperts, capacity: dispatcher.capacity(T, K), weights: topkWeights.storage });
+  const plan = k.planRoutes({
+    ids: topkIds.dataSync() as Int32Array,
+    numTokens: T,
+    topK: K,
+    numExperts: bank.numExperts,
+    capacity: dispatcher.capacity(T, K),
+    weights: topkWeights.storage,
+  });
   return { y: expertsNode(k, x, { numTokens: T, topK: K, plan, topkWeights }, bank, bank.cfg), droppedSlots: plan.droppedSlots };
 }

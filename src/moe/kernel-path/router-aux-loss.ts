@@ -28,7 +28,10 @@ export interface AuxLossGradient {
 }
 
 /** The two losses' values, their weighted total, and its gradient coefficients for a seed of g. */
-export function routerPassAuxTerms(s: RouterPassState, o: AuxLossOptions): { lb: number | null; z: number | null; value: number; gradient: (g: number) => AuxLossGradient } | null {
+export function routerPassAuxTerms(
+  s: RouterPassState,
+  o: AuxLossOptions,
+): { lb: number | null; z: number | null; value: number; gradient: (g: number) => AuxLossGradient } | null {
   const { numTokens: T, numExperts: E, topK: K } = s;
   const wlb = o.weights.lb;
   const wz = o.weights.z;

@@ -17,7 +17,18 @@ export function routerPass(k: MoeKernels, logits: Tensor, cfg: RouterConfig): Ro
   const shape = { numTokens: T, numExperts: E, topK: cfg.topK, renorm: cfg.renormalize === 'sum', scale: cfg.scalingFactor };
   const f = k.routerForward(logits.storage, shape);
   const b = logits.backend;
-  const pass = { ...shape, kernels: k, logits, scores: f.scores, ids: f.ids, lse: f.lse, counts: f.counts, scoreSums: f.scoreSums, entropy: T > 0 ? f.entropySum / T : 0, zLoss: f.lseSquaredSum / Math.max(T, 1) };
+  const pass = {
+    ...shape,
+    kernels: k,
+    logits,
+    scores: f.scores,
+    ids: f.ids,
+    lse: f.lse,
+    counts: f.counts,
+    scoreSums: f.scoreSums,
+    entropy: T > 0 ? f.entropySum / T : 0,
+    zLoss: f.lseSquaredSum / Math.max(T, 1),
+  };
   const topkWeights = makeOutput(b, f.weights, [T, cfg.topK], {
     name: 'routerPass',
     inputs: [logits],

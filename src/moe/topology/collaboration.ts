@@ -28,7 +28,9 @@ export function topologyRoutingBias(S: Tensor, routingScale: number): Tensor {
 export function topologySubmatrices(S: Tensor, topkIds: Tensor): Tensor {
   const N = S.shape[0]!;
   if (S.ndim !== 2 || S.shape[1] !== N || topkIds.ndim !== 2) {
-    throw new RangeError(`topologySubmatrices: S ${shapeToString(S.shape)} and topkIds ${shapeToString(topkIds.shape)} must be [N, N] and [T, K]`);
+    throw new RangeError(
+      `topologySubmatrices: S ${shapeToString(S.shape)} and topkIds ${shapeToString(topkIds.shape)} must be [N, N] and [T, K]`,
+    );
   }
   const [T, K] = topkIds.shape as [number, number];
   const ids = topkIds.dataSync();

@@ -41,7 +41,18 @@ export const CT_MOE_LAYER_DEFAULTS: Omit<CtMoeLayerConfig, 'dModel'> = {
   expertCompute: 'sparse',
 };
 
-const FIELDS = ['dModel', 'numExperts', 'topK', 'routingScale', 'collabScale', 'sTemp', 'useTopology', 'useGraphRouting', 'useGraphCollab', 'expertCompute'] as const;
+const FIELDS = [
+  'dModel',
+  'numExperts',
+  'topK',
+  'routingScale',
+  'collabScale',
+  'sTemp',
+  'useTopology',
+  'useGraphRouting',
+  'useGraphCollab',
+  'expertCompute',
+] as const;
 
 /**
  * Fill defaults and validate. Throws a ConfigError (a RangeError) naming the field

@@ -102,7 +102,8 @@ export class CtMoeLayer extends Module {
   /** x [..., D] -> [..., D]; the LB loss is left in `lastAux`. */
   forward(x: Tensor): Tensor {
     const { dModel: D, numExperts: N, topK: K } = this.cfg;
-    if (x.shape[x.ndim - 1] !== D) throw new RangeError(`CtMoeLayer: input's last axis must be dModel = ${D} (got ${shapeToString(x.shape)})`);
+    if (x.shape[x.ndim - 1] !== D)
+      throw new RangeError(`CtMoeLayer: input's last axis must be dModel = ${D} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, D]);
     const T = x2.shape[0]!;
     const S = this.s();

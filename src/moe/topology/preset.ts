@@ -7,7 +7,9 @@
 import { type MoEConfig, moeConfig } from '../config.js';
 import { type CtMoeLayerConfig, ctMoeLayerConfig } from './config.js';
 
-export type CtMoePresetOptions = Partial<Pick<CtMoeLayerConfig, 'routingScale' | 'collabScale' | 'sTemp' | 'useTopology' | 'useGraphRouting' | 'useGraphCollab'>> & {
+export type CtMoePresetOptions = Partial<
+  Pick<CtMoeLayerConfig, 'routingScale' | 'collabScale' | 'sTemp' | 'useTopology' | 'useGraphRouting' | 'useGraphCollab'>
+> & {
   /** LB loss weight (the seed: 0.01), divided by MoELayer's numLayers (losses.scaleByNumLayers). */
   lbWeight?: number;
 };
@@ -26,8 +28,15 @@ export function ctMoePreset(dModel: number, numExperts: number, topK: number, op
     experts: { kind: 'gelu', intermediateSize: c.dModel, layout: 'separate', orientation: 'in-out', bias: false },
     losses: { lbWeight, lbConvention: 'top-k', lbGranularity: 'local-batch', zLossWeight: 0, scaleByNumLayers: true },
     // with both paths off S would have no effect: the core config calls that no topology
-    topology: c.useTopology && (c.useGraphRouting || c.useGraphCollab)
-      ? { routingBias: c.useGraphRouting, collaboration: c.useGraphCollab, routingScale: c.routingScale, collabScale: c.collabScale, sTemp: c.sTemp }
-      : null,
+    topology:
+      c.useTopology && (c.useGraphRouting || c.useGraphCollab)
+        ? {
+            routingBias: c.useGraphRouting,
+            collaboration: c.useGraphCollab,
+            routingScale: c.routingScale,
+            collabScale: c.collabScale,
+            sTemp: c.sTemp,
+          }
+        : null,
   });
 }

@@ -22,7 +22,8 @@ export class Topology extends Module {
 
   constructor(numExperts: number, options: { sTemp?: number; dtype?: FloatDType } = {}) {
     super();
-    if (!(Number.isInteger(numExperts) && numExperts >= 2)) throw new RangeError(`Topology: numExperts must be an integer >= 2 (got ${numExperts})`);
+    if (!(Number.isInteger(numExperts) && numExperts >= 2))
+      throw new RangeError(`Topology: numExperts must be an integer >= 2 (got ${numExperts})`);
     const sTemp = options.sTemp ?? 1;
     if (!(Number.isFinite(sTemp) && sTemp > 0)) throw new RangeError(`Topology: sTemp must be a finite number > 0 (got ${sTemp})`);
     const dtype = options.dtype ?? 'f32';

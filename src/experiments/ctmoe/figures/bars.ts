@@ -13,7 +13,9 @@ export const DOMAINS = [
 /** fig7: final validation PPL per domain, grouped bars (one per variant), values on the bars. */
 export function fig7DomainPpl(results: CtMoeAblationResults): ChartSpec {
   const vs = doneVariants(results);
-  const values = DOMAINS.flatMap((d) => vs.map((v) => ({ domain: d.label, variant: v.label, ppl: v.r.domainPpl[d.key], text: fmt(v.r.domainPpl[d.key], 1) })));
+  const values = DOMAINS.flatMap((d) =>
+    vs.map((v) => ({ domain: d.label, variant: v.label, ppl: v.r.domainPpl[d.key], text: fmt(v.r.domainPpl[d.key], 1) })),
+  );
   const step = Math.max(22, Math.min(40, Math.floor(150 / Math.max(vs.length, 1))));
   const enc = {
     x: { field: 'domain', type: 'nominal', title: 'validation domain', sort: DOMAINS.map((d) => d.label), axis: { labelAngle: 0 } },
@@ -21,16 +23,23 @@ export function fig7DomainPpl(results: CtMoeAblationResults): ChartSpec {
     y: { field: 'ppl', type: 'quantitative', title: 'perplexity (final)' },
   };
   const n = results.config.evalBatches;
-  return top('Final perplexity per domain', [`after training, on the first ${n} validation batches of each domain; lower is better`, 'prose: State of the Union addresses here, arXiv summaries in the paper'], {
-    width: DOMAINS.length * (step * Math.max(vs.length, 1) + 30),
-    height: 300,
-    data: { values },
-    encoding: enc,
-    layer: [
-      { mark: { type: 'bar' }, encoding: { color: variantColor(vs) } },
-      { mark: { type: 'text', baseline: 'bottom', dy: -3, fontSize: vs.length > 4 ? 8 : 10 }, encoding: { text: { field: 'text' } } },
+  return top(
+    'Final perplexity per domain',
+    [
+      `after training, on the first ${n} validation batches of each domain; lower is better`,
+      'prose: State of the Union addresses here, arXiv summaries in the paper',
     ],
-  });
+    {
+      width: DOMAINS.length * (step * Math.max(vs.length, 1) + 30),
+      height: 300,
+      data: { values },
+      encoding: enc,
+      layer: [
+        { mark: { type: 'bar' }, encoding: { color: variantColor(vs) } },
+        { mark: { type: 'text', baseline: 'bottom', dy: -3, fontSize: vs.length > 4 ? 8 : 10 }, encoding: { text: { field: 'text' } } },
+      ],
+    },
+  );
 }
 
 /** The variant fig8 describes: CT-MoE (Full) when it finished, else the first finished variant. */
@@ -44,8 +53,19 @@ export function fig8Specialisation(results: CtMoeAblationResults): ChartSpec {
   const v = fig8Variant(results);
   const N = results.config.numExperts;
   const spec = v ? v.r.specialisation.map((s, e) => ({ expert: e, s, leaning: s >= 0 ? 'code' : 'prose' })) : [];
-  const freq = v ? v.r.routingFreq.code.flatMap((f, e) => [{ expert: e, domain: 'code', f }, { expert: e, domain: 'prose', f: v.r.routingFreq.prose[e]! }]) : [];
-  const domainColor = { field: 'domain', type: 'nominal', title: 'validation domain', scale: { domain: ['code', 'prose'], range: ['#534AB7', '#BA7517'] }, legend: { orient: 'bottom' } };
+  const freq = v
+    ? v.r.routingFreq.code.flatMap((f, e) => [
+        { expert: e, domain: 'code', f },
+        { expert: e, domain: 'prose', f: v.r.routingFreq.prose[e]! },
+      ])
+    : [];
+  const domainColor = {
+    field: 'domain',
+    type: 'nominal',
+    title: 'validation domain',
+    scale: { domain: ['code', 'prose'], range: ['#534AB7', '#BA7517'] },
+    legend: { orient: 'bottom' },
+  };
   const w = Math.max(280, N * 34);
   const experts = [...Array(N).keys()];
   const which = v ? (v.key === 'CT-MoE-Full' ? v.label : `${v.label} (CT-MoE (Full) did not finish)`) : 'no finished variant';
@@ -68,7 +88,13 @@ export function fig8Specialisation(results: CtMoeAblationResults): ChartSpec {
               encoding: {
                 x: { field: 'expert', type: 'ordinal', title: 'expert', scale: { domain: experts }, axis: { labelAngle: 0 } },
                 y: { field: 's', type: 'quantitative', title: 'specialisation s_e', scale: { domain: [-1, 1] } },
-                color: { field: 'leaning', type: 'nominal', title: 'leans to', scale: { domain: ['code', 'prose'], range: ['#534AB7', '#BA7517'] }, legend: null },
+                color: {
+                  field: 'leaning',
+                  type: 'nominal',
+                  title: 'leans to',
+                  scale: { domain: ['code', 'prose'], range: ['#534AB7', '#BA7517'] },
+                  legend: null,
+                },
               },
             },
             { mark: { type: 'rule', color: '#444441' }, encoding: { y: { datum: 0 } } },

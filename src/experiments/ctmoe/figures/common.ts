@@ -51,7 +51,11 @@ export function variantColor(vs: readonly DoneVariant[], legend: Spec | null = {
 /** A dashed horizontal reference line at `value`, labelled at the right (or left) end of a plot `widthPx` wide. */
 export function refRule(value: number, label: string, widthPx: number, at: 'right' | 'left' = 'right'): Spec[] {
   return [
-    { data: { values: [{}] }, mark: { type: 'rule', strokeDash: [5, 4], color: '#444441', strokeWidth: 1.2 }, encoding: { y: { datum: value } } },
+    {
+      data: { values: [{}] },
+      mark: { type: 'rule', strokeDash: [5, 4], color: '#444441', strokeWidth: 1.2 },
+      encoding: { y: { datum: value } },
+    },
     {
       data: { values: [{}] },
       mark: { type: 'text', align: at, baseline: 'bottom', dy: -2, dx: at === 'left' ? 4 : 0, fontSize: 10, color: '#444441' },

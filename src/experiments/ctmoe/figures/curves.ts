@@ -2,7 +2,20 @@
 // fig6 S max (all from the logged points, fig2 from the per-step losses).
 import type { ChartSpec } from '../../../report/charts.js';
 import type { CtMoeAblationResults } from '../ablation.js';
-import { type DoneVariant, type Spec, doneVariants, fmt, movingAverage, noSNote, refRule, spreadLabels, thin, top, variantColor, variantsWithS } from './common.js';
+import {
+  type DoneVariant,
+  type Spec,
+  doneVariants,
+  fmt,
+  movingAverage,
+  noSNote,
+  refRule,
+  spreadLabels,
+  thin,
+  top,
+  variantColor,
+  variantsWithS,
+} from './common.js';
 
 const W = 440;
 const H = 270;
@@ -23,12 +36,29 @@ function logSeries(vs: readonly DoneVariant[], pick: (l: DoneVariant['r']['logs'
   );
 }
 
-function lineLayer(vs: readonly DoneVariant[], values: readonly { variant: string }[], yTitle: string, yScale: Spec = { zero: false }, xScale: Spec = {}): Spec {
+function lineLayer(
+  vs: readonly DoneVariant[],
+  values: readonly { variant: string }[],
+  yTitle: string,
+  yScale: Spec = { zero: false },
+  xScale: Spec = {},
+): Spec {
   return {
     data: { values },
-    mark: { type: 'line', strokeWidth: values.length > 400 * Math.max(vs.length, 1) ? 1.3 : 2, point: values.length <= 40 * Math.max(vs.length, 1) ? { size: 22, filled: true } : false, clip: true },
+    mark: {
+      type: 'line',
+      strokeWidth: values.length > 400 * Math.max(vs.length, 1) ? 1.3 : 2,
+      point: values.length <= 40 * Math.max(vs.length, 1) ? { size: 22, filled: true } : false,
+      clip: true,
+    },
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'training step', scale: { nice: false, ...xScale }, axis: { tickMinStep: 1, format: 'd', tickCount: 8 } },
+      x: {
+        field: 'step',
+        type: 'quantitative',
+        title: 'training step',
+        scale: { nice: false, ...xScale },
+        axis: { tickMinStep: 1, format: 'd', tickCount: 8 },
+      },
       y: { field: 'value', type: 'quantitative', title: yTitle, scale: yScale },
       color: variantColor(vs),
     },
@@ -46,7 +76,9 @@ export function fig1ValPpl(results: CtMoeAblationResults): ChartSpec {
   const lo = lateY.length ? Math.min(...lateY) : 1;
   const hi = lateY.length ? Math.max(...lateY) : 2;
   const pad = Math.max((hi - lo) * 0.08, hi * 0.005);
-  const finals = vs.map((v) => ({ variant: v.label, step: v.r.logs.at(-1)?.step ?? 0, value: v.r.logs.at(-1)?.valPpl ?? NaN })).filter((f) => Number.isFinite(f.value));
+  const finals = vs
+    .map((v) => ({ variant: v.label, step: v.r.logs.at(-1)?.step ?? 0, value: v.r.logs.at(-1)?.valPpl ?? NaN }))
+    .filter((f) => Number.isFinite(f.value));
   const labelY = spreadLabels(
     finals.map((f) => f.value),
     (hi - lo + 2 * pad) * 0.075,
@@ -72,7 +104,12 @@ export function fig1ValPpl(results: CtMoeAblationResults): ChartSpec {
             {
               data: { values: annotations },
               mark: { type: 'text', align: 'left', dx: 8, fontSize: 11, fontWeight: 'bold' },
-              encoding: { x: zoomEnc.x, y: { ...zoomEnc.y, field: 'labelY' }, text: { field: 'text' }, color: { field: 'hex', type: 'nominal', scale: null } },
+              encoding: {
+                x: zoomEnc.x,
+                y: { ...zoomEnc.y, field: 'labelY' },
+                text: { field: 'text' },
+                color: { field: 'hex', type: 'nominal', scale: null },
+              },
             },
           ],
         },
@@ -90,11 +127,11 @@ export function fig2Series(results: CtMoeAblationResults): { variant: string; st
 /** fig2: training loss (CE + scaled load-balancing loss), moving average over 7 steps. */
 export function fig2TrainLoss(results: CtMoeAblationResults): ChartSpec {
   const vs = doneVariants(results);
-  return top(
-    'Training loss',
-    [`total loss (CE + load-balancing term) per step, trailing moving average over ${FIG2_WINDOW} steps`],
-    { width: W + 120, height: H, ...lineLayer(vs, fig2Series(results), `training loss (MA ${FIG2_WINDOW})`) },
-  );
+  return top('Training loss', [`total loss (CE + load-balancing term) per step, trailing moving average over ${FIG2_WINDOW} steps`], {
+    width: W + 120,
+    height: H,
+    ...lineLayer(vs, fig2Series(results), `training loss (MA ${FIG2_WINDOW})`),
+  });
 }
 
 /** fig3: routing entropy of the expert usage between log points (mean over layers), reference log N. */
@@ -109,7 +146,10 @@ export function fig3RoutingEntropy(results: CtMoeAblationResults): ChartSpec {
   const pad = Math.max((hi - lo) * 0.1, 1e-3);
   return top(
     'Routing entropy',
-    ['entropy of the top-k expert usage since the previous log point, mean over layers', `dashed: uniform usage, log N = ${fmt(ref, 3)} (N = ${N} experts)`],
+    [
+      'entropy of the top-k expert usage since the previous log point, mean over layers',
+      `dashed: uniform usage, log N = ${fmt(ref, 3)} (N = ${N} experts)`,
+    ],
     {
       width: W + 120,
       height: H,
@@ -121,7 +161,15 @@ export function fig3RoutingEntropy(results: CtMoeAblationResults): ChartSpec {
   );
 }
 
-function sCurve(results: CtMoeAblationResults, which: 'sEntropy' | 'sMax', title: string, yTitle: string, ref: number, refLabel: string, what: string): ChartSpec {
+function sCurve(
+  results: CtMoeAblationResults,
+  which: 'sEntropy' | 'sMax',
+  title: string,
+  yTitle: string,
+  ref: number,
+  refLabel: string,
+  what: string,
+): ChartSpec {
   const vs = variantsWithS(results);
   const values = logSeries(vs, (l) => l[which]);
   const ys = [...values.map((p) => p.value), ref];
@@ -132,10 +180,7 @@ function sCurve(results: CtMoeAblationResults, which: 'sEntropy' | 'sMax', title
   return top(title, [...what.split('|'), ...(note ? [note] : [])], {
     width: W + 120,
     height: H,
-    layer: [
-      lineLayer(vs, values, yTitle, { zero: false, domain: [lo - pad, hi + pad], nice: false }),
-      ...refRule(ref, refLabel, W + 120),
-    ],
+    layer: [lineLayer(vs, values, yTitle, { zero: false, domain: [lo - pad, hi + pad], nice: false }), ...refRule(ref, refLabel, W + 120)],
   });
 }
 

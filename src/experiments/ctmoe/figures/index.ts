@@ -29,12 +29,27 @@ export interface FigureEntry {
 /** Every figure for these results, in the seed's order; fig4 once per variant that has S. */
 export function allFigures(results: CtMoeAblationResults): FigureEntry[] {
   const withS = variantsWithS(results);
-  const noS = results.order.filter((k) => results.variants[k]?.status === 'done' && results.variants[k]?.result?.finalS === null).map((k) => results.variants[k]!.label);
+  const noS = results.order
+    .filter((k) => results.variants[k]?.status === 'done' && results.variants[k]?.result?.finalS === null)
+    .map((k) => results.variants[k]!.label);
   const skipped = noS.length ? ` ${noS.join(', ')} has no S and is not shown.` : '';
   const out: FigureEntry[] = [
-    { name: 'fig1_val_ppl', caption: 'Validation perplexity on the mixed (half code, half prose) set at every log point: log scale over the whole run, and a zoomed linear view of the late run with the final values.', spec: fig1ValPpl(results) },
-    { name: 'fig2_train_loss', caption: 'Training loss per step (CE plus the scaled load-balancing term), trailing moving average over 7 steps.', spec: fig2TrainLoss(results) },
-    { name: 'fig3_routing_entropy', caption: 'Entropy of the expert usage between log points (mean over layers); the dashed line is uniform usage, log N.', spec: fig3RoutingEntropy(results) },
+    {
+      name: 'fig1_val_ppl',
+      caption:
+        'Validation perplexity on the mixed (half code, half prose) set at every log point: log scale over the whole run, and a zoomed linear view of the late run with the final values.',
+      spec: fig1ValPpl(results),
+    },
+    {
+      name: 'fig2_train_loss',
+      caption: 'Training loss per step (CE plus the scaled load-balancing term), trailing moving average over 7 steps.',
+      spec: fig2TrainLoss(results),
+    },
+    {
+      name: 'fig3_routing_entropy',
+      caption: 'Entropy of the expert usage between log points (mean over layers); the dashed line is uniform usage, log N.',
+      spec: fig3RoutingEntropy(results),
+    },
   ];
   for (const v of withS) {
     const spec = fig4SHeatmaps(results, v.key);
@@ -47,13 +62,42 @@ export function allFigures(results: CtMoeAblationResults): FigureEntry[] {
     }
   }
   out.push(
-    { name: 'fig5_S_entropy', caption: `Row entropy of S during training (mean over layers); the dashed line, log(N-1), is S uniform off the diagonal.${skipped}`, spec: fig5SEntropy(results) },
-    { name: 'fig6_S_max', caption: `Largest off-diagonal entry of S during training (mean over layers); the dashed line is the uniform 1/(N-1).${skipped}`, spec: fig6SMax(results) },
-    { name: 'fig7_domain_ppl', caption: 'Final validation perplexity per domain (code, prose, mixed), one bar per variant.', spec: fig7DomainPpl(results) },
-    { name: 'fig8_specialization', caption: 'Per-expert specialisation of CT-MoE (Full), (f_code - f_prose)/(f_code + f_prose), and its routing frequencies on code and prose validation text.', spec: fig8Specialisation(results) },
-    { name: 'fig9_eigenspectrum', caption: `Eigenspectrum of the final layer's S, |λ| normalised to sum 1, against the flat spectrum 1/N.${skipped}`, spec: fig9Eigenspectrum(results) },
-    { name: 'fig10_S_comparison', caption: `The final layer's S of each variant side by side on one colour scale (shared maximum).${skipped}`, spec: fig10SComparison(results) },
-    { name: 'fig11_ablation_table', caption: 'The ablation summary table (best PPL per column in green bold).', spec: fig11AblationTable(results) },
+    {
+      name: 'fig5_S_entropy',
+      caption: `Row entropy of S during training (mean over layers); the dashed line, log(N-1), is S uniform off the diagonal.${skipped}`,
+      spec: fig5SEntropy(results),
+    },
+    {
+      name: 'fig6_S_max',
+      caption: `Largest off-diagonal entry of S during training (mean over layers); the dashed line is the uniform 1/(N-1).${skipped}`,
+      spec: fig6SMax(results),
+    },
+    {
+      name: 'fig7_domain_ppl',
+      caption: 'Final validation perplexity per domain (code, prose, mixed), one bar per variant.',
+      spec: fig7DomainPpl(results),
+    },
+    {
+      name: 'fig8_specialization',
+      caption:
+        'Per-expert specialisation of CT-MoE (Full), (f_code - f_prose)/(f_code + f_prose), and its routing frequencies on code and prose validation text.',
+      spec: fig8Specialisation(results),
+    },
+    {
+      name: 'fig9_eigenspectrum',
+      caption: `Eigenspectrum of the final layer's S, |λ| normalised to sum 1, against the flat spectrum 1/N.${skipped}`,
+      spec: fig9Eigenspectrum(results),
+    },
+    {
+      name: 'fig10_S_comparison',
+      caption: `The final layer's S of each variant side by side on one colour scale (shared maximum).${skipped}`,
+      spec: fig10SComparison(results),
+    },
+    {
+      name: 'fig11_ablation_table',
+      caption: 'The ablation summary table (best PPL per column in green bold).',
+      spec: fig11AblationTable(results),
+    },
   );
   return out;
 }

@@ -24,7 +24,17 @@ export interface AblationTable {
   best: { code: string | null; prose: string | null; mixed: string | null };
 }
 
-export const TABLE_COLUMNS = ['Params (M)', 'Code PPL', 'Prose PPL', 'Mixed PPL', 'Routing Ent', 'S Entropy', 'S Max', 'Route', 'Collab'] as const;
+export const TABLE_COLUMNS = [
+  'Params (M)',
+  'Code PPL',
+  'Prose PPL',
+  'Mixed PPL',
+  'Routing Ent',
+  'S Entropy',
+  'S Max',
+  'Route',
+  'Collab',
+] as const;
 export type TableColumn = (typeof TABLE_COLUMNS)[number];
 
 /** Rows in run order (pending variants included, with no numbers). */
@@ -59,7 +69,9 @@ const DASH = '—';
 const f = (v: number | null, d: number) => (v === null ? DASH : v.toFixed(d));
 
 /** The table's cells as text, with which are best; used by fig11, the report and the CLI. */
-export function tableCells(results: CtMoeAblationResults): { label: string; key: string; cells: { column: TableColumn; text: string; best: boolean }[] }[] {
+export function tableCells(
+  results: CtMoeAblationResults,
+): { label: string; key: string; cells: { column: TableColumn; text: string; best: boolean }[] }[] {
   const t = ablationTable(results);
   return t.rows.map((r) => {
     const paramsDigits = r.paramsM !== null && r.paramsM < 10 ? 3 : 1;
@@ -117,8 +129,16 @@ export function fig11AblationTable(results: CtMoeAblationResults): ChartSpec {
       },
       layer: [
         { mark: { type: 'rect', color: '#E3F1E8' }, transform: [{ filter: 'datum.best' }] },
-        { mark: { type: 'text', fontSize: 12, color: '#222222' }, transform: [{ filter: '!datum.best' }], encoding: { text: { field: 'text' } } },
-        { mark: { type: 'text', fontSize: 12, color: BEST_COLOR, fontWeight: 'bold' }, transform: [{ filter: 'datum.best' }], encoding: { text: { field: 'text' } } },
+        {
+          mark: { type: 'text', fontSize: 12, color: '#222222' },
+          transform: [{ filter: '!datum.best' }],
+          encoding: { text: { field: 'text' } },
+        },
+        {
+          mark: { type: 'text', fontSize: 12, color: BEST_COLOR, fontWeight: 'bold' },
+          transform: [{ filter: 'datum.best' }],
+          encoding: { text: { field: 'text' } },
+        },
       ],
     },
   );

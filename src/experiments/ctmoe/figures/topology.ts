@@ -74,7 +74,14 @@ export function fig4SHeatmaps(results: CtMoeAblationResults, key: string): Chart
     {
       hconcat: layers.map((l) => {
         const cells = sCells(S[l]!, thr);
-        return heatmap(`layer ${l}${l === S.length - 1 ? ' (last)' : ''}`, cells, N, vmax, cells.filter((c) => c.above), 'S_ij');
+        return heatmap(
+          `layer ${l}${l === S.length - 1 ? ' (last)' : ''}`,
+          cells,
+          N,
+          vmax,
+          cells.filter((c) => c.above),
+          'S_ij',
+        );
       }),
       resolve: { scale: { color: 'shared' } },
     },
@@ -85,7 +92,14 @@ export function fig4SHeatmaps(results: CtMoeAblationResults, key: string): Chart
 export function fig9Eigenspectrum(results: CtMoeAblationResults): ChartSpec {
   const vs = variantsWithS(results).filter((v) => v.r.eigenspectrum !== null);
   const N = results.config.numExperts;
-  const values = vs.flatMap((v) => v.r.eigenspectrum!.normalizedAbs.map((a, k) => ({ variant: v.label, rank: k + 1, value: a, lambda: v.r.eigenspectrum!.eigenvalues[k] })));
+  const values = vs.flatMap((v) =>
+    v.r.eigenspectrum!.normalizedAbs.map((a, k) => ({
+      variant: v.label,
+      rank: k + 1,
+      value: a,
+      lambda: v.r.eigenspectrum!.eigenvalues[k],
+    })),
+  );
   const ref = results.reference.eigUniform;
   const note = noSNote(results);
   return top(
@@ -103,7 +117,13 @@ export function fig9Eigenspectrum(results: CtMoeAblationResults): ChartSpec {
           data: { values },
           mark: { type: 'line', strokeWidth: 2, point: { size: 40, filled: true } },
           encoding: {
-            x: { field: 'rank', type: 'quantitative', title: 'eigenvalue index k (λ sorted descending)', scale: { domain: [1, N], nice: false }, axis: { tickMinStep: 1, format: 'd' } },
+            x: {
+              field: 'rank',
+              type: 'quantitative',
+              title: 'eigenvalue index k (λ sorted descending)',
+              scale: { domain: [1, N], nice: false },
+              axis: { tickMinStep: 1, format: 'd' },
+            },
             y: { field: 'value', type: 'quantitative', title: 'normalised |λ_k|', scale: { zero: true } },
             color: variantColor(vs),
             tooltip: [{ field: 'variant' }, { field: 'rank' }, { field: 'lambda', format: '.4f' }, { field: 'value', format: '.4f' }],
