@@ -113,3 +113,41 @@ test('forwardWithRouting hands out the group scores a group-limited router ranke
     undefined,
   );
 });
+
+test("forwardWithRouting({ activationFacts: true }) counts a GPT-OSS bank's clamped gate / up elements per expert, as a hand count does", () => {
+  const [H, I, E, L] = [6, 4, 4, 0.3];
+  const layer = new MoELayer(
+    moeConfig({
+      hiddenSize: H,
+      router: { numExperts: E, topK: 2 },
+      experts: { kind: 'gpt-oss', intermediateSize: I, layout: 'fused', orientation: 'in-out', bias: true, swigluLimit: L },
+    }),
+    { dtype: 'f64', generator: new Generator(6) },
+  );
+  const gen = new Generator(7);
+  const T = 9;
+  const xs = Float64Array.from({ length: T * H }, () => 2 * gen.uniform() - 1);
+  const d = noGrad(() => layer.forwardWithRouting(fromArray(xs, [T, H]), { activationFacts: true }));
+  const w = layer.experts.gateUpProj!.dataSync(); // [E, H, 2I]
+  const b = layer.experts.gateUpBias!.dataSync(); // [E, 2I]
+  const ids = d.routing.topkIds.dataSync();
+  const gate = new Int32Array(E);
+  const up = new Int32Array(E);
+  for (let s = 0; s < T * 2; s++) {
+    const t = Math.floor(s / 2);
+    const e = ids[s]!;
+    for (let j = 0; j < I; j++) {
+      let g = b[e * 2 * I + j]!;
+      let u = b[e * 2 * I + I + j]!;
+      for (let h = 0; h < H; h++) {
+        g += xs[t * H + h]! * w[(e * H + h) * 2 * I + j]!;
+        u += xs[t * H + h]! * w[(e * H + h) * 2 * I + I + j]!;
+      }
+      if (g > L) gate[e]!++;
+      if (Math.abs(u) > L) up[e]!++;
+    }
+  }
+  assert.ok(gate.some((c) => c > 0) && up.some((c) => c > 0), 'the limit cuts something');
+  assert.deepEqual(d.activationFacts, { gateClamped: gate, upClamped: up });
+  assert.equal(noGrad(() => layer.forwardWithRouting(fromArray(xs, [T, H]))).activationFacts, null, 'not asked: none');
+});

@@ -19,8 +19,22 @@ import { expertsNode } from './kernel-path/experts-node.js';
 
 export type { ExpertWeights } from './expert-weights.js';
 
-/** Run every row through its expert: rows [S, H] -> [S, H]. */
-export function runExperts(rows: Tensor, exec: ExpertExecutionMetadata, w: ExpertWeights, cfg: ExpertConfig): Tensor {
+/** Per-expert facts of one forward's activations: GPT-OSS's clamps (elements its limit cut), per expert. */
+export interface ActivationFacts {
+  /** [E] gate pre-activations above swigluLimit. */
+  gateClamped: Int32Array;
+  /** [E] up pre-activations outside ±swigluLimit. */
+  upClamped: Int32Array;
+}
+
+/** Run every row through its expert: rows [S, H] -> [S, H]. With `facts`, also the clamp counts of a 'gpt-oss' bank (a read of gate and up: only when asked). */
+export function runExperts(
+  rows: Tensor,
+  exec: ExpertExecutionMetadata,
+  w: ExpertWeights,
+  cfg: ExpertConfig,
+  facts?: ActivationFacts,
+): Tensor {
   const transB = cfg.orientation === 'out-in';
   const lin = (x: Tensor, weight: Tensor, bias: Tensor | null | undefined): Tensor => {
     const y = groupedMatmul(x, weight, exec.segOffsets, { transB });
@@ -53,8 +67,22 @@ export function runExperts(rows: Tensor, exec: ExpertExecutionMetadata, w: Exper
       }
     }
     h = cfg.kind === 'swiglu' ? mul(silu(gate), up) : clampedSwiglu(gate, up, cfg.swigluLimit, cfg.swigluAlpha);
+    if (facts && cfg.kind === 'gpt-oss') countClamps(gate, up, exec.segOffsets, cfg.swigluLimit, facts);
   }
   return lin(h, w.downProj, w.downBias);
+}
+
+/** Adds each expert's clamped gate (> L) and up (|up| > L) elements to facts. gate, up [S, I]. */
+function countClamps(gate: Tensor, up: Tensor, seg: Int32Array, limit: number, facts: ActivationFacts): void {
+  const g = gate.dataSync();
+  const u = up.dataSync();
+  const I = gate.shape[1]!;
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let i = seg[e]! * I; i < seg[e + 1]! * I; i++) {
+      if (g[i]! > limit) facts.gateClamped[e]!++;
+      if (Math.abs(u[i]!) > limit) facts.upClamped[e]!++;
+    }
+  }
 }
 
 /** GPT-OSS: gate = min(gate, L); up = clamp(up, -L, L); out = (up + 1) · gate · σ(α·gate). */
@@ -107,6 +135,9 @@ export class ExpertBank extends Module {
     this.downBias = cfg.bias ? vec(H, I) : null;
   }
 
+  /** Set by MoELayer.forwardWithRouting({ activationFacts: true }) for one forward: the clamp counts are added here. */
+  activationFacts: ActivationFacts | null = null;
+
   forward(rows: Tensor, exec: ExpertExecutionMetadata): Tensor {
     // the backend's MoE kernels as one node where the execution plan says they apply
     const fits =
@@ -116,6 +147,6 @@ export class ExpertBank extends Module {
       exec.segOffsets[this.numExperts] === rows.shape[0];
     const k = fits ? bankKernels(rows, this, this.cfg) : null;
     if (k) return expertsNode(k, rows, exec.segOffsets, this, this.cfg);
-    return runExperts(rows, exec, this, this.cfg);
+    return runExperts(rows, exec, this, this.cfg, this.activationFacts ?? undefined);
   }
 }

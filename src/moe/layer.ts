@@ -17,7 +17,7 @@ import { SelectionBias } from './balancing.js';
 import type { MoEConfig } from './config.js';
 import type { Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contracts.js';
 import type { LocalDispatcher } from './dispatch.js';
-import { ExpertBank } from './experts.js';
+import { type ActivationFacts, ExpertBank } from './experts.js';
 import type { MoeKernels } from '../backend/moe.js';
 import {
   type ExecutionPlan,
@@ -59,6 +59,11 @@ export interface MoEForwardOptions {
   batchSize?: number;
 }
 
+export interface MoEForwardDetailsOptions extends MoEForwardOptions {
+  /** Also count per-expert activation facts (GPT-OSS clamps): a read of the pre-activations, so only when asked. */
+  activationFacts?: boolean;
+}
+
 /** What MoELayer.forwardWithRouting hands out beside the output. */
 export interface MoEForwardDetails {
   /** forward's output (with the aux losses riding on it in training). */
@@ -72,6 +77,8 @@ export interface MoEForwardDetails {
   /** Slots over their expert's capacity. */
   droppedSlots: number;
   metrics: MoEMetrics;
+  /** With activationFacts on a 'gpt-oss' bank: per-expert clamp counts; else null. */
+  activationFacts: ActivationFacts | null;
 }
 
 /** The aux losses of one forward (see MoELayer.auxLosses). */
@@ -177,7 +184,19 @@ export class MoELayer extends Module {
    * (logits, scores, top-k ids and weights, counts: Diffulex's RouterMetadata and more), the
    * routed experts' output and the shared expert's apart, the dropped slots and the metrics.
    */
-  forwardWithRouting(x: Tensor, opts: MoEForwardOptions = {}): MoEForwardDetails {
+  forwardWithRouting(x: Tensor, opts: MoEForwardDetailsOptions = {}): MoEForwardDetails {
+    const E = this.cfg.router.numExperts;
+    const facts =
+      opts.activationFacts && this.cfg.experts.kind === 'gpt-oss' ? { gateClamped: new Int32Array(E), upClamped: new Int32Array(E) } : null;
+    this.experts.activationFacts = facts;
+    try {
+      return this.run(x, opts);
+    } finally {
+      this.experts.activationFacts = null;
+    }
+  }
+
+  private run(x: Tensor, opts: MoEForwardOptions): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
     if (x.shape[x.ndim - 1] !== H)
       throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
@@ -244,6 +263,7 @@ export class MoELayer extends Module {
       shared: shared ? reshape(shared, x.shape) : null,
       droppedSlots,
       metrics: this.lastMetrics,
+      activationFacts: this.experts.activationFacts,
     };
     this.routingHook?.observe?.(this, details);
     return details;
