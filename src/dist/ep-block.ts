@@ -25,7 +25,7 @@ import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import type { DispatcherOutput, ExpertParallelExecutionMetadata } from './contracts.js';
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
-import { addSharedExpert, attachLayerAuxLosses, checkParallelizable, expertParallelCapacity, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
+import { attachLayerAuxLosses, checkParallelizable, expertParallelCapacity, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
 import { expertOfRows, localExpertCount } from './partition.js';
 
@@ -87,7 +87,7 @@ export class ExpertParallelMoeBlock extends Module {
     // global token order: round-robin shards interleave; local batches follow in rank order
     const slotOutputs = this.runReceived(d, capacity, (src, t) => (roundRobin ? t * ep + src : src * 2 ** 31 + t));
     let ys = this.dispatcher.combine(slotOutputs, d.metadata);
-    ys = addSharedExpert(layer, xs, ys);
+    ys = layer.addShared(xs, ys);
     let y = ys;
     let logits = r.logits;
     let ids = r.topkIds;

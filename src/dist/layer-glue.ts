@@ -4,18 +4,16 @@
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul, sigmoid } from '../ops/elementwise.js';
-import { matmul } from '../ops/linalg.js';
 import { narrow, reshape } from '../ops/shape.js';
 import { softmax } from '../ops/softmax.js';
 import type { Parameter } from '../nn/module.js';
 import { attachAuxLoss } from '../moe/aux-loss.js';
-import type { ExpertExecutionMetadata, RouterOutput } from '../moe/contracts.js';
+import type { RouterOutput } from '../moe/contracts.js';
 import { expertCapacity } from '../moe/dispatch.js';
 import { ExpertBank } from '../moe/experts.js';
 import type { MoELayer } from '../moe/layer.js';
 import { auxLossWeights, loadBalancingLoss, zLoss } from '../moe/losses.js';
 import { route } from '../moe/router.js';
-import { fullLike } from '../moe/tensors.js';
 
 /** Refuse the layer features the parallel blocks do not run. */
 export function checkParallelizable(layer: MoELayer, who: string): void {
@@ -60,19 +58,6 @@ export function layerCapacity(layer: MoELayer, numTokens: number): number | null
 export function expertParallelCapacity(layer: MoELayer, localTokens: number, epWorld: number): number | null {
   const c = layerCapacity(layer, localTokens);
   return c === null ? null : epWorld * c;
-}
-
-/** y plus the layer's shared expert on x (its gate and mix rule); y unchanged without one. */
-export function addSharedExpert(layer: MoELayer, x: Tensor, y: Tensor): Tensor {
-  const sh = layer.cfg.shared;
-  if (!sh || !layer.sharedExpert) return y;
-  const T = x.shape[0]!;
-  const exec: ExpertExecutionMetadata = { numExperts: 1, numRows: T, segOffsets: Int32Array.of(0, T), rowsPerExpert: Int32Array.of(T), rowExperts: fullLike(x, [T], 0, 'i32') };
-  let s = layer.sharedExpert.forward(x, exec);
-  if (layer.sharedGate) s = mul(s, sigmoid(matmul(x, layer.sharedGate, { transB: true })));
-  if (sh.mix === 'add') return add(y, s);
-  const K = layer.cfg.router.topK;
-  return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));
 }
 
 /**

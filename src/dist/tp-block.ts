@@ -18,7 +18,7 @@ import type { MoELayer } from '../moe/layer.js';
 import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
-import { addSharedExpert, attachLayerAuxLosses, checkParallelizable, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
+import { attachLayerAuxLosses, checkParallelizable, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
 import { expertOfRows, localExpertCount } from './partition.js';
 
 export class TensorParallelMoeBlock extends Module {
@@ -82,7 +82,7 @@ export class TensorParallelMoeBlock extends Module {
     if (!onInput) out = mul(out, rowWeights);
     const partial = indexAdd(fullLike(out, [T, H], 0), 0, tokens, out);
     let y = parallel ? reduceFromRegion(this.group, partial) : partial;
-    y = addSharedExpert(layer, x2, y);
+    y = layer.addShared(x2, y);
     y = attachLayerAuxLosses(layer, y, r.logits, r.topkIds, this.numLayers);
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = r.logits;

@@ -312,6 +312,12 @@ export class MoELayer extends Module {
     this.lbAccumulator?.reset();
   }
 
+  /** y (the routed output, [T, H]) with the shared expert on x2 [T, H] mixed in as forward does; y itself without one (the parallel blocks call it). */
+  addShared(x2: Tensor, y: Tensor): Tensor {
+    const s = this.sharedOutput(x2, x2.shape[0]!);
+    return s ? this.mixShared(y, s) : y;
+  }
+
   /** The shared expert's output (gated), or null without one. */
   private sharedOutput(x2: Tensor, T: number): Tensor | null {
     if (!this.cfg.shared || !this.sharedExpert) return null;
