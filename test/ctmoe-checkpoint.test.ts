@@ -3,53 +3,20 @@
 // bit-identical; one that contradicts itself or another config refuses to resume, saying why;
 // a NaN written into a checkpoint stops training naming the parameter.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { createHash } from 'node:crypto';
-import { Generator } from '../src/tensor/random.js';
-import {
-  experimentConfig,
-  runAblation,
-  type CtMoeData,
-  type CtMoeExperimentConfig,
-  type CtMoeProgress,
-} from '../src/experiments/ctmoe/index.js';
+import { runAblation, type CtMoeProgress } from '../src/experiments/ctmoe/index.js';
 import { CheckpointMismatchError, checkpointSteps, readCheckpoint, writeCheckpoint } from '../src/experiments/ctmoe/checkpoint.js';
+import { ONE_LAYER_MICRO, randomTokens, tempDirs } from './helpers/ctmoe-one-layer.js';
 
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'ctmoe-ckpt-'));
-  dirs.push(d);
-  return d;
-};
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = tempDirs('ctmoe-ckpt-');
 
-const MICRO: CtMoeExperimentConfig = experimentConfig('tiny', {
-  vocabSize: 256,
-  seqLen: 8,
-  dModel: 16,
-  nHead: 2,
-  nLayer: 1,
-  numExperts: 4,
-  topK: 3,
-  batchSize: 4,
-  steps: 8,
-  warmup: 2,
-  logEvery: 4,
-  evalBatches: 1,
-  freqBatches: 1,
-  checkpointEvery: 2,
-});
+const MICRO = ONE_LAYER_MICRO;
 const KEY = 'CT-MoE-Full';
 
-function synthData(): CtMoeData {
-  const g = new Generator(7);
-  const tokens = (n: number, lo: number) => Int32Array.from({ length: n }, () => lo + g.int(100));
-  return { vocabSize: 256, train: tokens(1000, 0), val: { code: tokens(100, 0), prose: tokens(100, 120) } };
-}
-const data = synthData();
+const data = randomTokens();
 const reference = runAblation({ preset: MICRO, outDir: tmp(), variants: [KEY], data }).variants[KEY]!.result!;
 
 /** A run killed after step 7: checkpoints at 2, 4, 6, the last two kept. */
