@@ -8,6 +8,7 @@ import type { Backend, BinaryOp, UnaryOp } from '../src/backend/backend.js';
 import { createNativeBackend } from '../src/backend/native/backend.js';
 import { referenceBackend as ref } from '../src/backend/reference/index.js';
 import type { DType, FloatDType, Storage } from '../src/backend/types.js';
+import { UNARY_CASES } from './helpers/unary-cases.js';
 
 const loaded = createNativeBackend();
 
@@ -64,23 +65,7 @@ function run(nat: Backend): void {
   const both = <R>(f: (b: Backend) => R): [R, R] => [f(nat), f(ref)];
 
   describe('native vs reference: elementwise', () => {
-    const unaryOps: [UnaryOp, number, number][] = [
-      ['neg', -3, 3],
-      ['exp', -5, 5],
-      ['log', 0.01, 5],
-      ['sqrt', 0, 5],
-      ['rsqrt', 0.01, 5],
-      ['abs', -3, 3],
-      ['tanh', -4, 4],
-      ['sigmoid', -30, 30],
-      ['silu', -8, 8],
-      ['relu', -1, 1],
-      ['gelu', -5, 5],
-      ['gelu_tanh', -5, 5],
-      ['sign', -1, 1],
-      ['square', -3, 3],
-      ['reciprocal', 0.1, 3],
-    ];
+    const unaryOps = UNARY_CASES;
     for (const dt of FLOATS) {
       test(`unary / unaryBackward (${dt})`, () => {
         for (const [op, lo, hi] of unaryOps) {
