@@ -12,6 +12,7 @@ import { checkpointLayout } from '../src/inspect/checkpoint-layout.js';
 import { modelSpecFromHf } from '../src/inspect/model-spec.js';
 import { inspectTarget } from '../src/inspect/target.js';
 import { Generator } from '../src/tensor/random.js';
+import { TINY_DEEPSEEK_V3 } from './helpers/tiny-deepseek-v3.js';
 
 const TINY = {
   model_type: 'mixtral',
@@ -200,27 +201,7 @@ test('moekit inspect prints the table, --json the report, exit 2 on a mismatchin
 });
 
 test("DeepSeek-V3's MTP layer after the decoder is outside the check, and the report says it is not counted", () => {
-  const v3 = {
-    model_type: 'deepseek_v3',
-    vocab_size: 8,
-    hidden_size: 4,
-    num_hidden_layers: 2,
-    first_k_dense_replace: 1,
-    intermediate_size: 5,
-    moe_intermediate_size: 2,
-    n_routed_experts: 4,
-    n_shared_experts: 1,
-    num_experts_per_tok: 2,
-    num_attention_heads: 2,
-    q_lora_rank: 3,
-    kv_lora_rank: 2,
-    qk_nope_head_dim: 2,
-    qk_rope_head_dim: 1,
-    v_head_dim: 2,
-    n_group: 2,
-    topk_group: 1,
-    num_nextn_predict_layers: 1,
-  };
+  const v3 = { ...TINY_DEEPSEEK_V3, num_nextn_predict_layers: 1 };
   const t = tensorsFor(v3);
   t['model.layers.2.eh_proj.weight'] = { dtype: 'F32', shape: [4, 8], data: new Float32Array(32) };
   const r = inspectTarget(modelDir(v3, t));
@@ -231,24 +212,8 @@ test("DeepSeek-V3's MTP layer after the decoder is outside the check, and the re
 
 test('block-FP8 checkpoints (DeepSeek-V3 style): *_proj weights in F8_E4M3 with F32 weight_scale_inv; norms dequantised', () => {
   const v3 = {
-    model_type: 'deepseek_v3',
-    vocab_size: 8,
-    hidden_size: 4,
-    num_hidden_layers: 2,
-    first_k_dense_replace: 1,
-    intermediate_size: 5,
+    ...TINY_DEEPSEEK_V3,
     moe_intermediate_size: 3,
-    n_routed_experts: 4,
-    n_shared_experts: 1,
-    num_experts_per_tok: 2,
-    num_attention_heads: 2,
-    q_lora_rank: 3,
-    kv_lora_rank: 2,
-    qk_nope_head_dim: 2,
-    qk_rope_head_dim: 1,
-    v_head_dim: 2,
-    n_group: 2,
-    topk_group: 1,
     torch_dtype: 'float32',
     quantization_config: { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [2, 2] },
   };

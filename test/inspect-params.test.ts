@@ -9,6 +9,7 @@ import { inspectModel } from '../src/inspect/report.js';
 import { hfBlockConfig } from '../src/moe/hf/checkpoint.js';
 import { moeParamCounts, presetNameFromHf } from '../src/moe/presets.js';
 import { hfTextConfig } from '../src/moe/hf-config.js';
+import { TINY_DEEPSEEK_V3 } from './helpers/tiny-deepseek-v3.js';
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../models/${name}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
@@ -52,26 +53,7 @@ test('tiny Mixtral by hand: 652 total, 508 active, FLOPs and MXFP4 bytes', () =>
 });
 
 test('tiny DeepSeek-V3 by hand: MLA with q LoRA, a dense first layer, shared expert, e_score_correction_bias', () => {
-  const cfg = {
-    model_type: 'deepseek_v3',
-    vocab_size: 8,
-    hidden_size: 4,
-    num_hidden_layers: 2,
-    first_k_dense_replace: 1,
-    intermediate_size: 5,
-    moe_intermediate_size: 2,
-    n_routed_experts: 4,
-    n_shared_experts: 1,
-    num_experts_per_tok: 2,
-    num_attention_heads: 2,
-    q_lora_rank: 3,
-    kv_lora_rank: 2,
-    qk_nope_head_dim: 2,
-    qk_rope_head_dim: 1,
-    v_head_dim: 2,
-    n_group: 2,
-    topk_group: 1,
-  };
+  const cfg = TINY_DEEPSEEK_V3;
   const r = inspectModel(cfg);
   assert.equal(r.spec.attention.kind, 'MLA');
   assert.deepEqual(
