@@ -151,7 +151,10 @@ export class MoELayer extends Module {
 
   /** How this layer executes and why (planned when built; again when its backend, dtype or MOEKIT_MOE_PATH changes). */
   get executionPlan(): ExecutionPlan {
-    const parts = this.planParts();
+    return this.planFor(this.planParts());
+  }
+
+  private planFor(parts: PlanInputs): ExecutionPlan {
     if (this.plan.key !== planKey(parts)) this.plan = planLayer(parts);
     return this.plan;
   }
@@ -207,8 +210,9 @@ export class MoELayer extends Module {
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;
     const wantLosses = this.training && isGradEnabled();
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
-    const plan = this.executionPlan;
-    const run = layerCall(plan, this.planParts(), { x: x2, mask, training: this.training, wantLosses });
+    const parts = this.planParts();
+    const plan = this.planFor(parts);
+    const run = layerCall(plan, parts, { x: x2, mask, training: this.training, wantLosses });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
