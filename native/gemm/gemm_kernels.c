@@ -1,6 +1,7 @@
 /*
  * GEMM micro-kernels: AVX-512, AVX2+FMA (x86-64 only, compiled with target
- * attributes so the rest of the build stays baseline) and portable C.
+ * attributes so the rest of the build stays baseline) and portable C; the
+ * aarch64 NEON kernels are in gemm_neon.c.
  *
  * Every kernel is the same outer-product loop, written once as a macro:
  * per k step it loads NV vectors of B, broadcasts MR values of A and does
@@ -23,6 +24,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+
+#include "gemm_neon.h"
 
 #define MK_PRAGMA(x) _Pragma(#x)
 #define MK_UNROLL(n) MK_PRAGMA(GCC unroll n)
@@ -254,6 +257,8 @@ const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
     return &k_f32_avx512[g_f32_avx512_idx];
   }
   if (isa == MK_ISA_AVX2) return &k_f32_avx2;
+#elif defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f32;
 #endif
   (void)isa;
   return &k_f32_scalar;
@@ -263,6 +268,8 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) return &k_f64_avx512;
   if (isa == MK_ISA_AVX2) return &k_f64_avx2;
+#elif defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f64;
 #endif
   (void)isa;
   return &k_f64_scalar;
@@ -280,6 +287,8 @@ const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f32_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f32_avx2, n);
+#elif defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f32(n);
 #endif
   (void)isa;
   (void)n;
@@ -290,6 +299,8 @@ const mk_direct_f64 *mk_gemm_direct_f64(mk_isa isa, int64_t n) {
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f64_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f64_avx2, n);
+#elif defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f64(n);
 #endif
   (void)isa;
   (void)n;
