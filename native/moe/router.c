@@ -98,9 +98,9 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #include "router_neon.h"
 /* tail_dx_row for f32 with its sums in NEON registers (router_neon.h): same terms, same order */
 static void tail_dx_row_neon_f32(const mk_router_ctx *c, int64_t t) {
-  const int64_t j0 = mk_router_dx_row_neon_f32(c->E, c->K, c->H, c->slot_row + t * c->K,
-                                               (const float *)c->dlogits + t * c->E, (const float *)c->wr,
-                                               (const float *)c->row_dx, (float *)c->dx + t * c->H);
+  const int64_t j0 =
+      mk_router_dx_row_neon_f32(c->E, c->K, c->H, c->slot_row + t * c->K, (const float *)c->dlogits + t * c->E,
+                                (const float *)c->wr, (const float *)c->row_dx, (float *)c->dx + t * c->H);
   tail_dx_cols_f32(c, t, j0, c->H);
 }
 static void tail_rows_neon_f32(void *p, int64_t r0, int64_t r1, int64_t task) {

@@ -49,44 +49,43 @@ int kc_close(const char *what, int64_t at, double got, double want, double tol) 
 /* ---- GEMM: mk_sgemm / mk_dgemm with padded leading dimensions, every transpose, written and
  * accumulated, against a double loop; the padding of C must stay untouched ---- */
 
-#define GEMM_CHECK(T, GEMM, FILL, TOL)                                                                      \
-  static void gemm_check_##T(int64_t m, int64_t n, int64_t k, int ta, int tb, int acc) {                  \
-    const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 5;                            \
-    const int64_t ra = ta ? k : m, rb = tb ? n : k;                                                        \
-    T *a = malloc(sizeof(T) * (size_t)(ra * lda)), *b = malloc(sizeof(T) * (size_t)(rb * ldb));            \
-    T *c = malloc(sizeof(T) * (size_t)(m * ldc));                                                          \
-    double *want = malloc(sizeof(double) * (size_t)(m * n));                                               \
-    FILL(a, ra * lda);                                                                                     \
-    FILL(b, rb * ldb);                                                                                     \
-    FILL(c, m * ldc);                                                                                      \
-    for (int64_t i = 0; i < m; i++)                                                                        \
-      for (int64_t j = 0; j < n; j++) {                                                                    \
-        double s = acc ? (double)c[i * ldc + j] : 0;                                                       \
-        for (int64_t p = 0; p < k; p++)                                                                    \
-          s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (double)(tb ? b[j * ldb + p] : b[p * ldb + j]); \
-        want[i * n + j] = s;                                                                               \
-      }                                                                                                    \
-    for (int64_t i = 0; i < m; i++)                                                                        \
-      for (int64_t j = n; j < ldc; j++) c[i * ldc + j] = (T)1234.5;                                        \
-    GEMM(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, acc);                                                    \
-    char what[96];                                                                                         \
-    snprintf(what, sizeof what, #GEMM " %lldx%lldx%lld ta=%d tb=%d acc=%d", (long long)m, (long long)n,    \
-             (long long)k, ta, tb, acc);                                                                   \
-    int bad = 0;                                                                                           \
-    for (int64_t i = 0; i < m && bad < 3; i++) {                                                           \
-      for (int64_t j = 0; j < n; j++)                                                                      \
-        if (!kc_close(what, i * n + j, (double)c[i * ldc + j], want[i * n + j], TOL * sqrt((double)k + 1))) \
-          bad++;                                                                                           \
-      for (int64_t j = n; j < ldc; j++)                                                                    \
-        if (c[i * ldc + j] != (T)1234.5) {                                                                 \
-          kc_fail("%s: wrote C's padding at row %lld, column %lld", what, (long long)i, (long long)j);     \
-          bad++;                                                                                           \
-        }                                                                                                  \
-    }                                                                                                      \
-    free(a);                                                                                               \
-    free(b);                                                                                               \
-    free(c);                                                                                               \
-    free(want);                                                                                            \
+#define GEMM_CHECK(T, GEMM, FILL, TOL)                                                                                \
+  static void gemm_check_##T(int64_t m, int64_t n, int64_t k, int ta, int tb, int acc) {                              \
+    const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 5;                                        \
+    const int64_t ra = ta ? k : m, rb = tb ? n : k;                                                                   \
+    T *a = malloc(sizeof(T) * (size_t)(ra * lda)), *b = malloc(sizeof(T) * (size_t)(rb * ldb));                       \
+    T *c = malloc(sizeof(T) * (size_t)(m * ldc));                                                                     \
+    double *want = malloc(sizeof(double) * (size_t)(m * n));                                                          \
+    FILL(a, ra *lda);                                                                                                 \
+    FILL(b, rb *ldb);                                                                                                 \
+    FILL(c, m *ldc);                                                                                                  \
+    for (int64_t i = 0; i < m; i++)                                                                                   \
+      for (int64_t j = 0; j < n; j++) {                                                                               \
+        double s = acc ? (double)c[i * ldc + j] : 0;                                                                  \
+        for (int64_t p = 0; p < k; p++)                                                                               \
+          s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);       \
+        want[i * n + j] = s;                                                                                          \
+      }                                                                                                               \
+    for (int64_t i = 0; i < m; i++)                                                                                   \
+      for (int64_t j = n; j < ldc; j++) c[i * ldc + j] = (T)1234.5;                                                   \
+    GEMM(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, acc);                                                               \
+    char what[96];                                                                                                    \
+    snprintf(what, sizeof what, #GEMM " %lldx%lldx%lld ta=%d tb=%d acc=%d", (long long)m, (long long)n, (long long)k, \
+             ta, tb, acc);                                                                                            \
+    int bad = 0;                                                                                                      \
+    for (int64_t i = 0; i < m && bad < 3; i++) {                                                                      \
+      for (int64_t j = 0; j < n; j++)                                                                                 \
+        if (!kc_close(what, i * n + j, (double)c[i * ldc + j], want[i * n + j], TOL * sqrt((double)k + 1))) bad++;    \
+      for (int64_t j = n; j < ldc; j++)                                                                               \
+        if (c[i * ldc + j] != (T)1234.5) {                                                                            \
+          kc_fail("%s: wrote C's padding at row %lld, column %lld", what, (long long)i, (long long)j);                \
+          bad++;                                                                                                      \
+        }                                                                                                             \
+    }                                                                                                                 \
+    free(a);                                                                                                          \
+    free(b);                                                                                                          \
+    free(c);                                                                                                          \
+    free(want);                                                                                                       \
   }
 GEMM_CHECK(float, mk_sgemm, kc_fill_f32, 2e-6)
 GEMM_CHECK(double, mk_dgemm, kc_fill_f64, 1e-14)
@@ -95,9 +94,9 @@ GEMM_CHECK(double, mk_dgemm, kc_fill_f64, 1e-14)
  * partial panels), the packed path with full tiles, partial row / column tiles and the row-edge
  * kernels, several K blocks (K > kc), and a grid of several pool tasks. */
 static const int64_t SHAPES[][3] = {
-    {3, 5, 7},     {1, 40, 33},  {7, 64, 50},    {31, 3, 70},   {32, 100, 9},  {24, 24, 24}, {36, 48, 64},
-    {45, 37, 29},  {100, 33, 5}, {128, 96, 130}, {77, 61, 700}, {33, 300, 41}, {256, 40, 96}, {9, 40, 1100},
-    {131, 97, 300},
+    {3, 5, 7},     {1, 40, 33},   {7, 64, 50},   {31, 3, 70},   {32, 100, 9},
+    {24, 24, 24},  {36, 48, 64},  {45, 37, 29},  {100, 33, 5},  {128, 96, 130},
+    {77, 61, 700}, {33, 300, 41}, {256, 40, 96}, {9, 40, 1100}, {131, 97, 300},
 };
 
 static void check_gemm(void) {

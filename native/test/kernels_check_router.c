@@ -15,8 +15,18 @@ static void check_forward(void) {
   for (int q = 0; q < T * E; q++) logits[q] *= 4;
   double *partial = calloc((size_t)PARTIAL_STRIDE(E, K), sizeof(double));
   int64_t *counts = calloc((size_t)COUNTS_STRIDE(E), sizeof(int64_t));
-  mk_router_ctx c = {.logits = logits, .scores = scores, .weights = weights, .lse = lse, .ids = ids, .E = E, .K = K,
-                     .renorm = 1, .scale = 2.5, .tasks = 1, .partial = partial, .partial_counts = counts};
+  mk_router_ctx c = {.logits = logits,
+                     .scores = scores,
+                     .weights = weights,
+                     .lse = lse,
+                     .ids = ids,
+                     .E = E,
+                     .K = K,
+                     .renorm = 1,
+                     .scale = 2.5,
+                     .tasks = 1,
+                     .partial = partial,
+                     .partial_counts = counts};
   router_forward_chunk_f32(&c, 0, T, 0);
   int64_t want_counts[E] = {0};
   for (int t = 0; t < T; t++) {
@@ -72,9 +82,22 @@ static void check_layer_backward(void) {
     ids[q] = (q * 3 + q / K) % E;
     slot_row[q] = q % 5 == 3 ? -1 : (q * 7) % (T * K); /* some dropped slots */
   }
-  mk_router_ctx c = {.scores = scores, .lse = lse, .ids = ids, .dweights = dweights, .dweights_fill = dweights,
-                     .E = E, .K = K, .renorm = 1, .scale = 1.5, .z_coef = 0.01, .slot_row = slot_row,
-                     .row_dw = row_dw, .wr = wr, .row_dx = row_dx, .H = H, .rows = T};
+  mk_router_ctx c = {.scores = scores,
+                     .lse = lse,
+                     .ids = ids,
+                     .dweights = dweights,
+                     .dweights_fill = dweights,
+                     .E = E,
+                     .K = K,
+                     .renorm = 1,
+                     .scale = 1.5,
+                     .z_coef = 0.01,
+                     .slot_row = slot_row,
+                     .row_dw = row_dw,
+                     .wr = wr,
+                     .row_dx = row_dx,
+                     .H = H,
+                     .rows = T};
   c.dlogits = dl_generic, c.dx = dx_generic;
   tail_rows_f32(&c, 0, T, 0);
   c.dlogits = dl_isa, c.dx = dx_isa;
