@@ -36,8 +36,8 @@ const cSources = (dir: string) =>
     .sort()
     .map((f) => join(NATIVE, dir, f));
 
-// binding.gyp's C flags (-std=c11 also means no FP contraction, which the bit-identity checks rely on)
-const CFLAGS = ['-std=c11', '-O3', '-fno-math-errno', '-pthread', '-Wall', '-Wextra', '-Wno-unused-parameter'];
+// binding.gyp's C flags (no FP contraction: the router's bit-identity check relies on it)
+const CFLAGS = ['-std=c11', '-O3', '-fno-math-errno', '-ffp-contract=off', '-pthread', '-Wall', '-Wextra', '-Wno-unused-parameter'];
 const INCLUDES = [...ADDON_DIRS.map((d) => `-I${join(NATIVE, d)}`), `-I${headers}`];
 
 /** Builds the driver with `cc`: its files and the kernel sources it needs; their N-API
