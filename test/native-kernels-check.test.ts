@@ -51,6 +51,7 @@ function buildDriver(cc: string, exe: string): void {
     'gemm/gemm_kernels.c',
     'gemm/gemm_neon.c',
     'gemm/pack_avx512.c',
+    'gemm/pack_neon.c',
     'moe/moe_fuse.c',
     'moe/router_neon.c',
   ].map((f) => join(NATIVE, f));
