@@ -40,21 +40,16 @@ const cSources = (dir: string) =>
 const CFLAGS = ['-std=c11', '-O3', '-fno-math-errno', '-ffp-contract=off', '-pthread', '-Wall', '-Wextra', '-Wno-unused-parameter'];
 const INCLUDES = [...ADDON_DIRS.map((d) => `-I${join(NATIVE, d)}`), `-I${headers}`];
 
-/** Builds the driver with `cc`: its files and the kernel sources it needs; their N-API
- * functions are unreferenced and dropped by --gc-sections, so nothing links against Node. */
+/** Builds the driver with `cc`: its files and the kernel sources (the GEMM and MoE folders, the
+ * runtime's CPU detection, pool and helpers; moe.c and router.c the driver includes itself). Their
+ * N-API functions are unreferenced and dropped by --gc-sections, so nothing links against Node. */
 function buildDriver(cc: string, exe: string): void {
+  const includedByDriver = ['moe.c', 'router.c'].map((f) => join(NATIVE, 'moe', f));
   const kernels = [
-    'runtime/cpu.c',
-    'runtime/threadpool.c',
-    'runtime/kernel_util.c',
-    'gemm/gemm.c',
-    'gemm/gemm_kernels.c',
-    'gemm/gemm_neon.c',
-    'gemm/pack_avx512.c',
-    'gemm/pack_neon.c',
-    'moe/moe_fuse.c',
-    'moe/router_neon.c',
-  ].map((f) => join(NATIVE, f));
+    ...['cpu.c', 'threadpool.c', 'kernel_util.c'].map((f) => join(NATIVE, 'runtime', f)),
+    ...cSources('gemm'),
+    ...cSources('moe').filter((f) => !includedByDriver.includes(f)),
+  ];
   const args = [
     ...CFLAGS,
     '-Wno-unused-function',

@@ -250,6 +250,9 @@ static void f32_avx512_init(void) {
 #endif
 
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f32;
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -257,19 +260,18 @@ const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
     return &k_f32_avx512[g_f32_avx512_idx];
   }
   if (isa == MK_ISA_AVX2) return &k_f32_avx2;
-#elif defined(__aarch64__)
-  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f32;
 #endif
   (void)isa;
   return &k_f32_scalar;
 }
 
 const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f64;
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) return &k_f64_avx512;
   if (isa == MK_ISA_AVX2) return &k_f64_avx2;
-#elif defined(__aarch64__)
-  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f64;
 #endif
   (void)isa;
   return &k_f64_scalar;
@@ -284,11 +286,12 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
   } while (0)
 
 const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f32(n);
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f32_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f32_avx2, n);
-#elif defined(__aarch64__)
-  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f32(n);
 #endif
   (void)isa;
   (void)n;
@@ -296,11 +299,12 @@ const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
 }
 
 const mk_direct_f64 *mk_gemm_direct_f64(mk_isa isa, int64_t n) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f64(n);
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f64_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f64_avx2, n);
-#elif defined(__aarch64__)
-  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f64(n);
 #endif
   (void)isa;
   (void)n;
