@@ -214,6 +214,9 @@ static int moe_fast_pack_enabled(void) {
   return v;
 }
 #define MOE_FAST_PACKS 1
+#elif defined(__aarch64__)
+#include "pack_neon.h"
+#define MOE_NEON_PACKS 1
 #endif
 
 #define T float
@@ -228,11 +231,14 @@ static int moe_fast_pack_enabled(void) {
 #undef UKR_T
 #undef GET_KERNEL
 #undef MOE_FAST_PACKS
+#undef MOE_NEON_PACKS
 
 /* the AVX-512 packs serve f32 jobs whose kernel they fit (pack_avx512.h) */
 static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #if defined(__x86_64__)
   return moe_fast_pack_enabled() && mk_pack_avx512_fits(kr);
+#elif defined(__aarch64__)
+  return mk_pack_neon_fits(kr);
 #else
   (void)kr;
   return 0;

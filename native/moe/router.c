@@ -94,6 +94,20 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #undef MK_EXP
 #undef MK_ROUTER_DX_ROW_A512
 
+#if defined(__aarch64__)
+#include "router_neon.h"
+/* tail_dx_row for f32 with its sums in NEON registers (router_neon.h): same terms, same order */
+static void tail_dx_row_neon_f32(const mk_router_ctx *c, int64_t t) {
+  const int64_t j0 =
+      mk_router_dx_row_neon_f32(c->E, c->K, c->H, c->slot_row + t * c->K, (const float *)c->dlogits + t * c->E,
+                                (const float *)c->wr, (const float *)c->row_dx, (float *)c->dx + t * c->H);
+  tail_dx_cols_f32(c, t, j0, c->H);
+}
+static void tail_rows_neon_f32(void *p, int64_t r0, int64_t r1, int64_t task) {
+  tail_rows_body_f32(p, r0, r1, task, tail_dx_row_neon_f32);
+}
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 /* tail_dx_row for f32 with its sums in registers (GCC keeps the generic build's accumulator
@@ -339,6 +353,8 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
     rows_fn = f64 ? tail_rows_a512_f64 : tail_rows_a512_f32;
     dwr_fn = f64 ? tail_dwr_a512_f64 : tail_dwr_a512_f32;
   }
+#elif defined(__aarch64__)
+  if (mk_cpu_isa() == MK_ISA_NEON && !f64) rows_fn = tail_rows_neon_f32;
 #endif
   mk_par_range(t, e * (k + 1) + (dx.data ? h * (k + e) : 0), rows_fn, &c);
   if (dwr.data) mk_par_range((h + MK_DWR_COLS - 1) / MK_DWR_COLS, t * e * MK_DWR_COLS, dwr_fn, &c);
