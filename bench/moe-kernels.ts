@@ -38,13 +38,13 @@ const evictCaches = () => {
   for (let j = 0; j < evictBuf.length; j += 16) evictBuf[j]! += 1;
 };
 const cases: [string, number, () => void][] = [
-  ['gated x·[Wg Wu]', 4 * S * H * I, () => k.moeGemmSwiglu(x, rowTok, H, wg, wu, true, I * H, H, seg, gu, 2 * I, I, h, I, H)],
-  ['first x·Wgᵀ', 2 * S * H * I, () => k.moeGemmRows(x, rowTok, null, H, wg, true, I * H, H, seg, gu, 2 * I, I, H, false)],
-  ['down h·Wdᵀ', 2 * S * H * I, () => k.moeGemmRows(h, null, null, I, wd, true, H * I, I, seg, y, H, H, I, false)],
-  ['dyh dY·Wd', 2 * S * H * I, () => k.moeGemmRows(gy, rowTok, null, H, wd, false, H * I, I, seg, h, I, I, H, false)],
-  ['dx dgu·Wg', 2 * S * H * I, () => k.moeGemmRows(gu, null, null, 2 * I, wg, false, I * H, H, seg, y, H, H, I, false)],
-  ['wgrad dWd', 2 * S * H * I, () => k.moeGemmWgrad(gy, rowTok, null, H, h, null, I, seg, dW, H, I, false)],
-  ['wgrad dWg', 2 * S * H * I, () => k.moeGemmWgrad(gu, null, null, 2 * I, x, rowTok, H, seg, dW, I, H, false)],
+  ['gated x·[Wg Wu]', 4 * S * H * I, () => k.moeGemmSwiglu({ a: x, aIdx: rowTok, lda: H, bGate: wg, bUp: wu, bTrans: true, bExpertStride: I * H, ldb: H, seg, gu, ldgu: 2 * I, upOff: I, h, i: I, k: H })],
+  ['first x·Wgᵀ', 2 * S * H * I, () => k.moeGemmRows({ a: x, aIdx: rowTok, scale: null, lda: H, b: wg, b2: null, kSplit: 0, bTrans: true, bExpertStride: I * H, ldb: H, seg, c: gu, ldc: 2 * I, n: I, k: H, accumulate: false })],
+  ['down h·Wdᵀ', 2 * S * H * I, () => k.moeGemmRows({ a: h, aIdx: null, scale: null, lda: I, b: wd, b2: null, kSplit: 0, bTrans: true, bExpertStride: H * I, ldb: I, seg, c: y, ldc: H, n: H, k: I, accumulate: false })],
+  ['dyh dY·Wd', 2 * S * H * I, () => k.moeGemmRows({ a: gy, aIdx: rowTok, scale: null, lda: H, b: wd, b2: null, kSplit: 0, bTrans: false, bExpertStride: H * I, ldb: I, seg, c: h, ldc: I, n: I, k: H, accumulate: false })],
+  ['dx dgu·Wg', 2 * S * H * I, () => k.moeGemmRows({ a: gu, aIdx: null, scale: null, lda: 2 * I, b: wg, b2: null, kSplit: 0, bTrans: false, bExpertStride: I * H, ldb: H, seg, c: y, ldc: H, n: H, k: I, accumulate: false })],
+  ['wgrad dWd', 2 * S * H * I, () => k.moeGemmWgrad({ a: gy, aIdx: rowTok, scale: null, lda: H, b: h, bIdx: null, ldb: I, seg, c: dW, m: H, n: I, accumulate: false })],
+  ['wgrad dWg', 2 * S * H * I, () => k.moeGemmWgrad({ a: gu, aIdx: null, scale: null, lda: 2 * I, b: x, bIdx: rowTok, ldb: H, seg, c: dW, m: I, n: H, accumulate: false })],
 ];
 for (const [label, fl, fn] of cases) {
   fn();
