@@ -67,13 +67,13 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #undef GET_KERNEL
 
 /* Builds the typed job of a GEMM (the f32 one with the AVX-512 packs where they apply) and runs it. */
-#define GEMM_JOB(SFX, T, kr_)                                                                                          \
-  {                                                                                                                    \
-    .mode = mode, .kr = (kr_), .a = (const T *)g->a, .a_idx = g->a_idx, .scale = (const T *)g->scale, .lda = g->lda,  \
-    .b = (const T *)g->b, .b_idx = g->b_idx, .ldb = g->ldb, .b_es = g->b_es, .b_trans = g->b_trans, .c = (T *)g->c,   \
-    .ldc = g->ldc, .c_es = g->c_es, .accumulate = g->accumulate, .seg = g->seg, .M = g->M, .N = g->N, .K = g->K,      \
-    .b2 = (const T *)g->b2, .k_split = g->k_split, .c2 = (T *)g->c2, .h = (T *)g->h, .ldh = g->ldh,                   \
-    .glu = g->h ? mk_moe_epilogue_##SFX(g->epilogue) : NULL                                                            \
+#define GEMM_JOB(SFX, T, kr_)                                                                                        \
+  {                                                                                                                  \
+    .mode = mode, .kr = (kr_), .a = (const T *)g->a, .a_idx = g->a_idx, .scale = (const T *)g->scale, .lda = g->lda, \
+    .b = (const T *)g->b, .b_idx = g->b_idx, .ldb = g->ldb, .b_es = g->b_es, .b_trans = g->b_trans, .c = (T *)g->c,  \
+    .ldc = g->ldc, .c_es = g->c_es, .accumulate = g->accumulate, .seg = g->seg, .M = g->M, .N = g->N, .K = g->K,     \
+    .b2 = (const T *)g->b2, .k_split = g->k_split, .c2 = (T *)g->c2, .h = (T *)g->h, .ldh = g->ldh,                  \
+    .glu = g->h ? mk_moe_epilogue_##SFX(g->epilogue) : NULL                                                          \
   }
 
 const char *mk_moe_gemm_run(int mode, const mk_moe_gemm *g, int64_t E) {

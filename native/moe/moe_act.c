@@ -146,7 +146,6 @@ static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
 }
 #endif
 
-
 /* the f32 SwiGLU row functions to use for this layout */
 static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
 #if defined(__x86_64__)

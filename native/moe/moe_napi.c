@@ -130,11 +130,10 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
   int btrans, acc;
   if (!mk_opts_arg(env, info, "moeGemmRows", &o) || !float_opt(&o, "a", NULL, 0, &a) ||
       !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &a, 1, &scale) || !dim_opt(&o, "lda", &lda) ||
-      !float_opt(&o, "b", &a, 0, &b) || !float_opt(&o, "b2", &a, 1, &b2) ||
-      (b2.data && !dim_opt(&o, "kSplit", &ks)) || !mk_opt_bool(&o, "bTrans", &btrans) ||
-      !dim_opt(&o, "bExpertStride", &bes) || !dim_opt(&o, "ldb", &ldb) || !i32_opt(&o, "seg", 0, &seg) ||
-      !float_opt(&o, "c", &a, 0, &c) || !dim_opt(&o, "ldc", &ldc) || !dim_opt(&o, "n", &n) || !dim_opt(&o, "k", &k) ||
-      !mk_opt_bool(&o, "accumulate", &acc))
+      !float_opt(&o, "b", &a, 0, &b) || !float_opt(&o, "b2", &a, 1, &b2) || (b2.data && !dim_opt(&o, "kSplit", &ks)) ||
+      !mk_opt_bool(&o, "bTrans", &btrans) || !dim_opt(&o, "bExpertStride", &bes) || !dim_opt(&o, "ldb", &ldb) ||
+      !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &a, 0, &c) || !dim_opt(&o, "ldc", &ldc) ||
+      !dim_opt(&o, "n", &n) || !dim_opt(&o, "k", &k) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
   const int stacked = b2.data != NULL;
   int64_t E = check_seg(&o, &seg);
@@ -183,8 +182,9 @@ static napi_value gemm_act(napi_env env, mk_opts *o, const mk_typed *a, const mk
   const int gated = epi == MK_EPI_SWIGLU;
   if (!mk_opt_bool(o, "bTrans", &btrans) || !dim_opt(o, "bExpertStride", &bes) || !dim_opt(o, "ldb", &ldb) ||
       !i32_opt(o, "seg", 0, &seg) || !float_opt(o, pre_name, a, 1, &pre) ||
-      (pre.data && !dim_opt(o, gated ? "ldgu" : "ldpre", &ldpre)) || (pre.data && gated && !dim_opt(o, "upOff", &uoff)) ||
-      !float_opt(o, "h", a, 0, &h) || !dim_opt(o, "i", &n) || !dim_opt(o, "k", &k))
+      (pre.data && !dim_opt(o, gated ? "ldgu" : "ldpre", &ldpre)) ||
+      (pre.data && gated && !dim_opt(o, "upOff", &uoff)) || !float_opt(o, "h", a, 0, &h) || !dim_opt(o, "i", &n) ||
+      !dim_opt(o, "k", &k))
     return NULL;
   int64_t E = check_seg(o, &seg);
   if (E < 0) return NULL;
@@ -195,7 +195,8 @@ static napi_value gemm_act(napi_env env, mk_opts *o, const mk_typed *a, const mk
                           "%s: the up columns [upOff, upOff + i) must follow the gate columns [0, i) within "
                           "ldgu (upOff %lld, i %lld, ldgu %lld)",
                           o->fn, (long long)uoff, (long long)n, (long long)ldpre);
-  if (pre.data && ldpre < n) return mk_throw_range(env, "%s: ldpre (%lld) < i (%lld)", o->fn, (long long)ldpre, (long long)n);
+  if (pre.data && ldpre < n)
+    return mk_throw_range(env, "%s: ldpre (%lld) < i (%lld)", o->fn, (long long)ldpre, (long long)n);
   if (lda < k || ldb < (btrans ? k : n)) return mk_throw_range(env, "%s: leading dimensions too small", o->fn);
   int64_t mr = max_row(o, aidx, S, "aIdx");
   if (mr == -2) return NULL;
@@ -335,7 +336,8 @@ static napi_value moe_act_backward(napi_env env, napi_callback_info info) {
       !float_opt(&o, "dy", &gu, 0, &dy) || !float_opt(&o, "w", &gu, 1, &w) || !float_opt(&o, "dgu", &gu, 0, &dgu) ||
       !float_opt(&o, "hout", &gu, 1, &hout) || !float_opt(&o, "dw", &gu, 1, &dw) || !need(&o, &dy, s * a.I, "dy") ||
       (w.data && !need(&o, &w, s, "w")) ||
-      (s > 0 && a.I > 0 && !need(&o, &dgu, (s - 1) * a.ld + (a.goff > a.uoff ? a.goff : a.uoff) + (a.I - 1) * a.cs + 1, "dgu")) ||
+      (s > 0 && a.I > 0 &&
+       !need(&o, &dgu, (s - 1) * a.ld + (a.goff > a.uoff ? a.goff : a.uoff) + (a.I - 1) * a.cs + 1, "dgu")) ||
       (hout.data && !need(&o, &hout, s * a.I, "hout")) || (dw.data && !need(&o, &dw, s, "dw")))
     return NULL;
   a.dy = dy.data;
@@ -440,13 +442,12 @@ napi_status mk_register_moe(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback cb;
-  } fns[] = {{"moeGemmRows", moe_gemm_rows},       {"moeGemmWgrad", moe_gemm_wgrad},
-             {"moeGemmSwiglu", moe_gemm_swiglu},   {"moeGemmGelu", moe_gemm_gelu},
-             {"moeActForward", moe_act_forward},   {"moeActBackward", moe_act_backward},
-             {"moeExpertBias", moe_expert_bias},   {"moeCombine", moe_combine},
-             {"moeBatchBegin", moe_batch_begin},   {"moeBatchRun", moe_batch_run},
-             {"moeFuseBegin", moe_fuse_begin},     {"moeFuseRun", moe_fuse_run},
-             {"moeFuseLocal", moe_fuse_local}};
+  } fns[] = {
+      {"moeGemmRows", moe_gemm_rows},     {"moeGemmWgrad", moe_gemm_wgrad},   {"moeGemmSwiglu", moe_gemm_swiglu},
+      {"moeGemmGelu", moe_gemm_gelu},     {"moeActForward", moe_act_forward}, {"moeActBackward", moe_act_backward},
+      {"moeExpertBias", moe_expert_bias}, {"moeCombine", moe_combine},        {"moeBatchBegin", moe_batch_begin},
+      {"moeBatchRun", moe_batch_run},     {"moeFuseBegin", moe_fuse_begin},   {"moeFuseRun", moe_fuse_run},
+      {"moeFuseLocal", moe_fuse_local}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     const napi_status st = mk_napi_export_fn(env, exports, fns[i].name, fns[i].cb);
     if (st != napi_ok) return st;

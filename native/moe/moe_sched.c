@@ -39,8 +39,8 @@ static int64_t count_tasks(int mode, int64_t E, const int32_t *seg, int64_t M, i
  * batch sorts all its jobs' tasks together). It starts `head` bytes into a malloc'd block, the
  * room for the caller's job (a batch keeps job and list in one block); free the block, not
  * the list, when head > 0. Returns the count (0: no list). */
-int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N, int64_t K, int mr, int nr,
-                    int mc, int threads, size_t head, mk_moe_task **out) {
+int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t N, int64_t K, int mr, int nr, int mc,
+                    int threads, size_t head, mk_moe_task **out) {
   *out = NULL;
   if (N <= 0) return 0;
   /* Row blocks start large: every task of an expert packs that expert's B block again, so

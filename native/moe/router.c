@@ -146,7 +146,8 @@ static int i32_array(mk_opts *o, const char *name, int64_t need, mk_typed *out) 
 }
 
 static int read_shape(mk_opts *o, int64_t *t, int64_t *e, int64_t *k) {
-  if (!mk_opt_i64(o, "t", 0, MAX_DIM, t) || !mk_opt_i64(o, "e", 1, INT32_MAX, e) || !mk_opt_i64(o, "k", 1, INT32_MAX, k))
+  if (!mk_opt_i64(o, "t", 0, MAX_DIM, t) || !mk_opt_i64(o, "e", 1, INT32_MAX, e) ||
+      !mk_opt_i64(o, "k", 1, INT32_MAX, k))
     return 0;
   if (*k > *e) {
     mk_throw_range(o->env, "%s: k = %lld exceeds e = %lld", o->fn, (long long)*k, (long long)*e);
@@ -172,9 +173,8 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
   int64_t t, e, k;
   int renorm;
   double scale;
-  if (!mk_opts_arg(env, info, "routerForward", &o) ||
-      !mk_opt_typed(&o, "logits", napi_float32_array, 1, 0, &logits) || !read_shape(&o, &t, &e, &k) ||
-      !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) ||
+  if (!mk_opts_arg(env, info, "routerForward", &o) || !mk_opt_typed(&o, "logits", napi_float32_array, 1, 0, &logits) ||
+      !read_shape(&o, &t, &e, &k) || !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) ||
       !mk_arg_len(env, &logits, t * e, "routerForward: logits") ||
       !float_like(&o, "scores", &logits, 0, t * e, &scores) || !i32_array(&o, "ids", t * k, &ids) ||
       !float_like(&o, "weights", &logits, 0, t * k, &weights) || !float_like(&o, "lse", &logits, 0, t, &lse) ||
@@ -226,12 +226,11 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
   int64_t t, e, k;
   int renorm;
   double scale, zc;
-  if (!mk_opts_arg(env, info, "routerBackward", &o) ||
-      !mk_opt_typed(&o, "scores", napi_float32_array, 1, 0, &scores) || !read_shape(&o, &t, &e, &k) ||
-      !mk_arg_len(env, &scores, t * e, "routerBackward: scores") || !float_like(&o, "lse", &scores, 0, t, &lse) ||
-      !i32_array(&o, "ids", t * k, &ids) || !float_like(&o, "dweights", &scores, 1, t * k, &dweights) ||
-      !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) ||
-      !f64_array(&o, "lbCoef", 1, e, &lbc) || !mk_opt_f64(&o, "zCoef", &zc) ||
+  if (!mk_opts_arg(env, info, "routerBackward", &o) || !mk_opt_typed(&o, "scores", napi_float32_array, 1, 0, &scores) ||
+      !read_shape(&o, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerBackward: scores") ||
+      !float_like(&o, "lse", &scores, 0, t, &lse) || !i32_array(&o, "ids", t * k, &ids) ||
+      !float_like(&o, "dweights", &scores, 1, t * k, &dweights) || !mk_opt_bool(&o, "renorm", &renorm) ||
+      !mk_opt_f64(&o, "scale", &scale) || !f64_array(&o, "lbCoef", 1, e, &lbc) || !mk_opt_f64(&o, "zCoef", &zc) ||
       !float_like(&o, "dlogits", &scores, 0, t * e, &dlogits))
     return NULL;
   if (!ids_in_range(env, "routerBackward", &ids, t * k, e)) return NULL;
@@ -261,11 +260,11 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
       !read_shape(&o, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
       !float_like(&o, "lse", &scores, 0, t, &lse) || !i32_array(&o, "ids", t * k, &ids) ||
       !float_like(&o, "rowDw", &scores, 1, 0, &rdw) || !i32_array(&o, "slotRow", t * k, &slot_row) ||
-      !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) ||
-      !f64_array(&o, "lbCoef", 1, e, &lbc) || !mk_opt_f64(&o, "zCoef", &zc) ||
-      !mk_opt_i64(&o, "h", 0, MAX_DIM, &h) || !float_like(&o, "dwr", &scores, 1, e * h, &dwr) ||
-      !float_like(&o, "x", &scores, !dwr.data, t * h, &x) || !float_like(&o, "dx", &scores, 1, t * h, &dx) ||
-      !float_like(&o, "wr", &scores, !dx.data, e * h, &wr) || !float_like(&o, "rowDx", &scores, !dx.data, 0, &rdx))
+      !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) || !f64_array(&o, "lbCoef", 1, e, &lbc) ||
+      !mk_opt_f64(&o, "zCoef", &zc) || !mk_opt_i64(&o, "h", 0, MAX_DIM, &h) ||
+      !float_like(&o, "dwr", &scores, 1, e * h, &dwr) || !float_like(&o, "x", &scores, !dwr.data, t * h, &x) ||
+      !float_like(&o, "dx", &scores, 1, t * h, &dx) || !float_like(&o, "wr", &scores, !dx.data, e * h, &wr) ||
+      !float_like(&o, "rowDx", &scores, !dx.data, 0, &rdx))
     return NULL;
   /* the rows a slot may name: those of every per-row array given */
   int64_t rows = INT64_MAX;

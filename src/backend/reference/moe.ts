@@ -149,7 +149,7 @@ function swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, 
 
 const gelu = (x: number) => 0.5 * x * (1 + erf(x * Math.SQRT1_2));
 /** gelu'(x) = Φ(x) + x·φ(x) */
-const geluDerivative = (x: number) => 0.5 * (1 + erf(x * Math.SQRT1_2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+const geluDerivative = (x: number) => 0.5 * (1 + erf(x * Math.SQRT1_2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
 
 function gemmGelu({ a, aIdx, b, seg, pre, h, i, k }: GemmGeluArgs): void {
   const A = f(a.data),
@@ -211,7 +211,8 @@ function gptOssForward(a: SwigluLayout & GptOssConstants & { h: Storage }): void
   const GU = f(gu),
     Hh = f(a.h);
   for (let r = 0; r < rows; r++) {
-    for (let q = 0; q < i; q++) Hh[r * i + q] = gptOss(GU[r * ld + gateOffset + q * colStride]!, GU[r * ld + upOffset + q * colStride]!, a).h;
+    for (let q = 0; q < i; q++)
+      Hh[r * i + q] = gptOss(GU[r * ld + gateOffset + q * colStride]!, GU[r * ld + upOffset + q * colStride]!, a).h;
   }
 }
 
