@@ -41,7 +41,7 @@ static inline double mk_act_sigmoid(double x) {
 /* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
  * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. The reciprocal is
  * rcp14 refined by one Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per
- * ~5 cycles, and it bounded the SwiGLU passes (docs/performance.md: native/moe/moe.c: sigmoid16). */
+ * ~5 cycles, and it bounded the SwiGLU passes (docs/performance.md: native/moe/moe_act.c: sigmoid16). */
 static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
@@ -105,7 +105,7 @@ static A512 double swiglu_bwd_row_f32(const float *g, const float *u, const floa
 }
 
 /* the SwiGLU epilogue of a gated GEMM tile: one call per tile, so the core overlaps the rows'
- * sigmoid chains (docs/performance.md: native/moe/moe.c: swiglu_fwd_tile_f32) */
+ * sigmoid chains (docs/performance.md: native/moe/moe_act.c: swiglu_fwd_tile_f32) */
 static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
                                      int64_t n) {
   if (n == 32) { /* a whole tile row is two vectors: no masks, one loop the core can overlap */
@@ -130,7 +130,7 @@ static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
 }
 
 /* how many rows ahead matters little; prefetching at all pays
- * (docs/performance.md: native/moe/moe.c: SWIGLU_BWD_PREFETCH_ROWS) */
+ * (docs/performance.md: native/moe/moe_act.c: SWIGLU_BWD_PREFETCH_ROWS) */
 #define SWIGLU_BWD_PREFETCH_ROWS 4
 static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;

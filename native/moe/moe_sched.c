@@ -45,7 +45,7 @@ int64_t mk_moe_plan(int mode, int64_t E, const int32_t *seg, int64_t M, int64_t 
   if (N <= 0) return 0;
   /* Row blocks start large: every task of an expert packs that expert's B block again, so
    * fewer, taller tasks pack less and run faster than blocks of 2·mc
-   * (docs/performance.md: native/moe/moe.c: mk_moe_plan); the loop below splits them when
+   * (docs/performance.md: native/moe/moe_sched.c: mk_moe_plan); the loop below splits them when
    * there are too few tasks to balance. */
   int64_t mb = 4 * (int64_t)mc, nb = 512;
   nb = nb / nr * nr;
