@@ -76,7 +76,7 @@ static A512 void swiglu_fwd_row_f32(const float *g, const float *u, float *h, in
   }
 }
 
-/* one row of the SwiGLU backward (see moeSwigluBackward); returns <dy, h>. Warms the gate/up
+/* one row of the SwiGLU backward (see moeActBackward); returns <dy, h>. Warms the gate/up
  * values pf elements ahead (a later row's): in a training step they were written by the forward
  * long before and come from L3 or memory, and a row's ~250 cycles of work are less than the
  * wait (no hardware prefetcher runs that far ahead on two interleaved streams). */

@@ -212,7 +212,13 @@ export class MoELayer extends Module {
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
     const parts = this.planParts();
     const plan = this.planFor(parts);
-    const run = layerCall(plan, parts, { x: x2, mask, training: this.training, wantLosses });
+    const run = layerCall(plan, parts, {
+      x: x2,
+      mask,
+      training: this.training,
+      wantLosses,
+      activationFacts: this.experts.activationFacts !== null,
+    });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;

@@ -187,6 +187,8 @@ export interface LayerCall {
   training: boolean;
   /** Aux losses will be computed (training with grad). */
   wantLosses: boolean;
+  /** The caller asked for the activations' facts (GPT-OSS clamp counts), which the composition counts. */
+  activationFacts: boolean;
 }
 
 /** What this forward runs under the plan: the per-call conditions. */
@@ -197,10 +199,10 @@ export function layerCall(
 ): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
   const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
   const routerKernel = plan.routerKernel && onPlan;
-  const expertsKernel = plan.expertsKernel && onPlan;
+  const expertsKernel = plan.expertsKernel && onPlan && !c.activationFacts;
   const layerNode =
     plan.path === 'layer' &&
-    onPlan &&
+    expertsKernel &&
     !(c.training && p.cfg.router.jitterEps > 0) &&
     !(c.wantLosses && !routerKernelLossesCover(p.cfg, c.mask));
   return { layerNode, routerKernel, expertsKernel };
