@@ -96,11 +96,9 @@ interface NodeContext {
   gu: FloatArray | null;
 }
 
-/** Where gate and up sit in a gu row (GELU: the gate's place). */
+/** Where gate and up sit in a gated bank's gu row. */
 const guLayout = (c: NodeContext) =>
-  c.layout === 'interleaved'
-    ? { gateOffset: 0, upOffset: 1, colStride: 2 }
-    : { gateOffset: 0, upOffset: c.kind === 'gelu' ? 0 : c.I, colStride: 1 };
+  c.layout === 'interleaved' ? { gateOffset: 0, upOffset: 1, colStride: 2 } : { gateOffset: 0, upOffset: c.I, colStride: 1 };
 const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.firstCols);
 const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
 /** The activation runs on each output tile of the first GEMM (no first bias comes between, a gated kernel fits the layout). */
@@ -370,16 +368,16 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
   const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
   const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
-  // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
+  // The backward overwrites gu with its gradient (saves an [S, P] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   let gu = c.gu;
   if (!gu) {
     gu = acquireScratch(xs, S * c.P);
     firstGemm(c, gu);
   }
-  const dgu = gu; // in place: each element's gate/up are read before their grads are written
+  const dgu = gu; // in place: each element's pre-activations are read before their grads are written
   const dyh = acquireScratch(xs, S * I);
-  const hh = dyh; // the SwiGLU backward recomputes h into dyh once it has read it
+  const hh = dyh; // the activation's backward recomputes h into dyh once it has read it
   const dw = needRowDw ? uninitializedFloatArrayLike(xs, S) : null;
   const gradBytes = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
   collectBeforeLargeOutputs(gradBytes);
