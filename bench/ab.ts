@@ -48,16 +48,17 @@ async function loadStep(label: string, root: string, name: string, experts: Expe
     });
 }
 
-/** fn() with MOEKIT_MOE_PATH = path ('': left as it is). */
+/** fn() with MOEKIT_MOE_PATH = path ('': left as it is); the plan reads it through src/env.ts, this only sets and restores it. */
 function withPath<T>(path: string, fn: () => T): T {
   if (!path) return fn();
-  const prev = process.env.MOEKIT_MOE_PATH;
-  process.env.MOEKIT_MOE_PATH = path;
+  const name = 'MOEKIT_MOE_PATH';
+  const prev = process.env[name];
+  process.env[name] = path;
   try {
     return fn();
   } finally {
-    if (prev === undefined) delete process.env.MOEKIT_MOE_PATH;
-    else process.env.MOEKIT_MOE_PATH = prev;
+    if (prev === undefined) delete process.env[name];
+    else process.env[name] = prev;
   }
 }
 
