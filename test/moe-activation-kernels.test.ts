@@ -323,6 +323,20 @@ describe('MoELayer with GELU / GPT-OSS / CT-MoE experts on the native kernels [n
   skip: !hasNative && 'native addon not built',
 }, () => {
   after(() => setBackend(availableBackends()[0]!));
+  test("the CT-MoE block's forward on the kernel chain is the composition's bit for bit (f32, top-3)", () => {
+    setBackend('native');
+    // D 32, 64 tokens x 3 slots: the composition's grouped GEMMs run on the native grouped-GEMM kernel too
+    const forward = (path: string) =>
+      withEnv('MOEKIT_MOE_PATH', path, () => {
+        const layer = new MoELayer(ctMoePreset(32, 5, 3), { generator: new Generator(3) });
+        const x = fromArray(floats('f32', 64 * 32, new Generator(9), -2, 2), [4, 16, 32]);
+        return { plan: layer.executionPlan.path, y: layer.forward(x).dataSync() };
+      });
+    const ref = forward('reference');
+    const got = forward('auto');
+    assert.equal(got.plan, 'kernels');
+    assert.deepEqual(got.y, ref.y);
+  });
   for (const c of LAYERS) {
     test(`${c.name}: ${c.paths.join(' and ')} equal the composition (f64, f32; row blocks on and off)`, () => {
       setBackend('native');

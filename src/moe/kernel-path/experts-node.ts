@@ -257,10 +257,11 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   if (routing) {
     const T = routing.numTokens;
     out = uninitializedFloatArrayLike(xs, T * c.H);
+    const slots = slotsInRowOrder(routing.plan.slotRows, routing.topkWeights.storage as FloatArray, T, routing.topK);
     k.combine({
       y: { data: y, ld: c.H },
-      slotRows: routing.plan.slotRows,
-      weights: routing.topkWeights.storage,
+      slotRows: slots.rows,
+      weights: slots.weights,
       numTokens: T,
       topK: routing.topK,
       h: c.H,
@@ -280,6 +281,30 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     c.gu = null;
   }
   return result;
+}
+
+/**
+ * Each token's slots (rows and combine weights) reordered by sorted row, so that the combine adds
+ * a token's expert outputs in the order the composition's index-add does (bit-identical outputs
+ * for top-k >= 3 too); dropped slots (row -1) come first and are skipped.
+ */
+function slotsInRowOrder(slotRows: Int32Array, weights: FloatArray, T: number, K: number): { rows: Int32Array; weights: FloatArray } {
+  if (K < 3) return { rows: slotRows, weights }; // two terms add the same either way
+  const rows = slotRows.slice();
+  const w = weights.slice();
+  for (let t = 0; t < T; t++) {
+    for (let i = t * K + 1; i < (t + 1) * K; i++) {
+      const [r, v] = [rows[i]!, w[i]!];
+      let j = i - 1;
+      for (; j >= t * K && rows[j]! > r; j--) {
+        rows[j + 1] = rows[j]!;
+        w[j + 1] = w[j]!;
+      }
+      rows[j + 1] = r;
+      w[j + 1] = v;
+    }
+  }
+  return { rows, weights: w };
 }
 
 /** The gradients the backward's last GEMMs write. */
