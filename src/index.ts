@@ -4,10 +4,15 @@
 export type { AdamWHyper, Backend, BinaryOp, ReduceOp, UnaryOp } from './backend/backend.js';
 export type {
   CombineArgs,
+  ExpertBiasArgs,
   ExpertMatrixArg,
+  GeluBackwardArgs,
+  GeluLayout,
+  GemmGeluArgs,
   GemmRowsArgs,
   GemmSwigluArgs,
   GemmWgradArgs,
+  GptOssConstants,
   MatrixArg,
   MoeKernels,
   PlanRoutesArgs,

@@ -212,7 +212,13 @@ export class MoELayer extends Module {
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
     const parts = this.planParts();
     const plan = this.planFor(parts);
-    const run = layerCall(plan, parts, { x: x2, mask, training: this.training, wantLosses });
+    const run = layerCall(plan, parts, {
+      x: x2,
+      mask,
+      training: this.training,
+      wantLosses,
+      activationFacts: this.experts.activationFacts !== null,
+    });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
@@ -285,7 +291,7 @@ export class MoELayer extends Module {
     });
   }
 
-  /** dispatch -> experts -> combine on routeChain's output: one node over the kernels when given, else the dispatcher and bank (always with a topology). */
+  /** dispatch -> experts -> combine on routeChain's output (with the topology's combine coefficients): one node over the kernels when given, else the dispatcher and bank. */
   private expertsChain(x2: Tensor, r: RouterOutput, S: Tensor | null, kernels: MoeKernels | null): { y: Tensor; droppedSlots: number } {
     const tc = this.cfg.topology;
     // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
@@ -299,7 +305,7 @@ export class MoELayer extends Module {
         routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
       else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
     }
-    if (kernels) return routedExperts(kernels, x2, r, this.dispatcher as LocalDispatcher, this.experts);
+    if (kernels) return routedExperts(kernels, x2, routing, this.dispatcher as LocalDispatcher, this.experts);
     const d = this.dispatcher.dispatch(x2, routing);
     let out = this.experts.forward(d.rows, d.exec);
     if (slotScale)
