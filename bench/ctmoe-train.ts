@@ -189,7 +189,9 @@ function check(preset: PresetName, env: NodeJS.ProcessEnv, dir: string): CheckRo
   const first = step(batches[0]!);
   model.zeroGrad();
   const b1 = batches[1]!;
-  const loss2 = model.loss(fromArray(b1.input, [cfg.batchSize, cfg.seqLen]), fromArray(b1.target, [cfg.batchSize, cfg.seqLen])).total.item();
+  const loss2 = model
+    .loss(fromArray(b1.input, [cfg.batchSize, cfg.seqLen]), fromArray(b1.target, [cfg.batchSize, cfg.seqLen]))
+    .total.item();
   for (const l of model.moeLayers) l.lastAux = null;
   const peer = runPeer(env, [
     'check',
@@ -239,7 +241,7 @@ function positive(name: string, v: string): number {
 export function register(program: Command): void {
   program
     .command('ctmoe-train')
-    .description("CT-MoE (Full) training steps (forward + backward + AdamW) against the PyTorch peer, tokens/s and peak memory")
+    .description('CT-MoE (Full) training steps (forward + backward + AdamW) against the PyTorch peer, tokens/s and peak memory')
     .option('--presets <names...>', `subset of ${Object.keys(PRESETS).join(', ')}`, ['tiny', 'small'])
     .option('--warmup <n>', 'untimed steps per process', '3')
     .option('--steps <n>', 'timed steps per process (the median is kept)', '8')
@@ -312,7 +314,9 @@ export function register(program: Command): void {
               const turns = [() => ours.push(runOurs(dir, warmup, steps))];
               if (blas)
                 turns.push(() =>
-                  peer.push(runPeer(blas.env, ['speed', join(dir, 'config.json'), join(dir, 'batches.i32'), String(warmup), String(steps)])),
+                  peer.push(
+                    runPeer(blas.env, ['speed', join(dir, 'config.json'), join(dir, 'batches.i32'), String(warmup), String(steps)]),
+                  ),
                 );
               if (rep % 2 === 1) turns.reverse(); // the peer first every other repeat: drift hits both sides alike
               for (const t of turns) t();
@@ -342,7 +346,17 @@ export function register(program: Command): void {
           if (!opts.json)
             console.log(
               table(
-                ['preset', 'tokens/step', 'moekit tok/s', 'torch tok/s', 'ratio', 'moekit ms/step', 'torch ms/step', 'moekit peak MB', 'torch peak MB'],
+                [
+                  'preset',
+                  'tokens/step',
+                  'moekit tok/s',
+                  'torch tok/s',
+                  'ratio',
+                  'moekit ms/step',
+                  'torch ms/step',
+                  'moekit peak MB',
+                  'torch peak MB',
+                ],
                 rows.map((r) => [
                   r.preset,
                   String(r.tokens_per_step),
