@@ -19,14 +19,13 @@ export function fig7DomainPpl(results: CtMoeAblationResults): ChartSpec {
   const values = DOMAINS.flatMap((d) =>
     vs.map((v, i) => {
       const iv = intervals[i]![d.key];
-      const withCi = iv.lo !== null && iv.hi !== null;
       return {
         domain: d.label,
         variant: v.label,
         ppl: iv.mean,
         lo: iv.lo ?? iv.mean,
         hi: iv.hi ?? iv.mean,
-        text: withCi ? `${fmt(iv.mean, 1)}±${fmt(iv.halfWidth!, 1)}` : fmt(iv.mean, 1),
+        text: fmt(iv.mean, 1),
         top: iv.hi ?? iv.mean,
       };
     }),
