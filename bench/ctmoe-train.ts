@@ -248,6 +248,10 @@ export function register(program: Command): void {
     .option('--repeats <n>', 'processes per side and preset (median of their medians)', '3')
     .option('--check', "only prove the peer is the same model: moekit's initial weights in the peer, losses agree to 1e-4")
     .option('--no-peer', 'skip the PyTorch peer')
+    .option(
+      '--peer-omp-passive',
+      "run the peer with OMP_WAIT_POLICY=PASSIVE: OpenMP's spinning threads (PyTorch's and OpenBLAS's) collapse on a loaded machine (docs/performance.md)",
+    )
     .option('--json', 'one JSON line per row')
     .option('--child <dir>', 'internal: measure moekit on DIR/config.json and DIR/batches.i32 in this process')
     .action(
@@ -258,6 +262,7 @@ export function register(program: Command): void {
         repeats: string;
         check?: boolean;
         peer: boolean;
+        peerOmpPassive?: boolean;
         json?: boolean;
         child?: string;
       }) => {
@@ -272,10 +277,14 @@ export function register(program: Command): void {
           if (!(p in PRESETS)) throw new Error(`--presets: unknown preset '${p}' (allowed: ${Object.keys(PRESETS).join(', ')})`);
         const presets = opts.presets as PresetName[];
         const missing = opts.peer ? torchPeerMissing() : 'skipped (--no-peer)';
-        const blas = missing === null ? peerBlas() : null;
+        const found = missing === null ? peerBlas() : null;
+        const blas = found && opts.peerOmpPassive ? { ...found, env: { ...found.env, OMP_WAIT_POLICY: 'PASSIVE' } } : found;
         if (!opts.json) {
           console.log(`${backendInfo().reason}; ${THREADS} threads on both sides (MOEKIT_NUM_THREADS, torch.set_num_threads)`);
-          if (blas) console.log(`PyTorch peer: ${PEER_PYTHON}, OpenBLAS-openmp ${blas.core} kernels, ${blas.note}`);
+          if (blas)
+            console.log(
+              `PyTorch peer: ${PEER_PYTHON}, OpenBLAS-openmp ${blas.core} kernels, ${blas.note}; OMP_WAIT_POLICY ${blas.env['OMP_WAIT_POLICY'] ?? 'unset (OpenMP spins)'}`,
+            );
           else console.log(`PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT}`);
         }
         const dir = mkdtempSync(join(tmpdir(), 'moekit-ctmoe-train-'));
