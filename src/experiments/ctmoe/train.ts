@@ -18,6 +18,7 @@ import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 import { DashboardLog } from './dashboard-log.js';
+import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -227,7 +228,7 @@ export function runVariant(
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
-    total.backward();
+    total.backward(); // the layers' aux losses ride on the graph (attachAuxLoss)
     dp?.averageGradients(params);
     const gradNorm = clipGradNorm(params, cfg.gradClip);
     const lv = dp ? dp.mean(total.item()) : total.item();
@@ -250,7 +251,6 @@ export function runVariant(
         );
       }
       skippedAt.push(step + 1);
-      for (const l of layers) l.lastAux = null;
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
@@ -261,14 +261,13 @@ export function runVariant(
     progress.trainCe.push(cv);
     sinceLog.loss.push(lv);
     sinceLog.ce.push(cv);
-    for (const l of layers) l.lastAux = null; // drop the graph
     dashboardLog?.afterStep(step, lv, cv);
 
     if (step % cfg.logEvery === 0 || step === steps) {
       const now = performance.now();
       progress.trainSec += (now - sessionStart) / 1000;
       sessionStart = now;
-      const re = layers.map((l) => l.takeRoutingEntropy());
+      const re = layers.map((l) => takeRoutingEntropy(l.usage));
       const sd = sDiagnostics(model);
       const log: CtMoeLogEntry = {
         step,
