@@ -385,6 +385,7 @@ export {
   type TokenDispatchMetadata,
 } from './dist/contracts.js';
 export { DataParallel } from './dist/data-parallel.js';
+export { ExpertParallel } from './dist/expert-parallel.js';
 export { allReduceGradients, allToAllV, copyToRegion, reduceFromRegion } from './dist/differentiable.js';
 export { type EpCapacityRule, ExpertParallelMoeBlock, type ExpertParallelOptions, type TokenSharding } from './dist/ep-block.js';
 export { NaiveAllToAllDispatcher } from './dist/naive-dispatcher.js';
