@@ -69,7 +69,6 @@ const step = () => {
   optimizer.step();
   total.item();
   const t3 = performance.now();
-  for (const l of model.moeLayers) l.lastAux = null;
   if (recording) {
     phases.forward += t1 - t0;
     phases.backward += t2 - t1;

@@ -103,7 +103,6 @@ function trainer(cfg: BenchConfig) {
     const gradNorm = clipGradNorm(params, cfg.gradClip);
     optimizer.step();
     const loss = total.item();
-    for (const l of model.moeLayers) l.lastAux = null;
     return { loss, gradNorm };
   };
   return { model, step };
@@ -192,7 +191,6 @@ function check(preset: PresetName, env: NodeJS.ProcessEnv, dir: string): CheckRo
   const loss2 = model
     .loss(fromArray(b1.input, [cfg.batchSize, cfg.seqLen]), fromArray(b1.target, [cfg.batchSize, cfg.seqLen]))
     .total.item();
-  for (const l of model.moeLayers) l.lastAux = null;
   const peer = runPeer(env, [
     'check',
     join(dir, 'config.json'),

@@ -57,6 +57,17 @@ class Topology(nn.Module):
         return torch.softmax((sym + self.diag) / self.s_temp, dim=-1)
 
 
+# moekit's MoELayer names its CT-MoE block's parameters this way (the same layouts: x @ W)
+MOEKIT_TO_PEER = {"ffn.routerWeight": "ffn.router.weight", "ffn.experts.upProj": "ffn.w1", "ffn.experts.downProj": "ffn.w2"}
+
+
+def peer_name(name):
+    for ours, peer in MOEKIT_TO_PEER.items():
+        if name.endswith(ours):
+            return name[: -len(ours)] + peer
+    return name
+
+
 class CtMoELayer(nn.Module):
     def __init__(self, c, flags):
         super().__init__()
@@ -224,6 +235,8 @@ def main():
     elif mode == "check":
         weights_bin, weights_json = sys.argv[4:6]
         index = json.load(open(weights_json))
+        for e in index:
+            e["name"] = peer_name(e["name"])
         flat = torch.frombuffer(bytearray(open(weights_bin, "rb").read()), dtype=torch.float32)
         params = dict(model.named_parameters())
         if sorted(params) != sorted(e["name"] for e in index):

@@ -26,6 +26,7 @@ import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from '.
 import { prepareOutDir } from './out-dir.js';
 import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
 import type { DataParallel } from '../dist/data-parallel.js';
+import type { ExpertParallel } from '../dist/expert-parallel.js';
 import { DEFAULT_DASHBOARD_PORT, dashboardChild } from './dashboard.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
@@ -239,7 +240,7 @@ export function registerAblateCommand(program: Command): void {
     .addOption(
       new Option(
         '--parallel <mode>',
-        'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE',
+        'across MPI ranks started by mpirun: dp = data parallel, ep = expert parallel MoE layers (rank 0 writes)',
       ).choices(['dp', 'ep']),
     )
     .option(
@@ -276,7 +277,7 @@ export function registerAblateCommand(program: Command): void {
       const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
       const seeds = runSeeds(cfg.seed, opts);
-      let dataParallel: DataParallel | undefined;
+      let dataParallel: DataParallel | ExpertParallel | undefined;
       try {
         dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
       } catch (e) {
@@ -284,10 +285,7 @@ export function registerAblateCommand(program: Command): void {
       }
       // other ranks train silently; rank 0 prints and writes
       if (dataParallel && !dataParallel.isWriter) console.log = () => {};
-      if (dataParallel)
-        console.log(
-          `data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`,
-        );
+      if (dataParallel) console.log(dataParallel.describe(cfg.batchSize));
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +

@@ -39,6 +39,7 @@ import { assertFiniteRouterInput } from './finite-input.js';
 import type { RoutingHook } from './routing/hook.js';
 import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
+import { ctMoeRouterWeight } from './topology/init.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
 
 export interface MoELayerOptions {
@@ -50,6 +51,11 @@ export interface MoELayerOptions {
   dispatcher?: Dispatcher;
   /** Check that the router input is finite at every forward (a full read of it; default off). */
   checkFiniteInput?: boolean;
+  /**
+   * 'olmo-core' (default): router trunc_normal(0.02, ±0.06), experts U(±1/sqrt(fan_in)).
+   * 'ct-moe': the CT-MoE seed's (router N(0, 0.02), experts randn / sqrt(fan_in); topology/init.ts).
+   */
+  init?: 'olmo-core' | 'ct-moe';
 }
 
 export interface MoEForwardOptions {
@@ -103,6 +109,8 @@ export class MoELayer extends Module {
   readonly topology: Topology | null;
   /** Metrics of the latest forward. */
   lastMetrics: MoEMetrics | null = null;
+  /** [E] slots routed to each expert by the forwards in training mode (grad or not) since whoever reads it last zeroed it (CT-MoE's usage buffer). */
+  readonly usage: Float64Array;
   /** Whether this layer has said that a forward dropped every slot (said once). */
   private saidAllDropped = false;
   /** A routing recorder or replay (src/moe/routing/); while set, the layer runs router and experts as separate steps (never the whole-layer node). */
@@ -121,12 +129,15 @@ export class MoELayer extends Module {
     const dtype = options.dtype ?? 'f32';
     const H = cfg.hiddenSize;
     const E = cfg.router.numExperts;
+    const ctMoeInit = options.init === 'ct-moe';
     // OLMo-core router init: trunc_normal(std 0.02, [-0.06, 0.06])
-    this.routerWeight = truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
+    this.routerWeight = ctMoeInit
+      ? ctMoeRouterWeight(E, H, dtype, gen)
+      : truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
     this.routerBias = cfg.router.routerBias
       ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen)
       : null;
-    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen });
+    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen, init: ctMoeInit ? 'normal' : 'uniform' });
     const sh = cfg.shared;
     this.sharedExpert = sh
       ? new ExpertBank(
@@ -143,6 +154,7 @@ export class MoELayer extends Module {
     this.dispatcher = options.dispatcher ?? defaultDispatcher(cfg);
     this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
     this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
+    this.usage = new Float64Array(E);
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
     this.checkFiniteInput = options.checkFiniteInput ?? false;
@@ -256,6 +268,7 @@ export class MoELayer extends Module {
       );
     }
     const counts = r.counts.dataSync() as Int32Array;
+    if (this.training) for (let e = 0; e < counts.length; e++) this.usage[e]! += counts[e]!;
     this.lastMetrics = {
       tokensPerExpert: Int32Array.from(counts),
       ...countMetrics(counts),

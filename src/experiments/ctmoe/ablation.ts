@@ -20,6 +20,7 @@ import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
+import type { ExpertParallel } from '../../dist/expert-parallel.js';
 
 export const RESULTS_JSON = 'results.json';
 
@@ -39,8 +40,8 @@ export interface RunAblationOptions {
   onNonFinite?: NonFinitePolicy;
   /** Checkpoints kept per variant (default 2). */
   keepCheckpoints?: number;
-  /** Data parallelism over MPI ranks; only rank 0 writes. */
-  dataParallel?: DataParallel;
+  /** Data or expert parallelism over MPI ranks; only rank 0 writes results. */
+  dataParallel?: DataParallel | ExpertParallel;
   /**
    * Seeds (init, dropout, data order), each run for every variant; distinct, the first equal to
    * the config's `seed` (default: that seed alone).

@@ -30,6 +30,8 @@ export class DashboardLog {
     private readonly model: CtMoeGPT,
     step: number,
     steps: number,
+    /** Route the sample at each log point (false: empty routing; expert-parallel runs). */
+    private readonly routingSample = true,
   ) {
     this.file = join(dir, LOG_JSONL);
     const n = Math.min(SAMPLE_TOKENS, cfg.seqLen);
@@ -71,30 +73,31 @@ export class DashboardLog {
     const layers = this.model.moeLayers;
     const ids: number[][][] = layers.map(() => []);
     const weights: number[][][] = layers.map(() => []);
+    if (!this.routingSample) return { ids, weights };
     const was = this.model.training;
     this.model.eval();
-    layers.forEach((l) => (l.keepTrace = true));
+    // each layer's routing, seen through a routing hook of our own while the sample runs (a
+    // recorder the user set is put back afterwards: the sample is not training data to record)
+    const before = layers.map((l) => l.routingHook);
+    layers.forEach((l, i) => {
+      l.routingHook = {
+        observe: (_, { routing }) => {
+          const k = this.cfg.topK;
+          const id = routing.topkIds.dataSync();
+          const w = routing.topkWeights.dataSync();
+          for (let t = 0; t < id.length / k; t++) {
+            ids[i]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
+            weights[i]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
+          }
+        },
+      };
+    });
     try {
       noGrad(() => {
-        for (const row of this.sample) {
-          this.model.gpt.hidden(fromArray(row, [1, row.length]));
-          layers.forEach((l, i) => {
-            const k = this.cfg.topK;
-            const tr = l.lastTrace!;
-            const id = tr.topkIds.dataSync();
-            const w = tr.topkWeights.dataSync();
-            for (let t = 0; t < id.length / k; t++) {
-              ids[i]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
-              weights[i]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
-            }
-          });
-        }
+        for (const row of this.sample) this.model.gpt.hidden(fromArray(row, [1, row.length]));
       });
     } finally {
-      layers.forEach((l) => {
-        l.keepTrace = false;
-        l.lastTrace = null;
-      });
+      layers.forEach((l, i) => (l.routingHook = before[i]!));
       this.model.train(was);
     }
     return { ids, weights };

@@ -46,7 +46,7 @@ export function routingFrequency(model: CtMoeGPT, batches: Iterable<Batch>): num
   } finally {
     model.train(was);
   }
-  const N = layers[0]!.cfg.numExperts;
+  const N = layers[0]!.cfg.router.numExperts;
   const total = new Float64Array(N);
   for (const l of layers) for (let e = 0; e < N; e++) total[e]! += l.usage[e]!;
   for (const l of layers) l.usage.fill(0);
@@ -64,8 +64,8 @@ export function finalS(model: CtMoeGPT): number[][][] | null {
   const layers = model.moeLayers;
   if (!layers[0]!.topology) return null;
   return layers.map((l) => {
-    const N = l.cfg.numExperts;
-    const s = noGrad(() => l.s()!).dataSync();
+    const N = l.cfg.router.numExperts;
+    const s = noGrad(() => l.topology!.forward()).dataSync();
     return Array.from({ length: N }, (_, i) => Array.from(s.subarray(i * N, (i + 1) * N)));
   });
 }
@@ -77,8 +77,8 @@ export function sDiagnostics(model: CtMoeGPT): { sEntropy: number[]; sMax: numbe
   const sEntropy: number[] = [];
   const sMax: number[] = [];
   for (const l of layers) {
-    const N = l.cfg.numExperts;
-    const s = noGrad(() => l.s()!).dataSync();
+    const N = l.cfg.router.numExperts;
+    const s = noGrad(() => l.topology!.forward()).dataSync();
     sEntropy.push(sRowEntropy(s, N));
     sMax.push(sMaxOffDiagonal(s, N));
   }
@@ -90,9 +90,9 @@ export function lastLayerEigenspectrum(model: CtMoeGPT) {
   const layers = model.moeLayers;
   const last = layers[layers.length - 1]!;
   if (!last.topology) return null;
-  const N = last.cfg.numExperts;
+  const N = last.cfg.router.numExperts;
   return {
-    ...eigenspectrum(noGrad(() => last.s()!).dataSync(), N),
+    ...eigenspectrum(noGrad(() => last.topology!.forward()).dataSync(), N),
     semantics: 'torch.linalg.eigvalsh: lower triangle of S mirrored (S is not symmetric)',
   };
 }

@@ -16,8 +16,11 @@ import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
-import type { DataParallel } from '../../dist/data-parallel.js';
+import { DataParallel } from '../../dist/data-parallel.js';
+import { ExpertParallel } from '../../dist/expert-parallel.js';
+import type { Parameter } from '../../nn/module.js';
 import { DashboardLog } from './dashboard-log.js';
+import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -96,8 +99,11 @@ export interface RunVariantOptions {
   onNonFinite?: NonFinitePolicy;
   /** Checkpoints kept (the newest; default 2): resume falls back to an older one when the newest is damaged. */
   keepCheckpoints?: number;
-  /** Data parallelism over MPI ranks (src/dist/data-parallel.ts): sharded batches, averaged gradients, rank 0 writes. */
-  dataParallel?: DataParallel;
+  /**
+   * Parallelism over MPI ranks: data parallel (src/dist/data-parallel.ts: sharded batches,
+   * averaged gradients, rank 0 writes) or expert parallel (src/dist/expert-parallel.ts).
+   */
+  dataParallel?: DataParallel | ExpertParallel;
 }
 
 interface Progress {
@@ -136,9 +142,14 @@ export function runVariant(
   ensureDirSync(opts.dir);
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
-  const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
-  // a data-parallel checkpoint resumes on the same world size only
-  const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
+  const par = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  const dp = par instanceof DataParallel ? par : null;
+  const ep = par instanceof ExpertParallel ? par : null;
+  // a data- or expert-parallel checkpoint resumes on the same world size (and kind) only
+  const ckptFingerprint = par
+    ? JSON.stringify({ cfg, flags: variant.flags, worldSize: par.size, ...(ep ? { parallel: 'ep' } : {}) })
+    : fingerprint;
+  const ckptDir = ep ? ep.checkpointDir(opts.dir) : opts.dir;
   if (existsSync(resultFile)) {
     const done = readJsonFileSync(resultFile) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
@@ -153,10 +164,14 @@ export function runVariant(
   const steps = totalSteps(cfg, data);
   manualSeed(cfg.seed);
   const model = new CtMoeGPT(cfg, variant.flags);
+  const nParams = model.numParameters();
+  // expert parallel: the MoE layers become EP blocks; the layers' full banks drop out of training
+  const unused = ep ? ep.shardFfns(model.gpt.blocks, cfg.nLayer) : null;
+  const trained = (ps: Parameter[]) => (unused ? ps.filter((p) => !unused.has(p)) : ps);
   const layers = model.moeLayers;
   const optimizer = new AdamW(
     [
-      { params: model.otherParameters(), lr: cfg.lr, weightDecay: cfg.weightDecay },
+      { params: trained(model.otherParameters()), lr: cfg.lr, weightDecay: cfg.weightDecay },
       { params: model.topologyParameters(), lr: cfg.lr * cfg.sLrScale, weightDecay: 0 },
     ],
     { lr: cfg.lr, betas: cfg.betas, eps: 1e-8 },
@@ -167,7 +182,7 @@ export function runVariant(
 
   let step = 0;
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
-  const ckpt = readCheckpoint<Progress>(opts.dir, {
+  const ckpt = readCheckpoint<Progress>(ckptDir, {
     fingerprint: ckptFingerprint,
     progressSteps: (p) => p.trainLoss.length,
     onWarning: (message) => emit({ variant: variant.key, phase: 'warning', message }),
@@ -186,13 +201,14 @@ export function runVariant(
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
-  // log.jsonl for `moekit dashboard`, written by the rank that writes
-  const dashboardLog = !dp || dp.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps) : null;
+  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP without the
+  // routing sample: its forward is collective, and the other ranks do not run it)
+  const dashboardLog = !par || par.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, !ep) : null;
 
   const save = () =>
     (!dp || dp.isWriter) &&
     writeCheckpoint<Progress>(
-      opts.dir,
+      ckptDir,
       {
         step,
         fingerprint: ckptFingerprint,
@@ -207,8 +223,8 @@ export function runVariant(
       opts.keepCheckpoints,
     );
 
-  const params = model.parameters();
-  const named = model.namedParameters();
+  const params = trained(model.parameters());
+  const named = model.namedParameters().filter(([, p]) => !unused?.has(p));
   const policy = opts.onNonFinite ?? 'stop';
   progress.skippedAt ??= [];
   const skippedAt = progress.skippedAt;
@@ -227,9 +243,10 @@ export function runVariant(
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
-    total.backward();
+    total.backward(); // the layers' aux losses ride on the graph (attachAuxLoss)
     dp?.averageGradients(params);
-    const gradNorm = clipGradNorm(params, cfg.gradClip);
+    ep?.reduceGradients();
+    const gradNorm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNorm(params, cfg.gradClip);
     const lv = dp ? dp.mean(total.item()) : total.item();
     const cv = dp ? dp.mean(ce.item()) : ce.item();
     if (!stepIsFinite(lv, gradNorm)) {
@@ -250,7 +267,6 @@ export function runVariant(
         );
       }
       skippedAt.push(step + 1);
-      for (const l of layers) l.lastAux = null;
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
@@ -261,14 +277,13 @@ export function runVariant(
     progress.trainCe.push(cv);
     sinceLog.loss.push(lv);
     sinceLog.ce.push(cv);
-    for (const l of layers) l.lastAux = null; // drop the graph
     dashboardLog?.afterStep(step, lv, cv);
 
     if (step % cfg.logEvery === 0 || step === steps) {
       const now = performance.now();
       progress.trainSec += (now - sessionStart) / 1000;
       sessionStart = now;
-      const re = layers.map((l) => l.takeRoutingEntropy());
+      const re = layers.map((l) => takeRoutingEntropy(l.usage));
       const sd = sDiagnostics(model);
       const log: CtMoeLogEntry = {
         step,
@@ -321,7 +336,7 @@ export function runVariant(
     color: variant.color,
     flags: variant.flags,
     config: cfg,
-    nParams: model.numParameters(),
+    nParams,
     nTopologyParams: model.topologyParameters().reduce((n, p) => n + p.size, 0),
     steps,
     trainLoss: progress.trainLoss,
@@ -341,7 +356,7 @@ export function runVariant(
     backend: backendInfo().reason,
     nonFinite: { policy, skipped: skippedAt.length, skippedAt },
   };
-  if (!dp || dp.isWriter) writeJsonAtomicSync(resultFile, result);
+  if (!par || par.isWriter) writeJsonAtomicSync(resultFile, result);
   emit({ variant: variant.key, phase: 'done', result });
   return result;
 }
