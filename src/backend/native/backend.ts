@@ -7,8 +7,9 @@
 // than 16 dims, negative strides) go to the reference kernel, so semantics never depend
 // on which path ran.
 import type { Backend } from '../backend.js';
+import { withHalfPrecision } from '../half-precision.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type Storage, dtypeOfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import { type HalfArray, type Storage, dtypeOfArray, isHalfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 import { nativeMoeKernels } from './moe.js';
 import { moeAddonKernels, routerAddonKernels } from './moe-addon.js';
@@ -33,6 +34,12 @@ function like(x: Storage, n: number): Storage {
 
 function dimsOk(...arrays: (readonly number[])[]): boolean {
   return arrays.every((a) => a.length <= MAX_RANK && a.every((v) => Number.isInteger(v) && v >= 0));
+}
+
+/** A storage as the addon takes it: bf16 / f16 never get here (withHalfPrecision widens them first). */
+function st(s: Storage): Exclude<Storage, HalfArray> {
+  if (isHalfArray(s)) throw new TypeError('native backend: a bf16 / f16 storage reached an f32 kernel');
+  return s;
 }
 
 const prod = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
@@ -70,7 +77,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       // the kernel writes every element: a float output skips the zero fill
       const n = prod(outShape);
       const out = isFloatArray(a) ? uninitializedFloatArrayLike(a, n) : typedArrayFor(outDtype, n);
-      addon.binary(op, a, aStrides, b, bStrides, outShape, out);
+      addon.binary(op, st(a), aStrides, st(b), bStrides, outShape, st(out));
       return out;
     },
     where(cond, condStrides, a, aStrides, b, bStrides, outShape) {
@@ -78,7 +85,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         return ref.where(cond, condStrides, a, aStrides, b, bStrides, outShape);
       }
       const out = like(a, prod(outShape));
-      addon.where(cond, condStrides, a, aStrides, b, bStrides, outShape, out);
+      addon.where(st(cond), condStrides, st(a), aStrides, st(b), bStrides, outShape, st(out));
       return out;
     },
     clamp(x, lo, hi) {
@@ -89,7 +96,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     },
     cast(s, dtype) {
       const out = typedArrayFor(dtype, s.length);
-      addon.cast(s, out);
+      addon.cast(st(s), st(out));
       return out;
     },
   } satisfies Partial<Backend>);
@@ -180,13 +187,13 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     permute(x, shape, perm) {
       if (!dimsOk(shape, perm)) return ref.permute(x, shape, perm);
       const out = like(x, x.length);
-      addon.permute(x, shape, perm, out);
+      addon.permute(st(x), shape, perm, st(out));
       return out;
     },
     sliceCopy(x, shape, starts, sizes) {
       if (!dimsOk(shape, starts, sizes)) return ref.sliceCopy(x, shape, starts, sizes);
       const out = like(x, prod(sizes));
-      addon.sliceCopy(x, shape, starts, sizes, out);
+      addon.sliceCopy(st(x), shape, starts, sizes, st(out));
       return out;
     },
     sliceAddInPlace(target, shape, starts, src, srcShape) {
@@ -194,7 +201,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.sliceAddInPlace(target, shape, starts, src, srcShape);
         return;
       }
-      addon.sliceAddInPlace(target, shape, starts, src, srcShape);
+      addon.sliceAddInPlace(st(target), shape, starts, st(src), srcShape);
     },
   } satisfies Partial<Backend>);
 
@@ -203,7 +210,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     indexSelect(x, outer, n, inner, idx) {
       if (!(idx instanceof Int32Array)) return ref.indexSelect(x, outer, n, inner, idx);
       const out = like(x, outer * idx.length * inner);
-      addon.indexSelect(x, outer, n, inner, idx, out);
+      addon.indexSelect(st(x), outer, n, inner, idx, st(out));
       return out;
     },
     indexAddInPlace(target, outer, n, inner, idx, src) {
@@ -211,12 +218,12 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.indexAddInPlace(target, outer, n, inner, idx, src);
         return;
       }
-      addon.indexAddInPlace(target, outer, n, inner, idx, src);
+      addon.indexAddInPlace(st(target), outer, n, inner, idx, st(src));
     },
     gather(x, outer, n, inner, idx, m) {
       if (!(idx instanceof Int32Array)) return ref.gather(x, outer, n, inner, idx, m);
       const out = like(x, outer * m * inner);
-      addon.gather(x, outer, n, inner, idx, m, out);
+      addon.gather(st(x), outer, n, inner, idx, m, st(out));
       return out;
     },
     scatterAddInPlace(target, outer, n, inner, idx, src, m) {
@@ -224,7 +231,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.scatterAddInPlace(target, outer, n, inner, idx, src, m);
         return;
       }
-      addon.scatterAddInPlace(target, outer, n, inner, idx, src, m);
+      addon.scatterAddInPlace(st(target), outer, n, inner, idx, st(src), m);
     },
   } satisfies Partial<Backend>);
 
@@ -234,12 +241,12 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       if (kk > n) return ref.topk(x, rows, n, kk, largest);
       const values = like(x, rows * kk);
       const indices = new Int32Array(rows * kk);
-      addon.topk(x, rows, n, kk, largest, values, indices);
+      addon.topk(st(x), rows, n, kk, largest, st(values), indices);
       return { values, indices };
     },
     argsort(x, rows, n, descending) {
       const out = new Int32Array(rows * n);
-      addon.argsort(x, rows, n, descending, out);
+      addon.argsort(st(x), rows, n, descending, out);
       return out;
     },
   } satisfies Partial<Backend>);
@@ -292,7 +299,7 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
   const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
-  return { ...ref, ...nativeKernels(addon), name: 'native', moe };
+  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe });
 }
 
 export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {

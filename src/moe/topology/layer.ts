@@ -16,6 +16,9 @@ import type { FloatDType } from '../../backend/types.js';
 import { defaultGenerator, type Generator } from '../../tensor/random.js';
 import { shapeToString } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { withAutocast } from '../../amp/autocast.js';
+import { toF32IfHalf } from '../../ops/autocast-cast.js';
+import { cast } from '../../ops/cast.js';
 import { randn } from '../../ops/creation.js';
 import { add, gelu, mul } from '../../ops/elementwise.js';
 import { indexSelect } from '../../ops/indexing.js';
@@ -108,7 +111,8 @@ export class CtMoeLayer extends Module {
     const T = x2.shape[0]!;
     const S = this.s();
 
-    let logits = this.router.forward(x2);
+    // routing in f32 whatever the layer's dtype or autocast, as the seed routes in fp32
+    let logits = withAutocast(null, () => matmul(toF32IfHalf(x2), toF32IfHalf(this.router.weight), { transB: true }));
     if (S && this.cfg.useGraphRouting) logits = add(logits, mul(sum(S, 0), this.cfg.routingScale));
     const weights = softmax(logits, -1);
     const { values: topkWeights, indices: topkIds } = topk(weights, K, -1);
@@ -126,7 +130,7 @@ export class CtMoeLayer extends Module {
       sSub = topologySubmatrices(S, topkIds);
       mixedOut = add(expertOut, mul(matmul(sSub, expertOut), this.cfg.collabScale));
     }
-    const y = reshape(matmul(reshape(topkWeights, [T, 1, K]), mixedOut), [T, D]);
+    const y = reshape(matmul(cast(reshape(topkWeights, [T, 1, K]), mixedOut.dtype), mixedOut), [T, D]);
 
     // LB loss: f (constant) . p (differentiable through the router and the routing bias)
     const f = new Float64Array(N);
