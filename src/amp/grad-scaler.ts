@@ -103,6 +103,11 @@ export class GradScaler {
     this.perOptimizer.set(optimizer, { stage: 'unscaled', foundInf });
   }
 
+  /** Whether unscale_ found an inf / NaN gradient of this optimiser since the last update(). */
+  foundInf(optimizer: ScalableOptimizer): boolean {
+    return this.perOptimizer.get(optimizer)?.foundInf ?? false;
+  }
+
   /** unscale_ (unless done), then optimizer.step() unless a gradient was inf / NaN. Returns whether it stepped. */
   step(optimizer: ScalableOptimizer): boolean {
     if (!this.enabled) {

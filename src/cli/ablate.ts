@@ -21,6 +21,7 @@ import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
+import { PRECISIONS, type Precision } from '../experiments/ctmoe/precision.js';
 import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfinite.js';
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
@@ -104,6 +105,7 @@ interface AblateOptions {
   onNonfinite: NonFinitePolicy;
   parallel?: ParallelMode;
   dashboard?: number | true;
+  precision: Precision;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -207,6 +209,11 @@ export function registerAblateCommand(program: Command): void {
         .default('stop'),
     )
     .addOption(
+      new Option('--precision <mode>', 'fp32; bf16 (bf16 model, f32 master weights); f16-amp (autocast to f16 and a GradScaler, as the seed)')
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
+    .addOption(
       new Option(
         '--parallel <mode>',
         'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE',
@@ -226,7 +233,11 @@ export function registerAblateCommand(program: Command): void {
         await writeOutputs(readJsonObjectSync(file, 'format', 'moekit-ctmoe-ablation') as unknown as CtMoeAblationResults, out);
         return;
       }
-      const overrides: Partial<CtMoeExperimentConfig> = { ...(opts.set ?? {}), ...(opts.steps !== undefined ? { steps: opts.steps } : {}) };
+      const overrides: Partial<CtMoeExperimentConfig> = {
+        ...(opts.set ?? {}),
+        ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+        ...(opts.precision !== 'fp32' ? { precision: opts.precision } : {}),
+      };
       let cfg: CtMoeExperimentConfig;
       try {
         cfg = experimentConfig(opts.preset, overrides);

@@ -13,6 +13,7 @@ import {
   experimentConfig,
   resolveVariant,
 } from './config.js';
+import type { Precision } from './precision.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
@@ -46,6 +47,8 @@ export interface CtMoeAblationResults {
   version: 1;
   preset: string;
   config: CtMoeExperimentConfig;
+  /** Training precision (`--precision`); absent in results written before the option (fp32). */
+  precision?: Precision;
   /** Variant keys in run (and figure) order. */
   order: string[];
   variants: Record<string, { label: string; color: string; status: 'done' | 'pending'; result: CtMoeVariantResult | null }>;
@@ -81,6 +84,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     version: 1,
     preset: typeof options.preset === 'string' ? options.preset : 'custom',
     config: cfg,
+    precision: cfg.precision ?? 'fp32',
     order: keys,
     variants: Object.fromEntries(
       variants.map((v) => [v.key, { label: v.label, color: v.color, status: 'pending' as const, result: null }]),

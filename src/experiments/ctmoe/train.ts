@@ -18,6 +18,8 @@ import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 import { DashboardLog } from './dashboard-log.js';
+import { precisionStep } from './precision.js';
+import type { GradScalerState } from '../../amp/grad-scaler.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -106,6 +108,8 @@ interface Progress {
   logs: CtMoeLogEntry[];
   trainSec: number;
   resumedFromStep: number | null;
+  /** f16-amp: the GradScaler's state at the checkpoint. */
+  gradScaler?: GradScalerState | null;
   /** Steps dropped by the 'skip' policy (absent in checkpoints written before it existed). */
   skippedAt?: number[];
 }
@@ -153,6 +157,7 @@ export function runVariant(
   const steps = totalSteps(cfg, data);
   manualSeed(cfg.seed);
   const model = new CtMoeGPT(cfg, variant.flags);
+  const precision = precisionStep(cfg.precision ?? 'fp32', model); // before the optimiser: bf16 casts the parameters
   const layers = model.moeLayers;
   const optimizer = new AdamW(
     [
@@ -176,6 +181,7 @@ export function runVariant(
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
     scheduler.loadState(ckpt.meta.scheduler);
+    precision.restore(ckpt.meta.progress.gradScaler);
     defaultGenerator.setState(ckpt.meta.rng.default);
     dataRng.setState(ckpt.meta.rng.data);
     loader.restore(ckpt.meta.loader);
@@ -200,7 +206,7 @@ export function runVariant(
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
         usage: layers.map((l) => [...l.usage]),
-        progress,
+        progress: precision.state() ? { ...progress, gradScaler: precision.state() } : progress,
       },
       model.stateDict(),
       optimizer.stateDict(),
@@ -226,13 +232,15 @@ export function runVariant(
     if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
-    const { total, ce } = model.loss(input, target);
-    total.backward();
+    const { total, ce } = precision.forward(() => model.loss(input, target));
+    precision.backward(total);
     dp?.averageGradients(params);
+    // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
+    const overflowed = precision.unscale(optimizer);
     const gradNorm = clipGradNorm(params, cfg.gradClip);
     const lv = dp ? dp.mean(total.item()) : total.item();
     const cv = dp ? dp.mean(ce.item()) : ce.item();
-    if (!stepIsFinite(lv, gradNorm)) {
+    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm)) {
       const badParam = firstNonFinite(named, 'parameters');
       skipsInARow++;
       if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
@@ -254,7 +262,7 @@ export function runVariant(
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
-    optimizer.step();
+    precision.step(optimizer);
     scheduler.step();
     step++;
     progress.trainLoss.push(lv);

@@ -128,7 +128,7 @@ export class CtMoeLayer extends Module {
     let mixedOut = expertOut;
     if (S && this.cfg.useGraphCollab) {
       sSub = topologySubmatrices(S, topkIds);
-      mixedOut = add(expertOut, mul(matmul(sSub, expertOut), this.cfg.collabScale));
+      mixedOut = add(expertOut, mul(matmul(cast(sSub, expertOut.dtype), expertOut), this.cfg.collabScale));
     }
     const y = reshape(matmul(cast(reshape(topkWeights, [T, 1, K]), mixedOut.dtype), mixedOut), [T, D]);
 
