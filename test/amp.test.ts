@@ -17,6 +17,9 @@ import * as ops from '../src/ops/index.js';
 import { randn, tensor } from '../src/ops/creation.js';
 import { route } from '../src/moe/router.js';
 import { routerConfig } from '../src/moe/config.js';
+import { MoELayer } from '../src/moe/layer.js';
+import { olmoCoreMoEConfig } from '../src/moe/olmo-core/config.js';
+import { loadMoEBlockFromOlmoCore, moeLayerToOlmoCoreTensors } from '../src/moe/olmo-core/checkpoint.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
@@ -157,6 +160,20 @@ describe('GradScaler', () => {
   });
 });
 
+describe('creating bf16 / f16 tensors and modules', () => {
+  test('factories and initialisers draw f32 values and round them once (not bit patterns)', () => {
+    for (const d of ['bf16', 'f16'] as const) {
+      const want = randn([64], g(9)).to(d);
+      assert.deepEqual([...randn([64], { dtype: d, ...g(9) }).dataSync()], [...want.dataSync()]);
+      assert.deepEqual(tensor([1.5, -2, 3.25], { dtype: d }).toArray(), [1.5, -2, 3.25]);
+      const lin = new Linear(64, 8, { dtype: d, ...g(10) });
+      const w = lin.weight.dataSync();
+      const bound = 1 / Math.sqrt(64); // kaiming uniform with a = sqrt(5)
+      assert.ok(w.every((v) => Math.abs(v) <= bound * 1.01) && w.some((v) => Math.abs(v) > bound / 2), `${d} Linear init`);
+    }
+  });
+});
+
 describe('AdamW master weights and bf16 checkpoints', () => {
   test('a bf16 parameter follows its f32 master: small updates accumulate instead of rounding away', () => {
     // a weight of 1 in bf16 has an ulp of 2^-7; 100 steps of lr 1e-4 move the master by 0.01,
@@ -197,6 +214,38 @@ describe('AdamW master weights and bf16 checkpoints', () => {
       other.loadStateDict(sd);
       assert.deepEqual([...(other.weight.storage as BF16Array)], [...(lin.weight.storage as BF16Array)]);
       assert.equal(readSafetensorsSync(file).tensors.get('weight')!.data.constructor, Float32Array, 'default: widened');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('module dtypes by name, and an OLMo-core checkpoint straight into bf16', () => {
+  test("MoELayer takes OLMo-core's dtype names; a bad one is one line naming the field", () => {
+    const cfg = olmoCoreMoEConfig({ numExperts: 4, hiddenSize: 8, router: { topK: 2 } }, 8);
+    assert.equal(new MoELayer(cfg, { dtype: 'bfloat16' }).routerWeight.dtype, 'bf16');
+    assert.equal(new MoELayer(cfg, { dtype: 'float16' }).routerWeight.dtype, 'f16');
+    assert.equal(new MoELayer(cfg, { dtype: 'float32' }).routerWeight.dtype, 'f32');
+    assert.throws(() => new MoELayer(cfg, { dtype: 'half' as never }), /MoELayer dtype: "half" is not a dtype; allowed: f32, f64, bf16, f16, float32/);
+  });
+
+  test('BF16 safetensors read with half: keep load as bit patterns into a bfloat16 layer, equal to the widened load', () => {
+    const cfg = olmoCoreMoEConfig({ name: 'dropless', numExperts: 4, hiddenSize: 8, router: { topK: 2 } }, 8);
+    const src = new MoELayer(cfg, { generator: new Generator(11) });
+    const dir = mkdtempSync(join(tmpdir(), 'moekit-amp-'));
+    try {
+      const file = join(dir, 'moe.safetensors');
+      writeSafetensorsSync(file, moeLayerToOlmoCoreTensors(src, { moeType: 'dropless', dtype: 'BF16' }));
+      const kept = readSafetensorsSync(file, { half: 'keep' }).tensors;
+      assert.ok(kept.get('router.weight')!.data instanceof BF16Array);
+      const a = loadMoEBlockFromOlmoCore({ config: cfg, tensors: kept, moeType: 'dropless', dtype: 'bfloat16' });
+      const b = loadMoEBlockFromOlmoCore({ config: cfg, tensors: readSafetensorsSync(file).tensors, moeType: 'dropless', dtype: 'bf16' });
+      for (const [[name, pa], [, pb]] of a.namedParameters().map((e, i) => [e, b.namedParameters()[i]!] as const)) {
+        assert.equal(pa.dtype, 'bf16', name);
+        assert.deepEqual([...(pa.storage as BF16Array)], [...(pb.storage as BF16Array)], name);
+      }
+      const x = randn([5, 8], g(12)).to('bf16');
+      assert.deepEqual([...a.forward(x).dataSync()], [...b.forward(x).dataSync()]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
