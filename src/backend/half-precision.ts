@@ -10,7 +10,7 @@
 // go straight to the inner backend, so the f32 / f64 paths are unchanged.
 //
 // A backend may give `halfMatmul` (a GEMM reading bf16 / f16 operands directly, f32
-// accumulation, f32 output); the native backend does on CPUs with its bf16 kernels.
+// accumulation, one rounding); the native backend gives its bf16 GEMM (native/gemm/gemm_bf16.c).
 import { narrowToHalf, widenHalfToF32 } from '../io/half.js';
 import type { Backend } from './backend.js';
 import { gather, indexSelect } from './reference/indexing.js';
@@ -27,7 +27,7 @@ import {
   typedArrayFor,
 } from './types.js';
 
-/** A GEMM over half operands of one dtype, accumulating in f32; returns f32 [batch, m, n]. */
+/** A GEMM over half operands of one dtype, accumulating in f32; returns [batch, m, n] rounded once to that dtype, or null (not covered). */
 export type HalfMatmul = (
   a: HalfArray,
   b: HalfArray,
@@ -39,7 +39,7 @@ export type HalfMatmul = (
   transB: boolean,
   aBatchStride: number,
   bBatchStride: number,
-) => Float32Array | null;
+) => HalfArray | null;
 
 const halfDtype = (s: HalfArray): HalfDType => dtypeOfArray(s) as HalfDType;
 
@@ -117,7 +117,7 @@ export function withHalfPrecision(inner: Backend, halfMatmul?: HalfMatmul): Back
       if (!anyHalf(a, b)) return inner.matmul(a, b, batch, m, k, n, transA, transB, aStride, bStride);
       if (halfMatmul && isHalfArray(a) && isHalfArray(b) && dt(a) === dt(b)) {
         const out = halfMatmul(a, b, batch, m, k, n, transA, transB, aStride, bStride);
-        if (out) return narrowTo(out, dt(a));
+        if (out) return out;
       }
       return narrowTo(inner.matmul(widen(a), widen(b), batch, m, k, n, transA, transB, aStride, bStride), dt(a));
     },

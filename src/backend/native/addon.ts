@@ -51,6 +51,23 @@ export interface NativeAddon extends NativeKernels {
     bBatchStride: number,
     accumulate: boolean,
   ): void;
+  /**
+   * native/gemm/gemm_bf16.c: out = bf16(op(a) . op(b)) over bf16 bit patterns (Uint16Arrays),
+   * f32 accumulation, rounded once; AVX512_BF16 where the CPU has it. Absent in older builds.
+   */
+  matmulBf16?(
+    a: Uint16Array,
+    b: Uint16Array,
+    out: Uint16Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    aBatchStride: number,
+    bBatchStride: number,
+  ): void;
   /** Threads for all native kernels; n <= 0 restores the default. */
   setNumThreads(n: number): void;
   getNumThreads(): number;

@@ -7,9 +7,9 @@
 // than 16 dims, negative strides) go to the reference kernel, so semantics never depend
 // on which path ran.
 import type { Backend } from '../backend.js';
-import { withHalfPrecision } from '../half-precision.js';
+import { type HalfMatmul, withHalfPrecision } from '../half-precision.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type HalfArray, type Storage, dtypeOfArray, isHalfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import { BF16Array, type HalfArray, type Storage, dtypeOfArray, isHalfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 import { nativeMoeKernels } from './moe.js';
 import { moeAddonKernels, routerAddonKernels } from './moe-addon.js';
@@ -294,12 +294,24 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   return k;
 }
 
+/** The addon's bf16 GEMM as the half-precision layer takes it (bf16 operands only; f16 widens in JS). */
+function bf16Matmul(addon: NativeAddon): HalfMatmul | undefined {
+  const run = addon.matmulBf16;
+  if (typeof run !== 'function') return undefined;
+  return (a, b, batch, m, k, n, transA, transB, aStride, bStride) => {
+    if (!(a instanceof BF16Array) || !(b instanceof BF16Array)) return null;
+    const out = new BF16Array(batch * m * n); // the kernel writes every element
+    run.call(addon, a, b, out, batch, m, k, n, transA, transB, aStride, bStride);
+    return out;
+  };
+}
+
 /** The native backend over a loaded addon (tests use this to compare kernels). */
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
   const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
-  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe });
+  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe }, bf16Matmul(addon));
 }
 
 export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {
