@@ -23,6 +23,7 @@
 napi_status mk_register_core(napi_env env, napi_value exports);        /* addon.c */
 napi_status mk_register_gemm(napi_env env, napi_value exports);        /* gemm_napi.c */
 napi_status mk_register_gemm_bf16(napi_env env, napi_value exports);   /* gemm_bf16.c */
+napi_status mk_register_half_convert(napi_env env, napi_value exports); /* ops/half_convert.c */
 napi_status mk_register_elementwise(napi_env env, napi_value exports); /* elementwise.c */
 napi_status mk_register_reduce(napi_env env, napi_value exports);      /* reduce.c */
 napi_status mk_register_rowwise(napi_env env, napi_value exports);     /* rowwise.c */

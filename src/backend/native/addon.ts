@@ -68,6 +68,10 @@ export interface NativeAddon extends NativeKernels {
     aBatchStride: number,
     bBatchStride: number,
   ): void;
+  /** native/ops/half_convert.c: bf16 (or f16) bit patterns -> f32 values, as src/io/half.ts's engine casts. */
+  halfToF32?(src: Uint16Array, out: Float32Array, f16: boolean): void;
+  /** f32 values -> bf16 (or f16) bit patterns, round to nearest even (PyTorch's NaN). */
+  f32ToHalf?(src: Float32Array, out: Uint16Array, f16: boolean): void;
   /** Threads for all native kernels; n <= 0 restores the default. */
   setNumThreads(n: number): void;
   getNumThreads(): number;

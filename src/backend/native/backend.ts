@@ -7,7 +7,7 @@
 // than 16 dims, negative strides) go to the reference kernel, so semantics never depend
 // on which path ran.
 import type { Backend } from '../backend.js';
-import { type HalfMatmul, withHalfPrecision } from '../half-precision.js';
+import { type HalfAccel, type HalfMatmul, withHalfPrecision } from '../half-precision.js';
 import { referenceBackend as ref } from '../reference/index.js';
 import { BF16Array, type HalfArray, type Storage, dtypeOfArray, isHalfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
@@ -306,12 +306,22 @@ function bf16Matmul(addon: NativeAddon): HalfMatmul | undefined {
   };
 }
 
+/** The addon's bulk bf16 / f16 conversions (native/ops/half_convert.c), where it has them. */
+function halfConvert(addon: NativeAddon): HalfAccel['convert'] {
+  const { halfToF32, f32ToHalf } = addon;
+  if (typeof halfToF32 !== 'function' || typeof f32ToHalf !== 'function') return undefined;
+  return {
+    widen: (src, out, dtype) => halfToF32.call(addon, src, out, dtype === 'f16'),
+    narrow: (src, out, dtype) => f32ToHalf.call(addon, src, out, dtype === 'f16'),
+  };
+}
+
 /** The native backend over a loaded addon (tests use this to compare kernels). */
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
   const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
-  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe }, bf16Matmul(addon));
+  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe }, { matmul: bf16Matmul(addon), convert: halfConvert(addon) });
 }
 
 export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {
