@@ -22,7 +22,12 @@ interface Bf16Options {
   runChild: <T>(spec: string, v8DefaultGc: boolean) => T;
 }
 
-const PEER_NAMES: Record<string, string> = { small: 'small', 'ct-moe': 'ct-moe-paper', 'olmoe-like': 'olmoe-like', 'mixtral-like': 'mixtral-like' };
+const PEER_NAMES: Record<string, string> = {
+  small: 'small',
+  'ct-moe': 'ct-moe-paper',
+  'olmoe-like': 'olmoe-like',
+  'mixtral-like': 'mixtral-like',
+};
 
 /** The peer in bf16: best of its two dispatch styles, one fresh process each. */
 function peerOnce(name: string, peerDir: string): PeerRow {
@@ -39,14 +44,21 @@ function peerOnce(name: string, peerDir: string): PeerRow {
 }
 
 export function bf16Comparison(names: string[], repeats: number, o: Bf16Options): void {
-  const missing = !o.peer ? 'skipped (--no-peer)' : existsSync(join(o.peerDir, 'moe_ref.py')) ? torchPeerMissing() : `the peer's moe_ref.py is not in ${o.peerDir}`;
+  const missing = !o.peer
+    ? 'skipped (--no-peer)'
+    : existsSync(join(o.peerDir, 'moe_ref.py'))
+      ? torchPeerMissing()
+      : `the peer's moe_ref.py is not in ${o.peerDir}`;
   const lines: Record<string, unknown>[] = [];
   for (const name of names) {
     const f32: Row[] = [];
     const bf16: Row[] = [];
     const peer: PeerRow[] = [];
     for (let rep = 0; rep < repeats; rep++) {
-      const turns = [() => f32.push(o.runChild<Row>(`${name}:fwd+bwd:f32`, o.v8DefaultGc)), () => bf16.push(o.runChild<Row>(`${name}:fwd+bwd:bf16`, o.v8DefaultGc))];
+      const turns = [
+        () => f32.push(o.runChild<Row>(`${name}:fwd+bwd:f32`, o.v8DefaultGc)),
+        () => bf16.push(o.runChild<Row>(`${name}:fwd+bwd:bf16`, o.v8DefaultGc)),
+      ];
       if (missing === null) turns.push(() => peer.push(peerOnce(name, o.peerDir)));
       if (rep % 2 === 1) turns.reverse(); // drift hits every side alike
       for (const t of turns) t();

@@ -82,7 +82,10 @@ describe('autocast dtype rules', () => {
 function setup(grads: number[][]): { p: Tensor; opt: AdamW; feed: (i: number) => void } {
   const p = tensor([1, 2]).requiresGrad_();
   const opt = new AdamW([p], { lr: 0.1, weightDecay: 0 });
-  return { p, opt, feed: (i) => void (p.grad = tensor(grads[i]!)) };
+  const feed = (i: number): void => {
+    p.grad = tensor(grads[i]!);
+  };
+  return { p, opt, feed };
 }
 
 describe('GradScaler', () => {
@@ -226,7 +229,10 @@ describe('module dtypes by name, and an OLMo-core checkpoint straight into bf16'
     assert.equal(new MoELayer(cfg, { dtype: 'bfloat16' }).routerWeight.dtype, 'bf16');
     assert.equal(new MoELayer(cfg, { dtype: 'float16' }).routerWeight.dtype, 'f16');
     assert.equal(new MoELayer(cfg, { dtype: 'float32' }).routerWeight.dtype, 'f32');
-    assert.throws(() => new MoELayer(cfg, { dtype: 'half' as never }), /MoELayer dtype: "half" is not a dtype; allowed: f32, f64, bf16, f16, float32/);
+    assert.throws(
+      () => new MoELayer(cfg, { dtype: 'half' as never }),
+      /MoELayer dtype: "half" is not a dtype; allowed: f32, f64, bf16, f16, float32/,
+    );
   });
 
   test('BF16 safetensors read with half: keep load as bit patterns into a bfloat16 layer, equal to the widened load', () => {

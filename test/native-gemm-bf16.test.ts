@@ -9,7 +9,11 @@ import { narrowToHalf, widenHalfToF32 } from '../src/io/half.js';
 
 const loaded = loadNativeAddon();
 const addon = loaded.addon as NativeAddon;
-const skip = !loaded.addon ? `native addon not available: ${loaded.reason}` : typeof addon.matmulBf16 !== 'function' ? 'addon built without matmulBf16' : false;
+const skip = !loaded.addon
+  ? `native addon not available: ${loaded.reason}`
+  : typeof addon.matmulBf16 !== 'function'
+    ? 'addon built without matmulBf16'
+    : false;
 
 function bf16Random(n: number, seed: number): Uint16Array {
   const f = new Float32Array(n);
@@ -95,4 +99,26 @@ test('matmulBf16 rejects arrays that are too short and non-Uint16 arrays with on
     () => addon.matmulBf16!(new Float32Array(6) as never, a, new Uint16Array(4), 1, 2, 3, 2, false, false, 0, 0),
     /matmulBf16: a, b and out must be Uint16Arrays/,
   );
+});
+
+test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit for bit (all 16-bit patterns; 200k f32 patterns)', {
+  skip: skip || (typeof addon.halfToF32 !== 'function' && 'no conversions'),
+}, () => {
+  const all = new Uint16Array(65536).map((_, i) => i);
+  const bits = new Uint32Array(200000);
+  let s = 99;
+  for (let i = 0; i < bits.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    bits[i] = s;
+  }
+  bits.set([0x7f800001, 0xffc00000, 0x7f7fffff, 0x477fefff, 0x477ff000, 0x33800000, 0x00000001, 0x80000000], 0);
+  const f = new Float32Array(bits.buffer);
+  for (const fmt of ['bf16', 'f16'] as const) {
+    const wide = new Float32Array(65536);
+    addon.halfToF32!(all, wide, fmt === 'f16');
+    assert.deepEqual(new Uint32Array(wide.buffer), new Uint32Array(widenHalfToF32(all, fmt).buffer), `${fmt} widening`);
+    const narrow = new Uint16Array(f.length);
+    addon.f32ToHalf!(f, narrow, fmt === 'f16');
+    assert.deepEqual(narrow, narrowToHalf(f, fmt), `${fmt} narrowing`);
+  }
 });

@@ -212,26 +212,27 @@ static napi_value matmul_bf16(napi_env env, napi_callback_info info) {
       !mk_napi_i64(env, argv[4], "matmulBf16: m", 0, (int64_t)1 << 31, &m) ||
       !mk_napi_i64(env, argv[5], "matmulBf16: k", 0, (int64_t)1 << 31, &k) ||
       !mk_napi_i64(env, argv[6], "matmulBf16: n", 0, (int64_t)1 << 31, &n) ||
-      !mk_napi_bool(env, argv[7], "matmulBf16: transA", &ta) || !mk_napi_bool(env, argv[8], "matmulBf16: transB", &tb) ||
+      !mk_napi_bool(env, argv[7], "matmulBf16: transA", &ta) ||
+      !mk_napi_bool(env, argv[8], "matmulBf16: transB", &tb) ||
       !mk_napi_i64(env, argv[9], "matmulBf16: aBatchStride", 0, (int64_t)1 << 48, &sa) ||
       !mk_napi_i64(env, argv[10], "matmulBf16: bBatchStride", 0, (int64_t)1 << 48, &sb))
     return NULL;
   if (batch == 0 || m == 0 || n == 0) return mk_napi_undefined(env);
   /* elements each operand spans */
   int64_t mk, kn, mn, oa, ob, need_a, need_b, need_out;
-  int overflow = __builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(k, n, &kn) || __builtin_mul_overflow(m, n, &mn) ||
-                 __builtin_mul_overflow(batch - 1, sa, &oa) || __builtin_mul_overflow(batch - 1, sb, &ob) ||
-                 __builtin_add_overflow(oa, mk, &need_a) || __builtin_add_overflow(ob, kn, &need_b) ||
-                 __builtin_mul_overflow(batch, mn, &need_out);
+  int overflow = __builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(k, n, &kn) ||
+                 __builtin_mul_overflow(m, n, &mn) || __builtin_mul_overflow(batch - 1, sa, &oa) ||
+                 __builtin_mul_overflow(batch - 1, sb, &ob) || __builtin_add_overflow(oa, mk, &need_a) ||
+                 __builtin_add_overflow(ob, kn, &need_b) || __builtin_mul_overflow(batch, mn, &need_out);
   if (overflow || (int64_t)a.length < need_a || (int64_t)b.length < need_b || (int64_t)out.length < need_out)
-    return mk_throw_range(env, "matmulBf16: a, b or out is too short for batch=%lld m=%lld k=%lld n=%lld", (long long)batch,
-                          (long long)m, (long long)k, (long long)n);
+    return mk_throw_range(env, "matmulBf16: a, b or out is too short for batch=%lld m=%lld k=%lld n=%lld",
+                          (long long)batch, (long long)m, (long long)k, (long long)n);
   const uint16_t *A = (const uint16_t *)a.data, *B = (const uint16_t *)b.data;
   uint16_t *C = (uint16_t *)out.data;
   for (int64_t bt = 0; bt < batch; bt++) {
     if (mk_bgemm(ta, tb, m, n, k, A + bt * sa, ta ? m : k, B + bt * sb, tb ? k : n, C + bt * m * n) != 0)
-      return mk_throw_error(env, "matmulBf16: out of memory for the packed operands (m=%lld k=%lld n=%lld)", (long long)m,
-                            (long long)k, (long long)n);
+      return mk_throw_error(env, "matmulBf16: out of memory for the packed operands (m=%lld k=%lld n=%lld)",
+                            (long long)m, (long long)k, (long long)n);
   }
   return mk_napi_undefined(env);
 }

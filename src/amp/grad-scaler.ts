@@ -160,7 +160,9 @@ export class GradScaler {
       if (s[k] !== this[k]) throw new Error(`GradScaler.loadStateDict: ${k} is ${s[k]} in the state, ${this[k]} here`);
     }
     if (!(Number.isInteger(s.growthTracker) && s.growthTracker >= 0 && s.growthTracker < this.growthInterval)) {
-      throw new RangeError(`GradScaler.loadStateDict: growthTracker must be an integer in [0, ${this.growthInterval}) (got ${s.growthTracker})`);
+      throw new RangeError(
+        `GradScaler.loadStateDict: growthTracker must be an integer in [0, ${this.growthInterval}) (got ${s.growthTracker})`,
+      );
     }
     this.scaleValue = Math.fround(s.scale);
     this.growthTracker = s.growthTracker;

@@ -203,12 +203,30 @@ export function withHalfPrecision(inner: Backend, accel: HalfAccel = {}): Backen
     },
     // element moves: with native conversions, the inner kernel on the f32 values (exact; a NaN
     // comes back as PyTorch's NaN); without, the reference kernels on the 16-bit patterns
-    permute: (x, shape, perm) => move(x, (s) => inner.permute(s, shape, perm), (h) => permute(h, shape, perm)),
+    permute: (x, shape, perm) =>
+      move(
+        x,
+        (s) => inner.permute(s, shape, perm),
+        (h) => permute(h, shape, perm),
+      ),
     sliceCopy: (x, shape, starts, sizes) =>
-      move(x, (s) => inner.sliceCopy(s, shape, starts, sizes), (h) => sliceCopy(h, shape, starts, sizes)),
+      move(
+        x,
+        (s) => inner.sliceCopy(s, shape, starts, sizes),
+        (h) => sliceCopy(h, shape, starts, sizes),
+      ),
     indexSelect: (x, outer, n, in_, idx) =>
-      move(x, (s) => inner.indexSelect(s, outer, n, in_, idx), (h) => indexSelect(h, outer, n, in_, idx)),
-    gather: (x, outer, n, in_, idx, m) => move(x, (s) => inner.gather(s, outer, n, in_, idx, m), (h) => gather(h, outer, n, in_, idx, m)),
+      move(
+        x,
+        (s) => inner.indexSelect(s, outer, n, in_, idx),
+        (h) => indexSelect(h, outer, n, in_, idx),
+      ),
+    gather: (x, outer, n, in_, idx, m) =>
+      move(
+        x,
+        (s) => inner.gather(s, outer, n, in_, idx, m),
+        (h) => gather(h, outer, n, in_, idx, m),
+      ),
     sliceAddInPlace(target, shape, starts, src, srcShape) {
       if (!anyHalf(target, src)) return inner.sliceAddInPlace(target, shape, starts, src, srcShape);
       mutateWide(target, (t) => inner.sliceAddInPlace(t, shape, starts, toF32(src), srcShape));
@@ -252,4 +270,3 @@ export function withHalfPrecision(inner: Backend, accel: HalfAccel = {}): Backen
   };
   return hb;
 }
-

@@ -64,7 +64,9 @@ export function dtypeOfArray(a: TypedArray): DType {
   if (a instanceof BF16Array) return 'bf16';
   if (a instanceof F16Array) return 'f16';
   if (a instanceof Int32Array) return 'i32';
-  throw new TypeError(`storage: ${(a as object).constructor.name} is not a tensor storage (Float32Array, Float64Array, Int32Array, BF16Array or F16Array)`);
+  throw new TypeError(
+    `storage: ${(a as object).constructor.name} is not a tensor storage (Float32Array, Float64Array, Int32Array, BF16Array or F16Array)`,
+  );
 }
 
 /**

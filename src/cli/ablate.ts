@@ -209,7 +209,10 @@ export function registerAblateCommand(program: Command): void {
         .default('stop'),
     )
     .addOption(
-      new Option('--precision <mode>', 'fp32; bf16 (bf16 model, f32 master weights); f16-amp (autocast to f16 and a GradScaler, as the seed)')
+      new Option(
+        '--precision <mode>',
+        'fp32; bf16 (bf16 model, f32 master weights); f16-amp (autocast to f16 and a GradScaler, as the seed)',
+      )
         .choices(PRECISIONS)
         .default('fp32'),
     )

@@ -154,7 +154,12 @@ export class AdamW {
       for (const p of g.params) {
         const s = this.state.get(p);
         if (s) {
-          state[index] = { step: s.step, expAvg: copyOf(s.expAvg), expAvgSq: copyOf(s.expAvgSq), ...(s.master ? { master: copyOf(s.master) } : {}) };
+          state[index] = {
+            step: s.step,
+            expAvg: copyOf(s.expAvg),
+            expAvgSq: copyOf(s.expAvgSq),
+            ...(s.master ? { master: copyOf(s.master) } : {}),
+          };
         }
         params.push(index++);
       }

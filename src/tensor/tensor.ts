@@ -99,7 +99,9 @@ export class Tensor {
   /** Mark a leaf as requiring gradients (in place; returns this). */
   requiresGrad_(flag = true): this {
     if (flag && !isFloatDType(this.dtype)) {
-      throw new TypeError(`requiresGrad_: only floating tensors can require gradients (dtype is ${this.dtype}; expected f32, f64, bf16 or f16)`);
+      throw new TypeError(
+        `requiresGrad_: only floating tensors can require gradients (dtype is ${this.dtype}; expected f32, f64, bf16 or f16)`,
+      );
     }
     if (!flag && this.gradFn) throw new Error('requiresGrad_(false): only leaf tensors can stop requiring grad; use detach()');
     this.requiresGrad = flag;

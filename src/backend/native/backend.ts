@@ -9,7 +9,17 @@
 import type { Backend } from '../backend.js';
 import { type HalfAccel, type HalfMatmul, withHalfPrecision } from '../half-precision.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { BF16Array, type HalfArray, type Storage, dtypeOfArray, isHalfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import {
+  BF16Array,
+  type HalfArray,
+  type Storage,
+  dtypeOfArray,
+  isHalfArray,
+  floatArrayLike,
+  isFloatArray,
+  typedArrayFor,
+  uninitializedFloatArrayLike,
+} from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 import { nativeMoeKernels } from './moe.js';
 import { moeAddonKernels, routerAddonKernels } from './moe-addon.js';
@@ -321,7 +331,10 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
   const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
-  return withHalfPrecision({ ...ref, ...nativeKernels(addon), name: 'native', moe }, { matmul: bf16Matmul(addon), convert: halfConvert(addon) });
+  return withHalfPrecision(
+    { ...ref, ...nativeKernels(addon), name: 'native', moe },
+    { matmul: bf16Matmul(addon), convert: halfConvert(addon) },
+  );
 }
 
 export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {

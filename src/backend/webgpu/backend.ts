@@ -22,7 +22,8 @@ function gpu(s: Storage): GpuStorage {
   if (g instanceof GpuStorage) return g;
   throw new TypeError('webgpu: got a host array where a GPU tensor was expected (a tensor from another backend; move it with fromArray)');
 }
-const HALF_MESSAGE = 'webgpu: bf16 / f16 tensors are not supported on this backend yet; use the native or reference backend (MOEKIT_BACKEND=native)';
+const HALF_MESSAGE =
+  'webgpu: bf16 / f16 tensors are not supported on this backend yet; use the native or reference backend (MOEKIT_BACKEND=native)';
 const opt = (s: Storage | null) => (s ? gpu(s) : null);
 const host = (g: GpuStorage) => g as unknown as Storage;
 function deviceDType(dtype: DType): 'f32' | 'i32' {

@@ -140,7 +140,9 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   const k = kernelsOn(b, p.dtype, setting);
   if (!k)
     return reference(
-      isFloatDType(p.dtype) && !isHalfDType(p.dtype) ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)` : `dtype ${p.dtype}`,
+      isFloatDType(p.dtype) && !isHalfDType(p.dtype)
+        ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)`
+        : `dtype ${p.dtype}`,
     );
   const rc = p.cfg.router;
   const rGap = routerGap(rc, rc.selectionBias !== null);

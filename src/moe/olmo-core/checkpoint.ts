@@ -113,7 +113,8 @@ export function loadMoEBlockFromOlmoCore(opts: LoadOlmoCoreMoEOptions): MoELayer
   };
   const layer = new MoELayer(cfg, { dtype, numLayers: opts.numLayers });
   const state = new Map<string, Tensor>([['routerWeight', fromArray(copy(`${p}router.weight`), [E, d])]]);
-  if (cfg.router.selectionBias) state.set('scoreBias', fromArray(Float32Array.from(values(tensors.get(`${p}router.score_bias`)!.data)), [E]));
+  if (cfg.router.selectionBias)
+    state.set('scoreBias', fromArray(Float32Array.from(values(tensors.get(`${p}router.score_bias`)!.data)), [E]));
   const L: ExpertsLayout = { layout: cfg.experts.layout, orientation: cfg.experts.orientation };
   const bank = new Map<string, Float32Array | Float64Array | HalfArray>();
   const expertSrc = tensors.get(`${p}${KEY.gate}`)!.data;
