@@ -51,3 +51,19 @@ test('bf16 and f16-amp end within tolerance of fp32 (loss over the last 10 steps
     assert.ok(Math.abs(ppl / ppl32 - 1) < 0.03, `${p}: mixed PPL ${ppl} vs fp32 ${ppl32} (tolerance 3%)`);
   }
 });
+
+test('bf16 and f16-amp resume exactly from a checkpoint (f32 master weights and the GradScaler state saved)', () => {
+  for (const precision of ['bf16', 'f16-amp'] as const) {
+    const preset = { ...MICRO, steps: 8, logEvery: 4, checkpointEvery: 4, precision };
+    const whole = mkdtempSync(join(tmpdir(), 'ctmoe-precision-'));
+    const split = mkdtempSync(join(tmpdir(), 'ctmoe-precision-'));
+    dirs.push(whole, split);
+    runAblation({ preset, outDir: whole, variants: ['CT-MoE-Full'], data });
+    runAblation({ preset, outDir: split, variants: ['CT-MoE-Full'], data, stopAfterStep: 6 }); // checkpoint at 4, steps 5-6 redone
+    runAblation({ preset, outDir: split, variants: ['CT-MoE-Full'], data });
+    const read = (d: string) =>
+      (JSON.parse(readFileSync(join(d, 'results.json'), 'utf8')) as CtMoeAblationResults).variants['CT-MoE-Full']!.result!;
+    assert.deepEqual(read(split).trainLoss, read(whole).trainLoss, `${precision}: resumed losses`);
+    assert.deepEqual(read(split).domainPpl, read(whole).domainPpl, `${precision}: resumed PPL`);
+  }
+});
