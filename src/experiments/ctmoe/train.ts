@@ -141,6 +141,11 @@ export function runVariant(
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
   const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  // the gradient all-reduce buckets f32 / f64 gradients only
+  if (dp && cfg.precision === 'bf16')
+    throw new RangeError(
+      '--precision bf16 with --parallel dp is not supported yet (bf16 gradients are not all-reduced); use f16-amp or fp32',
+    );
   // a data-parallel checkpoint resumes on the same world size only
   const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
   if (existsSync(resultFile)) {
