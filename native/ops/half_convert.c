@@ -103,7 +103,9 @@ static napi_value convert(napi_env env, napi_callback_info info, int widen) {
 static napi_value half_to_f32(napi_env env, napi_callback_info info) { return convert(env, info, 1); }
 static napi_value f32_to_half(napi_env env, napi_callback_info info) { return convert(env, info, 0); }
 
-napi_status mk_register_half_convert(napi_env env, napi_value exports) {
+/* The half-precision kernels' exports: these conversions and the bf16 GEMM (gemm_bf16.c). */
+napi_status mk_register_half(napi_env env, napi_value exports) {
   napi_status s = mk_napi_export_fn(env, exports, "halfToF32", half_to_f32);
-  return s != napi_ok ? s : mk_napi_export_fn(env, exports, "f32ToHalf", f32_to_half);
+  if (s == napi_ok) s = mk_napi_export_fn(env, exports, "f32ToHalf", f32_to_half);
+  return s == napi_ok ? mk_register_gemm_bf16(env, exports) : s;
 }

@@ -15,22 +15,11 @@ static const struct {
   const char *name;
   mk_register_fn fn;
 } k_modules[] = {
-    {"core", mk_register_core},
-    {"gemm", mk_register_gemm},
-    {"gemm_bf16", mk_register_gemm_bf16},
-    {"half_convert", mk_register_half_convert},
-    {"elementwise", mk_register_elementwise},
-    {"reduce", mk_register_reduce},
-    {"rowwise", mk_register_rowwise},
-    {"layout", mk_register_layout},
-    {"indexing", mk_register_indexing},
-    {"sort", mk_register_sort},
-    {"attention", mk_register_attention},
-    {"optim", mk_register_optim},
-    {"moe", mk_register_moe},
-    {"router", mk_register_router},
-    {"moe_plan", mk_register_moe_plan},
-    {"dist", mk_register_dist},
+    {"core", mk_register_core},         {"gemm", mk_register_gemm},       {"elementwise", mk_register_elementwise},
+    {"reduce", mk_register_reduce},     {"rowwise", mk_register_rowwise}, {"layout", mk_register_layout},
+    {"indexing", mk_register_indexing}, {"sort", mk_register_sort},       {"attention", mk_register_attention},
+    {"optim", mk_register_optim},       {"moe", mk_register_moe},         {"router", mk_register_router},
+    {"moe_plan", mk_register_moe_plan}, {"dist", mk_register_dist},       {"half", mk_register_half},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

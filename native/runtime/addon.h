@@ -20,21 +20,22 @@
 
 #include "napi_util.h"
 
-napi_status mk_register_core(napi_env env, napi_value exports);         /* addon.c */
-napi_status mk_register_gemm(napi_env env, napi_value exports);         /* gemm_napi.c */
-napi_status mk_register_gemm_bf16(napi_env env, napi_value exports);    /* gemm_bf16.c */
-napi_status mk_register_half_convert(napi_env env, napi_value exports); /* ops/half_convert.c */
-napi_status mk_register_elementwise(napi_env env, napi_value exports);  /* elementwise.c */
-napi_status mk_register_reduce(napi_env env, napi_value exports);       /* reduce.c */
-napi_status mk_register_rowwise(napi_env env, napi_value exports);      /* rowwise.c */
-napi_status mk_register_layout(napi_env env, napi_value exports);       /* layout.c */
-napi_status mk_register_indexing(napi_env env, napi_value exports);     /* indexing.c */
-napi_status mk_register_sort(napi_env env, napi_value exports);         /* sort.c */
-napi_status mk_register_attention(napi_env env, napi_value exports);    /* attention.c */
-napi_status mk_register_optim(napi_env env, napi_value exports);        /* optim.c */
-napi_status mk_register_moe(napi_env env, napi_value exports);          /* moe.c */
-napi_status mk_register_router(napi_env env, napi_value exports);       /* router.c */
-napi_status mk_register_moe_plan(napi_env env, napi_value exports);     /* moe_plan.c */
+napi_status mk_register_core(napi_env env, napi_value exports);        /* addon.c */
+napi_status mk_register_gemm(napi_env env, napi_value exports);        /* gemm_napi.c */
+napi_status mk_register_elementwise(napi_env env, napi_value exports); /* elementwise.c */
+napi_status mk_register_reduce(napi_env env, napi_value exports);      /* reduce.c */
+napi_status mk_register_rowwise(napi_env env, napi_value exports);     /* rowwise.c */
+napi_status mk_register_layout(napi_env env, napi_value exports);      /* layout.c */
+napi_status mk_register_indexing(napi_env env, napi_value exports);    /* indexing.c */
+napi_status mk_register_sort(napi_env env, napi_value exports);        /* sort.c */
+napi_status mk_register_attention(napi_env env, napi_value exports);   /* attention.c */
+napi_status mk_register_optim(napi_env env, napi_value exports);       /* optim.c */
+napi_status mk_register_moe(napi_env env, napi_value exports);         /* moe.c */
+napi_status mk_register_router(napi_env env, napi_value exports);      /* router.c */
+napi_status mk_register_moe_plan(napi_env env, napi_value exports);    /* moe_plan.c */
 napi_status mk_register_dist(napi_env env, napi_value exports); /* dist/mpi.c (MPI collectives, loaded at first use) */
+/* the half-precision kernels: ops/half_convert.c (bf16 / f16 <-> f32), which also registers gemm/gemm_bf16.c */
+napi_status mk_register_half(napi_env env, napi_value exports);
+napi_status mk_register_gemm_bf16(napi_env env, napi_value exports);
 
 #endif
