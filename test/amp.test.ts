@@ -65,6 +65,8 @@ describe('autocast dtype rules', () => {
     const ref = route(x, w, null, cfg); // f32, no autocast: identical (the router ignores autocast)
     assert.deepEqual([...r.logits.dataSync()], [...ref.logits.dataSync()]);
     assert.equal(route(x.to('bf16'), w.to('bf16'), null, cfg).logits.dtype, 'f32');
+    // cross-entropy of half logits is computed in f32 even outside autocast
+    assert.equal(ops.crossEntropy(randn([3, 5], g(13)).to('bf16'), tensor([0, 4, 2], { dtype: 'i32' })).dtype, 'f32');
   });
 
   test('withAutocast rejects other dtypes with one line and restores the previous state on throw', () => {

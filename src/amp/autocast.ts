@@ -3,7 +3,7 @@
 // runs its GEMMs in low precision while precision-sensitive ops stay in f32:
 //   - low precision (f32 inputs cast down): matmul (so Linear and the expert GEMMs), attention.
 //   - f32 (half inputs cast up): softmax / logSoftmax, layerNorm / rmsNorm, exp / log / rsqrt /
-//     reciprocal / pow, crossEntropy, the router GEMM and everything after it (routing and
+//     reciprocal, crossEntropy (for half logits even outside autocast), the router GEMM and everything after it (routing and
 //     its aux losses are computed in f32, as the seeds do), the MoE aux losses.
 //   - everything else follows type promotion (bf16 + f32 -> f32).
 // The casts are differentiable, so gradients flow back in the parameters' own dtype.
