@@ -34,7 +34,8 @@ export {
   initBackend,
   setBackend,
 } from './backend/registry.js';
-export type { DType, FloatDType, Storage, TypedArray } from './backend/types.js';
+export type { DType, FloatDType, HalfArray, HalfDType, Storage, TypedArray } from './backend/types.js';
+export { BF16Array, F16Array } from './backend/types.js';
 // tensor
 export { type BackwardOptions, type GradNode, isGradEnabled, noGrad, withGradEnabled } from './tensor/autograd.js';
 export { useThroughputGc } from './tensor/gc-policy.js';
@@ -141,6 +142,9 @@ export {
   type UnaryModule,
 } from './nn/module.js';
 export { safetensorsToStateDict, stateDictToSafetensors } from './nn/state.js';
+// mixed precision
+export { autocastDtype, withAutocast } from './amp/autocast.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalableOptimizer } from './amp/grad-scaler.js';
 // optim
 export {
   AdamW,

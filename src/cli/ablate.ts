@@ -20,6 +20,7 @@ import {
 import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index.js';
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
 import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
+import { PRECISIONS, type Precision } from '../experiments/ctmoe/precision.js';
 import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfinite.js';
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
@@ -127,6 +128,7 @@ interface AblateOptions {
   onNonfinite: NonFinitePolicy;
   parallel?: ParallelMode;
   dashboard?: number | true;
+  precision: Precision;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -239,6 +241,14 @@ export function registerAblateCommand(program: Command): void {
     )
     .addOption(
       new Option(
+        '--precision <mode>',
+        'fp32; bf16 (bf16 model, f32 master weights); f16-amp (autocast to f16 and a GradScaler, as the seed)',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
+    .addOption(
+      new Option(
         '--parallel <mode>',
         'across MPI ranks started by mpirun: dp = data parallel, ep = expert parallel MoE layers (rank 0 writes)',
       ).choices(['dp', 'ep']),
@@ -266,6 +276,7 @@ export function registerAblateCommand(program: Command): void {
         ...(opts.set ?? {}),
         ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
         ...(opts.seedList ? { seed: opts.seedList[0] } : {}),
+        ...(opts.precision !== 'fp32' ? { precision: opts.precision } : {}),
       };
       let cfg: CtMoeExperimentConfig;
       try {

@@ -15,6 +15,7 @@ import {
   experimentConfig,
   resolveVariant,
 } from './config.js';
+import type { Precision } from './precision.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
@@ -64,6 +65,8 @@ export interface CtMoeAblationResults {
   version: 1;
   preset: string;
   config: CtMoeExperimentConfig;
+  /** Training precision (`--precision`); absent in results written before the option (fp32). */
+  precision?: Precision;
   /** Variant keys in run (and figure) order. */
   order: string[];
   /** Every seed of the run, the config's `seed` first (absent in files written before seeds existed: that seed alone). */
@@ -138,6 +141,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
     version: 1,
     preset: typeof options.preset === 'string' ? options.preset : 'custom',
     config: cfg,
+    precision: cfg.precision ?? 'fp32',
     order: keys,
     seeds,
     variants: Object.fromEntries(

@@ -1,5 +1,6 @@
 // The CT-MoE ablation: experiment config (presets `paper` and `tiny`) and the variants.
 import { ConfigError, bool, int, num, oneOf, or, record } from '../../moe/validate.js';
+import { PRECISIONS, type Precision } from './precision.js';
 
 export interface CtMoeExperimentConfig {
   // tokenizer / model
@@ -41,6 +42,8 @@ export interface CtMoeExperimentConfig {
   /** Write a checkpoint every this many steps (and at the end of training). */
   checkpointEvery: number;
   expertCompute: 'sparse' | 'dense';
+  /** Training precision (precision.ts); absent: fp32, and a config without it reads as before. */
+  precision?: Precision;
 }
 
 /** The seed's sizes (spec/seed-systems.md section 2); vocab is the GPT-2 BPE truncation. */
@@ -207,7 +210,7 @@ export function resolveVariant(v: VariantName | VariantSpec): VariantSpec {
   };
 }
 
-const FIELDS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
+const FIELDS = [...Object.keys(PAPER_PRESET), 'precision'] as (keyof CtMoeExperimentConfig)[];
 
 /** The integer-valued fields (the CLI's --set reads them as decimal integers). */
 export const INTEGER_FIELDS: readonly (keyof CtMoeExperimentConfig)[] = [
@@ -268,6 +271,7 @@ export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMo
   int(f('freqBatches'), v['freqBatches'], 1, COUNT_MAX);
   int(f('checkpointEvery'), v['checkpointEvery'], 1, COUNT_MAX);
   oneOf(f('expertCompute'), or(v['expertCompute'], 'sparse'), ['sparse', 'dense'] as const);
+  if (v['precision'] !== undefined) oneOf(f('precision'), v['precision'], PRECISIONS);
   return c;
 }
 

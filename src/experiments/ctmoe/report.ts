@@ -325,7 +325,7 @@ function configHtml(results: CtMoeAblationResults): string {
     })
     .join('\n');
   return (
-    `<p>Preset <code>${esc(results.preset)}</code>; overrides: <code>${esc(JSON.stringify(overrides))}</code>.</p>\n` +
+    `<p>Preset <code>${esc(results.preset)}</code>; overrides: <code>${esc(JSON.stringify(overrides))}</code>; precision <code>${esc(results.precision ?? 'fp32')}</code>.</p>\n` +
     `<table class="config"><thead><tr><th>field</th><th>value</th><th></th></tr></thead><tbody>\n${rows}\n</tbody></table>\n` +
     `<h3>Variants</h3><table class="config"><thead><tr><th>variant</th><th>key</th><th>S</th><th>routing bias</th><th>message passing</th><th>own overrides</th></tr></thead><tbody>\n${variantRows}\n</tbody></table>`
   );

@@ -21,6 +21,8 @@ import { ExpertParallel } from '../../dist/expert-parallel.js';
 import type { Parameter } from '../../nn/module.js';
 import { DashboardLog } from './dashboard-log.js';
 import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
+import { precisionStep } from './precision.js';
+import type { GradScalerState } from '../../amp/grad-scaler.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -112,6 +114,8 @@ interface Progress {
   logs: CtMoeLogEntry[];
   trainSec: number;
   resumedFromStep: number | null;
+  /** f16-amp: the GradScaler's state at the checkpoint. */
+  gradScaler?: GradScalerState | null;
   /** Steps dropped by the 'skip' policy (absent in checkpoints written before it existed). */
   skippedAt?: number[];
 }
@@ -145,6 +149,11 @@ export function runVariant(
   const par = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
   const dp = par instanceof DataParallel ? par : null;
   const ep = par instanceof ExpertParallel ? par : null;
+  // the gradient all-reduces take f32 / f64 gradients only, the EP block's all-to-all f32 / f64 activations
+  if ((dp && cfg.precision === 'bf16') || (ep && (cfg.precision ?? 'fp32') !== 'fp32'))
+    throw new RangeError(
+      `--precision ${cfg.precision} with --parallel ${ep ? 'ep' : 'dp'} is not supported yet (low-precision tensors are not sent between ranks); use ${ep ? 'fp32' : 'f16-amp or fp32'}`,
+    );
   // a data- or expert-parallel checkpoint resumes on the same world size (and kind) only
   const ckptFingerprint = par
     ? JSON.stringify({ cfg, flags: variant.flags, worldSize: par.size, ...(ep ? { parallel: 'ep' } : {}) })
@@ -165,6 +174,7 @@ export function runVariant(
   manualSeed(cfg.seed);
   const model = new CtMoeGPT(cfg, variant.flags);
   const nParams = model.numParameters();
+  const precision = precisionStep(cfg.precision ?? 'fp32', model); // before the optimiser: bf16 casts the parameters
   // expert parallel: the MoE layers become EP blocks; the layers' full banks drop out of training
   const unused = ep ? ep.shardFfns(model.gpt.blocks, cfg.nLayer) : null;
   const trained = (ps: Parameter[]) => (unused ? ps.filter((p) => !unused.has(p)) : ps);
@@ -191,6 +201,7 @@ export function runVariant(
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
     scheduler.loadState(ckpt.meta.scheduler);
+    precision.restore(ckpt.meta.progress.gradScaler);
     defaultGenerator.setState(ckpt.meta.rng.default);
     dataRng.setState(ckpt.meta.rng.data);
     loader.restore(ckpt.meta.loader);
@@ -216,7 +227,7 @@ export function runVariant(
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
         usage: layers.map((l) => [...l.usage]),
-        progress,
+        progress: precision.state() ? { ...progress, gradScaler: precision.state() } : progress,
       },
       model.stateDict(),
       optimizer.stateDict(),
@@ -242,14 +253,16 @@ export function runVariant(
     if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
-    const { total, ce } = model.loss(input, target);
-    total.backward(); // the layers' aux losses ride on the graph (attachAuxLoss)
+    const { total, ce } = precision.forward(() => model.loss(input, target));
+    precision.backward(total); // the layers' aux losses ride on the graph (attachAuxLoss)
     dp?.averageGradients(params);
     ep?.reduceGradients();
+    // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
+    const overflowed = precision.unscale(optimizer);
     const gradNorm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNorm(params, cfg.gradClip);
     const lv = dp ? dp.mean(total.item()) : total.item();
     const cv = dp ? dp.mean(ce.item()) : ce.item();
-    if (!stepIsFinite(lv, gradNorm)) {
+    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm)) {
       const badParam = firstNonFinite(named, 'parameters');
       skipsInARow++;
       if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
@@ -270,7 +283,7 @@ export function runVariant(
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
-    optimizer.step();
+    precision.step(optimizer);
     scheduler.step();
     step++;
     progress.trainLoss.push(lv);
