@@ -6,13 +6,15 @@
 // --repeats separate processes (default 3, the peer's own default) and report the median. The
 // two sides take turns config by config (ours then the peer's, the next repeat the other way
 // round), so that a ratio compares runs made a minute or so apart, not one side's whole run
-// against the other's on a host whose speed drifts.
+// against the other's on a host whose speed drifts. `--isa avx2` runs moekit's AVX2 kernels and
+// the peer's OpenBLAS Haswell kernels (bench/util.ts FORCED_ISAS); every row names both.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
+import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { manualSeed, noGrad, randn, useThroughputGc } from '../src/index.js';
 import { BatchLoader, TokenWindows } from '../src/data/batches.js';
@@ -20,7 +22,19 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
-import { PEER_INSTALL_HINT, PEER_PYTHON, median, peerBlas, torchPeerMissing, warmUp, type PeerBlas } from './util.js';
+import {
+  FORCED_ISAS,
+  ISA_OPTION_HELP,
+  PEER_INSTALL_HINT,
+  PEER_PYTHON,
+  median,
+  parseForcedIsa,
+  peerBlas,
+  torchPeerMissing,
+  warmUp,
+  type ForcedIsa,
+  type PeerBlas,
+} from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -56,6 +70,8 @@ interface Row {
   gflops: number;
   peak_rss_mb: number;
   backend: string;
+  /** The native kernels' instruction set in moekit's process ('-' off the native backend). */
+  isa: string;
   /** V8's GC policy in moekit's process: 'throughput' (useThroughputGc, as moekit's CLI runs) or 'default'. */
   v8_gc: GcPolicy;
   peer_tokens_per_s?: number;
@@ -72,6 +88,11 @@ interface Row {
 function expertFlops(c: MoeBenchConfig, mode: Mode): number {
   const f = 2 * 3 * c.dModel * c.dFf * c.tokens * c.topK;
   return mode === 'fwd' ? f : 3 * f;
+}
+
+/** The instruction set moekit's kernels run in this process ('-' when the backend is not native). */
+function kernelIsa(): string {
+  return backendInfo().name === 'native' ? (loadNativeAddon().addon?.cpuInfo().isa ?? '-') : '-';
 }
 
 /** Runs in a child process so each row's peak RSS is its own. */
@@ -113,6 +134,7 @@ function measure(name: string, mode: Mode, v8Gc: GcPolicy): Row {
     gflops: +(expertFlops(c, mode) / s / 1e9).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    isa: kernelIsa(),
     v8_gc: v8Gc,
   };
 }
@@ -172,6 +194,7 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
     step_ms: +(s * 1000).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    isa: kernelIsa(),
     v8_gc: v8Gc,
   };
 }
@@ -260,8 +283,8 @@ function runPeerRss(names: string[], blas: PeerBlas): Map<string, number> {
   return best;
 }
 
-/** Runs `moe --child <spec>` in a fresh process (its own peak RSS) and returns its JSON line. */
-function runChild<T>(spec: string, v8DefaultGc: boolean): T {
+/** Runs `moe --child <spec>` in a fresh process (its own peak RSS, MOEKIT_ISA capped by --isa) and returns its JSON line. */
+function runChild<T extends { isa: string }>(spec: string, v8DefaultGc: boolean, isa: ForcedIsa | undefined): T {
   const args = [
     '--import',
     'tsx',
@@ -271,11 +294,15 @@ function runChild<T>(spec: string, v8DefaultGc: boolean): T {
     spec,
     ...(v8DefaultGc ? ['--v8-default-gc'] : []),
   ];
+  const want = isa ? FORCED_ISAS[isa].moekitIsa : undefined;
   const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: want ? { ...process.env, MOEKIT_ISA: want } : process.env,
   });
-  return JSON.parse(out.trim().split('\n').pop()!) as T;
+  const row = JSON.parse(out.trim().split('\n').pop()!) as T;
+  if (want && row.isa !== want) throw new Error(`--isa ${isa}: moekit ran its ${row.isa} kernels (this CPU has no ${want}?)`);
+  return row;
 }
 
 function append<T>(m: Map<string, T[]>, key: string, v: T): void {
@@ -303,6 +330,7 @@ export function register(program: Command): void {
       '--v8-default-gc',
       "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
     )
+    .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
     .option('--child <spec>', 'internal: measure one config:mode in this process')
     .action(
       (opts: {
@@ -315,6 +343,7 @@ export function register(program: Command): void {
         ctmoeTrain: boolean;
         repeats: string;
         v8DefaultGc?: boolean;
+        isa?: ForcedIsa;
         child?: string;
       }) => {
         const v8DefaultGc = opts.v8DefaultGc === true;
@@ -338,7 +367,7 @@ export function register(program: Command): void {
           );
         const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
         const peerSpeed = missing === null && opts.peerSpeed;
-        const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv }) : null;
+        const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa }) : null;
         if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
         const ours = new Map<string, Row[]>();
         const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
@@ -347,7 +376,7 @@ export function register(program: Command): void {
             const turns = [
               () =>
                 (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) =>
-                  append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)),
+                  append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc, opts.isa)),
                 ),
             ];
             if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name, blas!)));
@@ -380,7 +409,7 @@ export function register(program: Command): void {
         }
         let train: Record<string, unknown> | null = null;
         if (opts.ctmoeTrain) {
-          train = runChild<Record<string, unknown>>('ctmoe-tiny-train', v8DefaultGc);
+          train = runChild<Record<string, unknown> & { isa: string }>('ctmoe-tiny-train', v8DefaultGc, opts.isa);
         }
         if (opts.json) {
           for (const r of rows) console.log(JSON.stringify(r));
@@ -390,9 +419,11 @@ export function register(program: Command): void {
             rows.map((r) => ({
               config: r.config,
               mode: r.mode,
+              isa: r.isa,
               'tok/s': r.tokens_per_s,
               GFLOP_s: r.gflops,
               'peak MB': r.peak_rss_mb,
+              'torch BLAS': r.peer_blas_core ?? '-',
               'torch tok/s': r.peer_tokens_per_s ?? '-',
               ratio: r.ratio ?? '-',
               'torch peak MB': r.peer_peak_rss_mb ?? '-',
@@ -401,7 +432,7 @@ export function register(program: Command): void {
           );
           if (train)
             console.log(
-              `ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`,
+              `ctmoe-tiny-train (CT-MoE-Full, tiny preset, ${train['isa']}): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`,
             );
         }
       },
