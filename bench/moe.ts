@@ -21,6 +21,7 @@ import { BatchLoader, TokenWindows } from '../src/data/batches.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
 import {
   FORCED_ISAS,
@@ -147,11 +148,11 @@ function medianRow(runs: Row[]): Row {
 }
 
 /**
- * Training throughput of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
- * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
- * warm-up (bench/util.ts warmUp), then the median of 20 timed steps.
+ * One training step of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
+ * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints), in
+ * phases so that a profile (bench/train-profile.ts) can time each; `step` runs all four.
  */
-function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
+export function ctmoeTinyTrainStep() {
   const variant = resolveVariant('CT-MoE-Full');
   const cfg = { ...experimentConfig('tiny'), ...variant.overrides };
   const data = loadCtMoeData(cfg.vocabSize);
@@ -168,16 +169,32 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   const loader = new BatchLoader(new TokenWindows(data.train, cfg.seqLen), { batchSize: cfg.batchSize, random: () => rng.uniform() });
   const params = model.parameters();
   model.train();
-  const step = () => {
-    const { input, target } = batchTensors(loader.next());
-    model.zeroGrad();
-    const { total } = model.loss(input, target);
-    total.backward();
-    clipGradNorm(params, cfg.gradClip);
-    optimizer.step();
-    total.item();
-    for (const l of model.moeLayers) l.lastAux = null;
+  const phases = {
+    forward: () => {
+      const { input, target } = batchTensors(loader.next());
+      model.zeroGrad();
+      return model.loss(input, target).total;
+    },
+    backward: (total: Tensor) => total.backward(),
+    clip: () => clipGradNorm(params, cfg.gradClip),
+    optimizer: (total: Tensor) => {
+      optimizer.step();
+      total.item();
+      for (const l of model.moeLayers) l.lastAux = null;
+    },
   };
+  const step = () => {
+    const total = phases.forward();
+    phases.backward(total);
+    phases.clip();
+    phases.optimizer(total);
+  };
+  return { cfg, phases, step };
+}
+
+/** Training throughput of ctmoeTinyTrainStep: warm-up (bench/util.ts warmUp), then the median of 20 timed steps. */
+function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
+  const { cfg, step } = ctmoeTinyTrainStep();
   warmUp(step);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
