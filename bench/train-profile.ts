@@ -120,12 +120,20 @@ if (json) {
   console.log(JSON.stringify(out));
 } else {
   console.log(
-    `CT-MoE tiny training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads): ${per(stepMs)} ms = ${Object.entries(phaseMs)
+    `CT-MoE tiny training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads): ${per(stepMs)} ms = ${Object.entries(
+      phaseMs,
+    )
       .map(([k, v]) => `${k} ${per(v)}`)
       .join(' + ')}; native calls ${per(nativeMs)} ms (${nativeCalls / steps} calls), JavaScript ${per(stepMs - nativeMs)} ms`,
   );
   const rows = (m: Map<string, Acc>) =>
-    sorted(m).map(([k, a]) => [k, per(a.ms), String(a.calls / steps), ((1000 * a.ms) / a.calls).toFixed(1), ((100 * a.ms) / stepMs).toFixed(1)]);
+    sorted(m).map(([k, a]) => [
+      k,
+      per(a.ms),
+      String(a.calls / steps),
+      ((1000 * a.ms) / a.calls).toFixed(1),
+      ((100 * a.ms) / stepMs).toFixed(1),
+    ]);
   console.log(`\nnative calls per step\n${table(['call', 'ms', 'calls', 'us/call', '% step'], rows(native))}`);
   console.log(`\nbackward nodes per step (native calls included)\n${table(['node', 'ms', 'calls', 'us/call', '% step'], rows(nodes))}`);
 }
