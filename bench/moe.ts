@@ -216,10 +216,11 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   };
 }
 
-const PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
+/** The peer's script folder beside the main checkout (`--peer-dir` names another, e.g. from a git worktree). */
+let PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
 
 function peerAvailable(): string | null {
-  if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR}`;
+  if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR} (--peer-dir names its folder)`;
   return torchPeerMissing();
 }
 
@@ -348,6 +349,7 @@ export function register(program: Command): void {
       "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
     )
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
+    .option('--peer-dir <path>', "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout")
     .option('--child <spec>', 'internal: measure one config:mode in this process')
     .action(
       (opts: {
@@ -361,8 +363,10 @@ export function register(program: Command): void {
         repeats: string;
         v8DefaultGc?: boolean;
         isa?: ForcedIsa;
+        peerDir?: string;
         child?: string;
       }) => {
+        if (opts.peerDir) PEER_DIR = opts.peerDir;
         const v8DefaultGc = opts.v8DefaultGc === true;
         if (opts.child === 'ctmoe-tiny-train') {
           process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);
@@ -419,8 +423,9 @@ export function register(program: Command): void {
               r.rss_ratio = +(r.peak_rss_mb / m).toFixed(3);
             }
           }
-        } else if (!opts.json) {
-          console.log(
+        } else {
+          // on stderr with --json, so that a run without the peer says why
+          (opts.json ? console.error : console.log)(
             `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
           );
         }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { getBackend, setBackend } from '../src/backend/index.js';
+import { type BackendName, getBackend, setBackend } from '../src/backend/index.js';
 import { crossEntropy } from '../src/ops/loss.js';
 import { fromArray } from '../src/ops/creation.js';
 import { gather } from '../src/ops/indexing.js';
@@ -45,7 +45,7 @@ function run(pick: (x: Tensor, t: Tensor) => Tensor, x: Tensor, t: Tensor, w: Te
 }
 
 test('logSoftmaxPick equals logSoftmax + gather bit for bit (native)', { skip }, () => {
-  const prev = getBackend().name;
+  const prev = getBackend().name as BackendName;
   setBackend('native');
   try {
     for (const [rows, n, dtype] of [
@@ -75,7 +75,7 @@ test('logSoftmaxPick equals logSoftmax + gather bit for bit (native)', { skip },
 });
 
 test('crossEntropy takes the fused pick on native and keeps its loss and gradient', { skip }, () => {
-  const prev = getBackend().name;
+  const prev = getBackend().name as BackendName;
   try {
     const results = (['native', 'reference'] as const).map((name) => {
       setBackend(name);
