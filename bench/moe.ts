@@ -384,7 +384,7 @@ export function register(program: Command): void {
         if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
         if (!opts.json)
           console.log(
-            `${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,
+            `${backendInfo().reason}${opts.isa ? `; the measured processes run MOEKIT_ISA=${FORCED_ISAS[opts.isa].moekitIsa} (--isa)` : ''}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,
           );
         const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
         const peerSpeed = missing === null && opts.peerSpeed;
