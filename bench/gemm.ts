@@ -1,19 +1,23 @@
 // GEMM throughput of the native addon: C[m,n] = A[m,k] · B[k,n], float32.
-//   npm run bench -- gemm [--json] [--threads N] [--shapes 1024x1024x1024,...]
+//   npm run bench -- gemm [--json] [--threads N] [--shapes 1024x1024x1024,...] [--isa avx2]
 import type { Command } from 'commander';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { execFileSync } from 'node:child_process';
 import {
+  FORCED_ISAS,
+  ISA_OPTION_HELP,
   PEER_INSTALL_HINT,
   PEER_PYTHON,
   addCommonOptions,
   median,
+  parseForcedIsa,
   peerBlas,
   table,
   timeRuns,
   torchPeerMissing,
   type CommonOptions,
+  type ForcedIsa,
   type PeerBlas,
 } from './util.js';
 
@@ -80,7 +84,7 @@ function parseShapes(s: string): Array<[number, number, number]> {
   });
 }
 
-type GemmOptions = CommonOptions & { shapes?: string; peer?: boolean; peerBlasEnv?: boolean };
+type GemmOptions = CommonOptions & { shapes?: string; peer?: boolean; peerBlasEnv?: boolean; isa?: ForcedIsa };
 
 export function runGemm(opts: GemmOptions): void {
   const loaded = loadNativeAddon();
@@ -91,6 +95,15 @@ export function runGemm(opts: GemmOptions): void {
   }
   const addon = loaded.addon;
   if (opts.threads !== undefined) addon.setNumThreads(opts.threads);
+  if (opts.isa) {
+    const want = FORCED_ISAS[opts.isa].moekitIsa;
+    const got = addon.setIsa(want);
+    if (got !== want) {
+      console.error(`gemm bench: --isa ${opts.isa}: this CPU runs at most moekit's ${got} kernels`);
+      process.exitCode = 1;
+      return;
+    }
+  }
   const { isa, threads } = addon.cpuInfo();
   const shapes = opts.shapes ? parseShapes(opts.shapes) : DEFAULT_SHAPES;
   const results: GemmResult[] = [];
@@ -109,7 +122,7 @@ export function runGemm(opts: GemmOptions): void {
   }
   const missing = opts.peer === false ? 'skipped (--no-peer)' : torchPeerMissing();
   if (missing === null) {
-    const blas = peerBlas({ keepEnv: opts.peerBlasEnv });
+    const blas = peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa });
     if (!opts.json) console.log(`torch.mm peer: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
     const peer = peerGflops(shapes, threads, blas);
     results.forEach((r, i) => {
@@ -126,12 +139,14 @@ export function runGemm(opts: GemmOptions): void {
     console.log(`native GEMM, float32, ${isa}, ${threads} threads (median of >= 7 runs)`);
     console.log(
       table(
-        ['m', 'k', 'n', 'GFLOP/s', 'torch GFLOP/s', 'ratio'],
+        ['m', 'k', 'n', 'isa', 'GFLOP/s', 'torch BLAS', 'torch GFLOP/s', 'ratio'],
         results.map((r) => [
           String(r.m),
           String(r.k),
           String(r.n),
+          r.isa,
           r.gflops.toFixed(1),
+          r.peer_blas_core ?? '-',
           r.peer_gflops?.toFixed(1) ?? '-',
           r.ratio?.toFixed(3) ?? '-',
         ]),
@@ -148,5 +163,6 @@ export function register(program: Command): void {
       '--peer-blas-env',
       'keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)',
     )
+    .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
     .action((opts: GemmOptions) => runGemm(opts));
 }

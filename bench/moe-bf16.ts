@@ -19,7 +19,7 @@ interface Bf16Options {
   peer: boolean;
   v8DefaultGc: boolean;
   peerDir: string;
-  runChild: <T>(spec: string, v8DefaultGc: boolean) => T;
+  runChild: <T extends { isa: string }>(spec: string, v8DefaultGc: boolean) => T;
 }
 
 const PEER_NAMES: Record<string, string> = {

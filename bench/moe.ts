@@ -6,22 +6,37 @@
 // --repeats separate processes (default 3, the peer's own default) and report the median. The
 // two sides take turns config by config (ours then the peer's, the next repeat the other way
 // round), so that a ratio compares runs made a minute or so apart, not one side's whole run
-// against the other's on a host whose speed drifts.
+// against the other's on a host whose speed drifts. `--isa avx2` runs moekit's AVX2 kernels and
+// the peer's OpenBLAS Haswell kernels (bench/util.ts FORCED_ISAS); every row names both.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
+import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { manualSeed, noGrad, randn, useThroughputGc } from '../src/index.js';
 import { BatchLoader, TokenWindows } from '../src/data/batches.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
 import { bf16Comparison } from './moe-bf16.js';
-import { PEER_INSTALL_HINT, PEER_PYTHON, median, peerBlas, torchPeerMissing, warmUp, type PeerBlas } from './util.js';
+import {
+  FORCED_ISAS,
+  ISA_OPTION_HELP,
+  PEER_INSTALL_HINT,
+  PEER_PYTHON,
+  median,
+  parseForcedIsa,
+  peerBlas,
+  torchPeerMissing,
+  warmUp,
+  type ForcedIsa,
+  type PeerBlas,
+} from './util.js';
 
 interface MoeBenchConfig {
   dModel: number;
@@ -57,6 +72,8 @@ export interface Row {
   gflops: number;
   peak_rss_mb: number;
   backend: string;
+  /** The native kernels' instruction set in moekit's process ('-' off the native backend). */
+  isa: string;
   /** V8's GC policy in moekit's process: 'throughput' (useThroughputGc, as moekit's CLI runs) or 'default'. */
   v8_gc: GcPolicy;
   peer_tokens_per_s?: number;
@@ -73,6 +90,11 @@ export interface Row {
 function expertFlops(c: MoeBenchConfig, mode: Mode): number {
   const f = 2 * 3 * c.dModel * c.dFf * c.tokens * c.topK;
   return mode === 'fwd' ? f : 3 * f;
+}
+
+/** The instruction set moekit's kernels run in this process ('-' when the backend is not native). */
+function kernelIsa(): string {
+  return backendInfo().name === 'native' ? (loadNativeAddon().addon?.cpuInfo().isa ?? '-') : '-';
 }
 
 /** Runs in a child process so each row's peak RSS is its own. bf16: the layer and its input cast to bf16 (--dtype bf16). */
@@ -115,6 +137,7 @@ function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16'
     gflops: +(expertFlops(c, mode) / s / 1e9).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    isa: kernelIsa(),
     v8_gc: v8Gc,
   };
 }
@@ -127,11 +150,11 @@ function medianRow(runs: Row[]): Row {
 }
 
 /**
- * Training throughput of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
- * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints):
- * warm-up (bench/util.ts warmUp), then the median of 20 timed steps.
+ * One training step of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
+ * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints), in
+ * phases so that a profile (bench/train-profile.ts) can time each; `step` runs all four.
  */
-function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
+export function ctmoeTinyTrainStep() {
   const variant = resolveVariant('CT-MoE-Full');
   const cfg = { ...experimentConfig('tiny'), ...variant.overrides };
   const data = loadCtMoeData(cfg.vocabSize);
@@ -148,15 +171,31 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   const loader = new BatchLoader(new TokenWindows(data.train, cfg.seqLen), { batchSize: cfg.batchSize, random: () => rng.uniform() });
   const params = model.parameters();
   model.train();
-  const step = () => {
-    const { input, target } = batchTensors(loader.next());
-    model.zeroGrad();
-    const { total } = model.loss(input, target);
-    total.backward();
-    clipGradNorm(params, cfg.gradClip);
-    optimizer.step();
-    total.item();
+  const phases = {
+    forward: () => {
+      const { input, target } = batchTensors(loader.next());
+      model.zeroGrad();
+      return model.loss(input, target).total;
+    },
+    backward: (total: Tensor) => total.backward(),
+    clip: () => clipGradNorm(params, cfg.gradClip),
+    optimizer: (total: Tensor) => {
+      optimizer.step();
+      total.item();
+    },
   };
+  const step = () => {
+    const total = phases.forward();
+    phases.backward(total);
+    phases.clip();
+    phases.optimizer(total);
+  };
+  return { cfg, phases, step };
+}
+
+/** Training throughput of ctmoeTinyTrainStep: warm-up (bench/util.ts warmUp), then the median of 20 timed steps. */
+function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
+  const { cfg, step } = ctmoeTinyTrainStep();
   warmUp(step);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
@@ -173,14 +212,16 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
     step_ms: +(s * 1000).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     backend: backendInfo().name,
+    isa: kernelIsa(),
     v8_gc: v8Gc,
   };
 }
 
-const PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
+/** The peer's script folder beside the main checkout (`--peer-dir` names another, e.g. from a git worktree). */
+let PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
 
 function peerAvailable(): string | null {
-  if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR}`;
+  if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR} (--peer-dir names its folder)`;
   return torchPeerMissing();
 }
 
@@ -261,8 +302,8 @@ function runPeerRss(names: string[], blas: PeerBlas): Map<string, number> {
   return best;
 }
 
-/** Runs `moe --child <spec>` in a fresh process (its own peak RSS) and returns its JSON line. */
-function runChild<T>(spec: string, v8DefaultGc: boolean): T {
+/** Runs `moe --child <spec>` in a fresh process (its own peak RSS, MOEKIT_ISA capped by --isa) and returns its JSON line. */
+function runChild<T extends { isa: string }>(spec: string, v8DefaultGc: boolean, isa: ForcedIsa | undefined): T {
   const args = [
     '--import',
     'tsx',
@@ -272,11 +313,15 @@ function runChild<T>(spec: string, v8DefaultGc: boolean): T {
     spec,
     ...(v8DefaultGc ? ['--v8-default-gc'] : []),
   ];
+  const want = isa ? FORCED_ISAS[isa].moekitIsa : undefined;
   const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: want ? { ...process.env, MOEKIT_ISA: want } : process.env,
   });
-  return JSON.parse(out.trim().split('\n').pop()!) as T;
+  const row = JSON.parse(out.trim().split('\n').pop()!) as T;
+  if (want && row.isa !== want) throw new Error(`--isa ${isa}: moekit ran its ${row.isa} kernels (this CPU has no ${want}?)`);
+  return row;
 }
 
 function append<T>(m: Map<string, T[]>, key: string, v: T): void {
@@ -305,6 +350,8 @@ export function register(program: Command): void {
       "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
     )
     .option('--dtype <dtype>', 'f32, or bf16: the layer in bf16 against moekit f32 and PyTorch bf16 (fwd+bwd, bench/moe-bf16.ts)', 'f32')
+    .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
+    .option('--peer-dir <path>', "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout")
     .option('--child <spec>', 'internal: measure one config:mode[:dtype] in this process')
     .action(
       (opts: {
@@ -317,9 +364,12 @@ export function register(program: Command): void {
         ctmoeTrain: boolean;
         repeats: string;
         v8DefaultGc?: boolean;
+        isa?: ForcedIsa;
+        peerDir?: string;
         child?: string;
         dtype: string;
       }) => {
+        if (opts.peerDir) PEER_DIR = opts.peerDir;
         const v8DefaultGc = opts.v8DefaultGc === true;
         if (opts.child === 'ctmoe-tiny-train') {
           process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);
@@ -337,16 +387,22 @@ export function register(program: Command): void {
         const repeats = Number(opts.repeats);
         if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
         if (opts.dtype === 'bf16') {
-          bf16Comparison(opts.configs, repeats, { json: opts.json === true, peer: opts.peer, v8DefaultGc, peerDir: PEER_DIR, runChild });
+          bf16Comparison(opts.configs, repeats, {
+            json: opts.json === true,
+            peer: opts.peer,
+            v8DefaultGc,
+            peerDir: PEER_DIR,
+            runChild: <T extends { isa: string }>(spec: string, gc: boolean) => runChild<T>(spec, gc, opts.isa),
+          });
           return;
         }
         if (!opts.json)
           console.log(
-            `${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,
+            `${backendInfo().reason}${opts.isa ? `; the measured processes run MOEKIT_ISA=${FORCED_ISAS[opts.isa].moekitIsa} (--isa)` : ''}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,
           );
         const missing = opts.peer ? peerAvailable() : 'skipped (--no-peer)';
         const peerSpeed = missing === null && opts.peerSpeed;
-        const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv }) : null;
+        const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa }) : null;
         if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
         const ours = new Map<string, Row[]>();
         const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
@@ -355,7 +411,7 @@ export function register(program: Command): void {
             const turns = [
               () =>
                 (['fwd', 'fwd+bwd'] as Mode[]).forEach((mode) =>
-                  append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc)),
+                  append(ours, `${name}:${mode}`, runChild<Row>(`${name}:${mode}`, v8DefaultGc, opts.isa)),
                 ),
             ];
             if (peerSpeed) turns.push(() => append(peerRuns, name, runPeerOnce(name, blas!)));
@@ -381,14 +437,15 @@ export function register(program: Command): void {
               r.rss_ratio = +(r.peak_rss_mb / m).toFixed(3);
             }
           }
-        } else if (!opts.json) {
-          console.log(
+        } else {
+          // on stderr with --json, so that a run without the peer says why
+          (opts.json ? console.error : console.log)(
             `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
           );
         }
         let train: Record<string, unknown> | null = null;
         if (opts.ctmoeTrain) {
-          train = runChild<Record<string, unknown>>('ctmoe-tiny-train', v8DefaultGc);
+          train = runChild<Record<string, unknown> & { isa: string }>('ctmoe-tiny-train', v8DefaultGc, opts.isa);
         }
         if (opts.json) {
           for (const r of rows) console.log(JSON.stringify(r));
@@ -398,9 +455,11 @@ export function register(program: Command): void {
             rows.map((r) => ({
               config: r.config,
               mode: r.mode,
+              isa: r.isa,
               'tok/s': r.tokens_per_s,
               GFLOP_s: r.gflops,
               'peak MB': r.peak_rss_mb,
+              'torch BLAS': r.peer_blas_core ?? '-',
               'torch tok/s': r.peer_tokens_per_s ?? '-',
               ratio: r.ratio ?? '-',
               'torch peak MB': r.peer_peak_rss_mb ?? '-',
@@ -409,7 +468,7 @@ export function register(program: Command): void {
           );
           if (train)
             console.log(
-              `ctmoe-tiny-train (CT-MoE-Full, tiny preset): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`,
+              `ctmoe-tiny-train (CT-MoE-Full, tiny preset, ${train['isa']}): ${train['tokens_per_s']} tokens/s, ${train['step_ms']} ms/step, peak ${train['peak_rss_mb']} MB`,
             );
         }
       },

@@ -122,10 +122,20 @@ function openblasCore(env: NodeJS.ProcessEnv): string {
   return r.stdout.trim();
 }
 
-export function peerBlas(opts: { keepEnv?: boolean } = {}): PeerBlas {
+export function peerBlas(opts: { keepEnv?: boolean; isa?: ForcedIsa } = {}): PeerBlas {
   const ld = OPENBLAS_OPENMP_DIR + (process.env.LD_LIBRARY_PATH ? `:${process.env.LD_LIBRARY_PATH}` : '');
   const env: NodeJS.ProcessEnv = { ...process.env, LD_LIBRARY_PATH: ld };
   const found = OPENBLAS_OVERRIDES.filter((k) => env[k] !== undefined).map((k) => `${k}=${env[k]}`);
+  if (opts.isa) {
+    // --isa: both sides on the same instruction set; OpenBLAS's own cache-size guess stays
+    const want = FORCED_ISAS[opts.isa].openblasCore;
+    delete env.OPENBLAS_L2_SIZE;
+    env.OPENBLAS_CORETYPE = want;
+    const core = openblasCore(env);
+    if (core.toLowerCase() !== want.toLowerCase())
+      throw new Error(`--isa ${opts.isa}: OpenBLAS ran its ${core} kernels with OPENBLAS_CORETYPE=${want} (not a DYNAMIC_ARCH build?)`);
+    return { env, core, note: `OPENBLAS_CORETYPE=${want} (--isa ${opts.isa})` };
+  }
   if (!opts.keepEnv) for (const k of OPENBLAS_OVERRIDES) delete env[k];
   const core = openblasCore(env);
   const note =
@@ -136,3 +146,22 @@ export function peerBlas(opts: { keepEnv?: boolean } = {}): PeerBlas {
         : `OpenBLAS's own choice (dropped from the environment: ${found.join(' ')}; --peer-blas-env keeps them)`;
   return { env, core, note };
 }
+
+/**
+ * `--isa`: measure one instruction set on both sides on any host that has it: moekit's kernels
+ * capped by MOEKIT_ISA (src/env.ts) and the peer's OpenBLAS held to its kernel family for that
+ * ISA by OPENBLAS_CORETYPE (honoured by Debian's DYNAMIC_ARCH build; peerBlas checks that it was).
+ */
+export const FORCED_ISAS = {
+  avx2: { moekitIsa: 'avx2', openblasCore: 'Haswell' },
+} as const;
+export type ForcedIsa = keyof typeof FORCED_ISAS;
+
+export function parseForcedIsa(value: string): ForcedIsa {
+  if (!Object.hasOwn(FORCED_ISAS, value))
+    throw new InvalidArgumentError(`'${value}' is not an ISA the bench can force (allowed: ${Object.keys(FORCED_ISAS).join(', ')})`);
+  return value as ForcedIsa;
+}
+
+export const ISA_OPTION_HELP =
+  "force one instruction set on both sides: moekit's kernels (MOEKIT_ISA) and the peer's OpenBLAS kernels (OPENBLAS_CORETYPE); allowed: avx2";

@@ -142,7 +142,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'MOEKIT_GEMM_MC',
     spec: { kind: 'int', min: 1, max: 1 << 20 },
-    default: 'per kernel',
+    default: 'per kernel and CPU',
     readBy: 'native',
     description: 'GEMM blocking: rows of A per block (tuning)',
   },
@@ -156,7 +156,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'MOEKIT_GEMM_NC',
     spec: { kind: 'int', min: 1, max: 1 << 20 },
-    default: 'per kernel',
+    default: 'per kernel and CPU',
     readBy: 'native',
     description: 'GEMM blocking: columns of B per block (tuning)',
   },

@@ -3,6 +3,7 @@
 // blocks, skinny shapes (the direct path), batches with broadcast and gapped strides,
 // accumulate, determinism across thread counts, and bad arguments.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { loadNativeAddon, type FloatArray, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
@@ -346,4 +347,20 @@ test('thread count and cpu info', { skip }, () => {
   addon.setNumThreads(t);
   assert.equal(addon.getNumThreads(), t);
   assert.throws(() => addon.setIsa('sse' as NativeIsa), { name: 'RangeError' });
+});
+
+// The GEMM's cache blocking comes from these sizes (native/gemm/gemm_kernels.c
+// block_from_caches); where Linux lists cpu0's caches, cpuid's leaves must agree with it.
+test('cpu info: data cache sizes agree with sysfs', { skip }, () => {
+  const { caches } = addon.cpuInfo();
+  assert.ok(caches.l1dKiB >= 8 && caches.l2KiB >= caches.l1dKiB, JSON.stringify(caches));
+  const dir = '/sys/devices/system/cpu/cpu0/cache';
+  if (!existsSync(`${dir}/index0/size`)) return;
+  const sysfs: Record<number, number> = {};
+  for (let i = 0; existsSync(`${dir}/index${i}`); i++) {
+    if (readFileSync(`${dir}/index${i}/type`, 'utf8').trim() === 'Instruction') continue;
+    const size = readFileSync(`${dir}/index${i}/size`, 'utf8').trim();
+    sysfs[Number(readFileSync(`${dir}/index${i}/level`, 'utf8'))] = Number.parseInt(size, 10) * (size.endsWith('M') ? 1024 : 1);
+  }
+  assert.deepEqual([caches.l1dKiB, caches.l2KiB, caches.l3KiB], [sysfs[1], sysfs[2], sysfs[3] ?? 0], caches.source);
 });

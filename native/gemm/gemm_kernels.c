@@ -216,21 +216,47 @@ static const mk_kernel_f64 k_f64_avx512 = {12,
                                            ukr_f64_avx512_12x16,
                                            "avx512 12x16",
                                            EDGES({4, ukr_f64_avx512_4x16_of12}, {8, ukr_f64_avx512_8x16_of12})};
-static const mk_kernel_f32 k_f32_avx2 = {
-    6, 16, 144, 256, 4096, ukr_f32_avx2_6x16, "avx2 6x16", EDGES({3, ukr_f32_avx2_3x16_of6})};
-static const mk_kernel_f64 k_f64_avx2 = {
-    6, 8, 96, 256, 2048, ukr_f64_avx2_6x8, "avx2 6x8", EDGES({3, ukr_f64_avx2_3x8_of6})};
+/* AVX2: mc / kc / nc are set from the caches at first use (block_from_caches) */
+static mk_kernel_f32 k_f32_avx2 = {6, 16, 0, 0, 0, ukr_f32_avx2_6x16, "avx2 6x16", EDGES({3, ukr_f32_avx2_3x16_of6})};
+static mk_kernel_f64 k_f64_avx2 = {6, 8, 0, 0, 0, ukr_f64_avx2_6x8, "avx2 6x8", EDGES({3, ukr_f64_avx2_3x8_of6})};
 #endif
 
-#if defined(__x86_64__)
-/* Development knobs (not part of the API): MOEKIT_GEMM_KERNEL selects an
- * alternative AVX-512 f32 kernel by index, MOEKIT_GEMM_MC/KC/NC override its
- * blocking. Used to tune; defaults are the measured best. */
-static int env_int(const char *name, int dflt) {
+/* Development knobs (not part of the API): MOEKIT_GEMM_KERNEL selects an alternative AVX-512
+ * f32 kernel by index, MOEKIT_GEMM_MC/KC/NC override the blocking of every kernel. Used to
+ * tune; defaults are the measured best. */
+static inline int env_int(const char *name, int dflt) {
   const char *s = getenv(name);
   return s && *s ? atoi(s) : dflt;
 }
 
+static inline void apply_overrides(int *mc, int *kc, int *nc) {
+  *mc = env_int("MOEKIT_GEMM_MC", *mc);
+  *kc = env_int("MOEKIT_GEMM_KC", *kc);
+  *nc = env_int("MOEKIT_GEMM_NC", *nc);
+}
+
+static inline int round_down(int v, int unit, int lo, int hi) {
+  v = v / unit * unit;
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Cache blocking from the core's caches (cpu.h mk_cpu_caches), the analytic model of BLIS
+ * (Low et al., "Analytical modeling is enough for high-performance BLIS"): the kc x NR panel of
+ * B that the micro-kernel sweeps over all of A's panels stays in half of L1d, the mc x kc block
+ * of A in 9/32 of L2 (the rest holds B's panel, C's lines and the next A panels), the kc x nc
+ * block of B in a quarter of L3. With a 32 KiB L1d and a 512 KiB L2 (Zen 2 / 3) that is
+ * kc 256 and mc 144 for the f32 6x16 kernel, BLIS's blocking for those cores; a 1 MiB L2 (Zen 4,
+ * Intel client cores) doubles mc, a 48 KiB L1d (Intel since Ice Lake, Zen 5) gives kc 384
+ * (docs/performance.md: native/gemm/gemm_kernels.c: block_from_caches). kc sets the summation
+ * order (K is summed in kc blocks); mc and nc do not. */
+static inline void block_from_caches(int mr, int nr, int elem, int *mc, int *kc, int *nc) {
+  const mk_cpu_cache_sizes *c = mk_cpu_caches();
+  *kc = round_down(c->l1d_kib * 1024 / 2 / (nr * elem), 16, 64, 1024);
+  *mc = round_down((int)((long)c->l2_kib * 1024 * 9 / 32 / ((long)*kc * elem)), mr, 4 * mr, 1024 / mr * mr);
+  *nc = round_down((int)((long)(c->l3_kib > 0 ? c->l3_kib : 2048) * 1024 / 4 / ((long)*kc * elem)), nr, 16 * nr, 4096);
+}
+
+#if defined(__x86_64__)
 static int g_f32_avx512_idx = 0;
 static void f32_avx512_init(void) {
   int idx = env_int("MOEKIT_GEMM_KERNEL", 0);
@@ -240,13 +266,20 @@ static void f32_avx512_init(void) {
    * did on Zen 4 while its C tile's reload and store cost the same, so with kc = 384 the C
    * traffic of the extra K passes weighs. One pass over K up to 1024 (the B panel then streams
    * from L2, which keeps up) is faster, plain GEMM and MoE layer alike. Zen 4 keeps the 384 it
-   * was tuned with (docs/performance.md: native/gemm/gemm_kernels.c: f32_avx512_init). */
+   * was tuned with (docs/performance.md: native/gemm/gemm_kernels.c: f32_avx512_init). This
+   * blocking follows the FMA rate, not the caches: the kc x 32 panel outgrows L1d either way. */
   if (mk_cpu_avx512_full_width()) k->kc = 1024;
-  k->mc = env_int("MOEKIT_GEMM_MC", k->mc);
-  k->kc = env_int("MOEKIT_GEMM_KC", k->kc);
-  k->nc = env_int("MOEKIT_GEMM_NC", k->nc);
+  apply_overrides(&k->mc, &k->kc, &k->nc);
   g_f32_avx512_idx = idx;
 }
+
+static void avx2_init(void) {
+  block_from_caches(k_f32_avx2.mr, k_f32_avx2.nr, 4, &k_f32_avx2.mc, &k_f32_avx2.kc, &k_f32_avx2.nc);
+  apply_overrides(&k_f32_avx2.mc, &k_f32_avx2.kc, &k_f32_avx2.nc);
+  block_from_caches(k_f64_avx2.mr, k_f64_avx2.nr, 8, &k_f64_avx2.mc, &k_f64_avx2.kc, &k_f64_avx2.nc);
+  apply_overrides(&k_f64_avx2.mc, &k_f64_avx2.kc, &k_f64_avx2.nc);
+}
+static pthread_once_t g_avx2_once = PTHREAD_ONCE_INIT;
 #endif
 
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
@@ -259,7 +292,10 @@ const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
     pthread_once(&once, f32_avx512_init);
     return &k_f32_avx512[g_f32_avx512_idx];
   }
-  if (isa == MK_ISA_AVX2) return &k_f32_avx2;
+  if (isa == MK_ISA_AVX2) {
+    pthread_once(&g_avx2_once, avx2_init);
+    return &k_f32_avx2;
+  }
 #endif
   (void)isa;
   return &k_f32_scalar;
@@ -271,7 +307,10 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
 #endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) return &k_f64_avx512;
-  if (isa == MK_ISA_AVX2) return &k_f64_avx2;
+  if (isa == MK_ISA_AVX2) {
+    pthread_once(&g_avx2_once, avx2_init);
+    return &k_f64_avx2;
+  }
 #endif
   (void)isa;
   return &k_f64_scalar;

@@ -5,6 +5,8 @@
  *   layerNormBackward(dy, x, w|null, mean, rstd, rows, n, dx, dw|null, db|null)
  *   rmsNorm(x, w|null, rows, n, eps, y, rstd)
  *   rmsNormBackward(dy, x, w|null, rstd, rows, n, dx, dw|null)
+ *   logSoftmaxPick(x, t, rows, n, out, lse)  logSoftmaxPickBackward(x, lse, t, g, rows, n, dx)
+ *     (cross-entropy: log_softmax(x)[r, t[r]] and its gradient; t Int32Array [rows])
  * All arrays Float32Array or all Float64Array. Semantics follow
  * src/backend/reference/rowwise.ts (biased variance; rstd = 1/sqrt(var+eps)).
  */
@@ -21,8 +23,9 @@ typedef struct {
   int64_t n;
   int log, want_dw, want_db;
   double eps;
-  double *partial; /* per task: [2][n] doubles (dw, db) */
-  void *scratch;   /* per task: [2][n] T */
+  double *partial;    /* per task: [2][n] doubles (dw, db) */
+  void *scratch;      /* per task: [2][n] T */
+  const int32_t *idx; /* logSoftmaxPick: each row's target */
 } mk_row_ctx;
 
 #define T float
@@ -84,6 +87,55 @@ static napi_value js_softmax_backward(napi_env env, napi_callback_info info) {
   mk_row_ctx c = {.x = y.data, .dy = dy.data, .y = dx.data, .n = n, .log = lg};
   if (n > 0)
     mk_par_range(rows, n * (lg ? 8 : 2), IS64(y) ? softmax_backward_chunk_f64 : softmax_backward_chunk_f32, &c);
+  return mk_napi_undefined(env);
+}
+
+/* Checks t: an Int32Array of `rows` targets, each in [0, n). */
+static int targets_arg(napi_env env, napi_value v, const char *what, int64_t rows, int64_t n, mk_typed *t) {
+  if (!mk_arg_i32(env, v, what, t) || !mk_arg_len(env, t, rows, what)) return 0;
+  const int32_t *ti = (const int32_t *)t->data;
+  for (int64_t r = 0; r < rows; r++)
+    if (ti[r] < 0 || ti[r] >= n) {
+      mk_throw_range(env, "%s[%lld] = %d is outside [0, %lld)", what, (long long)r, ti[r], (long long)n);
+      return 0;
+    }
+  return 1;
+}
+
+static napi_value js_log_softmax_pick(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  mk_typed x, t, out, lse;
+  int64_t rows, n;
+  if (!mk_napi_args(env, info, 6, argv, "logSoftmaxPick") ||
+      !mk_napi_float_array(env, argv[0], "logSoftmaxPick: x", &x) ||
+      !mk_arg_dim(env, argv[2], "logSoftmaxPick: rows", &rows) || !mk_arg_dim(env, argv[3], "logSoftmaxPick: n", &n) ||
+      !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "logSoftmaxPick: x") ||
+      !targets_arg(env, argv[1], "logSoftmaxPick: targets", rows, n, &t) ||
+      !arg_like(env, argv[4], "logSoftmaxPick: out", &x, rows, &out) ||
+      !arg_like(env, argv[5], "logSoftmaxPick: lse", &x, rows, &lse))
+    return NULL;
+  mk_row_ctx c = {.x = x.data, .y = out.data, .rstd = lse.data, .n = n, .idx = (const int32_t *)t.data};
+  if (n > 0) mk_par_range(rows, n * 8, IS64(x) ? log_softmax_pick_chunk_f64 : log_softmax_pick_chunk_f32, &c);
+  return mk_napi_undefined(env);
+}
+
+static napi_value js_log_softmax_pick_backward(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  mk_typed x, lse, t, g, dx;
+  int64_t rows, n;
+  if (!mk_napi_args(env, info, 7, argv, "logSoftmaxPickBackward") ||
+      !mk_napi_float_array(env, argv[0], "logSoftmaxPickBackward: x", &x) ||
+      !mk_arg_dim(env, argv[4], "logSoftmaxPickBackward: rows", &rows) ||
+      !mk_arg_dim(env, argv[5], "logSoftmaxPickBackward: n", &n) ||
+      !mk_arg_len(env, &x, mk_mul3(rows, n, 1), "logSoftmaxPickBackward: x") ||
+      !arg_like(env, argv[1], "logSoftmaxPickBackward: lse", &x, rows, &lse) ||
+      !targets_arg(env, argv[2], "logSoftmaxPickBackward: targets", rows, n, &t) ||
+      !arg_like(env, argv[3], "logSoftmaxPickBackward: g", &x, rows, &g) ||
+      !arg_like(env, argv[6], "logSoftmaxPickBackward: dx", &x, rows * n, &dx))
+    return NULL;
+  mk_row_ctx c = {.x = x.data, .dy = g.data, .y = dx.data, .rstd = lse.data, .n = n, .idx = (const int32_t *)t.data};
+  if (n > 0)
+    mk_par_range(rows, n * 8, IS64(x) ? log_softmax_pick_backward_chunk_f64 : log_softmax_pick_backward_chunk_f32, &c);
   return mk_napi_undefined(env);
 }
 
@@ -211,6 +263,9 @@ napi_status mk_register_rowwise(napi_env env, napi_value exports) {
   napi_status st;
   if ((st = mk_napi_export_fn(env, exports, "softmax", js_softmax)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "softmaxBackward", js_softmax_backward)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "logSoftmaxPick", js_log_softmax_pick)) != napi_ok) return st;
+  if ((st = mk_napi_export_fn(env, exports, "logSoftmaxPickBackward", js_log_softmax_pick_backward)) != napi_ok)
+    return st;
   if ((st = mk_napi_export_fn(env, exports, "layerNorm", js_layer_norm)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "layerNormBackward", js_layer_norm_backward)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "rmsNorm", js_rms_norm)) != napi_ok) return st;

@@ -39,7 +39,7 @@ static napi_value get_num_threads(napi_env env, napi_callback_info info) {
   return mk_napi_make_i64(env, mk_get_num_threads());
 }
 
-/* cpuInfo(): { isa, threads, l2KiB? } */
+/* cpuInfo(): { isa, threads, l2KiB?, caches: { l1dKiB, l2KiB, l3KiB, source } } */
 static napi_value cpu_info(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value obj;
@@ -48,6 +48,14 @@ static napi_value cpu_info(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "threads", mk_napi_make_i64(env, mk_get_num_threads()));
   int l2 = mk_cpu_l2_kib();
   if (l2 > 0) napi_set_named_property(env, obj, "l2KiB", mk_napi_make_i64(env, l2));
+  const mk_cpu_cache_sizes *c = mk_cpu_caches();
+  napi_value caches;
+  if (napi_create_object(env, &caches) != napi_ok) return NULL;
+  napi_set_named_property(env, caches, "l1dKiB", mk_napi_make_i64(env, c->l1d_kib));
+  napi_set_named_property(env, caches, "l2KiB", mk_napi_make_i64(env, c->l2_kib));
+  napi_set_named_property(env, caches, "l3KiB", mk_napi_make_i64(env, c->l3_kib));
+  napi_set_named_property(env, caches, "source", mk_napi_make_string(env, c->source));
+  napi_set_named_property(env, obj, "caches", caches);
   return obj;
 }
 

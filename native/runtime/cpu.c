@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "cpu.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,10 +90,96 @@ int mk_cpu_avx512_full_width(void) {
 #endif
 }
 
-int mk_cpu_l2_kib(void) {
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-  long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  if (v > 0) return (int)(v / 1024);
-#endif
+/* ---- data cache sizes ---- */
+
+/* cpuid's deterministic cache parameters: Intel's leaf 4, AMD's 0x8000001D (same layout).
+ * Sets the sizes it finds; returns 0 where the CPU has no such leaf. */
+static int caches_from_cpuid(mk_cpu_cache_sizes *out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+  const unsigned max_basic = a;
+  const int intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "GenuineIntel" */
+  unsigned leaf = 0;
+  if (intel && max_basic >= 4) leaf = 4;
+  if (!intel) {
+    /* AMD (and Hygon): leaf 0x8000001D when the topology extensions are there */
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x8000001Du && __get_cpuid(0x80000001u, &a, &b, &c, &d) &&
+        (c >> 22 & 1))
+      leaf = 0x8000001Du;
+  }
+  if (!leaf) return 0;
+  int found = 0;
+  for (unsigned i = 0; i < 16; i++) {
+    __cpuid_count(leaf, i, a, b, c, d);
+    const unsigned type = a & 31, level = a >> 5 & 7;
+    if (type == 0) break;
+    if (type == 2) continue; /* instruction cache */
+    const long bytes = (long)((b >> 22) + 1) * ((b >> 12 & 0x3ff) + 1) * ((b & 0xfff) + 1) * ((long)c + 1);
+    const int kib = (int)(bytes / 1024);
+    if (level == 1) out->l1d_kib = kib;
+    if (level == 2) out->l2_kib = kib;
+    if (level == 3) out->l3_kib = kib;
+    found = 1;
+  }
+  return found && out->l1d_kib > 0 && out->l2_kib > 0;
+#else
+  (void)out;
   return 0;
+#endif
+}
+
+/* Linux's sysfs view of cpu0's caches ("32K", "1024K", "32M"). */
+static int caches_from_sysfs(mk_cpu_cache_sizes *out) {
+  int found = 0;
+  for (int i = 0; i < 8; i++) {
+    char path[96], buf[32];
+    int level = 0, kib = 0;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+    FILE *f = fopen(path, "r");
+    if (!f) break;
+    const int is_instr = fgets(buf, sizeof buf, f) && strncmp(buf, "Instruction", 11) == 0;
+    fclose(f);
+    if (is_instr) continue;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+    if ((f = fopen(path, "r"))) {
+      if (fscanf(f, "%d", &level) != 1) level = 0;
+      fclose(f);
+    }
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+    if ((f = fopen(path, "r"))) {
+      char unit = 'K';
+      if (fscanf(f, "%d%c", &kib, &unit) < 1) kib = 0;
+      if (unit == 'M') kib *= 1024;
+      fclose(f);
+    }
+    if (kib <= 0) continue;
+    if (level == 1) out->l1d_kib = kib;
+    if (level == 2) out->l2_kib = kib;
+    if (level == 3) out->l3_kib = kib;
+    found = 1;
+  }
+  return found && out->l1d_kib > 0 && out->l2_kib > 0;
+}
+
+static mk_cpu_cache_sizes g_caches;
+static pthread_once_t g_caches_once = PTHREAD_ONCE_INIT;
+
+static void caches_init(void) {
+  mk_cpu_cache_sizes c = {0, 0, 0, "cpuid"};
+  if (!caches_from_cpuid(&c)) {
+    c = (mk_cpu_cache_sizes){0, 0, 0, "sysfs"};
+    if (!caches_from_sysfs(&c)) c = (mk_cpu_cache_sizes){32, 512, 8192, "default"};
+  }
+  g_caches = c;
+}
+
+const mk_cpu_cache_sizes *mk_cpu_caches(void) {
+  pthread_once(&g_caches_once, caches_init);
+  return &g_caches;
+}
+
+int mk_cpu_l2_kib(void) {
+  const mk_cpu_cache_sizes *c = mk_cpu_caches();
+  return c->source[0] == 'd' ? 0 : c->l2_kib;
 }

@@ -41,6 +41,15 @@ int mk_cpu_avx512_full_width(void);
 /* Per-core L2 size in KiB, or 0 if unknown. */
 int mk_cpu_l2_kib(void);
 
+/* The data caches of one core (L3: the whole cache it shares), in KiB: from cpuid's cache
+ * leaves (x86-64), else Linux's sysfs, else typical sizes (32 / 512 / 8192, source
+ * "default"). Kernels derive their cache blocking from these (gemm_kernels.c). */
+typedef struct {
+  int l1d_kib, l2_kib, l3_kib;
+  const char *source; /* "cpuid" | "sysfs" | "default" */
+} mk_cpu_cache_sizes;
+const mk_cpu_cache_sizes *mk_cpu_caches(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -145,6 +145,14 @@ export interface Backend {
   softmax(x: Storage, rows: number, n: number, log: boolean): Storage;
   /** Given y = softmax(x) (or log-softmax if `log`) and dy, returns dx. */
   softmaxBackward(y: Storage, dy: Storage, rows: number, n: number, log: boolean): Storage;
+  /**
+   * Optional (cross-entropy composes log-softmax and gather where absent): picked[r] =
+   * logSoftmax(x)[r, targets[r]] (i32 targets in [0, n)) and each row's logsumexp, the bits of
+   * the composed path's.
+   */
+  logSoftmaxPick?(x: Storage, targets: Storage, rows: number, n: number): { picked: Storage; lse: Storage };
+  /** Its gradient for g [rows] on the picks: dx[r, j] = [j = targets[r]] g[r] - exp(x[r, j] - lse[r]) g[r]. */
+  logSoftmaxPickBackward?(x: Storage, lse: Storage, targets: Storage, g: Storage, rows: number, n: number): Storage;
   layerNorm(x: Storage, weight: Storage | null, bias: Storage | null, rows: number, n: number, eps: number): NormResult;
   layerNormBackward(
     dy: Storage,

@@ -10,7 +10,32 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   if (!training || p === 0) return x;
   const keep = 1 / (1 - p);
   const mask = x.dtype === 'f64' ? new Float64Array(x.size) : new Float32Array(x.size);
-  for (let i = 0; i < mask.length; i++) mask[i] = generator.uniform() >= p ? keep : 0;
+  fillMask(mask, p, keep, generator);
   const m = new Tensor(x.backend.fromArray(mask), x.shape, x.backend);
   return mul(x, m.dtype === x.dtype ? m : new Tensor(x.backend.cast(m.storage, x.dtype), x.shape, x.backend)); // bf16 / f16: the mask in x's dtype
+}
+
+/**
+ * mask[i] = generator.uniform() >= p ? keep : 0, the generator's xoshiro128** steps inlined on
+ * local state (Generator.nextU32, the same draws in the same order): a method call and four
+ * typed-array reads and writes per element were most of a training step's dropout time
+ * (docs/performance.md: src/ops/dropout.ts: fillMask).
+ */
+function fillMask(mask: Float32Array | Float64Array, p: number, keep: number, generator: Generator): void {
+  const state = generator.getState();
+  const threshold = p * 4294967296; // uniform() = result / 2^32 >= p, exactly (both sides scaled by 2^32)
+  let [s0, s1, s2, s3] = state.s;
+  for (let i = 0; i < mask.length; i++) {
+    const m = Math.imul(s1, 5);
+    const result = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    mask[i] = result >= threshold ? keep : 0;
+  }
+  generator.setState({ s: [s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0], spare: state.spare });
 }

@@ -5,7 +5,7 @@ import { mul, ne, neg, where, add, div } from './elementwise.js';
 import { gather } from './indexing.js';
 import { mean, sum } from './reduce.js';
 import { reshape, unsqueeze } from './shape.js';
-import { logSoftmax } from './softmax.js';
+import { logSoftmax, logSoftmaxPick } from './softmax.js';
 import { toF32IfHalf } from './autocast-cast.js';
 import { requireDType, requireFloat } from './util.js';
 
@@ -33,7 +33,7 @@ export function crossEntropy(logitsIn: Tensor, targets: Tensor, options: CrossEn
       `crossEntropy: targets ${shapeToString(targets.shape)} must match logits ${shapeToString(logits.shape)} without its class axis`,
     );
   }
-  const logp = logSoftmax(reshape(logits, [targets.size, c]));
+  const rows = reshape(logits, [targets.size, c]);
   const t = reshape(targets, [targets.size]);
   const valid = ne(t, ignoreIndex); // i32 1/0
   const safeT = where(valid, t, 0);
@@ -43,9 +43,12 @@ export function crossEntropy(logitsIn: Tensor, targets: Tensor, options: CrossEn
       throw new RangeError(`crossEntropy: target ${tv[i]} at position ${i} is outside [0, ${c}) and is not ignoreIndex (${ignoreIndex})`);
     }
   }
-  let perRow = neg(reshape(gather(logp, 1, unsqueeze(safeT, 1)), [targets.size]));
+  // the fused pick where the backend has it (the same bits); label smoothing needs all of logp
+  const fused = labelSmoothing > 0 ? null : logSoftmaxPick(rows, safeT);
+  const logp = fused ? null : logSoftmax(rows);
+  let perRow = neg(fused ?? reshape(gather(logp!, 1, unsqueeze(safeT, 1)), [targets.size]));
   if (labelSmoothing > 0) {
-    const smooth = neg(mean(logp, 1));
+    const smooth = neg(mean(logp!, 1));
     perRow = add(mul(perRow, 1 - labelSmoothing), mul(smooth, labelSmoothing));
   }
   const validF = new Tensor(logits.backend.cast(valid.storage, logits.dtype), valid.shape, logits.backend);

@@ -22,6 +22,8 @@ export interface NativeCpuInfo {
   threads: number;
   /** Per-core L2 cache size, when the OS reports it. */
   l2KiB?: number;
+  /** One core's data caches as the GEMM blocking sees them (native/runtime/cpu.h mk_cpu_caches). */
+  caches: { l1dKiB: number; l2KiB: number; l3KiB: number; source: 'cpuid' | 'sysfs' | 'default' };
 }
 
 /**

@@ -147,6 +147,20 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       addon.softmaxBackward(y, dy as FloatArray, rows, n, log, dx);
       return dx;
     },
+    logSoftmaxPick(x, targets, rows, n) {
+      if (!isFloatArray(x) || !(targets instanceof Int32Array)) throw new TypeError('logSoftmaxPick: expects float logits and i32 targets');
+      const picked = floatArrayLike(x, rows);
+      const lse = floatArrayLike(x, rows);
+      addon.logSoftmaxPick(x, targets, rows, n, picked, lse);
+      return { picked, lse };
+    },
+    logSoftmaxPickBackward(x, lse, targets, g, rows, n) {
+      if (!floats(x, lse, g) || !(targets instanceof Int32Array))
+        throw new TypeError('logSoftmaxPickBackward: expected the storages of logSoftmaxPick');
+      const dx = uninitializedFloatArrayLike(x, rows * n);
+      addon.logSoftmaxPickBackward(x, lse as FloatArray, targets, g as FloatArray, rows, n, dx);
+      return dx;
+    },
     layerNorm(x, weight, bias, rows, n, eps) {
       if (!floats(x, weight, bias)) return ref.layerNorm(x, weight, bias, rows, n, eps);
       const y = floatArrayLike(x, rows * n);

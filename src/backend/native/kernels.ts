@@ -49,6 +49,8 @@ export interface NativeKernels {
   // ---- row-wise over [rows, n] (native/ops/rowwise.c) ----
   softmax(x: FloatArray, rows: number, n: number, log: boolean, out: FloatArray): void;
   softmaxBackward(y: FloatArray, dy: FloatArray, rows: number, n: number, log: boolean, dx: FloatArray): void;
+  logSoftmaxPick(x: FloatArray, targets: Int32Array, rows: number, n: number, out: FloatArray, lse: FloatArray): void;
+  logSoftmaxPickBackward(x: FloatArray, lse: FloatArray, targets: Int32Array, g: FloatArray, rows: number, n: number, dx: FloatArray): void;
   layerNorm(
     x: FloatArray,
     weight: FloatArray | null,
