@@ -11,7 +11,7 @@
 //   i32 storages.
 // - A device backend (WebGPU) enqueues work and returns at once; only `read` waits. CPU
 //   backends also offer `readSync`.
-import type { MoeKernels } from './moe.js';
+import type { DeviceMoeKernels, MoeKernels } from './moe.js';
 import type { DType, Storage, TypedArray } from './types.js';
 
 export type UnaryOp =
@@ -221,4 +221,6 @@ export interface Backend {
   // ---- MoE ---------------------------------------------------------------------------------
   /** The MoE kernels (moe.ts), where the backend has them; without, MoE layers compose the ops above. */
   readonly moe?: MoeKernels;
+  /** MoE kernels over device-resident routing (moe.ts), on a backend that cannot read synchronously: the execution plan's 'device' path. */
+  readonly deviceMoe?: DeviceMoeKernels;
 }
