@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { initBackend, setBackend } from '../src/backend/index.js';
-import { fromArray, mul, sum, } from '../src/index.js';
+import { fromArray, mul, sum } from '../src/index.js';
 import { type MoEConfigInput, moeConfig } from '../src/moe/config.js';
 import { MoELayer } from '../src/moe/layer.js';
 import type { MoEMetrics } from '../src/moe/metrics.js';

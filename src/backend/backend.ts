@@ -218,6 +218,9 @@ export interface Backend {
   /** Mutates y: y += alpha * x (gradient accumulation). */
   axpyInPlace(y: Storage, x: Storage, alpha: number): void;
 
+  /** Storages live on a device (webgpu): readSync throws, only `read` waits; code above then reads asynchronously and skips host-side checks of tensor contents. */
+  readonly onDevice?: boolean;
+
   // ---- MoE ---------------------------------------------------------------------------------
   /** The MoE kernels (moe.ts), where the backend has them; without, MoE layers compose the ops above. */
   readonly moe?: MoeKernels;

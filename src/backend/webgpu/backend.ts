@@ -33,6 +33,7 @@ function deviceDType(dtype: DType): 'f32' | 'i32' {
 export function createWebGPUBackend(rt: GpuRuntime): Backend {
   return {
     name: 'webgpu',
+    onDevice: true,
     fromArray(a: TypedArray): Storage {
       if (a instanceof Float64Array) throw new TypeError(F64_MESSAGE);
       return host(rt.upload(a));
