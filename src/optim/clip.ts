@@ -34,15 +34,16 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
 
 /**
  * clipGradNorm where the grads may live on a device: the clipping is applied before this
- * returns (on a device backend it is enqueued there: the norm, coef = min(1, maxNorm /
- * (total + 1e-6)) with a NaN total giving 1, and the scaling, in the grads' dtype), and only the
- * norm's value is awaited. On CPU backends it is clipGradNorm itself.
+ * returns; on a device backend it is enqueued there (the norm, coef = min(1, maxNorm /
+ * (total + 1e-6)) with a NaN total giving 1, and the scaling, in the grads' dtype) and the norm
+ * comes back as a scalar tensor to read with the step's other values. On CPU backends it is
+ * clipGradNorm itself (a number).
  */
-export function clipGradNormAsync(params: Iterable<Tensor>, maxNorm: number): Promise<number> {
+export function clipGradNormDeferred(params: Iterable<Tensor>, maxNorm: number): Tensor | number {
   const withGrad = [...params].filter((p) => p.grad !== null);
-  if (!withGrad[0]?.backend.onDevice) return Promise.resolve(clipGradNorm(withGrad, maxNorm));
-  checkMaxNorm('clipGradNormAsync', maxNorm);
-  const total = noGrad(() => {
+  if (!withGrad[0]?.backend.onDevice) return clipGradNorm(withGrad, maxNorm);
+  checkMaxNorm('clipGradNorm', maxNorm);
+  return noGrad(() => {
     const sq = withGrad.map((p) => sum(mul(p.grad!, p.grad!))).reduce((a, b) => add(a, b));
     const norm = sqrt(sq);
     const coef = mul(reciprocal(add(norm, 1e-6)), maxNorm);
@@ -51,5 +52,10 @@ export function clipGradNormAsync(params: Iterable<Tensor>, maxNorm: number): Pr
     for (const p of withGrad) p.grad = p.grad!.mul(safe.to(p.grad!.dtype));
     return norm;
   });
-  return total.data().then((d) => d[0]!);
+}
+
+/** clipGradNormDeferred with the norm read (the only wait). */
+export async function clipGradNormAsync(params: Iterable<Tensor>, maxNorm: number): Promise<number> {
+  const n = clipGradNormDeferred(params, maxNorm);
+  return typeof n === 'number' ? n : (await n.data())[0]!;
 }
