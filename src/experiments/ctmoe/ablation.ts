@@ -16,7 +16,8 @@ import {
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
-import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
+import { type CtMoeProgress, type CtMoeVariantResult, variantRun } from './train.js';
+import { type Reads, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 
 export const RESULTS_JSON = 'results.json';
@@ -66,7 +67,17 @@ export const PAPER_TABLE = {
   'CT-MoE-Full': { code: 19.7, arxiv: 17.5, mixed: 18.7 },
 };
 
+/** Train and evaluate the variants (resuming what was interrupted) on a CPU backend. */
 export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
+  return runReadsSync(ablationRun(options));
+}
+
+/** runAblation on any backend (webgpu: each training step waits once, for its loss, CE and gradient norm). */
+export function runAblationAsync(options: RunAblationOptions): Promise<CtMoeAblationResults> {
+  return runReadsAsync(ablationRun(options));
+}
+
+function* ablationRun(options: RunAblationOptions): Reads<CtMoeAblationResults> {
   const cfg = experimentConfig(options.preset, options.overrides);
   const variants = (options.variants ?? VARIANTS).map(resolveVariant);
   const keys = variants.map((v) => v.key);
@@ -105,7 +116,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   };
   for (const v of variants) {
     const t0 = performance.now();
-    const r = runVariant(cfg, v, data, {
+    const r = yield* variantRun(cfg, v, data, {
       dir: join(options.outDir, v.key),
       onProgress: options.onProgress,
       stopAfterStep: options.stopAfterStep,

@@ -9,7 +9,9 @@ import { noGrad } from '../../tensor/autograd.js';
 import { fromArray } from '../../ops/creation.js';
 import type { CtMoeExperimentConfig, VariantSpec } from './config.js';
 import type { CtMoeData } from './data.js';
-import { finalS } from './eval.js';
+import { finalSReads } from './eval.js';
+import { type Reads, read } from '../../tensor/reads.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import type { CtMoeGPT } from './model.js';
 import type { CtMoeLogEntry } from './train.js';
 
@@ -63,31 +65,25 @@ export class DashboardLog {
   }
 
   /** At each log point: the trainer's entry, S per layer and the routing of the sample. */
-  afterLog(entry: CtMoeLogEntry): void {
-    this.append({ kind: 'log', step: entry.step, entry, s: finalS(this.model), routing: this.routeSample() });
+  *afterLog(entry: CtMoeLogEntry): Reads<void> {
+    const s = yield* finalSReads(this.model);
+    this.append({ kind: 'log', step: entry.step, entry, s, routing: yield* this.routeSample() });
   }
 
-  private routeSample(): { ids: number[][][]; weights: number[][][] } {
+  private *routeSample(): Reads<{ ids: number[][][]; weights: number[][][] }> {
     const layers = this.model.moeLayers;
     const ids: number[][][] = layers.map(() => []);
     const weights: number[][][] = layers.map(() => []);
     const was = this.model.training;
     this.model.eval();
     layers.forEach((l) => (l.keepTrace = true));
+    // each sample row's routing per layer, read after the forwards in one wait
+    const traces: { layer: number; ids: Tensor; weights: Tensor }[] = [];
     try {
       noGrad(() => {
         for (const row of this.sample) {
           this.model.gpt.hidden(fromArray(row, [1, row.length]));
-          layers.forEach((l, i) => {
-            const k = this.cfg.topK;
-            const tr = l.lastTrace!;
-            const id = tr.topkIds.dataSync();
-            const w = tr.topkWeights.dataSync();
-            for (let t = 0; t < id.length / k; t++) {
-              ids[i]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
-              weights[i]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
-            }
-          });
+          layers.forEach((l, i) => traces.push({ layer: i, ids: l.lastTrace!.topkIds, weights: l.lastTrace!.topkWeights }));
         }
       });
     } finally {
@@ -97,6 +93,16 @@ export class DashboardLog {
       });
       this.model.train(was);
     }
+    const values = yield* read(...traces.flatMap((t) => [t.ids, t.weights]));
+    const k = this.cfg.topK;
+    traces.forEach(({ layer }, n) => {
+      const id = values[2 * n]!;
+      const w = values[2 * n + 1]!;
+      for (let t = 0; t < id.length / k; t++) {
+        ids[layer]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
+        weights[layer]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
+      }
+    });
     return { ids, weights };
   }
 

@@ -7,15 +7,25 @@ import { writeJsonAtomicSync } from '../../io/atomic.js';
 import { ensureDirSync } from '../../io/ensure-dir.js';
 import { readJsonFileSync } from '../../io/json-file.js';
 import { AdamW } from '../../optim/adamw.js';
-import { clipGradNorm } from '../../optim/clip.js';
+import { clipGradNormDeferred } from '../../optim/clip.js';
 import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
 import { Generator, defaultGenerator, manualSeed } from '../../tensor/random.js';
 import type { CtMoeExperimentConfig, VariantFlags, VariantSpec } from './config.js';
 import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
-import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
+import {
+  batchTensors,
+  evalPplReads,
+  finalSReads,
+  lastLayerEigenspectrumReads,
+  routingFrequency,
+  sDiagnosticsReads,
+  specialisation,
+} from './eval.js';
+import { type Reads, readScalars, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
+import { hostCheckpointState } from '../host-state.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
-import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
+import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFiniteReads, stepIsFinite } from '../nonfinite.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 import { DashboardLog } from './dashboard-log.js';
 
@@ -124,13 +134,33 @@ function lastCheckpointNote(step: number, every: number): string {
   return last > 0 ? `the last checkpoint (step ${last}) kept` : 'no checkpoint written yet';
 }
 
-/** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. */
+/** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. CPU backends. */
 export function runVariant(
   base: CtMoeExperimentConfig,
   variant: VariantSpec,
   data: CtMoeData,
   opts: RunVariantOptions,
 ): CtMoeVariantResult | null {
+  return runReadsSync(variantRun(base, variant, data, opts));
+}
+
+/** runVariant on any backend: on a device backend (webgpu) each step waits once, for its loss, CE and gradient norm together. */
+export function runVariantAsync(
+  base: CtMoeExperimentConfig,
+  variant: VariantSpec,
+  data: CtMoeData,
+  opts: RunVariantOptions,
+): Promise<CtMoeVariantResult | null> {
+  return runReadsAsync(variantRun(base, variant, data, opts));
+}
+
+/** runVariant's work, reading tensor values through `read` (src/tensor/reads.ts). */
+export function* variantRun(
+  base: CtMoeExperimentConfig,
+  variant: VariantSpec,
+  data: CtMoeData,
+  opts: RunVariantOptions,
+): Reads<CtMoeVariantResult | null> {
   const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
   const emit = opts.onProgress ?? (() => {});
   ensureDirSync(opts.dir);
@@ -189,8 +219,9 @@ export function runVariant(
   // log.jsonl for `moekit dashboard`, written by the rank that writes
   const dashboardLog = !dp || dp.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps) : null;
 
-  const save = () =>
-    (!dp || dp.isWriter) &&
+  const save = function* (): Reads<void> {
+    if (dp && !dp.isWriter) return;
+    const state = yield* hostCheckpointState(model.stateDict(), optimizer.stateDict());
     writeCheckpoint<Progress>(
       opts.dir,
       {
@@ -202,10 +233,11 @@ export function runVariant(
         usage: layers.map((l) => [...l.usage]),
         progress,
       },
-      model.stateDict(),
-      optimizer.stateDict(),
+      state.model,
+      state.optimizer,
       opts.keepCheckpoints,
     );
+  };
 
   const params = model.parameters();
   const named = model.namedParameters();
@@ -229,11 +261,13 @@ export function runVariant(
     const { total, ce } = model.loss(input, target);
     total.backward();
     dp?.averageGradients(params);
-    const gradNorm = clipGradNorm(params, cfg.gradClip);
-    const lv = dp ? dp.mean(total.item()) : total.item();
-    const cv = dp ? dp.mean(ce.item()) : ce.item();
-    if (!stepIsFinite(lv, gradNorm)) {
-      const badParam = firstNonFinite(named, 'parameters');
+    // the step's one wait: loss, CE and gradient norm together
+    const [totalValue, ceValue, gradNorm] = yield* readScalars(total, ce, clipGradNormDeferred(params, cfg.gradClip));
+    const lv = dp ? dp.mean(totalValue!) : totalValue!;
+    const cv = dp ? dp.mean(ceValue!) : ceValue!;
+    if (!stepIsFinite(lv, gradNorm!)) {
+      const badParam = yield* firstNonFiniteReads(named, 'parameters');
+      const firstBad = badParam ?? (yield* firstNonFiniteReads(named));
       skipsInARow++;
       if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
         const why =
@@ -245,7 +279,7 @@ export function runVariant(
         throw new NonFiniteError(
           variant.key,
           step + 1,
-          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${badParam ?? firstNonFinite(named) ?? 'none found (the loss alone)'}; ` +
+          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${firstBad ?? 'none found (the loss alone)'}; ` +
             `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`,
         );
       }
@@ -269,12 +303,12 @@ export function runVariant(
       progress.trainSec += (now - sessionStart) / 1000;
       sessionStart = now;
       const re = layers.map((l) => l.takeRoutingEntropy());
-      const sd = sDiagnostics(model);
+      const sd = yield* sDiagnosticsReads(model);
       const log: CtMoeLogEntry = {
         step,
         loss: mean(sinceLog.loss),
         ce: mean(sinceLog.ce),
-        valPpl: evalPpl(model, mixedBatches(data.val, cfg.seqLen, cfg.batchSize, cfg.evalBatches)),
+        valPpl: yield* evalPplReads(model, mixedBatches(data.val, cfg.seqLen, cfg.batchSize, cfg.evalBatches)),
         routingEntropy: mean(re),
         routingEntropyPerLayer: re,
         sEntropy: sd ? mean(sd.sEntropy) : null,
@@ -286,7 +320,7 @@ export function runVariant(
         elapsedSec: progress.trainSec,
       };
       progress.logs.push(log);
-      dashboardLog?.afterLog(log);
+      if (dashboardLog) yield* dashboardLog.afterLog(log);
       sinceLog = { loss: [], ce: [] };
       sessionStart = performance.now(); // validation time is not training time
       emit({ variant: variant.key, phase: 'log', step, steps, log });
@@ -298,7 +332,7 @@ export function runVariant(
     if (step % cfg.checkpointEvery === 0 || step === steps) {
       progress.trainSec += (performance.now() - sessionStart) / 1000;
       sessionStart = performance.now();
-      save();
+      yield* save();
       emit({ variant: variant.key, phase: 'checkpoint', step, steps });
     }
   }
@@ -307,9 +341,9 @@ export function runVariant(
   const t0 = performance.now();
   const B = cfg.batchSize;
   const domainPpl = {
-    code: evalPpl(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.evalBatches)),
-    prose: evalPpl(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.evalBatches)),
-    mixed: evalPpl(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
+    code: yield* evalPplReads(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.evalBatches)),
+    prose: yield* evalPplReads(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.evalBatches)),
+    mixed: yield* evalPplReads(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
   };
   const routingFreq = {
     code: routingFrequency(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
@@ -330,8 +364,8 @@ export function runVariant(
     domainPpl,
     routingFreq,
     specialisation: specialisation(routingFreq),
-    finalS: finalS(model),
-    eigenspectrum: lastLayerEigenspectrum(model),
+    finalS: yield* finalSReads(model),
+    eigenspectrum: yield* lastLayerEigenspectrumReads(model),
     timing: {
       trainSec: progress.trainSec,
       evalSec: (performance.now() - t0) / 1000,
