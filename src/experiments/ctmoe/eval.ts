@@ -81,7 +81,8 @@ function* layerS(model: CtMoeGPT): Reads<{ s: ArrayLike<number>; N: number }[] |
 /** finalS, reading S through `read`. */
 export function* finalSReads(model: CtMoeGPT): Reads<number[][][] | null> {
   const all = yield* layerS(model);
-  return all && all.map(({ s, N }) => Array.from({ length: N }, (_, i) => Array.from({ length: N }, (_, j) => s[i * N + j]!)));
+  if (!all) return null;
+  return all.map(({ s, N }) => Array.from({ length: N }, (_, i) => Array.from({ length: N }, (_, j) => s[i * N + j]!)));
 }
 
 /** Per-layer S entropy and S max (nulls without topology). */
