@@ -117,7 +117,26 @@ if (gpu) {
       }),
     );
   });
+  test('webgpu MoELayer: GPT-OSS clamped SwiGLU experts (interleaved gate/up with biases), top-3 softmax', async () => {
+    await agree(
+      base({
+        router: { numExperts: 4, topK: 3, renormalize: 'sum', routerBias: true },
+        experts: { kind: 'gpt-oss', intermediateSize: 6, layout: 'interleaved', bias: true, swigluLimit: 0.8 },
+      }),
+    );
+  });
   test('webgpu MoELayer: the CT-MoE preset with its topology (routing bias and collaboration)', async () => {
     await agree(ctMoePreset(8, 4, 2, { lbWeight: 0.01 }));
+  });
+  test('webgpu MoELayer: a router that reads its scores on the host is refused when the layer is built, naming it', () => {
+    setBackend('webgpu');
+    try {
+      assert.throws(
+        () => new MoELayer(base({ router: { numExperts: 4, topK: 2, kind: 'expert-choice' }, losses: { lbWeight: 0 } })),
+        /router\.kind 'expert-choice' is not supported on device-resident routing/,
+      );
+    } finally {
+      setBackend('reference');
+    }
   });
 }
