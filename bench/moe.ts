@@ -154,7 +154,6 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
     clipGradNorm(params, cfg.gradClip);
     optimizer.step();
     total.item();
-    for (const l of model.moeLayers) l.lastAux = null;
   };
   warmUp(step);
   const times: number[] = [];

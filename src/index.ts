@@ -353,8 +353,16 @@ export type {
 // moe/topology
 export { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './moe/topology/collaboration.js';
 export { CT_MOE_LAYER_DEFAULTS, ctMoeLayerConfig, type CtMoeLayerConfig } from './moe/topology/config.js';
-export { eigenspectrum, eigvalshLower, routingEntropy, sMaxOffDiagonal, sRowEntropy } from './moe/topology/diagnostics.js';
-export { ctMoeAuxLoss, type CtMoeForwardTrace, CtMoeLayer, type CtMoeLayerOptions } from './moe/topology/layer.js';
+export { DenseDispatcher } from './moe/topology/dense-dispatcher.js';
+export {
+  eigenspectrum,
+  eigvalshLower,
+  routingEntropy,
+  sMaxOffDiagonal,
+  sRowEntropy,
+  takeRoutingEntropy,
+} from './moe/topology/diagnostics.js';
+export { ctMoeRouterWeight } from './moe/topology/init.js';
 export { ctMoePreset, type CtMoePresetOptions } from './moe/topology/preset.js';
 export { Topology } from './moe/topology/topology.js';
 // dist

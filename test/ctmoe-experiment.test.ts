@@ -165,7 +165,7 @@ test('model: MoE in every block, tied head, no attention biases; loss = CE + sum
   manualSeed(3);
   const model = new CtMoeGPT(MICRO, VARIANTS[0]!.flags);
   const names = model.namedParameters().map(([n]) => n);
-  assert.ok(names.includes('gpt.blocks.0.ffn.topology.sRaw') && names.includes('gpt.blocks.1.ffn.w1'));
+  assert.ok(names.includes('gpt.blocks.0.ffn.topology.sRaw') && names.includes('gpt.blocks.1.ffn.experts.upProj'));
   assert.ok(!names.some((n) => /attn\.(qkv|proj)\.bias/.test(n)));
   assert.ok(names.includes('gpt.blocks.0.ln1.bias'));
   assert.equal(model.gpt.lmHead, null);
@@ -175,12 +175,14 @@ test('model: MoE in every block, tied head, no attention biases; loss = CE + sum
   const b = mixedBatches(data.val, 8, 4, 1).next().value!;
   assert.deepEqual(Array.from(b.input.subarray(0, 8)), Array.from(data.val.code.subarray(0, 8)));
   assert.deepEqual(Array.from(b.input.subarray(16, 24)), Array.from(data.val.prose.subarray(0, 8)));
-  model.eval();
-  const { total, ce, aux } = noGrad(() => model.loss(fromArray(b.input, [4, 8]), fromArray(b.target, [4, 8])));
-  const lbs = model.moeLayers.map((l) => l.lastAux!.item());
+  // training with grad: each layer's lb_weight / n_layers · lb rides on its output; `total` adds them in value
+  const { total, ce, aux } = model.loss(fromArray(b.input, [4, 8]), fromArray(b.target, [4, 8]));
+  const lbs = model.moeLayers.map((l) => l.lastMetrics!.lbLoss!);
   const expected = ce.item() + lbs.reduce((a, v) => a + MICRO.lbWeight * v, 0) / 2;
   assert.ok(Math.abs(total.item() - expected) < 1e-5, `${total.item()} vs ${expected}`);
-  assert.ok(aux!.item() > 0);
+  assert.ok(Math.abs(aux! - (total.item() - ce.item())) < 1e-5 && aux! > 0);
+  model.eval();
+  assert.equal(noGrad(() => model.loss(fromArray(b.input, [4, 8]), fromArray(b.target, [4, 8]))).aux, null, 'eval: no aux losses');
 });
 
 test('presets and validation', () => {

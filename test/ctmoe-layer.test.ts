@@ -1,130 +1,27 @@
-// CT-MoE topology layer against hand computations: plain JS float64 loops that do not reuse
-// the implementation. S construction, routing bias, top-k without renormalisation, message
-// passing (k = 2 and k = 3), the LB loss, and gradients (central differences of the plain-JS
-// reference) for S_raw, the router and the experts.
+// The CT-MoE block — the core MoELayer with ctMoePreset, the ablation's layer — against the
+// seed's formula in plain JS float64 loops (test/helpers/ctmoe-reference.ts): S construction,
+// routing bias, top-k without renormalisation, message passing (k = 2 and k = 3), the LB loss,
+// gradients (central differences of the reference) for S_raw, the router, the experts and the
+// input; the seed's init ('ct-moe') against its draws; dense expert compute; the usage buffer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromArray, noGrad, sum, mul, type Tensor } from '../src/index.js';
+import { MoELayer } from '../src/moe/layer.js';
 import {
-  CtMoeLayer,
+  DenseDispatcher,
   Topology,
   ctMoeLayerConfig,
+  ctMoePreset,
   eigvalshLower,
   eigenspectrum,
   routingEntropy,
   sMaxOffDiagonal,
   sRowEntropy,
+  takeRoutingEntropy,
+  topologySubmatrices,
 } from '../src/moe/topology/index.js';
 import { Generator } from '../src/tensor/random.js';
-
-// ---------- plain-JS reference ----------
-function erf(x: number): number {
-  // Taylor series; |x| stays small here (< 4), where it is accurate to ~1e-13
-  let term = x;
-  let s = x;
-  for (let n = 1; n < 200; n++) {
-    term *= (-x * x) / n;
-    const add = term / (2 * n + 1);
-    s += add;
-    if (Math.abs(add) < 1e-17 * Math.abs(s)) break;
-  }
-  return (2 / Math.sqrt(Math.PI)) * s;
-}
-const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
-
-function refS(raw: ArrayLike<number>, N: number, temp: number): Float64Array {
-  const s = new Float64Array(N * N);
-  for (let i = 0; i < N; i++) {
-    const row: number[] = [];
-    for (let j = 0; j < N; j++) row.push(i === j ? -Infinity : (raw[i * N + j]! + raw[j * N + i]!) / 2 / temp);
-    const m = Math.max(...row);
-    const ex = row.map((v) => Math.exp(v - m));
-    const z = ex.reduce((a, b) => a + b, 0);
-    for (let j = 0; j < N; j++) s[i * N + j] = ex[j]! / z;
-  }
-  return s;
-}
-
-interface RefParams {
-  T: number;
-  D: number;
-  N: number;
-  K: number;
-  x: Float64Array;
-  wr: Float64Array;
-  w1: Float64Array;
-  w2: Float64Array;
-  sRaw: Float64Array | null;
-  routingScale: number;
-  collabScale: number;
-  temp: number;
-  routing: boolean;
-  collab: boolean;
-}
-
-/** The whole layer in float64 loops: y [T, D], lb, ids, S_sub per token. */
-function refLayer(p: RefParams) {
-  const { T, D, N, K, x } = p;
-  const S = p.sRaw ? refS(p.sRaw, N, p.temp) : null;
-  const col = new Float64Array(N);
-  if (S) for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) col[j]! += S[i * N + j]!;
-  const y = new Float64Array(T * D);
-  const pMean = new Float64Array(N);
-  const f = new Float64Array(N);
-  const ids: number[][] = [];
-  const logitsAll = new Float64Array(T * N);
-  const subs: number[][][] = [];
-  for (let t = 0; t < T; t++) {
-    const logits = new Float64Array(N);
-    for (let e = 0; e < N; e++) {
-      let v = 0;
-      for (let d = 0; d < D; d++) v += x[t * D + d]! * p.wr[e * D + d]!;
-      if (S && p.routing) v += p.routingScale * col[e]!;
-      logits[e] = v;
-      logitsAll[t * N + e] = v;
-    }
-    const m = Math.max(...logits);
-    const ex = [...logits].map((v) => Math.exp(v - m));
-    const z = ex.reduce((a, b) => a + b, 0);
-    const w = ex.map((v) => v / z);
-    for (let e = 0; e < N; e++) pMean[e]! += w[e]! / T;
-    const order = [...Array(N).keys()].sort((a, b) => w[b]! - w[a]! || a - b).slice(0, K);
-    ids.push(order);
-    for (const e of order) f[e]! += 1 / T;
-    // expert outputs
-    const out = order.map((e) => {
-      const h = new Float64Array(D);
-      for (let j = 0; j < D; j++) {
-        let v = 0;
-        for (let i = 0; i < D; i++) v += x[t * D + i]! * p.w1[e * D * D + i * D + j]!;
-        h[j] = gelu(v);
-      }
-      const o = new Float64Array(D);
-      for (let j = 0; j < D; j++) {
-        let v = 0;
-        for (let i = 0; i < D; i++) v += h[i]! * p.w2[e * D * D + i * D + j]!;
-        o[j] = v;
-      }
-      return o;
-    });
-    let mixed = out;
-    if (S && p.collab) {
-      const sub = order.map((a) => order.map((b) => S[a * N + b]!));
-      const norm = sub.map((row) => {
-        const rs = row.reduce((u, v) => u + v, 0);
-        return row.map((v) => v / (rs + 1e-9));
-      });
-      subs.push(norm);
-      mixed = out.map((o, i) =>
-        Float64Array.from(o, (v, d) => v + p.collabScale * norm[i]!.reduce((acc, sij, j) => acc + sij * out[j]![d]!, 0)),
-      );
-    }
-    for (let k = 0; k < K; k++) for (let d = 0; d < D; d++) y[t * D + d]! += w[order[k]!]! * mixed[k]![d]!;
-  }
-  let lb = 0;
-  for (let e = 0; e < N; e++) lb += f[e]! * pMean[e]!;
-  return { y, lb: N * lb, ids, subs, S, logits: logitsAll };
-}
+import { type RefParams, refLayer, refS } from './helpers/ctmoe-reference.js';
 
 function uniformArray(n: number, seed: number, lo: number, hi: number): Float64Array {
   const g = new Generator(seed);
@@ -146,7 +43,16 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: numb
 
 function makeCase(
   K: number,
-  opts: { routing?: boolean; collab?: boolean; topology?: boolean; routingScale?: number; collabScale?: number; temp?: number } = {},
+  opts: {
+    routing?: boolean;
+    collab?: boolean;
+    topology?: boolean;
+    routingScale?: number;
+    collabScale?: number;
+    temp?: number;
+    lbWeight?: number;
+    dense?: boolean;
+  } = {},
 ) {
   const T = 4,
     D = 3,
@@ -168,24 +74,24 @@ function makeCase(
     routing: topology && (opts.routing ?? true),
     collab: topology && (opts.collab ?? true),
   };
-  const layer = new CtMoeLayer(
-    {
-      dModel: D,
-      numExperts: N,
-      topK: K,
-      routingScale: p.routingScale,
-      collabScale: p.collabScale,
-      sTemp: p.temp,
-      useTopology: topology,
-      useGraphRouting: p.routing,
-      useGraphCollab: p.collab,
-    },
-    { dtype: 'f64', generator: new Generator(9) },
-  );
-  setData(layer.router.weight, p.wr);
-  setData(layer.w1, p.w1);
-  setData(layer.w2, p.w2);
-  if (p.sRaw) setData(layer.topology!.sRaw, p.sRaw);
+  const cfg = ctMoePreset(D, N, K, {
+    routingScale: p.routingScale,
+    collabScale: p.collabScale,
+    sTemp: p.temp,
+    useTopology: topology,
+    useGraphRouting: p.routing,
+    useGraphCollab: p.collab,
+    lbWeight: opts.lbWeight ?? 0.01,
+  });
+  const layer = new MoELayer(cfg, {
+    dtype: 'f64',
+    generator: new Generator(9),
+    ...(opts.dense ? { dispatcher: new DenseDispatcher(N) } : {}),
+  });
+  setData(layer.routerWeight, p.wr);
+  setData(layer.experts.upProj!, p.w1);
+  setData(layer.experts.downProj, p.w2);
+  if (p.sRaw && layer.topology) setData(layer.topology.sRaw, p.sRaw);
   return { p, layer, x: fromArray(p.x.slice(), [T, D]) };
 }
 
@@ -238,69 +144,81 @@ test('S gradient: d/dS_raw of sum(S * G) matches the hand-derived softmax + symm
   close(topo.sRaw.grad!.dataSync(), expected, 1e-12, 'dS_raw');
 });
 
+const VARIANTS = {
+  full: {},
+  'no-routing': { routing: false },
+  'no-collab': { collab: false },
+  standard: { topology: false },
+} as const;
+
 for (const K of [2, 3]) {
   test(`layer forward k=${K}: routing bias (column sums), top-k not renormalised, message passing, LB loss`, () => {
-    const { p, layer, x } = makeCase(K);
-    layer.keepTrace = true;
-    const y = noGrad(() => layer.forward(x));
+    const { p, layer, x } = makeCase(K, { routingScale: 1.3, collabScale: 0.8, temp: 0.7 });
+    const { y, routing } = layer.forwardWithRouting(x); // training with grad: the LB loss is computed
     const ref = refLayer(p);
-    const tr = layer.lastTrace!;
-    close(tr.s!.dataSync(), ref.S!, 1e-13, 'S');
-    close(tr.logits.dataSync(), ref.logits, 1e-12, 'logits with routing bias');
+    const S = noGrad(() => layer.topology!.forward());
+    close(S.dataSync(), ref.S!, 1e-13, 'S');
+    close(routing.logits.dataSync(), ref.logits, 1e-12, 'logits with routing bias');
     // the routing bias is routing_scale x COLUMN sums (row sums would all be 1)
     const colSums = Array.from({ length: p.N }, (_, j) => [...Array(p.N).keys()].reduce((a, i) => a + ref.S![i * p.N + j]!, 0));
     assert.ok(Math.max(...colSums) - Math.min(...colSums) > 0.05, 'column sums vary');
-    assert.deepEqual(Array.from(tr.topkIds.dataSync()), ref.ids.flat());
-    const tw = tr.topkWeights.dataSync();
+    assert.deepEqual(Array.from(routing.topkIds.dataSync()), ref.ids.flat());
+    const tw = routing.topkWeights.dataSync();
     const rowSum = tw[0]! + tw[1]! + (K === 3 ? tw[2]! : 0);
     assert.ok(rowSum < 0.999, 'top-k weights are not renormalised');
-    close(tr.sSub!.dataSync(), ref.subs.flat(2), 1e-12, 'S_sub');
+    close(topologySubmatrices(S, routing.topkIds).dataSync(), ref.subs.flat(2), 1e-12, 'S_sub');
     if (K === 2) for (const sub of ref.subs) close(sub.flat(), [0, 1, 1, 0], 1e-8, 'k=2 S_sub is [[0,1],[1,0]]');
     close(y.dataSync(), ref.y, 1e-11, 'y');
-    close([layer.lastAux!.item()], [ref.lb], 1e-12, 'lb');
+    close([layer.lastMetrics!.lbLoss!], [ref.lb], 1e-12, 'lb');
+    const counts = new Array<number>(p.N).fill(0);
+    for (const e of ref.ids.flat()) counts[e]!++;
+    assert.deepEqual(Array.from(layer.lastMetrics!.tokensPerExpert), counts);
   });
 
-  test(`layer gradient k=${K}: S_raw, router and expert grads match central differences of the reference`, () => {
-    const { p, layer, x } = makeCase(K);
-    const G = uniformArray(p.T * p.D, 21, -1, 1);
-    const lbW = 0.37;
-    const lossOf = (q: RefParams) => {
-      const r = refLayer(q);
-      return r.y.reduce((a, v, i) => a + v * G[i]!, 0) + lbW * r.lb;
-    };
-    const y = layer.forward(x);
-    sum(mul(y, fromArray(G, [p.T, p.D])))
-      .add(mul(layer.lastAux!, lbW))
-      .backward();
-    const fd = (key: 'sRaw' | 'wr' | 'w1', i: number) => {
-      const h = 1e-6;
-      const plus = { ...p, [key]: p[key]!.slice() };
-      const minus = { ...p, [key]: p[key]!.slice() };
-      plus[key]![i]! += h;
-      minus[key]![i]! -= h;
-      return (lossOf(plus) - lossOf(minus)) / (2 * h);
-    };
-    for (const [key, t] of [
-      ['sRaw', layer.topology!.sRaw],
-      ['wr', layer.router.weight],
-      ['w1', layer.w1],
-    ] as const) {
-      const g = t.grad!.dataSync();
-      const n = p[key]!.length;
-      close(
-        g,
-        Float64Array.from({ length: n }, (_, i) => fd(key, i)),
-        1e-6,
-        `d${key}`,
-      );
-    }
-  });
+  for (const [name, flags] of Object.entries(VARIANTS)) {
+    test(`layer gradient k=${K} ${name}: S_raw, router, W1, W2 and input grads match central differences of the reference`, () => {
+      const lbW = 0.37;
+      const { p, layer, x } = makeCase(K, { ...flags, lbWeight: lbW });
+      const G = uniformArray(p.T * p.D, 21, -1, 1);
+      const lossOf = (q: RefParams) => {
+        const r = refLayer(q);
+        return r.y.reduce((a, v, i) => a + v * G[i]!, 0) + lbW * r.lb;
+      };
+      x.requiresGrad_();
+      // the weighted LB loss rides on the output (attachAuxLoss): no separate term to add
+      sum(mul(layer.forward(x), fromArray(G, [p.T, p.D]))).backward();
+      const fd = (key: 'sRaw' | 'wr' | 'w1' | 'w2' | 'x', i: number) => {
+        const h = 1e-6;
+        const plus = { ...p, [key]: p[key]!.slice() };
+        const minus = { ...p, [key]: p[key]!.slice() };
+        plus[key]![i]! += h;
+        minus[key]![i]! -= h;
+        return (lossOf(plus) - lossOf(minus)) / (2 * h);
+      };
+      const wrt = [
+        ['wr', layer.routerWeight],
+        ['w1', layer.experts.upProj!],
+        ['w2', layer.experts.downProj],
+        ['x', x],
+        ...(layer.topology ? [['sRaw', layer.topology.sRaw] as const] : []),
+      ] as const;
+      for (const [key, t] of wrt) {
+        const n = p[key]!.length;
+        close(
+          t.grad!.dataSync(),
+          Float64Array.from({ length: n }, (_, i) => fd(key, i)),
+          1e-6,
+          `d${key}`,
+        );
+      }
+    });
+  }
 }
 
 test('message passing alone: with k=2 S gets (almost) no gradient from it; with k=3 it does', () => {
   const norms: number[] = [];
   for (const K of [2, 3]) {
-    const { p, layer, x } = makeCase(K, { routing: false });
+    const { p, layer, x } = makeCase(K, { routing: false, lbWeight: 0 });
     const G = uniformArray(p.T * p.D, 31, -1, 1);
     sum(mul(layer.forward(x), fromArray(G, [p.T, p.D]))).backward();
     const g = Float64Array.from(layer.topology!.sRaw.grad!.dataSync());
@@ -319,44 +237,72 @@ test('message passing alone: with k=2 S gets (almost) no gradient from it; with 
   assert.ok(norms[1]! > 1e-3, `k=3 |dS_raw| = ${norms[1]}`);
 });
 
-test('variants: Standard MoE has no S; NoCollab / NoRouting drop one S path; sparse and dense experts agree', () => {
+test("variants: Standard MoE has no S; NoCollab / NoRouting drop one S path; dense experts (the seed's way) = sparse", () => {
   const std = makeCase(3, { topology: false });
   assert.equal(std.layer.topology, null);
   assert.ok(!std.layer.namedParameters().some(([n]) => n.includes('sRaw')));
+  assert.equal(std.layer.parameters().length, 3, 'router, W1, W2: no biases');
   close(noGrad(() => std.layer.forward(std.x)).dataSync(), refLayer(std.p).y, 1e-11, 'standard y');
   for (const o of [{ routing: false }, { collab: false }]) {
     const c = makeCase(3, o);
     close(noGrad(() => c.layer.forward(c.x)).dataSync(), refLayer(c.p).y, 1e-11, `y ${JSON.stringify(o)}`);
   }
-  // dense (the seed's all-experts-then-gather) vs sparse (sorted slots + grouped GEMM): identical
+  // dense (every expert on every token, the selected ones combined) vs sparse (sorted slots + grouped GEMM)
   const a = makeCase(3);
-  const b = makeCase(3);
-  const dense = new CtMoeLayer({ dModel: 3, numExperts: 5, topK: 3, expertCompute: 'dense' }, { dtype: 'f64' });
-  dense.loadStateDict(b.layer.stateDict());
+  const b = makeCase(3, { dense: true });
   const ya = a.layer.forward(a.x);
-  const yb = dense.forward(b.x);
-  assert.deepEqual(Array.from(ya.dataSync()), Array.from(yb.dataSync()));
+  const { y: yb, routing } = b.layer.forwardWithRouting(b.x);
+  assert.equal(b.layer.dispatcher.dispatch(b.x, routing).rows.shape[0], 5 * 4, 'dense: E·T rows');
+  close(yb.dataSync(), ya.dataSync(), 1e-14, 'dense vs sparse y');
+  close([b.layer.lastMetrics!.lbLoss!], [a.layer.lastMetrics!.lbLoss!], 1e-14, 'dense vs sparse lb');
   sum(ya).backward();
   sum(yb).backward();
-  close(a.layer.w1.grad!.dataSync(), dense.w1.grad!.dataSync(), 1e-14, 'dense vs sparse dW1');
+  for (const [ga, gb, what] of [
+    [a.layer.experts.upProj!.grad!, b.layer.experts.upProj!.grad!, 'dW1'],
+    [a.layer.experts.downProj.grad!, b.layer.experts.downProj.grad!, 'dW2'],
+    [a.layer.routerWeight.grad!, b.layer.routerWeight.grad!, 'dW_router'],
+    [a.layer.topology!.sRaw.grad!, b.layer.topology!.sRaw.grad!, 'dS_raw'],
+  ] as const)
+    close(gb.dataSync(), ga.dataSync(), 1e-13, `dense vs sparse ${what}`);
+  assert.throws(() => new DenseDispatcher(4, { capacityFactor: 1, capacityMultiple: 8, weightsOn: 'output' }), /capacityFactor = 1/);
 });
 
-test('LB loss is k at uniform routing; usage counter and routing entropy', () => {
+test('LB loss is k at uniform routing; usage counter (training forwards only) and routing entropy', () => {
   const N = 4;
-  const layer = new CtMoeLayer({ dModel: 2, numExperts: N, topK: 2 }, { dtype: 'f64' });
-  setData(layer.router.weight, new Float64Array(N * 2)); // logits all equal -> weights 1/N
+  const layer = new MoELayer(ctMoePreset(2, N, 2), { dtype: 'f64' });
+  setData(layer.routerWeight, new Float64Array(N * 2)); // logits all equal -> weights 1/N
   // T = 4 tokens; ties pick the lowest ids: experts 0 and 1 every time -> f = [1, 1, 0, 0], p = 1/4
   layer.forward(fromArray(new Float64Array(8), [4, 2]));
-  close([layer.lastAux!.item()], [N * (1 * 0.25 + 1 * 0.25)], 1e-14, 'lb');
-  assert.deepEqual([...layer.usage], [4, 4, 0, 0]);
-  close([layer.takeRoutingEntropy()], [Math.log(2)], 1e-8, 'routing entropy');
-  assert.deepEqual([...layer.usage], [0, 0, 0, 0]);
+  close([layer.lastMetrics!.lbLoss!], [N * (1 * 0.25 + 1 * 0.25)], 1e-14, 'lb');
   // = k: with uniform p, lb = N * sum_e f_e / N = sum f = k whatever the counts
-  close([layer.lastAux!.item()], [2], 1e-14, 'lb = k');
+  close([layer.lastMetrics!.lbLoss!], [2], 1e-14, 'lb = k');
+  assert.deepEqual([...layer.usage], [4, 4, 0, 0]);
+  noGrad(() => layer.forward(fromArray(new Float64Array(8), [4, 2])));
+  assert.deepEqual([...layer.usage], [8, 8, 0, 0], 'training mode without grad counts too (the seed counts in train mode)');
+  close([takeRoutingEntropy(layer.usage)], [Math.log(2)], 1e-8, 'routing entropy');
+  assert.deepEqual([...layer.usage], [0, 0, 0, 0]);
   close([routingEntropy([1, 1, 1, 1])], [Math.log(4)], 1e-8, 'uniform routing entropy');
   layer.eval();
   layer.forward(fromArray(new Float64Array(8), [4, 2]));
   assert.deepEqual([...layer.usage], [0, 0, 0, 0], 'no usage counting in eval mode');
+});
+
+test("init 'ct-moe': the seed's draws in its order (router kaiming-uniform drawn then N(0, 0.02); W1, W2 randn / sqrt(D))", () => {
+  const D = 3;
+  const N = 4;
+  const layer = new MoELayer(ctMoePreset(D, N, 2), { dtype: 'f64', init: 'ct-moe', generator: new Generator(5) });
+  const g = new Generator(5);
+  for (let i = 0; i < N * D; i++) g.uniform(); // the nn.Linear construction's kaiming-uniform, overwritten
+  const router = Float64Array.from({ length: N * D }, () => 0.02 * g.normal());
+  const w1 = Float64Array.from({ length: N * D * D }, () => g.normal() * (1 / Math.sqrt(D)));
+  const w2 = Float64Array.from({ length: N * D * D }, () => g.normal() * (1 / Math.sqrt(D)));
+  assert.deepEqual(Array.from(layer.routerWeight.dataSync()), Array.from(router));
+  assert.deepEqual(Array.from(layer.experts.upProj!.dataSync()), Array.from(w1));
+  assert.deepEqual(Array.from(layer.experts.downProj.dataSync()), Array.from(w2));
+  assert.deepEqual(Array.from(layer.topology!.sRaw.dataSync()), new Array(N * N).fill(0));
+  // the default init is OLMo-core's (a different draw)
+  const other = new MoELayer(ctMoePreset(D, N, 2), { dtype: 'f64', generator: new Generator(5) });
+  assert.notDeepEqual(Array.from(other.routerWeight.dataSync()), Array.from(router));
 });
 
 test('eigvalsh semantics: lower triangle mirrored (hand-known spectra), descending normalised spectrum', () => {

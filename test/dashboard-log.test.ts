@@ -12,6 +12,7 @@ import { LOG_JSONL, type LogLine, type LogPoint, emptyVariantLog, foldLog } from
 import { CtMoeGPT, VARIANTS, finalS, readCheckpoint, runAblation, type CtMoeVariantResult } from '../src/experiments/ctmoe/index.js';
 import { fromArray } from '../src/ops/creation.js';
 import { routingEntropy } from '../src/moe/topology/diagnostics.js';
+import { RoutingRecorder } from '../src/moe/routing/recorder.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { MICRO, synthData } from './helpers/ctmoe-micro.js';
 
@@ -80,16 +81,20 @@ test('log.jsonl agrees with the trainer: loads, losses, routing entropy, S and t
     assert.deepEqual(finalS(model), last.s);
     model.eval();
     const sample = [data.val.code.slice(0, T), data.val.prose.slice(0, T)];
-    model.moeLayers.forEach((l) => (l.keepTrace = true));
-    noGrad(() => {
-      sample.forEach((row, i) => {
-        model.gpt.hidden(fromArray(row, [1, T]));
-        model.moeLayers.forEach((layer, l) => {
-          const ids = Array.from(layer.lastTrace!.topkIds.dataSync());
-          const w = Array.from(layer.lastTrace!.topkWeights.dataSync());
-          assert.deepEqual(last.routing.ids[l]!.slice(i * T, (i + 1) * T).flat(), ids, `${key} layer ${l} row ${i}: ids`);
-          assert.deepEqual(last.routing.weights[l]!.slice(i * T, (i + 1) * T).flat(), w, `${key} layer ${l} row ${i}: weights`);
-        });
+    // the routing as the core's RoutingRecorder sees it (records by layer, each layer's forwards in order)
+    const recorder = new RoutingRecorder(model).attach();
+    noGrad(() => sample.forEach((row) => model.gpt.hidden(fromArray(row, [1, T]))));
+    recorder.detach();
+    const records = recorder.records();
+    model.moeLayers.forEach((_, l) => {
+      sample.forEach((_, i) => {
+        const rec = records[l * sample.length + i]!;
+        assert.deepEqual(last.routing.ids[l]!.slice(i * T, (i + 1) * T).flat(), Array.from(rec.ids), `${key} layer ${l} row ${i}: ids`);
+        assert.deepEqual(
+          last.routing.weights[l]!.slice(i * T, (i + 1) * T).flat(),
+          Array.from(rec.weights),
+          `${key} layer ${l} row ${i}: weights`,
+        );
       });
     });
   }

@@ -1,7 +1,5 @@
 // CT-MoE's collaboration topology on the core MoELayer (MoEConfig.topology):
-//  - MoELayer(ctMoePreset(...)) with CtMoeLayer's weights = CtMoeLayer (outputs, LB loss, and
-//    gradients w.r.t. input, router, experts and S_raw), k = 2 and 3, Full / NoRouting /
-//    NoCollab / Standard;
+//  - ctMoePreset as data (MoELayer(ctMoePreset(...)) against the seed's formula: ctmoe-layer.test.ts);
 //  - non-CT routers and banks taking the topology on (sigmoid + group-limited + renormalised
 //    + scaled router with a SwiGLU bank and a capacity; logits-selected sigmoid with weights on
 //    the input and a biased GELU bank) against a plain-JS float64 reference written from the
@@ -12,7 +10,7 @@ import { test } from 'node:test';
 import { fromArray, mul, sum, type Tensor } from '../src/index.js';
 import { ConfigError, moeConfig, parseMoEConfig, type MoEConfigInput } from '../src/moe/config.js';
 import { MoELayer } from '../src/moe/layer.js';
-import { CtMoeLayer, ctMoeAuxLoss, ctMoePreset } from '../src/moe/topology/index.js';
+import { ctMoePreset } from '../src/moe/topology/index.js';
 import { Generator } from '../src/tensor/random.js';
 import { assertClose } from './helpers/gradcheck.js';
 import { gelu, numericGrad, refRoute, rows, silu, type RefRouter } from './helpers/moe-reference.js';
@@ -41,58 +39,7 @@ function refS(raw: ArrayLike<number>, N: number, temp: number): Float64Array {
   return s;
 }
 
-// ------------------------------------------------ 1. ctMoePreset = CtMoeLayer
-
-const VARIANTS = {
-  full: {},
-  'no-routing': { useGraphRouting: false },
-  'no-collab': { useGraphCollab: false },
-  standard: { useTopology: false, useGraphRouting: false, useGraphCollab: false },
-} as const;
-
-for (const K of [2, 3]) {
-  for (const [name, flags] of Object.entries(VARIANTS)) {
-    test(`ctMoePreset k=${K} ${name}: MoELayer = CtMoeLayer (y, LB loss, grads of x, router, W1, W2, S_raw)`, () => {
-      const D = 4;
-      const N = 5;
-      const lbW = 0.37;
-      const opts = { routingScale: 1.3, collabScale: 0.8, sTemp: 0.7, ...flags };
-      const ct = new CtMoeLayer({ dModel: D, numExperts: N, topK: K, ...opts }, { dtype: 'f64', generator: new Generator(7) });
-      setData(ct.router.weight, uniformArray(N * D, 2, -1, 1)); // larger than the 0.02 init: routing depends on x
-      if (ct.topology) setData(ct.topology.sRaw, uniformArray(N * N, 5, -1.5, 1.5));
-      const cfg = ctMoePreset(D, N, K, { ...opts, lbWeight: lbW });
-      const moe = new MoELayer(cfg, { dtype: 'f64', generator: new Generator(8) });
-      assert.equal(moe.topology === null, ct.topology === null);
-      setData(moe.routerWeight, ct.router.weight.dataSync());
-      assert.deepEqual(moe.experts.upProj!.shape, [N, D, D]);
-      assert.deepEqual(moe.experts.downProj.shape, [N, D, D]);
-      setData(moe.experts.upProj!, ct.w1.dataSync());
-      setData(moe.experts.downProj, ct.w2.dataSync());
-      if (ct.topology) setData(moe.topology!.sRaw, ct.topology.sRaw.dataSync());
-      assert.deepEqual(moe.topologyParameters().length, ct.topology ? 1 : 0);
-      assert.equal(moe.parameters().length, 3 + (ct.topology ? 1 : 0), 'router, W1, W2 (+ S_raw): no biases');
-
-      const xData = uniformArray(2 * 3 * D, 11, -1.5, 1.5);
-      const G = fromArray(uniformArray(2 * 3 * D, 12, -1, 1), [2, 3, D]);
-      const xa = fromArray(xData.slice(), [2, 3, D]).requiresGrad_();
-      const xb = fromArray(xData.slice(), [2, 3, D]).requiresGrad_();
-      const ya = ct.forward(xa);
-      const yb = moe.forward(xb);
-      assertClose(yb.dataSync(), ya.dataSync(), 1e-13, 1e-12, 'y');
-      assertClose([moe.lastMetrics!.lbLoss!], [ct.lastAux!.item()], 1e-14, 1e-13, 'lb');
-      assert.deepEqual(Array.from(moe.lastMetrics!.tokensPerExpert), Array.from(ct.usage));
-      sum(mul(ya, G))
-        .add(ctMoeAuxLoss([ct], lbW)!)
-        .backward();
-      sum(mul(yb, G)).backward(); // the weighted LB loss rides on the output
-      assertClose(xb.grad!.dataSync(), xa.grad!.dataSync(), 1e-13, 1e-11, 'dx');
-      assertClose(moe.routerWeight.grad!.dataSync(), ct.router.weight.grad!.dataSync(), 1e-13, 1e-11, 'dW_router');
-      assertClose(moe.experts.upProj!.grad!.dataSync(), ct.w1.grad!.dataSync(), 1e-13, 1e-11, 'dW1');
-      assertClose(moe.experts.downProj.grad!.dataSync(), ct.w2.grad!.dataSync(), 1e-13, 1e-11, 'dW2');
-      if (ct.topology) assertClose(moe.topology!.sRaw.grad!.dataSync(), ct.topology.sRaw.grad!.dataSync(), 1e-13, 1e-11, 'dS_raw');
-    });
-  }
-}
+// ------------------------------------------------ 1. ctMoePreset as data (held to the seed's formula in ctmoe-layer.test.ts)
 
 test('ctMoePreset: the CT-MoE block as data (JSON round trip); Standard MoE has no topology', () => {
   const c = ctMoePreset(16, 8, 2);

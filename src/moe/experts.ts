@@ -4,7 +4,7 @@
 import type { FloatDType } from '../backend/types.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { zeros } from '../ops/creation.js';
+import { randn, zeros } from '../ops/creation.js';
 import { add, clamp, gelu, mul, sigmoid, silu } from '../ops/elementwise.js';
 import { indexSelect } from '../ops/indexing.js';
 import { narrow, reshape } from '../ops/shape.js';
@@ -98,9 +98,11 @@ export function clampedSwiglu(gate: Tensor, up: Tensor, limit: number, alpha: nu
 export interface ExpertBankOptions {
   dtype?: FloatDType;
   generator?: Generator;
+  /** 'uniform' (default): U(±1/sqrt(fan_in)), PyTorch Linear's; 'normal': randn / sqrt(fan_in) (CT-MoE's experts). Biases are uniform either way. */
+  init?: 'uniform' | 'normal';
 }
 
-/** E experts as stacked Parameters; init U(±1/sqrt(fan_in)) per expert (PyTorch Linear's default). */
+/** E experts as stacked Parameters; init per expert U(±1/sqrt(fan_in)) (PyTorch Linear's default) or randn / sqrt(fan_in). */
 export class ExpertBank extends Module {
   readonly gateProj: Parameter | null;
   readonly upProj: Parameter | null;
@@ -123,6 +125,7 @@ export class ExpertBank extends Module {
     const I = cfg.intermediateSize;
     const mat = (out: number, inp: number): Parameter => {
       const shape = cfg.orientation === 'out-in' ? [E, out, inp] : [E, inp, out];
+      if (options.init === 'normal') return new Parameter(mul(randn(shape, { dtype, generator: gen }), 1 / Math.sqrt(inp)));
       return uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen);
     };
     const vec = (n: number, fan: number): Parameter =>

@@ -39,11 +39,13 @@ import { assertFiniteRouterInput } from './finite-input.js';
 import type { RoutingHook } from './routing/hook.js';
 import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
+import { ctMoeRouterWeight } from './topology/init.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
 import type { DeviceMoeKernels } from '../backend/moe.js';
 import { loadBalancingLossFromCounts } from './device/losses.js';
 import { type PendingMetrics, readPendingMetrics } from './device/metrics.js';
 import { deviceRoutedExperts } from './device/routed-experts.js';
+import { type Reads, read } from '../tensor/reads.js';
 
 export interface MoELayerOptions {
   dtype?: FloatDType;
@@ -54,6 +56,11 @@ export interface MoELayerOptions {
   dispatcher?: Dispatcher;
   /** Check that the router input is finite at every forward (a full read of it; default off). */
   checkFiniteInput?: boolean;
+  /**
+   * 'olmo-core' (default): router trunc_normal(0.02, ±0.06), experts U(±1/sqrt(fan_in)).
+   * 'ct-moe': the CT-MoE seed's (router N(0, 0.02), experts randn / sqrt(fan_in); topology/init.ts).
+   */
+  init?: 'olmo-core' | 'ct-moe';
 }
 
 export interface MoEForwardOptions {
@@ -112,6 +119,10 @@ export class MoELayer extends Module {
   lastMetrics: MoEMetrics | null = null;
   /** On the 'device' path: what the latest forward's metrics are read from. */
   private pendingMetrics: PendingMetrics | null = null;
+  /** [E] slots routed to each expert by the forwards in training mode (grad or not) since whoever reads it last zeroed it (CT-MoE's usage buffer; on the 'device' path after `settleUsage`). */
+  readonly usage: Float64Array;
+  /** On the 'device' path: [E] i32 counts of the training forwards not yet added to `usage`. */
+  private pendingUsage: Tensor | null = null;
   /** Whether this layer has said that a forward dropped every slot (said once). */
   private saidAllDropped = false;
   /** A routing recorder or replay (src/moe/routing/); while set, the layer runs router and experts as separate steps (never the whole-layer node). */
@@ -130,12 +141,15 @@ export class MoELayer extends Module {
     const dtype = options.dtype ?? 'f32';
     const H = cfg.hiddenSize;
     const E = cfg.router.numExperts;
+    const ctMoeInit = options.init === 'ct-moe';
     // OLMo-core router init: trunc_normal(std 0.02, [-0.06, 0.06])
-    this.routerWeight = truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
+    this.routerWeight = ctMoeInit
+      ? ctMoeRouterWeight(E, H, dtype, gen)
+      : truncNormal_(new Parameter(zeros([E, H], { dtype })), 0, 0.02, -0.06, 0.06, gen);
     this.routerBias = cfg.router.routerBias
       ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen)
       : null;
-    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen });
+    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen, init: ctMoeInit ? 'normal' : 'uniform' });
     const sh = cfg.shared;
     this.sharedExpert = sh
       ? new ExpertBank(
@@ -152,6 +166,7 @@ export class MoELayer extends Module {
     this.dispatcher = options.dispatcher ?? defaultDispatcher(cfg);
     this.lbAccumulator = cfg.losses.lbGranularity === 'global-batch' ? new LoadBalanceAccumulator(E) : null;
     this.topology = cfg.topology ? new Topology(E, { sTemp: cfg.topology.sTemp, dtype }) : null;
+    this.usage = new Float64Array(E);
     this.numLayers = options.numLayers ?? 1;
     this.generator = gen;
     this.checkFiniteInput = options.checkFiniteInput ?? false;
@@ -266,9 +281,12 @@ export class MoELayer extends Module {
         z: losses?.pending?.z ?? null,
         weights: losses?.weights ?? null,
       };
+      if (this.training) this.pendingUsage = this.pendingUsage ? add(this.pendingUsage, r.counts) : r.counts;
     } else {
       this.pendingMetrics = null;
-      this.lastMetrics = this.hostMetrics(r, T, droppedSlots, losses);
+      const m = this.hostMetrics(r, T, droppedSlots, losses);
+      if (this.training) m.tokensPerExpert.forEach((c, e) => (this.usage[e]! += c));
+      this.lastMetrics = m;
     }
     const details = {
       y: reshape(y, x.shape),
@@ -322,6 +340,35 @@ export class MoELayer extends Module {
     }
     if (this.pendingMetrics === p) this.lastMetrics = m;
     return m;
+  }
+
+  /** On the 'device' path: add the training forwards' counts since the last call to `usage` (one read); elsewhere `usage` is current and this reads nothing. */
+  *settleUsage(): Reads<void> {
+    const p = this.takePendingUsage();
+    if (p) this.addUsage((yield* read(p))[0]!);
+  }
+
+  /** settleUsage in two halves, for a caller that reads the counts together with other values: the pending [E] counts tensor (null: none), handed over once. */
+  takePendingUsage(): Tensor | null {
+    const p = this.pendingUsage;
+    this.pendingUsage = null;
+    return p;
+  }
+
+  /** Add read counts (takePendingUsage's) to `usage`. */
+  addUsage(counts: ArrayLike<number>): void {
+    for (let e = 0; e < this.usage.length; e++) this.usage[e]! += counts[e]!;
+  }
+
+  /**
+   * The latest forward's scaled LB loss (lastMetrics.lbLossScaled), for logging a total: a
+   * number where the metrics are computed in the forward, a detached device scalar on the
+   * 'device' path, null when that forward computed no LB loss.
+   */
+  scaledLbLoss(): number | Tensor | null {
+    const p = this.pendingMetrics;
+    if (!p) return this.lastMetrics?.lbLossScaled ?? null;
+    return p.lb && p.weights ? mul(p.lb.detach(), p.weights.lb) : null;
   }
 
   /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given); kernels: the router pass's, or null for the composition. */

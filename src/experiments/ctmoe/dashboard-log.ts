@@ -76,21 +76,20 @@ export class DashboardLog {
     const weights: number[][][] = layers.map(() => []);
     const was = this.model.training;
     this.model.eval();
-    layers.forEach((l) => (l.keepTrace = true));
-    // each sample row's routing per layer, read after the forwards in one wait
+    // each layer's routing, seen through a routing hook of our own while the sample runs (a
+    // recorder the user set is put back afterwards: the sample is not training data to record),
+    // read after the forwards in one wait
     const traces: { layer: number; ids: Tensor; weights: Tensor }[] = [];
+    const before = layers.map((l) => l.routingHook);
+    layers.forEach((l, i) => {
+      l.routingHook = { observe: (_, { routing }) => traces.push({ layer: i, ids: routing.topkIds, weights: routing.topkWeights }) };
+    });
     try {
       noGrad(() => {
-        for (const row of this.sample) {
-          this.model.gpt.hidden(fromArray(row, [1, row.length]));
-          layers.forEach((l, i) => traces.push({ layer: i, ids: l.lastTrace!.topkIds, weights: l.lastTrace!.topkWeights }));
-        }
+        for (const row of this.sample) this.model.gpt.hidden(fromArray(row, [1, row.length]));
       });
     } finally {
-      layers.forEach((l) => {
-        l.keepTrace = false;
-        l.lastTrace = null;
-      });
+      layers.forEach((l, i) => (l.routingHook = before[i]!));
       this.model.train(was);
     }
     const values = yield* read(...traces.flatMap((t) => [t.ids, t.weights]));

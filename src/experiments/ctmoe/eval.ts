@@ -41,10 +41,18 @@ export function* evalPplReads(model: CtMoeGPT, batches: Iterable<Batch>): Reads<
  * no grad, the usage counters summed over all layers and normalised. Resets the counters.
  */
 export function routingFrequency(model: CtMoeGPT, batches: Iterable<Batch>): number[] {
+  return runReadsSync(routingFrequencyReads(model, batches));
+}
+
+/** routingFrequency, reading the layers' usage counts (webgpu) through `read`. */
+export function* routingFrequencyReads(model: CtMoeGPT, batches: Iterable<Batch>): Reads<number[]> {
   const was = model.training;
   model.train();
   const layers = model.moeLayers;
-  for (const l of layers) l.usage.fill(0);
+  for (const l of layers) {
+    l.takePendingUsage(); // dropped with the counts
+    l.usage.fill(0);
+  }
   try {
     noGrad(() => {
       for (const b of batches) model.gpt.hidden(batchTensors(b).input);
@@ -52,7 +60,8 @@ export function routingFrequency(model: CtMoeGPT, batches: Iterable<Batch>): num
   } finally {
     model.train(was);
   }
-  const N = layers[0]!.cfg.numExperts;
+  for (const l of layers) yield* l.settleUsage();
+  const N = layers[0]!.cfg.router.numExperts;
   const total = new Float64Array(N);
   for (const l of layers) for (let e = 0; e < N; e++) total[e]! += l.usage[e]!;
   for (const l of layers) l.usage.fill(0);
@@ -74,8 +83,8 @@ export function finalS(model: CtMoeGPT): number[][][] | null {
 function* layerS(model: CtMoeGPT): Reads<{ s: ArrayLike<number>; N: number }[] | null> {
   const layers = model.moeLayers;
   if (!layers[0]!.topology) return null;
-  const values = yield* read(...layers.map((l): Tensor => noGrad(() => l.s()!)));
-  return layers.map((l, i) => ({ s: values[i]!, N: l.cfg.numExperts }));
+  const values = yield* read(...layers.map((l): Tensor => noGrad(() => l.topology!.forward())));
+  return layers.map((l, i) => ({ s: values[i]!, N: l.cfg.router.numExperts }));
 }
 
 /** finalS, reading S through `read`. */
@@ -101,8 +110,8 @@ export function* lastLayerEigenspectrumReads(model: CtMoeGPT) {
   const layers = model.moeLayers;
   const last = layers[layers.length - 1]!;
   if (!last.topology) return null;
-  const N = last.cfg.numExperts;
-  const [s] = yield* read(noGrad(() => last.s()!));
+  const N = last.cfg.router.numExperts;
+  const [s] = yield* read(noGrad(() => last.topology!.forward()));
   return {
     ...eigenspectrum(s!, N),
     semantics: 'torch.linalg.eigvalsh: lower triangle of S mirrored (S is not symmetric)',

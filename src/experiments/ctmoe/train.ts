@@ -17,17 +17,20 @@ import {
   evalPplReads,
   finalSReads,
   lastLayerEigenspectrumReads,
-  routingFrequency,
+  routingFrequencyReads,
   sDiagnosticsReads,
   specialisation,
 } from './eval.js';
-import { type Reads, readScalars, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
+import { type Reads, read, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { MoELayer } from '../../moe/layer.js';
 import { hostCheckpointState } from '../host-state.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFiniteReads, stepIsFinite } from '../nonfinite.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 import { DashboardLog } from './dashboard-log.js';
+import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -132,6 +135,17 @@ const mean = (a: readonly number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 function lastCheckpointNote(step: number, every: number): string {
   const last = Math.floor(step / every) * every;
   return last > 0 ? `the last checkpoint (step ${last}) kept` : 'no checkpoint written yet';
+}
+
+/** The first element of each of `scalars` (numbers pass through), read in one wait with the layers' pending usage counts, which are added to their `usage`. */
+function* readStep(layers: readonly MoELayer[], ...scalars: (Tensor | number)[]): Reads<number[]> {
+  const pending = layers.map((l) => l.takePendingUsage());
+  const tensors = scalars.filter((x): x is Tensor => typeof x !== 'number');
+  const values = yield* read(...tensors, ...pending.filter((p): p is Tensor => p !== null));
+  let next = tensors.length;
+  pending.forEach((p, i) => p && layers[i]!.addUsage(values[next++]!));
+  next = 0;
+  return scalars.map((x) => (typeof x === 'number' ? x : values[next++]![0]!));
 }
 
 /** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. CPU backends. */
@@ -259,10 +273,10 @@ export function* variantRun(
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
     const { total, ce } = model.loss(input, target);
-    total.backward();
+    total.backward(); // the layers' aux losses ride on the graph (attachAuxLoss)
     dp?.averageGradients(params);
-    // the step's one wait: loss, CE and gradient norm together
-    const [totalValue, ceValue, gradNorm] = yield* readScalars(total, ce, clipGradNormDeferred(params, cfg.gradClip));
+    // the step's one wait: loss, CE and gradient norm together (with the layers' usage counts on webgpu)
+    const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, clipGradNormDeferred(params, cfg.gradClip));
     const lv = dp ? dp.mean(totalValue!) : totalValue!;
     const cv = dp ? dp.mean(ceValue!) : ceValue!;
     if (!stepIsFinite(lv, gradNorm!)) {
@@ -284,7 +298,6 @@ export function* variantRun(
         );
       }
       skippedAt.push(step + 1);
-      for (const l of layers) l.lastAux = null;
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
@@ -295,14 +308,13 @@ export function* variantRun(
     progress.trainCe.push(cv);
     sinceLog.loss.push(lv);
     sinceLog.ce.push(cv);
-    for (const l of layers) l.lastAux = null; // drop the graph
     dashboardLog?.afterStep(step, lv, cv);
 
     if (step % cfg.logEvery === 0 || step === steps) {
       const now = performance.now();
       progress.trainSec += (now - sessionStart) / 1000;
       sessionStart = now;
-      const re = layers.map((l) => l.takeRoutingEntropy());
+      const re = layers.map((l) => takeRoutingEntropy(l.usage));
       const sd = yield* sDiagnosticsReads(model);
       const log: CtMoeLogEntry = {
         step,
@@ -346,8 +358,8 @@ export function* variantRun(
     mixed: yield* evalPplReads(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
   };
   const routingFreq = {
-    code: routingFrequency(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
-    prose: routingFrequency(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.freqBatches)),
+    code: yield* routingFrequencyReads(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
+    prose: yield* routingFrequencyReads(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.freqBatches)),
   };
   const result: CtMoeVariantResult = {
     key: variant.key,

@@ -1,6 +1,7 @@
-// CT-MoE layer config (pingBenM/CT-MoE, spec/seed-systems.md section 2): plain, typed,
-// validated data. Every failure names the field, the value and what is allowed.
-import { ConfigError, bool, int, num, oneOf, or, record } from '../validate.js';
+// CT-MoE block config (pingBenM/CT-MoE, spec/seed-systems.md section 2): plain, typed,
+// validated data, which ctMoePreset turns into a core MoEConfig. Every failure names the
+// field, the value and what is allowed.
+import { ConfigError, bool, int, num, or, record } from '../validate.js';
 
 export interface CtMoeLayerConfig {
   /** Model width D (the experts are D -> D -> D GELU MLPs, no biases). */
@@ -21,12 +22,6 @@ export interface CtMoeLayerConfig {
   useGraphRouting: boolean;
   /** Message passing over the k selected experts (needs useTopology). */
   useGraphCollab: boolean;
-  /**
-   * 'sparse' (default): only the selected experts run, through a stable sort of the T·k slots
-   * and grouped GEMMs. 'dense': every expert runs on every token, then the top-k are
-   * gathered (the seed's way; a reference for tests). Both give the same outputs.
-   */
-  expertCompute: 'sparse' | 'dense';
 }
 
 export const CT_MOE_LAYER_DEFAULTS: Omit<CtMoeLayerConfig, 'dModel'> = {
@@ -38,7 +33,6 @@ export const CT_MOE_LAYER_DEFAULTS: Omit<CtMoeLayerConfig, 'dModel'> = {
   useTopology: true,
   useGraphRouting: true,
   useGraphCollab: true,
-  expertCompute: 'sparse',
 };
 
 const FIELDS = [
@@ -51,7 +45,6 @@ const FIELDS = [
   'useTopology',
   'useGraphRouting',
   'useGraphCollab',
-  'expertCompute',
 ] as const;
 
 /**
@@ -72,7 +65,6 @@ export function ctMoeLayerConfig(input: Partial<CtMoeLayerConfig> & { dModel: nu
     useTopology: bool(f('useTopology'), or(v['useTopology'], CT_MOE_LAYER_DEFAULTS.useTopology)),
     useGraphRouting: bool(f('useGraphRouting'), or(v['useGraphRouting'], CT_MOE_LAYER_DEFAULTS.useGraphRouting)),
     useGraphCollab: bool(f('useGraphCollab'), or(v['useGraphCollab'], CT_MOE_LAYER_DEFAULTS.useGraphCollab)),
-    expertCompute: oneOf(f('expertCompute'), or(v['expertCompute'], CT_MOE_LAYER_DEFAULTS.expertCompute), ['sparse', 'dense'] as const),
   };
   if (!cfg.useTopology && (cfg.useGraphRouting || cfg.useGraphCollab)) {
     // the seed's is_baseline ignores the two flags; here the combination must be explicit

@@ -36,6 +36,13 @@ export function routingEntropy(usage: ArrayLike<number>): number {
   return h;
 }
 
+/** routingEntropy of a usage counter, which is then zeroed (the seed's get_routing_entropy; MoELayer.usage). */
+export function takeRoutingEntropy(usage: Float64Array): number {
+  const h = routingEntropy(usage);
+  usage.fill(0);
+  return h;
+}
+
 /**
  * torch.linalg.eigvalsh semantics on a (possibly non-symmetric) [N, N] matrix: only the LOWER
  * triangle is read (A_ij for i >= j) and the upper one is taken as its mirror, so the result

@@ -1,9 +1,10 @@
 // CT-MoE as a configuration of the core MoELayer: the topology composes with any router and
 // expert bank (MoEConfig.topology); this preset picks CT-MoE's own: a softmax router without
-// bias or renormalisation, GELU experts D -> D -> D with no biases ([E, D, D] 'in-out', i.e.
-// CtMoeLayer's x·W layout), the LB loss in the top-k convention (= k at balance), no z-loss.
-// MoELayer(ctMoePreset(...)) computes what CtMoeLayer computes (given the same weights; the
-// inits differ: MoELayer's are OLMo-core's), with lbWeight / numLayers applied as the seed does.
+// bias or renormalisation, GELU experts D -> D -> D with no biases ([E, D, D] 'in-out', the
+// seed's x·W layout), the LB loss in the top-k convention (= k at balance), no z-loss, with
+// lbWeight / numLayers applied as the seed does. `new MoELayer(ctMoePreset(...), { init:
+// 'ct-moe', numLayers })` is the seed's block with the seed's init (the ablation's model,
+// experiments/ctmoe/model.ts); `dispatcher: new DenseDispatcher(E)` runs its experts its way.
 import { type MoEConfig, moeConfig } from '../config.js';
 import { type CtMoeLayerConfig, ctMoeLayerConfig } from './config.js';
 
