@@ -21,7 +21,8 @@ if (k) {
   for (const fn of Object.keys(k).filter((name) => typeof k[name] === 'function')) {
     const orig = k[fn]!.bind(k);
     k[fn] = (...a: unknown[]) => {
-      const key = fn === 'moeGemmRows' ? `${fn}(k=${a[12]},n=${a[11]})` : fn === 'moeGemmWgrad' ? `${fn}(m=${a[9]},n=${a[10]})` : fn;
+      const o = a[0] as Record<string, unknown> | undefined;
+      const key = fn === 'moeGemmRows' ? `${fn}(k=${o!.k},n=${o!.n})` : fn === 'moeGemmWgrad' ? `${fn}(m=${o!.m},n=${o!.n})` : fn;
       const isRun = Object.values(runs).includes(fn);
       if (runs[fn]) queued = [];
       else if (queued && !isRun) queued.push(key);

@@ -5,7 +5,7 @@
 // those compilers are on PATH; a missing one is skipped with a line saying what to install.
 // Runs at `npm pack` / `npm publish` (prepack); `--clean` (postpack) removes prebuilds/ again so a
 // developer checkout keeps compiling at `npm ci`. No ISA flags: one x86-64 binary serves every CPU
-// (the kernels pick AVX-512 / AVX2 / scalar at run time).
+// (the kernels pick AVX-512 / AVX2 / scalar at run time; the arm64 one runs NEON kernels, aarch64's baseline).
 //
 // It compiles in a staging copy of native/ and binding.gyp, never in the package's own build/
 // (prebuildify moves the binary out of build/Release, and tests load that one).

@@ -95,7 +95,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   },
   {
     name: 'MOEKIT_ISA',
-    spec: { kind: 'enum', values: ['avx512', 'avx2', 'scalar'] },
+    // the ISAs of this machine's architecture: NEON is aarch64's baseline, AVX2 / AVX-512 are x86-64's
+    spec: {
+      kind: 'enum',
+      values: typeof process !== 'undefined' && process.arch === 'arm64' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'],
+    },
     default: 'the best the CPU has',
     readBy: 'native',
     description: 'caps the instruction set of the native kernels',

@@ -138,7 +138,7 @@ test('moekit dashboard on a missing directory fails with a one-line error (then 
 });
 
 /** Start a moekit command in its own process group; resolves with its output once it matches every pattern, and a kill for the group. */
-function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; kill: () => void }> {
+function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; kill: () => void; pid: number }> {
   const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), ...args], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -160,12 +160,25 @@ function startCli(args: string[], ready: RegExp[]): Promise<{ printed: string; k
       printed += b.toString();
       if (ready.every((re) => re.test(printed))) {
         clearTimeout(timer);
-        resolve({ printed, kill });
+        resolve({ printed, kill, pid: p.pid! });
       }
     };
     p.stdout.on('data', onData);
     p.stderr.on('data', onData);
   });
+}
+
+/** Whether `url` stops accepting connections within 15 s. */
+async function stopsAnswering(url: string): Promise<boolean> {
+  for (let i = 0; i < 150; i++) {
+    try {
+      await fetch(url);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 test('--host other than loopback is printed as a warning', async () => {
@@ -177,7 +190,7 @@ test('--host other than loopback is printed as a warning', async () => {
   assert.match(printed, /warning: --host 127\.0\.0\.2: not the loopback address; whoever can reach it can read this run/);
 });
 
-test('moekit ablate --dashboard serves the run it trains, and keeps serving it after', async () => {
+test('moekit ablate --dashboard serves the run it trains, keeps serving it after, and ends with it even on SIGKILL', async () => {
   const run = join(out, 'ablate-dash');
   const micro = [
     'vocabSize=256',
@@ -191,7 +204,7 @@ test('moekit ablate --dashboard serves the run it trains, and keeps serving it a
     'logEvery=2',
     'warmup=2',
   ];
-  const { printed, kill } = await startCli(
+  const { printed, kill, pid } = await startCli(
     ['ablate', '--dashboard', '0', '--out', run, '--variants', 'full', '--steps', '4', ...micro.flatMap((s) => ['--set', s])],
     [/dashboard of .*: http/, /the dashboard keeps serving this run/],
   );
@@ -204,6 +217,8 @@ test('moekit ablate --dashboard serves the run it trains, and keeps serving it a
     };
     assert.deepEqual(r.variants, ['CT-MoE-Full']);
     assert.equal(r.results.variants['CT-MoE-Full']!.status, 'done');
+    process.kill(pid, 'SIGKILL'); // the ablate process only: no exit handler of its runs
+    assert.ok(await stopsAnswering(url), 'the dashboard child outlived its killed parent');
   } finally {
     kill();
   }

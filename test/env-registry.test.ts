@@ -62,7 +62,12 @@ test('readEnv: unset and empty are undefined, valid values parse, invalid ones n
   withEnv('MOEKIT_MOE_GC', 'off', () =>
     assert.throws(() => readEnv('MOEKIT_MOE_GC'), /MOEKIT_MOE_GC='off' is invalid: expected '0' or '1'/),
   );
-  withEnv('MOEKIT_ISA', 'avx2', () => assert.equal(readEnv('MOEKIT_ISA'), 'avx2'));
+  // the ISA names are this architecture's: NEON on arm64, AVX2 / AVX-512 on x86-64
+  const [own, foreign] = process.arch === 'arm64' ? ['neon', 'avx2'] : ['avx2', 'neon'];
+  withEnv('MOEKIT_ISA', own, () => assert.equal(readEnv('MOEKIT_ISA'), own));
+  withEnv('MOEKIT_ISA', foreign, () =>
+    assert.throws(() => readEnv('MOEKIT_ISA'), new RegExp(`MOEKIT_ISA='${foreign}' is invalid: expected`)),
+  );
   assert.throws(() => readEnv('MOEKIT_NOT_REGISTERED'), /not in the registry/);
 });
 

@@ -282,10 +282,16 @@ describe('what a layer plans, and why', () => {
     const neither = plan({
       ...base,
       router: { numExperts: 4, topK: 2, scoreFunc: 'sigmoid' },
-      experts: { intermediateSize: 4, kind: 'gelu' },
+      dispatch: { weightsOn: 'input' },
     });
     assert.equal(neither.path, 'reference');
-    assert.match(neither.summary, /no MoE kernel covers it \(router: score function 'sigmoid'; experts: expert kind 'gelu'\)/);
+    assert.match(neither.summary, /no MoE kernel covers it \(router: score function 'sigmoid'; experts: weights on the input\)/);
+    const gelu2 = plan({ ...base, experts: { intermediateSize: 4, kind: 'gelu' } });
+    assert.equal(gelu2.path, 'layer');
+    assert.match(gelu2.summary, /GELU experts/);
+    const oss = plan({ ...base, router: { numExperts: 4, topK: 2, routerBias: true }, experts: { intermediateSize: 4, kind: 'gpt-oss' } });
+    assert.equal(oss.path, 'kernels');
+    assert.match(oss.summary, /experts: one kernel node; not one layer node: a router bias/);
     assert.equal(plan(base, 'reference').path, 'reference');
     assert.equal(plan(base, 'kernels').path, 'kernels');
   });

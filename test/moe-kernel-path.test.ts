@@ -301,28 +301,28 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     }
   });
 
-  test('moeGemmSwiglu / moeGemmRowsStackedK reject bad arguments with the field, the value and what is allowed', () => {
+  test('moeGemmSwiglu / moeGemmRows (K-stacked) reject bad arguments with the field, the value and what is allowed', () => {
     const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
     // 2 rows, one expert, i = 3, k = 2: gate / up stored [3, 2] (bTrans), gu [2, 6], h [2, 3]
     const call = (o: { upOff?: number; ldgu?: number; h?: Float32Array | Float64Array; bUp?: Float32Array }) =>
-      k.moeGemmSwiglu(
-        f(4),
-        null,
-        2,
-        f(6),
-        o.bUp ?? f(6),
-        true,
-        6,
-        2,
-        Int32Array.of(0, 2),
-        f(12),
-        o.ldgu ?? 6,
-        o.upOff ?? 3,
-        o.h ?? f(6),
-        3,
-        2,
-      );
+      k.moeGemmSwiglu({
+        a: f(4),
+        aIdx: null,
+        lda: 2,
+        bGate: f(6),
+        bUp: o.bUp ?? f(6),
+        bTrans: true,
+        bExpertStride: 6,
+        ldb: 2,
+        seg: Int32Array.of(0, 2),
+        gu: f(12),
+        ldgu: o.ldgu ?? 6,
+        upOff: o.upOff ?? 3,
+        h: o.h ?? f(6),
+        i: 3,
+        k: 2,
+      });
     assert.doesNotThrow(() => call({}));
     assert.throws(() => call({ upOff: 2 }), {
       name: 'RangeError',
@@ -334,11 +334,28 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     assert.throws(() => call({ h: new Float64Array(6) }), { name: 'TypeError', message: /moeGemmSwiglu: h must be a Float32Array/ });
     // the K-stacked rows GEMM: 2 rows, k = 4 split 2 + 2, n = 3, B parts stored [3, 2] (bTrans)
     const stacked = (kSplit: number, b2 = f(6)) =>
-      k.moeGemmRowsStackedK(f(8), null, null, 4, f(6), b2, kSplit, true, 6, 2, Int32Array.of(0, 2), f(6), 3, 3, 4, false);
+      k.moeGemmRows({
+        a: f(8),
+        aIdx: null,
+        scale: null,
+        lda: 4,
+        b: f(6),
+        b2,
+        kSplit,
+        bTrans: true,
+        bExpertStride: 6,
+        ldb: 2,
+        seg: Int32Array.of(0, 2),
+        c: f(6),
+        ldc: 3,
+        n: 3,
+        k: 4,
+        accumulate: false,
+      });
     assert.doesNotThrow(() => stacked(2));
-    assert.throws(() => stacked(0), { name: 'RangeError', message: /moeGemmRowsStackedK: kSplit is 0, must be in \[1, k\) = \[1, 4\)/ });
+    assert.throws(() => stacked(0), { name: 'RangeError', message: /moeGemmRows: kSplit is 0, must be in \[1, k\) = \[1, 4\)/ });
     assert.throws(() => stacked(4), { name: 'RangeError', message: /kSplit is 4/ });
-    assert.throws(() => stacked(2, f(5)), { name: 'RangeError', message: /moeGemmRowsStackedK: b2 has 5 elements, needs 6/ });
+    assert.throws(() => stacked(2, f(5)), { name: 'RangeError', message: /moeGemmRows: b2 has 5 elements, needs 6/ });
   });
 
   test('moeBatchBegin / moeBatchRun: queued GEMMs run at moeBatchRun and match the same calls one by one', () => {
@@ -356,13 +373,47 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         wg = () => new Arr(3 * 40 * 24);
       const rowsOne = rows(),
         wgOne = wg();
-      k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsOne, 24, 24, 40, false);
-      k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgOne, 40, 24, false);
+      k.moeGemmRows({
+        a: x,
+        aIdx: idx,
+        scale: null,
+        lda: 40,
+        b,
+        b2: null,
+        kSplit: 0,
+        bTrans: false,
+        bExpertStride: 40 * 24,
+        ldb: 24,
+        seg,
+        c: rowsOne,
+        ldc: 24,
+        n: 24,
+        k: 40,
+        accumulate: false,
+      });
+      k.moeGemmWgrad({ a: x, aIdx: idx, scale: null, lda: 40, b: g, bIdx: null, ldb: 24, seg, c: wgOne, m: 40, n: 24, accumulate: false });
       const rowsB = rows(),
         wgB = wg();
       k.moeBatchBegin();
-      k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, rowsB, 24, 24, 40, false);
-      k.moeGemmWgrad(x, idx, null, 40, g, null, 24, seg, wgB, 40, 24, false);
+      k.moeGemmRows({
+        a: x,
+        aIdx: idx,
+        scale: null,
+        lda: 40,
+        b,
+        b2: null,
+        kSplit: 0,
+        bTrans: false,
+        bExpertStride: 40 * 24,
+        ldb: 24,
+        seg,
+        c: rowsB,
+        ldc: 24,
+        n: 24,
+        k: 40,
+        accumulate: false,
+      });
+      k.moeGemmWgrad({ a: x, aIdx: idx, scale: null, lda: 40, b: g, bIdx: null, ldb: 24, seg, c: wgB, m: 40, n: 24, accumulate: false });
       assert.ok(rowsB.every((v) => v === 0) && wgB.every((v) => v === 0), 'nothing runs before moeBatchRun');
       assert.throws(() => k.moeBatchBegin(), { message: /moeBatchBegin: a batch is already open/ });
       k.moeBatchRun();
@@ -400,11 +451,61 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
           c = new Arr(4 * 40 * 24).fill(7),
           out = new Arr(S * 16);
         if (fuse) k.moeFuseBegin();
-        if (local) k.moeFuseLocal(r, 12);
-        k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
-        k.moeSwigluBackward(gu, 24, 0, 12, 1, S, 12, r, w, gu, r, dw);
-        k.moeGemmWgrad(x, idx, null, 40, gu, null, 24, seg, c, 40, 24, false);
-        k.moeGemmRows(gu, null, null, 24, b2, false, 24 * 16, 16, seg, out, 16, 16, 24, false);
+        if (local) k.moeFuseLocal({ a: r, rowElems: 12 });
+        k.moeGemmRows({
+          a: x,
+          aIdx: idx,
+          scale: null,
+          lda: 40,
+          b,
+          b2: null,
+          kSplit: 0,
+          bTrans: false,
+          bExpertStride: 40 * 24,
+          ldb: 24,
+          seg,
+          c: r,
+          ldc: 12,
+          n: 12,
+          k: 40,
+          accumulate: false,
+        });
+        k.moeActBackward({
+          kind: 'swiglu',
+          gu,
+          ld: 24,
+          gateOff: 0,
+          upOff: 12,
+          colStride: 1,
+          s: S,
+          i: 12,
+          dy: r,
+          w,
+          dgu: gu,
+          hout: r,
+          dw,
+          limit: 0,
+          alpha: 0,
+        });
+        k.moeGemmWgrad({ a: x, aIdx: idx, scale: null, lda: 40, b: gu, bIdx: null, ldb: 24, seg, c, m: 40, n: 24, accumulate: false });
+        k.moeGemmRows({
+          a: gu,
+          aIdx: null,
+          scale: null,
+          lda: 24,
+          b: b2,
+          b2: null,
+          kSplit: 0,
+          bTrans: false,
+          bExpertStride: 24 * 16,
+          ldb: 16,
+          seg,
+          c: out,
+          ldc: 16,
+          n: 16,
+          k: 24,
+          accumulate: false,
+        });
         if (fuse) {
           assert.ok(out.every((v) => v === 0) && dw.every((v) => v === 0), 'nothing runs before moeFuseRun');
           assert.throws(() => k.moeFuseBegin(), { message: /moeFuseBegin: a fusion is already open/ });
@@ -470,12 +571,62 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         const c = new Arr(5 * 40 * 24).fill(7),
           c2 = new Arr(5 * 40 * 24).fill(7);
         k.moeFuseBegin();
-        k.moeFuseLocal(r, 12);
-        k.moeGemmRows(x, idx, null, 40, b, false, 40 * 24, 24, seg, r, 12, 12, 40, false);
-        k.moeSwigluBackward(gu, 24, 0, 12, 1, S, 12, r, w, gu, r, dw);
-        k.moeGemmWgrad(x, idx, null, 40, gu, null, 24, seg, c, 40, 24, false);
-        k.moeGemmWgrad(x, idx, w, 40, gu, null, 24, seg, c2, 40, 24, true);
-        k.moeGemmRows(gu, null, null, 24, b2, false, 24 * 16, 16, seg, out, 16, 16, 24, false);
+        k.moeFuseLocal({ a: r, rowElems: 12 });
+        k.moeGemmRows({
+          a: x,
+          aIdx: idx,
+          scale: null,
+          lda: 40,
+          b,
+          b2: null,
+          kSplit: 0,
+          bTrans: false,
+          bExpertStride: 40 * 24,
+          ldb: 24,
+          seg,
+          c: r,
+          ldc: 12,
+          n: 12,
+          k: 40,
+          accumulate: false,
+        });
+        k.moeActBackward({
+          kind: 'swiglu',
+          gu,
+          ld: 24,
+          gateOff: 0,
+          upOff: 12,
+          colStride: 1,
+          s: S,
+          i: 12,
+          dy: r,
+          w,
+          dgu: gu,
+          hout: r,
+          dw,
+          limit: 0,
+          alpha: 0,
+        });
+        k.moeGemmWgrad({ a: x, aIdx: idx, scale: null, lda: 40, b: gu, bIdx: null, ldb: 24, seg, c, m: 40, n: 24, accumulate: false });
+        k.moeGemmWgrad({ a: x, aIdx: idx, scale: w, lda: 40, b: gu, bIdx: null, ldb: 24, seg, c: c2, m: 40, n: 24, accumulate: true });
+        k.moeGemmRows({
+          a: gu,
+          aIdx: null,
+          scale: null,
+          lda: 24,
+          b: b2,
+          b2: null,
+          kSplit: 0,
+          bTrans: false,
+          bExpertStride: 24 * 16,
+          ldb: 16,
+          seg,
+          c: out,
+          ldc: 16,
+          n: 16,
+          k: 24,
+          accumulate: false,
+        });
         k.moeFuseRun();
         return { gu, dw, c, c2, out };
       };
@@ -496,16 +647,68 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
   test('moeFuseBegin / moeFuseRun reject what cannot run block by block', () => {
     const k = moeAddonKernels()!;
     const f = (n: number) => new Float32Array(n);
-    const rows = (seg: Int32Array) => k.moeGemmRows(f(40), null, null, 4, f(2 * 16), false, 16, 4, seg, f(40), 4, 4, 4, false);
+    const rows = (seg: Int32Array) =>
+      k.moeGemmRows({
+        a: f(40),
+        aIdx: null,
+        scale: null,
+        lda: 4,
+        b: f(2 * 16),
+        b2: null,
+        kSplit: 0,
+        bTrans: false,
+        bExpertStride: 16,
+        ldb: 4,
+        seg,
+        c: f(40),
+        ldc: 4,
+        n: 4,
+        k: 4,
+        accumulate: false,
+      });
     k.moeFuseBegin();
     rows(Int32Array.of(0, 4, 10));
     assert.throws(() => rows(Int32Array.of(0, 5, 10)), { message: /a fused stage's seg must equal the other stages'/ });
-    assert.throws(() => k.moeCombine(f(40), 4, Int32Array.of(0), null, 1, 1, 4, f(4)), { message: /moeCombine: not row-local/ });
-    k.moeSwigluBackward(f(80), 8, 0, 4, 1, 9, 4, f(36), null, f(80), null, null);
+    assert.throws(() => k.moeCombine({ y: f(40), ldy: 4, row: Int32Array.of(0), w: null, t: 1, k: 1, h: 4, out: f(4) }), {
+      message: /moeCombine: not row-local/,
+    });
+    k.moeActBackward({
+      kind: 'swiglu',
+      gu: f(80),
+      ld: 8,
+      gateOff: 0,
+      upOff: 4,
+      colStride: 1,
+      s: 9,
+      i: 4,
+      dy: f(36),
+      w: null,
+      dgu: f(80),
+      hout: null,
+      dw: null,
+      limit: 0,
+      alpha: 0,
+    });
     assert.throws(() => k.moeFuseRun(), { message: /moeFuseRun: a fused row pass must cover the segments' rows/ });
     assert.throws(() => k.moeFuseRun(), { message: /no fusion is open/ }, 'a failed run closes the fusion');
     k.moeFuseBegin();
-    k.moeSwigluBackward(f(80), 8, 0, 4, 1, 10, 4, f(40), null, f(80), null, null);
+    k.moeActBackward({
+      kind: 'swiglu',
+      gu: f(80),
+      ld: 8,
+      gateOff: 0,
+      upOff: 4,
+      colStride: 1,
+      s: 10,
+      i: 4,
+      dy: f(40),
+      w: null,
+      dgu: f(80),
+      hout: null,
+      dw: null,
+      limit: 0,
+      alpha: 0,
+    });
     assert.throws(() => k.moeFuseRun(), { message: /needs at least one grouped GEMM/ });
     k.moeBatchBegin();
     assert.throws(() => k.moeFuseBegin(), { message: /moeFuseBegin: a batch is open/ });
@@ -520,38 +723,89 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       w = f(2 * 16),
       c = f(40),
       idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
-    assert.throws(() => k.moeFuseLocal(c, 4), { message: /moeFuseLocal: no fusion is open/ });
+    assert.throws(() => k.moeFuseLocal({ a: c, rowElems: 4 }), { message: /moeFuseLocal: no fusion is open/ });
     // each case: what to declare block-local, then the stage that reaches it
     const cases: [string, () => void, RegExp][] = [
       [
         'read through an index',
         () => {
-          k.moeFuseLocal(x, 4);
-          k.moeGemmRows(x, idx, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+          k.moeFuseLocal({ a: x, rowElems: 4 });
+          k.moeGemmRows({
+            a: x,
+            aIdx: idx,
+            scale: null,
+            lda: 4,
+            b: w,
+            b2: null,
+            kSplit: 0,
+            bTrans: false,
+            bExpertStride: 16,
+            ldb: 4,
+            seg,
+            c,
+            ldc: 4,
+            n: 4,
+            k: 4,
+            accumulate: false,
+          });
         },
         /cannot be read through a row index/,
       ],
       [
         'another row length',
         () => {
-          k.moeFuseLocal(c, 2);
-          k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+          k.moeFuseLocal({ a: c, rowElems: 2 });
+          k.moeGemmRows({
+            a: x,
+            aIdx: null,
+            scale: null,
+            lda: 4,
+            b: w,
+            b2: null,
+            kSplit: 0,
+            bTrans: false,
+            bExpertStride: 16,
+            ldb: 4,
+            seg,
+            c,
+            ldc: 4,
+            n: 4,
+            k: 4,
+            accumulate: false,
+          });
         },
         /row length other than the one declared/,
       ],
       [
         'a weight',
         () => {
-          k.moeFuseLocal(w, 4);
-          k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+          k.moeFuseLocal({ a: w, rowElems: 4 });
+          k.moeGemmRows({
+            a: x,
+            aIdx: null,
+            scale: null,
+            lda: 4,
+            b: w,
+            b2: null,
+            kSplit: 0,
+            bTrans: false,
+            bExpertStride: 16,
+            ldb: 4,
+            seg,
+            c,
+            ldc: 4,
+            n: 4,
+            k: 4,
+            accumulate: false,
+          });
         },
         /must be accessed by sorted row/,
       ],
       [
         'a weight gradient',
         () => {
-          k.moeFuseLocal(w, 4);
-          k.moeGemmWgrad(x, null, null, 4, c, null, 4, seg, w, 4, 4, false);
+          k.moeFuseLocal({ a: w, rowElems: 4 });
+          k.moeGemmWgrad({ a: x, aIdx: null, scale: null, lda: 4, b: c, bIdx: null, ldb: 4, seg, c: w, m: 4, n: 4, accumulate: false });
         },
         /must be accessed by sorted row/,
       ],
@@ -563,15 +817,34 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       assert.throws(() => k.moeFuseRun(), { message: /no fusion is open/ }, `${what}: a failed run closes the fusion`);
     }
     k.moeFuseBegin();
-    k.moeFuseLocal(c, 4);
-    assert.throws(() => k.moeFuseLocal(c.subarray(4), 4), { message: /moeFuseLocal: block-local arrays must not overlap/ });
-    assert.throws(() => k.moeFuseLocal(x, 0), { message: /moeFuseLocal: rowElems/ });
-    assert.throws(() => k.moeFuseLocal(x.subarray(0, 2), 4), { message: /must hold at least one row/ });
-    k.moeGemmRows(x, null, null, 4, w, false, 16, 4, seg, c, 4, 4, 4, false);
+    k.moeFuseLocal({ a: c, rowElems: 4 });
+    assert.throws(() => k.moeFuseLocal({ a: c.subarray(4), rowElems: 4 }), {
+      message: /moeFuseLocal: block-local arrays must not overlap/,
+    });
+    assert.throws(() => k.moeFuseLocal({ a: x, rowElems: 0 }), { message: /moeFuseLocal: rowElems/ });
+    assert.throws(() => k.moeFuseLocal({ a: x.subarray(0, 2), rowElems: 4 }), { message: /must hold at least one row/ });
+    k.moeGemmRows({
+      a: x,
+      aIdx: null,
+      scale: null,
+      lda: 4,
+      b: w,
+      b2: null,
+      kSplit: 0,
+      bTrans: false,
+      bExpertStride: 16,
+      ldb: 4,
+      seg,
+      c,
+      ldc: 4,
+      n: 4,
+      k: 4,
+      accumulate: false,
+    });
     k.moeFuseRun();
   });
 
-  test('MOEKIT_MOE_FUSED=0 and unsupported banks fall back to the reference', () => {
+  test('MOEKIT_MOE_FUSED=0 falls back to the reference; GELU banks are covered', () => {
     setBackend('native');
     const gen = new Generator(1);
     const x = rand([4, 6], 'f32', gen);
@@ -582,10 +855,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       withKernels(false, () => bankKernels(x, swi, swi.cfg)),
       null,
     );
-    assert.equal(
-      withKernels(true, () => bankKernels(x, gelu, gelu.cfg)),
-      null,
-    );
+    assert.ok(withKernels(true, () => bankKernels(x, gelu, gelu.cfg)));
   });
 });
 

@@ -102,7 +102,20 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
       const ids = new Int32Array(T * K);
       const weights = floats(dtype, T * K, gen);
       const lse = floats(dtype, T, gen);
-      rk.routerForward(logits, T, E, K, true, 1.5, scores, ids, weights, lse, new Int32Array(E), new Float64Array(E + 2));
+      rk.routerForward({
+        logits,
+        t: T,
+        e: E,
+        k: K,
+        renorm: true,
+        scale: 1.5,
+        scores,
+        ids,
+        weights,
+        lse,
+        counts: new Int32Array(E),
+        sums: new Float64Array(E + 2),
+      });
       const S = 2 * T;
       const slotRow = Int32Array.from({ length: T * K }, (_, s) => (s % 3 === 2 ? -1 : Math.floor((s / 3) * 2) + (s % 3)));
       const rowDw = floats(dtype, S, gen);
@@ -113,7 +126,7 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
       // reference: dweights gathered here, dlogits from routerBackward, the rest in float64
       const dweights = floats(dtype, T * K, gen).map((_, s) => (slotRow[s]! >= 0 ? rowDw[slotRow[s]!]! : 0));
       const dlogits = floats(dtype, T * E, gen);
-      rk.routerBackward(scores, lse, ids, dweights, T, E, K, true, 1.5, lbCoef, 0.02, dlogits);
+      rk.routerBackward({ scores, lse, ids, dweights, t: T, e: E, k: K, renorm: true, scale: 1.5, lbCoef, zCoef: 0.02, dlogits });
       const dwrRef = new Float64Array(E * H);
       const dxRef = new Float64Array(T * H);
       for (let t = 0; t < T; t++) {
@@ -133,7 +146,26 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
         try {
           const dwr = floats(dtype, E * H, gen);
           const dx = floats(dtype, T * H, gen);
-          rk.routerLayerBackward(scores, lse, ids, rowDw, slotRow, T, E, K, true, 1.5, lbCoef, 0.02, x, dwr, wr, rowDx, H, dx);
+          rk.routerLayerBackward({
+            scores,
+            lse,
+            ids,
+            rowDw,
+            slotRow,
+            t: T,
+            e: E,
+            k: K,
+            renorm: true,
+            scale: 1.5,
+            lbCoef,
+            zCoef: 0.02,
+            x,
+            dwr,
+            wr,
+            rowDx,
+            h: H,
+            dx,
+          });
           return { dwr, dx };
         } finally {
           addon.setNumThreads(0);
@@ -149,59 +181,91 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
       }
       // no weights term, no dx: dwr from the aux terms' dlogits alone
       const dlAux = floats(dtype, T * E, gen);
-      rk.routerBackward(scores, lse, ids, null, T, E, K, true, 1.5, lbCoef, 0.02, dlAux);
+      rk.routerBackward({
+        scores,
+        lse,
+        ids,
+        dweights: null,
+        t: T,
+        e: E,
+        k: K,
+        renorm: true,
+        scale: 1.5,
+        lbCoef,
+        zCoef: 0.02,
+        dlogits: dlAux,
+      });
       const dwrAux = new Float64Array(E * H);
       for (let t = 0; t < T; t++)
         for (let e = 0; e < E; e++) for (let j = 0; j < H; j++) dwrAux[e * H + j] += dlAux[t * E + e]! * x[t * H + j]!;
       const dwr = floats(dtype, E * H, gen);
-      rk.routerLayerBackward(scores, lse, ids, null, slotRow, T, E, K, true, 1.5, lbCoef, 0.02, x, dwr, null, null, H, null);
+      rk.routerLayerBackward({
+        scores,
+        lse,
+        ids,
+        rowDw: null,
+        slotRow,
+        t: T,
+        e: E,
+        k: K,
+        renorm: true,
+        scale: 1.5,
+        lbCoef,
+        zCoef: 0.02,
+        x,
+        dwr,
+        wr: null,
+        rowDx: null,
+        h: H,
+        dx: null,
+      });
       assertClose(dwr, dwrAux, atol, rtol, `${dtype} dwr without the weights term`);
       assert.throws(
         () =>
-          rk.routerLayerBackward(
+          rk.routerLayerBackward({
             scores,
             lse,
             ids,
             rowDw,
-            Int32Array.from(slotRow, (r) => (r === 0 ? S : r)),
-            T,
-            E,
-            K,
-            true,
-            1.5,
-            null,
-            0,
-            null,
-            null,
-            null,
-            null,
-            H,
-            null,
-          ),
+            slotRow: Int32Array.from(slotRow, (r) => (r === 0 ? S : r)),
+            t: T,
+            e: E,
+            k: K,
+            renorm: true,
+            scale: 1.5,
+            lbCoef: null,
+            zCoef: 0,
+            x: null,
+            dwr: null,
+            wr: null,
+            rowDx: null,
+            h: H,
+            dx: null,
+          }),
         new RegExp(`routerLayerBackward: slotRow\\[0\\] = ${S} is past the rows of rowDw / rowDx \\(${S}\\)`),
       );
       assert.throws(
         () =>
-          rk.routerLayerBackward(
+          rk.routerLayerBackward({
             scores,
             lse,
             ids,
             rowDw,
             slotRow,
-            T,
-            E,
-            K,
-            true,
-            1.5,
-            null,
-            0,
-            null,
-            null,
-            null,
-            null,
-            H,
-            floats(dtype, T * H, gen),
-          ),
+            t: T,
+            e: E,
+            k: K,
+            renorm: true,
+            scale: 1.5,
+            lbCoef: null,
+            zCoef: 0,
+            x: null,
+            dwr: null,
+            wr: null,
+            rowDx: null,
+            h: H,
+            dx: floats(dtype, T * H, gen),
+          }),
         /routerLayerBackward: wr must be/,
       );
     }

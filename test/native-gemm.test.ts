@@ -114,7 +114,7 @@ const SHAPES: Array<[number, number, number]> = [
 
 function isasToTest(): NativeIsa[] {
   const best = addon.cpuInfo().isa;
-  const all: NativeIsa[] = ['avx512', 'avx2', 'scalar'];
+  const all: NativeIsa[] = best === 'neon' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'];
   return all.slice(all.indexOf(best));
 }
 

@@ -338,22 +338,22 @@ static int count_of(napi_env env, const mk_typed *t, const char *fn, int *out) {
 }
 
 /* mpiCommRank(c) / mpiCommSize(c): numbers (local, no communication). */
-static napi_value mpi_comm_rank(napi_env env, napi_callback_info info) {
+static napi_value comm_query(napi_env env, napi_callback_info info, const char *name, int want_size) {
   napi_value argv[1];
   mpi_handle comm;
-  int r = 0;
-  if (!mk_napi_args(env, info, 1, argv, "mpiCommRank") || !get_comm(env, argv[0], "mpiCommRank", &comm)) return NULL;
-  g_mpi.Comm_rank(comm, &r);
-  return mk_napi_make_i64(env, r);
+  int v = 0;
+  /* get_comm loads libmpi on first use: g_mpi's entries are read only after it */
+  if (!mk_napi_args(env, info, 1, argv, name) || !get_comm(env, argv[0], name, &comm)) return NULL;
+  (want_size ? g_mpi.Comm_size : g_mpi.Comm_rank)(comm, &v);
+  return mk_napi_make_i64(env, v);
+}
+
+static napi_value mpi_comm_rank(napi_env env, napi_callback_info info) {
+  return comm_query(env, info, "mpiCommRank", 0);
 }
 
 static napi_value mpi_comm_size(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  mpi_handle comm;
-  int s = 0;
-  if (!mk_napi_args(env, info, 1, argv, "mpiCommSize") || !get_comm(env, argv[0], "mpiCommSize", &comm)) return NULL;
-  g_mpi.Comm_size(comm, &s);
-  return mk_napi_make_i64(env, s);
+  return comm_query(env, info, "mpiCommSize", 1);
 }
 
 static napi_value mpi_split(napi_env env, napi_callback_info info) {

@@ -121,6 +121,10 @@ static int mk_fast_packs_apply(const mk_kernel_f32 *kr) {
   return enabled && mk_pack_avx512_fits(kr);
 }
 #define GEMM_FAST_PACKS 1
+#elif defined(__aarch64__)
+#include "pack_neon.h"
+static int mk_fast_packs_apply(const mk_kernel_f32 *kr) { return mk_pack_neon_fits(kr); }
+#define GEMM_NEON_PACKS 1
 #endif
 #define T float
 #define SFX s
@@ -138,6 +142,7 @@ static int mk_fast_packs_apply(const mk_kernel_f32 *kr) {
 #undef DIRECT_T
 #undef GET_DIRECT
 #undef GEMM_FAST_PACKS
+#undef GEMM_NEON_PACKS
 
 #define T double
 #define SFX d

@@ -1,6 +1,7 @@
 /*
  * GEMM micro-kernels: AVX-512, AVX2+FMA (x86-64 only, compiled with target
- * attributes so the rest of the build stays baseline) and portable C.
+ * attributes so the rest of the build stays baseline) and portable C; the
+ * aarch64 NEON kernels are in gemm_neon.c.
  *
  * Every kernel is the same outer-product loop, written once as a macro:
  * per k step it loads NV vectors of B, broadcasts MR values of A and does
@@ -23,6 +24,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+
+#include "gemm_neon.h"
 
 #define MK_PRAGMA(x) _Pragma(#x)
 #define MK_UNROLL(n) MK_PRAGMA(GCC unroll n)
@@ -247,6 +250,9 @@ static void f32_avx512_init(void) {
 #endif
 
 const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f32;
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -260,6 +266,9 @@ const mk_kernel_f32 *mk_gemm_kernel_f32(mk_isa isa) {
 }
 
 const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return &mk_gemm_neon_f64;
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) return &k_f64_avx512;
   if (isa == MK_ISA_AVX2) return &k_f64_avx2;
@@ -277,6 +286,9 @@ const mk_kernel_f64 *mk_gemm_kernel_f64(mk_isa isa) {
   } while (0)
 
 const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f32(n);
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f32_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f32_avx2, n);
@@ -287,6 +299,9 @@ const mk_direct_f32 *mk_gemm_direct_f32(mk_isa isa, int64_t n) {
 }
 
 const mk_direct_f64 *mk_gemm_direct_f64(mk_isa isa, int64_t n) {
+#if defined(__aarch64__)
+  if (isa == MK_ISA_NEON) return mk_gemm_neon_direct_f64(n);
+#endif
 #if defined(__x86_64__)
   if (isa == MK_ISA_AVX512) PICK_DIRECT(d_f64_avx512, n);
   if (isa == MK_ISA_AVX2) PICK_DIRECT(d_f64_avx2, n);

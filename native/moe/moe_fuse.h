@@ -1,5 +1,5 @@
 /*
- * Row-block fusion of the fused MoE kernels (moe.c): between moeFuseBegin() and moeFuseRun()
+ * Row-block fusion of the MoE kernels (moe.h): between moeFuseBegin() and moeFuseRun()
  * a grouped GEMM over expert segments, or a row-wise pass, is queued as a stage instead of
  * run. The run splits the sorted rows [0, S) evenly over the pool's threads; each thread walks
  * its rows expert by expert in blocks of a few hundred rows and runs every stage, in queueing

@@ -1,7 +1,8 @@
 /*
- * The slot plan of a routed MoE call (src/moe/fused/ drives it). JS export:
+ * The slot plan of a routed MoE call (src/backend/native/moe.ts drives it). JS export, taking
+ * one options object with the fields named here:
  *
- *   moePlanRoutes(ids, t, k, e, capacity, weights, seg, sortedSlots, rowTok, slotRow, rowW) -> s
+ *   moePlanRoutes({ ids, t, k, e, capacity, weights, seg, sortedSlots, rowTok, slotRow, rowW }) -> s
  *     dispatch.ts planSlots as one pass, with the per-row maps the fused kernels read: the t·k
  *     slots sorted by expert id, stably (within an expert, ascending slot), each expert keeping
  *     its first `capacity` slots (capacity < 0: all of them). Writes seg [e+1] (row offsets of
@@ -18,29 +19,24 @@
 
 #define MAX_DIM ((int64_t)1 << 40)
 
-static int i32_of(napi_env env, napi_value v, const char *what, int64_t need, mk_typed *out) {
-  return mk_arg_i32(env, v, what, out) && mk_arg_len(env, out, need, what);
+static int i32_of(mk_opts *o, const char *name, int64_t need, mk_typed *out) {
+  return mk_opt_typed(o, name, napi_int32_array, 0, 0, out) && mk_arg_len(o->env, out, need, o->what);
 }
 
 static napi_value moe_plan_routes(napi_env env, napi_callback_info info) {
-  napi_value argv[11];
+  mk_opts o;
   mk_typed ids, w, seg, sorted, tok, slot_row, roww;
   int64_t t, k, e, cap;
-  if (!mk_napi_args(env, info, 11, argv, "moePlanRoutes") ||
-      !mk_napi_i64(env, argv[1], "moePlanRoutes: t", 0, MAX_DIM, &t) ||
-      !mk_napi_i64(env, argv[2], "moePlanRoutes: k", 1, INT32_MAX, &k) ||
-      !mk_napi_i64(env, argv[3], "moePlanRoutes: e", 1, INT32_MAX, &e) ||
-      !mk_napi_i64(env, argv[4], "moePlanRoutes: capacity", -1, MAX_DIM, &cap))
+  if (!mk_opts_arg(env, info, "moePlanRoutes", &o) || !mk_opt_i64(&o, "t", 0, MAX_DIM, &t) ||
+      !mk_opt_i64(&o, "k", 1, INT32_MAX, &k) || !mk_opt_i64(&o, "e", 1, INT32_MAX, &e) ||
+      !mk_opt_i64(&o, "capacity", -1, MAX_DIM, &cap))
     return NULL;
   const int64_t n = t * k;
   if (n > INT32_MAX) return mk_throw_range(env, "moePlanRoutes: t·k = %lld slots exceed Int32 indices", (long long)n);
-  if (!i32_of(env, argv[0], "moePlanRoutes: ids", n, &ids) ||
-      !mk_napi_float_array(env, argv[5], "moePlanRoutes: weights", &w) ||
-      !mk_arg_len(env, &w, n, "moePlanRoutes: weights") || !i32_of(env, argv[6], "moePlanRoutes: seg", e + 1, &seg) ||
-      !i32_of(env, argv[7], "moePlanRoutes: sortedSlots", n, &sorted) ||
-      !i32_of(env, argv[8], "moePlanRoutes: rowTok", n, &tok) ||
-      !i32_of(env, argv[9], "moePlanRoutes: slotRow", n, &slot_row) ||
-      !mk_napi_float_array(env, argv[10], "moePlanRoutes: rowW", &roww) ||
+  if (!i32_of(&o, "ids", n, &ids) || !mk_opt_typed(&o, "weights", napi_float32_array, 1, 0, &w) ||
+      !mk_arg_len(env, &w, n, "moePlanRoutes: weights") || !i32_of(&o, "seg", e + 1, &seg) ||
+      !i32_of(&o, "sortedSlots", n, &sorted) || !i32_of(&o, "rowTok", n, &tok) ||
+      !i32_of(&o, "slotRow", n, &slot_row) || !mk_opt_typed(&o, "rowW", napi_float32_array, 1, 0, &roww) ||
       !mk_arg_same_type(env, &roww, &w, "moePlanRoutes: rowW", "weights") ||
       !mk_arg_len(env, &roww, n, "moePlanRoutes: rowW"))
     return NULL;

@@ -1,20 +1,21 @@
 /*
- * Fused softmax top-k router (src/moe/fused/router.ts drives it). JS exports:
+ * The softmax top-k router pass (src/backend/native/moe.ts drives it). JS exports, each taking
+ * one options object with the fields named here:
  *
- *   routerForward(logits, t, e, k, renorm, scale, scores, ids, weights, lse, counts, sums)
+ *   routerForward({ logits, t, e, k, renorm, scale, scores, ids, weights, lse, counts, sums })
  *     Per row of logits [t, e]: scores = softmax (max-subtracted, as the softmax op),
  *     ids [t, k] = the k largest scores in topk's order (ties: lower index first; NaN
  *     largest), weights [t, k] = the chosen scores, divided by (their sum + 1e-20) when
  *     renorm, times scale; lse [t] = logsumexp of the row. counts [e] (Int32Array) = slots
  *     per expert; sums (Float64Array, e + 2) = per-expert sums of scores, then the sum over
  *     rows of the entropy of the (normalised) scores, then the sum over rows of lse².
- *   routerBackward(scores, lse, ids, dweights, t, e, k, renorm, scale, lbCoef, zCoef, dlogits)
+ *   routerBackward({ scores, lse, ids, dweights, t, e, k, renorm, scale, lbCoef, zCoef, dlogits })
  *     dlogits [t, e] = d/dlogits of  <dweights, weights> + Σ_{t,e} lbCoef[e]·scores[t,e]
  *                                     + zCoef · Σ_t lse_t²
  *     with weights as routerForward made them; dweights (same type as scores) and lbCoef
  *     (Float64Array [e]) may be null (0).
- *   routerLayerBackward(scores, lse, ids, rowDw, slotRow, t, e, k, renorm, scale, lbCoef, zCoef,
- *                       x, dwr, wr, rowDx, h, dx)
+ *   routerLayerBackward({ scores, lse, ids, rowDw, slotRow, t, e, k, renorm, scale, lbCoef, zCoef,
+ *                         x, dwr, wr, rowDx, h, dx })
  *     The router's part of a fused MoE layer's backward, after the experts': dlogits as
  *     routerBackward computes it, with dweights[s] = rowDw[slotRow[s]] (0 where slotRow[s] < 0,
  *     a dropped slot; rowDw null: no weights term), kept internally; then
@@ -94,6 +95,20 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #undef MK_EXP
 #undef MK_ROUTER_DX_ROW_A512
 
+#if defined(__aarch64__)
+#include "router_neon.h"
+/* tail_dx_row for f32 with its sums in NEON registers (router_neon.h): same terms, same order */
+static void tail_dx_row_neon_f32(const mk_router_ctx *c, int64_t t) {
+  const int64_t j0 =
+      mk_router_dx_row_neon_f32(c->E, c->K, c->H, c->slot_row + t * c->K, (const float *)c->dlogits + t * c->E,
+                                (const float *)c->wr, (const float *)c->row_dx, (float *)c->dx + t * c->H);
+  tail_dx_cols_f32(c, t, j0, c->H);
+}
+static void tail_rows_neon_f32(void *p, int64_t r0, int64_t r1, int64_t task) {
+  tail_rows_body_f32(p, r0, r1, task, tail_dx_row_neon_f32);
+}
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 /* tail_dx_row for f32 with its sums in registers (GCC keeps the generic build's accumulator
@@ -127,34 +142,29 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 }
 #endif
 
-static int float_like(napi_env env, napi_value v, const char *what, const mk_typed *like, int nullable, int64_t need,
-                      mk_typed *out) {
-  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out)) return 0;
+/* A float array of the scores' type with at least `need` elements (nullable: or null). */
+static int float_like(mk_opts *o, const char *name, const mk_typed *like, int nullable, int64_t need, mk_typed *out) {
+  if (!mk_opt_typed(o, name, napi_float32_array, 1, nullable, out)) return 0;
   if (!out->data) return 1;
-  return mk_arg_same_type(env, out, like, what, "the scores") && mk_arg_len(env, out, need, what);
+  return mk_arg_same_type(o->env, out, like, o->what, "the scores") && mk_arg_len(o->env, out, need, o->what);
 }
 
 /* Float64Array of at least `need` elements (or null when nullable). */
-static int f64_array(napi_env env, napi_value v, const char *what, int nullable, int64_t need, mk_typed *out) {
-  if (nullable ? !mk_arg_float_or_null(env, v, what, out) : !mk_napi_float_array(env, v, what, out)) return 0;
-  if (!out->data) return 1;
-  if (out->type != napi_float64_array) {
-    mk_throw_type(env, "%s must be a Float64Array, got %s", what, mk_napi_typed_name(out->type));
-    return 0;
-  }
-  return mk_arg_len(env, out, need, what);
+static int f64_array(mk_opts *o, const char *name, int nullable, int64_t need, mk_typed *out) {
+  return mk_opt_typed(o, name, napi_float64_array, 0, nullable, out) &&
+         (!out->data || mk_arg_len(o->env, out, need, o->what));
 }
 
-static int read_shape(napi_env env, napi_value *argv, const char *fn, int64_t *t, int64_t *e, int64_t *k) {
-  char w[3][40];
-  snprintf(w[0], sizeof w[0], "%s: t", fn);
-  snprintf(w[1], sizeof w[1], "%s: e", fn);
-  snprintf(w[2], sizeof w[2], "%s: k", fn);
-  if (!mk_napi_i64(env, argv[0], w[0], 0, MAX_DIM, t) || !mk_napi_i64(env, argv[1], w[1], 1, INT32_MAX, e) ||
-      !mk_napi_i64(env, argv[2], w[2], 1, INT32_MAX, k))
+static int i32_array(mk_opts *o, const char *name, int64_t need, mk_typed *out) {
+  return mk_opt_typed(o, name, napi_int32_array, 0, 0, out) && mk_arg_len(o->env, out, need, o->what);
+}
+
+static int read_shape(mk_opts *o, int64_t *t, int64_t *e, int64_t *k) {
+  if (!mk_opt_i64(o, "t", 0, MAX_DIM, t) || !mk_opt_i64(o, "e", 1, INT32_MAX, e) ||
+      !mk_opt_i64(o, "k", 1, INT32_MAX, k))
     return 0;
   if (*k > *e) {
-    mk_throw_range(env, "%s: k = %lld exceeds e = %lld", fn, (long long)*k, (long long)*e);
+    mk_throw_range(o->env, "%s: k = %lld exceeds e = %lld", o->fn, (long long)*k, (long long)*e);
     return 0;
   }
   return 1;
@@ -172,24 +182,17 @@ static int ids_in_range(napi_env env, const char *fn, const mk_typed *ids, int64
 }
 
 static napi_value router_forward(napi_env env, napi_callback_info info) {
-  napi_value argv[12];
+  mk_opts o;
   mk_typed logits, scores, ids, weights, lse, counts, sums;
   int64_t t, e, k;
   int renorm;
   double scale;
-  if (!mk_napi_args(env, info, 12, argv, "routerForward") ||
-      !mk_napi_float_array(env, argv[0], "routerForward: logits", &logits) ||
-      !read_shape(env, argv + 1, "routerForward", &t, &e, &k) ||
-      !mk_napi_bool(env, argv[4], "routerForward: renorm", &renorm) ||
-      !mk_napi_f64(env, argv[5], "routerForward: scale", &scale) ||
+  if (!mk_opts_arg(env, info, "routerForward", &o) || !mk_opt_typed(&o, "logits", napi_float32_array, 1, 0, &logits) ||
+      !read_shape(&o, &t, &e, &k) || !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) ||
       !mk_arg_len(env, &logits, t * e, "routerForward: logits") ||
-      !float_like(env, argv[6], "routerForward: scores", &logits, 0, t * e, &scores) ||
-      !mk_arg_i32(env, argv[7], "routerForward: ids", &ids) || !mk_arg_len(env, &ids, t * k, "routerForward: ids") ||
-      !float_like(env, argv[8], "routerForward: weights", &logits, 0, t * k, &weights) ||
-      !float_like(env, argv[9], "routerForward: lse", &logits, 0, t, &lse) ||
-      !mk_arg_i32(env, argv[10], "routerForward: counts", &counts) ||
-      !mk_arg_len(env, &counts, e, "routerForward: counts") ||
-      !f64_array(env, argv[11], "routerForward: sums", 0, e + 2, &sums))
+      !float_like(&o, "scores", &logits, 0, t * e, &scores) || !i32_array(&o, "ids", t * k, &ids) ||
+      !float_like(&o, "weights", &logits, 0, t * k, &weights) || !float_like(&o, "lse", &logits, 0, t, &lse) ||
+      !i32_array(&o, "counts", e, &counts) || !f64_array(&o, "sums", 0, e + 2, &sums))
     return NULL;
   const int64_t tasks = mk_par_tasks(t, 16 * e);
   double *partial = (double *)aligned_alloc(64, (size_t)(tasks * PARTIAL_STRIDE(e, k)) * sizeof(double));
@@ -232,23 +235,17 @@ static napi_value router_forward(napi_env env, napi_callback_info info) {
 }
 
 static napi_value router_backward(napi_env env, napi_callback_info info) {
-  napi_value argv[12];
+  mk_opts o;
   mk_typed scores, lse, ids, dweights, lbc, dlogits;
   int64_t t, e, k;
   int renorm;
   double scale, zc;
-  if (!mk_napi_args(env, info, 12, argv, "routerBackward") ||
-      !mk_napi_float_array(env, argv[0], "routerBackward: scores", &scores) ||
-      !read_shape(env, argv + 4, "routerBackward", &t, &e, &k) ||
-      !mk_arg_len(env, &scores, t * e, "routerBackward: scores") ||
-      !float_like(env, argv[1], "routerBackward: lse", &scores, 0, t, &lse) ||
-      !mk_arg_i32(env, argv[2], "routerBackward: ids", &ids) || !mk_arg_len(env, &ids, t * k, "routerBackward: ids") ||
-      !float_like(env, argv[3], "routerBackward: dweights", &scores, 1, t * k, &dweights) ||
-      !mk_napi_bool(env, argv[7], "routerBackward: renorm", &renorm) ||
-      !mk_napi_f64(env, argv[8], "routerBackward: scale", &scale) ||
-      !f64_array(env, argv[9], "routerBackward: lbCoef", 1, e, &lbc) ||
-      !mk_napi_f64(env, argv[10], "routerBackward: zCoef", &zc) ||
-      !float_like(env, argv[11], "routerBackward: dlogits", &scores, 0, t * e, &dlogits))
+  if (!mk_opts_arg(env, info, "routerBackward", &o) || !mk_opt_typed(&o, "scores", napi_float32_array, 1, 0, &scores) ||
+      !read_shape(&o, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerBackward: scores") ||
+      !float_like(&o, "lse", &scores, 0, t, &lse) || !i32_array(&o, "ids", t * k, &ids) ||
+      !float_like(&o, "dweights", &scores, 1, t * k, &dweights) || !mk_opt_bool(&o, "renorm", &renorm) ||
+      !mk_opt_f64(&o, "scale", &scale) || !f64_array(&o, "lbCoef", 1, e, &lbc) || !mk_opt_f64(&o, "zCoef", &zc) ||
+      !float_like(&o, "dlogits", &scores, 0, t * e, &dlogits))
     return NULL;
   if (!ids_in_range(env, "routerBackward", &ids, t * k, e)) return NULL;
   mk_router_ctx c = {.scores = (void *)scores.data,
@@ -267,31 +264,21 @@ static napi_value router_backward(napi_env env, napi_callback_info info) {
 }
 
 static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
-  napi_value argv[18];
+  mk_opts o;
   mk_typed scores, lse, ids, rdw, slot_row, lbc, x, dwr, wr, rdx, dx;
   int64_t t, e, k, h;
   int renorm;
   double scale, zc;
   const char *fn = "routerLayerBackward";
-  if (!mk_napi_args(env, info, 18, argv, fn) ||
-      !mk_napi_float_array(env, argv[0], "routerLayerBackward: scores", &scores) ||
-      !read_shape(env, argv + 5, fn, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
-      !float_like(env, argv[1], "routerLayerBackward: lse", &scores, 0, t, &lse) ||
-      !mk_arg_i32(env, argv[2], "routerLayerBackward: ids", &ids) ||
-      !mk_arg_len(env, &ids, t * k, "routerLayerBackward: ids") ||
-      !float_like(env, argv[3], "routerLayerBackward: rowDw", &scores, 1, 0, &rdw) ||
-      !mk_arg_i32(env, argv[4], "routerLayerBackward: slotRow", &slot_row) ||
-      !mk_arg_len(env, &slot_row, t * k, "routerLayerBackward: slotRow") ||
-      !mk_napi_bool(env, argv[8], "routerLayerBackward: renorm", &renorm) ||
-      !mk_napi_f64(env, argv[9], "routerLayerBackward: scale", &scale) ||
-      !f64_array(env, argv[10], "routerLayerBackward: lbCoef", 1, e, &lbc) ||
-      !mk_napi_f64(env, argv[11], "routerLayerBackward: zCoef", &zc) ||
-      !mk_napi_i64(env, argv[16], "routerLayerBackward: h", 0, MAX_DIM, &h) ||
-      !float_like(env, argv[13], "routerLayerBackward: dwr", &scores, 1, e * h, &dwr) ||
-      !float_like(env, argv[12], "routerLayerBackward: x", &scores, !dwr.data, t * h, &x) ||
-      !float_like(env, argv[17], "routerLayerBackward: dx", &scores, 1, t * h, &dx) ||
-      !float_like(env, argv[14], "routerLayerBackward: wr", &scores, !dx.data, e * h, &wr) ||
-      !float_like(env, argv[15], "routerLayerBackward: rowDx", &scores, !dx.data, 0, &rdx))
+  if (!mk_opts_arg(env, info, fn, &o) || !mk_opt_typed(&o, "scores", napi_float32_array, 1, 0, &scores) ||
+      !read_shape(&o, &t, &e, &k) || !mk_arg_len(env, &scores, t * e, "routerLayerBackward: scores") ||
+      !float_like(&o, "lse", &scores, 0, t, &lse) || !i32_array(&o, "ids", t * k, &ids) ||
+      !float_like(&o, "rowDw", &scores, 1, 0, &rdw) || !i32_array(&o, "slotRow", t * k, &slot_row) ||
+      !mk_opt_bool(&o, "renorm", &renorm) || !mk_opt_f64(&o, "scale", &scale) || !f64_array(&o, "lbCoef", 1, e, &lbc) ||
+      !mk_opt_f64(&o, "zCoef", &zc) || !mk_opt_i64(&o, "h", 0, MAX_DIM, &h) ||
+      !float_like(&o, "dwr", &scores, 1, e * h, &dwr) || !float_like(&o, "x", &scores, !dwr.data, t * h, &x) ||
+      !float_like(&o, "dx", &scores, 1, t * h, &dx) || !float_like(&o, "wr", &scores, !dx.data, e * h, &wr) ||
+      !float_like(&o, "rowDx", &scores, !dx.data, 0, &rdx))
     return NULL;
   /* the rows a slot may name: those of every per-row array given */
   int64_t rows = INT64_MAX;
@@ -339,6 +326,8 @@ static napi_value router_layer_backward(napi_env env, napi_callback_info info) {
     rows_fn = f64 ? tail_rows_a512_f64 : tail_rows_a512_f32;
     dwr_fn = f64 ? tail_dwr_a512_f64 : tail_dwr_a512_f32;
   }
+#elif defined(__aarch64__)
+  if (mk_cpu_isa() == MK_ISA_NEON && !f64) rows_fn = tail_rows_neon_f32;
 #endif
   mk_par_range(t, e * (k + 1) + (dx.data ? h * (k + e) : 0), rows_fn, &c);
   if (dwr.data) mk_par_range((h + MK_DWR_COLS - 1) / MK_DWR_COLS, t * e * MK_DWR_COLS, dwr_fn, &c);

@@ -62,7 +62,8 @@ static napi_value set_isa(napi_env env, napi_callback_info info) {
   if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
     return mk_throw_type(env, "setIsa: isa must be a string");
   int isa = mk_isa_parse(name);
-  if (isa < 0) return mk_throw_range(env, "setIsa: isa must be \"avx512\", \"avx2\" or \"scalar\", got \"%s\"", name);
+  if (isa < 0)
+    return mk_throw_range(env, "setIsa: isa must be \"avx512\", \"avx2\", \"neon\" or \"scalar\", got \"%s\"", name);
   return mk_napi_make_string(env, mk_isa_name(mk_cpu_set_isa((mk_isa)isa)));
 }
 

@@ -20,14 +20,25 @@ mk_isa mk_cpu_detect_isa(void) {
       __builtin_cpu_supports("fma"))
     return MK_ISA_AVX512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MK_ISA_AVX2;
+#elif defined(__aarch64__)
+  return MK_ISA_NEON;
 #endif
   return MK_ISA_SCALAR;
+}
+
+/* 1 where a CPU whose best ISA is `best` runs `isa`: scalar always, NEON only on aarch64,
+ * an x86 ISA up to the best one. */
+static int isa_runs(int isa, int best) {
+  if (isa == MK_ISA_SCALAR) return 1;
+  if (isa == MK_ISA_NEON || best == MK_ISA_NEON) return isa == best;
+  return isa >= 0 && isa <= best;
 }
 
 int mk_isa_parse(const char *name) {
   if (!name) return -1;
   if (strcmp(name, "avx512") == 0) return MK_ISA_AVX512;
   if (strcmp(name, "avx2") == 0) return MK_ISA_AVX2;
+  if (strcmp(name, "neon") == 0) return MK_ISA_NEON;
   if (strcmp(name, "scalar") == 0) return MK_ISA_SCALAR;
   return -1;
 }
@@ -38,6 +49,8 @@ const char *mk_isa_name(mk_isa isa) {
       return "avx512";
     case MK_ISA_AVX2:
       return "avx2";
+    case MK_ISA_NEON:
+      return "neon";
     default:
       return "scalar";
   }
@@ -48,14 +61,14 @@ mk_isa mk_cpu_isa(void) {
   if (isa >= 0) return (mk_isa)isa;
   isa = mk_cpu_detect_isa();
   int want = mk_isa_parse(getenv("MOEKIT_ISA"));
-  if (want >= 0 && want < isa) isa = want;
+  if (want >= 0 && isa_runs(want, isa)) isa = want;
   atomic_store(&g_isa, isa);
   return (mk_isa)isa;
 }
 
 mk_isa mk_cpu_set_isa(mk_isa isa) {
   mk_isa best = mk_cpu_detect_isa();
-  if ((int)isa > (int)best || (int)isa < 0) isa = best;
+  if (!isa_runs((int)isa, (int)best)) isa = best;
   atomic_store(&g_isa, (int)isa);
   return isa;
 }

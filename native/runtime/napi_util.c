@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static napi_value throw_fmt(napi_env env, int kind, const char *fmt, va_list ap) {
   char msg[512];
@@ -169,4 +170,80 @@ napi_value mk_napi_undefined(napi_env env) {
   napi_value r = NULL;
   napi_get_undefined(env, &r);
   return r;
+}
+
+int mk_opts_arg(napi_env env, napi_callback_info info, const char *fn, mk_opts *o) {
+  napi_value argv[1];
+  napi_valuetype t = napi_undefined;
+  if (!mk_napi_args(env, info, 1, argv, fn)) return 0;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object) {
+    mk_throw_type(env, "%s: expected an options object", fn);
+    return 0;
+  }
+  o->env = env;
+  o->obj = argv[0];
+  o->fn = fn;
+  o->what[0] = 0;
+  return 1;
+}
+
+napi_value mk_opt(mk_opts *o, const char *name) {
+  napi_value v = NULL;
+  snprintf(o->what, sizeof o->what, "%s: %s", o->fn, name);
+  if (napi_get_named_property(o->env, o->obj, name, &v) != napi_ok) {
+    mk_throw_error(o->env, "%s: cannot read the option", o->what);
+    return NULL;
+  }
+  return v;
+}
+
+int mk_opt_i64(mk_opts *o, const char *name, int64_t min, int64_t max, int64_t *out) {
+  napi_value v = mk_opt(o, name);
+  return v && mk_napi_i64(o->env, v, o->what, min, max, out);
+}
+
+int mk_opt_f64(mk_opts *o, const char *name, double *out) {
+  napi_value v = mk_opt(o, name);
+  return v && mk_napi_f64(o->env, v, o->what, out);
+}
+
+int mk_opt_bool(mk_opts *o, const char *name, int *out) {
+  napi_value v = mk_opt(o, name);
+  return v && mk_napi_bool(o->env, v, o->what, out);
+}
+
+int mk_opt_typed(mk_opts *o, const char *name, napi_typedarray_type type, int any_float, int nullable, mk_typed *out) {
+  napi_value v = mk_opt(o, name);
+  if (!v) return 0;
+  napi_valuetype vt = napi_undefined;
+  napi_typeof(o->env, v, &vt);
+  if (nullable && (vt == napi_null || vt == napi_undefined)) {
+    out->data = NULL;
+    out->length = 0;
+    out->type = type;
+    return 1;
+  }
+  if (any_float) return mk_napi_float_array(o->env, v, o->what, out);
+  if (!mk_napi_typed(o->env, v, o->what, out)) return 0;
+  if (out->type == type) return 1;
+  mk_throw_type(o->env, "%s must be a %s, got %s", o->what, mk_napi_typed_name(type), mk_napi_typed_name(out->type));
+  return 0;
+}
+
+int mk_opt_enum(mk_opts *o, const char *name, const char *const *names, int count, int *out) {
+  napi_value v = mk_opt(o, name);
+  if (!v) return 0;
+  char s[32];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(o->env, v, s, sizeof s, &n) == napi_ok)
+    for (int i = 0; i < count; i++)
+      if (strcmp(s, names[i]) == 0) {
+        *out = i;
+        return 1;
+      }
+  char allowed[160] = "";
+  for (int i = 0; i < count; i++)
+    snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s'%s'", i ? ", " : "", names[i]);
+  mk_throw_type(o->env, "%s must be one of %s", o->what, allowed);
+  return 0;
 }

@@ -58,6 +58,35 @@ napi_value mk_throw_error(napi_env env, const char *fmt, ...) __attribute__((for
 /* Set exports[name] = function; returns napi_ok or the failing status. */
 napi_status mk_napi_export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
+/*
+ * Named options: an export that takes one options object reads its fields by name. Each getter
+ * throws naming "<fn>: <name>" (a missing field reads as undefined: an error, except where a
+ * nullable array takes it as null).
+ *
+ *   mk_opts o;
+ *   int64_t n;
+ *   if (!mk_opts_arg(env, info, "myOp", &o) || !mk_opt_i64(&o, "n", 0, 100, &n)) return NULL;
+ */
+typedef struct {
+  napi_env env;
+  napi_value obj;
+  const char *fn;
+  char what[96]; /* "<fn>: <name>" of the field read last */
+} mk_opts;
+
+/* The export's only argument, an object; throws TypeError "<fn>: expected an options object". */
+int mk_opts_arg(napi_env env, napi_callback_info info, const char *fn, mk_opts *o);
+/* The value of field `name` (undefined when absent); sets o->what. NULL after throwing. */
+napi_value mk_opt(mk_opts *o, const char *name);
+int mk_opt_i64(mk_opts *o, const char *name, int64_t min, int64_t max, int64_t *out);
+int mk_opt_f64(mk_opts *o, const char *name, double *out);
+int mk_opt_bool(mk_opts *o, const char *name, int *out);
+/* A typed array of type `type` (or, with type napi_float32_array and `anyFloat`, Float32Array or
+ * Float64Array); nullable: null / undefined give data NULL, length 0. */
+int mk_opt_typed(mk_opts *o, const char *name, napi_typedarray_type type, int any_float, int nullable, mk_typed *out);
+/* A string among names[0..count); *out = its position. */
+int mk_opt_enum(mk_opts *o, const char *name, const char *const *names, int count, int *out);
+
 /* Value constructors that ignore failures (they only fail on a dead env). */
 napi_value mk_napi_make_i64(napi_env env, int64_t v);
 napi_value mk_napi_make_string(napi_env env, const char *s);

@@ -1,6 +1,7 @@
 // The MoE kernels a backend may offer (Backend.moe): the router pass, the slot plan, the
 // grouped GEMMs over expert segments with the dispatch gather and the combine weights folded
-// in, the SwiGLU activation and its gradient, and the weighted combine. A backend without them
+// in, the SwiGLU activation and its gradient (and, optionally, GELU, GPT-OSS's clamped SwiGLU
+// and the expert bias), and the weighted combine. A backend without them
 // runs the MoE layer as a composition of the engine's ops; src/moe/execution/plan.ts decides
 // which path a layer takes.
 //
@@ -13,8 +14,8 @@
 // - Float operands of one call share one dtype (f32 or f64). Outputs are written, not
 //   returned; the caller allocates them (uninitialized unless `accumulate`).
 // - Scopes: inside `batched(fn)` the grouped GEMMs only queue and run together when fn
-//   returns (they must not depend on each other); inside `rowBlocks(fn)` GEMMs and SwiGLU
-//   passes queue as stages run block of rows by block of rows (a stage reads only what earlier
+//   returns (they must not depend on each other); inside `rowBlocks(fn)` GEMMs, activation and
+//   bias passes queue as stages run block of rows by block of rows (a stage reads only what earlier
 //   stages wrote at the same rows). A backend without such scheduling runs each call at once.
 import type { Storage } from './types.js';
 
@@ -99,6 +100,57 @@ export interface SwigluBackwardArgs extends SwigluLayout {
   hOut: Storage | null;
   /** [rows] <dy_r, h_r>, or null. */
   rowDot: Storage | null;
+}
+
+export interface GemmGeluArgs {
+  /** As GemmRowsArgs.a / aIdx (no scale). */
+  a: MatrixArg;
+  aIdx: Int32Array | null;
+  /** The first projection, laid out as GemmRowsArgs.b. */
+  b: ExpertMatrixArg;
+  seg: Int32Array;
+  /** The pre-activations [S, i] at row stride ld; null: not kept. */
+  pre: { data: Storage; ld: number } | null;
+  /** [S, i] gelu(pre) (exact, erf). */
+  h: Storage;
+  i: number;
+  k: number;
+}
+
+/** Where a GELU pre-activation row sits: pre[r·ld + offset + q·colStride]. */
+export interface GeluLayout {
+  pre: Storage;
+  ld: number;
+  offset: number;
+  colStride: number;
+  rows: number;
+  i: number;
+}
+
+export interface GeluBackwardArgs extends GeluLayout {
+  /** [rows, i] upstream gradient; dh = rowScale[r] · dy[r, q] (rowScale null: 1). */
+  dy: Storage;
+  rowScale: Storage | null;
+  /** The pre-activations' gradient in pre's layout (may be pre itself). */
+  dpre: Storage;
+  /** The recomputed h (may be dy itself), or null. */
+  hOut: Storage | null;
+  /** [rows] <dy_r, h_r>, or null. */
+  rowDot: Storage | null;
+}
+
+/** GPT-OSS's clamps: gate <= limit, |up| <= limit, h = (up + 1)·gate·σ(alpha·gate). */
+export interface GptOssConstants {
+  limit: number;
+  alpha: number;
+}
+
+export interface ExpertBiasArgs {
+  /** c[r, off + q·colStride] += bias[e(r)·expertStride + q], e(r) the expert of sorted row r, q < n. */
+  c: { data: Storage; ld: number; offset: number; colStride: number };
+  bias: { data: Storage; offset?: number; expertStride: number };
+  seg: Int32Array;
+  n: number;
 }
 
 export interface CombineArgs {
@@ -208,6 +260,15 @@ export interface MoeKernels {
   /** dlogits [T, E] of the terms, with dweights [T, K] (null: 0). */
   routerBackward(terms: RouterGradTerms, dweights: Storage | null): Storage;
   routerLayerBackward(a: RouterLayerBackwardArgs): void;
+  /** The first GEMM of a GELU expert with GELU applied to its output (optional: a backend without it gets the composition). */
+  gemmGelu?(a: GemmGeluArgs): void;
+  geluForward?(a: GeluLayout & { h: Storage }): void;
+  geluBackward?(a: GeluBackwardArgs): void;
+  /** GPT-OSS's clamped SwiGLU and its gradient, in SwiGLU's layouts (optional, as gemmGelu). */
+  gptOssForward?(a: SwigluLayout & GptOssConstants & { h: Storage }): void;
+  gptOssBackward?(a: SwigluBackwardArgs & GptOssConstants): void;
+  /** Adds each row's expert bias in place (optional, as gemmGelu; a row pass inside rowBlocks). */
+  expertBias?(a: ExpertBiasArgs): void;
   /** Runs fn's independent grouped GEMMs together (see the header). */
   batched(fn: () => void): void;
   /** Runs fn's GEMMs and SwiGLU passes block of rows by block of rows (see the header). */

@@ -37,14 +37,18 @@ export function registerDashboardCommand(program: Command): void {
         cmd.error(`error: ${(e as Error).message}`);
       }
       console.log(`dashboard of ${resolve(dir)}: ${url} (Ctrl-C to stop)`);
+      // started by `ablate --dashboard`: the IPC channel closes when that parent ends in any
+      // way (a SIGKILL included, which runs no exit handler there), so the server ends with it
+      if (process.channel) process.once('disconnect', () => process.exit(0));
     });
 }
 
 /** Start `moekit dashboard dir` as a child sharing this terminal (for ablate --dashboard). */
 export function dashboardChild(dir: string, port: number): ChildProcess {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'dashboard', dir, '--port', String(port)], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // the channel tells the child when this process is gone
   });
+  child.channel?.unref(); // the channel alone must not keep this process alive
   process.once('exit', () => child.kill()); // also when training fails
   return child;
 }

@@ -35,6 +35,7 @@ function layerConfig(spec: string): MoEConfig {
 function isaWhy(isa: string): string {
   const cap = readEnv('MOEKIT_ISA');
   if (cap) return `cpuid's best, capped by MOEKIT_ISA=${cap}`;
+  if (isa === 'neon') return "aarch64's baseline ASIMD";
   return isa === 'scalar' && process.arch !== 'x64' ? `no SIMD kernels for ${process.arch} yet` : "the best this CPU's cpuid reports";
 }
 

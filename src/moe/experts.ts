@@ -151,7 +151,8 @@ export class ExpertBank extends Module {
       rows.shape[1] === this.hiddenSize &&
       exec.segOffsets.length === this.numExperts + 1 &&
       exec.segOffsets[this.numExperts] === rows.shape[0];
-    const k = fits ? bankKernels(rows, this, this.cfg) : null;
+    // the clamp counts asked for (activationFacts) come from the composition
+    const k = fits && !this.activationFacts ? bankKernels(rows, this, this.cfg) : null;
     if (k) return expertsNode(k, rows, exec.segOffsets, this, this.cfg);
     return runExperts(rows, exec, this, this.cfg, this.activationFacts ?? undefined);
   }

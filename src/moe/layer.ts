@@ -236,7 +236,13 @@ export class MoELayer extends Module {
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
     const parts = this.planParts();
     const plan = this.planFor(parts);
-    const run = layerCall(plan, parts, { x: x2, mask, training: this.training, wantLosses });
+    const run = layerCall(plan, parts, {
+      x: x2,
+      mask,
+      training: this.training,
+      wantLosses,
+      activationFacts: this.experts.activationFacts !== null,
+    });
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
@@ -383,7 +389,7 @@ export class MoELayer extends Module {
     });
   }
 
-  /** dispatch -> experts -> combine on routeChain's output: one node over the kernels when given, else the dispatcher and bank (always with a topology). */
+  /** dispatch -> experts -> combine on routeChain's output (with the topology's combine coefficients): one node over the kernels when given, the device path's composition with device kernels, else the dispatcher and bank. */
   private expertsChain(
     x2: Tensor,
     r: RouterOutput,
@@ -407,7 +413,7 @@ export class MoELayer extends Module {
       const d = deviceRoutedExperts(device, this.dispatcher as LocalDispatcher, x2, routing, this.experts, slotScale);
       return { y: d.y, droppedSlots: Number.NaN, keptSlots: d.keptSlots };
     }
-    if (kernels) return { ...routedExperts(kernels, x2, r, this.dispatcher as LocalDispatcher, this.experts), keptSlots: null };
+    if (kernels) return { ...routedExperts(kernels, x2, routing, this.dispatcher as LocalDispatcher, this.experts), keptSlots: null };
     const d = this.dispatcher.dispatch(x2, routing);
     let out = this.experts.forward(d.rows, d.exec);
     if (slotScale)

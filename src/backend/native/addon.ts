@@ -14,7 +14,7 @@ import type { NativeKernels } from './kernels.js';
 export type FloatArray = Float32Array | Float64Array;
 
 /** ISA the native kernels were dispatched to at run time. */
-export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
+export type NativeIsa = 'avx512' | 'avx2' | 'neon' | 'scalar';
 
 export interface NativeCpuInfo {
   isa: NativeIsa;

@@ -4,9 +4,14 @@
 // Scheduling scopes run their calls at once (`fast: false`: the plan prefers the composition).
 import type {
   CombineArgs,
+  ExpertBiasArgs,
+  GeluBackwardArgs,
+  GeluLayout,
+  GemmGeluArgs,
   GemmRowsArgs,
   GemmSwigluArgs,
   GemmWgradArgs,
+  GptOssConstants,
   MoeKernels,
   RouterGradTerms,
   RouterLayerBackwardArgs,
@@ -15,6 +20,7 @@ import type {
   SwigluLayout,
 } from '../moe.js';
 import { type Storage, floatArrayLike } from '../types.js';
+import { erf, sigmoid as stableSigmoid } from './math.js';
 
 type Arr = Float32Array | Float64Array;
 const f = (s: Storage): Arr => s as Arr;
@@ -138,6 +144,112 @@ function swigluBackward({ gu, ld, gateOffset, upOffset, colStride, rows, i, dy, 
       if (hOut) f(hOut)[r * i + q] = silu * u;
     }
     if (rowDot) f(rowDot)[r] = dot;
+  }
+}
+
+const gelu = (x: number) => 0.5 * x * (1 + erf(x * Math.SQRT1_2));
+/** gelu'(x) = Φ(x) + x·φ(x) */
+const geluDerivative = (x: number) => 0.5 * (1 + erf(x * Math.SQRT1_2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+
+function gemmGelu({ a, aIdx, b, seg, pre, h, i, k }: GemmGeluArgs): void {
+  const A = f(a.data),
+    B = f(b.data),
+    Hh = f(h);
+  const P = pre ? f(pre.data) : null;
+  const [ao, bo] = [a.offset ?? 0, b.offset ?? 0];
+  const round = Hh instanceof Float32Array ? Math.fround : (x: number) => x;
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let r = seg[e]!; r < seg[e + 1]!; r++) {
+      const arow = ao + (aIdx ? aIdx[r]! : r) * a.ld;
+      for (let j = 0; j < i; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) acc += A[arow + p]! * bAt(B, bo, b.trans, b.ld, e, b.expertStride, p, j);
+        acc = round(acc); // h from the pre-activation as stored, as the two-pass form computes it
+        if (P) P[r * pre!.ld + j] = acc;
+        Hh[r * i + j] = gelu(acc);
+      }
+    }
+  }
+}
+
+function geluForward({ pre, ld, offset, colStride, rows, i, h }: GeluLayout & { h: Storage }): void {
+  const P = f(pre),
+    Hh = f(h);
+  for (let r = 0; r < rows; r++) for (let q = 0; q < i; q++) Hh[r * i + q] = gelu(P[r * ld + offset + q * colStride]!);
+}
+
+function geluBackward({ pre, ld, offset, colStride, rows, i, dy, rowScale, dpre, hOut, rowDot }: GeluBackwardArgs): void {
+  const P = f(pre),
+    DY = f(dy),
+    DP = f(dpre);
+  for (let r = 0; r < rows; r++) {
+    const w = rowScale ? f(rowScale)[r]! : 1;
+    let dot = 0;
+    for (let q = 0; q < i; q++) {
+      const at = r * ld + offset + q * colStride;
+      const x = P[at]!;
+      const dyv = DY[r * i + q]!;
+      // read everything of this element before writing (dpre may be pre, hOut may be dy)
+      DP[at] = w * dyv * geluDerivative(x);
+      dot += dyv * gelu(x);
+      if (hOut) f(hOut)[r * i + q] = gelu(x);
+    }
+    if (rowDot) f(rowDot)[r] = dot;
+  }
+}
+
+/** GPT-OSS's clamped pre-activations and h of one element. */
+function gptOss(g0: number, u0: number, { limit, alpha }: GptOssConstants) {
+  const g = Math.min(g0, limit);
+  const u = Math.min(Math.max(u0, -limit), limit);
+  const s = stableSigmoid(alpha * g);
+  return { g, u, s, h: (u + 1) * g * s };
+}
+
+function gptOssForward(a: SwigluLayout & GptOssConstants & { h: Storage }): void {
+  const { gu, ld, gateOffset, upOffset, colStride, rows, i } = a;
+  const GU = f(gu),
+    Hh = f(a.h);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < i; q++)
+      Hh[r * i + q] = gptOss(GU[r * ld + gateOffset + q * colStride]!, GU[r * ld + upOffset + q * colStride]!, a).h;
+  }
+}
+
+function gptOssBackward(a: SwigluBackwardArgs & GptOssConstants): void {
+  const { gu, ld, gateOffset, upOffset, colStride, rows, i, dy, rowScale, dgu, hOut, rowDot, limit, alpha } = a;
+  const GU = f(gu),
+    DY = f(dy),
+    DGU = f(dgu);
+  for (let r = 0; r < rows; r++) {
+    const w = rowScale ? f(rowScale)[r]! : 1;
+    let dot = 0;
+    for (let q = 0; q < i; q++) {
+      const gi = r * ld + gateOffset + q * colStride;
+      const ui = r * ld + upOffset + q * colStride;
+      const g0 = GU[gi]!,
+        u0 = GU[ui]!;
+      const { g, u, s, h } = gptOss(g0, u0, a);
+      const dyv = DY[r * i + q]!;
+      const dh = w * dyv;
+      // d/dg [g·σ(αg)] = σ + α·g·σ(1-σ); a clamp passes the gradient where its input is inside its bounds
+      DGU[gi] = g0 <= limit ? dh * (u + 1) * (s + alpha * g * s * (1 - s)) : 0;
+      DGU[ui] = u0 >= -limit && u0 <= limit ? dh * g * s : 0;
+      dot += dyv * h;
+      if (hOut) f(hOut)[r * i + q] = h;
+    }
+    if (rowDot) f(rowDot)[r] = dot;
+  }
+}
+
+function expertBias({ c, bias, seg, n }: ExpertBiasArgs): void {
+  const C = f(c.data),
+    B = f(bias.data);
+  const bo = bias.offset ?? 0;
+  for (let e = 0; e + 1 < seg.length; e++) {
+    for (let r = seg[e]!; r < seg[e + 1]!; r++) {
+      for (let q = 0; q < n; q++) C[r * c.ld + c.offset + q * c.colStride] += B[bo + e * bias.expertStride + q]!;
+    }
   }
 }
 
@@ -324,6 +436,12 @@ export const referenceMoeKernels: MoeKernels = {
   routerForward,
   routerBackward,
   routerLayerBackward,
+  gemmGelu,
+  geluForward,
+  geluBackward,
+  gptOssForward,
+  gptOssBackward,
+  expertBias,
   batched: (fn) => fn(),
   rowBlocks: (fn) => fn(),
   blockLocal: () => {},

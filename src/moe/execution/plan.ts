@@ -56,10 +56,12 @@ function routerGap(cfg: RouterConfig, hasSelectionBias: boolean): string | null 
   return null;
 }
 
-/** Why the experts node does not cover the bank, or null when it does (SwiGLU without biases). */
-function bankGap(cfg: ExpertConfig, hasBiases: boolean): string | null {
-  if (cfg.kind !== 'swiglu') return `expert kind '${cfg.kind}'`;
-  if (hasBiases) return 'expert biases';
+/** Why the experts node on kernels k does not cover the bank, or null when it does (every expert kind, with or without biases, where k has the kernels it needs). */
+function bankGap(cfg: ExpertConfig, hasBiases: boolean, k: MoeKernels): string | null {
+  if (cfg.kind === 'gelu' && !(k.geluForward && k.geluBackward && k.gemmGelu))
+    return "expert kind 'gelu' (no GELU kernels on this backend)";
+  if (cfg.kind === 'gpt-oss' && !(k.gptOssForward && k.gptOssBackward)) return "expert kind 'gpt-oss' (no GPT-OSS kernels on this backend)";
+  if (hasBiases && !k.expertBias) return 'expert biases (no expert bias kernel on this backend)';
   return null;
 }
 
@@ -78,7 +80,7 @@ export function together(t: Tensor, others: readonly (Tensor | null | undefined)
 
 /** The weights of a bank that its kernels read. */
 export function bankTensors(w: ExpertWeights): (Tensor | null | undefined)[] {
-  return [w.gateProj, w.upProj, w.gateUpProj, w.downProj];
+  return [w.gateProj, w.upProj, w.gateUpProj, w.downProj, w.gateUpBias, w.downBias];
 }
 
 /** What an MoELayer runs, decided when it is built (see the header). */
@@ -165,13 +167,17 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   const rc = p.cfg.router;
   const rGap = routerGap(rc, rc.selectionBias !== null);
   const eGap =
-    (p.cfg.topology ? 'the CT-MoE topology folds message passing into the combine' : null) ??
-    bankGap(p.cfg.experts, p.bankBiases) ??
+    bankGap(p.cfg.experts, p.bankBiases, k) ??
     dispatcherGap(p.dispatcher, rc.numExperts) ??
     (p.weightsTogether ? null : 'weights on different backends or dtypes');
   const where = `${b.name} backend, ${p.dtype}`;
   if (rGap && eGap) return reference(`no MoE kernel covers it (router: ${rGap}; experts: ${eGap})`);
-  const layerGap = rGap ?? eGap ?? (rc.routerBias ? 'a router bias' : null) ?? (setting === 'kernels' ? 'MOEKIT_MOE_PATH=kernels' : null);
+  const layerGap =
+    rGap ??
+    eGap ??
+    (rc.routerBias ? 'a router bias' : null) ??
+    (p.cfg.topology ? 'the CT-MoE topology (its routing bias and combine coefficients come from S)' : null) ??
+    (setting === 'kernels' ? 'MOEKIT_MOE_PATH=kernels' : null);
   if (!layerGap) {
     const jitter = rc.jitterEps > 0 ? '; the kernel chain while jitter applies (training)' : '';
     return {
@@ -179,7 +185,7 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
       kernels: k,
       routerKernel: true,
       expertsKernel: true,
-      summary: `whole-layer node (router GEMM, router pass, slot plan, SwiGLU experts, combine) on the ${where}${jitter}`,
+      summary: `whole-layer node (router GEMM, router pass, slot plan, ${expertName(p.cfg.experts)} experts, combine) on the ${where}${jitter}`,
       key,
     };
   }
@@ -219,6 +225,8 @@ export interface LayerCall {
   training: boolean;
   /** Aux losses will be computed (training with grad). */
   wantLosses: boolean;
+  /** The caller asked for the activations' facts (GPT-OSS clamp counts), which the composition counts. */
+  activationFacts: boolean;
 }
 
 /** What this forward runs under the plan: the per-call conditions. */
@@ -229,10 +237,10 @@ export function layerCall(
 ): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
   const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
   const routerKernel = plan.routerKernel && onPlan;
-  const expertsKernel = plan.expertsKernel && onPlan;
+  const expertsKernel = plan.expertsKernel && onPlan && !c.activationFacts;
   const layerNode =
     plan.path === 'layer' &&
-    onPlan &&
+    expertsKernel &&
     !(c.training && p.cfg.router.jitterEps > 0) &&
     !(c.wantLosses && !routerKernelLossesCover(p.cfg, c.mask));
   return { layerNode, routerKernel, expertsKernel };
@@ -252,8 +260,10 @@ export function routerKernels(logits: Tensor, cfg: RouterConfig, selectionBias: 
 /** ExpertBank.forward on expert-contiguous rows: the kernels when they cover the bank on rows' backend, else null. */
 export function bankKernels(rows: Tensor, w: ExpertWeights, cfg: ExpertConfig): MoeKernels | null {
   const k = kernelsOn(rows.backend, rows.dtype, moePathSetting());
-  return k && !bankGap(cfg, Boolean(w.gateUpBias || w.downBias)) && together(rows, bankTensors(w)) ? k : null;
+  return k && !bankGap(cfg, Boolean(w.gateUpBias || w.downBias), k) && together(rows, bankTensors(w)) ? k : null;
 }
+
+const expertName = (cfg: ExpertConfig) => ({ swiglu: 'SwiGLU', gelu: 'GELU', 'gpt-oss': 'GPT-OSS' })[cfg.kind];
 
 /** groupedMatmul: the grouped GEMM kernel, or null (the per-segment matmuls, bit-identical to a plain matmul below ~32^3 multiply-adds). */
 export function groupedGemmKernels(x: Tensor, w: Tensor, work: number): MoeKernels | null {

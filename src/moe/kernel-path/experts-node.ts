@@ -1,6 +1,7 @@
-// A SwiGLU expert bank on the backend's MoE kernels: forward and backward as a handful of kernel
-// calls (grouped GEMMs with the dispatch gather / weighted combine folded into them, SwiGLU and
-// its gradient in one pass each), recorded as ONE autograd node.
+// An expert bank on the backend's MoE kernels: forward and backward as a handful of kernel
+// calls (grouped GEMMs with the dispatch gather / weighted combine folded into them, the
+// activation — SwiGLU, GELU or GPT-OSS's clamped SwiGLU — and its gradient in one pass each, the
+// expert biases as a row pass and two small weight-gradient GEMMs), recorded as ONE autograd node.
 //
 // Two forms:
 //  - routed:  x [T, H] + routing (token of each sorted row, weight of each slot) -> y [T, H]
@@ -8,17 +9,19 @@
 //             and every expert weight), or, when the routing says the weights came from the
 //             router pass on x (layer-node.ts), grads for x, the router weight and the experts;
 //  - rows:    expert-contiguous rows [S, H] -> [S, H] (what ExpertBank.forward computes).
-// Saved for backward: the [S, 2I] gate/up pre-activations only; h is recomputed, the expert
-// outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r).
+// Saved for backward: the [S, P] pre-activations only (P = 2I gate/up, I for GELU); h is
+// recomputed, the expert outputs y_r are never kept (dL/dw_r = <dy_t·W_down, h_r> needs no y_r;
+// a down bias b_e adds <dy_t, b_e>, a weight-gradient row of its own).
 // Fresh outputs are written entirely by their kernels, so they skip the zero fill
 // (uninitializedFloatArrayLike). Small experts run the forward's and the backward's kernels each
 // block of rows by block of rows (MoeKernels.rowBlocks), whose intermediates h and dY·W_down
 // exist only a block at a time in each thread's L2 (blockLocal); bigger experts run pass by
 // pass, the backward's last GEMMs batched into one pool pass. Either way the backward turns gu
-// into its gradient in place.
+// into its gradient in place. SwiGLU and GELU without a first bias apply the activation to each
+// output tile of the first GEMM (gemmSwiglu / gemmGelu); the rest run GEMM, bias, activation.
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-kernel-path.test.ts holds the two together.
-import type { MoeKernels, RoutePlan } from '../../backend/moe.js';
+import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
 import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
@@ -64,73 +67,110 @@ interface NodeContext {
   H: number;
   I: number;
   S: number;
+  kind: ExpertConfig['kind'];
   layout: ExpertConfig['layout'];
+  /** Pre-activation columns of a row: 2I (gate and up) or I (GELU). */
+  P: number;
+  /** Columns of each first-projection matrix: I (separate gate / up, GELU) or 2I (fused, interleaved). */
+  firstCols: number;
+  /** GPT-OSS's clamps, else null. */
+  oss: GptOssConstants | null;
   /** Weights stored [E, out, in] (PyTorch Linear) when true. */
   outIn: boolean;
   seg: Int32Array;
   xs: FloatArray;
-  /** The first projection: [gate, up] (separate) or [gateUp]. */
+  /** The first projection: [gate, up] (separate, gated), [up] (GELU) or [gateUp]. */
   wList: Tensor[];
   first: FloatArray[];
   wDown: Tensor;
   down: FloatArray;
+  /** [E, P] on the pre-activations and [E, H] on the output, or null. */
+  firstBias: Tensor | null;
+  downBias: Tensor | null;
   routing: NodeRouting | null;
   /** Routed: the token of each row, the weight of each row. */
   rowTok: Int32Array | null;
   rowW: FloatArray | null;
   rowBlocks: boolean;
-  /** Pre-activations [S, 2I], kept for the backward (or null until it recomputes them). */
+  /** Pre-activations [S, P], kept for the backward (or null until it recomputes them). */
   gu: FloatArray | null;
 }
 
-const I2 = (c: NodeContext) => 2 * c.I;
-/** Where gate and up sit in a gu row. */
+/** Where gate and up sit in a gated bank's gu row. */
 const guLayout = (c: NodeContext) =>
   c.layout === 'interleaved' ? { gateOffset: 0, upOffset: 1, colStride: 2 } : { gateOffset: 0, upOffset: c.I, colStride: 1 };
-const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.layout === 'separate' ? c.I : I2(c));
+const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.firstCols);
 const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
+/** The activation runs on each output tile of the first GEMM (no first bias comes between, a gated kernel fits the layout). */
+const activationInGemm = (c: NodeContext) => !c.firstBias && (c.kind === 'gelu' || (c.kind === 'swiglu' && c.layout !== 'interleaved'));
+const storageOf = (t: Tensor) => t.storage as FloatArray;
 
-/** gu [S, 2I] = rows · op(W_first): separate weights write the two column halves. */
+/** Adds each sorted row's expert bias to dst [S, n] (row stride n). */
+function addBias(c: NodeContext, dst: FloatArray, bias: Tensor, n: number): void {
+  c.k.expertBias!({ c: { data: dst, ld: n, offset: 0, colStride: 1 }, bias: { data: bias.storage, expertStride: n }, seg: c.seg, n });
+}
+
+/** gu [S, P] = rows · op(W_first) (+ the first bias): separate gate / up weights write the two column halves. */
 function firstGemm(c: NodeContext, dst: FloatArray): void {
   const a = { data: c.xs, ld: c.H };
-  const cols = c.layout === 'separate' ? c.I : I2(c);
-  const stride = cols * c.H;
-  const halves = c.layout === 'separate' ? [0, 1] : [0];
-  for (const h of halves) {
-    const b = { data: c.first[h]!, ld: firstLd(c), trans: c.outIn, expertStride: stride };
+  const stride = c.firstCols * c.H;
+  c.first.forEach((w, half) => {
+    const b = { data: w, ld: firstLd(c), trans: c.outIn, expertStride: stride };
     c.k.gemmRows({
       a,
       aIdx: c.rowTok,
       scale: null,
       b,
       seg: c.seg,
-      c: { data: dst, offset: h * c.I, ld: I2(c) },
-      n: cols,
+      c: { data: dst, offset: half * c.I, ld: c.P },
+      n: c.firstCols,
       k: c.H,
       accumulate: false,
     });
-  }
+  });
+  if (c.firstBias) addBias(c, dst, c.firstBias, c.P);
 }
 
-/** h = SwiGLU(rows · W_first), then y = h · W_down (per sorted row). */
+/** h = act(gu) [S, I] from the pre-activations gu [S, P]. */
+function activation(c: NodeContext, gu: FloatArray, h: FloatArray): void {
+  const { k } = c;
+  const L = { gu, ld: c.P, ...guLayout(c), rows: c.S, i: c.I };
+  if (c.kind === 'gelu') k.geluForward!({ pre: gu, ld: c.P, offset: 0, colStride: 1, rows: c.S, i: c.I, h });
+  else if (c.oss) k.gptOssForward!({ ...L, ...c.oss, h });
+  else k.swigluForward({ ...L, h });
+}
+
+/** h = act(rows · W_first + b_first), then y = h · W_down + b_down (per sorted row). */
 function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
   const { k } = c;
-  if (c.layout === 'interleaved') {
+  if (!activationInGemm(c)) {
     firstGemm(c, c.gu!);
-    k.swigluForward({ gu: c.gu!, ld: I2(c), ...guLayout(c), rows: c.S, i: c.I, h });
+    activation(c, c.gu!, h);
+  } else if (c.kind === 'gelu') {
+    // the GELU applied to each output tile while it is hot
+    k.gemmGelu!({
+      a: { data: c.xs, ld: c.H },
+      aIdx: c.rowTok,
+      b: { data: c.first[0]!, ld: firstLd(c), trans: c.outIn, expertStride: c.I * c.H },
+      seg: c.seg,
+      pre: c.gu ? { data: c.gu, ld: c.I } : null,
+      h,
+      i: c.I,
+      k: c.H,
+    });
   } else {
     // gate and up in one pass, the gate applied to each output tile while it is hot
     const [gate, up, upOff, stride] =
       c.layout === 'separate'
         ? [c.first[0]!, c.first[1]!, 0, c.I * c.H]
-        : [c.first[0]!, c.first[0]!, c.outIn ? c.I * c.H : c.I, I2(c) * c.H];
+        : [c.first[0]!, c.first[0]!, c.outIn ? c.I * c.H : c.I, 2 * c.I * c.H];
     k.gemmSwiglu({
       a: { data: c.xs, ld: c.H },
       aIdx: c.rowTok,
       gate: { data: gate, ld: firstLd(c), trans: c.outIn, expertStride: stride },
       up: { data: up, offset: upOff },
       seg: c.seg,
-      gu: c.gu ? { data: c.gu, ld: I2(c), upOffset: c.I } : null,
+      gu: c.gu ? { data: c.gu, ld: c.P, upOffset: c.I } : null,
       h,
       i: c.I,
       k: c.H,
@@ -148,6 +188,7 @@ function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
     k: c.I,
     accumulate: false,
   });
+  if (c.downBias) addBias(c, y, c.downBias, c.H);
 }
 
 /**
@@ -158,21 +199,29 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   const routing = rows instanceof Int32Array ? null : rows;
   const seg = routing ? routing.plan.segOffsets : (rows as Int32Array);
   const xs = x.storage as FloatArray;
-  const wList = cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+  const gelu = cfg.kind === 'gelu';
+  const wList = gelu ? [w.upProj!] : cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+  const I = cfg.intermediateSize;
   const c: NodeContext = {
     k,
     E: seg.length - 1,
     H: x.shape[1]!,
-    I: cfg.intermediateSize,
+    I,
     S: seg[seg.length - 1]!,
+    kind: cfg.kind,
     layout: cfg.layout,
+    P: gelu ? I : 2 * I,
+    firstCols: gelu || cfg.layout === 'separate' ? I : 2 * I,
+    oss: cfg.kind === 'gpt-oss' ? { limit: cfg.swigluLimit, alpha: cfg.swigluAlpha } : null,
     outIn: cfg.orientation === 'out-in',
     seg,
     xs,
     wList,
-    first: wList.map((t) => t.storage as FloatArray),
+    first: wList.map(storageOf),
     wDown: w.downProj,
-    down: w.downProj.storage as FloatArray,
+    down: storageOf(w.downProj),
+    firstBias: w.gateUpBias ?? null,
+    downBias: w.downBias ?? null,
     routing,
     rowTok: routing ? routing.plan.rowTokens : null,
     rowW: routing ? (routing.plan.rowWeights as FloatArray) : null,
@@ -180,22 +229,23 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     gu: null,
   };
   const router = routing?.router ?? null;
-  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, w.downProj];
+  const biases = [c.firstBias, c.downBias].filter((b): b is Tensor => b !== null);
+  const inputs: Tensor[] = [x, ...(routing ? [router ? router.weight : routing.topkWeights] : []), ...wList, w.downProj, ...biases];
   const keepsGraph = recordsGraph(inputs);
   // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
   // unless the backward will read it) never exists whole; no rows: nothing to block
   c.rowBlocks = c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
-  // Inference outside row blocks keeps no gu: the gated GEMM holds each task's gate / up tiles
-  // in a buffer of its thread (ct-moe: no 128 MB array). The interleaved layout has no gated
-  // kernel and keeps it.
-  c.gu = keepsGraph || c.rowBlocks || c.layout === 'interleaved' ? acquireScratch(xs, c.S * I2(c)) : null;
+  // Inference outside row blocks keeps no gu: the gated / GELU GEMM holds each task's
+  // pre-activation tiles in a buffer of its thread (ct-moe: no 128 MB array). Without such a
+  // GEMM (interleaved layout, a first bias, GPT-OSS) gu is kept.
+  c.gu = keepsGraph || c.rowBlocks || !activationInGemm(c) ? acquireScratch(xs, c.S * c.P) : null;
   // internal buffers come from / go back to the scratch pool (scratch.ts); outputs are fresh
   const h = acquireScratch(xs, c.S * c.I);
   const y = routing ? acquireScratch(xs, c.S * c.H) : uninitializedFloatArrayLike(xs, c.S * c.H);
   if (c.rowBlocks) {
     k.rowBlocks(() => {
       k.blockLocal(h, c.I);
-      if (!keepsGraph) k.blockLocal(c.gu!, I2(c));
+      if (!keepsGraph) k.blockLocal(c.gu!, c.P);
       expertsForward(c, h, y);
     });
   } else {
@@ -207,10 +257,11 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   if (routing) {
     const T = routing.numTokens;
     out = uninitializedFloatArrayLike(xs, T * c.H);
+    const slots = slotsInRowOrder(routing.plan.slotRows, routing.topkWeights.storage as FloatArray, T, routing.topK);
     k.combine({
       y: { data: y, ld: c.H },
-      slotRows: routing.plan.slotRows,
-      weights: routing.topkWeights.storage,
+      slotRows: slots.rows,
+      weights: slots.weights,
       numTokens: T,
       topK: routing.topK,
       h: c.H,
@@ -232,10 +283,37 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   return result;
 }
 
+/**
+ * Each token's slots (rows and combine weights) reordered by sorted row, so that the combine adds
+ * a token's expert outputs in the order the composition's index-add does (bit-identical outputs
+ * for top-k >= 3 too); dropped slots (row -1) come first and are skipped.
+ */
+function slotsInRowOrder(slotRows: Int32Array, weights: FloatArray, T: number, K: number): { rows: Int32Array; weights: FloatArray } {
+  if (K < 3) return { rows: slotRows, weights }; // two terms add the same either way
+  const rows = slotRows.slice();
+  const w = weights.slice();
+  for (let t = 0; t < T; t++) {
+    for (let i = t * K + 1; i < (t + 1) * K; i++) {
+      const [r, v] = [rows[i]!, w[i]!];
+      let j = i - 1;
+      for (; j >= t * K && rows[j]! > r; j--) {
+        rows[j + 1] = rows[j]!;
+        w[j + 1] = w[j]!;
+      }
+      rows[j + 1] = r;
+      w[j + 1] = v;
+    }
+  }
+  return { rows, weights: w };
+}
+
 /** The gradients the backward's last GEMMs write. */
 interface LastGrads {
   dDown: FloatArray | null;
   dFirst: (FloatArray | null)[];
+  /** [E, P] and [E, H], or null. */
+  dFirstBias: FloatArray | null;
+  dDownBias: FloatArray | null;
   /** dX per sorted row (summed over each token's slots afterwards when routed). */
   da: FloatArray | null;
 }
@@ -243,7 +321,7 @@ interface LastGrads {
 /** The weight-gradient and dX GEMMs: they read only dY, h, x and dgu. */
 function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArray, g: LastGrads): void {
   const { k, seg, H, I, rowTok, rowW } = c;
-  const firstRows = c.layout === 'separate' ? I : I2(c);
+  const firstRows = c.firstCols;
   // dW_down_e = (w·dY_e)ᵀ h_e (out-in [H, I]) or h_eᵀ (w·dY_e) (in-out [I, H])
   if (g.dDown) {
     const dy = { data: gs, ld: H };
@@ -254,17 +332,48 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
   // dW_first: columns of dgu <-> rows (out-in) / columns (in-out) of the first weight(s)
   g.dFirst.forEach((d, idx) => {
     if (!d) return;
-    const dg = { data: dgu, offset: c.layout === 'separate' && idx === 1 ? I : 0, ld: I2(c) };
+    const dg = { data: dgu, offset: idx * I, ld: c.P };
     const xm = { data: c.xs, ld: H };
     if (c.outIn) k.gemmWgrad({ a: dg, aIdx: null, scale: null, b: xm, bIdx: rowTok, seg, c: d, m: firstRows, n: H, accumulate: false });
     else k.gemmWgrad({ a: xm, aIdx: rowTok, scale: null, b: dg, bIdx: null, seg, c: d, m: H, n: firstRows, accumulate: false });
   });
-  // dX rows = dgu · op(W_first_e)ᵀ; separate: [dG dU] · [W_gate; W_up] in one pass (stacked along K)
+  // the biases' gradients: per expert, the sum of its rows' dgu (first) and weighted dY (down),
+  // as weight gradients with a column of ones
+  if (g.dFirstBias || g.dDownBias) {
+    const ones = { data: floatArrayLike(c.xs, c.S).fill(1), ld: 1 };
+    if (g.dFirstBias)
+      k.gemmWgrad({
+        a: ones,
+        aIdx: null,
+        scale: null,
+        b: { data: dgu, ld: c.P },
+        bIdx: null,
+        seg,
+        c: g.dFirstBias,
+        m: 1,
+        n: c.P,
+        accumulate: false,
+      });
+    if (g.dDownBias)
+      k.gemmWgrad({
+        a: ones,
+        aIdx: null,
+        scale: rowW,
+        b: { data: gs, ld: H },
+        bIdx: rowTok,
+        seg,
+        c: g.dDownBias,
+        m: 1,
+        n: H,
+        accumulate: false,
+      });
+  }
+  // dX rows = dgu · op(W_first_e)ᵀ; separate gate / up: [dG dU] · [W_gate; W_up] in one pass (stacked along K)
   if (!g.da) return;
   const b = { data: c.first[0]!, ld: firstLd(c), trans: !c.outIn, expertStride: firstRows * H };
-  const b2 = c.layout === 'separate' ? { data: c.first[1]!, kSplit: I } : null;
+  const b2 = c.first.length === 2 ? { data: c.first[1]!, kSplit: I } : null;
   k.gemmRows({
-    a: { data: dgu, ld: I2(c) },
+    a: { data: dgu, ld: c.P },
     aIdx: null,
     scale: null,
     b,
@@ -272,35 +381,37 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
     seg,
     c: { data: g.da, ld: H },
     n: H,
-    k: I2(c),
+    k: c.P,
     accumulate: false,
   });
 }
 
 function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null)[] {
-  const { k, routing, xs, S, H, I, E } = c;
+  const { k, routing, xs, S, H, I } = c;
   const router = routing?.router ?? null;
   const needX = x.requiresGrad;
   // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
   const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
   const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
-  // The backward overwrites gu with its gradient (saves an [S, 2I] buffer) and gives it back
+  // The backward overwrites gu with its gradient (saves an [S, P] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   let gu = c.gu;
   if (!gu) {
-    gu = acquireScratch(xs, S * I2(c));
+    gu = acquireScratch(xs, S * c.P);
     firstGemm(c, gu);
   }
-  const dgu = gu; // in place: each element's gate/up are read before their grads are written
+  const dgu = gu; // in place: each element's pre-activations are read before their grads are written
   const dyh = acquireScratch(xs, S * I);
-  const hh = dyh; // the SwiGLU backward recomputes h into dyh once it has read it
+  const hh = dyh; // the activation's backward recomputes h into dyh once it has read it
   const dw = needRowDw ? uninitializedFloatArrayLike(xs, S) : null;
   const gradBytes = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0) * xs.BYTES_PER_ELEMENT;
   collectBeforeLargeOutputs(gradBytes);
-  const firstRows = c.layout === 'separate' ? I : I2(c);
+  const grad = (t: Tensor | null) => (t?.requiresGrad ? uninitializedFloatArrayLike(xs, t.size) : null);
   const grads: LastGrads = {
-    dDown: c.wDown.requiresGrad ? uninitializedFloatArrayLike(xs, E * H * I) : null,
-    dFirst: c.wList.map((wt) => (wt.requiresGrad ? uninitializedFloatArrayLike(xs, E * firstRows * H) : null)),
+    dDown: grad(c.wDown),
+    dFirst: c.wList.map(grad),
+    dFirstBias: grad(c.firstBias),
+    dDownBias: grad(c.downBias),
     da: needX ? (routing ? acquireScratch(xs, S * H) : uninitializedFloatArrayLike(xs, S * H)) : null,
   };
   // dyh = dY · W_down_e  [S, I]   (dY rows = gradOut[token], unweighted)
@@ -318,9 +429,27 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
       accumulate: false,
     });
   };
-  // dgu (gate/up grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
-  const swigluBackward = () =>
-    k.swigluBackward({ gu: dgu, ld: I2(c), ...guLayout(c), rows: S, i: I, dy: dyh, rowScale: c.rowW, dgu, hOut: dyh, rowDot: dw });
+  // dgu (the pre-activations' grads, gu's layout), h recomputed into dyh, dw_r = <dyh_r, h_r>
+  const activationBackward = () => {
+    const grads = { rows: S, i: I, dy: dyh, rowScale: c.rowW, hOut: dyh, rowDot: dw };
+    const L = { gu: dgu, ld: c.P, ...guLayout(c), ...grads, dgu };
+    if (c.kind === 'gelu') k.geluBackward!({ pre: dgu, ld: c.P, offset: 0, colStride: 1, ...grads, dpre: dgu });
+    else if (c.oss) k.gptOssBackward!({ ...L, ...c.oss });
+    else k.swigluBackward(L);
+    // a down bias adds <dY_r, b_e> to dw_r (y_r = h_r·W_down + b_e): a GEMM of one column
+    if (dw && c.downBias)
+      k.gemmRows({
+        a: { data: gs, ld: H },
+        aIdx: c.rowTok,
+        scale: null,
+        b: { data: c.downBias.storage, ld: 1, trans: false, expertStride: H },
+        seg: c.seg,
+        c: { data: dw, ld: 1 },
+        n: 1,
+        k: H,
+        accumulate: true,
+      });
+  };
   if (c.rowBlocks) {
     // small experts: every pass on a block of rows while the block is in cache
     k.rowBlocks(() => {
@@ -328,23 +457,27 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
       // crowd the L2 (docs/performance.md: src/moe/kernel-path/experts-node.ts: expertsBackward)
       k.blockLocal(dyh, I);
       dyhGemm();
-      swigluBackward();
+      activationBackward();
       lastGemms(c, gs, hh, dgu, grads);
     });
   } else {
     dyhGemm();
-    swigluBackward();
+    activationBackward();
     k.batched(() => lastGemms(c, gs, hh, dgu, grads)); // one pass over the threads
   }
   const dDown = grads.dDown ? mk(c.wDown, grads.dDown) : null;
   const dFirst = c.wList.map((wt, idx) => (grads.dFirst[idx] ? mk(wt, grads.dFirst[idx]!) : null));
+  const dBiases = [
+    ...(c.firstBias ? [grads.dFirstBias ? mk(c.firstBias, grads.dFirstBias) : null] : []),
+    ...(c.downBias ? [grads.dDownBias ? mk(c.downBias, grads.dDownBias) : null] : []),
+  ];
   const { dx, dRouting } = routing
     ? routedInputGrads(c, x, routing, grads.da, dw)
     : { dx: grads.da ? mk(x, grads.da) : null, dRouting: null };
   releaseScratch(dyh);
   releaseScratch(dgu);
   c.gu = null;
-  return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
+  return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown, ...dBiases];
 }
 
 /** dX of a routed call (the rows' dX summed per token) and the gradient of the top-k weights, or of the router weight. */
