@@ -20,6 +20,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
+import { bf16Comparison } from './moe-bf16.js';
 import { PEER_INSTALL_HINT, PEER_PYTHON, median, peerBlas, torchPeerMissing, warmUp, type PeerBlas } from './util.js';
 
 interface MoeBenchConfig {
@@ -48,7 +49,7 @@ function applyGcPolicy(v8DefaultGc: boolean): GcPolicy {
   return !v8DefaultGc && useThroughputGc() ? 'throughput' : 'default';
 }
 
-interface Row {
+export interface Row {
   bench: 'moe';
   config: string;
   mode: Mode;
@@ -74,8 +75,8 @@ function expertFlops(c: MoeBenchConfig, mode: Mode): number {
   return mode === 'fwd' ? f : 3 * f;
 }
 
-/** Runs in a child process so each row's peak RSS is its own. */
-function measure(name: string, mode: Mode, v8Gc: GcPolicy): Row {
+/** Runs in a child process so each row's peak RSS is its own. bf16: the layer and its input cast to bf16 (--dtype bf16). */
+function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16' = 'f32'): Row {
   const c = MOE_CONFIGS[name]!;
   manualSeed(1234);
   const layer = new MoELayer(
@@ -86,8 +87,9 @@ function measure(name: string, mode: Mode, v8Gc: GcPolicy): Row {
       losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
     }),
   );
-  const x = randn([c.tokens, c.dModel]);
-  const dy = randn([c.tokens, c.dModel]);
+  if (dtype === 'bf16') layer.to('bf16');
+  const x = randn([c.tokens, c.dModel]).to(dtype);
+  const dy = randn([c.tokens, c.dModel]).to(dtype);
   const run =
     mode === 'fwd'
       ? () => noGrad(() => layer.forward(x)).dataSync()
@@ -302,7 +304,8 @@ export function register(program: Command): void {
       '--v8-default-gc',
       "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
     )
-    .option('--child <spec>', 'internal: measure one config:mode in this process')
+    .option('--dtype <dtype>', 'f32, or bf16: the layer in bf16 against moekit f32 and PyTorch bf16 (fwd+bwd, bench/moe-bf16.ts)', 'f32')
+    .option('--child <spec>', 'internal: measure one config:mode[:dtype] in this process')
     .action(
       (opts: {
         json?: boolean;
@@ -315,6 +318,7 @@ export function register(program: Command): void {
         repeats: string;
         v8DefaultGc?: boolean;
         child?: string;
+        dtype: string;
       }) => {
         const v8DefaultGc = opts.v8DefaultGc === true;
         if (opts.child === 'ctmoe-tiny-train') {
@@ -322,15 +326,20 @@ export function register(program: Command): void {
           return;
         }
         if (opts.child) {
-          const [name, mode] = opts.child.split(':') as [string, Mode];
-          process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc)))}\n`);
+          const [name, mode, dtype] = opts.child.split(':') as [string, Mode, 'f32' | 'bf16' | undefined];
+          process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc), dtype))}\n`);
           return;
         }
+        if (opts.dtype !== 'f32' && opts.dtype !== 'bf16') throw new Error(`--dtype: '${opts.dtype}' is not f32 or bf16`);
         for (const n of opts.configs) {
           if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
         }
         const repeats = Number(opts.repeats);
         if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats: '${opts.repeats}' is not a positive integer`);
+        if (opts.dtype === 'bf16') {
+          bf16Comparison(opts.configs, repeats, { json: opts.json === true, peer: opts.peer, v8DefaultGc, peerDir: PEER_DIR, runChild });
+          return;
+        }
         if (!opts.json)
           console.log(
             `${backendInfo().reason}; V8 GC policy: ${v8DefaultGc ? 'default (--v8-default-gc)' : 'useThroughputGc(), as the moekit CLI runs'}`,

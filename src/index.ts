@@ -38,7 +38,8 @@ export {
   initBackend,
   setBackend,
 } from './backend/registry.js';
-export type { DType, FloatDType, Storage, TypedArray } from './backend/types.js';
+export type { DType, FloatDType, HalfArray, HalfDType, Storage, TypedArray } from './backend/types.js';
+export { BF16Array, F16Array } from './backend/types.js';
 // tensor
 export { type BackwardOptions, type GradNode, isGradEnabled, noGrad, withGradEnabled } from './tensor/autograd.js';
 export { useThroughputGc } from './tensor/gc-policy.js';
@@ -146,6 +147,9 @@ export {
   type UnaryModule,
 } from './nn/module.js';
 export { safetensorsToStateDict, stateDictToSafetensors } from './nn/state.js';
+// mixed precision
+export { autocastDtype, withAutocast } from './amp/autocast.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalableOptimizer } from './amp/grad-scaler.js';
 // optim
 export {
   AdamW,
@@ -395,6 +399,7 @@ export {
   type TokenDispatchMetadata,
 } from './dist/contracts.js';
 export { DataParallel } from './dist/data-parallel.js';
+export { ExpertParallel } from './dist/expert-parallel.js';
 export { allReduceGradients, allToAllV, copyToRegion, reduceFromRegion } from './dist/differentiable.js';
 export { type EpCapacityRule, ExpertParallelMoeBlock, type ExpertParallelOptions, type TokenSharding } from './dist/ep-block.js';
 export { NaiveAllToAllDispatcher } from './dist/naive-dispatcher.js';

@@ -21,7 +21,7 @@ function moekit(args: string[]) {
 
 test('bad options are rejected naming the option, the value and what is allowed', () => {
   const cases: [string[], RegExp][] = [
-    [['--preset', 'huge'], /option '--preset <name>' argument 'huge' is invalid\. Allowed choices are paper, tiny/],
+    [['--preset', 'huge'], /option '--preset <name>' argument 'huge' is invalid\. Allowed choices are paper, small, tiny/],
     [
       ['--variants', 'full,bogus'],
       /--variants: unknown variant 'bogus'; allowed: CT-MoE-Full, StandardMoE, CT-MoE-NoCollab, CT-MoE-NoRouting/,
@@ -29,6 +29,9 @@ test('bad options are rejected naming the option, the value and what is allowed'
     [['--steps', '0'], /--steps must be a decimal integer in \[1, 1000000000\] \(got '0'\)/],
     [['--set', 'dModle=3'], /--set: unknown config field 'dModle'; allowed: vocabSize, seqLen, dModel/],
     [['--set', 'topK=99'], /topK = 99 is invalid: expected an integer in \[1, 8\]/],
+    [['--seeds', '0'], /--seeds must be a decimal integer in \[1, 100\] \(got '0'\)/],
+    [['--seed-list', '3,3'], /--seed-list: seed 3 is named twice/],
+    [['--seeds', '2', '--seed-list', '1,2'], /--seeds and --seed-list exclude each other/],
   ];
   for (const [args, re] of cases) {
     const r = moekit(['ablate', ...args, '--out', join(tmpdir(), 'moekit-never-written')]);
@@ -96,4 +99,16 @@ test('a 6-step run of 2 variants writes results.json, figures and report.html; a
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /CT-MoE-Full: finished in an earlier run, skipped/);
   assert.match(again.stdout, /StandardMoE: finished in an earlier run, skipped/);
+
+  // a second seed on top: the first seed's runs are kept, the report gets intervals
+  const seeds = moekit([...args, '--seeds', '2']);
+  assert.equal(seeds.code, 0, seeds.stderr);
+  assert.match(seeds.stdout, /2 seeds \(42, 43\): 4 runs/);
+  assert.match(seeds.stdout, /CT-MoE-Full seed 42: finished in an earlier run, skipped/);
+  assert.match(seeds.stdout, /CT-MoE-Full seed 43 step 6\/6/);
+  assert.match(seeds.stdout, /\d ± \d/);
+  const two = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  assert.deepEqual(two.seeds, [42, 43]);
+  assert.ok(existsSync(join(out, 'StandardMoE', 'seed-43', 'result.json')));
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Paired differences between variants<\/h3>\n<table/);
 });

@@ -70,7 +70,7 @@ test('16 flipped bytes in the newest weights: resume warns, falls back to step 4
   );
   assert.deepEqual(
     events.find((e) => e.phase === 'resume'),
-    { variant: KEY, phase: 'resume', step: 4, steps: 8 },
+    { variant: KEY, phase: 'resume', step: 4, steps: 8, seed: MICRO.seed },
   );
   assert.deepEqual(result.trainLoss, reference.trainLoss);
   assert.deepEqual(result.domainPpl, reference.domainPpl);

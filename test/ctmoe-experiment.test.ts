@@ -76,7 +76,7 @@ test('resume after an interrupted run reproduces the uninterrupted run exactly; 
   const second = runAblation({ preset: MICRO, outDir: dir, variants, data, onProgress: (p) => resumed.push(p) });
   assert.deepEqual(
     resumed.find((e) => e.phase === 'resume'),
-    { variant: 'CT-MoE-Full', phase: 'resume', step: 5, steps: 12 },
+    { variant: 'CT-MoE-Full', phase: 'resume', step: 5, steps: 12, seed: 42 },
   );
   for (const key of variants) {
     const a = full.variants[key]!.result!;

@@ -12,11 +12,21 @@ import { parseMoEConfig } from '../src/moe/config.js';
 import { mpiSkipReason, passLines, runMpi } from './helpers/dist/mpirun.js';
 
 const skip = mpiSkipReason();
-const CASES = ['softmax-top2', 'sigmoid-group-limited-bias', 'capacity-drops', 'shared-experts', 'one-token', 'expert-without-tokens'];
+const CASES = [
+  'softmax-top2',
+  'sigmoid-group-limited-bias',
+  'capacity-drops',
+  'shared-experts',
+  'ct-moe-topology',
+  'one-token',
+  'expert-without-tokens',
+];
 
 for (const np of [1, 2, 4]) {
   // np 1: 'tp' on one rank is the naive block
-  test(`tp and ep blocks equal the single-process layer at np ${np} (uneven shards, empty ranks, drops, shared experts)`, { skip }, () => {
+  test(`tp and ep blocks equal the single-process layer at np ${np} (uneven shards, empty ranks, drops, shared experts, CT-MoE topology)`, {
+    skip,
+  }, () => {
     const run = runMpi(np, 'parity-worker.ts');
     assert.equal(run.timedOut, false, 'mpirun timed out');
     assert.equal(run.status, 0, run.stderr);

@@ -1,6 +1,6 @@
-// Data-parallel CT-MoE training: DP=2 ends with the parameters of one process on the same
-// global batch and resumes exactly on the same world size (test/helpers/dist/dp-worker.ts);
-// the CLI's --parallel and info lines.
+// Data- and expert-parallel CT-MoE training: DP=2 and EP=2 end with the parameters of one
+// process on the same global batch and resume exactly on the same world size
+// (test/helpers/dist/dp-worker.ts, ep-ablation-worker.ts); the CLI's --parallel and info lines.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,6 +34,21 @@ test('DP=2 training of a micro CT-MoE for 30 steps: the parameters and losses of
   assert.match(lines.join('\n'), /PASS world-size mismatch refused/);
 });
 
+test("EP=2 training of a micro CT-MoE (Full, dropout, LB) for 12 steps: each rank's experts and the replicated parameters equal one process on the same global batch; resume on the same world size only", {
+  skip,
+}, () => {
+  const run = runMpi(2, 'ep-ablation-worker.ts', [join(dir, 'ep')], 300_000);
+  assert.equal(run.timedOut, false, 'mpirun timed out');
+  assert.equal(run.status, 0, run.stderr);
+  const lines = passLines(run);
+  assert.equal(lines.length, 5, run.stdout);
+  for (const r of [0, 1]) {
+    assert.match(lines.join('\n'), new RegExp(`PASS ep parameters equal one process after 12 steps rank ${r}`));
+    assert.match(lines.join('\n'), new RegExp(`PASS ep resume reproduces the uninterrupted run rank ${r}`));
+  }
+  assert.match(lines.join('\n'), /PASS world-size mismatch refused/);
+});
+
 test('moekit ablate --parallel: one line saying what to install without Open MPI, or to use mpirun without it', () => {
   const missing = cli(['ablate', '--preset', 'tiny', '--parallel', 'dp', '--out', join(dir, 'x')], {
     MOEKIT_MPI_LIB: 'libmpi-not-here.so.0',
@@ -52,5 +67,8 @@ test('moekit ablate --parallel dp outside mpirun says to start the ranks with mp
   const r = cli(['ablate', '--preset', 'tiny', '--parallel', 'dp', '--out', join(dir, 'y')]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /^error: --parallel dp: start the ranks with mpirun, e\.g\. mpirun -np 2 npx moekit ablate --parallel dp$/m);
+  const e = cli(['ablate', '--preset', 'tiny', '--parallel', 'ep', '--out', join(dir, 'z')]);
+  assert.match(e.stderr, /^error: --parallel ep: start the ranks with mpirun, e\.g\. mpirun -np 2 npx moekit ablate --parallel ep$/m);
+  assert.doesNotMatch(e.stderr, /^\s+at /m, 'no stack trace');
   assert.match(cli(['info']).stdout, /^MPI: Open MPI found \(libmpi\.so\.40\); world size 1 \(not started by mpirun\)$/m);
 });

@@ -19,7 +19,7 @@ static const struct {
     {"reduce", mk_register_reduce},     {"rowwise", mk_register_rowwise}, {"layout", mk_register_layout},
     {"indexing", mk_register_indexing}, {"sort", mk_register_sort},       {"attention", mk_register_attention},
     {"optim", mk_register_optim},       {"moe", mk_register_moe},         {"router", mk_register_router},
-    {"moe_plan", mk_register_moe_plan}, {"dist", mk_register_dist},
+    {"moe_plan", mk_register_moe_plan}, {"dist", mk_register_dist},       {"half", mk_register_half},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

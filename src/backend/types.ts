@@ -1,11 +1,22 @@
 // Dtypes and storage shared by every backend.
 import { envSwitch } from '../env.js';
 
-/** Element types a tensor can hold. f64 exists for gradient checks and exact references. */
-export type DType = 'f32' | 'f64' | 'i32';
-export type FloatDType = 'f32' | 'f64';
+/**
+ * Element types a tensor can hold. f64 exists for gradient checks and exact references;
+ * bf16 / f16 are stored as 16-bit patterns (BF16Array / F16Array) and computed in f32
+ * (src/backend/half-precision.ts).
+ */
+export type DType = 'f32' | 'f64' | 'i32' | 'bf16' | 'f16';
+export type FloatDType = 'f32' | 'f64' | 'bf16' | 'f16';
+export type HalfDType = 'bf16' | 'f16';
 
-export type TypedArray = Float32Array | Float64Array | Int32Array;
+/** bfloat16 elements as their bit patterns (the type tells them apart from f16). */
+export class BF16Array extends Uint16Array {}
+/** IEEE binary16 elements as their bit patterns. */
+export class F16Array extends Uint16Array {}
+
+export type HalfArray = BF16Array | F16Array;
+export type TypedArray = Float32Array | Float64Array | Int32Array | HalfArray;
 
 /**
  * What a backend keeps a tensor's elements in. The CPU backends use typed arrays in JS
@@ -16,7 +27,20 @@ export type TypedArray = Float32Array | Float64Array | Int32Array;
 export type Storage = TypedArray;
 
 export function isFloatDType(d: DType): d is FloatDType {
-  return d === 'f32' || d === 'f64';
+  return d === 'f32' || d === 'f64' || d === 'bf16' || d === 'f16';
+}
+
+export function isHalfDType(d: DType): d is HalfDType {
+  return d === 'bf16' || d === 'f16';
+}
+
+export function isHalfArray(x: unknown): x is HalfArray {
+  return x instanceof BF16Array || x instanceof F16Array;
+}
+
+/** Bytes one element of `dtype` takes. */
+export function bytesPerElement(dtype: DType): number {
+  return dtype === 'f64' ? 8 : isHalfDType(dtype) ? 2 : 4;
 }
 
 export function typedArrayFor(dtype: DType, n: number): TypedArray {
@@ -27,19 +51,35 @@ export function typedArrayFor(dtype: DType, n: number): TypedArray {
       return new Float64Array(n);
     case 'i32':
       return new Int32Array(n);
+    case 'bf16':
+      return new BF16Array(n);
+    case 'f16':
+      return new F16Array(n);
   }
 }
 
 export function dtypeOfArray(a: TypedArray): DType {
   if (a instanceof Float32Array) return 'f32';
   if (a instanceof Float64Array) return 'f64';
-  return 'i32';
+  if (a instanceof BF16Array) return 'bf16';
+  if (a instanceof F16Array) return 'f16';
+  if (a instanceof Int32Array) return 'i32';
+  throw new TypeError(
+    `storage: ${(a as object).constructor.name} is not a tensor storage (Float32Array, Float64Array, Int32Array, BF16Array or F16Array)`,
+  );
 }
 
-/** Result dtype of a binary op: f64 beats f32 beats i32 (PyTorch-like promotion). */
+/**
+ * Result dtype of a binary op, as PyTorch promotes: f64 beats f32 beats bf16 / f16 beats
+ * i32; bf16 with f16 gives f32.
+ */
 export function promoteDTypes(a: DType, b: DType): DType {
+  if (a === b) return a;
   if (a === 'f64' || b === 'f64') return 'f64';
   if (a === 'f32' || b === 'f32') return 'f32';
+  if (isHalfDType(a) && isHalfDType(b)) return 'f32';
+  if (isHalfDType(a)) return a;
+  if (isHalfDType(b)) return b;
   return 'i32';
 }
 
@@ -53,7 +93,7 @@ export function isFloatArray(x: unknown): x is Float32Array | Float64Array {
   return x instanceof Float32Array || x instanceof Float64Array;
 }
 
-/** A zeroed float array: f64 when `like` is f64, else f32. */
+/** A zeroed float array: f64 when `like` is f64, else f32 (also for bf16 / f16: their f32 compute type). */
 export function floatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
   return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type BackendName, backendInfo, initBackend, setBackend } from '../backend/registry.js';
-import { type CtMoeAblationResults, RESULTS_JSON, runAblationAsync } from '../experiments/ctmoe/ablation.js';
+import { type AblationProgress, type CtMoeAblationResults, RESULTS_JSON, runAblationAsync } from '../experiments/ctmoe/ablation.js';
 import {
   type CtMoeExperimentConfig,
   INTEGER_FIELDS,
@@ -19,14 +19,15 @@ import {
 } from '../experiments/ctmoe/config.js';
 import { FIGURES_DIR, writeAllFigures } from '../experiments/ctmoe/figures/index.js';
 import { tableText, writeReport } from '../experiments/ctmoe/report.js';
-import type { CtMoeProgress } from '../experiments/ctmoe/train.js';
 import { checkTrainingMemory } from '../experiments/ctmoe/memory.js';
+import { PRECISIONS, type Precision } from '../experiments/ctmoe/precision.js';
 import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfinite.js';
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
 import { prepareOutDir } from './out-dir.js';
 import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
 import type { DataParallel } from '../dist/data-parallel.js';
+import type { ExpertParallel } from '../dist/expert-parallel.js';
 import { DEFAULT_DASHBOARD_PORT, dashboardChild } from './dashboard.js';
 
 /** Short names accepted by --variants besides the keys (case-insensitive). */
@@ -94,28 +95,54 @@ export function parseSet(value: string, previous: Partial<CtMoeExperimentConfig>
   return { ...previous, [key]: parseConfigValue(key as keyof CtMoeExperimentConfig, raw) };
 }
 
+/** Most seeds one run takes (each seed trains every variant once). */
+export const MAX_SEEDS = 100;
+
+/** '--seed-list 42,43,44': distinct decimal integers >= 0, comma-separated; the first is the config's seed. */
+export function parseSeedList(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => p === ''))
+    throw new InvalidArgumentError(`--seed-list expects comma-separated integers, e.g. 42,43,44 (got '${value}')`);
+  if (parts.length > MAX_SEEDS) throw new InvalidArgumentError(`--seed-list: at most ${MAX_SEEDS} seeds (got ${parts.length})`);
+  const seeds = parts.map((p) => parseIntStrict('--seed-list', p, 0, Number.MAX_SAFE_INTEGER));
+  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (dup !== undefined) throw new InvalidArgumentError(`--seed-list: seed ${dup} is named twice (got '${value}')`);
+  return seeds;
+}
+
+/** The run's seeds: --seed-list, or --seeds N consecutive seeds from the config's seed, or that seed alone. */
+export function runSeeds(configSeed: number, opts: { seeds?: number; seedList?: number[] }): number[] {
+  if (opts.seedList) return opts.seedList;
+  return Array.from({ length: opts.seeds ?? 1 }, (_, i) => configSeed + i);
+}
+
 interface AblateOptions {
   preset: PresetName;
   out?: string;
   variants?: VariantName[];
   steps?: number;
   set?: Partial<CtMoeExperimentConfig>;
+  seeds?: number;
+  seedList?: number[];
   figuresOnly?: boolean;
   onNonfinite: NonFinitePolicy;
   parallel?: ParallelMode;
   dashboard?: number | true;
+  precision: Precision;
   backend?: BackendName;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
-function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) => void; stop: () => void } {
+function progressPrinter(batchTokens: number, multiSeed: boolean): { onProgress: (p: AblationProgress) => void; stop: () => void } {
   const tty = Boolean(process.stderr.isTTY);
   let bar: cliProgress.SingleBar | null = null;
   const stopBar = () => {
     bar?.stop();
     bar = null;
   };
-  const onProgress = (p: CtMoeProgress) => {
+  const onProgress = (event: AblationProgress) => {
+    // with several seeds every line names the seed of the run
+    const p = multiSeed ? { ...event, variant: `${event.variant} seed ${event.seed}` } : event;
     switch (p.phase) {
       case 'skip':
         console.log(`${p.variant}: finished in an earlier run, skipped (result.json kept)`);
@@ -127,7 +154,7 @@ function progressPrinter(batchTokens: number): { onProgress: (p: CtMoeProgress) 
         if (tty) {
           bar = new cliProgress.SingleBar(
             {
-              format: `${p.variant.padEnd(16)} |{bar}| {value}/{total} steps | loss {loss} | val PPL {ppl} | {tps} tok/s | ETA {eta_formatted} {phase}`,
+              format: `${p.variant.padEnd(multiSeed ? 24 : 16)} |{bar}| {value}/{total} steps | loss {loss} | val PPL {ppl} | {tps} tok/s | ETA {eta_formatted} {phase}`,
               hideCursor: true,
               etaBuffer: 4,
             },
@@ -198,6 +225,12 @@ export function registerAblateCommand(program: Command): void {
     )
     .option('--steps <n>', 'training steps per variant (overrides the preset)', parsePositiveInt('--steps', 1, MAX_COUNT))
     .option('--set <key=value>', 'override one config field (repeatable), e.g. --set dModel=64 --set topK=2', parseSet)
+    .option(
+      '--seeds <n>',
+      `train every variant under n seeds: the config's seed and the next n-1 (init, dropout, data order); the report gives means, 95% intervals and paired differences (1..${MAX_SEEDS})`,
+      parsePositiveInt('--seeds', 1, MAX_SEEDS),
+    )
+    .option('--seed-list <list>', "the seeds, comma-separated (e.g. 42,43,44); the first becomes the config's seed", parseSeedList)
     .option('--figures-only', 'only re-render figures and report.html from DIR/results.json')
     .addOption(
       new Option(
@@ -209,8 +242,16 @@ export function registerAblateCommand(program: Command): void {
     )
     .addOption(
       new Option(
+        '--precision <mode>',
+        'fp32; bf16 (bf16 model, f32 master weights); f16-amp (autocast to f16 and a GradScaler, as the seed)',
+      )
+        .choices(PRECISIONS)
+        .default('fp32'),
+    )
+    .addOption(
+      new Option(
         '--parallel <mode>',
-        'across MPI ranks started by mpirun: dp = data parallel (rank 0 writes); ep is refused for CT-MoE',
+        'across MPI ranks started by mpirun: dp = data parallel, ep = expert parallel MoE layers (rank 0 writes)',
       ).choices(['dp', 'ep']),
     )
     .addOption(
@@ -233,7 +274,17 @@ export function registerAblateCommand(program: Command): void {
         await writeOutputs(readJsonObjectSync(file, 'format', 'moekit-ctmoe-ablation') as unknown as CtMoeAblationResults, out);
         return;
       }
-      const overrides: Partial<CtMoeExperimentConfig> = { ...(opts.set ?? {}), ...(opts.steps !== undefined ? { steps: opts.steps } : {}) };
+      if (opts.seeds !== undefined && opts.seedList) cmd.error('error: --seeds and --seed-list exclude each other: give one');
+      if (opts.seedList && opts.set?.seed !== undefined && opts.set.seed !== opts.seedList[0])
+        cmd.error(
+          `error: --set seed=${opts.set.seed} and --seed-list ${opts.seedList.join(',')} disagree: the list's first seed is the config's seed`,
+        );
+      const overrides: Partial<CtMoeExperimentConfig> = {
+        ...(opts.set ?? {}),
+        ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
+        ...(opts.seedList ? { seed: opts.seedList[0] } : {}),
+        ...(opts.precision !== 'fp32' ? { precision: opts.precision } : {}),
+      };
       let cfg: CtMoeExperimentConfig;
       try {
         cfg = experimentConfig(opts.preset, overrides);
@@ -251,7 +302,8 @@ export function registerAblateCommand(program: Command): void {
       }
       const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
-      let dataParallel: DataParallel | undefined;
+      const seeds = runSeeds(cfg.seed, opts);
+      let dataParallel: DataParallel | ExpertParallel | undefined;
       try {
         dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
       } catch (e) {
@@ -259,15 +311,13 @@ export function registerAblateCommand(program: Command): void {
       }
       // other ranks train silently; rank 0 prints and writes
       if (dataParallel && !dataParallel.isWriter) console.log = () => {};
-      if (dataParallel)
-        console.log(
-          `data parallel over ${dataParallel.size} ranks (batch ${cfg.batchSize} = ${dataParallel.size} x ${cfg.batchSize / dataParallel.size})`,
-        );
+      if (dataParallel) console.log(dataParallel.describe(cfg.batchSize));
       console.log(backendInfo().reason);
       console.log(
         `CT-MoE ablation, preset '${opts.preset}'${Object.keys(overrides).length ? ` with ${JSON.stringify(overrides)}` : ''}: ` +
           `${cfg.nLayer} layers, d_model ${cfg.dModel}, ${cfg.numExperts} experts, top-${cfg.topK}, seq ${cfg.seqLen}, batch ${cfg.batchSize}, ` +
-          `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}`,
+          `${cfg.steps ?? `${cfg.epochs} epochs of`} steps; variants ${variants.join(', ')}; ` +
+          `${seeds.length === 1 ? `seed ${seeds[0]}` : `${seeds.length} seeds (${seeds.join(', ')}): ${seeds.length * variants.length} runs`}`,
       );
       console.log(
         `output: ${out} (interrupt at any time: rerun the same command to resume from the last checkpoint, every ${cfg.checkpointEvery} steps)`,
@@ -276,7 +326,7 @@ export function registerAblateCommand(program: Command): void {
       if (opts.dashboard !== undefined) {
         dashboard = dashboardChild(out, opts.dashboard === true ? DEFAULT_DASHBOARD_PORT : opts.dashboard);
       }
-      const progress = progressPrinter(cfg.batchSize * cfg.seqLen);
+      const progress = progressPrinter(cfg.batchSize * cfg.seqLen, seeds.length > 1);
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
@@ -285,6 +335,7 @@ export function registerAblateCommand(program: Command): void {
           overrides,
           outDir: out,
           variants,
+          seeds,
           onProgress: dataParallel?.isWriter === false ? undefined : progress.onProgress,
           onNonFinite: opts.onNonfinite,
           dataParallel,

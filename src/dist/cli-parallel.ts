@@ -1,19 +1,18 @@
 // What the CLI needs from src/dist: `--parallel` set-up and `moekit info`'s MPI line.
 import { worldCommunicator } from './communicator.js';
 import { DataParallel } from './data-parallel.js';
+import { ExpertParallel } from './expert-parallel.js';
 import { INSTALL_HINT, launchedByMpirun, mpiLibraryName, probeMpi } from './native-mpi.js';
 
 export type ParallelMode = 'dp' | 'ep';
 
-/** The data-parallel set-up for `--parallel dp`; a one-line Error when it cannot run. */
-export function startParallel(mode: ParallelMode, command: string): DataParallel {
+/** The set-up for `--parallel dp|ep`; a one-line Error when it cannot run. */
+export function startParallel(mode: ParallelMode, command: string): DataParallel | ExpertParallel {
   const why = probeMpi();
   if (why !== null) throw new Error(`--parallel ${mode}: Open MPI not found (${why}); ${INSTALL_HINT}`);
   if (!launchedByMpirun()) throw new Error(`--parallel ${mode}: start the ranks with mpirun, e.g. mpirun -np 2 npx moekit ${command} --parallel ${mode}`);
-  if (mode === 'ep') {
-    throw new Error("--parallel ep: the CT-MoE ablation's layers (CtMoeLayer with its collaboration topology) have no expert-parallel form; use --parallel dp (MoELayer runs expert-parallel through buildMoeBlock('ep'))");
-  }
-  return new DataParallel(worldCommunicator('mpi'));
+  const world = worldCommunicator('mpi');
+  return mode === 'ep' ? new ExpertParallel(world) : new DataParallel(world);
 }
 
 /** One line for `moekit info`: whether Open MPI was found, and this process's world size. */

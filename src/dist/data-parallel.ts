@@ -29,6 +29,11 @@ export class DataParallel {
     return this.comm.rank === 0;
   }
 
+  /** The CLI's one line about the set-up. */
+  describe(batchSize: number): string {
+    return `data parallel over ${this.size} ranks (batch ${batchSize} = ${this.size} x ${batchSize / this.size})`;
+  }
+
   /** Every rank's parameters become rank 0's (one broadcast per parameter, in order). Collective. */
   broadcastParameters(params: readonly Parameter[]): void {
     noGrad(() => {

@@ -8,6 +8,10 @@
 //   sharding 'local' (OLMo-core's expert-parallel dropless MoE): each rank's tokens are its
 //     own batch; outputs stay local; replicated parameters are averaged with the other
 //     data-parallel gradients.
+// A CT-MoE topology (S_raw) is replicated: S's routing bias and the folded message-passing
+// coefficients are computed on the token's rank (layer-glue.ts routeWithLayer) and the slots
+// carry them, so the combine there is the message passing; S_raw's gradient is summed with the
+// other replicated parameters'.
 // Capacity (when the layer has a capacity factor): 'global' keeps, per expert, the first C
 // slots in global token order with C as the single-process layer computes it over all tokens
 // (round-robin only); 'olmo-ep' uses OLMo-core's ep_world · allowed with allowed from the
@@ -82,7 +86,7 @@ export class ExpertParallelMoeBlock extends Module {
     const shard = roundRobin ? arrayLike(x2, Int32Array.from({ length: Math.max(0, Math.ceil((T - this.group.rank) / ep)) }, (_, i) => this.group.rank + i * ep)) : null;
     const xs = shard ? indexSelect(copyToRegion(this.group, x2), 0, shard) : x2;
     const r = routeWithLayer(layer, xs);
-    const d = this.dispatcher.dispatch(xs, r.topkIds, r.topkWeights);
+    const d = this.dispatcher.dispatch(xs, r.topkIds, r.combineWeights);
     const capacity = this.capacityRule === 'global' ? layerCapacity(layer, T) : expertParallelCapacity(layer, xs.shape[0]!, ep);
     // global token order: round-robin shards interleave; local batches follow in rank order
     const slotOutputs = this.runReceived(d, capacity, (src, t) => (roundRobin ? t * ep + src : src * 2 ** 31 + t));
@@ -100,7 +104,9 @@ export class ExpertParallelMoeBlock extends Module {
     }
     // local batches: global-batch LB reads the counts summed over the group (OLMo-core)
     const globalCounts = shard ? undefined : () => this.sumOverGroup(r.counts.dataSync(), xs.shape[0]!);
-    y = attachLayerAuxLosses(layer, y, logits, ids, this.numLayers, globalCounts);
+    // drops over all tokens (round-robin: every rank's experts' drops summed; local: this rank's experts')
+    const dropped = shard && capacity !== null ? this.group.allReduceSync(arrayLike(x2, Float64Array.of(this.lastDroppedSlots)), 'sum').item() : this.lastDroppedSlots;
+    y = attachLayerAuxLosses(layer, y, logits, ids, this.numLayers, globalCounts, dropped);
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = logits;
     this.lastLocal = { counts: Float64Array.from(r.counts.dataSync()), tokens: xs.shape[0]!, dropped: this.lastDroppedSlots };

@@ -9,4 +9,5 @@ export * from './ep-block.js';
 export * from './builders.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './native-mpi.js';
 export * from './data-parallel.js';
+export * from './expert-parallel.js';
 export { startParallel, mpiInfoLine, type ParallelMode } from './cli-parallel.js';

@@ -64,7 +64,7 @@ export class TensorParallelMoeBlock extends Module {
     const tokens = arrayLike(x2, slots.map((s) => Math.floor(s / K)));
     const parallel = this.group.size > 1;
     const xIn = parallel ? copyToRegion(this.group, x2) : x2;
-    const wIn = parallel ? copyToRegion(this.group, r.topkWeights) : r.topkWeights;
+    const wIn = parallel ? copyToRegion(this.group, r.combineWeights) : r.combineWeights;
     const S = slots.length;
     const rowWeights = reshape(cast(indexSelect(reshape(wIn, [T * K]), 0, arrayLike(x2, slots)), x2.dtype), [S, 1]);
     const segOffsets = plan.segOffsets.slice(this.firstExpert, this.firstExpert + El + 1).map((o) => o - a);
@@ -83,7 +83,7 @@ export class TensorParallelMoeBlock extends Module {
     const partial = indexAdd(fullLike(out, [T, H], 0), 0, tokens, out);
     let y = parallel ? reduceFromRegion(this.group, partial) : partial;
     y = layer.addShared(x2, y);
-    y = attachLayerAuxLosses(layer, y, r.logits, r.topkIds, this.numLayers);
+    y = attachLayerAuxLosses(layer, y, r.logits, r.topkIds, this.numLayers, undefined, plan.droppedSlots.length);
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = r.logits;
     return reshape(y, x.shape);

@@ -118,10 +118,15 @@ function f32BitsToF16Bits(b: number): number {
   return sign | h;
 }
 
+/** Non-NaN f32 bit pattern -> bf16 bit pattern, round to nearest even (overflow carries to inf). */
+function roundF32BitsToBf16Bits(b: number): number {
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
 /** f32 bit pattern -> bf16 bit pattern, round to nearest even. */
 function f32BitsToBf16Bits(b: number): number {
   if ((b & 0x7fffffff) > 0x7f800000) return (b >>> 16) | 0x40; // NaN: keep it quiet
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  return roundF32BitsToBf16Bits(b);
 }
 
 /**
@@ -188,3 +193,54 @@ export function f32ArrayToBf16(src: FloatSource, out: Uint16Array = new Uint16Ar
 export const _roundDoubleToF16Bits = (x: number): number => roundDoubleTo16(x, 10, 15);
 /** @internal exposed for tests: the exact double-based rounding path. */
 export const _roundDoubleToBf16Bits = (x: number): number => roundDoubleTo16(x, 7, 127);
+
+// ---------------------------------------------------------------- engine (PyTorch's CPU casts)
+//
+// Tensor casts follow what `tensor.to(torch.bfloat16 / torch.float16)` does on a CPU, bit for
+// bit (checked against PyTorch 1.13 and 2.x): a double is first rounded to f32 (so
+// f64 -> bf16 rounds twice, as PyTorch does), NaN becomes 0xffff in bf16 and sign|0x7e00 in
+// f16, and widening f16 quiets a signalling NaN. The file readers above keep NaN payloads.
+
+/** f16 bits -> f32 bits as PyTorch widens them (NaN quieted, payload kept). */
+function f16BitsToF32BitsQuiet(h: number): number {
+  const b = f16BitsToF32Bits(h);
+  return (b & 0x7fffffff) > 0x7f800000 ? (b | 0x400000) >>> 0 : b;
+}
+
+let f16QuietTable: Uint32Array | undefined;
+
+/** Widen bf16 or f16 bit patterns to f32 values (`out` may be given). */
+export function widenHalfToF32(src: Uint16Array, format: 'bf16' | 'f16', out: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (format === 'bf16') return bf16ArrayToF32(src, out);
+  if (!f16QuietTable) {
+    f16QuietTable = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) f16QuietTable[h] = f16BitsToF32BitsQuiet(h);
+  }
+  const table = f16QuietTable;
+  const outBits = bitsView(out);
+  for (let i = 0; i < src.length; i++) outBits[i] = table[src[i]!]!;
+  return out;
+}
+
+/** f32 bits -> bf16 bits as PyTorch casts (RNE; every NaN -> 0xffff). */
+export function f32BitsToBf16BitsTorch(b: number): number {
+  return (b & 0x7fffffff) > 0x7f800000 ? 0xffff : roundF32BitsToBf16Bits(b);
+}
+
+/** f32 bits -> f16 bits as PyTorch casts (RNE; NaN -> sign|0x7e00). */
+export function f32BitsToF16BitsTorch(b: number): number {
+  return (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) & 0x8000) | 0x7e00 : f32BitsToF16Bits(b);
+}
+
+/** Narrow f32 values (or doubles, through f32 as PyTorch does) to bf16 / f16 bit patterns. */
+export function narrowToHalf(
+  src: Float32Array | Float64Array | Int32Array,
+  format: 'bf16' | 'f16',
+  out: Uint16Array = new Uint16Array(src.length),
+): Uint16Array {
+  const f = src instanceof Float32Array ? src : Float32Array.from(src);
+  const bits = bitsView(f);
+  if (format === 'bf16') for (let i = 0; i < bits.length; i++) out[i] = f32BitsToBf16BitsTorch(bits[i]!);
+  else for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16BitsTorch(bits[i]!);
+  return out;
+}

@@ -9,11 +9,14 @@ export {
   f32ArrayToF16,
   f32ToBf16Bits,
   f32ToF16Bits,
+  narrowToHalf,
+  widenHalfToF32,
 } from './half.js';
 export {
   SAFETENSORS_DTYPES,
   SAFETENSORS_DTYPE_SIZE,
   SAFETENSORS_MAX_HEADER_LENGTH,
+  type ReadSafetensorsOptions,
   SafetensorsError,
   decodeTensor,
   parseSafetensors,

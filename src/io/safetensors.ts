@@ -20,12 +20,19 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { f32ArrayToFp8, fp8ArrayToF32 } from './fp8.js';
-import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from './half.js';
+import { BF16Array, F16Array, type HalfArray, isHalfArray } from '../backend/types.js';
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16, widenHalfToF32 } from './half.js';
 import { StrictJsonError, parseStrictJson, preview } from './strict-json.js';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2';
 /** U8 / I8 stay bytes (e.g. GPT-OSS MXFP4 blocks and scales); they are not tensor dtypes. */
-export type SafetensorsData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array;
+/** BF16Array / F16Array: F16 / BF16 tensors read with `{ half: 'keep' }` (their bit patterns, no f32 copy). */
+export type SafetensorsData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | HalfArray;
+
+export interface ReadSafetensorsOptions {
+  /** F16 / BF16 tensors: 'widen' to Float32Array (default) or 'keep' as F16Array / BF16Array. */
+  half?: 'widen' | 'keep';
+}
 
 /** A loaded tensor. F16/BF16/F8 are widened to Float32Array, I64 narrowed to Int32Array. */
 export interface SafetensorsEntry {
@@ -278,8 +285,15 @@ function readLE<T>(bytes: Uint8Array, ctor: { new (buffer: ArrayBuffer): T; BYTE
   return new ctor(copy.buffer);
 }
 
-/** Decode one tensor's little-endian bytes (F16/BF16 widen to f32, I64 narrows to i32). */
-export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8Array, source?: string): SafetensorsData {
+/** Decode one tensor's little-endian bytes (F16/BF16 widen to f32 unless kept, I64 narrows to i32). */
+export function decodeTensor(
+  name: string,
+  dtype: SafetensorsDType,
+  bytes: Uint8Array,
+  source?: string,
+  options: ReadSafetensorsOptions = {},
+): SafetensorsData {
+  const keep = options.half === 'keep';
   switch (dtype) {
     case 'F32':
       return readLE(bytes, Float32Array);
@@ -295,9 +309,9 @@ export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8
     case 'F8_E5M2':
       return fp8ArrayToF32(bytes, dtype);
     case 'F16':
-      return f16ArrayToF32(readLE(bytes, Uint16Array));
+      return keep ? readLE(bytes, F16Array) : f16ArrayToF32(readLE(bytes, Uint16Array));
     case 'BF16':
-      return bf16ArrayToF32(readLE(bytes, Uint16Array));
+      return keep ? readLE(bytes, BF16Array) : bf16ArrayToF32(readLE(bytes, Uint16Array));
     case 'I64': {
       // Read each i64 as (lo, hi) int32 words: it fits in int32 iff hi is lo's sign extension.
       const words = readLE(bytes, BigInt64Array);
@@ -320,7 +334,7 @@ export function decodeTensor(name: string, dtype: SafetensorsDType, bytes: Uint8
 }
 
 /** Parse a complete safetensors file held in memory. `source` names it in errors. */
-export function parseSafetensors(input: Uint8Array, source?: string): SafetensorsContents {
+export function parseSafetensors(input: Uint8Array, source?: string, options: ReadSafetensorsOptions = {}): SafetensorsContents {
   const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength); // plain view, not Buffer
   const n = readHeaderLength(bytes, bytes.length, source);
   const dataStart = 8 + n;
@@ -328,18 +342,18 @@ export function parseSafetensors(input: Uint8Array, source?: string): Safetensor
   const tensors = new Map<string, SafetensorsEntry>();
   for (const [name, info] of header.tensors) {
     const [begin, end] = info.dataOffsets;
-    const data = decodeTensor(name, info.dtype, bytes.subarray(dataStart + begin, dataStart + end), source);
+    const data = decodeTensor(name, info.dtype, bytes.subarray(dataStart + begin, dataStart + end), source, options);
     tensors.set(name, { dtype: info.dtype, shape: info.shape, data });
   }
   return { tensors, metadata: header.metadata };
 }
 
-export async function readSafetensors(path: string): Promise<SafetensorsContents> {
-  return parseSafetensors(await fsp.readFile(path), path);
+export async function readSafetensors(path: string, options: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
+  return parseSafetensors(await fsp.readFile(path), path, options);
 }
 
-export function readSafetensorsSync(path: string): SafetensorsContents {
-  return parseSafetensors(fs.readFileSync(path), path);
+export function readSafetensorsSync(path: string, options: ReadSafetensorsOptions = {}): SafetensorsContents {
+  return parseSafetensors(fs.readFileSync(path), path, options);
 }
 
 /** Read and validate only the header of a (possibly huge) file, without loading the data. */
@@ -392,7 +406,10 @@ function integerData(name: string, data: SafetensorsData, dtype: SafetensorsDTyp
   return data;
 }
 
-function encodeTensor(name: string, { dtype, data }: SafetensorsTensor): Uint8Array {
+function encodeTensor(name: string, { dtype, data: given }: SafetensorsTensor): Uint8Array {
+  // bf16 / f16 bit patterns written as they are to their own dtype, else as their values
+  if ((given instanceof BF16Array && dtype === 'BF16') || (given instanceof F16Array && dtype === 'F16')) return leBytes(given);
+  const data = isHalfArray(given) ? widenHalfToF32(given, given instanceof BF16Array ? 'bf16' : 'f16') : given;
   switch (dtype) {
     case 'F32':
       return leBytes(data instanceof Float32Array ? data : Float32Array.from(data));

@@ -5,6 +5,7 @@
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { shapeToString } from '../tensor/shape.js';
+import { autocastLow } from '../ops/autocast-cast.js';
 import { matmul } from '../ops/linalg.js';
 import { concat, narrow, reshape } from '../ops/shape.js';
 import { groupedGemmKernels } from './execution/plan.js';
@@ -15,7 +16,8 @@ export interface GroupedMatmulOptions {
 }
 
 /** x [S, in] with segment offsets (E+1) and w [E, ·, ·] -> [S, out]: rows of e times w[e]. */
-export function groupedMatmul(x: Tensor, w: Tensor, segOffsets: Int32Array, opts: GroupedMatmulOptions): Tensor {
+export function groupedMatmul(xIn: Tensor, wIn: Tensor, segOffsets: Int32Array, opts: GroupedMatmulOptions): Tensor {
+  const [x, w] = [autocastLow(xIn), autocastLow(wIn)]; // the expert GEMMs are on autocast's low-precision list
   const E = w.shape[0]!;
   const [inW, outW] = opts.transB ? [w.shape[2]!, w.shape[1]!] : [w.shape[1]!, w.shape[2]!];
   if (x.ndim !== 2 || w.ndim !== 3 || x.shape[1] !== inW || segOffsets.length !== E + 1 || segOffsets[E] !== x.shape[0]) {

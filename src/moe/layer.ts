@@ -1,6 +1,6 @@
 // The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics,
 // optionally with CT-MoE's collaboration topology (cfg.topology; src/moe/topology/collaboration.ts).
-import type { FloatDType } from '../backend/types.js';
+import { type ModuleDType, moduleDType } from '../nn/dtype-names.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { shapeToString } from '../tensor/shape.js';
@@ -48,7 +48,8 @@ import { deviceRoutedExperts } from './device/routed-experts.js';
 import { type Reads, read } from '../tensor/reads.js';
 
 export interface MoELayerOptions {
-  dtype?: FloatDType;
+  /** The weights' dtype: 'f32' (default), 'f64', 'bf16', 'f16', or OLMo-core's 'float32' | 'bfloat16' | 'float16'. */
+  dtype?: ModuleDType;
   generator?: Generator;
   /** MoE layers in the model (losses are divided by it when losses.scaleByNumLayers). */
   numLayers?: number;
@@ -138,7 +139,7 @@ export class MoELayer extends Module {
   ) {
     super();
     const gen = options.generator ?? defaultGenerator;
-    const dtype = options.dtype ?? 'f32';
+    const dtype = moduleDType(options.dtype ?? 'f32', 'MoELayer dtype');
     const H = cfg.hiddenSize;
     const E = cfg.router.numExperts;
     const ctMoeInit = options.init === 'ct-moe';

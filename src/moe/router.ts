@@ -5,6 +5,8 @@ import { type Generator, defaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { add, div, mul, pow, sigmoid, abs, where } from '../ops/elementwise.js';
 import { gather, scatterAdd } from '../ops/indexing.js';
+import { withAutocast } from '../amp/autocast.js';
+import { toF32IfHalf } from '../ops/autocast-cast.js';
 import { matmul } from '../ops/linalg.js';
 import { max, sum } from '../ops/reduce.js';
 import { broadcastTo } from '../ops/broadcast.js';
@@ -50,10 +52,11 @@ export function route(x: Tensor, weight: Tensor, bias: Tensor | null, cfg: Route
     for (let i = 0; i < noise.length; i++) noise[i] = 1 - eps + 2 * eps * g.uniform();
     input = mul(x, arrayLike(x, noise, x.shape));
   }
-  let logits = matmul(input, weight, { transB: true });
+  // the router GEMM and routing run in f32 whatever the model's dtype or autocast (as the seeds route in fp32)
+  let logits = withAutocast(null, () => matmul(toF32IfHalf(input), toF32IfHalf(weight), { transB: true }));
   if (cfg.routerBias) {
     if (!bias) throw new Error('route: router.routerBias is true but no bias tensor was given');
-    logits = add(logits, bias);
+    logits = add(logits, toF32IfHalf(bias));
   }
   if (opts.logitBias) logits = add(logits, opts.logitBias);
   return routeLogits(logits, cfg, opts);

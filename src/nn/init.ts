@@ -4,7 +4,7 @@
 // stay valid). On the CPU backends the values are written straight into the storage; a
 // device backend's tensor gets a fresh storage instead.
 import type { TypedArray } from '../backend/types.js';
-import { isFloatDType, typedArrayFor } from '../backend/types.js';
+import { isFloatDType, isHalfDType, typedArrayFor } from '../backend/types.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { shapeToString } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -14,10 +14,12 @@ function fill<T extends Tensor>(t: T, op: string, draw: () => number): T {
   if (!isFloatDType(t.dtype)) throw new TypeError(`${op}: tensor must be floating (dtype is ${t.dtype})`);
   // a host-array storage (CPU backends) is written in place; a device storage (webgpu),
   // which cannot be read synchronously, gets a fresh one: every element is overwritten
-  const inPlace = ArrayBuffer.isView(t.storage);
-  const out: TypedArray = inPlace ? t.storage : typedArrayFor(t.dtype, t.size);
+  // (bf16 / f16 storages hold bit patterns: their values are drawn in f32 and rounded once)
+  const half = isHalfDType(t.dtype);
+  const inPlace = ArrayBuffer.isView(t.storage) && !half;
+  const out: TypedArray = inPlace ? t.storage : typedArrayFor(half ? 'f32' : t.dtype, t.size);
   for (let i = 0; i < out.length; i++) out[i] = draw();
-  if (!inPlace) t.storage = t.backend.fromArray(out);
+  if (!inPlace) t.storage = half ? t.backend.cast(t.backend.fromArray(out), t.dtype) : t.backend.fromArray(out);
   return t;
 }
 

@@ -1,6 +1,7 @@
 // Basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout, GELU.
 // Each takes its dtype (f32 by default; f64 for exact tests) and an optional Generator for init.
 import type { FloatDType } from '../backend/types.js';
+import { autocastLow } from '../ops/autocast-cast.js';
 import { zeros } from '../ops/creation.js';
 import { dropout } from '../ops/dropout.js';
 import { gelu } from '../ops/elementwise.js';
@@ -56,7 +57,7 @@ export class Linear extends Module {
       );
     }
     const y = x.matmul(this.weight, { transB: true });
-    return this.bias ? y.add(this.bias) : y;
+    return this.bias ? y.add(autocastLow(this.bias)) : y; // under autocast the bias joins the GEMM's dtype
   }
 }
 

@@ -10,7 +10,7 @@
 // order for non-numeric keys; with ES2022 class fields that is the field declaration order
 // (base-class fields first), then properties first assigned in the constructor.
 // Names are dotted paths, PyTorch style: `blocks.0.attn.qkv.weight`.
-import { isFloatDType } from '../backend/types.js';
+import { type FloatDType, isFloatDType } from '../backend/types.js';
 import { noGrad } from '../tensor/autograd.js';
 import { sameShape, shapeToString } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -164,6 +164,21 @@ export class Module {
     seen.add(this);
     for (const child of this.children()) child.apply(fn, seen);
     fn(this);
+    return this;
+  }
+
+  /**
+   * Cast every floating parameter and buffer to `dtype` in place (PyTorch's `module.to(dtype)`):
+   * the same tensor objects are kept, their gradients dropped. Integer buffers stay as they are.
+   */
+  to(dtype: FloatDType): this {
+    if (!isFloatDType(dtype)) throw new TypeError(`Module.to: dtype must be one of f32, f64, bf16, f16 (got ${String(dtype)})`);
+    const seen = new Set<Tensor>();
+    for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
+      if (seen.has(t) || !isFloatDType(t.dtype) || t.dtype === dtype) continue;
+      seen.add(t);
+      t.setStorage_(t.backend.cast(t.storage, dtype));
+    }
     return this;
   }
 

@@ -1,16 +1,19 @@
 // State dicts <-> safetensors entries (write with io's writeSafetensors, read with readSafetensors).
+import { type HalfArray, isHalfDType } from '../backend/types.js';
 import type { SafetensorsDType, SafetensorsEntry, SafetensorsTensor } from '../io/safetensors.js';
 import { fromArray } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StateDict } from './module.js';
 
-const TO_ST: Record<Tensor['dtype'], SafetensorsDType> = { f32: 'F32', f64: 'F64', i32: 'I32' };
+const TO_ST: Record<Tensor['dtype'], SafetensorsDType> = { f32: 'F32', f64: 'F64', i32: 'I32', bf16: 'BF16', f16: 'F16' };
 
 /** Tensors as safetensors entries (a copy of each tensor's elements). */
 export function stateDictToSafetensors(dict: StateDict): Record<string, SafetensorsTensor> {
   const out: Record<string, SafetensorsTensor> = {};
   for (const [name, t] of Object.entries(dict)) {
-    out[name] = { dtype: TO_ST[t.dtype], shape: [...t.shape], data: t.dataSync().slice() };
+    // bf16 / f16 tensors are written as their bit patterns (a copy of the CPU storage)
+    const data = isHalfDType(t.dtype) ? (t.storage as HalfArray).slice() : t.dataSync().slice();
+    out[name] = { dtype: TO_ST[t.dtype], shape: [...t.shape], data };
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // Fused scaled-dot-product attention: q [B, H, Tq, D], k/v [B, H, Tk, D].
 import { sameShape, shapeToString } from '../tensor/shape.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
+import { autocastLow } from './autocast-cast.js';
 import { requireFloat, requireSameBackend } from './util.js';
 
 export interface AttentionOptions {
@@ -9,7 +10,8 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+export function scaledDotProductAttention(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: AttentionOptions = {}): Tensor {
+  const [q, k, v] = [autocastLow(qIn), autocastLow(kIn), autocastLow(vIn)]; // on autocast's low-precision list
   requireSameBackend('scaledDotProductAttention', q, k, v);
   requireFloat(q, 'scaledDotProductAttention', 'q');
   if (

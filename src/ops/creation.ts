@@ -1,6 +1,6 @@
 // Tensor factories.
 import { getBackend } from '../backend/registry.js';
-import { type DType, type TypedArray, dtypeOfArray, typedArrayFor } from '../backend/types.js';
+import { type DType, type FloatDType, type TypedArray, dtypeOfArray, isHalfDType, typedArrayFor } from '../backend/types.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { checkShape, numel, shapeToString } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -10,7 +10,7 @@ export interface CreateOptions {
 }
 
 export interface RandomOptions {
-  dtype?: 'f32' | 'f64';
+  dtype?: FloatDType;
   generator?: Generator;
 }
 
@@ -32,8 +32,10 @@ export function tensor(data: Nested | TypedArray, options: CreateOptions & { sha
     const arr = data as TypedArray;
     const shape = options.shape ?? [arr.length];
     const dtype = options.dtype ?? dtypeOfArray(arr);
-    const storage = dtype === dtypeOfArray(arr) ? arr : (typedArrayFor(dtype, arr.length).map((_, i) => arr[i]!) as TypedArray);
-    return fromArray(storage, shape);
+    if (dtype === dtypeOfArray(arr)) return fromArray(arr, shape);
+    const values = valuesFor(dtype, arr.length);
+    for (let i = 0; i < arr.length; i++) values[i] = arr[i]!;
+    return fromValues(values, dtype, shape);
   }
   const shape = options.shape ?? inferShape(data);
   const flat: unknown[] = [];
@@ -47,13 +49,24 @@ export function tensor(data: Nested | TypedArray, options: CreateOptions & { sha
       `tensor: nested data holds ${flat.length} numbers but shape ${shapeToString(shape)} needs ${numel(shape)} (ragged arrays are not allowed)`,
     );
   }
-  const out = typedArrayFor(options.dtype ?? 'f32', flat.length);
+  const dtype = options.dtype ?? 'f32';
+  const out = valuesFor(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
     if (typeof v !== 'number') throw new TypeError(`tensor: element ${i} is ${typeof v}, expected a number`);
     out[i] = v;
   }
-  return fromArray(out, shape);
+  return fromValues(out, dtype, shape);
+}
+
+/** A writable array for n values of `dtype`: f32 for bf16 / f16 (their bits are not values), rounded once by fromValues. */
+function valuesFor(dtype: DType, n: number): TypedArray {
+  return typedArrayFor(isHalfDType(dtype) ? 'f32' : dtype, n);
+}
+
+function fromValues(values: TypedArray, dtype: DType, shape: readonly number[]): Tensor {
+  const t = fromArray(values, shape);
+  return t.dtype === dtype ? t : new Tensor(t.backend.cast(t.storage, dtype), shape, t.backend);
 }
 
 /** Wrap a typed array (ownership passes to the tensor) with a shape. */
@@ -90,17 +103,19 @@ export function arange(startOrEnd: number, end?: number, step = 1, options: Crea
   const [s, e] = end === undefined ? [0, startOrEnd] : [startOrEnd, end];
   if (step === 0) throw new RangeError('arange: step must not be 0');
   const n = Math.max(0, Math.ceil((e - s) / step));
-  const out = typedArrayFor(options.dtype ?? 'i32', n);
+  const dtype = options.dtype ?? 'i32';
+  const out = valuesFor(dtype, n);
   for (let i = 0; i < n; i++) out[i] = s + i * step;
-  return fromArray(out, [n]);
+  return fromValues(out, dtype, [n]);
 }
 
 function randomFill(shape: readonly number[], options: RandomOptions, draw: (g: Generator) => number): Tensor {
   checkShape(shape, 'random');
   const g = options.generator ?? defaultGenerator;
-  const out = typedArrayFor(options.dtype ?? 'f32', numel(shape));
+  const dtype = options.dtype ?? 'f32';
+  const out = valuesFor(dtype, numel(shape));
   for (let i = 0; i < out.length; i++) out[i] = draw(g);
-  return fromArray(out, shape);
+  return fromValues(out, dtype, shape);
 }
 
 /** Standard normal samples. */

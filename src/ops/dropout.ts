@@ -11,5 +11,6 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   const keep = 1 / (1 - p);
   const mask = x.dtype === 'f64' ? new Float64Array(x.size) : new Float32Array(x.size);
   for (let i = 0; i < mask.length; i++) mask[i] = generator.uniform() >= p ? keep : 0;
-  return mul(x, new Tensor(x.backend.fromArray(mask), x.shape, x.backend));
+  const m = new Tensor(x.backend.fromArray(mask), x.shape, x.backend);
+  return mul(x, m.dtype === x.dtype ? m : new Tensor(x.backend.cast(m.storage, x.dtype), x.shape, x.backend)); // bf16 / f16: the mask in x's dtype
 }

@@ -4,6 +4,7 @@ import { promoteDTypes } from '../backend/types.js';
 import { broadcastShapes, broadcastStrides } from '../tensor/shape.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { sumToShape } from './broadcast.js';
+import { autocastF32 } from './autocast-cast.js';
 import { type TensorLike, asTensor, requireFloat, requireSameBackend } from './util.js';
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
@@ -17,17 +18,18 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
 }
 
 export const neg = (x: Tensor) => unaryOp('neg', x);
-export const exp = (x: Tensor) => unaryOp('exp', x);
-export const log = (x: Tensor) => unaryOp('log', x);
+// exp, log, rsqrt and reciprocal are on autocast's f32 list
+export const exp = (x: Tensor) => unaryOp('exp', autocastF32(x));
+export const log = (x: Tensor) => unaryOp('log', autocastF32(x));
 export const sqrt = (x: Tensor) => unaryOp('sqrt', x);
-export const rsqrt = (x: Tensor) => unaryOp('rsqrt', x);
+export const rsqrt = (x: Tensor) => unaryOp('rsqrt', autocastF32(x));
 export const abs = (x: Tensor) => unaryOp('abs', x);
 export const tanh = (x: Tensor) => unaryOp('tanh', x);
 export const sigmoid = (x: Tensor) => unaryOp('sigmoid', x);
 export const silu = (x: Tensor) => unaryOp('silu', x);
 export const relu = (x: Tensor) => unaryOp('relu', x);
 export const square = (x: Tensor) => unaryOp('square', x);
-export const reciprocal = (x: Tensor) => unaryOp('reciprocal', x);
+export const reciprocal = (x: Tensor) => unaryOp('reciprocal', autocastF32(x));
 export const sign = (x: Tensor) => unaryOp('sign', x);
 /** GELU: exact (erf) by default, or the tanh approximation. */
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') => unaryOp(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);

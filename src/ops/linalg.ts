@@ -3,6 +3,7 @@ import { broadcastShapes, numel, sameShape, shapeToString } from '../tensor/shap
 import { type Tensor, makeOutput } from '../tensor/tensor.js';
 import { broadcastTo, sumToShape } from './broadcast.js';
 import { reshape } from './shape.js';
+import { autocastLow } from './autocast-cast.js';
 import { requireFloat, requireSameBackend } from './util.js';
 
 export interface MatmulOptions {
@@ -16,7 +17,8 @@ export interface MatmulOptions {
  * a [..., m, k] @ b [..., k, n] -> [..., m, n]. Batch axes broadcast. A 2-D b against a
  * batched a runs as one large GEMM over the flattened rows.
  */
-export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+export function matmul(aIn: Tensor, bIn: Tensor, options: MatmulOptions = {}): Tensor {
+  const [a, b] = [autocastLow(aIn), autocastLow(bIn)]; // on autocast's low-precision list
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   requireSameBackend('matmul', a, b);

@@ -6,6 +6,7 @@ import { gather } from './indexing.js';
 import { mean, sum } from './reduce.js';
 import { reshape, unsqueeze } from './shape.js';
 import { logSoftmax } from './softmax.js';
+import { toF32IfHalf } from './autocast-cast.js';
 import { requireDType, requireFloat } from './util.js';
 
 export interface CrossEntropyOptions {
@@ -17,7 +18,9 @@ export interface CrossEntropyOptions {
 }
 
 /** logits [N, C] (or [..., C]) and i32 targets [N] (or [...]); mean over non-ignored rows. */
-export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(logitsIn: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  // computed in f32 for bf16 / f16 logits, with or without autocast (on autocast's f32 list)
+  const logits = toF32IfHalf(logitsIn);
   const { ignoreIndex = -100, labelSmoothing = 0, reduction = 'mean' } = options;
   requireFloat(logits, 'crossEntropy', 'logits');
   requireDType(targets, 'i32', 'crossEntropy', 'targets');

@@ -1,6 +1,7 @@
 // LayerNorm and RMSNorm over the last axis (fused kernels, fused backward).
 import { shapeToString } from '../tensor/shape.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
+import { autocastF32 } from './autocast-cast.js';
 import { requireFloat } from './util.js';
 
 function checkAffine(op: string, x: Tensor, p: Tensor | null, name: string): void {
@@ -13,7 +14,9 @@ function checkAffine(op: string, x: Tensor, p: Tensor | null, name: string): voi
 }
 
 /** (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance). */
-export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function layerNorm(xIn: Tensor, weightIn: Tensor | null = null, biasIn: Tensor | null = null, eps = 1e-5): Tensor {
+  // on autocast's f32 list
+  const [x, weight, bias] = [autocastF32(xIn), weightIn && autocastF32(weightIn), biasIn && autocastF32(biasIn)] as const;
   requireFloat(x, 'layerNorm');
   checkAffine('layerNorm', x, weight, 'weight');
   checkAffine('layerNorm', x, bias, 'bias');
@@ -36,7 +39,8 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
 }
 
 /** x / sqrt(mean(x^2) + eps) * weight over the last axis. */
-export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Tensor {
+export function rmsNorm(xIn: Tensor, weightIn: Tensor | null = null, eps = 1e-6): Tensor {
+  const [x, weight] = [autocastF32(xIn), weightIn && autocastF32(weightIn)] as const; // on autocast's f32 list
   requireFloat(x, 'rmsNorm');
   checkAffine('rmsNorm', x, weight, 'weight');
   const n = x.shape[x.ndim - 1]!;

@@ -2,6 +2,7 @@
 import { normalizeAxis, splitAtAxis } from '../tensor/shape.js';
 import { Tensor, makeOutput } from '../tensor/tensor.js';
 import { transpose } from './shape.js';
+import { autocastF32 } from './autocast-cast.js';
 import { requireFloat } from './util.js';
 
 function softmaxLike(x: Tensor, axis: number, log: boolean): Tensor {
@@ -19,5 +20,6 @@ function softmaxLike(x: Tensor, axis: number, log: boolean): Tensor {
   });
 }
 
-export const softmax = (x: Tensor, axis = -1) => softmaxLike(x, axis, false);
-export const logSoftmax = (x: Tensor, axis = -1) => softmaxLike(x, axis, true);
+// on autocast's f32 list
+export const softmax = (x: Tensor, axis = -1) => softmaxLike(autocastF32(x), axis, false);
+export const logSoftmax = (x: Tensor, axis = -1) => softmaxLike(autocastF32(x), axis, true);

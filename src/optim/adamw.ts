@@ -2,6 +2,9 @@
 // Per step t, for each parameter with a gradient (the backend's fused adamwInPlace kernel):
 //   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²
 //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// bf16 / f16 parameters keep an f32 master copy and f32 moments; the update runs on the
+// master and the parameter gets it rounded once (mixed-precision training's master weights).
+import { type DType, isHalfDType } from '../backend/types.js';
 import { sameShape, shapeToString } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -35,6 +38,8 @@ export interface AdamWParamState {
   step: number;
   expAvg: Tensor;
   expAvgSq: Tensor;
+  /** f32 master weights of a bf16 / f16 parameter (moments are f32 too). */
+  master?: Tensor;
 }
 
 /** Everything needed to resume exactly; parameters are keyed by index in group order. */
@@ -110,11 +115,11 @@ export class AdamW {
         }
         let s = this.state.get(p);
         if (!s) {
-          s = { step: 0, expAvg: zerosOf(p), expAvgSq: zerosOf(p) };
+          s = { step: 0, expAvg: zerosOf(p), expAvgSq: zerosOf(p), ...(isHalfDType(p.dtype) ? { master: masterOf(p) } : {}) };
           this.state.set(p, s);
         }
         s.step++;
-        p.backend.adamwInPlace(p.storage, g.storage, s.expAvg.storage, s.expAvgSq.storage, {
+        const hyper = {
           lr: group.lr,
           beta1,
           beta2,
@@ -122,7 +127,15 @@ export class AdamW {
           weightDecay: group.weightDecay,
           biasCorrection1: 1 - beta1 ** s.step,
           biasCorrection2: 1 - beta2 ** s.step,
-        });
+        };
+        if (s.master) {
+          // low-precision parameter: update the f32 master with the f32 gradient, then round once into p
+          const b = p.backend;
+          b.adamwInPlace(s.master.storage, b.cast(g.storage, 'f32'), s.expAvg.storage, s.expAvgSq.storage, hyper);
+          p.storage = b.cast(s.master.storage, p.dtype);
+          continue;
+        }
+        p.backend.adamwInPlace(p.storage, g.storage, s.expAvg.storage, s.expAvgSq.storage, hyper);
       }
     }
   }
@@ -140,7 +153,14 @@ export class AdamW {
       const params: number[] = [];
       for (const p of g.params) {
         const s = this.state.get(p);
-        if (s) state[index] = { step: s.step, expAvg: copyOf(s.expAvg), expAvgSq: copyOf(s.expAvgSq) };
+        if (s) {
+          state[index] = {
+            step: s.step,
+            expAvg: copyOf(s.expAvg),
+            expAvgSq: copyOf(s.expAvgSq),
+            ...(s.master ? { master: copyOf(s.master) } : {}),
+          };
+        }
         params.push(index++);
       }
       return { lr: g.lr, betas: [...g.betas] as [number, number], eps: g.eps, weightDecay: g.weightDecay, params };
@@ -177,6 +197,12 @@ export class AdamW {
           );
         }
       }
+      if (isHalfDType(p.dtype)) {
+        // f32 moments and master (a state saved without a master starts from the parameter itself)
+        const master = s.master ? copyFor(s.master, p, 'f32') : masterOf(p);
+        next.set(p, { step: s.step, expAvg: copyFor(s.expAvg, p, 'f32'), expAvgSq: copyFor(s.expAvgSq, p, 'f32'), master });
+        continue;
+      }
       next.set(p, { step: s.step, expAvg: copyFor(s.expAvg, p), expAvgSq: copyFor(s.expAvgSq, p) });
     }
     sd.paramGroups.forEach((sg, gi) => {
@@ -191,18 +217,24 @@ export class AdamW {
   }
 }
 
+/** Zero moments: in p's dtype, f32 for a bf16 / f16 parameter. */
 function zerosOf(p: Tensor): Tensor {
-  return new Tensor(p.backend.full(p.dtype, p.size, 0), p.shape, p.backend);
+  return new Tensor(p.backend.full(isHalfDType(p.dtype) ? 'f32' : p.dtype, p.size, 0), p.shape, p.backend);
+}
+
+/** The f32 master copy of a bf16 / f16 parameter. */
+function masterOf(p: Tensor): Tensor {
+  return new Tensor(p.backend.cast(p.storage, 'f32'), p.shape, p.backend);
 }
 
 function copyOf(t: Tensor): Tensor {
   return new Tensor(t.backend.copy(t.storage), t.shape, t.backend);
 }
 
-/** A copy of `t` on p's backend, in p's dtype. */
-function copyFor(t: Tensor, p: Tensor): Tensor {
+/** A copy of `t` on p's backend, in p's dtype (or `dtype`). */
+function copyFor(t: Tensor, p: Tensor, dtype: DType = p.dtype): Tensor {
   const b = p.backend;
   let s = t.backend === b ? b.copy(t.storage) : b.fromArray(t.dataSync().slice());
-  if (b.dtypeOf(s) !== p.dtype) s = b.cast(s, p.dtype);
+  if (b.dtypeOf(s) !== dtype) s = b.cast(s, dtype);
   return new Tensor(s, p.shape, b);
 }

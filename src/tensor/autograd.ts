@@ -66,11 +66,19 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
+/** Tensor arithmetic backward needs, injected by the tensor module to avoid an import cycle with the ops. */
+export interface GradArithmetic {
+  add(a: Tensor, b: Tensor): Tensor;
+  /** `g` cast to `like`'s dtype. */
+  toDtypeOf(g: Tensor, like: Tensor): Tensor;
+}
+
 /**
  * Accumulate d(root)/d(leaf) into every leaf's `.grad`, seeding with `seed` (same shape as root).
- * `add` is injected by the tensor module to avoid an import cycle with the ops.
+ * Each gradient takes its input's dtype (as PyTorch: an f32 parameter cast to bf16 gets f32 grads).
  */
-export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tensor) => Tensor, options: BackwardOptions = {}): void {
+export function runBackward(root: Tensor, seed: Tensor, ops: GradArithmetic, options: BackwardOptions = {}): void {
+  const { add } = ops;
   const order = topologicalOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
   const prev = gradEnabled;
@@ -95,8 +103,9 @@ export function runBackward(root: Tensor, seed: Tensor, add: (a: Tensor, b: Tens
             `autograd: ${node.name} produced a gradient of shape [${gi.shape.join(', ')}] for an input of shape [${input.shape.join(', ')}]`,
           );
         }
+        const g1 = gi.dtype === input.dtype ? gi : ops.toDtypeOf(gi, input);
         const acc = grads.get(input);
-        grads.set(input, acc ? add(acc, gi) : gi);
+        grads.set(input, acc ? add(acc, g1) : g1);
       });
       if (!options.retainGraph) t.releaseGraph();
     }

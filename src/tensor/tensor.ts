@@ -1,8 +1,9 @@
 // The Tensor: a dtype, a shape, contiguous storage on a backend, and autograd state.
 // Most methods (add, matmul, sum, ...) are installed by src/ops/methods.ts.
+import { withAutocast } from '../amp/autocast.js';
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
-import { type DType, type Storage, type TypedArray, contiguousStrides, isFloatDType } from '../backend/types.js';
+import { type DType, type Storage, type TypedArray, bytesPerElement, contiguousStrides, isFloatDType } from '../backend/types.js';
 import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
 import { noteDroppedGradient } from './gc.js';
 import { numel, shapeToString } from './shape.js';
@@ -12,7 +13,8 @@ let nextId = 1;
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
-  readonly dtype: DType;
+  /** The element type; changes only through `setStorage_` (a module's `.to(dtype)`). */
+  dtype: DType;
   readonly backend: Backend;
   /** Contiguous row-major elements. Replaced (not mutated) by ops; mutated by optimisers. */
   storage: Storage;
@@ -50,7 +52,24 @@ export class Tensor {
     return this.gradFn === null;
   }
 
-  /** Synchronous read of the elements (CPU backends). Treat the result as read-only. */
+  /**
+   * Replace a leaf's storage with one of the same size, possibly of another dtype (in place;
+   * the gradient is dropped). Modules' `.to(dtype)` use it so optimisers keep their tensors.
+   */
+  setStorage_(storage: Storage): this {
+    if (this.gradFn) throw new Error('setStorage_: only leaf tensors can change their storage');
+    const n = this.backend.length(storage);
+    if (n !== this.size) throw new RangeError(`setStorage_: storage holds ${n} elements, the tensor has ${this.size}`);
+    this.zeroGrad();
+    this.storage = storage;
+    this.dtype = this.backend.dtypeOf(storage);
+    return this;
+  }
+
+  /**
+   * Synchronous read of the elements (CPU backends). Treat the result as read-only. bf16 /
+   * f16 tensors read as their f32 values (a fresh Float32Array); `storage` holds the bits.
+   */
   dataSync(): TypedArray {
     return this.backend.readSync(this.storage);
   }
@@ -80,7 +99,9 @@ export class Tensor {
   /** Mark a leaf as requiring gradients (in place; returns this). */
   requiresGrad_(flag = true): this {
     if (flag && !isFloatDType(this.dtype)) {
-      throw new TypeError(`requiresGrad_: only floating tensors can require gradients (dtype is ${this.dtype}; expected f32 or f64)`);
+      throw new TypeError(
+        `requiresGrad_: only floating tensors can require gradients (dtype is ${this.dtype}; expected f32, f64, bf16 or f16)`,
+      );
     }
     if (!flag && this.gradFn) throw new Error('requiresGrad_(false): only leaf tensors can stop requiring grad; use detach()');
     this.requiresGrad = flag;
@@ -100,7 +121,7 @@ export class Tensor {
 
   /** Drops the gradient (PyTorch's set_to_none); its memory is freed at the next collection (tensor/gc.ts). */
   zeroGrad(): void {
-    if (this.grad) noteDroppedGradient(this.grad.size * (this.grad.dtype === 'f64' ? 8 : 4));
+    if (this.grad) noteDroppedGradient(this.grad.size * bytesPerElement(this.grad.dtype));
     this.grad = null;
   }
 
@@ -115,7 +136,8 @@ export class Tensor {
       }
       seed = new Tensor(this.backend.full(this.dtype, 1, 1), this.shape, this.backend);
     }
-    runBackward(this, seed, (a, b) => addForGrad(a, b), options);
+    // backward runs each op in the dtypes its forward saved, whatever autocast is in effect
+    withAutocast(null, () => runBackward(this, seed!, { add: addForGrad, toDtypeOf: castForGrad }, options));
   }
 
   /** Drop references to the graph behind this tensor (after backward). */
@@ -133,6 +155,11 @@ export class Tensor {
 function addForGrad(a: Tensor, b: Tensor): Tensor {
   const strides = contiguousStrides(a.shape);
   return new Tensor(a.backend.binary('add', a.storage, strides, b.storage, strides, a.shape, a.dtype), a.shape, a.backend);
+}
+
+/** A gradient in its input's dtype (an input of another float dtype than its op's output, as under autocast). */
+function castForGrad(g: Tensor, like: Tensor): Tensor {
+  return new Tensor(g.backend.cast(g.storage, like.dtype), g.shape, g.backend);
 }
 
 /** Whether makeOutput will record a node for an op of these inputs (grad mode on, an input needs grad). */

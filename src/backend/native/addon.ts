@@ -51,6 +51,27 @@ export interface NativeAddon extends NativeKernels {
     bBatchStride: number,
     accumulate: boolean,
   ): void;
+  /**
+   * native/gemm/gemm_bf16.c: out = bf16(op(a) . op(b)) over bf16 bit patterns (Uint16Arrays),
+   * f32 accumulation, rounded once; AVX512_BF16 where the CPU has it. Absent in older builds.
+   */
+  matmulBf16?(
+    a: Uint16Array,
+    b: Uint16Array,
+    out: Uint16Array,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+    aBatchStride: number,
+    bBatchStride: number,
+  ): void;
+  /** native/ops/half_convert.c: bf16 (or f16) bit patterns -> f32 values, as src/io/half.ts's engine casts. */
+  halfToF32?(src: Uint16Array, out: Float32Array, f16: boolean): void;
+  /** f32 values -> bf16 (or f16) bit patterns, round to nearest even (PyTorch's NaN). */
+  f32ToHalf?(src: Float32Array, out: Uint16Array, f16: boolean): void;
   /** Threads for all native kernels; n <= 0 restores the default. */
   setNumThreads(n: number): void;
   getNumThreads(): number;

@@ -7,8 +7,19 @@
 // than 16 dims, negative strides) go to the reference kernel, so semantics never depend
 // on which path ran.
 import type { Backend } from '../backend.js';
+import { type HalfAccel, type HalfMatmul, withHalfPrecision } from '../half-precision.js';
 import { referenceBackend as ref } from '../reference/index.js';
-import { type Storage, dtypeOfArray, floatArrayLike, isFloatArray, typedArrayFor, uninitializedFloatArrayLike } from '../types.js';
+import {
+  BF16Array,
+  type HalfArray,
+  type Storage,
+  dtypeOfArray,
+  isHalfArray,
+  floatArrayLike,
+  isFloatArray,
+  typedArrayFor,
+  uninitializedFloatArrayLike,
+} from '../types.js';
 import { loadNativeAddon, type NativeAddon } from './addon.js';
 import { nativeMoeKernels } from './moe.js';
 import { moeAddonKernels, routerAddonKernels } from './moe-addon.js';
@@ -33,6 +44,12 @@ function like(x: Storage, n: number): Storage {
 
 function dimsOk(...arrays: (readonly number[])[]): boolean {
   return arrays.every((a) => a.length <= MAX_RANK && a.every((v) => Number.isInteger(v) && v >= 0));
+}
+
+/** A storage as the addon takes it: bf16 / f16 never get here (withHalfPrecision widens them first). */
+function st(s: Storage): Exclude<Storage, HalfArray> {
+  if (isHalfArray(s)) throw new TypeError('native backend: a bf16 / f16 storage reached an f32 kernel');
+  return s;
 }
 
 const prod = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
@@ -70,7 +87,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       // the kernel writes every element: a float output skips the zero fill
       const n = prod(outShape);
       const out = isFloatArray(a) ? uninitializedFloatArrayLike(a, n) : typedArrayFor(outDtype, n);
-      addon.binary(op, a, aStrides, b, bStrides, outShape, out);
+      addon.binary(op, st(a), aStrides, st(b), bStrides, outShape, st(out));
       return out;
     },
     where(cond, condStrides, a, aStrides, b, bStrides, outShape) {
@@ -78,7 +95,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         return ref.where(cond, condStrides, a, aStrides, b, bStrides, outShape);
       }
       const out = like(a, prod(outShape));
-      addon.where(cond, condStrides, a, aStrides, b, bStrides, outShape, out);
+      addon.where(st(cond), condStrides, st(a), aStrides, st(b), bStrides, outShape, st(out));
       return out;
     },
     clamp(x, lo, hi) {
@@ -89,7 +106,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     },
     cast(s, dtype) {
       const out = typedArrayFor(dtype, s.length);
-      addon.cast(s, out);
+      addon.cast(st(s), st(out));
       return out;
     },
   } satisfies Partial<Backend>);
@@ -180,13 +197,13 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     permute(x, shape, perm) {
       if (!dimsOk(shape, perm)) return ref.permute(x, shape, perm);
       const out = like(x, x.length);
-      addon.permute(x, shape, perm, out);
+      addon.permute(st(x), shape, perm, st(out));
       return out;
     },
     sliceCopy(x, shape, starts, sizes) {
       if (!dimsOk(shape, starts, sizes)) return ref.sliceCopy(x, shape, starts, sizes);
       const out = like(x, prod(sizes));
-      addon.sliceCopy(x, shape, starts, sizes, out);
+      addon.sliceCopy(st(x), shape, starts, sizes, st(out));
       return out;
     },
     sliceAddInPlace(target, shape, starts, src, srcShape) {
@@ -194,7 +211,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.sliceAddInPlace(target, shape, starts, src, srcShape);
         return;
       }
-      addon.sliceAddInPlace(target, shape, starts, src, srcShape);
+      addon.sliceAddInPlace(st(target), shape, starts, st(src), srcShape);
     },
   } satisfies Partial<Backend>);
 
@@ -203,7 +220,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
     indexSelect(x, outer, n, inner, idx) {
       if (!(idx instanceof Int32Array)) return ref.indexSelect(x, outer, n, inner, idx);
       const out = like(x, outer * idx.length * inner);
-      addon.indexSelect(x, outer, n, inner, idx, out);
+      addon.indexSelect(st(x), outer, n, inner, idx, st(out));
       return out;
     },
     indexAddInPlace(target, outer, n, inner, idx, src) {
@@ -211,12 +228,12 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.indexAddInPlace(target, outer, n, inner, idx, src);
         return;
       }
-      addon.indexAddInPlace(target, outer, n, inner, idx, src);
+      addon.indexAddInPlace(st(target), outer, n, inner, idx, st(src));
     },
     gather(x, outer, n, inner, idx, m) {
       if (!(idx instanceof Int32Array)) return ref.gather(x, outer, n, inner, idx, m);
       const out = like(x, outer * m * inner);
-      addon.gather(x, outer, n, inner, idx, m, out);
+      addon.gather(st(x), outer, n, inner, idx, m, st(out));
       return out;
     },
     scatterAddInPlace(target, outer, n, inner, idx, src, m) {
@@ -224,7 +241,7 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
         ref.scatterAddInPlace(target, outer, n, inner, idx, src, m);
         return;
       }
-      addon.scatterAddInPlace(target, outer, n, inner, idx, src, m);
+      addon.scatterAddInPlace(st(target), outer, n, inner, idx, st(src), m);
     },
   } satisfies Partial<Backend>);
 
@@ -234,12 +251,12 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       if (kk > n) return ref.topk(x, rows, n, kk, largest);
       const values = like(x, rows * kk);
       const indices = new Int32Array(rows * kk);
-      addon.topk(x, rows, n, kk, largest, values, indices);
+      addon.topk(st(x), rows, n, kk, largest, st(values), indices);
       return { values, indices };
     },
     argsort(x, rows, n, descending) {
       const out = new Int32Array(rows * n);
-      addon.argsort(x, rows, n, descending, out);
+      addon.argsort(st(x), rows, n, descending, out);
       return out;
     },
   } satisfies Partial<Backend>);
@@ -287,12 +304,37 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
   return k;
 }
 
+/** The addon's bf16 GEMM as the half-precision layer takes it (bf16 operands only; f16 widens in JS). */
+function bf16Matmul(addon: NativeAddon): HalfMatmul | undefined {
+  const run = addon.matmulBf16;
+  if (typeof run !== 'function') return undefined;
+  return (a, b, batch, m, k, n, transA, transB, aStride, bStride) => {
+    if (!(a instanceof BF16Array) || !(b instanceof BF16Array)) return null;
+    const out = new BF16Array(batch * m * n); // the kernel writes every element
+    run.call(addon, a, b, out, batch, m, k, n, transA, transB, aStride, bStride);
+    return out;
+  };
+}
+
+/** The addon's bulk bf16 / f16 conversions (native/ops/half_convert.c), where it has them. */
+function halfConvert(addon: NativeAddon): HalfAccel['convert'] {
+  const { halfToF32, f32ToHalf } = addon;
+  if (typeof halfToF32 !== 'function' || typeof f32ToHalf !== 'function') return undefined;
+  return {
+    widen: (src, out, dtype) => halfToF32.call(addon, src, out, dtype === 'f16'),
+    narrow: (src, out, dtype) => f32ToHalf.call(addon, src, out, dtype === 'f16'),
+  };
+}
+
 /** The native backend over a loaded addon (tests use this to compare kernels). */
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
   const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
-  return { ...ref, ...nativeKernels(addon), name: 'native', moe };
+  return withHalfPrecision(
+    { ...ref, ...nativeKernels(addon), name: 'native', moe },
+    { matmul: bf16Matmul(addon), convert: halfConvert(addon) },
+  );
 }
 
 export function createNativeBackend(): { backend: Backend; description: string; addon: NativeAddon } | { backend: null; reason: string } {

@@ -1,6 +1,7 @@
 // The reference backend: plain, readable TypeScript for every kernel. It is the oracle the
 // native backend is tested against, and the fallback where the native addon cannot load.
 import type { Backend } from '../backend.js';
+import { withHalfPrecision } from '../half-precision.js';
 import { type DType, type Storage, dtypeOfArray, typedArrayFor } from '../types.js';
 import { attention, attentionBackward } from './attention.js';
 import { binary, cast, clamp, unary, unaryBackward, where } from './elementwise.js';
@@ -13,7 +14,7 @@ import { argReduce, cumsum, reduce } from './reduce.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './rowwise.js';
 import { argsort, topk } from './sort.js';
 
-export const referenceBackend: Backend = {
+export const referenceBackend: Backend = withHalfPrecision({
   name: 'reference',
   fromArray: (a) => a,
   full(dtype: DType, n: number, value: number): Storage {
@@ -56,4 +57,4 @@ export const referenceBackend: Backend = {
   adamwInPlace,
   axpyInPlace,
   moe: referenceMoeKernels,
-};
+});

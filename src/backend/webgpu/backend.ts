@@ -4,7 +4,7 @@
 // Storage's static type is the CPU backends' typed array (code above the backend never looks
 // inside a Storage); GpuStorage objects travel through it opaquely and are checked here.
 import type { Backend } from '../backend.js';
-import type { DType, Storage, TypedArray } from '../types.js';
+import { type DType, type Storage, type TypedArray, isHalfArray, isHalfDType } from '../types.js';
 import { attention, attentionBackward } from './kernels/attention.js';
 import { binary, cast, clamp, fill, unary, unaryBackward, where } from './kernels/elementwise.js';
 import { gather, indexAddInPlace, indexSelect, scatterAddInPlace } from './kernels/indexing.js';
@@ -23,10 +23,13 @@ function gpu(s: Storage): GpuStorage {
   if (g instanceof GpuStorage) return g;
   throw new TypeError('webgpu: got a host array where a GPU tensor was expected (a tensor from another backend; move it with fromArray)');
 }
+const HALF_MESSAGE =
+  'webgpu: bf16 / f16 tensors are not supported on this backend yet; use the native or reference backend (MOEKIT_BACKEND=native)';
 const opt = (s: Storage | null) => (s ? gpu(s) : null);
 const host = (g: GpuStorage) => g as unknown as Storage;
 function deviceDType(dtype: DType): 'f32' | 'i32' {
   if (dtype === 'f64') throw new TypeError(F64_MESSAGE);
+  if (isHalfDType(dtype)) throw new TypeError(HALF_MESSAGE);
   return dtype;
 }
 
@@ -36,6 +39,7 @@ export function createWebGPUBackend(rt: GpuRuntime): Backend {
     onDevice: true,
     fromArray(a: TypedArray): Storage {
       if (a instanceof Float64Array) throw new TypeError(F64_MESSAGE);
+      if (isHalfArray(a)) throw new TypeError(HALF_MESSAGE);
       return host(rt.upload(a));
     },
     full: (dtype, n, value) => host(fill(rt, deviceDType(dtype), n, value)),

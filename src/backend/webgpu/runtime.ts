@@ -52,6 +52,7 @@ export class GpuRuntime {
   /** A storage of n elements, contents arbitrary (a pooled buffer) unless written after. */
   alloc(dtype: DType, n: number): GpuStorage {
     if (dtype === 'f64') throw new TypeError(F64_MESSAGE);
+    if (dtype === 'bf16' || dtype === 'f16') throw new TypeError(`webgpu: ${dtype} tensors are not supported on this backend yet`);
     // storage bindings need a non-zero size that is a multiple of 4; pool by 256-byte steps
     const size = Math.max(256, Math.ceil((n * 4) / 256) * 256);
     const max = this.device.limits.maxStorageBufferBindingSize;

@@ -85,6 +85,7 @@ export function writeCheckpoint<P>(
     paramSteps[Number(i)] = s.step;
     moments[`optim.${i}.exp_avg`] = s.expAvg;
     moments[`optim.${i}.exp_avg_sq`] = s.expAvgSq;
+    if (s.master) moments[`optim.${i}.master`] = s.master; // bf16 parameters' f32 master weights
   }
   Object.assign(tensors, stateDictToSafetensors(moments));
   const weights = serializeSafetensors(tensors, { format: 'moekit-ctmoe-checkpoint', step: String(meta.step) });
@@ -208,7 +209,8 @@ function load<P>(
     const m = all[`optim.${i}.exp_avg`];
     const v = all[`optim.${i}.exp_avg_sq`];
     if (!m || !v) throw new CheckpointMismatchError(`${weightsFile}: optimiser moments of parameter ${i} are missing`);
-    state[Number(i)] = { step: s, expAvg: m, expAvgSq: v };
+    const master = all[`optim.${i}.master`];
+    state[Number(i)] = { step: s, expAvg: m, expAvgSq: v, ...(master ? { master } : {}) };
   }
   return { meta, model, optimizer: { state, paramGroups: meta.optimizer.paramGroups, stepCount: meta.optimizer.stepCount } };
 }

@@ -1,5 +1,6 @@
 // The CT-MoE ablation: experiment config (presets `paper` and `tiny`) and the variants.
 import { ConfigError, bool, int, num, oneOf, or, record } from '../../moe/validate.js';
+import { PRECISIONS, type Precision } from './precision.js';
 
 export interface CtMoeExperimentConfig {
   // tokenizer / model
@@ -41,6 +42,8 @@ export interface CtMoeExperimentConfig {
   /** Write a checkpoint every this many steps (and at the end of training). */
   checkpointEvery: number;
   expertCompute: 'sparse' | 'dense';
+  /** Training precision (precision.ts); absent: fp32, and a config without it reads as before. */
+  precision?: Precision;
 }
 
 /** The seed's sizes (spec/seed-systems.md section 2); vocab is the GPT-2 BPE truncation. */
@@ -101,7 +104,33 @@ export const TINY_PRESET: CtMoeExperimentConfig = {
   checkpointEvery: 100,
 };
 
-export const PRESETS = { paper: PAPER_PRESET, tiny: TINY_PRESET } as const;
+/**
+ * Between tiny and paper: the paper's N = 16 experts and top-2, 4 layers, sequences of 128 over a
+ * 4096-token vocabulary; sized so that all four variants under 3 seeds (12 runs) finish in about
+ * an hour on 2 cores (README: the `small` preset; the step time it was sized from is in
+ * docs/performance.md). `--set topK=3` lets S reach the message passing (see TINY_PRESET).
+ */
+export const SMALL_PRESET: CtMoeExperimentConfig = {
+  ...PAPER_PRESET,
+  vocabSize: 4096,
+  seqLen: 128,
+  dModel: 128,
+  nHead: 4,
+  nLayer: 4,
+  numExperts: 16,
+  topK: 2,
+  dropout: 0.1,
+  batchSize: 16,
+  lr: 2e-3,
+  steps: 400,
+  warmup: 40,
+  logEvery: 100,
+  evalBatches: 16,
+  freqBatches: 8,
+  checkpointEvery: 100,
+};
+
+export const PRESETS = { paper: PAPER_PRESET, small: SMALL_PRESET, tiny: TINY_PRESET } as const;
 export type PresetName = keyof typeof PRESETS;
 
 /** Which CT-MoE parts a variant has. */
@@ -181,7 +210,7 @@ export function resolveVariant(v: VariantName | VariantSpec): VariantSpec {
   };
 }
 
-const FIELDS = Object.keys(PAPER_PRESET) as (keyof CtMoeExperimentConfig)[];
+const FIELDS = [...Object.keys(PAPER_PRESET), 'precision'] as (keyof CtMoeExperimentConfig)[];
 
 /** The integer-valued fields (the CLI's --set reads them as decimal integers). */
 export const INTEGER_FIELDS: readonly (keyof CtMoeExperimentConfig)[] = [
@@ -242,6 +271,7 @@ export function validateExperimentConfig(c: CtMoeExperimentConfig, field = 'ctMo
   int(f('freqBatches'), v['freqBatches'], 1, COUNT_MAX);
   int(f('checkpointEvery'), v['checkpointEvery'], 1, COUNT_MAX);
   oneOf(f('expertCompute'), or(v['expertCompute'], 'sparse'), ['sparse', 'dense'] as const);
+  if (v['precision'] !== undefined) oneOf(f('precision'), v['precision'], PRECISIONS);
   return c;
 }
 

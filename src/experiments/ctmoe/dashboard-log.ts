@@ -32,6 +32,8 @@ export class DashboardLog {
     private readonly model: CtMoeGPT,
     step: number,
     steps: number,
+    /** Route the sample at each log point (false: empty routing; expert-parallel runs). */
+    private readonly routingSample = true,
   ) {
     this.file = join(dir, LOG_JSONL);
     const n = Math.min(SAMPLE_TOKENS, cfg.seqLen);
@@ -74,6 +76,7 @@ export class DashboardLog {
     const layers = this.model.moeLayers;
     const ids: number[][][] = layers.map(() => []);
     const weights: number[][][] = layers.map(() => []);
+    if (!this.routingSample) return { ids, weights };
     const was = this.model.training;
     this.model.eval();
     // each layer's routing, seen through a routing hook of our own while the sample runs (a

@@ -6,3 +6,4 @@ export * from './eval.js';
 export * from './checkpoint.js';
 export * from './train.js';
 export * from './ablation.js';
+export * from './stats.js';

@@ -14,6 +14,7 @@ import { MoELayer } from '../../moe/layer.js';
 import { ctMoePreset } from '../../moe/topology/preset.js';
 import { DenseDispatcher } from '../../moe/topology/dense-dispatcher.js';
 import { fullLike } from '../../moe/tensors.js';
+import { ExpertParallelMoeBlock } from '../../dist/ep-block.js';
 import type { CtMoeExperimentConfig, VariantFlags } from './config.js';
 
 export interface CtMoeLoss {
@@ -63,9 +64,9 @@ export class CtMoeGPT extends Module {
     }
   }
 
-  /** The MoE layers, block order (a getter: not a second discovery path for the parameters). */
+  /** The MoE layers, block order (inside their expert-parallel blocks under --parallel ep; a getter: not a second discovery path for the parameters). */
   get moeLayers(): MoELayer[] {
-    return this.gpt.blocks.map((b) => b.ffn as MoELayer);
+    return this.gpt.blocks.map((b) => (b.ffn instanceof ExpertParallelMoeBlock ? b.ffn.layer : (b.ffn as MoELayer)));
   }
 
   /** The S_raw parameters (their own optimiser group). */

@@ -4,10 +4,12 @@
 // plain-text table for the terminal.
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
-import type { CtMoeAblationResults } from './ablation.js';
+import { type CtMoeAblationResults, finishedRuns, resultSeeds } from './ablation.js';
 import { type CtMoeExperimentConfig, PRESETS } from './config.js';
+import { CONFIDENCE, type MeanInterval, type PairedDifference, PPL_DOMAINS, pairedDifference, verdictOf } from './stats.js';
 import { type FigureEntry, FIGURES_DIR, allFigures } from './figures/index.js';
-import { BEST_COLOR, TABLE_COLUMNS, ablationTable, doneVariants, tableCells } from './figures/index.js';
+import { BEST_COLOR, TABLE_COLUMNS, ablationTable, doneVariants, seedsLine, tableCells } from './figures/index.js';
+import type { DoneVariant } from './figures/index.js';
 
 export const REPORT_HTML = 'report.html';
 
@@ -33,11 +35,95 @@ export function configOverrides(results: CtMoeAblationResults): Partial<CtMoeExp
   return out as Partial<CtMoeExperimentConfig>;
 }
 
+/** A finished variant with its final PPL per domain: the mean over its finished seeds (the run's own with one seed). */
+type Scored = DoneVariant & { ppl: Record<Domain, number> };
+
+function scoredVariants(results: CtMoeAblationResults): Scored[] {
+  return doneVariants(results).map((v) => {
+    const runs = finishedRuns(results, v.key);
+    const m = (d: Domain) => runs.reduce((s, r) => s + r.result.domainPpl[d], 0) / runs.length;
+    return { ...v, ppl: { code: m('code'), prose: m('prose'), mixed: m('mixed') } };
+  });
+}
+
 /** Order of the keys by a domain's PPL (finished variants only), lowest first. */
 function ranked(results: CtMoeAblationResults, d: Domain) {
-  return doneVariants(results)
-    .map((v) => ({ key: v.key, label: v.label, ppl: v.r.domainPpl[d] }))
+  return scoredVariants(results)
+    .map((v) => ({ key: v.key, label: v.label, ppl: v.ppl[d] }))
     .sort((a, b) => a.ppl - b.ppl);
+}
+
+/**
+ * Which variant is subtracted from which: the more of the paper's mechanism first (Full, No
+ * Routing, No Collaboration, Standard), so the paper's claims read as negative differences;
+ * custom variants after them in run order.
+ */
+const PAIR_RANK = ['CT-MoE-Full', 'CT-MoE-NoRouting', 'CT-MoE-NoCollab', 'StandardMoE'];
+
+/** The paired differences a − b of every pair of finished variants over their common seeds. */
+export function pairedDifferences(results: CtMoeAblationResults): PairedDifference[] {
+  const rank = (k: string) => {
+    const i = PAIR_RANK.indexOf(k);
+    return i >= 0 ? i : PAIR_RANK.length + results.order.indexOf(k);
+  };
+  const keys = doneVariants(results)
+    .map((v) => v.key)
+    .sort((a, b) => rank(a) - rank(b));
+  const out: PairedDifference[] = [];
+  for (let i = 0; i < keys.length; i++)
+    for (let j = i + 1; j < keys.length; j++) {
+      const d = pairedDifference(keys[i]!, finishedRuns(results, keys[i]!), keys[j]!, finishedRuns(results, keys[j]!));
+      if (d) out.push(d);
+    }
+  return out;
+}
+
+const ci = (m: MeanInterval, digits = 2) =>
+  m.lo === null
+    ? `${signed(m.mean, digits)} (no interval)`
+    : `${signed(m.mean, digits)} [${signed(m.lo, digits)}, ${signed(m.hi!, digits)}]`;
+const signed = (v: number, digits: number) => `${v < 0 ? '−' : v > 0 ? '+' : ''}${Math.abs(v).toFixed(digits)}`;
+
+/**
+ * The seed reading: how many seeds, and for every pair of variants whether its mixed-PPL
+ * ordering holds beyond seed noise (the 95% paired-t interval of the difference excludes 0)
+ * or not; with one seed, that intervals need at least 2.
+ */
+export function seedReading(results: CtMoeAblationResults): string[] {
+  const label = (k: string) => results.variants[k]?.label ?? k;
+  const diffs = pairedDifferences(results);
+  const n = Math.max(0, ...diffs.map((d) => d.seeds.length));
+  if (n < 2) {
+    return [
+      `Seed noise: this run has ${resultSeeds(results).length === 1 ? 'a single seed' : 'fewer than 2 finished seeds per pair of variants'}, so there are no intervals: intervals need >= 2 seeds (rerun with --seeds 3 to add two more; finished runs are kept). ` +
+        'Until then a difference between variants cannot be told apart from seed noise, whatever its size.',
+    ];
+  }
+  const pct = Math.round(CONFIDENCE * 100);
+  const holds: string[] = [];
+  const unclear: string[] = [];
+  const lines = diffs.map((d) => {
+    const m = d.domains.mixed;
+    const v = verdictOf(m);
+    const a = label(d.a);
+    const b = label(d.b);
+    const what = `${a} − ${b}: ${ci(m)} mixed PPL over ${d.seeds.length} seeds`;
+    if (v === 'a<b' || v === 'a>b') {
+      const order = v === 'a<b' ? `${a} < ${b}` : `${b} < ${a}`;
+      holds.push(order);
+      return `${what}: the interval excludes 0, so ${order} holds beyond seed noise`;
+    }
+    unclear.push(`${a} vs ${b}`);
+    return v === 'n<2'
+      ? `${what}: only one common seed, no interval`
+      : `${what}: the interval contains 0, so these ${d.seeds.length} seeds do not tell which of ${a} and ${b} is lower`;
+  });
+  return [
+    `Seed noise (${n} seeds; ${pct}% paired-t intervals of the difference in mixed PPL, paired by seed: the same seed gives both variants the same data order): ${lines.join('; ')}.`,
+    `In short: ${holds.length > 0 ? `beyond seed noise — ${holds.join(', ')}` : 'no ordering holds beyond seed noise'}; ${
+      unclear.length > 0 ? `not resolved by these seeds — ${unclear.join(', ')}` : 'every ordering is resolved'
+    }. Each interval is ${pct}% on its own; over ${diffs.length} comparisons one may exclude 0 by chance, so a single borderline one is weak evidence.`,
+  ];
 }
 
 /**
@@ -47,7 +133,7 @@ function ranked(results: CtMoeAblationResults, d: Domain) {
  */
 export function readingOf(results: CtMoeAblationResults): string[] {
   const cfg = results.config;
-  const vs = doneVariants(results);
+  const vs = scoredVariants(results);
   const out: string[] = [];
   const pending = results.order.filter((k) => results.variants[k]?.status !== 'done');
   if (vs.length === 0) return ['No variant has finished yet: rerun the same command to resume the ablation.'];
@@ -70,7 +156,7 @@ export function readingOf(results: CtMoeAblationResults): string[] {
   const paper = results.paperTable;
   const inPaper = vs.filter((v) => paper[v.key]);
   if (inPaper.length >= 2) {
-    const ours = [...inPaper].sort((a, b) => a.r.domainPpl.mixed - b.r.domainPpl.mixed);
+    const ours = [...inPaper].sort((a, b) => a.ppl.mixed - b.ppl.mixed);
     const theirs = [...inPaper].sort((a, b) => paper[a.key]!.mixed - paper[b.key]!.mixed);
     let agree = 0;
     let pairs = 0;
@@ -79,11 +165,11 @@ export function readingOf(results: CtMoeAblationResults): string[] {
         const a = inPaper[i]!;
         const b = inPaper[j]!;
         pairs++;
-        if (Math.sign(a.r.domainPpl.mixed - b.r.domainPpl.mixed) === Math.sign(paper[a.key]!.mixed - paper[b.key]!.mixed)) agree++;
+        if (Math.sign(a.ppl.mixed - b.ppl.mixed) === Math.sign(paper[a.key]!.mixed - paper[b.key]!.mixed)) agree++;
       }
     }
     out.push(
-      `Mixed-PPL ordering here: ${ours.map((v) => `${v.label} ${f2(v.r.domainPpl.mixed)}`).join(' < ')}. ` +
+      `Mixed-PPL ordering here: ${ours.map((v) => `${v.label} ${f2(v.ppl.mixed)}`).join(' < ')}. ` +
         `The paper's: ${theirs.map((v) => `${v.label} ${paper[v.key]!.mixed.toFixed(1)}`).join(' < ')}. ` +
         `${agree} of ${pairs} pairwise comparisons go the same way${agree === pairs ? ' (the same ordering)' : ''}.`,
     );
@@ -92,21 +178,22 @@ export function readingOf(results: CtMoeAblationResults): string[] {
     if (full && std) {
       const d = (['code', 'prose', 'mixed'] as const).map(
         (k) =>
-          `${DOMAIN_NAMES[k]} ${f2(full.r.domainPpl[k])} vs ${f2(std.r.domainPpl[k])} (${pct(full.r.domainPpl[k], std.r.domainPpl[k])}; paper ${paper['CT-MoE-Full']![PAPER_DOMAIN[k]].toFixed(1)} vs ${paper['StandardMoE']![PAPER_DOMAIN[k]].toFixed(1)}, ${pct(paper['CT-MoE-Full']![PAPER_DOMAIN[k]], paper['StandardMoE']![PAPER_DOMAIN[k]])})`,
+          `${DOMAIN_NAMES[k]} ${f2(full.ppl[k])} vs ${f2(std.ppl[k])} (${pct(full.ppl[k], std.ppl[k])}; paper ${paper['CT-MoE-Full']![PAPER_DOMAIN[k]].toFixed(1)} vs ${paper['StandardMoE']![PAPER_DOMAIN[k]].toFixed(1)}, ${pct(paper['CT-MoE-Full']![PAPER_DOMAIN[k]], paper['StandardMoE']![PAPER_DOMAIN[k]])})`,
       );
-      const rel = Math.abs(full.r.domainPpl.mixed / std.r.domainPpl.mixed - 1);
+      const rel = Math.abs(full.ppl.mixed / std.ppl.mixed - 1);
       const ahead =
-        full.r.domainPpl.mixed < std.r.domainPpl.mixed
+        full.ppl.mixed < std.ppl.mixed
           ? 'Full is ahead on mixed PPL here, as in the paper'
           : 'Full is not ahead on mixed PPL here, unlike the paper';
-      const size = rel < NOISE_REL ? `, but the gap (${(rel * 100).toFixed(1)}%) is small enough to be seed noise` : '';
+      const multiSeed = resultSeeds(results).length > 1;
+      const size = !multiSeed && rel < NOISE_REL ? `, but the gap (${(rel * 100).toFixed(1)}%) is small enough to be seed noise` : '';
       out.push(`CT-MoE (Full) against Standard MoE: ${d.join('; ')}. ${ahead}${size}.`);
     }
     const withMp = vs.filter((v) => v.r.flags.useTopology && v.r.flags.useGraphCollab);
     const withoutMp = vs.filter((v) => !(v.r.flags.useTopology && v.r.flags.useGraphCollab));
     if (withMp.length > 0 && withoutMp.length > 0) {
-      const worstMp = Math.max(...withMp.map((v) => v.r.domainPpl.mixed));
-      const bestNoMp = Math.min(...withoutMp.map((v) => v.r.domainPpl.mixed));
+      const worstMp = Math.max(...withMp.map((v) => v.ppl.mixed));
+      const bestNoMp = Math.min(...withoutMp.map((v) => v.ppl.mixed));
       out.push(
         `The paper attributes the gain to message passing: its two message-passing variants (Full, No Routing) beat both variants without it (Standard, No Collaboration). Here ${
           worstMp < bestNoMp
@@ -117,7 +204,7 @@ export function readingOf(results: CtMoeAblationResults): string[] {
       const nc = vs.find((v) => v.key === 'CT-MoE-NoCollab');
       if (nc && std) {
         out.push(
-          `Routing bias alone (No Collaboration vs Standard): ${f2(nc.r.domainPpl.mixed)} vs ${f2(std.r.domainPpl.mixed)} mixed PPL (${pct(nc.r.domainPpl.mixed, std.r.domainPpl.mixed)}); in the paper it changed little (22.7 vs 22.3).`,
+          `Routing bias alone (No Collaboration vs Standard): ${f2(nc.ppl.mixed)} vs ${f2(std.ppl.mixed)} mixed PPL (${pct(nc.ppl.mixed, std.ppl.mixed)}); in the paper it changed little (22.7 vs 22.3).`,
         );
       }
     }
@@ -126,9 +213,13 @@ export function readingOf(results: CtMoeAblationResults): string[] {
   // trust
   const steps = Math.max(...vs.map((v) => v.r.steps));
   const tokens = steps * cfg.batchSize * cfg.seqLen;
+  const seeds = resultSeeds(results);
+  out.push(...seedReading(results));
   out.push(
-    `How much to trust this: ${results.preset === 'tiny' ? 'the tiny preset is a very small model' : `preset '${results.preset}'`} (${cfg.nLayer} layers, d_model ${cfg.dModel}, ${cfg.numExperts} experts, ~${(vs[0]!.r.nParams / 1e6).toFixed(2)} M parameters) trained for ${steps} steps (~${(tokens / 1e6).toFixed(2)} M tokens) with a single seed (${cfg.seed}), and every variant sees the same data order. ` +
-      `There are no error bars; differences of a few PPL (a few percent) between variants may be seed noise and should not be read as an effect without more seeds or longer runs. ` +
+    `How much to trust this: ${results.preset === 'tiny' ? 'the tiny preset is a very small model' : `preset '${results.preset}'`} (${cfg.nLayer} layers, d_model ${cfg.dModel}, ${cfg.numExperts} experts, ~${(vs[0]!.r.nParams / 1e6).toFixed(2)} M parameters) trained for ${steps} steps (~${(tokens / 1e6).toFixed(2)} M tokens) ` +
+      (seeds.length === 1
+        ? `with a single seed (${cfg.seed}), and every variant sees the same data order. There are no error bars; differences of a few PPL (a few percent) between variants may be seed noise and should not be read as an effect without more seeds or longer runs. `
+        : `under ${seeds.length} seeds (${seeds.join(', ')}; each seed changes init, dropout and data order, and the variants of one seed share its data order); PPLs are means over seeds. `) +
       `Absolute perplexities are not comparable with the paper's: other data (the prose domain is State of the Union addresses, not arXiv), another tokenizer (GPT-2 BPE truncated to ${cfg.vocabSize}) and a far smaller model.`,
   );
 
@@ -187,6 +278,24 @@ function tableHtml(results: CtMoeAblationResults): string {
   return `<table class="ablation">\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
 }
 
+function pairedHtml(results: CtMoeAblationResults): string {
+  const diffs = pairedDifferences(results);
+  const label = (k: string) => results.variants[k]?.label ?? k;
+  if (Math.max(0, ...diffs.map((d) => d.seeds.length)) < 2)
+    return '<p>Paired differences between variants need &gt;= 2 seeds (<code>--seeds 3</code>); this run has one.</p>';
+  const rows = diffs
+    .map((d) => {
+      const v = verdictOf(d.domains.mixed);
+      const verdict = v === 'a<b' ? `${label(d.a)} lower` : v === 'a>b' ? `${label(d.b)} lower` : 'not resolved';
+      return `<tr><th scope="row">${esc(label(d.a))} − ${esc(label(d.b))}</th><td>${d.seeds.length}</td>${PPL_DOMAINS.map((k) => `<td>${esc(ci(d.domains[k]))}</td>`).join('')}<td>${esc(verdict)}</td></tr>`;
+    })
+    .join('\n');
+  return (
+    `<table class="config"><thead><tr><th>difference (PPL)</th><th>seeds</th><th>code</th><th>prose</th><th>mixed</th><th>mixed, beyond seed noise?</th></tr></thead><tbody>\n${rows}\n</tbody></table>` +
+    `<p class="muted">Mean difference over the seeds both variants finished, with its ${Math.round(CONFIDENCE * 100)}% paired-t interval [lo, hi]; negative: the first variant has the lower PPL. "not resolved": the interval contains 0.</p>`
+  );
+}
+
 function paperTableHtml(results: CtMoeAblationResults): string {
   const rows = Object.entries(results.paperTable).map(([k, p]) => {
     const label = results.variants[k]?.label ?? k;
@@ -216,7 +325,7 @@ function configHtml(results: CtMoeAblationResults): string {
     })
     .join('\n');
   return (
-    `<p>Preset <code>${esc(results.preset)}</code>; overrides: <code>${esc(JSON.stringify(overrides))}</code>.</p>\n` +
+    `<p>Preset <code>${esc(results.preset)}</code>; overrides: <code>${esc(JSON.stringify(overrides))}</code>; precision <code>${esc(results.precision ?? 'fp32')}</code>.</p>\n` +
     `<table class="config"><thead><tr><th>field</th><th>value</th><th></th></tr></thead><tbody>\n${rows}\n</tbody></table>\n` +
     `<h3>Variants</h3><table class="config"><thead><tr><th>variant</th><th>key</th><th>S</th><th>routing bias</th><th>message passing</th><th>own overrides</th></tr></thead><tbody>\n${variantRows}\n</tbody></table>`
   );
@@ -289,6 +398,9 @@ export function renderReport(results: CtMoeAblationResults, opts: ReportOptions 
 <h2>Results</h2>
 ${tableHtml(results)}
 <p class="muted">Green bold: lowest PPL in its column. PPL = final validation perplexity per domain; Routing Ent, S Entropy and S Max are the last logged values (mean over layers); Route = S column sums bias the router, Collab = message passing over the selected experts. Prose = State of the Union addresses (arXiv summaries in the paper).</p>
+<p class="muted">${esc(seedsLine(results))}.</p>
+<h3>Paired differences between variants</h3>
+${pairedHtml(results)}
 <p>The paper's table, for comparison (10 epochs, d_model 512, 16 experts, top-2):</p>
 ${paperTableHtml(results)}
 

@@ -28,9 +28,13 @@ import { hostCheckpointState } from '../host-state.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFiniteReads, stepIsFinite } from '../nonfinite.js';
-import type { DataParallel } from '../../dist/data-parallel.js';
+import { DataParallel } from '../../dist/data-parallel.js';
+import { ExpertParallel } from '../../dist/expert-parallel.js';
+import type { Parameter } from '../../nn/module.js';
 import { DashboardLog } from './dashboard-log.js';
 import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
+import { precisionStep } from './precision.js';
+import type { GradScalerState } from '../../amp/grad-scaler.js';
 
 export const RESULT_JSON = 'result.json';
 
@@ -109,8 +113,11 @@ export interface RunVariantOptions {
   onNonFinite?: NonFinitePolicy;
   /** Checkpoints kept (the newest; default 2): resume falls back to an older one when the newest is damaged. */
   keepCheckpoints?: number;
-  /** Data parallelism over MPI ranks (src/dist/data-parallel.ts): sharded batches, averaged gradients, rank 0 writes. */
-  dataParallel?: DataParallel;
+  /**
+   * Parallelism over MPI ranks: data parallel (src/dist/data-parallel.ts: sharded batches,
+   * averaged gradients, rank 0 writes) or expert parallel (src/dist/expert-parallel.ts).
+   */
+  dataParallel?: DataParallel | ExpertParallel;
 }
 
 interface Progress {
@@ -119,6 +126,8 @@ interface Progress {
   logs: CtMoeLogEntry[];
   trainSec: number;
   resumedFromStep: number | null;
+  /** f16-amp: the GradScaler's state at the checkpoint. */
+  gradScaler?: GradScalerState | null;
   /** Steps dropped by the 'skip' policy (absent in checkpoints written before it existed). */
   skippedAt?: number[];
 }
@@ -180,9 +189,19 @@ export function* variantRun(
   ensureDirSync(opts.dir);
   const resultFile = join(opts.dir, RESULT_JSON);
   const fingerprint = JSON.stringify({ cfg, flags: variant.flags });
-  const dp = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
-  // a data-parallel checkpoint resumes on the same world size only
-  const ckptFingerprint = dp ? JSON.stringify({ cfg, flags: variant.flags, worldSize: dp.size }) : fingerprint;
+  const par = opts.dataParallel && opts.dataParallel.size > 1 ? opts.dataParallel : null;
+  const dp = par instanceof DataParallel ? par : null;
+  const ep = par instanceof ExpertParallel ? par : null;
+  // the gradient all-reduces take f32 / f64 gradients only, the EP block's all-to-all f32 / f64 activations
+  if ((dp && cfg.precision === 'bf16') || (ep && (cfg.precision ?? 'fp32') !== 'fp32'))
+    throw new RangeError(
+      `--precision ${cfg.precision} with --parallel ${ep ? 'ep' : 'dp'} is not supported yet (low-precision tensors are not sent between ranks); use ${ep ? 'fp32' : 'f16-amp or fp32'}`,
+    );
+  // a data- or expert-parallel checkpoint resumes on the same world size (and kind) only
+  const ckptFingerprint = par
+    ? JSON.stringify({ cfg, flags: variant.flags, worldSize: par.size, ...(ep ? { parallel: 'ep' } : {}) })
+    : fingerprint;
+  const ckptDir = ep ? ep.checkpointDir(opts.dir) : opts.dir;
   if (existsSync(resultFile)) {
     const done = readJsonFileSync(resultFile) as CtMoeVariantResult;
     if (JSON.stringify({ cfg: done.config, flags: done.flags }) === fingerprint) {
@@ -197,10 +216,15 @@ export function* variantRun(
   const steps = totalSteps(cfg, data);
   manualSeed(cfg.seed);
   const model = new CtMoeGPT(cfg, variant.flags);
+  const nParams = model.numParameters();
+  const precision = precisionStep(cfg.precision ?? 'fp32', model); // before the optimiser: bf16 casts the parameters
+  // expert parallel: the MoE layers become EP blocks; the layers' full banks drop out of training
+  const unused = ep ? ep.shardFfns(model.gpt.blocks, cfg.nLayer) : null;
+  const trained = (ps: Parameter[]) => (unused ? ps.filter((p) => !unused.has(p)) : ps);
   const layers = model.moeLayers;
   const optimizer = new AdamW(
     [
-      { params: model.otherParameters(), lr: cfg.lr, weightDecay: cfg.weightDecay },
+      { params: trained(model.otherParameters()), lr: cfg.lr, weightDecay: cfg.weightDecay },
       { params: model.topologyParameters(), lr: cfg.lr * cfg.sLrScale, weightDecay: 0 },
     ],
     { lr: cfg.lr, betas: cfg.betas, eps: 1e-8 },
@@ -211,7 +235,7 @@ export function* variantRun(
 
   let step = 0;
   let progress: Progress = { trainLoss: [], trainCe: [], logs: [], trainSec: 0, resumedFromStep: null };
-  const ckpt = readCheckpoint<Progress>(opts.dir, {
+  const ckpt = readCheckpoint<Progress>(ckptDir, {
     fingerprint: ckptFingerprint,
     progressSteps: (p) => p.trainLoss.length,
     onWarning: (message) => emit({ variant: variant.key, phase: 'warning', message }),
@@ -220,6 +244,7 @@ export function* variantRun(
     model.loadStateDict(ckpt.model);
     optimizer.loadStateDict(ckpt.optimizer);
     scheduler.loadState(ckpt.meta.scheduler);
+    precision.restore(ckpt.meta.progress.gradScaler);
     defaultGenerator.setState(ckpt.meta.rng.default);
     dataRng.setState(ckpt.meta.rng.data);
     loader.restore(ckpt.meta.loader);
@@ -230,14 +255,15 @@ export function* variantRun(
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
-  // log.jsonl for `moekit dashboard`, written by the rank that writes
-  const dashboardLog = !dp || dp.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps) : null;
+  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP without the
+  // routing sample: its forward is collective, and the other ranks do not run it)
+  const dashboardLog = !par || par.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, !ep) : null;
 
   const save = function* (): Reads<void> {
     if (dp && !dp.isWriter) return;
     const state = yield* hostCheckpointState(model.stateDict(), optimizer.stateDict());
     writeCheckpoint<Progress>(
-      opts.dir,
+      ckptDir,
       {
         step,
         fingerprint: ckptFingerprint,
@@ -245,7 +271,7 @@ export function* variantRun(
         rng: { default: defaultGenerator.getState(), data: dataRng.getState() },
         loader: loader.state(),
         usage: layers.map((l) => [...l.usage]),
-        progress,
+        progress: precision.state() ? { ...progress, gradScaler: precision.state() } : progress,
       },
       state.model,
       state.optimizer,
@@ -253,8 +279,8 @@ export function* variantRun(
     );
   };
 
-  const params = model.parameters();
-  const named = model.namedParameters();
+  const params = trained(model.parameters());
+  const named = model.namedParameters().filter(([, p]) => !unused?.has(p));
   const policy = opts.onNonFinite ?? 'stop';
   progress.skippedAt ??= [];
   const skippedAt = progress.skippedAt;
@@ -272,14 +298,18 @@ export function* variantRun(
     if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
     const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
     model.zeroGrad();
-    const { total, ce } = model.loss(input, target);
-    total.backward(); // the layers' aux losses ride on the graph (attachAuxLoss)
+    const { total, ce } = precision.forward(() => model.loss(input, target));
+    precision.backward(total); // the layers' aux losses ride on the graph (attachAuxLoss)
     dp?.averageGradients(params);
+    ep?.reduceGradients();
+    // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
+    const overflowed = precision.unscale(optimizer);
+    const norm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNormDeferred(params, cfg.gradClip);
     // the step's one wait: loss, CE and gradient norm together (with the layers' usage counts on webgpu)
-    const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, clipGradNormDeferred(params, cfg.gradClip));
+    const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, norm);
     const lv = dp ? dp.mean(totalValue!) : totalValue!;
     const cv = dp ? dp.mean(ceValue!) : ceValue!;
-    if (!stepIsFinite(lv, gradNorm!)) {
+    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm!)) {
       const badParam = yield* firstNonFiniteReads(named, 'parameters');
       const firstBad = badParam ?? (yield* firstNonFiniteReads(named));
       skipsInARow++;
@@ -301,7 +331,7 @@ export function* variantRun(
       continue; // the step is dropped: no update, the scheduler and step count stay
     }
     skipsInARow = 0;
-    optimizer.step();
+    precision.step(optimizer);
     scheduler.step();
     step++;
     progress.trainLoss.push(lv);
@@ -367,7 +397,7 @@ export function* variantRun(
     color: variant.color,
     flags: variant.flags,
     config: cfg,
-    nParams: model.numParameters(),
+    nParams,
     nTopologyParams: model.topologyParameters().reduce((n, p) => n + p.size, 0),
     steps,
     trainLoss: progress.trainLoss,
@@ -387,7 +417,7 @@ export function* variantRun(
     backend: backendInfo().reason,
     nonFinite: { policy, skipped: skippedAt.length, skippedAt },
   };
-  if (!dp || dp.isWriter) writeJsonAtomicSync(resultFile, result);
+  if (!par || par.isWriter) writeJsonAtomicSync(resultFile, result);
   emit({ variant: variant.key, phase: 'done', result });
   return result;
 }

@@ -16,7 +16,8 @@
 // ExpertBank.forward, groupedMatmul) ask routerKernels / bankKernels / groupedGemmKernels.
 import type { Backend } from '../../backend/backend.js';
 import type { DeviceMoeKernels, MoeKernels } from '../../backend/moe.js';
-import { type DType, isFloatDType } from '../../backend/types.js';
+import { type DType, isFloatDType, isHalfDType } from '../../backend/types.js';
+import { autocastDtype } from '../../amp/autocast.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ExpertConfig, MoEConfig, RouterConfig } from '../config.js';
 import type { Dispatcher } from '../contracts.js';
@@ -38,7 +39,8 @@ export function moePathSetting(): MoePathSetting {
 /** The backend's MoE kernels when the setting lets them run on this backend and dtype, else null. */
 function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting): MoeKernels | null {
   const k = backend.moe;
-  if (!k || setting === 'reference' || !isFloatDType(dtype)) return null;
+  // the MoE kernels are f32 / f64; bf16 / f16 and autocast compose the engine ops
+  if (!k || setting === 'reference' || !isFloatDType(dtype) || isHalfDType(dtype) || autocastDtype() !== null) return null;
   return setting === 'auto' && !k.fast ? null : k;
 }
 
@@ -162,7 +164,9 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   const k = kernelsOn(b, p.dtype, setting);
   if (!k)
     return reference(
-      isFloatDType(p.dtype) ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)` : `dtype ${p.dtype}`,
+      isFloatDType(p.dtype) && !isHalfDType(p.dtype)
+        ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)`
+        : `dtype ${p.dtype}`,
     );
   const rc = p.cfg.router;
   const rGap = routerGap(rc, rc.selectionBias !== null);
@@ -235,7 +239,7 @@ export function layerCall(
   p: PlanInputs,
   c: LayerCall,
 ): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
-  const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
+  const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2 && autocastDtype() === null;
   const routerKernel = plan.routerKernel && onPlan;
   const expertsKernel = plan.expertsKernel && onPlan && !c.activationFacts;
   const layerNode =

@@ -26,7 +26,14 @@ export function gateUpBiasOffset(e: number, which: Which, o: number, layout: 'fu
   return layout === 'fused' ? e * 2 * I + (which === 'gate' ? 0 : I) + o : e * 2 * I + 2 * o + (which === 'gate' ? 0 : 1);
 }
 
-export function copyMat(src: ArrayLike<number>, sv: View, dst: Float32Array | Float64Array, dv: View, O: number, In: number): void {
+export function copyMat(
+  src: ArrayLike<number>,
+  sv: View,
+  dst: Float32Array | Float64Array | Uint16Array,
+  dv: View,
+  O: number,
+  In: number,
+): void {
   for (let o = 0; o < O; o++) {
     let s = sv.base + o * sv.so;
     let d = dv.base + o * dv.so;

@@ -7,7 +7,9 @@
 //   MoEType 'dropless' (DroplessMoEMLP, grouped GEMM): w1, w3 [E·h, d] (x·w1ᵀ), w2 [E·h, d] (x1·w2)
 //   shared_mlp.w1.weight [h_s, d], w3 [h_s, d], w2 [d, h_s] (FeedForward, nn.Linear, no bias)
 // Older OLMo-core versions keep the expert weights 3-D ([E, d, h] / [E, h, d]): same bytes, also read.
-import type { FloatDType } from '../../backend/types.js';
+import { widen } from '../../backend/half-precision.js';
+import { type HalfArray, dtypeOfArray, isHalfArray, typedArrayFor } from '../../backend/types.js';
+import { type ModuleDType, moduleDType } from '../../nn/dtype-names.js';
 import type { SafetensorsTensor } from '../../io/safetensors.js';
 import { fromArray } from '../../ops/creation.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -50,7 +52,8 @@ export interface LoadOlmoCoreMoEOptions {
   moeType: OlmoCoreMoEType;
   /** Key prefix (default '': keys relative to the MoE module; olmoCoreMoEPrefix(N) for a whole model). */
   prefix?: string;
-  dtype?: FloatDType;
+  /** The layer's dtype (OLMo-core's names too). bf16 / f16 tensors read with `{ half: 'keep' }` load into a layer of their dtype as bit patterns, without an f32 copy. */
+  dtype?: ModuleDType;
   numLayers?: number;
 }
 
@@ -95,25 +98,35 @@ export function loadMoEBlockFromOlmoCore(opts: LoadOlmoCoreMoEOptions): MoELayer
       );
     }
   }
-  const dtype = opts.dtype ?? 'f32';
-  const alloc = (n: number): Float32Array | Float64Array => (dtype === 'f64' ? new Float64Array(n) : new Float32Array(n));
+  const dtype = moduleDType(opts.dtype ?? 'f32', `${where} dtype`);
+  // sources holding this dtype's bit patterns are copied as bits; any other source as values (f32 / f64)
+  const bits = (src: ArrayLike<number>) => isHalfArray(src) && dtypeOfArray(src) === dtype;
+  const values = (src: ArrayLike<number>): ArrayLike<number> => (isHalfArray(src) && !bits(src) ? widen(src) : src);
+  const alloc = (n: number, src: ArrayLike<number>): Float32Array | Float64Array | HalfArray =>
+    bits(src) ? (typedArrayFor(dtype, n) as HalfArray) : dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
   const copy = (k: string) => {
     const src = tensors.get(k)!.data;
-    const out = alloc(src.length);
-    for (let i = 0; i < out.length; i++) out[i] = src[i]!;
+    const out = alloc(src.length, src);
+    const v = values(src);
+    for (let i = 0; i < out.length; i++) out[i] = v[i]!;
     return out;
   };
   const layer = new MoELayer(cfg, { dtype, numLayers: opts.numLayers });
   const state = new Map<string, Tensor>([['routerWeight', fromArray(copy(`${p}router.weight`), [E, d])]]);
-  if (cfg.router.selectionBias) state.set('scoreBias', fromArray(Float32Array.from(tensors.get(`${p}router.score_bias`)!.data), [E]));
+  if (cfg.router.selectionBias)
+    state.set('scoreBias', fromArray(Float32Array.from(values(tensors.get(`${p}router.score_bias`)!.data)), [E]));
   const L: ExpertsLayout = { layout: cfg.experts.layout, orientation: cfg.experts.orientation };
-  const bank = new Map<string, Float32Array | Float64Array>();
-  for (const [name, t] of layer.experts.namedParameters()) bank.set(name, alloc(t.size));
+  const bank = new Map<string, Float32Array | Float64Array | HalfArray>();
+  const expertSrc = tensors.get(`${p}${KEY.gate}`)!.data;
+  const sameKind = (['up', 'down'] as const).every((w) => bits(tensors.get(`${p}${KEY[w]}`)!.data) === bits(expertSrc));
+  const bankSrc = sameKind ? expertSrc : values(expertSrc);
+  for (const [name, t] of layer.experts.namedParameters()) bank.set(name, alloc(t.size, bankSrc));
   for (let e = 0; e < E; e++) {
     for (const which of ['gate', 'up', 'down'] as const) {
       const [O, In] = which === 'down' ? [d, h] : [h, d];
       const dst = bankView(which, e, L, h, d);
-      copyMat(tensors.get(`${p}${KEY[which]}`)!.data, olmoView(opts.moeType, which, e, d, h), bank.get(dst.tensor)!, dst.view, O, In);
+      const src = tensors.get(`${p}${KEY[which]}`)!.data;
+      copyMat(sameKind ? src : values(src), olmoView(opts.moeType, which, e, d, h), bank.get(dst.tensor)!, dst.view, O, In);
     }
   }
   for (const [name, t] of layer.experts.namedParameters()) state.set(`experts.${name}`, fromArray(bank.get(name)!, t.shape));

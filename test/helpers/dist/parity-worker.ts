@@ -1,6 +1,6 @@
 // Runs under mpirun (or alone): every rank builds the same MoELayer and tokens from one seed,
 // computes the single-process reference (outputs, gradients, expert counts, drops), then runs
-// the TP and EP blocks over the same layer and checks they agree. Any mismatch throws, which
+// the TP and EP blocks over the same layer and checks they agree (a CT-MoE topology included). Any mismatch throws, which
 // aborts every rank (MPI_Abort); each passing case prints "PASS <case> <block> rank <r>".
 import { Generator } from '../../../src/tensor/random.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
@@ -9,6 +9,7 @@ import { mul } from '../../../src/ops/elementwise.js';
 import { sum } from '../../../src/ops/reduce.js';
 import { parseMoEConfig } from '../../../src/moe/config.js';
 import { MoELayer } from '../../../src/moe/layer.js';
+import { ctMoePreset } from '../../../src/moe/topology/preset.js';
 import type { Parameter } from '../../../src/nn/module.js';
 import { worldCommunicator } from '../../../src/dist/communicator.js';
 import { allReduceGradients } from '../../../src/dist/differentiable.js';
@@ -26,6 +27,17 @@ const CASES: Record<string, { cfg: object; T: number; setup?: (l: MoELayer) => v
   },
   'capacity-drops': { cfg: { ...base, router: { numExperts: 8, topK: 2 }, dispatch: { capacityFactor: 0.5, capacityMultiple: 1 } }, T: 16, expectDrops: true },
   'shared-experts': { cfg: { ...base, router: { numExperts: 8, topK: 2 }, shared: { intermediateSize: 20, gate: 'sigmoid', mix: 'olmo' } }, T: 9 },
+  // CT-MoE (k = 3 so S reaches the message passing): S's routing bias and the folded message
+  // passing on the token's rank, S_raw's gradient summed over the ranks
+  'ct-moe-topology': {
+    cfg: ctMoePreset(16, 8, 3, { routingScale: 1.3, collabScale: 0.8, lbWeight: 0.01 }),
+    T: 13,
+    setup: (l) => {
+      const g = new Generator(5);
+      (l.topology!.sRaw.dataSync() as Float32Array).set(Array.from({ length: 64 }, () => 3 * g.uniform() - 1.5));
+      (l.routerWeight.dataSync() as Float32Array).set(Array.from({ length: 128 }, () => g.uniform() - 0.5));
+    },
+  },
   'one-token': { cfg: { ...base, router: { numExperts: 8, topK: 2 } }, T: 1 },
   'expert-without-tokens': {
     cfg: { ...base, router: { numExperts: 8, topK: 2, routerBias: true } },

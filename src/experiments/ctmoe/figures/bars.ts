@@ -1,7 +1,9 @@
-// Bar charts: fig7 final PPL per domain (grouped by domain, one bar per variant), fig8 expert
+// Bar charts: fig7 final PPL per domain (grouped by domain, one bar per variant; with several
+// seeds the bar is the mean and a black rule the 95% interval over seeds), fig8 expert
 // specialisation of CT-MoE (Full) and its routing frequencies on code vs prose.
 import type { ChartSpec } from '../../../report/charts.js';
-import type { CtMoeAblationResults } from '../ablation.js';
+import { type CtMoeAblationResults, finishedRuns, resultSeeds } from '../ablation.js';
+import { domainIntervals } from '../stats.js';
 import { type DoneVariant, doneVariants, fmt, refRule, top, variantColor } from './common.js';
 
 export const DOMAINS = [
@@ -13,20 +15,38 @@ export const DOMAINS = [
 /** fig7: final validation PPL per domain, grouped bars (one per variant), values on the bars. */
 export function fig7DomainPpl(results: CtMoeAblationResults): ChartSpec {
   const vs = doneVariants(results);
+  const intervals = vs.map((v) => domainIntervals(finishedRuns(results, v.key))!);
   const values = DOMAINS.flatMap((d) =>
-    vs.map((v) => ({ domain: d.label, variant: v.label, ppl: v.r.domainPpl[d.key], text: fmt(v.r.domainPpl[d.key], 1) })),
+    vs.map((v, i) => {
+      const iv = intervals[i]![d.key];
+      return {
+        domain: d.label,
+        variant: v.label,
+        ppl: iv.mean,
+        lo: iv.lo ?? iv.mean,
+        hi: iv.hi ?? iv.mean,
+        text: fmt(iv.mean, 1),
+        top: iv.hi ?? iv.mean,
+      };
+    }),
   );
-  const step = Math.max(22, Math.min(40, Math.floor(150 / Math.max(vs.length, 1))));
+  const seeds = resultSeeds(results);
+  const multi = seeds.length > 1;
+  const step = Math.max(multi ? 30 : 22, Math.min(multi ? 52 : 40, Math.floor(150 / Math.max(vs.length, 1))));
   const enc = {
     x: { field: 'domain', type: 'nominal', title: 'validation domain', sort: DOMAINS.map((d) => d.label), axis: { labelAngle: 0 } },
     xOffset: { field: 'variant', type: 'nominal', sort: vs.map((v) => v.label) },
-    y: { field: 'ppl', type: 'quantitative', title: 'perplexity (final)' },
+    y: { field: 'ppl', type: 'quantitative', title: multi ? 'perplexity (final, mean over seeds)' : 'perplexity (final)' },
   };
   const n = results.config.evalBatches;
+  const seedLine = multi
+    ? `bar: mean over ${seeds.length} seeds (${seeds.join(', ')}); black rule: 95% interval of the mean (Student t over seeds)`
+    : `single seed ${seeds[0]}: no interval (run with --seeds >= 2 for one)`;
   return top(
     'Final perplexity per domain',
     [
       `after training, on the first ${n} validation batches of each domain; lower is better`,
+      seedLine,
       'prose: State of the Union addresses here, arXiv summaries in the paper',
     ],
     {
@@ -36,7 +56,18 @@ export function fig7DomainPpl(results: CtMoeAblationResults): ChartSpec {
       encoding: enc,
       layer: [
         { mark: { type: 'bar' }, encoding: { color: variantColor(vs) } },
-        { mark: { type: 'text', baseline: 'bottom', dy: -3, fontSize: vs.length > 4 ? 8 : 10 }, encoding: { text: { field: 'text' } } },
+        ...(multi
+          ? [
+              {
+                mark: { type: 'rule', color: '#222222', strokeWidth: 1.5 },
+                encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+              },
+            ]
+          : []),
+        {
+          mark: { type: 'text', baseline: 'bottom', dy: -3, fontSize: vs.length > 4 || multi ? 8 : 10 },
+          encoding: { y: { field: 'top', type: 'quantitative' }, text: { field: 'text' } },
+        },
       ],
     },
   );

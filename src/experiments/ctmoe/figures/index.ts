@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChartSpec, writeFigure } from '../../../report/charts.js';
-import type { CtMoeAblationResults } from '../ablation.js';
+import { type CtMoeAblationResults, resultSeeds } from '../ablation.js';
 import { fig7DomainPpl, fig8Specialisation } from './bars.js';
 import { variantsWithS } from './common.js';
 import { fig1ValPpl, fig2TrainLoss, fig3RoutingEntropy, fig5SEntropy, fig6SMax } from './curves.js';
@@ -74,7 +74,8 @@ export function allFigures(results: CtMoeAblationResults): FigureEntry[] {
     },
     {
       name: 'fig7_domain_ppl',
-      caption: 'Final validation perplexity per domain (code, prose, mixed), one bar per variant.',
+      caption:
+        'Final validation perplexity per domain (code, prose, mixed), one bar per variant; with several seeds the mean over seeds and its 95% interval.',
       spec: fig7DomainPpl(results),
     },
     {
@@ -99,6 +100,12 @@ export function allFigures(results: CtMoeAblationResults): FigureEntry[] {
       spec: fig11AblationTable(results),
     },
   );
+  // with several seeds only fig7 and fig11 aggregate them; the others show the first seed's runs
+  const seeds = resultSeeds(results);
+  if (seeds.length > 1) {
+    const note = ` With ${seeds.length} seeds, this shows the first seed's runs (seed ${seeds[0]}); fig7 and fig11 show the means and intervals over all.`;
+    for (const f of out) if (f.name !== 'fig7_domain_ppl' && f.name !== 'fig11_ablation_table') f.caption += note;
+  }
   return out;
 }
 

@@ -1,8 +1,12 @@
 // The ablation table (fig11 and the report's HTML table): one row per variant with parameters,
 // final PPL per domain, final routing entropy, S entropy, S max and the variant's two switches;
-// the lowest PPL of each domain column is marked best (green bold).
+// the lowest PPL of each domain column is marked best (green bold). With several seeds every
+// number is the mean over the variant's finished seeds, and each PPL carries its 95% interval
+// (mean ± half-width, Student t over seeds).
 import type { ChartSpec } from '../../../report/charts.js';
-import type { CtMoeAblationResults } from '../ablation.js';
+import { type CtMoeAblationResults, finishedRuns, resultSeeds } from '../ablation.js';
+import type { CtMoeLogEntry } from '../train.js';
+import { type MeanInterval, type PplDomain, domainIntervals } from '../stats.js';
 import { doneVariants, top } from './common.js';
 
 export interface AblationRow {
@@ -10,7 +14,12 @@ export interface AblationRow {
   label: string;
   status: 'done' | 'pending';
   paramsM: number | null;
+  /** Mean final PPL over the finished seeds (the single run's PPL with one seed). */
   ppl: { code: number; prose: number; mixed: number } | null;
+  /** Per domain: mean and 95% interval over the finished seeds (no interval under 2 seeds). */
+  pplInterval: Record<PplDomain, MeanInterval> | null;
+  /** Finished seeds of this variant. */
+  seeds: number;
   routingEntropy: number | null;
   sEntropy: number | null;
   sMax: number | null;
@@ -41,18 +50,26 @@ export type TableColumn = (typeof TABLE_COLUMNS)[number];
 export function ablationTable(results: CtMoeAblationResults): AblationTable {
   const rows: AblationRow[] = results.order.map((key) => {
     const v = results.variants[key]!;
-    const r = v.status === 'done' ? v.result : null;
-    const last = r?.logs.at(-1) ?? null;
+    const runs = finishedRuns(results, key);
+    const r = runs[0]?.result ?? null;
     const flags = r?.flags;
+    const iv = domainIntervals(runs);
+    // mean over the finished seeds of a last-logged value (null when no run logged it)
+    const lastMean = (pick: (l: CtMoeLogEntry) => number | null): number | null => {
+      const xs = runs.map((x) => x.result.logs.at(-1)).map((l) => (l ? pick(l) : null));
+      return xs.length > 0 && xs.every((x) => x !== null) ? (xs as number[]).reduce((a, b) => a + b, 0) / xs.length : null;
+    };
     return {
       key,
       label: v.label,
       status: r ? 'done' : 'pending',
       paramsM: r ? r.nParams / 1e6 : null,
-      ppl: r ? { ...r.domainPpl } : null,
-      routingEntropy: last ? last.routingEntropy : null,
-      sEntropy: last?.sEntropy ?? null,
-      sMax: last?.sMax ?? null,
+      ppl: iv ? { code: iv.code.mean, prose: iv.prose.mean, mixed: iv.mixed.mean } : null,
+      pplInterval: iv,
+      seeds: runs.length,
+      routingEntropy: lastMean((l) => l.routingEntropy),
+      sEntropy: lastMean((l) => l.sEntropy),
+      sMax: lastMean((l) => l.sMax),
       route: flags ? flags.useTopology && flags.useGraphRouting : false,
       collab: flags ? flags.useTopology && flags.useGraphCollab : false,
     };
@@ -67,6 +84,9 @@ export function ablationTable(results: CtMoeAblationResults): AblationTable {
 
 const DASH = '—';
 const f = (v: number | null, d: number) => (v === null ? DASH : v.toFixed(d));
+/** A PPL cell: the value, or mean ± half-width of its 95% interval with >= 2 seeds. */
+const pplText = (iv: MeanInterval | undefined) =>
+  !iv ? DASH : iv.halfWidth === null ? iv.mean.toFixed(2) : `${iv.mean.toFixed(2)} ± ${iv.halfWidth.toFixed(2)}`;
 
 /** The table's cells as text, with which are best; used by fig11, the report and the CLI. */
 export function tableCells(
@@ -78,9 +98,9 @@ export function tableCells(
     const pend = r.status === 'pending';
     const cells: { column: TableColumn; text: string; best: boolean }[] = [
       { column: 'Params (M)', text: pend ? 'pending' : f(r.paramsM, paramsDigits), best: false },
-      { column: 'Code PPL', text: f(r.ppl?.code ?? null, 2), best: t.best.code === r.key },
-      { column: 'Prose PPL', text: f(r.ppl?.prose ?? null, 2), best: t.best.prose === r.key },
-      { column: 'Mixed PPL', text: f(r.ppl?.mixed ?? null, 2), best: t.best.mixed === r.key },
+      { column: 'Code PPL', text: pplText(r.pplInterval?.code), best: t.best.code === r.key },
+      { column: 'Prose PPL', text: pplText(r.pplInterval?.prose), best: t.best.prose === r.key },
+      { column: 'Mixed PPL', text: pplText(r.pplInterval?.mixed), best: t.best.mixed === r.key },
       { column: 'Routing Ent', text: f(r.routingEntropy, 3), best: false },
       { column: 'S Entropy', text: f(r.sEntropy, 3), best: false },
       { column: 'S Max', text: f(r.sMax, 3), best: false },
@@ -102,12 +122,12 @@ export function fig11AblationTable(results: CtMoeAblationResults): ChartSpec {
   return top(
     'CT-MoE ablation summary',
     [
-      `preset ${results.preset}: ${results.config.nLayer} layers, d_model ${results.config.dModel}, N = ${N} experts, top-${results.config.topK}; ${done} of ${results.order.length} variants finished`,
+      `preset ${results.preset}: ${results.config.nLayer} layers, d_model ${results.config.dModel}, N = ${N} experts, top-${results.config.topK}; ${done} of ${results.order.length} variants finished; ${seedsLine(results)}`,
       'PPL: final validation perplexity per domain (prose = arXiv in the paper); entropies and S max: last logged values, mean over layers',
       'green bold: lowest PPL in its column; Route: S column sums bias the router; Collab: message passing over the selected experts',
     ],
     {
-      width: { step: 92 },
+      width: { step: resultSeeds(results).length > 1 ? 120 : 92 },
       height: { step: 30 },
       data: { values },
       config: { view: { stroke: null } },
@@ -142,4 +162,12 @@ export function fig11AblationTable(results: CtMoeAblationResults): ChartSpec {
       ],
     },
   );
+}
+
+/** What the numbers are over: one seed, or the mean and 95% interval over n seeds. */
+export function seedsLine(results: CtMoeAblationResults): string {
+  const seeds = resultSeeds(results);
+  return seeds.length === 1
+    ? `single seed ${seeds[0]}`
+    : `${seeds.length} seeds (${seeds.join(', ')}): PPL = mean ± 95% interval half-width (Student t over seeds), other columns means`;
 }
