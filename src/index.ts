@@ -4,6 +4,10 @@
 export type { AdamWHyper, Backend, BinaryOp, ReduceOp, UnaryOp } from './backend/backend.js';
 export type {
   CombineArgs,
+  DeviceGemmArgs,
+  DeviceMoeKernels,
+  DeviceRoutePlan,
+  DeviceWgradArgs,
   ExpertBiasArgs,
   ExpertMatrixArg,
   GeluBackwardArgs,
@@ -42,6 +46,7 @@ export { useThroughputGc } from './tensor/gc-policy.js';
 export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './tensor/random.js';
 export { broadcastShapes, numel, type Shape, shapeToString } from './tensor/shape.js';
 export { Tensor } from './tensor/tensor.js';
+export { type Reads, read, readScalars, runReadsAsync, runReadsSync } from './tensor/reads.js';
 // ops
 export { type AttentionOptions, scaledDotProductAttention } from './ops/attention.js';
 export { broadcastTo, sumToShape } from './ops/broadcast.js';
@@ -154,7 +159,7 @@ export {
   type ParamGroup,
   type ParamGroupInput,
 } from './optim/adamw.js';
-export { clipGradNorm } from './optim/clip.js';
+export { clipGradNorm, clipGradNormAsync, clipGradNormDeferred } from './optim/clip.js';
 export {
   type HasParamGroups,
   type LrLambda,

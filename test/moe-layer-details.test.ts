@@ -53,8 +53,8 @@ for (const c of CASES) {
     assert.deepEqual(d.routing.topkIds.dataSync(), alone.topkIds.dataSync(), 'top-k ids');
     assertClose(d.routing.topkWeights.dataSync(), alone.topkWeights.dataSync(), 1e-14, 1e-12, 'top-k weights');
     assertClose(d.routing.logits.dataSync(), alone.logits.dataSync(), 1e-14, 1e-12, 'logits');
-    assert.equal(d.droppedSlots, Math.round(d.metrics.droppedFraction * 10 * layer.cfg.router.topK));
-    assert.deepEqual([...d.metrics.tokensPerExpert], [...(d.routing.counts.dataSync() as Int32Array)]);
+    assert.equal(d.droppedSlots, Math.round(d.metrics!.droppedFraction * 10 * layer.cfg.router.topK));
+    assert.deepEqual([...d.metrics!.tokensPerExpert], [...(d.routing.counts.dataSync() as Int32Array)]);
   });
 }
 

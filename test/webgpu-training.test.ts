@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { initBackend, setBackend, type BackendName } from '../src/backend/index.js';
 import type { Tensor } from '../src/index.js';
-import { AdamW } from '../src/optim/index.js';
+import { AdamW, clipGradNorm } from '../src/optim/index.js';
+import { clipGradNormAsync } from '../src/optim/clip.js';
 import { fromArray, layerNorm, logSoftmax, matmul, mean, mul, reshape, scaledDotProductAttention } from '../src/ops/index.js';
 import { webgpuOrSkip } from './helpers/webgpu.js';
 
@@ -66,6 +67,39 @@ if (gpu) {
         assert.ok(Math.abs(v - ref.params[k]![i]!) <= 1e-4, `param ${k}[${i}]: webgpu ${v}, reference ${ref.params[k]![i]}`),
       ),
     );
+  });
+  test('webgpu: clipGradNormAsync clips on the device as clipGradNorm does on the reference (clipped, unclipped, NaN)', async () => {
+    for (const [maxNorm, poison] of [
+      [0.5, false],
+      [100, false],
+      [0.5, true],
+    ] as const) {
+      const grads = [values(12, 5, 2), values(7, 6, 3)];
+      if (poison) grads[1]![3] = Number.NaN;
+      const make = (name: BackendName) => {
+        setBackend(name);
+        return grads.map((g) => {
+          const p = fromArray(new Float32Array(g.length), [g.length]).requiresGrad_();
+          p.grad = fromArray(g, [g.length]);
+          return p;
+        });
+      };
+      const ref = make('reference');
+      const want = clipGradNorm(ref, maxNorm);
+      const dev = make('webgpu');
+      setBackend('reference');
+      const got = await clipGradNormAsync(dev, maxNorm);
+      if (poison) assert.ok(Number.isNaN(got) && Number.isNaN(want), `NaN norm: ${got}, ${want}`);
+      else assert.ok(Math.abs(got - want) <= 1e-5 * want, `norm: webgpu ${got}, reference ${want}`);
+      for (let k = 0; k < ref.length; k++) {
+        const g = await dev[k]!.grad!.data();
+        ref[k]!.grad!.dataSync().forEach((v, i) => {
+          const same = Number.isNaN(v) ? Number.isNaN(g[i]!) : Math.abs(g[i]! - v) <= 1e-6 + 1e-5 * Math.abs(v);
+          assert.ok(same, `maxNorm ${maxNorm}: grad ${k}[${i}] webgpu ${g[i]}, reference ${v}`);
+        });
+      }
+      if (!poison && maxNorm < want) assert.ok(Math.abs(ref[0]!.grad!.dataSync()[0]! - grads[0]![0]!) > 1e-3, 'the reference clipped');
+    }
   });
   test('webgpu: dataSync and item point to await t.data()', () => {
     setBackend('webgpu');

@@ -11,7 +11,7 @@
 //   i32 storages.
 // - A device backend (WebGPU) enqueues work and returns at once; only `read` waits. CPU
 //   backends also offer `readSync`.
-import type { MoeKernels } from './moe.js';
+import type { DeviceMoeKernels, MoeKernels } from './moe.js';
 import type { DType, Storage, TypedArray } from './types.js';
 
 export type UnaryOp =
@@ -226,7 +226,12 @@ export interface Backend {
   /** Mutates y: y += alpha * x (gradient accumulation). */
   axpyInPlace(y: Storage, x: Storage, alpha: number): void;
 
+  /** Storages live on a device (webgpu): readSync throws, only `read` waits; code above then reads asynchronously and skips host-side checks of tensor contents. */
+  readonly onDevice?: boolean;
+
   // ---- MoE ---------------------------------------------------------------------------------
   /** The MoE kernels (moe.ts), where the backend has them; without, MoE layers compose the ops above. */
   readonly moe?: MoeKernels;
+  /** MoE kernels over device-resident routing (moe.ts), on a backend that cannot read synchronously: the execution plan's 'device' path. */
+  readonly deviceMoe?: DeviceMoeKernels;
 }

@@ -279,3 +279,67 @@ export interface MoeKernels {
    */
   blockLocal(a: Storage, rowElems: number): void;
 }
+
+/**
+ * The slot plan kept on the device (DeviceMoeKernels.planRoutes): every array is sized for the
+ * worst case, S = T·K sorted rows, of which the first seg[E] are real (the rest are padding:
+ * index 0, validity 0), so nothing about the routing has to be read back to size a launch.
+ */
+export interface DeviceRoutePlan {
+  /** [E] i32 slots routed to each expert (before capacity). */
+  counts: Storage;
+  /** [E + 1] i32 offsets of the sorted rows (expert e owns [seg[e], seg[e+1])). */
+  seg: Storage;
+  /** [T·K] i32 sorted row of each slot, -1 when the slot was dropped. */
+  slotRows: Storage;
+  /** [S] i32 slot (t·K + k) of each sorted row; 0 on padding rows. */
+  rowSlots: Storage;
+  /** [S] i32 token of each sorted row; 0 on padding rows. */
+  rowTokens: Storage;
+  /** [S] i32 expert of each sorted row; 0 on padding rows. */
+  rowExperts: Storage;
+  /** [S] float 1 on the seg[E] real rows, 0 on padding rows (in the plan's float dtype). */
+  rowValid: Storage;
+}
+
+/** c [rows, n]: row r of expert e (seg[e] <= r < seg[e+1]) = a[r, :] @ op(B_e); rows past seg[E] are 0. */
+export interface DeviceGemmArgs {
+  /** [rows, k] */
+  a: Storage;
+  /** B_e = b + e·k·n, stored [k, n], or [n, k] when trans. */
+  b: Storage;
+  trans: boolean;
+  /** [E + 1] i32 segment offsets on the device. */
+  seg: Storage;
+  numExperts: number;
+  rows: number;
+  n: number;
+  k: number;
+}
+
+/** dB [E, k, n]: dB_e = Σ over expert e's rows r of a[r, :]ᵀ ⊗ dy[r, :]. */
+export interface DeviceWgradArgs {
+  /** [rows, k] */
+  a: Storage;
+  /** [rows, n] */
+  dy: Storage;
+  seg: Storage;
+  numExperts: number;
+  k: number;
+  n: number;
+}
+
+/**
+ * MoE kernels for a backend that cannot read its storages synchronously (WebGPU): routing ids,
+ * counts and the slot plan stay device storages, and the grouped GEMMs read their segment
+ * offsets on the device, so a forward and backward never wait for the GPU. The execution plan's
+ * 'device' path composes the engine's ops around them (src/moe/device/). f32 only.
+ */
+export interface DeviceMoeKernels {
+  /** [E] i32 histogram of the expert ids ([T·K] i32). */
+  counts(ids: Storage, numExperts: number): Storage;
+  /** The stable slot plan of [T, K] expert ids: each expert keeps its first `capacity` slots (null: all). */
+  planRoutes(ids: Storage, numTokens: number, topK: number, numExperts: number, capacity: number | null): DeviceRoutePlan;
+  groupedGemm(a: DeviceGemmArgs): Storage;
+  groupedWgrad(a: DeviceWgradArgs): Storage;
+}

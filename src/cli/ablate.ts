@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { backendInfo } from '../backend/registry.js';
-import { type AblationProgress, type CtMoeAblationResults, RESULTS_JSON, runAblation } from '../experiments/ctmoe/ablation.js';
+import { type BackendName, backendInfo, initBackend, setBackend } from '../backend/registry.js';
+import { type AblationProgress, type CtMoeAblationResults, RESULTS_JSON, runAblationAsync } from '../experiments/ctmoe/ablation.js';
 import {
   type CtMoeExperimentConfig,
   INTEGER_FIELDS,
@@ -129,6 +129,7 @@ interface AblateOptions {
   parallel?: ParallelMode;
   dashboard?: number | true;
   precision: Precision;
+  backend?: BackendName;
 }
 
 /** Progress: one bar per variant, in turn (a TTY), or one line per log point (anything else). */
@@ -253,6 +254,12 @@ export function registerAblateCommand(program: Command): void {
         'across MPI ranks started by mpirun: dp = data parallel, ep = expert parallel MoE layers (rank 0 writes)',
       ).choices(['dp', 'ep']),
     )
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'the backend to train on (default: MOEKIT_BACKEND, else native when it loads); webgpu: a WebGPU device',
+      ).choices(['native', 'reference', 'webgpu']),
+    )
     .option(
       '--dashboard [port]',
       `serve the live dashboard of this run on 127.0.0.1 (port default ${DEFAULT_DASHBOARD_PORT}) while it trains and after, until Ctrl-C`,
@@ -285,6 +292,14 @@ export function registerAblateCommand(program: Command): void {
         cmd.error(`error: ${(e as Error).message}`);
       }
       checkTrainingMemory(cfg);
+      if (opts.backend) {
+        try {
+          if (opts.backend === 'webgpu') await initBackend('webgpu');
+          setBackend(opts.backend);
+        } catch (e) {
+          cmd.error(`error: --backend ${opts.backend}: ${(e as Error).message}`);
+        }
+      }
       const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
       const seeds = runSeeds(cfg.seed, opts);
@@ -315,7 +330,7 @@ export function registerAblateCommand(program: Command): void {
       let results: CtMoeAblationResults;
       try {
         console.log(`loading and tokenising the data (vocab ${cfg.vocabSize}; cached after the first run)…`);
-        results = runAblation({
+        results = await runAblationAsync({
           preset: opts.preset,
           overrides,
           outDir: out,

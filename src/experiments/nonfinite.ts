@@ -3,6 +3,7 @@
 // gradient norm is the reduction clipGradNorm already computes; only a failing step pays for
 // the scan below, which names the first non-finite parameter or gradient.
 import type { Parameter } from '../nn/module.js';
+import { type Reads, read, runReadsSync } from '../tensor/reads.js';
 
 export type NonFinitePolicy = 'stop' | 'skip';
 export const NONFINITE_POLICIES: readonly NonFinitePolicy[] = ['stop', 'skip'];
@@ -28,17 +29,24 @@ function firstBad(a: ArrayLike<number>): number {
 
 /** "parameter 'x'[i] = NaN" / "gradient of 'x'[i] = Infinity", parameters first; null if all finite. */
 export function firstNonFinite(named: readonly [string, Parameter][], what: 'parameters' | 'both' = 'both'): string | null {
-  for (const [name, p] of named) {
-    const d = p.dataSync();
+  return runReadsSync(firstNonFiniteReads(named, what));
+}
+
+/** firstNonFinite, reading the parameters (and grads) through `read` (one wait on a device backend). */
+export function* firstNonFiniteReads(named: readonly [string, Parameter][], what: 'parameters' | 'both' = 'both'): Reads<string | null> {
+  const params = yield* read(...named.map(([, p]) => p));
+  for (let k = 0; k < named.length; k++) {
+    const d = params[k]!;
     const i = firstBad(d);
-    if (i >= 0) return `parameter '${name}'[${i}] = ${d[i]}`;
+    if (i >= 0) return `parameter '${named[k]![0]}'[${i}] = ${d[i]}`;
   }
   if (what === 'parameters') return null;
-  for (const [name, p] of named) {
-    if (!p.grad) continue;
-    const g = p.grad.dataSync();
+  const withGrad = named.filter(([, p]) => p.grad);
+  const grads = yield* read(...withGrad.map(([, p]) => p.grad!));
+  for (let k = 0; k < withGrad.length; k++) {
+    const g = grads[k]!;
     const i = firstBad(g);
-    if (i >= 0) return `gradient of '${name}'[${i}] = ${g[i]}`;
+    if (i >= 0) return `gradient of '${withGrad[k]![0]}'[${i}] = ${g[i]}`;
   }
   return null;
 }

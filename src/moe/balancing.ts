@@ -4,6 +4,7 @@ import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { SelectionBiasConfig } from './config.js';
+import { deviceKernels } from './execution/plan.js';
 
 /**
  * The bias change for one batch of counts c:  γ·sign(mean(c) − c)  ('sign', OLMo-core), or
@@ -40,6 +41,10 @@ export class SelectionBias {
 
   /** Add one micro-batch's slot counts ([E]). */
   accumulate(counts: Tensor | ArrayLike<number>): void {
+    if (counts instanceof Tensor && deviceKernels(counts.backend))
+      throw new Error(
+        `SelectionBias: aux-loss-free balancing updates its bias from counts on the host; the ${counts.backend.name} backend keeps them on the device (train it on the native or reference backend)`,
+      );
     const c = counts instanceof Tensor ? counts.dataSync() : counts;
     if (c.length !== this.numExperts)
       throw new RangeError(`SelectionBias.accumulate: counts must have E = ${this.numExperts} entries (got ${c.length})`);

@@ -107,6 +107,12 @@ export interface ExpertExecutionMetadata {
   rowsPerExpert: Int32Array;
   /** [S] i32 expert of each row (for per-expert biases). */
   rowExperts: Tensor;
+  /**
+   * On the execution plan's 'device' path: the [E+1] i32 offsets as a device tensor; the rows
+   * are then sized for the worst case (rows past the last offset are padding) and segOffsets /
+   * rowsPerExpert are empty.
+   */
+  deviceSegOffsets?: Tensor;
 }
 
 export interface DispatchResult {

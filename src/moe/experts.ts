@@ -13,6 +13,7 @@ import { uniform_ } from '../nn/init.js';
 import type { ExpertConfig } from './config.js';
 import type { ExpertExecutionMetadata } from './contracts.js';
 import { groupedMatmul } from './grouped-gemm.js';
+import { groupedMatmulOnDevice } from './device/grouped-gemm.js';
 import type { ExpertWeights } from './expert-weights.js';
 import { bankKernels } from './execution/plan.js';
 import { expertsNode } from './kernel-path/experts-node.js';
@@ -37,7 +38,9 @@ export function runExperts(
 ): Tensor {
   const transB = cfg.orientation === 'out-in';
   const lin = (x: Tensor, weight: Tensor, bias: Tensor | null | undefined): Tensor => {
-    const y = groupedMatmul(x, weight, exec.segOffsets, { transB });
+    const y = exec.deviceSegOffsets
+      ? groupedMatmulOnDevice(x, weight, exec.deviceSegOffsets, { transB })
+      : groupedMatmul(x, weight, exec.segOffsets, { transB });
     return bias ? add(y, indexSelect(bias, 0, exec.rowExperts)) : y;
   };
   const need = (t: Tensor | null | undefined, name: string): Tensor => {
@@ -67,7 +70,7 @@ export function runExperts(
       }
     }
     h = cfg.kind === 'swiglu' ? mul(silu(gate), up) : clampedSwiglu(gate, up, cfg.swigluLimit, cfg.swigluAlpha);
-    if (facts && cfg.kind === 'gpt-oss') countClamps(gate, up, exec.segOffsets, cfg.swigluLimit, facts);
+    if (facts && cfg.kind === 'gpt-oss' && !exec.deviceSegOffsets) countClamps(gate, up, exec.segOffsets, cfg.swigluLimit, facts);
   }
   return lin(h, w.downProj, w.downBias);
 }

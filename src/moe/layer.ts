@@ -41,6 +41,11 @@ import { fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
 import { ctMoeRouterWeight } from './topology/init.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
+import type { DeviceMoeKernels } from '../backend/moe.js';
+import { loadBalancingLossFromCounts } from './device/losses.js';
+import { type PendingMetrics, readPendingMetrics } from './device/metrics.js';
+import { deviceRoutedExperts } from './device/routed-experts.js';
+import { type Reads, read } from '../tensor/reads.js';
 
 export interface MoELayerOptions {
   /** The weights' dtype: 'f32' (default), 'f64', 'bf16', 'f16', or OLMo-core's 'float32' | 'bfloat16' | 'float16'. */
@@ -81,9 +86,10 @@ export interface MoEForwardDetails {
   routed: Tensor;
   /** The shared expert's (gated) output, [..., H], or null without one. */
   shared: Tensor | null;
-  /** Slots over their expert's capacity. */
+  /** Slots over their expert's capacity (NaN on the 'device' path: `await layer.readMetrics()`). */
   droppedSlots: number;
-  metrics: MoEMetrics;
+  /** null on the 'device' path (`await layer.readMetrics()`). */
+  metrics: MoEMetrics | null;
   /** With activationFacts on a 'gpt-oss' bank: per-expert clamp counts; else null. */
   activationFacts: ActivationFacts | null;
 }
@@ -95,6 +101,8 @@ interface AuxLosses {
   z: number | null;
   weights: { lb: number; z: number };
   gradient: AuxLossGradient | null;
+  /** On the 'device' path: the unscaled losses as tensors, read when metrics are (lb / z stay null). */
+  pending?: { lb: Tensor | null; z: Tensor | null };
 }
 
 export class MoELayer extends Module {
@@ -108,10 +116,14 @@ export class MoELayer extends Module {
   readonly lbAccumulator: LoadBalanceAccumulator | null;
   /** CT-MoE topology (S_raw), or null when cfg.topology is null. */
   readonly topology: Topology | null;
-  /** Metrics of the latest forward. */
+  /** Metrics of the latest forward (null on the 'device' path: `await readMetrics()`). */
   lastMetrics: MoEMetrics | null = null;
-  /** [E] slots routed to each expert by the forwards in training mode (grad or not) since whoever reads it last zeroed it (CT-MoE's usage buffer). */
+  /** On the 'device' path: what the latest forward's metrics are read from. */
+  private pendingMetrics: PendingMetrics | null = null;
+  /** [E] slots routed to each expert by the forwards in training mode (grad or not) since whoever reads it last zeroed it (CT-MoE's usage buffer; on the 'device' path after `settleUsage`). */
   readonly usage: Float64Array;
+  /** On the 'device' path: [E] i32 counts of the training forwards not yet added to `usage`. */
+  private pendingUsage: Tensor | null = null;
   /** Whether this layer has said that a forward dropped every slot (said once). */
   private saidAllDropped = false;
   /** A routing recorder or replay (src/moe/routing/); while set, the layer runs router and experts as separate steps (never the whole-layer node). */
@@ -235,6 +247,7 @@ export class MoELayer extends Module {
     let r: RouterOutput;
     let y: Tensor;
     let droppedSlots: number;
+    let keptSlots: Tensor | null = null;
     let losses: AuxLosses | null;
     if (run.layerNode && !this.routingHook) {
       // the whole block as one node, with the aux losses' gradient inside it
@@ -252,8 +265,8 @@ export class MoELayer extends Module {
       const S = this.topology ? this.topology.forward() : null;
       r = this.routeChain(x2, S, run.routerKernel ? plan.kernels : null);
       r = this.routingHook?.force?.(this, r) ?? r;
-      ({ y, droppedSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null));
-      losses = wantLosses ? this.auxLosses(r, mask, batchSize, false) : null;
+      ({ y, droppedSlots, keptSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null, plan.device ?? null));
+      losses = wantLosses ? this.auxLosses(r, mask, batchSize, false, plan.device ?? null) : null;
     }
     const routed = y;
     const shared = this.sharedOutput(x2, T);
@@ -261,25 +274,27 @@ export class MoELayer extends Module {
     if (losses?.total) y = attachAuxLoss(y, losses.total);
     if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
 
-    if (T > 0 && droppedSlots === T * rc.topK && !this.saidAllDropped) {
-      // OLMo-core's capacity truncates: a tiny capacityFactor makes it 0, and the layer outputs only its shared part
-      this.saidAllDropped = true;
-      console.warn(
-        `moekit: MoELayer dropped all ${T * rc.topK} routed slots of a batch of ${T} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`,
-      );
+    if (keptSlots) {
+      // the 'device' path: nothing is read here (readMetrics reads it when asked)
+      this.lastMetrics = null;
+      this.pendingMetrics = {
+        counts: r.counts,
+        scores: r.scores,
+        keptSlots,
+        numTokens: T,
+        topK: rc.topK,
+        numExperts: rc.numExperts,
+        lb: losses?.pending?.lb ?? null,
+        z: losses?.pending?.z ?? null,
+        weights: losses?.weights ?? null,
+      };
+      if (this.training) this.pendingUsage = this.pendingUsage ? add(this.pendingUsage, r.counts) : r.counts;
+    } else {
+      this.pendingMetrics = null;
+      const m = this.hostMetrics(r, T, droppedSlots, losses);
+      if (this.training) m.tokensPerExpert.forEach((c, e) => (this.usage[e]! += c));
+      this.lastMetrics = m;
     }
-    const counts = r.counts.dataSync() as Int32Array;
-    if (this.training) for (let e = 0; e < counts.length; e++) this.usage[e]! += counts[e]!;
-    this.lastMetrics = {
-      tokensPerExpert: Int32Array.from(counts),
-      ...countMetrics(counts),
-      routerEntropy: r.pass?.entropy ?? meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
-      droppedFraction: T > 0 ? droppedSlots / (T * rc.topK) : 0,
-      lbLoss: losses?.lb ?? null,
-      lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
-      zLoss: losses?.z ?? null,
-      zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
-    };
     const details = {
       y: reshape(y, x.shape),
       routing: r,
@@ -291,6 +306,76 @@ export class MoELayer extends Module {
     };
     this.routingHook?.observe?.(this, details);
     return details;
+  }
+
+  /** The metrics of a forward whose counts and losses the host can read now (warns once when every slot was dropped). */
+  private hostMetrics(r: RouterOutput, T: number, droppedSlots: number, losses: AuxLosses | null): MoEMetrics {
+    const rc = this.cfg.router;
+    if (T > 0 && droppedSlots === T * rc.topK && !this.saidAllDropped) {
+      // OLMo-core's capacity truncates: a tiny capacityFactor makes it 0, and the layer outputs only its shared part
+      this.saidAllDropped = true;
+      console.warn(
+        `moekit: MoELayer dropped all ${T * rc.topK} routed slots of a batch of ${T} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`,
+      );
+    }
+    const counts = r.counts.dataSync() as Int32Array;
+    return {
+      tokensPerExpert: Int32Array.from(counts),
+      ...countMetrics(counts),
+      routerEntropy: r.pass?.entropy ?? meanRowEntropy(r.scores.dataSync(), T, rc.numExperts),
+      droppedFraction: T > 0 ? droppedSlots / (T * rc.topK) : 0,
+      lbLoss: losses?.lb ?? null,
+      lbLossScaled: losses ? (losses.lb ?? 0) * losses.weights.lb : null,
+      zLoss: losses?.z ?? null,
+      zLossScaled: losses ? (losses.z ?? 0) * losses.weights.z : null,
+    };
+  }
+
+  /**
+   * The latest forward's metrics on every path: lastMetrics where they were computed in the
+   * forward, else (the 'device' path) read from the device now, with the all-dropped warning.
+   */
+  async readMetrics(): Promise<MoEMetrics | null> {
+    const p = this.pendingMetrics;
+    if (!p) return this.lastMetrics;
+    const { droppedSlots, ...m } = await readPendingMetrics(p);
+    if (p.numTokens > 0 && droppedSlots === p.numTokens * p.topK && !this.saidAllDropped) {
+      this.saidAllDropped = true;
+      console.warn(
+        `moekit: MoELayer dropped all ${droppedSlots} routed slots of a batch of ${p.numTokens} tokens: dispatch.capacityFactor = ${this.cfg.dispatch.capacityFactor} gives every expert a capacity of 0 (raise it, or null for dropless)`,
+      );
+    }
+    if (this.pendingMetrics === p) this.lastMetrics = m;
+    return m;
+  }
+
+  /** On the 'device' path: add the training forwards' counts since the last call to `usage` (one read); elsewhere `usage` is current and this reads nothing. */
+  *settleUsage(): Reads<void> {
+    const p = this.takePendingUsage();
+    if (p) this.addUsage((yield* read(p))[0]!);
+  }
+
+  /** settleUsage in two halves, for a caller that reads the counts together with other values: the pending [E] counts tensor (null: none), handed over once. */
+  takePendingUsage(): Tensor | null {
+    const p = this.pendingUsage;
+    this.pendingUsage = null;
+    return p;
+  }
+
+  /** Add read counts (takePendingUsage's) to `usage`. */
+  addUsage(counts: ArrayLike<number>): void {
+    for (let e = 0; e < this.usage.length; e++) this.usage[e]! += counts[e]!;
+  }
+
+  /**
+   * The latest forward's scaled LB loss (lastMetrics.lbLossScaled), for logging a total: a
+   * number where the metrics are computed in the forward, a detached device scalar on the
+   * 'device' path, null when that forward computed no LB loss.
+   */
+  scaledLbLoss(): number | Tensor | null {
+    const p = this.pendingMetrics;
+    if (!p) return this.lastMetrics?.lbLossScaled ?? null;
+    return p.lb && p.weights ? mul(p.lb.detach(), p.weights.lb) : null;
   }
 
   /** The router GEMM and routing as their own nodes (with the topology's routing bias when S is given); kernels: the router pass's, or null for the composition. */
@@ -305,8 +390,14 @@ export class MoELayer extends Module {
     });
   }
 
-  /** dispatch -> experts -> combine on routeChain's output (with the topology's combine coefficients): one node over the kernels when given, else the dispatcher and bank. */
-  private expertsChain(x2: Tensor, r: RouterOutput, S: Tensor | null, kernels: MoeKernels | null): { y: Tensor; droppedSlots: number } {
+  /** dispatch -> experts -> combine on routeChain's output (with the topology's combine coefficients): one node over the kernels when given, the device path's composition with device kernels, else the dispatcher and bank. */
+  private expertsChain(
+    x2: Tensor,
+    r: RouterOutput,
+    S: Tensor | null,
+    kernels: MoeKernels | null,
+    device: DeviceMoeKernels | null,
+  ): { y: Tensor; droppedSlots: number; keptSlots: Tensor | null } {
     const tc = this.cfg.topology;
     // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
     // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
@@ -319,7 +410,11 @@ export class MoELayer extends Module {
         routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
       else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
     }
-    if (kernels) return routedExperts(kernels, x2, routing, this.dispatcher as LocalDispatcher, this.experts);
+    if (device) {
+      const d = deviceRoutedExperts(device, this.dispatcher as LocalDispatcher, x2, routing, this.experts, slotScale);
+      return { y: d.y, droppedSlots: Number.NaN, keptSlots: d.keptSlots };
+    }
+    if (kernels) return { ...routedExperts(kernels, x2, routing, this.dispatcher as LocalDispatcher, this.experts), keptSlots: null };
     const d = this.dispatcher.dispatch(x2, routing);
     let out = this.experts.forward(d.rows, d.exec);
     if (slotScale)
@@ -327,7 +422,7 @@ export class MoELayer extends Module {
         out,
         reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]),
       );
-    return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length };
+    return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length, keptSlots: null };
   }
 
   /** After each optimiser step: update the selection bias from the counts since the last one, reset global-batch LB. */
@@ -367,7 +462,13 @@ export class MoELayer extends Module {
    * The scaled aux losses: their total as a node to attach to the output, or, inLayerNode,
    * only their values and the gradient the layer node applies itself (total null).
    */
-  private auxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number, inLayerNode: boolean): AuxLosses {
+  private auxLosses(
+    r: RouterOutput,
+    mask: Tensor | null,
+    batchSize: number,
+    inLayerNode: boolean,
+    device: DeviceMoeKernels | null = null,
+  ): AuxLosses {
     const lc = this.cfg.losses;
     const weights = auxLossWeights(lc, this.numLayers);
     const pass = routerKernelLossesCover(this.cfg, mask) ? r.pass : undefined;
@@ -381,6 +482,7 @@ export class MoELayer extends Module {
       return { ...routerPassAuxLoss(pass, options), weights, gradient: null };
     }
     const { scores, topkIds: ids, logits } = r;
+    if (device) return this.deviceAuxLosses(r, mask, weights);
     let total: Tensor | null = null;
     let lb: number | null = null;
     let z: number | null = null;
@@ -403,5 +505,30 @@ export class MoELayer extends Module {
       total = total ? add(total, mul(l, weights.z)) : mul(l, weights.z);
     }
     return { total, lb, z, weights, gradient: null };
+  }
+
+  /** auxLosses on the 'device' path: LB from the router's device counts, values left on the device. */
+  private deviceAuxLosses(r: RouterOutput, mask: Tensor | null, weights: { lb: number; z: number }): AuxLosses {
+    const lc = this.cfg.losses;
+    const unsupported = mask
+      ? 'a padding mask'
+      : weights.lb > 0 && lc.lbGranularity !== 'local-batch'
+        ? `losses.lbGranularity '${lc.lbGranularity}'`
+        : null;
+    if (unsupported)
+      throw new Error(
+        `MoELayer: ${unsupported} is not supported with the aux losses on device-resident routing (use 'local-batch' without a mask)`,
+      );
+    const lb =
+      weights.lb > 0
+        ? loadBalancingLossFromCounts(r.scores, r.counts, this.cfg.router.topK, {
+            convention: lc.lbConvention,
+            normalizeScores: this.cfg.router.scoreFunc === 'sigmoid',
+          })
+        : null;
+    const z = weights.z > 0 ? zLoss(r.logits) : null;
+    const parts = [lb && mul(lb, weights.lb), z && mul(z, weights.z)].filter((t): t is Tensor => t !== null);
+    const total = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : add(parts[0]!, parts[1]!);
+    return { total, lb: null, z: null, weights, gradient: null, pending: { lb, z } };
   }
 }

@@ -2,7 +2,7 @@
 // One composable function covers Mixtral, Qwen, OLMoE, DeepSeek-V2/V3, GPT-OSS, Granite, Llama-4.
 import { noGrad } from '../tensor/autograd.js';
 import { type Generator, defaultGenerator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { add, div, mul, pow, sigmoid, abs, where } from '../ops/elementwise.js';
 import { gather, scatterAdd } from '../ops/indexing.js';
 import { withAutocast } from '../amp/autocast.js';
@@ -19,7 +19,7 @@ import type { RouterOutput } from './contracts.js';
 import { arrayLike, fullLike } from './tensors.js';
 import { routeExpertChoice } from './expert-choice.js';
 import type { MoeKernels } from '../backend/moe.js';
-import { routerKernels } from './execution/plan.js';
+import { deviceKernels, routerKernels } from './execution/plan.js';
 import { routerPass } from './kernel-path/router-pass.js';
 import { routeSparseMixer } from './sparsemixer.js';
 import { sanitizeLogits } from './logit-guard.js';
@@ -141,8 +141,10 @@ export function limitGroups(sel: Tensor, g: GroupLimitConfig): { masked: Tensor;
   return { masked: where(mask, sel, g.maskValue === 'zero' ? 0 : -Infinity), groupScores };
 }
 
-/** Histogram of expert ids: [E] i32. */
+/** Histogram of expert ids: [E] i32 (counted on the device where the backend cannot read synchronously). */
 export function expertCounts(ids: Tensor, numExperts: number): Tensor {
+  const dev = deviceKernels(ids.backend);
+  if (dev) return new Tensor(dev.counts(ids.storage, numExperts), [numExperts], ids.backend);
   const src = ids.dataSync();
   const c = new Int32Array(numExperts);
   for (let i = 0; i < src.length; i++) {

@@ -137,7 +137,8 @@ export class GPT extends Module {
     if (ids.ndim !== 2) throw new RangeError(`GPT: ids must be [B, T] (got shape ${shapeToString(ids.shape)})`);
     const T = ids.shape[1]!;
     if (T > seqLen) throw new RangeError(`GPT: input length T=${T} exceeds GPTConfig.seqLen=${seqLen} (allowed 1..${seqLen})`);
-    const data = ids.dataSync();
+    // ids on a device are not read back to check them (a forward never waits for the GPU)
+    const data = ids.backend.onDevice ? [] : ids.dataSync();
     for (let i = 0; i < data.length; i++) {
       const id = data[i]!;
       if (id < 0 || id >= vocabSize) throw new RangeError(`GPT: token id ${id} at flat position ${i} is outside [0, ${vocabSize})`);

@@ -37,7 +37,8 @@ export function crossEntropy(logitsIn: Tensor, targets: Tensor, options: CrossEn
   const t = reshape(targets, [targets.size]);
   const valid = ne(t, ignoreIndex); // i32 1/0
   const safeT = where(valid, t, 0);
-  const tv = t.dataSync();
+  // targets on a device are not read back to check them (a loss never waits for the GPU)
+  const tv = t.backend.onDevice ? [] : t.dataSync();
   for (let i = 0; i < tv.length; i++) {
     if (tv[i] !== ignoreIndex && (tv[i]! < 0 || tv[i]! >= c)) {
       throw new RangeError(`crossEntropy: target ${tv[i]} at position ${i} is outside [0, ${c}) and is not ignoreIndex (${ignoreIndex})`);

@@ -14,6 +14,7 @@ import { adamwInPlace, axpyInPlace } from './kernels/optim.js';
 import { argReduce, cumsum, reduce } from './kernels/reduce.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward, softmax, softmaxBackward } from './kernels/rowwise.js';
 import { argsort, topk } from './kernels/sort.js';
+import { createWebGPUDeviceMoe } from './moe.js';
 import { F64_MESSAGE, type GpuRuntime, GpuStorage } from './runtime.js';
 
 /** A Storage the caller handed us, as the GPU storage it must be. */
@@ -35,6 +36,7 @@ function deviceDType(dtype: DType): 'f32' | 'i32' {
 export function createWebGPUBackend(rt: GpuRuntime): Backend {
   return {
     name: 'webgpu',
+    onDevice: true,
     fromArray(a: TypedArray): Storage {
       if (a instanceof Float64Array) throw new TypeError(F64_MESSAGE);
       if (isHalfArray(a)) throw new TypeError(HALF_MESSAGE);
@@ -105,5 +107,6 @@ export function createWebGPUBackend(rt: GpuRuntime): Backend {
     },
     adamwInPlace: (p, g, m, v, h) => adamwInPlace(rt, gpu(p), gpu(g), gpu(m), gpu(v), h),
     axpyInPlace: (y, x, alpha) => axpyInPlace(rt, gpu(y), gpu(x), alpha),
+    deviceMoe: createWebGPUDeviceMoe(rt, gpu),
   };
 }

@@ -19,7 +19,8 @@ import type { Precision } from './precision.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
-import { type CtMoeProgress, type CtMoeVariantResult, runVariant } from './train.js';
+import { type CtMoeProgress, type CtMoeVariantResult, variantRun } from './train.js';
+import { type Reads, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
 import type { DataParallel } from '../../dist/data-parallel.js';
 import type { ExpertParallel } from '../../dist/expert-parallel.js';
 
@@ -124,7 +125,17 @@ function checkSeeds(seeds: readonly number[], primary: number): void {
   if (seeds[0] !== primary) throw new RangeError(`runAblation: the first seed (${seeds[0]}) must be the config's seed (${primary})`);
 }
 
+/** Train and evaluate the variants (resuming what was interrupted) on a CPU backend. */
 export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
+  return runReadsSync(ablationRun(options));
+}
+
+/** runAblation on any backend (webgpu: each training step waits once, for its loss, CE and gradient norm). */
+export function runAblationAsync(options: RunAblationOptions): Promise<CtMoeAblationResults> {
+  return runReadsAsync(ablationRun(options));
+}
+
+function* ablationRun(options: RunAblationOptions): Reads<CtMoeAblationResults> {
   const cfg = experimentConfig(options.preset, options.overrides);
   const seeds = [...(options.seeds ?? [cfg.seed])];
   checkSeeds(seeds, cfg.seed);
@@ -177,7 +188,7 @@ export function runAblation(options: RunAblationOptions): CtMoeAblationResults {
   run: for (const seed of seeds) {
     for (const v of variants) {
       const t0 = performance.now();
-      const r = runVariant({ ...cfg, seed }, v, data, {
+      const r = yield* variantRun({ ...cfg, seed }, v, data, {
         dir: runDir(options.outDir, v.key, seed, cfg.seed),
         onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, seed })),
         stopAfterStep: options.stopAfterStep,

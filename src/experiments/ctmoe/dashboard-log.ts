@@ -9,7 +9,9 @@ import { noGrad } from '../../tensor/autograd.js';
 import { fromArray } from '../../ops/creation.js';
 import type { CtMoeExperimentConfig, VariantSpec } from './config.js';
 import type { CtMoeData } from './data.js';
-import { finalS } from './eval.js';
+import { finalSReads } from './eval.js';
+import { type Reads, read } from '../../tensor/reads.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import type { CtMoeGPT } from './model.js';
 import type { CtMoeLogEntry } from './train.js';
 
@@ -65,11 +67,12 @@ export class DashboardLog {
   }
 
   /** At each log point: the trainer's entry, S per layer and the routing of the sample. */
-  afterLog(entry: CtMoeLogEntry): void {
-    this.append({ kind: 'log', step: entry.step, entry, s: finalS(this.model), routing: this.routeSample() });
+  *afterLog(entry: CtMoeLogEntry): Reads<void> {
+    const s = yield* finalSReads(this.model);
+    this.append({ kind: 'log', step: entry.step, entry, s, routing: yield* this.routeSample() });
   }
 
-  private routeSample(): { ids: number[][][]; weights: number[][][] } {
+  private *routeSample(): Reads<{ ids: number[][][]; weights: number[][][] }> {
     const layers = this.model.moeLayers;
     const ids: number[][][] = layers.map(() => []);
     const weights: number[][][] = layers.map(() => []);
@@ -77,20 +80,12 @@ export class DashboardLog {
     const was = this.model.training;
     this.model.eval();
     // each layer's routing, seen through a routing hook of our own while the sample runs (a
-    // recorder the user set is put back afterwards: the sample is not training data to record)
+    // recorder the user set is put back afterwards: the sample is not training data to record),
+    // read after the forwards in one wait
+    const traces: { layer: number; ids: Tensor; weights: Tensor }[] = [];
     const before = layers.map((l) => l.routingHook);
     layers.forEach((l, i) => {
-      l.routingHook = {
-        observe: (_, { routing }) => {
-          const k = this.cfg.topK;
-          const id = routing.topkIds.dataSync();
-          const w = routing.topkWeights.dataSync();
-          for (let t = 0; t < id.length / k; t++) {
-            ids[i]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
-            weights[i]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
-          }
-        },
-      };
+      l.routingHook = { observe: (_, { routing }) => traces.push({ layer: i, ids: routing.topkIds, weights: routing.topkWeights }) };
     });
     try {
       noGrad(() => {
@@ -100,6 +95,16 @@ export class DashboardLog {
       layers.forEach((l, i) => (l.routingHook = before[i]!));
       this.model.train(was);
     }
+    const values = yield* read(...traces.flatMap((t) => [t.ids, t.weights]));
+    const k = this.cfg.topK;
+    traces.forEach(({ layer }, n) => {
+      const id = values[2 * n]!;
+      const w = values[2 * n + 1]!;
+      for (let t = 0; t < id.length / k; t++) {
+        ids[layer]!.push(Array.from(id.subarray(t * k, (t + 1) * k)));
+        weights[layer]!.push(Array.from(w.subarray(t * k, (t + 1) * k)));
+      }
+    });
     return { ids, weights };
   }
 

@@ -84,10 +84,13 @@ export class CtMoeGPT extends Module {
   loss(ids: Tensor, targets: Tensor): CtMoeLoss {
     const ce = this.gpt.loss(ids, targets);
     let aux: number | null = null;
+    let onDevice: Tensor | null = null; // the 'device' path's values, summed where they are
     for (const l of this.moeLayers) {
-      const scaled = l.lastMetrics?.lbLossScaled;
-      if (scaled !== null && scaled !== undefined) aux = (aux ?? 0) + scaled;
+      const scaled = l.scaledLbLoss();
+      if (typeof scaled === 'number') aux = (aux ?? 0) + scaled;
+      else if (scaled) onDevice = onDevice ? add(onDevice, scaled) : scaled;
     }
-    return { total: aux === null ? ce : add(ce, fullLike(ce, ce.shape, aux)), ce, aux };
+    const total = aux === null ? ce : add(ce, fullLike(ce, ce.shape, aux));
+    return { total: onDevice ? add(total, onDevice) : total, ce, aux };
   }
 }

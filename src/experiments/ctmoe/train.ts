@@ -7,15 +7,27 @@ import { writeJsonAtomicSync } from '../../io/atomic.js';
 import { ensureDirSync } from '../../io/ensure-dir.js';
 import { readJsonFileSync } from '../../io/json-file.js';
 import { AdamW } from '../../optim/adamw.js';
-import { clipGradNorm } from '../../optim/clip.js';
+import { clipGradNormDeferred } from '../../optim/clip.js';
 import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
 import { Generator, defaultGenerator, manualSeed } from '../../tensor/random.js';
 import type { CtMoeExperimentConfig, VariantFlags, VariantSpec } from './config.js';
 import { type CtMoeData, domainBatches, mixedBatches } from './data.js';
-import { batchTensors, evalPpl, finalS, lastLayerEigenspectrum, routingFrequency, sDiagnostics, specialisation } from './eval.js';
+import {
+  batchTensors,
+  evalPplReads,
+  finalSReads,
+  lastLayerEigenspectrumReads,
+  routingFrequencyReads,
+  sDiagnosticsReads,
+  specialisation,
+} from './eval.js';
+import { type Reads, read, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { MoELayer } from '../../moe/layer.js';
+import { hostCheckpointState } from '../host-state.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { CtMoeGPT } from './model.js';
-import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFinite, stepIsFinite } from '../nonfinite.js';
+import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFiniteReads, stepIsFinite } from '../nonfinite.js';
 import { DataParallel } from '../../dist/data-parallel.js';
 import { ExpertParallel } from '../../dist/expert-parallel.js';
 import type { Parameter } from '../../nn/module.js';
@@ -134,13 +146,44 @@ function lastCheckpointNote(step: number, every: number): string {
   return last > 0 ? `the last checkpoint (step ${last}) kept` : 'no checkpoint written yet';
 }
 
-/** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. */
+/** The first element of each of `scalars` (numbers pass through), read in one wait with the layers' pending usage counts, which are added to their `usage`. */
+function* readStep(layers: readonly MoELayer[], ...scalars: (Tensor | number)[]): Reads<number[]> {
+  const pending = layers.map((l) => l.takePendingUsage());
+  const tensors = scalars.filter((x): x is Tensor => typeof x !== 'number');
+  const values = yield* read(...tensors, ...pending.filter((p): p is Tensor => p !== null));
+  let next = tensors.length;
+  pending.forEach((p, i) => p && layers[i]!.addUsage(values[next++]!));
+  next = 0;
+  return scalars.map((x) => (typeof x === 'number' ? x : values[next++]![0]!));
+}
+
+/** Train (or resume, or skip when finished) one variant, then evaluate it; returns null if stopped early. CPU backends. */
 export function runVariant(
   base: CtMoeExperimentConfig,
   variant: VariantSpec,
   data: CtMoeData,
   opts: RunVariantOptions,
 ): CtMoeVariantResult | null {
+  return runReadsSync(variantRun(base, variant, data, opts));
+}
+
+/** runVariant on any backend: on a device backend (webgpu) each step waits once, for its loss, CE and gradient norm together. */
+export function runVariantAsync(
+  base: CtMoeExperimentConfig,
+  variant: VariantSpec,
+  data: CtMoeData,
+  opts: RunVariantOptions,
+): Promise<CtMoeVariantResult | null> {
+  return runReadsAsync(variantRun(base, variant, data, opts));
+}
+
+/** runVariant's work, reading tensor values through `read` (src/tensor/reads.ts). */
+export function* variantRun(
+  base: CtMoeExperimentConfig,
+  variant: VariantSpec,
+  data: CtMoeData,
+  opts: RunVariantOptions,
+): Reads<CtMoeVariantResult | null> {
   const cfg: CtMoeExperimentConfig = { ...base, ...variant.overrides };
   const emit = opts.onProgress ?? (() => {});
   ensureDirSync(opts.dir);
@@ -216,8 +259,9 @@ export function runVariant(
   // routing sample: its forward is collective, and the other ranks do not run it)
   const dashboardLog = !par || par.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, !ep) : null;
 
-  const save = () =>
-    (!dp || dp.isWriter) &&
+  const save = function* (): Reads<void> {
+    if (dp && !dp.isWriter) return;
+    const state = yield* hostCheckpointState(model.stateDict(), optimizer.stateDict());
     writeCheckpoint<Progress>(
       ckptDir,
       {
@@ -229,10 +273,11 @@ export function runVariant(
         usage: layers.map((l) => [...l.usage]),
         progress: precision.state() ? { ...progress, gradScaler: precision.state() } : progress,
       },
-      model.stateDict(),
-      optimizer.stateDict(),
+      state.model,
+      state.optimizer,
       opts.keepCheckpoints,
     );
+  };
 
   const params = trained(model.parameters());
   const named = model.namedParameters().filter(([, p]) => !unused?.has(p));
@@ -259,11 +304,14 @@ export function runVariant(
     ep?.reduceGradients();
     // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
     const overflowed = precision.unscale(optimizer);
-    const gradNorm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNorm(params, cfg.gradClip);
-    const lv = dp ? dp.mean(total.item()) : total.item();
-    const cv = dp ? dp.mean(ce.item()) : ce.item();
-    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm)) {
-      const badParam = firstNonFinite(named, 'parameters');
+    const norm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNormDeferred(params, cfg.gradClip);
+    // the step's one wait: loss, CE and gradient norm together (with the layers' usage counts on webgpu)
+    const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, norm);
+    const lv = dp ? dp.mean(totalValue!) : totalValue!;
+    const cv = dp ? dp.mean(ceValue!) : ceValue!;
+    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm!)) {
+      const badParam = yield* firstNonFiniteReads(named, 'parameters');
+      const firstBad = badParam ?? (yield* firstNonFiniteReads(named));
       skipsInARow++;
       if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
         const why =
@@ -275,7 +323,7 @@ export function runVariant(
         throw new NonFiniteError(
           variant.key,
           step + 1,
-          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${badParam ?? firstNonFinite(named) ?? 'none found (the loss alone)'}; ` +
+          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${firstBad ?? 'none found (the loss alone)'}; ` +
             `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`,
         );
       }
@@ -297,12 +345,12 @@ export function runVariant(
       progress.trainSec += (now - sessionStart) / 1000;
       sessionStart = now;
       const re = layers.map((l) => takeRoutingEntropy(l.usage));
-      const sd = sDiagnostics(model);
+      const sd = yield* sDiagnosticsReads(model);
       const log: CtMoeLogEntry = {
         step,
         loss: mean(sinceLog.loss),
         ce: mean(sinceLog.ce),
-        valPpl: evalPpl(model, mixedBatches(data.val, cfg.seqLen, cfg.batchSize, cfg.evalBatches)),
+        valPpl: yield* evalPplReads(model, mixedBatches(data.val, cfg.seqLen, cfg.batchSize, cfg.evalBatches)),
         routingEntropy: mean(re),
         routingEntropyPerLayer: re,
         sEntropy: sd ? mean(sd.sEntropy) : null,
@@ -314,7 +362,7 @@ export function runVariant(
         elapsedSec: progress.trainSec,
       };
       progress.logs.push(log);
-      dashboardLog?.afterLog(log);
+      if (dashboardLog) yield* dashboardLog.afterLog(log);
       sinceLog = { loss: [], ce: [] };
       sessionStart = performance.now(); // validation time is not training time
       emit({ variant: variant.key, phase: 'log', step, steps, log });
@@ -326,7 +374,7 @@ export function runVariant(
     if (step % cfg.checkpointEvery === 0 || step === steps) {
       progress.trainSec += (performance.now() - sessionStart) / 1000;
       sessionStart = performance.now();
-      save();
+      yield* save();
       emit({ variant: variant.key, phase: 'checkpoint', step, steps });
     }
   }
@@ -335,13 +383,13 @@ export function runVariant(
   const t0 = performance.now();
   const B = cfg.batchSize;
   const domainPpl = {
-    code: evalPpl(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.evalBatches)),
-    prose: evalPpl(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.evalBatches)),
-    mixed: evalPpl(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
+    code: yield* evalPplReads(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.evalBatches)),
+    prose: yield* evalPplReads(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.evalBatches)),
+    mixed: yield* evalPplReads(model, mixedBatches(data.val, cfg.seqLen, B, cfg.evalBatches)),
   };
   const routingFreq = {
-    code: routingFrequency(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
-    prose: routingFrequency(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.freqBatches)),
+    code: yield* routingFrequencyReads(model, domainBatches(data.val.code, cfg.seqLen, B, cfg.freqBatches)),
+    prose: yield* routingFrequencyReads(model, domainBatches(data.val.prose, cfg.seqLen, B, cfg.freqBatches)),
   };
   const result: CtMoeVariantResult = {
     key: variant.key,
@@ -358,8 +406,8 @@ export function runVariant(
     domainPpl,
     routingFreq,
     specialisation: specialisation(routingFreq),
-    finalS: finalS(model),
-    eigenspectrum: lastLayerEigenspectrum(model),
+    finalS: yield* finalSReads(model),
+    eigenspectrum: yield* lastLayerEigenspectrumReads(model),
     timing: {
       trainSec: progress.trainSec,
       evalSec: (performance.now() - t0) / 1000,

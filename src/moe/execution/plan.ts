@@ -6,13 +6,16 @@
 //    the configuration, the composition elsewhere;
 //  - 'layer':     the whole routed block (router GEMM, router pass, slot plan, experts, combine)
 //    as ONE autograd node whose backward also applies the aux losses' gradient
-//    (kernel-path/layer-node.ts), where router and experts are both covered.
+//    (kernel-path/layer-node.ts), where router and experts are both covered;
+//  - 'device':    on a backend that cannot read synchronously (webgpu: Backend.deviceMoe), the
+//    composition with routing, counts and the slot plan kept in device tensors, the experts on
+//    worst-case-sized rows with device segment offsets (src/moe/device/): nothing waits for the GPU.
 // An MoELayer plans once (planLayer) and again only when its backend, dtype or the
 // MOEKIT_MOE_PATH setting changes; the per-call conditions (mask, jitter in training, an input
 // on another backend) are checked here too (layerCall). Standalone ops (routeLogits,
 // ExpertBank.forward, groupedMatmul) ask routerKernels / bankKernels / groupedGemmKernels.
 import type { Backend } from '../../backend/backend.js';
-import type { MoeKernels } from '../../backend/moe.js';
+import type { DeviceMoeKernels, MoeKernels } from '../../backend/moe.js';
 import { type DType, isFloatDType, isHalfDType } from '../../backend/types.js';
 import { autocastDtype } from '../../amp/autocast.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -23,7 +26,7 @@ import { ExpertChoiceDispatcher } from '../expert-choice.js';
 import type { ExpertWeights } from '../expert-weights.js';
 import { envSwitch, readEnv } from '../../env.js';
 
-export type MoePath = 'reference' | 'kernels' | 'layer';
+export type MoePath = 'reference' | 'kernels' | 'layer' | 'device';
 
 /** MOEKIT_MOE_PATH: 'auto' (default: the fastest path covered, on a backend whose kernels are fast) or a path to force. */
 export type MoePathSetting = 'auto' | MoePath;
@@ -85,8 +88,10 @@ export function bankTensors(w: ExpertWeights): (Tensor | null | undefined)[] {
 /** What an MoELayer runs, decided when it is built (see the header). */
 export interface ExecutionPlan {
   readonly path: MoePath;
-  /** The kernels of the 'kernels' / 'layer' paths (null on 'reference'). */
+  /** The kernels of the 'kernels' / 'layer' paths (null on 'reference' and 'device'). */
   readonly kernels: MoeKernels | null;
+  /** The device kernels of the 'device' path (else null). */
+  readonly device?: DeviceMoeKernels | null;
   /** The router pass runs as the backend's kernel (else the composition). */
   readonly routerKernel: boolean;
   /** dispatch -> experts -> combine runs as one node over the kernels (else dispatcher + bank). */
@@ -137,6 +142,23 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
     summary: `reference composition: ${why}`,
     key,
   });
+  const dev = deviceKernels(b);
+  if (dev) {
+    const gap = deviceGap(p);
+    if (gap)
+      throw new Error(
+        `MoELayer on the ${b.name} backend: ${gap} is not supported on device-resident routing (run it on the native or reference backend)`,
+      );
+    return {
+      path: 'device',
+      kernels: null,
+      device: dev,
+      routerKernel: false,
+      expertsKernel: false,
+      summary: `device-resident composition on the ${b.name} backend: routing, counts and slot plan stay on the device; grouped GEMMs read device segment offsets`,
+      key,
+    };
+  }
   if (setting === 'reference') return reference('MOEKIT_MOE_PATH=reference');
   if (!b.moe) return reference(`the ${b.name} backend has no MoE kernels`);
   const k = kernelsOn(b, p.dtype, setting);
@@ -183,6 +205,22 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
     summary: `kernel chain on the ${where}: ${parts.join('; ')}; not one layer node: ${layerGap}`,
     key,
   };
+}
+
+/** The backend's device MoE kernels when it has them and no host-side ones (it cannot read synchronously), else null. */
+export function deviceKernels(b: Backend): DeviceMoeKernels | null {
+  return !b.moe && b.deviceMoe ? b.deviceMoe : null;
+}
+
+/** What the 'device' path does not cover (routing that reads its scores on the host), or null. */
+function deviceGap(p: PlanInputs): string | null {
+  const rc = p.cfg.router;
+  if (rc.kind !== 'token-choice') return `router.kind '${rc.kind}'`;
+  if (rc.sparseMixer) return 'router.sparseMixer';
+  if (rc.sanitizeLogits) return 'router.sanitizeLogits';
+  if (!(p.dispatcher instanceof LocalDispatcher) || p.dispatcher.constructor !== LocalDispatcher)
+    return `dispatcher ${p.dispatcher.constructor.name}`;
+  return null;
 }
 
 export interface LayerCall {

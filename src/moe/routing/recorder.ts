@@ -83,6 +83,8 @@ export class RoutingRecorder {
     const call = state.calls++;
     if (call % this.every !== 0) return;
     const r = d.routing;
+    const m = d.metrics;
+    if (!m) throw new Error(`RoutingRecorder: layer ${state.name} keeps its routing on the device (webgpu); record on a CPU backend`);
     const [T, K] = r.topkIds.shape as [number, number];
     const kept = Math.min(T, this.maxTokens);
     const ids = r.topkIds.dataSync() as Int32Array;
@@ -99,10 +101,10 @@ export class RoutingRecorder {
       weights: w instanceof Float64Array ? w.slice(0, kept * K) : Float32Array.from(w.subarray(0, kept * K)),
       counts: Int32Array.from(r.counts.dataSync()),
       droppedSlots: d.droppedSlots,
-      routerEntropy: d.metrics.routerEntropy,
-      usageEntropy: d.metrics.usageEntropy,
-      loadImbalance: d.metrics.loadImbalance,
-      deadExperts: d.metrics.deadExperts,
+      routerEntropy: m.routerEntropy,
+      usageEntropy: m.usageEntropy,
+      loadImbalance: m.loadImbalance,
+      deadExperts: m.deadExperts,
       bias: layer.selectionBias ? Float32Array.from(layer.selectionBias.bias.dataSync()) : null,
     };
     if (state.ring.length < this.capacity) state.ring.push(record);

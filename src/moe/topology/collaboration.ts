@@ -18,6 +18,7 @@ import { sum } from '../../ops/reduce.js';
 import { reshape } from '../../ops/shape.js';
 import { shapeToString } from '../../tensor/shape.js';
 import { arrayLike } from '../tensors.js';
+import { deviceKernels } from '../execution/plan.js';
 
 /** The routing bias routingScale · S.sum(dim=0) [N] (column sums; not detached). */
 export function topologyRoutingBias(S: Tensor, routingScale: number): Tensor {
@@ -33,6 +34,14 @@ export function topologySubmatrices(S: Tensor, topkIds: Tensor): Tensor {
     );
   }
   const [T, K] = topkIds.shape as [number, number];
+  const raw = reshape(indexSelect(reshape(S, [N * N]), 0, pairIndex(topkIds, N)), [T, K, K]);
+  return div(raw, add(sum(raw, -1, true), 1e-9));
+}
+
+/** [T·K·K] i32: ids[t,i]·N + ids[t,j], built on the device where the backend cannot read synchronously. */
+function pairIndex(topkIds: Tensor, N: number): Tensor {
+  const [T, K] = topkIds.shape as [number, number];
+  if (deviceKernels(topkIds.backend)) return reshape(add(mul(reshape(topkIds, [T, K, 1]), N), reshape(topkIds, [T, 1, K])), [T * K * K]);
   const ids = topkIds.dataSync();
   const flat = new Int32Array(T * K * K);
   for (let t = 0; t < T; t++) {
@@ -41,8 +50,7 @@ export function topologySubmatrices(S: Tensor, topkIds: Tensor): Tensor {
       for (let j = 0; j < K; j++) flat[(t * K + i) * K + j] = row + ids[t * K + j]!;
     }
   }
-  const raw = reshape(indexSelect(reshape(S, [N * N]), 0, arrayLike(S, flat)), [T, K, K]);
-  return div(raw, add(sum(raw, -1, true), 1e-9));
+  return arrayLike(topkIds, flat);
 }
 
 /** b = a + collabScale · aᵀ S_sub: the coefficients of the raw expert outputs once messages have passed. a [T, K], sSub [T, K, K] -> [T, K]. */

@@ -3,9 +3,9 @@
 // scale and its weight gradient, the SwiGLU / GPT-OSS activations and SwiGLU's backward, and
 // the weighted combine. Everything stays on the GPU (seg is a storage,
 // not a host array), so a layer can route without a synchronous read. Held to the reference
-// twins (src/backend/reference/moe.ts) by test/webgpu-moe-kernels.test.ts. Not yet reachable
-// from MoELayer: Backend.moe returns and takes host arrays (the router pass's ids and counts,
-// the plan's seg), which a device backend cannot produce without waiting.
+// twins (src/backend/reference/moe.ts) by test/webgpu-moe-kernels.test.ts. MoELayer reaches
+// the slot plan and the grouped GEMMs through Backend.deviceMoe (../moe.ts) on the execution
+// plan's 'device' path.
 import type { GpuRuntime, GpuStorage } from '../runtime.js';
 import { fill } from './elementwise.js';
 import { WG, buffers, perElement } from './wgsl.js';
@@ -25,18 +25,52 @@ export interface DeviceSlotPlan {
   sortedSlots: GpuStorage;
 }
 
-/** The stable slot plan of [T·K] expert ids: each expert keeps its first `capacity` slots (null: all). */
-export function slotPlan(rt: GpuRuntime, ids: GpuStorage, numExperts: number, capacity: number | null): DeviceSlotPlan {
-  const S = ids.length;
-  const E = numExperts;
-  const cap = capacity ?? DROPLESS;
-  const counts = rt.alloc('i32', E);
-  const seg = rt.alloc('i32', E + 1);
-  const slotRows = rt.alloc('i32', S);
-  const sortedSlots = fill(rt, 'i32', S, -1);
-  const shape = `(${S} slots, ${E} experts)`;
+/** Per sorted row of a plan: its slot, token and expert (0 on padding rows past seg[E]) and whether it is real (1.0 / 0.0). */
+export function planRows(
+  rt: GpuRuntime,
+  plan: DeviceSlotPlan,
+  topK: number,
+  numExperts: number,
+): { rowSlots: GpuStorage; rowTokens: GpuStorage; rowExperts: GpuStorage; rowValid: GpuStorage } {
+  const S = plan.sortedSlots.length;
+  const rowSlots = rt.alloc('i32', S);
+  const rowTokens = rt.alloc('i32', S);
+  const rowExperts = rt.alloc('i32', S);
+  const rowValid = rt.alloc('f32', S);
   rt.run(
-    `slotPlan counts ${shape}`,
+    `slotPlan row info (${S} rows, ${numExperts} experts)`,
+    perElement(
+      buffers([
+        ['seg', 'i32', false],
+        ['sortedSlots', 'i32', false],
+        ['rowSlots', 'i32', true],
+        ['rowTokens', 'i32', true],
+        ['rowExperts', 'i32', true],
+        ['rowValid', 'f32', true],
+      ]),
+      `let E = pu(1u); let K = pu(2u);
+  let real = i < u32(seg[E]);
+  let slot = select(0u, u32(sortedSlots[i]), real);
+  var e = 0u;
+  while (real && e < E && u32(seg[e + 1u]) <= i) { e = e + 1u; }
+  rowSlots[i] = i32(slot);
+  rowTokens[i] = i32(slot / K);
+  rowExperts[i] = select(0, i32(e), real);
+  rowValid[i] = select(0.0, 1.0, real);`,
+    ),
+    [plan.seg, plan.sortedSlots, rowSlots, rowTokens, rowExperts, rowValid],
+    [S, numExperts, topK],
+    [],
+    groups(S),
+  );
+  return { rowSlots, rowTokens, rowExperts, rowValid };
+}
+
+/** [E] i32: how many of the ids name each expert. */
+export function slotCounts(rt: GpuRuntime, ids: GpuStorage, numExperts: number): GpuStorage {
+  const counts = rt.alloc('i32', numExperts);
+  rt.run(
+    `expert counts (${ids.length} slots, ${numExperts} experts)`,
     perElement(
       buffers([
         ['ids', 'i32', false],
@@ -45,10 +79,23 @@ export function slotPlan(rt: GpuRuntime, ids: GpuStorage, numExperts: number, ca
       `var c = 0; for (var s = 0u; s < pu(1u); s = s + 1u) { c = c + select(0, 1, ids[s] == i32(i)); } counts[i] = c;`,
     ),
     [ids, counts],
-    [E, S],
+    [numExperts, ids.length],
     [],
-    groups(E),
+    groups(numExperts),
   );
+  return counts;
+}
+
+/** The stable slot plan of [T·K] expert ids: each expert keeps its first `capacity` slots (null: all). */
+export function slotPlan(rt: GpuRuntime, ids: GpuStorage, numExperts: number, capacity: number | null): DeviceSlotPlan {
+  const S = ids.length;
+  const E = numExperts;
+  const cap = capacity ?? DROPLESS;
+  const counts = slotCounts(rt, ids, E);
+  const seg = rt.alloc('i32', E + 1);
+  const slotRows = rt.alloc('i32', S);
+  const sortedSlots = fill(rt, 'i32', S, -1);
+  const shape = `(${S} slots, ${E} experts)`;
   // one invocation: the exclusive prefix sum of the kept counts (E is small)
   rt.run(
     `slotPlan offsets ${shape}`,
