@@ -22,7 +22,14 @@ import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { CtMoeGPT, batchTensors, experimentConfig, loadCtMoeData, resolveVariant } from '../src/experiments/ctmoe/index.js';
+import {
+  CtMoeGPT,
+  type PresetName,
+  batchTensors,
+  experimentConfig,
+  loadCtMoeData,
+  resolveVariant,
+} from '../src/experiments/ctmoe/index.js';
 import { bf16Comparison } from './moe-bf16.js';
 import {
   FORCED_ISAS,
@@ -150,13 +157,13 @@ function medianRow(runs: Row[]): Row {
 }
 
 /**
- * One training step of the CT-MoE tiny preset's Full variant (its real model, AdamW, grad
- * clipping, as src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints), in
- * phases so that a profile (bench/train-profile.ts) can time each; `step` runs all four.
+ * One training step of a CT-MoE preset's Full variant (its real model, AdamW, grad clipping, as
+ * src/experiments/ctmoe/train.ts runs it, minus logging / eval / checkpoints), in phases so that
+ * a profile (bench/train-profile.ts) can time each; `step` runs all four.
  */
-export function ctmoeTinyTrainStep() {
+export function ctmoeTrainStep(preset: PresetName = 'tiny') {
   const variant = resolveVariant('CT-MoE-Full');
-  const cfg = { ...experimentConfig('tiny'), ...variant.overrides };
+  const cfg = experimentConfig(preset, variant.overrides);
   const data = loadCtMoeData(cfg.vocabSize);
   manualSeed(cfg.seed);
   const model = new CtMoeGPT(cfg, variant.flags);
@@ -193,9 +200,9 @@ export function ctmoeTinyTrainStep() {
   return { cfg, phases, step };
 }
 
-/** Training throughput of ctmoeTinyTrainStep: warm-up (bench/util.ts warmUp), then the median of 20 timed steps. */
+/** Training throughput of ctmoeTrainStep('tiny'): warm-up (bench/util.ts warmUp), then the median of 20 timed steps. */
 function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
-  const { cfg, step } = ctmoeTinyTrainStep();
+  const { cfg, step } = ctmoeTrainStep('tiny');
   warmUp(step);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {

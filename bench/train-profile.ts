@@ -1,16 +1,17 @@
-// Profile of one whole training step, the CT-MoE tiny preset's (bench/moe.ts ctmoeTinyTrainStep):
+// Profile of one whole training step of a CT-MoE preset (bench/moe.ts ctmoeTrainStep; tiny unless --preset):
 // time per phase (forward + loss, backward, gradient clipping, AdamW), per native call (count and
 // time, all calls on the one addon object, as bench/moe-profile.ts does for one MoE layer), per
 // backward node by name, and what is left: JavaScript (the engine's own per-op work) while the
 // pool's workers wait. For work on the small ops around the experts (docs/performance.md).
 // --cpu times with this process's CPU time (user + system, all threads) instead of wall time:
 // on a host loaded by other work, with MOEKIT_NUM_THREADS=1, it counts only our own work.
-//   node --import tsx bench/train-profile.ts [steps] [--json] [--cpu]
+//   node --import tsx bench/train-profile.ts [steps] [--preset tiny|small|paper] [--json] [--cpu]
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { useThroughputGc } from '../src/index.js';
 import type { GradNode } from '../src/tensor/autograd.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { ctmoeTinyTrainStep } from './moe.js';
+import type { PresetName } from '../src/experiments/ctmoe/index.js';
+import { ctmoeTrainStep } from './moe.js';
 import { table, warmUp } from './util.js';
 
 const args = process.argv.slice(2);
@@ -22,7 +23,9 @@ const now = cpu
       return (u.user + u.system) / 1000;
     }
   : () => performance.now();
-const steps = Number(args.find((a) => !a.startsWith('--')) ?? 20);
+const presetAt = args.indexOf('--preset');
+const preset = (presetAt >= 0 ? args[presetAt + 1] : 'tiny') as PresetName;
+const steps = Number(args.find((a, i) => !a.startsWith('--') && i !== presetAt + 1) ?? 20);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps: '${steps}' is not a positive integer`);
 
 interface Acc {
@@ -73,7 +76,7 @@ function timeBackwardNodes(root: Tensor): void {
 }
 
 useThroughputGc();
-const { phases } = ctmoeTinyTrainStep();
+const { phases } = ctmoeTrainStep(preset);
 const phaseMs = { forward: 0, backward: 0, clip: 0, optimizer: 0 };
 function step(): void {
   let t0 = now();
@@ -106,6 +109,7 @@ const sorted = (m: Map<string, Acc>) => [...m].sort((p, q) => q[1].ms - p[1].ms)
 if (json) {
   const out = {
     bench: 'train-profile',
+    preset,
     steps,
     clock: cpu ? 'cpu' : 'wall',
     threads,
@@ -120,7 +124,7 @@ if (json) {
   console.log(JSON.stringify(out));
 } else {
   console.log(
-    `CT-MoE tiny training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads): ${per(stepMs)} ms = ${Object.entries(
+    `CT-MoE ${preset} training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads): ${per(stepMs)} ms = ${Object.entries(
       phaseMs,
     )
       .map(([k, v]) => `${k} ${per(v)}`)
