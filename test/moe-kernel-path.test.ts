@@ -724,30 +724,32 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
       c = f(40),
       idx = Int32Array.from({ length: 10 }, (_, r) => 9 - r);
     assert.throws(() => k.moeFuseLocal({ a: c, rowElems: 4 }), { message: /moeFuseLocal: no fusion is open/ });
+    // the grouped GEMM each case runs: x [10, 4] times w's segments into c
+    const xTimesW = {
+      a: x,
+      aIdx: null,
+      scale: null,
+      lda: 4,
+      b: w,
+      b2: null,
+      kSplit: 0,
+      bTrans: false,
+      bExpertStride: 16,
+      ldb: 4,
+      seg,
+      c,
+      ldc: 4,
+      n: 4,
+      k: 4,
+      accumulate: false,
+    };
     // each case: what to declare block-local, then the stage that reaches it
     const cases: [string, () => void, RegExp][] = [
       [
         'read through an index',
         () => {
           k.moeFuseLocal({ a: x, rowElems: 4 });
-          k.moeGemmRows({
-            a: x,
-            aIdx: idx,
-            scale: null,
-            lda: 4,
-            b: w,
-            b2: null,
-            kSplit: 0,
-            bTrans: false,
-            bExpertStride: 16,
-            ldb: 4,
-            seg,
-            c,
-            ldc: 4,
-            n: 4,
-            k: 4,
-            accumulate: false,
-          });
+          k.moeGemmRows({ ...xTimesW, aIdx: idx });
         },
         /cannot be read through a row index/,
       ],
@@ -755,24 +757,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         'another row length',
         () => {
           k.moeFuseLocal({ a: c, rowElems: 2 });
-          k.moeGemmRows({
-            a: x,
-            aIdx: null,
-            scale: null,
-            lda: 4,
-            b: w,
-            b2: null,
-            kSplit: 0,
-            bTrans: false,
-            bExpertStride: 16,
-            ldb: 4,
-            seg,
-            c,
-            ldc: 4,
-            n: 4,
-            k: 4,
-            accumulate: false,
-          });
+          k.moeGemmRows(xTimesW);
         },
         /row length other than the one declared/,
       ],
@@ -780,24 +765,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
         'a weight',
         () => {
           k.moeFuseLocal({ a: w, rowElems: 4 });
-          k.moeGemmRows({
-            a: x,
-            aIdx: null,
-            scale: null,
-            lda: 4,
-            b: w,
-            b2: null,
-            kSplit: 0,
-            bTrans: false,
-            bExpertStride: 16,
-            ldb: 4,
-            seg,
-            c,
-            ldc: 4,
-            n: 4,
-            k: 4,
-            accumulate: false,
-          });
+          k.moeGemmRows(xTimesW);
         },
         /must be accessed by sorted row/,
       ],
@@ -823,24 +791,7 @@ describe('fused MoE vs reference composition [native]', { skip: !hasNative && 'n
     });
     assert.throws(() => k.moeFuseLocal({ a: x, rowElems: 0 }), { message: /moeFuseLocal: rowElems/ });
     assert.throws(() => k.moeFuseLocal({ a: x.subarray(0, 2), rowElems: 4 }), { message: /must hold at least one row/ });
-    k.moeGemmRows({
-      a: x,
-      aIdx: null,
-      scale: null,
-      lda: 4,
-      b: w,
-      b2: null,
-      kSplit: 0,
-      bTrans: false,
-      bExpertStride: 16,
-      ldb: 4,
-      seg,
-      c,
-      ldc: 4,
-      n: 4,
-      k: 4,
-      accumulate: false,
-    });
+    k.moeGemmRows(xTimesW);
     k.moeFuseRun();
   });
 
