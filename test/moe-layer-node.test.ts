@@ -220,54 +220,32 @@ describe('moePlanRoutes and routerLayerBackward [native]', { skip: !hasNative &&
         dx: null,
       });
       assertClose(dwr, dwrAux, atol, rtol, `${dtype} dwr without the weights term`);
+      // the call the two checks below break, one field each
+      const badCall = {
+        scores,
+        lse,
+        ids,
+        rowDw,
+        slotRow,
+        t: T,
+        e: E,
+        k: K,
+        renorm: true,
+        scale: 1.5,
+        lbCoef: null,
+        zCoef: 0,
+        x: null,
+        dwr: null,
+        wr: null,
+        rowDx: null,
+        h: H,
+        dx: null,
+      };
       assert.throws(
-        () =>
-          rk.routerLayerBackward({
-            scores,
-            lse,
-            ids,
-            rowDw,
-            slotRow: Int32Array.from(slotRow, (r) => (r === 0 ? S : r)),
-            t: T,
-            e: E,
-            k: K,
-            renorm: true,
-            scale: 1.5,
-            lbCoef: null,
-            zCoef: 0,
-            x: null,
-            dwr: null,
-            wr: null,
-            rowDx: null,
-            h: H,
-            dx: null,
-          }),
+        () => rk.routerLayerBackward({ ...badCall, slotRow: Int32Array.from(slotRow, (r) => (r === 0 ? S : r)) }),
         new RegExp(`routerLayerBackward: slotRow\\[0\\] = ${S} is past the rows of rowDw / rowDx \\(${S}\\)`),
       );
-      assert.throws(
-        () =>
-          rk.routerLayerBackward({
-            scores,
-            lse,
-            ids,
-            rowDw,
-            slotRow,
-            t: T,
-            e: E,
-            k: K,
-            renorm: true,
-            scale: 1.5,
-            lbCoef: null,
-            zCoef: 0,
-            x: null,
-            dwr: null,
-            wr: null,
-            rowDx: null,
-            h: H,
-            dx: floats(dtype, T * H, gen),
-          }),
-        /routerLayerBackward: wr must be/,
-      );
+      assert.throws(() => rk.routerLayerBackward({ ...badCall, dx: floats(dtype, T * H, gen) }), /routerLayerBackward: wr must be/);
     }
   });
 });
