@@ -2,22 +2,18 @@
 // allowed; a very small run (6 steps, a micro model, 2 variants) writes results.json, the figures
 // and report.html, and a rerun skips the finished variants.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { InvalidArgumentError } from 'commander';
 import { parseSet, parseVariants } from '../src/cli/ablate.js';
+import { runMoekit } from './helpers/cli.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-function moekit(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 50_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const moekit = (args: string[]) => runMoekit(args, { timeout: 50_000 });
 
 test('bad options are rejected naming the option, the value and what is allowed', () => {
   const cases: [string[], RegExp][] = [
@@ -35,7 +31,7 @@ test('bad options are rejected naming the option, the value and what is allowed'
   ];
   for (const [args, re] of cases) {
     const r = moekit(['ablate', ...args, '--out', join(tmpdir(), 'moekit-never-written')]);
-    assert.equal(r.code, 1, `${args.join(' ')}: exit code`);
+    assert.equal(r.code, 1, r.why);
     assert.match(r.stderr, re, args.join(' '));
   }
   assert.ok(!existsSync(join(tmpdir(), 'moekit-never-written')));
@@ -79,7 +75,7 @@ test('a 6-step run of 2 variants writes results.json, figures and report.html; a
     ...micro.flatMap((s) => ['--set', s]),
   ];
   const r = moekit(args);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 0, r.why);
   assert.match(r.stdout, /CT-MoE-Full step 6\/6/);
   assert.match(r.stdout, /Model\s+Params \(M\)\s+Code PPL/);
   assert.ok(r.stdout.includes(`report:   ${join(out, 'report.html')}`));
@@ -96,13 +92,13 @@ test('a 6-step run of 2 variants writes results.json, figures and report.html; a
   assert.ok(html.includes('&quot;dModel&quot;:16'), 'the overrides are in the report');
 
   const again = moekit(args);
-  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.code, 0, again.why);
   assert.match(again.stdout, /CT-MoE-Full: finished in an earlier run, skipped/);
   assert.match(again.stdout, /StandardMoE: finished in an earlier run, skipped/);
 
   // a second seed on top: the first seed's runs are kept, the report gets intervals
   const seeds = moekit([...args, '--seeds', '2']);
-  assert.equal(seeds.code, 0, seeds.stderr);
+  assert.equal(seeds.code, 0, seeds.why);
   assert.match(seeds.stdout, /2 seeds \(42, 43\): 4 runs/);
   assert.match(seeds.stdout, /CT-MoE-Full seed 42: finished in an earlier run, skipped/);
   assert.match(seeds.stdout, /CT-MoE-Full seed 43 step 6\/6/);

@@ -12,21 +12,15 @@ import { parseSet } from '../src/cli/ablate.js';
 import { parseFloatStrict, parseIntStrict } from '../src/cli/args.js';
 import { experimentConfig } from '../src/experiments/ctmoe/config.js';
 import { checkTrainingMemory, estimateTrainingMemory } from '../src/experiments/ctmoe/memory.js';
+import { runMoekit as moekit } from './helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'moekit-cli-errors-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-function moekit(args: string[]) {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
-}
-
 /** Exit 1, the first stderr line matches, at most a hint after it, no help text, no stack. */
 function failsInOneLine(args: string[], re: RegExp): void {
   const r = moekit(args);
-  assert.equal(r.code, 1, `${args.join(' ')}: exit code (stderr: ${r.stderr})`);
+  assert.equal(r.code, 1, r.why);
   const lines = r.stderr.trim().split('\n');
   assert.match(lines[0]!, re, args.join(' '));
   assert.ok(lines.length <= 2, `${args.join(' ')}: ${lines.length} lines:\n${r.stderr}`);

@@ -3,7 +3,7 @@
 // message and never a stack, the event stream (every line, then appended ones), and the CLI's
 // one-line error for a missing run directory.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { LOG_JSONL } from '../src/dashboard/log-format.js';
 import { type DashboardServer, startDashboard } from '../src/dashboard/server.js';
 import { runAblation } from '../src/experiments/ctmoe/index.js';
+import { runMoekit } from './helpers/cli.js';
 import { MICRO, synthData } from './helpers/ctmoe-micro.js';
 
 const out = mkdtempSync(join(tmpdir(), 'moekit-dashsrv-'));
@@ -127,12 +128,8 @@ test('the event stream sends the run, every line so far, then lines as they are 
 });
 
 test('moekit dashboard on a missing directory fails with a one-line error (then the usage)', () => {
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'main.ts'), 'dashboard', join(out, 'missing')],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  assert.equal(r.status, 1);
+  const r = runMoekit(['dashboard', join(out, 'missing')], { timeout: 30_000 });
+  assert.equal(r.code, 1, r.why);
   assert.equal(r.stderr.split('\n')[0], `error: run directory '${join(out, 'missing')}' does not exist or is not a directory`);
   assert.ok(!/\s+at\s/.test(r.stderr), 'no stack trace');
 });

@@ -2,11 +2,11 @@
 // name the sources use is registered, reads are validated, and the CLI reports a bad value
 // of a variable the C side reads (MOEKIT_NUM_THREADS) in one line instead of ignoring it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { ENV_VARS, EnvError, readEnv } from '../src/env.js';
+import { runMoekit } from './helpers/cli.js';
 import { withEnv } from './helpers/env.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -77,12 +77,8 @@ test('moekit info: a bad MOEKIT_NUM_THREADS or MOEKIT_BACKEND is one line, no st
     ['MOEKIT_NUM_THREADS', '100000'],
     ['MOEKIT_BACKEND', 'nosuch'],
   ] as const) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'info'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-      env: { ...process.env, [name]: value },
-    });
-    assert.equal(r.status, 1, `${name}=${value}: ${r.stdout}`);
+    const r = runMoekit(['info'], { timeout: 30_000, env: { ...process.env, [name]: value } });
+    assert.equal(r.code, 1, `${name}=${value}: ${r.why}`);
     const lines = r.stderr.trim().split('\n');
     assert.match(lines[0]!, new RegExp(`^error: ${name}='${value}' is invalid: expected `));
     assert.ok(!r.stderr.includes('    at '), r.stderr);

@@ -35,6 +35,39 @@ test('useThroughputGc: V8 marks incrementally by default and not once it is call
   assert.ok(after.kinds.includes(4), `major GCs still run (kinds ${after.kinds})`);
 });
 
+/** Grows the heap until V8 has marked incrementally, calls useThroughputGc, grows on. */
+const MID_CYCLE_SCRIPT = `
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { useThroughputGc } from '${MODULE}';
+const entries = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) entries.push({ kind: e.detail.kind, start: e.startTime }); }).observe({ entryTypes: ['gc'] });
+const keep = [];
+// keeps the newest 12 arrays (~45 MB): the old generation fills with garbage, so major GCs recur
+const grow = (n) => { for (let i = 0; i < n; i++) { keep.push(Array.from({ length: 100000 }, (_, j) => ({ i, j }))); if (keep.length > 12) keep.shift(); } };
+grow(20);
+const t0 = performance.now();
+const inEffect = useThroughputGc();
+const t1 = performance.now();
+grow(40);
+setTimeout(() => console.log(JSON.stringify({ inEffect, t0, t1, entries })), 20);
+`;
+
+test('useThroughputGc called while V8 marks: a full GC ends the cycle, then no marking', () => {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', MID_CYCLE_SCRIPT], { encoding: 'utf8' });
+  const r = JSON.parse(out.trim().split('\n').pop()!) as {
+    inEffect: boolean;
+    t0: number;
+    t1: number;
+    entries: { kind: number; start: number }[];
+  };
+  assert.equal(r.inEffect, true);
+  const kinds = (from: number, to: number) => r.entries.filter((e) => e.start >= from && e.start < to).map((e) => e.kind);
+  assert.ok(kinds(0, r.t0).includes(8), `V8 was marking incrementally before the call (${kinds(0, r.t0)})`);
+  assert.ok(kinds(r.t0, r.t1).includes(4), `a full GC inside the call (${kinds(r.t0, r.t1)})`);
+  const after = kinds(r.t1, Number.POSITIVE_INFINITY);
+  assert.ok(!after.includes(8), `no marking after the call (${after})`);
+});
+
 test('useThroughputGc leaves an explicit --incremental-marking alone and reports it', () => {
   const kept = run(true, ['--incremental-marking']);
   assert.equal(kept.inEffect, false);

@@ -1,7 +1,6 @@
 // `moekit inspect` on checkpoint directories: every tensor checked by name from the headers,
 // per-expert norms read from the experts' bytes only, single-file and sharded checkpoints.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { checkpointLayout } from '../src/inspect/checkpoint-layout.js';
 import { modelSpecFromHf } from '../src/inspect/model-spec.js';
 import { inspectTarget } from '../src/inspect/target.js';
 import { Generator } from '../src/tensor/random.js';
+import { runMoekit } from './helpers/cli.js';
 import { TINY_DEEPSEEK_V3 } from './helpers/tiny-deepseek-v3.js';
 
 const TINY = {
@@ -170,33 +170,31 @@ test('readTensorRows reads a row range; the shard index is cross-checked', () =>
 });
 
 test('moekit inspect prints the table, --json the report, exit 2 on a mismatching checkpoint, 1 with a one-line error', () => {
-  const main = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', main, 'inspect', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const run = (...args: string[]) => runMoekit(['inspect', ...args]);
   const table = run(join(import.meta.dirname, '..', 'models', 'mixtral-8x7b.json'));
-  assert.equal(table.status, 0, table.stderr);
+  assert.equal(table.code, 0, table.why);
   assert.match(table.stdout, /0-31\s+moe\s+8\s+2/);
   assert.match(table.stdout, /46,702,792,704 \(46\.70B\)/);
   const t = tensorsFor(TINY);
   delete t['model.norm.weight'];
   const json = run(modelDir(TINY, t), '--json');
-  assert.equal(json.status, 0, json.stderr);
+  assert.equal(json.code, 0, json.why);
   const parsed = JSON.parse(json.stdout) as { checkpoint: { missing: string[] }; model: { params: { total: number } } };
   assert.deepEqual(parsed.checkpoint.missing, ['model.norm.weight']);
   assert.equal(parsed.model.params.total, 652);
   const bad = run(modelDir(TINY, t));
-  assert.equal(bad.status, 2);
+  assert.equal(bad.code, 2, bad.why);
   assert.match(bad.stdout, /missing \(1\):\n {2}model\.norm\.weight/);
   const err = run(join(import.meta.dirname, 'helpers'));
-  assert.equal(err.status, 1);
+  assert.equal(err.code, 1, err.why);
   assert.match(err.stderr.split('\n')[0]!, /^error: .*a model directory needs a config\.json$/);
   assert.doesNotMatch(err.stderr, /\n\s+at /, 'no stack trace');
   // a shipped model by name; an unknown name lists them
   const named = run('qwen3-30b-a3b', '--json');
-  assert.equal(named.status, 0, named.stderr);
+  assert.equal(named.code, 0, named.why);
   assert.equal((JSON.parse(named.stdout) as { model: { params: { total: number } } }).model.params.total, 30_532_122_624);
   const unknown = run('no-such-model');
-  assert.equal(unknown.status, 1);
+  assert.equal(unknown.code, 1, unknown.why);
   assert.match(unknown.stderr, /models: dbrx, deepseek-v2-lite, .*qwen3-30b-a3b/);
 });
 

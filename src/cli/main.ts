@@ -10,12 +10,16 @@ import { registerInfoCommand } from './info.js';
 import { registerInspectCommand } from './inspect.js';
 import { useThroughputGc } from '../tensor/gc-policy.js';
 
-// training runs: see gc-policy.ts (docs/performance.md: src/tensor/gc-policy.ts: useThroughputGc)
-useThroughputGc();
+/** The commands that train: they run under useThroughputGc (gc-policy.ts; docs/performance.md). */
+const TRAINING_COMMANDS = new Set(['ablate', 'demo']);
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts for TypeScript').showHelpAfterError(USAGE_HINT);
 program.option(DEBUG_FLAG, 'print the stack trace of an error');
+// After the options parsed (a bad option never gets here), before the command runs.
+program.hook('preAction', (_program, command) => {
+  if (TRAINING_COMMANDS.has(command.name())) useThroughputGc();
+});
 
 registerInfoCommand(program);
 registerDemoCommand(program);

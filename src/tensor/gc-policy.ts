@@ -13,8 +13,15 @@
 // With incremental marking off, a major GC runs at once when the old generation reaches its
 // limit; for tensor workloads (small heap, data in ArrayBuffers that scavenges free) that is a
 // few ms, rarely. For a process whose JavaScript heap is large, it means longer pauses, so this
-// is opt-in: moekit's CLI and benchmarks call it, a training script can.
+// is opt-in: moekit's CLI (for the commands that train) and benchmarks call it, a training
+// script can.
+//
+// The flag is flipped at run time, which V8 supports only between marking cycles: flipped while
+// an incremental cycle runs, the concurrent marker can crash the process (a fatal "unreachable
+// code" in ConcurrentMarking::RunMajor, seen in CI). So a full GC ends any cycle first; nothing
+// allocates between it and the flip, so no cycle can start in between.
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const FLAG = 'incremental-marking';
 
@@ -26,13 +33,37 @@ export function startupFlag(name: string): boolean | null {
   return null;
 }
 
+let gcFn: (() => void) | null | undefined;
+
+/** V8's full, synchronous GC (`global.gc`, or reached through --expose-gc); null where neither works. */
+export function fullGcFunction(): (() => void) | null {
+  if (gcFn !== undefined) return gcFn;
+  try {
+    const g = (globalThis as { gc?: () => void }).gc;
+    if (typeof g === 'function') {
+      gcFn = g;
+      return g;
+    }
+    setFlagsFromString('--expose-gc');
+    const f = runInNewContext('gc') as unknown;
+    gcFn = typeof f === 'function' ? (f as () => void) : null;
+  } catch {
+    gcFn = null;
+  }
+  return gcFn;
+}
+
 /**
  * Turns V8's incremental marking off for this process (see above), unless it was started with
- * --incremental-marking or --no-incremental-marking. Returns whether marking is now off.
+ * --incremental-marking or --no-incremental-marking. Returns whether marking is now off (false
+ * also where no full GC can be run first).
  */
 export function useThroughputGc(): boolean {
   const choice = startupFlag(FLAG);
   if (choice !== null) return !choice;
+  const gc = fullGcFunction();
+  if (!gc) return false;
+  gc();
   setFlagsFromString(`--no-${FLAG}`);
   return true;
 }

@@ -15,32 +15,13 @@
 // still be freeing them while the caller allocates). A no-op where gc cannot be reached;
 // MOEKIT_MOE_GC=0 turns it off.
 import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { startupFlag } from './gc-policy.js';
+import { fullGcFunction, startupFlag } from './gc-policy.js';
 import { envSwitch } from '../env.js';
 
 const GC_MIN_BYTES = 128 << 20;
 const SWEEP_FLAG = 'concurrent-array-buffer-sweeping';
-let gcFn: (() => void) | null | undefined;
 let nextGcAt = 0;
 let droppedBytes = 0;
-
-function gcFunction(): (() => void) | null {
-  if (gcFn !== undefined) return gcFn;
-  try {
-    const g = (globalThis as { gc?: () => void }).gc;
-    if (typeof g === 'function') {
-      gcFn = g;
-      return g;
-    }
-    setFlagsFromString('--expose-gc');
-    const f = runInNewContext('gc') as unknown;
-    gcFn = typeof f === 'function' ? (f as () => void) : null;
-  } catch {
-    gcFn = null;
-  }
-  return gcFn;
-}
 
 /** zeroGrad() reports the bytes of the gradients it drops. */
 export function noteDroppedGradient(bytes: number): void {
@@ -52,7 +33,7 @@ export function collectBeforeLargeOutputs(bytes: number): void {
   if (bytes < GC_MIN_BYTES || !envSwitch('MOEKIT_MOE_GC', true)) return;
   const known = droppedBytes >= GC_MIN_BYTES;
   if (!known && performance.now() < nextGcAt) return;
-  const gc = gcFunction();
+  const gc = fullGcFunction();
   if (!gc) return;
   const t0 = performance.now();
   const restore = startupFlag(SWEEP_FLAG) !== false;
