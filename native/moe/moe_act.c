@@ -9,6 +9,7 @@
 
 #include "cpu.h"
 #include "moe.h"
+#include "moe_act_vec.h"
 #include "moe_fuse.h"
 
 #define MK_INV_SQRT2 0.7071067811865476
@@ -148,20 +149,39 @@ static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t ta
 
 /* the f32 SwiGLU row functions to use for this layout */
 static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
+  if (cs == 1) switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
-  if (cs == 1 && mk_cpu_isa() == MK_ISA_AVX512)
-    return backward ? swiglu_bwd_rows_f32_avx512 : swiglu_fwd_rows_f32_avx512;
+      case MK_ISA_AVX512:
+        return backward ? swiglu_bwd_rows_f32_avx512 : swiglu_fwd_rows_f32_avx512;
+      case MK_ISA_AVX2:
+        return backward ? mk_swiglu_bwd_rows_f32_avx2 : mk_swiglu_fwd_rows_f32_avx2;
 #endif
-  (void)cs;
+#if defined(__aarch64__)
+      case MK_ISA_NEON:
+        return backward ? mk_swiglu_bwd_rows_f32_neon : mk_swiglu_fwd_rows_f32_neon;
+#endif
+      default:
+        break;
+    }
   return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
 mk_moe_tile_f32 mk_moe_epilogue_f32(mk_moe_epilogue e) {
   if (e == MK_EPI_GELU) return mk_moe_f32_gelu_tile;
+  switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
-  if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_tile_f32;
+    case MK_ISA_AVX512:
+      return swiglu_fwd_tile_f32;
+    case MK_ISA_AVX2:
+      return mk_swiglu_fwd_tile_f32_avx2;
 #endif
-  return mk_moe_f32_swiglu_tile;
+#if defined(__aarch64__)
+    case MK_ISA_NEON:
+      return mk_swiglu_fwd_tile_f32_neon;
+#endif
+    default:
+      return mk_moe_f32_swiglu_tile;
+  }
 }
 
 mk_moe_tile_f64 mk_moe_epilogue_f64(mk_moe_epilogue e) {

@@ -1,7 +1,8 @@
 /*
  * A stand-alone check of the native kernels, without Node: the GEMM (kernels_check.c), the
- * grouped MoE GEMMs (kernels_check_moe.c) and the router pass (kernels_check_router.c) of every
- * ISA this CPU runs, against plain C references in double at small sizes. Built for the host
+ * grouped MoE GEMMs (kernels_check_moe.c), the router pass (kernels_check_router.c) and the
+ * SwiGLU passes (kernels_check_act.c) of every ISA this CPU runs, against plain C references in
+ * double at small sizes. Built for the host
  * and, with Debian's aarch64-linux-gnu-gcc, for aarch64 to run the NEON kernels under
  * qemu-aarch64 (test/native-kernels-cross.test.ts). Not part of the addon (binding.gyp lists
  * the kernel folders only). Prints one line per failure; exits 1 if any check failed.
@@ -25,5 +26,6 @@ void kc_fail(const char *fmt, ...);
 /* The checks of each file for the ISA in use (mk_cpu_isa()); failures go through kc_fail. */
 void kc_check_moe(void);
 void kc_check_router(void);
+void kc_check_act(void);
 
 #endif

@@ -1,0 +1,123 @@
+/*
+ * AVX2 SwiGLU for f32 (moe_act_vec.h): 8 lanes; a row's tail goes through a zero-padded copy so
+ * every element takes the vector arithmetic.
+ */
+#include "moe_act_vec.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "moe.h"
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* sigmoid(x) = 1 / (1 + e^-x): e^y as moe_act.c's sigmoid16 computes it, 2^n built in the
+ * exponent bits (|y| <= 88 keeps n + 127 in [0, 254]); the reciprocal is rcp (12 bits) refined
+ * by one Newton step (~23 bits) */
+static AVX2 inline __m256 sigmoid8(__m256 x) {
+  __m256 y = _mm256_sub_ps(_mm256_setzero_ps(), x);
+  y = _mm256_max_ps(_mm256_min_ps(y, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), y);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+  const __m256 q = _mm256_rcp_ps(d);
+  return _mm256_fmadd_ps(q, _mm256_fnmadd_ps(d, q, _mm256_set1_ps(1.0f)), q);
+}
+
+static AVX2 inline __m256 swiglu8(__m256 g, __m256 u) { return _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), u); }
+
+static AVX2 void swiglu_fwd_row(const float *g, const float *u, float *h, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(h + i, swiglu8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+  if (i == n) return;
+  float gt[8] = {0}, ut[8] = {0}, ht[8];
+  memcpy(gt, g + i, sizeof(float) * (size_t)(n - i));
+  memcpy(ut, u + i, sizeof(float) * (size_t)(n - i));
+  _mm256_storeu_ps(ht, swiglu8(_mm256_loadu_ps(gt), _mm256_loadu_ps(ut)));
+  memcpy(h + i, ht, sizeof(float) * (size_t)(n - i));
+}
+
+/* the backward of 8 lanes (moe_act.c's swiglu_bwd_row_f32); returns dy * h for the dot */
+static AVX2 inline __m256 swiglu_bwd8(__m256 gv, __m256 uv, __m256 dyv, __m256 w, __m256 *dg, __m256 *du, __m256 *hv) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sg = sigmoid8(gv), s = _mm256_mul_ps(gv, sg);
+  *hv = _mm256_mul_ps(s, uv);
+  const __m256 dh = _mm256_mul_ps(w, dyv);
+  const __m256 ds = _mm256_mul_ps(sg, _mm256_fmadd_ps(gv, _mm256_sub_ps(one, sg), one)); /* silu'(g) */
+  *dg = _mm256_mul_ps(_mm256_mul_ps(dh, uv), ds);
+  *du = _mm256_mul_ps(dh, s);
+  return _mm256_mul_ps(dyv, *hv);
+}
+
+static AVX2 double swiglu_bwd_row(const float *g, const float *u, const float *dy, float wr, float *dg, float *du,
+                                  float *ho, int64_t n) {
+  const __m256 w = _mm256_set1_ps(wr);
+  __m256 dot = _mm256_setzero_ps(), dgv, duv, hv;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    dot = _mm256_add_ps(
+        dot, swiglu_bwd8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i), _mm256_loadu_ps(dy + i), w, &dgv, &duv, &hv));
+    _mm256_storeu_ps(dg + i, dgv);
+    _mm256_storeu_ps(du + i, duv);
+    if (ho) _mm256_storeu_ps(ho + i, hv);
+  }
+  if (i < n) {
+    const size_t tail = sizeof(float) * (size_t)(n - i);
+    float gt[8] = {0}, ut[8] = {0}, dyt[8] = {0}, dgt[8], dut[8], ht[8];
+    memcpy(gt, g + i, tail);
+    memcpy(ut, u + i, tail);
+    memcpy(dyt, dy + i, tail);
+    dot = _mm256_add_ps(
+        dot, swiglu_bwd8(_mm256_loadu_ps(gt), _mm256_loadu_ps(ut), _mm256_loadu_ps(dyt), w, &dgv, &duv, &hv));
+    _mm256_storeu_ps(dgt, dgv);
+    _mm256_storeu_ps(dut, duv);
+    _mm256_storeu_ps(ht, hv);
+    memcpy(dg + i, dgt, tail);
+    memcpy(du + i, dut, tail);
+    if (ho) memcpy(ho + i, ht, tail);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, dot);
+  double sum = 0;
+  for (int l = 0; l < 8; l++) sum += lanes[l];
+  return sum;
+}
+
+void mk_swiglu_fwd_tile_f32_avx2(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
+                                 int64_t n) {
+  for (int64_t i = 0; i < rows; i++) swiglu_fwd_row(g + i * ld, u + i * ld, h + i * ldh, n);
+}
+
+void mk_swiglu_fwd_rows_f32_avx2(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_act *a = (const mk_moe_act *)p;
+  for (int64_t r = b; r < e; r++) {
+    const float *gu = (const float *)a->gu + r * a->ld;
+    swiglu_fwd_row(gu + a->goff, gu + a->uoff, (float *)a->h + r * a->I, a->I);
+  }
+}
+
+void mk_swiglu_bwd_rows_f32_avx2(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_act *a = (const mk_moe_act *)p;
+  for (int64_t r = b; r < e; r++) {
+    const float *gu = (const float *)a->gu + r * a->ld;
+    float *dgu = (float *)a->dgu + r * a->ld;
+    const double d = swiglu_bwd_row(gu + a->goff, gu + a->uoff, (const float *)a->dy + r * a->I,
+                                    a->w ? ((const float *)a->w)[r] : 1.0f, dgu + a->goff, dgu + a->uoff,
+                                    a->hout ? (float *)a->hout + r * a->I : NULL, a->I);
+    if (a->dw) ((float *)a->dw)[r] = (float)d;
+  }
+}
+#endif
