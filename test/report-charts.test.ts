@@ -26,7 +26,7 @@ test('renderSvg keeps the title and axis titles in the bundled font', async () =
 });
 
 test('svgToPng gives a PNG of the chart size', async () => {
-  const png = svgToPng(await renderSvg(spec), 1);
+  const png = await svgToPng(await renderSvg(spec), 1);
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   // IHDR width/height (big-endian) match the SVG's size at scale 1
   const view = new DataView(png.buffer, png.byteOffset);

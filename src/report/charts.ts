@@ -1,9 +1,9 @@
 // Charts: Vega-Lite specs rendered headless to SVG (vega) and PNG (resvg, with a bundled font).
+// The renderers load on first use: they are a quarter of the CLI's start-up, and most commands
+// draw nothing.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../io/atomic.js';
 
 export type ChartSpec = TopLevelSpec;
@@ -23,6 +23,7 @@ export async function renderSvg(spec: ChartSpec): Promise<string> {
     ...spec,
     config: { font: FONT_FAMILY, ...(spec as { config?: object }).config },
   } as ChartSpec;
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(withFont).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
@@ -30,7 +31,8 @@ export async function renderSvg(spec: ChartSpec): Promise<string> {
 }
 
 /** SVG markup -> PNG bytes at `scale` x the SVG's size (2 gives ~150 dpi for a typical chart). */
-export function svgToPng(svg: string, scale = 2): Uint8Array {
+export async function svgToPng(svg: string, scale = 2): Promise<Uint8Array> {
+  const { Resvg } = await import('@resvg/resvg-js');
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
@@ -45,6 +47,6 @@ export async function writeFigure(dir: string, name: string, spec: ChartSpec): P
   const svgPath = join(dir, `${name}.svg`);
   const pngPath = join(dir, `${name}.png`);
   await writeFileAtomic(svgPath, svg);
-  await writeFileAtomic(pngPath, svgToPng(svg));
+  await writeFileAtomic(pngPath, await svgToPng(svg));
   return { svg: svgPath, png: pngPath };
 }
