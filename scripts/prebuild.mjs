@@ -6,6 +6,7 @@
 // Runs at `npm pack` / `npm publish` (prepack); `--clean` (postpack) removes prebuilds/ again so a
 // developer checkout keeps compiling at `npm ci`. No ISA flags: one x86-64 binary serves every CPU
 // (the kernels pick AVX-512 / AVX2 / scalar at run time; the arm64 one runs NEON kernels, aarch64's baseline).
+// The glibc ones run on glibc >= 2.28 whatever the build machine's (native/runtime/glibc_floor.h).
 //
 // It compiles in a staging copy of native/ and binding.gyp, never in the package's own build/
 // (prebuildify moves the binary out of build/Release, and tests load that one).
@@ -59,6 +60,21 @@ const prebuildify = createRequire(join(root, 'package.json')).resolve('prebuildi
 const stage = mkdtempSync(join(tmpdir(), 'moekit-prebuild-'));
 for (const part of ['native', 'binding.gyp', 'package.json']) cpSync(join(pkgDir, part), join(stage, part), { recursive: true });
 
+/** The oldest glibc the glibc binaries run on (Node 20's floor); native/runtime/glibc_floor.h binds the newer symbols. */
+const GLIBC_FLOOR = [2, 28];
+const GLIBC_FLOOR_HEADER = join(stage, 'native', 'runtime', 'glibc_floor.h');
+
+/** The glibc versions above GLIBC_FLOOR that `file` needs (the names of its version needs sit in .dynstr). */
+function glibcAboveFloor(file) {
+  const names = new Set(
+    readFileSync(file)
+      .toString('latin1')
+      .match(/GLIBC_2\.[0-9]+(\.[0-9]+)?/g) ?? [],
+  );
+  const above = ([maj, min]) => maj > GLIBC_FLOOR[0] || (maj === GLIBC_FLOOR[0] && min > GLIBC_FLOOR[1]);
+  return [...names].filter((n) => above(n.slice(6).split('.').map(Number))).sort();
+}
+
 /** Reads the ELF header: the machine, and whether the binary links glibc (libc.so.6) or not. */
 function elfFacts(file) {
   const head = Buffer.alloc(20);
@@ -82,6 +98,7 @@ try {
     if (nodeDir) env.npm_config_nodedir = nodeDir;
     // gyp's make files link with CXX: a C-only addon links fine with the C compiler
     if (t.cc) Object.assign(env, { CC: t.cc, CXX: t.cc, LINK: t.cc });
+    if (t.libc === 'glibc') env.CFLAGS = `${env.CFLAGS ?? ''} -include ${GLIBC_FLOOR_HEADER}`.trim();
     const args = [
       prebuildify,
       '--napi',
@@ -110,6 +127,15 @@ try {
     const elf = process.platform === 'linux' ? elfFacts(file) : null;
     if (elf && (elf.machine !== ELF_MACHINE[t.arch] || elf.glibc !== (t.libc === 'glibc'))) {
       console.error(`prebuild: ${file} is not a ${label} binary (ELF machine ${elf.machine}, links glibc: ${elf.glibc})`);
+      rmSync(file);
+      failed = true;
+      continue;
+    }
+    const tooNew = elf?.glibc ? glibcAboveFloor(file) : [];
+    if (tooNew.length > 0) {
+      console.error(
+        `prebuild: ${file} needs ${tooNew.join(', ')}, above glibc ${GLIBC_FLOOR.join('.')}: bind the symbol in native/runtime/glibc_floor.h (objdump -T names it)`,
+      );
       rmSync(file);
       failed = true;
       continue;

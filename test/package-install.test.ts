@@ -71,6 +71,13 @@ test('the packed package installs without compilers, loads its prebuild and matc
   assert.ok(!existsSync(join(installed, 'build')), 'nothing may be compiled in the installed package');
   const prebuildDir = join(installed, 'prebuilds', `${process.platform}-${process.arch}`);
   assert.ok(existsSync(prebuildDir) && readdirSync(prebuildDir).some((f) => f.endsWith('.node')), `no prebuild in ${prebuildDir}`);
+  const glibcBinary = join(prebuildDir, 'moekit.glibc.node');
+  if (existsSync(glibcBinary)) {
+    // it runs on glibc 2.28 (Node 20's floor): objdump lists every versioned symbol it needs
+    const needs = run('objdump', ['-T', glibcBinary], { env: process.env }).match(/GLIBC_2\.[\d.]+/g) ?? [];
+    const newest = needs.map((v) => v.slice(6).split('.').map(Number)).sort((a, b) => b[0]! - a[0]! || b[1]! - a[1]!)[0];
+    assert.ok(newest && (newest[0]! < 2 || (newest[0] === 2 && newest[1]! <= 28)), `needs glibc ${newest?.join('.')}`);
+  }
 
   // 4. `moekit info` names the prebuild; the install script would load it rather than compile
   const info = run(join(app, 'node_modules', '.bin', 'moekit'), ['info'], { cwd: app, env: hidden });
