@@ -50,16 +50,18 @@ const [pa, pb, pc] = [params(join(dir, 'A', rankDir), comm.size), params(join(di
 const El = cfg.numExperts / comm.size;
 let worst = 0;
 let compared = 0;
+if (Object.keys(pa).length !== Object.keys(pc).length) throw new Error(`the EP checkpoint holds ${Object.keys(pa).length} tensors, the single process's ${Object.keys(pc).length}`);
 for (const [k, t] of Object.entries(pc)) {
   const c = t.dataSync();
-  // an expert bank's rows: this rank's slice of the single process's, under the EP block's name
+  // under the EP block's name (the layer inside it); an expert bank: this rank's slice of the
+  // single process's rows, the only experts the rank holds
   const expert = /^gpt\.blocks\.(\d+)\.ffn\.experts\.(.+)$/.exec(k);
-  const name = expert ? k : k.replace(/\.ffn\./, '.ffn.layer.');
+  const name = k.replace(/\.ffn\./, '.ffn.layer.');
   const want = expert ? c.subarray(comm.rank * El * (c.length / cfg.numExperts), (comm.rank + 1) * El * (c.length / cfg.numExperts)) : c;
   if (!pa[name]) throw new Error(`EP checkpoint has no ${name}`);
   const a = pa[name]!.dataSync();
   const b = pb[name]!.dataSync();
-  if (a.length !== want.length) throw new Error(`${name}: ${a.length} values, the single process ${want.length}`);
+  if (a.length !== want.length) throw new Error(`${name}: ${a.length} values, the single process ${want.length} (its slice for this rank)`);
   for (let i = 0; i < want.length; i++) {
     worst = Math.max(worst, Math.abs(a[i]! - want[i]!));
     if (!(Math.abs(a[i]! - want[i]!) <= 2e-4 * Math.max(1, Math.abs(want[i]!)))) throw new Error(`EP parameter ${name}[${i}] = ${a[i]} but one process gives ${want[i]} (rank ${comm.rank})`);
