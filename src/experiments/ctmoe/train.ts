@@ -253,9 +253,10 @@ export function* variantRun(
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
-  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP without the
-  // routing sample: its forward is collective, and the other ranks do not run it)
-  const dashboardLog = !par || par.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, !ep) : null;
+  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP every rank runs
+  // the routing sample: its forwards are collective)
+  const writes = !par || par.isWriter;
+  const dashboardLog = writes || ep ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, writes) : null;
 
   const save = function* (): Reads<void> {
     if (dp && !dp.isWriter) return;
