@@ -142,11 +142,23 @@ export class ExpertBank extends Module {
     const mat = (out: number, inp: number): Parameter => {
       const shape = cfg.orientation === 'out-in' ? [E, out, inp] : [E, inp, out];
       if (options.init === 'normal')
-        return sharded(out * inp, () => gen.normal(), () => new Parameter(mul(randn(shape, { dtype, generator: gen }), 1 / Math.sqrt(inp))));
-      return sharded(out * inp, () => gen.uniform(), () => uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen));
+        return sharded(
+          out * inp,
+          () => gen.normal(),
+          () => new Parameter(mul(randn(shape, { dtype, generator: gen }), 1 / Math.sqrt(inp))),
+        );
+      return sharded(
+        out * inp,
+        () => gen.uniform(),
+        () => uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen),
+      );
     };
     const vec = (n: number, fan: number): Parameter =>
-      sharded(n, () => gen.uniform(), () => uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen));
+      sharded(
+        n,
+        () => gen.uniform(),
+        () => uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen),
+      );
     const separate = cfg.kind === 'gelu' || cfg.layout === 'separate';
     const firstOut = cfg.kind === 'gelu' ? I : 2 * I;
     this.gateProj = separate && cfg.kind !== 'gelu' ? mat(I, H) : null;
