@@ -101,10 +101,14 @@ test("a block over a layer built with another rank's expertShard is a one-line e
   );
 });
 
-test('experts not divisible by the group size, or a jittered router under TP: one-line errors at np 2', { skip }, () => {
+test("experts not divisible by the group size, or a jittered router under TP: one-line errors at np 2; buildMlpOrMoe under EP builds a layer of only the rank's experts", {
+  skip,
+}, () => {
   const run = runMpi(2, 'parity-worker.ts', ['indivisible']);
   assert.equal(run.status, 0, run.stderr);
   assert.deepEqual(passLines(run), [
+    'PASS buildMlpOrMoe ep rank 0',
+    'PASS buildMlpOrMoe ep rank 1',
     'PASS indivisible ep rank 0',
     'PASS indivisible ep rank 1',
     'PASS indivisible tp rank 0',

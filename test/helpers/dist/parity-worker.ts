@@ -13,10 +13,10 @@ import { sum } from '../../../src/ops/reduce.js';
 import { parseMoEConfig } from '../../../src/moe/config.js';
 import { MoELayer } from '../../../src/moe/layer.js';
 import { ctMoePreset } from '../../../src/moe/topology/preset.js';
-import type { Parameter } from '../../../src/nn/module.js';
+import { Module, type Parameter } from '../../../src/nn/module.js';
 import { worldCommunicator } from '../../../src/dist/communicator.js';
 import { allReduceGradients } from '../../../src/dist/differentiable.js';
-import { buildMoeBlock } from '../../../src/dist/builders.js';
+import { buildMlpOrMoe, buildMoeBlock } from '../../../src/dist/builders.js';
 import { ExpertParallelMoeBlock } from '../../../src/dist/ep-block.js';
 import { expertShardFor } from '../../../src/dist/partition.js';
 
@@ -83,6 +83,11 @@ if (process.argv[2] === 'indivisible') {
     }
     throw new Error(`${kind}: 7 experts over ${comm.size} ranks did not throw`);
   }
+  // Diffulex's builder hands the layer factory this rank's experts
+  const built = buildMlpOrMoe({ num_experts: 8 }, 0, () => new Module(), (expertShard) => new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2 } }), { expertShard }), { ep: comm });
+  if (!(built instanceof ExpertParallelMoeBlock) || built.experts.numExperts !== 8 / comm.size || built.layer.expertShard?.first !== (8 / comm.size) * comm.rank)
+    throw new Error('buildMlpOrMoe under EP did not build a layer holding only this rank\'s experts');
+  console.log(`PASS buildMlpOrMoe ep rank ${comm.rank}`);
   const jittered = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2, jitterEps: 0.01 } }));
   try {
     buildMoeBlock('tp', jittered, { group: comm });
