@@ -3,8 +3,9 @@
 // resumed (B); then, each rank alone, the same training in one process (C, its own folder).
 // Each rank checks that A's final parameters — the replicated ones and this rank's experts —
 // and logged losses equal C's (fp32 tolerance: the same global batch, dropout and LB loss over
-// all tokens), that B ends exactly where A does, and rank 0 that a single-process resume of an
-// EP checkpoint is refused (another world size).
+// all tokens), that the checkpoint holds only this rank's experts, that B ends exactly where A
+// does, and rank 0 that a single-process resume of an EP checkpoint is refused (another world
+// size) and that A's dashboard log (expert loads, the routing sample) equals C's.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOG_JSONL, type LogLine } from '../../../src/dashboard/log-format.js';
