@@ -1,5 +1,7 @@
-// Expert-parallel MoE block: each rank owns E / ep experts; token slots travel to the rank of
-// their expert through the naive all-to-all dispatcher and back.
+// Expert-parallel MoE block: each rank owns E / ep experts (the layer's own bank when it was
+// built with this rank's expertShard; else a copy of its slice); token slots travel to the rank
+// of their expert through the naive all-to-all dispatcher and back. The layer's routing hook
+// observes the routing of all tokens (round-robin: gathered over the ranks).
 //   sharding 'round-robin' (Diffulex's EP FusedMoE): every rank holds the same T tokens and
 //     takes arange(T)[rank::ep]; the outputs and router logits are all-reduced, so every rank
 //     ends with the full [T, H]. The replicated parameters' gradients (router, shared expert)
