@@ -247,7 +247,7 @@ export {
   moeLayerToHfTensors,
 } from './moe/hf/checkpoint.js';
 export { dequantizeMxfp4, e8m0, FP4_E2M1_VALUES, fp4E2M1 } from './moe/hf/mxfp4.js';
-export { type MoEForwardDetails, type MoEForwardOptions, MoELayer, type MoELayerOptions } from './moe/layer.js';
+export { type ExpertShard, type MoEForwardDetails, type MoEForwardOptions, MoELayer, type MoELayerOptions } from './moe/layer.js';
 export { auxLossWeights, LoadBalanceAccumulator, loadBalancingLoss, type LoadBalancingOptions, zLoss } from './moe/losses.js';
 export { countMetrics, meanRowEntropy, type MoEMetrics } from './moe/metrics.js';
 export {
@@ -403,6 +403,7 @@ export { ExpertParallel } from './dist/expert-parallel.js';
 export { allReduceGradients, allToAllV, copyToRegion, reduceFromRegion } from './dist/differentiable.js';
 export { type EpCapacityRule, ExpertParallelMoeBlock, type ExpertParallelOptions, type TokenSharding } from './dist/ep-block.js';
 export { NaiveAllToAllDispatcher } from './dist/naive-dispatcher.js';
+export { expertShardFor } from './dist/partition.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './dist/native-mpi.js';
 export { TensorParallelMoeBlock } from './dist/tp-block.js';
 // inspect

@@ -9,6 +9,8 @@ import { TensorParallelMoeBlock } from '../src/dist/tp-block.js';
 import { Module } from '../src/nn/module.js';
 import { MoELayer } from '../src/moe/layer.js';
 import { parseMoEConfig } from '../src/moe/config.js';
+import { Generator } from '../src/tensor/random.js';
+import { randn } from '../src/ops/creation.js';
 import { mpiSkipReason, passLines, runMpi } from './helpers/dist/mpirun.js';
 
 const skip = mpiSkipReason();
@@ -35,10 +37,78 @@ for (const np of [1, 2, 4]) {
   });
 }
 
-test('experts not divisible by the group size, or a jittered router under TP: one-line errors at np 2', { skip }, () => {
+test('the routing recorder over EP and TP blocks at np 2 records what one process records on the same global batch (ids, counts, drops exact; weights, entropies, selection bias)', {
+  skip,
+}, () => {
+  const run = runMpi(2, 'routing-worker.ts');
+  assert.equal(run.timedOut, false, 'mpirun timed out');
+  assert.equal(run.status, 0, run.stderr);
+  const want = ['capacity-drops', 'sigmoid-selection-bias']
+    .flatMap((c) => ['ep', 'tp'].flatMap((k) => [0, 1].map((r) => `PASS ${c} ${k} rank ${r}`)))
+    .sort();
+  assert.deepEqual(passLines(run), want);
+});
+
+for (const init of ['olmo-core', 'ct-moe'] as const) {
+  test(`expertShard (${init} init): the shards' experts together are the whole layer's at the same seed, the generator ends where the whole layer's does, and a sharded layer refuses to run alone`, () => {
+    const cfg = parseMoEConfig({
+      hiddenSize: 8,
+      router: { numExperts: 6, topK: 2 },
+      experts: { intermediateSize: 5, bias: true, layout: 'fused' },
+    });
+    const gen = new Generator(5);
+    const whole = new MoELayer(cfg, { generator: gen, init });
+    const after = gen.uniform();
+    for (const [first, count] of [
+      [0, 2],
+      [2, 2],
+      [4, 2],
+      [1, 4],
+      [0, 6],
+    ]) {
+      const g = new Generator(5);
+      const part = new MoELayer(cfg, { generator: g, init, expertShard: { first: first!, count: count! } });
+      assert.equal(g.uniform(), after, 'the draws after the layer');
+      assert.equal(part.experts.numExperts, count);
+      const parts = new Map(part.experts.namedParameters());
+      for (const [name, p] of whole.experts.namedParameters()) {
+        const per = p.size / 6;
+        assert.deepEqual(
+          parts.get(name)!.dataSync(),
+          p.dataSync().slice(first! * per, (first! + count!) * per),
+          `${name} of experts [${first}, ${first! + count!})`,
+        );
+      }
+      assert.deepEqual(part.routerWeight.dataSync(), whole.routerWeight.dataSync());
+      assert.throws(
+        () => part.forward(randn([3, 8])),
+        /^Error: MoELayer: this layer holds experts \[\d, \d\) of 6 only \(expertShard\); run it inside an expert- or tensor-parallel block \(src\/dist\)$/,
+      );
+    }
+    assert.throws(
+      () => new MoELayer(cfg, { expertShard: { first: 5, count: 2 } }),
+      /ExpertBank: shard experts \[5, 7\) must lie inside the 6 experts of the whole bank/,
+    );
+  });
+}
+
+test("a block over a layer built with another rank's expertShard is a one-line error naming both ranges", () => {
+  const cfg = parseMoEConfig({ hiddenSize: 8, router: { numExperts: 4, topK: 2 }, experts: { intermediateSize: 6 } });
+  const layer = new MoELayer(cfg, { expertShard: { first: 2, count: 2 } });
+  assert.throws(
+    () => buildMoeBlock('ep', layer),
+    /^RangeError: ep MoE block: the layer holds experts \[2, 4\) but rank 0 of 1 runs \[0, 4\); build it with expertShard: expertShardFor\(4, group\)$/,
+  );
+});
+
+test("experts not divisible by the group size, or a jittered router under TP: one-line errors at np 2; buildMlpOrMoe under EP builds a layer of only the rank's experts", {
+  skip,
+}, () => {
   const run = runMpi(2, 'parity-worker.ts', ['indivisible']);
   assert.equal(run.status, 0, run.stderr);
   assert.deepEqual(passLines(run), [
+    'PASS buildMlpOrMoe ep rank 0',
+    'PASS buildMlpOrMoe ep rank 1',
     'PASS indivisible ep rank 0',
     'PASS indivisible ep rank 1',
     'PASS indivisible tp rank 0',

@@ -34,14 +34,15 @@ test('DP=2 training of a micro CT-MoE for 30 steps: the parameters and losses of
   assert.match(lines.join('\n'), /PASS world-size mismatch refused/);
 });
 
-test("EP=2 training of a micro CT-MoE (Full, dropout, LB) for 12 steps: each rank's experts and the replicated parameters equal one process on the same global batch; resume on the same world size only", {
+test("EP=2 training of a micro CT-MoE (Full, dropout, LB) for 12 steps: each rank allocates only its experts, which with the replicated parameters equal one process on the same global batch; the dashboard log's loads and routing sample equal one process's; resume on the same world size only", {
   skip,
 }, () => {
   const run = runMpi(2, 'ep-ablation-worker.ts', [join(dir, 'ep')], 300_000);
   assert.equal(run.timedOut, false, 'mpirun timed out');
   assert.equal(run.status, 0, run.stderr);
   const lines = passLines(run);
-  assert.equal(lines.length, 5, run.stdout);
+  assert.equal(lines.length, 6, run.stdout);
+  assert.match(lines.join('\n'), /PASS ep dashboard log equals one process/);
   for (const r of [0, 1]) {
     assert.match(lines.join('\n'), new RegExp(`PASS ep parameters equal one process after 12 steps rank ${r}`));
     assert.match(lines.join('\n'), new RegExp(`PASS ep resume reproduces the uninterrupted run rank ${r}`));

@@ -1,10 +1,11 @@
 // Diffulex's package-level builders: buildTokenDispatcher, buildMoeBlock, buildMlpOrMoe.
 import type { Module } from '../nn/module.js';
-import type { MoELayer } from '../moe/layer.js';
+import type { ExpertShard, MoELayer } from '../moe/layer.js';
 import { Communicator } from './communicator.js';
 import type { DeepEPMode, TokenDispatcher } from './contracts.js';
 import { type ExpertParallelOptions, ExpertParallelMoeBlock } from './ep-block.js';
-import { type HfConfig, isMoeLayer } from '../moe/hf-config.js';
+import { getNumExperts, type HfConfig, isMoeLayer } from '../moe/hf-config.js';
+import { expertShardFor } from './partition.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
 import { TensorParallelMoeBlock } from './tp-block.js';
 
@@ -54,17 +55,21 @@ export interface ParallelPlan {
 
 /**
  * Diffulex build_mlp_or_moe: a MoE layer index gets buildMoeBlock('ep' | 'tp' | 'naive') over
- * moeFactory()'s layer, any other the dense MLP from denseFactory.
+ * moeFactory's layer, any other the dense MLP from denseFactory. Under EP / TP, moeFactory gets
+ * the experts this rank holds: pass it on as MoELayerOptions.expertShard, so the rank allocates
+ * only those (undefined: one process, the whole layer).
  */
 export function buildMlpOrMoe(
   config: HfConfig,
   layerIdx: number,
   denseFactory: () => Module,
-  moeFactory: () => MoELayer,
+  moeFactory: (expertShard?: ExpertShard) => MoELayer,
   plan: ParallelPlan = {},
 ): Module {
   if (!isMoeLayer(config, layerIdx)) return denseFactory();
-  if (plan.ep && plan.ep.size > 1) return buildMoeBlock('ep', moeFactory(), { group: plan.ep });
-  if (plan.tp && plan.tp.size > 1) return buildMoeBlock('tp', moeFactory(), { group: plan.tp });
+  for (const kind of ['ep', 'tp'] as const) {
+    const group = plan[kind];
+    if (group && group.size > 1) return buildMoeBlock(kind, moeFactory(expertShardFor(getNumExperts(config), group, kind)), { group });
+  }
   return buildMoeBlock('naive', moeFactory());
 }

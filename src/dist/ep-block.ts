@@ -1,5 +1,7 @@
-// Expert-parallel MoE block: each rank owns E / ep experts; token slots travel to the rank of
-// their expert through the naive all-to-all dispatcher and back.
+// Expert-parallel MoE block: each rank owns E / ep experts (the layer's own bank when it was
+// built with this rank's expertShard; else a copy of its slice); token slots travel to the rank
+// of their expert through the naive all-to-all dispatcher and back. The layer's routing hook
+// observes the routing of all tokens (round-robin: gathered over the ranks).
 //   sharding 'round-robin' (Diffulex's EP FusedMoE): every rank holds the same T tokens and
 //     takes arange(T)[rank::ep]; the outputs and router logits are all-reduced, so every rank
 //     ends with the full [T, H]. The replicated parameters' gradients (router, shared expert)
@@ -29,9 +31,9 @@ import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import type { DispatcherOutput, ExpertParallelExecutionMetadata } from './contracts.js';
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
-import { attachLayerAuxLosses, checkParallelizable, expertParallelCapacity, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
+import { attachLayerAuxLosses, checkParallelizable, expertParallelCapacity, layerCapacity, rankExperts, replicatedParameters, routeWithLayer, tokensOf } from './layer-glue.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
-import { expertOfRows, localExpertCount } from './partition.js';
+import { expertOfRows } from './partition.js';
 
 export type TokenSharding = 'round-robin' | 'local';
 export type EpCapacityRule = 'global' | 'olmo-ep';
@@ -63,9 +65,8 @@ export class ExpertParallelMoeBlock extends Module {
   ) {
     super();
     checkParallelizable(layer, 'ep MoE block');
-    const El = localExpertCount(layer.cfg.router.numExperts, group.size, 'ep');
-    this.firstExpert = group.rank * El;
-    this.experts = sliceExpertBank(layer, this.firstExpert, El);
+    ({ bank: this.experts, first: this.firstExpert } = rankExperts(layer, group, 'ep'));
+    const El = this.experts.numExperts;
     this.dispatcher = new NaiveAllToAllDispatcher(group, group.size, El, layer.cfg.router.topK);
     this.sharding = options.sharding ?? 'round-robin';
     this.capacityRule = options.capacity ?? (this.sharding === 'round-robin' ? 'global' : 'olmo-ep');
@@ -80,6 +81,7 @@ export class ExpertParallelMoeBlock extends Module {
   forward(x: Tensor): Tensor {
     const layer = this.layer;
     const ep = this.group.size;
+    if (layer.routingHook?.force) throw new Error('ep MoE block: a routing replay (RoutingHook.force) is not supported across ranks; replay in one process');
     const x2 = tokensOf(layer, x);
     const T = x2.shape[0]!;
     const roundRobin = this.sharding === 'round-robin';
@@ -90,8 +92,9 @@ export class ExpertParallelMoeBlock extends Module {
     const capacity = this.capacityRule === 'global' ? layerCapacity(layer, T) : expertParallelCapacity(layer, xs.shape[0]!, ep);
     // global token order: round-robin shards interleave; local batches follow in rank order
     const slotOutputs = this.runReceived(d, capacity, (src, t) => (roundRobin ? t * ep + src : src * 2 ** 31 + t));
-    let ys = this.dispatcher.combine(slotOutputs, d.metadata);
-    ys = layer.addShared(xs, ys);
+    const routed = this.dispatcher.combine(slotOutputs, d.metadata);
+    const shared = layer.sharedOutput(xs, xs.shape[0]!);
+    const ys = shared ? layer.mixShared(routed, shared) : routed;
     let y = ys;
     let logits = r.logits;
     let ids = r.topkIds;
@@ -100,7 +103,7 @@ export class ExpertParallelMoeBlock extends Module {
       const E = layer.cfg.router.numExperts;
       y = reduceFromRegion(this.group, indexAdd(fullLike(ys, [T, H], 0), 0, shard, ys));
       logits = reduceFromRegion(this.group, indexAdd(fullLike(r.logits, [T, E], 0), 0, shard, r.logits));
-      ids = this.allIds(r.topkIds, shard, T);
+      ids = this.gatherRows(r.topkIds, shard, T);
     }
     // local batches: global-batch LB reads the counts summed over the group (OLMo-core)
     const globalCounts = shard ? undefined : () => this.sumOverGroup(r.counts.dataSync(), xs.shape[0]!);
@@ -110,7 +113,16 @@ export class ExpertParallelMoeBlock extends Module {
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = logits;
     this.lastLocal = { counts: Float64Array.from(r.counts.dataSync()), tokens: xs.shape[0]!, dropped: this.lastDroppedSlots };
-    return reshape(y, x.shape);
+    y = reshape(y, x.shape);
+    if (layer.routingHook?.observe) {
+      // round-robin: what a single process's layer hands its hook, every rank's rows gathered
+      // (collective, so every rank's hook sees the same); local batches: this rank's own
+      const rows = (t: Tensor) => (shard ? this.gatherRows(t, shard, T) : t);
+      const routing = { logits, scores: rows(r.scores), topkIds: ids, topkWeights: rows(r.topkWeights), counts: arrayLike(ids, Int32Array.from(layer.lastMetrics!.tokensPerExpert)) };
+      const sharedAll = shared ? reshape(rows(shared), x.shape) : null;
+      layer.routingHook.observe(layer, { y, routing, routed: reshape(rows(routed), x.shape), shared: sharedAll, droppedSlots: dropped, metrics: layer.lastMetrics, activationFacts: null });
+    }
+    return y;
   }
 
   /** The selection-bias update from the counts of every rank (OLMo-core's post_batch all-reduce). Collective. */
@@ -194,13 +206,13 @@ export class ExpertParallelMoeBlock extends Module {
     return indexAdd(fullLike(out, [R, x.shape[1]!], 0), 0, packedIds, out);
   }
 
-  /** [T, K] expert ids of all tokens from each rank's shard (an i32 all-reduce of disjoint rows). */
-  private allIds(ids: Tensor, shard: Tensor, T: number): Tensor {
-    const K = ids.shape[1]!;
-    const full = new Int32Array(T * K);
-    const src = ids.dataSync();
+  /** [T, ...] rows of all tokens from each rank's shard rows [n, ...] (an all-reduce of disjoint rows; not differentiable). */
+  private gatherRows(t: Tensor, shard: Tensor, T: number): Tensor {
+    const C = t.shape[1]!;
+    const src = t.dataSync();
+    const full = new (src.constructor as Float32ArrayConstructor)(T * C);
     const rows = shard.dataSync();
-    for (let i = 0; i < rows.length; i++) for (let k = 0; k < K; k++) full[rows[i]! * K + k] = src[i * K + k]!;
-    return this.group.allReduceSync(arrayLike(ids, full, [T, K]), 'sum');
+    for (let i = 0; i < rows.length; i++) full.set(src.subarray(i * C, (i + 1) * C), rows[i]! * C);
+    return this.group.allReduceSync(arrayLike(t, full, [T, C]), 'sum');
   }
 }

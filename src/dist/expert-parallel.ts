@@ -6,16 +6,19 @@
 // and the blocks' all-reduced outputs give every rank the same complete gradients there. The
 // MoE layers' replicated parameters (router, CT-MoE's S_raw) see this rank's token shard only:
 // their gradients are summed over the group; an expert's gradient is complete on its own rank.
-// Checkpoints are per rank (each holds its experts; ep-rank-<r>-of-<n>/), resumable on the
-// same world size; rank 0 writes results.
+// Each rank builds only its experts (MoELayerOptions.expertShard: the weights a single process
+// draws for them at the same seed). Checkpoints are per rank (each holds its experts and a copy
+// of the replicated parameters; ep-rank-<r>-of-<n>/), resumable on the same world size; rank 0
+// writes results.
 import { join } from 'node:path';
 import type { Module, Parameter } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
-import { MoELayer } from '../moe/layer.js';
+import { type ExpertShard, MoELayer } from '../moe/layer.js';
 import { fromArray } from '../ops/creation.js';
 import type { Communicator } from './communicator.js';
 import { allReduceGradients } from './differentiable.js';
 import { ExpertParallelMoeBlock } from './ep-block.js';
+import { expertShardFor } from './partition.js';
 
 export class ExpertParallel {
   private blocks: ExpertParallelMoeBlock[] = [];
@@ -40,21 +43,29 @@ export class ExpertParallel {
     return `expert parallel over ${this.size} ranks (each runs the whole batch of ${batchSize} through attention; each MoE layer's experts and token slots split over the ranks)`;
   }
 
+  /** The experts this rank holds of each MoE layer: build the model's layers with it (MoELayerOptions.expertShard). */
+  expertShard(numExperts: number): ExpertShard {
+    return expertShardFor(numExperts, this.comm);
+  }
+
   /**
-   * Every MoELayer FFN of `blocks` becomes an expert-parallel block over this group (its
-   * experts [rank·E/size, (rank+1)·E/size) copied out of the layer's bank). Returns the layers'
-   * full banks, whose parameters no longer take part (leave them out of the optimiser).
+   * Every MoELayer FFN of `blocks` (built with this rank's expertShard, so the rank never
+   * allocates the other experts) becomes an expert-parallel block over this group.
    */
-  shardFfns(blocks: readonly { ffn: Module }[], numLayers: number): Set<Parameter> {
-    const unused = new Set<Parameter>();
+  shardFfns(blocks: readonly { ffn: Module }[], numLayers: number): void {
     for (const b of blocks) {
       if (!(b.ffn instanceof MoELayer)) throw new TypeError(`expert parallel: a block's FFN is a ${b.ffn.constructor.name}, not an MoELayer`);
+      if (!b.ffn.expertShard) throw new Error('expert parallel: build the MoE layers with expertShard: ep.expertShard(numExperts), so each rank allocates only its experts');
       const block = new ExpertParallelMoeBlock(b.ffn, this.comm, { sharding: 'round-robin', numLayers });
-      for (const p of b.ffn.experts.parameters()) unused.add(p);
       (b as { ffn: Module }).ffn = block;
       this.blocks.push(block);
     }
-    return unused;
+  }
+
+  /** The whole model's parameter count: `model`'s own, plus the experts the other ranks hold (every rank holds as many). */
+  globalParameterCount(model: Module): number {
+    const local = this.blocks.reduce((n, b) => n + b.experts.numParameters(), 0);
+    return model.numParameters() + (this.size - 1) * local;
   }
 
   /** Sum the MoE layers' replicated parameters' gradients (router, S_raw) over the group. Collective. */

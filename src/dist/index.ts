@@ -7,6 +7,7 @@ export * from './naive-dispatcher.js';
 export * from './tp-block.js';
 export * from './ep-block.js';
 export * from './builders.js';
+export { expertShardFor } from './partition.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './native-mpi.js';
 export * from './data-parallel.js';
 export * from './expert-parallel.js';

@@ -16,6 +16,7 @@ import type { MoELayer } from '../moe/layer.js';
 import { auxLossWeights, loadBalancingLoss, zLoss } from '../moe/losses.js';
 import { countMetrics, meanRowEntropy } from '../moe/metrics.js';
 import { route } from '../moe/router.js';
+import { expertShardFor } from './partition.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from '../moe/topology/collaboration.js';
 
 /** Refuse the layer features the parallel blocks do not run. */
@@ -53,8 +54,27 @@ export function replicatedParameters(layer: MoELayer): Parameter[] {
   );
 }
 
+/**
+ * The experts this rank runs, [first, first + E/size): the layer's own bank when the layer was
+ * built with this rank's expertShard (or holds all experts and the group is one rank), else a
+ * copy of that slice of the layer's full bank (the full bank stays the caller's).
+ */
+export function rankExperts(layer: MoELayer, group: { rank: number; size: number }, kind: string): { bank: ExpertBank; first: number } {
+  const E = layer.cfg.router.numExperts;
+  const want = expertShardFor(E, group, kind);
+  const held = layer.expertShard;
+  if (held) {
+    if (held.first !== want.first || held.count !== want.count)
+      throw new RangeError(
+        `${kind} MoE block: the layer holds experts [${held.first}, ${held.first + held.count}) but rank ${group.rank} of ${group.size} runs [${want.first}, ${want.first + want.count}); build it with expertShard: expertShardFor(${E}, group)`,
+      );
+    return { bank: layer.experts, first: want.first };
+  }
+  return { bank: group.size === 1 ? layer.experts : sliceExpertBank(layer, want.first, want.count), first: want.first };
+}
+
 /** A new bank of experts [start, start+count) of the layer's bank, with copies of their weights. */
-export function sliceExpertBank(layer: MoELayer, start: number, count: number): ExpertBank {
+function sliceExpertBank(layer: MoELayer, start: number, count: number): ExpertBank {
   const full = layer.experts;
   // its init draws are overwritten: take them from a generator of its own, so the default stream
   // (dropout) goes on as in a single process

@@ -1,4 +1,5 @@
 // How experts are split over a group of ranks.
+import type { ExpertShard } from '../moe/layer.js';
 
 /** E / size experts per rank; a one-line error when E is not divisible by the group size. */
 export function localExpertCount(numExperts: number, groupSize: number, kind: string): number {
@@ -6,6 +7,12 @@ export function localExpertCount(numExperts: number, groupSize: number, kind: st
     throw new RangeError(`${kind} MoE block: numExperts ${numExperts} is not divisible by the ${kind.toUpperCase()} group size ${groupSize}; choose a group size that divides the experts`);
   }
   return numExperts / groupSize;
+}
+
+/** The experts rank `rank` of `groupSize` holds: E / size of them, contiguous (MoELayerOptions.expertShard). */
+export function expertShardFor(numExperts: number, group: { rank: number; size: number }, kind = 'ep'): ExpertShard {
+  const count = localExpertCount(numExperts, group.size, kind);
+  return { first: group.rank * count, count };
 }
 
 /** [S] local expert of each row, from E+1 segment offsets. */

@@ -18,8 +18,8 @@ import type { MoELayer } from '../moe/layer.js';
 import { arrayLike, fullLike } from '../moe/tensors.js';
 import type { Communicator } from './communicator.js';
 import { copyToRegion, reduceFromRegion } from './differentiable.js';
-import { attachLayerAuxLosses, checkParallelizable, layerCapacity, replicatedParameters, routeWithLayer, sliceExpertBank, tokensOf } from './layer-glue.js';
-import { expertOfRows, localExpertCount } from './partition.js';
+import { attachLayerAuxLosses, checkParallelizable, layerCapacity, rankExperts, replicatedParameters, routeWithLayer, tokensOf } from './layer-glue.js';
+import { expertOfRows } from './partition.js';
 
 export class TensorParallelMoeBlock extends Module {
   /** This rank's experts [firstExpert, firstExpert + experts.numExperts). */
@@ -37,10 +37,8 @@ export class TensorParallelMoeBlock extends Module {
     checkParallelizable(layer, 'tp MoE block');
     // every rank routes the same tokens: their routing must not depend on a per-rank random draw
     if (group.size > 1 && layer.cfg.router.jitterEps > 0) throw new Error('tp MoE block: router.jitterEps > 0 would give each rank different routing (its noise is drawn per process); use jitterEps 0 or the ep block');
-    const El = localExpertCount(layer.cfg.router.numExperts, group.size, 'tp');
-    this.firstExpert = group.rank * El;
-    // one rank: the layer's own bank (the naive block); else a copy of this rank's slice
-    this.experts = group.size === 1 ? layer.experts : sliceExpertBank(layer, this.firstExpert, El);
+    // one rank: the layer's own bank (the naive block)
+    ({ bank: this.experts, first: this.firstExpert } = rankExperts(layer, group, 'tp'));
   }
 
   replicatedParameters(): Parameter[] {
@@ -49,6 +47,7 @@ export class TensorParallelMoeBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const layer = this.layer;
+    if (layer.routingHook?.force) throw new Error('tp MoE block: a routing replay (RoutingHook.force) is not supported across ranks; replay in one process');
     const x2 = tokensOf(layer, x);
     const T = x2.shape[0]!;
     const H = x2.shape[1]!;
@@ -81,12 +80,17 @@ export class TensorParallelMoeBlock extends Module {
     let out = this.experts.forward(rows, exec);
     if (!onInput) out = mul(out, rowWeights);
     const partial = indexAdd(fullLike(out, [T, H], 0), 0, tokens, out);
-    let y = parallel ? reduceFromRegion(this.group, partial) : partial;
-    y = layer.addShared(x2, y);
+    const routed = parallel ? reduceFromRegion(this.group, partial) : partial;
+    const shared = layer.sharedOutput(x2, T);
+    let y = shared ? layer.mixShared(routed, shared) : routed;
     y = attachLayerAuxLosses(layer, y, r.logits, r.topkIds, this.numLayers, undefined, plan.droppedSlots.length);
     if (layer.training && layer.selectionBias) layer.selectionBias.accumulate(r.counts);
     this.lastRouterLogits = r.logits;
-    return reshape(y, x.shape);
+    y = reshape(y, x.shape);
+    // every rank routed every token: its hook sees what a single process's would
+    const details = { y, routing: r, routed: reshape(routed, x.shape), shared: shared ? reshape(shared, x.shape) : null };
+    layer.routingHook?.observe?.(layer, { ...details, droppedSlots: plan.droppedSlots.length, metrics: layer.lastMetrics, activationFacts: null });
+    return y;
   }
 
   /** After the optimiser step: the counts are already global (every rank routed all tokens). */

@@ -100,6 +100,12 @@ export interface ExpertBankOptions {
   generator?: Generator;
   /** 'uniform' (default): U(±1/sqrt(fan_in)), PyTorch Linear's; 'normal': randn / sqrt(fan_in) (CT-MoE's experts). Biases are uniform either way. */
   init?: 'uniform' | 'normal';
+  /**
+   * This bank holds experts [first, first + numExperts) of a bank of `total` (expert
+   * parallelism: other processes hold the rest). Its weights are the ones the whole bank draws
+   * from the same generator: the other experts' draws are taken and dropped, never stored.
+   */
+  shard?: { first: number; total: number };
 }
 
 /** E experts as stacked Parameters; init per expert U(±1/sqrt(fan_in)) (PyTorch Linear's default) or randn / sqrt(fan_in). */
@@ -123,13 +129,36 @@ export class ExpertBank extends Module {
     const E = numExperts;
     const H = hiddenSize;
     const I = cfg.intermediateSize;
+    const { first, total } = options.shard ?? { first: 0, total: E };
+    if (!(Number.isInteger(first) && first >= 0 && first + E <= total))
+      throw new RangeError(`ExpertBank: shard experts [${first}, ${first + E}) must lie inside the ${total} experts of the whole bank`);
+    // the draws of a whole bank's tensor [total, ...] in row-major order, this bank's rows kept
+    const sharded = (perExpert: number, draw: () => number, make: () => Parameter): Parameter => {
+      for (let i = first * perExpert; i > 0; i--) draw();
+      const p = make();
+      for (let i = (total - first - E) * perExpert; i > 0; i--) draw();
+      return p;
+    };
     const mat = (out: number, inp: number): Parameter => {
       const shape = cfg.orientation === 'out-in' ? [E, out, inp] : [E, inp, out];
-      if (options.init === 'normal') return new Parameter(mul(randn(shape, { dtype, generator: gen }), 1 / Math.sqrt(inp)));
-      return uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen);
+      if (options.init === 'normal')
+        return sharded(
+          out * inp,
+          () => gen.normal(),
+          () => new Parameter(mul(randn(shape, { dtype, generator: gen }), 1 / Math.sqrt(inp))),
+        );
+      return sharded(
+        out * inp,
+        () => gen.uniform(),
+        () => uniform_(new Parameter(zeros(shape, { dtype })), -1 / Math.sqrt(inp), 1 / Math.sqrt(inp), gen),
+      );
     };
     const vec = (n: number, fan: number): Parameter =>
-      uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen);
+      sharded(
+        n,
+        () => gen.uniform(),
+        () => uniform_(new Parameter(zeros([E, n], { dtype })), -1 / Math.sqrt(fan), 1 / Math.sqrt(fan), gen),
+      );
     const separate = cfg.kind === 'gelu' || cfg.layout === 'separate';
     const firstOut = cfg.kind === 'gelu' ? I : 2 * I;
     this.gateProj = separate && cfg.kind !== 'gelu' ? mat(I, H) : null;

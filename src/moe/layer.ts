@@ -62,6 +62,17 @@ export interface MoELayerOptions {
    * 'ct-moe': the CT-MoE seed's (router N(0, 0.02), experts randn / sqrt(fan_in); topology/init.ts).
    */
   init?: 'olmo-core' | 'ct-moe';
+  /**
+   * Hold only experts [first, first + count) (expert / tensor parallelism: src/dist's blocks run
+   * such a layer; it cannot run alone). Their weights equal the whole layer's at the same seed.
+   */
+  expertShard?: ExpertShard;
+}
+
+/** A contiguous range of a layer's experts (MoELayerOptions.expertShard). */
+export interface ExpertShard {
+  first: number;
+  count: number;
 }
 
 export interface MoEForwardOptions {
@@ -109,6 +120,8 @@ export class MoELayer extends Module {
   readonly routerWeight: Parameter;
   readonly routerBias: Parameter | null;
   readonly experts: ExpertBank;
+  /** The experts this layer holds when it holds a part of them (MoELayerOptions.expertShard), else null. */
+  readonly expertShard: ExpertShard | null;
   readonly sharedExpert: ExpertBank | null;
   readonly sharedGate: Parameter | null;
   readonly selectionBias: SelectionBias | null;
@@ -150,7 +163,14 @@ export class MoELayer extends Module {
     this.routerBias = cfg.router.routerBias
       ? uniform_(new Parameter(zeros([E], { dtype })), -1 / Math.sqrt(H), 1 / Math.sqrt(H), gen)
       : null;
-    this.experts = new ExpertBank(E, H, cfg.experts, { dtype, generator: gen, init: ctMoeInit ? 'normal' : 'uniform' });
+    const shard = options.expertShard;
+    this.expertShard = shard ? { first: shard.first, count: shard.count } : null;
+    this.experts = new ExpertBank(shard?.count ?? E, H, cfg.experts, {
+      dtype,
+      generator: gen,
+      init: ctMoeInit ? 'normal' : 'uniform',
+      ...(shard ? { shard: { first: shard.first, total: E } } : {}),
+    });
     const sh = cfg.shared;
     this.sharedExpert = sh
       ? new ExpertBank(
@@ -226,6 +246,11 @@ export class MoELayer extends Module {
 
   private run(x: Tensor, opts: MoEForwardOptions): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
+    const part = this.expertShard;
+    if (part)
+      throw new Error(
+        `MoELayer: this layer holds experts [${part.first}, ${part.first + part.count}) of ${this.cfg.router.numExperts} only (expertShard); run it inside an expert- or tensor-parallel block (src/dist)`,
+      );
     if (x.shape[x.ndim - 1] !== H)
       throw new RangeError(`MoELayer: input's last axis must be hiddenSize = ${H} (got ${shapeToString(x.shape)})`);
     const x2 = reshape(x, [-1, H]);
@@ -431,14 +456,8 @@ export class MoELayer extends Module {
     this.lbAccumulator?.reset();
   }
 
-  /** y (the routed output, [T, H]) with the shared expert on x2 [T, H] mixed in as forward does; y itself without one (the parallel blocks call it). */
-  addShared(x2: Tensor, y: Tensor): Tensor {
-    const s = this.sharedOutput(x2, x2.shape[0]!);
-    return s ? this.mixShared(y, s) : y;
-  }
-
-  /** The shared expert's output (gated), or null without one. */
-  private sharedOutput(x2: Tensor, T: number): Tensor | null {
+  /** The shared expert's output (gated) on x2 [T, H], or null without one (the parallel blocks call it and mixShared). */
+  sharedOutput(x2: Tensor, T: number): Tensor | null {
     if (!this.cfg.shared || !this.sharedExpert) return null;
     const exec: ExpertExecutionMetadata = {
       numExperts: 1,
@@ -452,7 +471,7 @@ export class MoELayer extends Module {
   }
 
   /** routed + shared, or OLMo-core's mix shared/(K+1) + routed·K/(K+1). */
-  private mixShared(y: Tensor, s: Tensor): Tensor {
+  mixShared(y: Tensor, s: Tensor): Tensor {
     if (this.cfg.shared!.mix === 'add') return add(y, s);
     const K = this.cfg.router.topK;
     return add(mul(s, 1 / (K + 1)), mul(y, K / (K + 1)));

@@ -32,8 +32,8 @@ export class DashboardLog {
     private readonly model: CtMoeGPT,
     step: number,
     steps: number,
-    /** Route the sample at each log point (false: empty routing; expert-parallel runs). */
-    private readonly routingSample = true,
+    /** false: an expert-parallel rank other than the writer, which runs the sample's (collective) forwards with it and writes nothing. */
+    private readonly writes = true,
   ) {
     this.file = join(dir, LOG_JSONL);
     const n = Math.min(SAMPLE_TOKENS, cfg.seqLen);
@@ -76,7 +76,6 @@ export class DashboardLog {
     const layers = this.model.moeLayers;
     const ids: number[][][] = layers.map(() => []);
     const weights: number[][][] = layers.map(() => []);
-    if (!this.routingSample) return { ids, weights };
     const was = this.model.training;
     this.model.eval();
     // each layer's routing, seen through a routing hook of our own while the sample runs (a
@@ -109,6 +108,7 @@ export class DashboardLog {
   }
 
   private append(line: LogLine): void {
+    if (!this.writes) return;
     // one line per write: a reader sees whole lines or a partial last one it waits on
     appendFileSync(this.file, `${JSON.stringify(line)}\n`);
   }

@@ -10,7 +10,7 @@ import { Dropout } from '../../nn/layers.js';
 import { Module, type Parameter } from '../../nn/module.js';
 import { add } from '../../ops/elementwise.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { MoELayer } from '../../moe/layer.js';
+import { type ExpertShard, MoELayer } from '../../moe/layer.js';
 import { ctMoePreset } from '../../moe/topology/preset.js';
 import { DenseDispatcher } from '../../moe/topology/dense-dispatcher.js';
 import { fullLike } from '../../moe/tensors.js';
@@ -28,7 +28,8 @@ export interface CtMoeLoss {
 export class CtMoeGPT extends Module {
   readonly gpt: GPT;
 
-  constructor(cfg: CtMoeExperimentConfig, flags: VariantFlags) {
+  /** expertShard: each MoE layer holds only these experts (expert parallelism, src/dist/expert-parallel.ts). */
+  constructor(cfg: CtMoeExperimentConfig, flags: VariantFlags, expertShard?: ExpertShard) {
     super();
     const moe = ctMoePreset(cfg.dModel, cfg.numExperts, cfg.topK, {
       routingScale: cfg.routingScale,
@@ -52,6 +53,7 @@ export class CtMoeGPT extends Module {
         new MoELayer(moe, {
           init: 'ct-moe',
           numLayers: cfg.nLayer,
+          ...(expertShard ? { expertShard } : {}),
           ...(cfg.expertCompute === 'dense' ? { dispatcher: new DenseDispatcher(cfg.numExperts, moe.dispatch) } : {}),
         }),
     });

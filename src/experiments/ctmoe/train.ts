@@ -30,7 +30,6 @@ import { CtMoeGPT } from './model.js';
 import { MAX_CONSECUTIVE_SKIPS, type NonFinitePolicy, NonFiniteError, firstNonFiniteReads, stepIsFinite } from '../nonfinite.js';
 import { DataParallel } from '../../dist/data-parallel.js';
 import { ExpertParallel } from '../../dist/expert-parallel.js';
-import type { Parameter } from '../../nn/module.js';
 import { DashboardLog } from './dashboard-log.js';
 import { takeRoutingEntropy } from '../../moe/topology/diagnostics.js';
 import { precisionStep } from './precision.js';
@@ -215,16 +214,15 @@ export function* variantRun(
 
   const steps = totalSteps(cfg, data);
   manualSeed(cfg.seed);
-  const model = new CtMoeGPT(cfg, variant.flags);
-  const nParams = model.numParameters();
+  // expert parallel: each rank builds only its experts, and the MoE layers become EP blocks
+  const model = new CtMoeGPT(cfg, variant.flags, ep?.expertShard(cfg.numExperts));
+  ep?.shardFfns(model.gpt.blocks, cfg.nLayer);
+  const nParams = ep ? ep.globalParameterCount(model) : model.numParameters();
   const precision = precisionStep(cfg.precision ?? 'fp32', model); // before the optimiser: bf16 casts the parameters
-  // expert parallel: the MoE layers become EP blocks; the layers' full banks drop out of training
-  const unused = ep ? ep.shardFfns(model.gpt.blocks, cfg.nLayer) : null;
-  const trained = (ps: Parameter[]) => (unused ? ps.filter((p) => !unused.has(p)) : ps);
   const layers = model.moeLayers;
   const optimizer = new AdamW(
     [
-      { params: trained(model.otherParameters()), lr: cfg.lr, weightDecay: cfg.weightDecay },
+      { params: model.otherParameters(), lr: cfg.lr, weightDecay: cfg.weightDecay },
       { params: model.topologyParameters(), lr: cfg.lr * cfg.sLrScale, weightDecay: 0 },
     ],
     { lr: cfg.lr, betas: cfg.betas, eps: 1e-8 },
@@ -255,9 +253,10 @@ export function* variantRun(
   } else {
     emit({ variant: variant.key, phase: 'start', step: 0, steps });
   }
-  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP without the
-  // routing sample: its forward is collective, and the other ranks do not run it)
-  const dashboardLog = !par || par.isWriter ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, !ep) : null;
+  // log.jsonl for `moekit dashboard`, written by the rank that writes (under EP every rank runs
+  // the routing sample: its forwards are collective)
+  const writes = !par || par.isWriter;
+  const dashboardLog = writes || ep ? new DashboardLog(opts.dir, cfg, variant, data, model, step, steps, writes) : null;
 
   const save = function* (): Reads<void> {
     if (dp && !dp.isWriter) return;
@@ -279,8 +278,8 @@ export function* variantRun(
     );
   };
 
-  const params = trained(model.parameters());
-  const named = model.namedParameters().filter(([, p]) => !unused?.has(p));
+  const params = model.parameters();
+  const named = model.namedParameters();
   const policy = opts.onNonFinite ?? 'stop';
   progress.skippedAt ??= [];
   const skippedAt = progress.skippedAt;

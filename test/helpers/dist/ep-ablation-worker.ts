@@ -3,9 +3,12 @@
 // resumed (B); then, each rank alone, the same training in one process (C, its own folder).
 // Each rank checks that A's final parameters — the replicated ones and this rank's experts —
 // and logged losses equal C's (fp32 tolerance: the same global batch, dropout and LB loss over
-// all tokens), that B ends exactly where A does, and rank 0 that a single-process resume of an
-// EP checkpoint is refused (another world size).
+// all tokens), that the checkpoint holds only this rank's experts, that B ends exactly where A
+// does, and rank 0 that a single-process resume of an EP checkpoint is refused (another world
+// size) and that A's dashboard log (expert loads, the routing sample) equals C's.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LOG_JSONL, type LogLine } from '../../../src/dashboard/log-format.js';
 import { Generator } from '../../../src/tensor/random.js';
 import { experimentConfig, VARIANTS, type CtMoeData } from '../../../src/experiments/ctmoe/index.js';
 import { runVariant } from '../../../src/experiments/ctmoe/train.js';
@@ -50,16 +53,18 @@ const [pa, pb, pc] = [params(join(dir, 'A', rankDir), comm.size), params(join(di
 const El = cfg.numExperts / comm.size;
 let worst = 0;
 let compared = 0;
+if (Object.keys(pa).length !== Object.keys(pc).length) throw new Error(`the EP checkpoint holds ${Object.keys(pa).length} tensors, the single process's ${Object.keys(pc).length}`);
 for (const [k, t] of Object.entries(pc)) {
   const c = t.dataSync();
-  // an expert bank's rows: this rank's slice of the single process's, under the EP block's name
+  // under the EP block's name (the layer inside it); an expert bank: this rank's slice of the
+  // single process's rows, the only experts the rank holds
   const expert = /^gpt\.blocks\.(\d+)\.ffn\.experts\.(.+)$/.exec(k);
-  const name = expert ? k : k.replace(/\.ffn\./, '.ffn.layer.');
+  const name = k.replace(/\.ffn\./, '.ffn.layer.');
   const want = expert ? c.subarray(comm.rank * El * (c.length / cfg.numExperts), (comm.rank + 1) * El * (c.length / cfg.numExperts)) : c;
   if (!pa[name]) throw new Error(`EP checkpoint has no ${name}`);
   const a = pa[name]!.dataSync();
   const b = pb[name]!.dataSync();
-  if (a.length !== want.length) throw new Error(`${name}: ${a.length} values, the single process ${want.length}`);
+  if (a.length !== want.length) throw new Error(`${name}: ${a.length} values, the single process ${want.length} (its slice for this rank)`);
   for (let i = 0; i < want.length; i++) {
     worst = Math.max(worst, Math.abs(a[i]! - want[i]!));
     if (!(Math.abs(a[i]! - want[i]!) <= 2e-4 * Math.max(1, Math.abs(want[i]!)))) throw new Error(`EP parameter ${name}[${i}] = ${a[i]} but one process gives ${want[i]} (rank ${comm.rank})`);
@@ -74,6 +79,27 @@ for (const d of ['code', 'prose', 'mixed'] as const) {
   if (!(Math.abs(A.domainPpl[d] - C.domainPpl[d]) <= 1e-3 * C.domainPpl[d])) throw new Error(`${d} PPL: EP ${A.domainPpl[d]} vs one process ${C.domainPpl[d]}`);
 }
 if (A.nParams !== C.nParams) throw new Error(`nParams: EP ${A.nParams} vs one process ${C.nParams}`);
+if (comm.rank === 0) {
+  // the dashboard's log: per step each layer's expert load, per log point the sample's routing
+  // (ids exact, weights to fp32 tolerance) as one process logs them
+  const lines = (d: string) => readFileSync(join(d, LOG_JSONL), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogLine);
+  const [la, lc] = [lines(join(dir, 'A')), lines(join(dir, 'C0'))];
+  if (la.length !== lc.length) throw new Error(`log.jsonl: EP ${la.length} lines, one process ${lc.length}`);
+  let routed = 0;
+  la.forEach((a, i) => {
+    const c = lc[i]!;
+    if (a.kind === 'step' && c.kind === 'step' && JSON.stringify(a.load) !== JSON.stringify(c.load)) throw new Error(`log.jsonl step ${a.step}: EP load ${JSON.stringify(a.load)}, one process ${JSON.stringify(c.load)}`);
+    if (a.kind === 'log' && c.kind === 'log') {
+      if (JSON.stringify(a.routing.ids) !== JSON.stringify(c.routing.ids)) throw new Error(`log.jsonl step ${a.step}: the sample's routing ids differ from one process's`);
+      const wa = a.routing.weights.flat(2);
+      const wc = c.routing.weights.flat(2);
+      if (wa.length !== wc.length || wa.some((w, j) => !(Math.abs(w - wc[j]!) <= 1e-5))) throw new Error(`log.jsonl step ${a.step}: the sample's routing weights differ from one process's`);
+      routed += a.routing.ids.flat(1).length;
+    }
+  });
+  if (routed === 0) throw new Error('log.jsonl: no routing sample was logged');
+  console.log(`PASS ep dashboard log equals one process (${routed} sample tokens' routing)`);
+}
 console.log(`PASS ep parameters equal one process after ${cfg.steps} steps rank ${comm.rank} (${compared} values, max |diff| ${worst.toExponential(2)})`);
 console.log(`PASS ep resume reproduces the uninterrupted run rank ${comm.rank}`);
 console.log(`DONE rank ${comm.rank}`);

@@ -1,7 +1,10 @@
 // Runs under mpirun (or alone): every rank builds the same MoELayer and tokens from one seed,
 // computes the single-process reference (outputs, gradients, expert counts, drops), then runs
-// the TP and EP blocks over the same layer and checks they agree (a CT-MoE topology included). Any mismatch throws, which
-// aborts every rank (MPI_Abort); each passing case prints "PASS <case> <block> rank <r>".
+// the TP and EP blocks and checks they agree (a CT-MoE topology included). The blocks run over
+// a layer built from the same seed with only this rank's experts (expertShard), so agreement
+// also shows that the ranks' experts together are the whole layer's; 'softmax-top2' runs them
+// over the whole layer instead (the block copies its slice). Any mismatch throws, which aborts
+// every rank (MPI_Abort); each passing case prints "PASS <case> <block> rank <r>".
 import { Generator } from '../../../src/tensor/random.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 import { fromArray, randn } from '../../../src/ops/creation.js';
@@ -10,16 +13,17 @@ import { sum } from '../../../src/ops/reduce.js';
 import { parseMoEConfig } from '../../../src/moe/config.js';
 import { MoELayer } from '../../../src/moe/layer.js';
 import { ctMoePreset } from '../../../src/moe/topology/preset.js';
-import type { Parameter } from '../../../src/nn/module.js';
+import { Module, type Parameter } from '../../../src/nn/module.js';
 import { worldCommunicator } from '../../../src/dist/communicator.js';
 import { allReduceGradients } from '../../../src/dist/differentiable.js';
-import { buildMoeBlock } from '../../../src/dist/builders.js';
+import { buildMlpOrMoe, buildMoeBlock } from '../../../src/dist/builders.js';
 import { ExpertParallelMoeBlock } from '../../../src/dist/ep-block.js';
+import { expertShardFor } from '../../../src/dist/partition.js';
 
 const comm = worldCommunicator();
 const base = { hiddenSize: 16, experts: { intermediateSize: 24 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
-const CASES: Record<string, { cfg: object; T: number; setup?: (l: MoELayer) => void; expectDrops?: boolean; zeroExpert?: number }> = {
-  'softmax-top2': { cfg: { ...base, router: { numExperts: 8, topK: 2 } }, T: 13 },
+const CASES: Record<string, { cfg: object; T: number; setup?: (l: MoELayer) => void; expectDrops?: boolean; zeroExpert?: number; wholeLayer?: boolean }> = {
+  'softmax-top2': { cfg: { ...base, router: { numExperts: 8, topK: 2 } }, T: 13, wholeLayer: true },
   'sigmoid-group-limited-bias': {
     cfg: { ...base, router: { numExperts: 8, topK: 3, scoreFunc: 'sigmoid', renormalize: 'sum', scalingFactor: 2.5, groupLimit: { numGroups: 4, topkGroups: 2 }, selectionBias: { gamma: 0.01 } } },
     T: 11,
@@ -79,6 +83,11 @@ if (process.argv[2] === 'indivisible') {
     }
     throw new Error(`${kind}: 7 experts over ${comm.size} ranks did not throw`);
   }
+  // Diffulex's builder hands the layer factory this rank's experts
+  const built = buildMlpOrMoe({ num_experts: 8 }, 0, () => new Module(), (expertShard) => new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2 } }), { expertShard }), { ep: comm });
+  if (!(built instanceof ExpertParallelMoeBlock) || built.experts.numExperts !== 8 / comm.size || built.layer.expertShard?.first !== (8 / comm.size) * comm.rank)
+    throw new Error('buildMlpOrMoe under EP did not build a layer holding only this rank\'s experts');
+  console.log(`PASS buildMlpOrMoe ep rank ${comm.rank}`);
   const jittered = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 8, topK: 2, jitterEps: 0.01 } }));
   try {
     buildMoeBlock('tp', jittered, { group: comm });
@@ -108,7 +117,14 @@ for (const name of only) {
   layer.selectionBias?.pendingCounts.fill(0); // forget the reference's counts without moving the bias
 
   for (const kind of ['tp', 'ep'] as const) {
-    const block = buildMoeBlock(kind, layer, { group: comm });
+    let blockLayer = layer;
+    if (!c.wholeLayer) {
+      blockLayer = new MoELayer(parseMoEConfig(c.cfg), { generator: new Generator(7), expertShard: expertShardFor(8, comm, kind) });
+      c.setup?.(blockLayer);
+      if (blockLayer.experts.numExperts !== 8 / comm.size) throw new Error(`${name} ${kind}: the sharded layer holds ${blockLayer.experts.numExperts} experts`);
+    }
+    const block = buildMoeBlock(kind, blockLayer, { group: comm });
+    if (!c.wholeLayer && block.experts !== blockLayer.experts) throw new Error(`${name} ${kind}: the block does not run the sharded layer's own bank`);
     block.train();
     const y = block.forward(x);
     sum(mul(y, seed)).backward();
@@ -120,12 +136,12 @@ for (const name of only) {
     expectClose(`${name} ${kind} output`, y.dataSync(), ref.y);
     expectClose(`${name} ${kind} input gradient`, x.grad!.dataSync(), ref.dx);
     // routing: the counts the block's router produced (summed over the ranks' shards for EP) match exactly
-    const pending = layer.selectionBias?.pendingCounts;
+    const pending = blockLayer.selectionBias?.pendingCounts;
     if (pending) {
       const counts = kind === 'ep' ? (await comm.allReduce(fromArray(Float64Array.from(pending), [8]), 'sum')).dataSync() : pending;
       for (let e = 0; e < 8; e++) if (counts[e] !== ref.counts[e]) throw new Error(`${name} ${kind}: expert ${e} got ${counts[e]} slots, the single process ${ref.counts[e]}`);
     }
-    const named = new Map(layer.namedParameters());
+    const named = new Map(blockLayer.namedParameters());
     const names = layer.namedParameters().map(([n]) => n);
     const E = 8;
     for (const [i, n] of names.entries()) {
@@ -139,9 +155,9 @@ for (const name of only) {
         expectClose(`${name} ${kind} grad ${n}`, named.get(n)!.grad!.dataSync(), want);
       }
     }
-    zeroGrads(params, x);
+    zeroGrads(blockLayer.parameters(), x);
     for (const p of block.experts.parameters()) p.zeroGrad();
-    layer.selectionBias?.pendingCounts.fill(0);
+    blockLayer.selectionBias?.pendingCounts.fill(0);
     console.log(`PASS ${name} ${kind} rank ${comm.rank}`);
   }
 }
