@@ -179,13 +179,15 @@ export function register(program: Command): void {
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
     .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
     .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
-    .action((opts: GemmOptions) =>
-      opts.backend === 'webgpu'
+    .action((opts: GemmOptions, cmd: Command) => {
+      if (opts.backend === 'webgpu' && (opts.isa || opts.threads))
+        cmd.error(`--backend webgpu: ${opts.isa ? '--isa' : '--threads'} is for the CPU kernels`);
+      return opts.backend === 'webgpu'
         ? runGemmWebGpu(opts.shapes ? parseShapes(opts.shapes) : WEBGPU_SHAPES, {
             json: opts.json,
             peer: opts.peer !== false,
             peerPython: opts.peerPython ?? PEER_PYTHON,
           })
-        : runGemm(opts),
-    );
+        : runGemm(opts);
+    });
 }

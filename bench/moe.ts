@@ -375,31 +375,36 @@ export function register(program: Command): void {
     .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
     .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
     .action(
-      (opts: {
-        json?: boolean;
-        configs?: string[];
-        backend: BenchBackend;
-        peerPython?: string;
-        peer: boolean;
-        peerSpeed: boolean;
-        peerRss: boolean;
-        peerBlasEnv?: boolean;
-        ctmoeTrain: boolean;
-        repeats: string;
-        v8DefaultGc?: boolean;
-        isa?: ForcedIsa;
-        peerDir?: string;
-        child?: string;
-        dtype: string;
-      }) => {
+      (
+        opts: {
+          json?: boolean;
+          configs?: string[];
+          backend: BenchBackend;
+          peerPython?: string;
+          peer: boolean;
+          peerSpeed: boolean;
+          peerRss: boolean;
+          peerBlasEnv?: boolean;
+          ctmoeTrain: boolean;
+          repeats: string;
+          v8DefaultGc?: boolean;
+          isa?: ForcedIsa;
+          peerDir?: string;
+          child?: string;
+          dtype: string;
+        },
+        cmd: Command,
+      ) => {
         if (opts.peerDir) PEER_DIR = opts.peerDir;
         if (opts.backend === 'webgpu') {
+          if (opts.dtype !== 'f32' || opts.isa)
+            cmd.error(
+              `--backend webgpu: ${opts.isa ? `--isa ${opts.isa}` : `--dtype ${opts.dtype}`} is for the CPU kernels (webgpu runs f32)`,
+            );
           const names = opts.configs ?? WEBGPU_DEFAULT_CONFIGS;
           const unknown = names.find((n) => !WEBGPU_CONFIGS[n]);
           if (unknown)
-            throw new Error(
-              `--configs: unknown config '${unknown}' (allowed with --backend webgpu: ${Object.keys(WEBGPU_CONFIGS).join(', ')})`,
-            );
+            cmd.error(`--configs: unknown config '${unknown}' (allowed with --backend webgpu: ${Object.keys(WEBGPU_CONFIGS).join(', ')})`);
           return runMoeWebGpu(Object.fromEntries(names.map((n) => [n, WEBGPU_CONFIGS[n]!])), PEER_DIR, {
             json: opts.json,
             peer: opts.peer,

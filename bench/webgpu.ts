@@ -31,10 +31,14 @@ export interface MoeShape {
 /** Adapters that are a CPU in disguise: correctness only, never timings. */
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|software/i;
 
-/** The open webgpu backend and its adapter line, or an error naming why none opens. */
-async function openBench(): Promise<{ adapter: string; software: boolean }> {
+/** The open webgpu backend and its adapter line, or null after saying why none opens (exit code 1). */
+async function openBench(): Promise<{ adapter: string; software: boolean } | null> {
   const opened = await openWebGPUBackend();
-  if (!opened.backend) throw new Error(`--backend webgpu: ${opened.reason}`);
+  if (!opened.backend) {
+    console.error(`bench --backend webgpu: ${opened.reason}`);
+    process.exitCode = 1;
+    return null;
+  }
   await initBackend('webgpu');
   setBackend('webgpu');
   return { adapter: opened.description, software: SOFTWARE_ADAPTER.test(opened.description) };
@@ -107,6 +111,7 @@ function say(opts: WebGpuBenchOptions, adapter: { adapter: string; software: boo
 
 export async function runGemmWebGpu(shapes: Array<[number, number, number]>, opts: WebGpuBenchOptions): Promise<void> {
   const adapter = await openBench();
+  if (!adapter) return;
   manualSeed(1);
   const rows: Array<Record<string, unknown>> = [];
   for (const [m, k, n] of shapes) {
@@ -141,6 +146,7 @@ export async function runGemmWebGpu(shapes: Array<[number, number, number]>, opt
 
 export async function runMoeWebGpu(configs: Record<string, MoeShape>, peerDir: string, opts: WebGpuBenchOptions): Promise<void> {
   const adapter = await openBench();
+  if (!adapter) return;
   const rows: Array<Record<string, unknown>> = [];
   for (const [name, c] of Object.entries(configs)) {
     manualSeed(1234);

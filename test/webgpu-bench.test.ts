@@ -41,13 +41,19 @@ function checkNotes(stderr: string, peerExpected: boolean): void {
   else assert.match(stderr, /PyTorch peer not run: /);
 }
 
-test('bench --backend: an unknown backend is a one-line error naming the allowed ones', () => {
+test('bench --backend: an unknown backend, or a CPU-only option with webgpu, is a one-line error', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', BENCH, 'gemm', '--backend', 'cuda'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(
     r.stderr.trim(),
     /^error: option '--backend <name>' argument 'cuda' is invalid\. 'cuda' is not a bench backend \(allowed: native, webgpu\)$/,
   );
+  const bf16 = spawnSync(process.execPath, ['--import', 'tsx', BENCH, 'moe', '--backend', 'webgpu', '--dtype', 'bf16'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  assert.equal(bf16.status, 1);
+  assert.equal(bf16.stderr.trim(), '--backend webgpu: --dtype bf16 is for the CPU kernels (webgpu runs f32)');
 });
 
 const gpu = await webgpuOrSkip('bench --backend webgpu runs end to end');
