@@ -6,10 +6,11 @@
 # Check here:  bash bench/device/h100.sh --dry-run    (the same steps on Mesa's software GL, tiny sizes)
 # Device run:  run(command='bash bench/device/h100.sh', carry=['.gl', '.devbench'], timeout_s=540)
 #
-# Writes to $OUT (at most 8 files come back): device.txt (nvidia-smi, node, Vulkan ICD),
-# gemm.jsonl / gemm.log (GEMM 4096^3 fp32), moe.jsonl / moe.log (the MoE layer fwd and fwd+bwd,
-# ct-moe and mixtral-like), status.txt (each step's exit code). Each step has its own timeout,
-# so a hung step still leaves the others' results.
+# Writes to $OUT (8 files, the most that come back): device.txt (nvidia-smi, node, Vulkan ICD),
+# gemm.jsonl / gemm.log (GEMM 4096^3 fp32, <= 120 s), moe-ct-moe.jsonl / .log and
+# moe-mixtral-like.jsonl / .log (the MoE layer fwd and fwd+bwd, <= 150 s each), status.txt
+# (each step's exit code). Each step has its own process and timeout, so a hung or failed step
+# still leaves the others' results.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -44,7 +45,7 @@ if ((dry)); then
   export MOEKIT_WEBGPU_BACKEND=opengl
   peer_python=/usr/bin/python3 # Debian's, with python3-torch (CPU)
   gemm_args=(--shapes 64x64x64)
-  moe_args=(--configs tiny)
+  moe_configs=(tiny)
 else
   # the device tool's README: Vulkan / EGL loaders from .gl, the NVIDIA ICD where the loader misses it
   for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -54,7 +55,7 @@ else
   export MOEKIT_WEBGPU_BACKEND=vulkan
   peer_python=python3 # the image's, with PyTorch on CUDA
   gemm_args=()
-  moe_args=()
+  moe_configs=(ct-moe mixtral-like)
 fi
 
 {
@@ -69,10 +70,13 @@ run_bench=("$bin/node" --expose-gc "$pack/bench.mjs")
 common=(--backend webgpu --json --peer-python "$peer_python")
 : >"$out/status.txt"
 set +e
-timeout 150 "${run_bench[@]}" gemm "${common[@]}" "${gemm_args[@]}" >"$out/gemm.jsonl" 2>"$out/gemm.log"
+timeout 120 "${run_bench[@]}" gemm "${common[@]}" "${gemm_args[@]}" >"$out/gemm.jsonl" 2>"$out/gemm.log"
 echo "gemm rc=$?" >>"$out/status.txt"
-timeout 300 "${run_bench[@]}" moe "${common[@]}" --peer-dir "$pack/torch-moe" "${moe_args[@]}" >"$out/moe.jsonl" 2>"$out/moe.log"
-echo "moe rc=$?" >>"$out/status.txt"
+# one process per MoE config: a failure in one (a device limit, say) keeps the other's rows
+for cfg in "${moe_configs[@]}"; do
+  timeout 150 "${run_bench[@]}" moe "${common[@]}" --peer-dir "$pack/torch-moe" --configs "$cfg" >"$out/moe-$cfg.jsonl" 2>"$out/moe-$cfg.log"
+  echo "moe $cfg rc=$?" >>"$out/status.txt"
+done
 set -e
-cat "$out/status.txt" "$out/gemm.jsonl" "$out/moe.jsonl"
-tail -n 5 "$out/gemm.log" "$out/moe.log"
+cat "$out/status.txt" "$out"/*.jsonl
+tail -n 5 "$out"/*.log
