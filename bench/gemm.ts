@@ -1,8 +1,11 @@
 // GEMM throughput of the native addon: C[m,n] = A[m,k] · B[k,n], float32.
 //   npm run bench -- gemm [--json] [--threads N] [--shapes 1024x1024x1024,...] [--isa avx2]
+//   npm run bench -- gemm --backend webgpu [--shapes ...]: the WGSL matmul (bench/webgpu.ts)
 import type { Command } from 'commander';
 
 import { loadNativeAddon } from '../src/backend/native/addon.js';
+import { BACKEND_OPTION_HELP, PEER_PYTHON_OPTION_HELP, parseBenchBackend, type BenchBackend } from './backend-option.js';
+import { runGemmWebGpu } from './webgpu.js';
 import { execFileSync } from 'node:child_process';
 import {
   FORCED_ISAS,
@@ -84,7 +87,17 @@ function parseShapes(s: string): Array<[number, number, number]> {
   });
 }
 
-type GemmOptions = CommonOptions & { shapes?: string; peer?: boolean; peerBlasEnv?: boolean; isa?: ForcedIsa };
+type GemmOptions = CommonOptions & {
+  shapes?: string;
+  peer?: boolean;
+  peerBlasEnv?: boolean;
+  isa?: ForcedIsa;
+  backend: BenchBackend;
+  peerPython?: string;
+};
+
+/** The issue's GPU target shape: fp32 4096^3. */
+const WEBGPU_SHAPES: Array<[number, number, number]> = [[4096, 4096, 4096]];
 
 export function runGemm(opts: GemmOptions): void {
   const loaded = loadNativeAddon();
@@ -164,5 +177,17 @@ export function register(program: Command): void {
       'keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE from the environment for the peer (dropped by default: bench/util.ts peerBlas)',
     )
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
-    .action((opts: GemmOptions) => runGemm(opts));
+    .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
+    .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
+    .action((opts: GemmOptions, cmd: Command) => {
+      if (opts.backend === 'webgpu' && (opts.isa || opts.threads))
+        cmd.error(`--backend webgpu: ${opts.isa ? '--isa' : '--threads'} is for the CPU kernels`);
+      return opts.backend === 'webgpu'
+        ? runGemmWebGpu(opts.shapes ? parseShapes(opts.shapes) : WEBGPU_SHAPES, {
+            json: opts.json,
+            peer: opts.peer !== false,
+            peerPython: opts.peerPython ?? PEER_PYTHON,
+          })
+        : runGemm(opts);
+    });
 }

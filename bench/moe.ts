@@ -31,6 +31,8 @@ import {
   resolveVariant,
 } from '../src/experiments/ctmoe/index.js';
 import { bf16Comparison } from './moe-bf16.js';
+import { BACKEND_OPTION_HELP, PEER_PYTHON_OPTION_HELP, parseBenchBackend, type BenchBackend } from './backend-option.js';
+import { runMoeWebGpu } from './webgpu.js';
 import {
   FORCED_ISAS,
   ISA_OPTION_HELP,
@@ -60,6 +62,13 @@ export const MOE_CONFIGS: Record<string, MoeBenchConfig> = {
   'ct-moe': { dModel: 512, dFf: 2048, experts: 16, topK: 2, tokens: 4096, peer: 'ct-moe-paper' },
   'olmoe-like': { dModel: 2048, dFf: 1024, experts: 64, topK: 8, tokens: 512, peer: 'olmoe-like' },
   'mixtral-like': { dModel: 1024, dFf: 3584, experts: 8, topK: 2, tokens: 1024, peer: 'mixtral-like' },
+};
+
+/** --backend webgpu: the issue's GPU targets by default; 'tiny' checks the bench end to end on a software adapter. */
+const WEBGPU_DEFAULT_CONFIGS = ['ct-moe', 'mixtral-like'];
+const WEBGPU_CONFIGS: Record<string, MoeBenchConfig> = {
+  ...MOE_CONFIGS,
+  tiny: { dModel: 16, dFf: 32, experts: 4, topK: 2, tokens: 64, peer: 'tiny' },
 };
 
 type Mode = 'fwd' | 'fwd+bwd';
@@ -342,7 +351,10 @@ export function register(program: Command): void {
     .command('moe')
     .description('one MoE layer, forward and forward+backward, against the PyTorch peer when installed')
     .option('--json', 'one JSON line per row')
-    .option('--configs <names...>', `subset of ${Object.keys(MOE_CONFIGS).join(', ')}`, Object.keys(MOE_CONFIGS))
+    .option(
+      '--configs <names...>',
+      `subset of ${Object.keys(MOE_CONFIGS).join(', ')} (default: all; with --backend webgpu: ${WEBGPU_DEFAULT_CONFIGS.join(', ')}, or tiny)`,
+    )
     .option('--no-peer', 'skip the PyTorch peer')
     .option('--no-peer-speed', "skip the peer's throughput run (keep its peak-RSS probe)")
     .option('--no-peer-rss', "skip the peer's peak-RSS probe (bench/peer_rss.py)")
@@ -360,23 +372,46 @@ export function register(program: Command): void {
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
     .option('--peer-dir <path>', "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout")
     .option('--child <spec>', 'internal: measure one config:mode[:dtype] in this process')
+    .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
+    .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
     .action(
-      (opts: {
-        json?: boolean;
-        configs: string[];
-        peer: boolean;
-        peerSpeed: boolean;
-        peerRss: boolean;
-        peerBlasEnv?: boolean;
-        ctmoeTrain: boolean;
-        repeats: string;
-        v8DefaultGc?: boolean;
-        isa?: ForcedIsa;
-        peerDir?: string;
-        child?: string;
-        dtype: string;
-      }) => {
+      (
+        opts: {
+          json?: boolean;
+          configs?: string[];
+          backend: BenchBackend;
+          peerPython?: string;
+          peer: boolean;
+          peerSpeed: boolean;
+          peerRss: boolean;
+          peerBlasEnv?: boolean;
+          ctmoeTrain: boolean;
+          repeats: string;
+          v8DefaultGc?: boolean;
+          isa?: ForcedIsa;
+          peerDir?: string;
+          child?: string;
+          dtype: string;
+        },
+        cmd: Command,
+      ) => {
         if (opts.peerDir) PEER_DIR = opts.peerDir;
+        if (opts.backend === 'webgpu') {
+          if (opts.dtype !== 'f32' || opts.isa)
+            cmd.error(
+              `--backend webgpu: ${opts.isa ? `--isa ${opts.isa}` : `--dtype ${opts.dtype}`} is for the CPU kernels (webgpu runs f32)`,
+            );
+          const names = opts.configs ?? WEBGPU_DEFAULT_CONFIGS;
+          const unknown = names.find((n) => !WEBGPU_CONFIGS[n]);
+          if (unknown)
+            cmd.error(`--configs: unknown config '${unknown}' (allowed with --backend webgpu: ${Object.keys(WEBGPU_CONFIGS).join(', ')})`);
+          return runMoeWebGpu(Object.fromEntries(names.map((n) => [n, WEBGPU_CONFIGS[n]!])), PEER_DIR, {
+            json: opts.json,
+            peer: opts.peer,
+            peerPython: opts.peerPython ?? PEER_PYTHON,
+          });
+        }
+        opts.configs ??= Object.keys(MOE_CONFIGS);
         const v8DefaultGc = opts.v8DefaultGc === true;
         if (opts.child === 'ctmoe-tiny-train') {
           process.stdout.write(`${JSON.stringify(measureCtmoeTrain(applyGcPolicy(v8DefaultGc)))}\n`);

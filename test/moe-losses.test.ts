@@ -150,7 +150,7 @@ forEachBackend('moe losses', () => {
     const sb = new SelectionBias(4, { gamma: 0.5, rule: 'sign' });
     sb.accumulate([4, 0, 0, 0]);
     sb.accumulate(tensor([0, 0, 0, 4], { dtype: 'i32' }));
-    assert.deepEqual(Array.from(sb.update()), [-0.5, 0.5, 0.5, -0.5]);
+    assert.deepEqual(Array.from(sb.update()!), [-0.5, 0.5, 0.5, -0.5]);
     assert.deepEqual(Array.from(sb.bias.dataSync()), [-0.5, 0.5, 0.5, -0.5]);
     assert.deepEqual(Array.from(sb.pendingCounts), [0, 0, 0, 0]);
     sb.accumulate([1, 1, 1, 1]);

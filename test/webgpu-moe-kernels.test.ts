@@ -48,6 +48,79 @@ if (gpu) {
   const ids = Int32Array.from({ length: T * K }, (_, s) => [0, 2, 2, 1, 0, 2][s % 6]!);
   const weights = wave(T * K, 1).map(Math.abs);
 
+  /**
+   * groupedGemm (both layouts) and groupedWgrad on the slot plan of ids against the reference
+   * gemmRows / gemmWgrad: rows past seg[E] come out 0.
+   */
+  async function checkGrouped(ids: Int32Array, T: number, K: number, E: number, k: number, n: number, capacity: number | null) {
+    const weights = wave(T * K, 1).map(Math.abs);
+    const plan = ref.planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
+    const S = plan.segOffsets[E]!;
+    const dev = slotPlan(rt, rt.upload(ids.slice()), E, capacity);
+    const x = wave(T * k, 2);
+    for (const trans of [false, true]) {
+      const b = wave(E * k * n, 3);
+      const expected = new Float32Array(S * n);
+      ref.gemmRows({
+        a: { data: x, ld: k },
+        aIdx: plan.rowTokens,
+        scale: plan.rowWeights,
+        b: { data: b, ld: trans ? k : n, trans, expertStride: k * n },
+        seg: plan.segOffsets,
+        c: { data: expected, ld: n },
+        n,
+        k,
+        accumulate: false,
+      });
+      const c = groupedGemm(rt, {
+        a: rt.upload(x),
+        aIdx: rt.upload(plan.rowTokens.slice()),
+        scale: rt.upload(Float32Array.from(plan.rowWeights)),
+        b: rt.upload(b),
+        trans,
+        seg: dev.seg,
+        numExperts: E,
+        rows: T * K,
+        n,
+        k,
+      });
+      close(await rt.read(c), [...expected, ...new Array((T * K - S) * n).fill(0)], `groupedGemm trans=${trans}`);
+    }
+
+    const dy = wave(S * n, 6);
+    const dbRef = new Float32Array(E * k * n);
+    ref.gemmWgrad({
+      a: { data: x, ld: k },
+      aIdx: plan.rowTokens,
+      scale: plan.rowWeights,
+      b: { data: dy, ld: n },
+      bIdx: null,
+      seg: plan.segOffsets,
+      c: dbRef,
+      m: k,
+      n,
+      accumulate: false,
+    });
+    const db = groupedWgrad(rt, {
+      a: rt.upload(x),
+      aIdx: rt.upload(plan.rowTokens.slice()),
+      scale: rt.upload(Float32Array.from(plan.rowWeights)),
+      dy: rt.upload(dy),
+      seg: dev.seg,
+      numExperts: E,
+      k,
+      n,
+    });
+    close(await rt.read(db), dbRef, 'groupedWgrad');
+  }
+
+  test('webgpu MoE kernels: grouped GEMM and weight gradient on tiles that several experts share (80 rows, k 37, n 45, an empty expert, drops)', async () => {
+    const [T2, E2] = [40, 6];
+    // runs of one expert 3..17 slots long: segments start and end inside the 32-row tiles; expert 4 is never chosen
+    const ids2 = Int32Array.from({ length: T2 * 2 }, (_, s) => [0, 1, 2, 3, 5][Math.floor(Math.sqrt(s * 3)) % 5]!);
+    for (const capacity of [null, 11]) await checkGrouped(ids2, T2, 2, E2, 37, 45, capacity);
+  });
+
   for (const capacity of [null, 2]) {
     test(`webgpu MoE kernels: slot plan, grouped GEMM and weight gradient, SwiGLU / GPT-OSS and backward, combine (capacity ${capacity ?? 'none'})`, async () => {
       const plan = ref.planRoutes({ ids, numTokens: T, topK: K, numExperts: E, capacity, weights });
@@ -59,61 +132,7 @@ if (gpu) {
       close(await rt.read(dev.slotRows), plan.slotRows, 'slotRows', 0);
       close(await rt.read(dev.sortedSlots), [...plan.sortedSlots, ...new Array(T * K - S).fill(-1)], 'sortedSlots', 0);
 
-      const x = wave(T * k, 2);
-      for (const trans of [false, true]) {
-        const b = wave(E * k * n, 3);
-        const expected = new Float32Array(S * n);
-        ref.gemmRows({
-          a: { data: x, ld: k },
-          aIdx: plan.rowTokens,
-          scale: plan.rowWeights,
-          b: { data: b, ld: trans ? k : n, trans, expertStride: k * n },
-          seg: plan.segOffsets,
-          c: { data: expected, ld: n },
-          n,
-          k,
-          accumulate: false,
-        });
-        const c = groupedGemm(rt, {
-          a: rt.upload(x),
-          aIdx: rt.upload(plan.rowTokens.slice()),
-          scale: rt.upload(Float32Array.from(plan.rowWeights)),
-          b: rt.upload(b),
-          trans,
-          seg: dev.seg,
-          numExperts: E,
-          rows: T * K,
-          n,
-          k,
-        });
-        close(await rt.read(c), [...expected, ...new Array((T * K - S) * n).fill(0)], `groupedGemm trans=${trans}`);
-      }
-
-      const dy = wave(S * n, 6);
-      const dbRef = new Float32Array(E * k * n);
-      ref.gemmWgrad({
-        a: { data: x, ld: k },
-        aIdx: plan.rowTokens,
-        scale: plan.rowWeights,
-        b: { data: dy, ld: n },
-        bIdx: null,
-        seg: plan.segOffsets,
-        c: dbRef,
-        m: k,
-        n,
-        accumulate: false,
-      });
-      const db = groupedWgrad(rt, {
-        a: rt.upload(x),
-        aIdx: rt.upload(plan.rowTokens.slice()),
-        scale: rt.upload(Float32Array.from(plan.rowWeights)),
-        dy: rt.upload(dy),
-        seg: dev.seg,
-        numExperts: E,
-        k,
-        n,
-      });
-      close(await rt.read(db), dbRef, 'groupedWgrad');
+      await checkGrouped(ids, T, K, E, k, n, capacity);
 
       const gu = wave(S * 2 * i, 4).map((v) => 3 * v);
       for (const layout of ['fused', 'interleaved'] as const) {

@@ -14,14 +14,9 @@ import { MoELayer } from '../src/moe/layer.js';
 import type { MoEMetrics } from '../src/moe/metrics.js';
 import { ctMoePreset } from '../src/moe/topology/index.js';
 import { Generator } from '../src/tensor/random.js';
-import { webgpuOrSkip } from './helpers/webgpu.js';
+import { assertCloseF32, seededValues, webgpuOrSkip } from './helpers/webgpu.js';
 
 const T = 12;
-
-function values(n: number, seed: number, scale: number): Float32Array {
-  const g = new Generator(seed);
-  return Float32Array.from({ length: n }, () => (2 * g.uniform() - 1) * scale);
-}
 
 interface Run {
   y: Float32Array;
@@ -35,8 +30,8 @@ async function run(layer: MoELayer, on: 'reference' | 'webgpu'): Promise<Run> {
   const H = layer.cfg.hiddenSize;
   setBackend(on);
   layer.train();
-  const x = fromArray(values(T * H, 7, 1), [T, H]).requiresGrad_();
-  const probe = fromArray(values(T * H, 8, 1), [T, H]);
+  const x = fromArray(seededValues(T * H, 7, 1), [T, H]).requiresGrad_();
+  const probe = fromArray(seededValues(T * H, 8, 1), [T, H]);
   const y = layer.forward(x);
   sum(mul(y, probe)).backward();
   const grads = new Map<string, Float32Array>();
@@ -44,14 +39,6 @@ async function run(layer: MoELayer, on: 'reference' | 'webgpu'): Promise<Run> {
   const metrics = (await layer.readMetrics())!;
   setBackend('reference');
   return { y: Float32Array.from(await y.data()), dx: Float32Array.from(await x.grad!.data()), grads, metrics };
-}
-
-function close(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    const tol = 2e-5 + 2e-4 * Math.abs(want[i]!);
-    assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `${what}[${i}]: webgpu ${got[i]}, reference ${want[i]}`);
-  }
 }
 
 async function agree(cfg: ReturnType<typeof moeConfig>): Promise<Run> {
@@ -64,9 +51,9 @@ async function agree(cfg: ReturnType<typeof moeConfig>): Promise<Run> {
   setBackend('reference');
   assert.equal(dev.executionPlan.path, 'device', dev.executionPlan.summary);
   const got = await run(dev, 'webgpu');
-  close(got.y, want.y, 'y');
-  close(got.dx, want.dx, 'dx');
-  for (const [name, g] of want.grads) close(got.grads.get(name)!, g, `d ${name}`);
+  assertCloseF32(got.y, want.y, 'y');
+  assertCloseF32(got.dx, want.dx, 'dx');
+  for (const [name, g] of want.grads) assertCloseF32(got.grads.get(name)!, g, `d ${name}`);
   assert.deepEqual([...got.metrics.tokensPerExpert], [...want.metrics.tokensPerExpert], 'tokens per expert');
   for (const k of ['droppedFraction', 'routerEntropy', 'usageEntropy', 'loadImbalance', 'lbLoss', 'zLoss'] as const) {
     const a = got.metrics[k];

@@ -3,7 +3,9 @@
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/registry.js';
 import { Tensor } from '../tensor/tensor.js';
+import { add } from '../ops/elementwise.js';
 import type { SelectionBiasConfig } from './config.js';
+import { deviceBiasUpdateDelta } from './device/balancing.js';
 import { deviceKernels } from './execution/plan.js';
 
 /**
@@ -29,6 +31,8 @@ export class SelectionBias {
   /** [E] f32, never requires grad. */
   readonly bias: Tensor;
   private readonly pending: Float64Array;
+  /** Counts that live on a device that cannot read synchronously (webgpu): summed and applied there. */
+  private pendingOnDevice: Tensor | null = null;
 
   constructor(
     readonly numExperts: number,
@@ -41,10 +45,13 @@ export class SelectionBias {
 
   /** Add one micro-batch's slot counts ([E]). */
   accumulate(counts: Tensor | ArrayLike<number>): void {
-    if (counts instanceof Tensor && deviceKernels(counts.backend))
-      throw new Error(
-        `SelectionBias: aux-loss-free balancing updates its bias from counts on the host; the ${counts.backend.name} backend keeps them on the device (train it on the native or reference backend)`,
-      );
+    if (counts instanceof Tensor && deviceKernels(counts.backend)) {
+      if (counts.size !== this.numExperts)
+        throw new RangeError(`SelectionBias.accumulate: counts must have E = ${this.numExperts} entries (got ${counts.size})`);
+      const c = counts.to('f32');
+      this.pendingOnDevice = this.pendingOnDevice ? add(this.pendingOnDevice, c) : c;
+      return;
+    }
     const c = counts instanceof Tensor ? counts.dataSync() : counts;
     if (c.length !== this.numExperts)
       throw new RangeError(`SelectionBias.accumulate: counts must have E = ${this.numExperts} entries (got ${c.length})`);
@@ -58,9 +65,17 @@ export class SelectionBias {
 
   /**
    * Apply the update from the accumulated counts, reset them, and return the delta. dryRun
-   * (OLMo-core post_batch(dry_run=True)): compute and reset, leave the bias as it is.
+   * (OLMo-core post_batch(dry_run=True)): compute and reset, leave the bias as it is. Counts
+   * gathered on a device that cannot read synchronously update the bias there and return null
+   * (`await bias.data()` reads it).
    */
-  update(opts: { dryRun?: boolean } = {}): Float64Array {
+  update(opts: { dryRun?: boolean } = {}): Float64Array | null {
+    const dev = this.pendingOnDevice;
+    if (dev) {
+      this.pendingOnDevice = null;
+      if (!opts.dryRun) this.bias.storage = add(this.bias, deviceBiasUpdateDelta(dev, this.cfg.gamma, this.cfg.rule)).storage;
+      return null;
+    }
     const d = biasUpdateDelta(this.pending, this.cfg.gamma, this.cfg.rule);
     if (!opts.dryRun) {
       const cur = this.bias.dataSync();

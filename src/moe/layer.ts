@@ -43,6 +43,7 @@ import { ctMoeRouterWeight } from './topology/init.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
 import type { DeviceMoeKernels } from '../backend/moe.js';
 import { loadBalancingLossFromCounts } from './device/losses.js';
+import { DeviceLoadBalanceAccumulator, deviceLoadBalancingLoss, deviceZLoss } from './device/balancing.js';
 import { type PendingMetrics, readPendingMetrics } from './device/metrics.js';
 import { deviceRoutedExperts } from './device/routed-experts.js';
 import { type Reads, read } from '../tensor/reads.js';
@@ -127,6 +128,8 @@ export class MoELayer extends Module {
   readonly selectionBias: SelectionBias | null;
   readonly dispatcher: Dispatcher;
   readonly lbAccumulator: LoadBalanceAccumulator | null;
+  /** Global-batch LB's counts on the 'device' path (lbAccumulator stays empty there). */
+  private deviceLbAccumulator: DeviceLoadBalanceAccumulator | null = null;
   /** CT-MoE topology (S_raw), or null when cfg.topology is null. */
   readonly topology: Topology | null;
   /** Metrics of the latest forward (null on the 'device' path: `await readMetrics()`). */
@@ -454,6 +457,7 @@ export class MoELayer extends Module {
   postBatch(): void {
     this.selectionBias?.update();
     this.lbAccumulator?.reset();
+    this.deviceLbAccumulator?.reset();
   }
 
   /** The shared expert's output (gated) on x2 [T, H], or null without one (the parallel blocks call it and mixShared). */
@@ -501,7 +505,7 @@ export class MoELayer extends Module {
       return { ...routerPassAuxLoss(pass, options), weights, gradient: null };
     }
     const { scores, topkIds: ids, logits } = r;
-    if (device) return this.deviceAuxLosses(r, mask, weights);
+    if (device) return this.deviceAuxLosses(r, mask, batchSize, weights);
     let total: Tensor | null = null;
     let lb: number | null = null;
     let z: number | null = null;
@@ -526,26 +530,29 @@ export class MoELayer extends Module {
     return { total, lb, z, weights, gradient: null };
   }
 
-  /** auxLosses on the 'device' path: LB from the router's device counts, values left on the device. */
-  private deviceAuxLosses(r: RouterOutput, mask: Tensor | null, weights: { lb: number; z: number }): AuxLosses {
+  /**
+   * auxLosses on the 'device' path, values left on the device: LB from the router's device
+   * counts, or with a padding mask, per sequence or with global-batch frequencies from the
+   * slot counts made on the device (device/balancing.ts).
+   */
+  private deviceAuxLosses(r: RouterOutput, mask: Tensor | null, batchSize: number, weights: { lb: number; z: number }): AuxLosses {
     const lc = this.cfg.losses;
-    const unsupported = mask
-      ? 'a padding mask'
-      : weights.lb > 0 && lc.lbGranularity !== 'local-batch'
-        ? `losses.lbGranularity '${lc.lbGranularity}'`
-        : null;
-    if (unsupported)
-      throw new Error(
-        `MoELayer: ${unsupported} is not supported with the aux losses on device-resident routing (use 'local-batch' without a mask)`,
-      );
-    const lb =
-      weights.lb > 0
-        ? loadBalancingLossFromCounts(r.scores, r.counts, this.cfg.router.topK, {
-            convention: lc.lbConvention,
-            normalizeScores: this.cfg.router.scoreFunc === 'sigmoid',
-          })
-        : null;
-    const z = weights.z > 0 ? zLoss(r.logits) : null;
+    const normalizeScores = this.cfg.router.scoreFunc === 'sigmoid';
+    let lb: Tensor | null = null;
+    if (weights.lb > 0) {
+      if (lc.lbGranularity === 'global-batch') this.deviceLbAccumulator ??= new DeviceLoadBalanceAccumulator();
+      lb =
+        !mask && lc.lbGranularity === 'local-batch'
+          ? loadBalancingLossFromCounts(r.scores, r.counts, this.cfg.router.topK, { convention: lc.lbConvention, normalizeScores })
+          : deviceLoadBalancingLoss(r.scores, r.topkIds, {
+              convention: lc.lbConvention,
+              batchSize: lc.lbGranularity === 'instance' ? batchSize : 1,
+              mask,
+              accumulator: lc.lbGranularity === 'global-batch' ? this.deviceLbAccumulator : null,
+              normalizeScores,
+            });
+    }
+    const z = weights.z > 0 ? deviceZLoss(r.logits, mask) : null;
     const parts = [lb && mul(lb, weights.lb), z && mul(z, weights.z)].filter((t): t is Tensor => t !== null);
     const total = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : add(parts[0]!, parts[1]!);
     return { total, lb: null, z: null, weights, gradient: null, pending: { lb, z } };

@@ -6,6 +6,8 @@ import { readEnv } from '../../env.js';
 
 /** Limits the kernels need above the compatibility-mode defaults (adapter permitting). */
 const WANTED_LIMITS = { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256 } as const;
+/** Limits asked for at the adapter's maximum: the default 128 MiB binding holds no Mixtral-sized expert bank. */
+const ADAPTER_MAX_LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize'] as const;
 
 export interface OpenedDevice {
   device: GPUDevice;
@@ -84,6 +86,7 @@ export async function openDevice(): Promise<DeviceResult> {
     if (have < want) return { ok: false, reason: `the adapter offers ${k} = ${have}, the kernels need ${want}` };
     requiredLimits[k] = want;
   }
+  for (const k of ADAPTER_MAX_LIMITS) requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k]!;
   const device = await adapter.requestDevice({ requiredLimits });
   const limits: Record<string, number> = {};
   for (const k in device.limits) limits[k] = (device.limits as unknown as Record<string, number>)[k]!;

@@ -10,7 +10,7 @@ export interface PostBatchOptions {
   dryRun?: boolean;
 }
 
-/** One layer: the bias delta (applied unless dryRun), or null when it has no selection bias or is in eval mode. */
+/** One layer: the bias delta (applied unless dryRun), or null when it has no selection bias, is in eval mode, or updated its bias on a device (webgpu). */
 export function moePostBatch(layer: MoELayer, opts: PostBatchOptions = {}): Float64Array | null {
   if (!layer.selectionBias || !layer.training) return null;
   return layer.selectionBias.update({ dryRun: opts.dryRun ?? false });

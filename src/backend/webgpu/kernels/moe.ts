@@ -8,9 +8,11 @@
 // plan's 'device' path.
 import type { GpuRuntime, GpuStorage } from '../runtime.js';
 import { fill } from './elementwise.js';
-import { WG, buffers, perElement } from './wgsl.js';
+import { WG, buffers, perElement, withParams } from './wgsl.js';
 
 const groups = (n: number) => Math.ceil(n / WG);
+/** Output tile edge of the grouped GEMMs. */
+const TILE = 32;
 /** "No capacity" as the kernels' u32 capacity word. */
 const DROPLESS = 0xffffffff;
 
@@ -157,39 +159,94 @@ export interface GroupedGemmArgs {
   k: number;
 }
 
+/**
+ * The inner step of both grouped GEMMs: 32 x 32 output tiles per workgroup of 8 x 8
+ * invocations, each a 4 x 4 register block, from As / Bs holding 16 steps of the summed axis
+ * (As[s·32 + tile row], Bs[s·32 + tile column]), as the dense matmul (linalg.ts) does.
+ */
+const TILE_STEP = `var<workgroup> As: array<f32, 512>;
+var<workgroup> Bs: array<f32, 512>;
+fn tileStep(l: vec3u, acc: ptr<function, array<f32, 16>>) {
+  for (var s = 0u; s < 16u; s = s + 1u) {
+    var ar: array<f32, 4>;
+    var br: array<f32, 4>;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+      ar[q] = As[s * 32u + l.y * 4u + q];
+      br[q] = Bs[s * 32u + l.x * 4u + q];
+    }
+    for (var r = 0u; r < 4u; r = r + 1u) {
+      for (var c = 0u; c < 4u; c = c + 1u) { (*acc)[r * 4u + c] = (*acc)[r * 4u + c] + ar[r] * br[c]; }
+    }
+  }
+}`;
+
+/**
+ * A 32-row tile can hold rows of several experts: it runs once per expert whose segment meets
+ * it, each pass loading only that expert's rows (the others read as 0) against B_e. Rows past
+ * seg[E] belong to no expert and come out 0. seg is read-only storage, so the loop bounds are
+ * uniform and the barriers inside it are allowed.
+ */
+const GROUPED_GEMM = withParams(`
+${buffers([
+  ['A', 'f32', false],
+  ['aIdx', 'i32', false],
+  ['scale', 'f32', false],
+  ['B', 'f32', false],
+  ['seg', 'i32', false],
+  ['C', 'f32', true],
+])}
+${TILE_STEP}
+@compute @workgroup_size(8, 8)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let rows = pu(0u); let n = pu(1u); let k = pu(2u); let E = pu(3u);
+  let gather = pu(4u) == 1u; let scaled = pu(5u) == 1u; let trans = pu(6u) == 1u;
+  let row0 = wg.y * 32u; let col0 = wg.x * 32u; let rowEnd = min(row0 + 32u, rows);
+  let tid = l.y * 8u + l.x;
+  var acc: array<f32, 16>;
+  for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+  var e = 0u;
+  while (e < E && u32(seg[e + 1u]) <= row0) { e = e + 1u; }
+  while (e < E && u32(seg[e]) < rowEnd) {
+    let lo = u32(seg[e]); let hi = u32(seg[e + 1u]); let boff = e * k * n;
+    for (var p0 = 0u; p0 < k; p0 = p0 + 16u) {
+      for (var q = tid; q < 512u; q = q + 64u) {
+        let r = q / 16u; let ka = q % 16u; let i = row0 + r; let pa = p0 + ka;
+        var va = 0.0;
+        if (i >= lo && i < hi && pa < k) { va = A[select(i, u32(aIdx[i]), gather) * k + pa]; }
+        As[ka * 32u + r] = va;
+        let kb = q / 32u; let c = q % 32u; let j = col0 + c; let pb = p0 + kb;
+        var vb = 0.0;
+        if (j < n && pb < k) { vb = B[boff + select(pb * n + j, j * k + pb, trans)]; }
+        Bs[kb * 32u + c] = vb;
+      }
+      workgroupBarrier();
+      tileStep(l, &acc);
+      workgroupBarrier();
+    }
+    e = e + 1u;
+  }
+  for (var r = 0u; r < 4u; r = r + 1u) {
+    let i = row0 + l.y * 4u + r;
+    if (i >= rows) { continue; }
+    let f = select(1.0, scale[i], scaled);
+    for (var c = 0u; c < 4u; c = c + 1u) {
+      let j = col0 + l.x * 4u + c;
+      if (j < n) { C[i * n + j] = acc[r * 4u + c] * f; }
+    }
+  }
+}`);
+
 /** c [rows, n]: row r of expert e (seg[e] <= r < seg[e+1]) = scale[r] · a[aIdx[r], :] @ op(B_e). */
 export function groupedGemm(rt: GpuRuntime, g: GroupedGemmArgs): GpuStorage {
   const c = rt.alloc('f32', g.rows * g.n);
-  const code = perElement(
-    buffers([
-      ['A', 'f32', false],
-      ['aIdx', 'i32', false],
-      ['scale', 'f32', false],
-      ['B', 'f32', false],
-      ['seg', 'i32', false],
-      ['C', 'f32', true],
-    ]),
-    `let n = pu(1u); let k = pu(2u); let E = pu(3u);
-  let r = i / n; let j = i % n;
-  var e = 0u;
-  while (e < E && u32(seg[e + 1u]) <= r) { e = e + 1u; }
-  if (e == E) { C[i] = 0.0; return; }
-  let arow = select(r, u32(aIdx[r]), pu(4u) == 1u);
-  let boff = e * k * n;
-  var acc = 0.0;
-  for (var p = 0u; p < k; p = p + 1u) {
-    acc = acc + A[arow * k + p] * B[boff + select(p * n + j, j * k + p, pu(6u) == 1u)];
-  }
-  C[i] = acc * select(1.0, scale[r], pu(5u) == 1u);`,
-  );
   const op = `groupedGemm (${g.rows} rows, ${g.numExperts} experts, [${g.k}, ${g.n}]${g.trans ? 'ᵀ' : ''})`;
   rt.run(
     op,
-    code,
+    GROUPED_GEMM,
     [g.a, g.aIdx, g.scale, g.b, g.seg, c],
-    [g.rows * g.n, g.n, g.k, g.numExperts, g.aIdx ? 1 : 0, g.scale ? 1 : 0, g.trans ? 1 : 0],
+    [g.rows, g.n, g.k, g.numExperts, g.aIdx ? 1 : 0, g.scale ? 1 : 0, g.trans ? 1 : 0],
     [],
-    groups(g.rows * g.n),
+    [Math.ceil(g.n / TILE), Math.ceil(g.rows / TILE), 1],
   );
   return c;
 }
@@ -281,6 +338,50 @@ export function swigluBackward(
   return { dgu, rowDot };
 }
 
+/** One workgroup per 32 x 32 tile of dB_e (z = e), summing expert e's rows 16 at a time. */
+const GROUPED_WGRAD = withParams(`
+${buffers([
+  ['A', 'f32', false],
+  ['aIdx', 'i32', false],
+  ['scale', 'f32', false],
+  ['dY', 'f32', false],
+  ['seg', 'i32', false],
+  ['dB', 'f32', true],
+])}
+${TILE_STEP}
+@compute @workgroup_size(8, 8)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let k = pu(0u); let n = pu(1u); let gather = pu(2u) == 1u; let scaled = pu(3u) == 1u;
+  let e = wg.z; let p0 = wg.y * 32u; let col0 = wg.x * 32u;
+  let lo = u32(seg[e]); let hi = u32(seg[e + 1u]);
+  let tid = l.y * 8u + l.x;
+  var acc: array<f32, 16>;
+  for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+  for (var r0 = lo; r0 < hi; r0 = r0 + 16u) {
+    for (var q = tid; q < 512u; q = q + 64u) {
+      let s = q / 32u; let t = q % 32u; let r = r0 + s;
+      let p = p0 + t;
+      var va = 0.0;
+      if (r < hi && p < k) { va = select(1.0, scale[r], scaled) * A[select(r, u32(aIdx[r]), gather) * k + p]; }
+      As[s * 32u + t] = va;
+      let j = col0 + t;
+      var vb = 0.0;
+      if (r < hi && j < n) { vb = dY[r * n + j]; }
+      Bs[s * 32u + t] = vb;
+    }
+    workgroupBarrier();
+    tileStep(l, &acc);
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 4u; r = r + 1u) {
+    let p = p0 + l.y * 4u + r;
+    for (var c = 0u; c < 4u; c = c + 1u) {
+      let j = col0 + l.x * 4u + c;
+      if (p < k && j < n) { dB[(e * k + p) * n + j] = acc[r * 4u + c]; }
+    }
+  }
+}`);
+
 /** dB [E, k, n]: dB_e = Σ over expert e's rows r of scale[r] · a[aIdx[r], :]ᵀ ⊗ dy[r, :]. */
 export function groupedWgrad(
   rt: GpuRuntime,
@@ -296,31 +397,13 @@ export function groupedWgrad(
   },
 ): GpuStorage {
   const db = rt.alloc('f32', g.numExperts * g.k * g.n);
-  const code = perElement(
-    buffers([
-      ['A', 'f32', false],
-      ['aIdx', 'i32', false],
-      ['scale', 'f32', false],
-      ['dY', 'f32', false],
-      ['seg', 'i32', false],
-      ['dB', 'f32', true],
-    ]),
-    `let k = pu(1u); let n = pu(2u);
-  let e = i / (k * n); let p = (i / n) % k; let j = i % n;
-  var acc = 0.0;
-  for (var r = u32(seg[e]); r < u32(seg[e + 1u]); r = r + 1u) {
-    let arow = select(r, u32(aIdx[r]), pu(3u) == 1u);
-    acc = acc + select(1.0, scale[r], pu(4u) == 1u) * A[arow * k + p] * dY[r * n + j];
-  }
-  dB[i] = acc;`,
-  );
   rt.run(
     `groupedWgrad (${g.numExperts} experts, [${g.k}, ${g.n}])`,
-    code,
+    GROUPED_WGRAD,
     [g.a, g.aIdx, g.scale, g.dy, g.seg, db],
-    [db.length, g.k, g.n, g.aIdx ? 1 : 0, g.scale ? 1 : 0],
+    [g.k, g.n, g.aIdx ? 1 : 0, g.scale ? 1 : 0],
     [],
-    groups(db.length),
+    [Math.ceil(g.n / TILE), Math.ceil(g.k / TILE), g.numExperts],
   );
   return db;
 }
