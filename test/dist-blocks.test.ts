@@ -37,6 +37,14 @@ for (const np of [1, 2, 4]) {
   });
 }
 
+test('tp and ep blocks equal the single-process layer at np 2 under MPICH (mpiexec.mpich)', { skip: mpiSkipReason('mpich') }, () => {
+  const run = runMpi(2, 'parity-worker.ts', [], 120_000, 'mpich');
+  assert.equal(run.timedOut, false, 'mpiexec timed out');
+  assert.equal(run.status, 0, run.stderr);
+  const want = CASES.flatMap((c) => ['tp', 'ep'].flatMap((k) => [0, 1].map((r) => `PASS ${c} ${k} rank ${r}`))).sort();
+  assert.deepEqual(passLines(run), want);
+});
+
 test('the routing recorder over EP and TP blocks at np 2 records what one process records on the same global batch (ids, counts, drops exact; weights, entropies, selection bias)', {
   skip,
 }, () => {

@@ -9,6 +9,7 @@ import { Communicator, worldCommunicator } from '../src/dist/communicator.js';
 import { mpiSkipReason, passLines, runMpi } from './helpers/dist/mpirun.js';
 
 const skip = mpiSkipReason();
+const skipMpich = mpiSkipReason('mpich');
 
 test("'single': size 1, collectives are copies, bad arguments are one-line errors", async () => {
   const c = worldCommunicator('single');
@@ -44,7 +45,7 @@ test("'mpi' without mpirun and without the library: one line naming what to inst
   try {
     assert.throws(
       () => worldCommunicator('mpi'),
-      /^Error: mpi: cannot load Open MPI \(mpi: libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/,
+      /^Error: mpi: cannot load MPI \(mpi: libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) or MPICH \(apt-get install mpich libmpich12\) and start the ranks with its mpirun \/ mpiexec$/,
     );
   } finally {
     if (prev === undefined) delete process.env.MOEKIT_MPI_LIB;
@@ -64,6 +65,14 @@ for (const np of [2, 4]) {
     for (let r = 0; r < np; r++) assert.ok(lines.includes(`PASS allToAllV gradient rank ${r}`));
   });
 }
+
+// MPICH's handles are integers, not Open MPI's pointers (native/dist/mpi.c): the same checks under its launcher
+test('collectives equal their closed forms at np 2 under MPICH (mpiexec.mpich, libmpich.so.12)', { skip: skipMpich }, () => {
+  const run = runMpi(2, 'collectives-worker.ts', [], 120_000, 'mpich');
+  assert.equal(run.timedOut, false, 'mpiexec timed out');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(passLines(run).length, 2 * (3 * 9 - 1 + 1 + 3 + 1 + 2));
+});
 
 test('an uncaught error on one of 4 ranks ends every rank non-zero (MPI_Abort, no hang)', { skip }, () => {
   const run = runMpi(4, 'collectives-worker.ts', ['throw'], 60_000);

@@ -57,7 +57,7 @@ test('moekit ablate --parallel: one line saying what to install without Open MPI
   assert.notEqual(missing.status, 0);
   assert.match(
     missing.stderr,
-    /^error: --parallel dp: Open MPI not found \(libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) and start the ranks with mpirun$/m,
+    /^error: --parallel dp: MPI not found \(libmpi-not-here\.so\.0: cannot open shared object file.*\); install Open MPI \(Debian\/Ubuntu: apt-get install openmpi-bin libopenmpi3\) or MPICH \(apt-get install mpich libmpich12\) and start the ranks with its mpirun \/ mpiexec$/m,
   );
   assert.doesNotMatch(missing.stderr, /^\s+at /m, 'no stack trace');
   const info = cli(['info'], { MOEKIT_MPI_LIB: 'libmpi-not-here.so.0' });
@@ -71,5 +71,5 @@ test('moekit ablate --parallel dp outside mpirun says to start the ranks with mp
   const e = cli(['ablate', '--preset', 'tiny', '--parallel', 'ep', '--out', join(dir, 'z')]);
   assert.match(e.stderr, /^error: --parallel ep: start the ranks with mpirun, e\.g\. mpirun -np 2 npx moekit ablate --parallel ep$/m);
   assert.doesNotMatch(e.stderr, /^\s+at /m, 'no stack trace');
-  assert.match(cli(['info']).stdout, /^MPI: Open MPI found \(libmpi\.so\.40\); world size 1 \(not started by mpirun\)$/m);
+  assert.match(cli(['info']).stdout, /^MPI: found \(libmpi\.so\.40\); world size 1 \(not started by mpirun \/ mpiexec\)$/m);
 });

@@ -1,11 +1,15 @@
 /*
- * MPI collectives for src/dist/ (Open MPI, loaded at first use).
+ * MPI collectives for src/dist/ (Open MPI or MPICH, loaded at first use).
  *
- * The addon is built without MPI headers: mpiOpen() dlopens libmpi.so.40 with
- * RTLD_GLOBAL (Open MPI's plugins need its symbols) and looks the functions
- * and the predefined handles up by name. Open MPI's handles are pointers to
- * its predefined objects (MPI_COMM_WORLD is &ompi_mpi_comm_world, MPI_FLOAT is
- * &ompi_mpi_float, ...); MPICH's are integers and are not supported.
+ * The addon is built without MPI headers: mpiOpen() dlopens the library with
+ * RTLD_GLOBAL (Open MPI's plugins need its symbols) and looks the functions up
+ * by name. The predefined handles come in two ABIs: Open MPI's are pointers to
+ * its predefined objects (MPI_COMM_WORLD is &ompi_mpi_comm_world, ...), looked
+ * up by name; MPICH's (shared by Intel MPI and MVAPICH) are fixed integers
+ * (mpi.h's values below). Both fit the pointer-sized mpi_handle: an integer
+ * handle passed in a 64-bit register or stack slot is read from its low half
+ * on x86-64 and aarch64, and MPI_Comm_split's integer result lands in the low
+ * half of a zeroed handle (both little-endian).
  *
  * Every collective takes a trailing `async` flag: true runs the blocking MPI
  * call on a libuv worker (napi_async_work) and returns a Promise; false runs
@@ -23,6 +27,7 @@
  */
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +59,42 @@ static struct {
 
 static int g_open = 0;
 
+typedef enum { MK_ABI_OPENMPI, MK_ABI_MPICH } mk_mpi_abi;
+static void *g_in_place;
+
+/* MPICH's mpi.h (stable since MPICH 3; Intel MPI and MVAPICH share it) */
+#define MPICH_COMM_WORLD 0x44000000
+#define MPICH_FLOAT 0x4c00040a
+#define MPICH_DOUBLE 0x4c00080b
+#define MPICH_INT 0x4c000405
+#define MPICH_MAX 0x58000001
+#define MPICH_MIN 0x58000002
+#define MPICH_SUM 0x58000003
+#define MPICH_IN_PLACE ((void *)-1)
+#define OMPI_IN_PLACE ((void *)1)
+
+/* Which ABI the library `h` has: Open MPI exports its predefined objects; an MPICH-ABI library
+ * names itself in MPI_Get_library_version (callable before MPI_Init). 0 when neither. */
+static int abi_of(void *h, mk_mpi_abi *abi) {
+  if (dlsym(h, "ompi_mpi_comm_world")) {
+    *abi = MK_ABI_OPENMPI;
+    return 1;
+  }
+  int (*version)(char *, int *) = NULL;
+  *(void **)(&version) = dlsym(h, "MPI_Get_library_version");
+  char text[8192] = {0}; /* MPI_MAX_LIBRARY_VERSION_STRING is 8192 in MPICH */
+  int len = 0;
+  if (!version || version(text, &len) != 0) return 0;
+  if (!strstr(text, "MPICH") && !strstr(text, "Intel(R) MPI") && !strstr(text, "MVAPICH")) return 0;
+  *abi = MK_ABI_MPICH;
+  return 1;
+}
+
 #define MK_MAX_COMMS 256
 static mpi_handle g_comms[MK_MAX_COMMS];
 static int g_num_comms = 0;
 
-#define MPI_THREAD_SERIALIZED_OMPI 2
-#define MPI_IN_PLACE_OMPI ((void *)1)
+#define MPI_THREAD_SERIALIZED 2 /* the standard's order: both ABIs */
 
 /* mpiOpen(lib: string): { rank, size, thread } — idempotent. */
 static napi_value mpi_open(napi_env env, napi_callback_info info) {
@@ -69,10 +104,14 @@ static napi_value mpi_open(napi_env env, napi_callback_info info) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, argv[0], lib, sizeof lib, &len) != napi_ok)
     return mk_throw_type(env, "mpiOpen: lib must be a string");
-  int provided = MPI_THREAD_SERIALIZED_OMPI;
+  int provided = MPI_THREAD_SERIALIZED;
   if (!g_open) {
     void *h = dlopen(lib, RTLD_NOW | RTLD_GLOBAL);
     if (!h) return mk_throw_error(env, "mpi: %s", dlerror());
+    mk_mpi_abi abi;
+    if (!abi_of(h, &abi))
+      return mk_throw_error(env, "mpi: %s is neither Open MPI nor an MPICH-ABI library (MPICH, Intel MPI, MVAPICH)",
+                            lib);
     const char *missing = NULL;
 #define SYM(field, name)                          \
   do {                                            \
@@ -94,19 +133,33 @@ static napi_value mpi_open(napi_env env, napi_callback_info info) {
     SYM(Alltoall, "MPI_Alltoall");
     SYM(Alltoallv, "MPI_Alltoallv");
     SYM(Error_string, "MPI_Error_string");
-    SYM(comm_world, "ompi_mpi_comm_world");
-    SYM(t_float, "ompi_mpi_float");
-    SYM(t_double, "ompi_mpi_double");
-    SYM(t_int, "ompi_mpi_int");
-    SYM(op_sum, "ompi_mpi_op_sum");
-    SYM(op_max, "ompi_mpi_op_max");
-    SYM(op_min, "ompi_mpi_op_min");
+    if (abi == MK_ABI_OPENMPI) {
+      SYM(comm_world, "ompi_mpi_comm_world");
+      SYM(t_float, "ompi_mpi_float");
+      SYM(t_double, "ompi_mpi_double");
+      SYM(t_int, "ompi_mpi_int");
+      SYM(op_sum, "ompi_mpi_op_sum");
+      SYM(op_max, "ompi_mpi_op_max");
+      SYM(op_min, "ompi_mpi_op_min");
+      g_in_place = OMPI_IN_PLACE;
+    } else {
+      g_mpi.comm_world = (mpi_handle)(uintptr_t)MPICH_COMM_WORLD;
+      g_mpi.t_float = (mpi_handle)(uintptr_t)MPICH_FLOAT;
+      g_mpi.t_double = (mpi_handle)(uintptr_t)MPICH_DOUBLE;
+      g_mpi.t_int = (mpi_handle)(uintptr_t)MPICH_INT;
+      g_mpi.op_sum = (mpi_handle)(uintptr_t)MPICH_SUM;
+      g_mpi.op_max = (mpi_handle)(uintptr_t)MPICH_MAX;
+      g_mpi.op_min = (mpi_handle)(uintptr_t)MPICH_MIN;
+      g_in_place = MPICH_IN_PLACE;
+    }
 #undef SYM
-    if (missing) return mk_throw_error(env, "mpi: %s has no symbol %s (moekit supports Open MPI 4 or 5)", lib, missing);
+    if (missing)
+      return mk_throw_error(env, "mpi: %s has no symbol %s (moekit supports Open MPI 4 or 5, MPICH 3 or 4)", lib,
+                            missing);
     int inited = 0;
     g_mpi.Initialized(&inited);
     if (!inited) {
-      int rc = g_mpi.Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED_OMPI, &provided);
+      int rc = g_mpi.Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
       if (rc != 0) return mk_throw_error(env, "mpi: MPI_Init_thread failed (code %d)", rc);
     }
     g_comms[0] = g_mpi.comm_world;
@@ -134,8 +187,9 @@ static napi_value mpi_probe(napi_env env, napi_callback_info info) {
     return mk_throw_type(env, "mpiProbe: lib must be a string");
   void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
   if (!h) return mk_napi_make_string(env, dlerror());
-  if (!dlsym(h, "MPI_Init_thread") || !dlsym(h, "ompi_mpi_comm_world"))
-    return mk_napi_make_string(env, "not an Open MPI library (no MPI_Init_thread / ompi_mpi_comm_world)");
+  mk_mpi_abi abi;
+  if (!dlsym(h, "MPI_Init_thread") || !abi_of(h, &abi))
+    return mk_napi_make_string(env, "neither Open MPI nor an MPICH-ABI library (MPICH, Intel MPI, MVAPICH)");
   napi_value null_value;
   napi_get_null(env, &null_value);
   return null_value;
@@ -199,6 +253,7 @@ static void run_call(mk_call *c) {
   int n = 0;
   switch (c->kind) {
     case OP_SPLIT:
+      c->new_comm = NULL; /* MPICH writes an int: the upper half must be zero */
       c->rc = g_mpi.Comm_split(c->comm, c->color, c->key, &c->new_comm);
       break;
     case OP_BARRIER:
@@ -208,7 +263,7 @@ static void run_call(mk_call *c) {
       c->rc = g_mpi.Bcast(c->send, c->count, c->dtype, c->root, c->comm);
       break;
     case OP_ALLREDUCE:
-      c->rc = g_mpi.Allreduce(MPI_IN_PLACE_OMPI, c->send, c->count, c->dtype, c->op, c->comm);
+      c->rc = g_mpi.Allreduce(g_in_place, c->send, c->count, c->dtype, c->op, c->comm);
       break;
     case OP_ALLGATHER:
       c->rc = g_mpi.Allgather(c->send, c->count, c->dtype, c->recv, c->count, c->dtype, c->comm);

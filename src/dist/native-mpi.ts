@@ -1,4 +1,5 @@
-// The MPI functions of the native addon (native/dist/mpi.c) and opening Open MPI at first use.
+// The MPI functions of the native addon (native/dist/mpi.c) and opening MPI (Open MPI, or an
+// MPICH-ABI library: MPICH, Intel MPI, MVAPICH) at first use.
 import { loadNativeAddon } from '../backend/native/addon.js';
 import { readEnv } from '../env.js';
 
@@ -33,11 +34,32 @@ export interface MpiAddon {
   mpiFinalize(): void;
 }
 
-export const INSTALL_HINT = 'install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi3) and start the ranks with mpirun';
+export const INSTALL_HINT =
+  'install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi3) or MPICH (apt-get install mpich libmpich12) and start the ranks with its mpirun / mpiexec';
 
-/** The library dlopened; MOEKIT_MPI_LIB overrides it (a path or another soname). */
+const OPEN_MPI = ['libmpi.so.40'];
+const MPICH_ABI = ['libmpich.so.12', 'libmpi.so.12']; // MPICH's Debian name; the MPICH ABI's (Intel MPI, MVAPICH)
+
+/** Which launcher started this process: Open MPI's mpirun, an MPICH-family mpiexec (Hydra's PMI), or none. */
+export function mpiLauncher(): 'openmpi' | 'mpich' | null {
+  if (process.env.OMPI_COMM_WORLD_SIZE !== undefined) return 'openmpi';
+  if (process.env.PMI_RANK !== undefined || process.env.PMI_SIZE !== undefined) return 'mpich';
+  if (process.env.PMIX_RANK !== undefined) return 'openmpi';
+  return null;
+}
+
+/**
+ * The library to dlopen: MOEKIT_MPI_LIB when set (a path or another soname), else the first
+ * that loads of the launcher's family (Open MPI's soname, then MPICH's; the other order under
+ * an MPICH launcher), so both may be installed side by side.
+ */
 export function mpiLibraryName(): string {
-  return (readEnv('MOEKIT_MPI_LIB') as string | undefined) ?? 'libmpi.so.40';
+  const chosen = readEnv('MOEKIT_MPI_LIB') as string | undefined;
+  if (chosen) return chosen;
+  const order = mpiLauncher() === 'mpich' ? [...MPICH_ABI, ...OPEN_MPI] : [...OPEN_MPI, ...MPICH_ABI];
+  const addon = loadNativeAddon().addon as unknown as Partial<MpiAddon> | null;
+  if (!addon || typeof addon.mpiProbe !== 'function') return order[0]!;
+  return order.find((lib) => addon.mpiProbe!(lib) === null) ?? order[0]!;
 }
 
 let opened: { addon: MpiAddon; rank: number; size: number } | null = null;
@@ -54,13 +76,13 @@ export function openMpi(): { addon: MpiAddon; rank: number; size: number } {
   try {
     info = addon.mpiOpen(mpiLibraryName());
   } catch (err) {
-    throw new Error(`mpi: cannot load Open MPI (${(err as Error).message}); ${INSTALL_HINT}`);
+    throw new Error(`mpi: cannot load MPI (${(err as Error).message}); ${INSTALL_HINT}`);
   }
   opened = { addon: addon as MpiAddon, rank: info.rank, size: info.size };
   return opened;
 }
 
-/** Whether Open MPI can be loaded, without initialising it: null, or why not (one line). */
+/** Whether MPI can be loaded, without initialising it: null, or why not (one line). */
 export function probeMpi(): string | null {
   const loaded = loadNativeAddon();
   const addon = loaded.addon as unknown as Partial<MpiAddon> | null;
@@ -68,7 +90,7 @@ export function probeMpi(): string | null {
   return addon.mpiProbe(mpiLibraryName());
 }
 
-/** Whether this process was started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE). */
+/** Whether this process was started by mpirun / mpiexec (Open MPI's or an MPICH family's). */
 export function launchedByMpirun(): boolean {
-  return process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMIX_RANK !== undefined;
+  return mpiLauncher() !== null;
 }

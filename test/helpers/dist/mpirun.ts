@@ -1,17 +1,22 @@
-// Start test workers under mpirun with a timeout. Tests skip (with the reason printed) only
-// when mpirun is absent and CI is not set; on CI a missing mpirun fails them.
+// Start test workers under Open MPI's mpirun, or MPICH's mpiexec, with a timeout. Tests skip
+// (with the reason printed) only when the launcher is absent and CI is not set; on CI a missing
+// launcher fails them.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-function hasMpirun(): boolean {
-  return spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
-}
+export type Launcher = 'openmpi' | 'mpich';
 
-/** undefined when the multi-process tests can run; else why they skip. Throws on CI without mpirun. */
-export function mpiSkipReason(): string | undefined {
-  if (hasMpirun()) return undefined;
-  if (process.env.CI) throw new Error('mpirun not found on CI: .ci/run must install openmpi-bin libopenmpi3');
-  const reason = 'mpirun not found (apt-get install openmpi-bin libopenmpi3); multi-process tests skipped';
+const LAUNCHERS = {
+  openmpi: { cmd: 'mpirun', args: ['--allow-run-as-root', '--oversubscribe', '-np'], apt: 'openmpi-bin libopenmpi3' },
+  mpich: { cmd: 'mpiexec.mpich', args: ['-n'], apt: 'mpich libmpich12' },
+} as const;
+
+/** undefined when the multi-process tests can run under `launcher`; else why they skip. Throws on CI without it. */
+export function mpiSkipReason(launcher: Launcher = 'openmpi'): string | undefined {
+  const { cmd, apt } = LAUNCHERS[launcher];
+  if (spawnSync(cmd, ['--version'], { encoding: 'utf8' }).status === 0) return undefined;
+  if (process.env.CI) throw new Error(`${cmd} not found on CI: .ci/run must install ${apt}`);
+  const reason = `${cmd} not found (apt-get install ${apt}); its multi-process tests skipped`;
   console.log(`# ${reason}`);
   return reason;
 }
@@ -23,10 +28,11 @@ export interface MpiRun {
   stderr: string;
 }
 
-/** mpirun -np n node --import tsx test/helpers/dist/<worker> ...args, killed after timeoutMs. */
-export function runMpi(np: number, worker: string, args: string[] = [], timeoutMs = 120_000): MpiRun {
+/** mpirun -np n node --import tsx test/helpers/dist/<worker> ...args (or mpiexec.mpich -n n ...), killed after timeoutMs. */
+export function runMpi(np: number, worker: string, args: string[] = [], timeoutMs = 120_000, launcher: Launcher = 'openmpi'): MpiRun {
   const script = join(import.meta.dirname, worker);
-  const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', String(np), process.execPath, '--import', 'tsx', script, ...args], {
+  const { cmd, args: npArgs } = LAUNCHERS[launcher];
+  const r = spawnSync(cmd, [...npArgs, String(np), process.execPath, '--import', 'tsx', script, ...args], {
     encoding: 'utf8',
     timeout: timeoutMs,
     killSignal: 'SIGTERM',
