@@ -33,7 +33,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: 'MOEKIT_MPI_LIB',
     spec: { kind: 'path' },
-    default: "the first that loads: Open MPI's libmpi.so.40, then MPICH's libmpich.so.12 / libmpi.so.12 (MPICH's first under an MPICH mpiexec)",
+    default:
+      "the first that loads: Open MPI's libmpi.so.40, then MPICH's libmpich.so.12 / libmpi.so.12 (MPICH's first under an MPICH mpiexec)",
     readBy: 'ts',
     description: 'the MPI library the addon loads at run time (a path or another soname)',
   },
