@@ -1,7 +1,7 @@
 /*
  * SwiGLU row passes and tile epilogue for f32 with contiguous gate / up columns, vectorised for
  * AVX2 (moe_act_avx2.c) and NEON (moe_act_neon.c), beside moe_act.c's AVX-512 ones: the same
- * sigmoid (Cephes expf's range reduction and polynomial, a refined reciprocal, |rel err| ~1e-7),
+ * sigmoid (Cephes expf's range reduction and polynomial, a divide or a refined reciprocal, ~1e-7),
  * so every ISA's SwiGLU agrees with the scalar double form to float rounding. moe_act.c picks
  * them by mk_cpu_isa().
  */
