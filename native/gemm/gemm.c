@@ -109,16 +109,18 @@ static void mk_plan_grid(int64_t batch, int64_t M, int64_t N, int64_t K, int mr,
 /* ---- the driver, instantiated for float and double ---- */
 
 #if defined(__x86_64__)
+#include "pack_avx2.h"
 #include "pack_avx512.h"
-/* Where the AVX-512 packs fit the kernel. They copy values only, so results are the bits of
- * the scalar packs. MOEKIT_GEMM_FAST_PACK=0 keeps the scalar packs (A/B measurements). */
+/* Which register packs (AVX-512 or AVX2) fit the kernel, MK_PACKS_SCALAR where none do. They
+ * copy values only, so results are the bits of the scalar packs. MOEKIT_GEMM_FAST_PACK=0 keeps
+ * the scalar packs (A/B measurements). */
 static int mk_fast_packs_apply(const mk_kernel_f32 *kr) {
   static int enabled = -1;
   if (enabled < 0) {
     const char *e = getenv("MOEKIT_GEMM_FAST_PACK");
     enabled = !(e && e[0] == '0');
   }
-  return enabled && mk_pack_avx512_fits(kr);
+  return enabled ? mk_packs_x86_for(kr) : MK_PACKS_SCALAR;
 }
 #define GEMM_FAST_PACKS 1
 #elif defined(__aarch64__)

@@ -14,9 +14,10 @@
 #define MK_MOE_MAX_MR 16
 #define MK_MOE_MAX_NR 64
 
-/* ---- AVX-512 f32 packs (pack_avx512.h) ------------------------------------------------
- * Used when the job's fast_pack is set (f32, AVX-512 kernels with MR <= 16, NR = 32). */
+/* ---- x86 f32 register packs (pack_avx512.h, pack_avx2.h) --------------------------------
+ * Used when the job's fast_pack says which (f32, kernels whose panels they write). */
 #if defined(__x86_64__)
+#include "pack_avx2.h"
 #include "pack_avx512.h"
 
 /* development knob: MOEKIT_MOE_FAST_PACK=0 keeps the scalar packs (A/B measurements) */
@@ -48,10 +49,10 @@ static int moe_fast_pack_enabled(void) {
 #undef MOE_FAST_PACKS
 #undef MOE_NEON_PACKS
 
-/* the AVX-512 packs serve f32 jobs whose kernel they fit (pack_avx512.h) */
+/* the register packs serve f32 jobs whose kernel they fit (pack_avx512.h, pack_avx2.h) */
 static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #if defined(__x86_64__)
-  return moe_fast_pack_enabled() && mk_pack_avx512_fits(kr);
+  return moe_fast_pack_enabled() ? mk_packs_x86_for(kr) : MK_PACKS_SCALAR;
 #elif defined(__aarch64__)
   return mk_pack_neon_fits(kr);
 #else
@@ -72,7 +73,7 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
 #undef UKR_T
 #undef GET_KERNEL
 
-/* Builds the typed job of a GEMM (the f32 one with the AVX-512 packs where they apply) and runs it. */
+/* Builds the typed job of a GEMM (the f32 one with the register packs where they apply) and runs it. */
 #define GEMM_JOB(SFX, T, kr_)                                                                                        \
   {                                                                                                                  \
     .mode = mode, .kr = (kr_), .a = (const T *)g->a, .a_idx = g->a_idx, .scale = (const T *)g->scale, .lda = g->lda, \
