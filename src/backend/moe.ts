@@ -11,7 +11,7 @@
 //   launch geometry).
 // - A matrix operand is a row-major window into a storage: element (r, c) at
 //   offset + r·ld + c. An expert's matrix B_e starts expertStride elements after B_{e-1}.
-// - Float operands of one call share one dtype (f32 or f64). Outputs are written, not
+// - Float operands of one call share one dtype (f32 or f64; bf16Operands below). Outputs are written, not
 //   returned; the caller allocates them (uninitialized unless `accumulate`).
 // - Scopes: inside `batched(fn)` the grouped GEMMs only queue and run together when fn
 //   returns (they must not depend on each other); inside `rowBlocks(fn)` GEMMs, activation and
@@ -249,6 +249,11 @@ export interface RouterLayerBackwardArgs extends RouterGradTerms {
 export interface MoeKernels {
   /** Whether these kernels beat the engine-op composition (the execution plan takes them by default only then). */
   readonly fast: boolean;
+  /**
+   * gemmRows' and gemmWgrad's a / b / b2 may be bf16 (BF16Array; b2 as b) beside f32 floats (scale,
+   * c): products accumulated in f32 or wider, c written in f32. Absent: f32 / f64 operands only.
+   */
+  readonly bf16Operands?: boolean;
   gemmRows(a: GemmRowsArgs): void;
   gemmWgrad(a: GemmWgradArgs): void;
   gemmSwiglu(a: GemmSwigluArgs): void;

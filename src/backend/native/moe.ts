@@ -24,6 +24,7 @@ const o = (s: Storage | null): FloatArray | null => (s ? f(s) : null);
 export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels): MoeKernels {
   return {
     fast: true,
+    bf16Operands: true,
     gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k: kk, accumulate }) {
       k.moeGemmRows({
         a: at(a.data, a.offset),

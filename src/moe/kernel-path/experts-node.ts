@@ -19,10 +19,15 @@
 // pass, the backward's last GEMMs batched into one pool pass. Either way the backward turns gu
 // into its gradient in place. SwiGLU and GELU without a first bias apply the activation to each
 // output tile of the first GEMM (gemmSwiglu / gemmGelu); the rest run GEMM, bias, activation.
+// bf16 (x and the weights BF16Array, MoeKernels.bf16Operands): the grouped GEMMs read the bf16
+// operands as they are stored and accumulate in f32; gu, h, dY·W_down and the per-row outputs
+// are f32 while a pass runs, the activations run in f32, and the pre-activations saved for the
+// backward are rounded to bf16 (that is where the memory goes); outputs and gradients come out
+// bf16, each rounded once. Such a node runs pass by pass (row blocks take no bf16 operands).
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
-// test/moe-kernel-path.test.ts holds the two together.
+// test/moe-kernel-path.test.ts holds the two together (test/moe-bf16-kernels.test.ts in bf16).
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
-import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
+import { BF16Array, type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import type { ExpertConfig } from '../config.js';
@@ -94,6 +99,10 @@ interface NodeContext {
   rowBlocks: boolean;
   /** Pre-activations [S, P], kept for the backward (or null until it recomputes them). */
   gu: FloatArray | null;
+  /** x and the weights are bf16: f32 passes, bf16 in and out (see the header). */
+  half: boolean;
+  /** bf16: the pre-activations saved for the backward, rounded to bf16 (gu is then null). */
+  guHalf: Storage | null;
 }
 
 /** Where gate and up sit in a gated bank's gu row. */
@@ -102,7 +111,8 @@ const guLayout = (c: NodeContext) =>
 const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.firstCols);
 const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
 /** The activation runs on each output tile of the first GEMM (no first bias comes between, a gated kernel fits the layout). */
-const activationInGemm = (c: NodeContext) => !c.firstBias && (c.kind === 'gelu' || (c.kind === 'swiglu' && c.layout !== 'interleaved'));
+const activationInGemm = (c: NodeContext) =>
+  !c.half && !c.firstBias && (c.kind === 'gelu' || (c.kind === 'swiglu' && c.layout !== 'interleaved'));
 const storageOf = (t: Tensor) => t.storage as FloatArray;
 
 /** Adds each sorted row's expert bias to dst [S, n] (row stride n). */
@@ -199,6 +209,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   const routing = rows instanceof Int32Array ? null : rows;
   const seg = routing ? routing.plan.segOffsets : (rows as Int32Array);
   const xs = x.storage as FloatArray;
+  const half = xs instanceof BF16Array;
   const gelu = cfg.kind === 'gelu';
   const wList = gelu ? [w.upProj!] : cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
   const I = cfg.intermediateSize;
@@ -227,6 +238,8 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     rowW: routing ? (routing.plan.rowWeights as FloatArray) : null,
     rowBlocks: false,
     gu: null,
+    half,
+    guHalf: null,
   };
   const router = routing?.router ?? null;
   const biases = [c.firstBias, c.downBias].filter((b): b is Tensor => b !== null);
@@ -234,7 +247,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   const keepsGraph = recordsGraph(inputs);
   // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
   // unless the backward will read it) never exists whole; no rows: nothing to block
-  c.rowBlocks = c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
+  c.rowBlocks = !half && c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
   // Inference outside row blocks keeps no gu: the gated / GELU GEMM holds each task's
   // pre-activation tiles in a buffer of its thread (ct-moe: no 128 MB array). Without such a
   // GEMM (interleaved layout, a first bias, GPT-OSS) gu is kept.
@@ -257,7 +270,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   if (routing) {
     const T = routing.numTokens;
     out = uninitializedFloatArrayLike(xs, T * c.H);
-    const slots = slotsInRowOrder(routing.plan.slotRows, routing.topkWeights.storage as FloatArray, T, routing.topK);
+    const slots = slotsInRowOrder(routing.plan.slotRows, f32Values(x, routing.topkWeights.storage), T, routing.topK);
     k.combine({
       y: { data: y, ld: c.H },
       slotRows: slots.rows,
@@ -270,7 +283,13 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     releaseScratch(y);
     outShape = [T, c.H];
   }
-  const result = makeOutput(x.backend, out, outShape, {
+  if (half && keepsGraph && c.gu) {
+    // the backward's copy of the pre-activations, in bf16
+    c.guHalf = x.backend.cast(c.gu, 'bf16');
+    releaseScratch(c.gu);
+    c.gu = null;
+  }
+  const result = makeOutput(x.backend, half ? x.backend.cast(out, 'bf16') : out, outShape, {
     name: routing ? 'moeExperts' : 'expertRows',
     inputs,
     backward: (gradOut) => expertsBackward(c, x, gradOut.storage as FloatArray),
@@ -281,6 +300,16 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     c.gu = null;
   }
   return result;
+}
+
+/** A gradient of t from the node's f32 / f64 values (rounded once when t is bf16). */
+function gradFor(t: Tensor, data: Storage): Tensor {
+  return new Tensor(t.dtype === 'bf16' ? t.backend.cast(data, 'bf16') : data, t.shape, t.backend);
+}
+
+/** A float storage's values as the kernels' f32 / f64 operands (bf16 widened on x's backend). */
+export function f32Values(x: Tensor, s: Storage): FloatArray {
+  return (s instanceof BF16Array ? x.backend.cast(s, 'f32') : s) as FloatArray;
 }
 
 /**
@@ -392,11 +421,14 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   const needX = x.requiresGrad;
   // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
   const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
-  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  const mk = (t: Tensor, data: Storage) => gradFor(t, data);
   // The backward overwrites gu with its gradient (saves an [S, P] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   let gu = c.gu;
-  if (!gu) {
+  if (!gu && c.guHalf) {
+    gu = acquireScratch(xs, S * c.P);
+    gu.set(x.backend.cast(c.guHalf, 'f32') as Float32Array);
+  } else if (!gu) {
     gu = acquireScratch(xs, S * c.P);
     firstGemm(c, gu);
   }
@@ -477,6 +509,7 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   releaseScratch(dyh);
   releaseScratch(dgu);
   c.gu = null;
+  c.guHalf = null;
   return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown, ...dBiases];
 }
 
@@ -490,7 +523,7 @@ function routedInputGrads(
 ): { dx: Tensor | null; dRouting: Tensor | null } {
   const { k, xs, H, S } = c;
   const T = routing.numTokens;
-  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  const mk = (t: Tensor, data: Storage) => gradFor(t, data);
   const router = routing.router ?? null;
   if (router) {
     const st = router.state;
