@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { loadNativeAddon, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
+import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { availableBackends, getBackend, setBackend } from '../src/backend/index.js';
 import { BF16Array, type Storage } from '../src/backend/types.js';
 import { narrowToHalf, widenHalfToF32 } from '../src/io/half.js';
@@ -18,7 +19,7 @@ import { withEnv } from './helpers/env.js';
 
 const loaded = loadNativeAddon();
 const addon = loaded.addon as NativeAddon;
-const skip = !availableBackends().includes('native') ? `native addon not loaded: ${loaded.error ?? ''}` : false;
+const skip = !availableBackends().includes('native') ? `native addon not loaded: ${loaded.addon ? '' : loaded.reason}` : false;
 const cpuHasBf16 = (() => {
   try {
     return /\bavx512_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
@@ -199,7 +200,7 @@ describe('grouped GEMMs over bf16 operands', { skip }, () => {
     setBackend('native');
     assert.throws(
       () =>
-        addon.moeGemmRows!({
+        moeAddonKernels()!.moeGemmRows({
           a: new Uint16Array(4) as never,
           aIdx: null,
           scale: null,

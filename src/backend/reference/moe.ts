@@ -19,6 +19,7 @@ import type {
   SwigluBackwardArgs,
   SwigluLayout,
 } from '../moe.js';
+import { narrowToHalf, widenHalfToF32 } from '../../io/half.js';
 import { widen } from '../half-precision.js';
 import { type Storage, floatArrayLike } from '../types.js';
 import { erf, sigmoid as stableSigmoid } from './math.js';
@@ -429,7 +430,10 @@ function routerLayerBackward(a: RouterLayerBackwardArgs): void {
 
 export const referenceMoeKernels: MoeKernels = {
   fast: false,
-  bf16Operands: true,
+  bf16: {
+    widen: (src, out) => widenHalfToF32(src, 'bf16', out),
+    narrow: (src, out) => narrowToHalf(src, 'bf16', out),
+  },
   gemmRows,
   gemmWgrad,
   gemmSwiglu,

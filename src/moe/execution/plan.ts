@@ -39,13 +39,13 @@ export function moePathSetting(): MoePathSetting {
 /**
  * The backend's MoE kernels when the setting lets them run on this backend and dtype, else null.
  * The kernels are f32 / f64; for the experts (`experts`) also bf16, where the backend's grouped
- * GEMMs read bf16 operands (MoeKernels.bf16Operands). f16, autocast and a bf16 router compose the
+ * GEMMs read bf16 operands (MoeKernels.bf16). f16, autocast and a bf16 router compose the
  * engine ops (the router computes in f32 there, as the seeds route in fp32).
  */
 function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting, experts = false): MoeKernels | null {
   const k = backend.moe;
   if (!k || setting === 'reference' || !isFloatDType(dtype) || autocastDtype() !== null) return null;
-  if (isHalfDType(dtype) && !(experts && dtype === 'bf16' && k.bf16Operands)) return null;
+  if (isHalfDType(dtype) && !(experts && dtype === 'bf16' && k.bf16)) return null;
   return setting === 'auto' && !k.fast ? null : k;
 }
 
