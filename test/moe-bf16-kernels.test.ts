@@ -12,6 +12,11 @@ import { BF16Array, type Storage } from '../src/backend/types.js';
 import { narrowToHalf, widenHalfToF32 } from '../src/io/half.js';
 import { type MoEConfigInput, moeConfig } from '../src/moe/config.js';
 import { MoELayer } from '../src/moe/layer.js';
+import { ExpertBank } from '../src/moe/experts.js';
+import { bf16Slices } from '../src/moe/kernel-path/experts-node.js';
+import { bankKernels } from '../src/moe/execution/plan.js';
+import { parseExpertConfig } from '../src/moe/config.js';
+import { fromArray } from '../src/ops/creation.js';
 import { manualSeed, randn } from '../src/index.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -286,6 +291,17 @@ const LAYER_CASES: { name: string; T: number; input: MoEConfigInput }[] = [
   },
 ];
 
+/** fn() with the bf16 node's row and gradient slices shrunk, so small shapes run several of each. */
+function withSmallSlices<T>(fn: () => T): T {
+  const prev = { ...bf16Slices };
+  Object.assign(bf16Slices, { rows: 7, gradElements: 300 });
+  try {
+    return fn();
+  } finally {
+    Object.assign(bf16Slices, prev);
+  }
+}
+
 describe('a bf16 MoELayer on its kernel path against the bf16 composition', { skip }, () => {
   const prev = getBackend().name;
   after(() => setBackend(prev as 'native'));
@@ -298,6 +314,40 @@ describe('a bf16 MoELayer on its kernel path against the bf16 composition', { sk
         const got = bf16Layer(c.input, c.T, 'auto');
         assert.match(got.summary, /experts: one kernel node/);
         assertNear(got.values, want.values, 0.02, `${isa} ${c.name}`);
+        const sliced = withSmallSlices(() => bf16Layer(c.input, c.T, 'auto'));
+        assertNear(sliced.values, want.values, 0.02, `${isa} ${c.name}, small slices`);
       });
     });
+
+  test('ExpertBank.forward on expert-contiguous bf16 rows (an empty expert), in small slices', () => {
+    setBackend('native');
+    const seg = Int32Array.of(0, 9, 9, 30, 41);
+    const cfg = parseExpertConfig({ kind: 'swiglu', intermediateSize: 13 }, 'experts');
+    const run = (path: 'auto' | 'reference') =>
+      withEnv('MOEKIT_MOE_PATH', path, () =>
+        withSmallSlices(() => {
+          const bank = new ExpertBank(4, 10, cfg, { generator: new Generator(3), dtype: 'bf16' });
+          const rows = randn([41, 10], { generator: new Generator(4) })
+            .to('bf16')
+            .requiresGrad_();
+          const exec = {
+            numExperts: 4,
+            numRows: 41,
+            segOffsets: seg,
+            rowsPerExpert: Int32Array.from({ length: 4 }, (_, e) => seg[e + 1]! - seg[e]!),
+            rowExperts: fromArray(Int32Array.from({ length: 41 }, (_, r) => seg.findIndex((s) => s > r) - 1), [41]),
+          };
+          assert.equal(bankKernels(rows, bank, cfg) !== null, path === 'auto');
+          const y = bank.forward(rows, exec);
+          y.backward(randn([41, 10], { generator: new Generator(5) }).to('bf16'));
+          const f = (t: Tensor) => t.to('f32').dataSync() as Float32Array;
+          return [['y', f(y)], ['drows', f(rows.grad!)], ...bank.namedParameters().map(([n, p]) => [`d${n}`, f(p.grad!)])] as [
+            string,
+            Float32Array,
+          ][];
+        }),
+      );
+    const want = run('reference');
+    onEachIsa((isa) => assertNear(run('auto'), want, 0.02, `${isa} rows`));
+  });
 });
