@@ -88,6 +88,11 @@ void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0,
           continue;
         }
         uint16_t *u = (uint16_t *)((uint32_t *)d + (p / 2) * mr) + (p & 1); /* this row's half of each pair */
+        if (a->half && !a->scale) {
+          const uint16_t *src = (const uint16_t *)a->p + row * a->ld + m0 + i0;
+          for (int64_t i = 0; i < h; i++) u[2 * i] = src[i];
+          continue;
+        }
         for (int64_t i = 0; i < h; i++) {
           const float v = src_at(a, row, m0 + i0 + i);
           u[2 * i] = (uint16_t)bf16_round(a->scale ? sc * v : v);

@@ -186,19 +186,23 @@ function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
       k: c.H,
     });
   }
-  const b = { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I };
-  k.gemmRows({
+  downGemm(c, h, y);
+  if (c.downBias) addBias(c, y, c.downBias, c.H);
+}
+
+/** y [S, H] = h · op(W_down_e) per sorted row. */
+function downGemm(c: NodeContext, h: Storage, y: FloatArray): void {
+  c.k.gemmRows({
     a: { data: h, ld: c.I },
     aIdx: null,
     scale: null,
-    b,
+    b: { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I },
     seg: c.seg,
     c: { data: y, ld: c.H },
     n: c.H,
     k: c.I,
     accumulate: false,
   });
-  if (c.downBias) addBias(c, y, c.downBias, c.H);
 }
 
 /**
@@ -333,12 +337,17 @@ function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
+  const hb = new BF16Array(rows * c.I);
   const saved = keep ? new BF16Array(c.S * c.P) : null;
   const cv = c.k.bf16!;
   forEachSlice(c, (sc, r0, r1) => {
-    sc.gu = gu;
-    expertsForward(sc, h, y.subarray(r0 * c.H, r1 * c.H));
-    if (saved) cv.narrow(gu.subarray(0, (r1 - r0) * c.P) as Float32Array, saved.subarray(r0 * c.P, r1 * c.P));
+    const n = r1 - r0;
+    firstGemm(sc, gu);
+    activation(sc, gu, h);
+    // h rounded to bf16 once, so that the second GEMM reads bf16 operands only
+    cv.narrow(h.subarray(0, n * c.I) as Float32Array, hb.subarray(0, n * c.I));
+    downGemm(sc, hb, y.subarray(r0 * c.H, r1 * c.H));
+    if (saved) cv.narrow(gu.subarray(0, n * c.P) as Float32Array, saved.subarray(r0 * c.P, r1 * c.P));
   });
   releaseScratch(gu);
   releaseScratch(h);
@@ -459,7 +468,7 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
 }
 
 /**
- * bf16: each weight gradient's GEMMs on their own, a group of experts at a time (the rows of
+ * bf16: each weight gradient's GEMMs on their own (hh: h already times each row's combine weight), a group of experts at a time (the rows of
  * those experts only), each group's f32 sums rounded to bf16 at once: at most bf16Slices.gradElements
  * f32 elements (or one expert's) of weight gradient exist at a time.
  */
@@ -474,7 +483,8 @@ function bf16WeightGrads(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: Fl
     for (let e0 = 0; e0 < c.E; e0 += group) {
       const e1 = Math.min(c.E, e0 + group);
       const [r0, r1] = [c.seg[e0]!, c.seg[e1]!];
-      const sc = { ...rowSlice(c, r0, r1), E: e1 - e0, seg: c.seg.slice(e0, e1 + 1).map((s) => s - r0) };
+      // rowW null: hh holds h times the combine weights already (bf16Backward)
+      const sc = { ...rowSlice(c, r0, r1), rowW: null, E: e1 - e0, seg: c.seg.slice(e0, e1 + 1).map((s) => s - r0) };
       const g = none();
       put(g, buf);
       lastGemms(sc, sc.rowTok ? gs : gs.subarray(r0 * c.H), hh.subarray(r0 * c.I), dgu.subarray(r0 * c.P), g);
@@ -535,9 +545,14 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
     if (c.kind === 'gelu') k.geluBackward!({ pre: dgu, ld: P, offset: 0, colStride: 1, ...grads, dpre: dgu });
     else if (c.oss) k.gptOssBackward!({ gu: dgu, ld: P, ...guLayout(c), ...grads, dgu, ...c.oss });
     else k.swigluBackward({ gu: dgu, ld: P, ...guLayout(c), ...grads, dgu });
-    if (da) lastGemms(sc, gs, dyh, dgu, { dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: da.subarray(r0 * H, r1 * H) });
+    // the GEMMs after this read bf16 operands only: dgu, and h times each row's combine weight
+    // (dW_down's scale, applied here once instead of in each of its packs)
+    const rowW = sc.rowW;
+    if (rowW) for (let r = 0; r < n; r++) for (let q = r * I; q < (r + 1) * I; q++) dyh[q]! *= rowW[r]!;
     cv.narrow(dgu.subarray(0, n * P) as Float32Array, dguHalf.subarray(r0 * P, r1 * P));
     cv.narrow(dyh.subarray(0, n * I) as Float32Array, hHalf.subarray(r0 * I, r1 * I));
+    const dguRows = dguHalf.subarray(r0 * P, r1 * P) as unknown as FloatArray;
+    if (da) lastGemms(sc, gs, dyh, dguRows, { dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: da.subarray(r0 * H, r1 * H) });
   });
   releaseScratch(dgu);
   releaseScratch(dyh);
