@@ -84,10 +84,51 @@ interface RowsCase {
 }
 
 const ROWS_CASES: RowsCase[] = [
-  { name: 'odd sizes, an empty expert, gathered', seg: [0, 5, 5, 18, 19], n: 45, k: 37, trans: false, aHalf: true, bHalf: true, gather: true, scale: false },
-  { name: 'out-in weights, scaled f32 rows', seg: [0, 0, 23, 40], n: 33, k: 29, trans: true, aHalf: false, bHalf: true, gather: false, scale: true },
-  { name: 'stacked along K at an odd split', seg: [0, 7, 7, 30], n: 17, k: 41, trans: true, aHalf: false, bHalf: true, gather: false, scale: false, kSplit: 19 },
-  { name: 'K over several blocks, odd', seg: [0, 9, 21], n: 35, k: 1703, trans: false, aHalf: true, bHalf: true, gather: true, scale: true },
+  {
+    name: 'odd sizes, an empty expert, gathered',
+    seg: [0, 5, 5, 18, 19],
+    n: 45,
+    k: 37,
+    trans: false,
+    aHalf: true,
+    bHalf: true,
+    gather: true,
+    scale: false,
+  },
+  {
+    name: 'out-in weights, scaled f32 rows',
+    seg: [0, 0, 23, 40],
+    n: 33,
+    k: 29,
+    trans: true,
+    aHalf: false,
+    bHalf: true,
+    gather: false,
+    scale: true,
+  },
+  {
+    name: 'stacked along K at an odd split',
+    seg: [0, 7, 7, 30],
+    n: 17,
+    k: 41,
+    trans: true,
+    aHalf: false,
+    bHalf: true,
+    gather: false,
+    scale: false,
+    kSplit: 19,
+  },
+  {
+    name: 'K over several blocks, odd',
+    seg: [0, 9, 21],
+    n: 35,
+    k: 1703,
+    trans: false,
+    aHalf: true,
+    bHalf: true,
+    gather: true,
+    scale: true,
+  },
   { name: 'bf16 rows, f32 weights', seg: [0, 3, 16], n: 64, k: 64, trans: false, aHalf: true, bHalf: false, gather: false, scale: false },
 ];
 
@@ -241,11 +282,10 @@ function bf16Layer(input: MoEConfigInput, T: number, path: 'auto' | 'reference')
     const f = (t: Tensor) => t.to('f32').dataSync() as Float32Array;
     return {
       summary: layer.executionPlan.summary,
-      values: [
-        ['y', f(y)],
-        ['dx', f(x.grad!)],
-        ...layer.namedParameters().map(([name, p]) => [`d${name}`, f(p.grad!)] as const),
-      ] as [string, Float32Array][],
+      values: [['y', f(y)], ['dx', f(x.grad!)], ...layer.namedParameters().map(([name, p]) => [`d${name}`, f(p.grad!)] as const)] as [
+        string,
+        Float32Array,
+      ][],
     };
   });
 }
@@ -335,7 +375,10 @@ describe('a bf16 MoELayer on its kernel path against the bf16 composition', { sk
             numRows: 41,
             segOffsets: seg,
             rowsPerExpert: Int32Array.from({ length: 4 }, (_, e) => seg[e + 1]! - seg[e]!),
-            rowExperts: fromArray(Int32Array.from({ length: 41 }, (_, r) => seg.findIndex((s) => s > r) - 1), [41]),
+            rowExperts: fromArray(
+              Int32Array.from({ length: 41 }, (_, r) => seg.findIndex((s) => s > r) - 1),
+              [41],
+            ),
           };
           assert.equal(bankKernels(rows, bank, cfg) !== null, path === 'auto');
           const y = bank.forward(rows, exec);

@@ -109,11 +109,12 @@ void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0,
 void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off, int64_t s0, int64_t n0, int64_t nc,
                          int64_t pc, int64_t kc, int nr, int pairs, float *dst) {
   const int64_t steps = pairs ? (kc + 1) / 2 : kc;
-  const mk_moe_src s = {.p = b->half ? (const void *)((const uint16_t *)b->p + off) : (const void *)((const float *)b->p + off),
-                        .half = b->half,
-                        .idx = b->idx,
-                        .scale = NULL,
-                        .ld = b->ld};
+  const mk_moe_src s = {
+      .p = b->half ? (const void *)((const uint16_t *)b->p + off) : (const void *)((const float *)b->p + off),
+      .half = b->half,
+      .idx = b->idx,
+      .scale = NULL,
+      .ld = b->ld};
   for (int64_t j0 = 0; j0 < nc; j0 += nr) {
     const int64_t w = nc - j0 < nr ? nc - j0 : nr;
     float *d = dst + j0 * steps;
@@ -157,8 +158,8 @@ void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off,
 
 /* C[14 x 32] (+)= A·B over kc elements (kc/2 pair steps, gemm_kernels.h's ukr contract). */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void ukr_bf16_pairs_14x32(int64_t kc, const float *a,
-                                                                                         const float *b, float *c,
-                                                                                         int64_t ldc, int load_c) {
+                                                                                        const float *b, float *c,
+                                                                                        int64_t ldc, int load_c) {
   __m512 acc[PAIR_MR][2];
   for (int r = 0; r < PAIR_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const uint32_t *ap = (const uint32_t *)a, *bp = (const uint32_t *)b;

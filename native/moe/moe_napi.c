@@ -296,8 +296,7 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
       ((fl = float_like(&a, ah)), 0) || !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &fl, 1, &scale) ||
       !dim_opt(&o, "lda", &lda) || !operand_opt(&o, "b", &fl, 0, &b, &bh) || !i32_opt(&o, "bIdx", 1, &bidx) ||
       !dim_opt(&o, "ldb", &ldb) || !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &fl, 0, &c) ||
-      !dim_opt(&o, "m", &m) ||
-      !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
+      !dim_opt(&o, "m", &m) || !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
   int64_t E = check_seg(&o, &seg);
   if (E < 0) return NULL;

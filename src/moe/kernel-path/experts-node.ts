@@ -552,7 +552,14 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
     cv.narrow(dgu.subarray(0, n * P) as Float32Array, dguHalf.subarray(r0 * P, r1 * P));
     cv.narrow(dyh.subarray(0, n * I) as Float32Array, hHalf.subarray(r0 * I, r1 * I));
     const dguRows = dguHalf.subarray(r0 * P, r1 * P) as unknown as FloatArray;
-    if (da) lastGemms(sc, gs, dyh, dguRows, { dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: da.subarray(r0 * H, r1 * H) });
+    if (da)
+      lastGemms(sc, gs, dyh, dguRows, {
+        dDown: null,
+        dFirst: c.wList.map(() => null),
+        dFirstBias: null,
+        dDownBias: null,
+        da: da.subarray(r0 * H, r1 * H),
+      });
   });
   releaseScratch(dgu);
   releaseScratch(dyh);
