@@ -19,11 +19,11 @@
 // pass, the backward's last GEMMs batched into one pool pass. Either way the backward turns gu
 // into its gradient in place. SwiGLU and GELU without a first bias apply the activation to each
 // output tile of the first GEMM (gemmSwiglu / gemmGelu); the rest run GEMM, bias, activation.
-// bf16 (x and the weights BF16Array, MoeKernels.bf16Operands): the grouped GEMMs read the bf16
-// operands as they are stored and accumulate in f32; gu, h, dY·W_down and the per-row outputs
-// are f32 while a pass runs, the activations run in f32, and the pre-activations saved for the
-// backward are rounded to bf16 (that is where the memory goes); outputs and gradients come out
-// bf16, each rounded once. Such a node runs pass by pass (row blocks take no bf16 operands).
+// bf16 (x and the weights BF16Array, MoeKernels.bf16): the grouped GEMMs read bf16 operands
+// only and accumulate in f32; gu, h and dY·W_down exist in f32 a slice of sorted rows at a time
+// (bf16Forward / bf16Backward; row blocks take no bf16 operands), the activations run in f32,
+// the pre-activations saved for the backward are kept in bf16 (that is where the memory goes),
+// and outputs and gradients come out bf16, each rounded once.
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
 // test/moe-kernel-path.test.ts holds the two together (test/moe-bf16-kernels.test.ts in bf16).
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
