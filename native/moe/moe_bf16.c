@@ -78,6 +78,19 @@ void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0,
         else
           row_f32(a, src_row(a, r), pc, kc, sc, a->scale != NULL, d + i, mr);
       }
+    } else if (pairs && a->half && !a->scale) { /* two stored rows interleaved into pairs */
+      const uint16_t *base = (const uint16_t *)a->p + m0 + i0;
+      for (int64_t q = 0; q < kc / 2; q++) {
+        const uint16_t *lo = base + src_row(a, s0 + pc + 2 * q) * a->ld,
+                       *hi = base + src_row(a, s0 + pc + 2 * q + 1) * a->ld;
+        uint32_t *o = (uint32_t *)d + q * mr;
+        for (int64_t i = 0; i < h; i++) o[i] = (uint32_t)lo[i] | ((uint32_t)hi[i] << 16);
+      }
+      if (kc & 1) {
+        const uint16_t *lo = base + src_row(a, s0 + pc + kc - 1) * a->ld;
+        uint32_t *o = (uint32_t *)d + (kc / 2) * mr;
+        for (int64_t i = 0; i < h; i++) o[i] = lo[i];
+      }
     } else { /* K runs over the sorted rows: panel row i is column m0 + i of each */
       for (int64_t p = 0; p < kc; p++) {
         const int64_t r = s0 + pc + p;
@@ -88,11 +101,6 @@ void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0,
           continue;
         }
         uint16_t *u = (uint16_t *)((uint32_t *)d + (p / 2) * mr) + (p & 1); /* this row's half of each pair */
-        if (a->half && !a->scale) {
-          const uint16_t *src = (const uint16_t *)a->p + row * a->ld + m0 + i0;
-          for (int64_t i = 0; i < h; i++) u[2 * i] = src[i];
-          continue;
-        }
         for (int64_t i = 0; i < h; i++) {
           const float v = src_at(a, row, m0 + i0 + i);
           u[2 * i] = (uint16_t)bf16_round(a->scale ? sc * v : v);
@@ -125,6 +133,20 @@ void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off,
         else
           row_f32(&s, n0 + j0 + jj, pc, kc, 1.0f, 0, d + jj, nr);
       }
+    } else if (pairs && s.half) { /* two of B's rows interleaved into pairs */
+      const uint16_t *base = (const uint16_t *)s.p + n0 + j0;
+#define B_ROW(p) (base + (wgrad ? src_row(&s, s0 + pc + (p)) : pc + (p)) * s.ld)
+      for (int64_t q = 0; q < kc / 2; q++) {
+        const uint16_t *lo = B_ROW(2 * q), *hi = B_ROW(2 * q + 1);
+        uint32_t *o = (uint32_t *)d + q * nr;
+        for (int64_t jj = 0; jj < w; jj++) o[jj] = (uint32_t)lo[jj] | ((uint32_t)hi[jj] << 16);
+      }
+      if (kc & 1) {
+        const uint16_t *lo = B_ROW(kc - 1);
+        uint32_t *o = (uint32_t *)d + (kc / 2) * nr;
+        for (int64_t jj = 0; jj < w; jj++) o[jj] = lo[jj];
+      }
+#undef B_ROW
     } else { /* K runs over B's rows (expert rows, or gathered sorted rows) */
       for (int64_t p = 0; p < kc; p++) {
         const int64_t row = wgrad ? src_row(&s, s0 + pc + p) : pc + p;
@@ -133,12 +155,7 @@ void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off,
           continue;
         }
         uint16_t *u = (uint16_t *)((uint32_t *)d + (p / 2) * nr) + (p & 1);
-        if (s.half) {
-          const uint16_t *src = (const uint16_t *)s.p + row * s.ld + n0 + j0;
-          for (int64_t jj = 0; jj < w; jj++) u[2 * jj] = src[jj];
-        } else {
-          for (int64_t jj = 0; jj < w; jj++) u[2 * jj] = (uint16_t)bf16_round(src_at(&s, row, n0 + j0 + jj));
-        }
+        for (int64_t jj = 0; jj < w; jj++) u[2 * jj] = (uint16_t)bf16_round(src_at(&s, row, n0 + j0 + jj));
       }
       if (pairs && (kc & 1))
         for (int64_t jj = 0; jj < w; jj++) ((uint16_t *)((uint32_t *)d + (kc / 2) * nr))[2 * jj + 1] = 0;
