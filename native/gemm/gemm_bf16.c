@@ -130,12 +130,6 @@ static void compute_task(void *ctx, int64_t task, int tid) {
   }
 }
 
-static int has_avx512_bf16(void) {
-  static int known = -1;
-  if (known < 0) known = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
-  return known && mk_cpu_isa() == MK_ISA_AVX512;
-}
-
 /* 0 when it ran; -1 when the packs cannot be allocated. */
 static int bgemm_avx512(bctx *c) {
   c->KP = (c->K + 1) / 2;
@@ -193,7 +187,7 @@ static int mk_bgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const uint1
     return 0;
   }
 #if defined(__x86_64__)
-  if (has_avx512_bf16()) return bgemm_avx512(&c);
+  if (mk_cpu_bf16_dot()) return bgemm_avx512(&c);
 #endif
   return bgemm_widened(&c);
 }

@@ -9,6 +9,7 @@
 #include "cpu.h"
 #include "gemm_kernels.h"
 #include "moe.h"
+#include "moe_bf16.h"
 #include "moe_fuse.h"
 
 #define MK_MOE_MAX_MR 16
@@ -35,6 +36,7 @@ static int moe_fast_pack_enabled(void) {
 #define MOE_NEON_PACKS 1
 #endif
 
+#define MOE_MIXED_PACKS 1
 #define T float
 #define SFX f32
 #define KERNEL_T mk_kernel_f32
@@ -48,6 +50,7 @@ static int moe_fast_pack_enabled(void) {
 #undef GET_KERNEL
 #undef MOE_FAST_PACKS
 #undef MOE_NEON_PACKS
+#undef MOE_MIXED_PACKS
 
 /* the register packs serve f32 jobs whose kernel they fit (pack_avx512.h, pack_avx2.h) */
 static int fast_packs_apply(const mk_kernel_f32 *kr) {
@@ -84,6 +87,14 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
   }
 
 const char *mk_moe_gemm_run(int mode, const mk_moe_gemm *g, int64_t E) {
+  if (!g->f64 && (g->a_half || g->b_half)) { /* bf16 operands: the pair kernel, or widened into f32 packs */
+    const mk_kernel_f32 *pairs = mk_moe_bf16_pair_kernel();
+    mk_moe_f32_job j = GEMM_JOB(f32, float, pairs ? pairs : mk_gemm_kernel_f32(mk_cpu_isa()));
+    j.a_half = g->a_half;
+    j.b_half = g->b_half;
+    j.pairs = pairs != NULL;
+    return mk_moe_f32_run(&j, E);
+  }
   if (!g->f64) {
     mk_moe_f32_job j = GEMM_JOB(f32, float, mk_gemm_kernel_f32(mk_cpu_isa()));
     j.fast_pack = fast_packs_apply(j.kr);

@@ -53,7 +53,9 @@
  *     reads outside the block of rows that wrote it. Each thread keeps one block's rows of it in
  *     a buffer of its own and a is left unwritten; moeFuseRun throws if a stage reads it other
  *     than by sorted row (through an index, as a weight) or with another row length.
- * Float arguments are all Float32Array or all Float64Array; indices Int32Array.
+ * Float arguments are all Float32Array or all Float64Array; indices Int32Array. In moeGemmRows and
+ * moeGemmWgrad a, b and b2 may instead be Uint16Arrays of bf16 bit patterns beside Float32Array
+ * floats (f32 accumulation, moe_bf16.h).
  */
 #include <stdio.h>
 
@@ -68,6 +70,38 @@ static int float_opt(mk_opts *o, const char *name, const mk_typed *like, int nul
   if (!mk_opt_typed(o, name, napi_float32_array, 1, nullable, out)) return 0;
   if (nullable && !out->data) return 1;
   return !like || mk_arg_same_type(o->env, out, like, o->what, "the other float arguments");
+}
+
+/* A grouped GEMM's a / b / b2: a float array of like's type, or, in an f32 call (like NULL or
+ * f32), a Uint16Array of bf16 bit patterns (*half set). */
+static int operand_opt(mk_opts *o, const char *name, const mk_typed *like, int nullable, mk_typed *out, int *half) {
+  *half = 0;
+  napi_value v = mk_opt(o, name);
+  if (!v) return 0;
+  napi_valuetype vt = napi_undefined;
+  napi_typeof(o->env, v, &vt);
+  if (!nullable || (vt != napi_null && vt != napi_undefined)) {
+    mk_typed t;
+    if (!mk_napi_typed(o->env, v, o->what, &t)) return 0;
+    if (t.type == napi_uint16_array) {
+      if (like && like->type != napi_float32_array) {
+        mk_throw_type(o->env, "%s: bf16 (Uint16Array) operands need Float32Array floats, got %s", o->what,
+                      mk_napi_typed_name(like->type));
+        return 0;
+      }
+      *out = t;
+      *half = 1;
+      return 1;
+    }
+  }
+  return float_opt(o, name, like, nullable, out);
+}
+
+/* The float type of a GEMM's other arguments: a's, or f32 when a is bf16. */
+static mk_typed float_like(const mk_typed *a, int a_half) {
+  mk_typed t = *a;
+  if (a_half) t.type = napi_float32_array;
+  return t;
 }
 
 static int i32_opt(mk_opts *o, const char *name, int nullable, mk_typed *out) {
@@ -127,14 +161,17 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
   mk_opts o;
   mk_typed a, aidx, scale, b, b2, seg, c;
   int64_t lda, ks = 0, bes, ldb, ldc, n, k;
-  int btrans, acc;
-  if (!mk_opts_arg(env, info, "moeGemmRows", &o) || !float_opt(&o, "a", NULL, 0, &a) ||
-      !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &a, 1, &scale) || !dim_opt(&o, "lda", &lda) ||
-      !float_opt(&o, "b", &a, 0, &b) || !float_opt(&o, "b2", &a, 1, &b2) || (b2.data && !dim_opt(&o, "kSplit", &ks)) ||
+  int btrans, acc, ah, bh, b2h;
+  mk_typed fl;
+  if (!mk_opts_arg(env, info, "moeGemmRows", &o) || !operand_opt(&o, "a", NULL, 0, &a, &ah) ||
+      ((fl = float_like(&a, ah)), 0) || !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &fl, 1, &scale) ||
+      !dim_opt(&o, "lda", &lda) || !operand_opt(&o, "b", &fl, 0, &b, &bh) ||
+      !operand_opt(&o, "b2", &fl, 1, &b2, &b2h) || (b2.data && !dim_opt(&o, "kSplit", &ks)) ||
       !mk_opt_bool(&o, "bTrans", &btrans) || !dim_opt(&o, "bExpertStride", &bes) || !dim_opt(&o, "ldb", &ldb) ||
-      !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &a, 0, &c) || !dim_opt(&o, "ldc", &ldc) ||
+      !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &fl, 0, &c) || !dim_opt(&o, "ldc", &ldc) ||
       !dim_opt(&o, "n", &n) || !dim_opt(&o, "k", &k) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
+  if (b2.data && b2h != bh) return mk_throw_type(env, "moeGemmRows: b2 must have b's type (bf16 or float)");
   const int stacked = b2.data != NULL;
   int64_t E = check_seg(&o, &seg);
   if (E < 0) return NULL;
@@ -153,7 +190,7 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
       (stacked && !need(&o, &b2, b_span(E, bes, btrans, ldb, n, k - ks), "b2")) ||
       !need(&o, &c, (S - 1) * ldc + n, "c"))
     return NULL;
-  const mk_moe_gemm g = {.f64 = a.type == napi_float64_array,
+  const mk_moe_gemm g = {.f64 = fl.type == napi_float64_array,
                          .a = a.data,
                          .a_idx = aidx.data,
                          .scale = scale.data,
@@ -161,6 +198,8 @@ static napi_value moe_gemm_rows(napi_env env, napi_callback_info info) {
                          .b = b.data,
                          .ldb = ldb,
                          .b_es = bes,
+                         .a_half = ah,
+                         .b_half = bh,
                          .b_trans = btrans,
                          .c = c.data,
                          .ldc = ldc,
@@ -251,12 +290,13 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
   mk_opts o;
   mk_typed a, aidx, scale, b, bidx, seg, c;
   int64_t lda, ldb, m, n;
-  int acc;
-  if (!mk_opts_arg(env, info, "moeGemmWgrad", &o) || !float_opt(&o, "a", NULL, 0, &a) ||
-      !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &a, 1, &scale) || !dim_opt(&o, "lda", &lda) ||
-      !float_opt(&o, "b", &a, 0, &b) || !i32_opt(&o, "bIdx", 1, &bidx) || !dim_opt(&o, "ldb", &ldb) ||
-      !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &a, 0, &c) || !dim_opt(&o, "m", &m) ||
-      !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
+  int acc, ah, bh;
+  mk_typed fl;
+  if (!mk_opts_arg(env, info, "moeGemmWgrad", &o) || !operand_opt(&o, "a", NULL, 0, &a, &ah) ||
+      ((fl = float_like(&a, ah)), 0) || !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &fl, 1, &scale) ||
+      !dim_opt(&o, "lda", &lda) || !operand_opt(&o, "b", &fl, 0, &b, &bh) || !i32_opt(&o, "bIdx", 1, &bidx) ||
+      !dim_opt(&o, "ldb", &ldb) || !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &fl, 0, &c) ||
+      !dim_opt(&o, "m", &m) || !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
   int64_t E = check_seg(&o, &seg);
   if (E < 0) return NULL;
@@ -270,12 +310,14 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
   if ((S > 0 && !need(&o, &a, ma * lda + m, "a")) || (S > 0 && !need(&o, &b, mb * ldb + n, "b")) ||
       (scale.data && !need(&o, &scale, S, "scale")) || !need(&o, &c, E * m * n, "c"))
     return NULL;
-  const mk_moe_gemm g = {.f64 = a.type == napi_float64_array,
+  const mk_moe_gemm g = {.f64 = fl.type == napi_float64_array,
                          .a = a.data,
                          .a_idx = aidx.data,
                          .scale = scale.data,
                          .lda = lda,
                          .b = b.data,
+                         .a_half = ah,
+                         .b_half = bh,
                          .b_idx = bidx.data,
                          .ldb = ldb,
                          .c = c.data,

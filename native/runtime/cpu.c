@@ -90,6 +90,16 @@ int mk_cpu_avx512_full_width(void) {
 #endif
 }
 
+int mk_cpu_bf16_dot(void) {
+#if defined(__x86_64__)
+  static int known = -1;
+  if (known < 0) known = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+  return known && mk_cpu_isa() == MK_ISA_AVX512;
+#else
+  return 0;
+#endif
+}
+
 /* ---- data cache sizes ---- */
 
 /* cpuid's deterministic cache parameters: Intel's leaf 4, AMD's 0x8000001D (same layout).

@@ -38,6 +38,10 @@ int mk_isa_parse(const char *name);
  * other CPUs report 0 (not measured). Kernels use it to pick cache blocking. */
 int mk_cpu_avx512_full_width(void);
 
+/* 1 where the bf16 dot-product kernels (VDPBF16PS) run: the CPU has AVX512_BF16 and the ISA in
+ * use (mk_cpu_isa, MOEKIT_ISA) is avx512. */
+int mk_cpu_bf16_dot(void);
+
 /* Per-core L2 size in KiB, or 0 if unknown. */
 int mk_cpu_l2_kib(void);
 

@@ -11,13 +11,13 @@
 //   launch geometry).
 // - A matrix operand is a row-major window into a storage: element (r, c) at
 //   offset + r·ld + c. An expert's matrix B_e starts expertStride elements after B_{e-1}.
-// - Float operands of one call share one dtype (f32 or f64). Outputs are written, not
+// - Float operands of one call share one dtype (f32 or f64; bf16Operands below). Outputs are written, not
 //   returned; the caller allocates them (uninitialized unless `accumulate`).
 // - Scopes: inside `batched(fn)` the grouped GEMMs only queue and run together when fn
 //   returns (they must not depend on each other); inside `rowBlocks(fn)` GEMMs, activation and
 //   bias passes queue as stages run block of rows by block of rows (a stage reads only what earlier
 //   stages wrote at the same rows). A backend without such scheduling runs each call at once.
-import type { Storage } from './types.js';
+import type { BF16Array, Storage } from './types.js';
 
 /** A row-major window into a storage: element (r, c) at offset + r·ld + c. */
 export interface MatrixArg {
@@ -246,9 +246,22 @@ export interface RouterLayerBackwardArgs extends RouterGradTerms {
   dx: Storage | null;
 }
 
+/** bf16 <-> f32 into a given array (round to nearest even, PyTorch's NaN). */
+export interface Bf16Conversions {
+  widen(src: BF16Array, out: Float32Array): void;
+  narrow(src: Float32Array, out: BF16Array): void;
+}
+
 export interface MoeKernels {
   /** Whether these kernels beat the engine-op composition (the execution plan takes them by default only then). */
   readonly fast: boolean;
+  /**
+   * Present where gemmRows' and gemmWgrad's a / b / b2 may be bf16 (BF16Array; b2 as b) beside f32
+   * floats (scale, c): products accumulated in f32 or wider, c written in f32. With the
+   * conversions (src/io/half.ts's engine casts) a bf16 experts node makes between its f32 passes
+   * and its bf16 arrays, into arrays it owns. Absent: f32 / f64 operands only.
+   */
+  readonly bf16?: Bf16Conversions;
   gemmRows(a: GemmRowsArgs): void;
   gemmWgrad(a: GemmWgradArgs): void;
   gemmSwiglu(a: GemmSwigluArgs): void;

@@ -344,7 +344,7 @@ function halfConvert(addon: NativeAddon): HalfAccel['convert'] {
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   const moeAddon = moeAddonKernels();
   const routerAddon = routerAddonKernels();
-  const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon) : undefined;
+  const moe = moeAddon && routerAddon ? nativeMoeKernels(moeAddon, routerAddon, halfConvert(addon)) : undefined;
   return withHalfPrecision(
     { ...ref, ...nativeKernels(addon), name: 'native', moe },
     { matmul: bf16Matmul(addon), convert: halfConvert(addon) },

@@ -1,5 +1,6 @@
 // The native backend's MoeKernels (../moe.ts): named operands in, the addon's options objects
 // out (moe-addon.ts). Windows with an offset become subarrays: same memory, zero copy.
+import type { HalfAccel } from '../half-precision.js';
 import type { GeluLayout, MoeKernels, RoutePlan, RouterGradTerms, SwigluLayout } from '../moe.js';
 import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../types.js';
 import type { FloatArray } from './addon.js';
@@ -21,9 +22,14 @@ function geluLayout({ pre, ld, offset, colStride, rows, i }: GeluLayout) {
 
 const o = (s: Storage | null): FloatArray | null => (s ? f(s) : null);
 
-export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels): MoeKernels {
+/** convert: the addon's bulk conversions (the bf16 experts node needs them), where it has them. */
+export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels, convert?: HalfAccel['convert']): MoeKernels {
   return {
     fast: true,
+    bf16: convert && {
+      widen: (src, out) => convert.widen(src, out, 'bf16'),
+      narrow: (src, out) => convert.narrow(src, out, 'bf16'),
+    },
     gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k: kk, accumulate }) {
       k.moeGemmRows({
         a: at(a.data, a.offset),

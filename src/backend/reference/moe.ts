@@ -19,11 +19,15 @@ import type {
   SwigluBackwardArgs,
   SwigluLayout,
 } from '../moe.js';
+import { narrowToHalf, widenHalfToF32 } from '../../io/half.js';
+import { widen } from '../half-precision.js';
 import { type Storage, floatArrayLike } from '../types.js';
 import { erf, sigmoid as stableSigmoid } from './math.js';
 
 type Arr = Float32Array | Float64Array;
 const f = (s: Storage): Arr => s as Arr;
+/** A grouped GEMM's a / b / b2 operand as numbers: bf16 (BF16Array) operands widened exactly. */
+const operand = (s: Storage): Arr => widen(s) as Arr;
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -33,10 +37,10 @@ function bAt(b: Arr, off: number, trans: boolean, ld: number, e: number, stride:
 }
 
 function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsArgs): void {
-  const A = f(a.data),
-    B = f(b.data),
+  const A = operand(a.data),
+    B = operand(b.data),
     C = f(c.data);
-  const B2 = b2 ? f(b2.data) : null;
+  const B2 = b2 ? operand(b2.data) : null;
   const kSplit = b2 ? b2.kSplit : k;
   const [ao, bo, co, b2o] = [a.offset ?? 0, b.offset ?? 0, c.offset ?? 0, b2?.offset ?? 0];
   for (let e = 0; e + 1 < seg.length; e++) {
@@ -60,8 +64,8 @@ function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsA
 }
 
 function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWgradArgs): void {
-  const A = f(a.data),
-    B = f(b.data),
+  const A = operand(a.data),
+    B = operand(b.data),
     C = f(c);
   const [ao, bo] = [a.offset ?? 0, b.offset ?? 0];
   for (let e = 0; e + 1 < seg.length; e++) {
@@ -426,6 +430,10 @@ function routerLayerBackward(a: RouterLayerBackwardArgs): void {
 
 export const referenceMoeKernels: MoeKernels = {
   fast: false,
+  bf16: {
+    widen: (src, out) => widenHalfToF32(src, 'bf16', out),
+    narrow: (src, out) => narrowToHalf(src, 'bf16', out),
+  },
   gemmRows,
   gemmWgrad,
   gemmSwiglu,

@@ -36,11 +36,16 @@ export function moePathSetting(): MoePathSetting {
   return (readEnv('MOEKIT_MOE_PATH') as MoePathSetting | undefined) ?? 'auto';
 }
 
-/** The backend's MoE kernels when the setting lets them run on this backend and dtype, else null. */
-function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting): MoeKernels | null {
+/**
+ * The backend's MoE kernels when the setting lets them run on this backend and dtype, else null.
+ * The kernels are f32 / f64; for the experts (`experts`) also bf16, where the backend's grouped
+ * GEMMs read bf16 operands (MoeKernels.bf16). f16, autocast and a bf16 router compose the
+ * engine ops (the router computes in f32 there, as the seeds route in fp32).
+ */
+function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting, experts = false): MoeKernels | null {
   const k = backend.moe;
-  // the MoE kernels are f32 / f64; bf16 / f16 and autocast compose the engine ops
-  if (!k || setting === 'reference' || !isFloatDType(dtype) || isHalfDType(dtype) || autocastDtype() !== null) return null;
+  if (!k || setting === 'reference' || !isFloatDType(dtype) || autocastDtype() !== null) return null;
+  if (isHalfDType(dtype) && !(experts && dtype === 'bf16' && k.bf16)) return null;
   return setting === 'auto' && !k.fast ? null : k;
 }
 
@@ -59,7 +64,8 @@ function routerGap(cfg: RouterConfig, hasSelectionBias: boolean): string | null 
 }
 
 /** Why the experts node on kernels k does not cover the bank, or null when it does (every expert kind, with or without biases, where k has the kernels it needs). */
-function bankGap(cfg: ExpertConfig, hasBiases: boolean, k: MoeKernels): string | null {
+function bankGap(cfg: ExpertConfig, hasBiases: boolean, k: MoeKernels, dtype: DType): string | null {
+  if (hasBiases && dtype === 'bf16') return 'expert biases in bf16 (the bf16 experts node takes none)';
   if (cfg.kind === 'gelu' && !(k.geluForward && k.geluBackward && k.gemmGelu))
     return "expert kind 'gelu' (no GELU kernels on this backend)";
   if (cfg.kind === 'gpt-oss' && !(k.gptOssForward && k.gptOssBackward)) return "expert kind 'gpt-oss' (no GPT-OSS kernels on this backend)";
@@ -161,7 +167,7 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   }
   if (setting === 'reference') return reference('MOEKIT_MOE_PATH=reference');
   if (!b.moe) return reference(`the ${b.name} backend has no MoE kernels`);
-  const k = kernelsOn(b, p.dtype, setting);
+  const k = kernelsOn(b, p.dtype, setting, true);
   if (!k)
     return reference(
       isFloatDType(p.dtype) && !isHalfDType(p.dtype)
@@ -169,9 +175,9 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
         : `dtype ${p.dtype}`,
     );
   const rc = p.cfg.router;
-  const rGap = routerGap(rc, rc.selectionBias !== null);
+  const rGap = p.dtype === 'bf16' ? 'bf16 (the router composes in f32)' : routerGap(rc, rc.selectionBias !== null);
   const eGap =
-    bankGap(p.cfg.experts, p.bankBiases, k) ??
+    bankGap(p.cfg.experts, p.bankBiases, k, p.dtype) ??
     dispatcherGap(p.dispatcher, rc.numExperts) ??
     (p.weightsTogether ? null : 'weights on different backends or dtypes');
   const where = `${b.name} backend, ${p.dtype}`;
@@ -263,8 +269,8 @@ export function routerKernels(logits: Tensor, cfg: RouterConfig, selectionBias: 
 
 /** ExpertBank.forward on expert-contiguous rows: the kernels when they cover the bank on rows' backend, else null. */
 export function bankKernels(rows: Tensor, w: ExpertWeights, cfg: ExpertConfig): MoeKernels | null {
-  const k = kernelsOn(rows.backend, rows.dtype, moePathSetting());
-  return k && !bankGap(cfg, Boolean(w.gateUpBias || w.downBias), k) && together(rows, bankTensors(w)) ? k : null;
+  const k = kernelsOn(rows.backend, rows.dtype, moePathSetting(), true);
+  return k && !bankGap(cfg, Boolean(w.gateUpBias || w.downBias), k, rows.dtype) && together(rows, bankTensors(w)) ? k : null;
 }
 
 const expertName = (cfg: ExpertConfig) => ({ swiglu: 'SwiGLU', gelu: 'GELU', 'gpt-oss': 'GPT-OSS' })[cfg.kind];

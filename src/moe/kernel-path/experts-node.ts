@@ -19,10 +19,15 @@
 // pass, the backward's last GEMMs batched into one pool pass. Either way the backward turns gu
 // into its gradient in place. SwiGLU and GELU without a first bias apply the activation to each
 // output tile of the first GEMM (gemmSwiglu / gemmGelu); the rest run GEMM, bias, activation.
+// bf16 (x and the weights BF16Array, MoeKernels.bf16): the grouped GEMMs read bf16 operands
+// only and accumulate in f32; gu, h and dY·W_down exist in f32 a slice of sorted rows at a time
+// (bf16Forward / bf16Backward; row blocks take no bf16 operands), the activations run in f32,
+// the pre-activations saved for the backward are kept in bf16 (that is where the memory goes),
+// and outputs and gradients come out bf16, each rounded once.
 // The reference composition (dispatch.ts, grouped-gemm.ts, experts.ts) stays the spec:
-// test/moe-kernel-path.test.ts holds the two together.
+// test/moe-kernel-path.test.ts holds the two together (test/moe-bf16-kernels.test.ts in bf16).
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
-import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
+import { BF16Array, type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
 import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import type { ExpertConfig } from '../config.js';
@@ -94,6 +99,10 @@ interface NodeContext {
   rowBlocks: boolean;
   /** Pre-activations [S, P], kept for the backward (or null until it recomputes them). */
   gu: FloatArray | null;
+  /** x and the weights are bf16: f32 passes, bf16 in and out (see the header). */
+  half: boolean;
+  /** bf16: the pre-activations saved for the backward, rounded to bf16 (gu is then null). */
+  guHalf: Storage | null;
 }
 
 /** Where gate and up sit in a gated bank's gu row. */
@@ -102,7 +111,8 @@ const guLayout = (c: NodeContext) =>
 const firstLd = (c: NodeContext) => (c.outIn ? c.H : c.firstCols);
 const downLd = (c: NodeContext) => (c.outIn ? c.I : c.H);
 /** The activation runs on each output tile of the first GEMM (no first bias comes between, a gated kernel fits the layout). */
-const activationInGemm = (c: NodeContext) => !c.firstBias && (c.kind === 'gelu' || (c.kind === 'swiglu' && c.layout !== 'interleaved'));
+const activationInGemm = (c: NodeContext) =>
+  !c.half && !c.firstBias && (c.kind === 'gelu' || (c.kind === 'swiglu' && c.layout !== 'interleaved'));
 const storageOf = (t: Tensor) => t.storage as FloatArray;
 
 /** Adds each sorted row's expert bias to dst [S, n] (row stride n). */
@@ -176,19 +186,23 @@ function expertsForward(c: NodeContext, h: FloatArray, y: FloatArray): void {
       k: c.H,
     });
   }
-  const b = { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I };
-  k.gemmRows({
+  downGemm(c, h, y);
+  if (c.downBias) addBias(c, y, c.downBias, c.H);
+}
+
+/** y [S, H] = h · op(W_down_e) per sorted row. */
+function downGemm(c: NodeContext, h: Storage, y: FloatArray): void {
+  c.k.gemmRows({
     a: { data: h, ld: c.I },
     aIdx: null,
     scale: null,
-    b,
+    b: { data: c.down, ld: downLd(c), trans: c.outIn, expertStride: c.H * c.I },
     seg: c.seg,
     c: { data: y, ld: c.H },
     n: c.H,
     k: c.I,
     accumulate: false,
   });
-  if (c.downBias) addBias(c, y, c.downBias, c.H);
 }
 
 /**
@@ -199,6 +213,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   const routing = rows instanceof Int32Array ? null : rows;
   const seg = routing ? routing.plan.segOffsets : (rows as Int32Array);
   const xs = x.storage as FloatArray;
+  const half = xs instanceof BF16Array;
   const gelu = cfg.kind === 'gelu';
   const wList = gelu ? [w.upProj!] : cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
   const I = cfg.intermediateSize;
@@ -227,6 +242,8 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     rowW: routing ? (routing.plan.rowWeights as FloatArray) : null,
     rowBlocks: false,
     gu: null,
+    half,
+    guHalf: null,
   };
   const router = routing?.router ?? null;
   const biases = [c.firstBias, c.downBias].filter((b): b is Tensor => b !== null);
@@ -234,15 +251,17 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   const keepsGraph = recordsGraph(inputs);
   // small experts: the second GEMM reads each block of h while it is in cache, and h (and gu,
   // unless the backward will read it) never exists whole; no rows: nothing to block
-  c.rowBlocks = c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
+  c.rowBlocks = !half && c.S > 0 && rowBlocksApply(c.H, c.I, xs.BYTES_PER_ELEMENT);
   // Inference outside row blocks keeps no gu: the gated / GELU GEMM holds each task's
   // pre-activation tiles in a buffer of its thread (ct-moe: no 128 MB array). Without such a
   // GEMM (interleaved layout, a first bias, GPT-OSS) gu is kept.
-  c.gu = keepsGraph || c.rowBlocks || !activationInGemm(c) ? acquireScratch(xs, c.S * c.P) : null;
+  c.gu = !half && (keepsGraph || c.rowBlocks || !activationInGemm(c)) ? acquireScratch(xs, c.S * c.P) : null;
   // internal buffers come from / go back to the scratch pool (scratch.ts); outputs are fresh
-  const h = acquireScratch(xs, c.S * c.I);
+  const h = half ? null : acquireScratch(xs, c.S * c.I);
   const y = routing ? acquireScratch(xs, c.S * c.H) : uninitializedFloatArrayLike(xs, c.S * c.H);
-  if (c.rowBlocks) {
+  if (!h) {
+    bf16Forward(c, y, keepsGraph);
+  } else if (c.rowBlocks) {
     k.rowBlocks(() => {
       k.blockLocal(h, c.I);
       if (!keepsGraph) k.blockLocal(c.gu!, c.P);
@@ -251,13 +270,13 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   } else {
     expertsForward(c, h, y);
   }
-  releaseScratch(h);
+  if (h) releaseScratch(h);
   let out: FloatArray = y;
   let outShape = [c.S, c.H];
   if (routing) {
     const T = routing.numTokens;
     out = uninitializedFloatArrayLike(xs, T * c.H);
-    const slots = slotsInRowOrder(routing.plan.slotRows, routing.topkWeights.storage as FloatArray, T, routing.topK);
+    const slots = slotsInRowOrder(routing.plan.slotRows, f32Values(x, routing.topkWeights.storage), T, routing.topK);
     k.combine({
       y: { data: y, ld: c.H },
       slotRows: slots.rows,
@@ -270,7 +289,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     releaseScratch(y);
     outShape = [T, c.H];
   }
-  const result = makeOutput(x.backend, out, outShape, {
+  const result = makeOutput(x.backend, half ? x.backend.cast(out, 'bf16') : out, outShape, {
     name: routing ? 'moeExperts' : 'expertRows',
     inputs,
     backward: (gradOut) => expertsBackward(c, x, gradOut.storage as FloatArray),
@@ -280,7 +299,69 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     releaseScratch(c.gu);
     c.gu = null;
   }
+  if (!result.gradFn) c.guHalf = null;
   return result;
+}
+
+/**
+ * A bf16 node's slices: its f32 intermediates (gu, h, dY·W_down) exist `rows` sorted rows at a
+ * time, and its f32 weight-gradient sums `gradElements` (or one expert's) at a time. Tests shrink
+ * them to cover several slices on small shapes.
+ */
+export const bf16Slices = { rows: 1024, gradElements: 1 << 22 };
+
+/** c narrowed to the sorted rows [r0, r1): segment offsets, the routing's rows, and x's rows (rows form). */
+function rowSlice(c: NodeContext, r0: number, r1: number): NodeContext {
+  return {
+    ...c,
+    S: r1 - r0,
+    seg: c.seg.map((s) => Math.min(Math.max(s, r0), r1) - r0),
+    rowTok: c.rowTok?.subarray(r0, r1) ?? null,
+    rowW: c.rowW?.subarray(r0, r1) ?? null,
+    xs: c.rowTok ? c.xs : c.xs.subarray(r0 * c.H, r1 * c.H),
+    gu: null,
+    guHalf: null,
+  };
+}
+
+/** The row slices [r0, r1) of a bf16 node, each with its sliced context. */
+function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: number) => void): void {
+  for (let r0 = 0; r0 < c.S; r0 += bf16Slices.rows) {
+    const r1 = Math.min(c.S, r0 + bf16Slices.rows);
+    fn(rowSlice(c, r0, r1), r0, r1);
+  }
+}
+
+/** bf16 forward, slice by slice: y rows [S, H] (f32), and gu rounded to bf16 for the backward when keep. */
+function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
+  const rows = Math.min(c.S, bf16Slices.rows);
+  const gu = acquireScratch(c.xs, rows * c.P);
+  const h = acquireScratch(c.xs, rows * c.I);
+  const hb = new BF16Array(rows * c.I);
+  const saved = keep ? new BF16Array(c.S * c.P) : null;
+  const cv = c.k.bf16!;
+  forEachSlice(c, (sc, r0, r1) => {
+    const n = r1 - r0;
+    firstGemm(sc, gu);
+    activation(sc, gu, h);
+    // h rounded to bf16 once, so that the second GEMM reads bf16 operands only
+    cv.narrow(h.subarray(0, n * c.I) as Float32Array, hb.subarray(0, n * c.I));
+    downGemm(sc, hb, y.subarray(r0 * c.H, r1 * c.H));
+    if (saved) cv.narrow(gu.subarray(0, n * c.P) as Float32Array, saved.subarray(r0 * c.P, r1 * c.P));
+  });
+  releaseScratch(gu);
+  releaseScratch(h);
+  c.guHalf = saved;
+}
+
+/** A gradient of t from the node's f32 / f64 values (rounded once when t is bf16). */
+function gradFor(t: Tensor, data: Storage): Tensor {
+  return new Tensor(t.dtype === 'bf16' && !(data instanceof BF16Array) ? t.backend.cast(data, 'bf16') : data, t.shape, t.backend);
+}
+
+/** A float storage's values as the kernels' f32 / f64 operands (bf16 widened on x's backend). */
+export function f32Values(x: Tensor, s: Storage): FloatArray {
+  return (s instanceof BF16Array ? x.backend.cast(s, 'f32') : s) as FloatArray;
 }
 
 /**
@@ -386,13 +467,117 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
   });
 }
 
+/**
+ * bf16: each weight gradient's GEMMs on their own (hh: h already times each row's combine weight), a group of experts at a time (the rows of
+ * those experts only), each group's f32 sums rounded to bf16 at once: at most bf16Slices.gradElements
+ * f32 elements (or one expert's) of weight gradient exist at a time.
+ */
+function bf16WeightGrads(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArray): LastGrads {
+  const none = (): LastGrads => ({ dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: null });
+  const one = (t: Tensor, put: (g: LastGrads, a: FloatArray) => void): FloatArray | null => {
+    if (!t.requiresGrad) return null;
+    const per = t.size / c.E;
+    const group = Math.max(1, Math.floor(bf16Slices.gradElements / per));
+    const out = new BF16Array(t.size);
+    const buf = acquireScratch(c.xs, Math.min(c.E, group) * per);
+    for (let e0 = 0; e0 < c.E; e0 += group) {
+      const e1 = Math.min(c.E, e0 + group);
+      const [r0, r1] = [c.seg[e0]!, c.seg[e1]!];
+      // rowW null: hh holds h times the combine weights already (bf16Backward)
+      const sc = { ...rowSlice(c, r0, r1), rowW: null, E: e1 - e0, seg: c.seg.slice(e0, e1 + 1).map((s) => s - r0) };
+      const g = none();
+      put(g, buf);
+      lastGemms(sc, sc.rowTok ? gs : gs.subarray(r0 * c.H), hh.subarray(r0 * c.I), dgu.subarray(r0 * c.P), g);
+      c.k.bf16!.narrow(buf.subarray(0, (e1 - e0) * per) as Float32Array, out.subarray(e0 * per, e1 * per));
+    }
+    releaseScratch(buf);
+    return out as unknown as FloatArray;
+  };
+  const out = none();
+  out.dDown = one(c.wDown, (g, a) => {
+    g.dDown = a;
+  });
+  out.dFirst = c.wList.map((w, idx) =>
+    one(w, (g, a) => {
+      g.dFirst[idx] = a;
+    }),
+  );
+  return out;
+}
+
+/**
+ * bf16 backward: slice by slice, dY·W_down, the pre-activations (the saved bf16 ones widened, or
+ * recomputed), the activation's backward and dX's rows in f32, the pre-activations' gradient and
+ * the recomputed h rounded to bf16; then the weight gradients over all rows from those bf16
+ * operands (bf16WeightGrads).
+ */
+function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null)[] {
+  const { k, routing, S, H, I, P } = c;
+  const router = routing?.router ?? null;
+  const needX = x.requiresGrad;
+  const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
+  const rows = Math.min(S, bf16Slices.rows);
+  const dgu = acquireScratch(c.xs, rows * P);
+  const dyh = acquireScratch(c.xs, rows * I);
+  const dw = needRowDw ? uninitializedFloatArrayLike(c.xs, S) : null;
+  const da = needX ? (routing ? acquireScratch(c.xs, S * H) : uninitializedFloatArrayLike(c.xs, S * H)) : null;
+  const saved = c.guHalf as BF16Array | null;
+  c.guHalf = null;
+  const dguHalf = saved ?? new BF16Array(S * P); // the saved pre-activations become their gradient, slice by slice
+  const hHalf = new BF16Array(S * I);
+  const cv = k.bf16!;
+  forEachSlice(c, (sc, r0, r1) => {
+    const n = r1 - r0;
+    k.gemmRows({
+      a: { data: gs, offset: sc.rowTok ? 0 : r0 * H, ld: H },
+      aIdx: sc.rowTok,
+      scale: null,
+      b: { data: c.down, ld: downLd(c), trans: !c.outIn, expertStride: H * I },
+      seg: sc.seg,
+      c: { data: dyh, ld: I },
+      n: I,
+      k: H,
+      accumulate: false,
+    });
+    if (saved) cv.widen(saved.subarray(r0 * P, r1 * P), dgu as Float32Array);
+    else firstGemm(sc, dgu);
+    const grads = { rows: n, i: I, dy: dyh, rowScale: sc.rowW, hOut: dyh, rowDot: dw?.subarray(r0, r1) ?? null };
+    if (c.kind === 'gelu') k.geluBackward!({ pre: dgu, ld: P, offset: 0, colStride: 1, ...grads, dpre: dgu });
+    else if (c.oss) k.gptOssBackward!({ gu: dgu, ld: P, ...guLayout(c), ...grads, dgu, ...c.oss });
+    else k.swigluBackward({ gu: dgu, ld: P, ...guLayout(c), ...grads, dgu });
+    // the GEMMs after this read bf16 operands only: dgu, and h times each row's combine weight
+    // (dW_down's scale, applied here once instead of in each of its packs)
+    const rowW = sc.rowW;
+    if (rowW) for (let r = 0; r < n; r++) for (let q = r * I; q < (r + 1) * I; q++) dyh[q]! *= rowW[r]!;
+    cv.narrow(dgu.subarray(0, n * P) as Float32Array, dguHalf.subarray(r0 * P, r1 * P));
+    cv.narrow(dyh.subarray(0, n * I) as Float32Array, hHalf.subarray(r0 * I, r1 * I));
+    const dguRows = dguHalf.subarray(r0 * P, r1 * P) as unknown as FloatArray;
+    if (da)
+      lastGemms(sc, gs, dyh, dguRows, {
+        dDown: null,
+        dFirst: c.wList.map(() => null),
+        dFirstBias: null,
+        dDownBias: null,
+        da: da.subarray(r0 * H, r1 * H),
+      });
+  });
+  releaseScratch(dgu);
+  releaseScratch(dyh);
+  const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
+  const dDown = g.dDown ? gradFor(c.wDown, g.dDown) : null;
+  const dFirst = c.wList.map((wt, idx) => (g.dFirst[idx] ? gradFor(wt, g.dFirst[idx]!) : null));
+  const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, da, dw) : { dx: da ? gradFor(x, da) : null, dRouting: null };
+  return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
+}
+
 function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null)[] {
   const { k, routing, xs, S, H, I } = c;
   const router = routing?.router ?? null;
   const needX = x.requiresGrad;
   // the rows' dL/dw_r: for the top-k weights' gradient, or the router's
   const needRowDw = routing !== null && (router ? needX || router.weight.requiresGrad : routing.topkWeights.requiresGrad);
-  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  if (c.half) return bf16Backward(c, x, gs);
+  const mk = (t: Tensor, data: Storage) => gradFor(t, data);
   // The backward overwrites gu with its gradient (saves an [S, P] buffer) and gives it back
   // to the pool; a second backward through a retained graph recomputes it first.
   let gu = c.gu;
@@ -490,7 +675,7 @@ function routedInputGrads(
 ): { dx: Tensor | null; dRouting: Tensor | null } {
   const { k, xs, H, S } = c;
   const T = routing.numTokens;
-  const mk = (t: Tensor, data: Storage) => new Tensor(data, t.shape, t.backend);
+  const mk = (t: Tensor, data: Storage) => gradFor(t, data);
   const router = routing.router ?? null;
   if (router) {
     const st = router.state;

@@ -15,7 +15,7 @@ import type { ExpertConfig, RouterConfig } from '../config.js';
 import type { RouterOutput, RouterPassState } from '../contracts.js';
 import type { LocalDispatcher } from '../dispatch.js';
 import type { ExpertWeights } from '../expert-weights.js';
-import { expertsNode } from './experts-node.js';
+import { expertsNode, f32Values } from './experts-node.js';
 import { routerPass } from './router-pass.js';
 import type { AuxLossGradient } from './router-aux-loss.js';
 
@@ -82,7 +82,7 @@ export function routedExperts(
     topK: K,
     numExperts: bank.numExperts,
     capacity: dispatcher.capacity(T, K),
-    weights: topkWeights.storage,
+    weights: f32Values(x, topkWeights.storage),
   });
   return { y: expertsNode(k, x, { numTokens: T, topK: K, plan, topkWeights }, bank, bank.cfg), droppedSlots: plan.droppedSlots };
 }
