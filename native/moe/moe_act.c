@@ -121,67 +121,77 @@ static A512 void swiglu_fwd_tile_f32(const float *g, const float *u, int64_t ld,
   for (int64_t i = 0; i < rows; i++) swiglu_fwd_row_f32(g + i * ld, u + i * ld, h + i * ldh, n);
 }
 
-static void swiglu_fwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
-  (void)task;
-  const mk_moe_act *a = (const mk_moe_act *)p;
-  for (int64_t r = b; r < e; r++) {
-    const float *gu = (const float *)a->gu + r * a->ld;
-    swiglu_fwd_row_f32(gu + a->goff, gu + a->uoff, (float *)a->h + r * a->I, a->I);
+#endif
+
+/* The vectorised f32 SwiGLU rows of the ISA in use, or NULL fns where there are none. */
+typedef struct {
+  mk_swiglu_fwd_row_fn fwd;
+  mk_swiglu_bwd_row_fn bwd;
+} swiglu_rows;
+
+static swiglu_rows swiglu_vec_rows(void) {
+  switch (mk_cpu_isa()) {
+#if defined(__x86_64__)
+    case MK_ISA_AVX512:
+      return (swiglu_rows){swiglu_fwd_row_f32, swiglu_bwd_row_f32};
+    case MK_ISA_AVX2:
+      return (swiglu_rows){mk_swiglu_fwd_row_f32_avx2, mk_swiglu_bwd_row_f32_avx2};
+#endif
+#if defined(__aarch64__)
+    case MK_ISA_NEON:
+      return (swiglu_rows){mk_swiglu_fwd_row_f32_neon, mk_swiglu_bwd_row_f32_neon};
+#endif
+    default:
+      return (swiglu_rows){NULL, NULL};
   }
 }
 
-/* how many rows ahead matters little; prefetching at all pays
- * (docs/performance.md: native/moe/moe_act.c: SWIGLU_BWD_PREFETCH_ROWS) */
-#define SWIGLU_BWD_PREFETCH_ROWS 4
-static void swiglu_bwd_rows_f32_avx512(void *p, int64_t b, int64_t e, int64_t task) {
+static void swiglu_fwd_rows_f32_vec(void *p, int64_t b, int64_t e, int64_t task) {
   (void)task;
   const mk_moe_act *a = (const mk_moe_act *)p;
+  const mk_swiglu_fwd_row_fn fwd = swiglu_vec_rows().fwd;
+  for (int64_t r = b; r < e; r++) {
+    const float *gu = (const float *)a->gu + r * a->ld;
+    fwd(gu + a->goff, gu + a->uoff, (float *)a->h + r * a->I, a->I);
+  }
+}
+
+/* how many rows ahead matters little; prefetching at all pays on AVX-512
+ * (docs/performance.md: native/moe/moe_act.c: SWIGLU_BWD_PREFETCH_ROWS) */
+#define SWIGLU_BWD_PREFETCH_ROWS 4
+static void swiglu_bwd_rows_f32_vec(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_act *a = (const mk_moe_act *)p;
+  const mk_swiglu_bwd_row_fn bwd = swiglu_vec_rows().bwd;
   for (int64_t r = b; r < e; r++) {
     const float *gu = (const float *)a->gu + r * a->ld;
     float *dgu = (float *)a->dgu + r * a->ld;
-    double d = swiglu_bwd_row_f32(gu + a->goff, gu + a->uoff, (const float *)a->dy + r * a->I,
-                                  a->w ? ((const float *)a->w)[r] : 1.0f, dgu + a->goff, dgu + a->uoff,
-                                  a->hout ? (float *)a->hout + r * a->I : NULL, a->I, SWIGLU_BWD_PREFETCH_ROWS * a->ld);
+    double d = bwd(gu + a->goff, gu + a->uoff, (const float *)a->dy + r * a->I, a->w ? ((const float *)a->w)[r] : 1.0f,
+                   dgu + a->goff, dgu + a->uoff, a->hout ? (float *)a->hout + r * a->I : NULL, a->I,
+                   SWIGLU_BWD_PREFETCH_ROWS * a->ld);
     if (a->dw) ((float *)a->dw)[r] = (float)d;
   }
 }
-#endif
+
+/* the AVX2 / NEON tile epilogue: row by row (AVX-512 has its own, swiglu_fwd_tile_f32) */
+static void swiglu_fwd_tile_f32_vec(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
+                                    int64_t n) {
+  const mk_swiglu_fwd_row_fn fwd = swiglu_vec_rows().fwd;
+  for (int64_t i = 0; i < rows; i++) fwd(g + i * ld, u + i * ld, h + i * ldh, n);
+}
 
 /* the f32 SwiGLU row functions to use for this layout */
 static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
-  if (cs == 1) switch (mk_cpu_isa()) {
-#if defined(__x86_64__)
-      case MK_ISA_AVX512:
-        return backward ? swiglu_bwd_rows_f32_avx512 : swiglu_fwd_rows_f32_avx512;
-      case MK_ISA_AVX2:
-        return backward ? mk_swiglu_bwd_rows_f32_avx2 : mk_swiglu_fwd_rows_f32_avx2;
-#endif
-#if defined(__aarch64__)
-      case MK_ISA_NEON:
-        return backward ? mk_swiglu_bwd_rows_f32_neon : mk_swiglu_fwd_rows_f32_neon;
-#endif
-      default:
-        break;
-    }
+  if (cs == 1 && swiglu_vec_rows().fwd) return backward ? swiglu_bwd_rows_f32_vec : swiglu_fwd_rows_f32_vec;
   return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
 mk_moe_tile_f32 mk_moe_epilogue_f32(mk_moe_epilogue e) {
   if (e == MK_EPI_GELU) return mk_moe_f32_gelu_tile;
-  switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
-    case MK_ISA_AVX512:
-      return swiglu_fwd_tile_f32;
-    case MK_ISA_AVX2:
-      return mk_swiglu_fwd_tile_f32_avx2;
+  if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_tile_f32;
 #endif
-#if defined(__aarch64__)
-    case MK_ISA_NEON:
-      return mk_swiglu_fwd_tile_f32_neon;
-#endif
-    default:
-      return mk_moe_f32_swiglu_tile;
-  }
+  return swiglu_vec_rows().fwd ? swiglu_fwd_tile_f32_vec : mk_moe_f32_swiglu_tile;
 }
 
 mk_moe_tile_f64 mk_moe_epilogue_f64(mk_moe_epilogue e) {

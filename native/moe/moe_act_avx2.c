@@ -8,8 +8,6 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "moe.h"
-
 #define AVX2 __attribute__((target("avx2,fma")))
 
 /* sigmoid(x) = 1 / (1 + e^-x): e^y as moe_act.c's sigmoid16 computes it, 2^n built in the
@@ -37,7 +35,7 @@ static AVX2 inline __m256 sigmoid8(__m256 x) {
 
 static AVX2 inline __m256 swiglu8(__m256 g, __m256 u) { return _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), u); }
 
-static AVX2 void swiglu_fwd_row(const float *g, const float *u, float *h, int64_t n) {
+AVX2 void mk_swiglu_fwd_row_f32_avx2(const float *g, const float *u, float *h, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(h + i, swiglu8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
   if (i == n) return;
@@ -60,8 +58,9 @@ static AVX2 inline __m256 swiglu_bwd8(__m256 gv, __m256 uv, __m256 dyv, __m256 w
   return _mm256_mul_ps(dyv, *hv);
 }
 
-static AVX2 double swiglu_bwd_row(const float *g, const float *u, const float *dy, float wr, float *dg, float *du,
-                                  float *ho, int64_t n) {
+AVX2 double mk_swiglu_bwd_row_f32_avx2(const float *g, const float *u, const float *dy, float wr, float *dg, float *du,
+                                       float *ho, int64_t n, int64_t pf) {
+  (void)pf; /* not measured here: the AVX-512 rows prefetch */
   const __m256 w = _mm256_set1_ps(wr);
   __m256 dot = _mm256_setzero_ps(), dgv, duv, hv;
   int64_t i = 0;
@@ -94,30 +93,4 @@ static AVX2 double swiglu_bwd_row(const float *g, const float *u, const float *d
   return sum;
 }
 
-void mk_swiglu_fwd_tile_f32_avx2(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
-                                 int64_t n) {
-  for (int64_t i = 0; i < rows; i++) swiglu_fwd_row(g + i * ld, u + i * ld, h + i * ldh, n);
-}
-
-void mk_swiglu_fwd_rows_f32_avx2(void *p, int64_t b, int64_t e, int64_t task) {
-  (void)task;
-  const mk_moe_act *a = (const mk_moe_act *)p;
-  for (int64_t r = b; r < e; r++) {
-    const float *gu = (const float *)a->gu + r * a->ld;
-    swiglu_fwd_row(gu + a->goff, gu + a->uoff, (float *)a->h + r * a->I, a->I);
-  }
-}
-
-void mk_swiglu_bwd_rows_f32_avx2(void *p, int64_t b, int64_t e, int64_t task) {
-  (void)task;
-  const mk_moe_act *a = (const mk_moe_act *)p;
-  for (int64_t r = b; r < e; r++) {
-    const float *gu = (const float *)a->gu + r * a->ld;
-    float *dgu = (float *)a->dgu + r * a->ld;
-    const double d = swiglu_bwd_row(gu + a->goff, gu + a->uoff, (const float *)a->dy + r * a->I,
-                                    a->w ? ((const float *)a->w)[r] : 1.0f, dgu + a->goff, dgu + a->uoff,
-                                    a->hout ? (float *)a->hout + r * a->I : NULL, a->I);
-    if (a->dw) ((float *)a->dw)[r] = (float)d;
-  }
-}
 #endif

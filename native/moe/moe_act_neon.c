@@ -8,8 +8,6 @@
 #include <arm_neon.h>
 #include <string.h>
 
-#include "moe.h"
-
 /* sigmoid(x) = 1 / (1 + e^-x) as moe_act_avx2.c's sigmoid8; the reciprocal estimate (8 bits) is
  * refined by two Newton steps (~23 bits) */
 static inline float32x4_t sigmoid4(float32x4_t x) {
@@ -34,7 +32,7 @@ static inline float32x4_t sigmoid4(float32x4_t x) {
 
 static inline float32x4_t swiglu4(float32x4_t g, float32x4_t u) { return vmulq_f32(vmulq_f32(g, sigmoid4(g)), u); }
 
-static void swiglu_fwd_row(const float *g, const float *u, float *h, int64_t n) {
+void mk_swiglu_fwd_row_f32_neon(const float *g, const float *u, float *h, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     vst1q_f32(h + i, swiglu4(vld1q_f32(g + i), vld1q_f32(u + i)));
@@ -62,8 +60,9 @@ static inline float32x4_t swiglu_bwd4(float32x4_t gv, float32x4_t uv, float32x4_
   return vmulq_f32(dyv, *hv);
 }
 
-static double swiglu_bwd_row(const float *g, const float *u, const float *dy, float wr, float *dg, float *du, float *ho,
-                             int64_t n) {
+double mk_swiglu_bwd_row_f32_neon(const float *g, const float *u, const float *dy, float wr, float *dg, float *du,
+                                  float *ho, int64_t n, int64_t pf) {
+  (void)pf; /* not measured here: the AVX-512 rows prefetch */
   const float32x4_t w = vdupq_n_f32(wr);
   float32x4_t dot = vdupq_n_f32(0.0f), dgv, duv, hv;
   int64_t i = 0;
@@ -92,30 +91,4 @@ static double swiglu_bwd_row(const float *g, const float *u, const float *dy, fl
   return (double)lanes[0] + lanes[1] + lanes[2] + lanes[3];
 }
 
-void mk_swiglu_fwd_tile_f32_neon(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
-                                 int64_t n) {
-  for (int64_t i = 0; i < rows; i++) swiglu_fwd_row(g + i * ld, u + i * ld, h + i * ldh, n);
-}
-
-void mk_swiglu_fwd_rows_f32_neon(void *p, int64_t b, int64_t e, int64_t task) {
-  (void)task;
-  const mk_moe_act *a = (const mk_moe_act *)p;
-  for (int64_t r = b; r < e; r++) {
-    const float *gu = (const float *)a->gu + r * a->ld;
-    swiglu_fwd_row(gu + a->goff, gu + a->uoff, (float *)a->h + r * a->I, a->I);
-  }
-}
-
-void mk_swiglu_bwd_rows_f32_neon(void *p, int64_t b, int64_t e, int64_t task) {
-  (void)task;
-  const mk_moe_act *a = (const mk_moe_act *)p;
-  for (int64_t r = b; r < e; r++) {
-    const float *gu = (const float *)a->gu + r * a->ld;
-    float *dgu = (float *)a->dgu + r * a->ld;
-    const double d = swiglu_bwd_row(gu + a->goff, gu + a->uoff, (const float *)a->dy + r * a->I,
-                                    a->w ? ((const float *)a->w)[r] : 1.0f, dgu + a->goff, dgu + a->uoff,
-                                    a->hout ? (float *)a->hout + r * a->I : NULL, a->I);
-    if (a->dw) ((float *)a->dw)[r] = (float)d;
-  }
-}
 #endif
