@@ -3,9 +3,9 @@
 // alone while the pool's workers wait; a batch (moeBatchBegin .. moeBatchRun) or a row fusion
 // (moeFuseBegin .. moeFuseRun) is one line naming the kernels it ran.
 // node --import tsx bench/moe-profile.ts <config> [iters]
-import { MoELayer, moeConfig } from '../src/moe/index.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { manualSeed, randn } from '../src/index.js';
+import { randn } from '../src/index.js';
+import { benchMoeLayer } from './moe-layer.js';
 import { MOE_CONFIGS } from './moe.js';
 
 const name = process.argv[2] ?? 'small';
@@ -38,15 +38,7 @@ if (k) {
     };
   }
 }
-manualSeed(1234);
-const layer = new MoELayer(
-  moeConfig({
-    hiddenSize: c.dModel,
-    router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
-    experts: { kind: 'swiglu', intermediateSize: c.dFf },
-    losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
-  }),
-);
+const layer = benchMoeLayer(c);
 const x = randn([c.tokens, c.dModel]);
 const dy = randn([c.tokens, c.dModel]);
 const step = () => {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { MoELayer, moeConfig } from '../src/moe/index.js';
+import { benchMoeLayer } from './moe-layer.js';
 import { manualSeed, noGrad, randn, useThroughputGc } from '../src/index.js';
 import { BatchLoader, TokenWindows } from '../src/data/batches.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -116,15 +116,7 @@ function kernelIsa(): string {
 /** Runs in a child process so each row's peak RSS is its own. bf16: the layer and its input cast to bf16 (--dtype bf16). */
 function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16' = 'f32'): Row {
   const c = MOE_CONFIGS[name]!;
-  manualSeed(1234);
-  const layer = new MoELayer(
-    moeConfig({
-      hiddenSize: c.dModel,
-      router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
-      experts: { kind: 'swiglu', intermediateSize: c.dFf },
-      losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
-    }),
-  );
+  const layer = benchMoeLayer(c);
   if (dtype === 'bf16') layer.to('bf16');
   const x = randn([c.tokens, c.dModel]).to(dtype);
   const dy = randn([c.tokens, c.dModel]).to(dtype);

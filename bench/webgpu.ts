@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { backendInfo, initBackend, setBackend } from '../src/backend/index.js';
 import { openWebGPUBackend } from '../src/backend/webgpu/index.js';
 import { manualSeed, matmul, noGrad, randn } from '../src/index.js';
-import { MoELayer, moeConfig } from '../src/moe/index.js';
+import { benchMoeLayer } from './moe-layer.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { median } from './util.js';
 
@@ -149,15 +149,7 @@ export async function runMoeWebGpu(configs: Record<string, MoeShape>, peerDir: s
   if (!adapter) return;
   const rows: Array<Record<string, unknown>> = [];
   for (const [name, c] of Object.entries(configs)) {
-    manualSeed(1234);
-    const layer = new MoELayer(
-      moeConfig({
-        hiddenSize: c.dModel,
-        router: { numExperts: c.experts, topK: c.topK, scoreFunc: 'softmax', renormalize: 'sum' },
-        experts: { kind: 'swiglu', intermediateSize: c.dFf },
-        losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
-      }),
-    );
+    const layer = benchMoeLayer(c);
     const x = randn([c.tokens, c.dModel]);
     const dy = randn([c.tokens, c.dModel]);
     const modes = {
