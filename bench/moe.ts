@@ -33,6 +33,7 @@ import {
 import { bf16Comparison } from './moe-bf16.js';
 import { BACKEND_OPTION_HELP, PEER_PYTHON_OPTION_HELP, parseBenchBackend, type BenchBackend } from './backend-option.js';
 import { runMoeWebGpu } from './webgpu.js';
+import { describeRoofline, measureRoofline, openblasCoreIsa, rooflineColumns } from './roofline.js';
 import {
   FORCED_ISAS,
   ISA_OPTION_HELP,
@@ -100,6 +101,12 @@ export interface Row {
   peer_peak_rss_mb?: number;
   /** peak_rss_mb / peer_peak_rss_mb (<= 1: moekit needs no more memory than PyTorch). */
   rss_ratio?: number;
+  /** gflops over the measured FMA peak of moekit's ISA on this host (bench/roofline.ts). */
+  peak_fraction?: number;
+  /** The peer's expert GFLOP/s over the FMA peak of its OpenBLAS kernels' ISA. */
+  peer_peak_fraction?: number;
+  /** The highest ratio any moekit kernel could reach against this peer run: the FMA peak over the peer's rate. */
+  ratio_ceiling?: number;
 }
 
 /** Expert-MLP FLOPs: 2·3·d·f·T·k forward, 3x that for forward+backward (as the peer counts). */
@@ -438,6 +445,9 @@ export function register(program: Command): void {
         const peerSpeed = missing === null && opts.peerSpeed;
         const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa }) : null;
         if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
+        const peerIsa = blas ? openblasCoreIsa(blas.core) : null;
+        const roof = measureRoofline([opts.isa ? FORCED_ISAS[opts.isa].moekitIsa : kernelIsa(), peerIsa]);
+        if (!opts.json) console.log(describeRoofline(roof));
         const ours = new Map<string, Row[]>();
         const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
         for (let rep = 0; rep < repeats; rep++) {
@@ -465,6 +475,10 @@ export function register(program: Command): void {
               r.peer_tokens_per_s = Math.round(p);
               r.ratio = +(r.tokens_per_s / p).toFixed(3);
             }
+            if (p) {
+              const peerGflops = (p * expertFlops(MOE_CONFIGS[r.config]!, r.mode)) / MOE_CONFIGS[r.config]!.tokens / 1e9;
+              Object.assign(r, rooflineColumns(roof, r, { isa: peerIsa, gflops: peerGflops }));
+            }
             const m = rss.get(key);
             if (m) {
               r.peer_peak_rss_mb = m;
@@ -472,6 +486,7 @@ export function register(program: Command): void {
             }
           }
         } else {
+          for (const r of rows) Object.assign(r, rooflineColumns(roof, r));
           // on stderr with --json, so that a run without the peer says why
           (opts.json ? console.error : console.log)(
             `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
@@ -498,6 +513,9 @@ export function register(program: Command): void {
               ratio: r.ratio ?? '-',
               'torch peak MB': r.peer_peak_rss_mb ?? '-',
               'MB ratio': r.rss_ratio ?? '-',
+              'of peak': r.peak_fraction ?? '-',
+              'torch of peak': r.peer_peak_fraction ?? '-',
+              'ratio ceiling': r.ratio_ceiling ?? '-',
             })),
           );
           if (train)
