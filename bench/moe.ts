@@ -41,6 +41,7 @@ import {
   PEER_PYTHON,
   median,
   parseForcedIsa,
+  defaultPeerDir,
   peerBlas,
   torchPeerMissing,
   warmUp,
@@ -232,8 +233,8 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   };
 }
 
-/** The peer's script folder beside the main checkout (`--peer-dir` names another, e.g. from a git worktree). */
-let PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
+/** The peer's script folder (bench/util.ts defaultPeerDir; `--peer-dir` names another). */
+let PEER_DIR = defaultPeerDir();
 
 function peerAvailable(): string | null {
   if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR} (--peer-dir names its folder)`;
@@ -369,7 +370,10 @@ export function register(program: Command): void {
     )
     .option('--dtype <dtype>', 'f32, or bf16: the layer in bf16 against moekit f32 and PyTorch bf16 (fwd+bwd, bench/moe-bf16.ts)', 'f32')
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
-    .option('--peer-dir <path>', "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout")
+    .option(
+      '--peer-dir <path>',
+      "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout or, from a git worktree, beside its main checkout",
+    )
     .option('--child <spec>', 'internal: measure one config:mode[:dtype] in this process')
     .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
     .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
