@@ -19,6 +19,7 @@ import { mul } from '../src/ops/elementwise.js';
 import { sum } from '../src/ops/reduce.js';
 import { Generator } from '../src/tensor/random.js';
 import { assertClose } from './helpers/gradcheck.js';
+import { webgpuOrSkip } from './helpers/webgpu.js';
 
 const hasNative = availableBackends().includes('native');
 const cfgOf = (extra: Partial<MoEConfigInput> = {}) =>
@@ -160,3 +161,12 @@ for (const backend of ['reference', ...(hasNative ? ['native' as const] : [])] a
     );
   });
 }
+
+const gpu = await webgpuOrSkip('the parallel plan on the webgpu backend is a one-line refusal');
+if (gpu)
+  test('the parallel plan on the webgpu backend is a one-line refusal (routing stays on the device; the dispatcher reads it on the host)', () => {
+    assert.throws(
+      () => planForConfig(cfgOf(), gpu, 'f32', { kind: 'ep', ranks: 2, localExperts: 4 }),
+      /^Error: ep MoE block: the webgpu backend keeps routing on the device, and the all-to-all dispatcher reads it on the host \(run it on the native or reference backend\)$/,
+    );
+  });

@@ -1,5 +1,7 @@
 // The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics,
 // optionally with CT-MoE's collaboration topology (cfg.topology; src/moe/topology/collaboration.ts).
+// How it executes is its plan's (execution/plan.ts), across ranks too (parallelize: the
+// 'parallel' path, execution/parallel.ts).
 import { type ModuleDType, moduleDType } from '../nn/dtype-names.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
