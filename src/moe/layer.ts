@@ -313,7 +313,7 @@ export class MoELayer extends Module {
       // across ranks: the strategy moves the tokens, the layer's own steps do the rest
       const out = par.forward(x2, this.parallelSteps(plan, run, wantDetails || Boolean(this.routingHook?.observe)));
       ({ routing: r, y, droppedSlots, localCounts } = out);
-      routed = out.routed ?? y;
+      routed = out.routed ?? y; // y only where no details were asked for (forward hands out y alone)
       shared = out.shared;
       losses = wantLosses ? this.auxLosses(r, null, batchSize, false, null, out.lbCounts) : null;
     } else if (run.layerNode && !this.routingHook) {
