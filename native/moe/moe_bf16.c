@@ -12,7 +12,7 @@
 
 static inline int64_t src_row(const mk_moe_src *s, int64_t r) { return s->idx ? s->idx[r] : r; }
 
-/* n <= CHUNK consecutive elements of row `row` from column col as bf16: the stored row itself
+/* n consecutive elements (at most tmp's) of row `row` from column col as bf16: the stored row itself
  * (bf16, not scaled), or tmp holding them rounded (an f32 operand, or times sc) */
 static const uint16_t *row_bf16(const mk_moe_src *s, int64_t row, int64_t col, int64_t n, const float *sc,
                                 uint16_t *tmp) {
@@ -67,16 +67,30 @@ typedef struct {
 
 static inline int64_t k_row(k_rows k, int64_t p) { return k.idx ? k.idx[k.base + p] : k.base + p; }
 
-/* Pair panel steps from rows that hold the panel's columns (wgrad modes, B stored [K, N]): K
- * element p is row k_row(p) of s from column col, times scale[p] where scale is given;
- * w <= width <= 32 panel columns. */
-static void pairs_interleaved(const mk_moe_src *s, k_rows k, const float *scale, int64_t col, int64_t w, int64_t kc,
+/* Pair panels from rows that hold the panels' columns (wgrad modes, B stored [K, N]): K element
+ * p is row k_row(p) of s from column col, times scale[p] where scale is given; nc columns in
+ * panels of `width`, panel j0 at d + j0 * steps. Each source row is read once for all panels
+ * (they are a page apart: one pass, with the rows 4 pair steps ahead prefetched). */
+static void pairs_interleaved(const mk_moe_src *s, k_rows k, const float *scale, int64_t col, int64_t nc, int64_t kc,
                               int width, uint32_t *d) {
-  uint16_t lo[32], hi[32];
-  for (int64_t p = 0; p < kc; p += 2) {
-    const uint16_t *l = row_bf16(s, k_row(k, p), col, w, scale ? scale + p : NULL, lo);
-    const uint16_t *u = p + 1 < kc ? row_bf16(s, k_row(k, p + 1), col, w, scale ? scale + p + 1 : NULL, hi) : NULL;
-    mk_bf16_pairs_interleave(l, u, w, width, d + (p / 2) * width);
+  const int64_t steps = (kc + 1) / 2, span = (1024 / width) * width; /* columns per pass: whole panels */
+  uint16_t lo[1024], hi[1024];
+  const int64_t esz = s->half ? 2 : 4;
+  for (int64_t c0 = 0; c0 < nc; c0 += span) {
+    const int64_t cn = nc - c0 < span ? nc - c0 : span;
+    for (int64_t p = 0; p < kc; p += 2) {
+      for (int64_t f = p + 8; f < p + 10 && f < kc; f++) {
+        const char *row = (const char *)s->p + (k_row(k, f) * s->ld + col + c0) * esz;
+        for (int64_t off = 0; off < cn * esz; off += 64) __builtin_prefetch(row + off);
+      }
+      const uint16_t *l = row_bf16(s, k_row(k, p), col + c0, cn, scale ? scale + p : NULL, lo);
+      const uint16_t *u =
+          p + 1 < kc ? row_bf16(s, k_row(k, p + 1), col + c0, cn, scale ? scale + p + 1 : NULL, hi) : NULL;
+      for (int64_t j0 = 0; j0 < cn; j0 += width) {
+        const int64_t w = cn - j0 < width ? cn - j0 : width;
+        mk_bf16_pairs_interleave(l + j0, u ? u + j0 : NULL, w, width, d + (c0 + j0) * steps + (p / 2) * width);
+      }
+    }
   }
 }
 
@@ -97,8 +111,9 @@ void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0,
         const int64_t r = s0 + m0 + i0 + i;
         row_f32(a, src_row(a, r), pc, kc, a->scale ? a->scale + r : NULL, d + i, mr);
       }
-    } else if (pairs) { /* panel row i is column m0 + i of each sorted row */
-      pairs_interleaved(a, k, kscale, m0 + i0, h, kc, mr, (uint32_t *)d);
+    } else if (pairs) { /* panel row i is column m0 + i of each sorted row: every panel at once */
+      pairs_interleaved(a, k, kscale, m0, mc, kc, mr, (uint32_t *)dst);
+      return;
     } else {
       for (int64_t p = 0; p < kc; p++) row_f32(a, k_row(k, p), m0 + i0, h, kscale ? kscale + p : NULL, d + p * mr, 1);
     }
@@ -128,8 +143,9 @@ void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off,
       pairs_from_rows(&s, rows, NULL, (int)w, pc, kc, nr, (uint32_t *)d);
     } else if (!wgrad && trans) {
       for (int64_t jj = 0; jj < w; jj++) row_f32(&s, n0 + j0 + jj, pc, kc, NULL, d + jj, nr);
-    } else if (pairs) {
-      pairs_interleaved(&s, k, NULL, n0 + j0, w, kc, nr, (uint32_t *)d);
+    } else if (pairs) { /* every panel at once */
+      pairs_interleaved(&s, k, NULL, n0, nc, kc, nr, (uint32_t *)dst);
+      return;
     } else {
       for (int64_t p = 0; p < kc; p++) row_f32(&s, k_row(k, p), n0 + j0, w, NULL, d + p * nr, 1);
     }
