@@ -35,7 +35,7 @@ import type { RouterPassState } from '../contracts.js';
 import type { ExpertWeights } from '../expert-weights.js';
 import { rowBlocksApply } from '../execution/plan.js';
 import type { AuxLossGradient } from './router-aux-loss.js';
-import { acquireScratch, releaseScratch } from './scratch.js';
+import { acquireHalfScratch, acquireScratch, releaseScratch } from './scratch.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -337,8 +337,9 @@ function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
-  const hb = new BF16Array(rows * c.I);
-  const saved = keep ? new BF16Array(c.S * c.P) : null;
+  const hb = acquireHalfScratch(rows * c.I);
+  // pooled: the backward gives it back once it has become the pre-activations' gradient
+  const saved = keep ? acquireHalfScratch(c.S * c.P) : null;
   const cv = c.k.bf16!;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
@@ -351,6 +352,7 @@ function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   });
   releaseScratch(gu);
   releaseScratch(h);
+  releaseScratch(hb);
   c.guHalf = saved;
 }
 
@@ -523,8 +525,8 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   const da = needX ? (routing ? acquireScratch(c.xs, S * H) : uninitializedFloatArrayLike(c.xs, S * H)) : null;
   const saved = c.guHalf as BF16Array | null;
   c.guHalf = null;
-  const dguHalf = saved ?? new BF16Array(S * P); // the saved pre-activations become their gradient, slice by slice
-  const hHalf = new BF16Array(S * I);
+  const dguHalf = saved ?? acquireHalfScratch(S * P); // the saved pre-activations become their gradient, slice by slice
+  const hHalf = acquireHalfScratch(S * I);
   const cv = k.bf16!;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
@@ -564,6 +566,8 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   releaseScratch(dgu);
   releaseScratch(dyh);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
+  releaseScratch(hHalf);
+  releaseScratch(dguHalf);
   const dDown = g.dDown ? gradFor(c.wDown, g.dDown) : null;
   const dFirst = c.wList.map((wt, idx) => (g.dFirst[idx] ? gradFor(wt, g.dFirst[idx]!) : null));
   const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, da, dw) : { dx: da ? gradFor(x, da) : null, dRouting: null };
