@@ -140,26 +140,40 @@ static void round_neon(const void *src, int src_bf16, int scaled, float sc, int6
 static void round_any(const void *src, int src_bf16, int scaled, float sc, int64_t n, uint16_t *dst) {
   switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
-    case MK_ISA_AVX512: round_avx512(src, src_bf16, scaled, sc, n, dst); return;
-    case MK_ISA_AVX2: round_avx2(src, src_bf16, scaled, sc, n, dst); return;
+    case MK_ISA_AVX512:
+      round_avx512(src, src_bf16, scaled, sc, n, dst);
+      return;
+    case MK_ISA_AVX2:
+      round_avx2(src, src_bf16, scaled, sc, n, dst);
+      return;
 #endif
 #if defined(__aarch64__)
-    case MK_ISA_NEON: round_neon(src, src_bf16, scaled, sc, n, dst); return;
+    case MK_ISA_NEON:
+      round_neon(src, src_bf16, scaled, sc, n, dst);
+      return;
 #endif
-    default: round_scalar(src, src_bf16, scaled, sc, n, dst);
+    default:
+      round_scalar(src, src_bf16, scaled, sc, n, dst);
   }
 }
 
 void mk_bf16_widen(const uint16_t *src, int64_t n, float *dst) {
   switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
-    case MK_ISA_AVX512: widen_avx512(src, n, dst); return;
-    case MK_ISA_AVX2: widen_avx2(src, n, dst); return;
+    case MK_ISA_AVX512:
+      widen_avx512(src, n, dst);
+      return;
+    case MK_ISA_AVX2:
+      widen_avx2(src, n, dst);
+      return;
 #endif
 #if defined(__aarch64__)
-    case MK_ISA_NEON: widen_neon(src, n, dst); return;
+    case MK_ISA_NEON:
+      widen_neon(src, n, dst);
+      return;
 #endif
-    default: widen_scalar(src, n, dst);
+    default:
+      widen_scalar(src, n, dst);
   }
 }
 

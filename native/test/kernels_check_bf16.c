@@ -15,9 +15,9 @@ enum { N = 67, SPECIALS = 24 };
 /* bit patterns the rule treats apart; the rest of each array is from an LCG of its own */
 static const uint32_t SPECIAL[SPECIALS] = {
     0x7f800001u, 0xffc00000u, 0x7fc12345u, 0xff812345u, 0x7fffffffu, 0xffffffffu, /* NaN payloads */
-    0x7f800000u, 0xff800000u, 0x7f7fffffu, 0xff7fffffu,                         /* inf, max (rounds to inf) */
+    0x7f800000u, 0xff800000u, 0x7f7fffffu, 0xff7fffffu,                           /* inf, max (rounds to inf) */
     0x00000001u, 0x80000001u, 0x007fffffu, 0x00008000u, 0x00018000u, 0x80000000u, /* denormals, -0 */
-    0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu,                         /* ties to even, off ties */
+    0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu,                           /* ties to even, off ties */
     0x3fffffffu, 0x477fefffu, 0x00000000u, 0xbf800000u};
 
 static uint32_t lcg(void) {
@@ -94,11 +94,13 @@ static void check_pair_packs(void) {
         for (int i = 0; i < h; i++) rows[i] = src + ((3 * i + 1) % ROWS) * LD + 5;
         for (int64_t q = 0; q < steps; q++)
           for (int i = 0; i < width; i++)
-            want[q * width + i] = i >= h ? 0 : (uint32_t)rows[i][2 * q] | (2 * q + 1 < kc ? (uint32_t)rows[i][2 * q + 1] << 16 : 0);
+            want[q * width + i] =
+                i >= h ? 0 : (uint32_t)rows[i][2 * q] | (2 * q + 1 < kc ? (uint32_t)rows[i][2 * q + 1] << 16 : 0);
         memset(got, 0x5a, sizeof(uint32_t) * 64 * 32);
         mk_bf16_pairs_from_rows(rows, h, kc, width, got);
         if (memcmp(got, want, sizeof(uint32_t) * (size_t)(steps * width)) || got[steps * width] != 0x5a5a5a5au)
-          kc_fail("mk_bf16_pairs_from_rows: width %d, %d rows, K %lld differs from its definition", width, h, (long long)kc);
+          kc_fail("mk_bf16_pairs_from_rows: width %d, %d rows, K %lld differs from its definition", width, h,
+                  (long long)kc);
       }
       /* two rows holding the panel's columns, with and without the high row */
       for (int with_hi = 0; with_hi < 2; with_hi++) {

@@ -29,7 +29,7 @@
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
 import { BF16Array, type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
-import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
+import { GC_MIN_BYTES, collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import type { ExpertConfig } from '../config.js';
 import type { RouterPassState } from '../contracts.js';
 import type { ExpertWeights } from '../expert-weights.js';
@@ -565,6 +565,10 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   });
   releaseScratch(dgu);
   releaseScratch(dyh);
+  // the previous step's bf16 gradients collected before this step's are allocated, as the f32
+  // backward does (src/tensor/gc.ts; the threshold halved with the element size)
+  const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
+  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, GC_MIN_BYTES / 2);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
   releaseScratch(hHalf);
   releaseScratch(dguHalf);
