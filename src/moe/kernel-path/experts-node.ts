@@ -332,11 +332,23 @@ function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: numb
   }
 }
 
+/**
+ * The previous step's bf16 gradients (dropped by zeroGrad) collected before this step's big
+ * arrays are live, as the f32 backward does (src/tensor/gc.ts; the threshold halved with the
+ * element size): in a training forward (zeroGrad came before it) and again before the backward
+ * allocates the new gradients (zeroGrad came after the forward).
+ */
+function collectDroppedGrads(c: NodeContext): void {
+  const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
+  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, GC_MIN_BYTES / 2);
+}
+
 /** bf16 forward, slice by slice: y rows [S, H] (f32), and gu rounded to bf16 for the backward when keep. */
 function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
+  if (keep) collectDroppedGrads(c);
   const hb = acquireHalfScratch(rows * c.I);
   // pooled: the backward gives it back once it has become the pre-activations' gradient
   const saved = keep ? acquireHalfScratch(c.S * c.P) : null;
@@ -565,10 +577,7 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   });
   releaseScratch(dgu);
   releaseScratch(dyh);
-  // the previous step's bf16 gradients collected before this step's are allocated, as the f32
-  // backward does (src/tensor/gc.ts; the threshold halved with the element size)
-  const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
-  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, GC_MIN_BYTES / 2);
+  collectDroppedGrads(c);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
   releaseScratch(hHalf);
   releaseScratch(dguHalf);
