@@ -142,7 +142,7 @@ test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit 
   });
 });
 
-test("native bf16 conversions at every length 0..40 and an unaligned start: the vector loops' tails, NaN payloads, ties, denormals; nothing written past the end", {
+test("native bf16 conversions at every length 0..40, starting one element in: the vector loops' tails, NaN payloads, ties, denormals; nothing written past the end", {
   skip: skip || (typeof addon.halfToF32 !== 'function' && 'no conversions'),
 }, () => {
   // NaN payloads of both signs and quiet / signalling, infinities, max finite (rounds to inf), denormals, ties to even and just off them
