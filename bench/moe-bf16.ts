@@ -1,5 +1,6 @@
-// `npm run bench -- moe --dtype bf16`: the MoE layer's forward+backward in bf16 (the layer and
-// its input cast with .to('bf16'): bf16 weights, activations and gradients, routing in f32)
+// `npm run bench -- moe --dtype bf16`: the MoE layer's forward+backward in bf16 (the layer built
+// in bf16 through MoELayer's `dtype` option, never held in f32; its input cast with .to('bf16'):
+// bf16 weights, activations and gradients, routing in f32)
 // against moekit f32 and against PyTorch's layer in bf16 on the CPU (bench/peer_bf16.py, Debian's
 // python3-torch), in the same command: throughput (tokens/s) and each process's peak RSS. Each
 // number is the median over --repeats fresh processes per side, taking turns as bench/moe.ts does.

@@ -10,7 +10,8 @@ export interface BenchLayerShape {
   topK: number;
 }
 
-export function benchMoeLayer(c: BenchLayerShape): MoELayer {
+/** dtype bf16: the layer built in bf16 (MoELayer's `dtype` option), never held in f32. */
+export function benchMoeLayer(c: BenchLayerShape, dtype: 'f32' | 'bf16' = 'f32'): MoELayer {
   manualSeed(1234);
   return new MoELayer(
     moeConfig({
@@ -19,5 +20,6 @@ export function benchMoeLayer(c: BenchLayerShape): MoELayer {
       experts: { kind: 'swiglu', intermediateSize: c.dFf },
       losses: { lbWeight: 0.01, zLossWeight: 0.001, lbConvention: 'one' },
     }),
+    { dtype },
   );
 }

@@ -2,7 +2,7 @@
 // router kernels and the engine's own, all on the one addon object) vs JavaScript, which runs
 // alone while the pool's workers wait; a batch (moeBatchBegin .. moeBatchRun) or a row fusion
 // (moeFuseBegin .. moeFuseRun) is one line naming the kernels it ran.
-// node --import tsx bench/moe-profile.ts <config> [iters]
+// node --import tsx bench/moe-profile.ts <config> [iters] [f32|bf16]  (bf16: the layer built in bf16, dtype config)
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { randn } from '../src/index.js';
 import { benchMoeLayer } from './moe-layer.js';
@@ -10,6 +10,7 @@ import { MOE_CONFIGS } from './moe.js';
 
 const name = process.argv[2] ?? 'small';
 const iters = Number(process.argv[3] ?? 5);
+const dtype = (process.argv[4] ?? 'f32') as 'f32' | 'bf16';
 const c = MOE_CONFIGS[name]!;
 const k = loadNativeAddon().addon as unknown as Record<string, (...a: unknown[]) => unknown> | null;
 const acc = new Map<string, number>();
@@ -38,9 +39,9 @@ if (k) {
     };
   }
 }
-const layer = benchMoeLayer(c);
-const x = randn([c.tokens, c.dModel]);
-const dy = randn([c.tokens, c.dModel]);
+const layer = benchMoeLayer(c, dtype);
+const x = randn([c.tokens, c.dModel]).to(dtype);
+const dy = randn([c.tokens, c.dModel]).to(dtype);
 const step = () => {
   const t0 = performance.now();
   layer.zeroGrad();
@@ -60,7 +61,7 @@ for (let i = 0; i < iters; i++) {
   b += bb;
 }
 const tot = f + b;
-console.log(`${name}: fwd ${(f / iters).toFixed(1)} ms, bwd ${(b / iters).toFixed(1)} ms per step`);
+console.log(`${name} ${dtype}: fwd ${(f / iters).toFixed(1)} ms, bwd ${(b / iters).toFixed(1)} ms per step`);
 let kern = 0;
 for (const [key, v] of [...acc].sort((p, q) => q[1] - p[1])) {
   kern += v;

@@ -121,11 +121,10 @@ function kernelIsa(): string {
   return backendInfo().name === 'native' ? (loadNativeAddon().addon?.cpuInfo().isa ?? '-') : '-';
 }
 
-/** Runs in a child process so each row's peak RSS is its own. bf16: the layer and its input cast to bf16 (--dtype bf16). */
+/** Runs in a child process so each row's peak RSS is its own. bf16 (--dtype bf16): the layer built in bf16 (its `dtype` option), its input cast. */
 function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16' = 'f32'): Row {
   const c = MOE_CONFIGS[name]!;
-  const layer = benchMoeLayer(c);
-  if (dtype === 'bf16') layer.to('bf16');
+  const layer = benchMoeLayer(c, dtype);
   const x = randn([c.tokens, c.dModel]).to(dtype);
   const dy = randn([c.tokens, c.dModel]).to(dtype);
   const run =

@@ -79,17 +79,34 @@ function check(c: Case): void {
   }
 }
 
-test('matmulBf16 on every ISA this CPU has: edge shapes against f64', { skip }, () => {
+const hostIsas = (): NativeIsa[] => {
   const start = addon.cpuInfo().isa;
-  const isas: NativeIsa[] = start === 'avx512' ? ['avx512', 'avx2', 'scalar'] : start === 'avx2' ? ['avx2', 'scalar'] : ['scalar'];
+  return start === 'avx512'
+    ? ['avx512', 'avx2', 'scalar']
+    : start === 'avx2'
+      ? ['avx2', 'scalar']
+      : start === 'neon'
+        ? ['neon', 'scalar']
+        : ['scalar'];
+};
+
+/** fn under each ISA this CPU runs (native/gemm/bf16_pack.c has a vector loop per ISA), then the start ISA again. */
+function onEveryIsa(fn: (isa: NativeIsa) => void): void {
+  const start = addon.cpuInfo().isa;
   try {
-    for (const isa of isas) {
+    for (const isa of hostIsas()) {
       assert.equal(addon.setIsa(isa), isa);
-      for (const c of CASES) check(c);
+      fn(isa);
     }
   } finally {
     addon.setIsa(start);
   }
+}
+
+test('matmulBf16 on every ISA this CPU has: edge shapes against f64', { skip }, () => {
+  onEveryIsa(() => {
+    for (const c of CASES) check(c);
+  });
 });
 
 test('matmulBf16 rejects arrays that are too short and non-Uint16 arrays with one line', { skip }, () => {
@@ -101,7 +118,7 @@ test('matmulBf16 rejects arrays that are too short and non-Uint16 arrays with on
   );
 });
 
-test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit for bit (all 16-bit patterns; 200k f32 patterns)', {
+test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit for bit on every ISA (all 16-bit patterns; 200k f32 patterns)', {
   skip: skip || (typeof addon.halfToF32 !== 'function' && 'no conversions'),
 }, () => {
   const all = new Uint16Array(65536).map((_, i) => i);
@@ -113,12 +130,46 @@ test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit 
   }
   bits.set([0x7f800001, 0xffc00000, 0x7f7fffff, 0x477fefff, 0x477ff000, 0x33800000, 0x00000001, 0x80000000], 0);
   const f = new Float32Array(bits.buffer);
-  for (const fmt of ['bf16', 'f16'] as const) {
-    const wide = new Float32Array(65536);
-    addon.halfToF32!(all, wide, fmt === 'f16');
-    assert.deepEqual(new Uint32Array(wide.buffer), new Uint32Array(widenHalfToF32(all, fmt).buffer), `${fmt} widening`);
-    const narrow = new Uint16Array(f.length);
-    addon.f32ToHalf!(f, narrow, fmt === 'f16');
-    assert.deepEqual(narrow, narrowToHalf(f, fmt), `${fmt} narrowing`);
-  }
+  onEveryIsa((isa) => {
+    for (const fmt of ['bf16', 'f16'] as const) {
+      const wide = new Float32Array(65536);
+      addon.halfToF32!(all, wide, fmt === 'f16');
+      assert.deepEqual(new Uint32Array(wide.buffer), new Uint32Array(widenHalfToF32(all, fmt).buffer), `${isa} ${fmt} widening`);
+      const narrow = new Uint16Array(f.length);
+      addon.f32ToHalf!(f, narrow, fmt === 'f16');
+      assert.deepEqual(narrow, narrowToHalf(f, fmt), `${isa} ${fmt} narrowing`);
+    }
+  });
+});
+
+test("native bf16 conversions at every length 0..40, starting one element in: the vector loops' tails, NaN payloads, ties, denormals; nothing written past the end", {
+  skip: skip || (typeof addon.halfToF32 !== 'function' && 'no conversions'),
+}, () => {
+  // NaN payloads of both signs and quiet / signalling, infinities, max finite (rounds to inf), denormals, ties to even and just off them
+  const special = [
+    0x7f800001, 0xff800001, 0x7fc12345, 0xffa5a5a5, 0x7fffffff, 0xffffffff, 0x7f800000, 0xff800000, 0x7f7fffff, 0x00000001, 0x807fffff,
+    0x00008000, 0x00018000, 0x3f808000, 0x3f818000, 0x3f808001, 0xbf817fff, 0x80000000, 0,
+  ];
+  const bits = new Uint32Array(41 + 1);
+  for (let i = 0; i < bits.length; i++) bits[i] = special[i % special.length]! ^ (i >= special.length ? 0x00010000 * i : 0);
+  const f = new Float32Array(bits.buffer);
+  const h = new Uint16Array(bits.length).map((_, i) => (bits[i]! >>> 16) ^ (i & 1));
+  onEveryIsa((isa) => {
+    for (let n = 0; n <= 40; n++) {
+      const src = f.subarray(1, 1 + n); // one element in: not on a vector boundary
+      const narrow = new Uint16Array(n + 1).fill(0xabcd);
+      addon.f32ToHalf!(src, narrow, false);
+      assert.deepEqual(narrow.subarray(0, n), narrowToHalf(src, 'bf16'), `${isa} narrowing, length ${n}`);
+      assert.equal(narrow[n], 0xabcd, `${isa} narrowing wrote past length ${n}`);
+      const hs = h.subarray(1, 1 + n);
+      const wide = new Float32Array(n + 1).fill(-7);
+      addon.halfToF32!(hs, wide, false);
+      assert.deepEqual(
+        new Uint32Array(wide.buffer, 0, n),
+        new Uint32Array(widenHalfToF32(hs, 'bf16').buffer),
+        `${isa} widening, length ${n}`,
+      );
+      assert.equal(wide[n], -7, `${isa} widening wrote past length ${n}`);
+    }
+  });
 });

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "addon.h"
+#include "bf16_pack.h"
 #include "cpu.h"
 #include "gemm.h"
 #include "threadpool.h"
@@ -33,20 +34,6 @@
 #define NR 32
 #define ROW_GROUPS_PER_TASK 4
 
-static inline float bf16_to_f32(uint16_t h) {
-  uint32_t b = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &b, 4);
-  return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) {
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return 0xffff; /* NaN, as PyTorch casts */
-  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
-
 typedef struct {
   int ta, tb;
   int64_t M, N, K, KP;
@@ -58,34 +45,39 @@ typedef struct {
   int64_t groups, panels;
 } bctx;
 
-static inline uint16_t elem_a(const bctx *c, int64_t i, int64_t p) {
-  if (i >= c->M || p >= c->K) return 0;
-  return c->ta ? c->A[p * c->lda + i] : c->A[i * c->lda + p];
-}
-
-static inline uint16_t elem_b(const bctx *c, int64_t p, int64_t j) {
-  if (j >= c->N || p >= c->K) return 0;
-  return c->tb ? c->B[j * c->ldb + p] : c->B[p * c->ldb + j];
-}
-
+/* Row group g of op(A) as pair panel steps (rows past M zero): rows holding K (A [M, K]) or
+ * two rows of A [K, M] per step. */
 static void pack_a_task(void *ctx, int64_t g, int tid) {
   const bctx *c = (const bctx *)ctx;
   uint32_t *dst = c->apack + g * c->KP * MR;
-  for (int64_t kp = 0; kp < c->KP; kp++)
-    for (int r = 0; r < MR; r++) {
-      int64_t i = g * MR + r;
-      dst[kp * MR + r] = (uint32_t)elem_a(c, i, 2 * kp) | ((uint32_t)elem_a(c, i, 2 * kp + 1) << 16);
+  const int64_t i0 = g * MR, h = c->M - i0 < MR ? c->M - i0 : MR;
+  if (!c->ta) {
+    const uint16_t *rows[MR];
+    for (int64_t i = 0; i < h; i++) rows[i] = c->A + (i0 + i) * c->lda;
+    mk_bf16_pairs_from_rows(rows, (int)h, c->K, MR, dst);
+  } else {
+    for (int64_t kp = 0; kp < c->KP; kp++) {
+      const uint16_t *lo = c->A + 2 * kp * c->lda + i0, *hi = 2 * kp + 1 < c->K ? lo + c->lda : NULL;
+      mk_bf16_pairs_interleave(lo, hi, h, MR, dst + kp * MR);
     }
+  }
 }
 
+/* Column panel of op(B) as pair panel steps (columns past N zero), the same two ways. */
 static void pack_b_task(void *ctx, int64_t panel, int tid) {
   const bctx *c = (const bctx *)ctx;
   uint32_t *dst = c->bpack + panel * c->KP * NR;
-  for (int64_t kp = 0; kp < c->KP; kp++)
-    for (int col = 0; col < NR; col++) {
-      int64_t j = panel * NR + col;
-      dst[kp * NR + col] = (uint32_t)elem_b(c, 2 * kp, j) | ((uint32_t)elem_b(c, 2 * kp + 1, j) << 16);
+  const int64_t j0 = panel * NR, w = c->N - j0 < NR ? c->N - j0 : NR;
+  if (c->tb) {
+    const uint16_t *rows[NR];
+    for (int64_t j = 0; j < w; j++) rows[j] = c->B + (j0 + j) * c->ldb;
+    mk_bf16_pairs_from_rows(rows, (int)w, c->K, NR, dst);
+  } else {
+    for (int64_t kp = 0; kp < c->KP; kp++) {
+      const uint16_t *lo = c->B + 2 * kp * c->ldb + j0, *hi = 2 * kp + 1 < c->K ? lo + c->ldb : NULL;
+      mk_bf16_pairs_interleave(lo, hi, w, NR, dst + kp * NR);
     }
+  }
 }
 
 #if defined(__x86_64__)
@@ -124,7 +116,7 @@ static void compute_task(void *ctx, int64_t task, int tid) {
       for (int col = 0; col < NR; col++) {
         int64_t j = panel * NR + col;
         if (j >= c->N) break;
-        c->C[i * c->N + j] = f32_to_bf16(tile[r * NR + col]);
+        c->C[i * c->N + j] = mk_bf16_from_f32(tile[r * NR + col]);
       }
     }
   }
@@ -165,12 +157,10 @@ static int bgemm_widened(const bctx *c) {
   /* widened into their stored layouts, so mk_sgemm sees the same transposes and leading dims */
   int64_t arows = c->ta ? c->K : c->M, acols = c->ta ? c->M : c->K;
   int64_t brows = c->tb ? c->N : c->K, bcols = c->tb ? c->K : c->N;
-  for (int64_t r = 0; r < arows; r++)
-    for (int64_t q = 0; q < acols; q++) a[r * acols + q] = bf16_to_f32(c->A[r * c->lda + q]);
-  for (int64_t r = 0; r < brows; r++)
-    for (int64_t q = 0; q < bcols; q++) b[r * bcols + q] = bf16_to_f32(c->B[r * c->ldb + q]);
+  for (int64_t r = 0; r < arows; r++) mk_bf16_widen(c->A + r * c->lda, acols, a + r * acols);
+  for (int64_t r = 0; r < brows; r++) mk_bf16_widen(c->B + r * c->ldb, bcols, b + r * bcols);
   mk_sgemm(c->ta, c->tb, c->M, c->N, c->K, a, acols, b, bcols, out, c->N, 0);
-  for (int64_t i = 0; i < nc; i++) c->C[i] = f32_to_bf16(out[i]);
+  mk_bf16_narrow(out, nc, c->C);
   free(a);
   free(b);
   free(out);

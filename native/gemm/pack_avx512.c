@@ -67,6 +67,11 @@ static MK_A512 void pack_tr_f32(const float *const *src, const float *sc, int h,
   }
 }
 
+/* pack_tr_f32 as a pure move (no scale): 32-bit patterns of any kind, e.g. bf16 pairs (bf16_pack.c) */
+MK_A512 void mk_pack_tr32_avx512(const void *const *src, int h, int64_t n, int width, int64_t ld, void *dst) {
+  pack_tr_f32((const float *const *)src, NULL, h, n, width, ld, (float *)dst);
+}
+
 /* rows-mode A panel pack: MR-row panels of rows a[row(r)], r = rbase + i (i < mc). */
 MK_A512 void mk_pack_a_rows_f32_avx512(const float *a, const int32_t *idx, const float *scale, int64_t lda,
                                        int64_t rbase, int64_t mc, int64_t pc, int64_t kc, int mr, float *restrict dst) {

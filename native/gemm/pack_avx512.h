@@ -35,4 +35,8 @@ void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc, 
 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc, int64_t kc,
                                float *restrict dst);
 
+/* dst[p*ld + i] = src[i][p] (32-bit elements: moved, never read as floats) for i < h, p < n,
+ * and 0 for h <= i < width; h <= width <= 16. */
+void mk_pack_tr32_avx512(const void *const *src, int h, int64_t n, int width, int64_t ld, void *dst);
+
 #endif

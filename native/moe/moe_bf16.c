@@ -2,115 +2,124 @@
  * The grouped GEMMs' bf16 operands (moe_bf16.h): the packs that read bf16 or f32 operands into
  * f32 panels or bf16 pair panels, and the AVX512_BF16 pair micro-kernel.
  */
-#include <string.h>
-
+#include "bf16_pack.h"
 #include "cpu.h"
 #include "moe_bf16.h"
 
-static inline float bf16_widen(uint16_t h) {
-  const uint32_t b = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &b, 4);
-  return f;
-}
-
-/* round to nearest even, NaN -> 0xffff (PyTorch's CPU cast, src/io/half.ts) */
-static inline uint32_t bf16_round(float f) {
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return 0xffffu;
-  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-}
+/* K (or panel columns) a pack converts at a time into its stack buffers: even, so that chunks
+ * start on a pair */
+#define CHUNK 256
 
 static inline int64_t src_row(const mk_moe_src *s, int64_t r) { return s->idx ? s->idx[r] : r; }
 
-/* element `col` of the operand's row `row`, as f32 */
-static inline float src_at(const mk_moe_src *s, int64_t row, int64_t col) {
+/* n consecutive elements (at most tmp's) of row `row` from column col as bf16: the stored row itself
+ * (bf16, not scaled), or tmp holding them rounded (an f32 operand, or times sc) */
+static const uint16_t *row_bf16(const mk_moe_src *s, int64_t row, int64_t col, int64_t n, const float *sc,
+                                uint16_t *tmp) {
   const int64_t at = row * s->ld + col;
-  return s->half ? bf16_widen(((const uint16_t *)s->p)[at]) : ((const float *)s->p)[at];
+  const void *p = s->half ? (const void *)((const uint16_t *)s->p + at) : (const void *)((const float *)s->p + at);
+  if (s->half && !sc) return (const uint16_t *)p;
+  if (sc)
+    mk_bf16_narrow_scaled(p, s->half, *sc, n, tmp);
+  else
+    mk_bf16_narrow((const float *)p, n, tmp);
+  return tmp;
 }
 
 /* n consecutive elements of a row, times sc, into out[q * stride] (f32) */
-static void row_f32(const mk_moe_src *s, int64_t row, int64_t col, int64_t n, float sc, int scaled, float *out,
+static void row_f32(const mk_moe_src *s, int64_t row, int64_t col, int64_t n, const float *sc, float *out,
                     int64_t stride) {
   const int64_t at = row * s->ld + col;
-  if (s->half) {
-    const uint16_t *h = (const uint16_t *)s->p + at;
-    for (int64_t q = 0; q < n; q++) out[q * stride] = scaled ? sc * bf16_widen(h[q]) : bf16_widen(h[q]);
-  } else {
-    const float *f = (const float *)s->p + at;
-    for (int64_t q = 0; q < n; q++) out[q * stride] = scaled ? sc * f[q] : f[q];
+  for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+    const int64_t m = n - c0 < CHUNK ? n - c0 : CHUNK;
+    float wide[CHUNK];
+    const float *f = (const float *)s->p + at + c0;
+    if (s->half) {
+      mk_bf16_widen((const uint16_t *)s->p + at + c0, m, wide);
+      f = wide;
+    }
+    float *o = out + c0 * stride;
+    if (sc)
+      for (int64_t q = 0; q < m; q++) o[q * stride] = *sc * f[q];
+    else
+      for (int64_t q = 0; q < m; q++) o[q * stride] = f[q];
   }
 }
 
-/* n elements of a row as ceil(n/2) bf16 pairs (times sc, rounded), into out[q * stride] */
-static void row_pairs(const mk_moe_src *s, int64_t row, int64_t col, int64_t n, float sc, int scaled, uint32_t *out,
-                      int64_t stride) {
-  const int64_t at = row * s->ld + col, whole = n / 2;
-  if (s->half && !scaled) { /* the pairs as they are stored */
-    const uint16_t *h = (const uint16_t *)s->p + at;
-    for (int64_t q = 0; q < whole; q++) out[q * stride] = (uint32_t)h[2 * q] | ((uint32_t)h[2 * q + 1] << 16);
-  } else {
-    for (int64_t q = 0; q < whole; q++) {
-      float v0 = src_at(s, row, col + 2 * q), v1 = src_at(s, row, col + 2 * q + 1);
-      if (scaled) v0 *= sc, v1 *= sc;
-      out[q * stride] = bf16_round(v0) | (bf16_round(v1) << 16);
-    }
+/* Pair panel steps from h <= width rows that hold K (rows mode A, B stored [N, K]): panel column
+ * i is row rows[i] of s from column col, times scale[i] where scale is given. */
+static void pairs_from_rows(const mk_moe_src *s, const int64_t *rows, const float *scale, int h, int64_t col,
+                            int64_t kc, int width, uint32_t *d) {
+  uint16_t tmp[32][CHUNK];
+  const uint16_t *ptr[32];
+  for (int64_t k0 = 0; k0 < kc; k0 += CHUNK) {
+    const int64_t n = kc - k0 < CHUNK ? kc - k0 : CHUNK;
+    for (int i = 0; i < h; i++) ptr[i] = row_bf16(s, rows[i], col + k0, n, scale ? scale + i : NULL, tmp[i]);
+    mk_bf16_pairs_from_rows(ptr, h, n, width, d + (k0 / 2) * width);
   }
-  if (n & 1) {
-    const float v = src_at(s, row, col + n - 1);
-    out[whole * stride] = bf16_round(scaled ? sc * v : v);
+}
+
+/* The source row of K element p in the wgrad modes and for B stored [K, N]: idx[base + p] or base + p. */
+typedef struct {
+  const int32_t *idx;
+  int64_t base;
+} k_rows;
+
+static inline int64_t k_row(k_rows k, int64_t p) { return k.idx ? k.idx[k.base + p] : k.base + p; }
+
+/* Pair panels from rows that hold the panels' columns (wgrad modes, B stored [K, N]): K element
+ * p is row k_row(p) of s from column col, times scale[p] where scale is given; nc columns in
+ * panels of `width`, panel j0 at d + j0 * steps. Each source row is read once for all panels
+ * (they are a page apart: one pass, with the rows 4 pair steps ahead prefetched). */
+static void pairs_interleaved(const mk_moe_src *s, k_rows k, const float *scale, int64_t col, int64_t nc, int64_t kc,
+                              int width, uint32_t *d) {
+  const int64_t steps = (kc + 1) / 2, span = (1024 / width) * width; /* columns per pass: whole panels */
+  uint16_t lo[1024], hi[1024];
+  const int64_t esz = s->half ? 2 : 4;
+  for (int64_t c0 = 0; c0 < nc; c0 += span) {
+    const int64_t cn = nc - c0 < span ? nc - c0 : span;
+    for (int64_t p = 0; p < kc; p += 2) {
+      for (int64_t f = p + 8; f < p + 10 && f < kc; f++) {
+        const char *row = (const char *)s->p + (k_row(k, f) * s->ld + col + c0) * esz;
+        for (int64_t off = 0; off < cn * esz; off += 64) __builtin_prefetch(row + off);
+      }
+      const uint16_t *l = row_bf16(s, k_row(k, p), col + c0, cn, scale ? scale + p : NULL, lo);
+      const uint16_t *u =
+          p + 1 < kc ? row_bf16(s, k_row(k, p + 1), col + c0, cn, scale ? scale + p + 1 : NULL, hi) : NULL;
+      for (int64_t j0 = 0; j0 < cn; j0 += width) {
+        const int64_t w = cn - j0 < width ? cn - j0 : width;
+        mk_bf16_pairs_interleave(l + j0, u ? u + j0 : NULL, w, width, d + (c0 + j0) * steps + (p / 2) * width);
+      }
+    }
   }
 }
 
 void mk_moe_pack_a_mixed(int wgrad, const mk_moe_src *a, int64_t s0, int64_t m0, int64_t mc, int64_t pc, int64_t kc,
                          int mr, int pairs, float *dst) {
   const int64_t steps = pairs ? (kc + 1) / 2 : kc;
+  const k_rows k = {a->idx, s0 + pc}; /* wgrad: K runs over the sorted rows */
+  const float *kscale = a->scale ? a->scale + s0 + pc : NULL;
   for (int64_t i0 = 0; i0 < mc; i0 += mr) {
     const int64_t h = mc - i0 < mr ? mc - i0 : mr;
     float *d = dst + i0 * steps;
-    if (!wgrad) { /* one gathered row per panel row: K runs along it */
+    if (!wgrad && pairs) { /* one gathered row per panel row: K runs along it */
+      int64_t rows[32];
+      for (int64_t i = 0; i < h; i++) rows[i] = src_row(a, s0 + m0 + i0 + i);
+      pairs_from_rows(a, rows, a->scale ? a->scale + s0 + m0 + i0 : NULL, (int)h, pc, kc, mr, (uint32_t *)d);
+    } else if (!wgrad) {
       for (int64_t i = 0; i < h; i++) {
         const int64_t r = s0 + m0 + i0 + i;
-        const float sc = a->scale ? a->scale[r] : 1.0f;
-        if (pairs)
-          row_pairs(a, src_row(a, r), pc, kc, sc, a->scale != NULL, (uint32_t *)d + i, mr);
-        else
-          row_f32(a, src_row(a, r), pc, kc, sc, a->scale != NULL, d + i, mr);
+        row_f32(a, src_row(a, r), pc, kc, a->scale ? a->scale + r : NULL, d + i, mr);
       }
-    } else if (pairs && a->half && !a->scale) { /* two stored rows interleaved into pairs */
-      const uint16_t *base = (const uint16_t *)a->p + m0 + i0;
-      for (int64_t q = 0; q < kc / 2; q++) {
-        const uint16_t *lo = base + src_row(a, s0 + pc + 2 * q) * a->ld,
-                       *hi = base + src_row(a, s0 + pc + 2 * q + 1) * a->ld;
-        uint32_t *o = (uint32_t *)d + q * mr;
-        for (int64_t i = 0; i < h; i++) o[i] = (uint32_t)lo[i] | ((uint32_t)hi[i] << 16);
-      }
-      if (kc & 1) {
-        const uint16_t *lo = base + src_row(a, s0 + pc + kc - 1) * a->ld;
-        uint32_t *o = (uint32_t *)d + (kc / 2) * mr;
-        for (int64_t i = 0; i < h; i++) o[i] = lo[i];
-      }
-    } else { /* K runs over the sorted rows: panel row i is column m0 + i of each */
-      for (int64_t p = 0; p < kc; p++) {
-        const int64_t r = s0 + pc + p;
-        const float sc = a->scale ? a->scale[r] : 1.0f;
-        const int64_t row = src_row(a, r);
-        if (!pairs) {
-          row_f32(a, row, m0 + i0, h, sc, a->scale != NULL, d + p * mr, 1);
-          continue;
-        }
-        uint16_t *u = (uint16_t *)((uint32_t *)d + (p / 2) * mr) + (p & 1); /* this row's half of each pair */
-        for (int64_t i = 0; i < h; i++) {
-          const float v = src_at(a, row, m0 + i0 + i);
-          u[2 * i] = (uint16_t)bf16_round(a->scale ? sc * v : v);
-        }
-      }
-      if (pairs && (kc & 1)) /* the last pair's high half */
-        for (int64_t i = 0; i < h; i++) ((uint16_t *)((uint32_t *)d + (kc / 2) * mr))[2 * i + 1] = 0;
+    } else if (pairs) { /* panel row i is column m0 + i of each sorted row: every panel at once */
+      pairs_interleaved(a, k, kscale, m0, mc, kc, mr, (uint32_t *)dst);
+      return;
+    } else {
+      for (int64_t p = 0; p < kc; p++) row_f32(a, k_row(k, p), m0 + i0, h, kscale ? kscale + p : NULL, d + p * mr, 1);
     }
-    for (int64_t p = 0; p < steps; p++) /* rows past mc */
-      for (int64_t i = h; i < mr; i++) d[p * mr + i] = 0;
+    if (!pairs)
+      for (int64_t p = 0; p < steps; p++) /* rows past mc */
+        for (int64_t i = h; i < mr; i++) d[p * mr + i] = 0;
   }
 }
 
@@ -123,45 +132,26 @@ void mk_moe_pack_b_mixed(int wgrad, int trans, const mk_moe_src *b, int64_t off,
       .idx = b->idx,
       .scale = NULL,
       .ld = b->ld};
+  /* K runs over B's rows: gathered sorted rows (wgrad), or the expert's rows */
+  const k_rows k = wgrad ? (k_rows){s.idx, s0 + pc} : (k_rows){NULL, pc};
   for (int64_t j0 = 0; j0 < nc; j0 += nr) {
     const int64_t w = nc - j0 < nr ? nc - j0 : nr;
     float *d = dst + j0 * steps;
-    if (!wgrad && trans) { /* B_e stored [N, K]: panel column jj is a row of it */
-      for (int64_t jj = 0; jj < w; jj++) {
-        if (pairs)
-          row_pairs(&s, n0 + j0 + jj, pc, kc, 1.0f, 0, (uint32_t *)d + jj, nr);
-        else
-          row_f32(&s, n0 + j0 + jj, pc, kc, 1.0f, 0, d + jj, nr);
-      }
-    } else if (pairs && s.half) { /* two of B's rows interleaved into pairs */
-      const uint16_t *base = (const uint16_t *)s.p + n0 + j0;
-#define B_ROW(p) (base + (wgrad ? src_row(&s, s0 + pc + (p)) : pc + (p)) * s.ld)
-      for (int64_t q = 0; q < kc / 2; q++) {
-        const uint16_t *lo = B_ROW(2 * q), *hi = B_ROW(2 * q + 1);
-        uint32_t *o = (uint32_t *)d + q * nr;
-        for (int64_t jj = 0; jj < w; jj++) o[jj] = (uint32_t)lo[jj] | ((uint32_t)hi[jj] << 16);
-      }
-      if (kc & 1) {
-        const uint16_t *lo = B_ROW(kc - 1);
-        uint32_t *o = (uint32_t *)d + (kc / 2) * nr;
-        for (int64_t jj = 0; jj < w; jj++) o[jj] = lo[jj];
-      }
-#undef B_ROW
-    } else { /* K runs over B's rows (expert rows, or gathered sorted rows) */
-      for (int64_t p = 0; p < kc; p++) {
-        const int64_t row = wgrad ? src_row(&s, s0 + pc + p) : pc + p;
-        if (!pairs) {
-          row_f32(&s, row, n0 + j0, w, 1.0f, 0, d + p * nr, 1);
-          continue;
-        }
-        uint16_t *u = (uint16_t *)((uint32_t *)d + (p / 2) * nr) + (p & 1);
-        for (int64_t jj = 0; jj < w; jj++) u[2 * jj] = (uint16_t)bf16_round(src_at(&s, row, n0 + j0 + jj));
-      }
-      if (pairs && (kc & 1))
-        for (int64_t jj = 0; jj < w; jj++) ((uint16_t *)((uint32_t *)d + (kc / 2) * nr))[2 * jj + 1] = 0;
+    if (!wgrad && trans && pairs) { /* B_e stored [N, K]: panel column jj is a row of it */
+      int64_t rows[32];
+      for (int64_t jj = 0; jj < w; jj++) rows[jj] = n0 + j0 + jj;
+      pairs_from_rows(&s, rows, NULL, (int)w, pc, kc, nr, (uint32_t *)d);
+    } else if (!wgrad && trans) {
+      for (int64_t jj = 0; jj < w; jj++) row_f32(&s, n0 + j0 + jj, pc, kc, NULL, d + jj, nr);
+    } else if (pairs) { /* every panel at once */
+      pairs_interleaved(&s, k, NULL, n0, nc, kc, nr, (uint32_t *)dst);
+      return;
+    } else {
+      for (int64_t p = 0; p < kc; p++) row_f32(&s, k_row(k, p), n0 + j0, w, NULL, d + p * nr, 1);
     }
-    for (int64_t p = 0; p < steps; p++) /* columns past nc */
-      for (int64_t jj = w; jj < nr; jj++) d[p * nr + jj] = 0;
+    if (!pairs)
+      for (int64_t p = 0; p < steps; p++) /* columns past nc */
+        for (int64_t jj = w; jj < nr; jj++) d[p * nr + jj] = 0;
   }
 }
 

@@ -2,7 +2,8 @@
  * bf16 / f16 <-> f32 conversions for the half-precision layer (src/backend/half-precision.ts),
  * bit for bit as src/io/half.ts's engine casts (PyTorch's CPU casts): widening is exact (an
  * f16 signalling NaN is quieted), narrowing rounds to nearest even, NaN -> 0xffff (bf16) or
- * sign|0x7e00 (f16). Chunks run on the thread pool.
+ * sign|0x7e00 (f16). Chunks run on the thread pool; bf16 through bf16_pack.h's vector loops, f16
+ * in scalar C.
  *
  * JS exports: halfToF32(src: Uint16Array, out: Float32Array, f16: boolean): void
  *             f32ToHalf(src: Float32Array, out: Uint16Array, f16: boolean): void
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "addon.h"
+#include "bf16_pack.h"
 #include "threadpool.h"
 
 #define CHUNK ((int64_t)1 << 16)
@@ -46,11 +48,6 @@ static inline uint16_t f32_bits_to_f16(uint32_t b) {
   return (uint16_t)(sign | h);
 }
 
-static inline uint16_t f32_bits_to_bf16(uint32_t b) {
-  if ((b & 0x7fffffffu) > 0x7f800000u) return 0xffff;
-  return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
-
 typedef struct {
   const void *src;
   void *out;
@@ -66,7 +63,7 @@ static void widen_task(void *p, int64_t t, int tid) {
   if (c->f16)
     for (int64_t i = i0; i < i1; i++) o[i] = f16_to_f32_bits(s[i]);
   else
-    for (int64_t i = i0; i < i1; i++) o[i] = (uint32_t)s[i] << 16;
+    mk_bf16_widen(s + i0, i1 - i0, (float *)o + i0);
 }
 
 static void narrow_task(void *p, int64_t t, int tid) {
@@ -77,7 +74,7 @@ static void narrow_task(void *p, int64_t t, int tid) {
   if (c->f16)
     for (int64_t i = i0; i < i1; i++) o[i] = f32_bits_to_f16(s[i]);
   else
-    for (int64_t i = i0; i < i1; i++) o[i] = f32_bits_to_bf16(s[i]);
+    mk_bf16_narrow((const float *)s + i0, i1 - i0, o + i0);
 }
 
 static napi_value convert(napi_env env, napi_callback_info info, int widen) {

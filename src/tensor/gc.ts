@@ -18,7 +18,7 @@ import { setFlagsFromString } from 'node:v8';
 import { fullGcFunction, startupFlag } from './gc-policy.js';
 import { envSwitch } from '../env.js';
 
-const GC_MIN_BYTES = 128 << 20;
+export const GC_MIN_BYTES = 128 << 20;
 const SWEEP_FLAG = 'concurrent-array-buffer-sweeping';
 let nextGcAt = 0;
 let droppedBytes = 0;
@@ -28,10 +28,14 @@ export function noteDroppedGradient(bytes: number): void {
   droppedBytes += bytes;
 }
 
-/** Call before allocating `bytes` of fresh output arrays (see above). */
-export function collectBeforeLargeOutputs(bytes: number): void {
-  if (bytes < GC_MIN_BYTES || !envSwitch('MOEKIT_MOE_GC', true)) return;
-  const known = droppedBytes >= GC_MIN_BYTES;
+/**
+ * Call before allocating `bytes` of fresh output arrays (see above). minBytes: the threshold in
+ * bytes, GC_MIN_BYTES unless the caller's elements are smaller (bf16 gradients: half of it, the
+ * same element count).
+ */
+export function collectBeforeLargeOutputs(bytes: number, minBytes = GC_MIN_BYTES): void {
+  if (bytes < minBytes || !envSwitch('MOEKIT_MOE_GC', true)) return;
+  const known = droppedBytes >= minBytes;
   if (!known && performance.now() < nextGcAt) return;
   const gc = fullGcFunction();
   if (!gc) return;

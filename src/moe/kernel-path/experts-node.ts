@@ -29,13 +29,13 @@
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
 import { BF16Array, type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
-import { collectBeforeLargeOutputs } from '../../tensor/gc.js';
+import { GC_MIN_BYTES, collectBeforeLargeOutputs } from '../../tensor/gc.js';
 import type { ExpertConfig } from '../config.js';
 import type { RouterPassState } from '../contracts.js';
 import type { ExpertWeights } from '../expert-weights.js';
 import { rowBlocksApply } from '../execution/plan.js';
 import type { AuxLossGradient } from './router-aux-loss.js';
-import { acquireScratch, releaseScratch } from './scratch.js';
+import { acquireHalfScratch, acquireScratch, releaseScratch } from './scratch.js';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -332,13 +332,26 @@ function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: numb
   }
 }
 
+/**
+ * The previous step's bf16 gradients (dropped by zeroGrad) collected before this step's big
+ * arrays are live, as the f32 backward does (src/tensor/gc.ts; the threshold halved with the
+ * element size): in a training forward (zeroGrad came before it) and again before the backward
+ * allocates the new gradients (zeroGrad came after the forward).
+ */
+function collectDroppedGrads(c: NodeContext): void {
+  const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
+  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, GC_MIN_BYTES / 2);
+}
+
 /** bf16 forward, slice by slice: y rows [S, H] (f32), and gu rounded to bf16 for the backward when keep. */
 function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
-  const hb = new BF16Array(rows * c.I);
-  const saved = keep ? new BF16Array(c.S * c.P) : null;
+  if (keep) collectDroppedGrads(c);
+  const hb = acquireHalfScratch(rows * c.I);
+  // pooled: the backward gives it back once it has become the pre-activations' gradient
+  const saved = keep ? acquireHalfScratch(c.S * c.P) : null;
   const cv = c.k.bf16!;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
@@ -351,6 +364,7 @@ function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   });
   releaseScratch(gu);
   releaseScratch(h);
+  releaseScratch(hb);
   c.guHalf = saved;
 }
 
@@ -523,8 +537,8 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   const da = needX ? (routing ? acquireScratch(c.xs, S * H) : uninitializedFloatArrayLike(c.xs, S * H)) : null;
   const saved = c.guHalf as BF16Array | null;
   c.guHalf = null;
-  const dguHalf = saved ?? new BF16Array(S * P); // the saved pre-activations become their gradient, slice by slice
-  const hHalf = new BF16Array(S * I);
+  const dguHalf = saved ?? acquireHalfScratch(S * P); // the saved pre-activations become their gradient, slice by slice
+  const hHalf = acquireHalfScratch(S * I);
   const cv = k.bf16!;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
@@ -563,7 +577,10 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   });
   releaseScratch(dgu);
   releaseScratch(dyh);
+  collectDroppedGrads(c);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
+  releaseScratch(hHalf);
+  releaseScratch(dguHalf);
   const dDown = g.dDown ? gradFor(c.wDown, g.dDown) : null;
   const dFirst = c.wList.map((wt, idx) => (g.dFirst[idx] ? gradFor(wt, g.dFirst[idx]!) : null));
   const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, da, dw) : { dx: da ? gradFor(x, da) : null, dRouting: null };

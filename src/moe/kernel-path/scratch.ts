@@ -6,9 +6,10 @@
 // reused buffer (docs/performance.md: src/moe/kernel-path/scratch.ts), and glibc hands anything
 // above its mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never
 // leave experts-node.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
-import { uninitializedFloatArrayLike } from '../../backend/types.js';
+import { BF16Array, uninitializedFloatArrayLike } from '../../backend/types.js';
 
 type FloatArray = Float32Array | Float64Array;
+type ScratchArray = FloatArray | BF16Array;
 
 /** Below this, malloc's own reuse is fine. */
 const MIN_BYTES = 1 << 20;
@@ -17,19 +18,19 @@ const PER_KEY = 2;
 /** At most this many idle bytes in total (beyond it, released buffers go to the GC). */
 const MAX_IDLE_BYTES = 1 << 30;
 
-const idle = new Map<string, FloatArray[]>();
+const idle = new Map<string, ScratchArray[]>();
 let idleBytes = 0;
 
-function key(f64: boolean, n: number): string {
-  return `${f64 ? 'd' : 'f'}${n}`;
+function key(a: ScratchArray | 'f' | 'd' | 'h', n: number): string {
+  const kind = typeof a === 'string' ? a : a instanceof BF16Array ? 'h' : a instanceof Float64Array ? 'd' : 'f';
+  return `${kind}${n}`;
 }
 
 /** An array like `like` of n elements; contents are arbitrary (callers overwrite all of it). */
 export function acquireScratch(like: FloatArray, n: number): FloatArray {
   const f64 = like instanceof Float64Array;
   if (n * (f64 ? 8 : 4) >= MIN_BYTES) {
-    const list = idle.get(key(f64, n));
-    const a = list?.pop();
+    const a = idle.get(key(f64 ? 'd' : 'f', n))?.pop() as FloatArray | undefined;
     if (a) {
       idleBytes -= a.byteLength;
       return a;
@@ -38,11 +39,23 @@ export function acquireScratch(like: FloatArray, n: number): FloatArray {
   return uninitializedFloatArrayLike(like, n);
 }
 
+/** A BF16Array of n elements from the same pool (the bf16 node's saved pre-activations, h and their gradients); contents arbitrary. */
+export function acquireHalfScratch(n: number): BF16Array {
+  if (n * BF16Array.BYTES_PER_ELEMENT >= MIN_BYTES) {
+    const a = idle.get(key('h', n))?.pop() as BF16Array | undefined;
+    if (a) {
+      idleBytes -= a.byteLength;
+      return a;
+    }
+  }
+  return new BF16Array(n);
+}
+
 /** Give back an array from acquireScratch that nothing references any more. */
-export function releaseScratch(a: FloatArray): void {
+export function releaseScratch(a: ScratchArray): void {
   if (a.byteLength < MIN_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
   if (idleBytes + a.byteLength > MAX_IDLE_BYTES) return;
-  const k = key(a instanceof Float64Array, a.length);
+  const k = key(a, a.length);
   const list = idle.get(k) ?? [];
   idle.set(k, list);
   if (list.length >= PER_KEY || list.includes(a)) return;
