@@ -1,7 +1,8 @@
 /*
  * A stand-alone check of the native kernels, without Node: the GEMM (kernels_check.c), the
  * grouped MoE GEMMs (kernels_check_moe.c), the router pass (kernels_check_router.c), the
- * SwiGLU passes (kernels_check_act.c) and the AVX2 packs (kernels_check_packs.c) of every ISA this
+ * SwiGLU passes (kernels_check_act.c), the AVX2 packs (kernels_check_packs.c) and the f32 exp
+ * rows and GELU (kernels_check_vec.c) of every ISA this
  * CPU runs, against plain C references in double at small sizes (the packs bit for bit against
  * panels built by their formulas). Built for the host
  * and, with Debian's aarch64-linux-gnu-gcc, for aarch64 to run the NEON kernels under
@@ -29,5 +30,6 @@ void kc_check_moe(void);
 void kc_check_router(void);
 void kc_check_act(void);
 void kc_check_packs(void);
+void kc_check_vec(void);
 
 #endif
