@@ -41,10 +41,10 @@ static inline double mk_act_sigmoid(double x) {
 #include <immintrin.h>
 #define A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp16 (|rel err| ~1e-7 in float); the input is clamped to |y| <=
- * 88 so nothing overflows. The reciprocal is rcp14 refined by one Newton step (rel err ~2^-28): Zen 4 issues a 512-bit
- * divide once per ~5 cycles, and it bounded the SwiGLU passes (docs/performance.md: native/moe/moe_act.c: sigmoid16).
- */
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp16 (|rel err| ~1e-7 in float); the
+ * input is clamped to |y| <= 88 so nothing overflows. The reciprocal is rcp14 refined by one
+ * Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per ~5 cycles, and it bounded
+ * the SwiGLU passes (docs/performance.md: native/moe/moe_act.c: sigmoid16). */
 static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));

@@ -11,9 +11,9 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp8; the reciprocal is a division: rcp (12 bits)
- * with one Newton step missed 1 by an ulp, which g * (1 - sigmoid(g)) turns into ~6e-6 of the
- * gradient at large g */
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp8; the reciprocal is a division: rcp
+ * (12 bits) with one Newton step missed 1 by an ulp, which g * (1 - sigmoid(g)) turns into ~6e-6
+ * of the gradient at large g */
 static AVX2 inline __m256 sigmoid8(__m256 x) {
   __m256 y = _mm256_sub_ps(_mm256_setzero_ps(), x);
   y = _mm256_max_ps(_mm256_min_ps(y, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-88.0f));
