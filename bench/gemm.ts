@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { BACKEND_OPTION_HELP, PEER_PYTHON_OPTION_HELP, parseBenchBackend, type BenchBackend } from './backend-option.js';
 import { runGemmWebGpu } from './webgpu.js';
+import { describeRoofline, measureRoofline, openblasCoreIsa, rooflineColumns } from './roofline.js';
 import { execFileSync } from 'node:child_process';
 import {
   FORCED_ISAS,
@@ -75,6 +76,12 @@ export interface GemmResult {
   ratio?: number;
   /** OpenBLAS's kernel family in the peer's process (bench/util.ts peerBlas). */
   peer_blas_core?: string;
+  /** gflops over the measured FMA peak of moekit's ISA on this host (bench/roofline.ts). */
+  peak_fraction?: number;
+  /** peer_gflops over the FMA peak of its OpenBLAS kernels' ISA. */
+  peer_peak_fraction?: number;
+  /** The highest ratio any kernel could reach against this peer run: moekit's ISA's FMA peak over the peer's rate. */
+  ratio_ceiling?: number;
 }
 
 function parseShapes(s: string): Array<[number, number, number]> {
@@ -119,6 +126,11 @@ export function runGemm(opts: GemmOptions): void {
   }
   const { isa, threads } = addon.cpuInfo();
   const shapes = opts.shapes ? parseShapes(opts.shapes) : DEFAULT_SHAPES;
+  const missing = opts.peer === false ? 'skipped (--no-peer)' : torchPeerMissing();
+  const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa }) : null;
+  const peerIsa = blas ? openblasCoreIsa(blas.core) : null;
+  const roof = measureRoofline([isa, peerIsa]);
+  if (!opts.json) console.log(describeRoofline(roof));
   const results: GemmResult[] = [];
   for (const [m, k, n] of shapes) {
     const a = new Float32Array(m * k).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
@@ -133,9 +145,7 @@ export function runGemm(opts: GemmOptions): void {
     const r: GemmResult = { bench: 'gemm', m, k, n, gflops: Math.round(gflops * 10) / 10, backend: 'native', isa, threads };
     results.push(r);
   }
-  const missing = opts.peer === false ? 'skipped (--no-peer)' : torchPeerMissing();
-  if (missing === null) {
-    const blas = peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa });
+  if (blas) {
     if (!opts.json) console.log(`torch.mm peer: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
     const peer = peerGflops(shapes, threads, blas);
     results.forEach((r, i) => {
@@ -143,16 +153,16 @@ export function runGemm(opts: GemmOptions): void {
       r.peer_gflops = Math.round(peer[i]! * 10) / 10;
       r.ratio = Math.round((r.gflops / peer[i]!) * 1000) / 1000;
     });
-  } else if (!opts.json) {
-    console.log(`PyTorch/OpenBLAS peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT}`);
   }
+  for (const r of results) Object.assign(r, rooflineColumns(roof, r, r.peer_gflops ? { isa: peerIsa, gflops: r.peer_gflops } : undefined));
+  if (!blas && !opts.json) console.log(`PyTorch/OpenBLAS peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT}`);
   if (opts.json) {
     for (const r of results) console.log(JSON.stringify(r));
   } else {
     console.log(`native GEMM, float32, ${isa}, ${threads} threads (median of >= 7 runs)`);
     console.log(
       table(
-        ['m', 'k', 'n', 'isa', 'GFLOP/s', 'torch BLAS', 'torch GFLOP/s', 'ratio'],
+        ['m', 'k', 'n', 'isa', 'GFLOP/s', 'torch BLAS', 'torch GFLOP/s', 'ratio', 'of peak', 'torch of peak', 'ratio ceiling'],
         results.map((r) => [
           String(r.m),
           String(r.k),
@@ -162,6 +172,9 @@ export function runGemm(opts: GemmOptions): void {
           r.peer_blas_core ?? '-',
           r.peer_gflops?.toFixed(1) ?? '-',
           r.ratio?.toFixed(3) ?? '-',
+          r.peak_fraction?.toFixed(3) ?? '-',
+          r.peer_peak_fraction?.toFixed(3) ?? '-',
+          r.ratio_ceiling?.toFixed(3) ?? '-',
         ]),
       ),
     );

@@ -33,6 +33,7 @@ import {
 import { bf16Comparison } from './moe-bf16.js';
 import { BACKEND_OPTION_HELP, PEER_PYTHON_OPTION_HELP, parseBenchBackend, type BenchBackend } from './backend-option.js';
 import { runMoeWebGpu } from './webgpu.js';
+import { describeRoofline, measureRoofline, openblasCoreIsa, rooflineColumns } from './roofline.js';
 import {
   FORCED_ISAS,
   ISA_OPTION_HELP,
@@ -40,6 +41,7 @@ import {
   PEER_PYTHON,
   median,
   parseForcedIsa,
+  defaultPeerDir,
   peerBlas,
   torchPeerMissing,
   warmUp,
@@ -100,6 +102,12 @@ export interface Row {
   peer_peak_rss_mb?: number;
   /** peak_rss_mb / peer_peak_rss_mb (<= 1: moekit needs no more memory than PyTorch). */
   rss_ratio?: number;
+  /** gflops over the measured FMA peak of moekit's ISA on this host (bench/roofline.ts). */
+  peak_fraction?: number;
+  /** The peer's expert GFLOP/s over the FMA peak of its OpenBLAS kernels' ISA. */
+  peer_peak_fraction?: number;
+  /** The highest ratio any moekit kernel could reach against this peer run: the FMA peak over the peer's rate. */
+  ratio_ceiling?: number;
 }
 
 /** Expert-MLP FLOPs: 2·3·d·f·T·k forward, 3x that for forward+backward (as the peer counts). */
@@ -225,8 +233,8 @@ function measureCtmoeTrain(v8Gc: GcPolicy): Record<string, unknown> {
   };
 }
 
-/** The peer's script folder beside the main checkout (`--peer-dir` names another, e.g. from a git worktree). */
-let PEER_DIR = new URL('../../shared/peers/torch-moe/', import.meta.url).pathname;
+/** The peer's script folder (bench/util.ts defaultPeerDir; `--peer-dir` names another). */
+let PEER_DIR = defaultPeerDir();
 
 function peerAvailable(): string | null {
   if (!existsSync(join(PEER_DIR, 'bench.py'))) return `the peer script is not at ${PEER_DIR} (--peer-dir names its folder)`;
@@ -362,7 +370,10 @@ export function register(program: Command): void {
     )
     .option('--dtype <dtype>', 'f32, or bf16: the layer in bf16 against moekit f32 and PyTorch bf16 (fwd+bwd, bench/moe-bf16.ts)', 'f32')
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
-    .option('--peer-dir <path>', "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout")
+    .option(
+      '--peer-dir <path>',
+      "the peer's folder (bench.py, moe_ref.py); default ../shared/peers/torch-moe beside the checkout or, from a git worktree, beside its main checkout",
+    )
     .option('--child <spec>', 'internal: measure one config:mode[:dtype] in this process')
     .option('--backend <name>', BACKEND_OPTION_HELP, parseBenchBackend, 'native')
     .option('--peer-python <path>', PEER_PYTHON_OPTION_HELP)
@@ -438,6 +449,9 @@ export function register(program: Command): void {
         const peerSpeed = missing === null && opts.peerSpeed;
         const blas = missing === null ? peerBlas({ keepEnv: opts.peerBlasEnv, isa: opts.isa }) : null;
         if (blas && !opts.json) console.log(`PyTorch peer's BLAS: OpenBLAS-openmp, ${blas.core} kernels, ${blas.note}`);
+        const peerIsa = blas ? openblasCoreIsa(blas.core) : null;
+        const roof = measureRoofline([opts.isa ? FORCED_ISAS[opts.isa].moekitIsa : kernelIsa(), peerIsa]);
+        if (!opts.json) console.log(describeRoofline(roof));
         const ours = new Map<string, Row[]>();
         const peerRuns = new Map<string, ReturnType<typeof runPeerOnce>[]>();
         for (let rep = 0; rep < repeats; rep++) {
@@ -465,6 +479,10 @@ export function register(program: Command): void {
               r.peer_tokens_per_s = Math.round(p);
               r.ratio = +(r.tokens_per_s / p).toFixed(3);
             }
+            if (p) {
+              const peerGflops = (p * expertFlops(MOE_CONFIGS[r.config]!, r.mode)) / MOE_CONFIGS[r.config]!.tokens / 1e9;
+              Object.assign(r, rooflineColumns(roof, r, { isa: peerIsa, gflops: peerGflops }));
+            }
             const m = rss.get(key);
             if (m) {
               r.peer_peak_rss_mb = m;
@@ -472,6 +490,7 @@ export function register(program: Command): void {
             }
           }
         } else {
+          for (const r of rows) Object.assign(r, rooflineColumns(roof, r));
           // on stderr with --json, so that a run without the peer says why
           (opts.json ? console.error : console.log)(
             `PyTorch peer not run: ${missing}. To compare: ${PEER_INSTALL_HINT} (then rerun; the peer is ../shared/peers/torch-moe/bench.py).`,
@@ -498,6 +517,9 @@ export function register(program: Command): void {
               ratio: r.ratio ?? '-',
               'torch peak MB': r.peer_peak_rss_mb ?? '-',
               'MB ratio': r.rss_ratio ?? '-',
+              'of peak': r.peak_fraction ?? '-',
+              'torch of peak': r.peer_peak_fraction ?? '-',
+              'ratio ceiling': r.ratio_ceiling ?? '-',
             })),
           );
           if (train)

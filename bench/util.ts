@@ -1,6 +1,7 @@
 // Shared helpers for bench/<name>.ts modules.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 
 export interface CommonOptions {
@@ -165,3 +166,16 @@ export function parseForcedIsa(value: string): ForcedIsa {
 
 export const ISA_OPTION_HELP =
   "force one instruction set on both sides: moekit's kernels (MOEKIT_ISA) and the peer's OpenBLAS kernels (OPENBLAS_CORETYPE); allowed: avx2";
+
+/**
+ * The PyTorch MoE peer's folder (bench.py, moe_ref.py): `shared/peers/torch-moe` beside the
+ * checkout; from a git worktree elsewhere, beside the main checkout it belongs to (git's common
+ * dir). The first that holds bench.py, else the first (the bench then says it is missing).
+ */
+export function defaultPeerDir(): string {
+  const repo = new URL('..', import.meta.url).pathname;
+  const candidates = [join(repo, '..', 'shared', 'peers', 'torch-moe')];
+  const git = spawnSync('git', ['rev-parse', '--path-format=absolute', '--git-common-dir'], { cwd: repo, encoding: 'utf8' });
+  if (git.status === 0) candidates.push(join(dirname(dirname(git.stdout.trim())), 'shared', 'peers', 'torch-moe'));
+  return candidates.find((d) => existsSync(join(d, 'bench.py'))) ?? candidates[0]!;
+}

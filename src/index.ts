@@ -213,6 +213,13 @@ export {
 } from './moe/contracts.js';
 export { expertCapacity, LocalDispatcher, planSlots, type SlotPlan } from './moe/dispatch.js';
 export { type ExecutionPlan, type MoePath, type MoePathSetting, planForConfig } from './moe/execution/plan.js';
+export {
+  describeParallel,
+  type ParallelExecution,
+  type ParallelOutput,
+  type ParallelSpec,
+  type ParallelSteps,
+} from './moe/execution/parallel.js';
 export { expertChoiceCapacity, ExpertChoiceDispatcher, type ExpertChoiceRouterOutput, routeExpertChoice } from './moe/expert-choice.js';
 export type { ExpertWeights } from './moe/expert-weights.js';
 export { clampedSwiglu, ExpertBank, type ExpertBankOptions, runExperts } from './moe/experts.js';
@@ -401,11 +408,13 @@ export {
 export { DataParallel } from './dist/data-parallel.js';
 export { ExpertParallel } from './dist/expert-parallel.js';
 export { allReduceGradients, allToAllV, copyToRegion, reduceFromRegion } from './dist/differentiable.js';
-export { type EpCapacityRule, ExpertParallelMoeBlock, type ExpertParallelOptions, type TokenSharding } from './dist/ep-block.js';
+export { ExpertParallelMoeBlock } from './dist/ep-block.js';
+export { type EpCapacityRule, ExpertParallelExecution, type ExpertParallelOptions, type TokenSharding } from './dist/ep-execution.js';
 export { NaiveAllToAllDispatcher } from './dist/naive-dispatcher.js';
 export { expertShardFor } from './dist/partition.js';
 export { INSTALL_HINT as MPI_INSTALL_HINT, launchedByMpirun } from './dist/native-mpi.js';
 export { TensorParallelMoeBlock } from './dist/tp-block.js';
+export { TensorParallelExecution } from './dist/tp-execution.js';
 // inspect
 export {
   checkCheckpoint,

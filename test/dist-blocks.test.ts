@@ -37,6 +37,16 @@ for (const np of [1, 2, 4]) {
   });
 }
 
+test("tp and ep blocks at np 2 on the reference backend: the parallel plan's local experts are the composition there, and they equal the single-process layer (drops, CT-MoE topology, a rank with no tokens)", {
+  skip,
+}, () => {
+  const cases = ['capacity-drops', 'ct-moe-topology', 'one-token'];
+  const run = runMpi(2, 'parity-worker.ts', [cases.join(','), '--backend=reference']);
+  assert.equal(run.timedOut, false, 'mpirun timed out');
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(passLines(run), cases.flatMap((c) => ['tp', 'ep'].flatMap((k) => [0, 1].map((r) => `PASS ${c} ${k} rank ${r}`))).sort());
+});
+
 test('tp and ep blocks equal the single-process layer at np 2 under MPICH (mpiexec.mpich)', { skip: mpiSkipReason('mpich') }, () => {
   const run = runMpi(2, 'parity-worker.ts', [], 120_000, 'mpich');
   assert.equal(run.timedOut, false, 'mpiexec timed out');
@@ -58,7 +68,7 @@ test('the routing recorder over EP and TP blocks at np 2 records what one proces
 });
 
 for (const init of ['olmo-core', 'ct-moe'] as const) {
-  test(`expertShard (${init} init): the shards' experts together are the whole layer's at the same seed, the generator ends where the whole layer's does, and a sharded layer refuses to run alone`, () => {
+  test(`expertShard (${init} init): the shards' experts together are the whole layer's at the same seed, the generator ends where the whole layer's does, a sharded layer refuses to run alone, a shard of all experts runs as the whole layer`, () => {
     const cfg = parseMoEConfig({
       hiddenSize: 8,
       router: { numExperts: 6, topK: 2 },
@@ -88,10 +98,23 @@ for (const init of ['olmo-core', 'ct-moe'] as const) {
         );
       }
       assert.deepEqual(part.routerWeight.dataSync(), whole.routerWeight.dataSync());
-      assert.throws(
-        () => part.forward(randn([3, 8])),
-        /^Error: MoELayer: this layer holds experts \[\d, \d\) of 6 only \(expertShard\); run it inside an expert- or tensor-parallel block \(src\/dist\)$/,
-      );
+      // a shard of every expert is the whole layer (the naive block runs it on its own plan)
+      if (count === 6)
+        assert.deepEqual(
+          part
+            .eval()
+            .forward(randn([3, 8], { generator: new Generator(1) }))
+            .dataSync(),
+          whole
+            .eval()
+            .forward(randn([3, 8], { generator: new Generator(1) }))
+            .dataSync(),
+        );
+      else
+        assert.throws(
+          () => part.forward(randn([3, 8])),
+          /^Error: MoELayer: this layer holds experts \[\d, \d\) of 6 only \(expertShard\); run it inside an expert- or tensor-parallel block \(src\/dist\)$/,
+        );
     }
     assert.throws(
       () => new MoELayer(cfg, { expertShard: { first: 5, count: 2 } }),

@@ -36,6 +36,7 @@ napi_status mk_register_moe_plan(napi_env env, napi_value exports);    /* moe_pl
 napi_status mk_register_dist(napi_env env, napi_value exports); /* dist/mpi.c (MPI collectives, loaded at first use) */
 /* the half-precision kernels: ops/half_convert.c (bf16 / f16 <-> f32), which also registers gemm/gemm_bf16.c */
 napi_status mk_register_half(napi_env env, napi_value exports);
+napi_status mk_register_fma_peak(napi_env env, napi_value exports); /* fma_peak.c */
 napi_status mk_register_gemm_bf16(napi_env env, napi_value exports);
 
 #endif

@@ -5,6 +5,8 @@
  * moe.c's RUN_MOE_JOB builds them, so the kernels and packs are the ones the addon picks. */
 #include "moe.c"
 
+#include <math.h>
+
 #include "kernels_check.h"
 
 enum { E = 4, ROWS = 61, TOKENS = 30, N = 37, K = 45, M_W = 19 };

@@ -25,7 +25,7 @@ import { NONFINITE_POLICIES, type NonFinitePolicy } from '../experiments/nonfini
 import { readJsonObjectSync } from '../io/json-file.js';
 import { MAX_COUNT, parseFloatStrict, parseIntStrict, parsePositiveInt } from './args.js';
 import { prepareOutDir } from './out-dir.js';
-import { type ParallelMode, startParallel } from '../dist/cli-parallel.js';
+import { type ParallelMode, parallelLayout, startParallel } from '../dist/cli-parallel.js';
 import type { DataParallel } from '../dist/data-parallel.js';
 import type { ExpertParallel } from '../dist/expert-parallel.js';
 import { DEFAULT_DASHBOARD_PORT, dashboardChild } from './dashboard.js';
@@ -291,7 +291,14 @@ export function registerAblateCommand(program: Command): void {
       } catch (e) {
         cmd.error(`error: ${(e as Error).message}`);
       }
-      checkTrainingMemory(cfg);
+      let dataParallel: DataParallel | ExpertParallel | undefined;
+      try {
+        dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`);
+      }
+      // one rank's share under --parallel (each rank holds its part), times the ranks on this machine
+      checkTrainingMemory(cfg, undefined, undefined, dataParallel && dataParallel.size > 1 ? parallelLayout(dataParallel) : undefined);
       if (opts.backend) {
         try {
           if (opts.backend === 'webgpu') await initBackend('webgpu');
@@ -303,12 +310,6 @@ export function registerAblateCommand(program: Command): void {
       const out = prepareOutDir('--out', outArg, { create: true });
       const variants = opts.variants ?? VARIANTS.map((v) => v.key as VariantName);
       const seeds = runSeeds(cfg.seed, opts);
-      let dataParallel: DataParallel | ExpertParallel | undefined;
-      try {
-        dataParallel = opts.parallel ? startParallel(opts.parallel, 'ablate') : undefined;
-      } catch (e) {
-        cmd.error(`error: ${(e as Error).message}`);
-      }
       // other ranks train silently; rank 0 prints and writes
       if (dataParallel && !dataParallel.isWriter) console.log = () => {};
       if (dataParallel) console.log(dataParallel.describe(cfg.batchSize));

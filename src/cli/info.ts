@@ -1,6 +1,7 @@
 // `moekit info`: which backend runs, which native binary (prebuilt or compiled, its path) and the
 // ISA its kernels picked, each with why; with --layer, how an MoE layer of a preset or an HF
-// config.json would execute on it (its execution plan, src/moe/execution/plan.ts).
+// config.json would execute on it (its execution plan, src/moe/execution/plan.ts), with --ep N /
+// --tp N as the N-rank expert- / tensor-parallel plan.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readEnv } from '../env.js';
@@ -9,6 +10,9 @@ import { backendInfo, getBackend } from '../backend/registry.js';
 import { openWebGPUBackend } from '../backend/webgpu/index.js';
 import type { MoEConfig } from '../moe/config.js';
 import { planForConfig } from '../moe/execution/plan.js';
+import type { ParallelSpec } from '../moe/execution/parallel.js';
+import { localExpertCount } from '../dist/partition.js';
+import { parsePositiveInt } from './args.js';
 import type { HfConfig } from '../moe/hf-config.js';
 import { OLMO_CORE_PRESETS, type OlmoCorePresetName, moeConfigFromHf, olmoCorePreset } from '../moe/presets.js';
 import { ctMoePreset } from '../moe/topology/preset.js';
@@ -53,9 +57,20 @@ export function registerInfoCommand(program: Command): void {
     .command('info')
     .description('print which backend, native binary and ISA run, and why, whether MPI was found, and whether a WebGPU device opens')
     .option('--layer <preset|config.json>', `also how an MoE layer would execute (${LAYER_PRESETS.join(', ')}, or an HF config.json)`)
-    .action(async (opts: { layer?: string }) => {
+    .option('--ep <ranks>', "with --layer: the layer's plan under expert parallelism over this many ranks", parsePositiveInt('--ep'))
+    .option('--tp <ranks>', "with --layer: the layer's plan under tensor parallelism over this many ranks", parsePositiveInt('--tp'))
+    .action(async (opts: { layer?: string; ep?: number; tp?: number }) => {
+      if ((opts.ep || opts.tp) && !opts.layer)
+        throw new Error(`--${opts.ep ? 'ep' : 'tp'} needs --layer (the layer whose parallel plan to print)`);
+      if (opts.ep && opts.tp) throw new Error('--ep and --tp: give one (a layer runs expert or tensor parallel)');
       console.log(backendInfo().reason);
-      if (opts.layer) console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(layerConfig(opts.layer), getBackend()).summary}`);
+      if (opts.layer) {
+        const cfg = layerConfig(opts.layer);
+        const kind = opts.ep ? 'ep' : opts.tp ? 'tp' : null;
+        const ranks = opts.ep ?? opts.tp ?? 1;
+        const parallel: ParallelSpec | null = kind && { kind, ranks, localExperts: localExpertCount(cfg.router.numExperts, ranks, kind) };
+        console.log(`moekit: MoE layer '${opts.layer}': ${planForConfig(cfg, getBackend(), 'f32', parallel).summary}`);
+      }
       for (const line of nativeLines()) console.log(line);
       console.log(mpiInfoLine());
       const gpu = await openWebGPUBackend();

@@ -3,7 +3,8 @@ import type { Module } from '../nn/module.js';
 import type { ExpertShard, MoELayer } from '../moe/layer.js';
 import { Communicator } from './communicator.js';
 import type { DeepEPMode, TokenDispatcher } from './contracts.js';
-import { type ExpertParallelOptions, ExpertParallelMoeBlock } from './ep-block.js';
+import { ExpertParallelMoeBlock } from './ep-block.js';
+import type { ExpertParallelOptions } from './ep-execution.js';
 import { getNumExperts, type HfConfig, isMoeLayer } from '../moe/hf-config.js';
 import { expertShardFor } from './partition.js';
 import { NaiveAllToAllDispatcher } from './naive-dispatcher.js';
@@ -34,14 +35,15 @@ export interface MoeBlockOptions extends ExpertParallelOptions {
 }
 
 /**
- * A parallel MoE block over an existing MoELayer's config and weights: 'naive' (one process,
- * the reference composition), 'tp' (each rank owns E/tp experts and all tokens) or 'ep' (each
- * rank owns E/ep experts; tokens travel by all-to-all).
+ * A parallel MoE block over an existing MoELayer's config and weights: the layer under the
+ * execution plan of that kind (its `executionPlan.summary` says which): 'naive' (one process,
+ * the layer's own plan), 'tp' (each rank owns E/tp experts and all tokens) or 'ep' (each rank
+ * owns E/ep experts; tokens travel by all-to-all).
  */
 export function buildMoeBlock(kind: MoeBlockKind, layer: MoELayer, opts: MoeBlockOptions = {}): MoeBlock {
   const group = opts.group ?? Communicator.single();
-  if (kind === 'naive') return new TensorParallelMoeBlock(layer, Communicator.single(), opts.numLayers);
-  if (kind === 'tp') return new TensorParallelMoeBlock(layer, group, opts.numLayers);
+  if (kind === 'naive') return new TensorParallelMoeBlock(layer, Communicator.single());
+  if (kind === 'tp') return new TensorParallelMoeBlock(layer, group);
   if (kind === 'ep') return new ExpertParallelMoeBlock(layer, group, opts);
   throw new RangeError(`buildMoeBlock: kind '${String(kind)}' is not one of 'naive', 'tp', 'ep'`);
 }

@@ -2,7 +2,7 @@
 import { worldCommunicator } from './communicator.js';
 import { DataParallel } from './data-parallel.js';
 import { ExpertParallel } from './expert-parallel.js';
-import { INSTALL_HINT, launchedByMpirun, mpiLibraryName, probeMpi } from './native-mpi.js';
+import { INSTALL_HINT, launchedByMpirun, mpiLibraryName, probeMpi, ranksOnThisMachine } from './native-mpi.js';
 
 export type ParallelMode = 'dp' | 'ep';
 
@@ -13,6 +13,11 @@ export function startParallel(mode: ParallelMode, command: string): DataParallel
   if (!launchedByMpirun()) throw new Error(`--parallel ${mode}: start the ranks with mpirun, e.g. mpirun -np 2 npx moekit ${command} --parallel ${mode}`);
   const world = worldCommunicator('mpi');
   return mode === 'ep' ? new ExpertParallel(world) : new DataParallel(world);
+}
+
+/** How a run is spread for the memory estimate (experiments/ctmoe/memory.ts's ParallelLayout): mode, ranks, ranks on this machine. */
+export function parallelLayout(par: DataParallel | ExpertParallel): { mode: ParallelMode; ranks: number; ranksOnMachine: number } {
+  return { mode: par instanceof ExpertParallel ? 'ep' : 'dp', ranks: par.size, ranksOnMachine: ranksOnThisMachine() ?? par.size };
 }
 
 /** One line for `moekit info`: which MPI library was found, and this process's world size (from its launcher's environment). */

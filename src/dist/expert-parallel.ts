@@ -52,11 +52,11 @@ export class ExpertParallel {
    * Every MoELayer FFN of `blocks` (built with this rank's expertShard, so the rank never
    * allocates the other experts) becomes an expert-parallel block over this group.
    */
-  shardFfns(blocks: readonly { ffn: Module }[], numLayers: number): void {
+  shardFfns(blocks: readonly { ffn: Module }[]): void {
     for (const b of blocks) {
       if (!(b.ffn instanceof MoELayer)) throw new TypeError(`expert parallel: a block's FFN is a ${b.ffn.constructor.name}, not an MoELayer`);
       if (!b.ffn.expertShard) throw new Error('expert parallel: build the MoE layers with expertShard: ep.expertShard(numExperts), so each rank allocates only its experts');
-      const block = new ExpertParallelMoeBlock(b.ffn, this.comm, { sharding: 'round-robin', numLayers });
+      const block = new ExpertParallelMoeBlock(b.ffn, this.comm, { sharding: 'round-robin' });
       (b as { ffn: Module }).ffn = block;
       this.blocks.push(block);
     }

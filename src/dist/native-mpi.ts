@@ -94,3 +94,9 @@ export function probeMpi(): string | null {
 export function launchedByMpirun(): boolean {
   return mpiLauncher() !== null;
 }
+
+/** Ranks the launcher started on this machine (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS), or null when it does not say. */
+export function ranksOnThisMachine(): number | null {
+  const n = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? process.env.MPI_LOCALNRANKS);
+  return Number.isInteger(n) && n >= 1 ? n : null;
+}

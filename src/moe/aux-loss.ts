@@ -3,7 +3,7 @@
 // (OLMo-core's MoEAuxLossAutograd). Scale the loss before attaching it. This is the one way
 // MoE aux losses reach a model's loss: MoELayer attaches its scaled LB / z terms (their values
 // in lastMetrics), the whole-layer node applies the same gradient inside its backward, the
-// parallel blocks attach theirs (dist/layer-glue.ts), and models only differentiate the task
+// parallel plans use the same layer code, and models only differentiate the task
 // loss (experiments/ctmoe/model.ts adds the values for its logs). The hierarchy's LossAPI
 // (hierarchy/loss.ts) is not a second channel: it composes the objective the caller
 // differentiates from the caller's own named terms, and MoELayers inside it attach as here.

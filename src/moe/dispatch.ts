@@ -57,10 +57,13 @@ export class LocalDispatcher implements Dispatcher {
   constructor(
     readonly numExperts: number,
     readonly cfg: DispatchConfig,
+    /** A per-expert capacity set by whoever planned the tokens (a parallel plan: over all ranks' tokens); default: from cfg and T. */
+    readonly fixedCapacity?: number | null,
   ) {}
 
   /** Per-expert capacity for T tokens with K slots each (null when dropless). */
   capacity(T: number, K: number): number | null {
+    if (this.fixedCapacity !== undefined) return this.fixedCapacity;
     return this.cfg.capacityFactor === null
       ? null
       : expertCapacity(this.cfg.capacityFactor, K, T, this.numExperts, this.cfg.capacityMultiple);

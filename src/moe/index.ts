@@ -15,6 +15,7 @@ export * from './presets.js';
 export * from './expert-choice.js';
 export * from './hf/index.js';
 export { type ExecutionPlan, type MoePath, type MoePathSetting, planForConfig } from './execution/plan.js';
+export { describeParallel, type ParallelExecution, type ParallelSpec } from './execution/parallel.js';
 export * from './sparsemixer.js';
 export * from './olmo-core/index.js';
 export * from './surgery/index.js';

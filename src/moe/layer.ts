@@ -1,5 +1,7 @@
 // The MoE block: router + dispatcher + expert bank + shared expert + aux losses + metrics,
 // optionally with CT-MoE's collaboration topology (cfg.topology; src/moe/topology/collaboration.ts).
+// How it executes is its plan's (execution/plan.ts), across ranks too (parallelize: the
+// 'parallel' path, execution/parallel.ts).
 import { type ModuleDType, moduleDType } from '../nn/dtype-names.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -16,7 +18,7 @@ import { attachAuxLoss } from './aux-loss.js';
 import { SelectionBias } from './balancing.js';
 import type { MoEConfig } from './config.js';
 import type { Dispatcher, ExpertExecutionMetadata, RouterOutput } from './contracts.js';
-import type { LocalDispatcher } from './dispatch.js';
+import { LocalDispatcher } from './dispatch.js';
 import { type ActivationFacts, ExpertBank } from './experts.js';
 import type { MoeKernels } from '../backend/moe.js';
 import {
@@ -30,6 +32,7 @@ import {
   routerKernelLossesCover,
   together,
 } from './execution/plan.js';
+import type { ParallelExecution, ParallelSteps } from './execution/parallel.js';
 import { layerNode, routedExperts } from './kernel-path/layer-node.js';
 import { type AuxLossGradient, routerPassAuxLoss, routerPassAuxTerms } from './kernel-path/router-aux-loss.js';
 import { LoadBalanceAccumulator, auxLossWeights, loadBalancingLoss, zLoss } from './losses.js';
@@ -37,7 +40,7 @@ import { type MoEMetrics, countMetrics, meanRowEntropy } from './metrics.js';
 import { route } from './router.js';
 import { assertFiniteRouterInput } from './finite-input.js';
 import type { RoutingHook } from './routing/hook.js';
-import { fullLike } from './tensors.js';
+import { arrayLike, fullLike } from './tensors.js';
 import { Topology } from './topology/topology.js';
 import { ctMoeRouterWeight } from './topology/init.js';
 import { collaborationCoefficients, topologyRoutingBias, topologySubmatrices } from './topology/collaboration.js';
@@ -64,8 +67,9 @@ export interface MoELayerOptions {
    */
   init?: 'olmo-core' | 'ct-moe';
   /**
-   * Hold only experts [first, first + count) (expert / tensor parallelism: src/dist's blocks run
-   * such a layer; it cannot run alone). Their weights equal the whole layer's at the same seed.
+   * Hold only experts [first, first + count) (expert / tensor parallelism: such a layer runs only
+   * under a parallel plan, MoELayer.parallelize / src/dist's blocks). Their weights equal the
+   * whole layer's at the same seed.
    */
   expertShard?: ExpertShard;
 }
@@ -148,6 +152,8 @@ export class MoELayer extends Module {
   private readonly generator: Generator;
   private readonly checkFiniteInput: boolean;
   private plan: ExecutionPlan;
+  /** The parallel execution this layer runs under (parallelize), or null: one process. */
+  private parallel: ParallelExecution | null = null;
 
   constructor(
     readonly cfg: MoEConfig,
@@ -202,14 +208,27 @@ export class MoELayer extends Module {
     return this.planFor(this.planParts());
   }
 
+  /**
+   * Run across ranks under `par` (the execution plan's 'parallel' path; src/dist's blocks build
+   * it over a communicator), or again in one process (null). Plans at once: a configuration the
+   * parallel plan refuses is a one-line error and leaves the layer as it was.
+   */
+  parallelize(par: ParallelExecution | null): void {
+    if (par === this.parallel) return;
+    const plan = planLayer(this.planParts(par));
+    this.parallel = par;
+    this.plan = plan;
+  }
+
   private planFor(parts: PlanInputs): ExecutionPlan {
     if (this.plan.key !== planKey(parts)) this.plan = planLayer(parts);
     return this.plan;
   }
 
-  private planParts(): PlanInputs {
+  private planParts(par = this.parallel): PlanInputs {
     const w = this.routerWeight;
-    const bank = this.experts;
+    // under a parallel plan the rank's experts run: the strategy's bank
+    const bank = par?.bank ?? this.experts;
     return {
       cfg: this.cfg,
       backend: w.backend,
@@ -217,6 +236,7 @@ export class MoELayer extends Module {
       dispatcher: this.dispatcher,
       bankBiases: Boolean(bank.gateUpBias || bank.downBias),
       weightsTogether: together(w, bankTensors(bank)),
+      parallel: par,
     };
   }
 
@@ -227,7 +247,7 @@ export class MoELayer extends Module {
 
   /** x [..., H] -> [..., H]. In training with grad, the scaled aux losses ride on the output. */
   forward(x: Tensor, opts: MoEForwardOptions = {}): Tensor {
-    return this.forwardWithRouting(x, opts).y;
+    return this.forwardDetails(x, opts, false).y;
   }
 
   /**
@@ -236,21 +256,27 @@ export class MoELayer extends Module {
    * routed experts' output and the shared expert's apart, the dropped slots and the metrics.
    */
   forwardWithRouting(x: Tensor, opts: MoEForwardDetailsOptions = {}): MoEForwardDetails {
+    return this.forwardDetails(x, opts, true);
+  }
+
+  /** wantDetails: the routed and shared outputs are handed out (across ranks they are gathered only then). */
+  private forwardDetails(x: Tensor, opts: MoEForwardDetailsOptions, wantDetails: boolean): MoEForwardDetails {
     const E = this.cfg.router.numExperts;
     const facts =
       opts.activationFacts && this.cfg.experts.kind === 'gpt-oss' ? { gateClamped: new Int32Array(E), upClamped: new Int32Array(E) } : null;
     this.experts.activationFacts = facts;
     try {
-      return this.run(x, opts);
+      return this.run(x, opts, wantDetails);
     } finally {
       this.experts.activationFacts = null;
     }
   }
 
-  private run(x: Tensor, opts: MoEForwardOptions): MoEForwardDetails {
+  private run(x: Tensor, opts: MoEForwardOptions, wantDetails: boolean): MoEForwardDetails {
     const H = this.cfg.hiddenSize;
     const part = this.expertShard;
-    if (part)
+    const par = this.parallel;
+    if (part && part.count < this.cfg.router.numExperts && !par)
       throw new Error(
         `MoELayer: this layer holds experts [${part.first}, ${part.first + part.count}) of ${this.cfg.router.numExperts} only (expertShard); run it inside an expert- or tensor-parallel block (src/dist)`,
       );
@@ -261,6 +287,9 @@ export class MoELayer extends Module {
     const T = x2.shape[0]!;
     const rc = this.cfg.router;
     const mask = opts.mask ? reshape(opts.mask, [T]) : null;
+    if (par && mask) throw new Error(`${par.kind} MoE block: a padding mask is not supported across ranks (leave the padding tokens out)`);
+    if (par && this.routingHook?.force)
+      throw new Error(`${par.kind} MoE block: a routing replay (RoutingHook.force) is not supported across ranks; replay in one process`);
     const wantLosses = this.training && isGradEnabled();
     const batchSize = opts.batchSize ?? (x.ndim === 3 ? x.shape[0]! : 1);
     const parts = this.planParts();
@@ -277,7 +306,17 @@ export class MoELayer extends Module {
     let droppedSlots: number;
     let keptSlots: Tensor | null = null;
     let losses: AuxLosses | null;
-    if (run.layerNode && !this.routingHook) {
+    let routed: Tensor;
+    let shared: Tensor | null = null;
+    let localCounts: Tensor | null = null;
+    if (par) {
+      // across ranks: the strategy moves the tokens, the layer's own steps do the rest
+      const out = par.forward(x2, this.parallelSteps(plan, run, wantDetails || Boolean(this.routingHook?.observe)));
+      ({ routing: r, y, droppedSlots, localCounts } = out);
+      routed = out.routed ?? y; // y only where no details were asked for (forward hands out y alone)
+      shared = out.shared;
+      losses = wantLosses ? this.auxLosses(r, null, batchSize, false, null, out.lbCounts) : null;
+    } else if (run.layerNode && !this.routingHook) {
       // the whole block as one node, with the aux losses' gradient inside it
       const node = layerNode(plan.kernels!, {
         x: x2,
@@ -289,18 +328,29 @@ export class MoELayer extends Module {
       r = node.routed;
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, true) : null;
       ({ y, droppedSlots } = node.experts(losses?.gradient ?? null));
+      routed = y;
     } else {
       const S = this.topology ? this.topology.forward() : null;
       r = this.routeChain(x2, S, run.routerKernel ? plan.kernels : null);
       r = this.routingHook?.force?.(this, r) ?? r;
-      ({ y, droppedSlots, keptSlots } = this.expertsChain(x2, r, S, run.expertsKernel ? plan.kernels : null, plan.device ?? null));
+      const { routing, slotScale } = this.combineRouting(r, S);
+      ({ y, droppedSlots, keptSlots } = this.expertsChain(
+        x2,
+        routing,
+        slotScale,
+        run.expertsKernel ? plan.kernels : null,
+        plan.device ?? null,
+      ));
       losses = wantLosses ? this.auxLosses(r, mask, batchSize, false, plan.device ?? null) : null;
+      routed = y;
     }
-    const routed = y;
-    const shared = this.sharedOutput(x2, T);
-    if (shared) y = this.mixShared(y, shared);
+    if (!par) {
+      // across ranks the strategy mixed it in on its tokens
+      shared = this.sharedOutput(x2, T);
+      if (shared) y = this.mixShared(y, shared);
+    }
     if (losses?.total) y = attachAuxLoss(y, losses.total);
-    if (this.training && this.selectionBias) this.selectionBias.accumulate(r.counts);
+    if (this.training && this.selectionBias) this.selectionBias.accumulate(localCounts ?? r.counts);
 
     if (keptSlots) {
       // the 'device' path: nothing is read here (readMetrics reads it when asked)
@@ -418,39 +468,74 @@ export class MoELayer extends Module {
     });
   }
 
-  /** dispatch -> experts -> combine on routeChain's output (with the topology's combine coefficients): one node over the kernels when given, the device path's composition with device kernels, else the dispatcher and bank. */
-  private expertsChain(
-    x2: Tensor,
+  /**
+   * Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
+   * weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
+   * input -> each row's output is scaled by b = 1 + c·1ᵀS_sub (slotScale) before an unweighted
+   * combine. Without S's message passing: the routing as it is.
+   */
+  private combineRouting(
     r: RouterOutput,
     S: Tensor | null,
+  ): { routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>; slotScale: Tensor | null } {
+    const tc = this.cfg.topology;
+    if (!(S && tc?.collaboration)) return { routing: r, slotScale: null };
+    const sSub = topologySubmatrices(S, r.topkIds);
+    if (this.cfg.dispatch.weightsOn === 'output')
+      return {
+        routing: { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) },
+        slotScale: null,
+      };
+    return { routing: r, slotScale: collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale) };
+  }
+
+  /** dispatch -> experts -> combine on a routing (combineRouting's): one node over the kernels when given, the device path's composition with device kernels, else the dispatcher and bank. */
+  private expertsChain(
+    x2: Tensor,
+    routing: Pick<RouterOutput, 'topkIds' | 'topkWeights'>,
+    slotScale: Tensor | null,
     kernels: MoeKernels | null,
     device: DeviceMoeKernels | null,
+    dispatcher: Dispatcher = this.dispatcher,
+    bank: ExpertBank = this.experts,
   ): { y: Tensor; droppedSlots: number; keptSlots: Tensor | null } {
-    const tc = this.cfg.topology;
-    // Topology message passing, folded into the combine coefficients (exact, see collaboration.ts):
-    // weights on the output -> the dispatcher combines with b = w + c·wᵀS_sub; weights on the
-    // input -> each row's output is scaled by b = 1 + c·1ᵀS_sub before an unweighted combine.
-    let routing: Pick<typeof r, 'topkIds' | 'topkWeights'> = r;
-    let slotScale: Tensor | null = null;
-    if (S && tc?.collaboration) {
-      const sSub = topologySubmatrices(S, r.topkIds);
-      if (this.cfg.dispatch.weightsOn === 'output')
-        routing = { topkIds: r.topkIds, topkWeights: collaborationCoefficients(sSub, r.topkWeights, tc.collabScale) };
-      else slotScale = collaborationCoefficients(sSub, fullLike(r.topkWeights, r.topkWeights.shape, 1), tc.collabScale);
-    }
     if (device) {
-      const d = deviceRoutedExperts(device, this.dispatcher as LocalDispatcher, x2, routing, this.experts, slotScale);
+      const d = deviceRoutedExperts(device, dispatcher as LocalDispatcher, x2, routing, bank, slotScale);
       return { y: d.y, droppedSlots: Number.NaN, keptSlots: d.keptSlots };
     }
-    if (kernels) return { ...routedExperts(kernels, x2, routing, this.dispatcher as LocalDispatcher, this.experts), keptSlots: null };
-    const d = this.dispatcher.dispatch(x2, routing);
-    let out = this.experts.forward(d.rows, d.exec);
+    if (kernels) return { ...routedExperts(kernels, x2, routing, dispatcher as LocalDispatcher, bank), keptSlots: null };
+    const d = dispatcher.dispatch(x2, routing);
+    let out = bank.forward(d.rows, d.exec);
     if (slotScale)
       out = mul(
         out,
         reshape(indexSelect(reshape(slotScale, [slotScale.size]), 0, d.meta.sortedSlots).to(out.dtype), [d.meta.sortedSlots.size, 1]),
       );
-    return { y: this.dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length, keptSlots: null };
+    return { y: dispatcher.combine(out, d.meta), droppedSlots: d.meta.droppedSlots.length, keptSlots: null };
+  }
+
+  /** What a parallel execution borrows from this layer for one forward (execution/parallel.ts), on the plan's paths. */
+  private parallelSteps(plan: ExecutionPlan, run: { routerKernel: boolean; expertsKernel: boolean }, wantDetails: boolean): ParallelSteps {
+    return {
+      wantDetails,
+      route: (xs) => {
+        const S = this.topology ? this.topology.forward() : null;
+        const r = this.routeChain(xs, S, run.routerKernel ? plan.kernels : null);
+        return { ...r, combineWeights: this.combineRouting(r, S).routing.topkWeights };
+      },
+      experts: (bank, rows, ids, weights, capacity) => {
+        // each row is a token with one slot: the single-process experts path over the rank's experts
+        const R = rows.shape[0]!;
+        const local = new LocalDispatcher(bank.numExperts, this.cfg.dispatch, capacity);
+        const routing = { topkIds: arrayLike(rows, ids, [R, 1]), topkWeights: reshape(weights, [R, 1]) };
+        const e = this.expertsChain(rows, routing, null, run.expertsKernel ? plan.kernels : null, null, local, bank);
+        return { y: e.y, droppedSlots: e.droppedSlots };
+      },
+      mixShared: (xs, routed) => {
+        const s = this.sharedOutput(xs, xs.shape[0]!);
+        return { y: s ? this.mixShared(routed, s) : routed, shared: s };
+      },
+    };
   }
 
   /** After each optimiser step: update the selection bias from the counts since the last one, reset global-batch LB. */
@@ -491,6 +576,7 @@ export class MoELayer extends Module {
     batchSize: number,
     inLayerNode: boolean,
     device: DeviceMoeKernels | null = null,
+    lbCounts?: () => { counts: ArrayLike<number>; tokens: number },
   ): AuxLosses {
     const lc = this.cfg.losses;
     const weights = auxLossWeights(lc, this.numLayers);
@@ -510,7 +596,10 @@ export class MoELayer extends Module {
     let lb: number | null = null;
     let z: number | null = null;
     if (weights.lb > 0) {
-      this.lbAccumulator?.add(ids, mask);
+      if (this.lbAccumulator && lbCounts) {
+        const g = lbCounts(); // a parallel plan's counts over every rank (global-batch LB)
+        this.lbAccumulator.addCounts(g.counts, g.tokens);
+      } else this.lbAccumulator?.add(ids, mask);
       const l = loadBalancingLoss(scores, ids, {
         convention: lc.lbConvention,
         granularity: lc.lbGranularity === 'instance' ? 'instance' : 'local-batch',

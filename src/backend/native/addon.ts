@@ -80,6 +80,8 @@ export interface NativeAddon extends NativeKernels {
   cpuInfo(): NativeCpuInfo;
   /** Lower the kernels' ISA (tests, comparisons); returns the ISA now used. */
   setIsa(isa: NativeIsa): NativeIsa;
+  /** native/runtime/fma_peak.c: the f32 FMA roofline of `isa` on every kernel thread (GFLOP/s, best of rounds over ~ms); null where this CPU cannot run it. */
+  fmaPeak(isa: Exclude<NativeIsa, 'scalar'>, ms: number): { isa: NativeIsa; threads: number; gflops: number } | null;
 }
 
 /** Which binary loaded: the package's prebuilt one or one compiled on this machine. */

@@ -18,6 +18,7 @@ import {
 import type { Precision } from './precision.js';
 import { type CtMoeData, loadCtMoeData } from './data.js';
 import { checkTrainingMemory } from './memory.js';
+import { parallelLayout } from '../../dist/cli-parallel.js';
 import type { NonFinitePolicy } from '../nonfinite.js';
 import { type CtMoeProgress, type CtMoeVariantResult, variantRun } from './train.js';
 import { type Reads, runReadsAsync, runReadsSync } from '../../tensor/reads.js';
@@ -143,7 +144,8 @@ function* ablationRun(options: RunAblationOptions): Reads<CtMoeAblationResults> 
   const keys = variants.map((v) => v.key);
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup) throw new RangeError(`runAblation: variant key '${dup}' appears twice`);
-  for (const v of variants) checkTrainingMemory({ ...cfg, ...v.overrides }); // before any allocation
+  const par = options.dataParallel && options.dataParallel.size > 1 ? parallelLayout(options.dataParallel) : undefined;
+  for (const v of variants) checkTrainingMemory({ ...cfg, ...v.overrides }, undefined, undefined, par); // before any allocation; one rank's share
   ensureDirSync(options.outDir);
   const data = options.data ?? loadCtMoeData(cfg.vocabSize);
   const N = cfg.numExperts;

@@ -216,7 +216,7 @@ export function* variantRun(
   manualSeed(cfg.seed);
   // expert parallel: each rank builds only its experts, and the MoE layers become EP blocks
   const model = new CtMoeGPT(cfg, variant.flags, ep?.expertShard(cfg.numExperts));
-  ep?.shardFfns(model.gpt.blocks, cfg.nLayer);
+  ep?.shardFfns(model.gpt.blocks);
   const nParams = ep ? ep.globalParameterCount(model) : model.numParameters();
   const precision = precisionStep(cfg.precision ?? 'fp32', model); // before the optimiser: bf16 casts the parameters
   const layers = model.moeLayers;

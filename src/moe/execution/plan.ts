@@ -9,7 +9,10 @@
 //    (kernel-path/layer-node.ts), where router and experts are both covered;
 //  - 'device':    on a backend that cannot read synchronously (webgpu: Backend.deviceMoe), the
 //    composition with routing, counts and the slot plan kept in device tensors, the experts on
-//    worst-case-sized rows with device segment offsets (src/moe/device/): nothing waits for the GPU.
+//    worst-case-sized rows with device segment offsets (src/moe/device/): nothing waits for the GPU;
+//  - 'parallel':  across ranks (a layer given a ParallelExecution: parallel.ts, built by src/dist):
+//    expert or tensor parallel; inside it the router and the rank's experts run on what the
+//    paths above would pick for them (the kernels where they cover it, else the composition).
 // An MoELayer plans once (planLayer) and again only when its backend, dtype or the
 // MOEKIT_MOE_PATH setting changes; the per-call conditions (mask, jitter in training, an input
 // on another backend) are checked here too (layerCall). Standalone ops (routeLogits,
@@ -25,11 +28,12 @@ import { LocalDispatcher } from '../dispatch.js';
 import { ExpertChoiceDispatcher } from '../expert-choice.js';
 import type { ExpertWeights } from '../expert-weights.js';
 import { envSwitch, readEnv } from '../../env.js';
+import { type ParallelSpec, describeParallel } from './parallel.js';
 
-export type MoePath = 'reference' | 'kernels' | 'layer' | 'device';
+export type MoePath = 'reference' | 'kernels' | 'layer' | 'device' | 'parallel';
 
-/** MOEKIT_MOE_PATH: 'auto' (default: the fastest path covered, on a backend whose kernels are fast) or a path to force. */
-export type MoePathSetting = 'auto' | MoePath;
+/** MOEKIT_MOE_PATH: 'auto' (default: the fastest path covered, on a backend whose kernels are fast) or a single-process path to force. */
+export type MoePathSetting = 'auto' | Exclude<MoePath, 'parallel'>;
 
 /** MOEKIT_MOE_PATH, validated by the registry (src/env.ts). */
 export function moePathSetting(): MoePathSetting {
@@ -119,6 +123,8 @@ export interface PlanInputs {
   bankBiases: boolean;
   /** Every weight lives on `backend` in `dtype`. */
   weightsTogether: boolean;
+  /** Across ranks (MoELayer.parallelize), else null / absent. */
+  parallel?: ParallelSpec | null;
 }
 
 /** The dispatcher an MoELayer builds unless it is given one: ExpertChoiceDispatcher for router.kind 'expert-choice', else LocalDispatcher. */
@@ -127,16 +133,25 @@ export function defaultDispatcher(cfg: MoEConfig): Dispatcher {
   return cfg.router.kind === 'expert-choice' ? new ExpertChoiceDispatcher(E, cfg.dispatch) : new LocalDispatcher(E, cfg.dispatch);
 }
 
-/** The plan of a layer built from cfg on `backend` (its weights in `dtype`), without building it: `moekit info --layer`. */
-export function planForConfig(cfg: MoEConfig, backend: Backend, dtype: DType = 'f32'): ExecutionPlan {
-  return planLayer({ cfg, backend, dtype, dispatcher: defaultDispatcher(cfg), bankBiases: cfg.experts.bias, weightsTogether: true });
+/** The plan of a layer built from cfg on `backend` (its weights in `dtype`), without building it: `moekit info --layer` (with --ep / --tp: parallel). */
+export function planForConfig(cfg: MoEConfig, backend: Backend, dtype: DType = 'f32', parallel: ParallelSpec | null = null): ExecutionPlan {
+  return planLayer({
+    cfg,
+    backend,
+    dtype,
+    dispatcher: defaultDispatcher(cfg),
+    bankBiases: cfg.experts.bias,
+    weightsTogether: true,
+    parallel,
+  });
 }
 
 export function planKey(p: PlanInputs): string {
-  return `${p.backend.name}/${p.dtype}/${moePathSetting()}`;
+  return `${p.backend.name}/${p.dtype}/${moePathSetting()}${p.parallel ? `/${describeParallel(p.parallel)}` : ''}`;
 }
 
 export function planLayer(p: PlanInputs): ExecutionPlan {
+  if (p.parallel) return planParallel(p, p.parallel);
   const setting = moePathSetting();
   const key = planKey(p);
   const b = p.backend;
@@ -210,6 +225,64 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
     expertsKernel: !eGap,
     summary: `kernel chain on the ${where}: ${parts.join('; ')}; not one layer node: ${layerGap}`,
     key,
+  };
+}
+
+/** What the parallel plan refuses (a one-line error: the layer cannot run across ranks so), or null. */
+function parallelGap(p: PlanInputs, s: ParallelSpec): string | null {
+  const { router: rc, topology, dispatch, losses } = p.cfg;
+  if (rc.kind !== 'token-choice') return `router.kind '${rc.kind}' is not supported across ranks (only 'token-choice')`;
+  if (topology?.collaboration && dispatch.weightsOn === 'input')
+    return "CT-MoE message passing (topology.collaboration) with dispatch.weightsOn 'input' is not supported across ranks (use weightsOn 'output')";
+  if (losses.lbGranularity === 'instance' && losses.lbWeight > 0)
+    return "losses.lbGranularity 'instance' is not supported across ranks (use 'local-batch' or 'global-batch')";
+  // every TP rank routes the same tokens: their routing must not depend on a per-rank random draw
+  if (s.kind === 'tp' && s.ranks > 1 && rc.jitterEps > 0)
+    return 'router.jitterEps > 0 would give each rank different routing (its noise is drawn per process); use jitterEps 0 or the ep block';
+  if (deviceKernels(p.backend))
+    return `the ${p.backend.name} backend keeps routing on the device, and the all-to-all dispatcher reads it on the host (run it on the native or reference backend)`;
+  return null;
+}
+
+/**
+ * The 'parallel' path: what crosses ranks is the strategy's (parallel.ts); the router and the
+ * rank's experts run on what one process would pick for them: the router pass kernel where it
+ * covers the router, the experts node where the kernels cover the bank (its rows each carry one
+ * local expert, dispatched by a LocalDispatcher over the rank's experts), else the composition.
+ */
+function planParallel(p: PlanInputs, s: ParallelSpec): ExecutionPlan {
+  const gap = parallelGap(p, s);
+  if (gap) throw new Error(`${s.kind} MoE block: ${gap}`);
+  const setting = moePathSetting();
+  const b = p.backend;
+  const k = b.moe && setting !== 'reference' ? kernelsOn(b, p.dtype, setting, true) : null;
+  const noKernels =
+    setting === 'reference'
+      ? 'MOEKIT_MOE_PATH=reference'
+      : !b.moe
+        ? `the ${b.name} backend has no MoE kernels`
+        : isFloatDType(p.dtype) && !isHalfDType(p.dtype)
+          ? `the ${b.name} backend's MoE kernels are not faster`
+          : `dtype ${p.dtype}`;
+  const rc = p.cfg.router;
+  const rGap = !k ? noKernels : p.dtype === 'bf16' ? 'bf16 (the router composes in f32)' : routerGap(rc, rc.selectionBias !== null);
+  const eGap = !k
+    ? noKernels
+    : (bankGap(p.cfg.experts, p.bankBiases, k, p.dtype) ??
+      (p.cfg.dispatch.weightsOn === 'output' ? null : 'weights on the input') ??
+      (p.weightsTogether ? null : 'weights on different backends or dtypes'));
+  const own =
+    p.dispatcher.constructor === LocalDispatcher ? '' : `; the layer's ${p.dispatcher.constructor.name} does not run across ranks`;
+  const where = `${b.name} backend, ${p.dtype}`;
+  return {
+    path: 'parallel',
+    kernels: rGap && eGap ? null : k,
+    routerKernel: !rGap,
+    expertsKernel: !eGap,
+    summary:
+      `${describeParallel(s)}; router: ${rGap ? `composition (${rGap})` : `kernel on the ${where}`}; ` +
+      `local experts: ${eGap ? `composition (${eGap})` : `one ${expertName(p.cfg.experts)} kernel node on the ${where}`}${own}`,
+    key: planKey(p),
   };
 }
 

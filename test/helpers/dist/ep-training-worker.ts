@@ -13,7 +13,7 @@ import { biasUpdateDelta } from '../../../src/moe/balancing.js';
 import { worldCommunicator } from '../../../src/dist/communicator.js';
 import { allReduceGradients } from '../../../src/dist/differentiable.js';
 import { ExpertParallelMoeBlock } from '../../../src/dist/ep-block.js';
-import { expertParallelCapacity, layerCapacity } from '../../../src/dist/layer-glue.js';
+import { expertParallelCapacity, layerCapacity } from '../../../src/dist/rank-experts.js';
 
 const comm = worldCommunicator();
 const { rank, size } = comm;

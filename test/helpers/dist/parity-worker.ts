@@ -5,6 +5,9 @@
 // also shows that the ranks' experts together are the whole layer's; 'softmax-top2' runs them
 // over the whole layer instead (the block copies its slice). Any mismatch throws, which aborts
 // every rank (MPI_Abort); each passing case prints "PASS <case> <block> rank <r>".
+// The blocks run the layer under its 'parallel' execution plan; `--backend=reference` runs every
+// rank on the reference backend, where that plan's local experts are the composition (on the
+// native backend: the kernels' experts node), and each case checks the plan says so.
 import { Generator } from '../../../src/tensor/random.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 import { fromArray, randn } from '../../../src/ops/creation.js';
@@ -19,7 +22,10 @@ import { allReduceGradients } from '../../../src/dist/differentiable.js';
 import { buildMlpOrMoe, buildMoeBlock } from '../../../src/dist/builders.js';
 import { ExpertParallelMoeBlock } from '../../../src/dist/ep-block.js';
 import { expertShardFor } from '../../../src/dist/partition.js';
+import { getBackend, setBackend } from '../../../src/backend/registry.js';
 
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--backend='));
+if (process.argv.includes('--backend=reference')) setBackend('reference');
 const comm = worldCommunicator();
 const base = { hiddenSize: 16, experts: { intermediateSize: 24 }, losses: { lbWeight: 0.01, zLossWeight: 0.001 } };
 const CASES: Record<string, { cfg: object; T: number; setup?: (l: MoELayer) => void; expectDrops?: boolean; zeroExpert?: number; wholeLayer?: boolean }> = {
@@ -69,7 +75,7 @@ function zeroGrads(params: readonly Parameter[], x: Tensor): void {
   x.zeroGrad();
 }
 
-if (process.argv[2] === 'indivisible') {
+if (args[0] === 'indivisible') {
   // 7 experts over 2 or 4 ranks: both blocks refuse with one line naming the sizes
   const layer = new MoELayer(parseMoEConfig({ ...base, router: { numExperts: 7, topK: 2 } }), { generator: new Generator(7) });
   for (const kind of ['tp', 'ep'] as const) {
@@ -97,7 +103,9 @@ if (process.argv[2] === 'indivisible') {
     console.log(`PASS jitter tp rank ${comm.rank}`);
   }
 }
-const only = process.argv[2] === 'indivisible' ? [] : process.argv[2] ? process.argv[2].split(',') : Object.keys(CASES);
+const only = args[0] === 'indivisible' ? [] : args[0] ? args[0].split(',') : Object.keys(CASES);
+// which path the plan gives the rank's experts on this backend (the experts node where the kernels are fast)
+const expertsPath = getBackend().moe?.fast ? /; local experts: one \S+ kernel node on the native backend, f32/ : /; local experts: composition \(/;
 for (const name of only) {
   const c = CASES[name]!;
   const layer = new MoELayer(parseMoEConfig(c.cfg), { generator: new Generator(7) });
@@ -126,6 +134,10 @@ for (const name of only) {
     const block = buildMoeBlock(kind, blockLayer, { group: comm });
     if (!c.wholeLayer && block.experts !== blockLayer.experts) throw new Error(`${name} ${kind}: the block does not run the sharded layer's own bank`);
     block.train();
+    const plan = blockLayer.executionPlan;
+    const parallel = kind === 'tp' && comm.size === 1 ? null : `${kind === 'ep' ? 'expert' : 'tensor'} parallel over ${comm.size} rank`;
+    if (parallel ? !(plan.path === 'parallel' && plan.summary.startsWith(parallel) && expertsPath.test(plan.summary)) : plan.path === 'parallel')
+      throw new Error(`${name} ${kind}: the layer's plan is '${plan.path}': ${plan.summary}`);
     const y = block.forward(x);
     sum(mul(y, seed)).backward();
     if (block instanceof ExpertParallelMoeBlock) {
