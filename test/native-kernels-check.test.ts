@@ -49,6 +49,7 @@ function buildDriver(cc: string, exe: string): void {
     ...['cpu.c', 'threadpool.c', 'kernel_util.c'].map((f) => join(NATIVE, 'runtime', f)),
     ...cSources('gemm'),
     ...cSources('moe').filter((f) => !includedByDriver.includes(f)),
+    ...cSources('ops').filter((f) => /\/vec_f32\w*\.c$/.test(f)), // the moe activations call them
   ];
   const args = [
     ...CFLAGS,

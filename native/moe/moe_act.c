@@ -11,6 +11,8 @@
 #include "moe.h"
 #include "moe_act_vec.h"
 #include "moe_fuse.h"
+#include "vec_exp.h"
+#include "vec_f32.h"
 
 #define MK_INV_SQRT2 0.7071067811865476
 #define MK_INV_SQRT_2PI 0.3989422804014327
@@ -39,26 +41,14 @@ static inline double mk_act_sigmoid(double x) {
 #include <immintrin.h>
 #define A512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-/* sigmoid(x) = 1 / (1 + e^-x), e^y by Cephes expf's range reduction + polynomial (|rel err|
- * ~1e-7 in float); the input is clamped to |y| <= 88 so nothing overflows. The reciprocal is
- * rcp14 refined by one Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per
- * ~5 cycles, and it bounded the SwiGLU passes (docs/performance.md: native/moe/moe_act.c: sigmoid16). */
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp16 (|rel err| ~1e-7 in float); the
+ * input is clamped to |y| <= 88 so nothing overflows. The reciprocal is rcp14 refined by one
+ * Newton step (rel err ~2^-28): Zen 4 issues a 512-bit divide once per ~5 cycles, and it bounded
+ * the SwiGLU passes (docs/performance.md: native/moe/moe_act.c: sigmoid16). */
 static A512 inline __m512 sigmoid16(__m512 x) {
   __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-  __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-  __m512 e = _mm512_scalef_ps(p, n);
+  __m512 e = mk_vexp16(y);
   const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
   const __m512 q = _mm512_rcp14_ps(d);
   return _mm512_fmadd_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(1.0f)), q);
@@ -186,8 +176,37 @@ static mk_range_fn swiglu_f32_fn(int backward, int64_t cs) {
   return backward ? mk_moe_f32_swiglu_bwd_rows : mk_moe_f32_swiglu_fwd_rows;
 }
 
+/* f32 GELU with contiguous columns on vec_f32.h's kernels, the elementwise op's arithmetic, so
+ * the kernel chain keeps the composition's bits */
+static void gelu_fwd_rows_f32_vec(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_act *a = (const mk_moe_act *)p;
+  const mk_vec_f32_kernels *vk = mk_vec_f32();
+  for (int64_t r = b; r < e; r++)
+    vk->gelu((const float *)a->gu + r * a->ld + a->goff, (float *)a->h + r * a->I, a->I, 0);
+}
+
+static void gelu_bwd_rows_f32_vec(void *p, int64_t b, int64_t e, int64_t task) {
+  (void)task;
+  const mk_moe_act *a = (const mk_moe_act *)p;
+  const mk_vec_f32_kernels *vk = mk_vec_f32();
+  for (int64_t r = b; r < e; r++) {
+    const double d = vk->gelu_backward((const float *)a->gu + r * a->ld + a->goff, (const float *)a->dy + r * a->I,
+                                       a->w ? ((const float *)a->w)[r] : 1.0f, (float *)a->dgu + r * a->ld + a->goff,
+                                       a->hout ? (float *)a->hout + r * a->I : NULL, a->I, 0);
+    if (a->dw) ((float *)a->dw)[r] = (float)d;
+  }
+}
+
+static void gelu_tile_f32_vec(const float *g, const float *u, int64_t ld, float *h, int64_t ldh, int64_t rows,
+                              int64_t n) {
+  (void)u;
+  const mk_vec_f32_kernels *vk = mk_vec_f32();
+  for (int64_t i = 0; i < rows; i++) vk->gelu(g + i * ld, h + i * ldh, n, 0);
+}
+
 mk_moe_tile_f32 mk_moe_epilogue_f32(mk_moe_epilogue e) {
-  if (e == MK_EPI_GELU) return mk_moe_f32_gelu_tile;
+  if (e == MK_EPI_GELU) return mk_vec_f32() ? gelu_tile_f32_vec : mk_moe_f32_gelu_tile;
 #if defined(__x86_64__)
   if (mk_cpu_isa() == MK_ISA_AVX512) return swiglu_fwd_tile_f32;
 #endif
@@ -209,10 +228,12 @@ static mk_range_fn act_fn(mk_moe_act_kind kind, const mk_moe_act *a, int64_t *co
       *cost = 16 * a->I;
       return f64 ? mk_moe_f64_swiglu_bwd_rows : swiglu_f32_fn(1, a->cs);
     case MK_ACT_GELU_FWD:
-      return f64 ? mk_moe_f64_gelu_fwd_rows : mk_moe_f32_gelu_fwd_rows;
+      if (f64) return mk_moe_f64_gelu_fwd_rows;
+      return a->cs == 1 && mk_vec_f32() ? gelu_fwd_rows_f32_vec : mk_moe_f32_gelu_fwd_rows;
     case MK_ACT_GELU_BWD:
       *cost = 16 * a->I;
-      return f64 ? mk_moe_f64_gelu_bwd_rows : mk_moe_f32_gelu_bwd_rows;
+      if (f64) return mk_moe_f64_gelu_bwd_rows;
+      return a->cs == 1 && mk_vec_f32() ? gelu_bwd_rows_f32_vec : mk_moe_f32_gelu_bwd_rows;
     case MK_ACT_OSS_FWD:
       return f64 ? mk_moe_f64_oss_fwd_rows : mk_moe_f32_oss_fwd_rows;
     case MK_ACT_OSS_BWD:

@@ -3,6 +3,7 @@
  * every element takes the vector arithmetic.
  */
 #include "moe_act_vec.h"
+#include "vec_exp.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -10,26 +11,13 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* sigmoid(x) = 1 / (1 + e^-x): e^y as moe_act.c's sigmoid16 computes it, 2^n built in the
- * exponent bits (|y| <= 88 keeps n + 127 in [0, 254]); the reciprocal is a division: rcp (12 bits)
- * with one Newton step missed 1 by an ulp, which g * (1 - sigmoid(g)) turns into ~6e-6 of the
- * gradient at large g */
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp8; the reciprocal is a division: rcp
+ * (12 bits) with one Newton step missed 1 by an ulp, which g * (1 - sigmoid(g)) turns into ~6e-6
+ * of the gradient at large g */
 static AVX2 inline __m256 sigmoid8(__m256 x) {
   __m256 y = _mm256_sub_ps(_mm256_setzero_ps(), x);
   y = _mm256_max_ps(_mm256_min_ps(y, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-88.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), y);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+  const __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), mk_vexp8(y));
   return _mm256_div_ps(_mm256_set1_ps(1.0f), d);
 }
 

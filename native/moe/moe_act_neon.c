@@ -3,28 +3,18 @@
  * zero-padded copy so every element takes the vector arithmetic. ASIMD is baseline on aarch64.
  */
 #include "moe_act_vec.h"
+#include "vec_exp.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <string.h>
 
-/* sigmoid(x) = 1 / (1 + e^-x) as moe_act_avx2.c's sigmoid8; the reciprocal estimate (8 bits) is
+/* sigmoid(x) = 1 / (1 + e^-x), e^y by vec_exp.h's mk_vexp4; the reciprocal estimate (8 bits) is
  * refined by two Newton steps (~23 bits) */
 static inline float32x4_t sigmoid4(float32x4_t x) {
   float32x4_t y = vnegq_f32(x);
   y = vmaxq_f32(vminq_f32(y, vdupq_n_f32(88.0f)), vdupq_n_f32(-88.0f));
-  const float32x4_t n = vrndnq_f32(vmulq_f32(y, vdupq_n_f32(1.44269504088896341f)));
-  float32x4_t r = vfmsq_f32(y, n, vdupq_n_f32(0.693359375f));
-  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-  float32x4_t p = vdupq_n_f32(1.9875691500E-4f);
-  p = vfmaq_f32(vdupq_n_f32(1.3981999507E-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(8.3334519073E-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(4.1665795894E-2f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.6666665459E-1f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(5.0000001201E-1f), p, r);
-  p = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
-  const int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
-  const float32x4_t d = vaddq_f32(vdupq_n_f32(1.0f), vmulq_f32(p, vreinterpretq_f32_s32(bits)));
+  const float32x4_t d = vaddq_f32(vdupq_n_f32(1.0f), mk_vexp4(y));
   float32x4_t q = vrecpeq_f32(d);
   q = vmulq_f32(q, vrecpsq_f32(d, q));
   return vmulq_f32(q, vrecpsq_f32(d, q));

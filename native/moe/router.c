@@ -34,6 +34,7 @@
 #include "addon.h"
 #include "cpu.h"
 #include "kernel_util.h"
+#include "vec_f32.h"
 
 #define MAX_DIM ((int64_t)1 << 40)
 #define MK_ROUTER_BLOCK 32 /* rows per block of the forward */
@@ -80,7 +81,9 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #define SFX f32
 #define MK_EXP expf
 #define MK_ROUTER_DX_ROW_A512 tail_dx_row_a512_f32
+#define RT_VEC 1
 #include "router_impl.inc"
+#undef RT_VEC
 #undef T
 #undef SFX
 #undef MK_EXP
@@ -89,7 +92,9 @@ static MK_ROUTER_A512 void tail_dx_row_a512_f32(const mk_router_ctx *c, int64_t 
 #define SFX f64
 #define MK_EXP exp
 #define MK_ROUTER_DX_ROW_A512 tail_dx_row_generic_f64
+#define RT_VEC 0
 #include "router_impl.inc"
+#undef RT_VEC
 #undef T
 #undef SFX
 #undef MK_EXP

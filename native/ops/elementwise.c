@@ -16,6 +16,7 @@
 #include "addon.h"
 #include "kernel_util.h"
 #include "nd_iter.h"
+#include "vec_f32.h"
 
 typedef enum {
   U_NEG,
@@ -138,12 +139,16 @@ typedef struct {
 
 #define T float
 #define SFX f32
+#define EW_VEC 1
 #include "elementwise_impl.inc"
+#undef EW_VEC
 #undef T
 #undef SFX
 #define T double
 #define SFX f64
+#define EW_VEC 0
 #include "elementwise_impl.inc"
+#undef EW_VEC
 #undef T
 #undef SFX
 

@@ -16,6 +16,7 @@
 
 #include "addon.h"
 #include "kernel_util.h"
+#include "vec_f32.h"
 
 typedef struct {
   const void *x, *dy, *w, *b;
@@ -31,14 +32,18 @@ typedef struct {
 #define T float
 #define SFX f32
 #define MK_EXP expf
+#define RW_VEC 1
 #include "rowwise_impl.inc"
+#undef RW_VEC
 #undef T
 #undef SFX
 #undef MK_EXP
 #define T double
 #define SFX f64
 #define MK_EXP exp
+#define RW_VEC 0
 #include "rowwise_impl.inc"
+#undef RW_VEC
 #undef T
 #undef SFX
 #undef MK_EXP

@@ -141,6 +141,7 @@ int main(int argc, char **argv) {
     kc_check_packs();
     kc_check_bf16();
     kc_check_moe_bf16();
+    kc_check_vec();
     printf("%s: gemm f32 kernel %s, f64 kernel %s: %s\n", mk_isa_name(mk_cpu_isa()),
            mk_gemm_kernel_f32(mk_cpu_isa())->name, mk_gemm_kernel_f64(mk_cpu_isa())->name,
            g_failures == before ? "ok" : "FAILED");

@@ -1,13 +1,14 @@
 /*
  * A stand-alone check of the native kernels, without Node: the GEMM (kernels_check.c), the
  * grouped MoE GEMMs (kernels_check_moe.c), the router pass (kernels_check_router.c), the
- * SwiGLU passes (kernels_check_act.c), the AVX2 packs (kernels_check_packs.c) and the bf16
+ * SwiGLU passes (kernels_check_act.c), the AVX2 packs (kernels_check_packs.c), the bf16
  * conversions and pair packs (kernels_check_bf16.c, the MoE kernels' bf16 operand packs in
- * kernels_check_moe_bf16.c) of every ISA this CPU runs, against plain C references in double at
- * small sizes (the packs bit for bit against panels built by their formulas). Built for the host and, with Debian's
- * aarch64-linux-gnu-gcc, for aarch64 to run the NEON kernels under qemu-aarch64 (test/native-kernels-cross.test.ts).
- * Not part of the addon (binding.gyp lists the kernel folders only). Prints one line per failure; exits 1 if any check
- * failed.
+ * kernels_check_moe_bf16.c) and the f32 exp rows and GELU (kernels_check_vec.c) of every ISA
+ * this CPU runs, against plain C references in double at small sizes (the packs bit for bit
+ * against panels built by their formulas). Built for the host and, with Debian's
+ * aarch64-linux-gnu-gcc, for aarch64 to run the NEON kernels under qemu-aarch64
+ * (test/native-kernels-check.test.ts). Not part of the addon (binding.gyp lists the kernel
+ * folders only). Prints one line per failure; exits 1 if any check failed.
  */
 #ifndef MOEKIT_KERNELS_CHECK_H
 #define MOEKIT_KERNELS_CHECK_H
@@ -32,5 +33,6 @@ void kc_check_act(void);
 void kc_check_packs(void);
 void kc_check_bf16(void);
 void kc_check_moe_bf16(void);
+void kc_check_vec(void);
 
 #endif
