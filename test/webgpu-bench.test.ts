@@ -8,12 +8,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { defaultPeerDir } from '../bench/util.js';
 import { webgpuOrSkip } from './helpers/webgpu.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BENCH = join(ROOT, 'bench', 'main.ts');
-/** bench/moe.ts's default peer folder (beside the checkout). */
-const PEER_DIR = join(ROOT, '..', 'shared', 'peers', 'torch-moe');
+/** bench/moe.ts's default peer folder. */
+const PEER_DIR = defaultPeerDir();
 const torchHere = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 async function bench(args: string[]): Promise<{ rows: Array<Record<string, unknown>>; stderr: string }> {
