@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { loadNativeAddon, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
 import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { availableBackends, getBackend, setBackend } from '../src/backend/index.js';
 import { BF16Array, type Storage } from '../src/backend/types.js';
@@ -21,6 +21,7 @@ import { manualSeed, randn } from '../src/index.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { withEnv } from './helpers/env.js';
+import { onEachIsa } from './helpers/isa.js';
 
 const loaded = loadNativeAddon();
 const addon = loaded.addon as NativeAddon;
@@ -34,22 +35,6 @@ const cpuHasBf16 = (() => {
 })();
 
 /** The ISAs to force: the detected one and every one below it (the pair kernel runs under avx512 where the CPU has AVX512_BF16). */
-function isas(): NativeIsa[] {
-  const start = addon.cpuInfo().isa;
-  return start === 'avx512' ? ['avx512', 'avx2', 'scalar'] : start === 'avx2' ? ['avx2', 'scalar'] : [start];
-}
-
-function onEachIsa(fn: (isa: NativeIsa) => void): void {
-  const start = addon.cpuInfo().isa;
-  try {
-    for (const isa of isas()) {
-      assert.equal(addon.setIsa(isa), isa);
-      fn(isa);
-    }
-  } finally {
-    addon.setIsa(start);
-  }
-}
 
 const values = (gen: Generator, n: number) => Float32Array.from({ length: n }, () => 2 * gen.uniform() - 1);
 const bf16 = (v: Float32Array) => narrowToHalf(v, 'bf16', new BF16Array(v.length)) as BF16Array;
@@ -232,13 +217,13 @@ describe('grouped GEMMs over bf16 operands', { skip }, () => {
   after(() => setBackend(prev as 'native'));
   test(`gemmRows on every ISA (${cpuHasBf16 ? 'AVX512_BF16 pair kernel under avx512' : 'no AVX512_BF16 here: widened packs'}) against f64`, () => {
     setBackend('native');
-    onEachIsa((isa) => {
+    onEachIsa(addon, (isa) => {
       for (const c of ROWS_CASES) checkRows(c, isa);
     });
   });
   test('gemmWgrad on every ISA against f64', () => {
     setBackend('native');
-    onEachIsa((isa) => {
+    onEachIsa(addon, (isa) => {
       for (const c of WGRAD_CASES) checkWgrad(c, isa);
     });
   });
@@ -350,7 +335,7 @@ describe('a bf16 MoELayer on its kernel path against the bf16 composition', { sk
       setBackend('native');
       const want = bf16Layer(c.input, c.T, 'reference');
       assert.match(want.summary, /reference composition/);
-      onEachIsa((isa) => {
+      onEachIsa(addon, (isa) => {
         const got = bf16Layer(c.input, c.T, 'auto');
         assert.match(got.summary, /experts: one kernel node/);
         assertNear(got.values, want.values, 0.02, `${isa} ${c.name}`);
@@ -391,6 +376,6 @@ describe('a bf16 MoELayer on its kernel path against the bf16 composition', { sk
         }),
       );
     const want = run('reference');
-    onEachIsa((isa) => assertNear(run('auto'), want, 0.02, `${isa} rows`));
+    onEachIsa(addon, (isa) => assertNear(run('auto'), want, 0.02, `${isa} rows`));
   });
 });

@@ -4,7 +4,8 @@
 // batches with a broadcast operand). Each element is within one bf16 ulp of the exact value.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadNativeAddon, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
+import { onEachIsa } from './helpers/isa.js';
 import { narrowToHalf, widenHalfToF32 } from '../src/io/half.js';
 
 const loaded = loadNativeAddon();
@@ -79,32 +80,8 @@ function check(c: Case): void {
   }
 }
 
-const hostIsas = (): NativeIsa[] => {
-  const start = addon.cpuInfo().isa;
-  return start === 'avx512'
-    ? ['avx512', 'avx2', 'scalar']
-    : start === 'avx2'
-      ? ['avx2', 'scalar']
-      : start === 'neon'
-        ? ['neon', 'scalar']
-        : ['scalar'];
-};
-
-/** fn under each ISA this CPU runs (native/gemm/bf16_pack.c has a vector loop per ISA), then the start ISA again. */
-function onEveryIsa(fn: (isa: NativeIsa) => void): void {
-  const start = addon.cpuInfo().isa;
-  try {
-    for (const isa of hostIsas()) {
-      assert.equal(addon.setIsa(isa), isa);
-      fn(isa);
-    }
-  } finally {
-    addon.setIsa(start);
-  }
-}
-
 test('matmulBf16 on every ISA this CPU has: edge shapes against f64', { skip }, () => {
-  onEveryIsa(() => {
+  onEachIsa(addon, () => {
     for (const c of CASES) check(c);
   });
 });
@@ -130,7 +107,7 @@ test('native halfToF32 / f32ToHalf equal the engine casts of src/io/half.ts bit 
   }
   bits.set([0x7f800001, 0xffc00000, 0x7f7fffff, 0x477fefff, 0x477ff000, 0x33800000, 0x00000001, 0x80000000], 0);
   const f = new Float32Array(bits.buffer);
-  onEveryIsa((isa) => {
+  onEachIsa(addon, (isa) => {
     for (const fmt of ['bf16', 'f16'] as const) {
       const wide = new Float32Array(65536);
       addon.halfToF32!(all, wide, fmt === 'f16');
@@ -154,7 +131,7 @@ test("native bf16 conversions at every length 0..40, starting one element in: th
   for (let i = 0; i < bits.length; i++) bits[i] = special[i % special.length]! ^ (i >= special.length ? 0x00010000 * i : 0);
   const f = new Float32Array(bits.buffer);
   const h = new Uint16Array(bits.length).map((_, i) => (bits[i]! >>> 16) ^ (i & 1));
-  onEveryIsa((isa) => {
+  onEachIsa(addon, (isa) => {
     for (let n = 0; n <= 40; n++) {
       const src = f.subarray(1, 1 + n); // one element in: not on a vector boundary
       const narrow = new Uint16Array(n + 1).fill(0xabcd);

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { loadNativeAddon, type FloatArray, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
+import { isasFromCurrent } from './helpers/isa.js';
 
 const loaded = loadNativeAddon();
 const skip = loaded.addon ? false : `native addon not available: ${loaded.reason}`;
@@ -113,14 +114,8 @@ const SHAPES: Array<[number, number, number]> = [
   [70, 2100, 50],
 ];
 
-function isasToTest(): NativeIsa[] {
-  const best = addon.cpuInfo().isa;
-  const all: NativeIsa[] = best === 'neon' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'];
-  return all.slice(all.indexOf(best));
-}
-
 test('matmul matches a float64 naive loop: all ISAs, shapes, transposes', { skip }, () => {
-  const isas = isasToTest();
+  const isas = isasFromCurrent(addon);
   try {
     for (const isa of isas) {
       assert.equal(addon.setIsa(isa), isa);
@@ -180,7 +175,7 @@ const SKINNY: Array<[number, number, number]> = [
 ];
 
 test('matmul skinny shapes (direct path) match a float64 naive loop: all ISAs, transposes', { skip }, () => {
-  const isas = isasToTest();
+  const isas = isasFromCurrent(addon);
   try {
     for (const isa of isas) {
       addon.setIsa(isa);

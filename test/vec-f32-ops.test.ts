@@ -6,31 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { loadNativeAddon, type NativeAddon, type NativeIsa } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
+import { onEachIsa } from './helpers/isa.js';
 import { erf } from '../src/backend/reference/math.js';
 
 const loaded = loadNativeAddon();
 const skip = loaded.addon ? false : `native addon not available: ${loaded.reason}`;
 const addon = loaded.addon as NativeAddon;
-
-function isasToTest(): NativeIsa[] {
-  const best = addon.cpuInfo().isa;
-  const all: NativeIsa[] = best === 'neon' ? ['neon', 'scalar'] : ['avx512', 'avx2', 'scalar'];
-  return all.slice(all.indexOf(best));
-}
-
-/** Runs fn under each ISA, then restores the one in use. */
-function eachIsa(fn: (isa: NativeIsa) => void): void {
-  const start = addon.cpuInfo().isa;
-  try {
-    for (const isa of isasToTest()) {
-      assert.equal(addon.setIsa(isa), isa);
-      fn(isa);
-    }
-  } finally {
-    addon.setIsa(start);
-  }
-}
 
 /** |got - want| <= rel·scale + 1e-37 (NaN wants NaN; infinities want themselves). */
 function near(got: number, want: number, scale: number, rel: number, what: string): void {
@@ -74,7 +56,7 @@ function geluRef(x: number, tanhForm: boolean): { y: number; d: number; scale: n
 }
 
 test('gelu and gelu_tanh forward and backward (f32, every ISA) against double', { skip }, () => {
-  eachIsa((isa) => {
+  onEachIsa(addon, (isa) => {
     for (const [op, tanhForm] of [
       ['gelu', false],
       ['gelu_tanh', true],
@@ -111,7 +93,7 @@ function lseRef(x: Float32Array, r: number, n: number): number {
 }
 
 test('softmax, log-softmax, their backward and the cross-entropy pick (f32, every ISA) against double', { skip }, () => {
-  eachIsa((isa) => {
+  onEachIsa(addon, (isa) => {
     for (const n of [1, 5, 16, 37, 64, 2048]) {
       const R = 4;
       for (const spread of [3, 40]) {
