@@ -106,9 +106,9 @@ export const TINY_PRESET: CtMoeExperimentConfig = {
 
 /**
  * Between tiny and paper: the paper's N = 16 experts and top-2, 4 layers, sequences of 128 over a
- * 4096-token vocabulary; sized so that all four variants under 3 seeds (12 runs) finish in about
- * an hour on 2 cores (README: the `small` preset; the step time it was sized from is in
- * docs/performance.md). `--set topK=3` lets S reach the message passing (see TINY_PRESET).
+ * 4096-token vocabulary; sized so that all four variants under 3 seeds (12 runs) finish within
+ * an hour on 2 cores (measured: ~27 minutes quiet at top-3; README: the `small` preset).
+ * `--set topK=3` lets S reach the message passing (see TINY_PRESET).
  */
 export const SMALL_PRESET: CtMoeExperimentConfig = {
   ...PAPER_PRESET,
