@@ -6,6 +6,7 @@
 #include "moe.c"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "kernels_check.h"
 
