@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon } from '../src/backend/native/addon.js';
 import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { availableBackends, getBackend, setBackend } from '../src/backend/index.js';
 import { BF16Array, type Storage } from '../src/backend/types.js';

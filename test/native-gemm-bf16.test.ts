@@ -4,7 +4,7 @@
 // batches with a broadcast operand). Each element is within one bf16 ulp of the exact value.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon } from '../src/backend/native/addon.js';
 import { onEachIsa } from './helpers/isa.js';
 import { narrowToHalf, widenHalfToF32 } from '../src/io/half.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { loadNativeAddon, type NativeAddon, } from '../src/backend/native/addon.js';
+import { loadNativeAddon, type NativeAddon } from '../src/backend/native/addon.js';
 import { onEachIsa } from './helpers/isa.js';
 import { erf } from '../src/backend/reference/math.js';
 
