@@ -21,41 +21,36 @@ const MAX_IDLE_BYTES = 1 << 30;
 const idle = new Map<string, ScratchArray[]>();
 let idleBytes = 0;
 
-function key(a: ScratchArray | 'f' | 'd' | 'h', n: number): string {
-  const kind = typeof a === 'string' ? a : a instanceof BF16Array ? 'h' : a instanceof Float64Array ? 'd' : 'f';
-  return `${kind}${n}`;
+type Kind = 'f' | 'd' | 'h';
+
+function kindOf(a: ScratchArray): Kind {
+  return a instanceof BF16Array ? 'h' : a instanceof Float64Array ? 'd' : 'f';
+}
+
+/** An idle buffer of this kind and length, if one is pooled (nothing below MIN_BYTES is). */
+function takeIdle(kind: Kind, n: number, bytesPerElement: number): ScratchArray | undefined {
+  if (n * bytesPerElement < MIN_BYTES) return undefined;
+  const a = idle.get(`${kind}${n}`)?.pop();
+  if (a) idleBytes -= a.byteLength;
+  return a;
 }
 
 /** An array like `like` of n elements; contents are arbitrary (callers overwrite all of it). */
 export function acquireScratch(like: FloatArray, n: number): FloatArray {
   const f64 = like instanceof Float64Array;
-  if (n * (f64 ? 8 : 4) >= MIN_BYTES) {
-    const a = idle.get(key(f64 ? 'd' : 'f', n))?.pop() as FloatArray | undefined;
-    if (a) {
-      idleBytes -= a.byteLength;
-      return a;
-    }
-  }
-  return uninitializedFloatArrayLike(like, n);
+  return (takeIdle(f64 ? 'd' : 'f', n, f64 ? 8 : 4) as FloatArray | undefined) ?? uninitializedFloatArrayLike(like, n);
 }
 
 /** A BF16Array of n elements from the same pool (the bf16 node's saved pre-activations, h and their gradients); contents arbitrary. */
 export function acquireHalfScratch(n: number): BF16Array {
-  if (n * BF16Array.BYTES_PER_ELEMENT >= MIN_BYTES) {
-    const a = idle.get(key('h', n))?.pop() as BF16Array | undefined;
-    if (a) {
-      idleBytes -= a.byteLength;
-      return a;
-    }
-  }
-  return new BF16Array(n);
+  return (takeIdle('h', n, BF16Array.BYTES_PER_ELEMENT) as BF16Array | undefined) ?? new BF16Array(n);
 }
 
 /** Give back an array from acquireScratch that nothing references any more. */
 export function releaseScratch(a: ScratchArray): void {
   if (a.byteLength < MIN_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
   if (idleBytes + a.byteLength > MAX_IDLE_BYTES) return;
-  const k = key(a, a.length);
+  const k = `${kindOf(a)}${a.length}`;
   const list = idle.get(k) ?? [];
   idle.set(k, list);
   if (list.length >= PER_KEY || list.includes(a)) return;
