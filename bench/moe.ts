@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { backendInfo } from '../src/backend/index.js';
 import { loadNativeAddon } from '../src/backend/native/addon.js';
 import { benchMoeLayer } from './moe-layer.js';
-import { manualSeed, noGrad, randn, useThroughputGc } from '../src/index.js';
+import { manualSeed, noGrad, randn, useThroughputGc, withAutocast } from '../src/index.js';
 import { BatchLoader, TokenWindows } from '../src/data/batches.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
@@ -89,6 +89,8 @@ export interface Row {
   tokens_per_s: number;
   gflops: number;
   peak_rss_mb: number;
+  /** RSS before the layer was built (Node's own baseline, with moekit loaded): the bf16 comparison's growth column. */
+  start_rss_mb?: number;
   backend: string;
   /** The native kernels' instruction set in moekit's process ('-' off the native backend). */
   isa: string;
@@ -121,19 +123,26 @@ function kernelIsa(): string {
   return backendInfo().name === 'native' ? (loadNativeAddon().addon?.cpuInfo().isa ?? '-') : '-';
 }
 
-/** Runs in a child process so each row's peak RSS is its own. bf16 (--dtype bf16): the layer built in bf16 (its `dtype` option), its input cast. */
-function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16' = 'f32'): Row {
+/**
+ * Runs in a child process so each row's peak RSS is its own. bf16 (--dtype bf16): the layer built
+ * in bf16 (its `dtype` option), its input cast; autocast (--dtype bf16 --autocast): the f32 layer
+ * and input, the forward under withAutocast('bf16').
+ */
+function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16' | 'autocast' = 'f32'): Row {
   const c = MOE_CONFIGS[name]!;
-  const layer = benchMoeLayer(c, dtype);
-  const x = randn([c.tokens, c.dModel]).to(dtype);
-  const dy = randn([c.tokens, c.dModel]).to(dtype);
+  const startRss = process.memoryUsage().rss;
+  const stored = dtype === 'autocast' ? 'f32' : dtype;
+  const layer = benchMoeLayer(c, stored);
+  const x = randn([c.tokens, c.dModel]).to(stored);
+  const dy = randn([c.tokens, c.dModel]).to(stored);
+  const forward = (xi: Tensor) => (dtype === 'autocast' ? withAutocast('bf16', () => layer.forward(xi)) : layer.forward(xi));
   const run =
     mode === 'fwd'
-      ? () => noGrad(() => layer.forward(x)).dataSync()
+      ? () => noGrad(() => forward(x)).dataSync()
       : () => {
           layer.zeroGrad();
           const xi = x.detach().requiresGrad_();
-          layer.forward(xi).backward(dy);
+          forward(xi).backward(dy);
         };
   const last = warmUp(run);
   const runs = Math.min(50, Math.max(5, Math.ceil(3000 / last)));
@@ -151,6 +160,7 @@ function measure(name: string, mode: Mode, v8Gc: GcPolicy, dtype: 'f32' | 'bf16'
     tokens_per_s: Math.round(c.tokens / s),
     gflops: +(expertFlops(c, mode) / s / 1e9).toFixed(1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    start_rss_mb: Math.round(startRss / 2 ** 20),
     backend: backendInfo().name,
     isa: kernelIsa(),
     v8_gc: v8Gc,
@@ -368,6 +378,7 @@ export function register(program: Command): void {
       "run moekit under V8's default GC policy, not useThroughputGc() as moekit's CLI does (src/tensor/gc-policy.ts)",
     )
     .option('--dtype <dtype>', 'f32, or bf16: the layer in bf16 against moekit f32 and PyTorch bf16 (fwd+bwd, bench/moe-bf16.ts)', 'f32')
+    .option('--autocast', "with --dtype bf16: also the f32 layer under withAutocast('bf16') (its own columns)")
     .option('--isa <name>', ISA_OPTION_HELP, parseForcedIsa)
     .option(
       '--peer-dir <path>',
@@ -394,6 +405,7 @@ export function register(program: Command): void {
           peerDir?: string;
           child?: string;
           dtype: string;
+          autocast?: boolean;
         },
         cmd: Command,
       ) => {
@@ -420,11 +432,12 @@ export function register(program: Command): void {
           return;
         }
         if (opts.child) {
-          const [name, mode, dtype] = opts.child.split(':') as [string, Mode, 'f32' | 'bf16' | undefined];
+          const [name, mode, dtype] = opts.child.split(':') as [string, Mode, 'f32' | 'bf16' | 'autocast' | undefined];
           process.stdout.write(`${JSON.stringify(measure(name, mode, applyGcPolicy(v8DefaultGc), dtype))}\n`);
           return;
         }
         if (opts.dtype !== 'f32' && opts.dtype !== 'bf16') throw new Error(`--dtype: '${opts.dtype}' is not f32 or bf16`);
+        if (opts.autocast && opts.dtype !== 'bf16') throw new Error(`--autocast: only with --dtype bf16 (got --dtype ${opts.dtype})`);
         for (const n of opts.configs) {
           if (!MOE_CONFIGS[n]) throw new Error(`--configs: unknown config '${n}' (allowed: ${Object.keys(MOE_CONFIGS).join(', ')})`);
         }
@@ -434,6 +447,7 @@ export function register(program: Command): void {
           bf16Comparison(opts.configs, repeats, {
             json: opts.json === true,
             peer: opts.peer,
+            autocast: opts.autocast === true,
             v8DefaultGc,
             peerDir: PEER_DIR,
             runChild: <T extends { isa: string }>(spec: string, gc: boolean) => runChild<T>(spec, gc, opts.isa),

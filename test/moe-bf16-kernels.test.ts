@@ -20,6 +20,7 @@ import { fromArray } from '../src/ops/creation.js';
 import { manualSeed, randn } from '../src/index.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { withAutocast } from '../src/amp/autocast.js';
 import { withEnv } from './helpers/env.js';
 import { onEachIsa } from './helpers/isa.js';
 
@@ -378,4 +379,51 @@ describe('a bf16 MoELayer on its kernel path against the bf16 composition', { sk
     const want = run('reference');
     onEachIsa(addon, (isa) => assertNear(run('auto'), want, 0.02, `${isa} rows`));
   });
+});
+
+/** An f32 layer's output and f32 gradients under autocast bf16, with MOEKIT_MOE_PATH = path. */
+function autocastLayer(input: MoEConfigInput, T: number, path: 'auto' | 'reference') {
+  return withEnv('MOEKIT_MOE_PATH', path, () => {
+    manualSeed(7);
+    const layer = new MoELayer(moeConfig(input));
+    const x = randn([T, input.hiddenSize!]).requiresGrad_();
+    const dy = randn([T, input.hiddenSize!]);
+    const y = withAutocast('bf16', () => layer.forward(x));
+    y.backward(dy);
+    const grads = layer.namedParameters().map(([name, p]) => {
+      assert.equal(p.grad!.dtype, 'f32', `d${name} comes back to the f32 weight in f32`);
+      return [`d${name}`, p.grad!.dataSync() as Float32Array] as const;
+    });
+    return {
+      summary: withAutocast('bf16', () => layer.executionPlan.summary),
+      dtype: y.dtype,
+      values: [['y', y.dataSync() as Float32Array], ['dx', x.grad!.dataSync() as Float32Array], ...grads] as [string, Float32Array][],
+    };
+  });
+}
+
+describe('autocast bf16 over an f32 MoELayer: the bf16 experts node against the autocast composition', { skip }, () => {
+  const prev = getBackend().name;
+  after(() => setBackend(prev as 'native'));
+  for (const c of LAYER_CASES.slice(0, 2))
+    test(c.name, () => {
+      setBackend('native');
+      const want = autocastLayer(c.input, c.T, 'reference');
+      assert.match(want.summary, /reference composition/);
+      onEachIsa(addon, (isa) => {
+        const got = autocastLayer(c.input, c.T, 'auto');
+        assert.match(got.summary, /experts: one kernel node/);
+        assert.match(got.summary, /autocast/);
+        assert.equal(got.dtype, want.dtype);
+        assertNear(got.values, want.values, 0.02, `${isa} ${c.name}`);
+      });
+      // and not the f32 kernels: outside autocast the same layer differs from the bf16 result by more than f32 rounding
+      const f32 = withEnv('MOEKIT_MOE_PATH', 'auto', () => {
+        manualSeed(7);
+        const layer = new MoELayer(moeConfig(c.input));
+        return layer.forward(randn([c.T, c.input.hiddenSize!])).dataSync() as Float32Array;
+      });
+      const got = autocastLayer(c.input, c.T, 'auto').values[0]![1];
+      assert.ok(got.some((v, i) => Math.abs(v - f32[i]!) > 1e-4 * Math.abs(f32[i]!) + 1e-6), 'the autocast run computed in bf16');
+    });
 });

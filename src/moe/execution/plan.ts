@@ -43,14 +43,24 @@ export function moePathSetting(): MoePathSetting {
 /**
  * The backend's MoE kernels when the setting lets them run on this backend and dtype, else null.
  * The kernels are f32 / f64; for the experts (`experts`) also bf16, where the backend's grouped
- * GEMMs read bf16 operands (MoeKernels.bf16). f16, autocast and a bf16 router compose the
- * engine ops (the router computes in f32 there, as the seeds route in fp32).
+ * GEMMs read bf16 operands (MoeKernels.bf16). f16 and a bf16 router compose the engine ops (the
+ * router computes in f32 there, as the seeds route in fp32). Under autocast only a layer's
+ * experts (`autocastExperts`: f32 weights under autocast bf16) take them, in bf16 (autocastKernels).
  */
-function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting, experts = false): MoeKernels | null {
+function kernelsOn(backend: Backend, dtype: DType, setting: MoePathSetting, experts = false, autocastExperts = false): MoeKernels | null {
   const k = backend.moe;
-  if (!k || setting === 'reference' || !isFloatDType(dtype) || autocastDtype() !== null) return null;
+  if (!k || setting === 'reference' || !isFloatDType(dtype)) return null;
+  if (autocastDtype() !== null && !(autocastExperts && autocastKernels(k, dtype))) return null;
   if (isHalfDType(dtype) && !(experts && dtype === 'bf16' && k.bf16)) return null;
   return setting === 'auto' && !k.fast ? null : k;
+}
+
+/**
+ * Under autocast bf16, f32 expert weights run on the bf16 experts node (x and the weights cast to
+ * bf16 each forward, differentiably: their gradients come back in f32) where the kernels read bf16.
+ */
+export function autocastKernels(k: MoeKernels, dtype: DType): boolean {
+  return autocastDtype() === 'bf16' && dtype === 'f32' && Boolean(k.bf16);
 }
 
 /** Why the router pass kernel does not cover cfg, or null when it does (softmax top-k token choice, sum / no renormalisation). */
@@ -147,7 +157,8 @@ export function planForConfig(cfg: MoEConfig, backend: Backend, dtype: DType = '
 }
 
 export function planKey(p: PlanInputs): string {
-  return `${p.backend.name}/${p.dtype}/${moePathSetting()}${p.parallel ? `/${describeParallel(p.parallel)}` : ''}`;
+  const ac = autocastDtype();
+  return `${p.backend.name}/${p.dtype}${ac ? `/autocast-${ac}` : ''}/${moePathSetting()}${p.parallel ? `/${describeParallel(p.parallel)}` : ''}`;
 }
 
 export function planLayer(p: PlanInputs): ExecutionPlan {
@@ -182,20 +193,30 @@ export function planLayer(p: PlanInputs): ExecutionPlan {
   }
   if (setting === 'reference') return reference('MOEKIT_MOE_PATH=reference');
   if (!b.moe) return reference(`the ${b.name} backend has no MoE kernels`);
-  const k = kernelsOn(b, p.dtype, setting, true);
+  const k = kernelsOn(b, p.dtype, setting, true, true);
+  const ac = autocastDtype();
   if (!k)
     return reference(
-      isFloatDType(p.dtype) && !isHalfDType(p.dtype)
-        ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)`
-        : `dtype ${p.dtype}`,
+      ac !== null
+        ? `autocast ${ac}${ac === 'bf16' && p.dtype === 'f32' ? ` (the ${b.name} backend's grouped GEMMs read no bf16)` : ` over ${p.dtype} weights`}`
+        : isFloatDType(p.dtype) && !isHalfDType(p.dtype)
+          ? `the ${b.name} backend's MoE kernels are not faster (MOEKIT_MOE_PATH=kernels runs them)`
+          : `dtype ${p.dtype}`,
     );
   const rc = p.cfg.router;
-  const rGap = p.dtype === 'bf16' ? 'bf16 (the router composes in f32)' : routerGap(rc, rc.selectionBias !== null);
+  // the experts' dtype: bf16 under autocast (the weights cast each forward)
+  const eDtype = ac !== null ? 'bf16' : p.dtype;
+  const rGap =
+    ac !== null
+      ? 'autocast bf16 (the router composes in f32)'
+      : p.dtype === 'bf16'
+        ? 'bf16 (the router composes in f32)'
+        : routerGap(rc, rc.selectionBias !== null);
   const eGap =
-    bankGap(p.cfg.experts, p.bankBiases, k, p.dtype) ??
+    bankGap(p.cfg.experts, p.bankBiases, k, eDtype) ??
     dispatcherGap(p.dispatcher, rc.numExperts) ??
     (p.weightsTogether ? null : 'weights on different backends or dtypes');
-  const where = `${b.name} backend, ${p.dtype}`;
+  const where = `${b.name} backend, ${ac !== null ? `bf16 (autocast over f32 weights, cast each forward)` : p.dtype}`;
   if (rGap && eGap) return reference(`no MoE kernel covers it (router: ${rGap}; experts: ${eGap})`);
   const layerGap =
     rGap ??
@@ -261,7 +282,9 @@ function planParallel(p: PlanInputs, s: ParallelSpec): ExecutionPlan {
       ? 'MOEKIT_MOE_PATH=reference'
       : !b.moe
         ? `the ${b.name} backend has no MoE kernels`
-        : isFloatDType(p.dtype) && !isHalfDType(p.dtype)
+        : autocastDtype() !== null
+          ? `autocast ${autocastDtype()}`
+          : isFloatDType(p.dtype) && !isHalfDType(p.dtype)
           ? `the ${b.name} backend's MoE kernels are not faster`
           : `dtype ${p.dtype}`;
   const rc = p.cfg.router;
@@ -318,7 +341,8 @@ export function layerCall(
   p: PlanInputs,
   c: LayerCall,
 ): { layerNode: boolean; routerKernel: boolean; expertsKernel: boolean } {
-  const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2 && autocastDtype() === null;
+  // the plan was made for this autocast state (planKey): under autocast bf16 its experts take f32 x and cast it
+  const onPlan = c.x.backend === p.backend && c.x.dtype === p.dtype && c.x.ndim === 2;
   const routerKernel = plan.routerKernel && onPlan;
   const expertsKernel = plan.expertsKernel && onPlan && !c.activationFacts;
   const layerNode =

@@ -10,11 +10,13 @@
 import type { MoeKernels } from '../../backend/moe.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { noGrad } from '../../tensor/autograd.js';
+import { cast } from '../../ops/cast.js';
 import { matmul } from '../../ops/linalg.js';
 import type { ExpertConfig, RouterConfig } from '../config.js';
 import type { RouterOutput, RouterPassState } from '../contracts.js';
 import type { LocalDispatcher } from '../dispatch.js';
 import type { ExpertWeights } from '../expert-weights.js';
+import { autocastKernels } from '../execution/plan.js';
 import { expertsNode, f32Values } from './experts-node.js';
 import { routerPass } from './router-pass.js';
 import type { AuxLossGradient } from './router-aux-loss.js';
@@ -84,5 +86,17 @@ export function routedExperts(
     capacity: dispatcher.capacity(T, K),
     weights: f32Values(x, topkWeights.storage),
   });
-  return { y: expertsNode(k, x, { numTokens: T, topK: K, plan, topkWeights }, bank, bank.cfg), droppedSlots: plan.droppedSlots };
+  const slots = { numTokens: T, topK: K, plan, topkWeights };
+  if (!autocastKernels(k, x.dtype)) return { y: expertsNode(k, x, slots, bank, bank.cfg), droppedSlots: plan.droppedSlots };
+  // autocast bf16 over f32 weights (the plan's autocastKernels): x and the weights cast to bf16
+  // for this forward (differentiable casts: their gradients come back in f32), the node in bf16,
+  // its output bf16 as the composition's
+  const low = (t: Tensor | null | undefined) => (t ? cast(t, 'bf16') : t);
+  const w: ExpertWeights = {
+    gateProj: low(bank.gateProj),
+    upProj: low(bank.upProj),
+    gateUpProj: low(bank.gateUpProj),
+    downProj: cast(bank.downProj, 'bf16'),
+  };
+  return { y: expertsNode(k, cast(x, 'bf16'), slots, w, bank.cfg), droppedSlots: plan.droppedSlots };
 }
