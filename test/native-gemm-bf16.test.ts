@@ -150,3 +150,30 @@ test("native bf16 conversions at every length 0..40, starting one element in: th
     }
   });
 });
+
+test('native f32ToBf16ScaledRows equals each f32 product rounded by the engine cast, bit for bit on every ISA (row lengths 1..37, specials); bad shapes are one line', {
+  skip: skip || (typeof addon.f32ToBf16ScaledRows !== 'function' && 'no scaled conversion'),
+}, () => {
+  const bits = new Uint32Array(37 * 9);
+  let s = 7;
+  for (let i = 0; i < bits.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    bits[i] = i % 11 === 3 ? 0x7fc00001 : i % 13 === 5 ? 0x3f808000 : s; // a NaN, a tie
+  }
+  const f = new Float32Array(bits.buffer);
+  onEachIsa(addon, (isa) => {
+    for (const len of [1, 2, 15, 16, 17, 37]) {
+      const rows = Math.floor(f.length / len) - 1;
+      const src = f.subarray(1, 1 + rows * len); // one element in: off the vector boundary
+      const scale = Float32Array.from({ length: rows }, (_, r) => (r % 5 === 2 ? 0 : 0.75 + r / 7));
+      const want = new Float32Array(src.length);
+      for (let q = 0; q < src.length; q++) want[q] = src[q]! * scale[Math.floor(q / len)]!;
+      const out = new Uint16Array(src.length + 1).fill(0xabcd);
+      addon.f32ToBf16ScaledRows!(src, scale, out);
+      assert.deepEqual(out.subarray(0, src.length), narrowToHalf(want, 'bf16'), `${isa} rows of ${len}`);
+      assert.equal(out[src.length], 0xabcd, `${isa} wrote past the end`);
+    }
+  });
+  assert.throws(() => addon.f32ToBf16ScaledRows!(new Float32Array(10), new Float32Array(3), new Uint16Array(10)), /^RangeError: f32ToBf16ScaledRows: src has 10 elements, not whole rows of 3 row scales$/);
+  assert.throws(() => addon.f32ToBf16ScaledRows!(new Float32Array(4), new Float32Array(2), new Uint16Array(3)), /out has 3 elements/);
+});

@@ -7,6 +7,9 @@
  *
  * JS exports: halfToF32(src: Uint16Array, out: Float32Array, f16: boolean): void
  *             f32ToHalf(src: Float32Array, out: Uint16Array, f16: boolean): void
+ *             f32ToBf16ScaledRows(src: Float32Array, rowScale: Float32Array, out: Uint16Array): void
+ *               (src's rows, src.length / rowScale.length elements each, times their scale in f32,
+ *               then rounded: the bf16 experts node's h times each row's combine weight)
  */
 #include <stdint.h>
 #include <string.h>
@@ -97,6 +100,44 @@ static napi_value convert(napi_env env, napi_callback_info info, int widen) {
   return mk_napi_undefined(env);
 }
 
+typedef struct {
+  const float *src, *scale;
+  uint16_t *out;
+  int64_t rows, len, rows_per_task;
+} scaled_ctx;
+
+static void scaled_rows_task(void *p, int64_t t, int tid) {
+  const scaled_ctx *c = (const scaled_ctx *)p;
+  const int64_t r0 = t * c->rows_per_task, r1 = r0 + c->rows_per_task < c->rows ? r0 + c->rows_per_task : c->rows;
+  for (int64_t r = r0; r < r1; r++) mk_bf16_narrow_scaled(c->src + r * c->len, 0, c->scale[r], c->len, c->out + r * c->len);
+}
+
+static napi_value f32_to_bf16_scaled_rows(napi_env env, napi_callback_info info) {
+  const char *fn = "f32ToBf16ScaledRows";
+  napi_value argv[3];
+  mk_typed src, scale, out;
+  if (!mk_napi_args(env, info, 3, argv, fn) || !mk_napi_typed(env, argv[0], "src", &src) ||
+      !mk_napi_typed(env, argv[1], "rowScale", &scale) || !mk_napi_typed(env, argv[2], "out", &out))
+    return NULL;
+  if (src.type != napi_float32_array || scale.type != napi_float32_array || out.type != napi_uint16_array)
+    return mk_throw_type(env, "%s: src and rowScale must be Float32Arrays and out a Uint16Array", fn);
+  if (scale.length == 0 ? src.length != 0 : src.length % scale.length != 0)
+    return mk_throw_range(env, "%s: src has %zu elements, not whole rows of %zu row scales", fn, src.length,
+                          scale.length);
+  if (out.length < src.length)
+    return mk_throw_range(env, "%s: out has %zu elements, src %zu", fn, out.length, src.length);
+  if (src.length == 0) return mk_napi_undefined(env);
+  const int64_t len = (int64_t)(src.length / scale.length), per = len >= CHUNK ? 1 : CHUNK / len;
+  scaled_ctx c = {.src = (const float *)src.data,
+                  .scale = (const float *)scale.data,
+                  .out = (uint16_t *)out.data,
+                  .rows = (int64_t)scale.length,
+                  .len = len,
+                  .rows_per_task = per};
+  mk_parallel_for((c.rows + per - 1) / per, scaled_rows_task, &c);
+  return mk_napi_undefined(env);
+}
+
 static napi_value half_to_f32(napi_env env, napi_callback_info info) { return convert(env, info, 1); }
 static napi_value f32_to_half(napi_env env, napi_callback_info info) { return convert(env, info, 0); }
 
@@ -104,5 +145,6 @@ static napi_value f32_to_half(napi_env env, napi_callback_info info) { return co
 napi_status mk_register_half(napi_env env, napi_value exports) {
   napi_status s = mk_napi_export_fn(env, exports, "halfToF32", half_to_f32);
   if (s == napi_ok) s = mk_napi_export_fn(env, exports, "f32ToHalf", f32_to_half);
+  if (s == napi_ok) s = mk_napi_export_fn(env, exports, "f32ToBf16ScaledRows", f32_to_bf16_scaled_rows);
   return s == napi_ok ? mk_register_gemm_bf16(env, exports) : s;
 }

@@ -34,6 +34,8 @@ export interface HalfAccel {
   convert?: {
     widen(src: HalfArray, out: Float32Array, dtype: HalfDType): void;
     narrow(src: Float32Array, out: Uint16Array, dtype: HalfDType): void;
+    /** bf16 of src's rows (src.length / rowScale.length elements each) times their scale, the product in f32. */
+    narrowScaledRows?(src: Float32Array, rowScale: Float32Array, out: Uint16Array): void;
   };
 }
 

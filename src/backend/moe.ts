@@ -250,6 +250,8 @@ export interface RouterLayerBackwardArgs extends RouterGradTerms {
 export interface Bf16Conversions {
   widen(src: BF16Array, out: Float32Array): void;
   narrow(src: Float32Array, out: BF16Array): void;
+  /** bf16 of src's rows (src.length / rowScale.length elements each) times their scale: each product in f32, rounded once. */
+  narrowScaledRows(src: Float32Array, rowScale: Float32Array, out: BF16Array): void;
 }
 
 export interface MoeKernels {

@@ -74,6 +74,8 @@ export interface NativeAddon extends NativeKernels {
   halfToF32?(src: Uint16Array, out: Float32Array, f16: boolean): void;
   /** f32 values -> bf16 (or f16) bit patterns, round to nearest even (PyTorch's NaN). */
   f32ToHalf?(src: Float32Array, out: Uint16Array, f16: boolean): void;
+  /** src's rows (src.length / rowScale.length elements each) times their scale in f32, then rounded to bf16 as f32ToHalf. */
+  f32ToBf16ScaledRows?(src: Float32Array, rowScale: Float32Array, out: Uint16Array): void;
   /** Threads for all native kernels; n <= 0 restores the default. */
   setNumThreads(n: number): void;
   getNumThreads(): number;

@@ -332,11 +332,12 @@ function bf16Matmul(addon: NativeAddon): HalfMatmul | undefined {
 
 /** The addon's bulk bf16 / f16 conversions (native/ops/half_convert.c), where it has them. */
 function halfConvert(addon: NativeAddon): HalfAccel['convert'] {
-  const { halfToF32, f32ToHalf } = addon;
+  const { halfToF32, f32ToHalf, f32ToBf16ScaledRows } = addon;
   if (typeof halfToF32 !== 'function' || typeof f32ToHalf !== 'function') return undefined;
   return {
     widen: (src, out, dtype) => halfToF32.call(addon, src, out, dtype === 'f16'),
     narrow: (src, out, dtype) => f32ToHalf.call(addon, src, out, dtype === 'f16'),
+    narrowScaledRows: typeof f32ToBf16ScaledRows === 'function' ? (src, s, out) => f32ToBf16ScaledRows.call(addon, src, s, out) : undefined,
   };
 }
 

@@ -1,6 +1,7 @@
 // The native backend's MoeKernels (../moe.ts): named operands in, the addon's options objects
 // out (moe-addon.ts). Windows with an offset become subarrays: same memory, zero copy.
 import type { HalfAccel } from '../half-precision.js';
+import { scaledRows } from '../reference/moe.js';
 import type { GeluLayout, MoeKernels, RoutePlan, RouterGradTerms, SwigluLayout } from '../moe.js';
 import { type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../types.js';
 import type { FloatArray } from './addon.js';
@@ -29,6 +30,9 @@ export function nativeMoeKernels(k: MoeAddonKernels, r: RouterAddonKernels, conv
     bf16: convert && {
       widen: (src, out) => convert.widen(src, out, 'bf16'),
       narrow: (src, out) => convert.narrow(src, out, 'bf16'),
+      narrowScaledRows: convert.narrowScaledRows
+        ? (src, s, out) => convert.narrowScaledRows!(src, s, out)
+        : (src, s, out) => convert.narrow(scaledRows(src, s), out, 'bf16'),
     },
     gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k: kk, accumulate }) {
       k.moeGemmRows({

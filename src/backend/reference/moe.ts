@@ -428,11 +428,20 @@ function routerLayerBackward(a: RouterLayerBackwardArgs): void {
   }
 }
 
+/** src's rows (src.length / rowScale.length elements each) times their scale, each product rounded to f32. */
+export function scaledRows(src: Float32Array, rowScale: Float32Array): Float32Array {
+  const out = new Float32Array(src.length);
+  const len = rowScale.length > 0 ? src.length / rowScale.length : 0;
+  for (let r = 0; r < rowScale.length; r++) for (let q = r * len; q < (r + 1) * len; q++) out[q] = src[q]! * rowScale[r]!;
+  return out;
+}
+
 export const referenceMoeKernels: MoeKernels = {
   fast: false,
   bf16: {
     widen: (src, out) => widenHalfToF32(src, 'bf16', out),
     narrow: (src, out) => narrowToHalf(src, 'bf16', out),
+    narrowScaledRows: (src, s, out) => narrowToHalf(scaledRows(src, s), 'bf16', out),
   },
   gemmRows,
   gemmWgrad,

@@ -561,10 +561,10 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
     else k.swigluBackward({ gu: dgu, ld: P, ...guLayout(c), ...grads, dgu });
     // the GEMMs after this read bf16 operands only: dgu, and h times each row's combine weight
     // (dW_down's scale, applied here once instead of in each of its packs)
-    const rowW = sc.rowW;
-    if (rowW) for (let r = 0; r < n; r++) for (let q = r * I; q < (r + 1) * I; q++) dyh[q]! *= rowW[r]!;
     cv.narrow(dgu.subarray(0, n * P) as Float32Array, dguHalf.subarray(r0 * P, r1 * P));
-    cv.narrow(dyh.subarray(0, n * I) as Float32Array, hHalf.subarray(r0 * I, r1 * I));
+    const hRows = dyh.subarray(0, n * I) as Float32Array;
+    if (sc.rowW) cv.narrowScaledRows(hRows, sc.rowW as Float32Array, hHalf.subarray(r0 * I, r1 * I));
+    else cv.narrow(hRows, hHalf.subarray(r0 * I, r1 * I));
     const dguRows = dguHalf.subarray(r0 * P, r1 * P) as unknown as FloatArray;
     if (da)
       lastGemms(sc, gs, dyh, dguRows, {
