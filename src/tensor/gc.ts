@@ -28,6 +28,11 @@ export function noteDroppedGradient(bytes: number): void {
   droppedBytes += bytes;
 }
 
+/** The gradient bytes zeroGrad() dropped since the last collection. */
+export function droppedGradientBytes(): number {
+  return droppedBytes;
+}
+
 /**
  * Call before allocating `bytes` of fresh output arrays (see above). minBytes: the threshold in
  * bytes, GC_MIN_BYTES unless the caller's elements are smaller (bf16 gradients: half of it, the

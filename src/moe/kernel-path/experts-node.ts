@@ -29,7 +29,7 @@
 import type { GptOssConstants, MoeKernels, RoutePlan } from '../../backend/moe.js';
 import { BF16Array, type Storage, floatArrayLike, uninitializedFloatArrayLike } from '../../backend/types.js';
 import { Tensor, makeOutput, recordsGraph } from '../../tensor/tensor.js';
-import { GC_MIN_BYTES, collectBeforeLargeOutputs } from '../../tensor/gc.js';
+import { GC_MIN_BYTES, collectBeforeLargeOutputs, droppedGradientBytes } from '../../tensor/gc.js';
 import type { ExpertConfig } from '../config.js';
 import type { RouterPassState } from '../contracts.js';
 import type { ExpertWeights } from '../expert-weights.js';
@@ -103,6 +103,8 @@ interface NodeContext {
   half: boolean;
   /** bf16: the pre-activations saved for the backward, rounded to bf16 (gu is then null). */
   guHalf: Storage | null;
+  /** bf16: the forward collected the dropped gradients (collectDroppedGrads). */
+  collected: boolean;
 }
 
 /** Where gate and up sit in a gated bank's gu row. */
@@ -244,6 +246,7 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     gu: null,
     half,
     guHalf: null,
+    collected: false,
   };
   const router = routing?.router ?? null;
   const biases = [c.firstBias, c.downBias].filter((b): b is Tensor => b !== null);
@@ -335,33 +338,48 @@ function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: numb
 /**
  * The previous step's bf16 gradients (dropped by zeroGrad) collected before this step's big
  * arrays are live, as the f32 backward does (src/tensor/gc.ts; the threshold halved with the
- * element size): in a training forward (zeroGrad came before it) and again before the backward
- * allocates the new gradients (zeroGrad came after the forward).
+ * element size): in a training forward (zeroGrad came before it), and before the backward
+ * allocates the new gradients when zeroGrad came after the forward (droppedGradientBytes) or the
+ * forward did not collect (its time-based fallback GC once a step, not twice). Returns true.
  */
-function collectDroppedGrads(c: NodeContext): void {
+function collectDroppedGrads(c: NodeContext, forward: boolean): boolean {
+  const min = GC_MIN_BYTES / 2;
+  if (!forward && c.collected && droppedGradientBytes() < min) return true;
   const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
-  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, GC_MIN_BYTES / 2);
+  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, min);
+  return true;
 }
 
-/** bf16 forward, slice by slice: y rows [S, H] (f32), and gu rounded to bf16 for the backward when keep. */
+/**
+ * bf16 forward, slice by slice: y rows [S, H] (f32), and gu rounded to bf16 for the backward when
+ * keep. A slice's first GEMMs (gate and up) run in one pool pass with the previous slice's down
+ * GEMM (independent: that one reads hb and writes y), so the threads wait at a pass's end once per
+ * slice, not three times.
+ */
 function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
-  if (keep) collectDroppedGrads(c);
+  if (keep) c.collected = collectDroppedGrads(c, true);
   const hb = acquireHalfScratch(rows * c.I);
   // pooled: the backward gives it back once it has become the pre-activations' gradient
   const saved = keep ? acquireHalfScratch(c.S * c.P) : null;
   const cv = c.k.bf16!;
+  let down: (() => void) | null = null;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
-    firstGemm(sc, gu);
+    const prev = down;
+    c.k.batched(() => {
+      prev?.();
+      firstGemm(sc, gu);
+    });
     activation(sc, gu, h);
     // h rounded to bf16 once, so that the second GEMM reads bf16 operands only
     cv.narrow(h.subarray(0, n * c.I) as Float32Array, hb.subarray(0, n * c.I));
-    downGemm(sc, hb, y.subarray(r0 * c.H, r1 * c.H));
     if (saved) cv.narrow(gu.subarray(0, n * c.P) as Float32Array, saved.subarray(r0 * c.P, r1 * c.P));
+    down = () => downGemm(sc, hb, y.subarray(r0 * c.H, r1 * c.H));
   });
+  (down as (() => void) | null)?.();
   releaseScratch(gu);
   releaseScratch(h);
   releaseScratch(hb);
@@ -540,18 +558,25 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   const dguHalf = saved ?? acquireHalfScratch(S * P); // the saved pre-activations become their gradient, slice by slice
   const hHalf = acquireHalfScratch(S * I);
   const cv = k.bf16!;
+  // a slice's dX GEMM runs in one pool pass with the next slice's dY·W_down (independent: it
+  // reads the slice's bf16 dgu rows and writes its dX rows)
+  let dxGemm: (() => void) | null = null;
   forEachSlice(c, (sc, r0, r1) => {
     const n = r1 - r0;
-    k.gemmRows({
-      a: { data: gs, offset: sc.rowTok ? 0 : r0 * H, ld: H },
-      aIdx: sc.rowTok,
-      scale: null,
-      b: { data: c.down, ld: downLd(c), trans: !c.outIn, expertStride: H * I },
-      seg: sc.seg,
-      c: { data: dyh, ld: I },
-      n: I,
-      k: H,
-      accumulate: false,
+    const prev = dxGemm;
+    k.batched(() => {
+      prev?.();
+      k.gemmRows({
+        a: { data: gs, offset: sc.rowTok ? 0 : r0 * H, ld: H },
+        aIdx: sc.rowTok,
+        scale: null,
+        b: { data: c.down, ld: downLd(c), trans: !c.outIn, expertStride: H * I },
+        seg: sc.seg,
+        c: { data: dyh, ld: I },
+        n: I,
+        k: H,
+        accumulate: false,
+      });
     });
     if (saved) cv.widen(saved.subarray(r0 * P, r1 * P), dgu as Float32Array);
     else firstGemm(sc, dgu);
@@ -566,18 +591,21 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
     if (sc.rowW) cv.narrowScaledRows(hRows, sc.rowW as Float32Array, hHalf.subarray(r0 * I, r1 * I));
     else cv.narrow(hRows, hHalf.subarray(r0 * I, r1 * I));
     const dguRows = dguHalf.subarray(r0 * P, r1 * P) as unknown as FloatArray;
-    if (da)
-      lastGemms(sc, gs, dyh, dguRows, {
-        dDown: null,
-        dFirst: c.wList.map(() => null),
-        dFirstBias: null,
-        dDownBias: null,
-        da: da.subarray(r0 * H, r1 * H),
-      });
+    dxGemm = da
+      ? () =>
+          lastGemms(sc, gs, dyh, dguRows, {
+            dDown: null,
+            dFirst: c.wList.map(() => null),
+            dFirstBias: null,
+            dDownBias: null,
+            da: da.subarray(r0 * H, r1 * H),
+          })
+      : null;
   });
+  (dxGemm as (() => void) | null)?.();
   releaseScratch(dgu);
   releaseScratch(dyh);
-  collectDroppedGrads(c);
+  collectDroppedGrads(c, false);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
   releaseScratch(hHalf);
   releaseScratch(dguHalf);
