@@ -278,7 +278,8 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
   let outShape = [c.S, c.H];
   if (routing) {
     const T = routing.numTokens;
-    out = uninitializedFloatArrayLike(xs, T * c.H);
+    // bf16: the f32 combine is rounded into the output at once, so its buffer is pooled scratch
+    out = half ? acquireScratch(xs, T * c.H) : uninitializedFloatArrayLike(xs, T * c.H);
     const slots = slotsInRowOrder(routing.plan.slotRows, f32Values(x, routing.topkWeights.storage), T, routing.topK);
     k.combine({
       y: { data: y, ld: c.H },
@@ -292,7 +293,9 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     releaseScratch(y);
     outShape = [T, c.H];
   }
-  const result = makeOutput(x.backend, half ? x.backend.cast(out, 'bf16') : out, outShape, {
+  const outData = half ? x.backend.cast(out, 'bf16') : out;
+  if (half && routing) releaseScratch(out);
+  const result = makeOutput(x.backend, outData, outShape, {
     name: routing ? 'moeExperts' : 'expertRows',
     inputs,
     backward: (gradOut) => expertsBackward(c, x, gradOut.storage as FloatArray),
@@ -605,13 +608,14 @@ function bf16Backward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | null
   (dxGemm as (() => void) | null)?.();
   releaseScratch(dgu);
   releaseScratch(dyh);
+  // dX first: its f32 rows go back to the pool before the weight gradients' f32 sums are taken
+  const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, da, dw) : { dx: da ? gradFor(x, da) : null, dRouting: null };
   collectDroppedGrads(c, false);
   const g = bf16WeightGrads(c, gs, hHalf as unknown as FloatArray, dguHalf as unknown as FloatArray);
   releaseScratch(hHalf);
   releaseScratch(dguHalf);
   const dDown = g.dDown ? gradFor(c.wDown, g.dDown) : null;
   const dFirst = c.wList.map((wt, idx) => (g.dFirst[idx] ? gradFor(wt, g.dFirst[idx]!) : null));
-  const { dx, dRouting } = routing ? routedInputGrads(c, x, routing, da, dw) : { dx: da ? gradFor(x, da) : null, dRouting: null };
   return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown];
 }
 
@@ -710,6 +714,18 @@ function expertsBackward(c: NodeContext, x: Tensor, gs: FloatArray): (Tensor | n
   return [dx, ...(routing ? [dRouting] : []), ...dFirst, dDown, ...dBiases];
 }
 
+/** dX's f32 values: pooled scratch when x is bf16 (dxGrad rounds them at once and gives it back), else the gradient's own array. */
+function dxBuffer(x: Tensor, n: number): FloatArray {
+  const xs = x.storage as FloatArray;
+  return xs instanceof BF16Array ? acquireScratch(xs, n) : uninitializedFloatArrayLike(xs, n);
+}
+
+function dxGrad(x: Tensor, dxs: FloatArray): Tensor {
+  const g = gradFor(x, dxs);
+  if (x.storage instanceof BF16Array) releaseScratch(dxs);
+  return g;
+}
+
 /** dX of a routed call (the rows' dX summed per token) and the gradient of the top-k weights, or of the router weight. */
 function routedInputGrads(
   c: NodeContext,
@@ -724,7 +740,7 @@ function routedInputGrads(
   const router = routing.router ?? null;
   if (router) {
     const st = router.state;
-    const dxs = da ? uninitializedFloatArrayLike(xs, T * H) : null;
+    const dxs = da ? dxBuffer(x, T * H) : null;
     const dwr = router.weight.requiresGrad ? uninitializedFloatArrayLike(xs, st.numExperts * H) : null;
     if (dw) {
       const aux = router.aux;
@@ -743,14 +759,14 @@ function routedInputGrads(
       });
     }
     if (da) releaseScratch(da);
-    return { dx: dxs ? mk(x, dxs) : null, dRouting: dwr ? mk(router.weight, dwr) : null };
+    return { dx: dxs ? dxGrad(x, dxs) : null, dRouting: dwr ? mk(router.weight, dwr) : null };
   }
   let dx: Tensor | null = null;
   if (da) {
-    const dxs = uninitializedFloatArrayLike(xs, T * H);
+    const dxs = dxBuffer(x, T * H);
     k.combine({ y: { data: da, ld: H }, slotRows: routing.plan.slotRows, weights: null, numTokens: T, topK: routing.topK, h: H, out: dxs });
     releaseScratch(da);
-    dx = mk(x, dxs);
+    dx = dxGrad(x, dxs);
   }
   let dRouting: Tensor | null = null;
   if (dw) {
