@@ -424,6 +424,9 @@ describe('autocast bf16 over an f32 MoELayer: the bf16 experts node against the 
         return layer.forward(randn([c.T, c.input.hiddenSize!])).dataSync() as Float32Array;
       });
       const got = autocastLayer(c.input, c.T, 'auto').values[0]![1];
-      assert.ok(got.some((v, i) => Math.abs(v - f32[i]!) > 1e-4 * Math.abs(f32[i]!) + 1e-6), 'the autocast run computed in bf16');
+      assert.ok(
+        got.some((v, i) => Math.abs(v - f32[i]!) > 1e-4 * Math.abs(f32[i]!) + 1e-6),
+        'the autocast run computed in bf16',
+      );
     });
 });

@@ -174,6 +174,9 @@ test('native f32ToBf16ScaledRows equals each f32 product rounded by the engine c
       assert.equal(out[src.length], 0xabcd, `${isa} wrote past the end`);
     }
   });
-  assert.throws(() => addon.f32ToBf16ScaledRows!(new Float32Array(10), new Float32Array(3), new Uint16Array(10)), /^RangeError: f32ToBf16ScaledRows: src has 10 elements, not whole rows of 3 row scales$/);
+  assert.throws(
+    () => addon.f32ToBf16ScaledRows!(new Float32Array(10), new Float32Array(3), new Uint16Array(10)),
+    /^RangeError: f32ToBf16ScaledRows: src has 10 elements, not whole rows of 3 row scales$/,
+  );
   assert.throws(() => addon.f32ToBf16ScaledRows!(new Float32Array(4), new Float32Array(2), new Uint16Array(3)), /out has 3 elements/);
 });

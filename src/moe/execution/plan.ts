@@ -285,8 +285,8 @@ function planParallel(p: PlanInputs, s: ParallelSpec): ExecutionPlan {
         : autocastDtype() !== null
           ? `autocast ${autocastDtype()}`
           : isFloatDType(p.dtype) && !isHalfDType(p.dtype)
-          ? `the ${b.name} backend's MoE kernels are not faster`
-          : `dtype ${p.dtype}`;
+            ? `the ${b.name} backend's MoE kernels are not faster`
+            : `dtype ${p.dtype}`;
   const rc = p.cfg.router;
   const rGap = !k ? noKernels : p.dtype === 'bf16' ? 'bf16 (the router composes in f32)' : routerGap(rc, rc.selectionBias !== null);
   const eGap = !k

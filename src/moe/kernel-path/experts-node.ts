@@ -343,14 +343,14 @@ function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: numb
  * arrays are live, as the f32 backward does (src/tensor/gc.ts; the threshold halved with the
  * element size): in a training forward (zeroGrad came before it), and before the backward
  * allocates the new gradients when zeroGrad came after the forward (droppedGradientBytes) or the
- * forward did not collect (its time-based fallback GC once a step, not twice). Returns true.
+ * forward did not collect (its time-based fallback GC once a step, not twice).
  */
-function collectDroppedGrads(c: NodeContext, forward: boolean): boolean {
+function collectDroppedGrads(c: NodeContext, forward: boolean): void {
   const min = GC_MIN_BYTES / 2;
-  if (!forward && c.collected && droppedGradientBytes() < min) return true;
+  if (!forward && c.collected && droppedGradientBytes() < min) return;
   const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
   collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, min);
-  return true;
+  c.collected ||= forward;
 }
 
 /**
@@ -363,7 +363,7 @@ function bf16Forward(c: NodeContext, y: FloatArray, keep: boolean): void {
   const rows = Math.min(c.S, bf16Slices.rows);
   const gu = acquireScratch(c.xs, rows * c.P);
   const h = acquireScratch(c.xs, rows * c.I);
-  if (keep) c.collected = collectDroppedGrads(c, true);
+  if (keep) collectDroppedGrads(c, true);
   const hb = acquireHalfScratch(rows * c.I);
   // pooled: the backward gives it back once it has become the pre-activations' gradient
   const saved = keep ? acquireHalfScratch(c.S * c.P) : null;
