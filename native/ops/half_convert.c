@@ -109,7 +109,8 @@ typedef struct {
 static void scaled_rows_task(void *p, int64_t t, int tid) {
   const scaled_ctx *c = (const scaled_ctx *)p;
   const int64_t r0 = t * c->rows_per_task, r1 = r0 + c->rows_per_task < c->rows ? r0 + c->rows_per_task : c->rows;
-  for (int64_t r = r0; r < r1; r++) mk_bf16_narrow_scaled(c->src + r * c->len, 0, c->scale[r], c->len, c->out + r * c->len);
+  for (int64_t r = r0; r < r1; r++)
+    mk_bf16_narrow_scaled(c->src + r * c->len, 0, c->scale[r], c->len, c->out + r * c->len);
 }
 
 static napi_value f32_to_bf16_scaled_rows(napi_env env, napi_callback_info info) {
