@@ -207,17 +207,41 @@ function downGemm(c: NodeContext, h: Storage, y: FloatArray): void {
   });
 }
 
+/** The first projection's weights, in the node's order: [gate, up] (separate, gated), [up] (GELU) or [gateUp]. */
+export function firstWeights(w: ExpertWeights, cfg: ExpertConfig): Tensor[] {
+  return cfg.kind === 'gelu' ? [w.upProj!] : cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+}
+
+/**
+ * Under autocast bf16: bf16 copies of f32 expert weights that the kernels read in their place
+ * (the first projection's in firstWeights' order, and the down one). The
+ * f32 weights stay the node's inputs and get f32 gradients: the weight-gradient GEMMs' f32 sums,
+ * never rounded to bf16.
+ */
+export interface LowWeights {
+  first: BF16Array[];
+  down: BF16Array;
+}
+
 /**
  * The node. `rows` the E+1 segment offsets: x is [S, H] expert-contiguous rows; a routing:
  * x is [T, H] (the rows are those of its plan) and the output is the weighted combine [T, H].
+ * x bf16 with f32 weights: `low` holds the weights' bf16 copies (LowWeights).
  */
-export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRouting, w: ExpertWeights, cfg: ExpertConfig): Tensor {
+export function expertsNode(
+  k: MoeKernels,
+  x: Tensor,
+  rows: Int32Array | NodeRouting,
+  w: ExpertWeights,
+  cfg: ExpertConfig,
+  low: LowWeights | null = null,
+): Tensor {
   const routing = rows instanceof Int32Array ? null : rows;
   const seg = routing ? routing.plan.segOffsets : (rows as Int32Array);
   const xs = x.storage as FloatArray;
   const half = xs instanceof BF16Array;
   const gelu = cfg.kind === 'gelu';
-  const wList = gelu ? [w.upProj!] : cfg.layout === 'separate' ? [w.gateProj!, w.upProj!] : [w.gateUpProj!];
+  const wList = firstWeights(w, cfg);
   const I = cfg.intermediateSize;
   const c: NodeContext = {
     k,
@@ -234,9 +258,9 @@ export function expertsNode(k: MoeKernels, x: Tensor, rows: Int32Array | NodeRou
     seg,
     xs,
     wList,
-    first: wList.map(storageOf),
+    first: low ? (low.first as unknown as FloatArray[]) : wList.map(storageOf),
     wDown: w.downProj,
-    down: storageOf(w.downProj),
+    down: low ? (low.down as unknown as FloatArray) : storageOf(w.downProj),
     firstBias: w.gateUpBias ?? null,
     downBias: w.downBias ?? null,
     routing,
@@ -348,8 +372,10 @@ function forEachSlice(c: NodeContext, fn: (sc: NodeContext, r0: number, r1: numb
 function collectDroppedGrads(c: NodeContext, forward: boolean): void {
   const min = GC_MIN_BYTES / 2;
   if (!forward && c.collected && droppedGradientBytes() < min) return;
+  // bf16 gradients, or f32 ones for f32 weights under autocast (LowWeights)
+  const f32 = c.wDown.dtype === 'f32';
   const gradElements = [...c.wList, c.wDown].reduce((n, t) => n + (t.requiresGrad ? t.size : 0), 0);
-  collectBeforeLargeOutputs(gradElements * BF16Array.BYTES_PER_ELEMENT, min);
+  collectBeforeLargeOutputs(gradElements * (f32 ? 4 : BF16Array.BYTES_PER_ELEMENT), f32 ? GC_MIN_BYTES : min);
   c.collected ||= forward;
 }
 
@@ -505,10 +531,17 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
 /**
  * bf16: each weight gradient's GEMMs on their own (hh: h already times each row's combine weight), a group of experts at a time (the rows of
  * those experts only), each group's f32 sums rounded to bf16 at once: at most bf16Slices.gradElements
- * f32 elements (or one expert's) of weight gradient exist at a time.
+ * f32 elements (or one expert's) of weight gradient exist at a time. f32 weights under autocast
+ * (LowWeights): the f32 sums are the gradients, all in one pool pass as the f32 node's.
  */
 function bf16WeightGrads(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArray): LastGrads {
   const none = (): LastGrads => ({ dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: null });
+  if (c.wDown.dtype === 'f32') {
+    const grad = (t: Tensor) => (t.requiresGrad ? uninitializedFloatArrayLike(c.down, t.size) : null);
+    const g = { ...none(), dDown: grad(c.wDown), dFirst: c.wList.map(grad) };
+    c.k.batched(() => lastGemms({ ...c, rowW: null }, gs, hh, dgu, g)); // rowW null: hh is h times the combine weights
+    return g;
+  }
   const one = (t: Tensor, put: (g: LastGrads, a: FloatArray) => void): FloatArray | null => {
     if (!t.requiresGrad) return null;
     const per = t.size / c.E;

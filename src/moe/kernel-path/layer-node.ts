@@ -8,6 +8,7 @@
 // The execution plan (../execution/plan.ts) decides where it applies; the chain's composition
 // is the spec (test/moe-layer-node.test.ts).
 import type { MoeKernels } from '../../backend/moe.js';
+import type { BF16Array } from '../../backend/types.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { cast } from '../../ops/cast.js';
@@ -17,7 +18,7 @@ import type { RouterOutput, RouterPassState } from '../contracts.js';
 import type { LocalDispatcher } from '../dispatch.js';
 import type { ExpertWeights } from '../expert-weights.js';
 import { autocastKernels } from '../execution/plan.js';
-import { expertsNode, f32Values } from './experts-node.js';
+import { expertsNode, f32Values, firstWeights } from './experts-node.js';
 import { routerPass } from './router-pass.js';
 import type { AuxLossGradient } from './router-aux-loss.js';
 
@@ -88,15 +89,12 @@ export function routedExperts(
   });
   const slots = { numTokens: T, topK: K, plan, topkWeights };
   if (!autocastKernels(k, x.dtype)) return { y: expertsNode(k, x, slots, bank, bank.cfg), droppedSlots: plan.droppedSlots };
-  // autocast bf16 over f32 weights (the plan's autocastKernels): x and the weights cast to bf16
-  // for this forward (differentiable casts: their gradients come back in f32), the node in bf16,
-  // its output bf16 as the composition's
-  const low = (t: Tensor | null | undefined) => (t ? cast(t, 'bf16') : t);
-  const w: ExpertWeights = {
-    gateProj: low(bank.gateProj),
-    upProj: low(bank.upProj),
-    gateUpProj: low(bank.gateUpProj),
-    downProj: cast(bank.downProj, 'bf16'),
-  };
-  return { y: expertsNode(k, cast(x, 'bf16'), slots, w, bank.cfg), droppedSlots: plan.droppedSlots };
+  // autocast bf16 over f32 weights (the plan's autocastKernels): x cast to bf16 (differentiably:
+  // its gradient comes back in f32), the kernels reading bf16 copies of the weights made for this
+  // forward, the weights' gradients the f32 sums of the weight-gradient GEMMs (LowWeights); the
+  // output bf16 as the composition's
+  const low = (t: Tensor) => x.backend.cast(t.storage, 'bf16') as BF16Array;
+  const lw = { first: firstWeights(bank, bank.cfg).map(low), down: low(bank.downProj) };
+  const y = expertsNode(k, cast(x, 'bf16'), slots, bank, bank.cfg, lw);
+  return { y, droppedSlots: plan.droppedSlots };
 }
