@@ -19,6 +19,7 @@ import { MoELayer } from '../src/moe/layer.js';
 import { RoutingRecorder } from '../src/moe/routing/index.js';
 import { Module } from '../src/nn/module.js';
 import { Generator } from '../src/tensor/random.js';
+import { MAX_STEP_BINS } from '../src/dashboard/page/charts.js';
 import { launchChromium } from './helpers/chromium.js';
 import { MICRO, synthData } from './helpers/ctmoe-micro.js';
 
@@ -152,7 +153,9 @@ test('a run started after the page opened appears in it while it trains', async 
   await p.waitForFunction(() => /waiting for the first variant/.test(document.querySelector('#status')!.textContent ?? ''), null, {
     timeout: 20_000,
   });
-  const steps = 100;
+  // the most steps the load view shows a column each (unbinned): ~2 s of training, so that the
+  // page shows steps between the first and the last even on a loaded host (100 steps once did not)
+  const steps = MAX_STEP_BINS;
   const set = [
     'vocabSize=256',
     'seqLen=16',
