@@ -26,7 +26,7 @@ console.log(JSON.stringify({ faults: process.resourceUsage().minorPageFault - f0
 
 /** Page faults of the second 64 MiB array, in a fresh node with MOEKIT_RETAIN_MEMORY = retain. */
 function secondArrayFaults(retain: '0' | '1'): number {
-  const env = { ...process.env, MOEKIT_RETAIN_MEMORY: retain };
+  const env: NodeJS.ProcessEnv = { ...process.env, MOEKIT_RETAIN_MEMORY: retain };
   for (const k of ['MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES']) delete env[k];
   const out = execFileSync(
     process.execPath,
