@@ -1,17 +1,23 @@
 // Micro-benchmark of the fused MoE grouped GEMMs on the bench configs' shapes (A/B work on
-// native/moe*.c): node --import tsx bench/moe-kernels.ts <config> [iters] [--cold]
+// native/moe*.c): node --import tsx bench/moe-kernels.ts <config> [iters] [--cold] [--fresh-output]
 // Prints ms per call and GFLOP/s of: the gated first GEMM (x · [W_gate W_up] with SwiGLU),
 // first GEMM alone (gathered x · W_gateᵀ), down GEMM, dyh GEMM (dY · W_down), dx GEMM
 // (dgu · W_gate), and the two weight-gradient GEMMs.
 // --cold writes over 64 MiB (twice the L3) before each timed call, so the operands come from
 // memory as they do inside a training step (whose working set outgrows the caches), which
 // reproduces the rate the step's profile shows (docs/performance.md: bench/moe-kernels.ts: --cold).
+// --fresh-output gives the weight-gradient GEMMs a new output array before each timed call, as a
+// training step's new gradients are: its pages are faulted in inside the call unless the addon's
+// malloc policy (native/runtime/malloc_policy.c) hands back a freed block
+// (docs/performance.md: bench/moe-kernels.ts: --fresh-output).
 import { moeAddonKernels } from '../src/backend/native/moe-addon.js';
 import { MOE_CONFIGS } from './moe.js';
 import { median } from './util.js';
 
-const args = process.argv.slice(2).filter((a) => a !== '--cold');
+const FLAGS = ['--cold', '--fresh-output'];
+const args = process.argv.slice(2).filter((a) => !FLAGS.includes(a));
 const cold = process.argv.includes('--cold');
+const freshOutput = process.argv.includes('--fresh-output');
 const name = args[0] ?? 'ct-moe';
 const iters = Number(args[1] ?? 5);
 const c = MOE_CONFIGS[name]!;
@@ -31,13 +37,20 @@ const x = rnd(T * H),
   y = new Float32Array(S * H),
   gy = rnd(T * H);
 const wu = rnd(E * I * H);
-const dW = new Float32Array(E * I * H);
+let dW = new Float32Array(E * I * H);
+/** The weight-gradient output: a new array per call with --fresh-output (the last one dropped first). */
+const wgradOut = () => {
+  if (freshOutput) dW = new Float32Array(E * I * H);
+  return dW;
+};
 const evictBuf = new Float32Array(cold ? 16 << 20 : 0);
 /** One write per cache line over evictBuf: the caches then hold it instead of the operands. */
 const evictCaches = () => {
   for (let j = 0; j < evictBuf.length; j += 16) evictBuf[j]! += 1;
 };
-const cases: [string, number, () => void][] = [
+/** label, FLOPs, the call (given its output when the case has an output maker), the output maker */
+type Case = [string, number, (out: Float32Array) => void, (() => Float32Array)?];
+const cases: Case[] = [
   [
     'gated x·[Wg Wu]',
     4 * S * H * I,
@@ -155,26 +168,29 @@ const cases: [string, number, () => void][] = [
   [
     'wgrad dWd',
     2 * S * H * I,
-    () => k.moeGemmWgrad({ a: gy, aIdx: rowTok, scale: null, lda: H, b: h, bIdx: null, ldb: I, seg, c: dW, m: H, n: I, accumulate: false }),
+    (c) => k.moeGemmWgrad({ a: gy, aIdx: rowTok, scale: null, lda: H, b: h, bIdx: null, ldb: I, seg, c, m: H, n: I, accumulate: false }),
+    wgradOut,
   ],
   [
     'wgrad dWg',
     2 * S * H * I,
-    () =>
-      k.moeGemmWgrad({ a: gu, aIdx: null, scale: null, lda: 2 * I, b: x, bIdx: rowTok, ldb: H, seg, c: dW, m: I, n: H, accumulate: false }),
+    (c) =>
+      k.moeGemmWgrad({ a: gu, aIdx: null, scale: null, lda: 2 * I, b: x, bIdx: rowTok, ldb: H, seg, c, m: I, n: H, accumulate: false }),
+    wgradOut,
   ],
 ];
-for (const [label, fl, fn] of cases) {
-  fn();
+for (const [label, fl, fn, out = () => dW] of cases) {
+  fn(out());
   const ts: number[] = [];
   for (let i = 0; i < iters; i++) {
+    const c = out();
     evictCaches();
     const t0 = performance.now();
-    fn();
+    fn(c);
     ts.push(performance.now() - t0);
   }
   const m = median(ts);
   console.log(
-    `${name}${cold ? ' (cold)' : ''} ${label.padEnd(16)} ${m.toFixed(2).padStart(7)} ms  ${(fl / m / 1e6).toFixed(1).padStart(6)} GFLOP/s`,
+    `${name}${cold ? ' (cold)' : ''}${freshOutput ? ' (fresh output)' : ''} ${label.padEnd(16)} ${m.toFixed(2).padStart(7)} ms  ${(fl / m / 1e6).toFixed(1).padStart(6)} GFLOP/s`,
   );
 }

@@ -121,20 +121,28 @@ MK_A256 void mk_pack_bt_f32_avx2(const float *b, int64_t ldb, int64_t nc, int64_
 
 MK_A256 void mk_pack_b_rows_f32_avx2(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc,
                                      int64_t kc, int nr, float *restrict dst) {
-  for (int64_t p = 0; p < kc; p++) {
-    const float *s = b + (idx ? (int64_t)idx[base + p] : base + p) * ldb;
-    if (p + 4 < kc) { /* rows are often a page or more apart: warm row p+4 */
-      const char *pf = (const char *)(b + (idx ? (int64_t)idx[base + p + 4] : base + p + 4) * ldb);
-      for (int64_t off = 0; off < nc * (int64_t)sizeof(float); off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
-    }
+  /* MK_PACK_ROWS source rows a pass, so that each panel gets that many rows (contiguous in it) at
+   * a time (docs/performance.md: native/gemm/pack_avx2.c: mk_pack_b_rows_f32_avx2) */
+  const float *row[MK_PACK_ROWS], *next[MK_PACK_ROWS];
+  int nb = mk_pack_row_block(b, idx, base, ldb, 0, kc, next);
+  for (int64_t p0 = 0; p0 < kc; p0 += MK_PACK_ROWS) {
+    const int rb = nb;
+    for (int r = 0; r < rb; r++) row[r] = next[r];
+    nb = mk_pack_row_block(b, idx, base, ldb, p0 + rb, kc, next);
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-      float *d = dst + j0 * kc + p * nr;
+      float *d = dst + j0 * kc + p0 * nr;
       const int64_t w = nc - j0;
-      for (int v = 0; v < nr; v += 8) {
-        const int64_t left = w - v;
-        _mm256_storeu_ps(d + v, left >= 8   ? _mm256_loadu_ps(s + j0 + v)
-                                : left <= 0 ? _mm256_setzero_ps()
-                                            : load_lanes(s + j0 + v, (int)left));
+      for (int r = 0; r < rb; r++) {
+        if (r < nb) { /* the same columns of the next block's rows (often a page apart) */
+          _mm_prefetch((const char *)(next[r] + j0), _MM_HINT_T0);
+          _mm_prefetch((const char *)(next[r] + j0 + nr - 1), _MM_HINT_T0);
+        }
+        for (int v = 0; v < nr; v += 8) {
+          const int64_t left = w - v;
+          _mm256_storeu_ps(d + r * nr + v, left >= 8   ? _mm256_loadu_ps(row[r] + j0 + v)
+                                           : left <= 0 ? _mm256_setzero_ps()
+                                                       : load_lanes(row[r] + j0 + v, (int)left));
+        }
       }
     }
   }

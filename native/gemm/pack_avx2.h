@@ -38,7 +38,7 @@ void mk_pack_a_wgrad_f32_avx2(const float *a, const int32_t *idx, const float *s
 void mk_pack_bt_f32_avx2(const float *b, int64_t ldb, int64_t nc, int64_t kc, int nr, float *restrict dst);
 
 /* op(B)[p, j] = src(p)[j], src(p) = b + (idx ? idx[base + p] : base + p) * ldb: NR-column
- * panels copied row by row, panel j0 at dst + j0*kc, columns past nc zero. */
+ * panels copied MK_PACK_ROWS rows a pass (pack_avx512.h), panel j0 at dst + j0*kc, columns past nc zero. */
 void mk_pack_b_rows_f32_avx2(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc, int64_t kc,
                              int nr, float *restrict dst);
 

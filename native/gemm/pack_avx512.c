@@ -107,25 +107,33 @@ MK_A512 void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int6
  * not transposed: base = row p of B_e, idx NULL) and for the gathered rows of wgrad mode. */
 MK_A512 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc,
                                        int64_t kc, float *restrict dst) {
-  for (int64_t p = 0; p < kc; p++) {
-    const float *s = b + (idx ? idx[base + p] : base + p) * ldb;
-    if (p + 4 < kc) { /* rows are often a page or more apart: warm row p+4 */
-      const char *pf = (const char *)(b + (idx ? idx[base + p + 4] : base + p + 4) * ldb);
-      for (int64_t off = 0; off < nc * (int64_t)sizeof(float); off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
-    }
-    float *d = dst + p * 32;
+  /* MK_PACK_ROWS source rows a pass (docs/performance.md: native/gemm/pack_avx2.c:
+   * mk_pack_b_rows_f32_avx2) */
+  const float *row[MK_PACK_ROWS], *next[MK_PACK_ROWS];
+  int nb = mk_pack_row_block(b, idx, base, ldb, 0, kc, next);
+  const int64_t w = nc % 32;
+  const __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+  const __mmask16 m1 = w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+  for (int64_t p0 = 0; p0 < kc; p0 += MK_PACK_ROWS) {
+    const int rb = nb;
+    for (int r = 0; r < rb; r++) row[r] = next[r];
+    nb = mk_pack_row_block(b, idx, base, ldb, p0 + rb, kc, next);
+    float *d = dst + p0 * 32;
     int64_t j0 = 0;
-    for (; j0 + 32 <= nc; j0 += 32, d += 32 * kc) {
-      _mm512_storeu_ps(d, _mm512_loadu_ps(s + j0));
-      _mm512_storeu_ps(d + 16, _mm512_loadu_ps(s + j0 + 16));
-    }
-    if (j0 < nc) {
-      const int64_t w = nc - j0;
-      const __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-      const __mmask16 m1 = w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
-      _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(m0, s + j0));
-      _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(m1, s + j0 + 16));
-    }
+    for (; j0 + 32 <= nc; j0 += 32, d += 32 * kc)
+      for (int r = 0; r < rb; r++) {
+        if (r < nb) { /* the same columns of the next block's rows (often a page apart) */
+          _mm_prefetch((const char *)(next[r] + j0), _MM_HINT_T0);
+          _mm_prefetch((const char *)(next[r] + j0 + 31), _MM_HINT_T0);
+        }
+        _mm512_storeu_ps(d + r * 32, _mm512_loadu_ps(row[r] + j0));
+        _mm512_storeu_ps(d + r * 32 + 16, _mm512_loadu_ps(row[r] + j0 + 16));
+      }
+    if (j0 < nc)
+      for (int r = 0; r < rb; r++) {
+        _mm512_storeu_ps(d + r * 32, _mm512_maskz_loadu_ps(m0, row[r] + j0));
+        _mm512_storeu_ps(d + r * 32 + 16, _mm512_maskz_loadu_ps(m1, row[r] + j0 + 16));
+      }
   }
 }
 

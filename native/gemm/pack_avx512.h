@@ -30,8 +30,21 @@ void mk_pack_a_wgrad_f32_avx512(const float *a, const int32_t *idx, const float 
  * panel j0 at dst + j0*kc, columns past nc zero. */
 void mk_pack_bt_f32_avx512(const float *b, int64_t ldb, int64_t nc, int64_t kc, int nr, float *restrict dst);
 
+/* Source rows a B rows pack (this one, AVX2's) copies in one pass: each panel then gets that many
+ * rows, contiguous in it, at a time instead of one row's NR floats per panel per pass. */
+#define MK_PACK_ROWS 8
+
+/* The pointers to rows p0 .. of a B rows pack's source, src(p) below, at most MK_PACK_ROWS and
+ * none past kc, into row[]; returns how many. */
+static inline int mk_pack_row_block(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t p0,
+                                    int64_t kc, const float **row) {
+  const int n = kc - p0 < MK_PACK_ROWS ? (int)(kc - p0 > 0 ? kc - p0 : 0) : MK_PACK_ROWS;
+  for (int r = 0; r < n; r++) row[r] = b + (idx ? (int64_t)idx[base + p0 + r] : base + p0 + r) * ldb;
+  return n;
+}
+
 /* op(B)[p, j] = src(p)[j], src(p) = b + (idx ? idx[base + p] : base + p) * ldb: 32-column
- * panels copied row by row, columns past nc zero. */
+ * panels copied MK_PACK_ROWS rows a pass, columns past nc zero. */
 void mk_pack_b_rows_f32_avx512(const float *b, const int32_t *idx, int64_t base, int64_t ldb, int64_t nc, int64_t kc,
                                float *restrict dst);
 

@@ -11,10 +11,11 @@
  * MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ / GLIBC_TUNABLES, leaves malloc alone. */
 #include "malloc_policy.h"
 
+#include <stdlib.h> /* before the test: glibc's <features.h> defines __GLIBC__ */
+
 #if defined(__GLIBC__)
 #include <limits.h>
 #include <malloc.h>
-#include <stdlib.h>
 void mk_retain_memory(void) {
   const char *e = getenv("MOEKIT_RETAIN_MEMORY");
   if (e && e[0] == '0') return;
