@@ -1,4 +1,5 @@
 // Inverted dropout with a seeded generator (identity when not training or p = 0).
+import { uninitializedFloatArrayLike } from '../backend/types.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { mul } from './elementwise.js';
@@ -9,7 +10,7 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   requireFloat(x, 'dropout');
   if (!training || p === 0) return x;
   const keep = 1 / (1 - p);
-  const mask = x.dtype === 'f64' ? new Float64Array(x.size) : new Float32Array(x.size);
+  const mask = uninitializedFloatArrayLike(x.storage, x.size); // f64 for f64, else f32; fillMask writes every element
   fillMask(mask, p, keep, generator);
   const m = new Tensor(x.backend.fromArray(mask), x.shape, x.backend);
   return mul(x, m.dtype === x.dtype ? m : new Tensor(x.backend.cast(m.storage, x.dtype), x.shape, x.backend)); // bf16 / f16: the mask in x's dtype

@@ -8,6 +8,12 @@ function checkMaxNorm(fn: string, maxNorm: number): void {
   if (!(maxNorm >= 0)) throw new RangeError(`${fn}: maxNorm must be >= 0 (got ${maxNorm})`);
 }
 
+/** sq + Σ a[i]², in order, in float64 (a float's square is exact in float64). */
+function addSquares(sq: number, a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) sq += a[i]! * a[i]!;
+  return sq;
+}
+
 /**
  * total = sqrt(sum over every grad element of g²), accumulated in float64. If
  * coef = maxNorm / (total + 1e-6) is below 1, every grad is multiplied by coef (new grad
@@ -19,8 +25,8 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   const withGrad = [...params].filter((p) => p.grad !== null);
   let sq = 0;
   for (const p of withGrad) {
-    const g = p.grad!.dataSync();
-    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+    const g = p.grad!;
+    sq = addSquares(sq, g.backend.readSync(g.storage)); // not dataSync: the array is not kept, so a tidy scope may recycle it
   }
   const total = Math.sqrt(sq);
   const coef = maxNorm / (total + 1e-6);

@@ -1,0 +1,86 @@
+// The open tidy scopes (scope.ts), kept apart from it so that tensor.ts can report to them
+// without importing the module that imports Tensor.
+import { giveBack, setAllocationRecorder } from '../backend/storage-pool.js';
+import type { Storage, TypedArray } from '../backend/types.js';
+import { envSwitch } from '../env.js';
+
+/** What a scope needs to know of a tensor (tensor.ts's Tensor). */
+export interface TrackedTensor {
+  readonly id: number;
+}
+
+export interface ScopeState {
+  /** Tensors created while this scope was the innermost one (or kept by an inner scope). */
+  readonly tensors: TrackedTensor[];
+  /** Buffers the allocation helpers handed out while it was the innermost one. */
+  readonly allocated: Set<ArrayBufferLike>;
+  /** Buffers read out as arrays (dataSync / data) or given to a tensor older than the scope: never recycled. */
+  readonly pinned: Set<ArrayBufferLike>;
+  /** Tensors with a smaller id were created before the scope opened. */
+  readonly firstId: number;
+}
+
+const open: ScopeState[] = [];
+let nextId = 1;
+
+/** A new tensor's id (ids grow: a scope's tensors have ids from its firstId on). */
+export function takeTensorId(): number {
+  return nextId++;
+}
+
+export function innermostScope(): ScopeState | undefined {
+  return open[open.length - 1];
+}
+
+export function pushScope(): ScopeState {
+  const s: ScopeState = { tensors: [], allocated: new Set(), pinned: new Set(), firstId: nextId };
+  open.push(s);
+  setAllocationRecorder(s.allocated);
+  return s;
+}
+
+/** Pops `s`, which must be the innermost scope. */
+export function popScope(s: ScopeState): void {
+  if (open[open.length - 1] !== s) throw new Error('tidy: scopes must close in the reverse order they opened');
+  open.pop();
+  setAllocationRecorder(innermostScope()?.allocated ?? null);
+}
+
+/** Tensor's constructor: a tensor created inside a scope belongs to it. */
+export function trackTensor(t: TrackedTensor): void {
+  if (open.length > 0) open[open.length - 1]!.tensors.push(t);
+}
+
+function bufferOf(s: Storage): ArrayBufferLike | null {
+  return ArrayBuffer.isView(s) ? s.buffer : null;
+}
+
+/** A storage read out as an array (its holder is no tensor a scope can see): no scope recycles it. */
+export function pinRead(s: Storage): void {
+  if (open.length === 0) return;
+  const b = bufferOf(s);
+  if (b) for (const scope of open) scope.pinned.add(b);
+}
+
+/** A storage given to tensor `t` (setStorage_, `t.storage = ...`): pinned in every scope `t` is older than. */
+export function pinAssigned(t: TrackedTensor, s: Storage): void {
+  if (open.length === 0) return;
+  const b = bufferOf(s);
+  if (b) for (const scope of open) if (t.id < scope.firstId) scope.pinned.add(b);
+}
+
+/** An inner scope's tensors, allocations not given back and pins belong to the outer scope. */
+export function handOver(inner: ScopeState, outer: ScopeState, tensors: readonly TrackedTensor[] = inner.tensors): void {
+  for (const t of tensors) outer.tensors.push(t);
+  for (const b of inner.allocated) outer.allocated.add(b);
+  for (const b of inner.pinned) outer.pinned.add(b);
+}
+
+let poison: boolean | undefined;
+
+/** Give a dead storage to the pool; under MOEKIT_POISON_UNINITIALIZED filled first, so a stale reader sees NaN (integers: the most negative int32). */
+export function recycle(a: TypedArray): void {
+  poison ??= envSwitch('MOEKIT_POISON_UNINITIALIZED', false);
+  if (poison) a.fill(a instanceof Int32Array ? -0x80000000 : Number.NaN);
+  giveBack(a);
+}
