@@ -180,3 +180,29 @@ test('CT-MoE training steps in tidy scopes give the same losses and weights as w
     `idle bytes after each step: ${scoped.idle.join(', ')}`,
   );
 });
+
+test('inside a scope, backward gives spent intermediate gradients back during the pass; the gradients equal the unscoped ones', () => {
+  const run = (scoped: boolean) => {
+    manualSeed(9);
+    const x = randn([32, 64]);
+    const w = randn([64, 64]).requiresGrad_();
+    const b = randn([64]).requiresGrad_();
+    const s = randn([64], { dtype: 'f64' }).requiresGrad_();
+    let idleAfterBackward = 0;
+    const body = () => {
+      const h = x.matmul(w).add(b).tanh();
+      // h feeds three uses (accumulated gradients), through views that share storage
+      const h2 = h.mul(h).reshape([64, 32]).reshape([32, 64]).add(h).retainGrad();
+      h2.mul(s).sum().backward(); // f32 x f64: h2's gradient comes back cast to f32
+      idleAfterBackward = idleStorageBytes();
+      return [w, b, s, h2].map((t) => Array.from(t.grad!.dataSync()));
+    };
+    clearIdleStorage();
+    return { grads: scoped ? tidy(body, w, b, s) : body(), idleAfterBackward };
+  };
+  const plain = run(false);
+  const scoped = run(true);
+  assert.deepEqual(scoped.grads, plain.grads);
+  assert.equal(plain.idleAfterBackward, 0);
+  assert.ok(scoped.idleAfterBackward >= 32 * 64 * 4, `idle after the backward: ${scoped.idleAfterBackward} bytes`);
+});

@@ -315,6 +315,8 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       }
       addon.axpy(y, x as FloatArray, alpha);
     },
+    sumSquares: (x, sq) => addon.sumSquares(x, sq),
+    dropoutMask: (mask, state, threshold, keep) => addon.dropoutMask(mask, state, threshold, keep),
   } satisfies Partial<Backend>);
   return k;
 }
