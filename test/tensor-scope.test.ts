@@ -4,9 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clearIdleStorage, idleStorageBytes } from '../src/backend/storage-pool.js';
+import { uninitializedFloatArrayLike } from '../src/backend/types.js';
 import { CtMoeGPT, VARIANTS, experimentConfig } from '../src/experiments/ctmoe/index.js';
 import { AdamW, clipGradNorm, fromArray, keep, manualSeed, openScope, randn, type Tensor, tidy, zeros } from '../src/index.js';
 import { Generator } from '../src/tensor/random.js';
+import { makeOutput } from '../src/tensor/tensor.js';
 
 const RELEASED = /Tensor #\d+ \[64, 64\] f32 was released at the end of the tidy scope that created it; /;
 
@@ -205,4 +207,39 @@ test('inside a scope, backward gives spent intermediate gradients back during th
   assert.deepEqual(scoped.grads, plain.grads);
   assert.equal(plain.idleAfterBackward, 0);
   assert.ok(scoped.idleAfterBackward >= 32 * 64 * 4, `idle after the backward: ${scoped.idleAfterBackward} bytes`);
+});
+
+test('a stale view of a recycled gradient never gives its buffer back again: the buffer may have another owner by then', () => {
+  clearIdleStorage();
+  const n = 4096;
+  const x = randn([n]).requiresGrad_();
+  let gBuffer!: ArrayBufferLike;
+  let stashes!: Float32Array[];
+  tidy(() => {
+    // an op whose backward makes a view of its gradOutput and returns another tensor: the
+    // gradOutput is recycled when the node returns, the view is left pointing at its buffer
+    const z = makeOutput(x.backend, x.backend.copy(x.storage), [n], {
+      name: 'viewing',
+      inputs: [x],
+      backward: (g) => {
+        gBuffer = (g.storage as Float32Array).buffer;
+        const v = g.reshape([64, 64]);
+        return [v.mul(2).reshape([n])];
+      },
+    });
+    z.sum().backward();
+    // owners no scope sees (as the experts node's scratch pool) take the recycled buffers
+    stashes = Array.from({ length: 4 }, () => uninitializedFloatArrayLike(new Float32Array(0), n) as Float32Array);
+    assert.ok(
+      stashes.some((a) => a.buffer === gBuffer),
+      'the recycled gradient buffer is handed out again',
+    );
+    for (const a of stashes) a.fill(5);
+  }, x);
+  for (let i = 0; i < 8; i++) zeros([n]).add(1);
+  assert.ok(
+    stashes.every((a) => a.every((v) => v === 5)),
+    'a stash was overwritten: a stale view gave its buffer back',
+  );
+  assert.ok(x.grad!.dataSync().every((v) => v === 2));
 });

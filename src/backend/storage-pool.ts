@@ -7,9 +7,13 @@
 // (src/tensor/scope.ts) knows which storages died at its end and gives them back here; the
 // next step's allocations of the same (type, length) take them instead of new memory.
 //
-// Only storages the helpers allocated while a scope was open can come back (`noteAllocated`
-// records them for the scope), so a buffer that user code or another pool (the experts node's
-// scratch.ts) owns never enters this one.
+// Every array of >= MIN_BYTES the helpers hand out (fresh or from here) and every array given
+// back gets a new hand-out generation: a tensor remembers the generation of its storage when it
+// is made, and a scope recycles a storage only through a tensor that holds the current one and
+// only if it was handed out while the scope was open. So an array user code made (no
+// generation), one a stale tensor still points at after its buffer went round again, or one
+// another pool holds now (the experts node's scratch.ts, which gives its surplus back here)
+// is never given back twice.
 import type { TypedArray } from './types.js';
 
 /** Below this, V8's own small allocations are cheap and count for little external memory. */
@@ -29,7 +33,8 @@ interface Bucket {
 
 const idle: Map<number, Bucket>[] = [new Map(), new Map(), new Map()];
 let idleBytes = 0;
-let recorder: Set<ArrayBufferLike> | null = null;
+let generation = 0;
+const generations = new WeakMap<ArrayBufferLike, number>();
 
 function kindOf(a: TypedArray): PoolKind | null {
   if (a instanceof Float32Array) return 0;
@@ -45,19 +50,24 @@ export function takeIdle(kind: PoolKind, n: number): PooledArray | undefined {
   if (!a) return undefined;
   bucket!.used = true;
   idleBytes -= a.byteLength;
-  recorder?.add(a.buffer); // handed out again: the innermost scope's allocation now
+  generations.set(a.buffer, ++generation);
   return a;
 }
 
-/** The helpers report each fresh array; while a scope records, its buffer joins the scope's allocations. */
+/** The helpers report each fresh array: it gets a hand-out generation (arrays of >= MIN_BYTES). */
 export function noteAllocated<T extends TypedArray>(a: T): T {
-  if (recorder !== null && a.byteLength >= MIN_BYTES) recorder.add(a.buffer);
+  if (a.byteLength >= MIN_BYTES) generations.set(a.buffer, ++generation);
   return a;
 }
 
-/** Where fresh allocations are recorded (the innermost open scope's set), or null. */
-export function setAllocationRecorder(set: Set<ArrayBufferLike> | null): void {
-  recorder = set;
+/** The generation of the last hand-out or give-back of this buffer; -1 for arrays the helpers did not hand out. */
+export function handOutGeneration(buffer: ArrayBufferLike): number {
+  return generations.get(buffer) ?? -1;
+}
+
+/** The latest generation issued (a scope's later hand-outs have larger ones). */
+export function latestGeneration(): number {
+  return generation;
 }
 
 /**
@@ -77,6 +87,7 @@ export function giveBack(a: TypedArray): boolean {
   }
   bucket.arrays.push(a as PooledArray);
   idleBytes += a.byteLength;
+  generations.set(a.buffer, ++generation); // no tensor holds this generation: stale ones cannot give it back again
   return true;
 }
 

@@ -103,7 +103,7 @@ export function runBackward(root: Tensor, seed: Tensor, ops: GradArithmetic, opt
           t.grad = add(t.grad, g);
           rec?.spent(g);
         } else t.grad = g;
-        rec?.kept(t.grad);
+        rec?.keep(t.grad);
       }
       const node = t.gradFn;
       if (!node) {

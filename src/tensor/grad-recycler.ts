@@ -4,12 +4,12 @@
 // top of its activations (peak memory), where V8 would have freed them during the backward.
 //
 // A gradient's storage goes back when: the backward (a scope of its own, handed to the
-// enclosing one at the end) allocated it and made its tensor; it is no longer a value of the
+// enclosing one at the end) made its tensor and had its storage handed out (scope.ts's rule);
+// it is no longer a value of the
 // pending-gradients map, nor a leaf's or retained tensor's .grad, nor read out as an array; and
 // the node's backward that took or made it has returned. The rule this rests on: a node's
 // backward keeps neither its gradOutput nor the gradients it returns (GradNode, autograd.ts).
-import type { TypedArray } from '../backend/types.js';
-import { handOver, innermostScope, popScope, pushScope, recycle, type ScopeState } from './scope-state.js';
+import { handOver, innermostScope, popScope, pushScope, recyclable, recycle, type ScopeState } from './scope-state.js';
 import type { Tensor } from './tensor.js';
 
 function bufferOf(t: Tensor): ArrayBufferLike | null {
@@ -21,6 +21,8 @@ export class GradRecycler {
   /** Buffers of the pending gradients, with how many of them share each. */
   private readonly live = new Map<ArrayBufferLike, number>();
   private readonly spentNow: Tensor[] = [];
+  /** Buffers of leaf / retained grads: kept through this backward (the enclosing scope's roots decide after). */
+  private readonly kept = new Set<ArrayBufferLike>();
 
   private constructor(
     private readonly scope: ScopeState,
@@ -49,9 +51,9 @@ export class GradRecycler {
   }
 
   /** g is a leaf's or a retained tensor's .grad: it outlives the backward. */
-  kept(g: Tensor): void {
+  keep(g: Tensor): void {
     const b = bufferOf(g);
-    if (b) this.scope.pinned.add(b);
+    if (b) this.kept.add(b);
   }
 
   /** g is dead once the current node is done (release() decides). */
@@ -63,12 +65,10 @@ export class GradRecycler {
   release(): void {
     for (const g of this.spentNow) {
       const s = g.storageOrNull();
-      if (!s || !ArrayBuffer.isView(s) || g.id < this.scope.firstId || g.backend.onDevice) continue;
-      const b = s.buffer;
-      if (!this.scope.allocated.has(b) || this.live.has(b) || this.scope.pinned.has(b)) continue;
+      if (!s || g.id < this.scope.firstId || g.backend.onDevice || !recyclable(this.scope, s, g.storageGeneration)) continue;
+      if (this.live.has(s.buffer) || this.kept.has(s.buffer)) continue;
       g.markReleased();
-      this.scope.allocated.delete(b);
-      recycle(s as TypedArray);
+      recycle(s);
     }
     this.spentNow.length = 0;
   }

@@ -1,6 +1,6 @@
 // The open tidy scopes (scope.ts), kept apart from it so that tensor.ts can report to them
 // without importing the module that imports Tensor.
-import { giveBack, setAllocationRecorder } from '../backend/storage-pool.js';
+import { giveBack, handOutGeneration, latestGeneration } from '../backend/storage-pool.js';
 import type { Storage, TypedArray } from '../backend/types.js';
 import { envSwitch } from '../env.js';
 
@@ -12,12 +12,12 @@ export interface TrackedTensor {
 export interface ScopeState {
   /** Tensors created while this scope was the innermost one (or kept by an inner scope). */
   readonly tensors: TrackedTensor[];
-  /** Buffers the allocation helpers handed out while it was the innermost one. */
-  readonly allocated: Set<ArrayBufferLike>;
-  /** Buffers read out as arrays (dataSync / data) or given to a tensor older than the scope: never recycled. */
+  /** Buffers read out as arrays (dataSync / data) or assigned to a tensor's storage: never recycled. */
   readonly pinned: Set<ArrayBufferLike>;
   /** Tensors with a smaller id were created before the scope opened. */
   readonly firstId: number;
+  /** Storages handed out before the scope opened have a generation up to this one (storage-pool.ts). */
+  readonly openedAtGeneration: number;
 }
 
 const open: ScopeState[] = [];
@@ -33,9 +33,8 @@ export function innermostScope(): ScopeState | undefined {
 }
 
 export function pushScope(): ScopeState {
-  const s: ScopeState = { tensors: [], allocated: new Set(), pinned: new Set(), firstId: nextId };
+  const s: ScopeState = { tensors: [], pinned: new Set(), firstId: nextId, openedAtGeneration: latestGeneration() };
   open.push(s);
-  setAllocationRecorder(s.allocated);
   return s;
 }
 
@@ -43,12 +42,19 @@ export function pushScope(): ScopeState {
 export function popScope(s: ScopeState): void {
   if (open[open.length - 1] !== s) throw new Error('tidy: scopes must close in the reverse order they opened');
   open.pop();
-  setAllocationRecorder(innermostScope()?.allocated ?? null);
 }
 
-/** Tensor's constructor: a tensor created inside a scope belongs to it. */
-export function trackTensor(t: TrackedTensor): void {
-  if (open.length > 0) open[open.length - 1]!.tensors.push(t);
+/** Tensor's constructor: a tensor created inside a scope belongs to it; returns its storage's hand-out generation (-1 outside scopes). */
+export function trackTensor(t: TrackedTensor, s: Storage): number {
+  if (open.length === 0) return -1;
+  open[open.length - 1]!.tensors.push(t);
+  return ArrayBuffer.isView(s) ? handOutGeneration(s.buffer) : -1;
+}
+
+/** Whether `s`, held by a tensor made when its generation was `gen`, may go back to the pool from `scope`. */
+export function recyclable(scope: ScopeState, s: Storage, gen: number): s is TypedArray {
+  if (!ArrayBuffer.isView(s)) return false;
+  return gen > scope.openedAtGeneration && handOutGeneration(s.buffer) === gen && !scope.pinned.has(s.buffer);
 }
 
 function bufferOf(s: Storage): ArrayBufferLike | null {
@@ -62,17 +68,16 @@ export function pinRead(s: Storage): void {
   if (b) for (const scope of open) scope.pinned.add(b);
 }
 
-/** A storage given to tensor `t` (setStorage_, `t.storage = ...`): pinned in every scope `t` is older than. */
-export function pinAssigned(t: TrackedTensor, s: Storage): void {
+/** A storage assigned to a tensor (setStorage_, `t.storage = ...`): its holders are not all tensors a scope can see, so no open scope recycles it. */
+export function pinAssigned(s: Storage): void {
   if (open.length === 0) return;
   const b = bufferOf(s);
-  if (b) for (const scope of open) if (t.id < scope.firstId) scope.pinned.add(b);
+  if (b) for (const scope of open) scope.pinned.add(b);
 }
 
-/** An inner scope's tensors, allocations not given back and pins belong to the outer scope. */
+/** An inner scope's tensors and pins belong to the outer scope. */
 export function handOver(inner: ScopeState, outer: ScopeState, tensors: readonly TrackedTensor[] = inner.tensors): void {
   for (const t of tensors) outer.tensors.push(t);
-  for (const b of inner.allocated) outer.allocated.add(b);
   for (const b of inner.pinned) outer.pinned.add(b);
 }
 

@@ -10,16 +10,17 @@
 //     properties, arrays, Maps and Sets are walked, a tensor's grad too, not its graph),
 //     which also keeps every typed array found there (a layer's cached routing arrays);
 // every other tensor created inside is released: reading its storage throws a one-line error.
-// A released tensor's storage is recycled only if the allocation helpers allocated it inside
-// the scope, no surviving tensor or root shares its buffer, it was never read out as an
-// array (dataSync / data: the caller may keep the array) and no older tensor was given it.
+// A released tensor's storage is recycled only if the allocation helpers handed it out inside
+// the scope and the tensor still holds that hand-out (storage-pool.ts's generations), no
+// survivor or root shares its buffer, it was never read out as an array (dataSync / data: the
+// caller may keep the array) and no tensor was assigned it (`t.storage = ...`).
 // Survivors of an inner scope belong to the outer one. Opt-in: nothing is released outside a
 // scope. A scope is for synchronous code (or code that awaits only its own reads): tensors
 // that other code creates while it is open belong to it too. When fn throws, nothing is
 // released (the tensors go to the GC as before).
 import { trimIdle } from '../backend/storage-pool.js';
 import type { Storage, TypedArray } from '../backend/types.js';
-import { handOver, innermostScope, popScope, pushScope, recycle, type ScopeState } from './scope-state.js';
+import { handOver, innermostScope, popScope, pushScope, recyclable, recycle, type ScopeState } from './scope-state.js';
 import { Tensor } from './tensor.js';
 
 /** An open scope (openScope); close it exactly once, innermost first. */
@@ -93,13 +94,12 @@ function closeScope(state: ScopeState, release: boolean, result: unknown, roots:
     }
     const s = t.storageOrNull();
     t.markReleased();
-    if (!s || !ArrayBuffer.isView(s) || t.backend.onDevice) continue;
+    if (!s || t.backend.onDevice || !recyclable(state, s, t.storageGeneration)) continue;
     const b = s.buffer;
-    if (!state.allocated.has(b) || keptBuffers.has(b) || released.has(b)) continue;
+    if (keptBuffers.has(b) || released.has(b)) continue;
     released.add(b);
     dead.push(s);
   }
-  for (const b of released) state.allocated.delete(b);
   if (outer) handOver(state, outer, survivors);
   else trimIdle();
   for (const a of dead) recycle(a);

@@ -17,6 +17,8 @@ export class Tensor {
   readonly backend: Backend;
   /** null once a tidy scope released the tensor (src/tensor/scope.ts). */
   private _storage: Storage | null;
+  /** The storage's hand-out generation when this tensor got it, inside a tidy scope (-1 otherwise). @internal */
+  storageGeneration: number;
   /** The op that produced this tensor, when it was recorded for autograd. */
   gradFn: GradNode | null;
   requiresGrad: boolean;
@@ -36,7 +38,7 @@ export class Tensor {
     this.backend = backend;
     this.gradFn = gradFn;
     this.requiresGrad = gradFn !== null;
-    trackTensor(this);
+    this.storageGeneration = trackTensor(this, storage);
   }
 
   /** Contiguous row-major elements. Replaced (not mutated) by ops; mutated by optimisers. Throws once a tidy scope released the tensor. */
@@ -47,8 +49,9 @@ export class Tensor {
   }
 
   set storage(s: Storage) {
-    pinAssigned(this, s);
+    pinAssigned(s);
     this._storage = s;
+    this.storageGeneration = -1;
   }
 
   /** Whether a tidy scope released this tensor (its storage may hold another tensor's values now). */
