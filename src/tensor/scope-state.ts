@@ -61,15 +61,11 @@ function bufferOf(s: Storage): ArrayBufferLike | null {
   return ArrayBuffer.isView(s) ? s.buffer : null;
 }
 
-/** A storage read out as an array (its holder is no tensor a scope can see): no scope recycles it. */
-export function pinRead(s: Storage): void {
-  if (open.length === 0) return;
-  const b = bufferOf(s);
-  if (b) for (const scope of open) scope.pinned.add(b);
-}
-
-/** A storage assigned to a tensor (setStorage_, `t.storage = ...`): its holders are not all tensors a scope can see, so no open scope recycles it. */
-export function pinAssigned(s: Storage): void {
+/**
+ * A storage with a holder no scope can see (read out as an array by dataSync / data, or
+ * assigned to a tensor by `t.storage = ...` / setStorage_): no scope open now recycles it.
+ */
+export function pinStorage(s: Storage): void {
   if (open.length === 0) return;
   const b = bufferOf(s);
   if (b) for (const scope of open) scope.pinned.add(b);

@@ -63,7 +63,7 @@ export function tidy<T>(fn: () => T, ...roots: unknown[]): T {
 
 const keptMark = new WeakSet<Tensor>();
 
-/** Keep `t` past the innermost scope's end (it then belongs to the outer scope, if any). */
+/** Keep `t` past the end of the scopes open now and of any it is handed on to (TF.js's keep). */
 export function keep<T extends Tensor>(t: T): T {
   keptMark.add(t);
   return t;

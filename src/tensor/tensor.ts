@@ -6,7 +6,7 @@ import { getBackend } from '../backend/registry.js';
 import { type DType, type Storage, type TypedArray, bytesPerElement, contiguousStrides, isFloatDType } from '../backend/types.js';
 import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
 import { noteDroppedGradient } from './gc.js';
-import { pinAssigned, pinRead, takeTensorId, trackTensor } from './scope-state.js';
+import { pinStorage, takeTensorId, trackTensor } from './scope-state.js';
 import { numel, shapeToString } from './shape.js';
 
 export class Tensor {
@@ -49,7 +49,7 @@ export class Tensor {
   }
 
   set storage(s: Storage) {
-    pinAssigned(s);
+    pinStorage(s);
     this._storage = s;
     this.storageGeneration = -1;
   }
@@ -103,14 +103,14 @@ export class Tensor {
    */
   dataSync(): TypedArray {
     const s = this.storage;
-    pinRead(s); // the caller may keep the array: no open scope recycles it
+    pinStorage(s); // the caller may keep the array: no open scope recycles it
     return this.backend.readSync(s);
   }
 
   /** Read the elements; every backend offers this (a GPU backend waits for its queue). */
   data(): Promise<TypedArray> {
     const s = this.storage;
-    pinRead(s);
+    pinStorage(s);
     return this.backend.read(s);
   }
 
