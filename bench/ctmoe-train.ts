@@ -27,7 +27,7 @@ import {
   loadCtMoeData,
   resolveVariant,
 } from '../src/experiments/ctmoe/index.js';
-import { fromArray, manualSeed, useThroughputGc } from '../src/index.js';
+import { fromArray, manualSeed, tidy, useThroughputGc } from '../src/index.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { Generator } from '../src/tensor/random.js';
@@ -95,16 +95,23 @@ function trainer(cfg: BenchConfig) {
   );
   const params = model.parameters();
   model.train();
-  const step = (b: { input: Int32Array; target: Int32Array }) => {
-    const { input, target } = batchTensors({ ...b, batch: cfg.batchSize, seqLen: cfg.seqLen });
-    model.zeroGrad();
-    const { total } = model.loss(input, target);
-    total.backward();
-    const gradNorm = clipGradNorm(params, cfg.gradClip);
-    optimizer.step();
-    const loss = total.item();
-    return { loss, gradNorm };
-  };
+  // each step in a tidy scope, as the trainer's (src/experiments/ctmoe/train.ts)
+  const step = (b: { input: Int32Array; target: Int32Array }) =>
+    tidy(
+      () => {
+        const { input, target } = batchTensors({ ...b, batch: cfg.batchSize, seqLen: cfg.seqLen });
+        model.zeroGrad();
+        const { total } = model.loss(input, target);
+        total.backward();
+        const gradNorm = clipGradNorm(params, cfg.gradClip);
+        optimizer.step();
+        const loss = total.item();
+        model.zeroGrad();
+        return { loss, gradNorm };
+      },
+      model,
+      optimizer,
+    );
   return { model, step };
 }
 

@@ -215,7 +215,7 @@ export function ctmoeTrainStep(preset: PresetName = 'tiny') {
     phases.clip();
     phases.optimizer(total);
   };
-  return { cfg, phases, step };
+  return { cfg, model, optimizer, phases, step };
 }
 
 /** Training throughput of ctmoeTrainStep('tiny'): warm-up (bench/util.ts warmUp), then the median of 20 timed steps. */

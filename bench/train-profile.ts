@@ -5,9 +5,11 @@
 // pool's workers wait. For work on the small ops around the experts (docs/performance.md).
 // --cpu times with this process's CPU time (user + system, all threads) instead of wall time:
 // on a host loaded by other work, with MOEKIT_NUM_THREADS=1, it counts only our own work.
-//   node --import tsx bench/train-profile.ts [steps] [--preset tiny|small|paper] [--json] [--cpu]
+// Each step runs in a tidy scope (src/tensor/scope.ts), as the trainer's do; --no-tidy leaves
+// its storages to the GC (the step before scopes existed).
+//   node --import tsx bench/train-profile.ts [steps] [--preset tiny|small|paper] [--json] [--cpu] [--no-tidy]
 import { loadNativeAddon } from '../src/backend/native/addon.js';
-import { useThroughputGc } from '../src/index.js';
+import { openScope, useThroughputGc } from '../src/index.js';
 import type { GradNode } from '../src/tensor/autograd.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { PresetName } from '../src/experiments/ctmoe/index.js';
@@ -17,6 +19,7 @@ import { table, warmUp } from './util.js';
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const cpu = args.includes('--cpu');
+const tidyOn = !args.includes('--no-tidy');
 const now = cpu
   ? () => {
       const u = process.cpuUsage();
@@ -76,9 +79,10 @@ function timeBackwardNodes(root: Tensor): void {
 }
 
 useThroughputGc();
-const { phases } = ctmoeTrainStep(preset);
+const { phases, model, optimizer } = ctmoeTrainStep(preset);
 const phaseMs = { forward: 0, backward: 0, clip: 0, optimizer: 0 };
 function step(): void {
+  const scope = tidyOn ? openScope() : null;
   let t0 = now();
   const total = phases.forward();
   timeBackwardNodes(total);
@@ -94,6 +98,8 @@ function step(): void {
   phaseMs.clip += recording ? t1 - t0 : 0;
   t0 = t1;
   phases.optimizer(total);
+  model.zeroGrad(); // as the trainer: the spent gradients die with the step
+  scope?.close(undefined, model, optimizer);
   phaseMs.optimizer += recording ? now() - t0 : 0;
 }
 const threads = addon.getNumThreads!() as number;
@@ -112,6 +118,7 @@ if (json) {
     preset,
     steps,
     clock: cpu ? 'cpu' : 'wall',
+    tidy: tidyOn,
     threads,
     step_ms: +(stepMs / steps).toFixed(2),
     phases_ms: Object.fromEntries(Object.entries(phaseMs).map(([k, v]) => [k, +(v / steps).toFixed(2)])),
@@ -124,7 +131,7 @@ if (json) {
   console.log(JSON.stringify(out));
 } else {
   console.log(
-    `CT-MoE ${preset} training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads): ${per(stepMs)} ms = ${Object.entries(
+    `CT-MoE ${preset} training step, mean of ${steps} (${cpu ? 'CPU' : 'wall'} time, ${threads} threads${tidyOn ? '' : ', --no-tidy'}): ${per(stepMs)} ms = ${Object.entries(
       phaseMs,
     )
       .map(([k, v]) => `${k} ${per(v)}`)

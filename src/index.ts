@@ -46,6 +46,7 @@ export { useThroughputGc } from './tensor/gc-policy.js';
 export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './tensor/random.js';
 export { broadcastShapes, numel, type Shape, shapeToString } from './tensor/shape.js';
 export { Tensor } from './tensor/tensor.js';
+export { keep, openScope, type TidyScope, tidy } from './tensor/scope.js';
 export { type Reads, read, readScalars, runReadsAsync, runReadsSync } from './tensor/reads.js';
 // ops
 export { type AttentionOptions, scaledDotProductAttention } from './ops/attention.js';

@@ -3,6 +3,7 @@
  *   adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay,
  *         biasCorrection1, biasCorrection2)
  *   axpy(y, x, alpha)                       y += alpha * x
+ *   sumSquares(x, sq)                       returns sq + sum of x[i]^2
  * All arrays Float32Array or all Float64Array, same length.
  */
 #include <math.h>
@@ -63,8 +64,33 @@ static napi_value js_axpy(napi_env env, napi_callback_info info) {
   return mk_napi_undefined(env);
 }
 
+/* Gradient clipping's squared norm: in double, one element after the other (no reordering, no
+ * contraction: -ffp-contract=off), so the sum is src/optim/clip.ts's JavaScript loop's bit for bit. */
+static napi_value js_sum_squares(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  mk_typed x;
+  double sq;
+  if (!mk_napi_args(env, info, 2, argv, "sumSquares") || !mk_napi_float_array(env, argv[0], "sumSquares: x", &x) ||
+      !mk_napi_f64(env, argv[1], "sumSquares: sq", &sq))
+    return NULL;
+  if (x.type == napi_float64_array) {
+    const double *a = (const double *)x.data;
+    for (size_t i = 0; i < x.length; i++) sq += a[i] * a[i];
+  } else {
+    const float *a = (const float *)x.data;
+    for (size_t i = 0; i < x.length; i++) {
+      const double v = a[i];
+      sq += v * v;
+    }
+  }
+  napi_value out;
+  if (napi_create_double(env, sq, &out) != napi_ok) return NULL;
+  return out;
+}
+
 napi_status mk_register_optim(napi_env env, napi_value exports) {
   napi_status st;
+  if ((st = mk_napi_export_fn(env, exports, "sumSquares", js_sum_squares)) != napi_ok) return st;
   if ((st = mk_napi_export_fn(env, exports, "adamw", js_adamw)) != napi_ok) return st;
   return mk_napi_export_fn(env, exports, "axpy", js_axpy);
 }

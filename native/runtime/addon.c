@@ -20,7 +20,7 @@ static const struct {
     {"indexing", mk_register_indexing}, {"sort", mk_register_sort},       {"attention", mk_register_attention},
     {"optim", mk_register_optim},       {"moe", mk_register_moe},         {"router", mk_register_router},
     {"moe_plan", mk_register_moe_plan}, {"dist", mk_register_dist},       {"half", mk_register_half},
-    {"fma_peak", mk_register_fma_peak},
+    {"fma_peak", mk_register_fma_peak}, {"dropout", mk_register_dropout},
 };
 
 /* setNumThreads(n: number): void  (n <= 0 restores the default) */

@@ -30,6 +30,7 @@ napi_status mk_register_indexing(napi_env env, napi_value exports);    /* indexi
 napi_status mk_register_sort(napi_env env, napi_value exports);        /* sort.c */
 napi_status mk_register_attention(napi_env env, napi_value exports);   /* attention.c */
 napi_status mk_register_optim(napi_env env, napi_value exports);       /* optim.c */
+napi_status mk_register_dropout(napi_env env, napi_value exports);     /* dropout.c */
 napi_status mk_register_moe(napi_env env, napi_value exports);         /* moe_napi.c */
 napi_status mk_register_router(napi_env env, napi_value exports);      /* router.c */
 napi_status mk_register_moe_plan(napi_env env, napi_value exports);    /* moe_plan.c */

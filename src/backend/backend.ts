@@ -226,6 +226,16 @@ export interface Backend {
   /** Mutates y: y += alpha * x (gradient accumulation). */
   axpyInPlace(y: Storage, x: Storage, alpha: number): void;
 
+  // ---- host-array helpers a CPU backend may offer (their callers have JavaScript twins) -------
+  /** sq + Σ x[i]² in float64, one element after the other (gradient clipping's norm, src/optim/clip.ts). */
+  sumSquares?(x: Float32Array | Float64Array, sq: number): number;
+  /**
+   * Dropout's mask (src/ops/dropout.ts): mask[i] = r_i >= threshold ? keep : 0, r_i the next
+   * uint32 draws of xoshiro128** from `state` (src/tensor/random.ts's Generator words, advanced
+   * in place), in Generator.nextU32's order.
+   */
+  dropoutMask?(mask: Float32Array | Float64Array, state: Uint32Array, threshold: number, keep: number): void;
+
   /** Storages live on a device (webgpu): readSync throws, only `read` waits; code above then reads asynchronously and skips host-side checks of tensor contents. */
   readonly onDevice?: boolean;
 

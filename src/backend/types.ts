@@ -1,5 +1,6 @@
 // Dtypes and storage shared by every backend.
 import { envSwitch } from '../env.js';
+import { noteAllocated, takeIdle } from './storage-pool.js';
 
 /**
  * Element types a tensor can hold. f64 exists for gradient checks and exact references;
@@ -46,11 +47,11 @@ export function bytesPerElement(dtype: DType): number {
 export function typedArrayFor(dtype: DType, n: number): TypedArray {
   switch (dtype) {
     case 'f32':
-      return new Float32Array(n);
+      return takeIdle(0, n)?.fill(0) ?? noteAllocated(new Float32Array(n));
     case 'f64':
-      return new Float64Array(n);
+      return takeIdle(1, n)?.fill(0) ?? noteAllocated(new Float64Array(n));
     case 'i32':
-      return new Int32Array(n);
+      return takeIdle(2, n)?.fill(0) ?? noteAllocated(new Int32Array(n));
     case 'bf16':
       return new BF16Array(n);
     case 'f16':
@@ -95,7 +96,7 @@ export function isFloatArray(x: unknown): x is Float32Array | Float64Array {
 
 /** A zeroed float array: f64 when `like` is f64, else f32 (also for bf16 / f16: their f32 compute type). */
 export function floatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
-  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+  return typedArrayFor(like instanceof Float64Array ? 'f64' : 'f32', n) as Float32Array | Float64Array;
 }
 
 // read on first use, so that a bad value is reported as a one-line error, not at import
@@ -110,9 +111,12 @@ let poisonUninitialized: boolean | undefined;
  */
 export function uninitializedFloatArrayLike(like: TypedArray, n: number): Float32Array | Float64Array {
   const f64 = like instanceof Float64Array;
-  if (typeof Buffer === 'undefined') return f64 ? new Float64Array(n) : new Float32Array(n); // a browser: zeroed
-  const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
-  const a = f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n);
+  let a = takeIdle(f64 ? 1 : 0, n) as Float32Array | Float64Array | undefined; // a storage a tidy scope gave back
+  if (!a) {
+    if (typeof Buffer === 'undefined') return f64 ? new Float64Array(n) : new Float32Array(n); // a browser: zeroed
+    const buf = Buffer.allocUnsafeSlow(n * (f64 ? 8 : 4));
+    a = noteAllocated(f64 ? new Float64Array(buf.buffer, buf.byteOffset, n) : new Float32Array(buf.buffer, buf.byteOffset, n));
+  }
   poisonUninitialized ??= envSwitch('MOEKIT_POISON_UNINITIALIZED', false);
   if (poisonUninitialized) a.fill(NaN);
   return a;

@@ -1,4 +1,5 @@
 // Gradient clipping by the global L2 norm (PyTorch's clip_grad_norm_).
+import { isFloatArray } from '../backend/types.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, lt, mul, reciprocal, sqrt, where } from '../ops/elementwise.js';
@@ -6,6 +7,12 @@ import { sum } from '../ops/reduce.js';
 
 function checkMaxNorm(fn: string, maxNorm: number): void {
   if (!(maxNorm >= 0)) throw new RangeError(`${fn}: maxNorm must be >= 0 (got ${maxNorm})`);
+}
+
+/** sq + Σ a[i]², in order, in float64 (a float's square is exact in float64); the native backend's sumSquares is its C twin. */
+export function addSquares(sq: number, a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) sq += a[i]! * a[i]!;
+  return sq;
 }
 
 /**
@@ -19,8 +26,9 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number 
   const withGrad = [...params].filter((p) => p.grad !== null);
   let sq = 0;
   for (const p of withGrad) {
-    const g = p.grad!.dataSync();
-    for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+    const g = p.grad!;
+    const a = g.backend.readSync(g.storage); // not dataSync: the array is not kept, so a tidy scope may recycle it
+    sq = g.backend.sumSquares && isFloatArray(a) ? g.backend.sumSquares(a, sq) : addSquares(sq, a);
   }
   const total = Math.sqrt(sq);
   const coef = maxNorm / (total + 1e-6);

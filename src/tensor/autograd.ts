@@ -1,11 +1,15 @@
 // Reverse-mode autograd: grad mode, graph nodes, and the backward pass.
+import { GradRecycler } from './grad-recycler.js';
 import type { Tensor } from './tensor.js';
 
 /** One recorded op: its differentiable inputs and how to map the output grad to theirs. */
 export interface GradNode {
   readonly name: string;
   readonly inputs: readonly Tensor[];
-  /** Grads w.r.t. each input (null where an input needs none). Runs under noGrad. */
+  /**
+   * Grads w.r.t. each input (null where an input needs none). Runs under noGrad. Keeps neither
+   * gradOutput nor the returned grads (inside a tidy scope backward recycles them once spent).
+   */
   backward(gradOutput: Tensor): readonly (Tensor | null)[];
 }
 
@@ -81,35 +85,68 @@ export function runBackward(root: Tensor, seed: Tensor, ops: GradArithmetic, opt
   const { add } = ops;
   const order = topologicalOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  // inside a tidy scope: spent gradients go back to the storage pool as the pass goes (grad-recycler.ts)
+  const rec = GradRecycler.open();
+  rec?.held(seed);
   const prev = gradEnabled;
   gradEnabled = false;
   try {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
+      if (t.isReleased) void t.storage; // throws: a tidy scope released a tensor this graph needs
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
+      rec?.dropped(g);
       if (t.retainsGrad || !t.gradFn) {
-        t.grad = t.grad ? add(t.grad, g) : g;
+        if (t.grad) {
+          t.grad = add(t.grad, g);
+          rec?.spent(g);
+        } else t.grad = g;
+        rec?.keep(t.grad);
       }
       const node = t.gradFn;
-      if (!node) continue;
+      if (!node) {
+        rec?.release();
+        continue;
+      }
       const inputGrads = node.backward(g);
+      rec?.spent(g);
       node.inputs.forEach((input, j) => {
         const gi = inputGrads[j];
-        if (!gi || !input.requiresGrad) return;
+        if (!gi) return;
+        if (!input.requiresGrad) {
+          rec?.spent(gi);
+          return;
+        }
         if (gi.shape.length !== input.shape.length || gi.shape.some((d, k) => d !== input.shape[k])) {
           throw new Error(
             `autograd: ${node.name} produced a gradient of shape [${gi.shape.join(', ')}] for an input of shape [${input.shape.join(', ')}]`,
           );
         }
-        const g1 = gi.dtype === input.dtype ? gi : ops.toDtypeOf(gi, input);
+        let g1 = gi;
+        if (gi.dtype !== input.dtype) {
+          g1 = ops.toDtypeOf(gi, input);
+          rec?.spent(gi);
+        }
         const acc = grads.get(input);
-        grads.set(input, acc ? add(acc, g1) : g1);
+        if (acc) {
+          const sum = add(acc, g1);
+          rec?.dropped(acc);
+          rec?.spent(acc);
+          rec?.spent(g1);
+          grads.set(input, sum);
+          rec?.held(sum);
+        } else {
+          grads.set(input, g1);
+          rec?.held(g1);
+        }
       });
       if (!options.retainGraph) t.releaseGraph();
+      rec?.release();
     }
   } finally {
     gradEnabled = prev;
+    rec?.finish();
   }
 }

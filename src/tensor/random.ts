@@ -73,6 +73,11 @@ export class Generator {
     return Math.floor(this.uniform() * n);
   }
 
+  /** The live state words s[0..3] (a backend's dropoutMask advances them in place). @internal */
+  stateWords(): Uint32Array {
+    return this.s;
+  }
+
   getState(): GeneratorState {
     return { s: [this.s[0]!, this.s[1]!, this.s[2]!, this.s[3]!], spare: this.spare };
   }

@@ -6,18 +6,19 @@ import { getBackend } from '../backend/registry.js';
 import { type DType, type Storage, type TypedArray, bytesPerElement, contiguousStrides, isFloatDType } from '../backend/types.js';
 import { type BackwardOptions, type GradNode, isGradEnabled, runBackward } from './autograd.js';
 import { noteDroppedGradient } from './gc.js';
+import { pinStorage, takeTensorId, trackTensor } from './scope-state.js';
 import { numel, shapeToString } from './shape.js';
 
-let nextId = 1;
-
 export class Tensor {
-  readonly id = nextId++;
+  readonly id = takeTensorId();
   readonly shape: readonly number[];
   /** The element type; changes only through `setStorage_` (a module's `.to(dtype)`). */
   dtype: DType;
   readonly backend: Backend;
-  /** Contiguous row-major elements. Replaced (not mutated) by ops; mutated by optimisers. */
-  storage: Storage;
+  /** null once a tidy scope released the tensor (src/tensor/scope.ts). */
+  private _storage: Storage | null;
+  /** The storage's hand-out generation when this tensor got it, inside a tidy scope (-1 otherwise). @internal */
+  storageGeneration: number;
   /** The op that produced this tensor, when it was recorded for autograd. */
   gradFn: GradNode | null;
   requiresGrad: boolean;
@@ -31,12 +32,42 @@ export class Tensor {
     if (n !== numel(shape)) {
       throw new RangeError(`Tensor: storage holds ${n} elements but shape ${shapeToString(shape)} needs ${numel(shape)}`);
     }
-    this.storage = storage;
+    this._storage = storage;
     this.shape = Object.freeze([...shape]);
     this.dtype = backend.dtypeOf(storage);
     this.backend = backend;
     this.gradFn = gradFn;
     this.requiresGrad = gradFn !== null;
+    this.storageGeneration = trackTensor(this, storage);
+  }
+
+  /** Contiguous row-major elements. Replaced (not mutated) by ops; mutated by optimisers. Throws once a tidy scope released the tensor. */
+  get storage(): Storage {
+    const s = this._storage;
+    if (s === null) throw releasedError(this);
+    return s;
+  }
+
+  set storage(s: Storage) {
+    pinStorage(s);
+    this._storage = s;
+    this.storageGeneration = -1;
+  }
+
+  /** Whether a tidy scope released this tensor (its storage may hold another tensor's values now). */
+  get isReleased(): boolean {
+    return this._storage === null;
+  }
+
+  /** The storage, or null once released (src/tensor/scope.ts). @internal */
+  storageOrNull(): Storage | null {
+    return this._storage;
+  }
+
+  /** Called by the tidy scope that releases this tensor. @internal */
+  markReleased(): void {
+    this._storage = null;
+    this.grad = null;
   }
 
   get size(): number {
@@ -61,7 +92,7 @@ export class Tensor {
     const n = this.backend.length(storage);
     if (n !== this.size) throw new RangeError(`setStorage_: storage holds ${n} elements, the tensor has ${this.size}`);
     this.zeroGrad();
-    this.storage = storage;
+    this.storage = storage; // through the setter: a scope open now must not recycle it
     this.dtype = this.backend.dtypeOf(storage);
     return this;
   }
@@ -71,12 +102,16 @@ export class Tensor {
    * f16 tensors read as their f32 values (a fresh Float32Array); `storage` holds the bits.
    */
   dataSync(): TypedArray {
-    return this.backend.readSync(this.storage);
+    const s = this.storage;
+    pinStorage(s); // the caller may keep the array: no open scope recycles it
+    return this.backend.readSync(s);
   }
 
   /** Read the elements; every backend offers this (a GPU backend waits for its queue). */
   data(): Promise<TypedArray> {
-    return this.backend.read(this.storage);
+    const s = this.storage;
+    pinStorage(s);
+    return this.backend.read(s);
   }
 
   /** The value of a one-element tensor. */
@@ -149,6 +184,12 @@ export class Tensor {
     const preview = this.size <= 64 ? JSON.stringify(this.toArray()) : `${this.size} elements`;
     return `Tensor(${shapeToString(this.shape)}, ${this.dtype}, ${preview})`;
   }
+}
+
+function releasedError(t: Tensor): Error {
+  return new Error(
+    `Tensor #${t.id} ${shapeToString(t.shape)} ${t.dtype} was released at the end of the tidy scope that created it; return it from the scope, keep() it, or reach it from the scope's roots to use it afterwards`,
+  );
 }
 
 /** Gradient accumulation: elementwise add of same-shape tensors (no graph). */

@@ -11,6 +11,7 @@ import { type HalfAccel, type HalfMatmul, withHalfPrecision } from '../half-prec
 import { referenceBackend as ref } from '../reference/index.js';
 import {
   BF16Array,
+  arrayLike,
   type HalfArray,
   type Storage,
   dtypeOfArray,
@@ -39,7 +40,7 @@ function floats(x: Storage, ...rest: (Storage | null)[]): x is FloatArray {
 }
 
 function like(x: Storage, n: number): Storage {
-  return new (x.constructor as new (n: number) => Storage)(n);
+  return arrayLike(x, n); // through the storage pool (storage-pool.ts)
 }
 
 function dimsOk(...arrays: (readonly number[])[]): boolean {
@@ -314,6 +315,8 @@ function nativeKernels(addon: NativeAddon): Partial<Backend> {
       }
       addon.axpy(y, x as FloatArray, alpha);
     },
+    sumSquares: (x, sq) => addon.sumSquares(x, sq),
+    dropoutMask: (mask, state, threshold, keep) => addon.dropoutMask(mask, state, threshold, keep),
   } satisfies Partial<Backend>);
   return k;
 }

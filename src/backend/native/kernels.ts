@@ -150,4 +150,10 @@ export interface NativeKernels {
   ): void;
   /** y += alpha * x */
   axpy(y: FloatArray, x: FloatArray, alpha: number): void;
+  /** sq + the sum of x[i]^2, in float64, in index order */
+  sumSquares(x: FloatArray, sq: number): number;
+
+  // ---- dropout (native/ops/dropout.c) ----
+  /** mask[i] = (next xoshiro128** draw from state, advanced in place) >= threshold ? keep : 0 */
+  dropoutMask(mask: FloatArray, state: Uint32Array, threshold: number, keep: number): void;
 }

@@ -8,6 +8,7 @@ import { ensureDirSync } from '../../io/ensure-dir.js';
 import { readJsonFileSync } from '../../io/json-file.js';
 import { AdamW } from '../../optim/adamw.js';
 import { clipGradNormDeferred } from '../../optim/clip.js';
+import { openScope } from '../../tensor/scope.js';
 import { LRScheduler, warmupCosine } from '../../optim/schedule.js';
 import { Generator, defaultGenerator, manualSeed } from '../../tensor/random.js';
 import type { CtMoeExperimentConfig, VariantFlags, VariantSpec } from './config.js';
@@ -295,42 +296,58 @@ export function* variantRun(
   while (step < steps) {
     // ranks > 0 draw their own dropout masks, seeded per step so a resume reproduces them
     if (dp && dp.rank > 0) manualSeed(cfg.seed + 7919 * dp.rank + step);
-    const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
-    model.zeroGrad();
-    const { total, ce } = precision.forward(() => model.loss(input, target));
-    precision.backward(total); // the layers' aux losses ride on the graph (attachAuxLoss)
-    dp?.averageGradients(params);
-    ep?.reduceGradients();
-    // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
-    const overflowed = precision.unscale(optimizer);
-    const norm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNormDeferred(params, cfg.gradClip);
-    // the step's one wait: loss, CE and gradient norm together (with the layers' usage counts on webgpu)
-    const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, norm);
-    const lv = dp ? dp.mean(totalValue!) : totalValue!;
-    const cv = dp ? dp.mean(ceValue!) : ceValue!;
-    if (!stepIsFinite(lv, overflowed ? 0 : gradNorm!)) {
-      const badParam = yield* firstNonFiniteReads(named, 'parameters');
-      const firstBad = badParam ?? (yield* firstNonFiniteReads(named));
-      skipsInARow++;
-      if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
-        const why =
-          policy === 'stop'
-            ? '--on-nonfinite skip drops such steps instead'
-            : badParam
-              ? 'skipping cannot help: a parameter itself is not finite'
-              : `${skipsInARow} steps in a row were not finite`;
-        throw new NonFiniteError(
-          variant.key,
-          step + 1,
-          `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${firstBad ?? 'none found (the loss alone)'}; ` +
-            `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`,
-        );
+    // the step's tensors are released at its end and their storages reused by the next step's
+    // (src/tensor/scope.ts): what survives is what the model, optimiser and precision hold
+    const scope = openScope();
+    let closed = false;
+    let skipped = false;
+    let lv = 0;
+    let cv = 0;
+    try {
+      const { input, target } = batchTensors(dp ? dp.shard(loader.next()) : loader.next());
+      model.zeroGrad();
+      const { total, ce } = precision.forward(() => model.loss(input, target));
+      precision.backward(total); // the layers' aux losses ride on the graph (attachAuxLoss)
+      dp?.averageGradients(params);
+      ep?.reduceGradients();
+      // f16-amp: the true gradients before clipping; an overflow is the scaler's to skip, not a non-finite step
+      const overflowed = precision.unscale(optimizer);
+      const norm = ep ? ep.clipGradNorm(params, cfg.gradClip) : clipGradNormDeferred(params, cfg.gradClip);
+      // the step's one wait: loss, CE and gradient norm together (with the layers' usage counts on webgpu)
+      const [totalValue, ceValue, gradNorm] = yield* readStep(layers, total, ce, norm);
+      lv = dp ? dp.mean(totalValue!) : totalValue!;
+      cv = dp ? dp.mean(ceValue!) : ceValue!;
+      if (!stepIsFinite(lv, overflowed ? 0 : gradNorm!)) {
+        const badParam = yield* firstNonFiniteReads(named, 'parameters');
+        const firstBad = badParam ?? (yield* firstNonFiniteReads(named));
+        skipsInARow++;
+        if (policy === 'stop' || badParam !== null || skipsInARow > MAX_CONSECUTIVE_SKIPS) {
+          const why =
+            policy === 'stop'
+              ? '--on-nonfinite skip drops such steps instead'
+              : badParam
+                ? 'skipping cannot help: a parameter itself is not finite'
+                : `${skipsInARow} steps in a row were not finite`;
+          throw new NonFiniteError(
+            variant.key,
+            step + 1,
+            `${variant.key}: step ${step + 1}: loss ${lv}, gradient norm ${gradNorm}; first non-finite: ${firstBad ?? 'none found (the loss alone)'}; ` +
+              `training stopped, ${lastCheckpointNote(step, cfg.checkpointEvery)}; ${why}`,
+          );
+        }
+        skippedAt.push(step + 1);
+        skipped = true; // the step is dropped: no update, the scheduler and step count stay
+      } else {
+        skipsInARow = 0;
+        precision.step(optimizer);
       }
-      skippedAt.push(step + 1);
-      continue; // the step is dropped: no update, the scheduler and step count stay
+      model.zeroGrad(); // the gradients are spent: their storages go back with the step's
+      scope.close(undefined, model, optimizer, precision, par);
+      closed = true;
+    } finally {
+      if (!closed) scope.abandon(); // an error or a stopped run: nothing released, the GC takes it
     }
-    skipsInARow = 0;
-    precision.step(optimizer);
+    if (skipped) continue;
     scheduler.step();
     step++;
     progress.trainLoss.push(lv);

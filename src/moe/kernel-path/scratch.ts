@@ -6,6 +6,7 @@
 // reused buffer (docs/performance.md: src/moe/kernel-path/scratch.ts), and glibc hands anything
 // above its mmap threshold (<= 32 MiB) straight back to the OS on free. Only buffers that never
 // leave experts-node.ts go through here; outputs (y, dX, weight gradients) stay fresh arrays.
+import { giveBack } from '../../backend/storage-pool.js';
 import { BF16Array, uninitializedFloatArrayLike } from '../../backend/types.js';
 
 type FloatArray = Float32Array | Float64Array;
@@ -49,11 +50,14 @@ export function acquireHalfScratch(n: number): BF16Array {
 /** Give back an array from acquireScratch that nothing references any more. */
 export function releaseScratch(a: ScratchArray): void {
   if (a.byteLength < MIN_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
-  if (idleBytes + a.byteLength > MAX_IDLE_BYTES) return;
   const k = `${kindOf(a)}${a.length}`;
   const list = idle.get(k) ?? [];
   idle.set(k, list);
-  if (list.length >= PER_KEY || list.includes(a)) return;
+  if (list.includes(a)) return;
+  if (list.length >= PER_KEY || idleBytes + a.byteLength > MAX_IDLE_BYTES) {
+    giveBack(a); // to the tensor storage pool (backend/storage-pool.ts) rather than to the GC
+    return;
+  }
   list.push(a);
   idleBytes += a.byteLength;
 }
