@@ -281,6 +281,15 @@ test('writeAllFigures writes 11+ figure pairs with axis titles; report.html hold
   assert.equal(renderReport(results, { figures: written }), html);
 });
 
+test('the report of a bf16 run names the precision and marks it as set over the preset, which leaves it unset', () => {
+  const results = synthResults();
+  results.config = { ...results.config, precision: 'bf16' };
+  results.precision = 'bf16';
+  const html = renderReport(results, { figures: [] });
+  assert.match(html, /<tr class="changed"><th scope="row">precision<\/th><td>&quot;bf16&quot;<\/td><td>overridden \(preset: unset\)<\/td><\/tr>/);
+  assert.ok(html.includes('precision <code>bf16</code>'));
+});
+
 test('the reading follows the numbers', () => {
   const results = synthResults();
   const text = readingOf(results).join('\n');

@@ -311,7 +311,8 @@ function configHtml(results: CtMoeAblationResults): string {
   const rows = Object.entries(results.config)
     .map(([k, v]) => {
       const changed = k in overrides;
-      const preset = base ? JSON.stringify((base as unknown as Record<string, unknown>)[k]) : '';
+      // a key the preset leaves unset (precision) stringifies to undefined
+      const preset = base ? (JSON.stringify((base as unknown as Record<string, unknown>)[k]) ?? 'unset') : '';
       return `<tr${changed ? ' class="changed"' : ''}><th scope="row">${esc(k)}</th><td>${esc(JSON.stringify(v))}</td><td>${changed ? `overridden (preset: ${esc(preset)})` : ''}</td></tr>`;
     })
     .join('\n');
