@@ -286,7 +286,10 @@ test('the report of a bf16 run names the precision and marks it as set over the 
   results.config = { ...results.config, precision: 'bf16' };
   results.precision = 'bf16';
   const html = renderReport(results, { figures: [] });
-  assert.match(html, /<tr class="changed"><th scope="row">precision<\/th><td>&quot;bf16&quot;<\/td><td>overridden \(preset: unset\)<\/td><\/tr>/);
+  assert.match(
+    html,
+    /<tr class="changed"><th scope="row">precision<\/th><td>&quot;bf16&quot;<\/td><td>overridden \(preset: unset\)<\/td><\/tr>/,
+  );
   assert.ok(html.includes('precision <code>bf16</code>'));
 });
 
