@@ -168,13 +168,27 @@ const cases: [string, number, () => void][] = [
   [
     'wgrad dWd',
     2 * S * H * I,
-    () => k.moeGemmWgrad({ a: gy, aIdx: rowTok, scale: null, lda: H, b: hIn, bIdx: null, ldb: I, seg, c: dW, m: H, n: I, accumulate: false }),
+    () =>
+      k.moeGemmWgrad({ a: gy, aIdx: rowTok, scale: null, lda: H, b: hIn, bIdx: null, ldb: I, seg, c: dW, m: H, n: I, accumulate: false }),
   ],
   [
     'wgrad dWg',
     2 * S * H * I,
     () =>
-      k.moeGemmWgrad({ a: guIn, aIdx: null, scale: null, lda: 2 * I, b: x, bIdx: rowTok, ldb: H, seg, c: dW, m: I, n: H, accumulate: false }),
+      k.moeGemmWgrad({
+        a: guIn,
+        aIdx: null,
+        scale: null,
+        lda: 2 * I,
+        b: x,
+        bIdx: rowTok,
+        ldb: H,
+        seg,
+        c: dW,
+        m: I,
+        n: H,
+        accumulate: false,
+      }),
   ],
 ];
 // the gated GEMM takes f32 operands only: the bf16 node runs its gate and up GEMMs as rows GEMMs

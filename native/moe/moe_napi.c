@@ -300,7 +300,8 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
       !dim_opt(&o, "m", &m) || !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
   if (ch && acc)
-    return mk_throw_range(env, "moeGemmWgrad: a bf16 (Uint16Array) c is written, not accumulated: accumulate must be false");
+    return mk_throw_range(env,
+                          "moeGemmWgrad: a bf16 (Uint16Array) c is written, not accumulated: accumulate must be false");
   int64_t E = check_seg(&o, &seg);
   if (E < 0) return NULL;
   const int64_t S = ((const int32_t *)seg.data)[E];
