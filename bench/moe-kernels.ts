@@ -44,7 +44,8 @@ const x = operand(T * H),
   y = new Float32Array(S * H),
   gy = operand(T * H);
 const wu = operand(E * I * H);
-const dW = new Float32Array(E * I * H);
+// --bf16: the weight gradients written as bf16 (rounded in the GEMM), as the bf16 node takes them
+const dW = bf16 ? (new Uint16Array(E * I * H) as unknown as Float32Array) : new Float32Array(E * I * H);
 const evictBuf = new Float32Array(cold ? 16 << 20 : 0);
 /** One write per cache line over evictBuf: the caches then hold it instead of the operands. */
 const evictCaches = () => {
