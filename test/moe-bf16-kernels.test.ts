@@ -238,6 +238,23 @@ describe('grouped GEMMs over bf16 operands', { skip }, () => {
     checkWgrad(WGRAD_CASES[0]!, 'reference');
   });
   test('a bf16 c with accumulate is refused with one line', () => {
+    setBackend('reference');
+    assert.throws(
+      () =>
+        getBackend().moe!.gemmWgrad({
+          a: { data: new Float32Array(4), ld: 2 },
+          aIdx: null,
+          scale: null,
+          b: { data: new Float32Array(4), ld: 2 },
+          bIdx: null,
+          seg: Int32Array.of(0, 2),
+          c: new BF16Array(4),
+          m: 2,
+          n: 2,
+          accumulate: true,
+        }),
+      /gemmWgrad: a bf16 c is written, not accumulated: accumulate must be false/,
+    );
     setBackend('native');
     assert.throws(
       () =>

@@ -66,6 +66,7 @@ function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsA
 function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWgradArgs): void {
   // a bf16 c (not accumulating): the f32 sums, each rounded once
   if (c instanceof BF16Array) {
+    if (accumulate) throw new RangeError('gemmWgrad: a bf16 c is written, not accumulated: accumulate must be false');
     const sums = new Float32Array(c.length);
     gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c: sums, m, n, accumulate: false });
     narrowToHalf(sums, 'bf16', c);
