@@ -175,6 +175,7 @@ const WGRAD_CASES: WgradCase[] = [
   { name: 'odd segments and an empty expert', seg: [0, 1, 1, 14, 64], m: 37, n: 45, aHalf: true, bHalf: false, scale: true },
   { name: 'a segment over several K blocks', seg: [0, 1601, 1610], m: 19, n: 33, aHalf: true, bHalf: true, scale: false },
   { name: 'f32 rows, bf16 gathered columns', seg: [0, 0, 27], m: 40, n: 16, aHalf: false, bHalf: true, scale: false },
+  { name: 'f32 operands (a bf16 c only)', seg: [0, 900, 903, 1700], m: 30, n: 35, aHalf: false, bHalf: false, scale: true },
 ];
 
 function checkWgrad(c: WgradCase, isa: string): void {
@@ -187,18 +188,24 @@ function checkWgrad(c: WgradCase, isa: string): void {
   const bIdx = Int32Array.from({ length: S }, (_, r) => (r * 5 + 1) % T);
   const scale = c.scale ? values(gen, S) : null;
   const out = new Float32Array(E * c.m * c.n).fill(Number.NaN);
-  getBackend().moe!.gemmWgrad({
-    a: { data: a.s, ld: c.m },
-    aIdx: null,
-    scale,
-    b: { data: b.s, ld: c.n },
-    bIdx,
-    seg: Int32Array.from(c.seg),
-    c: out,
-    m: c.m,
-    n: c.n,
-    accumulate: false,
-  });
+  const outBf16 = new BF16Array(out.length).fill(0x7fc1); // a NaN no sum rounds to: every element must be written
+  for (const dst of [out, outBf16])
+    getBackend().moe!.gemmWgrad({
+      a: { data: a.s, ld: c.m },
+      aIdx: null,
+      scale,
+      b: { data: b.s, ld: c.n },
+      bIdx,
+      seg: Int32Array.from(c.seg),
+      c: dst,
+      m: c.m,
+      n: c.n,
+      accumulate: false,
+    });
+  // a bf16 c: the same f32 sums, each rounded once by the engine cast, bit for bit
+  const want = bf16(out);
+  for (let q = 0; q < out.length; q++)
+    if (outBf16[q] !== want[q]) assert.fail(`${isa} ${c.name}: bf16 c[${q}] = ${outBf16[q]} vs the f32 sum rounded ${want[q]}`);
   for (let e = 0; e < E; e++)
     for (let i = 0; i < c.m; i++)
       for (let j = 0; j < c.n; j++) {
@@ -222,11 +229,51 @@ describe('grouped GEMMs over bf16 operands', { skip }, () => {
       for (const c of ROWS_CASES) checkRows(c, isa);
     });
   });
-  test('gemmWgrad on every ISA against f64', () => {
+  test('gemmWgrad on every ISA against f64, and into a bf16 c bit for bit as its f32 sums rounded', () => {
     setBackend('native');
     onEachIsa(addon, (isa) => {
       for (const c of WGRAD_CASES) checkWgrad(c, isa);
     });
+    setBackend('reference');
+    checkWgrad(WGRAD_CASES[0]!, 'reference');
+  });
+  test('a bf16 c with accumulate is refused with one line', () => {
+    setBackend('reference');
+    assert.throws(
+      () =>
+        getBackend().moe!.gemmWgrad({
+          a: { data: new Float32Array(4), ld: 2 },
+          aIdx: null,
+          scale: null,
+          b: { data: new Float32Array(4), ld: 2 },
+          bIdx: null,
+          seg: Int32Array.of(0, 2),
+          c: new BF16Array(4),
+          m: 2,
+          n: 2,
+          accumulate: true,
+        }),
+      /gemmWgrad: a bf16 c is written, not accumulated: accumulate must be false/,
+    );
+    setBackend('native');
+    assert.throws(
+      () =>
+        moeAddonKernels()!.moeGemmWgrad({
+          a: new Float32Array(4),
+          aIdx: null,
+          scale: null,
+          lda: 2,
+          b: new Float32Array(4),
+          bIdx: null,
+          ldb: 2,
+          seg: Int32Array.of(0, 2),
+          c: new Uint16Array(4) as never,
+          m: 2,
+          n: 2,
+          accumulate: true,
+        }),
+      /moeGemmWgrad: a bf16 \(Uint16Array\) c is written, not accumulated: accumulate must be false/,
+    );
   });
   test('a bf16 operand beside f64 floats is refused with one line', () => {
     setBackend('native');
@@ -317,10 +364,10 @@ const LAYER_CASES: { name: string; T: number; input: MoEConfigInput }[] = [
   },
 ];
 
-/** fn() with the bf16 node's row and gradient slices shrunk, so small shapes run several of each. */
+/** fn() with the bf16 node's row slices shrunk, so small shapes run several. */
 function withSmallSlices<T>(fn: () => T): T {
   const prev = { ...bf16Slices };
-  Object.assign(bf16Slices, { rows: 7, gradElements: 300 });
+  Object.assign(bf16Slices, { rows: 7 });
   try {
     return fn();
   } finally {

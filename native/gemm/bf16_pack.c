@@ -137,24 +137,28 @@ static void round_neon(const void *src, int src_bf16, int scaled, float sc, int6
 }
 #endif
 
-static void round_any(const void *src, int src_bf16, int scaled, float sc, int64_t n, uint16_t *dst) {
+typedef void (*round_fn)(const void *src, int src_bf16, int scaled, float sc, int64_t n, uint16_t *dst);
+
+/* the rounding loop of mk_cpu_isa() */
+static round_fn round_for_isa(void) {
   switch (mk_cpu_isa()) {
 #if defined(__x86_64__)
     case MK_ISA_AVX512:
-      round_avx512(src, src_bf16, scaled, sc, n, dst);
-      return;
+      return round_avx512;
     case MK_ISA_AVX2:
-      round_avx2(src, src_bf16, scaled, sc, n, dst);
-      return;
+      return round_avx2;
 #endif
 #if defined(__aarch64__)
     case MK_ISA_NEON:
-      round_neon(src, src_bf16, scaled, sc, n, dst);
-      return;
+      return round_neon;
 #endif
     default:
-      round_scalar(src, src_bf16, scaled, sc, n, dst);
+      return round_scalar;
   }
+}
+
+static void round_any(const void *src, int src_bf16, int scaled, float sc, int64_t n, uint16_t *dst) {
+  round_for_isa()(src, src_bf16, scaled, sc, n, dst);
 }
 
 void mk_bf16_widen(const uint16_t *src, int64_t n, float *dst) {
@@ -178,6 +182,11 @@ void mk_bf16_widen(const uint16_t *src, int64_t n, float *dst) {
 }
 
 void mk_bf16_narrow(const float *src, int64_t n, uint16_t *dst) { round_any(src, 0, 0, 1.0f, n, dst); }
+
+void mk_bf16_narrow_rows(const float *src, int64_t lds, int64_t rows, int64_t n, uint16_t *dst, int64_t ldd) {
+  const round_fn round = round_for_isa();
+  for (int64_t i = 0; i < rows; i++) round(src + i * lds, 0, 0, 1.0f, n, dst + i * ldd);
+}
 
 void mk_bf16_narrow_scaled(const void *src, int src_bf16, float sc, int64_t n, uint16_t *dst) {
   round_any(src, src_bf16, 1, sc, n, dst);
@@ -216,4 +225,25 @@ void mk_bf16_pairs_interleave(const uint16_t *lo, const uint16_t *hi, int64_t w,
 #endif
   for (int64_t i = 0; i < w; i++) out[i] = (uint32_t)lo[i] | (hi ? (uint32_t)hi[i] << 16 : 0);
   for (int64_t i = w; i < width; i++) out[i] = 0;
+}
+
+void mk_bf16_pairs_interleave_panels(const uint16_t *lo, const uint16_t *hi, int64_t n, int width, int64_t stride,
+                                     uint32_t *out) {
+#if defined(__x86_64__)
+  const int avx512 = mk_cpu_isa() == MK_ISA_AVX512;
+#else
+  const int avx512 = 0;
+#endif
+  for (int64_t j0 = 0; j0 < n; j0 += width, out += stride) {
+    const int64_t w = n - j0 < width ? n - j0 : width;
+    const uint16_t *h = hi ? hi + j0 : NULL;
+#if defined(__x86_64__)
+    if (avx512) {
+      interleave_avx512(lo + j0, h, w, width, out);
+      continue;
+    }
+#endif
+    (void)avx512;
+    mk_bf16_pairs_interleave(lo + j0, h, w, width, out);
+  }
 }

@@ -43,6 +43,9 @@ void mk_bf16_widen(const uint16_t *src, int64_t n, float *dst);
 /* dst[i] = bf16(src[i]), i < n */
 void mk_bf16_narrow(const float *src, int64_t n, uint16_t *dst);
 
+/* mk_bf16_narrow over `rows` rows of n elements: src row i at src + i*lds, dst row i at dst + i*ldd */
+void mk_bf16_narrow_rows(const float *src, int64_t lds, int64_t rows, int64_t n, uint16_t *dst, int64_t ldd);
+
 /* dst[i] = bf16(sc * x_i), i < n: x_i = src[i] as f32 (bf16 bits widened when src_bf16), the
  * product in f32, rounded once */
 void mk_bf16_narrow_scaled(const void *src, int src_bf16, float sc, int64_t n, uint16_t *dst);
@@ -54,5 +57,10 @@ void mk_bf16_pairs_from_rows(const uint16_t *const *rows, int h, int64_t kc, int
 /* One panel step from two rows that hold the panel's columns: out[i] = lo[i] | hi[i] << 16
  * (hi NULL: 0) for i < w, zero for w <= i < width. */
 void mk_bf16_pairs_interleave(const uint16_t *lo, const uint16_t *hi, int64_t w, int width, uint32_t *out);
+
+/* mk_bf16_pairs_interleave over n columns in panels of `width` (the last partial), panel j at
+ * out + j*stride: one ISA dispatch for a whole row pair. */
+void mk_bf16_pairs_interleave_panels(const uint16_t *lo, const uint16_t *hi, int64_t n, int width, int64_t stride,
+                                     uint32_t *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include "cpu.h"
 #include "gemm_kernels.h"
 #include "moe.h"
+#include "bf16_pack.h"
 #include "moe_bf16.h"
 #include "moe_fuse.h"
 
@@ -87,12 +88,16 @@ static int fast_packs_apply(const mk_kernel_f32 *kr) {
   }
 
 const char *mk_moe_gemm_run(int mode, const mk_moe_gemm *g, int64_t E) {
-  if (!g->f64 && (g->a_half || g->b_half)) { /* bf16 operands: the pair kernel, or widened into f32 packs */
-    const mk_kernel_f32 *pairs = mk_moe_bf16_pair_kernel();
+  if (!g->f64 &&
+      (g->a_half || g->b_half || g->c_half)) {  /* bf16 operands: the pair kernel, or widened into f32 packs */
+    const int half_in = g->a_half || g->b_half; /* a bf16 c alone: f32 products, rounded sums */
+    const mk_kernel_f32 *pairs = half_in ? mk_moe_bf16_pair_kernel() : NULL;
     mk_moe_f32_job j = GEMM_JOB(f32, float, pairs ? pairs : mk_gemm_kernel_f32(mk_cpu_isa()));
     j.a_half = g->a_half;
     j.b_half = g->b_half;
+    j.c_half = g->c_half;
     j.pairs = pairs != NULL;
+    if (!half_in) j.fast_pack = fast_packs_apply(j.kr);
     return mk_moe_f32_run(&j, E);
   }
   if (!g->f64) {

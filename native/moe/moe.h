@@ -78,8 +78,9 @@ typedef struct {
   void *c2, *h;
   int64_t ldh;
   mk_moe_epilogue epilogue;
-  /* f32 calls without an epilogue: a / b (and b2) hold bf16 bit patterns (moe_bf16.h) */
-  int a_half, b_half;
+  /* f32 calls without an epilogue: a / b (and b2) hold bf16 bit patterns (moe_bf16.h); c_half (wgrad,
+   * not accumulating): c holds bf16, each f32 sum rounded once as its tile is final */
+  int a_half, b_half, c_half;
 } mk_moe_gemm;
 
 /* Runs it on the pool, or queues it in an open batch / row fusion. Returns 0 or why not. */

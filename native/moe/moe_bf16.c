@@ -86,10 +86,7 @@ static void pairs_interleaved(const mk_moe_src *s, k_rows k, const float *scale,
       const uint16_t *l = row_bf16(s, k_row(k, p), col + c0, cn, scale ? scale + p : NULL, lo);
       const uint16_t *u =
           p + 1 < kc ? row_bf16(s, k_row(k, p + 1), col + c0, cn, scale ? scale + p + 1 : NULL, hi) : NULL;
-      for (int64_t j0 = 0; j0 < cn; j0 += width) {
-        const int64_t w = cn - j0 < width ? cn - j0 : width;
-        mk_bf16_pairs_interleave(l + j0, u ? u + j0 : NULL, w, width, d + (c0 + j0) * steps + (p / 2) * width);
-      }
+      mk_bf16_pairs_interleave_panels(l, u, cn, width, width * steps, d + c0 * steps + (p / 2) * width);
     }
   }
 }

@@ -55,7 +55,8 @@
  *     than by sorted row (through an index, as a weight) or with another row length.
  * Float arguments are all Float32Array or all Float64Array; indices Int32Array. In moeGemmRows and
  * moeGemmWgrad a, b and b2 may instead be Uint16Arrays of bf16 bit patterns beside Float32Array
- * floats (f32 accumulation, moe_bf16.h).
+ * floats (f32 accumulation, moe_bf16.h); so may moeGemmWgrad's c when not accumulating (each f32
+ * sum rounded once to nearest even).
  */
 #include <stdio.h>
 
@@ -290,14 +291,17 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
   mk_opts o;
   mk_typed a, aidx, scale, b, bidx, seg, c;
   int64_t lda, ldb, m, n;
-  int acc, ah, bh;
+  int acc, ah, bh, ch;
   mk_typed fl;
   if (!mk_opts_arg(env, info, "moeGemmWgrad", &o) || !operand_opt(&o, "a", NULL, 0, &a, &ah) ||
       ((fl = float_like(&a, ah)), 0) || !i32_opt(&o, "aIdx", 1, &aidx) || !float_opt(&o, "scale", &fl, 1, &scale) ||
       !dim_opt(&o, "lda", &lda) || !operand_opt(&o, "b", &fl, 0, &b, &bh) || !i32_opt(&o, "bIdx", 1, &bidx) ||
-      !dim_opt(&o, "ldb", &ldb) || !i32_opt(&o, "seg", 0, &seg) || !float_opt(&o, "c", &fl, 0, &c) ||
+      !dim_opt(&o, "ldb", &ldb) || !i32_opt(&o, "seg", 0, &seg) || !operand_opt(&o, "c", &fl, 0, &c, &ch) ||
       !dim_opt(&o, "m", &m) || !dim_opt(&o, "n", &n) || !mk_opt_bool(&o, "accumulate", &acc))
     return NULL;
+  if (ch && acc)
+    return mk_throw_range(env,
+                          "moeGemmWgrad: a bf16 (Uint16Array) c is written, not accumulated: accumulate must be false");
   int64_t E = check_seg(&o, &seg);
   if (E < 0) return NULL;
   const int64_t S = ((const int32_t *)seg.data)[E];
@@ -318,6 +322,7 @@ static napi_value moe_gemm_wgrad(napi_env env, napi_callback_info info) {
                          .b = b.data,
                          .a_half = ah,
                          .b_half = bh,
+                         .c_half = ch,
                          .b_idx = bidx.data,
                          .ldb = ldb,
                          .c = c.data,

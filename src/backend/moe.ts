@@ -259,7 +259,8 @@ export interface MoeKernels {
   readonly fast: boolean;
   /**
    * Present where gemmRows' and gemmWgrad's a / b / b2 may be bf16 (BF16Array; b2 as b) beside f32
-   * floats (scale, c): products accumulated in f32 or wider, c written in f32. With the
+   * floats (scale, c): products accumulated in f32 or wider, c written in f32; gemmWgrad's c may
+   * also be a BF16Array when not accumulating (each f32 sum rounded once, as narrow would). With the
    * conversions (src/io/half.ts's engine casts) a bf16 experts node makes between its f32 passes
    * and its bf16 arrays, into arrays it owns. Absent: f32 / f64 operands only.
    */

@@ -21,7 +21,7 @@ import type {
 } from '../moe.js';
 import { narrowToHalf, widenHalfToF32 } from '../../io/half.js';
 import { widen } from '../half-precision.js';
-import { type Storage, floatArrayLike } from '../types.js';
+import { BF16Array, type Storage, floatArrayLike } from '../types.js';
 import { erf, sigmoid as stableSigmoid } from './math.js';
 
 type Arr = Float32Array | Float64Array;
@@ -64,6 +64,14 @@ function gemmRows({ a, aIdx, scale, b, b2, seg, c, n, k, accumulate }: GemmRowsA
 }
 
 function gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c, m, n, accumulate }: GemmWgradArgs): void {
+  // a bf16 c (not accumulating): the f32 sums, each rounded once
+  if (c instanceof BF16Array) {
+    if (accumulate) throw new RangeError('gemmWgrad: a bf16 c is written, not accumulated: accumulate must be false');
+    const sums = new Float32Array(c.length);
+    gemmWgrad({ a, aIdx, scale, b, bIdx, seg, c: sums, m, n, accumulate: false });
+    narrowToHalf(sums, 'bf16', c);
+    return;
+  }
   const A = operand(a.data),
     B = operand(b.data),
     C = f(c);

@@ -335,10 +335,9 @@ export function expertsNode(
 
 /**
  * A bf16 node's slices: its f32 intermediates (gu, h, dY·W_down) exist `rows` sorted rows at a
- * time, and its f32 weight-gradient sums `gradElements` (or one expert's) at a time. Tests shrink
- * them to cover several slices on small shapes.
+ * time. Tests shrink them to cover several slices on small shapes.
  */
-export const bf16Slices = { rows: 1024, gradElements: 1 << 22 };
+export const bf16Slices = { rows: 1024 };
 
 /** c narrowed to the sorted rows [r0, r1): segment offsets, the routing's rows, and x's rows (rows form). */
 function rowSlice(c: NodeContext, r0: number, r1: number): NodeContext {
@@ -529,48 +528,18 @@ function lastGemms(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArr
 }
 
 /**
- * bf16: each weight gradient's GEMMs on their own (hh: h already times each row's combine weight), a group of experts at a time (the rows of
- * those experts only), each group's f32 sums rounded to bf16 at once: at most bf16Slices.gradElements
- * f32 elements (or one expert's) of weight gradient exist at a time. f32 weights under autocast
- * (LowWeights): the f32 sums are the gradients, all in one pool pass as the f32 node's.
+ * bf16: the weight gradients' GEMMs in one pool pass (hh: h already times each row's combine
+ * weight). bf16 weights get bf16 gradients written by the GEMMs themselves (each f32 sum rounded
+ * once as its tile is final: no f32 gradient exists); f32 weights under autocast (LowWeights)
+ * get the f32 sums, as the f32 node's.
  */
 function bf16WeightGrads(c: NodeContext, gs: FloatArray, hh: FloatArray, dgu: FloatArray): LastGrads {
-  const none = (): LastGrads => ({ dDown: null, dFirst: c.wList.map(() => null), dFirstBias: null, dDownBias: null, da: null });
-  if (c.wDown.dtype === 'f32') {
-    const grad = (t: Tensor) => (t.requiresGrad ? uninitializedFloatArrayLike(c.down, t.size) : null);
-    const g = { ...none(), dDown: grad(c.wDown), dFirst: c.wList.map(grad) };
-    c.k.batched(() => lastGemms({ ...c, rowW: null }, gs, hh, dgu, g)); // rowW null: hh is h times the combine weights
-    return g;
-  }
-  const one = (t: Tensor, put: (g: LastGrads, a: FloatArray) => void): FloatArray | null => {
-    if (!t.requiresGrad) return null;
-    const per = t.size / c.E;
-    const group = Math.max(1, Math.floor(bf16Slices.gradElements / per));
-    const out = new BF16Array(t.size);
-    const buf = acquireScratch(c.xs, Math.min(c.E, group) * per);
-    for (let e0 = 0; e0 < c.E; e0 += group) {
-      const e1 = Math.min(c.E, e0 + group);
-      const [r0, r1] = [c.seg[e0]!, c.seg[e1]!];
-      // rowW null: hh holds h times the combine weights already (bf16Backward)
-      const sc = { ...rowSlice(c, r0, r1), rowW: null, E: e1 - e0, seg: c.seg.slice(e0, e1 + 1).map((s) => s - r0) };
-      const g = none();
-      put(g, buf);
-      lastGemms(sc, sc.rowTok ? gs : gs.subarray(r0 * c.H), hh.subarray(r0 * c.I), dgu.subarray(r0 * c.P), g);
-      c.k.bf16!.narrow(buf.subarray(0, (e1 - e0) * per) as Float32Array, out.subarray(e0 * per, e1 * per));
-    }
-    releaseScratch(buf);
-    return out as unknown as FloatArray;
-  };
-  const out = none();
-  out.dDown = one(c.wDown, (g, a) => {
-    g.dDown = a;
-  });
-  out.dFirst = c.wList.map((w, idx) =>
-    one(w, (g, a) => {
-      g.dFirst[idx] = a;
-    }),
-  );
-  return out;
+  const f32 = c.wDown.dtype === 'f32';
+  const grad = (t: Tensor): FloatArray | null =>
+    !t.requiresGrad ? null : f32 ? uninitializedFloatArrayLike(c.down, t.size) : (new BF16Array(t.size) as unknown as FloatArray);
+  const g: LastGrads = { dDown: grad(c.wDown), dFirst: c.wList.map(grad), dFirstBias: null, dDownBias: null, da: null };
+  c.k.batched(() => lastGemms({ ...c, rowW: null }, gs, hh, dgu, g)); // rowW null: hh is h times the combine weights
+  return g;
 }
 
 /**
