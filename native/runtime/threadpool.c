@@ -6,7 +6,13 @@
  * CAS fails for a worker that woke up late and still holds an older
  * generation, so it can never run a task of a job it did not see published.
  * The job fields (fn, ctx, n) are only rewritten after every task of the
- * previous job has finished, which is why a successful claim may read them.
+ * previous job has finished and the caller has closed it: g_state = (gen,
+ * TASK_MASK), so that no claim of it can succeed any more. Without the close, a
+ * worker holding (gen, n_old) could read the next job's larger n before that
+ * job's generation is published and claim (gen, n_old) -> n_old + 1: it would
+ * run a task of the next job outside it and count it in that job's g_done, and
+ * the caller would return while a task still ran (wrong outputs and writes into
+ * freed packs; seen with the bf16 GEMM's three short jobs a batch).
  * The caller counts finished tasks in g_done and returns when all are done.
  *
  * Sleeping. Workers spin on g_state for g_spin_ns, then sleep on g_cv. The
@@ -52,7 +58,7 @@ static atomic_int g_active = 1; /* threads a job uses, caller included */
 static atomic_int g_sleepers = 0;
 static atomic_flag g_busy = ATOMIC_FLAG_INIT; /* a caller owns the pool */
 
-static _Atomic uint64_t g_state = 0;
+static _Atomic uint64_t g_state = TASK_MASK; /* generation 0, closed */
 static _Atomic(mk_task_fn) g_fn = NULL;
 static _Atomic(void *) g_ctx = NULL;
 static _Atomic int64_t g_n = 0;
@@ -88,7 +94,8 @@ static void run_tasks(uint64_t gen, int tid) {
   for (;;) {
     if ((s >> TASK_BITS) != gen) return;
     uint64_t i = s & TASK_MASK;
-    if ((int64_t)i >= atomic_load_explicit(&g_n, memory_order_relaxed)) return;
+    /* acquire: a new job's n is seen only with its caller's close of the old job before it */
+    if ((int64_t)i >= atomic_load_explicit(&g_n, memory_order_acquire)) return;
     if (atomic_compare_exchange_weak_explicit(&g_state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
       mk_task_fn fn = atomic_load_explicit(&g_fn, memory_order_relaxed);
       fn(atomic_load_explicit(&g_ctx, memory_order_relaxed), (int64_t)i, tid);
@@ -180,7 +187,7 @@ void mk_parallel_for(int64_t n_tasks, mk_task_fn fn, void *ctx) {
   tl_inside = 1;
   atomic_store_explicit(&g_fn, fn, memory_order_relaxed);
   atomic_store_explicit(&g_ctx, ctx, memory_order_relaxed);
-  atomic_store_explicit(&g_n, n_tasks, memory_order_relaxed);
+  atomic_store_explicit(&g_n, n_tasks, memory_order_release);
   atomic_store_explicit(&g_done, 0, memory_order_relaxed);
   uint64_t gen = (atomic_load(&g_state) >> TASK_BITS) + 1;
   gen &= (UINT64_C(1) << (64 - TASK_BITS)) - 1;
@@ -196,6 +203,7 @@ void mk_parallel_for(int64_t n_tasks, mk_task_fn fn, void *ctx) {
     CPU_RELAX();
     if ((++spins & 1023) == 0) sched_yield(); /* a worker may be descheduled */
   }
+  atomic_store(&g_state, (gen << TASK_BITS) | TASK_MASK); /* closed: see the protocol above */
   tl_inside = 0;
   atomic_flag_clear_explicit(&g_busy, memory_order_release);
 }

@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
     if (best != MK_ISA_SCALAR) isas[n++] = MK_ISA_SCALAR;
   }
   mk_set_num_threads(3); /* several pool tasks, as the addon runs them */
+  kc_check_pool();
   for (int i = 0; i < n; i++) {
     if ((int)mk_cpu_set_isa((mk_isa)isas[i]) != isas[i]) {
       fprintf(stderr, "kernels_check: this CPU does not run %s (best: %s)\n", mk_isa_name((mk_isa)isas[i]),

@@ -5,7 +5,8 @@
  * conversions and pair packs (kernels_check_bf16.c, the MoE kernels' bf16 operand packs in
  * kernels_check_moe_bf16.c) and the f32 exp rows and GELU (kernels_check_vec.c) of every ISA
  * this CPU runs, against plain C references in double at small sizes (the packs bit for bit
- * against panels built by their formulas). Built for the host and, with Debian's
+ * against panels built by their formulas), and once the thread pool's hand-over between
+ * back-to-back jobs (kernels_check_pool.c). Built for the host and, with Debian's
  * aarch64-linux-gnu-gcc, for aarch64 to run the NEON kernels under qemu-aarch64
  * (test/native-kernels-check.test.ts). Not part of the addon (binding.gyp lists the kernel
  * folders only). Prints one line per failure; exits 1 if any check failed.
@@ -34,5 +35,7 @@ void kc_check_packs(void);
 void kc_check_bf16(void);
 void kc_check_moe_bf16(void);
 void kc_check_vec(void);
+/* Not per ISA: the thread pool's hand-over between back-to-back jobs (kernels_check_pool.c). */
+void kc_check_pool(void);
 
 #endif
